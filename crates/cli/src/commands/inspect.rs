@@ -1,0 +1,141 @@
+//! `nimbus inspect`: a component's imports and exports, as WIT-style text
+//! or JSON, plus which HTTP world (if any) Nimbus would serve it as.
+
+use anyhow::Context as _;
+use clap::Args;
+use nimbus_runtime::artifact::Digest;
+use serde::Serialize;
+use std::path::PathBuf;
+use wit_parser::{Resolve, WorldItem, WorldKey};
+
+/// Arguments of `nimbus inspect`.
+#[derive(Args)]
+pub(crate) struct InspectCommand {
+    /// The component (`.wasm`).
+    path: PathBuf,
+    /// Print JSON instead of WIT-style text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    path: String,
+    size: usize,
+    digest: String,
+    http: Option<&'static str>,
+    imports: Vec<Item>,
+    exports: Vec<Item>,
+}
+
+#[derive(Serialize)]
+struct Item {
+    name: String,
+    kind: &'static str,
+    functions: Vec<String>,
+}
+
+impl InspectCommand {
+    pub(crate) fn execute(self) -> anyhow::Result<()> {
+        let bytes = super::read_component(&self.path)?;
+        let decoded = wit_component::decode(&bytes).with_context(|| {
+            format!(
+                "cannot decode the component types of `{}`",
+                self.path.display()
+            )
+        })?;
+        let resolve = decoded.resolve();
+        let world = &resolve.worlds[decoded.package_world()?];
+        let items = |map: &wit_parser::IndexMap<WorldKey, WorldItem>| {
+            map.iter()
+                .filter_map(|(k, v)| item(resolve, k, v))
+                .collect::<Vec<_>>()
+        };
+        let imports = items(&world.imports);
+        let exports = items(&world.exports);
+        let http = if exports
+            .iter()
+            .any(|e| e.name.starts_with("wasi:http/handler@0.3"))
+        {
+            Some("p3")
+        } else if exports
+            .iter()
+            .any(|e| e.name.starts_with("wasi:http/incoming-handler@0.2"))
+        {
+            Some("p2")
+        } else {
+            None
+        };
+        let report = Report {
+            path: self.path.display().to_string(),
+            size: bytes.len(),
+            digest: Digest::of(&bytes).to_string(),
+            http,
+            imports,
+            exports,
+        };
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print_text(&report);
+        }
+        Ok(())
+    }
+}
+
+trait PackageWorld {
+    fn package_world(&self) -> anyhow::Result<wit_parser::WorldId>;
+}
+
+impl PackageWorld for wit_component::DecodedWasm {
+    fn package_world(&self) -> anyhow::Result<wit_parser::WorldId> {
+        match self {
+            wit_component::DecodedWasm::Component(_, world) => Ok(*world),
+            wit_component::DecodedWasm::WitPackage(..) => {
+                anyhow::bail!("this is a WIT package, not a runnable component")
+            }
+        }
+    }
+}
+
+fn item(resolve: &Resolve, key: &WorldKey, item: &WorldItem) -> Option<Item> {
+    match item {
+        WorldItem::Interface { id, .. } => Some(Item {
+            name: resolve.name_world_key(key),
+            kind: "interface",
+            functions: resolve.interfaces[*id].functions.keys().cloned().collect(),
+        }),
+        WorldItem::Function(f) => Some(Item {
+            name: f.name.clone(),
+            kind: "function",
+            functions: Vec::new(),
+        }),
+        WorldItem::Type { .. } => None,
+    }
+}
+
+fn print_text(report: &Report) {
+    println!(
+        "// {} ({} bytes, {})",
+        report.path, report.size, report.digest
+    );
+    match report.http {
+        Some(kind) => println!("// serves HTTP as wasi:http {kind}"),
+        None => println!("// exports no wasi:http handler"),
+    }
+    println!("world component {{");
+    for (direction, items) in [("import", &report.imports), ("export", &report.exports)] {
+        for item in items.iter() {
+            match item.kind {
+                "function" => println!("  {direction} {}: func;", item.name),
+                _ if item.functions.is_empty() => println!("  {direction} {};", item.name),
+                _ => println!(
+                    "  {direction} {}; // {}",
+                    item.name,
+                    item.functions.join(", ")
+                ),
+            }
+        }
+    }
+    println!("}}");
+}

@@ -1,0 +1,206 @@
+//! `nimbus serve`: run one component or a workload manifest standalone on
+//! the embedded defaults, print the URL, serve until Ctrl-C, then drain.
+
+use anyhow::{Context as _, bail};
+use clap::{Args, ValueEnum};
+use nimbus_runtime::http::{DevRouter, DynamicRouter, Router};
+use nimbus_runtime::workload::{
+    ComponentSpec, HostInterface, Workload, WorkloadSpec, load_manifest_file,
+};
+use nimbus_runtime::{Host, HostConfig};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Arguments of `nimbus serve`.
+#[derive(Args)]
+pub(crate) struct ServeCommand {
+    /// A component (`.wasm`) or a workload manifest (`.yaml`).
+    path: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    addr: SocketAddr,
+    /// How requests pick a workload: `dev` sends everything to the newest
+    /// workload, `host` routes by Host header. Default: `dev` for a single
+    /// workload, `host` for several.
+    #[arg(long, value_enum)]
+    router: Option<RouterKind>,
+    /// Directory for compiled-code cache (default: the user cache dir).
+    #[arg(long, conflicts_with = "no_cache")]
+    cache_dir: Option<PathBuf>,
+    /// Do not cache compiled code on disk.
+    #[arg(long)]
+    no_cache: bool,
+    /// How long to let in-flight requests finish after Ctrl-C, in seconds.
+    #[arg(long, default_value_t = 30)]
+    drain_timeout: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RouterKind {
+    Dev,
+    Host,
+}
+
+impl ServeCommand {
+    pub(crate) fn execute(self) -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        runtime.block_on(self.run())
+    }
+
+    async fn run(self) -> anyhow::Result<()> {
+        let workloads = load_workloads(&self.path)?;
+        let router: Arc<dyn Router> = match self.router.unwrap_or(if workloads.len() == 1 {
+            RouterKind::Dev
+        } else {
+            RouterKind::Host
+        }) {
+            RouterKind::Dev => Arc::new(DevRouter::new()),
+            RouterKind::Host => Arc::new(DynamicRouter::new()),
+        };
+        let mut config = HostConfig::default();
+        if self.no_cache {
+            config.cache_dir = None;
+        } else if let Some(dir) = &self.cache_dir {
+            config.cache_dir = Some(dir.clone());
+        }
+        let host = Host::new(config, router)?;
+        for workload in workloads {
+            let id = workload.id();
+            let status = host
+                .start_workload(workload)
+                .await
+                .with_context(|| format!("cannot start workload `{id}`"))?;
+            for component in &status.components {
+                let http = component.http.map(|k| {
+                    format!(
+                        " (wasi:http {})",
+                        serde_json::to_value(k)
+                            .unwrap_or_default()
+                            .as_str()
+                            .unwrap_or("")
+                    )
+                });
+                eprintln!(
+                    "started {id}: component `{}` {}{}",
+                    component.name,
+                    component.digest,
+                    http.unwrap_or_default()
+                );
+            }
+        }
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", self.addr))?;
+        let addr = listener.local_addr()?;
+        println!("Serving on http://{addr}/");
+        println!("Try: curl http://{addr}/");
+        let drain = Duration::from_secs(self.drain_timeout);
+        let drained = nimbus_runtime::http::serve(listener, host, shutdown_signal(), drain).await?;
+        if drained {
+            eprintln!("stopped");
+        } else {
+            eprintln!(
+                "stopped; some requests did not finish within {}s",
+                self.drain_timeout
+            );
+        }
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    eprintln!("draining in-flight requests…");
+}
+
+/// A component file becomes a one-component workload; anything else must
+/// be a manifest.
+fn load_workloads(path: &Path) -> anyhow::Result<Vec<Workload>> {
+    let mut head = [0u8; 4];
+    let is_wasm = {
+        use std::io::Read;
+        let mut file = std::fs::File::open(path)
+            .with_context(|| format!("cannot read `{}`", path.display()))?;
+        file.read(&mut head)
+            .map(|n| n == 4 && &head == b"\0asm")
+            .unwrap_or(false)
+    };
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if is_wasm || extension == "wasm" {
+        super::read_component(path)?;
+        let absolute = std::fs::canonicalize(path)
+            .with_context(|| format!("cannot resolve `{}`", path.display()))?;
+        let name = sanitize_name(
+            path.file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("component"),
+        );
+        return Ok(vec![Workload {
+            namespace: "default".into(),
+            name: name.clone(),
+            spec: WorkloadSpec {
+                components: vec![ComponentSpec {
+                    name,
+                    image: format!("file://{}", absolute.display()),
+                    ..Default::default()
+                }],
+                host_interfaces: vec![HostInterface {
+                    namespace: "wasi".into(),
+                    package: "http".into(),
+                    interfaces: vec!["incoming-handler".into()],
+                    config: [("host".to_string(), "localhost".to_string())].into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        }]);
+    }
+    if !matches!(extension, "yaml" | "yml" | "json") {
+        bail!(
+            "`{}` is neither a WebAssembly component (.wasm) nor a workload manifest (.yaml)",
+            path.display()
+        );
+    }
+    let documents = load_manifest_file(path)?;
+    Ok(documents.into_iter().map(|d| d.workload).collect())
+}
+
+fn sanitize_name(stem: &str) -> String {
+    let name: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "component".into()
+    } else {
+        name
+    }
+}

@@ -1,0 +1,192 @@
+//! The `nimbus` binary as a user meets it: `inspect`, `serve`, and one clear
+//! line (never a panic or backtrace) for every kind of bad input.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use test_programs::{P2_HELLO, P3_HELLO};
+
+fn nimbus() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nimbus"));
+    cmd.env("RUST_BACKTRACE", "1")
+        .env_remove("RUST_LOG")
+        .env_remove("NIMBUS_LOG");
+    cmd
+}
+
+fn cache_dir() -> String {
+    format!("{}/nimbus-compiled", env!("CARGO_TARGET_TMPDIR"))
+}
+
+/// Runs `nimbus ARGS`, expects failure, returns stderr after checking it is
+/// one clear line.
+fn fails(args: &[&str]) -> String {
+    let out = nimbus().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "expected failure for {args:?}");
+    assert!(
+        !stderr.contains("panicked")
+            && !stderr.contains("backtrace")
+            && !stderr.contains("RUST_BACKTRACE"),
+        "{stderr}"
+    );
+    let lines: Vec<_> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line of error, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    lines[0].to_string()
+}
+
+fn temp_file(name: &str, bytes: &[u8]) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    (dir, path.display().to_string())
+}
+
+#[test]
+fn inspect_lists_imports_and_exports() {
+    let out = nimbus().args(["inspect", P2_HELLO]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("export wasi:http/incoming-handler@0.2"),
+        "{text}"
+    );
+    assert!(text.contains("import wasi:http/types@0.2"), "{text}");
+    assert!(text.contains("serves HTTP as wasi:http p2"), "{text}");
+
+    let out = nimbus()
+        .args(["inspect", "--json", P3_HELLO])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["http"], "p3");
+    assert!(json["digest"].as_str().unwrap().starts_with("sha256:"));
+    let exports: Vec<&str> = json["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        exports
+            .iter()
+            .any(|e| e.starts_with("wasi:http/handler@0.3.0")),
+        "{exports:?}"
+    );
+}
+
+#[test]
+fn bad_inputs_get_one_clear_line() {
+    let line = fails(&["inspect", "/nonexistent/app.wasm"]);
+    assert!(
+        line.contains("cannot read") && line.contains("/nonexistent/app.wasm"),
+        "{line}"
+    );
+    let line = fails(&["serve", "/nonexistent/app.wasm"]);
+    assert!(line.contains("cannot read"), "{line}");
+
+    let (_d, text) = temp_file("notes.wasm", b"this is not wasm");
+    assert!(fails(&["inspect", &text]).contains("not a WebAssembly file"));
+    assert!(fails(&["serve", &text]).contains("not a WebAssembly file"));
+
+    let good = std::fs::read(P2_HELLO).unwrap();
+    let (_d, truncated) = temp_file("truncated.wasm", &good[..good.len() / 3]);
+    assert!(fails(&["inspect", &truncated]).contains("truncated or malformed"));
+    assert!(fails(&["serve", &truncated]).contains("truncated or malformed"));
+
+    let (_d, core) = temp_file("core.wasm", b"\0asm\x01\0\0\0");
+    let line = fails(&["serve", &core]);
+    assert!(
+        line.contains("core WebAssembly module") && line.contains("wasm32-wasip2"),
+        "{line}"
+    );
+
+    let component = wat::parse_str(
+        r#"(component (import "wasi:keyvalue/store@0.2.0-draft" (instance (export "get" (func (param "key" string) (result u32))))))"#,
+    )
+    .unwrap();
+    let (_d, kv) = temp_file("kv.wasm", &component);
+    let line = fails(&["serve", &kv, "--addr", "127.0.0.1:0", "--no-cache"]);
+    assert!(
+        line.contains(
+            "imports `wasi:keyvalue/store@0.2.0-draft`, which this host does not provide"
+        ),
+        "{line}"
+    );
+
+    let (_d, manifest) = temp_file("w.yaml", b"apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: x\nspec:\n  components:\n    - name: a\n      image: ''\n");
+    let line = fails(&["serve", &manifest]);
+    assert!(line.contains("spec.components[0].image"), "{line}");
+    let (_d, other) = temp_file("readme.txt", b"hello");
+    assert!(fails(&["serve", &other]).contains("neither a WebAssembly component"));
+}
+
+#[test]
+fn serve_answers_and_drains_on_ctrl_c() {
+    let mut child = nimbus()
+        .args([
+            "serve",
+            P2_HELLO,
+            "--addr",
+            "127.0.0.1:0",
+            "--cache-dir",
+            &cache_dir(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("serve prints its URL");
+    let addr = line
+        .strip_prefix("Serving on http://")
+        .and_then(|s| s.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    let curl = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(curl.starts_with("Try: curl http://"), "{curl}");
+
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: anything\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("hello from p2\n"), "{response}");
+
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "serve did not exit after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "exit status {exit:?}");
+}

@@ -1,0 +1,522 @@
+//! The host: one engine, one artifact store, one linker, the running
+//! workloads and the router, behind a cheap-to-clone handle.
+//!
+//! Lifecycle operations (start, replace, stop) are serialized by one async
+//! lock and publish a new workload table atomically; the request path only
+//! reads that table (lock-free), so a replace never blocks traffic and
+//! in-flight requests finish on the version they started on.
+
+use crate::artifact::{ArtifactError, ArtifactStore};
+use crate::engine::{Engine, EngineConfig, EngineError};
+use crate::http::body::{ResponseBody, error_response};
+use crate::http::router::{RouteError, Router};
+use crate::limits::{LimitDefaults, Limits};
+use crate::outbound::OutboundPolicy;
+use crate::wasi::{ComponentEnv, Mount, StoreState, build_linker};
+use crate::workload::instance::{ComponentInstances, HttpKind, ReusePolicy};
+use crate::workload::running::{HttpTarget, RunningWorkload};
+use crate::workload::{
+    ComponentSpec, ComponentStatus, ManifestError, Workload, WorkloadState, WorkloadStatus,
+    local_image_path, validate_workload,
+};
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::Semaphore;
+use wasmtime::component::Linker;
+use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
+
+/// Host settings.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Engine settings.
+    pub engine: EngineConfig,
+    /// Where compiled components are cached; `None` disables the disk cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Limits for components that do not set their own.
+    pub limits: LimitDefaults,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            engine: EngineConfig::default(),
+            cache_dir: crate::artifact::default_cache_dir(),
+            limits: LimitDefaults::default(),
+        }
+    }
+}
+
+/// Why a host could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The engine could not be built.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The WASI linker could not be built.
+    #[error("cannot link the WASI interfaces: {0}")]
+    Linker(String),
+}
+
+/// Why a workload could not be started, replaced or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    /// The workload is inconsistent.
+    #[error("invalid workload: {0}")]
+    Invalid(#[from] ManifestError),
+    /// A component image is not a local file and remote images are not
+    /// available in this build.
+    #[error(
+        "component `{component}`: cannot fetch image `{image}`: only local files (`file://PATH` or a path) can be run here"
+    )]
+    RemoteImage {
+        /// Component name.
+        component: String,
+        /// The image reference.
+        image: String,
+    },
+    /// A component file could not be read.
+    #[error("component `{component}`: cannot read `{}`: {source}", path.display())]
+    Read {
+        /// Component name.
+        component: String,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The bytes are not a usable component.
+    #[error("component `{component}`: {source}")]
+    Artifact {
+        /// Component name.
+        component: String,
+        /// What is wrong with it.
+        source: ArtifactError,
+    },
+    /// The component needs an interface the host does not provide.
+    #[error("component `{component}` imports `{interface}`, which this host does not provide")]
+    UnsupportedImport {
+        /// Component name.
+        component: String,
+        /// The interface, e.g. `wasi:keyvalue/store@0.2.0-draft`.
+        interface: String,
+    },
+    /// The component could not be linked for another reason.
+    #[error("component `{component}` cannot be linked: {message}")]
+    Link {
+        /// Component name.
+        component: String,
+        /// wasmtime's explanation.
+        message: String,
+    },
+    /// A volume mount could not be set up.
+    #[error("component `{component}`: {message}")]
+    Volume {
+        /// Component name.
+        component: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The workload declares `wasi:http` but no component serves it.
+    #[error(
+        "workload `{0}` declares wasi:http but no component exports wasi:http/incoming-handler@0.2 or wasi:http/handler@0.3"
+    )]
+    NoHttpHandler(String),
+    /// The router refused the workload's routes.
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    /// A different workload already runs under this id.
+    #[error("workload `{0}` is already running with a different spec; replace it instead")]
+    Conflict(String),
+    /// No workload with this id runs.
+    #[error("workload `{0}` is not running")]
+    NotFound(String),
+    /// A host-side failure (e.g. a panicked compile thread).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A Nimbus host. Clone to share.
+#[derive(Clone)]
+pub struct Host(Arc<HostInner>);
+
+struct HostInner {
+    engine: Engine,
+    artifacts: ArtifactStore,
+    linker: Linker<StoreState>,
+    router: Arc<dyn Router>,
+    limits: LimitDefaults,
+    // Per-component memory limits never exceed what the engine can reserve.
+    max_memory_bytes: usize,
+    workloads: ArcSwap<HashMap<Arc<str>, Arc<RunningWorkload>>>,
+    lifecycle: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("engine", &self.0.engine)
+            .field("workloads", &self.0.workloads.load().len())
+            .finish()
+    }
+}
+
+impl Host {
+    /// Builds a host routing with `router`.
+    pub fn new(config: HostConfig, router: Arc<dyn Router>) -> Result<Self, HostError> {
+        let engine = Engine::new(&config.engine)?;
+        let linker =
+            build_linker(engine.wasmtime()).map_err(|e| HostError::Linker(format!("{e:#}")))?;
+        let artifacts = ArtifactStore::new(engine.clone(), config.cache_dir.clone());
+        Ok(Self(Arc::new(HostInner {
+            engine,
+            artifacts,
+            linker,
+            router,
+            limits: config.limits,
+            max_memory_bytes: config.engine.max_memory_bytes,
+            workloads: ArcSwap::default(),
+            lifecycle: tokio::sync::Mutex::new(()),
+        })))
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.0.engine
+    }
+
+    /// The artifact store (compiled components and their counters).
+    pub fn artifacts(&self) -> &ArtifactStore {
+        &self.0.artifacts
+    }
+
+    /// The router.
+    pub fn router(&self) -> &Arc<dyn Router> {
+        &self.0.router
+    }
+
+    /// Starts a workload. Starting an id that already runs the same spec is a
+    /// no-op returning its status.
+    pub async fn start_workload(
+        &self,
+        workload: Workload,
+    ) -> Result<WorkloadStatus, WorkloadError> {
+        let id = workload.id();
+        if let Some(status) = self.same_as_running(&id, &workload)? {
+            return Ok(status);
+        }
+        let running = self.prepare(workload).await?;
+        let _guard = self.0.lifecycle.lock().await;
+        if let Some(status) = self.same_as_running(&id, &running.workload)? {
+            return Ok(status);
+        }
+        self.publish(running)
+    }
+
+    /// Replaces (or starts) a workload atomically: the new version is
+    /// compiled and linked first, then swapped in; requests already running
+    /// finish on the old version.
+    pub async fn replace_workload(
+        &self,
+        workload: Workload,
+    ) -> Result<WorkloadStatus, WorkloadError> {
+        let running = self.prepare(workload).await?;
+        let _guard = self.0.lifecycle.lock().await;
+        self.publish(running)
+    }
+
+    /// Stops a workload; in-flight requests finish.
+    pub async fn stop_workload(&self, id: &str) -> Result<WorkloadStatus, WorkloadError> {
+        let _guard = self.0.lifecycle.lock().await;
+        let current = self.0.workloads.load();
+        let running = current
+            .get(id)
+            .cloned()
+            .ok_or_else(|| WorkloadError::NotFound(id.to_string()))?;
+        let mut next = (**current).clone();
+        next.remove(id);
+        self.0.workloads.store(Arc::new(next));
+        self.0.router.workload_unbound(id);
+        tracing::info!(workload = id, "workload stopped");
+        Ok(running.status(WorkloadState::Stopped))
+    }
+
+    /// Status of one workload, if it runs.
+    pub fn workload_status(&self, id: &str) -> Option<WorkloadStatus> {
+        self.0
+            .workloads
+            .load()
+            .get(id)
+            .map(|w| w.status(WorkloadState::Running))
+    }
+
+    /// Status of every running workload, sorted by id.
+    pub fn workloads(&self) -> Vec<WorkloadStatus> {
+        let mut all: Vec<_> = self
+            .0
+            .workloads
+            .load()
+            .values()
+            .map(|w| w.status(WorkloadState::Running))
+            .collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    /// Routes and serves one HTTP request.
+    pub async fn handle<B>(&self, request: http::Request<B>) -> http::Response<ResponseBody>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let (parts, body) = request.into_parts();
+        let id = match self.0.router.route(&parts) {
+            Ok(id) => id,
+            Err(error) => return error_response(error.status(), &error.to_string()),
+        };
+        let Some(workload) = self.0.workloads.load().get(&id).cloned() else {
+            return error_response(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                &format!("workload `{id}` is not running"),
+            );
+        };
+        workload
+            .handle(http::Request::from_parts(parts, body))
+            .await
+    }
+
+    fn same_as_running(
+        &self,
+        id: &str,
+        workload: &Workload,
+    ) -> Result<Option<WorkloadStatus>, WorkloadError> {
+        match self.0.workloads.load().get(id) {
+            Some(running) if running.workload == *workload => {
+                Ok(Some(running.status(WorkloadState::Running)))
+            }
+            Some(_) => Err(WorkloadError::Conflict(id.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    fn publish(&self, running: RunningWorkload) -> Result<WorkloadStatus, WorkloadError> {
+        self.0
+            .router
+            .workload_resolved(&running.id, &running.workload)?;
+        let running = Arc::new(running);
+        let mut next = (**self.0.workloads.load()).clone();
+        let replaced = next.insert(running.id.clone(), running.clone()).is_some();
+        self.0.workloads.store(Arc::new(next));
+        tracing::info!(workload = %running.id, replaced, "workload running");
+        Ok(running.status(WorkloadState::Running))
+    }
+
+    /// Compiles, links and wires a workload without publishing it.
+    async fn prepare(&self, workload: Workload) -> Result<RunningWorkload, WorkloadError> {
+        validate_workload(&workload, "spec")?;
+        let id: Arc<str> = Arc::from(workload.id());
+        let mut scratch = Vec::new();
+        let mut volume_dirs: HashMap<String, PathBuf> = HashMap::new();
+        for volume in &workload.spec.volumes {
+            let dir = if let Some(host) = &volume.host_path {
+                PathBuf::from(&host.path)
+            } else {
+                let dir = tempfile::Builder::new()
+                    .prefix("nimbus-emptydir-")
+                    .tempdir()
+                    .map_err(|e| {
+                        WorkloadError::Internal(format!(
+                            "cannot create emptyDir volume `{}`: {e}",
+                            volume.name
+                        ))
+                    })?;
+                let path = dir.path().to_path_buf();
+                scratch.push(dir);
+                path
+            };
+            volume_dirs.insert(volume.name.clone(), dir);
+        }
+
+        let mut components = Vec::new();
+        let mut http = None;
+        let mut max_concurrent = self.0.limits.max_concurrent_requests;
+        for spec in &workload.spec.components {
+            let (status, target, limits) = self
+                .prepare_component(&workload, &id, spec, &volume_dirs)
+                .await?;
+            components.push(status);
+            if let Some(target) = target {
+                if http.is_none() {
+                    max_concurrent = limits.max_concurrent_requests;
+                    http = Some(target);
+                } else {
+                    tracing::warn!(workload = %id, component = %spec.name, "several components export an HTTP handler; the first one serves requests");
+                }
+            }
+        }
+        if http.is_none() && workload.spec.http_interface().is_some() {
+            return Err(WorkloadError::NoHttpHandler(id.to_string()));
+        }
+        Ok(RunningWorkload {
+            id,
+            workload,
+            components,
+            http,
+            admission: Arc::new(Semaphore::new(max_concurrent as usize)),
+            max_concurrent,
+            started_at: SystemTime::now(),
+            _scratch: scratch,
+        })
+    }
+
+    async fn prepare_component(
+        &self,
+        workload: &Workload,
+        id: &Arc<str>,
+        spec: &ComponentSpec,
+        volume_dirs: &HashMap<String, PathBuf>,
+    ) -> Result<(ComponentStatus, Option<HttpTarget>, Limits), WorkloadError> {
+        let path = local_image_path(&spec.image).ok_or_else(|| WorkloadError::RemoteImage {
+            component: spec.name.clone(),
+            image: spec.image.clone(),
+        })?;
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|source| WorkloadError::Read {
+                component: spec.name.clone(),
+                path: path.clone(),
+                source,
+            })?;
+        let host = self.clone();
+        let artifact = tokio::task::spawn_blocking(move || host.0.artifacts.load(&bytes))
+            .await
+            .map_err(|e| WorkloadError::Internal(format!("compile task failed: {e}")))?
+            .map_err(|source| WorkloadError::Artifact {
+                component: spec.name.clone(),
+                source,
+            })?;
+
+        let pre = self
+            .0
+            .linker
+            .instantiate_pre(&artifact.component)
+            .map_err(|e| link_error(&spec.name, &e))?;
+        let (pre, kind) = match wasmtime_wasi_http::p3::bindings::ServicePre::new(pre.clone()) {
+            Ok(p3) => (Some(ProxyPre::P3(p3)), Some(HttpKind::P3)),
+            Err(_) => match wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre) {
+                Ok(p2) => (Some(ProxyPre::P2(p2)), Some(HttpKind::P2)),
+                Err(_) => (None, None),
+            },
+        };
+
+        let lr = &spec.local_resources;
+        let limits = Limits::resolve(lr, &self.0.limits, self.0.max_memory_bytes);
+        let mut mounts = Vec::new();
+        for mount in &lr.volume_mounts {
+            let host_path =
+                volume_dirs
+                    .get(&mount.name)
+                    .cloned()
+                    .ok_or_else(|| WorkloadError::Volume {
+                        component: spec.name.clone(),
+                        message: format!("no volume named `{}`", mount.name),
+                    })?;
+            if !host_path.is_dir() {
+                return Err(WorkloadError::Volume {
+                    component: spec.name.clone(),
+                    message: format!(
+                        "volume `{}`: `{}` is not a directory",
+                        mount.name,
+                        host_path.display()
+                    ),
+                });
+            }
+            mounts.push(Mount {
+                host_path,
+                guest_path: mount.mount_path.clone(),
+                writable: mount.writable(),
+            });
+        }
+        let outbound = OutboundPolicy::new(&lr.allowed_hosts).map_err(|message| {
+            WorkloadError::Invalid(ManifestError {
+                path: format!("component `{}` allowedHosts", spec.name),
+                message,
+            })
+        })?;
+        let env = Arc::new(ComponentEnv {
+            workload: id.clone(),
+            component: Arc::from(spec.name.as_str()),
+            environment: lr
+                .environment
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            mounts,
+            sockets: workload.spec.allows_sockets(),
+            outbound: Arc::new(outbound),
+            router: self.0.router.clone(),
+            limits: limits.clone(),
+        });
+
+        let target = match (pre, kind) {
+            (Some(pre), Some(kind)) => {
+                let defaults = ReusePolicy::defaults_for(kind);
+                let reuse = ReusePolicy {
+                    max_requests_per_instance: spec
+                        .max_invocations
+                        .map(|n| n as usize)
+                        .unwrap_or(defaults.max_requests_per_instance),
+                    max_concurrent_per_instance: match kind {
+                        // A P2 instance cannot take a second request while one runs.
+                        HttpKind::P2 => 1,
+                        HttpKind::P3 => spec
+                            .max_concurrency
+                            .map(|n| n as usize)
+                            .unwrap_or(defaults.max_concurrent_per_instance),
+                    },
+                    idle_timeout: spec
+                        .idle_timeout_ms
+                        .map(Duration::from_millis)
+                        .unwrap_or(defaults.idle_timeout),
+                };
+                let instances = ComponentInstances {
+                    engine: self.0.engine.wasmtime().clone(),
+                    pre,
+                    env,
+                    reuse,
+                };
+                Some(HttpTarget {
+                    handler: ProxyHandler::new(instances),
+                    component: Arc::from(spec.name.as_str()),
+                    timeout: limits.request_timeout,
+                })
+            }
+            _ => None,
+        };
+        let status = ComponentStatus {
+            name: spec.name.clone(),
+            digest: artifact.digest.to_string(),
+            http: kind,
+        };
+        Ok((status, target, limits))
+    }
+}
+
+/// Turns wasmtime's link failure into a message naming the missing interface.
+fn link_error(component: &str, error: &wasmtime::Error) -> WorkloadError {
+    let top = error.to_string();
+    if top.contains("a matching implementation was not found in the linker")
+        && let Some(interface) = top.split('`').nth(1)
+    {
+        return WorkloadError::UnsupportedImport {
+            component: component.to_string(),
+            interface: interface.to_string(),
+        };
+    }
+    WorkloadError::Link {
+        component: component.to_string(),
+        message: format!("{error:#}"),
+    }
+}

@@ -1,0 +1,63 @@
+//! The HTTP server in front of the host.
+//!
+//! hyper 1 with hyper-util's auto builder: HTTP/1.1 and HTTP/2 cleartext
+//! (prior knowledge) on one port, `TCP_NODELAY` on every connection. It takes
+//! an already-bound listener and a shutdown future (so tests bind port 0);
+//! on shutdown it stops accepting, lets in-flight requests finish for up to
+//! the drain timeout, then returns.
+
+use crate::host::Host;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Serves `host` on `listener` until `shutdown` resolves, then drains
+/// in-flight requests for at most `drain_timeout`. Returns whether every
+/// connection finished in time.
+pub async fn serve(
+    listener: TcpListener,
+    host: Host,
+    shutdown: impl Future<Output = ()>,
+    drain_timeout: Duration,
+) -> std::io::Result<bool> {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Running out of file descriptors and similar are
+                    // transient; back off instead of spinning or exiting.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let host = host.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let host = host.clone();
+            async move { Ok::<_, Infallible>(host.handle(request).await) }
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, error = %error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    Ok(tokio::time::timeout(drain_timeout, graceful.shutdown())
+        .await
+        .is_ok())
+}

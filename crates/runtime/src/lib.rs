@@ -1,0 +1,44 @@
+//! The Nimbus runtime: run WebAssembly components (WASI P2 and P3) as HTTP
+//! services, fast and fenced.
+//!
+//! # Layout
+//!
+//! - [`engine`]: the wasmtime engine (pooling allocator, copy-on-write
+//!   images, one epoch ticker thread).
+//! - [`artifact`]: component bytes → compiled component, de-duplicated by
+//!   sha256 and cached on disk.
+//! - [`workload`]: the workload model (wasmCloud v2 shapes), manifests, a
+//!   running workload and its instance management.
+//! - [`limits`]: memory, deadline and concurrency limits per component.
+//! - [`wasi`]: the shared linker and each component's WASI context.
+//! - [`outbound`]: the outbound HTTP policy and vetted sender.
+//! - [`http`]: the ingress server and the routers.
+//! - [`host`]: [`Host`], which ties these together.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! use nimbus_runtime::{Host, HostConfig, http::DevRouter};
+//! use std::sync::Arc;
+//!
+//! let host = Host::new(HostConfig::default(), Arc::new(DevRouter::new()))?;
+//! for doc in nimbus_runtime::workload::load_manifest_file("workload.yaml".as_ref())? {
+//!     host.start_workload(doc.workload).await?;
+//! }
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+//! nimbus_runtime::http::serve(listener, host, async { let _ = tokio::signal::ctrl_c().await; },
+//!     std::time::Duration::from_secs(30)).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod artifact;
+pub mod engine;
+pub mod host;
+pub mod http;
+pub mod limits;
+pub mod outbound;
+pub mod wasi;
+pub mod workload;
+
+pub use host::{Host, HostConfig, HostError, WorkloadError};

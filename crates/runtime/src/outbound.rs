@@ -1,0 +1,431 @@
+//! Outbound HTTP policy: which destinations a workload's guests may reach.
+//!
+//! Deny-all by default. A component's `allowedHosts` lists exact hosts,
+//! `*.suffix` wildcards and `*`, each optionally with a port. After DNS
+//! resolution, loopback, private, link-local (including the cloud metadata
+//! address 169.254.169.254) and unspecified addresses are refused unless an
+//! exact (non-wildcard) entry names the destination. The connection then goes
+//! to the vetted address itself, so a second DNS answer cannot swap in a
+//! forbidden one. Denials reach the guest as the WASI error codes
+//! `HTTP-request-denied` and `destination-IP-prohibited`, and the host logs
+//! one line with the workload and the host, never headers or bodies.
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
+const DNS_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostMatch {
+    Any,
+    Exact(String),
+    /// `*.example.com` stored as `.example.com`: subdomains only, not the apex.
+    Suffix(String),
+}
+
+/// One `allowedHosts` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    host: HostMatch,
+    port: Option<u16>,
+}
+
+impl HostPattern {
+    /// Parses `host`, `*.suffix`, `*`, each with an optional `:port`; a
+    /// leading `http://` or `https://` and a trailing `/` are tolerated.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let trimmed = text.trim();
+        let rest = trimmed
+            .strip_prefix("https://")
+            .or_else(|| trimmed.strip_prefix("http://"))
+            .unwrap_or(trimmed)
+            .trim_end_matches('/');
+        if rest.is_empty() {
+            return Err("empty host".into());
+        }
+        let (host, port) =
+            split_host_port(rest).ok_or_else(|| format!("`{text}` is not a host or host:port"))?;
+        let host = host.to_ascii_lowercase();
+        let host = if host == "*" {
+            HostMatch::Any
+        } else if let Some(suffix) = host.strip_prefix("*.") {
+            if suffix.is_empty() || suffix.contains('*') {
+                return Err(format!(
+                    "`{text}`: a wildcard must look like `*.example.com`"
+                ));
+            }
+            HostMatch::Suffix(format!(".{suffix}"))
+        } else if host.contains('*') {
+            return Err(format!(
+                "`{text}`: `*` is only allowed as the whole host or as a leading `*.`"
+            ));
+        } else {
+            HostMatch::Exact(host)
+        };
+        Ok(Self { host, port })
+    }
+
+    fn matches(&self, host: &str, port: u16) -> Option<bool> {
+        if self.port.is_some_and(|p| p != port) {
+            return None;
+        }
+        match &self.host {
+            HostMatch::Any => Some(false),
+            HostMatch::Suffix(suffix) => host.ends_with(suffix.as_str()).then_some(false),
+            HostMatch::Exact(exact) => (exact == host).then_some(true),
+        }
+    }
+}
+
+/// Splits `host[:port]`, understanding `[v6]:port` and bare IPv6.
+fn split_host_port(text: &str) -> Option<(&str, Option<u16>)> {
+    if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        return match after {
+            "" => Some((host, None)),
+            _ => Some((host, Some(after.strip_prefix(':')?.parse().ok()?))),
+        };
+    }
+    if text.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Some((text, None));
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() => Some((host, Some(port.parse().ok()?))),
+        Some(_) => None,
+        None => Some((text, None)),
+    }
+}
+
+/// The outcome of checking a destination against the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Not listed.
+    Denied,
+    /// Listed; `explicit` when an exact entry (not a wildcard) matched,
+    /// which also permits loopback and private addresses.
+    Allowed {
+        /// An exact entry matched.
+        explicit: bool,
+    },
+}
+
+/// A component's outbound allow-list.
+#[derive(Debug, Clone, Default)]
+pub struct OutboundPolicy {
+    patterns: Vec<HostPattern>,
+}
+
+impl OutboundPolicy {
+    /// Builds the policy from `allowedHosts` entries.
+    pub fn new<S: AsRef<str>>(allowed_hosts: &[S]) -> Result<Self, String> {
+        let patterns = allowed_hosts
+            .iter()
+            .map(|h| HostPattern::parse(h.as_ref()))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { patterns })
+    }
+
+    /// Checks a destination host (lower-case, no brackets) and port.
+    pub fn check(&self, host: &str, port: u16) -> Decision {
+        let mut decision = Decision::Denied;
+        for pattern in &self.patterns {
+            match pattern.matches(host, port) {
+                Some(true) => return Decision::Allowed { explicit: true },
+                Some(false) => decision = Decision::Allowed { explicit: false },
+                None => {}
+            }
+        }
+        decision
+    }
+}
+
+/// Addresses a guest may reach only when explicitly allowed: loopback,
+/// private, link-local (cloud metadata included), unspecified, and their
+/// IPv4-mapped IPv6 forms.
+pub fn is_restricted_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                // 100.64.0.0/10, carrier-grade NAT, is private in practice.
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_restricted_ip(IpAddr::V4(v4)),
+            None => {
+                v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_unique_local()
+                    || v6.is_unicast_link_local()
+            }
+        },
+    }
+}
+
+/// The `wasi:http` hooks of one component instance: policy, then a vetted send.
+pub(crate) struct OutboundHooks {
+    pub(crate) policy: Arc<OutboundPolicy>,
+    pub(crate) workload: Arc<str>,
+    pub(crate) component: Arc<str>,
+    pub(crate) router: Arc<dyn crate::http::router::Router>,
+}
+
+type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
+
+impl WasiHttpHooks for OutboundHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _request_body_done: IoFuture,
+    ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>
+    {
+        let policy = self.policy.clone();
+        let workload = self.workload.clone();
+        let component = self.component.clone();
+        let router_allows = self.router.allow_outgoing(&workload, request.uri());
+        Box::new(async move {
+            if !router_allows {
+                tracing::warn!(workload = %workload, component = %component, host = ?request.uri().host(), "outbound HTTP denied by the router");
+                return Err(HttpError::HttpRequestDenied);
+            }
+            send_vetted(&policy, &workload, &component, request, options).await
+        })
+    }
+}
+
+async fn send_vetted(
+    policy: &OutboundPolicy,
+    workload: &str,
+    component: &str,
+    mut request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
+    let uri = request.uri().clone();
+    let use_tls = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+    let host = uri.host().ok_or(HttpError::HttpRequestUriInvalid)?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    let port = uri.port_u16().unwrap_or(if use_tls { 443 } else { 80 });
+
+    let explicit = match policy.check(&host, port) {
+        Decision::Allowed { explicit } => explicit,
+        Decision::Denied => {
+            tracing::warn!(workload, component, host = %host, port, "outbound HTTP denied: destination not in allowedHosts");
+            return Err(HttpError::HttpRequestDenied);
+        }
+    };
+
+    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => {
+            match tokio::time::timeout(DNS_TIMEOUT, tokio::net::lookup_host((host.as_str(), port)))
+                .await
+            {
+                Err(_) => return Err(HttpError::DnsTimeout),
+                Ok(Err(e)) => {
+                    return Err(HttpError::DnsError {
+                        rcode: Some(e.to_string()),
+                        info_code: None,
+                    });
+                }
+                Ok(Ok(addrs)) => addrs.collect(),
+            }
+        }
+    };
+    let vetted: Vec<SocketAddr> = addrs
+        .iter()
+        .copied()
+        .filter(|a| explicit || !is_restricted_ip(a.ip()))
+        .collect();
+    if vetted.is_empty() {
+        if addrs.is_empty() {
+            return Err(HttpError::DestinationNotFound);
+        }
+        tracing::warn!(workload, component, host = %host, port, "outbound HTTP denied: destination resolves to a private, loopback or link-local address");
+        return Err(HttpError::DestinationIpProhibited);
+    }
+
+    let connect_timeout = options
+        .and_then(|o| o.connect_timeout)
+        .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    let first_byte_timeout = options
+        .and_then(|o| o.first_byte_timeout)
+        .unwrap_or(DEFAULT_FIRST_BYTE_TIMEOUT);
+
+    let mut last_error = None;
+    let mut stream = None;
+    for addr in vetted {
+        match tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                stream = Some(s);
+                break;
+            }
+            Ok(Err(e)) => last_error = Some(HttpError::Connect(e)),
+            Err(_) => last_error = Some(HttpError::ConnectionTimeout),
+        }
+    }
+    let stream = stream.ok_or_else(|| last_error.unwrap_or(HttpError::ConnectionRefused))?;
+    let _ = stream.set_nodelay(true);
+
+    *request.uri_mut() = http::Uri::builder()
+        .path_and_query(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+        .build()
+        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+
+    let response = if use_tls {
+        let server_name = rustls::pki_types::ServerName::try_from(host.clone())
+            .map_err(HttpError::InvalidDnsNameError)?;
+        let tls = tokio::time::timeout(
+            connect_timeout,
+            tls_connector().connect(server_name, stream),
+        )
+        .await
+        .map_err(|_| HttpError::ConnectionTimeout)?
+        .map_err(HttpError::Tls)?;
+        exchange(tls, request, connect_timeout, first_byte_timeout).await?
+    } else {
+        exchange(stream, request, connect_timeout, first_byte_timeout).await?
+    };
+    Ok((response, Box::new(async { Ok(()) })))
+}
+
+async fn exchange<S>(
+    stream: S,
+    request: http::Request<WasiBody>,
+    connect_timeout: Duration,
+    first_byte_timeout: Duration,
+) -> Result<http::Response<WasiBody>, HttpError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut sender, connection) = tokio::time::timeout(
+        connect_timeout,
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)),
+    )
+    .await
+    .map_err(|_| HttpError::ConnectionTimeout)??;
+    // The connection task ends once the response body is consumed or dropped.
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let response = tokio::time::timeout(first_byte_timeout, sender.send_request(request))
+        .await
+        .map_err(|_| HttpError::ConnectionReadTimeout)??;
+    Ok(response.map(|body| {
+        body.map_err(HttpError::from)
+            .map_frame(|f: http_body::Frame<Bytes>| f)
+            .boxed_unsync()
+    }))
+}
+
+fn tls_connector() -> tokio_rustls::TlsConnector {
+    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+        };
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+        )
+    });
+    tokio_rustls::TlsConnector::from(config.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_hosts_and_ports() {
+        let policy =
+            OutboundPolicy::new(&["example.com", "*.api.test:8443", "127.0.0.1:9000"]).unwrap();
+        assert_eq!(
+            policy.check("example.com", 443),
+            Decision::Allowed { explicit: true }
+        );
+        assert_eq!(policy.check("www.example.com", 443), Decision::Denied);
+        assert_eq!(
+            policy.check("a.api.test", 8443),
+            Decision::Allowed { explicit: false }
+        );
+        assert_eq!(
+            policy.check("api.test", 8443),
+            Decision::Denied,
+            "wildcard excludes the apex"
+        );
+        assert_eq!(
+            policy.check("a.api.test", 443),
+            Decision::Denied,
+            "port must match"
+        );
+        assert_eq!(
+            policy.check("127.0.0.1", 9000),
+            Decision::Allowed { explicit: true }
+        );
+        assert_eq!(policy.check("127.0.0.1", 9001), Decision::Denied);
+        assert_eq!(
+            OutboundPolicy::default().check("example.com", 80),
+            Decision::Denied
+        );
+        assert_eq!(
+            OutboundPolicy::new(&["*"]).unwrap().check("x.y", 1),
+            Decision::Allowed { explicit: false }
+        );
+    }
+
+    #[test]
+    fn bad_patterns_are_rejected() {
+        for bad in ["", "exa*mple.com", "*.", "host:notaport", "*.*.x"] {
+            assert!(HostPattern::parse(bad).is_err(), "{bad} should be rejected");
+        }
+        assert!(HostPattern::parse("https://example.com/").is_ok());
+        assert!(HostPattern::parse("[::1]:8080").is_ok());
+    }
+
+    #[test]
+    fn restricted_addresses() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "100.64.0.1",
+        ] {
+            assert!(
+                is_restricted_ip(ip.parse().unwrap()),
+                "{ip} should be restricted"
+            );
+        }
+        for ip in ["93.184.216.34", "1.1.1.1", "2606:4700::1111"] {
+            assert!(
+                !is_restricted_ip(ip.parse().unwrap()),
+                "{ip} should be allowed"
+            );
+        }
+    }
+}

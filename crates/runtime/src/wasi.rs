@@ -1,0 +1,136 @@
+//! WASI wiring: the per-store state, the one shared linker, and how a
+//! component's WASI context is built from its workload.
+//!
+//! The linker is built once per host with WASI P2 and P3 (cli, clocks,
+//! random, io, filesystem, sockets) and `wasi:http` 0.2 and 0.3; per request
+//! only a store and a context are created, never a linker. What a guest sees
+//! is exactly what its workload declares: environment variables from
+//! `localResources.environment`, the volume mounts it lists (read-only unless
+//! declared writable), and sockets only when the workload lists `wasi:sockets`.
+
+use crate::outbound::{OutboundHooks, OutboundPolicy};
+use std::path::PathBuf;
+use std::sync::Arc;
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// Everything one store (one component instance) owns.
+pub struct StoreState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: OutboundHooks,
+    pub(crate) limits: wasmtime::StoreLimits,
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for StoreState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// The linker every component of a host is instantiated with.
+pub fn build_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<StoreState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+    Ok(linker)
+}
+
+/// A directory mounted into a guest.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    /// Directory on the host.
+    pub host_path: PathBuf,
+    /// Where the guest sees it.
+    pub guest_path: String,
+    /// Whether the guest may write.
+    pub writable: bool,
+}
+
+/// The WASI-visible environment of one component, shared by all its stores.
+#[derive(Debug)]
+pub struct ComponentEnv {
+    /// `namespace/name` of the workload.
+    pub workload: Arc<str>,
+    /// Component name within the workload.
+    pub component: Arc<str>,
+    /// Environment variables.
+    pub environment: Vec<(String, String)>,
+    /// Volume mounts.
+    pub mounts: Vec<Mount>,
+    /// Whether `wasi:sockets` may be used.
+    pub sockets: bool,
+    /// Outbound HTTP policy.
+    pub outbound: Arc<OutboundPolicy>,
+    /// The host's router, which may veto outgoing requests.
+    pub router: Arc<dyn crate::http::router::Router>,
+    /// Memory and time limits.
+    pub limits: crate::limits::Limits,
+}
+
+impl std::fmt::Debug for dyn crate::http::router::Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Router")
+    }
+}
+
+impl ComponentEnv {
+    /// A fresh store state for one instance.
+    pub(crate) fn new_state(&self) -> wasmtime::Result<StoreState> {
+        let mut builder = WasiCtxBuilder::new();
+        builder.inherit_stdout().inherit_stderr();
+        builder.envs(&self.environment);
+        for mount in &self.mounts {
+            let perms = if mount.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            builder
+                .preopened_dir(&mount.host_path, &mount.guest_path, perms)
+                .map_err(|e| {
+                    wasmtime::format_err!(
+                        "cannot mount `{}` at `{}`: {e}",
+                        mount.host_path.display(),
+                        mount.guest_path
+                    )
+                })?;
+        }
+        builder
+            .allow_tcp(self.sockets)
+            .allow_udp(self.sockets)
+            .allow_ip_name_lookup(self.sockets);
+        if self.sockets {
+            builder.inherit_network();
+        }
+        Ok(StoreState {
+            table: ResourceTable::new(),
+            wasi: builder.build(),
+            http: WasiHttpCtx::new(),
+            hooks: OutboundHooks {
+                policy: self.outbound.clone(),
+                workload: self.workload.clone(),
+                component: self.component.clone(),
+                router: self.router.clone(),
+            },
+            limits: self.limits.store_limits(),
+        })
+    }
+}

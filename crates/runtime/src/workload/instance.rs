@@ -1,0 +1,176 @@
+//! Instance management: how a component's instances are created, reused and
+//! retired for HTTP requests.
+//!
+//! Built on wasmtime-wasi-http's `ProxyHandler`. P2 components get a fresh
+//! instance per request from the pre-instantiated `ProxyPre` (cheap with the
+//! pooling allocator and copy-on-write images). P3 components reuse
+//! instances, up to a number of requests per instance, a number of
+//! concurrent requests per instance, and an idle timeout; the defaults equal
+//! `wasmtime serve`'s. Every store yields at each epoch tick, so a request
+//! deadline fires even in a guest spinning in a loop, and the worker holding
+//! that instance is discarded.
+
+use crate::wasi::{ComponentEnv, StoreState};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use wasmtime::component::GuestTaskId;
+use wasmtime::{Store, StoreContextMut};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::handler::{
+    HandlerState, Instance, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus,
+};
+
+/// Which `wasi:http` world a component serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpKind {
+    /// `wasi:http/incoming-handler@0.2.x`.
+    P2,
+    /// `wasi:http/handler@0.3.0` (service world).
+    P3,
+}
+
+/// Instance reuse settings of one component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReusePolicy {
+    /// Requests one instance serves before it is dropped.
+    pub max_requests_per_instance: usize,
+    /// Requests one instance serves at the same time.
+    pub max_concurrent_per_instance: usize,
+    /// How long an idle instance is kept.
+    pub idle_timeout: Duration,
+}
+
+impl ReusePolicy {
+    /// `wasmtime serve`'s defaults: P2 one request per instance, P3 128
+    /// requests, 16 at a time, 1 s idle.
+    pub fn defaults_for(kind: HttpKind) -> Self {
+        match kind {
+            HttpKind::P2 => Self {
+                max_requests_per_instance: 1,
+                max_concurrent_per_instance: 1,
+                idle_timeout: Duration::from_secs(1),
+            },
+            HttpKind::P3 => Self {
+                max_requests_per_instance: 128,
+                max_concurrent_per_instance: 16,
+                idle_timeout: Duration::from_secs(1),
+            },
+        }
+    }
+}
+
+/// Creates instances of one component for the `ProxyHandler`.
+pub(crate) struct ComponentInstances {
+    pub(crate) engine: wasmtime::Engine,
+    pub(crate) pre: ProxyPre<StoreState>,
+    pub(crate) env: Arc<ComponentEnv>,
+    pub(crate) reuse: ReusePolicy,
+}
+
+impl HandlerState for ComponentInstances {
+    type StoreData = StoreState;
+    type WorkerExpiration = Expiration;
+    type WorkerState = Worker;
+
+    async fn instantiate(&self) -> wasmtime::Result<Instance<StoreState, Expiration, Worker>> {
+        let state = self.env.new_state()?;
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        // Yield to the scheduler at every epoch tick: keeps other requests on
+        // this thread moving and lets deadlines fire inside busy guests.
+        store.epoch_deadline_async_yield_and_update(1);
+        store.set_epoch_deadline(1);
+        let proxy = self.pre.instantiate_async(&mut store).await?;
+        let timeout = self.env.limits.request_timeout;
+        Ok(Instance {
+            store,
+            proxy,
+            view: WasiHttpView::http,
+            expiration: Expiration {
+                idle_timeout: self.reuse.idle_timeout,
+                request_timeout: timeout,
+                sleep: Box::pin(tokio::time::sleep(Duration::MAX / 4)),
+            },
+            state: Worker {
+                env: self.env.clone(),
+                reuse: self.reuse,
+            },
+        })
+    }
+}
+
+/// Decides when a worker's instance is retired: idle too long, or a request
+/// outlived its deadline (enforced from outside the guest's event loop).
+pub(crate) struct Expiration {
+    idle_timeout: Duration,
+    request_timeout: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl WorkerExpiration for Expiration {
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        status: WorkerStatus,
+        start: Instant,
+    ) -> Poll<()> {
+        let me = self.get_mut();
+        let timeout = match status {
+            WorkerStatus::Idle => me.idle_timeout,
+            WorkerStatus::Requests | WorkerStatus::PostReturn => me.request_timeout,
+        };
+        let Some(deadline) = start.checked_add(timeout) else {
+            return Poll::Pending;
+        };
+        let deadline = tokio::time::Instant::from_std(deadline);
+        if me.sleep.deadline() != deadline {
+            me.sleep.as_mut().reset(deadline);
+        }
+        me.sleep.as_mut().poll(cx)
+    }
+}
+
+/// Per-instance admission and request deadlines.
+pub(crate) struct Worker {
+    env: Arc<ComponentEnv>,
+    reuse: ReusePolicy,
+}
+
+impl WorkerState for Worker {
+    type StoreData = StoreState;
+    type RequestData = ();
+
+    fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
+        if total >= self.reuse.max_requests_per_instance {
+            ShouldAccept::Never
+        } else if concurrent >= self.reuse.max_concurrent_per_instance {
+            ShouldAccept::No
+        } else {
+            ShouldAccept::Yes
+        }
+    }
+
+    fn on_request_start(
+        &self,
+        _store: StoreContextMut<'_, StoreState>,
+        _data: (),
+        _task: GuestTaskId,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        Box::pin(tokio::time::sleep(self.env.limits.request_timeout))
+    }
+
+    fn drop(&self, store: Store<StoreState>, result: wasmtime::Result<()>) {
+        if let Err(error) = result {
+            tracing::warn!(
+                workload = %self.env.workload,
+                component = %self.env.component,
+                error = %format!("{error:#}"),
+                "instance discarded after a failure"
+            );
+        }
+        drop(store);
+    }
+}

@@ -1,0 +1,185 @@
+//! A started workload and how it serves one HTTP request.
+//!
+//! A request first passes the workload's admission semaphore (excess gets
+//! 503 at once, never an unbounded queue), then goes to the HTTP component's
+//! `ProxyHandler`. Guest failures become clear status codes: a missed
+//! deadline 504, a trap 500, an instance that cannot be created 503; the host
+//! log carries the details with the workload's id.
+
+use super::instance::{ComponentInstances, HttpKind};
+use super::spec::Workload;
+use crate::http::body::{ResponseBody, error_response};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde::{Deserialize, Serialize};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError, ProxyHandler};
+use wasmtime_wasi_http::{Error as HttpError, WasiBody};
+
+/// Lifecycle state of a workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadState {
+    /// Serving.
+    Running,
+    /// Stopped; in-flight requests may still be finishing.
+    Stopped,
+}
+
+/// What a host reports about one component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentStatus {
+    /// Component name.
+    pub name: String,
+    /// `sha256:…` of its bytes.
+    pub digest: String,
+    /// Which HTTP world it serves, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpKind>,
+}
+
+/// What a host reports about one workload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadStatus {
+    /// `namespace/name`.
+    pub id: String,
+    /// Lifecycle state.
+    pub state: WorkloadState,
+    /// Its components.
+    pub components: Vec<ComponentStatus>,
+    /// Host names it answers on.
+    pub hosts: Vec<String>,
+    /// Seconds since the Unix epoch when it started.
+    pub started_at: u64,
+}
+
+pub(crate) struct HttpTarget {
+    pub(crate) handler: ProxyHandler<ComponentInstances>,
+    pub(crate) component: Arc<str>,
+    pub(crate) timeout: Duration,
+}
+
+/// A workload the host is running.
+pub(crate) struct RunningWorkload {
+    pub(crate) id: Arc<str>,
+    pub(crate) workload: Workload,
+    pub(crate) components: Vec<ComponentStatus>,
+    pub(crate) http: Option<HttpTarget>,
+    pub(crate) admission: Arc<Semaphore>,
+    pub(crate) max_concurrent: u32,
+    pub(crate) started_at: SystemTime,
+    /// `emptyDir` volumes, removed when the workload is dropped.
+    pub(crate) _scratch: Vec<tempfile::TempDir>,
+}
+
+impl RunningWorkload {
+    pub(crate) fn status(&self, state: WorkloadState) -> WorkloadStatus {
+        WorkloadStatus {
+            id: self.id.to_string(),
+            state,
+            components: self.components.clone(),
+            hosts: self.workload.spec.http_hosts(),
+            started_at: self
+                .started_at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        }
+    }
+
+    pub(crate) async fn handle<B>(
+        self: Arc<Self>,
+        request: http::Request<B>,
+    ) -> http::Response<ResponseBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<HttpError>,
+    {
+        let Some(http) = &self.http else {
+            return error_response(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                &format!("workload `{}` has no HTTP handler", self.id),
+            );
+        };
+        let Ok(permit) = self.admission.clone().try_acquire_owned() else {
+            return error_response(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                &format!(
+                    "workload `{}` is at its limit of {} concurrent requests",
+                    self.id, self.max_concurrent
+                ),
+            );
+        };
+        let started = Instant::now();
+        let request = request.map(|body| body.map_err(Into::into).boxed_unsync());
+        match http.handler.handle((), request).await {
+            Ok(response) => response.map(|body| {
+                PermitBody {
+                    inner: body,
+                    _permit: permit,
+                }
+                .boxed_unsync()
+            }),
+            Err(error) => {
+                let elapsed = started.elapsed();
+                if error.downcast_ref::<ExpirationError>().is_some() || elapsed >= http.timeout {
+                    tracing::warn!(workload = %self.id, component = %http.component, elapsed_ms = elapsed.as_millis() as u64, "request deadline exceeded; instance discarded");
+                    return error_response(
+                        http::StatusCode::GATEWAY_TIMEOUT,
+                        &format!(
+                            "request deadline of {} ms exceeded in workload `{}`",
+                            http.timeout.as_millis(),
+                            self.id
+                        ),
+                    );
+                }
+                if let Some(e) = error.downcast_ref::<InstantiationError<()>>() {
+                    tracing::error!(workload = %self.id, component = %http.component, error = %format!("{:#}", e.error), "cannot create an instance");
+                    return error_response(
+                        http::StatusCode::SERVICE_UNAVAILABLE,
+                        &format!("workload `{}` cannot create an instance right now", self.id),
+                    );
+                }
+                tracing::warn!(workload = %self.id, component = %http.component, error = %format!("{error:#}"), "component failed while handling a request");
+                error_response(
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!(
+                        "component `{}` of workload `{}` failed while handling the request",
+                        http.component, self.id
+                    ),
+                )
+            }
+        }
+    }
+}
+
+/// A response body holding the workload's admission permit until the body
+/// is fully sent, so streaming responses count against concurrency too.
+struct PermitBody {
+    inner: WasiBody,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl http_body::Body for PermitBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, HttpError>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

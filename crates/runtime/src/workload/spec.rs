@@ -1,0 +1,227 @@
+//! The workload model: what a user asks the host to run.
+//!
+//! The shapes and field names follow wasmCloud v2's `Workload` resource
+//! (`runtime.wasmcloud.dev/v1alpha1`), so the same manifests work on both:
+//! a workload has a namespace and a name, components (each with an image and
+//! local resources), host interfaces it may use, volumes, and optionally a
+//! long-lived service. Unknown fields are ignored for forward compatibility.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A workload: one unit of tenancy made of one or more components.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workload {
+    /// Namespace (defaults to `default`).
+    pub namespace: String,
+    /// Name, unique within the namespace.
+    pub name: String,
+    /// What to run.
+    pub spec: WorkloadSpec,
+}
+
+impl Workload {
+    /// The id a host knows this workload by: `namespace/name`.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// The body of a workload.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadSpec {
+    /// The components; the one exporting a `wasi:http` handler receives HTTP requests.
+    #[serde(default)]
+    pub components: Vec<ComponentSpec>,
+    /// Host interfaces the workload may use, with their configuration
+    /// (e.g. `wasi:http` with `host`, `wasi:sockets` to allow sockets).
+    #[serde(default)]
+    pub host_interfaces: Vec<HostInterface>,
+    /// An optional long-lived component exporting `wasi:cli/run`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceSpec>,
+    /// Volumes components may mount.
+    #[serde(default)]
+    pub volumes: Vec<Volume>,
+    /// Labels a host must carry to run this workload (cluster placement).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub host_selector: BTreeMap<String, String>,
+}
+
+/// One component of a workload.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentSpec {
+    /// Name, unique within the workload.
+    pub name: String,
+    /// Where the bytes come from: a path or `file://` URL (relative to the
+    /// manifest), or an OCI reference.
+    pub image: String,
+    /// Limits, configuration, environment and mounts.
+    #[serde(default)]
+    pub local_resources: LocalResources,
+    /// Most requests one instance serves before it is recycled (P3 reuse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_invocations: Option<u32>,
+    /// Most requests one instance serves at the same time (P3 reuse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+    /// How long an idle instance is kept for reuse, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_ms: Option<u64>,
+    /// Accepted for compatibility with wasmCloud manifests; instances are
+    /// pooled by the engine instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_size: Option<i64>,
+}
+
+/// Limits and settings local to one component.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalResources {
+    /// Linear memory limit in MiB (unset or <= 0: the host default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit_mb: Option<i64>,
+    /// Accepted for compatibility; CPU is bounded by the request deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_limit: Option<i64>,
+    /// Request deadline in milliseconds (unset: the host default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Most requests the workload handles at once; excess gets 503.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_requests: Option<u32>,
+    /// Free-form configuration for the component and its plugins.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// The only environment variables the component sees.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, String>,
+    /// Volumes mounted into the component's filesystem.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<VolumeMount>,
+    /// Hosts outgoing HTTP may reach: `example.com`, `*.example.com`,
+    /// optionally with `:port`. Empty denies all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
+}
+
+/// A volume mounted into a component.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeMount {
+    /// Name of a volume in the workload's `volumes`.
+    pub name: String,
+    /// Where the guest sees it.
+    pub mount_path: String,
+    /// Mounts are read-only unless this is explicitly `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+}
+
+impl VolumeMount {
+    /// Whether the guest may write: only when declared writable.
+    pub fn writable(&self) -> bool {
+        self.read_only == Some(false)
+    }
+}
+
+/// A volume a workload declares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Volume {
+    /// Name mounts refer to.
+    pub name: String,
+    /// A directory on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_path: Option<HostPathVolume>,
+    /// A fresh empty directory living as long as the workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub empty_dir: Option<EmptyDirVolume>,
+}
+
+/// A host directory volume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostPathVolume {
+    /// The directory on the host (relative paths are relative to the manifest).
+    pub path: String,
+}
+
+/// An empty-directory volume.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EmptyDirVolume {}
+
+/// A host interface the workload uses, e.g. `wasi:http` with its routing config.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostInterface {
+    /// WIT namespace, e.g. `wasi`.
+    pub namespace: String,
+    /// WIT package, e.g. `http`.
+    pub package: String,
+    /// Interfaces of the package, e.g. `incoming-handler`.
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    /// Package version, if pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Interface configuration (for `wasi:http`: `host`, `host-aliases`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+}
+
+impl HostInterface {
+    /// Whether this names `namespace:package`.
+    pub fn is(&self, namespace: &str, package: &str) -> bool {
+        self.namespace == namespace && self.package == package
+    }
+}
+
+/// A long-lived component of a workload.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    /// Where the bytes come from.
+    pub image: String,
+    /// Limits and settings.
+    #[serde(default)]
+    pub local_resources: LocalResources,
+    /// How often it is restarted after failing.
+    #[serde(default)]
+    pub max_restarts: u64,
+}
+
+impl WorkloadSpec {
+    /// The `wasi:http` host interface, if declared.
+    pub fn http_interface(&self) -> Option<&HostInterface> {
+        self.host_interfaces.iter().find(|i| i.is("wasi", "http"))
+    }
+
+    /// Host names the workload answers on (`host` plus `host-aliases`), lower-cased.
+    pub fn http_hosts(&self) -> Vec<String> {
+        let Some(http) = self.http_interface() else {
+            return Vec::new();
+        };
+        let mut hosts = Vec::new();
+        if let Some(host) = http.config.get("host") {
+            hosts.push(host.trim().to_ascii_lowercase());
+        }
+        if let Some(aliases) = http.config.get("host-aliases") {
+            hosts.extend(
+                aliases
+                    .split(',')
+                    .map(|a| a.trim().to_ascii_lowercase())
+                    .filter(|a| !a.is_empty()),
+            );
+        }
+        hosts.retain(|h| !h.is_empty());
+        hosts
+    }
+
+    /// Whether `wasi:sockets` is declared, which is what allows sockets.
+    pub fn allows_sockets(&self) -> bool {
+        self.host_interfaces.iter().any(|i| i.is("wasi", "sockets"))
+    }
+}

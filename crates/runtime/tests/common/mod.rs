@@ -1,0 +1,198 @@
+//! Shared harness for the runtime's integration tests: a host on a real
+//! loopback socket, workload builders, and a small HTTP client that can send
+//! requests with or without a Host header, over HTTP/1.1 or HTTP/2.
+
+#![allow(dead_code, unreachable_pub)]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use nimbus_runtime::http::{DynamicRouter, Router};
+use nimbus_runtime::workload::{
+    ComponentSpec, HostInterface, LocalResources, Workload, WorkloadSpec,
+};
+use nimbus_runtime::{Host, HostConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+
+/// Every network wait in tests is bounded by this.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The compiled-code cache shared by all test runs, so guests compile once.
+pub fn shared_cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("nimbus-compiled")
+}
+
+/// A host serving on 127.0.0.1:0 until dropped.
+pub struct TestHost {
+    pub host: Host,
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestHost {
+    pub async fn start(router: Arc<dyn Router>) -> Self {
+        Self::start_with(
+            HostConfig {
+                cache_dir: Some(shared_cache_dir()),
+                ..HostConfig::default()
+            },
+            router,
+        )
+        .await
+    }
+
+    pub async fn dynamic() -> Self {
+        Self::start(Arc::new(DynamicRouter::new())).await
+    }
+
+    pub async fn start_with(config: HostConfig, router: Arc<dyn Router>) -> Self {
+        let host = Host::new(config, router).expect("host builds");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(nimbus_runtime::http::serve(
+            listener,
+            host.clone(),
+            async {
+                let _ = rx.await;
+            },
+            Duration::from_secs(5),
+        ));
+        Self {
+            host,
+            addr,
+            shutdown: Some(tx),
+        }
+    }
+
+    pub async fn get(&self, host: &str, path: &str) -> (u16, String) {
+        request(self.addr, Some(host), "GET", path, Bytes::new()).await
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A one-component workload serving HTTP on `host`.
+pub fn http_workload(name: &str, guest: &str, host: &str) -> Workload {
+    Workload {
+        namespace: "test".into(),
+        name: name.into(),
+        spec: WorkloadSpec {
+            components: vec![ComponentSpec {
+                name: name.into(),
+                image: format!("file://{guest}"),
+                ..Default::default()
+            }],
+            host_interfaces: vec![HostInterface {
+                namespace: "wasi".into(),
+                package: "http".into(),
+                interfaces: vec!["incoming-handler".into()],
+                config: [("host".to_string(), host.to_string())].into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    }
+}
+
+/// Mutable access to the first component's local resources.
+pub fn resources(workload: &mut Workload) -> &mut LocalResources {
+    &mut workload.spec.components[0].local_resources
+}
+
+/// One HTTP/1.1 request over a fresh connection; `host: None` sends no Host header.
+pub async fn request(
+    addr: SocketAddr,
+    host: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Bytes,
+) -> (u16, String) {
+    tokio::time::timeout(TIMEOUT, async {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        let mut builder = http::Request::builder().method(method).uri(path);
+        if let Some(host) = host {
+            builder = builder.header(http::header::HOST, host);
+        }
+        let request = builder.body(Full::new(body)).unwrap();
+        let response = sender.send_request(request).await.expect("response");
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    })
+    .await
+    .expect("request finished in time")
+}
+
+/// One HTTP/2 request with prior knowledge (h2c), authority in the URI.
+pub async fn request_h2(addr: SocketAddr, host: &str, path: &str) -> (u16, String) {
+    tokio::time::timeout(TIMEOUT, async {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .expect("h2 handshake");
+        tokio::spawn(conn);
+        let request = http::Request::builder()
+            .uri(format!("http://{host}{path}"))
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.expect("response");
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    })
+    .await
+    .expect("request finished in time")
+}
+
+/// A tiny upstream HTTP server on loopback answering `upstream ok`.
+pub async fn upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                        Bytes::from_static(b"upstream ok"),
+                    )))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}

@@ -1,0 +1,520 @@
+//! End-to-end tests of the runtime over real TCP: routing, P2 and P3
+//! serving, limits, outbound policy, lifecycle and HTTP/2.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use nimbus_runtime::http::DevRouter;
+use nimbus_runtime::workload::{HostInterface, HostPathVolume, Volume, VolumeMount};
+use nimbus_runtime::{HostConfig, WorkloadError};
+use std::sync::Arc;
+use std::time::Duration;
+use test_programs::{P2_BEHAVIORS, P2_HELLO, P3_HELLO};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn p2_and_p3_hello_route_by_host() {
+    let t = TestHost::dynamic().await;
+    t.host
+        .start_workload(http_workload("p2", P2_HELLO, "p2.test"))
+        .await
+        .unwrap();
+    let status = t
+        .host
+        .start_workload(http_workload("p3", P3_HELLO, "p3.test"))
+        .await
+        .unwrap();
+    assert_eq!(
+        status.components[0].http,
+        Some(nimbus_runtime::workload::HttpKind::P3)
+    );
+
+    assert_eq!(t.get("p2.test", "/").await, (200, "hello from p2\n".into()));
+    assert_eq!(
+        t.get("p3.test:8080", "/").await,
+        (200, "hello from p3\n".into()),
+        "port is stripped"
+    );
+    assert_eq!(
+        t.get("P2.TEST", "/x").await.0,
+        200,
+        "host match is case-insensitive"
+    );
+    // P3 instances are reused: many requests, all answered.
+    for _ in 0..20 {
+        assert_eq!(t.get("p3.test", "/").await.0, 200);
+    }
+}
+
+#[tokio::test]
+async fn unknown_host_is_404_and_missing_host_is_400() {
+    let t = TestHost::dynamic().await;
+    t.host
+        .start_workload(http_workload("p2", P2_HELLO, "p2.test"))
+        .await
+        .unwrap();
+    let (status, body) = t.get("nobody.test", "/").await;
+    assert_eq!(status, 404);
+    assert!(body.contains("nobody.test"), "{body}");
+    let (status, body) = request(t.addr, None, "GET", "/", Bytes::new()).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("Host"), "{body}");
+}
+
+#[tokio::test]
+async fn host_aliases_route_and_conflicts_are_refused() {
+    let t = TestHost::dynamic().await;
+    let mut w = http_workload("p2", P2_HELLO, "main.test");
+    w.spec.host_interfaces[0].config.insert(
+        "host-aliases".into(),
+        "alias-one.test, alias-two.test".into(),
+    );
+    t.host.start_workload(w).await.unwrap();
+    assert_eq!(t.get("alias-two.test", "/").await.0, 200);
+    let err = t
+        .host
+        .start_workload(http_workload("other", P2_HELLO, "alias-one.test"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WorkloadError::Route(_)), "{err}");
+    assert!(err.to_string().contains("alias-one.test"), "{err}");
+}
+
+#[tokio::test]
+async fn http2_prior_knowledge_works() {
+    let t = TestHost::dynamic().await;
+    t.host
+        .start_workload(http_workload("p2", P2_HELLO, "h2.test"))
+        .await
+        .unwrap();
+    assert_eq!(
+        request_h2(t.addr, "h2.test", "/").await,
+        (200, "hello from p2\n".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadline_stops_an_infinite_loop_while_others_keep_answering() {
+    let t = TestHost::dynamic().await;
+    let mut looping = http_workload("loop", P2_BEHAVIORS, "loop.test");
+    resources(&mut looping).timeout_ms = Some(1500);
+    t.host.start_workload(looping).await.unwrap();
+    let mut looping_p3 = http_workload("loop3", P3_HELLO, "loop3.test");
+    resources(&mut looping_p3).timeout_ms = Some(1500);
+    t.host.start_workload(looping_p3).await.unwrap();
+    t.host
+        .start_workload(http_workload("hello", P2_HELLO, "hello.test"))
+        .await
+        .unwrap();
+
+    let addr = t.addr;
+    let spinning = tokio::spawn(async move {
+        request(addr, Some("loop.test"), "GET", "/loop", Bytes::new()).await
+    });
+    let spinning_p3 = tokio::spawn(async move {
+        request(addr, Some("loop3.test"), "GET", "/loop", Bytes::new()).await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..5 {
+        assert_eq!(
+            t.get("hello.test", "/").await.0,
+            200,
+            "other workloads answer while a guest spins"
+        );
+    }
+    let (status, body) = spinning.await.unwrap();
+    assert_eq!(status, 504, "{body}");
+    assert!(body.contains("deadline"), "{body}");
+    let (status, body) = spinning_p3.await.unwrap();
+    assert_eq!(status, 504, "{body}");
+    // The discarded instance does not poison the workload.
+    assert_eq!(t.get("loop.test", "/ok").await, (200, "ok\n".into()));
+    assert_eq!(t.get("loop3.test", "/").await.0, 200);
+}
+
+#[tokio::test]
+async fn memory_bomb_is_stopped_at_the_limit() {
+    let t = TestHost::dynamic().await;
+    let mut w = http_workload("mem", P2_BEHAVIORS, "mem.test");
+    resources(&mut w).memory_limit_mb = Some(32);
+    t.host.start_workload(w).await.unwrap();
+    assert_eq!(
+        t.get("mem.test", "/grow?mb=4").await,
+        (200, "grew 4\n".into())
+    );
+    let (status, _) = t.get("mem.test", "/grow?mb=64").await;
+    assert_eq!(status, 500, "growing past 32 MiB fails");
+    assert_eq!(
+        t.get("mem.test", "/ok").await.0,
+        200,
+        "host and workload live on"
+    );
+}
+
+#[tokio::test]
+async fn a_trap_is_500_and_the_next_request_succeeds() {
+    let t = TestHost::dynamic().await;
+    t.host
+        .start_workload(http_workload("trap", P2_BEHAVIORS, "trap.test"))
+        .await
+        .unwrap();
+    let (status, body) = t.get("trap.test", "/trap").await;
+    assert_eq!(status, 500);
+    assert!(body.contains("failed"), "{body}");
+    assert_eq!(t.get("trap.test", "/ok").await, (200, "ok\n".into()));
+}
+
+#[tokio::test]
+async fn outbound_is_deny_all_and_private_addresses_need_an_exact_entry() {
+    let upstream = upstream().await;
+    let port = upstream.port();
+    let t = TestHost::dynamic().await;
+
+    let mut exact = http_workload("exact", P2_BEHAVIORS, "exact.test");
+    resources(&mut exact).allowed_hosts = vec![format!("127.0.0.1:{port}")];
+    t.host.start_workload(exact).await.unwrap();
+    let mut wildcard = http_workload("wild", P2_BEHAVIORS, "wild.test");
+    resources(&mut wildcard).allowed_hosts = vec!["*".into()];
+    t.host.start_workload(wildcard).await.unwrap();
+    t.host
+        .start_workload(http_workload("none", P2_BEHAVIORS, "none.test"))
+        .await
+        .unwrap();
+
+    let (status, body) = t
+        .get(
+            "exact.test",
+            &format!("/fetch?url=http://127.0.0.1:{port}/"),
+        )
+        .await;
+    assert_eq!((status, body.as_str()), (200, "status: 200\nupstream ok"));
+
+    let (status, body) = t
+        .get("none.test", &format!("/fetch?url=http://127.0.0.1:{port}/"))
+        .await;
+    assert_eq!(status, 502);
+    assert!(body.contains("HttpRequestDenied"), "{body}");
+
+    for url in [
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://localhost:{port}/"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+    ] {
+        let (status, body) = t.get("wild.test", &format!("/fetch?url={url}")).await;
+        assert_eq!(status, 502, "{url}: {body}");
+        assert!(body.contains("DestinationIpProhibited"), "{url}: {body}");
+    }
+
+    let (status, body) = t
+        .get(
+            "exact.test",
+            &format!("/fetch?url=http://127.0.0.1:{}/", port.wrapping_add(1)),
+        )
+        .await;
+    assert_eq!(status, 502, "another port is not allowed");
+    assert!(body.contains("HttpRequestDenied"), "{body}");
+}
+
+#[tokio::test]
+async fn same_bytes_compile_once_and_the_disk_cache_survives_restart() {
+    let cache = tempfile::tempdir().unwrap();
+    let config = || HostConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..HostConfig::default()
+    };
+    {
+        let t = TestHost::start_with(
+            config(),
+            Arc::new(nimbus_runtime::http::DynamicRouter::new()),
+        )
+        .await;
+        t.host
+            .start_workload(http_workload("a", P2_HELLO, "a.test"))
+            .await
+            .unwrap();
+        t.host
+            .start_workload(http_workload("b", P2_HELLO, "b.test"))
+            .await
+            .unwrap();
+        assert_eq!(
+            t.host.artifacts().compilations(),
+            1,
+            "two workloads, same bytes, one compilation"
+        );
+        assert_eq!(t.get("a.test", "/").await.0, 200);
+        assert_eq!(t.get("b.test", "/").await.0, 200);
+        let a = t.host.workload_status("test/a").unwrap();
+        let b = t.host.workload_status("test/b").unwrap();
+        assert_eq!(a.components[0].digest, b.components[0].digest);
+    }
+    let t = TestHost::start_with(
+        config(),
+        Arc::new(nimbus_runtime::http::DynamicRouter::new()),
+    )
+    .await;
+    t.host
+        .start_workload(http_workload("a", P2_HELLO, "a.test"))
+        .await
+        .unwrap();
+    assert_eq!(
+        t.host.artifacts().compilations(),
+        0,
+        "a restarted host does not recompile"
+    );
+    assert_eq!(t.host.artifacts().disk_hits(), 1);
+    assert_eq!(t.get("a.test", "/").await.0, 200);
+}
+
+#[tokio::test]
+async fn start_is_idempotent_and_a_different_spec_needs_replace() {
+    let t = TestHost::dynamic().await;
+    let w = http_workload("idem", P2_HELLO, "idem.test");
+    let first = t.host.start_workload(w.clone()).await.unwrap();
+    let second = t.host.start_workload(w.clone()).await.unwrap();
+    assert_eq!(first, second);
+    let mut changed = w.clone();
+    resources(&mut changed)
+        .environment
+        .insert("GREETING".into(), "changed".into());
+    let err = t.host.start_workload(changed.clone()).await.unwrap_err();
+    assert!(matches!(err, WorkloadError::Conflict(_)), "{err}");
+    t.host.replace_workload(changed).await.unwrap();
+    assert_eq!(t.get("idem.test", "/").await, (200, "changed\n".into()));
+    let stopped = t.host.stop_workload("test/idem").await.unwrap();
+    assert_eq!(
+        stopped.state,
+        nimbus_runtime::workload::WorkloadState::Stopped
+    );
+    assert_eq!(t.get("idem.test", "/").await.0, 404);
+    assert!(matches!(
+        t.host.stop_workload("test/idem").await,
+        Err(WorkloadError::NotFound(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replace_under_load_loses_no_request() {
+    let t = TestHost::dynamic().await;
+    let mut v1 = http_workload("swap", P2_HELLO, "swap.test");
+    resources(&mut v1)
+        .environment
+        .insert("GREETING".into(), "v1".into());
+    t.host.start_workload(v1.clone()).await.unwrap();
+    let mut slow = http_workload("slow", P2_BEHAVIORS, "slow.test");
+    t.host.start_workload(slow.clone()).await.unwrap();
+
+    // An in-flight request on the old version of `slow` finishes on it.
+    let addr = t.addr;
+    let in_flight = tokio::spawn(async move {
+        request(
+            addr,
+            Some("slow.test"),
+            "GET",
+            "/sleep?ms=800",
+            Bytes::new(),
+        )
+        .await
+    });
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let stop = stop.clone();
+        clients.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                seen.push(request(addr, Some("swap.test"), "GET", "/", Bytes::new()).await);
+            }
+            seen
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut v2 = v1.clone();
+    resources(&mut v2)
+        .environment
+        .insert("GREETING".into(), "v2".into());
+    t.host.replace_workload(v2).await.unwrap();
+    resources(&mut slow)
+        .environment
+        .insert("X".into(), "y".into());
+    t.host.replace_workload(slow).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+
+    let mut total = 0;
+    let mut saw_v2 = false;
+    for client in clients {
+        for (status, body) in client.await.unwrap() {
+            total += 1;
+            assert_eq!(status, 200, "no request fails during a replace: {body}");
+            assert!(body == "v1\n" || body == "v2\n", "{body}");
+            saw_v2 |= body == "v2\n";
+        }
+    }
+    assert!(total > 8, "load actually ran ({total} requests)");
+    assert!(saw_v2, "the new version took over");
+    assert_eq!(t.get("swap.test", "/").await, (200, "v2\n".into()));
+    assert_eq!(in_flight.await.unwrap(), (200, "slept 800\n".into()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn excess_concurrency_gets_503_without_queueing() {
+    let t = TestHost::dynamic().await;
+    let mut w = http_workload("busy", P2_BEHAVIORS, "busy.test");
+    resources(&mut w).max_concurrent_requests = Some(2);
+    t.host.start_workload(w).await.unwrap();
+    let addr = t.addr;
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            tokio::spawn(async move {
+                request(
+                    addr,
+                    Some("busy.test"),
+                    "GET",
+                    "/sleep?ms=1500",
+                    Bytes::new(),
+                )
+                .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (status, body) = t.get("busy.test", "/ok").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("concurrent"), "{body}");
+    for s in slow {
+        assert_eq!(s.await.unwrap().0, 200);
+    }
+    assert_eq!(t.get("busy.test", "/ok").await.0, 200, "capacity returns");
+}
+
+#[tokio::test]
+async fn environment_is_only_what_the_workload_declares() {
+    let t = TestHost::dynamic().await;
+    let mut w = http_workload("env", P2_BEHAVIORS, "env.test");
+    resources(&mut w)
+        .environment
+        .insert("COLOR".into(), "blue".into());
+    t.host.start_workload(w).await.unwrap();
+    assert_eq!(
+        t.get("env.test", "/env?name=COLOR").await,
+        (200, "blue".into())
+    );
+    assert!(std::env::var("PATH").is_ok());
+    assert_eq!(
+        t.get("env.test", "/env?name=PATH").await,
+        (404, "unset\n".into()),
+        "host environment does not leak"
+    );
+}
+
+#[tokio::test]
+async fn volumes_are_read_only_unless_declared_writable() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.txt"), "from the host").unwrap();
+    let t = TestHost::dynamic().await;
+    let with_mount = |name: &str, read_only: Option<bool>| {
+        let mut w = http_workload(name, P2_BEHAVIORS, &format!("{name}.test"));
+        w.spec.volumes.push(Volume {
+            name: "data".into(),
+            host_path: Some(HostPathVolume {
+                path: dir.path().display().to_string(),
+            }),
+            empty_dir: None,
+        });
+        resources(&mut w).volume_mounts.push(VolumeMount {
+            name: "data".into(),
+            mount_path: "/data".into(),
+            read_only,
+        });
+        w
+    };
+    t.host.start_workload(with_mount("ro", None)).await.unwrap();
+    t.host
+        .start_workload(with_mount("rw", Some(false)))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        t.get("ro.test", "/read?path=/data/hello.txt").await,
+        (200, "from the host".into())
+    );
+    let (status, body) = request(
+        t.addr,
+        Some("ro.test"),
+        "POST",
+        "/write?path=/data/new.txt",
+        Bytes::from_static(b"x"),
+    )
+    .await;
+    assert_eq!(status, 500, "read-only by default: {body}");
+    assert!(!dir.path().join("new.txt").exists());
+
+    let (status, body) = request(
+        t.addr,
+        Some("rw.test"),
+        "POST",
+        "/write?path=/data/new.txt",
+        Bytes::from_static(b"written by guest"),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "written\n"));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("new.txt")).unwrap(),
+        "written by guest"
+    );
+
+    let (status, _) = t.get("ro.test", "/read?path=/etc/hostname").await;
+    assert_eq!(status, 500, "nothing outside the mounts is visible");
+}
+
+#[tokio::test]
+async fn sockets_are_denied_unless_the_workload_allows_them() {
+    let upstream = upstream().await;
+    let t = TestHost::dynamic().await;
+    t.host
+        .start_workload(http_workload("nosock", P2_BEHAVIORS, "nosock.test"))
+        .await
+        .unwrap();
+    let mut allowed = http_workload("sock", P2_BEHAVIORS, "sock.test");
+    allowed.spec.host_interfaces.push(HostInterface {
+        namespace: "wasi".into(),
+        package: "sockets".into(),
+        interfaces: vec!["tcp".into()],
+        ..Default::default()
+    });
+    t.host.start_workload(allowed).await.unwrap();
+    let path = format!("/tcp?addr={upstream}");
+    let (status, body) = t.get("nosock.test", &path).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(t.get("sock.test", &path).await, (200, "connected\n".into()));
+}
+
+#[tokio::test]
+async fn dev_router_sends_everything_to_the_newest_workload() {
+    let t = TestHost::start(Arc::new(DevRouter::new())).await;
+    let (status, _) = t.get("any.test", "/").await;
+    assert_eq!(status, 503, "nothing running yet");
+    t.host
+        .start_workload(http_workload("first", P2_HELLO, "ignored"))
+        .await
+        .unwrap();
+    assert_eq!(
+        t.get("whatever", "/").await,
+        (200, "hello from p2\n".into())
+    );
+    t.host
+        .start_workload(http_workload("second", P3_HELLO, "ignored"))
+        .await
+        .unwrap();
+    assert_eq!(
+        t.get("whatever", "/").await,
+        (200, "hello from p3\n".into())
+    );
+    t.host.stop_workload("test/second").await.unwrap();
+    assert_eq!(
+        t.get("whatever", "/").await,
+        (200, "hello from p2\n".into()),
+        "falls back to the previous workload"
+    );
+}

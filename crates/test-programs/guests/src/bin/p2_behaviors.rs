@@ -1,0 +1,172 @@
+//! `wasi:http/incoming-handler@0.2` component (wstd) exercising host limits
+//! and capabilities, one behaviour per path:
+//!
+//! - `/ok`: 200 `ok`
+//! - `/loop`: busy-loops forever (epoch/fuel interruption tests)
+//! - `/grow?mb=N`: allocates and touches N MiB (memory limit tests)
+//! - `/trap`: panics, i.e. traps
+//! - `/fetch?url=URL`: outgoing GET; 502 with the WASI `error-code` name on failure
+//! - `/env?name=X`: value of env var X, or 404 `unset`
+//! - `/read?path=P`, `/write?path=P`: filesystem access (body = new contents)
+//! - `/sleep?ms=N`: asynchronous sleep
+//! - `/tcp?addr=HOST:PORT`: raw TCP connect through `std::net`
+//! - anything else: 404 `not found`
+
+use std::hint::black_box;
+
+use wstd::http::{Body, Client, Error, ErrorCode, Request, Response, StatusCode};
+use wstd::time::Duration;
+
+#[wstd::http_server]
+async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().unwrap_or("").to_string();
+    let param = |name: &str| query_param(&query, name);
+
+    match path.as_str() {
+        "/ok" => text(StatusCode::OK, "ok\n"),
+        "/loop" => busy_loop(),
+        "/grow" => {
+            let mb: usize = param("mb").and_then(|v| v.parse().ok()).unwrap_or(0);
+            grow(mb);
+            text(StatusCode::OK, format!("grew {mb}\n"))
+        }
+        "/trap" => panic!("trap requested"),
+        "/fetch" => match param("url") {
+            Some(url) => fetch(&url).await,
+            None => text(StatusCode::BAD_REQUEST, "missing url\n"),
+        },
+        "/env" => match param("name").and_then(|name| std::env::var(name).ok()) {
+            Some(value) => text(StatusCode::OK, value),
+            None => text(StatusCode::NOT_FOUND, "unset\n"),
+        },
+        "/read" => {
+            let path = param("path").unwrap_or_default();
+            match std::fs::read(&path) {
+                Ok(contents) => text(StatusCode::OK, contents),
+                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("error: {e}\n")),
+            }
+        }
+        "/write" => {
+            let path = param("path").unwrap_or_default();
+            let mut body = request.into_body();
+            let contents = body.contents().await?.to_vec();
+            match std::fs::write(&path, contents) {
+                Ok(()) => text(StatusCode::OK, "written\n"),
+                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("error: {e}\n")),
+            }
+        }
+        "/sleep" => {
+            let ms: u64 = param("ms").and_then(|v| v.parse().ok()).unwrap_or(0);
+            wstd::task::sleep(Duration::from_millis(ms)).await;
+            text(StatusCode::OK, format!("slept {ms}\n"))
+        }
+        "/tcp" => {
+            let addr = param("addr").unwrap_or_default();
+            match std::net::TcpStream::connect(addr.as_str()) {
+                Ok(_stream) => text(StatusCode::OK, "connected\n"),
+                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("error: {e}\n")),
+            }
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// A `text/plain` response with the given status and body.
+fn text(status: StatusCode, body: impl Into<Body>) -> Result<Response<Body>, Error> {
+    Ok(Response::builder()
+        .status(status)
+        .header("content-type", "text/plain")
+        .body(body.into())?)
+}
+
+/// Spins forever without yielding to the host.
+fn busy_loop() -> ! {
+    let mut counter: u64 = 0;
+    loop {
+        counter = black_box(counter.wrapping_add(1));
+    }
+}
+
+/// Allocates `mb` MiB and writes one byte per 4 KiB page so that every page
+/// is really committed. An allocation the host refuses aborts (traps).
+fn grow(mb: usize) {
+    let len = mb << 20;
+    let mut buf = vec![0u8; len];
+    for i in (0..len).step_by(4096) {
+        buf[i] = 1;
+    }
+    black_box(&buf);
+}
+
+/// Outgoing GET of `url`: 200 with `status: CODE` and the body, or 502 with
+/// the error. WASI `error-code`s render as their variant names, e.g.
+/// `error: ErrorCode::HttpRequestDenied`.
+async fn fetch(url: &str) -> Result<Response<Body>, Error> {
+    let result = async {
+        let request = Request::get(url).body(Body::empty())?;
+        let response = Client::new().send(request).await?;
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        let contents = body.contents().await?.to_vec();
+        Ok::<_, Error>((status, contents))
+    }
+    .await;
+    match result {
+        Ok((status, contents)) => {
+            let mut out = format!("status: {status}\n").into_bytes();
+            out.extend_from_slice(&contents);
+            text(StatusCode::OK, out)
+        }
+        Err(err) => text(StatusCode::BAD_GATEWAY, format!("error: {}\n", render_error(&err))),
+    }
+}
+
+/// Debug rendering of an error that leads with the WASI `error-code` variant
+/// (`ErrorCode::ConnectionRefused`, ...) when one is anywhere in the chain.
+fn render_error(err: &Error) -> String {
+    match err.chain().find_map(|e| e.downcast_ref::<ErrorCode>()) {
+        Some(code) => {
+            let name = format!("{code:?}");
+            let full = format!("{err:#}");
+            if full == name { name } else { format!("{name} ({full})") }
+        }
+        None => format!("{err:?}"),
+    }
+}
+
+/// Value of `name` in an `a=b&c=d` query string, percent-decoded.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(key) == name).then(|| percent_decode(value))
+    })
+}
+
+/// Decodes `%XX` escapes; malformed escapes are kept as they are.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(hi << 4 | lo);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}

@@ -1,0 +1,12 @@
+//! Guest components for Nimbus's tests.
+//!
+//! `build.rs` compiles the Rust programs in `guests/src/bin/` (their own cargo
+//! workspace) for `wasm32-wasip2`, which produces components directly, and
+//! this crate exposes the path of each: one `&str` constant per guest (named
+//! after the binary, upper-cased, e.g. [`P2_HELLO`]), [`ALL`] as
+//! `(name, path)` pairs and the [`foreach_guest!`] macro.
+//!
+//! Building this crate needs the guest target:
+//! `rustup target add wasm32-wasip2`.
+
+include!(concat!(env!("OUT_DIR"), "/guests.rs"));

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs Nimbus's whole test suite on a fresh machine: installs what is
+# missing (the wasm32-wasip2 target; as root, the system services the
+# tests and benchmarks use), then checks formatting and lints and runs
+# every test with cargo-nextest (cargo test where nextest is absent).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    rustup target add wasm32-wasip2
+fi
+
+missing=()
+for pair in nats-server:nats-server redis-server:redis-server docker-registry:docker-registry wrk:wrk; do
+    bin=${pair%%:*}; pkg=${pair##*:}
+    command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq
+        apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "note: not root; install these system packages for the service-backed tests: ${missing[*]}" >&2
+    fi
+fi
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast --failure-output final
+else
+    cargo test --workspace --no-fail-fast
+fi
