@@ -9,5 +9,4 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
 fi
 cargo build --quiet --release --target wasm32-wasip2 --manifest-path examples/http-hello-world/Cargo.toml
 cargo build --quiet -p nimbus-cli
-echo "In another terminal: curl http://127.0.0.1:8000/"
 exec target/debug/nimbus serve examples/http-hello-world/workload.yaml --addr "${NIMBUS_ADDR:-127.0.0.1:8000}"

@@ -194,10 +194,10 @@ impl ArtifactStore {
         let component = Component::new(self.engine.wasmtime(), bytes)
             .map_err(|e| ArtifactError::Compile(format!("{e:#}")))?;
         self.compilations.fetch_add(1, Ordering::Relaxed);
-        if let Some(path) = self.cache_path(digest) {
-            if let Err(error) = write_atomically(&path, &component) {
-                tracing::warn!(path = %path.display(), %error, "cannot write compiled-code cache entry");
-            }
+        if let Some(path) = self.cache_path(digest)
+            && let Err(error) = write_atomically(&path, &component)
+        {
+            tracing::warn!(path = %path.display(), %error, "cannot write compiled-code cache entry");
         }
         Ok(component)
     }

@@ -118,7 +118,10 @@ async fn fetch(url: &str) -> Result<Response<Body>, Error> {
             out.extend_from_slice(&contents);
             text(StatusCode::OK, out)
         }
-        Err(err) => text(StatusCode::BAD_GATEWAY, format!("error: {}\n", render_error(&err))),
+        Err(err) => text(
+            StatusCode::BAD_GATEWAY,
+            format!("error: {}\n", render_error(&err)),
+        ),
     }
 }
 
@@ -129,7 +132,11 @@ fn render_error(err: &Error) -> String {
         Some(code) => {
             let name = format!("{code:?}");
             let full = format!("{err:#}");
-            if full == name { name } else { format!("{name} ({full})") }
+            if full == name {
+                name
+            } else {
+                format!("{name} ({full})")
+            }
         }
         None => format!("{err:?}"),
     }
@@ -149,12 +156,13 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push(hi << 4 | lo);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(hi << 4 | lo);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
