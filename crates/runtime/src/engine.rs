@@ -34,6 +34,9 @@ pub struct EngineConfig {
     /// Largest linear memory one instance may reserve, in bytes. Per-component
     /// memory limits are enforced below this by the store's limiter.
     pub max_memory_bytes: usize,
+    /// Bytes of each recycled memory, table and stack slot kept resident and
+    /// reset in place rather than returned to the kernel.
+    pub keep_resident_bytes: usize,
     /// How often the shared epoch ticks. Deadlines are checked at this
     /// granularity and long-running guests yield to the scheduler this often.
     pub epoch_tick: Duration,
@@ -45,6 +48,7 @@ impl Default for EngineConfig {
             pooling: PoolingMode::Auto,
             pool_instances: 1000,
             max_memory_bytes: 4 << 30,
+            keep_resident_bytes: 2 << 20,
             epoch_tick: Duration::from_millis(10),
         }
     }
@@ -102,7 +106,16 @@ impl Engine {
                 .max_memory_size(config.max_memory_bytes)
                 .max_memories_per_component(8)
                 .max_core_instances_per_component(64)
-                .max_component_instance_size(1 << 20);
+                .max_component_instance_size(1 << 20)
+                // Reset recycled slots with memset over the pages that are
+                // actually resident (PAGEMAP_SCAN where the kernel has it)
+                // instead of madvise: madvise on every instance teardown
+                // costs a TLB shootdown across all cores.
+                .linear_memory_keep_resident(config.keep_resident_bytes)
+                .table_keep_resident(config.keep_resident_bytes.min(1 << 20))
+                .async_stack_keep_resident(config.keep_resident_bytes.min(1 << 20))
+                .pagemap_scan(wasmtime::Enabled::Auto)
+                .decommit_batch_size(32);
             wasm.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         }
         let inner =
