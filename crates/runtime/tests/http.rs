@@ -518,3 +518,94 @@ async fn dev_router_sends_everything_to_the_newest_workload() {
         "falls back to the previous workload"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_in_flight_requests() {
+    let host = nimbus_runtime::Host::new(
+        HostConfig {
+            cache_dir: Some(shared_cache_dir()),
+            ..HostConfig::default()
+        },
+        Arc::new(nimbus_runtime::http::DynamicRouter::new()),
+    )
+    .unwrap();
+    host.start_workload(http_workload("drain", P2_BEHAVIORS, "drain.test"))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(nimbus_runtime::http::serve(
+        listener,
+        host,
+        async {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(20),
+    ));
+    let in_flight = tokio::spawn(async move {
+        request(
+            addr,
+            Some("drain.test"),
+            "GET",
+            "/sleep?ms=700",
+            Bytes::new(),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.send(()).unwrap();
+    assert_eq!(
+        in_flight.await.unwrap(),
+        (200, "slept 700\n".into()),
+        "the in-flight request finished"
+    );
+    let drained = tokio::time::timeout(TIMEOUT, server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(drained, "serve reports a complete drain");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
+}
+
+#[tokio::test]
+async fn manifest_files_resolve_images_and_volumes_relative_to_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/msg.txt"), "relative volume").unwrap();
+    std::fs::copy(P2_BEHAVIORS, dir.path().join("app.wasm")).unwrap();
+    let manifest = dir.path().join("workload.yaml");
+    std::fs::write(
+        &manifest,
+        r#"apiVersion: runtime.wasmcloud.dev/v1alpha1
+kind: Workload
+metadata: { name: rel }
+spec:
+  components:
+    - name: app
+      image: file://./app.wasm
+      localResources:
+        volumeMounts: [{ name: data, mountPath: /data }]
+  volumes:
+    - name: data
+      hostPath: { path: ./data }
+  hostInterfaces:
+    - { namespace: wasi, package: http, interfaces: [incoming-handler], config: { host: rel.test } }
+"#,
+    )
+    .unwrap();
+    let docs = nimbus_runtime::workload::load_manifest_file(&manifest).unwrap();
+    let t = TestHost::dynamic().await;
+    t.host
+        .start_workload(docs[0].workload.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        t.get("rel.test", "/read?path=/data/msg.txt").await,
+        (200, "relative volume".into())
+    );
+}

@@ -298,3 +298,134 @@ pub fn validate_workload(workload: &Workload, base: &str) -> Result<(), Manifest
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WASMCLOUD_DEPLOYMENT: &str = r#"
+apiVersion: runtime.wasmcloud.dev/v1alpha1
+kind: WorkloadDeployment
+metadata:
+  name: hello-world
+spec:
+  replicas: 3
+  template:
+    spec:
+      hostSelector:
+        hostgroup: public-ingress
+      components:
+        - name: hello-world
+          image: ghcr.io/example/hello:1.0.0
+          poolSize: 4
+          maxInvocations: 100
+          localResources:
+            memoryLimitMb: 64
+            cpuLimit: 1
+            config: { mode: fast }
+            environment: { GREETING: hi }
+            allowedHosts: ["api.example.com", "*.example.org:443"]
+      hostInterfaces:
+        - namespace: wasi
+          package: http
+          version: "0.2.0"
+          interfaces: [incoming-handler]
+          config:
+            host: hello.example.com
+            host-aliases: "www.example.com, alt.example.com"
+"#;
+
+    #[test]
+    fn reads_a_wasmcloud_workload_deployment() {
+        let docs = parse_manifest(WASMCLOUD_DEPLOYMENT).unwrap();
+        assert_eq!(docs.len(), 1);
+        let doc = &docs[0];
+        assert_eq!(doc.kind, "WorkloadDeployment");
+        assert_eq!(doc.replicas, 3);
+        let w = &doc.workload;
+        assert_eq!(w.id(), "default/hello-world");
+        assert_eq!(
+            w.spec.host_selector.get("hostgroup").map(String::as_str),
+            Some("public-ingress")
+        );
+        let c = &w.spec.components[0];
+        assert_eq!(c.max_invocations, Some(100));
+        assert_eq!(c.local_resources.memory_limit_mb, Some(64));
+        assert_eq!(
+            c.local_resources
+                .environment
+                .get("GREETING")
+                .map(String::as_str),
+            Some("hi")
+        );
+        assert_eq!(
+            w.spec.http_hosts(),
+            ["hello.example.com", "www.example.com", "alt.example.com"]
+        );
+        assert!(!w.spec.allows_sockets());
+    }
+
+    #[test]
+    fn several_documents_and_plain_workloads() {
+        let text = "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {name: a, namespace: ns}\nspec:\n  components: [{name: a, image: ./a.wasm}]\n---\napiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {name: b}\nspec:\n  components: [{name: b, image: ./b.wasm}]\n";
+        let docs = parse_manifest(text).unwrap();
+        let ids: Vec<_> = docs.iter().map(|d| d.workload.id()).collect();
+        assert_eq!(ids, ["ns/a", "default/b"]);
+    }
+
+    #[test]
+    fn rejections_name_the_field() {
+        let cases = [
+            (
+                "kind: Workload\nmetadata: {name: a}\nspec: {}",
+                "apiVersion",
+            ),
+            (
+                "apiVersion: v1\nkind: Workload\nmetadata: {name: a}\nspec: {}",
+                "apiVersion",
+            ),
+            (
+                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Pod\nmetadata: {name: a}\nspec: {}",
+                "kind",
+            ),
+            (
+                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {}\nspec: {}",
+                "metadata.name",
+            ),
+            (
+                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {name: 'a b'}\nspec: {}",
+                "metadata.name",
+            ),
+            (
+                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {name: a}\nspec: {}",
+                "spec.components",
+            ),
+            (
+                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {name: a}\nspec:\n  components: [{name: a, image: x}, {name: a, image: y}]",
+                "spec.components[1].name",
+            ),
+            (
+                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {name: a}\nspec:\n  components: [{name: a, image: x, localResources: {allowedHosts: ['exa*mple.com']}}]",
+                "spec.components[0].localResources.allowedHosts[0]",
+            ),
+            (
+                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {name: a}\nspec:\n  components: [{name: a, image: x, localResources: {volumeMounts: [{name: v, mountPath: /d}]}}]",
+                "spec.components[0].localResources.volumeMounts[0].name",
+            ),
+            (
+                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: WorkloadDeployment\nmetadata: {name: a}\nspec:\n  replicas: 1",
+                "spec.template.spec",
+            ),
+            (
+                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: WorkloadDeployment\nmetadata: {name: a}\nspec:\n  replicas: -2\n  template: {spec: {components: [{name: a, image: x}]}}",
+                "spec.replicas",
+            ),
+        ];
+        for (text, path) in cases {
+            let err = parse_manifest(text).unwrap_err();
+            assert_eq!(err.path, path, "{text}\n=> {err}");
+        }
+        let err = parse_manifest("apiVersion: [").unwrap_err();
+        assert_eq!(err.path, "(yaml)");
+    }
+}
