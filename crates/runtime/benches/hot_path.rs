@@ -9,29 +9,17 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::{BodyExt, Empty};
 use nimbus_runtime::http::DynamicRouter;
-use nimbus_runtime::workload::{ComponentSpec, HostInterface, Workload, WorkloadSpec};
+use nimbus_runtime::workload::Workload;
 use nimbus_runtime::{Host, HostConfig};
 use std::sync::Arc;
 
 fn workload(name: &str, guest: &str) -> Workload {
-    Workload {
-        namespace: "bench".into(),
-        name: name.into(),
-        spec: WorkloadSpec {
-            components: vec![ComponentSpec {
-                name: name.into(),
-                image: format!("file://{guest}"),
-                ..Default::default()
-            }],
-            host_interfaces: vec![HostInterface {
-                namespace: "wasi".into(),
-                package: "http".into(),
-                config: [("host".to_string(), format!("{name}.bench"))].into(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        },
-    }
+    Workload::single_http_component(
+        "bench",
+        name,
+        &format!("file://{guest}"),
+        &format!("{name}.bench"),
+    )
 }
 
 fn request(host: &str) -> http::Request<Empty<Bytes>> {

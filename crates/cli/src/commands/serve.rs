@@ -4,9 +4,7 @@
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 use nimbus_runtime::http::{DevRouter, DynamicRouter, Router};
-use nimbus_runtime::workload::{
-    ComponentSpec, HostInterface, Workload, WorkloadSpec, load_manifest_file,
-};
+use nimbus_runtime::workload::{Workload, load_manifest_file};
 use nimbus_runtime::{Host, HostConfig};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -157,25 +155,13 @@ fn load_workloads(path: &Path) -> anyhow::Result<Vec<Workload>> {
                 .and_then(|s| s.to_str())
                 .unwrap_or("component"),
         );
-        return Ok(vec![Workload {
-            namespace: "default".into(),
-            name: name.clone(),
-            spec: WorkloadSpec {
-                components: vec![ComponentSpec {
-                    name,
-                    image: format!("file://{}", absolute.display()),
-                    ..Default::default()
-                }],
-                host_interfaces: vec![HostInterface {
-                    namespace: "wasi".into(),
-                    package: "http".into(),
-                    interfaces: vec!["incoming-handler".into()],
-                    config: [("host".to_string(), "localhost".to_string())].into(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            },
-        }]);
+        let image = format!("file://{}", absolute.display());
+        return Ok(vec![Workload::single_http_component(
+            "default",
+            &name,
+            &image,
+            "localhost",
+        )]);
     }
     if !matches!(extension, "yaml" | "yml" | "json") {
         bail!(

@@ -21,6 +21,30 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// A workload of one component, `image`, serving `wasi:http` on `host`;
+    /// the component is named like the workload.
+    pub fn single_http_component(namespace: &str, name: &str, image: &str, host: &str) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+            spec: WorkloadSpec {
+                components: vec![ComponentSpec {
+                    name: name.into(),
+                    image: image.into(),
+                    ..Default::default()
+                }],
+                host_interfaces: vec![HostInterface {
+                    namespace: "wasi".into(),
+                    package: "http".into(),
+                    interfaces: vec!["incoming-handler".into()],
+                    config: [("host".to_string(), host.to_string())].into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        }
+    }
+
     /// The id a host knows this workload by: `namespace/name`.
     pub fn id(&self) -> String {
         format!("{}/{}", self.namespace, self.name)

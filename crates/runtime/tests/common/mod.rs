@@ -8,9 +8,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use nimbus_runtime::http::{DynamicRouter, Router};
-use nimbus_runtime::workload::{
-    ComponentSpec, HostInterface, LocalResources, Workload, WorkloadSpec,
-};
+use nimbus_runtime::workload::{LocalResources, Workload};
 use nimbus_runtime::{Host, HostConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -86,25 +84,7 @@ impl Drop for TestHost {
 
 /// A one-component workload serving HTTP on `host`.
 pub fn http_workload(name: &str, guest: &str, host: &str) -> Workload {
-    Workload {
-        namespace: "test".into(),
-        name: name.into(),
-        spec: WorkloadSpec {
-            components: vec![ComponentSpec {
-                name: name.into(),
-                image: format!("file://{guest}"),
-                ..Default::default()
-            }],
-            host_interfaces: vec![HostInterface {
-                namespace: "wasi".into(),
-                package: "http".into(),
-                interfaces: vec!["incoming-handler".into()],
-                config: [("host".to_string(), host.to_string())].into(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        },
-    }
+    Workload::single_http_component("test", name, &format!("file://{guest}"), host)
 }
 
 /// Mutable access to the first component's local resources.
