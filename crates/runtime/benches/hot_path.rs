@@ -69,5 +69,69 @@ fn hot_path(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hot_path);
+/// Instantiating the P2 hello component from its pre-linked `InstancePre`
+/// into a fresh store with a fresh WASI context: the per-request cost of P2.
+fn instantiate_from_pre(c: &mut Criterion) {
+    use nimbus_runtime::limits::{LimitDefaults, Limits};
+    use nimbus_runtime::wasi::{ComponentEnv, build_linker};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let engine = nimbus_runtime::engine::Engine::new(&Default::default()).unwrap();
+    let store = nimbus_runtime::artifact::ArtifactStore::new(
+        engine.clone(),
+        Some(std::env::temp_dir().join("nimbus-bench-compiled")),
+    );
+    let artifact = store
+        .load(&std::fs::read(test_programs::P2_HELLO).unwrap())
+        .unwrap();
+    let linker = build_linker(engine.wasmtime()).unwrap();
+    let pre = wasmtime_wasi_http::p2::bindings::ProxyPre::new(
+        linker.instantiate_pre(&artifact.component).unwrap(),
+    )
+    .unwrap();
+    let env = ComponentEnv {
+        workload: "bench/p2".into(),
+        component: "p2".into(),
+        environment: Vec::new(),
+        mounts: Vec::new(),
+        sockets: false,
+        outbound: Arc::default(),
+        router: Arc::new(DynamicRouter::new()),
+        limits: Limits::resolve(&Default::default(), &LimitDefaults::default(), usize::MAX),
+    };
+    c.bench_function("instantiate/p2_from_pre", |b| {
+        b.to_async(&rt).iter(|| async {
+            let mut store = env.new_store(engine.wasmtime()).unwrap();
+            pre.instantiate_async(&mut store).await.unwrap();
+        })
+    });
+}
+
+/// Routing one request by Host with 1 and with 10,000 bound hosts.
+fn router_lookup(c: &mut Criterion) {
+    use nimbus_runtime::http::Router;
+    let mut group = c.benchmark_group("router");
+    for routes in [1usize, 10_000] {
+        let router = DynamicRouter::new();
+        for i in 0..routes {
+            router
+                .workload_resolved(
+                    &format!("bench/w{i}"),
+                    &workload(&format!("w{i}"), "unused.wasm"),
+                )
+                .unwrap();
+        }
+        let (parts, ()) = request(&format!("w{}.bench:8080", routes / 2))
+            .map(|_| ())
+            .into_parts();
+        group.bench_function(format!("lookup_{routes}_routes"), |b| {
+            b.iter(|| router.route(&parts).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, hot_path, instantiate_from_pre, router_lookup);
 criterion_main!(benches);

@@ -2,9 +2,9 @@
 //! workloads and the router, behind a cheap-to-clone handle.
 //!
 //! Lifecycle operations (start, replace, stop) are serialized by one async
-//! lock and publish a new workload table atomically; the request path only
-//! reads that table (lock-free), so a replace never blocks traffic and
-//! in-flight requests finish on the version they started on.
+//! lock and swap entries of a lock-free concurrent table; the request path
+//! only reads it, so a replace never blocks traffic and in-flight requests
+//! finish on the version (`Arc`) they started on.
 
 use crate::artifact::{ArtifactError, ArtifactStore};
 use crate::engine::{Engine, EngineConfig, EngineError};
@@ -19,7 +19,6 @@ use crate::workload::{
     ComponentSpec, ComponentStatus, ManifestError, Workload, WorkloadState, WorkloadStatus,
     local_image_path, validate_workload,
 };
-use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -150,7 +149,7 @@ struct HostInner {
     limits: LimitDefaults,
     // Per-component memory limits never exceed what the engine can reserve.
     max_memory_bytes: usize,
-    workloads: ArcSwap<HashMap<Arc<str>, Arc<RunningWorkload>>>,
+    workloads: papaya::HashMap<Arc<str>, Arc<RunningWorkload>>,
     lifecycle: tokio::sync::Mutex<()>,
 }
 
@@ -158,7 +157,7 @@ impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Host")
             .field("engine", &self.0.engine)
-            .field("workloads", &self.0.workloads.load().len())
+            .field("workloads", &self.0.workloads.len())
             .finish()
     }
 }
@@ -177,7 +176,7 @@ impl Host {
             router,
             limits: config.limits,
             max_memory_bytes: config.engine.max_memory_bytes,
-            workloads: ArcSwap::default(),
+            workloads: papaya::HashMap::new(),
             lifecycle: tokio::sync::Mutex::new(()),
         })))
     }
@@ -230,14 +229,13 @@ impl Host {
     /// Stops a workload; in-flight requests finish.
     pub async fn stop_workload(&self, id: &str) -> Result<WorkloadStatus, WorkloadError> {
         let _guard = self.0.lifecycle.lock().await;
-        let current = self.0.workloads.load();
-        let running = current
-            .get(id)
+        let running = self
+            .0
+            .workloads
+            .pin()
+            .remove(id)
             .cloned()
             .ok_or_else(|| WorkloadError::NotFound(id.to_string()))?;
-        let mut next = (**current).clone();
-        next.remove(id);
-        self.0.workloads.store(Arc::new(next));
         self.0.router.workload_unbound(id);
         tracing::info!(workload = id, "workload stopped");
         Ok(running.status(WorkloadState::Stopped))
@@ -247,7 +245,7 @@ impl Host {
     pub fn workload_status(&self, id: &str) -> Option<WorkloadStatus> {
         self.0
             .workloads
-            .load()
+            .pin()
             .get(id)
             .map(|w| w.status(WorkloadState::Running))
     }
@@ -257,7 +255,7 @@ impl Host {
         let mut all: Vec<_> = self
             .0
             .workloads
-            .load()
+            .pin()
             .values()
             .map(|w| w.status(WorkloadState::Running))
             .collect();
@@ -276,7 +274,7 @@ impl Host {
             Ok(id) => id,
             Err(error) => return error_response(error.status(), &error.to_string()),
         };
-        let Some(workload) = self.0.workloads.load().get(&id).cloned() else {
+        let Some(workload) = self.0.workloads.pin().get(&id).cloned() else {
             return error_response(
                 http::StatusCode::SERVICE_UNAVAILABLE,
                 &format!("workload `{id}` is not running"),
@@ -292,7 +290,7 @@ impl Host {
         id: &str,
         workload: &Workload,
     ) -> Result<Option<WorkloadStatus>, WorkloadError> {
-        match self.0.workloads.load().get(id) {
+        match self.0.workloads.pin().get(id) {
             Some(running) if running.workload == *workload => {
                 Ok(Some(running.status(WorkloadState::Running)))
             }
@@ -306,9 +304,12 @@ impl Host {
             .router
             .workload_resolved(&running.id, &running.workload)?;
         let running = Arc::new(running);
-        let mut next = (**self.0.workloads.load()).clone();
-        let replaced = next.insert(running.id.clone(), running.clone()).is_some();
-        self.0.workloads.store(Arc::new(next));
+        let replaced = self
+            .0
+            .workloads
+            .pin()
+            .insert(running.id.clone(), running.clone())
+            .is_some();
         tracing::info!(workload = %running.id, replaced, "workload running");
         Ok(running.status(WorkloadState::Running))
     }

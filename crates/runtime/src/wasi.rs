@@ -92,8 +92,22 @@ impl std::fmt::Debug for dyn crate::http::router::Router {
 }
 
 impl ComponentEnv {
+    /// A fresh store for one instance: its own WASI context, the memory
+    /// limiter, and a yield at every epoch tick, which keeps other requests
+    /// on the thread moving and lets deadlines fire inside busy guests.
+    pub fn new_store(
+        &self,
+        engine: &wasmtime::Engine,
+    ) -> wasmtime::Result<wasmtime::Store<StoreState>> {
+        let mut store = wasmtime::Store::new(engine, self.new_state()?);
+        store.limiter(|state| &mut state.limits);
+        store.epoch_deadline_async_yield_and_update(1);
+        store.set_epoch_deadline(1);
+        Ok(store)
+    }
+
     /// A fresh store state for one instance.
-    pub(crate) fn new_state(&self) -> wasmtime::Result<StoreState> {
+    fn new_state(&self) -> wasmtime::Result<StoreState> {
         let mut builder = WasiCtxBuilder::new();
         builder.inherit_stdout().inherit_stderr();
         builder.envs(&self.environment);

@@ -6,10 +6,12 @@
 //! [`DynamicRouter`] routes by `Host` (or the HTTP/2 `:authority`), port
 //! stripped, to the workload whose `wasi:http` config names that host
 //! (`host` plus comma-separated `host-aliases`); [`DevRouter`] sends
-//! everything to the most recently started workload. Reads are lock-free.
+//! everything to the most recently started workload. Reads are lock-free;
+//! binding a workload's routes costs O(its hosts), whatever the table size.
 
 use crate::workload::Workload;
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwapOption;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -66,28 +68,53 @@ pub trait Router: Send + Sync + 'static {
 
 /// The host a request is addressed to: the URI authority (HTTP/2 and
 /// absolute-form) or the `Host` header, lower-cased, port stripped.
-pub fn request_host(request: &http::request::Parts) -> Option<String> {
-    let raw = match request.uri.authority() {
-        Some(authority) => authority.host().to_string(),
-        None => {
-            let header = request.headers.get(http::header::HOST)?.to_str().ok()?;
-            let authority: http::uri::Authority = header.parse().ok()?;
-            authority.host().to_string()
-        }
+/// Borrows from the request unless it has to lower-case.
+pub fn request_host(request: &http::request::Parts) -> Option<Cow<'_, str>> {
+    let authority = match request.uri.authority() {
+        Some(authority) => authority.as_str(),
+        None => request.headers.get(http::header::HOST)?.to_str().ok()?,
     };
-    let host = raw
+    let host = strip_port(authority.trim())?;
+    let host = host
         .trim_start_matches('[')
         .trim_end_matches(']')
-        .trim_end_matches('.')
-        .to_ascii_lowercase();
-    (!host.is_empty()).then_some(host)
+        .trim_end_matches('.');
+    if host.is_empty() || host.contains(['@', '/', ' ']) {
+        return None;
+    }
+    Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    })
+}
+
+/// `host:port` to `host`, `[v6]:port` to `[v6]`; a port must be digits.
+fn strip_port(authority: &str) -> Option<&str> {
+    let (host, port) = if authority.starts_with('[') {
+        match authority.rfind("]:") {
+            Some(i) => (&authority[..=i], Some(&authority[i + 2..])),
+            None => (authority, None),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    match port {
+        Some(port) if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) => None,
+        _ => Some(host),
+    }
 }
 
 /// Routes by host name; the production router.
 #[derive(Default)]
 pub struct DynamicRouter {
-    routes: ArcSwap<HashMap<String, Arc<str>>>,
-    writes: Mutex<()>,
+    routes: papaya::HashMap<String, Arc<str>>,
+    // Hosts bound per workload, so rebinding and unbinding touch only that
+    // workload's entries; also serializes writers.
+    bound: Mutex<HashMap<Arc<str>, Vec<String>>>,
 }
 
 impl DynamicRouter {
@@ -100,7 +127,7 @@ impl DynamicRouter {
     pub fn routes(&self) -> Vec<(String, String)> {
         let mut routes: Vec<_> = self
             .routes
-            .load()
+            .pin()
             .iter()
             .map(|(h, w)| (h.clone(), w.to_string()))
             .collect();
@@ -111,11 +138,11 @@ impl DynamicRouter {
 
 impl Router for DynamicRouter {
     fn workload_resolved(&self, id: &str, workload: &Workload) -> Result<(), RouteError> {
-        let _guard = self.writes.lock().unwrap_or_else(|p| p.into_inner());
-        let current = self.routes.load();
+        let mut bound = self.bound.lock().unwrap_or_else(|p| p.into_inner());
+        let routes = self.routes.pin();
         let hosts = workload.spec.http_hosts();
         for host in &hosts {
-            if let Some(owner) = current.get(host)
+            if let Some(owner) = routes.get(host)
                 && &**owner != id
             {
                 return Err(RouteError::Conflict {
@@ -125,36 +152,36 @@ impl Router for DynamicRouter {
             }
         }
         let id: Arc<str> = Arc::from(id);
-        let mut next: HashMap<String, Arc<str>> = current
-            .iter()
-            .filter(|(_, w)| **w != id)
-            .map(|(h, w)| (h.clone(), w.clone()))
-            .collect();
-        for host in hosts {
-            next.insert(host, id.clone());
+        // Insert first (same-host entries are overwritten in place, so a
+        // replace never leaves a gap), then drop hosts no longer wanted.
+        for host in &hosts {
+            routes.insert(host.clone(), id.clone());
         }
-        self.routes.store(Arc::new(next));
+        if let Some(previous) = bound.insert(id, hosts.clone()) {
+            for host in previous.iter().filter(|h| !hosts.contains(h)) {
+                routes.remove(host);
+            }
+        }
         Ok(())
     }
 
     fn workload_unbound(&self, id: &str) {
-        let _guard = self.writes.lock().unwrap_or_else(|p| p.into_inner());
-        let current = self.routes.load();
-        let next: HashMap<String, Arc<str>> = current
-            .iter()
-            .filter(|(_, w)| &***w != id)
-            .map(|(h, w)| (h.clone(), w.clone()))
-            .collect();
-        self.routes.store(Arc::new(next));
+        let mut bound = self.bound.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hosts) = bound.remove(id) {
+            let routes = self.routes.pin();
+            for host in hosts {
+                routes.remove(&host);
+            }
+        }
     }
 
     fn route(&self, request: &http::request::Parts) -> Result<Arc<str>, RouteError> {
         let host = request_host(request).ok_or(RouteError::MissingHost)?;
         self.routes
-            .load()
-            .get(&host)
+            .pin()
+            .get(host.as_ref())
             .cloned()
-            .ok_or(RouteError::UnknownHost(host))
+            .ok_or_else(|| RouteError::UnknownHost(host.into_owned()))
     }
 }
 
@@ -204,5 +231,66 @@ impl Router for DevRouter {
             .as_ref()
             .map(|current| current.0.clone())
             .ok_or_else(|| RouteError::Unavailable("no workload is running".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(host: Option<&str>, uri: &str) -> http::request::Parts {
+        let mut builder = http::Request::builder().uri(uri);
+        if let Some(host) = host {
+            builder = builder.header(http::header::HOST, host);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn request_host_normalises() {
+        let cases = [
+            (Some("Example.COM:8080"), "/", Some("example.com")),
+            (Some("example.com."), "/", Some("example.com")),
+            (Some("[::1]:80"), "/", Some("::1")),
+            (Some("a.test"), "http://b.test/x", Some("b.test")),
+            (None, "http://B.test:1/x", Some("b.test")),
+            (None, "/", None),
+            (Some(""), "/", None),
+            (Some("a.test:port"), "/", None),
+        ];
+        for (header, uri, expected) in cases {
+            assert_eq!(
+                request_host(&parts(header, uri)).as_deref(),
+                expected,
+                "{header:?} {uri}"
+            );
+        }
+    }
+
+    #[test]
+    fn rebinding_moves_hosts_and_unbinding_clears_them() {
+        let router = DynamicRouter::new();
+        let mut w = Workload::single_http_component("ns", "a", "a.wasm", "one.test");
+        router.workload_resolved("ns/a", &w).unwrap();
+        w.spec.host_interfaces[0]
+            .config
+            .insert("host".into(), "two.test".into());
+        router.workload_resolved("ns/a", &w).unwrap();
+        assert_eq!(
+            router.routes(),
+            [("two.test".to_string(), "ns/a".to_string())]
+        );
+        let other = Workload::single_http_component("ns", "b", "b.wasm", "two.test");
+        assert!(matches!(
+            router.workload_resolved("ns/b", &other),
+            Err(RouteError::Conflict { .. })
+        ));
+        router.workload_unbound("ns/a");
+        assert!(router.routes().is_empty());
+        router.workload_resolved("ns/b", &other).unwrap();
+        assert_eq!(
+            &*router.route(&parts(Some("TWO.test"), "/")).unwrap(),
+            "ns/b"
+        );
     }
 }

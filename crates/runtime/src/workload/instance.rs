@@ -76,13 +76,7 @@ impl HandlerState for ComponentInstances {
     type WorkerState = Worker;
 
     async fn instantiate(&self) -> wasmtime::Result<Instance<StoreState, Expiration, Worker>> {
-        let state = self.env.new_state()?;
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limits);
-        // Yield to the scheduler at every epoch tick: keeps other requests on
-        // this thread moving and lets deadlines fire inside busy guests.
-        store.epoch_deadline_async_yield_and_update(1);
-        store.set_epoch_deadline(1);
+        let mut store = self.env.new_store(&self.engine)?;
         let proxy = self.pre.instantiate_async(&mut store).await?;
         let timeout = self.env.limits.request_timeout;
         Ok(Instance {
