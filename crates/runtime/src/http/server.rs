@@ -23,7 +23,19 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub async fn serve(
     listener: TcpListener,
     host: Host,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain_timeout: Duration,
+) -> std::io::Result<bool> {
+    // Everything below is compiled (and optimised) in this crate: a generic
+    // body would be monomorphized in the caller, pulling hyper's whole
+    // connection path into e.g. an unoptimised CLI build.
+    serve_boxed(listener, host, Box::pin(shutdown), drain_timeout).await
+}
+
+async fn serve_boxed(
+    listener: TcpListener,
+    host: Host,
+    mut shutdown: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
     drain_timeout: Duration,
 ) -> std::io::Result<bool> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -38,7 +50,6 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
