@@ -6,6 +6,12 @@ use std::process::ExitCode;
 
 mod commands;
 
+// Per-request instantiation and hyper's buffers allocate small objects on
+// every request; mimalloc's thread-local free lists cut that cost (measured in
+// docs/BENCHMARKS.md) compared with glibc malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Run WebAssembly components as HTTP services.
 #[derive(Parser)]
 #[command(name = "nimbus", version, about, propagate_version = true)]
