@@ -168,9 +168,21 @@ impl EpochTicker {
             .spawn({
                 let stop = stop.clone();
                 move || {
+                    // park_timeout, not sleep: Drop unparks the thread so
+                    // dropping an engine never waits out a long tick.
+                    let mut next = std::time::Instant::now() + tick;
                     while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(tick);
+                        let now = std::time::Instant::now();
+                        if now < next {
+                            std::thread::park_timeout(next - now);
+                            continue;
+                        }
                         engine.increment_epoch();
+                        next += tick;
+                        if next < now {
+                            // Fell behind (a suspended process): do not burst.
+                            next = now + tick;
+                        }
                     }
                 }
             })
@@ -183,6 +195,7 @@ impl Drop for EpochTicker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
             let _ = thread.join();
         }
     }
@@ -202,4 +215,31 @@ fn pooling_fits_address_space() -> bool {
     let mut store = wasmtime::Store::new(&engine, ());
     let ty = wasmtime::MemoryType::new64(0, Some(1 << (BITS_TO_TEST - 16)));
     wasmtime::Memory::new(&mut store, ty).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Dropping an engine stops its ticker at once instead of waiting out the
+    /// tick (which, with a long tick, used to block the drop for that long).
+    #[test]
+    fn dropping_an_engine_does_not_wait_for_the_tick() {
+        let engine = Engine::new(&EngineConfig {
+            pooling: PoolingMode::Off,
+            epoch_tick: Duration::from_secs(3600),
+            ..EngineConfig::default()
+        })
+        .unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(engine);
+            let _ = done_tx.send(());
+        });
+        // A hang guard, not a timing claim: the drop takes microseconds; a
+        // regression would take the whole hour.
+        done_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("engine drop blocked on the epoch ticker");
+    }
 }

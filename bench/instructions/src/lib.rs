@@ -1,0 +1,2 @@
+//! Empty on purpose: this crate exists for its instruction-count bench
+//! (`benches/instructions.rs`), run by `bash bench/instructions.sh`.
