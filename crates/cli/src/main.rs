@@ -22,6 +22,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start a project from a template.
+    New(commands::new::NewCommand),
+    /// Build the project's component.
+    Build(commands::build::BuildCommand),
+    /// Build, serve, and rebuild and reload on every change.
+    Dev(commands::dev::DevCommand),
+    /// Show or check the project config.
+    Config(commands::config::ConfigCommand),
     /// Serve a component or a workload manifest over HTTP.
     Serve(commands::serve::ServeCommand),
     /// Show a component's imports and exports.
@@ -32,6 +40,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
+        Command::New(cmd) => cmd.execute(),
+        Command::Build(cmd) => cmd.execute(),
+        Command::Dev(cmd) => cmd.execute(),
+        Command::Config(cmd) => cmd.execute(),
         Command::Serve(cmd) => cmd.execute(),
         Command::Inspect(cmd) => cmd.execute(),
     };

@@ -16,6 +16,7 @@ use crate::wasi::{ComponentEnv, Mount, StoreState, build_linker};
 use crate::workload::instance::{ComponentInstances, HttpKind, ReusePolicy};
 use crate::workload::running::{HttpTarget, RunningWorkload};
 use crate::workload::{
+    NamedSources,
     ComponentSpec, ComponentStatus, ManifestError, Workload, WorkloadState, WorkloadStatus,
     local_image_path, validate_workload,
 };
@@ -151,6 +152,8 @@ struct HostInner {
     max_memory_bytes: usize,
     workloads: papaya::HashMap<Arc<str>, Arc<RunningWorkload>>,
     lifecycle: tokio::sync::Mutex<()>,
+    // Named config/secret sources; replaced whole (the dev loop reloads them).
+    sources: arc_swap::ArcSwap<NamedSources>,
 }
 
 impl std::fmt::Debug for Host {
@@ -178,7 +181,14 @@ impl Host {
             max_memory_bytes: config.engine.max_memory_bytes,
             workloads: papaya::HashMap::new(),
             lifecycle: tokio::sync::Mutex::new(()),
+            sources: arc_swap::ArcSwap::from_pointee(NamedSources::default()),
         })))
+    }
+
+    /// Replaces the named config and secret sources that workloads started
+    /// from now on resolve `configFrom` / `secretFrom` against.
+    pub fn set_sources(&self, sources: NamedSources) {
+        self.0.sources.store(Arc::new(sources));
     }
 
     /// The engine.
@@ -446,14 +456,22 @@ impl Host {
                 message,
             })
         })?;
+        let sources = self.0.sources.load();
+        let source_error = |e: crate::workload::MissingSource| {
+            WorkloadError::Invalid(ManifestError {
+                path: format!("component `{}`", spec.name),
+                message: e.to_string(),
+            })
+        };
+        let environment = sources.environment(&lr.environment).map_err(source_error)?;
+        let config = sources
+            .wasi_config(workload.spec.config_interface(), &lr.config)
+            .map_err(source_error)?;
         let env = Arc::new(ComponentEnv {
             workload: id.clone(),
             component: Arc::from(spec.name.as_str()),
-            environment: lr
-                .environment
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            environment,
+            config: Arc::new(config),
             mounts,
             sockets: workload.spec.allows_sockets(),
             outbound: Arc::new(outbound),

@@ -38,6 +38,8 @@ pub mod host;
 pub mod http;
 pub mod limits;
 pub mod outbound;
+pub mod plugins;
+pub mod secret;
 pub mod wasi;
 pub mod workload;
 

@@ -8,6 +8,7 @@
 //! `localResources.environment`, the volume mounts it lists (read-only unless
 //! declared writable), and sockets only when the workload lists `wasi:sockets`.
 
+use crate::plugins::config::{ComponentConfig, ConfigView};
 use crate::outbound::{OutboundHooks, OutboundPolicy};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ pub struct StoreState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     hooks: OutboundHooks,
+    config: ComponentConfig,
     pub(crate) limits: wasmtime::StoreLimits,
 }
 
@@ -50,6 +52,9 @@ pub fn build_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<StoreS
     wasmtime_wasi::p3::add_to_linker(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+    crate::plugins::config::add_to_linker(&mut linker, |state: &mut StoreState| {
+        ConfigView::new(&state.config)
+    })?;
     Ok(linker)
 }
 
@@ -73,6 +78,8 @@ pub struct ComponentEnv {
     pub component: Arc<str>,
     /// Environment variables.
     pub environment: Vec<(String, String)>,
+    /// What `wasi:config/store` serves.
+    pub config: ComponentConfig,
     /// Volume mounts.
     pub mounts: Vec<Mount>,
     /// Whether `wasi:sockets` may be used.
@@ -144,6 +151,7 @@ impl ComponentEnv {
                 component: self.component.clone(),
                 router: self.router.clone(),
             },
+            config: self.config.clone(),
             limits: self.limits.store_limits(),
         })
     }

@@ -275,6 +275,7 @@ async fn start_is_idempotent_and_a_different_spec_needs_replace() {
     let mut changed = w.clone();
     resources(&mut changed)
         .environment
+        .config
         .insert("GREETING".into(), "changed".into());
     let err = t.host.start_workload(changed.clone()).await.unwrap_err();
     assert!(matches!(err, WorkloadError::Conflict(_)), "{err}");
@@ -298,6 +299,7 @@ async fn replace_under_load_loses_no_request() {
     let mut v1 = http_workload("swap", P2_HELLO, "swap.test");
     resources(&mut v1)
         .environment
+        .config
         .insert("GREETING".into(), "v1".into());
     t.host.start_workload(v1.clone()).await.unwrap();
     let mut slow = http_workload("slow", P2_BEHAVIORS, "slow.test");
@@ -332,10 +334,12 @@ async fn replace_under_load_loses_no_request() {
     let mut v2 = v1.clone();
     resources(&mut v2)
         .environment
+        .config
         .insert("GREETING".into(), "v2".into());
     t.host.replace_workload(v2).await.unwrap();
     resources(&mut slow)
         .environment
+        .config
         .insert("X".into(), "y".into());
     t.host.replace_workload(slow).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -394,6 +398,7 @@ async fn environment_is_only_what_the_workload_declares() {
     let mut w = http_workload("env", P2_BEHAVIORS, "env.test");
     resources(&mut w)
         .environment
+        .config
         .insert("COLOR".into(), "blue".into());
     t.host.start_workload(w).await.unwrap();
     assert_eq!(

@@ -1,6 +1,10 @@
 //! One module per subcommand, each a clap struct with an `execute()`.
 
+pub(crate) mod build;
+pub(crate) mod config;
+pub(crate) mod dev;
 pub(crate) mod inspect;
+pub(crate) mod new;
 pub(crate) mod serve;
 
 use anyhow::Context as _;
@@ -13,4 +17,54 @@ pub(crate) fn read_component(path: &Path) -> anyhow::Result<Vec<u8>> {
     nimbus_runtime::artifact::validate_component_bytes(&bytes)
         .with_context(|| format!("`{}`", path.display()))?;
     Ok(bytes)
+}
+
+/// Resolves when the process gets Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    eprintln!("draining in-flight requests…");
+}
+
+/// The project directory: `dir` if given, else the current directory.
+pub(crate) fn project_dir(dir: Option<&Path>) -> anyhow::Result<std::path::PathBuf> {
+    let dir = match dir {
+        Some(dir) => dir.to_path_buf(),
+        None => std::env::current_dir().context("cannot read the current directory")?,
+    };
+    anyhow::ensure!(dir.is_dir(), "`{}` is not a directory", dir.display());
+    Ok(dir)
+}
+
+/// The merged project config, with a clear error when it is invalid.
+pub(crate) fn load_project_config(
+    dir: &Path,
+) -> anyhow::Result<nimbus_project::config::LoadedConfig> {
+    let user = nimbus_project::config::user_config_path();
+    Ok(nimbus_project::config::load(dir, user.as_deref())?)
+}
+
+/// Bytes as a short human figure.
+pub(crate) fn human_size(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
 }

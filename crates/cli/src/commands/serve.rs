@@ -98,7 +98,7 @@ impl ServeCommand {
         println!("Serving on http://{addr}/");
         println!("Try: curl http://{addr}/");
         let drain = Duration::from_secs(self.drain_timeout);
-        let drained = nimbus_runtime::http::serve(listener, host, shutdown_signal(), drain).await?;
+        let drained = nimbus_runtime::http::serve(listener, host, super::shutdown_signal(), drain).await?;
         if drained {
             eprintln!("stopped");
         } else {
@@ -109,28 +109,6 @@ impl ServeCommand {
         }
         Ok(())
     }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
-    }
-    eprintln!("draining in-flight requests…");
 }
 
 /// A component file becomes a one-component workload; anything else must

@@ -323,7 +323,7 @@ spec:
             memoryLimitMb: 64
             cpuLimit: 1
             config: { mode: fast }
-            environment: { GREETING: hi }
+            environment: { config: { GREETING: hi } }
             allowedHosts: ["api.example.com", "*.example.org:443"]
       hostInterfaces:
         - namespace: wasi
@@ -354,6 +354,7 @@ spec:
         assert_eq!(
             c.local_resources
                 .environment
+                .config
                 .get("GREETING")
                 .map(String::as_str),
             Some("hi")

@@ -5,6 +5,7 @@
 pub(crate) mod instance;
 pub mod manifest;
 pub(crate) mod running;
+pub mod sources;
 pub mod spec;
 
 pub use instance::{HttpKind, ReusePolicy};
@@ -12,6 +13,7 @@ pub use manifest::{
     API_VERSION, ManifestDocument, ManifestError, parse_manifest, validate_workload,
 };
 pub use running::{ComponentStatus, WorkloadState, WorkloadStatus};
+pub use sources::{MissingSource, NamedSources};
 pub use spec::*;
 
 /// Reads a manifest file and makes relative `file://` images and host-path

@@ -119,9 +119,12 @@ pub struct LocalResources {
     /// Free-form configuration for the component and its plugins.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
-    /// The only environment variables the component sees.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub environment: BTreeMap<String, String>,
+    /// The only environment variables the component sees: literal values
+    /// (`config`), every key of named config sources (`configFrom`), and of
+    /// named secret sources (`secretFrom`, the one explicit way a secret
+    /// becomes an environment variable).
+    #[serde(default, skip_serializing_if = "ConfigLayer::is_empty")]
+    pub environment: ConfigLayer,
     /// Volumes mounted into the component's filesystem.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volume_mounts: Vec<VolumeMount>,
@@ -191,9 +194,50 @@ pub struct HostInterface {
     /// Package version, if pinned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
-    /// Interface configuration (for `wasi:http`: `host`, `host-aliases`).
+    /// Distinguishes several entries of one `namespace:package`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Interface configuration (for `wasi:http`: `host`, `host-aliases`;
+    /// for `wasi:config`: values the store serves).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
+    /// Named config sources merged into `config` (later entries win).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_from: Vec<SourceRef>,
+    /// Named secret sources this interface may hand to the guest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_from: Vec<SourceRef>,
+}
+
+/// Values from literals and named sources, as wasmCloud's `ConfigLayer`.
+/// Unknown keys are refused here (not ignored) so that variables written
+/// straight under `environment:` fail loudly instead of vanishing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigLayer {
+    /// Literal values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// Named config sources whose keys are merged in (later entries win).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_from: Vec<SourceRef>,
+    /// Named secret sources whose keys are merged in (later entries win).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_from: Vec<SourceRef>,
+}
+
+impl ConfigLayer {
+    /// Whether nothing is set.
+    pub fn is_empty(&self) -> bool {
+        self.config.is_empty() && self.config_from.is_empty() && self.secret_from.is_empty()
+    }
+}
+
+/// A reference to a named config or secret source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceRef {
+    /// The source's name.
+    pub name: String,
 }
 
 impl HostInterface {
@@ -242,6 +286,11 @@ impl WorkloadSpec {
         }
         hosts.retain(|h| !h.is_empty());
         hosts
+    }
+
+    /// The `wasi:config` host interface, if declared.
+    pub fn config_interface(&self) -> Option<&HostInterface> {
+        self.host_interfaces.iter().find(|i| i.is("wasi", "config"))
     }
 
     /// Whether `wasi:sockets` is declared, which is what allows sockets.

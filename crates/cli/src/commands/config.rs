@@ -1,0 +1,75 @@
+//! `nimbus config show|validate`: the merged project config, with every
+//! secret value shown as `<redacted>`, and a check that needs no build.
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Arguments of `nimbus config`.
+#[derive(Args)]
+pub(crate) struct ConfigCommand {
+    #[command(subcommand)]
+    action: ConfigAction,
+    /// The project directory (default: the current directory).
+    #[arg(short = 'C', long = "project-dir", global = true)]
+    project_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Print the merged config and the resolved sources (secrets redacted).
+    Show,
+    /// Check the config files and every source without running anything.
+    Validate,
+}
+
+impl ConfigCommand {
+    pub(crate) fn execute(self) -> anyhow::Result<()> {
+        let dir = super::project_dir(self.project_dir.as_deref())?;
+        let loaded = super::load_project_config(&dir)?;
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let (sources, warnings) =
+            nimbus_project::sources::resolve(&loaded.config, &dir, &env)?;
+        for warning in &warnings {
+            eprintln!("warning: {warning}");
+        }
+        match self.action {
+            ConfigAction::Validate => {
+                let files: Vec<String> = [&loaded.user_file, &loaded.project_file]
+                    .into_iter()
+                    .flatten()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                println!(
+                    "ok: {} ({} config source(s), {} secret source(s))",
+                    if files.is_empty() {
+                        "no config file; defaults".to_string()
+                    } else {
+                        files.join(" + ")
+                    },
+                    sources.configs.len(),
+                    sources.secrets.len()
+                );
+            }
+            ConfigAction::Show => {
+                // Sources print with their resolved values; secrets through
+                // `Secret`'s Serialize, which writes `<redacted>`.
+                let shown = serde_json::json!({
+                    "files": {
+                        "user": loaded.user_file,
+                        "project": loaded.project_file,
+                    },
+                    "config": loaded.config.redacted(),
+                    "resolved": {
+                        "configs": sources.configs,
+                        "secrets": sources.secrets,
+                    },
+                });
+                let yaml = serde_yaml_ng::to_string(&shown).context("cannot render the config")?;
+                print!("{yaml}");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,329 @@
+//! Building a project's component: run the configured command (default:
+//! cargo for `wasm32-wasip2`, release), find what it produced, and check it
+//! is a WebAssembly component.
+
+use crate::config::{BuildConfig, RustBuild};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The target Rust components are built for.
+pub const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// Where the build's output goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Straight to this process's stdout/stderr (`nimbus build`).
+    Inherit,
+    /// Captured and returned, shown only on failure (`nimbus dev`).
+    Capture,
+}
+
+/// A successful build.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The component file.
+    pub component: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// How long the build command took.
+    pub duration: Duration,
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The command could not be started.
+    #[error("cannot run `{command}`: {source}")]
+    Spawn {
+        /// The command line.
+        command: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The command exited with an error; `output` holds what it printed
+    /// (empty when it went to the terminal).
+    #[error("`{command}` failed ({status})")]
+    Failed {
+        /// The command line.
+        command: String,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// Captured stdout and stderr.
+        output: String,
+    },
+    /// The Rust target is missing and could not be installed.
+    #[error("the {WASM_TARGET} Rust target is not installed and `rustup target add {WASM_TARGET}` failed: {0}; run it yourself, then build again")]
+    Target(String),
+    /// No component file was found after the build.
+    #[error("the build succeeded but no component was found: {0}")]
+    NotFound(String),
+    /// The file is not a usable component.
+    #[error("{}: {message}", path.display())]
+    NotComponent {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+}
+
+impl BuildError {
+    /// What the build printed, when it was captured.
+    pub fn output(&self) -> Option<&str> {
+        match self {
+            Self::Failed { output, .. } if !output.is_empty() => Some(output),
+            _ => None,
+        }
+    }
+}
+
+/// The command line `build` runs.
+pub fn build_command(build: &BuildConfig) -> String {
+    if let Some(command) = &build.command {
+        return command.clone();
+    }
+    let rust = build.rust.clone().unwrap_or(RustBuild {
+        release: Some(true),
+        ..Default::default()
+    });
+    if let Some(custom) = &rust.custom_command {
+        return custom.join(" ");
+    }
+    let mut parts = vec![
+        "cargo".to_string(),
+        "build".to_string(),
+        "--target".to_string(),
+        rust.target.clone().unwrap_or_else(|| WASM_TARGET.into()),
+    ];
+    if rust.release.unwrap_or(false) {
+        parts.push("--release".into());
+    }
+    if !rust.features.is_empty() {
+        parts.push("--features".into());
+        parts.push(rust.features.join(","));
+    }
+    if rust.no_default_features {
+        parts.push("--no-default-features".into());
+    }
+    parts.extend(rust.cargo_flags.iter().cloned());
+    parts.extend(build.additional_args.iter().cloned());
+    parts.join(" ")
+}
+
+/// Builds the component of the project in `dir`.
+pub fn build(dir: &Path, config: &BuildConfig, output: Output) -> Result<Built, BuildError> {
+    let command = build_command(config);
+    if command.starts_with("cargo ") && command.contains(WASM_TARGET) {
+        ensure_rust_target()?;
+    }
+    let started = Instant::now();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(&command).current_dir(dir).envs(&config.env);
+    let (status, captured) = match output {
+        Output::Inherit => {
+            let status = cmd.status().map_err(|source| BuildError::Spawn {
+                command: command.clone(),
+                source,
+            })?;
+            (status, String::new())
+        }
+        Output::Capture => {
+            // Colours survive capture so errors read as they would in a terminal.
+            cmd.env("CARGO_TERM_COLOR", "always")
+                .stdin(Stdio::null());
+            let out = cmd.output().map_err(|source| BuildError::Spawn {
+                command: command.clone(),
+                source,
+            })?;
+            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&out.stderr));
+            (out.status, text)
+        }
+    };
+    let duration = started.elapsed();
+    if !status.success() {
+        return Err(BuildError::Failed {
+            command,
+            status,
+            output: captured,
+        });
+    }
+    let component = find_component(dir, config)?;
+    let bytes = std::fs::read(&component).map_err(|e| BuildError::NotComponent {
+        path: component.clone(),
+        message: e.to_string(),
+    })?;
+    nimbus_runtime::artifact::validate_component_bytes(&bytes).map_err(|e| {
+        BuildError::NotComponent {
+            path: component.clone(),
+            message: e.to_string(),
+        }
+    })?;
+    Ok(Built {
+        component,
+        size: bytes.len() as u64,
+        duration,
+    })
+}
+
+/// Installs the wasm target through rustup when it is missing.
+fn ensure_rust_target() -> Result<(), BuildError> {
+    let Ok(list) = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .stderr(Stdio::null())
+        .output()
+    else {
+        // No rustup: let cargo say what is wrong.
+        return Ok(());
+    };
+    if String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .any(|l| l.trim() == WASM_TARGET)
+    {
+        return Ok(());
+    }
+    eprintln!("installing the {WASM_TARGET} Rust target (rustup target add {WASM_TARGET})");
+    let status = Command::new("rustup")
+        .args(["target", "add", WASM_TARGET])
+        .status()
+        .map_err(|e| BuildError::Target(e.to_string()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(BuildError::Target(status.to_string()))
+    }
+}
+
+/// The configured `component_path`, or the newest `.wasm` cargo produced
+/// for this package's library or binary targets.
+pub fn find_component(dir: &Path, config: &BuildConfig) -> Result<PathBuf, BuildError> {
+    if let Some(path) = &config.component_path {
+        let path = dir.join(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(BuildError::NotFound(format!(
+                "`build.component_path` is {}, which does not exist",
+                path.display()
+            )))
+        };
+    }
+    let metadata = Command::new("cargo")
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(dir)
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| BuildError::NotFound(format!("cannot run `cargo metadata`: {e}")))?;
+    if !metadata.status.success() {
+        return Err(BuildError::NotFound(
+            "not a cargo project; set `build.component_path` in .nimbus/config.yaml".into(),
+        ));
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&metadata.stdout)
+        .map_err(|e| BuildError::NotFound(format!("unreadable `cargo metadata`: {e}")))?;
+    let target_dir = PathBuf::from(metadata["target_directory"].as_str().unwrap_or("target"));
+    let manifest = std::fs::canonicalize(dir.join("Cargo.toml")).ok();
+    let mut names = Vec::new();
+    for package in metadata["packages"].as_array().into_iter().flatten() {
+        let path = package["manifest_path"].as_str().map(PathBuf::from);
+        if manifest.is_some() && path.as_deref().and_then(|p| std::fs::canonicalize(p).ok()) != manifest {
+            continue;
+        }
+        for target in package["targets"].as_array().into_iter().flatten() {
+            let kinds: Vec<&str> = target["kind"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|k| k.as_str())
+                .collect();
+            if kinds.iter().any(|k| matches!(*k, "cdylib" | "bin")) {
+                if let Some(name) = target["name"].as_str() {
+                    names.push(name.replace('-', "_"));
+                }
+            }
+        }
+    }
+    let mut candidates = Vec::new();
+    for profile in ["release", "debug"] {
+        for name in &names {
+            let path = target_dir
+                .join(WASM_TARGET)
+                .join(profile)
+                .join(format!("{name}.wasm"));
+            if let Ok(modified) = std::fs::metadata(&path).and_then(|m| m.modified()) {
+                candidates.push((modified, path));
+            }
+        }
+    }
+    candidates.sort();
+    candidates.pop().map(|(_, path)| path).ok_or_else(|| {
+        BuildError::NotFound(format!(
+            "looked for {} under {}; set `build.component_path` in .nimbus/config.yaml",
+            if names.is_empty() {
+                "a cdylib or bin target".to_string()
+            } else {
+                names
+                    .iter()
+                    .map(|n| format!("{n}.wasm"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            target_dir.join(WASM_TARGET).display()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_command_is_a_release_wasip2_cargo_build() {
+        assert_eq!(
+            build_command(&BuildConfig::default()),
+            "cargo build --target wasm32-wasip2 --release"
+        );
+    }
+
+    #[test]
+    fn wash_rust_section_becomes_the_cargo_command() {
+        let config = BuildConfig {
+            rust: Some(RustBuild {
+                features: vec!["a".into(), "b".into()],
+                cargo_flags: vec!["--locked".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            build_command(&config),
+            "cargo build --target wasm32-wasip2 --features a,b --locked"
+        );
+    }
+
+    #[test]
+    fn failing_command_reports_status_and_captured_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = BuildConfig {
+            command: Some("echo compiler says no >&2; exit 3".into()),
+            ..Default::default()
+        };
+        let err = build(dir.path(), &config, Output::Capture).unwrap_err();
+        assert!(err.to_string().contains("failed"), "{err}");
+        assert!(err.output().unwrap().contains("compiler says no"));
+    }
+
+    #[test]
+    fn a_non_component_output_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("out.wasm"), b"not wasm").unwrap();
+        let config = BuildConfig {
+            command: Some("true".into()),
+            component_path: Some("out.wasm".into()),
+            ..Default::default()
+        };
+        let err = build(dir.path(), &config, Output::Capture).unwrap_err();
+        assert!(matches!(err, BuildError::NotComponent { .. }), "{err}");
+    }
+}

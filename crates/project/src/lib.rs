@@ -1,0 +1,15 @@
+//! Nimbus projects: what `nimbus build`, `nimbus dev` and `nimbus config`
+//! read and do.
+//!
+//! # Layout
+//! - [`config`]: `.nimbus/config.yaml` (or `.wash/config.yaml`) merged over
+//!   the user's config, strict about unknown keys, errors with file and line.
+//! - [`sources`]: named `configs:` / `secrets:` sources (inline, file,
+//!   environment) and the guardrails around secret files.
+//! - [`component_build`]: running the build and finding the component.
+//! - [`workload`]: the workload a project runs as under `nimbus dev`.
+
+pub mod component_build;
+pub mod config;
+pub mod sources;
+pub mod workload;

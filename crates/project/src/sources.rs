@@ -1,0 +1,428 @@
+//! Resolving the named `configs:` and `secrets:` sources of a project into
+//! values, with the guardrails that keep secrets from leaking.
+//!
+//! Guardrails, each enforced here and tested:
+//! - a `file` source must resolve inside the project root after
+//!   canonicalization (symlinks followed): `../` escapes and links pointing
+//!   outside are refused;
+//! - a secrets file readable by group or others is refused (mode must allow
+//!   only the owner: 0600 or 0400);
+//! - a secrets file that git does not ignore gives a loud warning naming the
+//!   `.gitignore` line to add;
+//! - secret values are read straight into [`Secret`] and never appear in an
+//!   error message (a malformed line is reported by number only).
+
+use crate::config::{ProjectConfig, Source};
+use nimbus_runtime::secret::Secret;
+use nimbus_runtime::workload::NamedSources;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A source that could not be resolved.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind} source `{name}`: {message}")]
+pub struct SourceError {
+    /// `config` or `secret`.
+    pub kind: &'static str,
+    /// The source's name.
+    pub name: String,
+    /// What is wrong, in one sentence.
+    pub message: String,
+}
+
+/// Something the user should fix that does not stop the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning(pub String);
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Resolves every named source of `config`, reading files relative to
+/// `project_dir` and the environment from `env` (pass `std::env::vars()`).
+pub fn resolve(
+    config: &ProjectConfig,
+    project_dir: &Path,
+    env: &BTreeMap<String, String>,
+) -> Result<(NamedSources, Vec<Warning>), SourceError> {
+    let mut warnings = Vec::new();
+    let mut sources = NamedSources::default();
+    for (name, source) in &config.configs {
+        let values = read_source(Kind::Config, name, source, project_dir, env, &mut warnings)?;
+        sources.configs.insert(name.clone(), values);
+    }
+    for (name, source) in &config.secrets {
+        let values = read_source(Kind::Secret, name, source, project_dir, env, &mut warnings)?;
+        sources.secrets.insert(
+            name.clone(),
+            values
+                .into_iter()
+                .map(|(k, v)| (k, Secret::new(v)))
+                .collect(),
+        );
+    }
+    Ok((sources, warnings))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Config,
+    Secret,
+}
+
+impl Kind {
+    fn word(self) -> &'static str {
+        match self {
+            Self::Config => "config",
+            Self::Secret => "secret",
+        }
+    }
+}
+
+fn read_source(
+    kind: Kind,
+    name: &str,
+    source: &Source,
+    project_dir: &Path,
+    env: &BTreeMap<String, String>,
+    warnings: &mut Vec<Warning>,
+) -> Result<BTreeMap<String, String>, SourceError> {
+    let error = |message: String| SourceError {
+        kind: kind.word(),
+        name: name.to_string(),
+        message,
+    };
+    match source {
+        Source::Inline(values) => {
+            if kind == Kind::Secret {
+                warnings.push(Warning(format!(
+                    "secret source `{name}` is written inline in the config file; \
+                     prefer `file` (kept out of git) or `fromEnv`"
+                )));
+            }
+            Ok(values.clone())
+        }
+        Source::FromEnv(pattern) => {
+            if let Some(prefix) = pattern.strip_suffix('*') {
+                let values: BTreeMap<String, String> = env
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(prefix))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                if values.is_empty() {
+                    warnings.push(Warning(format!(
+                        "{} source `{name}`: no environment variable starts with `{prefix}`",
+                        kind.word()
+                    )));
+                }
+                Ok(values)
+            } else {
+                let value = env.get(pattern).ok_or_else(|| {
+                    error(format!("environment variable `{pattern}` is not set"))
+                })?;
+                Ok([(pattern.clone(), value.clone())].into())
+            }
+        }
+        Source::File(file) => {
+            let path = inside_project(project_dir, file).map_err(error)?;
+            if kind == Kind::Secret {
+                check_private(&path, file).map_err(error)?;
+                if let Some(warning) = git_ignore_warning(project_dir, &path, name) {
+                    warnings.push(warning);
+                }
+            }
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| error(format!("cannot read `{}`: {e}", file.display())))?;
+            parse_values(&text, &path).map_err(|message| {
+                error(format!("`{}`: {message}", file.display()))
+            })
+        }
+    }
+}
+
+/// `file` resolved against the project, refused unless it stays inside.
+pub fn inside_project(project_dir: &Path, file: &Path) -> Result<PathBuf, String> {
+    let root = std::fs::canonicalize(project_dir)
+        .map_err(|e| format!("cannot resolve the project root: {e}"))?;
+    let joined = root.join(file);
+    let resolved = std::fs::canonicalize(&joined)
+        .map_err(|e| format!("`{}`: {e}", file.display()))?;
+    if !resolved.starts_with(&root) {
+        return Err(format!(
+            "`{}` resolves to {}, outside the project root {}; files must live inside the project",
+            file.display(),
+            resolved.display(),
+            root.display()
+        ));
+    }
+    Ok(resolved)
+}
+
+#[cfg(unix)]
+fn check_private(path: &Path, shown: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| format!("`{}`: {e}", shown.display()))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "`{}` is readable by group or others (mode {mode:04o}); run `chmod 600 {}`",
+            shown.display(),
+            shown.display()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_path: &Path, _shown: &Path) -> Result<(), String> {
+    Ok(())
+}
+
+/// A warning when `path` sits in a git work tree and git does not ignore it.
+fn git_ignore_warning(project_dir: &Path, path: &Path, name: &str) -> Option<Warning> {
+    let root = std::fs::canonicalize(project_dir).ok()?;
+    let relative = path.strip_prefix(&root).ok()?;
+    let status = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&root)
+        .args(["check-ignore", "-q", "--"])
+        .arg(relative)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    // 0: ignored; 1: not ignored; 128: not a git work tree (nothing to warn about).
+    (status.code() == Some(1)).then(|| {
+        Warning(format!(
+            "SECRETS FILE NOT IGNORED BY GIT: secret source `{name}` reads `{}`, which git would commit; \
+             add this line to {}: /{}",
+            relative.display(),
+            root.join(".gitignore").display(),
+            relative.display()
+        ))
+    })
+}
+
+/// Parses `KEY=VALUE` lines, or YAML/JSON by extension. Values never appear
+/// in the returned error.
+fn parse_values(text: &str, path: &Path) -> Result<BTreeMap<String, String>, String> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if matches!(ext, "yaml" | "yml" | "json") {
+        let map: BTreeMap<String, serde_yaml_ng::Value> = serde_yaml_ng::from_str(text)
+            .map_err(|e| match e.location() {
+                Some(l) => format!("not a map of keys to values (line {})", l.line()),
+                None => "not a map of keys to values".to_string(),
+            })?;
+        return map
+            .into_iter()
+            .map(|(k, v)| match v {
+                serde_yaml_ng::Value::String(s) => Ok((k, s)),
+                serde_yaml_ng::Value::Number(n) => Ok((k, n.to_string())),
+                serde_yaml_ng::Value::Bool(b) => Ok((k, b.to_string())),
+                _ => Err(format!("key `{k}` is not a string, number or boolean")),
+            })
+            .collect();
+    }
+    let mut values = BTreeMap::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(format!("line {} is not KEY=VALUE", number + 1));
+        };
+        let key = key.trim();
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            return Err(format!("line {} has no valid key", number + 1));
+        }
+        let value = value.trim();
+        let value = ['"', '\'']
+            .iter()
+            .find_map(|q| {
+                value
+                    .strip_prefix(*q)
+                    .and_then(|v| v.strip_suffix(*q))
+            })
+            .unwrap_or(value);
+        values.insert(key.to_string(), value.to_string());
+    }
+    Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_config;
+
+    const SECRET: &str = "p4ssw0rd-do-not-leak";
+
+    fn project() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
+    }
+
+    fn config(text: &str) -> ProjectConfig {
+        parse_config(text, Path::new("config.yaml")).unwrap()
+    }
+
+    fn write_private(path: &Path, text: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+
+    #[test]
+    fn reads_env_files_yaml_inline_and_environment() {
+        let dir = project();
+        write_private(
+            &dir.path().join("db.env"),
+            &format!("# comment\nexport DB_USER=admin\nDB_PASSWORD=\"{SECRET}\"\n"),
+        );
+        std::fs::write(dir.path().join("app.yaml"), "MODE: fast\nRETRIES: 3\n").unwrap();
+        let env: BTreeMap<String, String> = [
+            ("APP_A".to_string(), "1".to_string()),
+            ("APP_B".to_string(), "2".to_string()),
+            ("TOKEN".to_string(), "t".to_string()),
+        ]
+        .into();
+        let cfg = config(
+            "configs:\n  app: { file: app.yaml }\n  inl: { inline: { K: v } }\n  pre: { fromEnv: 'APP_*' }\n\
+             secrets:\n  db: { file: db.env }\n  tok: { fromEnv: TOKEN }\n",
+        );
+        let (sources, _) = resolve(&cfg, dir.path(), &env).unwrap();
+        assert_eq!(sources.configs["app"]["RETRIES"], "3");
+        assert_eq!(sources.configs["inl"]["K"], "v");
+        assert_eq!(sources.configs["pre"].len(), 2);
+        assert_eq!(sources.secrets["db"]["DB_PASSWORD"].expose(), SECRET);
+        assert_eq!(sources.secrets["db"]["DB_USER"].expose(), "admin");
+        assert_eq!(sources.secrets["tok"]["TOKEN"].expose(), "t");
+        assert!(!format!("{sources:?}").contains(SECRET));
+    }
+
+    #[test]
+    fn dot_dot_escape_is_refused() {
+        let outer = project();
+        let dir = outer.path().join("proj");
+        std::fs::create_dir(&dir).unwrap();
+        write_private(&outer.path().join("outside.env"), "A=b\n");
+        let err = resolve(
+            &config("secrets:\n  s: { file: ../outside.env }\n"),
+            &dir,
+            &BTreeMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("outside the project root"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_pointing_outside_is_refused() {
+        let outer = project();
+        let dir = outer.path().join("proj");
+        std::fs::create_dir(&dir).unwrap();
+        write_private(&outer.path().join("real.env"), "A=b\n");
+        std::os::unix::fs::symlink(outer.path().join("real.env"), dir.join("link.env")).unwrap();
+        let err = resolve(
+            &config("configs:\n  s: { file: link.env }\n"),
+            &dir,
+            &BTreeMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("outside the project root"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn group_or_world_readable_secrets_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = project();
+        let path = dir.path().join("s.env");
+        write_private(&path, &format!("K={SECRET}\n"));
+        for mode in [0o644, 0o640, 0o604] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = resolve(
+                &config("secrets:\n  s: { file: s.env }\n"),
+                dir.path(),
+                &BTreeMap::new(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("chmod 600"), "{mode:o}: {err}");
+            assert!(!err.contains(SECRET));
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            resolve(
+                &config("secrets:\n  s: { file: s.env }\n"),
+                dir.path(),
+                &BTreeMap::new(),
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn secrets_file_not_ignored_by_git_warns_with_the_line_to_add() {
+        let dir = project();
+        let git = |args: &[&str]| {
+            std::process::Command::new("git")
+                .arg("-C")
+                .arg(dir.path())
+                .args(args)
+                .output()
+        };
+        if git(&["init", "-q"]).map(|o| !o.status.success()).unwrap_or(true) {
+            panic!("git is needed for this test and `git init` failed");
+        }
+        write_private(&dir.path().join("secrets/db.env"), "K=v\n");
+        let cfg = config("secrets:\n  db: { file: secrets/db.env }\n");
+        let (_, warnings) = resolve(&cfg, dir.path(), &BTreeMap::new()).unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].0.contains("/secrets/db.env"), "{}", warnings[0]);
+        std::fs::write(dir.path().join(".gitignore"), "/secrets/\n").unwrap();
+        let (_, warnings) = resolve(&cfg, dir.path(), &BTreeMap::new()).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn malformed_secret_file_error_does_not_echo_values() {
+        let dir = project();
+        write_private(&dir.path().join("s.env"), &format!("{SECRET}\n"));
+        let err = resolve(
+            &config("secrets:\n  s: { file: s.env }\n"),
+            dir.path(),
+            &BTreeMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 1 is not KEY=VALUE"), "{err}");
+        assert!(!err.contains(SECRET));
+    }
+
+    #[test]
+    fn missing_env_variable_is_an_error() {
+        let err = resolve(
+            &config("secrets:\n  s: { fromEnv: NOPE_NOT_SET }\n"),
+            Path::new("."),
+            &BTreeMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "secret source `s`: environment variable `NOPE_NOT_SET` is not set"
+        );
+    }
+}
