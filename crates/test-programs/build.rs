@@ -23,6 +23,7 @@ fn main() {
 
     for path in [
         guests_dir.join("src"),
+        guests_dir.join("wit"),
         guests_manifest.clone(),
         guests_dir.join("Cargo.lock"),
     ] {
