@@ -146,6 +146,7 @@ fn p2_pre() -> PreFixture {
         workload: "bench/p2".into(),
         component: "p2".into(),
         environment: Vec::new(),
+        config: Arc::default(),
         mounts: Vec::new(),
         sockets: false,
         outbound: Arc::default(),

@@ -53,7 +53,9 @@ pub enum BuildError {
         output: String,
     },
     /// The Rust target is missing and could not be installed.
-    #[error("the {WASM_TARGET} Rust target is not installed and `rustup target add {WASM_TARGET}` failed: {0}; run it yourself, then build again")]
+    #[error(
+        "the {WASM_TARGET} Rust target is not installed and `rustup target add {WASM_TARGET}` failed: {0}; run it yourself, then build again"
+    )]
     Target(String),
     /// No component file was found after the build.
     #[error("the build succeeded but no component was found: {0}")]
@@ -119,7 +121,10 @@ pub fn build(dir: &Path, config: &BuildConfig, output: Output) -> Result<Built, 
     }
     let started = Instant::now();
     let mut cmd = Command::new("sh");
-    cmd.arg("-c").arg(&command).current_dir(dir).envs(&config.env);
+    cmd.arg("-c")
+        .arg(&command)
+        .current_dir(dir)
+        .envs(&config.env);
     let (status, captured) = match output {
         Output::Inherit => {
             let status = cmd.status().map_err(|source| BuildError::Spawn {
@@ -130,8 +135,7 @@ pub fn build(dir: &Path, config: &BuildConfig, output: Output) -> Result<Built, 
         }
         Output::Capture => {
             // Colours survive capture so errors read as they would in a terminal.
-            cmd.env("CARGO_TERM_COLOR", "always")
-                .stdin(Stdio::null());
+            cmd.env("CARGO_TERM_COLOR", "always").stdin(Stdio::null());
             let out = cmd.output().map_err(|source| BuildError::Spawn {
                 command: command.clone(),
                 source,
@@ -227,7 +231,9 @@ pub fn find_component(dir: &Path, config: &BuildConfig) -> Result<PathBuf, Build
     let mut names = Vec::new();
     for package in metadata["packages"].as_array().into_iter().flatten() {
         let path = package["manifest_path"].as_str().map(PathBuf::from);
-        if manifest.is_some() && path.as_deref().and_then(|p| std::fs::canonicalize(p).ok()) != manifest {
+        if manifest.is_some()
+            && path.as_deref().and_then(|p| std::fs::canonicalize(p).ok()) != manifest
+        {
             continue;
         }
         for target in package["targets"].as_array().into_iter().flatten() {
@@ -237,10 +243,10 @@ pub fn find_component(dir: &Path, config: &BuildConfig) -> Result<PathBuf, Build
                 .flatten()
                 .filter_map(|k| k.as_str())
                 .collect();
-            if kinds.iter().any(|k| matches!(*k, "cdylib" | "bin")) {
-                if let Some(name) = target["name"].as_str() {
-                    names.push(name.replace('-', "_"));
-                }
+            if kinds.iter().any(|k| matches!(*k, "cdylib" | "bin"))
+                && let Some(name) = target["name"].as_str()
+            {
+                names.push(name.replace('-', "_"));
             }
         }
     }

@@ -515,10 +515,7 @@ secrets:
         .unwrap();
         assert_eq!(config.dev.components[1].spec().name, "other-thing");
         assert_eq!(config.dev.host_interfaces[0].secret_from[0].name, "db");
-        assert_eq!(
-            config.secrets["token"],
-            Source::FromEnv("API_TOKEN".into())
-        );
+        assert_eq!(config.secrets["token"], Source::FromEnv("API_TOKEN".into()));
         assert_eq!(config.workload.environment.config_from[0].name, "app");
     }
 
@@ -552,7 +549,10 @@ wit:
         .unwrap();
         let shown = serde_yaml_ng::to_string(&config.redacted()).unwrap();
         assert!(!shown.contains("abc123secret"), "{shown}");
-        assert!(shown.contains("<redacted>") && shown.contains("fast"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("fast"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -119,9 +119,9 @@ fn read_source(
                 }
                 Ok(values)
             } else {
-                let value = env.get(pattern).ok_or_else(|| {
-                    error(format!("environment variable `{pattern}` is not set"))
-                })?;
+                let value = env
+                    .get(pattern)
+                    .ok_or_else(|| error(format!("environment variable `{pattern}` is not set")))?;
                 Ok([(pattern.clone(), value.clone())].into())
             }
         }
@@ -135,9 +135,8 @@ fn read_source(
             }
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| error(format!("cannot read `{}`: {e}", file.display())))?;
-            parse_values(&text, &path).map_err(|message| {
-                error(format!("`{}`: {message}", file.display()))
-            })
+            parse_values(&text, &path)
+                .map_err(|message| error(format!("`{}`: {message}", file.display())))
         }
     }
 }
@@ -147,8 +146,8 @@ pub fn inside_project(project_dir: &Path, file: &Path) -> Result<PathBuf, String
     let root = std::fs::canonicalize(project_dir)
         .map_err(|e| format!("cannot resolve the project root: {e}"))?;
     let joined = root.join(file);
-    let resolved = std::fs::canonicalize(&joined)
-        .map_err(|e| format!("`{}`: {e}", file.display()))?;
+    let resolved =
+        std::fs::canonicalize(&joined).map_err(|e| format!("`{}`: {e}", file.display()))?;
     if !resolved.starts_with(&root) {
         return Err(format!(
             "`{}` resolves to {}, outside the project root {}; files must live inside the project",
@@ -213,8 +212,8 @@ fn git_ignore_warning(project_dir: &Path, path: &Path, name: &str) -> Option<War
 fn parse_values(text: &str, path: &Path) -> Result<BTreeMap<String, String>, String> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     if matches!(ext, "yaml" | "yml" | "json") {
-        let map: BTreeMap<String, serde_yaml_ng::Value> = serde_yaml_ng::from_str(text)
-            .map_err(|e| match e.location() {
+        let map: BTreeMap<String, serde_yaml_ng::Value> =
+            serde_yaml_ng::from_str(text).map_err(|e| match e.location() {
                 Some(l) => format!("not a map of keys to values (line {})", l.line()),
                 None => "not a map of keys to values".to_string(),
             })?;
@@ -245,11 +244,7 @@ fn parse_values(text: &str, path: &Path) -> Result<BTreeMap<String, String>, Str
         let value = value.trim();
         let value = ['"', '\'']
             .iter()
-            .find_map(|q| {
-                value
-                    .strip_prefix(*q)
-                    .and_then(|v| v.strip_suffix(*q))
-            })
+            .find_map(|q| value.strip_prefix(*q).and_then(|v| v.strip_suffix(*q)))
             .unwrap_or(value);
         values.insert(key.to_string(), value.to_string());
     }
@@ -383,7 +378,10 @@ mod tests {
                 .args(args)
                 .output()
         };
-        if git(&["init", "-q"]).map(|o| !o.status.success()).unwrap_or(true) {
+        if git(&["init", "-q"])
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+        {
             panic!("git is needed for this test and `git init` failed");
         }
         write_private(&dir.path().join("secrets/db.env"), "K=v\n");

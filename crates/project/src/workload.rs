@@ -27,7 +27,10 @@ pub fn dev_workload(
         .map(|(i, v)| Volume {
             name: format!("volume-{i}"),
             host_path: Some(HostPathVolume {
-                path: project_dir.join(&v.host_path).to_string_lossy().into_owned(),
+                path: project_dir
+                    .join(&v.host_path)
+                    .to_string_lossy()
+                    .into_owned(),
             }),
             empty_dir: None,
         })

@@ -95,6 +95,7 @@ fn instantiate_from_pre(c: &mut Criterion) {
         workload: "bench/p2".into(),
         component: "p2".into(),
         environment: Vec::new(),
+        config: Arc::default(),
         mounts: Vec::new(),
         sockets: false,
         outbound: Arc::default(),

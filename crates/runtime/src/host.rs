@@ -16,9 +16,8 @@ use crate::wasi::{ComponentEnv, Mount, StoreState, build_linker};
 use crate::workload::instance::{ComponentInstances, HttpKind, ReusePolicy};
 use crate::workload::running::{HttpTarget, RunningWorkload};
 use crate::workload::{
-    NamedSources,
-    ComponentSpec, ComponentStatus, ManifestError, Workload, WorkloadState, WorkloadStatus,
-    local_image_path, validate_workload,
+    ComponentSpec, ComponentStatus, ManifestError, NamedSources, Workload, WorkloadState,
+    WorkloadStatus, local_image_path, validate_workload,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;

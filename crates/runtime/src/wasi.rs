@@ -8,8 +8,8 @@
 //! `localResources.environment`, the volume mounts it lists (read-only unless
 //! declared writable), and sockets only when the workload lists `wasi:sockets`.
 
-use crate::plugins::config::{ComponentConfig, ConfigView};
 use crate::outbound::{OutboundHooks, OutboundPolicy};
+use crate::plugins::config::{ComponentConfig, ConfigView};
 use std::path::PathBuf;
 use std::sync::Arc;
 use wasmtime::component::{Linker, ResourceTable};

@@ -29,8 +29,7 @@ impl ConfigCommand {
         let dir = super::project_dir(self.project_dir.as_deref())?;
         let loaded = super::load_project_config(&dir)?;
         let env: BTreeMap<String, String> = std::env::vars().collect();
-        let (sources, warnings) =
-            nimbus_project::sources::resolve(&loaded.config, &dir, &env)?;
+        let (sources, warnings) = nimbus_project::sources::resolve(&loaded.config, &dir, &env)?;
         for warning in &warnings {
             eprintln!("warning: {warning}");
         }

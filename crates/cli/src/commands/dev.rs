@@ -100,12 +100,13 @@ impl DevCommand {
 
         // Watch before the first build so an edit made during it is not missed.
         let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel::<notify::Event>();
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if let Ok(event) = event {
-                let _ = events_tx.send(event);
-            }
-        })
-        .context("cannot watch the project for changes")?;
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if let Ok(event) = event {
+                    let _ = events_tx.send(event);
+                }
+            })
+            .context("cannot watch the project for changes")?;
         watcher
             .watch(&dir, notify::RecursiveMode::Recursive)
             .with_context(|| format!("cannot watch {}", dir.display()))?;
@@ -267,7 +268,10 @@ fn report_build_failure(error: &BuildError, elapsed: Duration, serving: bool) {
             eprintln!();
         }
     }
-    eprintln!("✗ build failed after {:.1}s: {error}", elapsed.as_secs_f64());
+    eprintln!(
+        "✗ build failed after {:.1}s: {error}",
+        elapsed.as_secs_f64()
+    );
     if serving {
         eprintln!("  still serving the last good version");
     }

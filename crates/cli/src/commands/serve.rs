@@ -98,7 +98,8 @@ impl ServeCommand {
         println!("Serving on http://{addr}/");
         println!("Try: curl http://{addr}/");
         let drain = Duration::from_secs(self.drain_timeout);
-        let drained = nimbus_runtime::http::serve(listener, host, super::shutdown_signal(), drain).await?;
+        let drained =
+            nimbus_runtime::http::serve(listener, host, super::shutdown_signal(), drain).await?;
         if drained {
             eprintln!("stopped");
         } else {

@@ -34,19 +34,23 @@ pub struct MissingSource {
 
 impl NamedSources {
     fn config(&self, reference: &SourceRef) -> Result<&BTreeMap<String, String>, MissingSource> {
-        self.configs.get(&reference.name).ok_or_else(|| MissingSource {
-            kind: "config source",
-            name: reference.name.clone(),
-            known: known(self.configs.keys()),
-        })
+        self.configs
+            .get(&reference.name)
+            .ok_or_else(|| MissingSource {
+                kind: "config source",
+                name: reference.name.clone(),
+                known: known(self.configs.keys()),
+            })
     }
 
     fn secret(&self, reference: &SourceRef) -> Result<&BTreeMap<String, Secret>, MissingSource> {
-        self.secrets.get(&reference.name).ok_or_else(|| MissingSource {
-            kind: "secret source",
-            name: reference.name.clone(),
-            known: known(self.secrets.keys()),
-        })
+        self.secrets
+            .get(&reference.name)
+            .ok_or_else(|| MissingSource {
+                kind: "secret source",
+                name: reference.name.clone(),
+                known: known(self.secrets.keys()),
+            })
     }
 
     /// A component's environment variables: `config`, then every

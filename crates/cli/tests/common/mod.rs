@@ -1,0 +1,214 @@
+//! Helpers for driving the `nimbus` binary: a command with a clean
+//! environment, a background server whose output is captured, and a tiny
+//! HTTP/1.0 client (one request per connection, so no framing to parse).
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+/// `nimbus` with no log filters from the caller, a private user-config
+/// directory and a shared compiled-code cache.
+pub fn nimbus() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nimbus"));
+    let tmp = env!("CARGO_TARGET_TMPDIR");
+    cmd.env("RUST_BACKTRACE", "1")
+        .env_remove("RUST_LOG")
+        .env_remove("NIMBUS_LOG")
+        .env("NIMBUS_CONFIG_HOME", format!("{tmp}/no-user-config"))
+        .env("XDG_CACHE_HOME", format!("{tmp}/xdg-cache"))
+        // Every generated project builds into one target dir, so wstd and
+        // friends compile once for the whole suite.
+        .env("CARGO_TARGET_DIR", format!("{tmp}/projects-target"));
+    cmd
+}
+
+/// Runs `nimbus ARGS` in `dir`, expects failure, returns stderr after
+/// checking it is one clear `error:` line.
+pub fn fails_in(dir: &Path, args: &[&str]) -> String {
+    let out = nimbus().args(args).current_dir(dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "expected failure for {args:?}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    let lines: Vec<_> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("warning:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line of error, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    lines[0].to_string()
+}
+
+/// Runs `nimbus ARGS` in `dir` and returns stdout, failing with stderr.
+pub fn succeeds_in(dir: &Path, args: &[&str]) -> (String, String) {
+    let out = nimbus().args(args).current_dir(dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{args:?} failed:\n{stderr}");
+    (stdout, stderr)
+}
+
+/// `nimbus new TEMPLATE NAME` inside a fresh temporary directory.
+pub fn new_project(template: &str, name: &str) -> (tempfile::TempDir, PathBuf) {
+    let parent = tempfile::tempdir().unwrap();
+    succeeds_in(parent.path(), &["new", template, name]);
+    let dir = parent.path().join(name);
+    assert!(dir.join(".nimbus/config.yaml").is_file());
+    assert!(dir.join(".gitignore").is_file());
+    (parent, dir)
+}
+
+/// A `nimbus` process serving in the background; killed on drop.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Spawns `nimbus ARGS` in `dir` and waits (up to `wait`) for its
+    /// `Serving on http://ADDR/` line.
+    pub fn start(dir: &Path, args: &[&str], envs: &[(&str, &str)], wait: Duration) -> Self {
+        let mut cmd = nimbus();
+        cmd.args(args)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let stderr_pipe = child.stderr.take().unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        std::thread::spawn({
+            let stderr = stderr.clone();
+            move || {
+                for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+                    let mut all = stderr.lock().unwrap();
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+            }
+        });
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut server = Self {
+            child,
+            addr: String::new(),
+            stderr,
+        };
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(addr) = line
+                        .strip_prefix("Serving on http://")
+                        .and_then(|s| s.strip_suffix('/'))
+                    {
+                        server.addr = addr.to_string();
+                        return server;
+                    }
+                }
+                Err(_) => panic!(
+                    "no `Serving on` line within {wait:?}; stderr:\n{}",
+                    server.stderr()
+                ),
+            }
+        }
+    }
+
+    /// Everything the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until stderr contains `needle` (counted from occurrence
+    /// `after`), up to `wait`.
+    pub fn wait_for_stderr(&self, needle: &str, occurrences: usize, wait: Duration) {
+        let deadline = Instant::now() + wait;
+        while self.stderr().matches(needle).count() < occurrences {
+            assert!(
+                Instant::now() < deadline,
+                "`{needle}` (x{occurrences}) not seen within {wait:?}; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `GET path` → (status, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        request(&self.addr, "GET", path, "")
+    }
+
+    /// Sends SIGINT and returns whether the process exited with status 0.
+    pub fn interrupt(mut self) -> bool {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                return exit.success();
+            }
+            assert!(Instant::now() < deadline, "no exit after Ctrl-C");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.0 request; the body ends when the server closes.
+pub fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Writes `text` to `path` with mode 0600, creating parent directories.
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
