@@ -32,7 +32,8 @@ fn new_dev_edit_reload_and_broken_build_keep_serving() {
         FIRST_BUILD,
     );
     assert_eq!(server.get("/"), (200, "Hello from demo!\n".into()));
-    assert!(server.stderr().contains("✓ serving"), "{}", server.stderr());
+    // stderr is read on its own thread: wait for the line rather than race it.
+    server.wait_for_stderr("✓ serving", 1, Duration::from_secs(10));
 
     // A client hammers the server through every swap below.
     let stop = Arc::new(AtomicBool::new(false));

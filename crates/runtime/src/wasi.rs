@@ -70,7 +70,6 @@ pub struct Mount {
 }
 
 /// The WASI-visible environment of one component, shared by all its stores.
-#[derive(Debug)]
 pub struct ComponentEnv {
     /// `namespace/name` of the workload.
     pub workload: Arc<str>,
@@ -95,6 +94,24 @@ pub struct ComponentEnv {
 impl std::fmt::Debug for dyn crate::http::router::Router {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Router")
+    }
+}
+
+// By hand: environment values may hold secrets (`environment.secretFrom`),
+// so only the variable names are printed.
+impl std::fmt::Debug for ComponentEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.environment.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("ComponentEnv")
+            .field("workload", &self.workload)
+            .field("component", &self.component)
+            .field("environment", &names)
+            .field("config", &self.config)
+            .field("mounts", &self.mounts)
+            .field("sockets", &self.sockets)
+            .field("outbound", &self.outbound)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
     }
 }
 

@@ -135,8 +135,8 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
-    /// Waits until stderr contains `needle` (counted from occurrence
-    /// `after`), up to `wait`.
+    /// Waits until stderr contains `needle` at least `occurrences` times,
+    /// up to `wait`.
     pub fn wait_for_stderr(&self, needle: &str, occurrences: usize, wait: Duration) {
         let deadline = Instant::now() + wait;
         while self.stderr().matches(needle).count() < occurrences {
