@@ -133,14 +133,26 @@ pub struct DevConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_interfaces: Vec<HostInterface>,
     /// Key-value backend: `memory`, a filesystem path, `redis://…`, `nats://…`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keyvalue: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "backend::keyvalue"
+    )]
+    pub keyvalue: Option<Backend>,
     /// Blobstore backend: `memory`, a filesystem path, `nats://…`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blobstore: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "backend::blobstore"
+    )]
+    pub blobstore: Option<Backend>,
     /// Messaging backend: `memory`, `nats://…`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub messaging: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "backend::messaging"
+    )]
+    pub messaging: Option<Backend>,
     /// wash's `wasi_config`: merged into `workload.config`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub wasi_config: BTreeMap<String, String>,
@@ -167,6 +179,101 @@ pub struct DevConfig {
 impl DevConfig {
     fn is_empty(&self) -> bool {
         self == &Self::default()
+    }
+}
+
+/// Where a plugin keeps its data, written as one string: `memory`, a
+/// directory path, `redis://…` or `nats://…` (which ones a plugin accepts
+/// depends on the plugin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub enum Backend {
+    /// In the host's memory; gone when it stops (the dev default).
+    Memory,
+    /// Files under this directory (relative to the project).
+    Filesystem(PathBuf),
+    /// A Redis server.
+    Redis(String),
+    /// A NATS server (JetStream key-value, object store, or core messaging).
+    Nats(String),
+}
+
+impl From<Backend> for String {
+    fn from(backend: Backend) -> String {
+        match backend {
+            Backend::Memory => "memory".into(),
+            Backend::Filesystem(path) => path.display().to_string(),
+            Backend::Redis(url) | Backend::Nats(url) => url,
+        }
+    }
+}
+
+impl Backend {
+    /// Parses `text`, accepting only the kinds in `allowed` (for messages:
+    /// `plugin` names the setting).
+    fn parse(text: &str, plugin: &str, allowed: &[&str]) -> Result<Self, String> {
+        let backend = if text == "memory" {
+            Self::Memory
+        } else if text.starts_with("redis://") || text.starts_with("rediss://") {
+            Self::Redis(text.into())
+        } else if text.starts_with("nats://") || text.starts_with("tls://") {
+            Self::Nats(text.into())
+        } else if text.contains("://") {
+            return Err(format!(
+                "`{text}` is not a backend {plugin} supports (one of: {})",
+                allowed.join(", ")
+            ));
+        } else if text.is_empty() {
+            return Err(format!("empty {plugin} backend"));
+        } else {
+            Self::Filesystem(PathBuf::from(text))
+        };
+        let kind = match &backend {
+            Self::Memory => "memory",
+            Self::Filesystem(_) => "a directory path",
+            Self::Redis(_) => "redis://…",
+            Self::Nats(_) => "nats://…",
+        };
+        if allowed.contains(&kind) {
+            Ok(backend)
+        } else {
+            Err(format!(
+                "{plugin} cannot use {kind} (`{text}`); use one of: {}",
+                allowed.join(", ")
+            ))
+        }
+    }
+}
+
+mod backend {
+    use super::Backend;
+    use serde::{Deserialize, Deserializer};
+
+    fn parse<'de, D: Deserializer<'de>>(
+        deserializer: D,
+        plugin: &str,
+        allowed: &[&str],
+    ) -> Result<Option<Backend>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Backend::parse(text.trim(), plugin, allowed)
+            .map(Some)
+            .map_err(serde::de::Error::custom)
+    }
+
+    pub(super) fn keyvalue<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Backend>, D::Error> {
+        parse(
+            d,
+            "keyvalue",
+            &["memory", "a directory path", "redis://…", "nats://…"],
+        )
+    }
+
+    pub(super) fn blobstore<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Backend>, D::Error> {
+        parse(d, "blobstore", &["memory", "a directory path", "nats://…"])
+    }
+
+    pub(super) fn messaging<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Backend>, D::Error> {
+        parse(d, "messaging", &["memory", "nats://…"])
     }
 }
 
@@ -517,6 +624,42 @@ secrets:
         assert_eq!(config.dev.host_interfaces[0].secret_from[0].name, "db");
         assert_eq!(config.secrets["token"], Source::FromEnv("API_TOKEN".into()));
         assert_eq!(config.workload.environment.config_from[0].name, "app");
+        assert_eq!(
+            config.dev.keyvalue,
+            Some(Backend::Redis("redis://127.0.0.1:6379".into()))
+        );
+    }
+
+    #[test]
+    fn backends_are_checked_per_plugin() {
+        let ok = parse(
+            "dev:\n  keyvalue: data/kv\n  blobstore: memory\n  messaging: nats://127.0.0.1:4222\n",
+        )
+        .unwrap();
+        assert_eq!(ok.dev.keyvalue, Some(Backend::Filesystem("data/kv".into())));
+        assert_eq!(ok.dev.blobstore, Some(Backend::Memory));
+        for (text, needle) in [
+            (
+                "dev:\n  keyvalue: mongodb://x\n",
+                "not a backend keyvalue supports",
+            ),
+            (
+                "dev:\n  messaging: redis://x\n",
+                "messaging cannot use redis",
+            ),
+            (
+                "dev:\n  blobstore: redis://x\n",
+                "blobstore cannot use redis",
+            ),
+            (
+                "dev:\n  messaging: ./dir\n",
+                "messaging cannot use a directory path",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+            assert!(err.starts_with(".nimbus/config.yaml:2:"), "{err}");
+        }
     }
 
     #[test]
@@ -567,7 +710,7 @@ wit:
         assert_eq!(user.build.env["A"], "user");
         assert_eq!(user.build.env["B"], "project");
         assert_eq!(user.dev.address.as_deref(), Some("127.0.0.1:2"));
-        assert_eq!(user.dev.keyvalue.as_deref(), Some("memory"));
+        assert_eq!(user.dev.keyvalue, Some(Backend::Memory));
         assert!(user.secrets.contains_key("s"));
     }
 }

@@ -112,10 +112,7 @@ impl DevCommand {
             .with_context(|| format!("cannot watch {}", dir.display()))?;
         let mut filter = WatchFilter::new(&dir, &project);
 
-        let mut serving = false;
-        if let Some(outcome) = rebuild(&host, &dir, &name, &project, serving).await {
-            serving = outcome;
-        }
+        let mut serving = rebuild(&host, &dir, &name, &project, false).await;
         println!("Serving on http://{addr}/");
         println!("Watching {} for changes; Ctrl-C to stop", dir.display());
         if !serving {
@@ -160,9 +157,7 @@ impl DevCommand {
                     }
                 }
             }
-            if let Some(outcome) = rebuild(&host, &dir, &name, &project, serving).await {
-                serving |= outcome;
-            }
+            serving |= rebuild(&host, &dir, &name, &project, serving).await;
         }
         drop(watcher);
         let drained = server
@@ -196,16 +191,10 @@ impl Project {
     }
 }
 
-/// Builds and swaps the new version in. `Some(true)` when the new version
-/// serves, `Some(false)` when the build or the start failed (the previous
-/// version, if any, keeps serving).
-async fn rebuild(
-    host: &Host,
-    dir: &Path,
-    name: &str,
-    project: &Project,
-    serving: bool,
-) -> Option<bool> {
+/// Builds and swaps the new version in: `true` when the new version serves,
+/// `false` when the build or the start failed (the previous version, if any,
+/// keeps serving).
+async fn rebuild(host: &Host, dir: &Path, name: &str, project: &Project, serving: bool) -> bool {
     let started = Instant::now();
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.set_message(format!(
@@ -224,11 +213,11 @@ async fn rebuild(
         Ok(Ok(built)) => built,
         Ok(Err(error)) => {
             report_build_failure(&error, started.elapsed(), serving);
-            return Some(false);
+            return false;
         }
         Err(join) => {
             eprintln!("✗ the build task failed: {join}");
-            return Some(false);
+            return false;
         }
     };
     let workload =
@@ -249,14 +238,14 @@ async fn rebuild(
                 built.duration.as_secs_f64(),
                 swap.as_millis()
             );
-            Some(true)
+            true
         }
         Err(error) => {
             eprintln!("✗ the new version did not start: {error}");
             if serving {
                 eprintln!("  still serving the last good version");
             }
-            Some(false)
+            false
         }
     }
 }
