@@ -266,6 +266,13 @@ mod tests {
         parse_config(text, Path::new("config.yaml")).unwrap()
     }
 
+    /// The error of resolving `text` in `dir` with an empty environment.
+    fn resolve_err(text: &str, dir: &Path) -> String {
+        resolve(&config(text), dir, &BTreeMap::new())
+            .unwrap_err()
+            .to_string()
+    }
+
     fn write_private(path: &Path, text: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
@@ -310,13 +317,7 @@ mod tests {
         let dir = outer.path().join("proj");
         std::fs::create_dir(&dir).unwrap();
         write_private(&outer.path().join("outside.env"), "A=b\n");
-        let err = resolve(
-            &config("secrets:\n  s: { file: ../outside.env }\n"),
-            &dir,
-            &BTreeMap::new(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = resolve_err("secrets:\n  s: { file: ../outside.env }\n", &dir);
         assert!(err.contains("outside the project root"), "{err}");
     }
 
@@ -328,13 +329,7 @@ mod tests {
         std::fs::create_dir(&dir).unwrap();
         write_private(&outer.path().join("real.env"), "A=b\n");
         std::os::unix::fs::symlink(outer.path().join("real.env"), dir.join("link.env")).unwrap();
-        let err = resolve(
-            &config("configs:\n  s: { file: link.env }\n"),
-            &dir,
-            &BTreeMap::new(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = resolve_err("configs:\n  s: { file: link.env }\n", &dir);
         assert!(err.contains("outside the project root"), "{err}");
     }
 
@@ -347,13 +342,7 @@ mod tests {
         write_private(&path, &format!("K={SECRET}\n"));
         for mode in [0o644, 0o640, 0o604] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-            let err = resolve(
-                &config("secrets:\n  s: { file: s.env }\n"),
-                dir.path(),
-                &BTreeMap::new(),
-            )
-            .unwrap_err()
-            .to_string();
+            let err = resolve_err("secrets:\n  s: { file: s.env }\n", dir.path());
             assert!(err.contains("chmod 600"), "{mode:o}: {err}");
             assert!(!err.contains(SECRET));
         }
@@ -398,26 +387,14 @@ mod tests {
     fn malformed_secret_file_error_does_not_echo_values() {
         let dir = project();
         write_private(&dir.path().join("s.env"), &format!("{SECRET}\n"));
-        let err = resolve(
-            &config("secrets:\n  s: { file: s.env }\n"),
-            dir.path(),
-            &BTreeMap::new(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = resolve_err("secrets:\n  s: { file: s.env }\n", dir.path());
         assert!(err.contains("line 1 is not KEY=VALUE"), "{err}");
         assert!(!err.contains(SECRET));
     }
 
     #[test]
     fn missing_env_variable_is_an_error() {
-        let err = resolve(
-            &config("secrets:\n  s: { fromEnv: NOPE_NOT_SET }\n"),
-            Path::new("."),
-            &BTreeMap::new(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = resolve_err("secrets:\n  s: { fromEnv: NOPE_NOT_SET }\n", Path::new("."));
         assert_eq!(
             err,
             "secret source `s`: environment variable `NOPE_NOT_SET` is not set"

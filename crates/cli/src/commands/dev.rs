@@ -47,11 +47,7 @@ const DEFAULT_ADDRESS: &str = "127.0.0.1:8000";
 
 impl DevCommand {
     pub(crate) fn execute(self) -> anyhow::Result<()> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
-        runtime.block_on(self.run())
+        super::block_on(self.run())
     }
 
     async fn run(self) -> anyhow::Result<()> {

@@ -68,3 +68,14 @@ pub(crate) fn human_size(bytes: u64) -> String {
         format!("{:.1} KiB", bytes as f64 / 1024.0)
     }
 }
+
+/// Runs a command's async body on a multi-threaded tokio runtime.
+pub(crate) fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(
+    body: F,
+) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(body)
+}

@@ -43,11 +43,7 @@ enum RouterKind {
 
 impl ServeCommand {
     pub(crate) fn execute(self) -> anyhow::Result<()> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
-        runtime.block_on(self.run())
+        super::block_on(self.run())
     }
 
     async fn run(self) -> anyhow::Result<()> {

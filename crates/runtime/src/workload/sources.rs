@@ -53,21 +53,41 @@ impl NamedSources {
             })
     }
 
-    /// A component's environment variables: `config`, then every
-    /// `configFrom` source, then every `secretFrom` source (later wins).
+    /// `config`, then every `configFrom` source, then every `secretFrom`
+    /// source, later keys winning: the one resolution rule for a layer,
+    /// whether it feeds an environment or `wasi:config`.
+    fn layer_values(
+        &self,
+        config: &BTreeMap<String, String>,
+        config_from: &[SourceRef],
+        secret_from: &[SourceRef],
+    ) -> Result<BTreeMap<String, ConfigValue>, MissingSource> {
+        let mut values: BTreeMap<String, ConfigValue> = config
+            .iter()
+            .map(|(k, v)| (k.clone(), ConfigValue::Plain(v.clone())))
+            .collect();
+        for reference in config_from {
+            for (key, value) in self.config(reference)? {
+                values.insert(key.clone(), ConfigValue::Plain(value.clone()));
+            }
+        }
+        for reference in secret_from {
+            for (key, secret) in self.secret(reference)? {
+                values.insert(key.clone(), ConfigValue::Secret(secret.clone()));
+            }
+        }
+        Ok(values)
+    }
+
+    /// A component's environment variables, resolved from its layer.
     /// Secrets become plain strings here because WASI's environment is
     /// strings; they get here only when the workload lists them explicitly.
     pub fn environment(&self, layer: &ConfigLayer) -> Result<Vec<(String, String)>, MissingSource> {
-        let mut env: BTreeMap<String, String> = layer.config.clone();
-        for reference in &layer.config_from {
-            env.extend(self.config(reference)?.clone());
-        }
-        for reference in &layer.secret_from {
-            for (key, secret) in self.secret(reference)? {
-                env.insert(key.clone(), secret.expose().to_owned());
-            }
-        }
-        Ok(env.into_iter().collect())
+        Ok(self
+            .layer_values(&layer.config, &layer.config_from, &layer.secret_from)?
+            .into_iter()
+            .map(|(key, value)| (key, value.reveal()))
+            .collect())
     }
 
     /// What `wasi:config/store` serves a component: the workload's
@@ -78,22 +98,10 @@ impl NamedSources {
         interface: Option<&HostInterface>,
         component_config: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, ConfigValue>, MissingSource> {
-        let mut values = BTreeMap::new();
-        if let Some(interface) = interface {
-            for (key, value) in &interface.config {
-                values.insert(key.clone(), ConfigValue::Plain(value.clone()));
-            }
-            for reference in &interface.config_from {
-                for (key, value) in self.config(reference)? {
-                    values.insert(key.clone(), ConfigValue::Plain(value.clone()));
-                }
-            }
-            for reference in &interface.secret_from {
-                for (key, secret) in self.secret(reference)? {
-                    values.insert(key.clone(), ConfigValue::Secret(secret.clone()));
-                }
-            }
-        }
+        let mut values = match interface {
+            Some(i) => self.layer_values(&i.config, &i.config_from, &i.secret_from)?,
+            None => BTreeMap::new(),
+        };
         for (key, value) in component_config {
             values.insert(key.clone(), ConfigValue::Plain(value.clone()));
         }

@@ -29,7 +29,8 @@ pub enum ConfigValue {
 }
 
 impl ConfigValue {
-    fn reveal(&self) -> String {
+    /// The value as the guest receives it.
+    pub(crate) fn reveal(&self) -> String {
         match self {
             Self::Plain(value) => value.clone(),
             Self::Secret(secret) => secret.expose().to_owned(),
