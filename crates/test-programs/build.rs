@@ -26,6 +26,8 @@ fn main() {
         guests_dir.join("wit"),
         guests_manifest.clone(),
         guests_dir.join("Cargo.lock"),
+        // Plugin guests bind the runtime's own WIT.
+        manifest_dir.join("../runtime/wit"),
     ] {
         println!("cargo:rerun-if-changed={}", path.display());
     }

@@ -109,15 +109,13 @@ fn bad_inputs_get_one_clear_line() {
     );
 
     let component = wat::parse_str(
-        r#"(component (import "wasi:keyvalue/store@0.2.0-draft" (instance (export "get" (func (param "key" string) (result u32))))))"#,
+        r#"(component (import "acme:inventory/store@1.0.0" (instance (export "get" (func (param "key" string) (result u32))))))"#,
     )
     .unwrap();
     let (_d, kv) = temp_file("kv.wasm", &component);
     let line = fails(&["serve", &kv, "--addr", "127.0.0.1:0", "--no-cache"]);
     assert!(
-        line.contains(
-            "imports `wasi:keyvalue/store@0.2.0-draft`, which this host does not provide"
-        ),
+        line.contains("imports `acme:inventory/store@1.0.0`, which this host does not provide"),
         "{line}"
     );
 

@@ -12,6 +12,10 @@ use crate::http::body::{ResponseBody, error_response};
 use crate::http::router::{RouteError, Router};
 use crate::limits::{LimitDefaults, Limits};
 use crate::outbound::OutboundPolicy;
+use crate::plugins::{
+    BindContext, ComponentHandle, PluginBindings, PluginDefaults, PluginError, PluginRegistry,
+    ServeGuard,
+};
 use crate::wasi::{ComponentEnv, Mount, StoreState, build_linker};
 use crate::workload::instance::{ComponentInstances, HttpKind, ReusePolicy};
 use crate::workload::running::{HttpTarget, RunningWorkload};
@@ -36,6 +40,9 @@ pub struct HostConfig {
     pub cache_dir: Option<PathBuf>,
     /// Limits for components that do not set their own.
     pub limits: LimitDefaults,
+    /// Plugin settings for workloads that do not set their own
+    /// (e.g. the key-value backend).
+    pub plugins: PluginDefaults,
 }
 
 impl Default for HostConfig {
@@ -44,6 +51,7 @@ impl Default for HostConfig {
             engine: EngineConfig::default(),
             cache_dir: crate::artifact::default_cache_dir(),
             limits: LimitDefaults::default(),
+            plugins: PluginDefaults::default(),
         }
     }
 }
@@ -102,6 +110,14 @@ pub enum WorkloadError {
         /// The interface, e.g. `wasi:keyvalue/store@0.2.0-draft`.
         interface: String,
     },
+    /// A plugin could not bind to the component (bad settings, missing source).
+    #[error("component `{component}`: {source}")]
+    Plugin {
+        /// Component name.
+        component: String,
+        /// What the plugin refused.
+        source: PluginError,
+    },
     /// The component could not be linked for another reason.
     #[error("component `{component}` cannot be linked: {message}")]
     Link {
@@ -145,6 +161,7 @@ struct HostInner {
     engine: Engine,
     artifacts: ArtifactStore,
     linker: Linker<StoreState>,
+    plugins: PluginRegistry,
     router: Arc<dyn Router>,
     limits: LimitDefaults,
     // Per-component memory limits never exceed what the engine can reserve.
@@ -168,13 +185,15 @@ impl Host {
     /// Builds a host routing with `router`.
     pub fn new(config: HostConfig, router: Arc<dyn Router>) -> Result<Self, HostError> {
         let engine = Engine::new(&config.engine)?;
-        let linker =
-            build_linker(engine.wasmtime()).map_err(|e| HostError::Linker(format!("{e:#}")))?;
+        let plugins = PluginRegistry::new(crate::plugins::builtin(&config.plugins));
+        let linker = build_linker(engine.wasmtime(), &plugins)
+            .map_err(|e| HostError::Linker(format!("{e:#}")))?;
         let artifacts = ArtifactStore::new(engine.clone(), config.cache_dir.clone());
         Ok(Self(Arc::new(HostInner {
             engine,
             artifacts,
             linker,
+            plugins,
             router,
             limits: config.limits,
             max_memory_bytes: config.engine.max_memory_bytes,
@@ -246,6 +265,7 @@ impl Host {
             .cloned()
             .ok_or_else(|| WorkloadError::NotFound(id.to_string()))?;
         self.0.router.workload_unbound(id);
+        self.0.plugins.unbind(id);
         tracing::info!(workload = id, "workload stopped");
         Ok(running.status(WorkloadState::Stopped))
     }
@@ -350,12 +370,15 @@ impl Host {
         }
 
         let mut components = Vec::new();
+        let mut served = Vec::new();
         let mut http = None;
         let mut max_concurrent = self.0.limits.max_concurrent_requests;
         for spec in &workload.spec.components {
-            let (status, target, limits) = self
+            let prepared = self
                 .prepare_component(&workload, &id, spec, &volume_dirs)
                 .await?;
+            let (status, target, limits) = (prepared.status, prepared.http, prepared.limits);
+            served.extend(prepared.served);
             components.push(status);
             if let Some(target) = target {
                 if http.is_none() {
@@ -377,6 +400,7 @@ impl Host {
             admission: Arc::new(Semaphore::new(max_concurrent as usize)),
             max_concurrent,
             started_at: SystemTime::now(),
+            _served: served,
             _scratch: scratch,
         })
     }
@@ -387,7 +411,7 @@ impl Host {
         id: &Arc<str>,
         spec: &ComponentSpec,
         volume_dirs: &HashMap<String, PathBuf>,
-    ) -> Result<(ComponentStatus, Option<HttpTarget>, Limits), WorkloadError> {
+    ) -> Result<PreparedComponent, WorkloadError> {
         let path = local_image_path(&spec.image).ok_or_else(|| WorkloadError::RemoteImage {
             component: spec.name.clone(),
             image: spec.image.clone(),
@@ -408,11 +432,33 @@ impl Host {
                 source,
             })?;
 
+        let engine = self.0.engine.wasmtime();
+        let component_type = artifact.component.component_type();
+        let imports: Vec<String> = component_type
+            .imports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let exports: Vec<String> = component_type
+            .exports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let resolution = self
+            .0
+            .plugins
+            .resolve(
+                imports.iter().map(String::as_str),
+                exports.iter().map(String::as_str),
+            )
+            .map_err(|interface| WorkloadError::UnsupportedImport {
+                component: spec.name.clone(),
+                interface,
+            })?;
         let pre = self
             .0
             .linker
             .instantiate_pre(&artifact.component)
-            .map_err(|e| link_error(&spec.name, &e))?;
+            .map_err(|e| link_error(&spec.name, &e, &self.0.plugins))?;
+        let instance_pre = pre.clone();
         let (pre, kind) = match wasmtime_wasi_http::p3::bindings::ServicePre::new(pre.clone()) {
             Ok(p3) => (Some(ProxyPre::P3(p3)), Some(HttpKind::P3)),
             Err(_) => match wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre) {
@@ -463,20 +509,51 @@ impl Host {
             })
         };
         let environment = sources.environment(&lr.environment).map_err(source_error)?;
-        let config = sources
-            .wasi_config(workload.spec.config_interface(), &lr.config)
-            .map_err(source_error)?;
+        let plugin_error = |source: PluginError| WorkloadError::Plugin {
+            component: spec.name.clone(),
+            source,
+        };
+        let mut bindings = PluginBindings::default();
+        for (plugin, imports) in &resolution.imports {
+            let ctx = BindContext {
+                workload: id,
+                component: &spec.name,
+                spec: &workload.spec,
+                component_config: &lr.config,
+                sources: &sources,
+                imports,
+            };
+            bindings.insert(plugin.id(), plugin.bind(&ctx).map_err(plugin_error)?);
+        }
         let env = Arc::new(ComponentEnv {
             workload: id.clone(),
             component: Arc::from(spec.name.as_str()),
             environment,
-            config: Arc::new(config),
+            bindings,
             mounts,
             sockets: workload.spec.allows_sockets(),
             outbound: Arc::new(outbound),
             router: self.0.router.clone(),
             limits: limits.clone(),
         });
+
+        let mut served = Vec::new();
+        for (plugin, exports) in &resolution.exports {
+            let ctx = BindContext {
+                workload: id,
+                component: &spec.name,
+                spec: &workload.spec,
+                component_config: &lr.config,
+                sources: &sources,
+                imports: exports,
+            };
+            let handle = ComponentHandle {
+                engine: engine.clone(),
+                pre: instance_pre.clone(),
+                env: env.clone(),
+            };
+            served.extend(plugin.serve(&ctx, handle).map_err(plugin_error)?);
+        }
 
         let target = match (pre, kind) {
             (Some(pre), Some(kind)) => {
@@ -518,16 +595,43 @@ impl Host {
             digest: artifact.digest.to_string(),
             http: kind,
         };
-        Ok((status, target, limits))
+        Ok(PreparedComponent {
+            status,
+            http: target,
+            limits,
+            served,
+        })
     }
 }
 
+/// One component, compiled, linked and bound, not yet serving.
+struct PreparedComponent {
+    status: ComponentStatus,
+    http: Option<HttpTarget>,
+    limits: Limits,
+    served: Vec<ServeGuard>,
+}
+
 /// Turns wasmtime's link failure into a message naming the missing interface.
-fn link_error(component: &str, error: &wasmtime::Error) -> WorkloadError {
+fn link_error(component: &str, error: &wasmtime::Error, plugins: &PluginRegistry) -> WorkloadError {
     let top = error.to_string();
     if top.contains("a matching implementation was not found in the linker")
         && let Some(interface) = top.split('`').nth(1)
     {
+        if plugins.provides(interface) {
+            let cause = error
+                .chain()
+                .skip(1)
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(": ");
+            return WorkloadError::Link {
+                component: component.to_string(),
+                message: format!(
+                    "its import `{interface}` does not match the host's definition of that interface: {cause}"
+                ),
+            };
+        }
         return WorkloadError::UnsupportedImport {
             component: component.to_string(),
             interface: interface.to_string(),

@@ -9,7 +9,7 @@
 //! declared writable), and sockets only when the workload lists `wasi:sockets`.
 
 use crate::outbound::{OutboundHooks, OutboundPolicy};
-use crate::plugins::config::{ComponentConfig, ConfigView};
+use crate::plugins::{PluginBindings, PluginRegistry};
 use std::path::PathBuf;
 use std::sync::Arc;
 use wasmtime::component::{Linker, ResourceTable};
@@ -22,8 +22,26 @@ pub struct StoreState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     hooks: OutboundHooks,
-    config: ComponentConfig,
+    env: Arc<ComponentEnv>,
     pub(crate) limits: wasmtime::StoreLimits,
+}
+
+impl StoreState {
+    /// The plugin bindings of this store's component.
+    pub fn bindings(&self) -> &PluginBindings {
+        &self.env.bindings
+    }
+
+    /// The resource table with the plugin bindings, for plugin views that
+    /// need both at once.
+    pub fn table_and_bindings(&mut self) -> (&mut ResourceTable, &PluginBindings) {
+        (&mut self.table, &self.env.bindings)
+    }
+
+    /// `namespace/name` of the workload and the component's name.
+    pub fn ids(&self) -> (&str, &str) {
+        (&self.env.workload, &self.env.component)
+    }
 }
 
 impl WasiView for StoreState {
@@ -45,16 +63,18 @@ impl WasiHttpView for StoreState {
     }
 }
 
-/// The linker every component of a host is instantiated with.
-pub fn build_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<StoreState>> {
+/// The linker every component of a host is instantiated with: WASI, HTTP,
+/// and every plugin's interfaces.
+pub(crate) fn build_linker(
+    engine: &wasmtime::Engine,
+    plugins: &PluginRegistry,
+) -> wasmtime::Result<Linker<StoreState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
-    crate::plugins::config::add_to_linker(&mut linker, |state: &mut StoreState| {
-        ConfigView::new(&state.config)
-    })?;
+    plugins.add_to_linker(&mut linker)?;
     Ok(linker)
 }
 
@@ -77,8 +97,8 @@ pub struct ComponentEnv {
     pub component: Arc<str>,
     /// Environment variables.
     pub environment: Vec<(String, String)>,
-    /// What `wasi:config/store` serves.
-    pub config: ComponentConfig,
+    /// What the component's plugins resolved for it.
+    pub bindings: PluginBindings,
     /// Volume mounts.
     pub mounts: Vec<Mount>,
     /// Whether `wasi:sockets` may be used.
@@ -106,7 +126,7 @@ impl std::fmt::Debug for ComponentEnv {
             .field("workload", &self.workload)
             .field("component", &self.component)
             .field("environment", &names)
-            .field("config", &self.config)
+            .field("bindings", &self.bindings)
             .field("mounts", &self.mounts)
             .field("sockets", &self.sockets)
             .field("outbound", &self.outbound)
@@ -120,7 +140,7 @@ impl ComponentEnv {
     /// limiter, and a yield at every epoch tick, which keeps other requests
     /// on the thread moving and lets deadlines fire inside busy guests.
     pub fn new_store(
-        &self,
+        self: &Arc<Self>,
         engine: &wasmtime::Engine,
     ) -> wasmtime::Result<wasmtime::Store<StoreState>> {
         let mut store = wasmtime::Store::new(engine, self.new_state()?);
@@ -131,7 +151,7 @@ impl ComponentEnv {
     }
 
     /// A fresh store state for one instance.
-    fn new_state(&self) -> wasmtime::Result<StoreState> {
+    fn new_state(self: &Arc<Self>) -> wasmtime::Result<StoreState> {
         let mut builder = WasiCtxBuilder::new();
         builder.inherit_stdout().inherit_stderr();
         builder.envs(&self.environment);
@@ -168,7 +188,7 @@ impl ComponentEnv {
                 component: self.component.clone(),
                 router: self.router.clone(),
             },
-            config: self.config.clone(),
+            env: self.clone(),
             limits: self.limits.store_limits(),
         })
     }

@@ -35,7 +35,7 @@ fn bytes_are_classified() {
 async fn a_component_importing_an_unknown_interface_names_it() {
     let component = wat::parse_str(
         r#"(component
-            (import "wasi:keyvalue/store@0.2.0-draft" (instance
+            (import "acme:inventory/store@1.0.0" (instance
                 (export "get" (func (param "key" string) (result u32))))))"#,
     )
     .unwrap();
@@ -52,10 +52,37 @@ async fn a_component_importing_an_unknown_interface_names_it() {
         .unwrap_err();
     match &err {
         WorkloadError::UnsupportedImport { interface, .. } => {
-            assert_eq!(interface, "wasi:keyvalue/store@0.2.0-draft")
+            assert_eq!(interface, "acme:inventory/store@1.0.0")
         }
         other => panic!("unexpected error: {other}"),
     }
+}
+
+#[tokio::test]
+async fn a_plugin_interface_with_the_wrong_signature_is_a_clear_link_error() {
+    let component = wat::parse_str(
+        r#"(component
+            (import "wasi:logging/logging@0.1.0-draft" (instance
+                (export "log" (func (param "message" string) (result u32))))))"#,
+    )
+    .unwrap();
+    let file = write_temp(&component);
+    let t = TestHost::dynamic().await;
+    let err = t
+        .host
+        .start_workload(http_workload(
+            "badlog",
+            file.path().to_str().unwrap(),
+            "badlog.test",
+        ))
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, WorkloadError::Link { .. }), "{message}");
+    assert!(
+        message.contains("`wasi:logging/logging@0.1.0-draft` does not match the host's definition"),
+        "{message}"
+    );
 }
 
 #[tokio::test]

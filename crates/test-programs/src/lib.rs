@@ -10,3 +10,5 @@
 //! `rustup target add wasm32-wasip2`.
 
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+
+pub mod servers;

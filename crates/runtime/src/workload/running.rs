@@ -72,6 +72,8 @@ pub(crate) struct RunningWorkload {
     pub(crate) admission: Arc<Semaphore>,
     pub(crate) max_concurrent: u32,
     pub(crate) started_at: SystemTime,
+    /// What plugins drive for this workload (subscriptions); dropped with it.
+    pub(crate) _served: Vec<crate::plugins::ServeGuard>,
     /// `emptyDir` volumes, removed when the workload is dropped.
     pub(crate) _scratch: Vec<tempfile::TempDir>,
 }

@@ -62,19 +62,39 @@ impl NamedSources {
         config_from: &[SourceRef],
         secret_from: &[SourceRef],
     ) -> Result<BTreeMap<String, ConfigValue>, MissingSource> {
-        let mut values: BTreeMap<String, ConfigValue> = config
-            .iter()
-            .map(|(k, v)| (k.clone(), ConfigValue::Plain(v.clone())))
+        let mut values: BTreeMap<String, ConfigValue> = self
+            .plain_layer(config, config_from)?
+            .into_iter()
+            .map(|(k, v)| (k, ConfigValue::Plain(v)))
             .collect();
-        for reference in config_from {
-            for (key, value) in self.config(reference)? {
-                values.insert(key.clone(), ConfigValue::Plain(value.clone()));
-            }
+        for (key, secret) in self.secret_layer(secret_from)? {
+            values.insert(key, ConfigValue::Secret(secret));
         }
+        Ok(values)
+    }
+
+    /// `config` then every `configFrom` source, later keys winning: plain
+    /// settings (a plugin's backend settings, say).
+    pub(crate) fn plain_layer(
+        &self,
+        config: &BTreeMap<String, String>,
+        config_from: &[SourceRef],
+    ) -> Result<BTreeMap<String, String>, MissingSource> {
+        let mut values = config.clone();
+        for reference in config_from {
+            values.extend(self.config(reference)?.clone());
+        }
+        Ok(values)
+    }
+
+    /// Every key of the `secretFrom` sources, later sources winning.
+    pub(crate) fn secret_layer(
+        &self,
+        secret_from: &[SourceRef],
+    ) -> Result<BTreeMap<String, Secret>, MissingSource> {
+        let mut values = BTreeMap::new();
         for reference in secret_from {
-            for (key, secret) in self.secret(reference)? {
-                values.insert(key.clone(), ConfigValue::Secret(secret.clone()));
-            }
+            values.extend(self.secret(reference)?.clone());
         }
         Ok(values)
     }

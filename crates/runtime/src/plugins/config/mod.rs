@@ -6,6 +6,7 @@
 //! [`Secret`]s in the host and are exposed only when the guest asks for them.
 
 use crate::secret::Secret;
+use crate::wasi::StoreState;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -38,32 +39,63 @@ impl ConfigValue {
     }
 }
 
-/// The resolved configuration of one component, shared by its stores.
-pub type ComponentConfig = Arc<BTreeMap<String, ConfigValue>>;
+/// Serves `wasi:config/store` from the bound component's resolved values.
+pub(crate) struct ConfigPlugin;
 
-/// The view of a store the generated bindings need.
-pub struct ConfigView<'a> {
-    values: &'a BTreeMap<String, ConfigValue>,
+const ID: &str = "config";
+
+impl super::Plugin for ConfigPlugin {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn interfaces(&self) -> &'static [&'static str] {
+        &["wasi:config/store@0.2.0-rc.1"]
+    }
+
+    fn add_to_linker(
+        &self,
+        linker: &mut wasmtime::component::Linker<StoreState>,
+    ) -> wasmtime::Result<()> {
+        store::add_to_linker::<StoreState, HasConfig>(linker, |state| ConfigView {
+            values: state.bindings().get::<ComponentValues>(ID),
+        })
+    }
+
+    fn bind(&self, ctx: &super::BindContext<'_>) -> Result<super::Binding, super::PluginError> {
+        let values = ctx
+            .sources
+            .wasi_config(ctx.spec.config_interface(), ctx.component_config)
+            .map_err(|e| super::PluginError::new(ID, e.to_string()))?;
+        Ok(Arc::new(ComponentValues(values)))
+    }
 }
 
-impl<'a> ConfigView<'a> {
-    /// A view over `values`.
-    pub fn new(values: &'a BTreeMap<String, ConfigValue>) -> Self {
-        Self { values }
-    }
+/// One component's resolved configuration.
+#[derive(Debug)]
+struct ComponentValues(BTreeMap<String, ConfigValue>);
+
+struct ConfigView<'a> {
+    values: Option<&'a ComponentValues>,
 }
 
 impl store::Host for ConfigView<'_> {
     fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, store::Error>> {
-        Ok(Ok(self.values.get(&key).map(ConfigValue::reveal)))
+        Ok(Ok(self
+            .values
+            .and_then(|v| v.0.get(&key))
+            .map(ConfigValue::reveal)))
     }
 
     fn get_all(&mut self) -> wasmtime::Result<Result<Vec<(String, String)>, store::Error>> {
         Ok(Ok(self
             .values
-            .iter()
-            .map(|(key, value)| (key.clone(), value.reveal()))
-            .collect()))
+            .map(|v| {
+                v.0.iter()
+                    .map(|(key, value)| (key.clone(), value.reveal()))
+                    .collect()
+            })
+            .unwrap_or_default()))
     }
 }
 
@@ -71,12 +103,4 @@ struct HasConfig;
 
 impl wasmtime::component::HasData for HasConfig {
     type Data<'a> = ConfigView<'a>;
-}
-
-/// Adds `wasi:config/store` to `linker`, reading values through `view`.
-pub fn add_to_linker<T: 'static>(
-    linker: &mut wasmtime::component::Linker<T>,
-    view: fn(&mut T) -> ConfigView<'_>,
-) -> wasmtime::Result<()> {
-    store::add_to_linker::<T, HasConfig>(linker, view)
 }

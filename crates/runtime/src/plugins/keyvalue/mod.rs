@@ -1,0 +1,364 @@
+//! `wasi:keyvalue/{store,atomics,batch}@0.2.0-draft` on four backends:
+//! memory (the dev default), filesystem (redb), Redis, NATS JetStream KV.
+//!
+//! A workload picks its backend in its `wasi:keyvalue` host interface entry,
+//! falling back to the host's defaults (`nimbus serve --keyvalue URL`,
+//! `dev.keyvalue` in the project config):
+//!
+//! ```yaml
+//! hostInterfaces:
+//!   - namespace: wasi
+//!     package: keyvalue
+//!     interfaces: [store, atomics, batch]
+//!     config:
+//!       backend: redis            # memory | filesystem | redis | nats
+//!       url: redis://127.0.0.1:6379
+//!       bucket: counters          # what the guest's default bucket ("" or "default") maps to
+//!       prefix: shop-             # prepended to every other bucket name
+//!       timeout_ms: "2000"        # per call; the guest gets an error after it
+//! ```
+//!
+//! Backends are pooled per host (one Redis connection manager or NATS
+//! client per URL, one redb file per path); the memory backend is one store
+//! per workload id, so a dev-loop reload keeps the data. Every call is
+//! bounded by the timeout: a backend that is down gives the guest the
+//! interface's `other` error, never a hang, and the pooled clients reconnect
+//! on their own when it returns.
+
+mod backend;
+mod filesystem;
+mod nats;
+mod redis;
+
+pub use backend::{
+    BackendSettings, DEFAULT_TIMEOUT, KeyPage, KeyValueBackend, KvError, MemoryBackend, PAGE_SIZE,
+};
+pub use filesystem::FilesystemBackend;
+pub use redis::RedisBackend;
+
+use crate::plugins::nats::NatsConnections;
+use crate::wasi::StoreState;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::component::{Resource, ResourceTable};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit/keyvalue",
+        world: "wasi:keyvalue/imports",
+        imports: { default: async | trappable },
+        with: { "wasi:keyvalue/store.bucket": super::Bucket },
+    });
+}
+
+use bindings::wasi::keyvalue::{atomics, batch, store};
+
+const ID: &str = "keyvalue";
+
+/// An open bucket as the guest holds it: the backend namespace it maps to.
+pub struct Bucket {
+    namespace: String,
+}
+
+/// Serves key-value from pooled backends.
+pub(crate) struct KeyValuePlugin {
+    defaults: BTreeMap<String, String>,
+    nats: Arc<NatsConnections>,
+    pool: Mutex<HashMap<PoolKey, Arc<dyn KeyValueBackend>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum PoolKey {
+    /// In-memory stores are per workload.
+    Memory(String),
+    Shared(BackendSettings),
+}
+
+impl KeyValuePlugin {
+    pub(crate) fn new(defaults: BTreeMap<String, String>, nats: Arc<NatsConnections>) -> Self {
+        Self {
+            defaults,
+            nats,
+            pool: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn backend(
+        &self,
+        workload: &str,
+        settings: &BackendSettings,
+        timeout: Duration,
+    ) -> Result<Arc<dyn KeyValueBackend>, String> {
+        let key = match settings {
+            BackendSettings::Memory => PoolKey::Memory(workload.to_string()),
+            other => PoolKey::Shared(other.clone()),
+        };
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(backend) = pool.get(&key) {
+            return Ok(backend.clone());
+        }
+        let backend: Arc<dyn KeyValueBackend> = match settings {
+            BackendSettings::Memory => Arc::new(MemoryBackend::default()),
+            BackendSettings::Filesystem { path } => Arc::new(FilesystemBackend::open(path)?),
+            BackendSettings::Redis { url } => Arc::new(RedisBackend::new(url, timeout)?),
+            BackendSettings::Nats { url } => {
+                Arc::new(nats::NatsBackend::new(self.nats.get(url, timeout)))
+            }
+        };
+        pool.insert(key, backend.clone());
+        Ok(backend)
+    }
+}
+
+impl super::Plugin for KeyValuePlugin {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn interfaces(&self) -> &'static [&'static str] {
+        &[
+            "wasi:keyvalue/store@0.2.0-draft",
+            "wasi:keyvalue/atomics@0.2.0-draft",
+            "wasi:keyvalue/batch@0.2.0-draft",
+        ]
+    }
+
+    fn add_to_linker(
+        &self,
+        linker: &mut wasmtime::component::Linker<StoreState>,
+    ) -> wasmtime::Result<()> {
+        fn view(state: &mut StoreState) -> KeyValueView<'_> {
+            let (table, bindings) = state.table_and_bindings();
+            KeyValueView {
+                table,
+                binding: bindings.get::<KeyValueBinding>(ID),
+            }
+        }
+        store::add_to_linker::<StoreState, HasKeyValue>(linker, view)?;
+        atomics::add_to_linker::<StoreState, HasKeyValue>(linker, view)?;
+        batch::add_to_linker::<StoreState, HasKeyValue>(linker, view)
+    }
+
+    fn bind(&self, ctx: &super::BindContext<'_>) -> Result<super::Binding, super::PluginError> {
+        let error = |message: String| super::PluginError::new(ID, message);
+        let mut config = self.defaults.clone();
+        let workload_config = ctx.interface_config("wasi", "keyvalue")?;
+        // A workload naming its own backend replaces the host's settings whole.
+        if workload_config.contains_key("backend")
+            || workload_config.contains_key("url")
+            || workload_config.contains_key("path")
+        {
+            config.retain(|k, _| !matches!(k.as_str(), "backend" | "url" | "path"));
+        }
+        config.extend(workload_config);
+        let settings = BackendSettings::from_config(&config).map_err(error)?;
+        let timeout = match config.get("timeout_ms") {
+            Some(ms) => Duration::from_millis(
+                ms.trim()
+                    .parse()
+                    .map_err(|_| error(format!("timeout_ms `{ms}` is not a number")))?,
+            ),
+            None => backend::DEFAULT_TIMEOUT,
+        };
+        let backend = self
+            .backend(ctx.workload, &settings, timeout)
+            .map_err(error)?;
+        tracing::debug!(
+            workload = ctx.workload,
+            component = ctx.component,
+            backend = settings.kind(),
+            "key-value bound"
+        );
+        Ok(Arc::new(KeyValueBinding {
+            backend,
+            kind: settings.kind(),
+            default_bucket: config.get("bucket").cloned(),
+            prefix: config.get("prefix").cloned().unwrap_or_default(),
+            timeout,
+        }))
+    }
+
+    fn unbind(&self, workload: &str) {
+        self.pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&PoolKey::Memory(workload.to_string()));
+    }
+}
+
+/// What one component's key-value calls go to.
+struct KeyValueBinding {
+    backend: Arc<dyn KeyValueBackend>,
+    kind: &'static str,
+    default_bucket: Option<String>,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl KeyValueBinding {
+    /// The backend namespace for the bucket the guest opens.
+    fn namespace(&self, identifier: &str) -> String {
+        let default = identifier.is_empty() || identifier == "default";
+        match &self.default_bucket {
+            Some(bucket) if default => bucket.clone(),
+            _ if identifier.is_empty() => format!("{}default", self.prefix),
+            _ => format!("{}{identifier}", self.prefix),
+        }
+    }
+
+    /// Runs one backend call within the timeout.
+    async fn call<R>(
+        &self,
+        call: impl Future<Output = Result<R, KvError>>,
+    ) -> Result<R, store::Error> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(error.into()),
+            Err(_) => Err(store::Error::Other(format!(
+                "the {} key-value backend did not answer within {} ms",
+                self.kind,
+                self.timeout.as_millis()
+            ))),
+        }
+    }
+}
+
+impl From<KvError> for store::Error {
+    fn from(error: KvError) -> Self {
+        match error {
+            KvError::NoSuchStore => Self::NoSuchStore,
+            KvError::AccessDenied => Self::AccessDenied,
+            KvError::Other(message) => Self::Other(message),
+        }
+    }
+}
+
+struct KeyValueView<'a> {
+    table: &'a mut ResourceTable,
+    binding: Option<&'a KeyValueBinding>,
+}
+
+impl KeyValueView<'_> {
+    fn binding(&self) -> wasmtime::Result<&KeyValueBinding> {
+        self.binding
+            .ok_or_else(|| wasmtime::format_err!("wasi:keyvalue is not bound for this component"))
+    }
+
+    fn bucket(&self, bucket: &Resource<Bucket>) -> wasmtime::Result<(&KeyValueBinding, String)> {
+        let namespace = self.table.get(bucket)?.namespace.clone();
+        Ok((self.binding()?, namespace))
+    }
+}
+
+type Outcome<T> = wasmtime::Result<Result<T, store::Error>>;
+
+impl store::Host for KeyValueView<'_> {
+    async fn open(&mut self, identifier: String) -> Outcome<Resource<Bucket>> {
+        let binding = self.binding()?;
+        let namespace = binding.namespace(&identifier);
+        if let Err(error) = binding.call(binding.backend.open(&namespace)).await {
+            return Ok(Err(error));
+        }
+        Ok(Ok(self.table.push(Bucket { namespace })?))
+    }
+}
+
+impl store::HostBucket for KeyValueView<'_> {
+    async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Outcome<Option<Vec<u8>>> {
+        let (binding, ns) = self.bucket(&bucket)?;
+        Ok(binding.call(binding.backend.get(&ns, &key)).await)
+    }
+
+    async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Outcome<()> {
+        let (binding, ns) = self.bucket(&bucket)?;
+        Ok(binding.call(binding.backend.set(&ns, &key, value)).await)
+    }
+
+    async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Outcome<()> {
+        let (binding, ns) = self.bucket(&bucket)?;
+        Ok(binding.call(binding.backend.delete(&ns, &key)).await)
+    }
+
+    async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Outcome<bool> {
+        let (binding, ns) = self.bucket(&bucket)?;
+        Ok(binding.call(binding.backend.exists(&ns, &key)).await)
+    }
+
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<Bucket>,
+        cursor: Option<u64>,
+    ) -> Outcome<store::KeyResponse> {
+        let (binding, ns) = self.bucket(&bucket)?;
+        Ok(binding
+            .call(binding.backend.list_keys(&ns, cursor))
+            .await
+            .map(|page| store::KeyResponse {
+                keys: page.keys,
+                cursor: page.cursor,
+            }))
+    }
+
+    async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl atomics::Host for KeyValueView<'_> {
+    async fn increment(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        delta: u64,
+    ) -> Outcome<u64> {
+        let (binding, ns) = self.bucket(&bucket)?;
+        Ok(binding
+            .call(binding.backend.increment(&ns, &key, delta))
+            .await)
+    }
+}
+
+impl batch::Host for KeyValueView<'_> {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> Outcome<Vec<Option<(String, Vec<u8>)>>> {
+        let (binding, ns) = self.bucket(&bucket)?;
+        Ok(binding.call(binding.backend.get_many(&ns, keys)).await)
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> Outcome<()> {
+        let (binding, ns) = self.bucket(&bucket)?;
+        Ok(binding
+            .call(binding.backend.set_many(&ns, key_values))
+            .await)
+    }
+
+    async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Outcome<()> {
+        let (binding, ns) = self.bucket(&bucket)?;
+        Ok(binding.call(binding.backend.delete_many(&ns, keys)).await)
+    }
+}
+
+struct HasKeyValue;
+
+impl wasmtime::component::HasData for HasKeyValue {
+    type Data<'a> = KeyValueView<'a>;
+}
+
+/// A backend built from `settings` outside any host, for tools and the
+/// conformance tests; `timeout` bounds connecting and each call.
+pub fn open_backend(
+    settings: &BackendSettings,
+    timeout: Duration,
+) -> Result<Arc<dyn KeyValueBackend>, String> {
+    let plugin = KeyValuePlugin::new(BTreeMap::new(), Arc::new(NatsConnections::default()));
+    plugin.backend("standalone", settings, timeout)
+}

@@ -1,0 +1,384 @@
+//! `wasmcloud:messaging@0.2.0`: components publish and request through
+//! `consumer`, and receive subscribed messages through their exported
+//! `handler`.
+//!
+//! ```yaml
+//! hostInterfaces:
+//!   - namespace: wasmcloud
+//!     package: messaging
+//!     interfaces: [consumer, handler]
+//!     config:
+//!       backend: nats                 # memory (default) | nats
+//!       url: nats://127.0.0.1:4222
+//!       subscriptions: orders.*, audit.>
+//!       queue_group: workers          # optional: share the messages with other members
+//! ```
+//!
+//! Each delivered message runs `handle-message` on a fresh instance of the
+//! component (like a P2 HTTP request), at most `max_in_flight` (default 64)
+//! at a time per subscription, within the component's request deadline. A
+//! handler that traps or returns an error is logged and the subscription
+//! goes on. A handler answers a request by publishing to its `reply-to`.
+//! Brokers are pooled per host: the memory broker is one per host (so
+//! workloads on a host can talk), a NATS client one per URL.
+
+mod broker;
+
+pub use broker::{Broker, MemoryBroker, Message, NatsBroker, Subscription, subject_matches};
+
+use crate::plugins::nats::NatsConnections;
+use crate::plugins::{BindContext, Binding, ComponentHandle, PluginError, ServeGuard};
+use crate::wasi::StoreState;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit/messaging",
+        world: "wasmcloud:messaging/messaging",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
+}
+
+use bindings::wasmcloud::messaging::{consumer, types};
+
+const ID: &str = "messaging";
+
+/// Default time a guest's `request` waits when it passes 0.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Serves `wasmcloud:messaging` from pooled brokers.
+pub(crate) struct MessagingPlugin {
+    defaults: BTreeMap<String, String>,
+    nats: Arc<NatsConnections>,
+    memory: Arc<MemoryBroker>,
+    pool: Mutex<HashMap<String, Arc<dyn Broker>>>,
+}
+
+/// One component's messaging settings.
+struct MessagingBinding {
+    broker: Arc<dyn Broker>,
+    subscriptions: Vec<String>,
+    queue_group: Option<String>,
+    max_in_flight: usize,
+}
+
+impl MessagingPlugin {
+    pub(crate) fn new(defaults: BTreeMap<String, String>, nats: Arc<NatsConnections>) -> Self {
+        Self {
+            defaults,
+            nats,
+            memory: Arc::new(MemoryBroker::default()),
+            pool: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn settings(&self, ctx: &BindContext<'_>) -> Result<MessagingBinding, PluginError> {
+        let error = |message: String| PluginError::new(ID, message);
+        let mut config = self.defaults.clone();
+        let workload_config = ctx.interface_config("wasmcloud", "messaging")?;
+        if workload_config.contains_key("backend") || workload_config.contains_key("url") {
+            config.retain(|k, _| !matches!(k.as_str(), "backend" | "url"));
+        }
+        config.extend(workload_config);
+        let url = config.get("url").map(|u| u.trim().to_string());
+        let backend = config
+            .get("backend")
+            .map(|b| b.trim().to_ascii_lowercase())
+            .unwrap_or_else(|| if url.is_some() { "nats" } else { "memory" }.into());
+        let timeout = match config.get("timeout_ms") {
+            Some(ms) => Duration::from_millis(
+                ms.trim()
+                    .parse()
+                    .map_err(|_| error(format!("timeout_ms `{ms}` is not a number")))?,
+            ),
+            None => DEFAULT_REQUEST_TIMEOUT,
+        };
+        let broker: Arc<dyn Broker> = match backend.as_str() {
+            "memory" | "in-memory" => self.memory.clone(),
+            "nats" => {
+                let url = url.ok_or_else(|| {
+                    error("the nats backend needs `url` (nats://HOST:PORT)".into())
+                })?;
+                let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+                pool.entry(url.clone())
+                    .or_insert_with(|| {
+                        Arc::new(NatsBroker {
+                            connection: self.nats.get(&url, timeout),
+                        })
+                    })
+                    .clone()
+            }
+            other => {
+                return Err(error(format!(
+                    "unknown messaging backend `{other}` (expected memory or nats)"
+                )));
+            }
+        };
+        let subscriptions = config
+            .get("subscriptions")
+            .map(|s| {
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        for subject in &subscriptions {
+            broker::check_subject(subject, true).map_err(error)?;
+        }
+        let max_in_flight = match config.get("max_in_flight") {
+            Some(n) => n
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| error(format!("max_in_flight `{n}` is not a positive number")))?,
+            None => 64,
+        };
+        Ok(MessagingBinding {
+            broker,
+            subscriptions,
+            queue_group: config.get("queue_group").cloned().filter(|q| !q.is_empty()),
+            max_in_flight,
+        })
+    }
+}
+
+impl super::Plugin for MessagingPlugin {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn interfaces(&self) -> &'static [&'static str] {
+        &[
+            "wasmcloud:messaging/consumer@0.2.0",
+            "wasmcloud:messaging/types@0.2.0",
+        ]
+    }
+
+    fn exports(&self) -> &'static [&'static str] {
+        &["wasmcloud:messaging/handler@0.2.0"]
+    }
+
+    fn add_to_linker(
+        &self,
+        linker: &mut wasmtime::component::Linker<StoreState>,
+    ) -> wasmtime::Result<()> {
+        fn view(state: &mut StoreState) -> ConsumerView<'_> {
+            ConsumerView {
+                binding: state.bindings().get::<MessagingBinding>(ID),
+            }
+        }
+        types::add_to_linker::<StoreState, HasConsumer>(linker, view)?;
+        consumer::add_to_linker::<StoreState, HasConsumer>(linker, view)
+    }
+
+    fn bind(&self, ctx: &BindContext<'_>) -> Result<Binding, PluginError> {
+        Ok(Arc::new(self.settings(ctx)?))
+    }
+
+    fn serve(
+        &self,
+        ctx: &BindContext<'_>,
+        component: ComponentHandle,
+    ) -> Result<Option<ServeGuard>, PluginError> {
+        let binding = self.settings(ctx)?;
+        if binding.subscriptions.is_empty() {
+            tracing::warn!(
+                workload = ctx.workload,
+                component = ctx.component,
+                "the component exports a message handler but the workload subscribes to nothing (set `subscriptions` on wasmcloud:messaging)"
+            );
+            return Ok(None);
+        }
+        let pre = bindings::MessagingPre::new(component.pre.clone())
+            .map_err(|e| PluginError::new(ID, format!("cannot use the message handler: {e}")))?;
+        let mut tasks = Vec::new();
+        for subject in &binding.subscriptions {
+            let task = tokio::spawn(subscription_loop(
+                binding.broker.clone(),
+                subject.clone(),
+                binding.queue_group.clone(),
+                component.clone(),
+                pre.clone(),
+                Arc::new(Semaphore::new(binding.max_in_flight)),
+            ));
+            tasks.push(task.abort_handle());
+        }
+        Ok(Some(Box::new(Subscriptions(tasks))))
+    }
+}
+
+/// Subscription tasks of one component; aborted (unsubscribing) on drop.
+struct Subscriptions(Vec<tokio::task::AbortHandle>);
+
+impl Drop for Subscriptions {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Subscribes (retrying while the broker is unreachable) and hands each
+/// message to the component.
+async fn subscription_loop(
+    broker: Arc<dyn Broker>,
+    subject: String,
+    queue: Option<String>,
+    component: ComponentHandle,
+    pre: bindings::MessagingPre<StoreState>,
+    in_flight: Arc<Semaphore>,
+) {
+    let (workload, name) = (component.workload(), component.component());
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let mut messages = match broker.subscribe(subject.clone(), queue.clone()).await {
+            Ok(messages) => messages,
+            Err(error) => {
+                tracing::warn!(
+                    workload,
+                    component = name,
+                    subject,
+                    error,
+                    "cannot subscribe; retrying"
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        tracing::info!(
+            workload,
+            component = name,
+            subject,
+            queue = queue.as_deref(),
+            "subscribed"
+        );
+        while let Some(message) = messages.recv().await {
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            let (component, pre) = (component.clone(), pre.clone());
+            tokio::spawn(async move {
+                deliver(&component, &pre, message).await;
+                drop(permit);
+            });
+        }
+        // The broker ended the subscription (connection lost for good):
+        // subscribe again.
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+/// Runs `handle-message` once on a fresh instance; failures are logged.
+async fn deliver(
+    component: &ComponentHandle,
+    pre: &bindings::MessagingPre<StoreState>,
+    message: Message,
+) {
+    let (workload, name) = (component.workload(), component.component());
+    let subject = message.subject.clone();
+    let call = async {
+        let mut store = component.env.new_store(&component.engine)?;
+        let instance = pre.instantiate_async(&mut store).await?;
+        let message = types::BrokerMessage {
+            subject: message.subject,
+            body: message.body.to_vec(),
+            reply_to: message.reply_to,
+        };
+        instance
+            .wasmcloud_messaging_handler()
+            .call_handle_message(&mut store, &message)
+            .await
+    };
+    match tokio::time::timeout(component.timeout(), call).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(error))) => {
+            tracing::warn!(
+                workload,
+                component = name,
+                subject,
+                error,
+                "message handler returned an error"
+            )
+        }
+        Ok(Err(trap)) => tracing::error!(
+            workload,
+            component = name,
+            subject,
+            error = %format!("{trap:#}"),
+            "message handler failed; the subscription goes on"
+        ),
+        Err(_) => tracing::error!(
+            workload,
+            component = name,
+            subject,
+            timeout_ms = component.timeout().as_millis() as u64,
+            "message handler exceeded its deadline"
+        ),
+    }
+}
+
+struct ConsumerView<'a> {
+    binding: Option<&'a MessagingBinding>,
+}
+
+impl ConsumerView<'_> {
+    fn broker(&self) -> wasmtime::Result<&Arc<dyn Broker>> {
+        self.binding.map(|b| &b.broker).ok_or_else(|| {
+            wasmtime::format_err!("wasmcloud:messaging is not bound for this component")
+        })
+    }
+}
+
+impl types::Host for ConsumerView<'_> {}
+
+impl consumer::Host for ConsumerView<'_> {
+    async fn request(
+        &mut self,
+        subject: String,
+        body: Vec<u8>,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Result<types::BrokerMessage, String>> {
+        let timeout = match timeout_ms {
+            0 => DEFAULT_REQUEST_TIMEOUT,
+            ms => Duration::from_millis(ms.into()),
+        };
+        let broker = self.broker()?;
+        // The broker bounds the wait; this also bounds reaching the broker.
+        let reply = tokio::time::timeout(
+            timeout + Duration::from_millis(100),
+            broker.request(subject.clone(), body.into(), timeout),
+        )
+        .await
+        .unwrap_or_else(|_| Err(format!("no reply on `{subject}` within {timeout_ms} ms")));
+        Ok(reply.map(|m| types::BrokerMessage {
+            subject: m.subject,
+            body: m.body.to_vec(),
+            reply_to: m.reply_to,
+        }))
+    }
+
+    async fn publish(&mut self, msg: types::BrokerMessage) -> wasmtime::Result<Result<(), String>> {
+        let broker = self.broker()?;
+        Ok(broker
+            .publish(Message {
+                subject: msg.subject,
+                body: msg.body.into(),
+                reply_to: msg.reply_to,
+            })
+            .await)
+    }
+}
+
+struct HasConsumer;
+
+impl wasmtime::component::HasData for HasConsumer {
+    type Data<'a> = ConsumerView<'a>;
+}

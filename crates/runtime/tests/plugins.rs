@@ -1,0 +1,361 @@
+//! The other host plugins end to end: `wasmcloud:messaging` on the memory
+//! broker and on NATS (request/reply, queue groups across two workloads,
+//! pub/sub fan-out, a trapping handler), `wasi:logging` into the host's
+//! tracing with workload and component ids, and `wasmcloud:secrets` serving
+//! exactly the granted secrets without ever logging them.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use futures::StreamExt;
+use nimbus_runtime::secret::Secret;
+use nimbus_runtime::workload::{ComponentSpec, HostInterface, NamedSources, SourceRef, Workload};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use test_programs::servers::{Kind, Server};
+use test_programs::{P2_MSG_HANDLER, P2_PLUGINS};
+
+fn messaging_interface(config: &[(&str, &str)]) -> HostInterface {
+    HostInterface {
+        namespace: "wasmcloud".into(),
+        package: "messaging".into(),
+        interfaces: vec!["consumer".into(), "handler".into()],
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// A handler-only workload (no HTTP) answering as `name`.
+fn handler_workload(
+    name: &str,
+    broker: &[(&str, &str)],
+    subscription: &[(&str, &str)],
+) -> Workload {
+    let mut config: Vec<(&str, &str)> = broker.to_vec();
+    config.extend_from_slice(subscription);
+    let mut component = ComponentSpec {
+        name: name.into(),
+        image: format!("file://{P2_MSG_HANDLER}"),
+        ..Default::default()
+    };
+    component
+        .local_resources
+        .config
+        .insert("name".into(), name.into());
+    Workload {
+        namespace: "test".into(),
+        name: name.into(),
+        spec: nimbus_runtime::workload::WorkloadSpec {
+            components: vec![component],
+            host_interfaces: vec![messaging_interface(&config)],
+            ..Default::default()
+        },
+    }
+}
+
+/// The plugins guest as an HTTP client of the broker.
+fn client_workload(broker: &[(&str, &str)]) -> Workload {
+    let mut w = http_workload("client", P2_PLUGINS, "client.test");
+    w.spec.host_interfaces.push(messaging_interface(broker));
+    w
+}
+
+async fn ask(t: &TestHost, subject: &str, body: &str, timeout_ms: u32) -> (u16, String) {
+    request(
+        t.addr,
+        Some("client.test"),
+        "POST",
+        &format!("/msg/request?subject={subject}&timeout_ms={timeout_ms}"),
+        Bytes::from(body.to_string()),
+    )
+    .await
+}
+
+/// Request/reply, a trapping handler that does not end the subscription,
+/// and a queue group sharing requests across two workloads.
+async fn messaging_suite(broker: &[(&str, &str)]) {
+    let t = TestHost::dynamic().await;
+    t.host
+        .start_workload(client_workload(broker))
+        .await
+        .unwrap();
+    t.host
+        .start_workload(handler_workload(
+            "echo",
+            broker,
+            &[("subscriptions", "echo.req")],
+        ))
+        .await
+        .unwrap();
+
+    // Subscriptions start asynchronously: wait for the first answer.
+    let mut answer = (0, String::new());
+    for _ in 0..100 {
+        answer = ask(&t, "echo.req", "hi", 500).await;
+        if answer.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(answer, (200, "echo: hi".into()));
+
+    // A trap gets no reply (the requester times out) but the next message
+    // is handled.
+    let (status, _) = ask(&t, "echo.req", "trap", 300).await;
+    assert_eq!(status, 500);
+    assert_eq!(
+        ask(&t, "echo.req", "again", 2000).await,
+        (200, "echo: again".into())
+    );
+    // A handler error is logged; the subscription goes on.
+    assert_eq!(ask(&t, "echo.req", "fail", 300).await.0, 500);
+    assert_eq!(
+        ask(&t, "echo.req", "more", 2000).await,
+        (200, "echo: more".into())
+    );
+
+    // Queue group: each request goes to one member; both members work.
+    for name in ["worker-a", "worker-b"] {
+        t.host
+            .start_workload(handler_workload(
+                name,
+                broker,
+                &[("subscriptions", "jobs"), ("queue_group", "workers")],
+            ))
+            .await
+            .unwrap();
+    }
+    let mut by_worker = std::collections::BTreeMap::<String, usize>::new();
+    let mut answered = 0;
+    for i in 0..40 {
+        let (status, body) = ask(&t, "jobs", &format!("job{i}"), 2000).await;
+        if status != 200 {
+            // Until both members have subscribed a request may find none.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        answered += 1;
+        let (worker, payload) = body.split_once(": ").unwrap();
+        assert_eq!(payload, format!("job{i}"));
+        *by_worker.entry(worker.to_string()).or_default() += 1;
+    }
+    assert!(answered >= 30, "only {answered} of 40 jobs answered");
+    assert_eq!(
+        by_worker.keys().cloned().collect::<Vec<_>>(),
+        ["worker-a", "worker-b"],
+        "{by_worker:?}"
+    );
+
+    // No responders / invalid subject are error values, not hangs.
+    assert_eq!(ask(&t, "nobody.home", "x", 300).await.0, 500);
+    let (status, body) = request(
+        t.addr,
+        Some("client.test"),
+        "POST",
+        "/msg/publish?subject=bad..subject",
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(status, 500, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messaging_on_memory() {
+    messaging_suite(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messaging_on_nats() {
+    let Some(nats) = Server::start(Kind::Nats) else {
+        return;
+    };
+    messaging_suite(&[("backend", "nats"), ("url", &nats.url())]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pub_sub_fans_out_to_every_plain_subscriber() {
+    let Some(nats) = Server::start(Kind::Nats) else {
+        return;
+    };
+    let url = nats.url();
+    let broker = [("url", url.as_str())];
+    let t = TestHost::dynamic().await;
+    t.host
+        .start_workload(client_workload(&broker))
+        .await
+        .unwrap();
+    for name in ["left", "right"] {
+        t.host
+            .start_workload(handler_workload(
+                name,
+                &broker,
+                &[("subscriptions", "events")],
+            ))
+            .await
+            .unwrap();
+    }
+    let observer = async_nats::connect(url.as_str()).await.unwrap();
+    let mut seen = observer.subscribe("events.seen").await.unwrap();
+    observer.flush().await.unwrap();
+    // Both handlers must have subscribed: publish until both answered once.
+    let mut names = std::collections::BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while names.len() < 2 {
+        let (status, body) = request(
+            t.addr,
+            Some("client.test"),
+            "POST",
+            "/msg/publish?subject=events",
+            Bytes::from_static(b"ping"),
+        )
+        .await;
+        assert_eq!(status, 204, "{body}");
+        while let Ok(Some(message)) =
+            tokio::time::timeout(Duration::from_millis(300), seen.next()).await
+        {
+            let text = String::from_utf8_lossy(&message.payload).to_string();
+            assert!(text.ends_with(": ping"), "{text}");
+            names.insert(text.split(':').next().unwrap().to_string());
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {names:?} got the event"
+        );
+    }
+    assert_eq!(names.into_iter().collect::<Vec<_>>(), ["left", "right"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_without_subscriptions_or_with_a_bad_subject_is_reported() {
+    let t = TestHost::dynamic().await;
+    let err = t
+        .host
+        .start_workload(handler_workload("bad", &[], &[("subscriptions", "a..b")]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("invalid subject `a..b`"), "{err}");
+    let err = t
+        .host
+        .start_workload(handler_workload("bad2", &[("backend", "kafka")], &[]))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unknown messaging backend `kafka`"),
+        "{err}"
+    );
+}
+
+/// A writer collecting formatted log lines.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+const SECRET: &str = "s3cr3t-never-logged";
+
+#[tokio::test(flavor = "current_thread")]
+async fn logging_reaches_tracing_and_secrets_are_served_but_never_logged() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let t = TestHost::dynamic().await;
+    t.host.set_sources(NamedSources {
+        secrets: [(
+            "db".to_string(),
+            [("DB_PASSWORD".to_string(), Secret::new(SECRET))].into(),
+        )]
+        .into(),
+        ..Default::default()
+    });
+    let mut w = http_workload("plug", P2_PLUGINS, "plug.test");
+    w.spec.host_interfaces.push(HostInterface {
+        namespace: "wasmcloud".into(),
+        package: "secrets".into(),
+        interfaces: vec!["store".into(), "reveal".into()],
+        secret_from: vec![SourceRef { name: "db".into() }],
+        ..Default::default()
+    });
+    t.host.start_workload(w).await.unwrap();
+
+    let (status, _) = request(
+        t.addr,
+        Some("plug.test"),
+        "POST",
+        "/log?level=warn",
+        Bytes::from_static(b"disk almost full"),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let logs = captured.text();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("disk almost full"))
+        .unwrap_or_else(|| panic!("guest log line missing from:\n{logs}"));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("guest"), "{line}");
+    assert!(
+        line.contains("workload=\"test/plug\"") || line.contains("workload=test/plug"),
+        "{line}"
+    );
+    assert!(
+        line.contains("component=\"plug\"") || line.contains("component=plug"),
+        "{line}"
+    );
+    assert!(line.contains("p2-plugins"), "{line}");
+
+    assert_eq!(
+        t.get("plug.test", "/secret?key=DB_PASSWORD").await,
+        (200, SECRET.to_string())
+    );
+    assert_eq!(t.get("plug.test", "/secret?key=OTHER").await.0, 404);
+    assert!(
+        !captured.text().contains(SECRET),
+        "a secret value reached the logs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_secret_source_fails_the_start_naming_it() {
+    let t = TestHost::dynamic().await;
+    let mut w = http_workload("nosrc", P2_PLUGINS, "nosrc.test");
+    w.spec.host_interfaces.push(HostInterface {
+        namespace: "wasmcloud".into(),
+        package: "secrets".into(),
+        secret_from: vec![SourceRef {
+            name: "vault".into(),
+        }],
+        ..Default::default()
+    });
+    let err = t.host.start_workload(w).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("secret source `vault` is not defined"),
+        "{err}"
+    );
+}

@@ -1,0 +1,187 @@
+//! Real backing servers for tests: `redis-server` and `nats-server` (with
+//! JetStream), each started on a free loopback port and stopped when its
+//! handle drops.
+//!
+//! A server binary that is missing fails the test under CI (`CI=true`);
+//! elsewhere [`Server::start`] returns `None` after printing why and how to
+//! install it, and the test returns early. Each server runs under a small
+//! `sh` guard that kills it when the test process goes away, even if the
+//! process dies without unwinding, so no server outlives its test.
+
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Which server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `redis-server`.
+    Redis,
+    /// `nats-server -js`.
+    Nats,
+}
+
+impl Kind {
+    fn binary(self) -> &'static str {
+        match self {
+            Self::Redis => "redis-server",
+            Self::Nats => "nats-server",
+        }
+    }
+}
+
+/// A running server.
+pub struct Server {
+    kind: Kind,
+    port: u16,
+    data: tempfile::TempDir,
+    guard: Option<Child>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} on port {}", self.kind, self.port)
+    }
+}
+
+/// Finds `binary` on PATH (or in /usr/sbin, where Debian puts nats-server).
+fn find(binary: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
+        .map(|dir| dir.join(binary))
+        .find(|candidate| candidate.is_file())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl Server {
+    /// Starts a server, or returns `None` (outside CI) when its binary is
+    /// missing. Panics in CI when it is missing, and when it does not come up.
+    pub fn start(kind: Kind) -> Option<Self> {
+        let binary = kind.binary();
+        if find(binary).is_none() {
+            let hint = format!(
+                "`{binary}` is not installed; install it with `apt-get install {binary}` (or run ./scripts/test.sh as root)"
+            );
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{hint}: CI must run the service-backed tests");
+            }
+            eprintln!("skipped: {hint}");
+            return None;
+        }
+        let mut server = Self {
+            kind,
+            port: free_port(),
+            data: tempfile::tempdir().expect("a temporary data directory"),
+            guard: None,
+        };
+        server.launch();
+        Some(server)
+    }
+
+    /// `redis://127.0.0.1:PORT` or `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        match self.kind {
+            Kind::Redis => format!("redis://127.0.0.1:{}", self.port),
+            Kind::Nats => format!("nats://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// The loopback address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Stops the server (data on disk is kept for [`restart`](Self::restart)).
+    pub fn stop(&mut self) {
+        if let Some(mut guard) = self.guard.take() {
+            // Closing the guard's stdin makes it kill the server and exit.
+            drop(guard.stdin.take());
+            let _ = guard.wait();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect_timeout(&self.addr(), Duration::from_millis(100)).is_ok() {
+            assert!(Instant::now() < deadline, "{self:?} did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts it again on the same port with the same data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    fn launch(&mut self) {
+        let port = self.port.to_string();
+        let data = self
+            .data
+            .path()
+            .to_str()
+            .expect("UTF-8 temp dir")
+            .to_string();
+        let args: Vec<String> = match self.kind {
+            Kind::Redis => vec![
+                "--bind".into(),
+                "127.0.0.1".into(),
+                "--port".into(),
+                port,
+                "--save".into(),
+                "".into(),
+                "--appendonly".into(),
+                "no".into(),
+                "--dir".into(),
+                data,
+            ],
+            Kind::Nats => vec![
+                "-a".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port,
+                "-js".into(),
+                "-sd".into(),
+                data,
+            ],
+        };
+        let binary = find(self.kind.binary()).expect("checked in start");
+        // The guard shell starts the server, then waits on its stdin: when
+        // the test closes it (or dies), the server is killed.
+        let mut guard = Command::new("sh")
+            .arg("-c")
+            .arg(r#""$@" >/dev/null 2>&1 & pid=$!; read _ignored; kill $pid; wait $pid"#)
+            .arg("sh")
+            .arg(binary)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the server guard");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_err() {
+            if Instant::now() > deadline {
+                let _ = guard.stdin.take().map(|mut s| s.write_all(b"\n"));
+                panic!("{:?} did not start within 20 s", self.kind);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        self.guard = Some(guard);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut guard) = self.guard.take() {
+            drop(guard.stdin.take());
+            let _ = guard.wait();
+        }
+    }
+}
