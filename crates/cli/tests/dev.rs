@@ -199,12 +199,29 @@ fn build_prints_the_component_path_and_size_for_every_library_template() {
 }
 
 #[test]
-#[ignore = "serving it needs the wasi:keyvalue plugin (issue 5); building it is tested above"]
-fn http_kv_counter_template_counts() {
+fn http_kv_counter_template_counts_and_a_filesystem_store_survives_a_restart() {
     let (_parent, dir) = new_project("http-kv-counter", "hits");
     let server = Server::start(&dir, &["dev", "--addr", "127.0.0.1:0"], &[], FIRST_BUILD);
     assert_eq!(server.get("/a"), (200, "a: 1\n".into()));
     assert_eq!(server.get("/a"), (200, "a: 2\n".into()));
+    assert_eq!(server.get("/b"), (200, "b: 1\n".into()));
+    drop(server);
+
+    // The same project on the filesystem backend (outside the project, so
+    // the store's writes do not trigger rebuilds), across two hosts.
+    let store = tempfile::tempdir().unwrap();
+    let config = dir.join(".nimbus/config.yaml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "keyvalue: memory",
+        &format!("keyvalue: {}", store.path().display()),
+    );
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start(&dir, &["dev", "--addr", "127.0.0.1:0"], &[], FIRST_BUILD);
+    assert_eq!(server.get("/a"), (200, "a: 1\n".into()));
+    drop(server);
+    let server = Server::start(&dir, &["dev", "--addr", "127.0.0.1:0"], &[], FIRST_BUILD);
+    assert_eq!(server.get("/a"), (200, "a: 2\n".into()));
+    assert!(store.path().join("keyvalue.redb").is_file());
 }
 
 #[test]

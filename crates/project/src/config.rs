@@ -245,6 +245,66 @@ impl Backend {
     }
 }
 
+/// Which backends each plugin accepts, as named in messages.
+const KEYVALUE_BACKENDS: &[&str] = &["memory", "a directory path", "redis://…", "nats://…"];
+const BLOBSTORE_BACKENDS: &[&str] = &["memory", "a directory path", "nats://…"];
+const MESSAGING_BACKENDS: &[&str] = &["memory", "nats://…"];
+
+impl Backend {
+    /// Parses a backend for `plugin` (`keyvalue`, `blobstore`, `messaging`)
+    /// as written on the command line.
+    pub fn parse_for(plugin: &str, text: &str) -> Result<Self, String> {
+        let allowed = match plugin {
+            "keyvalue" => KEYVALUE_BACKENDS,
+            "blobstore" => BLOBSTORE_BACKENDS,
+            "messaging" => MESSAGING_BACKENDS,
+            other => return Err(format!("no plugin named `{other}`")),
+        };
+        Self::parse(text.trim(), plugin, allowed)
+    }
+
+    /// The runtime's settings for `plugin` on this backend; a directory is
+    /// resolved against `base` and holds one file per plugin.
+    pub fn plugin_settings(&self, plugin: &str, base: &Path) -> BTreeMap<String, String> {
+        let pairs: Vec<(&str, String)> = match self {
+            Self::Memory => vec![("backend", "memory".into())],
+            Self::Filesystem(dir) => vec![
+                ("backend", "filesystem".into()),
+                (
+                    "path",
+                    base.join(dir)
+                        .join(format!("{plugin}.redb"))
+                        .display()
+                        .to_string(),
+                ),
+            ],
+            Self::Redis(url) => vec![("backend", "redis".into()), ("url", url.clone())],
+            Self::Nats(url) => vec![("backend", "nats".into()), ("url", url.clone())],
+        };
+        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+}
+
+impl DevConfig {
+    /// The host-level plugin defaults these backend selections make, with
+    /// directories resolved against the project directory `base`.
+    pub fn plugin_defaults(&self, base: &Path) -> nimbus_runtime::plugins::PluginDefaults {
+        let mut defaults = nimbus_runtime::plugins::PluginDefaults::default();
+        for (plugin, backend) in [
+            ("keyvalue", &self.keyvalue),
+            ("blobstore", &self.blobstore),
+            ("messaging", &self.messaging),
+        ] {
+            if let Some(backend) = backend {
+                defaults
+                    .0
+                    .insert(plugin.to_string(), backend.plugin_settings(plugin, base));
+            }
+        }
+        defaults
+    }
+}
+
 mod backend {
     use super::Backend;
     use serde::{Deserialize, Deserializer};
@@ -261,19 +321,15 @@ mod backend {
     }
 
     pub(super) fn keyvalue<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Backend>, D::Error> {
-        parse(
-            d,
-            "keyvalue",
-            &["memory", "a directory path", "redis://…", "nats://…"],
-        )
+        parse(d, "keyvalue", super::KEYVALUE_BACKENDS)
     }
 
     pub(super) fn blobstore<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Backend>, D::Error> {
-        parse(d, "blobstore", &["memory", "a directory path", "nats://…"])
+        parse(d, "blobstore", super::BLOBSTORE_BACKENDS)
     }
 
     pub(super) fn messaging<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Backend>, D::Error> {
-        parse(d, "messaging", &["memory", "nats://…"])
+        parse(d, "messaging", super::MESSAGING_BACKENDS)
     }
 }
 

@@ -55,7 +55,11 @@ impl DevCommand {
             .context("cannot resolve the project directory")?;
         let name = nimbus_project::workload::project_name(&dir);
         let mut project = Project::load(&dir)?;
-        let host = Host::new(HostConfig::default(), Arc::new(DevRouter::new()))?;
+        let config = HostConfig {
+            plugins: project.loaded.config.dev.plugin_defaults(&dir),
+            ..HostConfig::default()
+        };
+        let host = Host::new(config, Arc::new(DevRouter::new()))?;
         host.set_sources(project.sources.clone());
 
         let addr = match self.addr {

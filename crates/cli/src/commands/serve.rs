@@ -3,6 +3,7 @@
 
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
+use nimbus_project::config::Backend;
 use nimbus_runtime::http::{DevRouter, DynamicRouter, Router};
 use nimbus_runtime::workload::{Workload, load_manifest_file};
 use nimbus_runtime::{Host, HostConfig};
@@ -33,6 +34,15 @@ pub(crate) struct ServeCommand {
     /// How long to let in-flight requests finish after Ctrl-C, in seconds.
     #[arg(long, default_value_t = 30)]
     drain_timeout: u64,
+    /// Key-value backend for workloads that do not choose one: `memory`
+    /// (default), a directory (keeps `keyvalue.redb` there), `redis://…` or
+    /// `nats://…`.
+    #[arg(long, value_name = "BACKEND", value_parser = |s: &str| Backend::parse_for("keyvalue", s))]
+    keyvalue: Option<Backend>,
+    /// Messaging backend for workloads that do not choose one: `memory`
+    /// (default) or `nats://…`.
+    #[arg(long, value_name = "BACKEND", value_parser = |s: &str| Backend::parse_for("messaging", s))]
+    messaging: Option<Backend>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -57,6 +67,15 @@ impl ServeCommand {
             RouterKind::Host => Arc::new(DynamicRouter::new()),
         };
         let mut config = HostConfig::default();
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        for (plugin, backend) in [("keyvalue", &self.keyvalue), ("messaging", &self.messaging)] {
+            if let Some(backend) = backend {
+                config
+                    .plugins
+                    .0
+                    .insert(plugin.into(), backend.plugin_settings(plugin, &cwd));
+            }
+        }
         if self.no_cache {
             config.cache_dir = None;
         } else if let Some(dir) = &self.cache_dir {
