@@ -124,35 +124,36 @@ fn router(fixture: RouterFixture) -> RouterFixture {
 struct PreFixture {
     rt: tokio::runtime::Runtime,
     engine: nimbus_runtime::engine::Engine,
-    env: nimbus_runtime::wasi::ComponentEnv,
+    env: Arc<nimbus_runtime::wasi::ComponentEnv>,
     pre: wasmtime_wasi_http::p2::bindings::ProxyPre<nimbus_runtime::wasi::StoreState>,
 }
 
 fn p2_pre() -> PreFixture {
     use nimbus_runtime::limits::{LimitDefaults, Limits};
-    use nimbus_runtime::wasi::{ComponentEnv, build_linker};
+    use nimbus_runtime::plugins::PluginBindings;
+    use nimbus_runtime::wasi::{ComponentEnv, wasi_linker};
     let engine = nimbus_runtime::engine::Engine::new(&engine_config()).expect("engine");
     let store = nimbus_runtime::artifact::ArtifactStore::new(engine.clone(), Some(cache_dir()));
     let bytes = std::fs::read(test_programs::P2_HELLO).expect("P2 hello guest");
     let artifact = store.load(&bytes).expect("compile");
-    let linker = build_linker(engine.wasmtime()).expect("linker");
+    let linker = wasi_linker(engine.wasmtime()).expect("linker");
     let pre = wasmtime_wasi_http::p2::bindings::ProxyPre::new(
         linker
             .instantiate_pre(&artifact.component)
             .expect("instantiate_pre"),
     )
     .expect("proxy pre");
-    let env = ComponentEnv {
+    let env = Arc::new(ComponentEnv {
         workload: "bench/p2".into(),
         component: "p2".into(),
         environment: Vec::new(),
-        config: Arc::default(),
+        bindings: PluginBindings::default(),
         mounts: Vec::new(),
         sockets: false,
         outbound: Arc::default(),
         router: Arc::new(DynamicRouter::new()),
         limits: Limits::resolve(&Default::default(), &LimitDefaults::default(), usize::MAX),
-    };
+    });
     PreFixture {
         rt: runtime(),
         engine,

@@ -73,7 +73,8 @@ fn hot_path(c: &mut Criterion) {
 /// into a fresh store with a fresh WASI context: the per-request cost of P2.
 fn instantiate_from_pre(c: &mut Criterion) {
     use nimbus_runtime::limits::{LimitDefaults, Limits};
-    use nimbus_runtime::wasi::{ComponentEnv, build_linker};
+    use nimbus_runtime::plugins::PluginBindings;
+    use nimbus_runtime::wasi::{ComponentEnv, wasi_linker};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -86,22 +87,22 @@ fn instantiate_from_pre(c: &mut Criterion) {
     let artifact = store
         .load(&std::fs::read(test_programs::P2_HELLO).unwrap())
         .unwrap();
-    let linker = build_linker(engine.wasmtime()).unwrap();
+    let linker = wasi_linker(engine.wasmtime()).unwrap();
     let pre = wasmtime_wasi_http::p2::bindings::ProxyPre::new(
         linker.instantiate_pre(&artifact.component).unwrap(),
     )
     .unwrap();
-    let env = ComponentEnv {
+    let env = Arc::new(ComponentEnv {
         workload: "bench/p2".into(),
         component: "p2".into(),
         environment: Vec::new(),
-        config: Arc::default(),
+        bindings: PluginBindings::default(),
         mounts: Vec::new(),
         sockets: false,
         outbound: Arc::default(),
         router: Arc::new(DynamicRouter::new()),
         limits: Limits::resolve(&Default::default(), &LimitDefaults::default(), usize::MAX),
-    };
+    });
     c.bench_function("instantiate/p2_from_pre", |b| {
         b.to_async(&rt).iter(|| async {
             let mut store = env.new_store(engine.wasmtime()).unwrap();

@@ -69,12 +69,19 @@ pub(crate) fn build_linker(
     engine: &wasmtime::Engine,
     plugins: &PluginRegistry,
 ) -> wasmtime::Result<Linker<StoreState>> {
+    let mut linker = wasi_linker(engine)?;
+    plugins.add_to_linker(&mut linker)?;
+    Ok(linker)
+}
+
+/// A linker with WASI P2 and P3 and `wasi:http` 0.2 and 0.3 only, no
+/// plugins: enough for plain HTTP components (benches instantiate with it).
+pub fn wasi_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<StoreState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
-    plugins.add_to_linker(&mut linker)?;
     Ok(linker)
 }
 
