@@ -201,3 +201,36 @@ fn serve_answers_and_drains_on_ctrl_c() {
     };
     assert!(exit.success(), "exit status {exit:?}");
 }
+
+#[test]
+fn serve_backend_flags_are_checked_per_plugin() {
+    for (flag, value, needle) in [
+        (
+            "--blobstore",
+            "redis://127.0.0.1:1",
+            "blobstore cannot use redis",
+        ),
+        (
+            "--messaging",
+            "redis://127.0.0.1:1",
+            "messaging cannot use redis",
+        ),
+        (
+            "--keyvalue",
+            "mongodb://x",
+            "not a backend keyvalue supports",
+        ),
+    ] {
+        let out = nimbus()
+            .args(["serve", P2_HELLO, flag, value])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag} {value} was accepted");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(needle),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

@@ -268,16 +268,18 @@ impl Backend {
     pub fn plugin_settings(&self, plugin: &str, base: &Path) -> BTreeMap<String, String> {
         let pairs: Vec<(&str, String)> = match self {
             Self::Memory => vec![("backend", "memory".into())],
-            Self::Filesystem(dir) => vec![
-                ("backend", "filesystem".into()),
-                (
-                    "path",
-                    base.join(dir)
-                        .join(format!("{plugin}.redb"))
-                        .display()
-                        .to_string(),
-                ),
-            ],
+            // Key-value keeps one redb file there, blobstore a directory tree.
+            Self::Filesystem(dir) => {
+                let file = if plugin == "keyvalue" {
+                    "keyvalue.redb"
+                } else {
+                    plugin
+                };
+                vec![
+                    ("backend", "filesystem".into()),
+                    ("path", base.join(dir).join(file).display().to_string()),
+                ]
+            }
             Self::Redis(url) => vec![("backend", "redis".into()), ("url", url.clone())],
             Self::Nats(url) => vec![("backend", "nats".into()), ("url", url.clone())],
         };

@@ -359,3 +359,326 @@ async fn a_missing_secret_source_fails_the_start_naming_it() {
         "{err}"
     );
 }
+
+mod blobstore {
+    //! `wasi:blobstore`: one conformance suite against memory, filesystem and
+    //! NATS object store, then the same through a guest, including a 64 MiB
+    //! object streamed by a component limited to 32 MiB of memory.
+
+    use super::*;
+    use nimbus_runtime::plugins::blobstore::{BlobBackend, BlobSettings, open_blob_backend};
+    use tokio::io::AsyncReadExt;
+
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    async fn put(backend: &dyn BlobBackend, container: &str, name: &str, data: &[u8]) {
+        let spool = tempfile::NamedTempFile::new_in(backend.spool_dir()).unwrap();
+        std::fs::write(spool.path(), data).unwrap();
+        let path = spool.into_temp_path().keep().unwrap();
+        backend.write(container, name, &path).await.unwrap();
+    }
+
+    async fn read(
+        backend: &dyn BlobBackend,
+        container: &str,
+        name: &str,
+        start: u64,
+        len: u64,
+    ) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        backend
+            .read(container, name, start, len)
+            .await
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .await
+            .unwrap();
+        bytes
+    }
+
+    async fn conformance(backend: Arc<dyn BlobBackend>) {
+        let b = backend.as_ref();
+        assert_eq!(b.container_created_at("photos").await.unwrap(), None);
+        b.create_container("photos").await.unwrap();
+        assert!(b.container_created_at("photos").await.unwrap().is_some());
+        assert!(
+            b.create_container("photos")
+                .await
+                .unwrap_err()
+                .contains("already exists")
+        );
+        b.create_container("backup").await.unwrap();
+
+        put(b, "photos", "a.txt", b"hello blob").await;
+        put(b, "photos", "dir/b.txt", b"nested").await;
+        assert_eq!(
+            b.object_info("photos", "a.txt")
+                .await
+                .unwrap()
+                .unwrap()
+                .size,
+            10
+        );
+        assert_eq!(b.object_info("photos", "zzz").await.unwrap(), None);
+        assert_eq!(read(b, "photos", "a.txt", 0, 10).await, b"hello blob");
+        assert_eq!(read(b, "photos", "a.txt", 6, 4).await, b"blob");
+        assert_eq!(
+            b.list_objects("photos").await.unwrap(),
+            ["a.txt", "dir/b.txt"]
+        );
+        assert!(b.list_objects("backup").await.unwrap().is_empty());
+        // Overwrite replaces.
+        put(b, "photos", "a.txt", b"v2").await;
+        assert_eq!(read(b, "photos", "a.txt", 0, 100).await, b"v2");
+        b.delete_object("photos", "a.txt").await.unwrap();
+        b.delete_object("photos", "a.txt").await.unwrap();
+        assert_eq!(b.list_objects("photos").await.unwrap(), ["dir/b.txt"]);
+        b.delete_container("photos").await.unwrap();
+        assert_eq!(b.container_created_at("photos").await.unwrap(), None);
+        assert!(b.list_objects("photos").await.is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conformance_memory() {
+        conformance(open_blob_backend(&BlobSettings::Memory, TIMEOUT).unwrap()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conformance_filesystem() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = BlobSettings::Filesystem {
+            path: dir.path().join("blobs"),
+        };
+        let backend = open_blob_backend(&settings, TIMEOUT).unwrap();
+        conformance(backend.clone()).await;
+        // Names never leave the root.
+        backend.create_container("box").await.unwrap();
+        for bad in ["../escape", "/etc/passwd", "a/../../b", "nul\0byte", ""] {
+            assert!(backend.object_info("box", bad).await.is_err(), "{bad:?}");
+        }
+        for bad in ["..", "a/b", ".nimbus-spool"] {
+            assert!(backend.create_container(bad).await.is_err(), "{bad:?}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conformance_nats() {
+        let Some(nats) = Server::start(Kind::Nats) else {
+            return;
+        };
+        let settings = BlobSettings::Nats { url: nats.url() };
+        conformance(open_blob_backend(&settings, TIMEOUT).unwrap()).await;
+    }
+
+    fn blob_workload(config: &[(&str, &str)]) -> Workload {
+        let mut w = http_workload("blobs", P2_PLUGINS, "blobs.test");
+        // The guest may not hold a 64 MiB object: it has to stream.
+        resources(&mut w).memory_limit_mb = Some(32);
+        w.spec.host_interfaces.push(HostInterface {
+            namespace: "wasi".into(),
+            package: "blobstore".into(),
+            interfaces: vec!["blobstore".into(), "container".into(), "types".into()],
+            config: config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        });
+        w
+    }
+
+    async fn call(t: &TestHost, method: &str, path: &str, body: &'static [u8]) -> (u16, String) {
+        request(
+            t.addr,
+            Some("blobs.test"),
+            method,
+            path,
+            Bytes::from_static(body),
+        )
+        .await
+    }
+
+    /// FNV-1a 64 of the guest's fill pattern.
+    fn expected_check(size: u64) -> String {
+        let mut hash = 0xcbf29ce484222325u64;
+        for i in 0..size {
+            hash = (hash ^ ((i * 31 + 7) % 251)).wrapping_mul(0x100000001b3);
+        }
+        format!("{size} {hash:016x}")
+    }
+
+    async fn through_the_guest(config: &[(&str, &str)]) {
+        let t = TestHost::dynamic().await;
+        t.host.start_workload(blob_workload(config)).await.unwrap();
+        assert_eq!(
+            call(&t, "POST", "/blob/create?container=docs", b"").await.0,
+            201
+        );
+        assert_eq!(
+            call(&t, "POST", "/blob/create?container=archive", b"")
+                .await
+                .0,
+            201
+        );
+        assert_eq!(
+            call(&t, "GET", "/blob/exists?container=docs", b"").await,
+            (200, "true".into())
+        );
+        assert_eq!(
+            call(
+                &t,
+                "PUT",
+                "/blob/put?container=docs&name=a.txt",
+                b"0123456789"
+            )
+            .await
+            .0,
+            204
+        );
+        assert_eq!(
+            call(&t, "GET", "/blob/get?container=docs&name=a.txt", b"").await,
+            (200, "0123456789".into())
+        );
+        // Inclusive range.
+        assert_eq!(
+            call(
+                &t,
+                "GET",
+                "/blob/get?container=docs&name=a.txt&start=2&end=4",
+                b""
+            )
+            .await,
+            (200, "234".into())
+        );
+        assert_eq!(
+            call(&t, "GET", "/blob/info?container=docs&name=a.txt", b"").await,
+            (200, "docs a.txt 10".into())
+        );
+        assert_eq!(
+            call(
+                &t,
+                "POST",
+                "/blob/copy?container=docs&name=a.txt&to_container=archive&to=a-copy.txt",
+                b""
+            )
+            .await
+            .0,
+            204
+        );
+        assert_eq!(
+            call(
+                &t,
+                "POST",
+                "/blob/move?container=docs&name=a.txt&to=b.txt",
+                b""
+            )
+            .await
+            .0,
+            204
+        );
+        assert_eq!(
+            call(&t, "PUT", "/blob/put?container=docs&name=c.txt", b"c")
+                .await
+                .0,
+            204
+        );
+        assert_eq!(
+            call(&t, "GET", "/blob/list?container=docs", b"").await,
+            (200, "b.txt\nc.txt\n".into())
+        );
+        assert_eq!(
+            call(
+                &t,
+                "GET",
+                "/blob/get?container=archive&name=a-copy.txt",
+                b""
+            )
+            .await,
+            (200, "0123456789".into())
+        );
+        assert_eq!(
+            call(&t, "GET", "/blob/has?container=docs&name=a.txt", b"").await,
+            (200, "false".into())
+        );
+        assert_eq!(
+            call(&t, "DELETE", "/blob/delete?container=docs&name=c.txt", b"")
+                .await
+                .0,
+            204
+        );
+        assert_eq!(
+            call(&t, "POST", "/blob/clear?container=docs", b"").await.0,
+            204
+        );
+        assert_eq!(
+            call(&t, "GET", "/blob/list?container=docs", b"").await,
+            (200, String::new())
+        );
+        // Errors are values: missing objects, escaping names.
+        let (status, body) = call(&t, "GET", "/blob/get?container=docs&name=nope", b"").await;
+        assert_eq!(status, 500);
+        assert!(body.contains("does not exist"), "{body}");
+        let (status, body) = call(&t, "PUT", "/blob/put?container=docs&name=../escape", b"x").await;
+        assert_eq!(status, 500);
+        assert!(body.contains("invalid object name"), "{body}");
+
+        // 64 MiB, written and read back in 64 KiB chunks by a 32 MiB guest.
+        const SIZE: u64 = 64 * 1024 * 1024;
+        let (status, body) = call(
+            &t,
+            "POST",
+            &format!("/blob/fill?container=archive&name=big&size={SIZE}"),
+            b"",
+        )
+        .await;
+        assert_eq!(status, 204, "{body}");
+        assert_eq!(
+            call(&t, "GET", "/blob/info?container=archive&name=big", b"").await,
+            (200, format!("archive big {SIZE}"))
+        );
+        assert_eq!(
+            call(&t, "GET", "/blob/check?container=archive&name=big", b"").await,
+            (200, expected_check(SIZE))
+        );
+        // Reading it whole as one list is refused before the host buffers it.
+        let (status, body) = call(&t, "GET", "/blob/get?container=archive&name=big", b"").await;
+        assert_eq!(status, 500);
+        assert!(body.contains("incoming-value-consume-async"), "{body}");
+        assert_eq!(
+            call(&t, "DELETE", "/blob/drop?container=archive", b"")
+                .await
+                .0,
+            204
+        );
+        assert_eq!(
+            call(&t, "GET", "/blob/exists?container=archive", b"").await,
+            (200, "false".into())
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn guest_on_memory() {
+        through_the_guest(&[]).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn guest_on_filesystem() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        through_the_guest(&[("backend", "filesystem"), ("path", root.to_str().unwrap())]).await;
+        // Nothing was written outside the root.
+        let outside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(outside, ["root"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn guest_on_nats() {
+        let Some(nats) = Server::start(Kind::Nats) else {
+            return;
+        };
+        through_the_guest(&[("backend", "nats"), ("url", &nats.url())]).await;
+    }
+}

@@ -39,6 +39,11 @@ pub(crate) struct ServeCommand {
     /// `nats://…`.
     #[arg(long, value_name = "BACKEND", value_parser = |s: &str| Backend::parse_for("keyvalue", s))]
     keyvalue: Option<Backend>,
+    /// Blobstore backend for workloads that do not choose one: `memory`
+    /// (default), a directory (objects under `blobstore/` there) or
+    /// `nats://…` (JetStream object store).
+    #[arg(long, value_name = "BACKEND", value_parser = |s: &str| Backend::parse_for("blobstore", s))]
+    blobstore: Option<Backend>,
     /// Messaging backend for workloads that do not choose one: `memory`
     /// (default) or `nats://…`.
     #[arg(long, value_name = "BACKEND", value_parser = |s: &str| Backend::parse_for("messaging", s))]
@@ -68,7 +73,11 @@ impl ServeCommand {
         };
         let mut config = HostConfig::default();
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
-        for (plugin, backend) in [("keyvalue", &self.keyvalue), ("messaging", &self.messaging)] {
+        for (plugin, backend) in [
+            ("keyvalue", &self.keyvalue),
+            ("blobstore", &self.blobstore),
+            ("messaging", &self.messaging),
+        ] {
             if let Some(backend) = backend {
                 config
                     .plugins

@@ -12,6 +12,7 @@
 //! |-------------|-------------------------------------------------------|
 //! | `config`    | `wasi:config/store@0.2.0-rc.1`                        |
 //! | `keyvalue`  | `wasi:keyvalue/{store,atomics,batch}@0.2.0-draft`     |
+//! | `blobstore` | `wasi:blobstore/{blobstore,container,types}@0.2.0-draft` |
 //! | `logging`   | `wasi:logging/logging@0.1.0-draft`                    |
 //! | `secrets`   | `wasmcloud:secrets/{store,reveal}@0.1.0-draft`        |
 //! | `messaging` | `wasmcloud:messaging/{consumer,handler}@0.2.0`        |
@@ -27,6 +28,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use wasmtime::component::{InstancePre, Linker};
 
+pub mod blobstore;
 pub mod config;
 pub mod keyvalue;
 pub mod logging;
@@ -41,6 +43,10 @@ pub(crate) fn builtin(defaults: &PluginDefaults) -> Vec<Arc<dyn Plugin>> {
         Arc::new(config::ConfigPlugin),
         Arc::new(keyvalue::KeyValuePlugin::new(
             defaults.get("keyvalue"),
+            nats.clone(),
+        )),
+        Arc::new(blobstore::BlobstorePlugin::new(
+            defaults.get("blobstore"),
             nats.clone(),
         )),
         Arc::new(logging::LoggingPlugin),

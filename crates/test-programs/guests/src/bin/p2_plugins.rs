@@ -7,7 +7,13 @@
 //! - `/log?level=L` (body is the message) — `wasi:logging`;
 //! - `/secret?key=K` — `wasmcloud:secrets` store + reveal;
 //! - `/msg/publish?subject=S`, `/msg/request?subject=S&timeout_ms=N` (body
-//!   is the payload) — `wasmcloud:messaging` consumer.
+//!   is the payload) — `wasmcloud:messaging` consumer;
+//! - `/blob/{create,exists,drop,clear,list}?container=C`,
+//!   `/blob/{put,get,info,has,delete}?container=C&name=N` (`get` takes
+//!   inclusive `start`/`end`), `/blob/{copy,move}?…&to_container=D&to=M`,
+//!   `/blob/fill?…&size=S` (writes S pattern bytes in 64 KiB chunks) and
+//!   `/blob/check?…` (streams the object back, answering `SIZE FNV1A64`) —
+//!   `wasi:blobstore`, bodies through `wasi:io` streams.
 //!
 //! Guest-visible errors answer 500 with the error's debug form.
 
@@ -23,6 +29,7 @@ wit_bindgen::generate!({
             import wasmcloud:secrets/store@0.1.0-draft;
             import wasmcloud:secrets/reveal@0.1.0-draft;
             import wasmcloud:messaging/consumer@0.2.0;
+            import wasi:blobstore/blobstore@0.2.0-draft;
         }
     "#,
     path: [
@@ -30,11 +37,13 @@ wit_bindgen::generate!({
         "../../runtime/wit/logging",
         "../../runtime/wit/secrets",
         "../../runtime/wit/messaging",
+        "../../runtime/wit/blobstore",
     ],
     world: "nimbus:plugins-guest/guest",
     generate_all,
 });
 
+use wasi::blobstore::{blobstore, types as blob_types};
 use wasi::keyvalue::{atomics, batch, store};
 use wasi::logging::logging;
 use wasmcloud::messaging::{consumer, types};
@@ -144,6 +153,12 @@ async fn main(mut request: Request<Body>) -> Result<Response<Body>, Error> {
         };
     }
 
+    if let Some(op) = path.strip_prefix("/blob/") {
+        let container = param("container").unwrap_or_default();
+        let name = param("name").unwrap_or_default();
+        return blob(op, &container, &name, &param, body);
+    }
+
     match path.as_str() {
         "/log" => {
             let level = match param("level").as_deref() {
@@ -198,4 +213,177 @@ fn fail(error: impl std::fmt::Debug) -> Result<Response<Body>, Error> {
         StatusCode::INTERNAL_SERVER_ERROR,
         format!("{error:?}\n").into_bytes(),
     )
+}
+
+/// The byte at offset `i` of a `/blob/fill` object.
+fn pattern(i: u64) -> u8 {
+    ((i * 31 + 7) % 251) as u8
+}
+
+/// Writes `chunks` to a new object through an output stream.
+fn put_object(
+    container: &wasi::blobstore::container::Container,
+    name: &str,
+    chunks: impl Iterator<Item = Vec<u8>>,
+) -> Result<(), String> {
+    let value = blob_types::OutgoingValue::new_outgoing_value();
+    {
+        let stream = value
+            .outgoing_value_write_body()
+            .map_err(|()| "no body stream".to_string())?;
+        for chunk in chunks {
+            // blocking-write-and-flush takes at most 4096 bytes per call.
+            for piece in chunk.chunks(4096) {
+                stream
+                    .blocking_write_and_flush(piece)
+                    .map_err(|e| format!("{e:?}"))?;
+            }
+        }
+    }
+    container.write_data(name, &value)?;
+    blob_types::OutgoingValue::finish(value)
+}
+
+fn blob(
+    op: &str,
+    container_name: &str,
+    name: &str,
+    param: &dyn Fn(&str) -> Option<String>,
+    body: Vec<u8>,
+) -> Result<Response<Body>, Error> {
+    let ok = |text: String| respond(StatusCode::OK, text.into_bytes());
+    match op {
+        "create" => {
+            return match blobstore::create_container(container_name) {
+                Ok(_) => respond(StatusCode::CREATED, Vec::new()),
+                Err(e) => fail(e),
+            };
+        }
+        "exists" => {
+            return match blobstore::container_exists(container_name) {
+                Ok(found) => ok(found.to_string()),
+                Err(e) => fail(e),
+            };
+        }
+        "drop" => {
+            return match blobstore::delete_container(container_name) {
+                Ok(()) => respond(StatusCode::NO_CONTENT, Vec::new()),
+                Err(e) => fail(e),
+            };
+        }
+        "copy" | "move" => {
+            let src = blob_types::ObjectId {
+                container: container_name.to_string(),
+                object: name.to_string(),
+            };
+            let dest = blob_types::ObjectId {
+                container: param("to_container").unwrap_or_else(|| container_name.to_string()),
+                object: param("to").unwrap_or_default(),
+            };
+            let result = if op == "copy" {
+                blobstore::copy_object(&src, &dest)
+            } else {
+                blobstore::move_object(&src, &dest)
+            };
+            return match result {
+                Ok(()) => respond(StatusCode::NO_CONTENT, Vec::new()),
+                Err(e) => fail(e),
+            };
+        }
+        _ => {}
+    }
+    let container = match blobstore::get_container(container_name) {
+        Ok(container) => container,
+        Err(e) => return fail(e),
+    };
+    match op {
+        "put" => match put_object(&container, name, std::iter::once(body)) {
+            Ok(()) => respond(StatusCode::NO_CONTENT, Vec::new()),
+            Err(e) => fail(e),
+        },
+        "fill" => {
+            let size: u64 = param("size").and_then(|s| s.parse().ok()).unwrap_or(0);
+            const CHUNK: u64 = 64 * 1024;
+            let chunks = (0..size.div_ceil(CHUNK)).map(|c| {
+                let start = c * CHUNK;
+                (start..(start + CHUNK).min(size)).map(pattern).collect::<Vec<u8>>()
+            });
+            match put_object(&container, name, chunks) {
+                Ok(()) => respond(StatusCode::NO_CONTENT, Vec::new()),
+                Err(e) => fail(e),
+            }
+        }
+        "get" => {
+            let start = param("start").and_then(|s| s.parse().ok()).unwrap_or(0);
+            let end = param("end").and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
+            match container.get_data(name, start, end) {
+                Ok(value) => match blob_types::IncomingValue::incoming_value_consume_sync(value) {
+                    Ok(bytes) => respond(StatusCode::OK, bytes),
+                    Err(e) => fail(e),
+                },
+                Err(e) => fail(e),
+            }
+        }
+        "check" => {
+            let value = match container.get_data(name, 0, u64::MAX) {
+                Ok(value) => value,
+                Err(e) => return fail(e),
+            };
+            let stream = match blob_types::IncomingValue::incoming_value_consume_async(value) {
+                Ok(stream) => stream,
+                Err(e) => return fail(e),
+            };
+            let (mut size, mut hash) = (0u64, 0xcbf29ce484222325u64);
+            loop {
+                match stream.blocking_read(64 * 1024) {
+                    Ok(chunk) => {
+                        for byte in &chunk {
+                            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x100000001b3);
+                        }
+                        size += chunk.len() as u64;
+                    }
+                    Err(wasi::io::streams::StreamError::Closed) => break,
+                    Err(e) => return fail(e),
+                }
+            }
+            ok(format!("{size} {hash:016x}"))
+        }
+        "info" => match container.object_info(name) {
+            Ok(info) => ok(format!("{} {} {}", info.container, info.name, info.size)),
+            Err(e) => fail(e),
+        },
+        "has" => match container.has_object(name) {
+            Ok(found) => ok(found.to_string()),
+            Err(e) => fail(e),
+        },
+        "delete" => match container.delete_object(name) {
+            Ok(()) => respond(StatusCode::NO_CONTENT, Vec::new()),
+            Err(e) => fail(e),
+        },
+        "clear" => match container.clear() {
+            Ok(()) => respond(StatusCode::NO_CONTENT, Vec::new()),
+            Err(e) => fail(e),
+        },
+        "list" => {
+            let names = match container.list_objects() {
+                Ok(names) => names,
+                Err(e) => return fail(e),
+            };
+            let mut all = Vec::new();
+            loop {
+                match names.read_stream_object_names(2) {
+                    Ok((page, done)) => {
+                        all.extend(page);
+                        if done {
+                            break;
+                        }
+                    }
+                    Err(e) => return fail(e),
+                }
+            }
+            all.sort();
+            ok(all.iter().map(|n| format!("{n}\n")).collect())
+        }
+        _ => respond(StatusCode::NOT_FOUND, b"no such blob operation\n".to_vec()),
+    }
 }

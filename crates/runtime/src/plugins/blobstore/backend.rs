@@ -1,0 +1,229 @@
+//! The blob backend contract, name checks, and the in-memory backend.
+//!
+//! Writes arrive as a spooled file (the guest streamed its body there), so a
+//! backend can move or stream it without holding the object in memory;
+//! reads hand out an `AsyncRead` over the requested range.
+
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::SystemTime;
+use tokio::io::AsyncRead;
+
+/// A readable range of an object.
+pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// What a backend knows about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Size in bytes.
+    pub size: u64,
+    /// Seconds since the Unix epoch.
+    pub created_at: u64,
+}
+
+/// A blob store a plugin binds workloads to. Errors are the interface's
+/// error strings.
+#[async_trait]
+pub trait BlobBackend: Send + Sync + 'static {
+    /// Where writes are spooled before [`write`](Self::write) (the same
+    /// filesystem as the store, for backends that can then rename).
+    fn spool_dir(&self) -> PathBuf {
+        std::env::temp_dir()
+    }
+    /// Creates an empty container; an error if it exists.
+    async fn create_container(&self, name: &str) -> Result<(), String>;
+    /// When the container was created, or `None` if it does not exist.
+    async fn container_created_at(&self, name: &str) -> Result<Option<u64>, String>;
+    /// Deletes a container and everything in it.
+    async fn delete_container(&self, name: &str) -> Result<(), String>;
+    /// Object names of a container, sorted.
+    async fn list_objects(&self, container: &str) -> Result<Vec<String>, String>;
+    /// Size and age of an object, or `None` if missing.
+    async fn object_info(&self, container: &str, name: &str) -> Result<Option<ObjectInfo>, String>;
+    /// `len` bytes of an object from `start` (the caller clamps to its size).
+    async fn read(
+        &self,
+        container: &str,
+        name: &str,
+        start: u64,
+        len: u64,
+    ) -> Result<BlobReader, String>;
+    /// Stores the spooled file at `source` as the object (consuming the file).
+    async fn write(&self, container: &str, name: &str, source: &Path) -> Result<(), String>;
+    /// Removes an object; a missing one is not an error.
+    async fn delete_object(&self, container: &str, name: &str) -> Result<(), String>;
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Checks a container name: one non-empty path component.
+pub fn check_container_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.contains('/') || name.contains('\\') {
+        return Err(format!("invalid container name `{name}`"));
+    }
+    check_component(name).map_err(|_| format!("invalid container name `{name}`"))
+}
+
+/// Checks an object name: relative `/`-separated components, none empty,
+/// `.` or `..`, no NUL, so it can never leave its container.
+pub fn check_object_name(name: &str) -> Result<(), String> {
+    let bad = name.is_empty()
+        || name.starts_with('/')
+        || name.contains('\\')
+        || name.split('/').any(|part| check_component(part).is_err());
+    if bad {
+        return Err(format!("invalid object name `{}`", name.escape_default()));
+    }
+    Ok(())
+}
+
+fn check_component(part: &str) -> Result<(), ()> {
+    if part.is_empty() || part == "." || part == ".." || part.contains('\0') {
+        Err(())
+    } else {
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct MemoryContainer {
+    created_at: u64,
+    objects: BTreeMap<String, (bytes::Bytes, u64)>,
+}
+
+/// Blobs in process memory (the dev default), one store per workload.
+#[derive(Default)]
+pub struct MemoryBlobs {
+    containers: Mutex<HashMap<String, MemoryContainer>>,
+}
+
+impl MemoryBlobs {
+    fn with<R>(&self, f: impl FnOnce(&mut HashMap<String, MemoryContainer>) -> R) -> R {
+        f(&mut self.containers.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+fn missing(container: &str) -> String {
+    format!("container `{container}` does not exist")
+}
+
+#[async_trait]
+impl BlobBackend for MemoryBlobs {
+    async fn create_container(&self, name: &str) -> Result<(), String> {
+        self.with(|c| {
+            if c.contains_key(name) {
+                return Err(format!("container `{name}` already exists"));
+            }
+            c.insert(
+                name.to_string(),
+                MemoryContainer {
+                    created_at: now(),
+                    objects: BTreeMap::new(),
+                },
+            );
+            Ok(())
+        })
+    }
+
+    async fn container_created_at(&self, name: &str) -> Result<Option<u64>, String> {
+        Ok(self.with(|c| c.get(name).map(|c| c.created_at)))
+    }
+
+    async fn delete_container(&self, name: &str) -> Result<(), String> {
+        self.with(|c| c.remove(name));
+        Ok(())
+    }
+
+    async fn list_objects(&self, container: &str) -> Result<Vec<String>, String> {
+        self.with(|c| {
+            c.get(container)
+                .map(|c| c.objects.keys().cloned().collect())
+                .ok_or_else(|| missing(container))
+        })
+    }
+
+    async fn object_info(&self, container: &str, name: &str) -> Result<Option<ObjectInfo>, String> {
+        self.with(|c| {
+            let c = c.get(container).ok_or_else(|| missing(container))?;
+            Ok(c.objects.get(name).map(|(data, created_at)| ObjectInfo {
+                size: data.len() as u64,
+                created_at: *created_at,
+            }))
+        })
+    }
+
+    async fn read(
+        &self,
+        container: &str,
+        name: &str,
+        start: u64,
+        len: u64,
+    ) -> Result<BlobReader, String> {
+        let data = self.with(|c| {
+            let c = c.get(container).ok_or_else(|| missing(container))?;
+            c.objects
+                .get(name)
+                .map(|(data, _)| data.clone())
+                .ok_or_else(|| format!("object `{name}` does not exist"))
+        })?;
+        let start = (start as usize).min(data.len());
+        let end = start.saturating_add(len as usize).min(data.len());
+        Ok(Box::pin(std::io::Cursor::new(data.slice(start..end))))
+    }
+
+    async fn write(&self, container: &str, name: &str, source: &Path) -> Result<(), String> {
+        let data = tokio::fs::read(source)
+            .await
+            .map_err(|e| format!("cannot read the spooled value: {e}"))?;
+        self.with(|c| {
+            let c = c.get_mut(container).ok_or_else(|| missing(container))?;
+            c.objects.insert(name.to_string(), (data.into(), now()));
+            Ok(())
+        })
+    }
+
+    async fn delete_object(&self, container: &str, name: &str) -> Result<(), String> {
+        self.with(|c| {
+            let c = c.get_mut(container).ok_or_else(|| missing(container))?;
+            c.objects.remove(name);
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_never_escape() {
+        for bad in [
+            "",
+            "..",
+            "../x",
+            "a/../../b",
+            "/etc/passwd",
+            "a//b",
+            "a\0b",
+            "a\\b",
+            "./a",
+        ] {
+            assert!(check_object_name(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["a", "a/b/c.txt", "file..name", ".hidden"] {
+            assert!(check_object_name(good).is_ok(), "{good:?} refused");
+        }
+        assert!(check_container_name("a/b").is_err());
+        assert!(check_container_name("..").is_err());
+        assert!(check_container_name("photos").is_ok());
+    }
+}

@@ -1,0 +1,711 @@
+//! `wasi:blobstore/{blobstore,container,types}@0.2.0-draft` on three
+//! backends: memory (dev default, per workload), filesystem (a directory;
+//! names can never leave it), NATS JetStream object store.
+//!
+//! ```yaml
+//! hostInterfaces:
+//!   - namespace: wasi
+//!     package: blobstore
+//!     interfaces: [blobstore, container, types]
+//!     config:
+//!       backend: filesystem          # memory | filesystem | nats
+//!       path: /var/lib/app/blobs     # filesystem root; or url: nats://…
+//!       timeout_ms: "5000"
+//! ```
+//!
+//! Bodies stream: a guest writes an `outgoing-value` through a `wasi:io`
+//! output stream into a spool file (never into host memory), and `finish`
+//! hands that file to the backend (a rename on the filesystem, a chunked put
+//! to NATS); `get-data` returns an `incoming-value` whose input stream reads
+//! the backend's range lazily. Metadata calls are bounded by the timeout.
+
+mod backend;
+mod filesystem;
+mod nats;
+
+pub use backend::{
+    BlobBackend, BlobReader, MemoryBlobs, ObjectInfo, check_container_name, check_object_name,
+};
+pub use filesystem::FilesystemBlobs;
+
+use crate::plugins::nats::NatsConnections;
+use crate::wasi::StoreState;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime_wasi::p2::pipe::{AsyncReadStream, AsyncWriteStream};
+use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit/blobstore",
+        world: "wasi:blobstore/imports",
+        imports: { default: async | trappable },
+        with: {
+            "wasi:io": wasmtime_wasi_io::bindings::wasi::io,
+            "wasi:blobstore/container.container": super::ContainerHandle,
+            "wasi:blobstore/container.stream-object-names": super::ObjectNames,
+            "wasi:blobstore/types.incoming-value": super::IncomingValue,
+            "wasi:blobstore/types.outgoing-value": super::OutgoingValue,
+        },
+    });
+}
+
+use bindings::wasi::blobstore::{blobstore, container, types};
+
+const ID: &str = "blobstore";
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes the guest may have in flight to the spool file.
+const WRITE_BUDGET: usize = 64 * 1024;
+/// The largest value `incoming-value-consume-sync` returns in one list.
+const SYNC_READ_LIMIT: u64 = 32 * 1024 * 1024;
+
+/// An open container.
+pub struct ContainerHandle {
+    name: String,
+}
+
+/// Object names being read out in pages.
+pub struct ObjectNames {
+    names: Vec<String>,
+    position: usize,
+}
+
+/// A readable range of an object.
+pub struct IncomingValue {
+    reader: BlobReader,
+    size: u64,
+}
+
+/// A value being written: its spool file, and where `write-data` said it goes.
+pub struct OutgoingValue {
+    file: Option<std::fs::File>,
+    path: tempfile::TempPath,
+    target: Option<(String, String)>,
+}
+
+/// Serves blobs from pooled backends.
+pub(crate) struct BlobstorePlugin {
+    defaults: BTreeMap<String, String>,
+    nats: Arc<NatsConnections>,
+    pool: Mutex<HashMap<String, Arc<dyn BlobBackend>>>,
+}
+
+/// Which backend, from host-interface config or host defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobSettings {
+    /// Process memory, one store per workload.
+    Memory,
+    /// Files under a root directory.
+    Filesystem {
+        /// The root.
+        path: PathBuf,
+    },
+    /// NATS JetStream object stores.
+    Nats {
+        /// Server URL.
+        url: String,
+    },
+}
+
+impl BlobSettings {
+    /// Reads `backend` with `path` or `url` (a `url` alone means NATS, a
+    /// `path` alone the filesystem).
+    pub fn from_config(config: &BTreeMap<String, String>) -> Result<Self, String> {
+        let url = config.get("url").map(|u| u.trim().to_string());
+        let path = config.get("path").map(PathBuf::from);
+        let backend = match config.get("backend").map(|b| b.trim().to_ascii_lowercase()) {
+            Some(b) => b,
+            None if url.is_some() => "nats".into(),
+            None if path.is_some() => "filesystem".into(),
+            None => "memory".into(),
+        };
+        match backend.as_str() {
+            "memory" | "in-memory" => Ok(Self::Memory),
+            "filesystem" | "fs" | "file" => path
+                .map(|path| Self::Filesystem { path })
+                .ok_or_else(|| "the filesystem blobstore needs `path` (its root directory)".into()),
+            "nats" => url
+                .map(|url| Self::Nats { url })
+                .ok_or_else(|| "the nats blobstore needs `url` (nats://HOST:PORT)".into()),
+            other => Err(format!(
+                "unknown blobstore backend `{other}` (expected memory, filesystem or nats)"
+            )),
+        }
+    }
+}
+
+impl BlobstorePlugin {
+    pub(crate) fn new(defaults: BTreeMap<String, String>, nats: Arc<NatsConnections>) -> Self {
+        Self {
+            defaults,
+            nats,
+            pool: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn backend(
+        &self,
+        workload: &str,
+        settings: &BlobSettings,
+        timeout: Duration,
+    ) -> Result<Arc<dyn BlobBackend>, String> {
+        let key = match settings {
+            BlobSettings::Memory => format!("memory:{workload}"),
+            BlobSettings::Filesystem { path } => format!("fs:{}", path.display()),
+            BlobSettings::Nats { url } => format!("nats:{url}"),
+        };
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(backend) = pool.get(&key) {
+            return Ok(backend.clone());
+        }
+        let backend: Arc<dyn BlobBackend> = match settings {
+            BlobSettings::Memory => Arc::new(MemoryBlobs::default()),
+            BlobSettings::Filesystem { path } => Arc::new(FilesystemBlobs::open(path)?),
+            BlobSettings::Nats { url } => Arc::new(nats::NatsBlobs {
+                connection: self.nats.get(url, timeout),
+            }),
+        };
+        pool.insert(key, backend.clone());
+        Ok(backend)
+    }
+}
+
+/// A backend built from `settings` outside any host, for tools and the
+/// conformance tests.
+pub fn open_blob_backend(
+    settings: &BlobSettings,
+    timeout: Duration,
+) -> Result<Arc<dyn BlobBackend>, String> {
+    BlobstorePlugin::new(BTreeMap::new(), Arc::new(NatsConnections::default())).backend(
+        "standalone",
+        settings,
+        timeout,
+    )
+}
+
+impl super::Plugin for BlobstorePlugin {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn interfaces(&self) -> &'static [&'static str] {
+        &[
+            "wasi:blobstore/blobstore@0.2.0-draft",
+            "wasi:blobstore/container@0.2.0-draft",
+            "wasi:blobstore/types@0.2.0-draft",
+        ]
+    }
+
+    fn add_to_linker(
+        &self,
+        linker: &mut wasmtime::component::Linker<StoreState>,
+    ) -> wasmtime::Result<()> {
+        fn view(state: &mut StoreState) -> BlobView<'_> {
+            let (table, bindings) = state.table_and_bindings();
+            BlobView {
+                table,
+                binding: bindings.get::<BlobBinding>(ID),
+            }
+        }
+        types::add_to_linker::<StoreState, HasBlobs>(linker, view)?;
+        container::add_to_linker::<StoreState, HasBlobs>(linker, view)?;
+        blobstore::add_to_linker::<StoreState, HasBlobs>(linker, view)
+    }
+
+    fn bind(&self, ctx: &super::BindContext<'_>) -> Result<super::Binding, super::PluginError> {
+        let error = |message: String| super::PluginError::new(ID, message);
+        let mut config = self.defaults.clone();
+        let workload_config = ctx.interface_config("wasi", "blobstore")?;
+        if ["backend", "url", "path"]
+            .iter()
+            .any(|k| workload_config.contains_key(*k))
+        {
+            config.retain(|k, _| !matches!(k.as_str(), "backend" | "url" | "path"));
+        }
+        config.extend(workload_config);
+        let settings = BlobSettings::from_config(&config).map_err(error)?;
+        let timeout = match config.get("timeout_ms") {
+            Some(ms) => Duration::from_millis(
+                ms.trim()
+                    .parse()
+                    .map_err(|_| error(format!("timeout_ms `{ms}` is not a number")))?,
+            ),
+            None => DEFAULT_TIMEOUT,
+        };
+        let backend = self
+            .backend(ctx.workload, &settings, timeout)
+            .map_err(error)?;
+        Ok(Arc::new(BlobBinding { backend, timeout }))
+    }
+
+    fn unbind(&self, workload: &str) {
+        self.pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&format!("memory:{workload}"));
+    }
+}
+
+/// What one component's blob calls go to.
+struct BlobBinding {
+    backend: Arc<dyn BlobBackend>,
+    timeout: Duration,
+}
+
+impl BlobBinding {
+    async fn call<R>(&self, call: impl Future<Output = Result<R, String>>) -> Result<R, String> {
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "the blobstore backend did not answer within {} ms",
+                    self.timeout.as_millis()
+                ))
+            })
+    }
+
+    async fn require_container(&self, name: &str) -> Result<u64, String> {
+        check_container_name(name)?;
+        self.call(self.backend.container_created_at(name))
+            .await?
+            .ok_or_else(|| format!("container `{name}` does not exist"))
+    }
+
+    /// Copies `src` to `dest` through a spool file.
+    async fn copy(&self, src: &types::ObjectId, dest: &types::ObjectId) -> Result<(), String> {
+        check_object_name(&src.object)?;
+        check_object_name(&dest.object)?;
+        self.require_container(&dest.container).await?;
+        let info = self
+            .call(self.backend.object_info(&src.container, &src.object))
+            .await?
+            .ok_or_else(|| format!("object `{}` does not exist", src.object))?;
+        let mut reader = self
+            .call(self.backend.read(&src.container, &src.object, 0, info.size))
+            .await?;
+        let spool = tempfile::NamedTempFile::new_in(self.backend.spool_dir())
+            .map_err(|e| format!("cannot spool the copy: {e}"))?;
+        let (file, path) = spool.into_parts();
+        let mut file = tokio::fs::File::from_std(file);
+        tokio::io::copy(&mut reader, &mut file)
+            .await
+            .map_err(|e| format!("cannot copy the object: {e}"))?;
+        file.sync_all()
+            .await
+            .map_err(|e| format!("cannot copy the object: {e}"))?;
+        let path = path.keep().map_err(|e| format!("cannot spool: {e}"))?;
+        let result = self
+            .backend
+            .write(&dest.container, &dest.object, &path)
+            .await;
+        let _ = tokio::fs::remove_file(&path).await;
+        result
+    }
+}
+
+struct BlobView<'a> {
+    table: &'a mut ResourceTable,
+    binding: Option<&'a BlobBinding>,
+}
+
+impl BlobView<'_> {
+    fn binding(&self) -> wasmtime::Result<&BlobBinding> {
+        self.binding
+            .ok_or_else(|| wasmtime::format_err!("wasi:blobstore is not bound for this component"))
+    }
+
+    fn container(
+        &self,
+        handle: &Resource<ContainerHandle>,
+    ) -> wasmtime::Result<(&BlobBinding, String)> {
+        let name = self.table.get(handle)?.name.clone();
+        Ok((self.binding()?, name))
+    }
+}
+
+type Outcome<T> = wasmtime::Result<Result<T, String>>;
+
+impl blobstore::Host for BlobView<'_> {
+    async fn create_container(&mut self, name: String) -> Outcome<Resource<ContainerHandle>> {
+        let binding = self.binding()?;
+        if let Err(e) = check_container_name(&name) {
+            return Ok(Err(e));
+        }
+        if let Err(e) = binding.call(binding.backend.create_container(&name)).await {
+            return Ok(Err(e));
+        }
+        Ok(Ok(self.table.push(ContainerHandle { name })?))
+    }
+
+    async fn get_container(&mut self, name: String) -> Outcome<Resource<ContainerHandle>> {
+        let binding = self.binding()?;
+        if let Err(e) = binding.require_container(&name).await {
+            return Ok(Err(e));
+        }
+        Ok(Ok(self.table.push(ContainerHandle { name })?))
+    }
+
+    async fn delete_container(&mut self, name: String) -> Outcome<()> {
+        let binding = self.binding()?;
+        if let Err(e) = check_container_name(&name) {
+            return Ok(Err(e));
+        }
+        Ok(binding.call(binding.backend.delete_container(&name)).await)
+    }
+
+    async fn container_exists(&mut self, name: String) -> Outcome<bool> {
+        let binding = self.binding()?;
+        if let Err(e) = check_container_name(&name) {
+            return Ok(Err(e));
+        }
+        Ok(binding
+            .call(binding.backend.container_created_at(&name))
+            .await
+            .map(|c| c.is_some()))
+    }
+
+    async fn copy_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Outcome<()> {
+        let binding = self.binding()?;
+        Ok(binding.copy(&src, &dest).await)
+    }
+
+    async fn move_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Outcome<()> {
+        let binding = self.binding()?;
+        if let Err(e) = binding.copy(&src, &dest).await {
+            return Ok(Err(e));
+        }
+        if src.container == dest.container && src.object == dest.object {
+            return Ok(Ok(()));
+        }
+        Ok(binding
+            .call(binding.backend.delete_object(&src.container, &src.object))
+            .await)
+    }
+}
+
+impl container::Host for BlobView<'_> {}
+
+impl container::HostContainer for BlobView<'_> {
+    async fn name(&mut self, handle: Resource<ContainerHandle>) -> Outcome<String> {
+        Ok(Ok(self.table.get(&handle)?.name.clone()))
+    }
+
+    async fn info(
+        &mut self,
+        handle: Resource<ContainerHandle>,
+    ) -> Outcome<types::ContainerMetadata> {
+        let (binding, name) = self.container(&handle)?;
+        Ok(binding
+            .require_container(&name)
+            .await
+            .map(|created_at| types::ContainerMetadata { name, created_at }))
+    }
+
+    async fn get_data(
+        &mut self,
+        handle: Resource<ContainerHandle>,
+        name: String,
+        start: u64,
+        end: u64,
+    ) -> Outcome<Resource<IncomingValue>> {
+        let (binding, container) = self.container(&handle)?;
+        if let Err(e) = check_object_name(&name) {
+            return Ok(Err(e));
+        }
+        let info = match binding
+            .call(binding.backend.object_info(&container, &name))
+            .await
+        {
+            Ok(Some(info)) => info,
+            Ok(None) => return Ok(Err(format!("object `{name}` does not exist"))),
+            Err(e) => return Ok(Err(e)),
+        };
+        if end < start {
+            return Ok(Err(format!("end {end} is before start {start}")));
+        }
+        // Offsets are inclusive; clamp to the object.
+        let last = end.min(info.size.saturating_sub(1));
+        let size = if info.size == 0 || start > last {
+            0
+        } else {
+            last - start + 1
+        };
+        let reader = match binding
+            .call(binding.backend.read(&container, &name, start, size))
+            .await
+        {
+            Ok(reader) => reader,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(Ok(self.table.push(IncomingValue { reader, size })?))
+    }
+
+    async fn write_data(
+        &mut self,
+        handle: Resource<ContainerHandle>,
+        name: String,
+        data: Resource<OutgoingValue>,
+    ) -> Outcome<()> {
+        let (binding, container) = self.container(&handle)?;
+        if let Err(e) = check_object_name(&name) {
+            return Ok(Err(e));
+        }
+        if let Err(e) = binding.require_container(&container).await {
+            return Ok(Err(e));
+        }
+        self.table.get_mut(&data)?.target = Some((container, name));
+        Ok(Ok(()))
+    }
+
+    async fn list_objects(
+        &mut self,
+        handle: Resource<ContainerHandle>,
+    ) -> Outcome<Resource<ObjectNames>> {
+        let (binding, container) = self.container(&handle)?;
+        match binding.call(binding.backend.list_objects(&container)).await {
+            Ok(names) => Ok(Ok(self.table.push(ObjectNames { names, position: 0 })?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    async fn delete_object(
+        &mut self,
+        handle: Resource<ContainerHandle>,
+        name: String,
+    ) -> Outcome<()> {
+        let (binding, container) = self.container(&handle)?;
+        if let Err(e) = check_object_name(&name) {
+            return Ok(Err(e));
+        }
+        Ok(binding
+            .call(binding.backend.delete_object(&container, &name))
+            .await)
+    }
+
+    async fn delete_objects(
+        &mut self,
+        handle: Resource<ContainerHandle>,
+        names: Vec<String>,
+    ) -> Outcome<()> {
+        let (binding, container) = self.container(&handle)?;
+        for name in names {
+            if let Err(e) = check_object_name(&name) {
+                return Ok(Err(e));
+            }
+            if let Err(e) = binding
+                .call(binding.backend.delete_object(&container, &name))
+                .await
+            {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    async fn has_object(
+        &mut self,
+        handle: Resource<ContainerHandle>,
+        name: String,
+    ) -> Outcome<bool> {
+        let (binding, container) = self.container(&handle)?;
+        if let Err(e) = check_object_name(&name) {
+            return Ok(Err(e));
+        }
+        Ok(binding
+            .call(binding.backend.object_info(&container, &name))
+            .await
+            .map(|info| info.is_some()))
+    }
+
+    async fn object_info(
+        &mut self,
+        handle: Resource<ContainerHandle>,
+        name: String,
+    ) -> Outcome<types::ObjectMetadata> {
+        let (binding, container) = self.container(&handle)?;
+        if let Err(e) = check_object_name(&name) {
+            return Ok(Err(e));
+        }
+        Ok(
+            match binding
+                .call(binding.backend.object_info(&container, &name))
+                .await
+            {
+                Ok(Some(info)) => Ok(types::ObjectMetadata {
+                    name,
+                    container,
+                    created_at: info.created_at,
+                    size: info.size,
+                }),
+                Ok(None) => Err(format!("object `{name}` does not exist")),
+                Err(e) => Err(e),
+            },
+        )
+    }
+
+    async fn clear(&mut self, handle: Resource<ContainerHandle>) -> Outcome<()> {
+        let (binding, container) = self.container(&handle)?;
+        let names = match binding.call(binding.backend.list_objects(&container)).await {
+            Ok(names) => names,
+            Err(e) => return Ok(Err(e)),
+        };
+        for name in names {
+            if let Err(e) = binding
+                .call(binding.backend.delete_object(&container, &name))
+                .await
+            {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    async fn drop(&mut self, handle: Resource<ContainerHandle>) -> wasmtime::Result<()> {
+        self.table.delete(handle)?;
+        Ok(())
+    }
+}
+
+impl container::HostStreamObjectNames for BlobView<'_> {
+    async fn read_stream_object_names(
+        &mut self,
+        handle: Resource<ObjectNames>,
+        len: u64,
+    ) -> Outcome<(Vec<String>, bool)> {
+        let names = self.table.get_mut(&handle)?;
+        let end = names
+            .position
+            .saturating_add(len.min(usize::MAX as u64) as usize)
+            .min(names.names.len());
+        let page = names.names[names.position..end].to_vec();
+        names.position = end;
+        Ok(Ok((page, end == names.names.len())))
+    }
+
+    async fn skip_stream_object_names(
+        &mut self,
+        handle: Resource<ObjectNames>,
+        num: u64,
+    ) -> Outcome<(u64, bool)> {
+        let names = self.table.get_mut(&handle)?;
+        let end = names
+            .position
+            .saturating_add(num.min(usize::MAX as u64) as usize)
+            .min(names.names.len());
+        let skipped = (end - names.position) as u64;
+        names.position = end;
+        Ok(Ok((skipped, end == names.names.len())))
+    }
+
+    async fn drop(&mut self, handle: Resource<ObjectNames>) -> wasmtime::Result<()> {
+        self.table.delete(handle)?;
+        Ok(())
+    }
+}
+
+impl types::Host for BlobView<'_> {}
+
+impl types::HostOutgoingValue for BlobView<'_> {
+    async fn new_outgoing_value(&mut self) -> wasmtime::Result<Resource<OutgoingValue>> {
+        let binding = self.binding()?;
+        let spool = tempfile::NamedTempFile::new_in(binding.backend.spool_dir())
+            .map_err(|e| wasmtime::format_err!("cannot create a blob spool file: {e}"))?;
+        let (file, path) = spool.into_parts();
+        Ok(self.table.push(OutgoingValue {
+            file: Some(file),
+            path,
+            target: None,
+        })?)
+    }
+
+    async fn outgoing_value_write_body(
+        &mut self,
+        handle: Resource<OutgoingValue>,
+    ) -> wasmtime::Result<Result<Resource<DynOutputStream>, ()>> {
+        let Some(file) = self.table.get_mut(&handle)?.file.take() else {
+            return Ok(Err(()));
+        };
+        let stream: DynOutputStream = Box::new(AsyncWriteStream::new(
+            WRITE_BUDGET,
+            tokio::fs::File::from_std(file),
+        ));
+        Ok(Ok(self.table.push(stream)?))
+    }
+
+    async fn finish(&mut self, handle: Resource<OutgoingValue>) -> Outcome<()> {
+        let value = self.table.delete(handle)?;
+        let binding = self.binding()?;
+        let Some((container, name)) = value.target else {
+            return Ok(Err(
+                "write-data was not called for this value; nothing was stored".into(),
+            ));
+        };
+        let path = match value.path.keep() {
+            Ok(path) => path,
+            Err(e) => return Ok(Err(format!("cannot keep the spooled value: {e}"))),
+        };
+        let result = binding
+            .call(binding.backend.write(&container, &name, &path))
+            .await;
+        let _ = tokio::fs::remove_file(&path).await;
+        Ok(result)
+    }
+
+    async fn drop(&mut self, handle: Resource<OutgoingValue>) -> wasmtime::Result<()> {
+        self.table.delete(handle)?;
+        Ok(())
+    }
+}
+
+impl types::HostIncomingValue for BlobView<'_> {
+    async fn incoming_value_consume_sync(
+        &mut self,
+        handle: Resource<IncomingValue>,
+    ) -> Outcome<Vec<u8>> {
+        let mut value = self.table.delete(handle)?;
+        // The whole value becomes host memory first: bound it.
+        if value.size > SYNC_READ_LIMIT {
+            return Ok(Err(format!(
+                "the value is {} bytes, over the {} MiB incoming-value-consume-sync reads; \
+                 stream it with incoming-value-consume-async",
+                value.size,
+                SYNC_READ_LIMIT >> 20
+            )));
+        }
+        let mut bytes = Vec::with_capacity(value.size as usize);
+        Ok(value
+            .reader
+            .read_to_end(&mut bytes)
+            .await
+            .map(|_| bytes)
+            .map_err(|e| format!("cannot read the object: {e}")))
+    }
+
+    async fn incoming_value_consume_async(
+        &mut self,
+        handle: Resource<IncomingValue>,
+    ) -> Outcome<Resource<DynInputStream>> {
+        let value = self.table.delete(handle)?;
+        let stream: DynInputStream = Box::new(AsyncReadStream::new(value.reader));
+        Ok(Ok(self.table.push(stream)?))
+    }
+
+    async fn size(&mut self, handle: Resource<IncomingValue>) -> wasmtime::Result<u64> {
+        Ok(self.table.get(&handle)?.size)
+    }
+
+    async fn drop(&mut self, handle: Resource<IncomingValue>) -> wasmtime::Result<()> {
+        self.table.delete(handle)?;
+        Ok(())
+    }
+}
+
+struct HasBlobs;
+
+impl wasmtime::component::HasData for HasBlobs {
+    type Data<'a> = BlobView<'a>;
+}
