@@ -177,6 +177,74 @@ async fn messaging_on_nats() {
     messaging_suite(&[("backend", "nats"), ("url", &nats.url())]).await;
 }
 
+/// NATS stops mid-run: a request gets an error value (no hang) while the
+/// host keeps serving, and once the server is back the handler's
+/// subscription answers again without restarting anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messaging_survives_a_nats_outage() {
+    let Some(mut nats) = Server::start(Kind::Nats) else {
+        return;
+    };
+    let url = nats.url();
+    let broker = [
+        ("backend", "nats"),
+        ("url", url.as_str()),
+        ("timeout_ms", "1000"),
+    ];
+    let t = TestHost::dynamic().await;
+    t.host
+        .start_workload(client_workload(&broker))
+        .await
+        .unwrap();
+    t.host
+        .start_workload(handler_workload(
+            "echo",
+            &broker,
+            &[("subscriptions", "echo.req")],
+        ))
+        .await
+        .unwrap();
+    let answered = |t: &TestHost| {
+        let addr = t.addr;
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let (status, body) = request(
+                    addr,
+                    Some("client.test"),
+                    "POST",
+                    "/msg/request?subject=echo.req&timeout_ms=500",
+                    Bytes::from_static(b"hi"),
+                )
+                .await;
+                if status == 200 {
+                    return body;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "no answer: {body}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(answered(&t).await, "echo: hi");
+
+    nats.stop();
+    let (status, body) = ask(&t, "echo.req", "down", 500).await;
+    assert_eq!(status, 500, "{body}");
+    // The host still serves: a publish fails as a value, not a hang.
+    let (status, _) = request(
+        t.addr,
+        Some("client.test"),
+        "POST",
+        "/msg/publish?subject=x",
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(status, 500);
+
+    nats.restart();
+    assert_eq!(answered(&t).await, "echo: hi");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pub_sub_fans_out_to_every_plain_subscriber() {
     let Some(nats) = Server::start(Kind::Nats) else {
@@ -672,6 +740,56 @@ mod blobstore {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(outside, ["root"]);
+    }
+
+    /// The object store's server stops: calls fail as values within the
+    /// timeout, then work again (same container, same data) once it is back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn nats_outage_gives_errors_then_recovers() {
+        let Some(mut nats) = Server::start(Kind::Nats) else {
+            return;
+        };
+        let url = nats.url();
+        let t = TestHost::dynamic().await;
+        t.host
+            .start_workload(blob_workload(&[
+                ("backend", "nats"),
+                ("url", &url),
+                ("timeout_ms", "1000"),
+            ]))
+            .await
+            .unwrap();
+        assert_eq!(
+            call(&t, "POST", "/blob/create?container=keep", b"").await.0,
+            201
+        );
+        assert_eq!(
+            call(&t, "PUT", "/blob/put?container=keep&name=a", b"kept")
+                .await
+                .0,
+            204
+        );
+
+        nats.stop();
+        let (status, body) = call(&t, "GET", "/blob/get?container=keep&name=a", b"").await;
+        assert_eq!(status, 500, "{body}");
+        let (status, body) = call(&t, "PUT", "/blob/put?container=keep&name=b", b"x").await;
+        assert_eq!(status, 500, "{body}");
+
+        nats.restart();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let answer = call(&t, "GET", "/blob/get?container=keep&name=a", b"").await;
+            if answer.0 == 200 {
+                assert_eq!(answer.1, "kept");
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no recovery after the server came back: {answer:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -60,6 +60,9 @@ const ID: &str = "blobstore";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes the guest may have in flight to the spool file.
 const WRITE_BUDGET: usize = 64 * 1024;
+/// The slowest transfer rate, in bytes per second, a backend may fall to
+/// before a large write counts as stalled.
+const TRANSFER_FLOOR: u64 = 8 * 1024 * 1024;
 /// The largest value `incoming-value-consume-sync` returns in one list.
 const SYNC_READ_LIMIT: u64 = 32 * 1024 * 1024;
 
@@ -268,6 +271,25 @@ impl BlobBinding {
             })
     }
 
+    /// Like [`call`](Self::call) for a transfer of `bytes`: the timeout
+    /// bounds a stalled backend, not a large object, so it grows by one
+    /// second per [`TRANSFER_FLOOR`] bytes.
+    async fn transfer<R>(
+        &self,
+        bytes: u64,
+        call: impl Future<Output = Result<R, String>>,
+    ) -> Result<R, String> {
+        let allowed = self.timeout + Duration::from_secs(bytes / TRANSFER_FLOOR);
+        tokio::time::timeout(allowed, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "the blobstore backend did not take {bytes} bytes within {} ms",
+                    allowed.as_millis()
+                ))
+            })
+    }
+
     async fn require_container(&self, name: &str) -> Result<u64, String> {
         check_container_name(name)?;
         self.call(self.backend.container_created_at(name))
@@ -291,16 +313,21 @@ impl BlobBinding {
             .map_err(|e| format!("cannot spool the copy: {e}"))?;
         let (file, path) = spool.into_parts();
         let mut file = tokio::fs::File::from_std(file);
-        tokio::io::copy(&mut reader, &mut file)
-            .await
-            .map_err(|e| format!("cannot copy the object: {e}"))?;
+        self.transfer(info.size, async {
+            tokio::io::copy(&mut reader, &mut file)
+                .await
+                .map_err(|e| format!("cannot copy the object: {e}"))
+        })
+        .await?;
         file.sync_all()
             .await
             .map_err(|e| format!("cannot copy the object: {e}"))?;
         let path = path.keep().map_err(|e| format!("cannot spool: {e}"))?;
         let result = self
-            .backend
-            .write(&dest.container, &dest.object, &path)
+            .transfer(
+                info.size,
+                self.backend.write(&dest.container, &dest.object, &path),
+            )
             .await;
         let _ = tokio::fs::remove_file(&path).await;
         result
@@ -648,8 +675,9 @@ impl types::HostOutgoingValue for BlobView<'_> {
             Ok(path) => path,
             Err(e) => return Ok(Err(format!("cannot keep the spooled value: {e}"))),
         };
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let result = binding
-            .call(binding.backend.write(&container, &name, &path))
+            .transfer(size, binding.backend.write(&container, &name, &path))
             .await;
         let _ = tokio::fs::remove_file(&path).await;
         Ok(result)
