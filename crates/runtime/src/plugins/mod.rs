@@ -22,7 +22,7 @@
 
 use crate::secret::Secret;
 use crate::wasi::{ComponentEnv, StoreState};
-use crate::workload::{NamedSources, WorkloadSpec};
+use crate::workload::{HostInterface, NamedSources, WorkloadSpec};
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -150,17 +150,33 @@ impl BindContext<'_> {
         namespace: &str,
         package: &str,
     ) -> Result<BTreeMap<String, String>, PluginError> {
-        let Some(interface) = self
-            .spec
-            .host_interfaces
-            .iter()
-            .find(|i| i.is(namespace, package))
-        else {
+        let Some(interface) = self.host_interface(namespace, package) else {
             return Ok(BTreeMap::new());
         };
         self.sources
             .plain_layer(&interface.config, &interface.config_from)
             .map_err(|e| PluginError::new("host interface", e.to_string()))
+    }
+
+    /// A backend plugin's settings: the host's `defaults` with the
+    /// workload's `namespace:package` entry laid over them. A workload that
+    /// names its own backend (`backend`, `url` or `path`) replaces the
+    /// host's choice whole, so a host default `path` never rides along with
+    /// a workload's Redis `url`.
+    pub fn backend_config(
+        &self,
+        defaults: &BTreeMap<String, String>,
+        namespace: &str,
+        package: &str,
+    ) -> Result<BTreeMap<String, String>, PluginError> {
+        const CHOICE: [&str; 3] = ["backend", "url", "path"];
+        let workload = self.interface_config(namespace, package)?;
+        let mut config = defaults.clone();
+        if CHOICE.iter().any(|k| workload.contains_key(*k)) {
+            config.retain(|k, _| !CHOICE.contains(&k.as_str()));
+        }
+        config.extend(workload);
+        Ok(config)
     }
 
     /// The secrets the workload's `namespace:package` entry lists in `secretFrom`.
@@ -169,17 +185,35 @@ impl BindContext<'_> {
         namespace: &str,
         package: &str,
     ) -> Result<BTreeMap<String, Secret>, PluginError> {
-        let Some(interface) = self
-            .spec
-            .host_interfaces
-            .iter()
-            .find(|i| i.is(namespace, package))
-        else {
+        let Some(interface) = self.host_interface(namespace, package) else {
             return Ok(BTreeMap::new());
         };
         self.sources
             .secret_layer(&interface.secret_from)
             .map_err(|e| PluginError::new("host interface", e.to_string()))
+    }
+
+    fn host_interface(&self, namespace: &str, package: &str) -> Option<&HostInterface> {
+        self.spec
+            .host_interfaces
+            .iter()
+            .find(|i| i.is(namespace, package))
+    }
+}
+
+/// Reads `timeout_ms` from a plugin's settings, `default` when absent.
+pub fn timeout_setting(
+    plugin: &'static str,
+    config: &BTreeMap<String, String>,
+    default: std::time::Duration,
+) -> Result<std::time::Duration, PluginError> {
+    match config.get("timeout_ms") {
+        Some(ms) => ms
+            .trim()
+            .parse()
+            .map(std::time::Duration::from_millis)
+            .map_err(|_| PluginError::new(plugin, format!("timeout_ms `{ms}` is not a number"))),
+        None => Ok(default),
     }
 }
 
@@ -375,6 +409,74 @@ impl PluginRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_workload_backend_choice_replaces_the_host_default_whole() {
+        let defaults = settings(&[
+            ("backend", "filesystem"),
+            ("path", "/var/lib/kv"),
+            ("timeout_ms", "250"),
+        ]);
+        let sources = NamedSources::default();
+        let mut spec = WorkloadSpec::default();
+        let no_config = BTreeMap::new();
+        let context = |spec: &WorkloadSpec| {
+            let ctx = BindContext {
+                workload: "t/w",
+                component: "c",
+                spec,
+                component_config: &no_config,
+                sources: &sources,
+                imports: &[],
+            };
+            ctx.backend_config(&defaults, "wasi", "keyvalue").unwrap()
+        };
+        // Nothing said: the host's defaults.
+        assert_eq!(context(&spec), defaults);
+        // A bucket alone keeps the host's backend.
+        spec.host_interfaces.push(HostInterface {
+            namespace: "wasi".into(),
+            package: "keyvalue".into(),
+            config: settings(&[("bucket", "app")]),
+            ..Default::default()
+        });
+        assert_eq!(
+            context(&spec),
+            settings(&[
+                ("backend", "filesystem"),
+                ("bucket", "app"),
+                ("path", "/var/lib/kv"),
+                ("timeout_ms", "250"),
+            ])
+        );
+        // A url replaces backend and path, and keeps the rest.
+        spec.host_interfaces[0].config = settings(&[("url", "redis://127.0.0.1:1")]);
+        assert_eq!(
+            context(&spec),
+            settings(&[("timeout_ms", "250"), ("url", "redis://127.0.0.1:1")])
+        );
+    }
+
+    #[test]
+    fn timeouts_are_milliseconds_and_bad_ones_are_named() {
+        let default = std::time::Duration::from_secs(5);
+        assert_eq!(timeout_setting("kv", &settings(&[]), default), Ok(default));
+        assert_eq!(
+            timeout_setting("kv", &settings(&[("timeout_ms", " 1500 ")]), default),
+            Ok(std::time::Duration::from_millis(1500))
+        );
+        let error = timeout_setting("kv", &settings(&[("timeout_ms", "2s")]), default)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(error, "kv: timeout_ms `2s` is not a number");
+    }
 
     #[test]
     fn imports_fall_to_the_host_a_plugin_or_an_error_naming_them() {

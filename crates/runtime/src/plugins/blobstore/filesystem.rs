@@ -3,8 +3,9 @@
 //!
 //! Names are checked before any path is built (no `..`, absolute paths,
 //! empty components or NUL), so nothing outside the root is ever touched.
-//! A write is spooled under `ROOT/.nimbus-spool` and renamed into place, so
-//! readers see the old object or the new one, never half of one.
+//! A write is spooled under `ROOT/.nimbus-spool`, synced, and renamed into
+//! place (then the directory is synced), so readers see the old object or the
+//! new one, never half of one, and an acknowledged write survives a crash.
 
 use super::backend::{
     BlobBackend, BlobReader, ObjectInfo, check_container_name, check_object_name,
@@ -166,10 +167,22 @@ impl BlobBackend for FilesystemBlobs {
 
     async fn write(&self, container: &str, name: &str, source: &Path) -> Result<(), String> {
         let path = self.object_path(container, name)?;
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(io)?;
-        }
-        tokio::fs::rename(source, &path).await.map_err(io)
+        let parent = path.parent().unwrap_or(&self.root).to_path_buf();
+        tokio::fs::create_dir_all(&parent).await.map_err(io)?;
+        // Durable before it is acknowledged: the data, then the rename.
+        tokio::fs::File::open(source)
+            .await
+            .map_err(io)?
+            .sync_all()
+            .await
+            .map_err(io)?;
+        tokio::fs::rename(source, &path).await.map_err(io)?;
+        tokio::fs::File::open(&parent)
+            .await
+            .map_err(io)?
+            .sync_all()
+            .await
+            .map_err(io)
     }
 
     async fn delete_object(&self, container: &str, name: &str) -> Result<(), String> {

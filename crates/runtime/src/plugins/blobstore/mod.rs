@@ -221,24 +221,9 @@ impl super::Plugin for BlobstorePlugin {
 
     fn bind(&self, ctx: &super::BindContext<'_>) -> Result<super::Binding, super::PluginError> {
         let error = |message: String| super::PluginError::new(ID, message);
-        let mut config = self.defaults.clone();
-        let workload_config = ctx.interface_config("wasi", "blobstore")?;
-        if ["backend", "url", "path"]
-            .iter()
-            .any(|k| workload_config.contains_key(*k))
-        {
-            config.retain(|k, _| !matches!(k.as_str(), "backend" | "url" | "path"));
-        }
-        config.extend(workload_config);
+        let config = ctx.backend_config(&self.defaults, "wasi", "blobstore")?;
         let settings = BlobSettings::from_config(&config).map_err(error)?;
-        let timeout = match config.get("timeout_ms") {
-            Some(ms) => Duration::from_millis(
-                ms.trim()
-                    .parse()
-                    .map_err(|_| error(format!("timeout_ms `{ms}` is not a number")))?,
-            ),
-            None => DEFAULT_TIMEOUT,
-        };
+        let timeout = super::timeout_setting(ID, &config, DEFAULT_TIMEOUT)?;
         let backend = self
             .backend(ctx.workload, &settings, timeout)
             .map_err(error)?;

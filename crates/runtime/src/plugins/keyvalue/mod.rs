@@ -142,25 +142,9 @@ impl super::Plugin for KeyValuePlugin {
 
     fn bind(&self, ctx: &super::BindContext<'_>) -> Result<super::Binding, super::PluginError> {
         let error = |message: String| super::PluginError::new(ID, message);
-        let mut config = self.defaults.clone();
-        let workload_config = ctx.interface_config("wasi", "keyvalue")?;
-        // A workload naming its own backend replaces the host's settings whole.
-        if workload_config.contains_key("backend")
-            || workload_config.contains_key("url")
-            || workload_config.contains_key("path")
-        {
-            config.retain(|k, _| !matches!(k.as_str(), "backend" | "url" | "path"));
-        }
-        config.extend(workload_config);
+        let config = ctx.backend_config(&self.defaults, "wasi", "keyvalue")?;
         let settings = BackendSettings::from_config(&config).map_err(error)?;
-        let timeout = match config.get("timeout_ms") {
-            Some(ms) => Duration::from_millis(
-                ms.trim()
-                    .parse()
-                    .map_err(|_| error(format!("timeout_ms `{ms}` is not a number")))?,
-            ),
-            None => backend::DEFAULT_TIMEOUT,
-        };
+        let timeout = super::timeout_setting(ID, &config, backend::DEFAULT_TIMEOUT)?;
         let backend = self
             .backend(ctx.workload, &settings, timeout)
             .map_err(error)?;

@@ -78,25 +78,13 @@ impl MessagingPlugin {
 
     fn settings(&self, ctx: &BindContext<'_>) -> Result<MessagingBinding, PluginError> {
         let error = |message: String| PluginError::new(ID, message);
-        let mut config = self.defaults.clone();
-        let workload_config = ctx.interface_config("wasmcloud", "messaging")?;
-        if workload_config.contains_key("backend") || workload_config.contains_key("url") {
-            config.retain(|k, _| !matches!(k.as_str(), "backend" | "url"));
-        }
-        config.extend(workload_config);
+        let config = ctx.backend_config(&self.defaults, "wasmcloud", "messaging")?;
         let url = config.get("url").map(|u| u.trim().to_string());
         let backend = config
             .get("backend")
             .map(|b| b.trim().to_ascii_lowercase())
             .unwrap_or_else(|| if url.is_some() { "nats" } else { "memory" }.into());
-        let timeout = match config.get("timeout_ms") {
-            Some(ms) => Duration::from_millis(
-                ms.trim()
-                    .parse()
-                    .map_err(|_| error(format!("timeout_ms `{ms}` is not a number")))?,
-            ),
-            None => DEFAULT_REQUEST_TIMEOUT,
-        };
+        let timeout = super::timeout_setting(ID, &config, DEFAULT_REQUEST_TIMEOUT)?;
         let broker: Arc<dyn Broker> = match backend.as_str() {
             "memory" | "in-memory" => self.memory.clone(),
             "nats" => {
