@@ -177,6 +177,7 @@ fn http_client_template_is_denied_without_the_allowed_host() {
 fn build_prints_the_component_path_and_size_for_every_library_template() {
     for (template, name, wasm) in [
         ("http-kv-counter", "counter", "counter.wasm"),
+        ("http-blobstore", "files", "files.wasm"),
         ("http-middleware", "guard", "guard.wasm"),
     ] {
         let (_parent, dir) = new_project(template, name);
@@ -188,6 +189,10 @@ fn build_prints_the_component_path_and_size_for_every_library_template() {
         match template {
             "http-kv-counter" => {
                 assert!(inspect.contains("import wasi:keyvalue/atomics@0.2.0-draft"));
+                assert!(inspect.contains("export wasi:http/incoming-handler@0.2"));
+            }
+            "http-blobstore" => {
+                assert!(inspect.contains("import wasi:blobstore/blobstore@0.2.0-draft"));
                 assert!(inspect.contains("export wasi:http/incoming-handler@0.2"));
             }
             _ => {
@@ -225,6 +230,44 @@ fn http_kv_counter_template_counts_and_a_filesystem_store_survives_a_restart() {
 }
 
 #[test]
+fn http_blobstore_template_uploads_downloads_lists_and_deletes() {
+    let (_parent, dir) = new_project("http-blobstore", "files");
+    let store = tempfile::tempdir().unwrap();
+    // On the filesystem backend, outside the project so writes do not
+    // trigger rebuilds; the objects must land there.
+    let config = dir.join(".nimbus/config.yaml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "blobstore: memory",
+        &format!("blobstore: {}", store.path().display()),
+    );
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start(&dir, &["dev", "--addr", "127.0.0.1:0"], &[], FIRST_BUILD);
+    assert_eq!(server.get("/"), (200, String::new()));
+    // Larger than one stream chunk in both directions.
+    let big: String = (0..3 * 1024 * 1024u32)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    assert_eq!(
+        request(&server.addr, "PUT", "/big.txt", &big),
+        (201, format!("stored big.txt ({} bytes)\n", big.len()))
+    );
+    assert_eq!(request(&server.addr, "PUT", "/note.txt", "hi").0, 201);
+    let (status, body) = server.get("/big.txt");
+    assert_eq!(status, 200);
+    assert!(
+        body == big,
+        "download differs: {} of {} bytes",
+        body.len(),
+        big.len()
+    );
+    assert_eq!(server.get("/"), (200, "big.txt\nnote.txt\n".into()));
+    assert_eq!(request(&server.addr, "DELETE", "/note.txt", "").0, 204);
+    assert_eq!(server.get("/note.txt").0, 404);
+    assert_eq!(server.get("/"), (200, "big.txt\n".into()));
+    assert!(store.path().join("blobstore/files/big.txt").is_file());
+}
+
+#[test]
 fn new_refuses_bad_names_unknown_templates_and_existing_dirs() {
     let parent = tempfile::tempdir().unwrap();
     let err = fails_in(parent.path(), &["new", "http-hello-world", "Bad_Name"]);
@@ -244,6 +287,7 @@ fn new_refuses_bad_names_unknown_templates_and_existing_dirs() {
         "http-client",
         "http-handler",
         "http-kv-counter",
+        "http-blobstore",
         "http-middleware",
     ] {
         assert!(list.contains(name), "{list}");

@@ -262,6 +262,7 @@ mod tests {
             "http-client",
             "http-handler",
             "http-kv-counter",
+            "http-blobstore",
             "http-middleware",
         ] {
             assert!(names.contains(&required.to_string()), "missing {required}");
