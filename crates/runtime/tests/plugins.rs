@@ -442,7 +442,8 @@ mod blobstore {
     async fn put(backend: &dyn BlobBackend, container: &str, name: &str, data: &[u8]) {
         let spool = tempfile::NamedTempFile::new_in(backend.spool_dir()).unwrap();
         std::fs::write(spool.path(), data).unwrap();
-        let path = spool.into_temp_path().keep().unwrap();
+        // The backend may move the file; what is left goes with `path`.
+        let path = spool.into_temp_path();
         backend.write(container, name, &path).await.unwrap();
     }
 

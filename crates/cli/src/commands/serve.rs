@@ -3,7 +3,7 @@
 
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
-use nimbus_project::config::Backend;
+use nimbus_project::config::{Backend, DevConfig};
 use nimbus_runtime::http::{DevRouter, DynamicRouter, Router};
 use nimbus_runtime::workload::{Workload, load_manifest_file};
 use nimbus_runtime::{Host, HostConfig};
@@ -71,20 +71,18 @@ impl ServeCommand {
             RouterKind::Dev => Arc::new(DevRouter::new()),
             RouterKind::Host => Arc::new(DynamicRouter::new()),
         };
-        let mut config = HostConfig::default();
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
-        for (plugin, backend) in [
-            ("keyvalue", &self.keyvalue),
-            ("blobstore", &self.blobstore),
-            ("messaging", &self.messaging),
-        ] {
-            if let Some(backend) = backend {
-                config
-                    .plugins
-                    .0
-                    .insert(plugin.into(), backend.plugin_settings(plugin, &cwd));
-            }
-        }
+        // The flags are the same selections as a project's `dev:` section.
+        let backends = DevConfig {
+            keyvalue: self.keyvalue.clone(),
+            blobstore: self.blobstore.clone(),
+            messaging: self.messaging.clone(),
+            ..DevConfig::default()
+        };
+        let mut config = HostConfig {
+            plugins: backends.plugin_defaults(&cwd),
+            ..HostConfig::default()
+        };
         if self.no_cache {
             config.cache_dir = None;
         } else if let Some(dir) = &self.cache_dir {

@@ -34,6 +34,7 @@ pub mod keyvalue;
 pub mod logging;
 pub mod messaging;
 mod nats;
+mod pool;
 pub mod secrets;
 
 /// The plugins every host carries. The one registration point.

@@ -41,31 +41,37 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
     let name = request.uri().path().trim_start_matches('/').to_string();
     let container = match open_container() {
         Ok(container) => container,
-        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("blobstore: {e}\n")),
+        Err(e) => return failed(e),
     };
     match (request.method().clone(), name.as_str()) {
         (Method::GET, "") => match list(&container) {
             Ok(names) => text(StatusCode::OK, names),
-            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("blobstore: {e}\n")),
+            Err(e) => failed(e),
         },
-        (_, "") => text(StatusCode::METHOD_NOT_ALLOWED, "GET / lists the objects\n".into()),
+        (_, "") => text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET / lists the objects\n".into(),
+        ),
         (Method::PUT, _) => match upload(&container, &name, request.into_body()).await {
-            Ok(size) => text(StatusCode::CREATED, format!("stored {name} ({size} bytes)\n")),
-            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("blobstore: {e}\n")),
+            Ok(size) => text(
+                StatusCode::CREATED,
+                format!("stored {name} ({size} bytes)\n"),
+            ),
+            Err(e) => failed(e),
         },
         (Method::GET, _) => match container.has_object(&name) {
             Ok(true) => match download(&container, &name) {
                 Ok(body) => Ok(Response::builder()
                     .header("content-type", "application/octet-stream")
                     .body(body)?),
-                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("blobstore: {e}\n")),
+                Err(e) => failed(e),
             },
             Ok(false) => text(StatusCode::NOT_FOUND, format!("no object {name}\n")),
-            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("blobstore: {e}\n")),
+            Err(e) => failed(e),
         },
         (Method::DELETE, _) => match container.delete_object(&name) {
             Ok(()) => text(StatusCode::NO_CONTENT, String::new()),
-            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("blobstore: {e}\n")),
+            Err(e) => failed(e),
         },
         _ => text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -126,6 +132,14 @@ fn list(container: &Container) -> Result<String, String> {
     }
     all.sort();
     Ok(all.into_iter().map(|n| n + "\n").collect())
+}
+
+/// A 500 carrying the blobstore's error.
+fn failed(error: String) -> Result<Response<Body>, Error> {
+    text(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("blobstore: {error}\n"),
+    )
 }
 
 fn text(status: StatusCode, body: String) -> Result<Response<Body>, Error> {

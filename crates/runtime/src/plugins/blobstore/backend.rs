@@ -51,7 +51,8 @@ pub trait BlobBackend: Send + Sync + 'static {
         start: u64,
         len: u64,
     ) -> Result<BlobReader, String>;
-    /// Stores the spooled file at `source` as the object (consuming the file).
+    /// Stores the spooled file at `source` as the object. The backend may
+    /// move the file; the caller removes it afterwards if it is still there.
     async fn write(&self, container: &str, name: &str, source: &Path) -> Result<(), String>;
     /// Removes an object; a missing one is not an error.
     async fn delete_object(&self, container: &str, name: &str) -> Result<(), String>;

@@ -29,10 +29,11 @@ pub use backend::{
 pub use filesystem::FilesystemBlobs;
 
 use crate::plugins::nats::NatsConnections;
+use crate::plugins::pool::BackendPool;
 use crate::wasi::StoreState;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use wasmtime::component::{Resource, ResourceTable};
@@ -77,6 +78,19 @@ pub struct ObjectNames {
     position: usize,
 }
 
+impl ObjectNames {
+    /// Moves past up to `count` names: the names passed, and whether none
+    /// are left.
+    fn advance(&mut self, count: u64) -> (&[String], bool) {
+        let start = self.position;
+        let end = start
+            .saturating_add(count.min(usize::MAX as u64) as usize)
+            .min(self.names.len());
+        self.position = end;
+        (&self.names[start..end], end == self.names.len())
+    }
+}
+
 /// A readable range of an object.
 pub struct IncomingValue {
     reader: BlobReader,
@@ -94,11 +108,11 @@ pub struct OutgoingValue {
 pub(crate) struct BlobstorePlugin {
     defaults: BTreeMap<String, String>,
     nats: Arc<NatsConnections>,
-    pool: Mutex<HashMap<String, Arc<dyn BlobBackend>>>,
+    pool: BackendPool<BlobSettings, dyn BlobBackend>,
 }
 
 /// Which backend, from host-interface config or host defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum BlobSettings {
     /// Process memory, one store per workload.
     Memory,
@@ -146,7 +160,7 @@ impl BlobstorePlugin {
         Self {
             defaults,
             nats,
-            pool: Mutex::new(HashMap::new()),
+            pool: BackendPool::new(),
         }
     }
 
@@ -156,24 +170,16 @@ impl BlobstorePlugin {
         settings: &BlobSettings,
         timeout: Duration,
     ) -> Result<Arc<dyn BlobBackend>, String> {
-        let key = match settings {
-            BlobSettings::Memory => format!("memory:{workload}"),
-            BlobSettings::Filesystem { path } => format!("fs:{}", path.display()),
-            BlobSettings::Nats { url } => format!("nats:{url}"),
-        };
-        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(backend) = pool.get(&key) {
-            return Ok(backend.clone());
-        }
-        let backend: Arc<dyn BlobBackend> = match settings {
-            BlobSettings::Memory => Arc::new(MemoryBlobs::default()),
-            BlobSettings::Filesystem { path } => Arc::new(FilesystemBlobs::open(path)?),
-            BlobSettings::Nats { url } => Arc::new(nats::NatsBlobs {
-                connection: self.nats.get(url, timeout),
-            }),
-        };
-        pool.insert(key, backend.clone());
-        Ok(backend)
+        let in_memory = *settings == BlobSettings::Memory;
+        self.pool.get_or_open(workload, settings, in_memory, || {
+            Ok(match settings {
+                BlobSettings::Memory => Arc::new(MemoryBlobs::default()),
+                BlobSettings::Filesystem { path } => Arc::new(FilesystemBlobs::open(path)?),
+                BlobSettings::Nats { url } => Arc::new(nats::NatsBlobs {
+                    connection: self.nats.get(url, timeout),
+                }),
+            })
+        })
     }
 }
 
@@ -231,10 +237,7 @@ impl super::Plugin for BlobstorePlugin {
     }
 
     fn unbind(&self, workload: &str) {
-        self.pool
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&format!("memory:{workload}"));
+        self.pool.forget_workload(workload);
     }
 }
 
@@ -273,6 +276,20 @@ impl BlobBinding {
                     allowed.as_millis()
                 ))
             })
+    }
+
+    /// Deletes objects one by one, stopping at the first error (a name
+    /// that failed its check, or the backend's).
+    async fn delete_each(
+        &self,
+        container: &str,
+        names: impl IntoIterator<Item = Result<String, String>>,
+    ) -> Result<(), String> {
+        for name in names {
+            self.call(self.backend.delete_object(container, &name?))
+                .await?;
+        }
+        Ok(())
     }
 
     async fn require_container(&self, name: &str) -> Result<u64, String> {
@@ -504,18 +521,10 @@ impl container::HostContainer for BlobView<'_> {
         names: Vec<String>,
     ) -> Outcome<()> {
         let (binding, container) = self.container(&handle)?;
-        for name in names {
-            if let Err(e) = check_object_name(&name) {
-                return Ok(Err(e));
-            }
-            if let Err(e) = binding
-                .call(binding.backend.delete_object(&container, &name))
-                .await
-            {
-                return Ok(Err(e));
-            }
-        }
-        Ok(Ok(()))
+        let checked = names
+            .into_iter()
+            .map(|name| check_object_name(&name).map(|()| name));
+        Ok(binding.delete_each(&container, checked).await)
     }
 
     async fn has_object(
@@ -565,15 +574,9 @@ impl container::HostContainer for BlobView<'_> {
             Ok(names) => names,
             Err(e) => return Ok(Err(e)),
         };
-        for name in names {
-            if let Err(e) = binding
-                .call(binding.backend.delete_object(&container, &name))
-                .await
-            {
-                return Ok(Err(e));
-            }
-        }
-        Ok(Ok(()))
+        Ok(binding
+            .delete_each(&container, names.into_iter().map(Ok))
+            .await)
     }
 
     async fn drop(&mut self, handle: Resource<ContainerHandle>) -> wasmtime::Result<()> {
@@ -588,14 +591,8 @@ impl container::HostStreamObjectNames for BlobView<'_> {
         handle: Resource<ObjectNames>,
         len: u64,
     ) -> Outcome<(Vec<String>, bool)> {
-        let names = self.table.get_mut(&handle)?;
-        let end = names
-            .position
-            .saturating_add(len.min(usize::MAX as u64) as usize)
-            .min(names.names.len());
-        let page = names.names[names.position..end].to_vec();
-        names.position = end;
-        Ok(Ok((page, end == names.names.len())))
+        let (page, done) = self.table.get_mut(&handle)?.advance(len);
+        Ok(Ok((page.to_vec(), done)))
     }
 
     async fn skip_stream_object_names(
@@ -603,14 +600,8 @@ impl container::HostStreamObjectNames for BlobView<'_> {
         handle: Resource<ObjectNames>,
         num: u64,
     ) -> Outcome<(u64, bool)> {
-        let names = self.table.get_mut(&handle)?;
-        let end = names
-            .position
-            .saturating_add(num.min(usize::MAX as u64) as usize)
-            .min(names.names.len());
-        let skipped = (end - names.position) as u64;
-        names.position = end;
-        Ok(Ok((skipped, end == names.names.len())))
+        let (skipped, done) = self.table.get_mut(&handle)?.advance(num);
+        Ok(Ok((skipped.len() as u64, done)))
     }
 
     async fn drop(&mut self, handle: Resource<ObjectNames>) -> wasmtime::Result<()> {
@@ -660,7 +651,7 @@ impl types::HostOutgoingValue for BlobView<'_> {
             Ok(path) => path,
             Err(e) => return Ok(Err(format!("cannot keep the spooled value: {e}"))),
         };
-        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
         let result = binding
             .transfer(size, binding.backend.write(&container, &name, &path))
             .await;

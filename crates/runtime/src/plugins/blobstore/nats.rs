@@ -149,9 +149,7 @@ impl BlobBackend for NatsBlobs {
         check_object_name(name)?;
         let store = self.store(container).await?;
         let mut file = tokio::fs::File::open(source).await.map_err(other)?;
-        store.put(name, &mut file).await.map_err(other)?;
-        let _ = tokio::fs::remove_file(source).await;
-        Ok(())
+        store.put(name, &mut file).await.map(drop).map_err(other)
     }
 
     async fn delete_object(&self, container: &str, name: &str) -> Result<(), String> {

@@ -37,9 +37,10 @@ pub use filesystem::FilesystemBackend;
 pub use redis::RedisBackend;
 
 use crate::plugins::nats::NatsConnections;
+use crate::plugins::pool::BackendPool;
 use crate::wasi::StoreState;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{Resource, ResourceTable};
 
@@ -65,14 +66,7 @@ pub struct Bucket {
 pub(crate) struct KeyValuePlugin {
     defaults: BTreeMap<String, String>,
     nats: Arc<NatsConnections>,
-    pool: Mutex<HashMap<PoolKey, Arc<dyn KeyValueBackend>>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum PoolKey {
-    /// In-memory stores are per workload.
-    Memory(String),
-    Shared(BackendSettings),
+    pool: BackendPool<BackendSettings, dyn KeyValueBackend>,
 }
 
 impl KeyValuePlugin {
@@ -80,7 +74,7 @@ impl KeyValuePlugin {
         Self {
             defaults,
             nats,
-            pool: Mutex::new(HashMap::new()),
+            pool: BackendPool::new(),
         }
     }
 
@@ -90,24 +84,17 @@ impl KeyValuePlugin {
         settings: &BackendSettings,
         timeout: Duration,
     ) -> Result<Arc<dyn KeyValueBackend>, String> {
-        let key = match settings {
-            BackendSettings::Memory => PoolKey::Memory(workload.to_string()),
-            other => PoolKey::Shared(other.clone()),
-        };
-        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(backend) = pool.get(&key) {
-            return Ok(backend.clone());
-        }
-        let backend: Arc<dyn KeyValueBackend> = match settings {
-            BackendSettings::Memory => Arc::new(MemoryBackend::default()),
-            BackendSettings::Filesystem { path } => Arc::new(FilesystemBackend::open(path)?),
-            BackendSettings::Redis { url } => Arc::new(RedisBackend::new(url, timeout)?),
-            BackendSettings::Nats { url } => {
-                Arc::new(nats::NatsBackend::new(self.nats.get(url, timeout)))
-            }
-        };
-        pool.insert(key, backend.clone());
-        Ok(backend)
+        let in_memory = *settings == BackendSettings::Memory;
+        self.pool.get_or_open(workload, settings, in_memory, || {
+            Ok(match settings {
+                BackendSettings::Memory => Arc::new(MemoryBackend::default()),
+                BackendSettings::Filesystem { path } => Arc::new(FilesystemBackend::open(path)?),
+                BackendSettings::Redis { url } => Arc::new(RedisBackend::new(url, timeout)?),
+                BackendSettings::Nats { url } => {
+                    Arc::new(nats::NatsBackend::new(self.nats.get(url, timeout)))
+                }
+            })
+        })
     }
 }
 
@@ -164,10 +151,7 @@ impl super::Plugin for KeyValuePlugin {
     }
 
     fn unbind(&self, workload: &str) {
-        self.pool
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&PoolKey::Memory(workload.to_string()));
+        self.pool.forget_workload(workload);
     }
 }
 
