@@ -153,6 +153,7 @@ fn p2_pre() -> PreFixture {
         outbound: Arc::default(),
         router: Arc::new(DynamicRouter::new()),
         limits: Limits::resolve(&Default::default(), &LimitDefaults::default(), usize::MAX),
+        inward: None,
     });
     PreFixture {
         rt: runtime(),

@@ -196,11 +196,43 @@ fn build_prints_the_component_path_and_size_for_every_library_template() {
                 assert!(inspect.contains("export wasi:http/incoming-handler@0.2"));
             }
             _ => {
-                assert!(inspect.contains("import wasi:http/incoming-handler@0.2"));
+                assert!(inspect.contains("import wasi:http/outgoing-handler@0.2"));
                 assert!(inspect.contains("export wasi:http/incoming-handler@0.2"));
             }
         }
     }
+}
+
+#[test]
+fn http_middleware_template_wraps_a_hello_world_in_dev() {
+    // The middleware's dev config wraps `../hello`: make and build it (the
+    // suite's shared target dir puts the component elsewhere: point there).
+    let (parent, guard) = new_project("http-middleware", "guard");
+    succeeds_in(parent.path(), &["new", "http-hello-world", "hello"]);
+    let (built, _) = succeeds_in(&parent.path().join("hello"), &["build"]);
+    let hello_wasm = built.split(" (").next().unwrap().trim();
+    let config = guard.join(".nimbus/config.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("../hello/target/wasm32-wasip2/release/hello.wasm"));
+    let text = text.replace(
+        "../hello/target/wasm32-wasip2/release/hello.wasm",
+        hello_wasm,
+    );
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start(&guard, &["dev", "--addr", "127.0.0.1:0"], &[], FIRST_BUILD);
+
+    let (status, head, body) = request_with_headers(&server.addr, "GET", "/", &[], "");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "Hello from hello!\n"),
+        "{head}"
+    );
+    assert!(head.contains("x-middleware: guard"), "{head}");
+    assert!(head.contains("server-timing: guard;dur="), "{head}");
+
+    let (status, _, body) =
+        request_with_headers(&server.addr, "GET", "/", &[("x-block", "yes")], "");
+    assert_eq!((status, body.as_str()), (403, "blocked by guard\n"));
 }
 
 #[test]

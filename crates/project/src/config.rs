@@ -126,6 +126,10 @@ pub struct DevConfig {
     /// Extra components of the workload.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub components: Vec<DevComponent>,
+    /// HTTP middleware around the handler, outermost first: names of
+    /// `components`, or `self` for the project's own component.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub middleware: Vec<String>,
     /// Host directories mounted into the components.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<DevVolume>,
@@ -580,6 +584,7 @@ impl ProjectConfig {
         let (d, o) = (&mut self.dev, over.dev);
         opt(&mut d.address, o.address);
         list(&mut d.components, o.components);
+        list(&mut d.middleware, o.middleware);
         list(&mut d.volumes, o.volumes);
         list(&mut d.host_interfaces, o.host_interfaces);
         opt(&mut d.keyvalue, o.keyvalue);

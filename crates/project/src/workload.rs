@@ -83,6 +83,18 @@ pub fn dev_workload(
             ..Default::default()
         });
     }
+    let middleware = config
+        .dev
+        .middleware
+        .iter()
+        .map(|m| {
+            if m == "self" {
+                name.to_string()
+            } else {
+                m.clone()
+            }
+        })
+        .collect();
     Workload {
         namespace: DEV_NAMESPACE.into(),
         name: name.to_string(),
@@ -90,6 +102,7 @@ pub fn dev_workload(
             components,
             host_interfaces,
             volumes,
+            middleware,
             ..Default::default()
         },
     }
@@ -139,6 +152,18 @@ mod tests {
         assert_eq!(main.local_resources.volume_mounts[0].mount_path, "/data");
         assert_eq!(w.spec.components[1].name, "helper");
         assert!(w.spec.http_interface().is_some());
+        nimbus_runtime::workload::validate_workload(&w, "spec").unwrap();
+    }
+
+    #[test]
+    fn dev_middleware_names_the_project_as_self() {
+        let config = parse_config(
+            "dev:\n  components: [{ name: app, file: app.wasm }]\n  middleware: [self]\n",
+            Path::new("c.yaml"),
+        )
+        .unwrap();
+        let w = dev_workload("guard", Path::new("/p/out.wasm"), &config, Path::new("/p"));
+        assert_eq!(w.spec.middleware, ["guard"]);
         nimbus_runtime::workload::validate_workload(&w, "spec").unwrap();
     }
 

@@ -102,6 +102,7 @@ fn instantiate_from_pre(c: &mut Criterion) {
         outbound: Arc::default(),
         router: Arc::new(DynamicRouter::new()),
         limits: Limits::resolve(&Default::default(), &LimitDefaults::default(), usize::MAX),
+        inward: None,
     });
     c.bench_function("instantiate/p2_from_pre", |b| {
         b.to_async(&rt).iter(|| async {

@@ -18,6 +18,7 @@ use crate::plugins::{
 };
 use crate::wasi::{ComponentEnv, Mount, StoreState, build_linker};
 use crate::workload::instance::{ComponentInstances, HttpKind, ReusePolicy};
+use crate::workload::middleware::{Inward, P3_HANDLER};
 use crate::workload::running::{HttpTarget, RunningWorkload};
 use crate::workload::{
     ComponentSpec, ComponentStatus, ManifestError, NamedSources, Workload, WorkloadState,
@@ -129,6 +130,14 @@ pub enum WorkloadError {
     /// A volume mount could not be set up.
     #[error("component `{component}`: {message}")]
     Volume {
+        /// Component name.
+        component: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A middleware cannot take its place in the chain.
+    #[error("middleware `{component}`: {message}")]
+    Middleware {
         /// Component name.
         component: String,
         /// What is wrong.
@@ -369,29 +378,67 @@ impl Host {
             volume_dirs.insert(volume.name.clone(), dir);
         }
 
+        // The handler and plain components first, then the middleware from
+        // the innermost out: each layer is built knowing the layer inside it.
+        let spec = &workload.spec;
+        let is_middleware = |name: &str| spec.middleware.iter().any(|m| m == name);
         let mut components = Vec::new();
         let mut served = Vec::new();
-        let mut http = None;
+        let mut http: Option<Arc<HttpTarget>> = None;
         let mut max_concurrent = self.0.limits.max_concurrent_requests;
-        for spec in &workload.spec.components {
+        for (index, component) in spec.components.iter().enumerate() {
+            if is_middleware(&component.name) {
+                continue;
+            }
             let prepared = self
-                .prepare_component(&workload, &id, spec, &volume_dirs)
+                .prepare_component(&workload, &id, component, &volume_dirs, None)
                 .await?;
-            let (status, target, limits) = (prepared.status, prepared.http, prepared.limits);
             served.extend(prepared.served);
-            components.push(status);
-            if let Some(target) = target {
+            components.push((index, prepared.status));
+            if let Some(target) = prepared.http {
                 if http.is_none() {
-                    max_concurrent = limits.max_concurrent_requests;
-                    http = Some(target);
+                    max_concurrent = prepared.limits.max_concurrent_requests;
+                    http = Some(Arc::new(target));
+                } else if !spec.middleware.is_empty() {
+                    return Err(WorkloadError::Middleware {
+                        component: component.name.clone(),
+                        message: "a second component exports an HTTP handler; a workload with middleware needs exactly one handler for them to wrap".into(),
+                    });
                 } else {
-                    tracing::warn!(workload = %id, component = %spec.name, "several components export an HTTP handler; the first one serves requests");
+                    tracing::warn!(workload = %id, component = %component.name, "several components export an HTTP handler; the first one serves requests");
                 }
             }
         }
-        if http.is_none() && workload.spec.http_interface().is_some() {
+        for name in spec.middleware.iter().rev() {
+            let Some(next) = http.clone() else {
+                return Err(WorkloadError::NoHttpHandler(id.to_string()));
+            };
+            let (index, component) = spec
+                .components
+                .iter()
+                .enumerate()
+                .find(|(_, c)| &c.name == name)
+                .ok_or_else(|| WorkloadError::Internal(format!("middleware `{name}` vanished")))?;
+            let inward = Arc::new(Inward {
+                workload: id.clone(),
+                next,
+            });
+            let prepared = self
+                .prepare_component(&workload, &id, component, &volume_dirs, Some(inward))
+                .await?;
+            served.extend(prepared.served);
+            components.push((index, prepared.status));
+            let target = prepared.http.ok_or_else(|| WorkloadError::Middleware {
+                component: name.clone(),
+                message: "does not export an HTTP handler (wasi:http/incoming-handler@0.2 or wasi:http/handler@0.3.0)".into(),
+            })?;
+            http = Some(Arc::new(target));
+        }
+        if http.is_none() && spec.http_interface().is_some() {
             return Err(WorkloadError::NoHttpHandler(id.to_string()));
         }
+        components.sort_by_key(|(index, _)| *index);
+        let components = components.into_iter().map(|(_, status)| status).collect();
         Ok(RunningWorkload {
             id,
             workload,
@@ -411,6 +458,7 @@ impl Host {
         id: &Arc<str>,
         spec: &ComponentSpec,
         volume_dirs: &HashMap<String, PathBuf>,
+        inward: Option<Arc<Inward>>,
     ) -> Result<PreparedComponent, WorkloadError> {
         let path = local_image_path(&spec.image).ok_or_else(|| WorkloadError::RemoteImage {
             component: spec.name.clone(),
@@ -453,6 +501,14 @@ impl Host {
                 component: spec.name.clone(),
                 interface,
             })?;
+        if inward.is_none() && imports.iter().any(|i| i == P3_HANDLER) {
+            return Err(WorkloadError::Middleware {
+                component: spec.name.clone(),
+                message: format!(
+                    "imports `{P3_HANDLER}` (it is a middleware), but the workload does not list it under `middleware:`"
+                ),
+            });
+        }
         let pre = self
             .0
             .linker
@@ -525,6 +581,7 @@ impl Host {
             };
             bindings.insert(plugin.id(), plugin.bind(&ctx).map_err(plugin_error)?);
         }
+        let is_middleware = inward.is_some();
         let env = Arc::new(ComponentEnv {
             workload: id.clone(),
             component: Arc::from(spec.name.as_str()),
@@ -535,6 +592,7 @@ impl Host {
             outbound: Arc::new(outbound),
             router: self.0.router.clone(),
             limits: limits.clone(),
+            inward,
         });
 
         let mut served = Vec::new();
@@ -586,6 +644,7 @@ impl Host {
                     handler: ProxyHandler::new(instances),
                     component: Arc::from(spec.name.as_str()),
                     timeout: limits.request_timeout,
+                    middleware: is_middleware,
                 })
             }
             _ => None,

@@ -10,6 +10,7 @@
 //! `HTTP-request-denied` and `destination-IP-prohibited`, and the host logs
 //! one line with the workload and the host, never headers or bodies.
 
+use crate::workload::middleware::{Inward, LayerState};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use std::net::{IpAddr, SocketAddr};
@@ -177,6 +178,9 @@ pub(crate) struct OutboundHooks {
     pub(crate) workload: Arc<str>,
     pub(crate) component: Arc<str>,
     pub(crate) router: Arc<dyn crate::http::router::Router>,
+    /// For a middleware: the next layer, which its inward calls reach.
+    pub(crate) inward: Option<Arc<Inward>>,
+    pub(crate) layer: LayerState,
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
@@ -189,6 +193,14 @@ impl WasiHttpHooks for OutboundHooks {
         _request_body_done: IoFuture,
     ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>
     {
+        let inward = self.layer.goes_inward(request.uri());
+        if inward {
+            let Some(next) = self.inward.clone() else {
+                tracing::warn!(workload = %self.workload, component = %self.component, "called wasi:http/handler but is not a middleware of its workload");
+                return Box::new(async { Err(HttpError::HttpRequestDenied) });
+            };
+            return Box::new(async move { next.send(request).await });
+        }
         let policy = self.policy.clone();
         let workload = self.workload.clone();
         let component = self.component.clone();

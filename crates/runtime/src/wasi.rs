@@ -38,6 +38,16 @@ impl StoreState {
         (&mut self.table, &self.env.bindings)
     }
 
+    /// Remembers an authority this (middleware) instance was called on.
+    pub(crate) fn record_called_as(&mut self, authority: Arc<str>) {
+        self.hooks.layer.record_called_as(authority);
+    }
+
+    /// The next outgoing request goes to the next middleware layer.
+    pub(crate) fn mark_handler_call(&mut self) {
+        self.hooks.layer.mark_handler_call();
+    }
+
     /// `namespace/name` of the workload and the component's name.
     pub fn ids(&self) -> (&str, &str) {
         (&self.env.workload, &self.env.component)
@@ -74,14 +84,16 @@ pub(crate) fn build_linker(
     Ok(linker)
 }
 
-/// A linker with WASI P2 and P3 and `wasi:http` 0.2 and 0.3 only, no
-/// plugins: enough for plain HTTP components (benches instantiate with it).
+/// A linker with WASI P2 and P3, `wasi:http` 0.2 and 0.3 and the P3
+/// middleware's `wasi:http/handler` import, no plugins: enough for plain
+/// HTTP components (benches instantiate with it).
 pub fn wasi_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<StoreState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+    crate::workload::middleware::add_handler_import(&mut linker)?;
     Ok(linker)
 }
 
@@ -116,6 +128,8 @@ pub struct ComponentEnv {
     pub router: Arc<dyn crate::http::router::Router>,
     /// Memory and time limits.
     pub limits: crate::limits::Limits,
+    /// For a middleware: the next layer inward.
+    pub inward: Option<Arc<crate::workload::middleware::Inward>>,
 }
 
 impl std::fmt::Debug for dyn crate::http::router::Router {
@@ -194,6 +208,8 @@ impl ComponentEnv {
                 workload: self.workload.clone(),
                 component: self.component.clone(),
                 router: self.router.clone(),
+                inward: self.inward.clone(),
+                layer: Default::default(),
             },
             env: self.clone(),
             limits: self.limits.store_limits(),

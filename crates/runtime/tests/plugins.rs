@@ -11,8 +11,7 @@ use common::*;
 use futures::StreamExt;
 use nimbus_runtime::secret::Secret;
 use nimbus_runtime::workload::{ComponentSpec, HostInterface, NamedSources, SourceRef, Workload};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use test_programs::servers::{Kind, Server};
 use test_programs::{P2_MSG_HANDLER, P2_PLUGINS};
@@ -317,26 +316,6 @@ async fn a_handler_without_subscriptions_or_with_a_bad_subject_is_reported() {
             .contains("unknown messaging backend `kafka`"),
         "{err}"
     );
-}
-
-/// A writer collecting formatted log lines.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
 }
 
 const SECRET: &str = "s3cr3t-never-logged";

@@ -181,13 +181,29 @@ impl Drop for Server {
 
 /// One HTTP/1.0 request; the body ends when the server closes.
 pub fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let (status, _, body) = request_with_headers(addr, method, path, &[], body);
+    (status, body)
+}
+
+/// One HTTP/1.0 request with extra headers → (status, response head, body).
+pub fn request_with_headers(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         stream,
-        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\n{extra}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -198,11 +214,11 @@ pub fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, String
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
-    let body = response
+    let (head, body) = response
         .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
+        .map(|(h, b)| (h.to_ascii_lowercase(), b.to_string()))
         .unwrap_or_default();
-    (status, body)
+    (status, head, body)
 }
 
 /// Writes `text` to `path` with mode 0600, creating parent directories.

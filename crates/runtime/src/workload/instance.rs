@@ -135,7 +135,8 @@ pub(crate) struct Worker {
 
 impl WorkerState for Worker {
     type StoreData = StoreState;
-    type RequestData = ();
+    /// The authority a middleware layer was called on (`None` otherwise).
+    type RequestData = Option<Arc<str>>;
 
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
         if total >= self.reuse.max_requests_per_instance {
@@ -149,10 +150,13 @@ impl WorkerState for Worker {
 
     fn on_request_start(
         &self,
-        _store: StoreContextMut<'_, StoreState>,
-        _data: (),
+        mut store: StoreContextMut<'_, StoreState>,
+        called_as: Option<Arc<str>>,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        if let Some(authority) = called_as {
+            store.data_mut().record_called_as(authority);
+        }
         Box::pin(tokio::time::sleep(self.env.limits.request_timeout))
     }
 

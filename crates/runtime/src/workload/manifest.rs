@@ -281,6 +281,28 @@ pub fn validate_workload(workload: &Workload, base: &str) -> Result<(), Manifest
             }
         }
     }
+    let mut layers = BTreeSet::new();
+    for (i, name) in spec.middleware.iter().enumerate() {
+        let path = format!("{base}.middleware[{i}]");
+        if !names.contains(name.as_str()) {
+            return Err(ManifestError::new(
+                path,
+                format!("no component named `{name}` in {base}.components"),
+            ));
+        }
+        if !layers.insert(name.as_str()) {
+            return Err(ManifestError::new(
+                path,
+                format!("`{name}` is listed twice; a middleware wraps the chain once"),
+            ));
+        }
+    }
+    if !spec.middleware.is_empty() && spec.components.len() == spec.middleware.len() {
+        return Err(ManifestError::new(
+            format!("{base}.middleware"),
+            "every component is a middleware; one component must be the HTTP handler they wrap",
+        ));
+    }
     for (i, interface) in spec.host_interfaces.iter().enumerate() {
         let path = format!("{base}.hostInterfaces[{i}]");
         if interface.namespace.is_empty() {

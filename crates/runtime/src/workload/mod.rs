@@ -1,9 +1,11 @@
 //! Workloads: the model users write ([`spec`]), manifests it is read from
-//! ([`manifest`]), how a running workload serves requests ([`running`]), and
-//! how its component instances are managed ([`instance`]).
+//! ([`manifest`]), how a running workload serves requests ([`running`]), how
+//! its component instances are managed ([`instance`]), and how HTTP middleware
+//! layers call inward ([`middleware`]).
 
 pub(crate) mod instance;
 pub mod manifest;
+pub(crate) mod middleware;
 pub(crate) mod running;
 pub mod sources;
 pub mod spec;

@@ -7,6 +7,7 @@
 //! log carries the details with the workload's id.
 
 use super::instance::{ComponentInstances, HttpKind};
+use super::middleware::request_authority;
 use super::spec::Workload;
 use crate::http::body::{ResponseBody, error_response};
 use bytes::Bytes;
@@ -57,10 +58,69 @@ pub struct WorkloadStatus {
     pub started_at: u64,
 }
 
+/// One HTTP layer of a workload: its handler component, or a middleware.
 pub(crate) struct HttpTarget {
     pub(crate) handler: ProxyHandler<ComponentInstances>,
     pub(crate) component: Arc<str>,
     pub(crate) timeout: Duration,
+    /// Middleware instances remember the authority they were called on.
+    pub(crate) middleware: bool,
+}
+
+/// Why a layer produced no response: the status the client sees and a
+/// message naming the workload (details are in the host log).
+pub(crate) struct DispatchFailure {
+    pub(crate) status: http::StatusCode,
+    pub(crate) message: String,
+}
+
+impl HttpTarget {
+    /// Hands one request to this layer. Failures are logged with the
+    /// component's name and mapped: a missed deadline 504, an instance that
+    /// cannot be created 503, a trap 500.
+    pub(crate) async fn dispatch(
+        &self,
+        workload: &str,
+        request: http::Request<WasiBody>,
+    ) -> Result<http::Response<WasiBody>, DispatchFailure> {
+        let started = Instant::now();
+        let called_as = if self.middleware {
+            request_authority(&request)
+        } else {
+            None
+        };
+        let error = match self.handler.handle(called_as, request).await {
+            Ok(response) => return Ok(response),
+            Err(error) => error,
+        };
+        let elapsed = started.elapsed();
+        let failure = |status, message| Err(DispatchFailure { status, message });
+        if error.downcast_ref::<ExpirationError>().is_some() || elapsed >= self.timeout {
+            tracing::warn!(workload, component = %self.component, elapsed_ms = elapsed.as_millis() as u64, "request deadline exceeded; instance discarded");
+            return failure(
+                http::StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "request deadline of {} ms exceeded in workload `{workload}`",
+                    self.timeout.as_millis(),
+                ),
+            );
+        }
+        if let Some(e) = error.downcast_ref::<InstantiationError<Option<Arc<str>>>>() {
+            tracing::error!(workload, component = %self.component, error = %format!("{:#}", e.error), "cannot create an instance");
+            return failure(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                format!("workload `{workload}` cannot create an instance right now"),
+            );
+        }
+        tracing::warn!(workload, component = %self.component, error = %format!("{error:#}"), "component failed while handling a request");
+        failure(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "component `{}` of workload `{workload}` failed while handling the request",
+                self.component
+            ),
+        )
+    }
 }
 
 /// A workload the host is running.
@@ -68,7 +128,7 @@ pub(crate) struct RunningWorkload {
     pub(crate) id: Arc<str>,
     pub(crate) workload: Workload,
     pub(crate) components: Vec<ComponentStatus>,
-    pub(crate) http: Option<HttpTarget>,
+    pub(crate) http: Option<Arc<HttpTarget>>,
     pub(crate) admission: Arc<Semaphore>,
     pub(crate) max_concurrent: u32,
     pub(crate) started_at: SystemTime,
@@ -116,9 +176,11 @@ impl RunningWorkload {
                 ),
             );
         };
-        let started = Instant::now();
-        let request = request.map(|body| body.map_err(Into::into).boxed_unsync());
-        match http.handler.handle((), request).await {
+        let mut request = request.map(|body| body.map_err(Into::into).boxed_unsync());
+        if http.middleware {
+            absolute_uri(&mut request);
+        }
+        match http.dispatch(&self.id, request).await {
             Ok(response) => response.map(|body| {
                 PermitBody {
                     inner: body,
@@ -126,36 +188,33 @@ impl RunningWorkload {
                 }
                 .boxed_unsync()
             }),
-            Err(error) => {
-                let elapsed = started.elapsed();
-                if error.downcast_ref::<ExpirationError>().is_some() || elapsed >= http.timeout {
-                    tracing::warn!(workload = %self.id, component = %http.component, elapsed_ms = elapsed.as_millis() as u64, "request deadline exceeded; instance discarded");
-                    return error_response(
-                        http::StatusCode::GATEWAY_TIMEOUT,
-                        &format!(
-                            "request deadline of {} ms exceeded in workload `{}`",
-                            http.timeout.as_millis(),
-                            self.id
-                        ),
-                    );
-                }
-                if let Some(e) = error.downcast_ref::<InstantiationError<()>>() {
-                    tracing::error!(workload = %self.id, component = %http.component, error = %format!("{:#}", e.error), "cannot create an instance");
-                    return error_response(
-                        http::StatusCode::SERVICE_UNAVAILABLE,
-                        &format!("workload `{}` cannot create an instance right now", self.id),
-                    );
-                }
-                tracing::warn!(workload = %self.id, component = %http.component, error = %format!("{error:#}"), "component failed while handling a request");
-                error_response(
-                    http::StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!(
-                        "component `{}` of workload `{}` failed while handling the request",
-                        http.component, self.id
-                    ),
-                )
-            }
+            Err(failure) => error_response(failure.status, &failure.message),
         }
+    }
+}
+
+/// Gives an origin-form request (HTTP/1.1 `GET /path` plus `Host`) an
+/// absolute URI, so a middleware that forwards it as-is names an authority
+/// (P3 requests carry no `Host` header; the guest cannot see it).
+fn absolute_uri<B>(request: &mut http::Request<B>) {
+    if request.uri().authority().is_some() {
+        return;
+    }
+    let Some(host) = request
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
+    else {
+        return;
+    };
+    let mut parts = request.uri().clone().into_parts();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(host);
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *request.uri_mut() = uri;
     }
 }
 

@@ -62,6 +62,12 @@ pub struct WorkloadSpec {
     /// (e.g. `wasi:http` with `host`, `wasi:sockets` to allow sockets).
     #[serde(default)]
     pub host_interfaces: Vec<HostInterface>,
+    /// HTTP middleware around the HTTP handler, outermost first: each names
+    /// a component of this workload that exports and calls the HTTP handler
+    /// interface. A request passes them in order, then the handler; the
+    /// response passes them in reverse.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub middleware: Vec<String>,
     /// An optional long-lived component exporting `wasi:cli/run`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceSpec>,

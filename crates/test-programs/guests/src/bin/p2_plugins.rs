@@ -194,7 +194,9 @@ async fn main(mut request: Request<Body>) -> Result<Response<Body>, Error> {
             }
         }
         "/msg/request" => {
-            let timeout = param("timeout_ms").and_then(|t| t.parse().ok()).unwrap_or(1000);
+            let timeout = param("timeout_ms")
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(1000);
             match consumer::request(&param("subject").unwrap_or_default(), &body, timeout) {
                 Ok(reply) => respond(StatusCode::OK, reply.body),
                 Err(e) => fail(e),
@@ -306,7 +308,9 @@ fn blob(
             const CHUNK: u64 = 64 * 1024;
             let chunks = (0..size.div_ceil(CHUNK)).map(|c| {
                 let start = c * CHUNK;
-                (start..(start + CHUNK).min(size)).map(pattern).collect::<Vec<u8>>()
+                (start..(start + CHUNK).min(size))
+                    .map(pattern)
+                    .collect::<Vec<u8>>()
             });
             match put_object(&container, name, chunks) {
                 Ok(()) => respond(StatusCode::NO_CONTENT, Vec::new()),
@@ -315,7 +319,9 @@ fn blob(
         }
         "get" => {
             let start = param("start").and_then(|s| s.parse().ok()).unwrap_or(0);
-            let end = param("end").and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
+            let end = param("end")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(u64::MAX);
             match container.get_data(name, start, end) {
                 Ok(value) => match blob_types::IncomingValue::incoming_value_consume_sync(value) {
                     Ok(bytes) => respond(StatusCode::OK, bytes),

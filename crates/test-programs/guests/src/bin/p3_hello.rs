@@ -4,6 +4,8 @@
 //! - `/sleep?ms=N`: waits N ms on the WASI 0.3 monotonic clock (a real async
 //!   wait, so other requests can run meanwhile), then answers `slept N`
 //! - `/loop`: busy-loops forever (interruption tests)
+//! - `/headers`: the request's headers, `name: value` per line, sorted
+//!   (middleware tests read what reached the handler)
 //! - anything else: 200 `text/plain`, the `GREETING` env var (default
 //!   `hello from p3`) followed by a newline
 
@@ -33,6 +35,16 @@ impl wasip3::exports::http::handler::Guest for Service {
                 format!("slept {ms}\n")
             }
             "/loop" => busy_loop(),
+            "/headers" => {
+                let mut lines: Vec<String> = request
+                    .get_headers()
+                    .copy_all()
+                    .into_iter()
+                    .map(|(k, v)| format!("{k}: {}\n", String::from_utf8_lossy(&v)))
+                    .collect();
+                lines.sort();
+                lines.concat()
+            }
             _ => {
                 let greeting = wasip3::cli::environment::get_environment()
                     .into_iter()
