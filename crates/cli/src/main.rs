@@ -34,6 +34,8 @@ enum Command {
     Serve(commands::serve::ServeCommand),
     /// Show a component's imports and exports.
     Inspect(commands::inspect::InspectCommand),
+    /// Draw how a workload's components, middleware and plugins are wired.
+    Graph(commands::graph::GraphCommand),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Config(cmd) => cmd.execute(),
         Command::Serve(cmd) => cmd.execute(),
         Command::Inspect(cmd) => cmd.execute(),
+        Command::Graph(cmd) => cmd.execute(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -34,6 +34,7 @@
 
 pub mod artifact;
 pub mod engine;
+pub mod graph;
 pub mod host;
 pub mod http;
 pub mod limits;

@@ -3,6 +3,7 @@
 pub(crate) mod build;
 pub(crate) mod config;
 pub(crate) mod dev;
+pub(crate) mod graph;
 pub(crate) mod inspect;
 pub(crate) mod new;
 pub(crate) mod serve;

@@ -1,0 +1,79 @@
+//! `nimbus graph`: how a workload is wired, as a Mermaid flowchart (paste it
+//! into Markdown) or as text for the terminal (`--ascii`).
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use nimbus_runtime::graph::{ComponentWorld, WorkloadGraph, component_world};
+use nimbus_runtime::workload::{Workload, load_manifest_file, local_image_path};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Arguments of `nimbus graph`.
+#[derive(Args)]
+pub(crate) struct GraphCommand {
+    /// A workload manifest (`.yaml`) or a project directory (its built
+    /// component plus the components its config lists). Default: `.`.
+    path: Option<PathBuf>,
+    /// Draw for the terminal instead of printing Mermaid.
+    #[arg(long)]
+    ascii: bool,
+}
+
+impl GraphCommand {
+    pub(crate) fn execute(self) -> anyhow::Result<()> {
+        let path = self.path.unwrap_or_else(|| PathBuf::from("."));
+        let workloads = if path.is_dir() {
+            vec![project_workload(&path)?]
+        } else {
+            load_manifest_file(&path)?
+                .into_iter()
+                .map(|doc| doc.workload)
+                .collect()
+        };
+        let mut pictures = Vec::new();
+        for workload in &workloads {
+            let graph = WorkloadGraph::build(workload, &worlds(workload)?);
+            pictures.push(if self.ascii {
+                graph.ascii()
+            } else {
+                graph.mermaid()
+            });
+        }
+        print!("{}", pictures.join("\n"));
+        Ok(())
+    }
+}
+
+/// The workload `nimbus dev` would run for the project in `dir`.
+fn project_workload(dir: &Path) -> anyhow::Result<Workload> {
+    let loaded = super::load_project_config(dir)?;
+    let component = nimbus_project::component_build::find_component(dir, &loaded.config.build)
+        .context("no built component (run `nimbus build` first)")?;
+    let name = nimbus_project::workload::project_name(dir);
+    Ok(nimbus_project::workload::dev_workload(
+        &name,
+        &component,
+        &loaded.config,
+        dir,
+    ))
+}
+
+/// Each component's imports and exports, read from its file.
+fn worlds(workload: &Workload) -> anyhow::Result<BTreeMap<String, ComponentWorld>> {
+    let mut worlds = BTreeMap::new();
+    for component in &workload.spec.components {
+        let Some(path) = local_image_path(&component.image) else {
+            bail!(
+                "component `{}`: `{}` is not a local file; only local components can be drawn",
+                component.name,
+                component.image
+            );
+        };
+        let bytes = super::read_component(&path)
+            .with_context(|| format!("component `{}`", component.name))?;
+        let world = component_world(&bytes)
+            .map_err(|e| anyhow::anyhow!("component `{}`: {e}", component.name))?;
+        worlds.insert(component.name.clone(), world);
+    }
+    Ok(worlds)
+}

@@ -1,0 +1,514 @@
+//! A picture of how a workload is wired: which component the HTTP ingress
+//! reaches, the middleware in order, which component calls which through
+//! what interface, and what each reaches outside the workload (plugins,
+//! outgoing HTTP). Rendered as a Mermaid flowchart or as terminal text.
+//!
+//! Built from the workload and the import/export names of each component
+//! ([`component_world`] reads them from the bytes without compiling), with
+//! the same rules the host applies at start, so the picture is what runs.
+
+use crate::plugins::{PluginDefaults, builtin};
+use crate::workload::Workload;
+use crate::workload::middleware::P3_HANDLER;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// The top-level import and export names of one component.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ComponentWorld {
+    /// Imported names, e.g. `wasi:keyvalue/store@0.2.0-draft`.
+    pub imports: Vec<String>,
+    /// Exported names, e.g. `wasi:http/incoming-handler@0.2.6`.
+    pub exports: Vec<String>,
+}
+
+/// Reads a component's top-level imports and exports (nested components and
+/// modules are skipped).
+pub fn component_world(bytes: &[u8]) -> Result<ComponentWorld, String> {
+    use wasmparser::{Parser, Payload};
+    let mut world = ComponentWorld::default();
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(|e| format!("not a valid component: {e}"))? {
+            Payload::Version { encoding, .. } => {
+                if depth == 0 && encoding != wasmparser::Encoding::Component {
+                    return Err("a core module, not a component".into());
+                }
+                depth += 1;
+            }
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(section) if depth == 1 => {
+                for import in section {
+                    let import = import.map_err(|e| e.to_string())?;
+                    world.imports.push(import.name.name.to_string());
+                }
+            }
+            Payload::ComponentExportSection(section) if depth == 1 => {
+                for export in section {
+                    let export = export.map_err(|e| e.to_string())?;
+                    world.exports.push(export.name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(world)
+}
+
+/// A node of the picture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Ingress(Vec<String>),
+    Component { name: String, role: Role },
+    Plugin(String),
+    Outbound,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Middleware(usize),
+    Handler,
+    Component,
+}
+
+/// An arrow: `from` uses `to` through the interfaces in `labels`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Edge {
+    from: usize,
+    to: usize,
+    labels: Vec<String>,
+}
+
+impl Edge {
+    /// The interfaces, those of one package and version folded together:
+    /// `wasi:keyvalue/{store,atomics}@0.2.0-draft`.
+    fn label(&self) -> String {
+        let mut groups: Vec<(String, Vec<String>, String)> = Vec::new();
+        for label in &self.labels {
+            let parsed = label.split_once('/').and_then(|(package, rest)| {
+                let (name, version) = rest.split_once('@').unwrap_or((rest, ""));
+                (!name.contains(' ')).then_some((package, name, version))
+            });
+            let Some((package, name, version)) = parsed else {
+                groups.push((label.clone(), Vec::new(), String::new()));
+                continue;
+            };
+            match groups
+                .iter_mut()
+                .find(|(p, names, v)| p == package && v == version && !names.is_empty())
+            {
+                Some((_, names, _)) => names.push(name.to_string()),
+                None => groups.push((package.into(), vec![name.into()], version.into())),
+            }
+        }
+        let text: Vec<String> = groups
+            .into_iter()
+            .map(|(package, names, version)| {
+                let at = if version.is_empty() {
+                    String::new()
+                } else {
+                    format!("@{version}")
+                };
+                match names.len() {
+                    0 => package,
+                    1 => format!("{package}/{}{at}", names[0]),
+                    _ => format!("{package}/{{{}}}{at}", names.join(",")),
+                }
+            })
+            .collect();
+        text.join(", ")
+    }
+}
+
+/// The wiring of one workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadGraph {
+    title: String,
+    nodes: Vec<Node>,
+    edges: Vec<Edge>,
+}
+
+/// Interfaces every component gets from the host itself; not drawn.
+const PLUMBING: &[&str] = &[
+    "wasi:cli/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:io/",
+    "wasi:filesystem/",
+    "wasi:http/types",
+];
+
+fn is_http_export(name: &str) -> bool {
+    name.starts_with("wasi:http/incoming-handler@0.2") || name.starts_with("wasi:http/handler@0.3")
+}
+
+fn is_outgoing_http(name: &str) -> bool {
+    name.starts_with("wasi:http/outgoing-handler@") || name.starts_with("wasi:http/client@")
+}
+
+impl WorkloadGraph {
+    /// The wiring of `workload`, given each component's world by name.
+    /// Components missing from `worlds` are drawn without links.
+    pub fn build(workload: &Workload, worlds: &BTreeMap<String, ComponentWorld>) -> Self {
+        let spec = &workload.spec;
+        let empty = ComponentWorld::default();
+        let world = |name: &str| worlds.get(name).unwrap_or(&empty);
+        let mut graph = Self {
+            title: workload.id(),
+            nodes: Vec::new(),
+            edges: Vec::new(),
+        };
+        let handler = spec
+            .components
+            .iter()
+            .find(|c| {
+                !spec.middleware.contains(&c.name)
+                    && world(&c.name).exports.iter().any(|e| is_http_export(e))
+            })
+            .map(|c| c.name.clone());
+
+        // Nodes: the ingress, the HTTP chain outermost first, the rest.
+        let ingress = spec
+            .http_interface()
+            .map(|_| graph.add(Node::Ingress(spec.http_hosts())));
+        let mut chain: Vec<&str> = spec.middleware.iter().map(String::as_str).collect();
+        chain.extend(handler.as_deref());
+        let mut index_of = BTreeMap::new();
+        for (position, name) in chain.iter().enumerate() {
+            let role = if Some(*name) == handler.as_deref() {
+                Role::Handler
+            } else {
+                Role::Middleware(position + 1)
+            };
+            let node = graph.add(Node::Component {
+                name: name.to_string(),
+                role,
+            });
+            index_of.insert(name.to_string(), node);
+        }
+        for component in &spec.components {
+            if !index_of.contains_key(&component.name) {
+                let node = graph.add(Node::Component {
+                    name: component.name.clone(),
+                    role: Role::Component,
+                });
+                index_of.insert(component.name.clone(), node);
+            }
+        }
+
+        // The HTTP path: ingress → a → b → … → handler.
+        let http_label = |name: &str| {
+            world(name)
+                .exports
+                .iter()
+                .find(|e| is_http_export(e))
+                .cloned()
+                .unwrap_or_else(|| "wasi:http".into())
+        };
+        if let (Some(ingress), Some(first)) = (ingress, chain.first()) {
+            let label = http_label(first);
+            graph.link(ingress, index_of[*first], label);
+        }
+        for pair in chain.windows(2) {
+            let (outer, inner) = (pair[0], pair[1]);
+            let label = if world(outer).imports.iter().any(|i| i == P3_HANDLER) {
+                P3_HANDLER.to_string()
+            } else {
+                format!("{} (in memory)", http_label(inner))
+            };
+            graph.link(index_of[outer], index_of[inner], label);
+        }
+
+        // Component to component: an import another component exports.
+        let mut exporters: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for component in &spec.components {
+            for export in &world(&component.name).exports {
+                if !is_http_export(export) {
+                    exporters
+                        .entry(export.as_str())
+                        .or_default()
+                        .push(&component.name);
+                }
+            }
+        }
+        let plugins = builtin(&PluginDefaults::default());
+        let mut plugin_nodes: BTreeMap<&'static str, usize> = BTreeMap::new();
+        let mut outbound = None;
+        for component in &spec.components {
+            let from = index_of[&component.name];
+            let is_middleware = spec.middleware.contains(&component.name);
+            for import in &world(&component.name).imports {
+                if PLUMBING.iter().any(|p| import.starts_with(p)) || import == P3_HANDLER {
+                    continue;
+                }
+                if let Some(names) = exporters.get(import.as_str()) {
+                    for name in names.iter().filter(|n| **n != component.name) {
+                        graph.link(from, index_of[*name], import.clone());
+                    }
+                    continue;
+                }
+                if let Some(plugin) = plugins.iter().find(|p| p.interfaces().contains(&&**import)) {
+                    let to = *plugin_nodes
+                        .entry(plugin.id())
+                        .or_insert_with(|| graph.add(Node::Plugin(plugin.id().into())));
+                    graph.link(from, to, import.clone());
+                    continue;
+                }
+                let allowed = &component.local_resources.allowed_hosts;
+                if is_outgoing_http(import) && (!is_middleware || !allowed.is_empty()) {
+                    let to = *outbound.get_or_insert_with(|| graph.add(Node::Outbound));
+                    let hosts = if allowed.is_empty() {
+                        "none allowed".to_string()
+                    } else {
+                        allowed.join(", ")
+                    };
+                    graph.link(from, to, format!("{import} ({hosts})"));
+                }
+            }
+            // Exports a plugin drives (message handlers): the plugin calls in.
+            for export in &world(&component.name).exports {
+                if let Some(plugin) = plugins.iter().find(|p| p.exports().contains(&&**export)) {
+                    let plugin_node = *plugin_nodes
+                        .entry(plugin.id())
+                        .or_insert_with(|| graph.add(Node::Plugin(plugin.id().into())));
+                    graph.link(plugin_node, from, export.clone());
+                }
+            }
+        }
+        graph
+    }
+
+    fn add(&mut self, node: Node) -> usize {
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    fn link(&mut self, from: usize, to: usize, label: String) {
+        match self.edges.iter_mut().find(|e| e.from == from && e.to == to) {
+            Some(edge) if !edge.labels.contains(&label) => edge.labels.push(label),
+            Some(_) => {}
+            None => self.edges.push(Edge {
+                from,
+                to,
+                labels: vec![label],
+            }),
+        }
+    }
+
+    fn node_label(&self, index: usize) -> String {
+        match &self.nodes[index] {
+            Node::Ingress(hosts) if hosts.is_empty() => "HTTP ingress".into(),
+            Node::Ingress(hosts) => format!("HTTP ingress: {}", hosts.join(", ")),
+            Node::Component { name, role } => match role {
+                Role::Middleware(n) => format!("{name} (middleware {n})"),
+                Role::Handler => format!("{name} (handler)"),
+                Role::Component => name.clone(),
+            },
+            Node::Plugin(id) => format!("{id} plugin"),
+            Node::Outbound => "outgoing HTTP".into(),
+        }
+    }
+
+    /// A Mermaid flowchart (left to right).
+    pub fn mermaid(&self) -> String {
+        let mut out = format!("---\ntitle: {}\n---\nflowchart LR\n", self.title);
+        for (i, node) in self.nodes.iter().enumerate() {
+            let label = escape_mermaid(&self.node_label(i));
+            let _ = match node {
+                Node::Ingress(_) | Node::Outbound => writeln!(out, "    n{i}([\"{label}\"])"),
+                Node::Component { .. } => writeln!(out, "    n{i}[\"{label}\"]"),
+                Node::Plugin(_) => writeln!(out, "    n{i}[(\"{label}\")]"),
+            };
+        }
+        for edge in &self.edges {
+            let _ = writeln!(
+                out,
+                "    n{} -->|\"{}\"| n{}",
+                edge.from,
+                escape_mermaid(&edge.label()),
+                edge.to
+            );
+        }
+        out
+    }
+
+    /// Terminal text: the HTTP path top to bottom, then each component's
+    /// other links.
+    pub fn ascii(&self) -> String {
+        let mut out = format!("workload {}\n", self.title);
+        let mut on_path = Vec::new();
+        // Follow the HTTP path from the ingress, if there is one.
+        let mut current = self
+            .nodes
+            .iter()
+            .position(|n| matches!(n, Node::Ingress(_)));
+        let is_path_edge = |e: &Edge| {
+            matches!(self.nodes[e.from], Node::Ingress(_))
+                || matches!(
+                    (&self.nodes[e.from], &self.nodes[e.to]),
+                    (
+                        Node::Component {
+                            role: Role::Middleware(_),
+                            ..
+                        },
+                        Node::Component {
+                            role: Role::Middleware(_) | Role::Handler,
+                            ..
+                        }
+                    )
+                )
+        };
+        while let Some(node) = current {
+            on_path.push(node);
+            let _ = writeln!(out, "[{}]", self.node_label(node));
+            self.side_links(&mut out, node, &is_path_edge);
+            current = self
+                .edges
+                .iter()
+                .find(|e| e.from == node && is_path_edge(e))
+                .map(|e| {
+                    let _ = writeln!(out, "   │ {}\n   ▼", e.label());
+                    e.to
+                });
+        }
+        for (i, node) in self.nodes.iter().enumerate() {
+            if matches!(node, Node::Component { .. }) && !on_path.contains(&i) {
+                let _ = writeln!(out, "[{}]", self.node_label(i));
+                self.side_links(&mut out, i, &is_path_edge);
+            }
+        }
+        out
+    }
+
+    fn side_links(&self, out: &mut String, node: usize, is_path_edge: &dyn Fn(&Edge) -> bool) {
+        let links: Vec<&Edge> = self
+            .edges
+            .iter()
+            .filter(|e| (e.from == node || e.to == node) && !is_path_edge(e))
+            .filter(|e| !matches!(self.nodes[e.from], Node::Ingress(_)))
+            .collect();
+        for (k, edge) in links.iter().enumerate() {
+            let branch = if k + 1 == links.len() { "└" } else { "├" };
+            let (arrow, other) = if edge.from == node {
+                ("──▶", edge.to)
+            } else {
+                ("◀──", edge.from)
+            };
+            let _ = writeln!(
+                out,
+                "   {branch}─ {} {arrow} {}",
+                edge.label(),
+                self.node_label(other)
+            );
+        }
+    }
+}
+
+/// Mermaid labels are quoted; quotes inside become `#quot;`.
+fn escape_mermaid(text: &str) -> String {
+    text.replace('"', "#quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::ComponentSpec;
+
+    fn world(imports: &[&str], exports: &[&str]) -> ComponentWorld {
+        ComponentWorld {
+            imports: imports.iter().map(|s| s.to_string()).collect(),
+            exports: exports.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn draws_the_chain_links_plugins_and_outbound() {
+        let mut workload = Workload::single_http_component("ns", "app", "app.wasm", "app.test");
+        workload.spec.components[0].local_resources.allowed_hosts = vec!["api.example".into()];
+        for name in ["auth", "lib"] {
+            workload.spec.components.push(ComponentSpec {
+                name: name.into(),
+                image: format!("{name}.wasm"),
+                ..Default::default()
+            });
+        }
+        workload.spec.middleware = vec!["auth".into()];
+        let worlds = BTreeMap::from([
+            (
+                "app".to_string(),
+                world(
+                    &[
+                        "wasi:cli/environment@0.2.6",
+                        "wasi:keyvalue/store@0.2.0-draft",
+                        "my:lib/math@1.0.0",
+                        "wasi:keyvalue/atomics@0.2.0-draft",
+                        "wasi:http/outgoing-handler@0.2.6",
+                    ],
+                    &["wasi:http/incoming-handler@0.2.6"],
+                ),
+            ),
+            (
+                "auth".to_string(),
+                world(&[P3_HANDLER], &["wasi:http/handler@0.3.0"]),
+            ),
+            ("lib".to_string(), world(&[], &["my:lib/math@1.0.0"])),
+        ]);
+        let graph = WorkloadGraph::build(&workload, &worlds);
+        let mermaid = graph.mermaid();
+        assert!(
+            mermaid.contains("n0([\"HTTP ingress: app.test\"])"),
+            "{mermaid}"
+        );
+        assert!(mermaid.contains("n1[\"auth (middleware 1)\"]"), "{mermaid}");
+        assert!(mermaid.contains("n2[\"app (handler)\"]"), "{mermaid}");
+        assert!(
+            mermaid.contains("n0 -->|\"wasi:http/handler@0.3.0\"| n1"),
+            "{mermaid}"
+        );
+        assert!(
+            mermaid.contains("n1 -->|\"wasi:http/handler@0.3.0\"| n2"),
+            "{mermaid}"
+        );
+        assert!(
+            mermaid.contains("n2 -->|\"my:lib/math@1.0.0\"| n3"),
+            "{mermaid}"
+        );
+        assert!(mermaid.contains("[(\"keyvalue plugin\")]"), "{mermaid}");
+        assert!(
+            mermaid.contains("|\"wasi:keyvalue/{store,atomics}@0.2.0-draft\"|"),
+            "one arrow per pair, one package folded: {mermaid}"
+        );
+        assert!(mermaid.contains("(api.example)"), "{mermaid}");
+        assert!(
+            !mermaid.contains("wasi:cli"),
+            "plumbing is not drawn: {mermaid}"
+        );
+        let ascii = graph.ascii();
+        let order: Vec<usize> = ["[HTTP ingress", "[auth", "[app", "[lib"]
+            .iter()
+            .map(|n| {
+                ascii
+                    .find(n)
+                    .unwrap_or_else(|| panic!("{n} missing: {ascii}"))
+            })
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{ascii}");
+    }
+
+    #[test]
+    fn reads_top_level_names_only() {
+        let bytes = wat::parse_str(
+            r#"(component
+                (import "wasi:cli/environment@0.2.0" (instance))
+                (component $inner (import "nested:x/y" (instance)))
+                (instance $i (instantiate $inner (with "nested:x/y" (instance))))
+                (export "my:pkg/api@1.0.0" (instance $i))
+            )"#,
+        )
+        .unwrap();
+        let world = component_world(&bytes).unwrap();
+        assert_eq!(world.imports, ["wasi:cli/environment@0.2.0"]);
+        assert_eq!(world.exports, ["my:pkg/api@1.0.0"]);
+        assert!(component_world(b"\0asm\x01\0\0\0").is_err());
+    }
+}
