@@ -48,6 +48,11 @@ impl StoreState {
         self.hooks.layer.mark_handler_call();
     }
 
+    /// Drops a handler-call mark no send consumed.
+    pub(crate) fn clear_handler_call(&mut self) {
+        self.hooks.layer.clear_handler_call();
+    }
+
     /// `namespace/name` of the workload and the component's name.
     pub fn ids(&self) -> (&str, &str) {
         (&self.env.workload, &self.env.component)

@@ -85,6 +85,10 @@ impl LayerState {
         self.handler_call = true;
     }
 
+    pub(crate) fn clear_handler_call(&mut self) {
+        self.handler_call = false;
+    }
+
     /// Whether this outgoing request goes to the next layer: it came through
     /// the handler import, or it is addressed to where this layer was called.
     pub(crate) fn goes_inward(&mut self, uri: &http::Uri) -> bool {
@@ -123,6 +127,9 @@ pub(crate) fn add_handler_import(linker: &mut Linker<StoreState>) -> wasmtime::R
                 let http = accessor.with_getter::<WasiHttp>(<StoreState as WasiHttpView>::http);
                 let result: Result<Resource<Response>, _> =
                     <WasiHttp as HostWithStore<StoreState>>::send(&http, request).await;
+                // A request refused before it reached the hooks left the flag
+                // set; never let it route a later, unrelated send inward.
+                accessor.with(|mut access| access.get().clear_handler_call());
                 match result {
                     Ok(response) => Ok((Ok(response),)),
                     Err(error) => Ok((Err(error.downcast()?),)),
