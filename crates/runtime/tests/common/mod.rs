@@ -100,6 +100,19 @@ pub async fn request(
     path: &str,
     body: Bytes,
 ) -> (u16, String) {
+    let (status, _, body) = exchange(addr, host, method, path, &[], body).await;
+    (status, body)
+}
+
+/// One HTTP/1.1 request with extra headers → status, headers and body.
+pub async fn exchange(
+    addr: SocketAddr,
+    host: Option<&str>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> (u16, http::HeaderMap, String) {
     tokio::time::timeout(TIMEOUT, async {
         let stream = TcpStream::connect(addr).await.expect("connect");
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -110,16 +123,20 @@ pub async fn request(
         if let Some(host) = host {
             builder = builder.header(http::header::HOST, host);
         }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
         let request = builder.body(Full::new(body)).unwrap();
         let response = sender.send_request(request).await.expect("response");
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let body = response
             .into_body()
             .collect()
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
-        (status, String::from_utf8_lossy(&body).into_owned())
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
     })
     .await
     .expect("request finished in time")
@@ -184,34 +201,7 @@ pub async fn get_with_headers(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, http::HeaderMap, String) {
-    tokio::time::timeout(TIMEOUT, async {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("handshake");
-        tokio::spawn(conn);
-        let mut builder = http::Request::builder()
-            .uri(path)
-            .header(http::header::HOST, host);
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        let response = sender
-            .send_request(builder.body(Empty::<Bytes>::new()).unwrap())
-            .await
-            .expect("response");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        (status, headers, String::from_utf8_lossy(&body).into_owned())
-    })
-    .await
-    .expect("request finished in time")
+    exchange(addr, Some(host), "GET", path, headers, Bytes::new()).await
 }
 
 /// A writer collecting formatted log lines.
