@@ -115,7 +115,7 @@ fn bad_inputs_get_one_clear_line() {
     let (_d, kv) = temp_file("kv.wasm", &component);
     let line = fails(&["serve", &kv, "--addr", "127.0.0.1:0", "--no-cache"]);
     assert!(
-        line.contains("imports `acme:inventory/store@1.0.0`, which this host does not provide"),
+        line.contains("imports `acme:inventory/store@1.0.0`, which no other component of the workload exports and this host does not provide"),
         "{line}"
     );
 

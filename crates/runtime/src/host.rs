@@ -6,7 +6,7 @@
 //! only reads it, so a replace never blocks traffic and in-flight requests
 //! finish on the version (`Arc`) they started on.
 
-use crate::artifact::{ArtifactError, ArtifactStore};
+use crate::artifact::{Artifact, ArtifactError, ArtifactStore};
 use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::http::body::{ResponseBody, error_response};
 use crate::http::router::{RouteError, Router};
@@ -18,11 +18,12 @@ use crate::plugins::{
 };
 use crate::wasi::{ComponentEnv, Mount, StoreState, build_linker};
 use crate::workload::instance::{ComponentInstances, HttpKind, ReusePolicy};
+use crate::workload::links::{self, ComponentInterfaces, LinkTarget};
 use crate::workload::middleware::{Inward, P3_HANDLER};
 use crate::workload::running::{HttpTarget, RunningWorkload};
 use crate::workload::{
-    ComponentSpec, ComponentStatus, ManifestError, NamedSources, Workload, WorkloadState,
-    WorkloadStatus, local_image_path, validate_workload,
+    ComponentSpec, ComponentStatus, LinkError, ManifestError, NamedSources, Workload,
+    WorkloadState, WorkloadStatus, local_image_path, validate_workload,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -103,8 +104,11 @@ pub enum WorkloadError {
         /// What is wrong with it.
         source: ArtifactError,
     },
-    /// The component needs an interface the host does not provide.
-    #[error("component `{component}` imports `{interface}`, which this host does not provide")]
+    /// The component needs an interface no component of its workload
+    /// exports and no plugin of the host provides.
+    #[error(
+        "component `{component}` imports `{interface}`, which no other component of the workload exports and this host does not provide"
+    )]
     UnsupportedImport {
         /// Component name.
         component: String,
@@ -135,6 +139,9 @@ pub enum WorkloadError {
         /// What is wrong.
         message: String,
     },
+    /// The workload's components cannot be linked to each other.
+    #[error(transparent)]
+    Links(#[from] LinkError),
     /// A middleware cannot take its place in the chain.
     #[error("middleware `{component}`: {message}")]
     Middleware {
@@ -378,56 +385,120 @@ impl Host {
             volume_dirs.insert(volume.name.clone(), dir);
         }
 
-        // The handler and plain components first, then the middleware from
-        // the innermost out: each layer is built knowing the layer inside it.
+        // Every component is compiled first: linking needs all their
+        // interfaces. Then the plain components, each after the components
+        // it imports from, then the middleware from the innermost out (each
+        // layer is built knowing the layer inside it).
         let spec = &workload.spec;
+        let mut artifacts = Vec::with_capacity(spec.components.len());
+        for component in &spec.components {
+            artifacts.push(self.load_component(component).await?);
+        }
+        let engine = self.0.engine.wasmtime();
+        let interfaces: Vec<ComponentInterfaces<'_>> = spec
+            .components
+            .iter()
+            .zip(&artifacts)
+            .map(|(component, artifact)| {
+                let ty = artifact.component.component_type();
+                ComponentInterfaces {
+                    name: &component.name,
+                    imports: ty.imports(engine).map(|(n, _)| n.to_string()).collect(),
+                    exports: ty.exports(engine).map(|(n, _)| n.to_string()).collect(),
+                }
+            })
+            .collect();
+        let plan = links::plan(&interfaces)?;
+        let mut targets: Vec<Option<Arc<LinkTarget>>> = vec![None; spec.components.len()];
+        let links_of = |index: usize, targets: &[Option<Arc<LinkTarget>>]| {
+            plan[index]
+                .iter()
+                .map(|(interface, exporter)| {
+                    let target = targets[*exporter].clone().ok_or_else(|| WorkloadError::Middleware {
+                        component: spec.components[*exporter].name.clone(),
+                        message: format!(
+                            "`{}` imports `{interface}` from it, but a middleware can only be linked into the middleware outside it",
+                            spec.components[index].name
+                        ),
+                    })?;
+                    Ok((interface.clone(), target))
+                })
+                .collect::<Result<Vec<_>, WorkloadError>>()
+        };
+        let imported_from = |index: usize| plan.iter().flatten().any(|(_, e)| *e == index);
         let is_middleware = |name: &str| spec.middleware.iter().any(|m| m == name);
+        let plain: Vec<usize> = (0..spec.components.len())
+            .filter(|&i| !is_middleware(&spec.components[i].name))
+            .collect();
         let mut components = Vec::new();
         let mut served = Vec::new();
-        let mut http: Option<Arc<HttpTarget>> = None;
-        let mut max_concurrent = self.0.limits.max_concurrent_requests;
-        for (index, component) in spec.components.iter().enumerate() {
-            if is_middleware(&component.name) {
-                continue;
-            }
+        let mut handlers = Vec::new();
+        for index in links::exporters_first(&plan, &plain) {
             let prepared = self
-                .prepare_component(&workload, &id, component, &volume_dirs, None)
+                .prepare_component(ComponentPlan {
+                    workload: &workload,
+                    id: &id,
+                    spec: &spec.components[index],
+                    artifact: &artifacts[index],
+                    volume_dirs: &volume_dirs,
+                    links: links_of(index, &targets)?,
+                    imported: imported_from(index),
+                    inward: None,
+                })
                 .await?;
             served.extend(prepared.served);
             components.push((index, prepared.status));
+            targets[index] = prepared.link_target;
             if let Some(target) = prepared.http {
-                if http.is_none() {
-                    max_concurrent = prepared.limits.max_concurrent_requests;
-                    http = Some(Arc::new(target));
-                } else if !spec.middleware.is_empty() {
-                    return Err(WorkloadError::Middleware {
-                        component: component.name.clone(),
-                        message: "a second component exports an HTTP handler; a workload with middleware needs exactly one handler for them to wrap".into(),
-                    });
-                } else {
-                    tracing::warn!(workload = %id, component = %component.name, "several components export an HTTP handler; the first one serves requests");
-                }
+                handlers.push((index, target, prepared.limits.max_concurrent_requests));
             }
+        }
+        handlers.sort_by_key(|(index, _, _)| *index);
+        let mut handlers = handlers.into_iter();
+        let mut max_concurrent = self.0.limits.max_concurrent_requests;
+        let mut http: Option<Arc<HttpTarget>> = None;
+        if let Some((_, target, limit)) = handlers.next() {
+            max_concurrent = limit;
+            http = Some(Arc::new(target));
+        }
+        if let Some((index, _, _)) = handlers.next() {
+            let name = &spec.components[index].name;
+            if !spec.middleware.is_empty() {
+                return Err(WorkloadError::Middleware {
+                    component: name.clone(),
+                    message: "a second component exports an HTTP handler; a workload with middleware needs exactly one handler for them to wrap".into(),
+                });
+            }
+            tracing::warn!(workload = %id, component = %name, "several components export an HTTP handler; the first one serves requests");
         }
         for name in spec.middleware.iter().rev() {
             let Some(next) = http.clone() else {
                 return Err(WorkloadError::NoHttpHandler(id.to_string()));
             };
-            let (index, component) = spec
+            let index = spec
                 .components
                 .iter()
-                .enumerate()
-                .find(|(_, c)| &c.name == name)
+                .position(|c| &c.name == name)
                 .ok_or_else(|| WorkloadError::Internal(format!("middleware `{name}` vanished")))?;
             let inward = Arc::new(Inward {
                 workload: id.clone(),
                 next,
             });
             let prepared = self
-                .prepare_component(&workload, &id, component, &volume_dirs, Some(inward))
+                .prepare_component(ComponentPlan {
+                    workload: &workload,
+                    id: &id,
+                    spec: &spec.components[index],
+                    artifact: &artifacts[index],
+                    volume_dirs: &volume_dirs,
+                    links: links_of(index, &targets)?,
+                    imported: imported_from(index),
+                    inward: Some(inward),
+                })
                 .await?;
             served.extend(prepared.served);
             components.push((index, prepared.status));
+            targets[index] = prepared.link_target;
             let target = prepared.http.ok_or_else(|| WorkloadError::Middleware {
                 component: name.clone(),
                 message: "does not export an HTTP handler (wasi:http/incoming-handler@0.2 or wasi:http/handler@0.3.0)".into(),
@@ -452,14 +523,8 @@ impl Host {
         })
     }
 
-    async fn prepare_component(
-        &self,
-        workload: &Workload,
-        id: &Arc<str>,
-        spec: &ComponentSpec,
-        volume_dirs: &HashMap<String, PathBuf>,
-        inward: Option<Arc<Inward>>,
-    ) -> Result<PreparedComponent, WorkloadError> {
+    /// Reads and compiles one component (or finds it compiled).
+    async fn load_component(&self, spec: &ComponentSpec) -> Result<Artifact, WorkloadError> {
         let path = local_image_path(&spec.image).ok_or_else(|| WorkloadError::RemoteImage {
             component: spec.name.clone(),
             image: spec.image.clone(),
@@ -472,14 +537,30 @@ impl Host {
                 source,
             })?;
         let host = self.clone();
-        let artifact = tokio::task::spawn_blocking(move || host.0.artifacts.load(&bytes))
+        tokio::task::spawn_blocking(move || host.0.artifacts.load(&bytes))
             .await
             .map_err(|e| WorkloadError::Internal(format!("compile task failed: {e}")))?
             .map_err(|source| WorkloadError::Artifact {
                 component: spec.name.clone(),
                 source,
-            })?;
+            })
+    }
 
+    /// Links and binds one compiled component of a workload.
+    async fn prepare_component(
+        &self,
+        plan: ComponentPlan<'_>,
+    ) -> Result<PreparedComponent, WorkloadError> {
+        let ComponentPlan {
+            workload,
+            id,
+            spec,
+            artifact,
+            volume_dirs,
+            links,
+            imported,
+            inward,
+        } = plan;
         let engine = self.0.engine.wasmtime();
         let component_type = artifact.component.component_type();
         let imports: Vec<String> = component_type
@@ -490,11 +571,12 @@ impl Host {
             .exports(engine)
             .map(|(name, _)| name.to_string())
             .collect();
+        let linked = |import: &str| links.iter().any(|(interface, _)| interface == import);
         let resolution = self
             .0
             .plugins
             .resolve(
-                imports.iter().map(String::as_str),
+                imports.iter().map(String::as_str).filter(|i| !linked(i)),
                 exports.iter().map(String::as_str),
             )
             .map_err(|interface| WorkloadError::UnsupportedImport {
@@ -509,11 +591,14 @@ impl Host {
                 ),
             });
         }
-        let pre = self
-            .0
-            .linker
-            .instantiate_pre(&artifact.component)
-            .map_err(|e| link_error(&spec.name, &e, &self.0.plugins))?;
+        let pre = if links.is_empty() {
+            self.0.linker.instantiate_pre(&artifact.component)
+        } else {
+            let mut linker = self.0.linker.clone();
+            links::add_to_linker(&mut linker, engine, &spec.name, &artifact.component, &links)?;
+            linker.instantiate_pre(&artifact.component)
+        }
+        .map_err(|e| link_error(&spec.name, &e, |i| linked(i) || self.0.plugins.provides(i)))?;
         let instance_pre = pre.clone();
         let (pre, kind) = match wasmtime_wasi_http::p3::bindings::ServicePre::new(pre.clone()) {
             Ok(p3) => (Some(ProxyPre::P3(p3)), Some(HttpKind::P3)),
@@ -595,6 +680,15 @@ impl Host {
             inward,
         });
 
+        let link_target = imported.then(|| {
+            Arc::new(LinkTarget::new(
+                &spec.name,
+                engine,
+                &artifact.component,
+                instance_pre.clone(),
+                env.clone(),
+            ))
+        });
         let mut served = Vec::new();
         for (plugin, exports) in &resolution.exports {
             let ctx = BindContext {
@@ -659,8 +753,24 @@ impl Host {
             http: target,
             limits,
             served,
+            link_target,
         })
     }
+}
+
+/// What preparing one component of a workload needs.
+struct ComponentPlan<'a> {
+    workload: &'a Workload,
+    id: &'a Arc<str>,
+    spec: &'a ComponentSpec,
+    artifact: &'a Artifact,
+    volume_dirs: &'a HashMap<String, PathBuf>,
+    /// Its imports other components satisfy: `(interface, exporter)`.
+    links: Vec<(String, Arc<LinkTarget>)>,
+    /// Whether other components import from it.
+    imported: bool,
+    /// For a middleware: the next layer inward.
+    inward: Option<Arc<Inward>>,
 }
 
 /// One component, compiled, linked and bound, not yet serving.
@@ -669,15 +779,21 @@ struct PreparedComponent {
     http: Option<HttpTarget>,
     limits: Limits,
     served: Vec<ServeGuard>,
+    /// How other components of the workload reach it, if any import from it.
+    link_target: Option<Arc<LinkTarget>>,
 }
 
 /// Turns wasmtime's link failure into a message naming the missing interface.
-fn link_error(component: &str, error: &wasmtime::Error, plugins: &PluginRegistry) -> WorkloadError {
+fn link_error(
+    component: &str,
+    error: &wasmtime::Error,
+    provided: impl Fn(&str) -> bool,
+) -> WorkloadError {
     let top = error.to_string();
     if top.contains("a matching implementation was not found in the linker")
         && let Some(interface) = top.split('`').nth(1)
     {
-        if plugins.provides(interface) {
+        if provided(interface) {
             let cause = error
                 .chain()
                 .skip(1)

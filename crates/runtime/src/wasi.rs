@@ -24,6 +24,8 @@ pub struct StoreState {
     hooks: OutboundHooks,
     env: Arc<ComponentEnv>,
     pub(crate) limits: wasmtime::StoreLimits,
+    /// Instances of the components this one links to, created on first call.
+    pub(crate) peers: crate::workload::links::Peers,
 }
 
 impl StoreState {
@@ -218,6 +220,7 @@ impl ComponentEnv {
             },
             env: self.clone(),
             limits: self.limits.store_limits(),
+            peers: Default::default(),
         })
     }
 }

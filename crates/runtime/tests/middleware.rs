@@ -6,25 +6,8 @@ mod common;
 
 use common::*;
 use nimbus_runtime::WorkloadError;
-use nimbus_runtime::workload::{ComponentSpec, LocalResources, Workload};
+use nimbus_runtime::workload::{ComponentSpec, Workload};
 use test_programs::{P2_MW_FORWARD, P3_HELLO, P3_MW_AUTH, P3_MW_LOGGING};
-
-/// A component named `name` from `guest` with environment `env`.
-fn component(name: &str, guest: &str, env: &[(&str, &str)]) -> ComponentSpec {
-    let mut resources = LocalResources::default();
-    for (k, v) in env {
-        resources
-            .environment
-            .config
-            .insert(k.to_string(), v.to_string());
-    }
-    ComponentSpec {
-        name: name.into(),
-        image: format!("file://{guest}"),
-        local_resources: resources,
-        ..Default::default()
-    }
-}
 
 /// A workload on `host` whose handler is P3 hello (it echoes request
 /// headers on `/headers`), with `layers` listed as middleware in order.

@@ -1,9 +1,11 @@
 //! Workloads: the model users write ([`spec`]), manifests it is read from
 //! ([`manifest`]), how a running workload serves requests ([`running`]), how
-//! its component instances are managed ([`instance`]), and how HTTP middleware
-//! layers call inward ([`middleware`]).
+//! its component instances are managed ([`instance`]), how HTTP middleware
+//! layers call inward ([`middleware`]), and how components of one workload
+//! call each other's interfaces ([`links`]).
 
 pub(crate) mod instance;
+pub(crate) mod links;
 pub mod manifest;
 pub(crate) mod middleware;
 pub(crate) mod running;
@@ -11,6 +13,7 @@ pub mod sources;
 pub mod spec;
 
 pub use instance::{HttpKind, ReusePolicy};
+pub use links::LinkError;
 pub use manifest::{
     API_VERSION, ManifestDocument, ManifestError, parse_manifest, validate_workload,
 };

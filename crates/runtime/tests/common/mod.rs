@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use nimbus_runtime::http::{DynamicRouter, Router};
-use nimbus_runtime::workload::{LocalResources, Workload};
+use nimbus_runtime::workload::{ComponentSpec, LocalResources, Workload};
 use nimbus_runtime::{Host, HostConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -85,6 +85,23 @@ impl Drop for TestHost {
 /// A one-component workload serving HTTP on `host`.
 pub fn http_workload(name: &str, guest: &str, host: &str) -> Workload {
     Workload::single_http_component("test", name, &format!("file://{guest}"), host)
+}
+
+/// A component named `name` from `guest` with environment `env`.
+pub fn component(name: &str, guest: &str, env: &[(&str, &str)]) -> ComponentSpec {
+    let mut resources = LocalResources::default();
+    for (k, v) in env {
+        resources
+            .environment
+            .config
+            .insert(k.to_string(), v.to_string());
+    }
+    ComponentSpec {
+        name: name.into(),
+        image: format!("file://{guest}"),
+        local_resources: resources,
+        ..Default::default()
+    }
 }
 
 /// Mutable access to the first component's local resources.

@@ -1,0 +1,750 @@
+//! Linking inside a workload: a component's import of an interface that
+//! another component of the same workload exports is wired to that
+//! component in memory, with no network in between.
+//!
+//! Resolution happens once, when the workload starts ([`plan`]): every
+//! component's exports are indexed; an interface two components export and
+//! a third imports is refused naming all three; a cycle is refused with the
+//! cycle spelled out; an import no component exports is left to the host's
+//! plugins (and fails there with a clear error if no plugin has it).
+//!
+//! At run time the exporter lives in a store of its own (its environment,
+//! config, limits and allowed hosts stay its own), one instance per
+//! importing instance, created on the first call. Each imported function is
+//! a dynamic host function forwarding [`Val`]s to the exporter's export with
+//! `call_async`, which drives both sync (P2) and async-lifted (P3) exports;
+//! the importer calls concurrently (P3 tasks keep running meanwhile) and
+//! calls into one exporter instance are taken one at a time.
+//!
+//! Resources cross the boundary as handles: the importer sees each resource
+//! type of a linked interface as a host resource
+//! ([`ResourceType::host_dynamic`]) whose representation indexes the
+//! exporter's real resource in a per-link table. Handles returned to the
+//! importer enter the table, handles passed back (owned or borrowed) are
+//! looked up, and the importer dropping a handle drops the exporter's
+//! resource, running its destructor. Values of other resource types, and
+//! P3 streams and futures, cannot cross between stores and fail the call
+//! with an error naming both components.
+
+use crate::wasi::{ComponentEnv, StoreState};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use wasmtime::component::types::{ComponentFunc, ComponentItem};
+use wasmtime::component::{
+    Accessor, Component, ComponentExportIndex, Instance, InstancePre, Linker, ResourceAny,
+    ResourceDynamic, ResourceType, Val,
+};
+use wasmtime::{AsContextMut, Store, StoreContextMut};
+
+/// Why a workload's components cannot be linked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// Two or more components export what a third imports.
+    #[error(
+        "component `{importer}` imports `{interface}`, which {} all export; a workload can link an interface to one exporter only",
+        quoted_list(exporters)
+    )]
+    Ambiguous {
+        /// The importing component.
+        importer: String,
+        /// The interface.
+        interface: String,
+        /// Every component exporting it.
+        exporters: Vec<String>,
+    },
+    /// Components import from each other in a circle.
+    #[error("components link in a cycle: {0}; a component cannot reach itself through its imports")]
+    Cycle(String),
+    /// An exporter lacks a function or resource the importer expects.
+    #[error(
+        "component `{importer}` imports `{interface}` from `{exporter}`, which does not export {item}"
+    )]
+    Mismatch {
+        /// The importing component.
+        importer: String,
+        /// The exporting component.
+        exporter: String,
+        /// The interface.
+        interface: String,
+        /// What is missing or different, e.g. "function `greet` with 1 parameter(s)".
+        item: String,
+    },
+}
+
+fn quoted_list(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => quoted.concat(),
+    }
+}
+
+/// What linking needs to know of one component: its name and the
+/// interfaces it imports and exports.
+pub(crate) struct ComponentInterfaces<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) imports: Vec<String>,
+    pub(crate) exports: Vec<String>,
+}
+
+/// Interfaces never linked between components: the HTTP handler
+/// interfaces belong to the ingress and to middleware chains.
+fn linkable(interface: &str) -> bool {
+    !(interface.starts_with("wasi:http/incoming-handler@")
+        || interface.starts_with("wasi:http/handler@"))
+}
+
+/// For each component (same order as given), the imports another component
+/// satisfies: `(interface, index of the exporter)`.
+pub(crate) type LinkPlan = Vec<Vec<(String, usize)>>;
+
+/// Resolves every import that another component of the workload exports.
+pub(crate) fn plan(components: &[ComponentInterfaces<'_>]) -> Result<LinkPlan, LinkError> {
+    let mut exporters: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (index, component) in components.iter().enumerate() {
+        for export in component.exports.iter().filter(|e| linkable(e)) {
+            exporters.entry(export).or_default().push(index);
+        }
+    }
+    let mut plan: LinkPlan = Vec::with_capacity(components.len());
+    for (index, component) in components.iter().enumerate() {
+        let mut links = Vec::new();
+        for import in component.imports.iter().filter(|i| linkable(i)) {
+            let others: Vec<usize> = exporters
+                .get(import.as_str())
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|&e| e != index)
+                .collect();
+            match others.as_slice() {
+                [] => {}
+                [exporter] => links.push((import.clone(), *exporter)),
+                _ => {
+                    return Err(LinkError::Ambiguous {
+                        importer: component.name.to_string(),
+                        interface: import.clone(),
+                        exporters: others
+                            .iter()
+                            .map(|&e| components[e].name.to_string())
+                            .collect(),
+                    });
+                }
+            }
+        }
+        plan.push(links);
+    }
+    if let Some(cycle) = find_cycle(&plan) {
+        let steps: Vec<String> = cycle
+            .iter()
+            .map(|(from, interface, to)| {
+                format!(
+                    "`{}` imports `{interface}` from `{}`",
+                    components[*from].name, components[*to].name
+                )
+            })
+            .collect();
+        return Err(LinkError::Cycle(steps.join(", ")));
+    }
+    Ok(plan)
+}
+
+/// The first cycle found, as `(importer, interface, exporter)` steps.
+fn find_cycle(plan: &LinkPlan) -> Option<Vec<(usize, String, usize)>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnPath,
+        Done,
+    }
+    fn visit(
+        node: usize,
+        plan: &LinkPlan,
+        marks: &mut [Mark],
+        path: &mut Vec<(usize, String, usize)>,
+    ) -> Option<Vec<(usize, String, usize)>> {
+        marks[node] = Mark::OnPath;
+        for (interface, next) in &plan[node] {
+            path.push((node, interface.clone(), *next));
+            match marks[*next] {
+                Mark::OnPath => {
+                    let start = path.iter().position(|(n, _, _)| n == next).unwrap_or(0);
+                    return Some(path[start..].to_vec());
+                }
+                Mark::New => {
+                    if let Some(cycle) = visit(*next, plan, marks, path) {
+                        return Some(cycle);
+                    }
+                }
+                Mark::Done => {}
+            }
+            path.pop();
+        }
+        marks[node] = Mark::Done;
+        None
+    }
+    let mut marks = vec![Mark::New; plan.len()];
+    for start in 0..plan.len() {
+        if marks[start] == Mark::New {
+            let mut path = Vec::new();
+            if let Some(cycle) = visit(start, plan, &mut marks, &mut path) {
+                return Some(cycle);
+            }
+        }
+    }
+    None
+}
+
+/// The order to prepare `among` in so that every exporter comes before its
+/// importers (the plan is acyclic); ties keep the given order.
+pub(crate) fn exporters_first(plan: &LinkPlan, among: &[usize]) -> Vec<usize> {
+    fn visit(node: usize, plan: &LinkPlan, among: &[usize], seen: &mut Vec<usize>) {
+        if seen.contains(&node) || !among.contains(&node) {
+            return;
+        }
+        for (_, exporter) in &plan[node] {
+            visit(*exporter, plan, among, seen);
+        }
+        if !seen.contains(&node) {
+            seen.push(node);
+        }
+    }
+    let mut order = Vec::with_capacity(among.len());
+    for &node in among {
+        visit(node, plan, among, &mut order);
+    }
+    order
+}
+
+/// Resource type numbers handed to [`ResourceType::host_dynamic`]; unique
+/// per host process so two linked resource types never look alike.
+static NEXT_RESOURCE_CODE: AtomicU32 = AtomicU32::new(0x4e49_0000);
+
+/// A component other components of its workload import from.
+pub(crate) struct LinkTarget {
+    name: Arc<str>,
+    engine: wasmtime::Engine,
+    component: Component,
+    pre: InstancePre<StoreState>,
+    env: Arc<ComponentEnv>,
+    /// Every resource type its exported interfaces define, by
+    /// `(interface, resource)`: where to find it and the code importers see.
+    resources: HashMap<(String, String), (ComponentExportIndex, u32)>,
+}
+
+impl LinkTarget {
+    pub(crate) fn new(
+        name: &str,
+        engine: &wasmtime::Engine,
+        component: &Component,
+        pre: InstancePre<StoreState>,
+        env: Arc<ComponentEnv>,
+    ) -> Self {
+        let mut resources = HashMap::new();
+        for (interface, item) in component.component_type().exports(engine) {
+            let ComponentItem::ComponentInstance(instance) = item.ty else {
+                continue;
+            };
+            let Some(parent) = component.get_export_index(None, interface) else {
+                continue;
+            };
+            for (resource, item) in instance.exports(engine) {
+                if let ComponentItem::Resource(_) = item.ty
+                    && let Some(index) = component.get_export_index(Some(&parent), resource)
+                {
+                    let code = NEXT_RESOURCE_CODE.fetch_add(1, Ordering::Relaxed);
+                    resources.insert((interface.to_string(), resource.to_string()), (index, code));
+                }
+            }
+        }
+        Self {
+            name: Arc::from(name),
+            engine: engine.clone(),
+            component: component.clone(),
+            pre,
+            env,
+            resources,
+        }
+    }
+
+    fn export_func(
+        &self,
+        interface: &str,
+        name: &str,
+    ) -> Option<(ComponentExportIndex, ComponentFunc)> {
+        let engine = &self.engine;
+        let ComponentItem::ComponentInstance(instance) = self
+            .component
+            .component_type()
+            .get_export(engine, interface)?
+            .ty
+        else {
+            return None;
+        };
+        let ComponentItem::ComponentFunc(ty) = instance.get_export(engine, name)?.ty else {
+            return None;
+        };
+        let parent = self.component.get_export_index(None, interface)?;
+        let index = self.component.get_export_index(Some(&parent), name)?;
+        Some((index, ty))
+    }
+}
+
+/// Defines, in `linker`, every function and resource of the interfaces
+/// `importer` links to other components, each forwarding to its exporter.
+/// `links` are `(interface, exporter)`; a link's position is its slot in
+/// the importer's per-store peers.
+pub(crate) fn add_to_linker(
+    linker: &mut Linker<StoreState>,
+    engine: &wasmtime::Engine,
+    importer: &str,
+    importer_component: &Component,
+    links: &[(String, Arc<LinkTarget>)],
+) -> Result<(), LinkError> {
+    // A linked interface wins over a plugin defining the same name.
+    linker.allow_shadowing(true);
+    let imports = importer_component.component_type();
+    let mut slots: Vec<Arc<str>> = Vec::new();
+    for (interface, target) in links {
+        let slot = match slots.iter().position(|name| *name == target.name) {
+            Some(slot) => slot,
+            None => {
+                slots.push(target.name.clone());
+                slots.len() - 1
+            }
+        };
+        let mismatch = |item: String| LinkError::Mismatch {
+            importer: importer.to_string(),
+            exporter: target.name.to_string(),
+            interface: interface.clone(),
+            item,
+        };
+        let Some(ComponentItem::ComponentInstance(wanted)) =
+            imports.get_import(engine, interface).map(|i| i.ty)
+        else {
+            continue;
+        };
+        let mut instance = linker
+            .instance(interface)
+            .map_err(|e| mismatch(format!("a definition the linker accepts ({e})")))?;
+        for (name, item) in wanted.exports(engine) {
+            match item.ty {
+                ComponentItem::Resource(_) => {
+                    let Some(&(_, code)) =
+                        target.resources.get(&(interface.clone(), name.to_string()))
+                    else {
+                        return Err(mismatch(format!("resource `{name}`")));
+                    };
+                    instance
+                        .resource_async(
+                            name,
+                            ResourceType::host_dynamic(code),
+                            move |store, rep| Box::new(drop_handle(store, slot, rep)),
+                        )
+                        .map_err(|e| mismatch(format!("resource `{name}` ({e})")))?;
+                }
+                ComponentItem::ComponentFunc(ty) => {
+                    let Some((export, exported)) = target.export_func(interface, name) else {
+                        return Err(mismatch(format!("function `{name}`")));
+                    };
+                    if exported.params().len() != ty.params().len()
+                        || exported.results().len() != ty.results().len()
+                    {
+                        return Err(mismatch(format!(
+                            "function `{name}` with {} parameter(s) and {} result(s) (it has {} and {})",
+                            ty.params().len(),
+                            ty.results().len(),
+                            exported.params().len(),
+                            exported.results().len()
+                        )));
+                    }
+                    let call = Arc::new(LinkedCall {
+                        importer: Arc::from(importer),
+                        slot,
+                        target: target.clone(),
+                        export,
+                    });
+                    if ty.async_() {
+                        instance.func_new_concurrent(name, move |accessor, _, params, results| {
+                            let call = call.clone();
+                            Box::pin(async move {
+                                call.forward_concurrent(accessor, params, results).await
+                            })
+                        })
+                    } else {
+                        instance.func_new_async(name, move |store, _, params, results| {
+                            let call = call.clone();
+                            Box::new(async move { call.forward(store, params, results).await })
+                        })
+                    }
+                    .map_err(|e| mismatch(format!("function `{name}` ({e})")))?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The exporter instances one importing store talks to, by link slot.
+#[derive(Default)]
+pub(crate) struct Peers(Vec<PeerSlot>);
+
+/// Where one link's exporter instance lives once started.
+type PeerSlot = Arc<tokio::sync::Mutex<Option<Peer>>>;
+
+impl Peers {
+    fn slot(&mut self, slot: usize) -> PeerSlot {
+        while self.0.len() <= slot {
+            self.0.push(Arc::default());
+        }
+        self.0[slot].clone()
+    }
+}
+
+/// One live instance of an exporter, serving one importing instance.
+pub(crate) struct Peer {
+    store: Store<StoreState>,
+    instance: Instance,
+    /// This instance's resource types and the codes importers see them as.
+    resource_types: Vec<(ResourceType, u32)>,
+    /// Exporter resources the importer holds handles to, by representation.
+    handles: HashMap<u32, ResourceAny>,
+    next_rep: u32,
+}
+
+impl Peer {
+    async fn start(target: &LinkTarget) -> wasmtime::Result<Self> {
+        let mut store = target.env.new_store(&target.engine)?;
+        let instance = target.pre.instantiate_async(&mut store).await?;
+        let resource_types = target
+            .resources
+            .values()
+            .filter_map(|(index, code)| {
+                instance
+                    .get_resource(&mut store, index)
+                    .map(|ty| (ty, *code))
+            })
+            .collect();
+        Ok(Self {
+            store,
+            instance,
+            resource_types,
+            handles: HashMap::new(),
+            next_rep: 1,
+        })
+    }
+
+    fn keep(&mut self, resource: ResourceAny) -> u32 {
+        while self.handles.contains_key(&self.next_rep) {
+            self.next_rep = self.next_rep.wrapping_add(1).max(1);
+        }
+        let rep = self.next_rep;
+        self.next_rep = self.next_rep.wrapping_add(1).max(1);
+        self.handles.insert(rep, resource);
+        rep
+    }
+}
+
+/// Replaces every resource inside `value`, depth first, with what `swap`
+/// returns for it; fails on streams and futures, which cannot cross stores.
+fn swap_resources(
+    value: &mut Val,
+    swap: &mut dyn FnMut(ResourceAny) -> wasmtime::Result<ResourceAny>,
+) -> wasmtime::Result<()> {
+    match value {
+        Val::Resource(resource) => *resource = swap(*resource)?,
+        Val::List(items) | Val::Tuple(items) | Val::FixedLengthList(items) => {
+            for item in items {
+                swap_resources(item, swap)?;
+            }
+        }
+        Val::Record(fields) => {
+            for (_, item) in fields {
+                swap_resources(item, swap)?;
+            }
+        }
+        Val::Map(entries) => {
+            for (key, item) in entries {
+                swap_resources(key, swap)?;
+                swap_resources(item, swap)?;
+            }
+        }
+        Val::Variant(_, Some(item)) | Val::Option(Some(item)) => swap_resources(item, swap)?,
+        Val::Result(Ok(Some(item)) | Err(Some(item))) => swap_resources(item, swap)?,
+        Val::Future(_) | Val::Stream(_) | Val::ErrorContext(_) => {
+            wasmtime::bail!("streams, futures and error contexts cannot cross between components")
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The importer's side of one call: its resource handles taken out of its
+/// store (kept in place in the values, to be swapped in order later).
+fn take_handles(
+    mut store: impl AsContextMut<Data = StoreState>,
+    slot: usize,
+    args: &mut [Val],
+) -> wasmtime::Result<(PeerSlot, Vec<ResourceDynamic>)> {
+    let peer = store.as_context_mut().data_mut().peers.slot(slot);
+    let mut handed = Vec::new();
+    for arg in args {
+        swap_resources(arg, &mut |resource| {
+            handed.push(ResourceDynamic::try_from_resource_any(
+                resource, &mut store,
+            )?);
+            Ok(resource)
+        })?;
+    }
+    Ok((peer, handed))
+}
+
+/// The exporter's side of one call: handles swapped for its resources, the
+/// function called in its store, returned resources kept in its table as
+/// `(representation, code)`, in order.
+async fn call_peer(
+    call: &LinkedCall,
+    peer: PeerSlot,
+    mut args: Vec<Val>,
+    handed: Vec<ResourceDynamic>,
+    result_count: usize,
+) -> wasmtime::Result<(Vec<Val>, Vec<(u32, u32)>)> {
+    let target = &call.target;
+    let mut guard = peer.lock().await;
+    // Out of its slot while in use: an instance that traps, or whose call
+    // is abandoned half-way, is dropped and the next call starts afresh.
+    let mut live = match guard.take() {
+        Some(live) => live,
+        None => Peer::start(target).await.map_err(|e| {
+            e.context(format!(
+                "cannot instantiate linked component `{}`",
+                target.name
+            ))
+        })?,
+    };
+    let mut handed = handed.into_iter();
+    for arg in &mut args {
+        swap_resources(arg, &mut |_| {
+            let handle = handed
+                .next()
+                .ok_or_else(|| wasmtime::format_err!("resource count changed"))?;
+            let found = if handle.owned() {
+                live.handles.remove(&handle.rep())
+            } else {
+                live.handles.get(&handle.rep()).copied()
+            };
+            found.ok_or_else(|| {
+                wasmtime::format_err!(
+                    "a resource handle passed to `{}` is unknown to it (only resources it returned can go back)",
+                    target.name
+                )
+            })
+        })
+        .map_err(|e| e.context(call.describe()))?;
+    }
+    let func = live
+        .instance
+        .get_func(&mut live.store, call.export)
+        .ok_or_else(|| wasmtime::format_err!("linked function vanished"))?;
+    let mut outputs = vec![Val::Bool(false); result_count];
+    func.call_async(&mut live.store, &args, &mut outputs)
+        .await
+        .map_err(|error| error.context(call.describe()))?;
+    let mut returned = Vec::new();
+    for output in &mut outputs {
+        swap_resources(output, &mut |resource| {
+            let code = live
+                .resource_types
+                .iter()
+                .find(|(ty, _)| *ty == resource.ty())
+                .map(|(_, code)| *code)
+                .ok_or_else(|| {
+                    wasmtime::format_err!(
+                        "it returned a resource that is not defined by an interface it exports"
+                    )
+                })?;
+            returned.push((live.keep(resource), code));
+            Ok(resource)
+        })
+        .map_err(|e| e.context(call.describe()))?;
+    }
+    *guard = Some(live);
+    Ok((outputs, returned))
+}
+
+/// The importer's side of the return: results written with handles of its
+/// own for the resources the exporter returned.
+fn give_handles(
+    mut store: impl AsContextMut<Data = StoreState>,
+    outputs: Vec<Val>,
+    returned: Vec<(u32, u32)>,
+    results: &mut [Val],
+) -> wasmtime::Result<()> {
+    let mut returned = returned.into_iter();
+    for (slot, mut output) in results.iter_mut().zip(outputs) {
+        swap_resources(&mut output, &mut |_| {
+            let (rep, code) = returned
+                .next()
+                .ok_or_else(|| wasmtime::format_err!("resource count changed"))?;
+            ResourceDynamic::new_own(rep, code).try_into_resource_any(&mut store)
+        })?;
+        *slot = output;
+    }
+    Ok(())
+}
+
+/// One linked function: who calls, whom, which export, through which slot.
+struct LinkedCall {
+    importer: Arc<str>,
+    slot: usize,
+    target: Arc<LinkTarget>,
+    export: ComponentExportIndex,
+}
+
+impl LinkedCall {
+    fn describe(&self) -> String {
+        format!(
+            "call from component `{}` into linked component `{}`",
+            self.importer, self.target.name
+        )
+    }
+
+    /// A plain WIT function: the importer's instance waits for the answer.
+    async fn forward(
+        self: &Arc<Self>,
+        mut store: StoreContextMut<'_, StoreState>,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> wasmtime::Result<()> {
+        let mut args = params.to_vec();
+        let (peer, handed) = take_handles(&mut store, self.slot, &mut args)?;
+        let (outputs, returned) = self.call_peer(peer, args, handed, results.len()).await?;
+        give_handles(&mut store, outputs, returned, results)
+    }
+
+    /// An `async func`: the importer's other tasks run meanwhile.
+    async fn forward_concurrent(
+        self: &Arc<Self>,
+        accessor: &Accessor<StoreState>,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> wasmtime::Result<()> {
+        let mut args = params.to_vec();
+        let (peer, handed) =
+            accessor.with(|mut access| take_handles(&mut access, self.slot, &mut args))?;
+        let (outputs, returned) = self.call_peer(peer, args, handed, results.len()).await?;
+        accessor.with(|mut access| give_handles(&mut access, outputs, returned, results))
+    }
+
+    /// Runs the exporter's side on a task of its own: wasmtime refuses to
+    /// drive one store's event loop from inside another's, which is where
+    /// an importer's host call runs. The task is aborted if the caller is
+    /// dropped (e.g. its request missed its deadline).
+    async fn call_peer(
+        self: &Arc<Self>,
+        peer: PeerSlot,
+        args: Vec<Val>,
+        handed: Vec<ResourceDynamic>,
+        result_count: usize,
+    ) -> wasmtime::Result<(Vec<Val>, Vec<(u32, u32)>)> {
+        let call = self.clone();
+        let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+            call_peer(&call, peer, args, handed, result_count).await
+        }));
+        task.await.map_err(|e| {
+            wasmtime::format_err!("{}: the call's task failed: {e}", self.describe())
+        })?
+    }
+}
+
+/// The importer dropped its handle: drop the exporter's resource.
+async fn drop_handle(
+    mut store: StoreContextMut<'_, StoreState>,
+    slot: usize,
+    rep: u32,
+) -> wasmtime::Result<()> {
+    let peer = store.data_mut().peers.slot(slot);
+    let mut guard = peer.lock().await;
+    if let Some(live) = guard.as_mut()
+        && let Some(resource) = live.handles.remove(&rep)
+    {
+        resource
+            .resource_drop_async(live.store.as_context_mut())
+            .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn component<'a>(name: &'a str, imports: &[&str], exports: &[&str]) -> ComponentInterfaces<'a> {
+        ComponentInterfaces {
+            name,
+            imports: imports.iter().map(|s| s.to_string()).collect(),
+            exports: exports.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn imports_another_component_exports_are_linked_and_the_rest_left_to_plugins() {
+        let plan = plan(&[
+            component(
+                "app",
+                &["x:y/greet", "wasi:keyvalue/store@0.2.0-draft"],
+                &["wasi:http/incoming-handler@0.2.6"],
+            ),
+            component("lib", &[], &["x:y/greet"]),
+        ])
+        .unwrap();
+        assert_eq!(plan, vec![vec![("x:y/greet".to_string(), 1)], vec![]]);
+    }
+
+    #[test]
+    fn two_exporters_of_one_import_are_refused_naming_all_three() {
+        let error = plan(&[
+            component("app", &["x:y/greet"], &[]),
+            component("one", &[], &["x:y/greet"]),
+            component("two", &[], &["x:y/greet"]),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "component `app` imports `x:y/greet`, which `one` and `two` all export; a workload can link an interface to one exporter only"
+        );
+    }
+
+    #[test]
+    fn a_cycle_is_spelled_out() {
+        let error = plan(&[
+            component("a", &["x:y/one"], &["x:y/three"]),
+            component("b", &["x:y/two"], &["x:y/one"]),
+            component("c", &["x:y/three"], &["x:y/two"]),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "components link in a cycle: `a` imports `x:y/one` from `b`, `b` imports `x:y/two` from `c`, `c` imports `x:y/three` from `a`; a component cannot reach itself through its imports"
+        );
+    }
+
+    #[test]
+    fn http_handlers_are_never_linked_and_exporters_come_first() {
+        let plan = plan(&[
+            component(
+                "mw",
+                &["wasi:http/handler@0.3.0", "x:y/a"],
+                &["wasi:http/handler@0.3.0"],
+            ),
+            component("app", &["x:y/b"], &["wasi:http/handler@0.3.0", "x:y/a"]),
+            component("lib", &[], &["x:y/b"]),
+        ])
+        .unwrap();
+        assert_eq!(plan[0], vec![("x:y/a".to_string(), 1)]);
+        assert_eq!(exporters_first(&plan, &[0, 1, 2]), vec![2, 1, 0]);
+        assert_eq!(exporters_first(&plan, &[1, 2]), vec![2, 1]);
+    }
+}
