@@ -154,6 +154,7 @@ fn p2_pre() -> PreFixture {
         router: Arc::new(DynamicRouter::new()),
         limits: Limits::resolve(&Default::default(), &LimitDefaults::default(), usize::MAX),
         inward: None,
+        local: None,
     });
     PreFixture {
         rt: runtime(),

@@ -103,6 +103,7 @@ fn instantiate_from_pre(c: &mut Criterion) {
         router: Arc::new(DynamicRouter::new()),
         limits: Limits::resolve(&Default::default(), &LimitDefaults::default(), usize::MAX),
         inward: None,
+        local: None,
     });
     c.bench_function("instantiate/p2_from_pre", |b| {
         b.to_async(&rt).iter(|| async {

@@ -45,6 +45,11 @@ pub struct HostConfig {
     /// Plugin settings for workloads that do not set their own
     /// (e.g. the key-value backend).
     pub plugins: PluginDefaults,
+    /// Deliver an outgoing HTTP request addressed to another workload of
+    /// this host in memory instead of over TCP (after the same router and
+    /// `allowedHosts` checks); requests to anything else still go out over
+    /// the network. Off by default.
+    pub local_workload_calls: bool,
 }
 
 impl Default for HostConfig {
@@ -54,6 +59,7 @@ impl Default for HostConfig {
             cache_dir: crate::artifact::default_cache_dir(),
             limits: LimitDefaults::default(),
             plugins: PluginDefaults::default(),
+            local_workload_calls: false,
         }
     }
 }
@@ -186,6 +192,28 @@ struct HostInner {
     lifecycle: tokio::sync::Mutex<()>,
     // Named config/secret sources; replaced whole (the dev loop reloads them).
     sources: arc_swap::ArcSwap<NamedSources>,
+    // Set when `HostConfig::local_workload_calls` is on.
+    local: Option<Arc<LocalWorkloads>>,
+}
+
+/// The workloads of one host as destinations of outgoing HTTP requests
+/// (`HostConfig::local_workload_calls`): a request whose authority routes
+/// to one of them is handed to it in memory.
+pub struct LocalWorkloads(std::sync::Weak<HostInner>);
+
+impl LocalWorkloads {
+    /// The running workload `uri` is addressed to, if it runs on this host.
+    pub(crate) fn find(&self, uri: &http::Uri) -> Option<Arc<RunningWorkload>> {
+        uri.authority()?;
+        let host = self.0.upgrade()?;
+        let (parts, ()) = http::Request::builder()
+            .uri(uri.clone())
+            .body(())
+            .ok()?
+            .into_parts();
+        let id = host.router.route(&parts).ok()?;
+        host.workloads.pin().get(&id).cloned()
+    }
 }
 
 impl std::fmt::Debug for Host {
@@ -205,7 +233,7 @@ impl Host {
         let linker = build_linker(engine.wasmtime(), &plugins)
             .map_err(|e| HostError::Linker(format!("{e:#}")))?;
         let artifacts = ArtifactStore::new(engine.clone(), config.cache_dir.clone());
-        Ok(Self(Arc::new(HostInner {
+        Ok(Self(Arc::new_cyclic(|weak| HostInner {
             engine,
             artifacts,
             linker,
@@ -216,6 +244,9 @@ impl Host {
             workloads: papaya::HashMap::new(),
             lifecycle: tokio::sync::Mutex::new(()),
             sources: arc_swap::ArcSwap::from_pointee(NamedSources::default()),
+            local: config
+                .local_workload_calls
+                .then(|| Arc::new(LocalWorkloads(weak.clone()))),
         })))
     }
 
@@ -678,6 +709,7 @@ impl Host {
             router: self.0.router.clone(),
             limits: limits.clone(),
             inward,
+            local: self.0.local.clone(),
         });
 
         let link_target = imported.then(|| {

@@ -11,6 +11,7 @@
 //! one line with the workload and the host, never headers or bodies.
 
 use crate::workload::middleware::{Inward, LayerState};
+use crate::workload::running::RunningWorkload;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use std::net::{IpAddr, SocketAddr};
@@ -180,6 +181,8 @@ pub(crate) struct OutboundHooks {
     pub(crate) router: Arc<dyn crate::http::router::Router>,
     /// For a middleware: the next layer, which its inward calls reach.
     pub(crate) inward: Option<Arc<Inward>>,
+    /// The host's workloads, when requests to them are delivered in memory.
+    pub(crate) local: Option<Arc<crate::host::LocalWorkloads>>,
     pub(crate) layer: LayerState,
 }
 
@@ -205,14 +208,43 @@ impl WasiHttpHooks for OutboundHooks {
         let workload = self.workload.clone();
         let component = self.component.clone();
         let router_allows = self.router.allow_outgoing(&workload, request.uri());
+        let local = self.local.as_ref().and_then(|l| l.find(request.uri()));
         Box::new(async move {
             if !router_allows {
                 tracing::warn!(workload = %workload, component = %component, host = ?request.uri().host(), "outbound HTTP denied by the router");
                 return Err(HttpError::HttpRequestDenied);
             }
-            send_vetted(&policy, &workload, &component, request, options).await
+            match local {
+                Some(target) => send_local(&policy, &workload, &component, target, request).await,
+                None => send_vetted(&policy, &workload, &component, request, options).await,
+            }
         })
     }
+}
+
+/// Hands a request addressed to a workload of this host to it in memory,
+/// if the sender's `allowedHosts` let it reach that host at all.
+async fn send_local(
+    policy: &OutboundPolicy,
+    workload: &str,
+    component: &str,
+    target: Arc<RunningWorkload>,
+    request: http::Request<WasiBody>,
+) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
+    let uri = request.uri();
+    let use_tls = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+    let host = uri
+        .host()
+        .ok_or(HttpError::HttpRequestUriInvalid)?
+        .to_ascii_lowercase();
+    let port = uri.port_u16().unwrap_or(if use_tls { 443 } else { 80 });
+    if policy.check(&host, port) == Decision::Denied {
+        tracing::warn!(workload, component, host = %host, port, "outbound HTTP denied: destination not in allowedHosts");
+        return Err(HttpError::HttpRequestDenied);
+    }
+    tracing::debug!(workload, component, to = %target.id, host = %host, "outgoing request delivered in memory");
+    let response = target.handle(request).await;
+    Ok((response, Box::new(async { Ok(()) })))
 }
 
 async fn send_vetted(

@@ -137,6 +137,8 @@ pub struct ComponentEnv {
     pub limits: crate::limits::Limits,
     /// For a middleware: the next layer inward.
     pub inward: Option<Arc<crate::workload::middleware::Inward>>,
+    /// The host's workloads, when outgoing requests to them stay in memory.
+    pub local: Option<Arc<crate::host::LocalWorkloads>>,
 }
 
 impl std::fmt::Debug for dyn crate::http::router::Router {
@@ -216,6 +218,7 @@ impl ComponentEnv {
                 component: self.component.clone(),
                 router: self.router.clone(),
                 inward: self.inward.clone(),
+                local: self.local.clone(),
                 layer: Default::default(),
             },
             env: self.clone(),

@@ -48,6 +48,10 @@ pub(crate) struct ServeCommand {
     /// (default) or `nats://…`.
     #[arg(long, value_name = "BACKEND", value_parser = |s: &str| Backend::parse_for("messaging", s))]
     messaging: Option<Backend>,
+    /// Deliver a workload's outgoing HTTP request to another workload served
+    /// here in memory, without TCP (its `allowedHosts` still apply).
+    #[arg(long)]
+    local_calls: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -81,6 +85,7 @@ impl ServeCommand {
         };
         let mut config = HostConfig {
             plugins: backends.plugin_defaults(&cwd),
+            local_workload_calls: self.local_calls,
             ..HostConfig::default()
         };
         if self.no_cache {
