@@ -36,6 +36,8 @@ enum Command {
     Inspect(commands::inspect::InspectCommand),
     /// Draw how a workload's components, middleware and plugins are wired.
     Graph(commands::graph::GraphCommand),
+    /// Link a workload's components ahead of time into one component.
+    Compose(commands::compose::ComposeCommand),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::Serve(cmd) => cmd.execute(),
         Command::Inspect(cmd) => cmd.execute(),
         Command::Graph(cmd) => cmd.execute(),
+        Command::Compose(cmd) => cmd.execute(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@
 //! finish on the version (`Arc`) they started on.
 
 use crate::artifact::{Artifact, ArtifactError, ArtifactStore};
+use crate::compose::{self, ComposeError, Part};
 use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::http::body::{ResponseBody, error_response};
 use crate::http::router::{RouteError, Router};
@@ -148,6 +149,9 @@ pub enum WorkloadError {
     /// The workload's components cannot be linked to each other.
     #[error(transparent)]
     Links(#[from] LinkError),
+    /// `compose: true`, and the components cannot be composed.
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
     /// A middleware cannot take its place in the chain.
     #[error("middleware `{component}`: {message}")]
     Middleware {
@@ -422,8 +426,13 @@ impl Host {
         // layer is built knowing the layer inside it).
         let spec = &workload.spec;
         let mut artifacts = Vec::with_capacity(spec.components.len());
+        let mut sources = Vec::new();
         for component in &spec.components {
-            artifacts.push(self.load_component(component).await?);
+            let bytes = self.read_component(component).await?;
+            if spec.compose {
+                sources.push(bytes.clone());
+            }
+            artifacts.push(self.compile(&component.name, bytes).await?);
         }
         let engine = self.0.engine.wasmtime();
         let interfaces: Vec<ComponentInterfaces<'_>> = spec
@@ -439,7 +448,45 @@ impl Host {
                 }
             })
             .collect();
-        let plan = links::plan(&interfaces)?;
+        let mut plan = links::plan(&interfaces)?;
+        // `compose: true`: each root and what it links to become one
+        // component, compiled in place of the root; the parts inside it are
+        // not run on their own.
+        let mut absorbed = vec![false; spec.components.len()];
+        if spec.compose {
+            let parts: Vec<Part<'_>> = spec
+                .components
+                .iter()
+                .zip(&sources)
+                .map(|(c, bytes)| Part {
+                    name: &c.name,
+                    bytes,
+                })
+                .collect();
+            for root in links::roots(&plan) {
+                let name = &spec.components[root].name;
+                let composition = compose::compose(&parts, name)?;
+                for part in &composition.absorbed {
+                    if let Some(index) = spec.components.iter().position(|c| &c.name == part) {
+                        absorbed[index] = true;
+                    }
+                }
+                artifacts[root] = self.compile(name, composition.bytes).await?;
+                plan[root].clear();
+                tracing::info!(workload = %id, root = %name, parts = ?composition.absorbed, "components composed");
+            }
+            if let Some(name) = spec.middleware.iter().find(|m| {
+                spec.components
+                    .iter()
+                    .zip(&absorbed)
+                    .any(|(c, a)| *a && &c.name == *m)
+            }) {
+                return Err(WorkloadError::Middleware {
+                    component: name.clone(),
+                    message: "another component imports from it, so `compose: true` would fold it into that component; a middleware must stay a layer of its own".into(),
+                });
+            }
+        }
         let mut targets: Vec<Option<Arc<LinkTarget>>> = vec![None; spec.components.len()];
         let links_of = |index: usize, targets: &[Option<Arc<LinkTarget>>]| {
             plan[index]
@@ -459,7 +506,7 @@ impl Host {
         let imported_from = |index: usize| plan.iter().flatten().any(|(_, e)| *e == index);
         let is_middleware = |name: &str| spec.middleware.iter().any(|m| m == name);
         let plain: Vec<usize> = (0..spec.components.len())
-            .filter(|&i| !is_middleware(&spec.components[i].name))
+            .filter(|&i| !is_middleware(&spec.components[i].name) && !absorbed[i])
             .collect();
         let mut components = Vec::new();
         let mut served = Vec::new();
@@ -554,25 +601,29 @@ impl Host {
         })
     }
 
-    /// Reads and compiles one component (or finds it compiled).
-    async fn load_component(&self, spec: &ComponentSpec) -> Result<Artifact, WorkloadError> {
+    /// Reads one component's bytes.
+    async fn read_component(&self, spec: &ComponentSpec) -> Result<Vec<u8>, WorkloadError> {
         let path = local_image_path(&spec.image).ok_or_else(|| WorkloadError::RemoteImage {
             component: spec.name.clone(),
             image: spec.image.clone(),
         })?;
-        let bytes = tokio::fs::read(&path)
+        tokio::fs::read(&path)
             .await
             .map_err(|source| WorkloadError::Read {
                 component: spec.name.clone(),
                 path: path.clone(),
                 source,
-            })?;
+            })
+    }
+
+    /// Compiles a component (or finds it compiled), off the async threads.
+    async fn compile(&self, component: &str, bytes: Vec<u8>) -> Result<Artifact, WorkloadError> {
         let host = self.clone();
         tokio::task::spawn_blocking(move || host.0.artifacts.load(&bytes))
             .await
             .map_err(|e| WorkloadError::Internal(format!("compile task failed: {e}")))?
             .map_err(|source| WorkloadError::Artifact {
-                component: spec.name.clone(),
+                component: component.to_string(),
                 source,
             })
     }

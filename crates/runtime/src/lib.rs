@@ -9,6 +9,7 @@
 //!   sha256 and cached on disk.
 //! - [`workload`]: the workload model (wasmCloud v2 shapes), manifests, a
 //!   running workload and its instance management.
+//! - [`compose`]: a workload's links made ahead of time, as one component.
 //! - [`limits`]: memory, deadline and concurrency limits per component.
 //! - [`wasi`]: the shared linker and each component's WASI context.
 //! - [`outbound`]: the outbound HTTP policy and vetted sender.
@@ -33,6 +34,7 @@
 //! ```
 
 pub mod artifact;
+pub mod compose;
 pub mod engine;
 pub mod graph;
 pub mod host;

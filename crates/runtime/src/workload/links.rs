@@ -217,6 +217,14 @@ pub(crate) fn exporters_first(plan: &LinkPlan, among: &[usize]) -> Vec<usize> {
     order
 }
 
+/// The components that import from others and that no component imports
+/// from: the roots a composition is built around.
+pub(crate) fn roots(plan: &LinkPlan) -> Vec<usize> {
+    (0..plan.len())
+        .filter(|&i| !plan[i].is_empty() && !plan.iter().flatten().any(|(_, e)| *e == i))
+        .collect()
+}
+
 /// Resource type numbers handed to [`ResourceType::host_dynamic`]; unique
 /// per host process so two linked resource types never look alike.
 static NEXT_RESOURCE_CODE: AtomicU32 = AtomicU32::new(0x4e49_0000);
@@ -620,7 +628,9 @@ impl LinkedCall {
     ) -> wasmtime::Result<()> {
         let mut args = params.to_vec();
         let (peer, handed) = take_handles(&mut store, self.slot, &mut args)?;
-        let (outputs, returned) = self.call_peer(peer, args, handed, results.len()).await?;
+        // A plain function's host call runs on the importer's fiber, outside
+        // its event loop, so the exporter can be driven right here.
+        let (outputs, returned) = call_peer(self, peer, args, handed, results.len()).await?;
         give_handles(&mut store, outputs, returned, results)
     }
 
@@ -634,15 +644,17 @@ impl LinkedCall {
         let mut args = params.to_vec();
         let (peer, handed) =
             accessor.with(|mut access| take_handles(&mut access, self.slot, &mut args))?;
-        let (outputs, returned) = self.call_peer(peer, args, handed, results.len()).await?;
+        let (outputs, returned) = self
+            .call_peer_detached(peer, args, handed, results.len())
+            .await?;
         accessor.with(|mut access| give_handles(&mut access, outputs, returned, results))
     }
 
     /// Runs the exporter's side on a task of its own: wasmtime refuses to
     /// drive one store's event loop from inside another's, which is where
-    /// an importer's host call runs. The task is aborted if the caller is
+    /// an importer's concurrent (`async func`) host call runs. The task is aborted if the caller is
     /// dropped (e.g. its request missed its deadline).
-    async fn call_peer(
+    async fn call_peer_detached(
         self: &Arc<Self>,
         peer: PeerSlot,
         args: Vec<Val>,

@@ -77,6 +77,12 @@ pub struct WorkloadSpec {
     /// Labels a host must carry to run this workload (cluster placement).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub host_selector: BTreeMap<String, String>,
+    /// Nimbus extension: link components ahead of time, at start, into one
+    /// component per root (a component importing from others that none
+    /// imports from), so calls between them are direct. The parts then run
+    /// with the root's environment, config and limits.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compose: bool,
 }
 
 /// One component of a workload.

@@ -2,6 +2,8 @@
 //! `nimbus:link-test/counters` from another component of its workload:
 //!
 //! - `/greet?name=N`: what the linked `greet` answers for N
+//! - `/calls?n=N`: calls the linked `greet` N times (per-call cost benches)
+//!   and answers `N calls`
 //! - `/counters`: the counter round trip of `shared/link_counters.rs`
 
 wit_bindgen::generate!({
@@ -28,6 +30,18 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
             format!("{}\n", nimbus::link_test::greet::greet(&name)),
         ),
         "/counters" => (StatusCode::OK, link_counters::report()),
+        "/calls" => {
+            let n: u32 = request
+                .uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("n=")))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            for _ in 0..n {
+                std::hint::black_box(nimbus::link_test::greet::greet(&name));
+            }
+            (StatusCode::OK, format!("{n} calls\n"))
+        }
         _ => (StatusCode::NOT_FOUND, "not found\n".to_string()),
     };
     Ok(Response::builder()

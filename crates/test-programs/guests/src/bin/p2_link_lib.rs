@@ -9,7 +9,9 @@ wit_bindgen::generate!({
     world: "nimbus:link-test/lib",
 });
 
-use exports::nimbus::link_test::counters::{Counter, CounterBorrow, Guest as Counters, GuestCounter};
+use exports::nimbus::link_test::counters::{
+    Counter, CounterBorrow, Guest as Counters, GuestCounter,
+};
 use exports::nimbus::link_test::greet::Guest as Greet;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};

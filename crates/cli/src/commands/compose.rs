@@ -1,0 +1,80 @@
+//! `nimbus compose`: a workload's component links made ahead of time, as ONE
+//! component (wac composition) that runs anywhere a component runs.
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use nimbus_runtime::compose::{self, Part};
+use nimbus_runtime::workload::{load_manifest_file, local_image_path};
+use std::path::PathBuf;
+
+/// Arguments of `nimbus compose`.
+#[derive(Args)]
+pub(crate) struct ComposeCommand {
+    /// A workload manifest (`.yaml`); its first workload is composed.
+    manifest: PathBuf,
+    /// Where to write the composed component.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// The component to compose around (default: the one component that
+    /// imports from the others and that none imports from).
+    #[arg(long)]
+    root: Option<String>,
+}
+
+impl ComposeCommand {
+    pub(crate) fn execute(self) -> anyhow::Result<()> {
+        let documents = load_manifest_file(&self.manifest)?;
+        let Some(workload) = documents.into_iter().next().map(|doc| doc.workload) else {
+            bail!("`{}` holds no workload", self.manifest.display());
+        };
+        let mut sources = Vec::new();
+        for component in &workload.spec.components {
+            let Some(path) = local_image_path(&component.image) else {
+                bail!(
+                    "component `{}`: `{}` is not a local file; only local components can be composed",
+                    component.name,
+                    component.image
+                );
+            };
+            let bytes = super::read_component(&path)
+                .with_context(|| format!("component `{}`", component.name))?;
+            sources.push((component.name.as_str(), bytes));
+        }
+        let parts: Vec<Part<'_>> = sources
+            .iter()
+            .map(|(name, bytes)| Part { name, bytes })
+            .collect();
+        let root = match self.root {
+            Some(root) => root,
+            None => {
+                let roots = compose::roots(&parts)?;
+                match roots.as_slice() {
+                    [root] => root.clone(),
+                    [] => bail!(
+                        "no component of workload `{}` imports from another: there is nothing to compose",
+                        workload.id()
+                    ),
+                    _ => bail!(
+                        "several components import from the others ({}); choose one with --root",
+                        roots.join(", ")
+                    ),
+                }
+            }
+        };
+        let composition = compose::compose(&parts, &root)?;
+        std::fs::write(&self.output, &composition.bytes)
+            .with_context(|| format!("cannot write `{}`", self.output.display()))?;
+        println!(
+            "composed `{root}` with {} into {} ({} bytes)",
+            composition
+                .absorbed
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.output.display(),
+            composition.bytes.len()
+        );
+        Ok(())
+    }
+}
