@@ -12,9 +12,10 @@
 //! config, limits and allowed hosts stay its own), one instance per
 //! importing instance, created on the first call. Each imported function is
 //! a dynamic host function forwarding [`Val`]s to the exporter's export with
-//! `call_async`, which drives both sync (P2) and async-lifted (P3) exports;
-//! the importer calls concurrently (P3 tasks keep running meanwhile) and
-//! calls into one exporter instance are taken one at a time.
+//! `call_async`, which drives both sync (P2) and async-lifted (P3) exports.
+//! A plain WIT function waits like any sync import; an `async func` is a
+//! concurrent host function, so the importer's other tasks keep running.
+//! Calls into one exporter instance are taken one at a time.
 //!
 //! Resources cross the boundary as handles: the importer sees each resource
 //! type of a linked interface as a host resource
