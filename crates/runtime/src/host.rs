@@ -504,6 +504,18 @@ impl Host {
                 .collect::<Result<Vec<_>, WorkloadError>>()
         };
         let imported_from = |index: usize| plan.iter().flatten().any(|(_, e)| *e == index);
+        let plan_for = |index: usize, targets: &[Option<Arc<LinkTarget>>], inward| {
+            Ok::<_, WorkloadError>(ComponentPlan {
+                workload: &workload,
+                id: &id,
+                spec: &spec.components[index],
+                artifact: &artifacts[index],
+                volume_dirs: &volume_dirs,
+                links: links_of(index, targets)?,
+                imported: imported_from(index),
+                inward,
+            })
+        };
         let is_middleware = |name: &str| spec.middleware.iter().any(|m| m == name);
         let plain: Vec<usize> = (0..spec.components.len())
             .filter(|&i| !is_middleware(&spec.components[i].name) && !absorbed[i])
@@ -513,22 +525,12 @@ impl Host {
         let mut handlers = Vec::new();
         for index in links::exporters_first(&plan, &plain) {
             let prepared = self
-                .prepare_component(ComponentPlan {
-                    workload: &workload,
-                    id: &id,
-                    spec: &spec.components[index],
-                    artifact: &artifacts[index],
-                    volume_dirs: &volume_dirs,
-                    links: links_of(index, &targets)?,
-                    imported: imported_from(index),
-                    inward: None,
-                })
+                .prepare_component(plan_for(index, &targets, None)?)
                 .await?;
-            served.extend(prepared.served);
-            components.push((index, prepared.status));
-            targets[index] = prepared.link_target;
-            if let Some(target) = prepared.http {
-                handlers.push((index, target, prepared.limits.max_concurrent_requests));
+            let limit = prepared.limits.max_concurrent_requests;
+            if let Some(target) = prepared.record(index, &mut components, &mut served, &mut targets)
+            {
+                handlers.push((index, target, limit));
             }
         }
         handlers.sort_by_key(|(index, _, _)| *index);
@@ -563,21 +565,11 @@ impl Host {
                 next,
             });
             let prepared = self
-                .prepare_component(ComponentPlan {
-                    workload: &workload,
-                    id: &id,
-                    spec: &spec.components[index],
-                    artifact: &artifacts[index],
-                    volume_dirs: &volume_dirs,
-                    links: links_of(index, &targets)?,
-                    imported: imported_from(index),
-                    inward: Some(inward),
-                })
+                .prepare_component(plan_for(index, &targets, Some(inward))?)
                 .await?;
-            served.extend(prepared.served);
-            components.push((index, prepared.status));
-            targets[index] = prepared.link_target;
-            let target = prepared.http.ok_or_else(|| WorkloadError::Middleware {
+            let target = prepared
+                .record(index, &mut components, &mut served, &mut targets)
+                .ok_or_else(|| WorkloadError::Middleware {
                 component: name.clone(),
                 message: "does not export an HTTP handler (wasi:http/incoming-handler@0.2 or wasi:http/handler@0.3.0)".into(),
             })?;
@@ -864,6 +856,23 @@ struct PreparedComponent {
     served: Vec<ServeGuard>,
     /// How other components of the workload reach it, if any import from it.
     link_target: Option<Arc<LinkTarget>>,
+}
+
+impl PreparedComponent {
+    /// Files the component (the `index`-th of its workload) with the
+    /// others; returns its HTTP layer, if it serves one.
+    fn record(
+        self,
+        index: usize,
+        components: &mut Vec<(usize, ComponentStatus)>,
+        served: &mut Vec<ServeGuard>,
+        targets: &mut [Option<Arc<LinkTarget>>],
+    ) -> Option<HttpTarget> {
+        served.extend(self.served);
+        components.push((index, self.status));
+        targets[index] = self.link_target;
+        self.http
+    }
 }
 
 /// Turns wasmtime's link failure into a message naming the missing interface.

@@ -4,7 +4,7 @@
 use anyhow::{Context as _, bail};
 use clap::Args;
 use nimbus_runtime::compose::{self, Part};
-use nimbus_runtime::workload::{load_manifest_file, local_image_path};
+use nimbus_runtime::workload::load_manifest_file;
 use std::path::PathBuf;
 
 /// Arguments of `nimbus compose`.
@@ -29,15 +29,7 @@ impl ComposeCommand {
         };
         let mut sources = Vec::new();
         for component in &workload.spec.components {
-            let Some(path) = local_image_path(&component.image) else {
-                bail!(
-                    "component `{}`: `{}` is not a local file; only local components can be composed",
-                    component.name,
-                    component.image
-                );
-            };
-            let bytes = super::read_component(&path)
-                .with_context(|| format!("component `{}`", component.name))?;
+            let bytes = super::read_workload_component(component, "composed")?;
             sources.push((component.name.as_str(), bytes));
         }
         let parts: Vec<Part<'_>> = sources

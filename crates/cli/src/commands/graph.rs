@@ -1,10 +1,10 @@
 //! `nimbus graph`: how a workload is wired, as a Mermaid flowchart (paste it
 //! into Markdown) or as text for the terminal (`--ascii`).
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::Args;
 use nimbus_runtime::graph::{ComponentWorld, WorkloadGraph, component_world};
-use nimbus_runtime::workload::{Workload, load_manifest_file, local_image_path};
+use nimbus_runtime::workload::{Workload, load_manifest_file};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -62,15 +62,7 @@ fn project_workload(dir: &Path) -> anyhow::Result<Workload> {
 fn worlds(workload: &Workload) -> anyhow::Result<BTreeMap<String, ComponentWorld>> {
     let mut worlds = BTreeMap::new();
     for component in &workload.spec.components {
-        let Some(path) = local_image_path(&component.image) else {
-            bail!(
-                "component `{}`: `{}` is not a local file; only local components can be drawn",
-                component.name,
-                component.image
-            );
-        };
-        let bytes = super::read_component(&path)
-            .with_context(|| format!("component `{}`", component.name))?;
+        let bytes = super::read_workload_component(component, "drawn")?;
         let world = component_world(&bytes)
             .map_err(|e| anyhow::anyhow!("component `{}`: {e}", component.name))?;
         worlds.insert(component.name.clone(), world);

@@ -21,6 +21,22 @@ pub(crate) fn read_component(path: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Reads the local file a workload's component names, for a command that
+/// can only `act` ("drawn", "composed") on local components.
+pub(crate) fn read_workload_component(
+    component: &nimbus_runtime::workload::ComponentSpec,
+    act: &str,
+) -> anyhow::Result<Vec<u8>> {
+    let Some(path) = nimbus_runtime::workload::local_image_path(&component.image) else {
+        anyhow::bail!(
+            "component `{}`: `{}` is not a local file; only local components can be {act}",
+            component.name,
+            component.image
+        );
+    };
+    read_component(&path).with_context(|| format!("component `{}`", component.name))
+}
+
 /// Resolves when the process gets Ctrl-C or SIGTERM.
 pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
