@@ -24,6 +24,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
+# A CI run starts cold and ends: incremental state would only take disk.
+if [ "${CI:-}" = true ]; then
+    export CARGO_INCREMENTAL=0
+fi
+
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
