@@ -155,6 +155,7 @@ fn p2_pre() -> PreFixture {
         limits: Limits::resolve(&Default::default(), &LimitDefaults::default(), usize::MAX),
         inward: None,
         local: None,
+        loopback: None,
     });
     PreFixture {
         rt: runtime(),

@@ -104,6 +104,7 @@ fn instantiate_from_pre(c: &mut Criterion) {
         limits: Limits::resolve(&Default::default(), &LimitDefaults::default(), usize::MAX),
         inward: None,
         local: None,
+        loopback: None,
     });
     c.bench_function("instantiate/p2_from_pre", |b| {
         b.to_async(&rt).iter(|| async {

@@ -7,6 +7,7 @@
 //! ([`component_world`] reads them from the bytes without compiling), with
 //! the same rules the host applies at start, so the picture is what runs.
 
+use crate::host::SERVICE_NAME;
 use crate::plugins::{PluginDefaults, builtin};
 use crate::workload::Workload;
 use crate::workload::middleware::P3_HANDLER;
@@ -69,6 +70,7 @@ enum Role {
     Middleware(usize),
     Handler,
     Component,
+    Service,
 }
 
 /// An arrow: `from` uses `to` through the interfaces in `labels`.
@@ -196,6 +198,15 @@ impl WorkloadGraph {
             }
         }
 
+        let service = spec.service.as_ref().map(|_| {
+            let node = graph.add(Node::Component {
+                name: SERVICE_NAME.into(),
+                role: Role::Service,
+            });
+            index_of.insert(SERVICE_NAME.to_string(), node);
+            node
+        });
+
         // The HTTP path: ingress → a → b → … → handler.
         let http_label = |name: &str| {
             world(name)
@@ -234,16 +245,35 @@ impl WorkloadGraph {
         let plugins = builtin(&PluginDefaults::default());
         let mut plugin_nodes: BTreeMap<&'static str, usize> = BTreeMap::new();
         let mut outbound = None;
-        for component in &spec.components {
-            let from = index_of[&component.name];
-            let is_middleware = spec.middleware.contains(&component.name);
-            for import in &world(&component.name).imports {
+        let parts = spec
+            .components
+            .iter()
+            .map(|c| (c.name.as_str(), &c.local_resources))
+            .chain(
+                spec.service
+                    .as_ref()
+                    .map(|s| (SERVICE_NAME, &s.local_resources)),
+            );
+        for (name, local_resources) in parts {
+            let from = index_of[name];
+            let is_middleware = spec.middleware.iter().any(|m| m == name);
+            for import in &world(name).imports {
                 if PLUMBING.iter().any(|p| import.starts_with(p)) || import == P3_HANDLER {
                     continue;
                 }
-                if let Some(names) = exporters.get(import.as_str()) {
-                    for name in names.iter().filter(|n| **n != component.name) {
-                        graph.link(from, index_of[*name], import.clone());
+                // With a service, TCP to loopback stays in the workload.
+                if let Some(service) = service
+                    && from != service
+                    && import.starts_with("wasi:sockets/tcp@")
+                {
+                    graph.link(from, service, "loopback TCP (virtual)".into());
+                    continue;
+                }
+                if let Some(names) = exporters.get(import.as_str())
+                    && from != service.unwrap_or(usize::MAX)
+                {
+                    for exporter in names.iter().filter(|n| **n != name) {
+                        graph.link(from, index_of[*exporter], import.clone());
                     }
                     continue;
                 }
@@ -254,7 +284,7 @@ impl WorkloadGraph {
                     graph.link(from, to, import.clone());
                     continue;
                 }
-                let allowed = &component.local_resources.allowed_hosts;
+                let allowed = &local_resources.allowed_hosts;
                 if is_outgoing_http(import) && (!is_middleware || !allowed.is_empty()) {
                     let to = *outbound.get_or_insert_with(|| graph.add(Node::Outbound));
                     let hosts = if allowed.is_empty() {
@@ -266,7 +296,7 @@ impl WorkloadGraph {
                 }
             }
             // Exports a plugin drives (message handlers): the plugin calls in.
-            for export in &world(&component.name).exports {
+            for export in &world(name).exports {
                 if let Some(plugin) = plugins.iter().find(|p| p.exports().contains(&&**export)) {
                     let plugin_node = *plugin_nodes
                         .entry(plugin.id())
@@ -303,6 +333,7 @@ impl WorkloadGraph {
                 Role::Middleware(n) => format!("{name} (middleware {n})"),
                 Role::Handler => format!("{name} (handler)"),
                 Role::Component => name.clone(),
+                Role::Service => format!("{name} (wasi:cli/run)"),
             },
             Node::Plugin(id) => format!("{id} plugin"),
             Node::Outbound => "outgoing HTTP".into(),
@@ -419,6 +450,45 @@ mod tests {
             imports: imports.iter().map(|s| s.to_string()).collect(),
             exports: exports.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn draws_the_service_and_the_loopback_to_it() {
+        let mut workload = Workload::single_http_component("ns", "app", "app.wasm", "app.test");
+        workload.spec.service = Some(crate::workload::ServiceSpec {
+            image: "cache.wasm".into(),
+            ..Default::default()
+        });
+        let worlds = BTreeMap::from([
+            (
+                "app".to_string(),
+                world(
+                    &["wasi:sockets/tcp@0.2.6", "wasi:sockets/network@0.2.6"],
+                    &["wasi:http/incoming-handler@0.2.6"],
+                ),
+            ),
+            (
+                SERVICE_NAME.to_string(),
+                world(
+                    &["wasi:sockets/tcp@0.2.6", "wasi:keyvalue/store@0.2.0-draft"],
+                    &["wasi:cli/run@0.2.6"],
+                ),
+            ),
+        ]);
+        let mermaid = WorkloadGraph::build(&workload, &worlds).mermaid();
+        assert!(
+            mermaid.contains("n2[\"service (wasi:cli/run)\"]"),
+            "{mermaid}"
+        );
+        assert!(
+            mermaid.contains("n1 -->|\"loopback TCP (virtual)\"| n2"),
+            "{mermaid}"
+        );
+        assert!(
+            mermaid.contains("n2 -->|\"wasi:keyvalue/store@0.2.0-draft\"| n3"),
+            "{mermaid}"
+        );
+        assert!(!mermaid.contains("n2 -->|\"loopback"), "{mermaid}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::http::body::{ResponseBody, error_response};
 use crate::http::router::{RouteError, Router};
 use crate::limits::{LimitDefaults, Limits};
+use crate::loopback::VirtualNetwork;
 use crate::outbound::OutboundPolicy;
 use crate::plugins::{
     BindContext, ComponentHandle, PluginBindings, PluginDefaults, PluginError, PluginRegistry,
@@ -22,6 +23,7 @@ use crate::workload::instance::{ComponentInstances, HttpKind, ReusePolicy};
 use crate::workload::links::{self, ComponentInterfaces, LinkTarget};
 use crate::workload::middleware::{Inward, P3_HANDLER};
 use crate::workload::running::{HttpTarget, RunningWorkload};
+use crate::workload::service::{Command, Service};
 use crate::workload::{
     ComponentSpec, ComponentStatus, LinkError, ManifestError, NamedSources, Workload,
     WorkloadState, WorkloadStatus, local_image_path, validate_workload,
@@ -33,6 +35,9 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Semaphore;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
+
+/// The name a workload's service goes by in its status and logs.
+pub const SERVICE_NAME: &str = "service";
 
 /// Host settings.
 #[derive(Debug, Clone)]
@@ -174,6 +179,14 @@ pub enum WorkloadError {
     /// No workload with this id runs.
     #[error("workload `{0}` is not running")]
     NotFound(String),
+    /// The workload's service cannot run.
+    #[error("service of workload `{workload}`: {message}")]
+    Service {
+        /// The workload id.
+        workload: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A host-side failure (e.g. a panicked compile thread).
     #[error("internal error: {0}")]
     Internal(String),
@@ -317,6 +330,9 @@ impl Host {
             .ok_or_else(|| WorkloadError::NotFound(id.to_string()))?;
         self.0.router.workload_unbound(id);
         self.0.plugins.unbind(id);
+        if let Some(service) = &running.service {
+            service.stop();
+        }
         tracing::info!(workload = id, "workload stopped");
         Ok(running.status(WorkloadState::Stopped))
     }
@@ -383,6 +399,9 @@ impl Host {
         self.0
             .router
             .workload_resolved(&running.id, &running.workload)?;
+        if let Some(service) = &running.service {
+            service.start();
+        }
         let running = Arc::new(running);
         let replaced = self
             .0
@@ -425,6 +444,9 @@ impl Host {
         // it imports from, then the middleware from the innermost out (each
         // layer is built knowing the layer inside it).
         let spec = &workload.spec;
+        // A service brings the workload's virtual loopback network, which
+        // every component of the workload then sees.
+        let loopback = spec.service.as_ref().map(|_| VirtualNetwork::new());
         let mut artifacts = Vec::with_capacity(spec.components.len());
         let mut sources = Vec::new();
         for component in &spec.components {
@@ -514,6 +536,8 @@ impl Host {
                 links: links_of(index, targets)?,
                 imported: imported_from(index),
                 inward,
+                loopback: loopback.clone(),
+                service: false,
             })
         };
         let is_middleware = |name: &str| spec.middleware.iter().any(|m| m == name);
@@ -579,7 +603,50 @@ impl Host {
             return Err(WorkloadError::NoHttpHandler(id.to_string()));
         }
         components.sort_by_key(|(index, _)| *index);
-        let components = components.into_iter().map(|(_, status)| status).collect();
+        let mut components: Vec<ComponentStatus> =
+            components.into_iter().map(|(_, status)| status).collect();
+        let service = match &spec.service {
+            None => None,
+            Some(service) => {
+                let service_spec = ComponentSpec {
+                    name: SERVICE_NAME.to_string(),
+                    image: service.image.clone(),
+                    local_resources: service.local_resources.clone(),
+                    ..Default::default()
+                };
+                let bytes = self.read_component(&service_spec).await?;
+                let artifact = self.compile(SERVICE_NAME, bytes).await?;
+                let prepared = self
+                    .prepare_component(ComponentPlan {
+                        workload: &workload,
+                        id: &id,
+                        spec: &service_spec,
+                        artifact: &artifact,
+                        volume_dirs: &volume_dirs,
+                        links: Vec::new(),
+                        imported: false,
+                        inward: None,
+                        loopback: loopback.clone(),
+                        service: true,
+                    })
+                    .await?;
+                let (command, env) = prepared.command.ok_or_else(|| WorkloadError::Service {
+                    workload: id.to_string(),
+                    message: format!(
+                        "`{}` does not export wasi:cli/run (0.2 or 0.3), so it cannot run as a service",
+                        service.image
+                    ),
+                })?;
+                served.extend(prepared.served);
+                components.push(prepared.status);
+                Some(Service::new(
+                    command,
+                    self.0.engine.wasmtime().clone(),
+                    env,
+                    service.max_restarts,
+                ))
+            }
+        };
         Ok(RunningWorkload {
             id,
             workload,
@@ -588,6 +655,7 @@ impl Host {
             admission: Arc::new(Semaphore::new(max_concurrent as usize)),
             max_concurrent,
             started_at: SystemTime::now(),
+            service,
             _served: served,
             _scratch: scratch,
         })
@@ -634,6 +702,8 @@ impl Host {
             links,
             imported,
             inward,
+            loopback,
+            service,
         } = plan;
         let engine = self.0.engine.wasmtime();
         let component_type = artifact.component.component_type();
@@ -665,21 +735,32 @@ impl Host {
                 ),
             });
         }
-        let pre = if links.is_empty() {
+        let pre = if links.is_empty() && loopback.is_none() {
             self.0.linker.instantiate_pre(&artifact.component)
         } else {
             let mut linker = self.0.linker.clone();
+            if loopback.is_some() {
+                linker.allow_shadowing(true);
+                crate::loopback::tcp::add_to_linker(&mut linker).map_err(|e| {
+                    WorkloadError::Internal(format!("cannot link the loopback sockets: {e:#}"))
+                })?;
+            }
             links::add_to_linker(&mut linker, engine, &spec.name, &artifact.component, &links)?;
             linker.instantiate_pre(&artifact.component)
         }
         .map_err(|e| link_error(&spec.name, &e, |i| linked(i) || self.0.plugins.provides(i)))?;
         let instance_pre = pre.clone();
-        let (pre, kind) = match wasmtime_wasi_http::p3::bindings::ServicePre::new(pre.clone()) {
-            Ok(p3) => (Some(ProxyPre::P3(p3)), Some(HttpKind::P3)),
-            Err(_) => match wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre) {
-                Ok(p2) => (Some(ProxyPre::P2(p2)), Some(HttpKind::P2)),
-                Err(_) => (None, None),
-            },
+        // A service runs through `wasi:cli/run` only, never as an HTTP handler.
+        let (pre, kind) = if service {
+            (None, None)
+        } else {
+            match wasmtime_wasi_http::p3::bindings::ServicePre::new(pre.clone()) {
+                Ok(p3) => (Some(ProxyPre::P3(p3)), Some(HttpKind::P3)),
+                Err(_) => match wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre) {
+                    Ok(p2) => (Some(ProxyPre::P2(p2)), Some(HttpKind::P2)),
+                    Err(_) => (None, None),
+                },
+            }
         };
 
         let lr = &spec.local_resources;
@@ -753,8 +834,14 @@ impl Host {
             limits: limits.clone(),
             inward,
             local: self.0.local.clone(),
+            loopback,
         });
 
+        let command = if service {
+            Command::new(&instance_pre).map(|command| (command, env.clone()))
+        } else {
+            None
+        };
         let link_target = imported.then(|| {
             Arc::new(LinkTarget::new(
                 &spec.name,
@@ -825,6 +912,7 @@ impl Host {
         };
         Ok(PreparedComponent {
             status,
+            command,
             http: target,
             limits,
             served,
@@ -846,11 +934,17 @@ struct ComponentPlan<'a> {
     imported: bool,
     /// For a middleware: the next layer inward.
     inward: Option<Arc<Inward>>,
+    /// The workload's virtual loopback network, when it has a service.
+    loopback: Option<Arc<VirtualNetwork>>,
+    /// Whether this is the workload's service (run through `wasi:cli/run`).
+    service: bool,
 }
 
 /// One component, compiled, linked and bound, not yet serving.
 struct PreparedComponent {
     status: ComponentStatus,
+    /// For the service: its `run` export and the environment it runs in.
+    command: Option<(Command, Arc<ComponentEnv>)>,
     http: Option<HttpTarget>,
     limits: Limits,
     served: Vec<ServeGuard>,

@@ -11,6 +11,8 @@
 //!   running workload and its instance management.
 //! - [`compose`]: a workload's links made ahead of time, as one component.
 //! - [`limits`]: memory, deadline and concurrency limits per component.
+//! - [`loopback`]: a workload's virtual loopback network (`wasi:sockets`
+//!   TCP that never leaves the workload).
 //! - [`wasi`]: the shared linker and each component's WASI context.
 //! - [`outbound`]: the outbound HTTP policy and vetted sender.
 //! - [`http`]: the ingress server and the routers.
@@ -40,6 +42,7 @@ pub mod graph;
 pub mod host;
 pub mod http;
 pub mod limits;
+pub mod loopback;
 pub mod outbound;
 pub mod plugins;
 pub mod secret;

@@ -18,11 +18,11 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Everything one store (one component instance) owns.
 pub struct StoreState {
-    table: ResourceTable,
-    wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) wasi: WasiCtx,
     http: WasiHttpCtx,
     hooks: OutboundHooks,
-    env: Arc<ComponentEnv>,
+    pub(crate) env: Arc<ComponentEnv>,
     pub(crate) limits: wasmtime::StoreLimits,
     /// Instances of the components this one links to, created on first call.
     pub(crate) peers: crate::workload::links::Peers,
@@ -139,6 +139,8 @@ pub struct ComponentEnv {
     pub inward: Option<Arc<crate::workload::middleware::Inward>>,
     /// The host's workloads, when outgoing requests to them stay in memory.
     pub local: Option<Arc<crate::host::LocalWorkloads>>,
+    /// The workload's virtual loopback network, when it has a service.
+    pub loopback: Option<Arc<crate::loopback::VirtualNetwork>>,
 }
 
 impl std::fmt::Debug for dyn crate::http::router::Router {
@@ -161,6 +163,7 @@ impl std::fmt::Debug for ComponentEnv {
             .field("sockets", &self.sockets)
             .field("outbound", &self.outbound)
             .field("limits", &self.limits)
+            .field("loopback", &self.loopback)
             .finish_non_exhaustive()
     }
 }

@@ -4,6 +4,7 @@
 use anyhow::Context as _;
 use clap::Args;
 use nimbus_runtime::graph::{ComponentWorld, WorkloadGraph, component_world};
+use nimbus_runtime::host::SERVICE_NAME;
 use nimbus_runtime::workload::{Workload, load_manifest_file};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -66,6 +67,17 @@ fn worlds(workload: &Workload) -> anyhow::Result<BTreeMap<String, ComponentWorld
         let world = component_world(&bytes)
             .map_err(|e| anyhow::anyhow!("component `{}`: {e}", component.name))?;
         worlds.insert(component.name.clone(), world);
+    }
+    if let Some(service) = &workload.spec.service {
+        let component = nimbus_runtime::workload::ComponentSpec {
+            name: SERVICE_NAME.into(),
+            image: service.image.clone(),
+            local_resources: service.local_resources.clone(),
+            ..Default::default()
+        };
+        let bytes = super::read_workload_component(&component, "drawn")?;
+        let world = component_world(&bytes).map_err(|e| anyhow::anyhow!("the service: {e}"))?;
+        worlds.insert(SERVICE_NAME.into(), world);
     }
     Ok(worlds)
 }

@@ -4,7 +4,7 @@
 //! resources of kind `Workload` (spec at `.spec`) and `WorkloadDeployment`
 //! (spec at `.spec.template.spec`). Every rejection names the field path.
 
-use super::spec::{Workload, WorkloadSpec};
+use super::spec::{LocalResources, Workload, WorkloadSpec};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 
@@ -190,6 +190,48 @@ fn check_name(path: &str, name: &str) -> Result<(), ManifestError> {
     }
 }
 
+/// Checks the `localResources` of the component (or service) at `path`.
+fn check_local_resources(
+    path: &str,
+    lr: &LocalResources,
+    volume_names: &BTreeSet<&str>,
+    base: &str,
+) -> Result<(), ManifestError> {
+    for (j, mount) in lr.volume_mounts.iter().enumerate() {
+        let mpath = format!("{path}.localResources.volumeMounts[{j}]");
+        if !volume_names.contains(mount.name.as_str()) {
+            return Err(ManifestError::new(
+                format!("{mpath}.name"),
+                format!("no volume named `{}` in {base}.volumes", mount.name),
+            ));
+        }
+        if !mount.mount_path.starts_with('/') {
+            return Err(ManifestError::new(
+                format!("{mpath}.mountPath"),
+                "must be an absolute guest path such as `/data`",
+            ));
+        }
+    }
+    for (j, host) in lr.allowed_hosts.iter().enumerate() {
+        crate::outbound::HostPattern::parse(host).map_err(|e| {
+            ManifestError::new(format!("{path}.localResources.allowedHosts[{j}]"), e)
+        })?;
+    }
+    if lr.timeout_ms == Some(0) {
+        return Err(ManifestError::new(
+            format!("{path}.localResources.timeoutMs"),
+            "must be greater than 0",
+        ));
+    }
+    if lr.max_concurrent_requests == Some(0) {
+        return Err(ManifestError::new(
+            format!("{path}.localResources.maxConcurrentRequests"),
+            "must be greater than 0",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a workload's internal consistency; `base` is the path of its spec.
 pub fn validate_workload(workload: &Workload, base: &str) -> Result<(), ManifestError> {
     let spec = &workload.spec;
@@ -236,39 +278,7 @@ pub fn validate_workload(workload: &Workload, base: &str) -> Result<(), Manifest
                 "must not be empty",
             ));
         }
-        let lr = &component.local_resources;
-        for (j, mount) in lr.volume_mounts.iter().enumerate() {
-            let mpath = format!("{path}.localResources.volumeMounts[{j}]");
-            if !volume_names.contains(mount.name.as_str()) {
-                return Err(ManifestError::new(
-                    format!("{mpath}.name"),
-                    format!("no volume named `{}` in {base}.volumes", mount.name),
-                ));
-            }
-            if !mount.mount_path.starts_with('/') {
-                return Err(ManifestError::new(
-                    format!("{mpath}.mountPath"),
-                    "must be an absolute guest path such as `/data`",
-                ));
-            }
-        }
-        for (j, host) in lr.allowed_hosts.iter().enumerate() {
-            crate::outbound::HostPattern::parse(host).map_err(|e| {
-                ManifestError::new(format!("{path}.localResources.allowedHosts[{j}]"), e)
-            })?;
-        }
-        if lr.timeout_ms == Some(0) {
-            return Err(ManifestError::new(
-                format!("{path}.localResources.timeoutMs"),
-                "must be greater than 0",
-            ));
-        }
-        if lr.max_concurrent_requests == Some(0) {
-            return Err(ManifestError::new(
-                format!("{path}.localResources.maxConcurrentRequests"),
-                "must be greater than 0",
-            ));
-        }
+        check_local_resources(&path, &component.local_resources, &volume_names, base)?;
         for (key, field) in [
             (component.max_invocations, "maxInvocations"),
             (component.max_concurrency, "maxConcurrency"),
@@ -280,6 +290,25 @@ pub fn validate_workload(workload: &Workload, base: &str) -> Result<(), Manifest
                 ));
             }
         }
+    }
+    if let Some(service) = &spec.service {
+        let path = format!("{base}.service");
+        if service.image.trim().is_empty() {
+            return Err(ManifestError::new(
+                format!("{path}.image"),
+                "must not be empty",
+            ));
+        }
+        if names.contains(crate::host::SERVICE_NAME) {
+            return Err(ManifestError::new(
+                format!("{base}.components"),
+                format!(
+                    "a component is named `{}`, the name the workload's service goes by; rename the component",
+                    crate::host::SERVICE_NAME
+                ),
+            ));
+        }
+        check_local_resources(&path, &service.local_resources, &volume_names, base)?;
     }
     let mut layers = BTreeSet::new();
     for (i, name) in spec.middleware.iter().enumerate() {
@@ -434,6 +463,18 @@ spec:
             (
                 "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {name: a}\nspec:\n  components: [{name: a, image: x, localResources: {volumeMounts: [{name: v, mountPath: /d}]}}]",
                 "spec.components[0].localResources.volumeMounts[0].name",
+            ),
+            (
+                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {name: a}\nspec:\n  service: {image: ' '}",
+                "spec.service.image",
+            ),
+            (
+                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {name: a}\nspec:\n  service: {image: s.wasm, localResources: {timeoutMs: 0}}",
+                "spec.service.localResources.timeoutMs",
+            ),
+            (
+                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {name: a}\nspec:\n  components: [{name: service, image: x}]\n  service: {image: s.wasm}",
+                "spec.components",
             ),
             (
                 "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: WorkloadDeployment\nmetadata: {name: a}\nspec:\n  replicas: 1",

@@ -1,14 +1,16 @@
 //! Workloads: the model users write ([`spec`]), manifests it is read from
 //! ([`manifest`]), how a running workload serves requests ([`running`]), how
 //! its component instances are managed ([`instance`]), how HTTP middleware
-//! layers call inward ([`middleware`]), and how components of one workload
-//! call each other's interfaces ([`links`]).
+//! layers call inward ([`middleware`]), how components of one workload
+//! call each other's interfaces ([`links`]), and how its long-lived service
+//! is supervised ([`service`]).
 
 pub(crate) mod instance;
 pub(crate) mod links;
 pub mod manifest;
 pub(crate) mod middleware;
 pub(crate) mod running;
+pub(crate) mod service;
 pub mod sources;
 pub mod spec;
 
@@ -18,6 +20,7 @@ pub use manifest::{
     API_VERSION, ManifestDocument, ManifestError, parse_manifest, validate_workload,
 };
 pub use running::{ComponentStatus, WorkloadState, WorkloadStatus};
+pub use service::{ServiceState, ServiceStatus};
 pub use sources::{MissingSource, NamedSources};
 pub use spec::*;
 

@@ -8,6 +8,7 @@
 
 use super::instance::{ComponentInstances, HttpKind};
 use super::middleware::request_authority;
+use super::service::{Service, ServiceStatus};
 use super::spec::Workload;
 use crate::http::body::{ResponseBody, error_response};
 use bytes::Bytes;
@@ -56,6 +57,9 @@ pub struct WorkloadStatus {
     pub hosts: Vec<String>,
     /// Seconds since the Unix epoch when it started.
     pub started_at: u64,
+    /// Its long-lived service, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceStatus>,
 }
 
 /// One HTTP layer of a workload: its handler component, or a middleware.
@@ -132,6 +136,8 @@ pub(crate) struct RunningWorkload {
     pub(crate) admission: Arc<Semaphore>,
     pub(crate) max_concurrent: u32,
     pub(crate) started_at: SystemTime,
+    /// The long-lived service, started when the workload is published.
+    pub(crate) service: Option<Service>,
     /// What plugins drive for this workload (subscriptions); dropped with it.
     pub(crate) _served: Vec<crate::plugins::ServeGuard>,
     /// `emptyDir` volumes, removed when the workload is dropped.
@@ -150,6 +156,7 @@ impl RunningWorkload {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            service: self.service.as_ref().map(Service::status),
         }
     }
 

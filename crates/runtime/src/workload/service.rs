@@ -1,0 +1,244 @@
+//! A workload's long-lived service: one component exporting `wasi:cli/run`
+//! (P2 or P3), started when the workload is published and stopped with it.
+//!
+//! The supervisor runs `run` in a fresh store. A clean return (or
+//! `exit(0)`) ends the service; a trap, an error result or a non-zero exit
+//! is a failure, after which the service is started again with exponential
+//! backoff (100 ms, doubling, at most 30 s) until `maxRestarts` restarts
+//! have been spent. Each run starts from a fresh instance, so a restarted
+//! service does not see the state of the failed one.
+//!
+//! The workload's other components reach the service over the workload's
+//! virtual loopback network ([`crate::loopback`]) or through the plugins
+//! they share (key-value, messaging, blobstore).
+
+use crate::wasi::{ComponentEnv, StoreState};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio_util::task::AbortOnDropHandle;
+use wasmtime::component::InstancePre;
+
+/// What a service is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceState {
+    /// Created, not started yet.
+    Pending,
+    /// `run` is running.
+    Running,
+    /// Failed; waiting out the backoff before the next start.
+    Restarting,
+    /// `run` returned successfully; it is not started again.
+    Exited,
+    /// Failed with no restarts left.
+    Failed,
+    /// Stopped with its workload.
+    Stopped,
+}
+
+/// What a host reports about a workload's service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceStatus {
+    /// What it is doing.
+    pub state: ServiceState,
+    /// How often it was started again after failing.
+    pub restarts: u64,
+    /// Why the last run failed, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// How the service's `run` export is called.
+#[derive(Clone)]
+pub(crate) enum Command {
+    P2(wasmtime_wasi::p2::bindings::CommandPre<StoreState>),
+    P3(wasmtime_wasi::p3::bindings::CommandPre<StoreState>),
+}
+
+impl Command {
+    /// The component's `wasi:cli/run` export, if it has one.
+    pub(crate) fn new(pre: &InstancePre<StoreState>) -> Option<Self> {
+        if let Ok(p3) = wasmtime_wasi::p3::bindings::CommandPre::new(pre.clone()) {
+            return Some(Self::P3(p3));
+        }
+        wasmtime_wasi::p2::bindings::CommandPre::new(pre.clone())
+            .ok()
+            .map(Self::P2)
+    }
+
+    /// One run in a fresh store: `Ok` for a successful end, `Err` with the
+    /// reason otherwise.
+    async fn run(&self, engine: &wasmtime::Engine, env: &Arc<ComponentEnv>) -> Result<(), String> {
+        let outcome = async {
+            let mut store = env.new_store(engine)?;
+            match self {
+                Self::P2(pre) => {
+                    let command = pre.instantiate_async(&mut store).await?;
+                    command.wasi_cli_run().call_run(&mut store).await
+                }
+                Self::P3(pre) => {
+                    let command = pre.instantiate_async(&mut store).await?;
+                    store
+                        .run_concurrent(async move |store| {
+                            command.wasi_cli_run().call_run(store).await
+                        })
+                        .await?
+                }
+            }
+        }
+        .await;
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(())) => Err("`run` returned an error".into()),
+            Err(error) => match error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                Some(wasmtime_wasi::I32Exit(0)) => Ok(()),
+                Some(wasmtime_wasi::I32Exit(code)) => Err(format!("exited with status {code}")),
+                None => Err(format!("{error:#}")),
+            },
+        }
+    }
+}
+
+/// A workload's service and its supervisor.
+pub(crate) struct Service {
+    command: Command,
+    engine: wasmtime::Engine,
+    env: Arc<ComponentEnv>,
+    max_restarts: u64,
+    status: Arc<Mutex<ServiceStatus>>,
+    supervisor: Mutex<Option<AbortOnDropHandle<()>>>,
+}
+
+impl Service {
+    pub(crate) fn new(
+        command: Command,
+        engine: wasmtime::Engine,
+        env: Arc<ComponentEnv>,
+        max_restarts: u64,
+    ) -> Self {
+        Self {
+            command,
+            engine,
+            env,
+            max_restarts,
+            status: Arc::new(Mutex::new(ServiceStatus {
+                state: ServiceState::Pending,
+                restarts: 0,
+                last_error: None,
+            })),
+            supervisor: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn status(&self) -> ServiceStatus {
+        lock(&self.status).clone()
+    }
+
+    /// Starts the supervisor (once); must run inside the tokio runtime.
+    pub(crate) fn start(&self) {
+        let mut supervisor = lock(&self.supervisor);
+        if supervisor.is_some() {
+            return;
+        }
+        let run = Supervisor {
+            command: self.command.clone(),
+            engine: self.engine.clone(),
+            env: self.env.clone(),
+            max_restarts: self.max_restarts,
+            status: self.status.clone(),
+        };
+        *supervisor = Some(AbortOnDropHandle::new(tokio::spawn(run.supervise())));
+    }
+
+    /// Stops the service: its instance is dropped wherever it is, and its
+    /// virtual listeners close with it.
+    pub(crate) fn stop(&self) {
+        if let Some(task) = lock(&self.supervisor).take() {
+            task.abort();
+        }
+        let mut status = lock(&self.status);
+        if matches!(
+            status.state,
+            ServiceState::Running | ServiceState::Restarting | ServiceState::Pending
+        ) {
+            status.state = ServiceState::Stopped;
+        }
+        tracing::info!(workload = %self.env.workload, "service stopped");
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Plain data; a panic elsewhere cannot leave it half-written.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The delay before restart number `restart` (1-based).
+fn backoff(restart: u64) -> Duration {
+    let doublings = restart.saturating_sub(1).min(16) as u32;
+    Duration::from_millis(100)
+        .saturating_mul(2u32.saturating_pow(doublings))
+        .min(Duration::from_secs(30))
+}
+
+struct Supervisor {
+    command: Command,
+    engine: wasmtime::Engine,
+    env: Arc<ComponentEnv>,
+    max_restarts: u64,
+    status: Arc<Mutex<ServiceStatus>>,
+}
+
+impl Supervisor {
+    async fn supervise(self) {
+        let workload = self.env.workload.clone();
+        let mut restarts = 0;
+        loop {
+            lock(&self.status).state = ServiceState::Running;
+            tracing::info!(%workload, restarts, "service started");
+            let error = match self.command.run(&self.engine, &self.env).await {
+                Ok(()) => {
+                    lock(&self.status).state = ServiceState::Exited;
+                    tracing::info!(%workload, "service exited");
+                    return;
+                }
+                Err(error) => error,
+            };
+            let give_up = restarts >= self.max_restarts;
+            {
+                let mut status = lock(&self.status);
+                status.last_error = Some(error.clone());
+                status.state = if give_up {
+                    ServiceState::Failed
+                } else {
+                    ServiceState::Restarting
+                };
+            }
+            if give_up {
+                tracing::error!(%workload, %error, restarts, "service failed; no restarts left (maxRestarts)");
+                return;
+            }
+            restarts += 1;
+            let delay = backoff(restarts);
+            tracing::warn!(%workload, %error, restart = restarts, delay_ms = delay.as_millis() as u64, "service failed; restarting");
+            lock(&self.status).restarts = restarts;
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_up_to_thirty_seconds() {
+        assert_eq!(backoff(1), Duration::from_millis(100));
+        assert_eq!(backoff(2), Duration::from_millis(200));
+        assert_eq!(backoff(4), Duration::from_millis(800));
+        assert_eq!(backoff(10), Duration::from_secs(30));
+        assert_eq!(backoff(u64::MAX), Duration::from_secs(30));
+    }
+}
