@@ -38,6 +38,10 @@ enum Command {
     Graph(commands::graph::GraphCommand),
     /// Link a workload's components ahead of time into one component.
     Compose(commands::compose::ComposeCommand),
+    /// Push a component to an OCI registry.
+    Push(commands::oci::PushCommand),
+    /// Pull a component from an OCI registry.
+    Pull(commands::oci::PullCommand),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +56,8 @@ fn main() -> ExitCode {
         Command::Inspect(cmd) => cmd.execute(),
         Command::Graph(cmd) => cmd.execute(),
         Command::Compose(cmd) => cmd.execute(),
+        Command::Push(cmd) => cmd.execute(),
+        Command::Pull(cmd) => cmd.execute(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

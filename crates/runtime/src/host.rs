@@ -13,6 +13,7 @@ use crate::http::body::{ResponseBody, error_response};
 use crate::http::router::{RouteError, Router};
 use crate::limits::{LimitDefaults, Limits};
 use crate::loopback::VirtualNetwork;
+use crate::oci::{OciError, PullPolicy, Registry, RegistrySettings};
 use crate::outbound::OutboundPolicy;
 use crate::plugins::{
     BindContext, ComponentHandle, PluginBindings, PluginDefaults, PluginError, PluginRegistry,
@@ -56,6 +57,11 @@ pub struct HostConfig {
     /// `allowedHosts` checks); requests to anything else still go out over
     /// the network. Off by default.
     pub local_workload_calls: bool,
+    /// How component images in OCI registries are fetched and cached.
+    pub registry: RegistrySettings,
+    /// When images are pulled, for components that do not say
+    /// (`imagePullPolicy`).
+    pub pull_policy: PullPolicy,
 }
 
 impl Default for HostConfig {
@@ -66,6 +72,8 @@ impl Default for HostConfig {
             limits: LimitDefaults::default(),
             plugins: PluginDefaults::default(),
             local_workload_calls: false,
+            registry: RegistrySettings::default(),
+            pull_policy: PullPolicy::default(),
         }
     }
 }
@@ -87,16 +95,13 @@ pub enum WorkloadError {
     /// The workload is inconsistent.
     #[error("invalid workload: {0}")]
     Invalid(#[from] ManifestError),
-    /// A component image is not a local file and remote images are not
-    /// available in this build.
-    #[error(
-        "component `{component}`: cannot fetch image `{image}`: only local files (`file://PATH` or a path) can be run here"
-    )]
-    RemoteImage {
+    /// A component image could not be pulled from its registry.
+    #[error("component `{component}`: {source}")]
+    Image {
         /// Component name.
         component: String,
-        /// The image reference.
-        image: String,
+        /// Why the pull failed.
+        source: OciError,
     },
     /// A component file could not be read.
     #[error("component `{component}`: cannot read `{}`: {source}", path.display())]
@@ -211,6 +216,8 @@ struct HostInner {
     sources: arc_swap::ArcSwap<NamedSources>,
     // Set when `HostConfig::local_workload_calls` is on.
     local: Option<Arc<LocalWorkloads>>,
+    registry: Registry,
+    pull_policy: PullPolicy,
 }
 
 /// The workloads of one host as destinations of outgoing HTTP requests
@@ -264,6 +271,8 @@ impl Host {
             local: config
                 .local_workload_calls
                 .then(|| Arc::new(LocalWorkloads(weak.clone()))),
+            registry: Registry::new(config.registry),
+            pull_policy: config.pull_policy,
         })))
     }
 
@@ -611,6 +620,7 @@ impl Host {
                 let service_spec = ComponentSpec {
                     name: SERVICE_NAME.to_string(),
                     image: service.image.clone(),
+                    image_pull_policy: service.image_pull_policy,
                     local_resources: service.local_resources.clone(),
                     ..Default::default()
                 };
@@ -661,12 +671,23 @@ impl Host {
         })
     }
 
-    /// Reads one component's bytes.
+    /// Reads one component's bytes: a local file, or an image pulled from
+    /// its registry (digest-checked, cached by content).
     async fn read_component(&self, spec: &ComponentSpec) -> Result<Vec<u8>, WorkloadError> {
-        let path = local_image_path(&spec.image).ok_or_else(|| WorkloadError::RemoteImage {
-            component: spec.name.clone(),
-            image: spec.image.clone(),
-        })?;
+        let Some(path) = local_image_path(&spec.image) else {
+            let policy = spec.image_pull_policy.unwrap_or(self.0.pull_policy);
+            let pulled = self
+                .0
+                .registry
+                .pull(&spec.image, policy)
+                .await
+                .map_err(|source| WorkloadError::Image {
+                    component: spec.name.clone(),
+                    source,
+                })?;
+            tracing::info!(component = %spec.name, image = %spec.image, digest = %pulled.digest, cached = pulled.cached, "image pulled");
+            return Ok(pulled.bytes);
+        };
         tokio::fs::read(&path)
             .await
             .map_err(|source| WorkloadError::Read {

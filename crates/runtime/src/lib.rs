@@ -9,6 +9,8 @@
 //!   sha256 and cached on disk.
 //! - [`workload`]: the workload model (wasmCloud v2 shapes), manifests, a
 //!   running workload and its instance management.
+//! - [`oci`]: components pushed to and pulled from OCI registries (Wasm
+//!   artifact layout), with a content-addressed cache.
 //! - [`compose`]: a workload's links made ahead of time, as one component.
 //! - [`limits`]: memory, deadline and concurrency limits per component.
 //! - [`loopback`]: a workload's virtual loopback network (`wasi:sockets`
@@ -43,6 +45,7 @@ pub mod host;
 pub mod http;
 pub mod limits;
 pub mod loopback;
+pub mod oci;
 pub mod outbound;
 pub mod plugins;
 pub mod secret;

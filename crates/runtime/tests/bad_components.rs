@@ -128,11 +128,17 @@ async fn missing_truncated_and_core_files_fail_to_start() {
     assert!(err.to_string().contains("core WebAssembly module"), "{err}");
     let remote = http_workload("remote", "x", "r.test");
     let mut remote = remote;
-    remote.spec.components[0].image = "ghcr.io/example/hello:1.0".into();
-    assert!(matches!(
-        t.host.start_workload(remote).await,
-        Err(WorkloadError::RemoteImage { .. })
-    ));
+    // A registry that is not there (loopback port 1): a clear error naming
+    // the component and the image.
+    remote.spec.components[0].image = "127.0.0.1:1/example/hello:1.0".into();
+    remote.spec.components[0].image_pull_policy = Some(nimbus_runtime::oci::PullPolicy::Always);
+    let err = t.host.start_workload(remote).await.unwrap_err();
+    assert!(matches!(err, WorkloadError::Image { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("component `remote`: `127.0.0.1:1/example/hello:1.0`"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
-//! Real backing servers for tests: `redis-server` and `nats-server` (with
-//! JetStream), each started on a free loopback port and stopped when its
-//! handle drops.
+//! Real backing servers for tests: `redis-server`, `nats-server` (with
+//! JetStream) and an OCI registry (`docker-registry`), each started on a
+//! free loopback port and stopped when its handle drops.
 //!
 //! A server binary that is missing fails the test under CI (`CI=true`);
 //! elsewhere [`Server::start`] returns `None` after printing why and how to
@@ -21,6 +21,8 @@ pub enum Kind {
     Redis,
     /// `nats-server -js`.
     Nats,
+    /// `docker-registry serve`: an OCI distribution registry over plain HTTP.
+    Registry,
 }
 
 impl Kind {
@@ -28,6 +30,7 @@ impl Kind {
         match self {
             Self::Redis => "redis-server",
             Self::Nats => "nats-server",
+            Self::Registry => "docker-registry",
         }
     }
 }
@@ -87,12 +90,19 @@ impl Server {
         Some(server)
     }
 
-    /// `redis://127.0.0.1:PORT` or `nats://127.0.0.1:PORT`.
+    /// `redis://127.0.0.1:PORT`, `nats://127.0.0.1:PORT`, or for a
+    /// registry `127.0.0.1:PORT` (the registry part of image references).
     pub fn url(&self) -> String {
         match self.kind {
             Kind::Redis => format!("redis://127.0.0.1:{}", self.port),
             Kind::Nats => format!("nats://127.0.0.1:{}", self.port),
+            Kind::Registry => format!("127.0.0.1:{}", self.port),
         }
+    }
+
+    /// Where the server keeps its data.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data.path()
     }
 
     /// The loopback address it listens on.
@@ -150,6 +160,17 @@ impl Server {
                 "-sd".into(),
                 data,
             ],
+            Kind::Registry => {
+                let config = self.data.path().join("registry.yml");
+                std::fs::write(
+                    &config,
+                    format!(
+                        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {data}/storage\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n"
+                    ),
+                )
+                .expect("write the registry config");
+                vec!["serve".into(), config.display().to_string()]
+            }
         };
         let binary = find(self.kind.binary()).expect("checked in start");
         // The guard shell starts the server, then waits on its stdin: when

@@ -7,6 +7,7 @@ pub(crate) mod dev;
 pub(crate) mod graph;
 pub(crate) mod inspect;
 pub(crate) mod new;
+pub(crate) mod oci;
 pub(crate) mod serve;
 
 use anyhow::Context as _;

@@ -5,6 +5,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 use nimbus_project::config::{Backend, DevConfig};
 use nimbus_runtime::http::{DevRouter, DynamicRouter, Router};
+use nimbus_runtime::oci::PullPolicy;
 use nimbus_runtime::workload::{Workload, load_manifest_file};
 use nimbus_runtime::{Host, HostConfig};
 use std::net::SocketAddr;
@@ -52,6 +53,12 @@ pub(crate) struct ServeCommand {
     /// here in memory, without TCP (its `allowedHosts` still apply).
     #[arg(long)]
     local_calls: bool,
+    /// When component images are pulled for components that do not set
+    /// `imagePullPolicy`: `Always`, `IfNotPresent` or `Never`.
+    #[arg(long, default_value = "IfNotPresent", value_parser = |s: &str| s.parse::<PullPolicy>())]
+    pull_policy: PullPolicy,
+    #[command(flatten)]
+    registry: super::oci::RegistryArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -86,6 +93,8 @@ impl ServeCommand {
         let mut config = HostConfig {
             plugins: backends.plugin_defaults(&cwd),
             local_workload_calls: self.local_calls,
+            registry: self.registry.settings()?,
+            pull_policy: self.pull_policy,
             ..HostConfig::default()
         };
         if self.no_cache {

@@ -94,6 +94,9 @@ pub struct ComponentSpec {
     /// Where the bytes come from: a path or `file://` URL (relative to the
     /// manifest), or an OCI reference.
     pub image: String,
+    /// When an OCI image is pulled; the host's default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<crate::oci::PullPolicy>,
     /// Limits, configuration, environment and mounts.
     #[serde(default)]
     pub local_resources: LocalResources,
@@ -265,6 +268,9 @@ impl HostInterface {
 pub struct ServiceSpec {
     /// Where the bytes come from.
     pub image: String,
+    /// When an OCI image is pulled; the host's default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<crate::oci::PullPolicy>,
     /// Limits and settings.
     #[serde(default)]
     pub local_resources: LocalResources,

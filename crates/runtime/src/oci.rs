@@ -1,0 +1,551 @@
+//! Components in OCI registries, in the Wasm OCI artifact layout (one
+//! `application/wasm` layer, config `application/vnd.wasm.config.v0+json`),
+//! as `wkg`, `wash` and wasmCloud push and pull them.
+//!
+//! [`Registry::pull`] checks everything it is given: a reference pinned by
+//! digest must match the manifest's digest, the manifest must be a Wasm
+//! artifact, its layer must fit the size limit and hash to its descriptor.
+//! Pulled components land in a content-addressed cache (`blobs/sha256/…`,
+//! plus which digest a reference last named), which the pull policies read.
+//! Registries are reached over HTTPS, except those named as insecure.
+//! Credentials come from the settings, else from the docker config (and
+//! its credential helpers), else the pull is anonymous.
+
+use crate::artifact::Digest;
+use crate::secret::Secret;
+use futures::TryStreamExt as _;
+use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
+use oci_client::manifest::OciImageManifest;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Media type of the component layer.
+pub const WASM_LAYER_MEDIA_TYPE: &str = "application/wasm";
+/// Media type of the artifact's config.
+pub const WASM_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
+/// Layer media types of older Wasm artifacts, still accepted on pull.
+const LEGACY_LAYER_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.wasm.content.layer.v1+wasm",
+    "application/vnd.module.wasm.content.layer.v1+wasm",
+];
+const MANIFEST_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// When a pull goes to the registry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PullPolicy {
+    /// Every time: the reference is resolved again (a moved tag is seen).
+    Always,
+    /// Only when the cache has nothing for the reference.
+    #[default]
+    IfNotPresent,
+    /// Never: the cache must have it.
+    Never,
+}
+
+impl std::str::FromStr for PullPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "Always" | "always" => Ok(Self::Always),
+            "IfNotPresent" | "if-not-present" => Ok(Self::IfNotPresent),
+            "Never" | "never" => Ok(Self::Never),
+            other => Err(format!(
+                "unknown pull policy `{other}` (expected Always, IfNotPresent or Never)"
+            )),
+        }
+    }
+}
+
+/// A user name and password for registries.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// The user.
+    pub username: String,
+    /// The password or token; never printed.
+    pub password: Secret,
+}
+
+/// How registries are reached.
+#[derive(Debug, Clone)]
+pub struct RegistrySettings {
+    /// Registries (`host[:port]`) spoken to over plain HTTP.
+    pub insecure: Vec<String>,
+    /// Largest component layer accepted, in bytes.
+    pub max_layer_bytes: u64,
+    /// Used for every registry when set; otherwise the docker config.
+    pub credentials: Option<Credentials>,
+    /// Where pulled components are kept; `None` keeps nothing.
+    pub cache_dir: Option<PathBuf>,
+    /// Bound on one whole push or pull.
+    pub timeout: Duration,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        Self {
+            insecure: Vec::new(),
+            max_layer_bytes: 100 * 1024 * 1024,
+            credentials: None,
+            cache_dir: dirs::cache_dir().map(|d| d.join("nimbus").join("oci")),
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Why a push or pull failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    /// The reference does not parse.
+    #[error("`{reference}` is not a valid image reference: {message}")]
+    Reference {
+        /// What was given.
+        reference: String,
+        /// Why it does not parse.
+        message: String,
+    },
+    /// The registry refused or could not be reached.
+    #[error("`{reference}`: {message}")]
+    Registry {
+        /// The image.
+        reference: String,
+        /// The registry's or the transport's error.
+        message: String,
+    },
+    /// Content does not hash to the digest that names it.
+    #[error("`{reference}`: digest mismatch: expected {expected}, got {actual}")]
+    Digest {
+        /// The image.
+        reference: String,
+        /// The digest the reference or manifest names.
+        expected: String,
+        /// The digest of what arrived.
+        actual: String,
+    },
+    /// The artifact is not a Wasm component artifact.
+    #[error("`{reference}` is not a Wasm component artifact: {message}")]
+    MediaType {
+        /// The image.
+        reference: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The component layer is larger than allowed.
+    #[error("`{reference}`: the component layer ({size} bytes) exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// The image.
+        reference: String,
+        /// Its size (or the bytes received when it was cut off).
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Pull policy `Never` and nothing cached.
+    #[error("`{0}` is not in the local cache and the pull policy is Never")]
+    NotCached(String),
+    /// What is pushed is not a component.
+    #[error("not a WebAssembly component: {0}")]
+    NotAComponent(String),
+    /// The push or pull did not finish in time.
+    #[error("`{reference}`: no answer within {} s", timeout.as_secs())]
+    Timeout {
+        /// The image.
+        reference: String,
+        /// The bound.
+        timeout: Duration,
+    },
+    /// The local cache could not be read or written.
+    #[error("OCI cache `{}`: {message}", path.display())]
+    Cache {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        message: String,
+    },
+}
+
+/// A component that was pulled (or found in the cache).
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// The component's bytes.
+    pub bytes: Vec<u8>,
+    /// `sha256:…` of the bytes (the layer digest).
+    pub digest: String,
+    /// Whether it came from the cache without asking the registry.
+    pub cached: bool,
+}
+
+/// What a push produced.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    /// `sha256:…` of the component layer.
+    pub digest: String,
+    /// `sha256:…` of the manifest, to pin the image (`ref@digest`).
+    pub manifest_digest: String,
+}
+
+/// The Wasm OCI config document.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WasmConfig {
+    created: String,
+    architecture: String,
+    os: String,
+    layer_digests: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    component: Option<ComponentInfo>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ComponentInfo {
+    exports: Vec<String>,
+    imports: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
+}
+
+/// A client for Wasm artifacts in OCI registries.
+pub struct Registry {
+    client: Client,
+    settings: RegistrySettings,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// A client with these settings.
+    pub fn new(settings: RegistrySettings) -> Self {
+        // The HTTP client takes the process's rustls provider: ours is ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = Client::new(ClientConfig {
+            protocol: ClientProtocol::HttpsExcept(settings.insecure.clone()),
+            connect_timeout: Some(Duration::from_secs(10)),
+            read_timeout: Some(settings.timeout),
+            ..Default::default()
+        });
+        Self { client, settings }
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &RegistrySettings {
+        &self.settings
+    }
+
+    /// Pushes a component under `reference`.
+    pub async fn push(&self, reference: &str, component: Vec<u8>) -> Result<Pushed, OciError> {
+        let image = parse(reference)?;
+        crate::artifact::validate_component_bytes(&component)
+            .map_err(|e| OciError::NotAComponent(e.to_string()))?;
+        let world = crate::graph::component_world(&component).map_err(OciError::NotAComponent)?;
+        let digest = Digest::of(&component).to_string();
+        let config = WasmConfig {
+            created: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            architecture: "wasm".into(),
+            os: "wasip2".into(),
+            layer_digests: vec![digest.clone()],
+            component: Some(ComponentInfo {
+                exports: world.exports,
+                imports: world.imports,
+                target: None,
+            }),
+        };
+        let config = Config::new(
+            serde_json::to_vec(&config).expect("the config serializes"),
+            WASM_CONFIG_MEDIA_TYPE.into(),
+            None,
+        );
+        let layers = [ImageLayer::new(
+            component,
+            WASM_LAYER_MEDIA_TYPE.into(),
+            None,
+        )];
+        let manifest = OciImageManifest::build(&layers, &config, None);
+        let auth = self.auth(&image);
+        let registry_error = |e: oci_client::errors::OciDistributionError| OciError::Registry {
+            reference: reference.to_string(),
+            message: e.to_string(),
+        };
+        self.bounded(reference, async {
+            self.client
+                .push(&image, &layers, config, &auth, Some(manifest))
+                .await
+                .map_err(registry_error)?;
+            let manifest_digest = self
+                .client
+                .fetch_manifest_digest(&image, &auth)
+                .await
+                .map_err(registry_error)?;
+            Ok(Pushed {
+                digest,
+                manifest_digest,
+            })
+        })
+        .await
+    }
+
+    /// Pulls the component `reference` names, as `policy` says.
+    pub async fn pull(&self, reference: &str, policy: PullPolicy) -> Result<Pulled, OciError> {
+        let image = parse(reference)?;
+        if policy != PullPolicy::Always
+            && let Some(pulled) = self.cached(reference)?
+        {
+            return Ok(pulled);
+        }
+        if policy == PullPolicy::Never {
+            return Err(OciError::NotCached(reference.to_string()));
+        }
+        let pulled = self
+            .bounded(reference, self.fetch(&image, reference))
+            .await?;
+        self.store(reference, &pulled)?;
+        Ok(pulled)
+    }
+
+    async fn bounded<T>(
+        &self,
+        reference: &str,
+        work: impl Future<Output = Result<T, OciError>>,
+    ) -> Result<T, OciError> {
+        tokio::time::timeout(self.settings.timeout, work)
+            .await
+            .map_err(|_| OciError::Timeout {
+                reference: reference.to_string(),
+                timeout: self.settings.timeout,
+            })?
+    }
+
+    async fn fetch(&self, image: &Reference, reference: &str) -> Result<Pulled, OciError> {
+        let registry_error = |e: oci_client::errors::OciDistributionError| OciError::Registry {
+            reference: reference.to_string(),
+            message: e.to_string(),
+        };
+        let media_error = |message: String| OciError::MediaType {
+            reference: reference.to_string(),
+            message,
+        };
+        let auth = self.auth(image);
+        let (raw, _) = self
+            .client
+            .pull_manifest_raw(image, &auth, MANIFEST_MEDIA_TYPES)
+            .await
+            .map_err(registry_error)?;
+        let manifest_digest = Digest::of(&raw).to_string();
+        if let Some(pinned) = image.digest()
+            && pinned != manifest_digest
+        {
+            return Err(OciError::Digest {
+                reference: reference.to_string(),
+                expected: pinned.to_string(),
+                actual: manifest_digest,
+            });
+        }
+        let manifest: OciImageManifest = serde_json::from_slice(&raw)
+            .map_err(|e| media_error(format!("its manifest is not an image manifest ({e})")))?;
+        if manifest.config.media_type != WASM_CONFIG_MEDIA_TYPE {
+            return Err(media_error(format!(
+                "its config has media type `{}`, not `{WASM_CONFIG_MEDIA_TYPE}`",
+                manifest.config.media_type
+            )));
+        }
+        let [layer] = manifest.layers.as_slice() else {
+            return Err(media_error(format!(
+                "it has {} layers; a Wasm artifact has exactly one",
+                manifest.layers.len()
+            )));
+        };
+        if layer.media_type != WASM_LAYER_MEDIA_TYPE
+            && !LEGACY_LAYER_MEDIA_TYPES.contains(&layer.media_type.as_str())
+        {
+            return Err(media_error(format!(
+                "its layer has media type `{}`, not `{WASM_LAYER_MEDIA_TYPE}`",
+                layer.media_type
+            )));
+        }
+        let limit = self.settings.max_layer_bytes;
+        let too_large = |size: u64| OciError::TooLarge {
+            reference: reference.to_string(),
+            size,
+            limit,
+        };
+        let declared = u64::try_from(layer.size).unwrap_or(0);
+        if declared > limit {
+            return Err(too_large(declared));
+        }
+        let mut stream = self
+            .client
+            .pull_blob_stream(image, layer)
+            .await
+            .map_err(registry_error)?;
+        let mut bytes = Vec::with_capacity(declared as usize);
+        // The declared size is the registry's word: count what arrives too.
+        while let Some(chunk) = stream.try_next().await.map_err(|e| OciError::Registry {
+            reference: reference.to_string(),
+            message: format!("reading the component layer: {e}"),
+        })? {
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                return Err(too_large((bytes.len() + chunk.len()) as u64));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let digest = Digest::of(&bytes).to_string();
+        if digest != layer.digest {
+            return Err(OciError::Digest {
+                reference: reference.to_string(),
+                expected: layer.digest.clone(),
+                actual: digest,
+            });
+        }
+        Ok(Pulled {
+            bytes,
+            digest,
+            cached: false,
+        })
+    }
+
+    fn auth(&self, image: &Reference) -> RegistryAuth {
+        if let Some(c) = &self.settings.credentials {
+            return RegistryAuth::Basic(c.username.clone(), c.password.expose().to_string());
+        }
+        let server = image.resolve_registry().trim_end_matches('/');
+        match docker_credential::get_credential(server) {
+            Ok(docker_credential::DockerCredential::UsernamePassword(user, password)) => {
+                RegistryAuth::Basic(user, password)
+            }
+            Ok(docker_credential::DockerCredential::IdentityToken(token)) => {
+                RegistryAuth::Bearer(token)
+            }
+            Err(_) => RegistryAuth::Anonymous,
+        }
+    }
+
+    fn blob_path(&self, digest: &str) -> Option<PathBuf> {
+        let hex = digest.strip_prefix("sha256:")?;
+        let valid = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+        valid.then(|| {
+            self.settings
+                .cache_dir
+                .as_ref()
+                .map(|d| d.join("blobs").join("sha256").join(hex))
+        })?
+    }
+
+    fn ref_path(&self, reference: &str) -> Option<PathBuf> {
+        let name = Digest::of(reference.as_bytes()).hex();
+        self.settings
+            .cache_dir
+            .as_ref()
+            .map(|d| d.join("refs").join(name))
+    }
+
+    /// The cached component for `reference`, checked against its digest.
+    fn cached(&self, reference: &str) -> Result<Option<Pulled>, OciError> {
+        let Some(ref_path) = self.ref_path(reference) else {
+            return Ok(None);
+        };
+        let Ok(digest) = std::fs::read_to_string(&ref_path) else {
+            return Ok(None);
+        };
+        let digest = digest.trim().to_string();
+        let Some(blob) = self.blob_path(&digest) else {
+            return Ok(None);
+        };
+        let Ok(bytes) = std::fs::read(&blob) else {
+            return Ok(None);
+        };
+        // A damaged cache entry is dropped and fetched again.
+        if Digest::of(&bytes).to_string() != digest {
+            tracing::warn!(path = %blob.display(), "cached component does not match its digest; fetching it again");
+            let _ = std::fs::remove_file(&blob);
+            return Ok(None);
+        }
+        Ok(Some(Pulled {
+            bytes,
+            digest,
+            cached: true,
+        }))
+    }
+
+    fn store(&self, reference: &str, pulled: &Pulled) -> Result<(), OciError> {
+        let (Some(blob), Some(ref_path)) =
+            (self.blob_path(&pulled.digest), self.ref_path(reference))
+        else {
+            return Ok(());
+        };
+        write_atomically(&blob, &pulled.bytes)?;
+        write_atomically(&ref_path, pulled.digest.as_bytes())
+    }
+}
+
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), OciError> {
+    let cache_error = |e: std::io::Error| OciError::Cache {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).map_err(cache_error)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(cache_error)?;
+    std::io::Write::write_all(&mut file, bytes).map_err(cache_error)?;
+    file.persist(path).map_err(|e| cache_error(e.error))?;
+    Ok(())
+}
+
+fn parse(reference: &str) -> Result<Reference, OciError> {
+    reference
+        .parse::<Reference>()
+        .map_err(|e| OciError::Reference {
+            reference: reference.to_string(),
+            message: e.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_policies_parse_in_both_spellings() {
+        assert_eq!("Always".parse(), Ok(PullPolicy::Always));
+        assert_eq!("if-not-present".parse(), Ok(PullPolicy::IfNotPresent));
+        assert_eq!("Never".parse(), Ok(PullPolicy::Never));
+        assert!(
+            "Sometimes"
+                .parse::<PullPolicy>()
+                .unwrap_err()
+                .contains("Sometimes")
+        );
+    }
+
+    #[tokio::test]
+    async fn never_with_an_empty_cache_fails_without_a_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::new(RegistrySettings {
+            cache_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        });
+        let error = registry
+            .pull("127.0.0.1:9/app:1", PullPolicy::Never)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, OciError::NotCached(_)), "{error}");
+        // Never, so that a reference that did parse could not go anywhere.
+        let error = registry
+            .pull("not a reference", PullPolicy::Never)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, OciError::Reference { .. }), "{error}");
+    }
+}
