@@ -275,10 +275,7 @@ impl Registry {
         )];
         let manifest = OciImageManifest::build(&layers, &config, None);
         let auth = self.auth(&image);
-        let registry_error = |e: oci_client::errors::OciDistributionError| OciError::Registry {
-            reference: reference.to_string(),
-            message: e.to_string(),
-        };
+        let registry_error = registry_error(reference);
         self.bounded(reference, async {
             self.client
                 .push(&image, &layers, config, &auth, Some(manifest))
@@ -329,10 +326,7 @@ impl Registry {
     }
 
     async fn fetch(&self, image: &Reference, reference: &str) -> Result<Pulled, OciError> {
-        let registry_error = |e: oci_client::errors::OciDistributionError| OciError::Registry {
-            reference: reference.to_string(),
-            message: e.to_string(),
-        };
+        let registry_error = registry_error(reference);
         let media_error = |message: String| OciError::MediaType {
             reference: reference.to_string(),
             message,
@@ -487,6 +481,16 @@ impl Registry {
         };
         write_atomically(&blob, &pulled.bytes)?;
         write_atomically(&ref_path, pulled.digest.as_bytes())
+    }
+}
+
+/// Turns oci-client's error into ours, naming the image.
+fn registry_error(
+    reference: &str,
+) -> impl Fn(oci_client::errors::OciDistributionError) -> OciError + Copy + '_ {
+    move |e| OciError::Registry {
+        reference: reference.to_string(),
+        message: e.to_string(),
     }
 }
 

@@ -94,11 +94,8 @@ pub struct VirtualNetwork {
 
 impl std::fmt::Debug for VirtualNetwork {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ports = self.lock();
-        let mut listening: Vec<_> = ports.listening.keys().map(|(_, p)| *p).collect();
-        listening.sort_unstable();
         f.debug_struct("VirtualNetwork")
-            .field("listening", &listening)
+            .field("listening", &self.listening_ports())
             .finish()
     }
 }

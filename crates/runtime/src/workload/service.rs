@@ -103,12 +103,9 @@ impl Command {
 
 /// A workload's service and its supervisor.
 pub(crate) struct Service {
-    command: Command,
-    engine: wasmtime::Engine,
-    env: Arc<ComponentEnv>,
-    max_restarts: u64,
-    status: Arc<Mutex<ServiceStatus>>,
-    supervisor: Mutex<Option<AbortOnDropHandle<()>>>,
+    /// What each supervisor run needs; cloned into the task at start.
+    supervisor: Supervisor,
+    task: Mutex<Option<AbortOnDropHandle<()>>>,
 }
 
 impl Service {
@@ -119,53 +116,48 @@ impl Service {
         max_restarts: u64,
     ) -> Self {
         Self {
-            command,
-            engine,
-            env,
-            max_restarts,
-            status: Arc::new(Mutex::new(ServiceStatus {
-                state: ServiceState::Pending,
-                restarts: 0,
-                last_error: None,
-            })),
-            supervisor: Mutex::new(None),
+            supervisor: Supervisor {
+                command,
+                engine,
+                env,
+                max_restarts,
+                status: Arc::new(Mutex::new(ServiceStatus {
+                    state: ServiceState::Pending,
+                    restarts: 0,
+                    last_error: None,
+                })),
+            },
+            task: Mutex::new(None),
         }
     }
 
     pub(crate) fn status(&self) -> ServiceStatus {
-        lock(&self.status).clone()
+        lock(&self.supervisor.status).clone()
     }
 
     /// Starts the supervisor (once); must run inside the tokio runtime.
     pub(crate) fn start(&self) {
-        let mut supervisor = lock(&self.supervisor);
-        if supervisor.is_some() {
-            return;
+        let mut task = lock(&self.task);
+        if task.is_none() {
+            let run = self.supervisor.clone().supervise();
+            *task = Some(AbortOnDropHandle::new(tokio::spawn(run)));
         }
-        let run = Supervisor {
-            command: self.command.clone(),
-            engine: self.engine.clone(),
-            env: self.env.clone(),
-            max_restarts: self.max_restarts,
-            status: self.status.clone(),
-        };
-        *supervisor = Some(AbortOnDropHandle::new(tokio::spawn(run.supervise())));
     }
 
     /// Stops the service: its instance is dropped wherever it is, and its
     /// virtual listeners close with it.
     pub(crate) fn stop(&self) {
-        if let Some(task) = lock(&self.supervisor).take() {
+        if let Some(task) = lock(&self.task).take() {
             task.abort();
         }
-        let mut status = lock(&self.status);
+        let mut status = lock(&self.supervisor.status);
         if matches!(
             status.state,
             ServiceState::Running | ServiceState::Restarting | ServiceState::Pending
         ) {
             status.state = ServiceState::Stopped;
         }
-        tracing::info!(workload = %self.env.workload, "service stopped");
+        tracing::info!(workload = %self.supervisor.env.workload, "service stopped");
     }
 }
 
@@ -182,6 +174,7 @@ fn backoff(restart: u64) -> Duration {
         .min(Duration::from_secs(30))
 }
 
+#[derive(Clone)]
 struct Supervisor {
     command: Command,
     engine: wasmtime::Engine,
