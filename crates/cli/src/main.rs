@@ -42,6 +42,16 @@ enum Command {
     Push(commands::oci::PushCommand),
     /// Pull a component from an OCI registry.
     Pull(commands::oci::PullCommand),
+    /// Join a cluster: serve HTTP and run what the controller places here.
+    Host(commands::cluster::host::HostCommand),
+    /// Run the cluster's reconciler (several may run; one leads).
+    Controller(commands::cluster::controller::ControllerCommand),
+    /// Store Workloads and WorkloadDeployments as the cluster's desired state.
+    Apply(commands::cluster::apply::ApplyCommand),
+    /// List hosts, workloads or deployments.
+    Get(commands::cluster::get::GetCommand),
+    /// Remove a workload or deployment from desired state.
+    Delete(commands::cluster::apply::DeleteCommand),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +68,11 @@ fn main() -> ExitCode {
         Command::Compose(cmd) => cmd.execute(),
         Command::Push(cmd) => cmd.execute(),
         Command::Pull(cmd) => cmd.execute(),
+        Command::Host(cmd) => cmd.execute(),
+        Command::Controller(cmd) => cmd.execute(),
+        Command::Apply(cmd) => cmd.execute(),
+        Command::Get(cmd) => cmd.execute(),
+        Command::Delete(cmd) => cmd.execute(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -73,7 +88,9 @@ fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("NIMBUS_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("warn,nimbus=info,nimbus_runtime=info"));
+        .unwrap_or_else(|_| {
+            EnvFilter::new("warn,nimbus=info,nimbus_runtime=info,nimbus_cluster=info")
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

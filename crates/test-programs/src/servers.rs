@@ -41,6 +41,8 @@ pub struct Server {
     port: u16,
     data: tempfile::TempDir,
     guard: Option<Child>,
+    // Extra arguments (a NATS cluster member's name, cluster port, routes).
+    extra: Vec<String>,
 }
 
 impl std::fmt::Debug for Server {
@@ -58,6 +60,23 @@ fn find(binary: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// Whether `kind`'s binary is installed: panics under CI when it is not,
+/// else prints why the test is skipped and how to install it.
+fn available(kind: Kind) -> bool {
+    let binary = kind.binary();
+    if find(binary).is_some() {
+        return true;
+    }
+    let hint = format!(
+        "`{binary}` is not installed; install it with `apt-get install {binary}` (or run ./scripts/test.sh as root)"
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{hint}: CI must run the service-backed tests");
+    }
+    eprintln!("skipped: {hint}");
+    false
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -69,15 +88,7 @@ impl Server {
     /// Starts a server, or returns `None` (outside CI) when its binary is
     /// missing. Panics in CI when it is missing, and when it does not come up.
     pub fn start(kind: Kind) -> Option<Self> {
-        let binary = kind.binary();
-        if find(binary).is_none() {
-            let hint = format!(
-                "`{binary}` is not installed; install it with `apt-get install {binary}` (or run ./scripts/test.sh as root)"
-            );
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{hint}: CI must run the service-backed tests");
-            }
-            eprintln!("skipped: {hint}");
+        if !available(kind) {
             return None;
         }
         let mut server = Self {
@@ -85,9 +96,49 @@ impl Server {
             port: free_port(),
             data: tempfile::tempdir().expect("a temporary data directory"),
             guard: None,
+            extra: Vec::new(),
         };
         server.launch();
         Some(server)
+    }
+
+    /// Starts a cluster of `size` `nats-server`s with JetStream, routed to
+    /// each other on loopback, or `None` (outside CI) when the binary is
+    /// missing. Returns once every member accepts clients; JetStream may
+    /// need a moment more to elect its meta leader.
+    pub fn nats_cluster(size: usize) -> Option<Vec<Self>> {
+        if !available(Kind::Nats) {
+            return None;
+        }
+        let cluster_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let routes: Vec<String> = cluster_ports
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect();
+        let mut members: Vec<Self> = cluster_ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| Self {
+                kind: Kind::Nats,
+                port: free_port(),
+                data: tempfile::tempdir().expect("a temporary data directory"),
+                guard: None,
+                extra: vec![
+                    "-n".into(),
+                    format!("n{i}"),
+                    "--cluster_name".into(),
+                    "nimbus-test".into(),
+                    "--cluster".into(),
+                    format!("nats://127.0.0.1:{port}"),
+                    "--routes".into(),
+                    routes.join(","),
+                ],
+            })
+            .collect();
+        for member in &mut members {
+            member.launch();
+        }
+        Some(members)
     }
 
     /// `redis://127.0.0.1:PORT`, `nats://127.0.0.1:PORT`, or for a
@@ -159,7 +210,10 @@ impl Server {
                 "-js".into(),
                 "-sd".into(),
                 data,
-            ],
+            ]
+            .into_iter()
+            .chain(self.extra.iter().cloned())
+            .collect(),
             Kind::Registry => {
                 let config = self.data.path().join("registry.yml");
                 std::fs::write(

@@ -1,6 +1,7 @@
 //! One module per subcommand, each a clap struct with an `execute()`.
 
 pub(crate) mod build;
+pub(crate) mod cluster;
 pub(crate) mod compose;
 pub(crate) mod config;
 pub(crate) mod dev;

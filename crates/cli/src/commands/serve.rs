@@ -26,15 +26,22 @@ pub(crate) struct ServeCommand {
     /// workload, `host` for several.
     #[arg(long, value_enum)]
     router: Option<RouterKind>,
+    /// How long to let in-flight requests finish after Ctrl-C, in seconds.
+    #[arg(long, default_value_t = 30)]
+    drain_timeout: u64,
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+/// Host settings shared by `nimbus serve` and `nimbus host`.
+#[derive(Args)]
+pub(crate) struct HostArgs {
     /// Directory for compiled-code cache (default: the user cache dir).
     #[arg(long, conflicts_with = "no_cache")]
     cache_dir: Option<PathBuf>,
     /// Do not cache compiled code on disk.
     #[arg(long)]
     no_cache: bool,
-    /// How long to let in-flight requests finish after Ctrl-C, in seconds.
-    #[arg(long, default_value_t = 30)]
-    drain_timeout: u64,
     /// Key-value backend for workloads that do not choose one: `memory`
     /// (default), a directory (keeps `keyvalue.redb` there), `redis://…` or
     /// `nats://…`.
@@ -61,6 +68,33 @@ pub(crate) struct ServeCommand {
     registry: super::oci::RegistryArgs,
 }
 
+impl HostArgs {
+    /// The host configuration these flags describe.
+    pub(crate) fn config(&self) -> anyhow::Result<HostConfig> {
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        // The flags are the same selections as a project's `dev:` section.
+        let backends = DevConfig {
+            keyvalue: self.keyvalue.clone(),
+            blobstore: self.blobstore.clone(),
+            messaging: self.messaging.clone(),
+            ..DevConfig::default()
+        };
+        let mut config = HostConfig {
+            plugins: backends.plugin_defaults(&cwd),
+            local_workload_calls: self.local_calls,
+            registry: self.registry.settings()?,
+            pull_policy: self.pull_policy,
+            ..HostConfig::default()
+        };
+        if self.no_cache {
+            config.cache_dir = None;
+        } else if let Some(dir) = &self.cache_dir {
+            config.cache_dir = Some(dir.clone());
+        }
+        Ok(config)
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum RouterKind {
     Dev,
@@ -82,26 +116,7 @@ impl ServeCommand {
             RouterKind::Dev => Arc::new(DevRouter::new()),
             RouterKind::Host => Arc::new(DynamicRouter::new()),
         };
-        let cwd = std::env::current_dir().context("cannot read the current directory")?;
-        // The flags are the same selections as a project's `dev:` section.
-        let backends = DevConfig {
-            keyvalue: self.keyvalue.clone(),
-            blobstore: self.blobstore.clone(),
-            messaging: self.messaging.clone(),
-            ..DevConfig::default()
-        };
-        let mut config = HostConfig {
-            plugins: backends.plugin_defaults(&cwd),
-            local_workload_calls: self.local_calls,
-            registry: self.registry.settings()?,
-            pull_policy: self.pull_policy,
-            ..HostConfig::default()
-        };
-        if self.no_cache {
-            config.cache_dir = None;
-        } else if let Some(dir) = &self.cache_dir {
-            config.cache_dir = Some(dir.clone());
-        }
+        let config = self.host.config()?;
         let host = Host::new(config, router)?;
         for workload in workloads {
             let id = workload.id();

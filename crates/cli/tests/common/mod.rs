@@ -76,6 +76,19 @@ impl Server {
     /// Spawns `nimbus ARGS` in `dir` and waits (up to `wait`) for its
     /// `Serving on http://ADDR/` line.
     pub fn start(dir: &Path, args: &[&str], envs: &[(&str, &str)], wait: Duration) -> Self {
+        Self::start_when(dir, args, envs, wait, "Serving on http://")
+    }
+
+    /// Spawns `nimbus ARGS` in `dir` and waits (up to `wait`) for a stdout
+    /// line starting with `ready`; `addr` gets the rest of that line (a
+    /// trailing `/` removed).
+    pub fn start_when(
+        dir: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        wait: Duration,
+        ready: &str,
+    ) -> Self {
         let mut cmd = nimbus();
         cmd.args(args)
             .current_dir(dir)
@@ -114,16 +127,13 @@ impl Server {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some(addr) = line
-                        .strip_prefix("Serving on http://")
-                        .and_then(|s| s.strip_suffix('/'))
-                    {
-                        server.addr = addr.to_string();
+                    if let Some(addr) = line.strip_prefix(ready) {
+                        server.addr = addr.strip_suffix('/').unwrap_or(addr).to_string();
                         return server;
                     }
                 }
                 Err(_) => panic!(
-                    "no `Serving on` line within {wait:?}; stderr:\n{}",
+                    "no `{ready}` line within {wait:?}; stderr:\n{}",
                     server.stderr()
                 ),
             }
@@ -152,6 +162,12 @@ impl Server {
     /// `GET path` → (status, body).
     pub fn get(&self, path: &str) -> (u16, String) {
         request(&self.addr, "GET", path, "")
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGINT and returns whether the process exited with status 0.
@@ -201,9 +217,15 @@ pub fn request_with_headers(
         .iter()
         .map(|(k, v)| format!("{k}: {v}\r\n"))
         .collect();
+    // `Host: localhost` unless the caller names the host.
+    let host = if headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        ""
+    } else {
+        "Host: localhost\r\n"
+    };
     write!(
         stream,
-        "{method} {path} HTTP/1.0\r\nHost: localhost\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.0\r\n{host}{extra}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();

@@ -1,0 +1,154 @@
+//! `nimbus apply -f FILE` and `nimbus delete`: write desired state.
+//!
+//! Every document is parsed and validated before anything is stored, so an
+//! invalid file changes nothing; the error names the field path.
+
+use super::{BucketArgs, NatsArgs};
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use nimbus_cluster::connect::Persistence;
+use nimbus_cluster::store::{Applied, Kind, Resource};
+use nimbus_runtime::workload::load_manifest_file;
+use serde::Deserialize as _;
+use std::path::{Path, PathBuf};
+
+/// Arguments of `nimbus apply`.
+#[derive(Args)]
+pub(crate) struct ApplyCommand {
+    /// The manifest: `Workload` and `WorkloadDeployment` documents
+    /// (`apiVersion: runtime.wasmcloud.dev/v1alpha1`).
+    #[arg(short = 'f', long = "filename")]
+    file: PathBuf,
+    #[command(flatten)]
+    nats: NatsArgs,
+    #[command(flatten)]
+    bucket: BucketArgs,
+}
+
+/// Reads, validates and converts every document of `file`.
+fn read_resources(file: &Path) -> anyhow::Result<Vec<Resource>> {
+    let documents = load_manifest_file(file)?;
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read `{}`", file.display()))?;
+    let raw: Vec<serde_json::Value> = serde_yaml_ng::Deserializer::from_str(&text)
+        .map(serde_json::Value::deserialize)
+        .filter(|v| !matches!(v, Ok(serde_json::Value::Null)))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("invalid manifest `{}`", file.display()))?;
+    anyhow::ensure!(
+        raw.len() == documents.len(),
+        "invalid manifest `{}`: cannot match its documents",
+        file.display()
+    );
+    documents
+        .into_iter()
+        .zip(raw)
+        .map(|(document, manifest)| Ok(Resource::from_document(document, manifest)?))
+        .collect()
+}
+
+fn kind_label(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Workload => "workload",
+        Kind::WorkloadDeployment => "workloaddeployment",
+    }
+}
+
+impl ApplyCommand {
+    pub(crate) fn execute(self) -> anyhow::Result<()> {
+        crate::commands::block_on(self.run())
+    }
+
+    async fn run(self) -> anyhow::Result<()> {
+        let resources = read_resources(&self.file)?;
+        let timeout = self.nats.settings("").timeout;
+        let client = self.nats.connect("nimbus-apply", Persistence::Once).await?;
+        let store = self.bucket.open(client, timeout).await?;
+        for resource in resources {
+            let (kind, id) = (kind_label(resource.kind), resource.id());
+            let applied = store
+                .apply(resource)
+                .await
+                .with_context(|| format!("cannot apply {kind} {id}"))?;
+            let verb = match applied {
+                Applied::Created => "created",
+                Applied::Configured => "configured",
+                Applied::Unchanged => "unchanged",
+            };
+            println!("{kind}/{id} {verb}");
+        }
+        Ok(())
+    }
+}
+
+/// What `delete` names.
+#[derive(Clone, Copy, ValueEnum)]
+enum DeleteKind {
+    Workload,
+    Deployment,
+}
+
+/// Arguments of `nimbus delete`.
+#[derive(Args)]
+pub(crate) struct DeleteCommand {
+    /// `workload` or `deployment` (or use `-f`).
+    #[arg(value_enum, required_unless_present = "file", requires = "name")]
+    kind: Option<DeleteKind>,
+    /// Its name.
+    name: Option<String>,
+    /// Its namespace.
+    #[arg(short, long, default_value = "default")]
+    namespace: String,
+    /// Delete everything a manifest describes.
+    #[arg(short = 'f', long = "filename", conflicts_with_all = ["kind", "name"])]
+    file: Option<PathBuf>,
+    #[command(flatten)]
+    nats: NatsArgs,
+    #[command(flatten)]
+    bucket: BucketArgs,
+}
+
+impl DeleteCommand {
+    pub(crate) fn execute(self) -> anyhow::Result<()> {
+        crate::commands::block_on(self.run())
+    }
+
+    async fn run(self) -> anyhow::Result<()> {
+        let targets: Vec<(Kind, String)> = match (&self.file, self.kind, &self.name) {
+            (Some(file), _, _) => read_resources(file)?
+                .into_iter()
+                .map(|r| (r.kind, r.id()))
+                .collect(),
+            (None, Some(kind), Some(name)) => {
+                let kind = match kind {
+                    DeleteKind::Workload => Kind::Workload,
+                    DeleteKind::Deployment => Kind::WorkloadDeployment,
+                };
+                vec![(kind, format!("{}/{name}", self.namespace))]
+            }
+            _ => anyhow::bail!("name what to delete: `delete workload NAME` or `delete -f FILE`"),
+        };
+        let timeout = self.nats.settings("").timeout;
+        let client = self
+            .nats
+            .connect("nimbus-delete", Persistence::Once)
+            .await?;
+        let store = self.bucket.open(client, timeout).await?;
+        for (kind, id) in targets {
+            let label = kind_label(kind);
+            match store.resource(&id).await? {
+                None => anyhow::bail!("{label}/{id} not found"),
+                Some(stored) if stored.kind != kind => anyhow::bail!(
+                    "{id} is a {}, not a {}",
+                    stored.kind.as_str(),
+                    kind.as_str()
+                ),
+                Some(_) => {
+                    store.delete(&id).await?;
+                    println!("{label}/{id} deleted");
+                }
+            }
+        }
+        Ok(())
+    }
+}

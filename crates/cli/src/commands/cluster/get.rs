@@ -1,0 +1,249 @@
+//! `nimbus get hosts|workloads|deployments`: what the cluster holds, as a
+//! table or as JSON/YAML.
+//!
+//! Hosts answer a ping (`runtime.hosts.ping`) with their heartbeat; the
+//! command collects answers for `--wait`. Workloads and deployments come
+//! from the desired-state bucket, each with the status the controller wrote.
+
+use super::{BucketArgs, NatsArgs, parse_duration};
+use clap::{Args, ValueEnum};
+use futures::StreamExt as _;
+use nimbus_cluster::api::{self, HostHeartbeat, Reply};
+use nimbus_cluster::connect::Persistence;
+use nimbus_cluster::store::{Kind, ResourceStatus};
+use nimbus_runtime::workload::API_VERSION;
+use serde::Serialize;
+use std::time::Duration;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum What {
+    Hosts,
+    Workloads,
+    Deployments,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    Table,
+    Json,
+    Yaml,
+}
+
+/// Arguments of `nimbus get`.
+#[derive(Args)]
+pub(crate) struct GetCommand {
+    /// What to list.
+    #[arg(value_enum)]
+    what: What,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    output: Format,
+    /// Only this namespace (workloads and deployments).
+    #[arg(short, long)]
+    namespace: Option<String>,
+    /// How long to collect host answers.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    wait: Duration,
+    #[command(flatten)]
+    nats: NatsArgs,
+    #[command(flatten)]
+    bucket: BucketArgs,
+}
+
+/// A stored resource as shown: the manifest's shape plus status.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Shown {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: Metadata,
+    spec: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<ResourceStatus>,
+}
+
+#[derive(Serialize)]
+struct Metadata {
+    name: String,
+    namespace: String,
+    generation: u64,
+}
+
+impl GetCommand {
+    pub(crate) fn execute(self) -> anyhow::Result<()> {
+        crate::commands::block_on(self.run())
+    }
+
+    async fn run(self) -> anyhow::Result<()> {
+        let client = self.nats.connect("nimbus-get", Persistence::Once).await?;
+        match self.what {
+            What::Hosts => self.hosts(client).await,
+            What::Workloads => self.resources(client, Kind::Workload).await,
+            What::Deployments => self.resources(client, Kind::WorkloadDeployment).await,
+        }
+    }
+
+    async fn hosts(&self, client: async_nats::Client) -> anyhow::Result<()> {
+        let inbox = client.new_inbox();
+        let mut answers = client.subscribe(inbox.clone()).await?;
+        client
+            .publish_with_reply(api::HOSTS_PING, inbox, "".into())
+            .await?;
+        let mut hosts = Vec::new();
+        let deadline = tokio::time::sleep(self.wait);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                () = &mut deadline => break,
+                Some(message) = answers.next() => {
+                    if let Ok(Reply::Ok(heartbeat)) =
+                        serde_json::from_slice::<Reply<HostHeartbeat>>(&message.payload)
+                    {
+                        hosts.push(heartbeat);
+                    }
+                }
+            }
+        }
+        hosts.sort_by(|a, b| a.id.cmp(&b.id));
+        match self.output {
+            Format::Json => println!("{}", serde_json::to_string_pretty(&hosts)?),
+            Format::Yaml => print!("{}", serde_yaml_ng::to_string(&hosts)?),
+            Format::Table => {
+                let rows = hosts.iter().map(|h| {
+                    let labels: Vec<String> = h
+                        .labels
+                        .iter()
+                        .filter(|(k, _)| *k != api::HOSTGROUP_LABEL)
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    vec![
+                        h.id.clone(),
+                        h.labels
+                            .get(api::HOSTGROUP_LABEL)
+                            .cloned()
+                            .unwrap_or_default(),
+                        h.http_address.clone().unwrap_or_else(|| "-".into()),
+                        h.workload_count.to_string(),
+                        h.replica_count.to_string(),
+                        h.version.clone(),
+                        labels.join(","),
+                    ]
+                });
+                print_table(
+                    &[
+                        "ID",
+                        "GROUP",
+                        "HTTP",
+                        "WORKLOADS",
+                        "REPLICAS",
+                        "VERSION",
+                        "LABELS",
+                    ],
+                    rows,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn resources(&self, client: async_nats::Client, kind: Kind) -> anyhow::Result<()> {
+        let store = self
+            .bucket
+            .open(client, self.nats.settings("").timeout)
+            .await?;
+        let statuses = store.statuses().await?;
+        let shown: Vec<Shown> = store
+            .resources()
+            .await?
+            .into_iter()
+            .filter(|(_, r)| r.kind == kind)
+            .filter(|(_, r)| {
+                self.namespace
+                    .as_ref()
+                    .is_none_or(|ns| *ns == r.workload.namespace)
+            })
+            .map(|(id, r)| Shown {
+                api_version: API_VERSION,
+                kind: r.kind.as_str(),
+                metadata: Metadata {
+                    name: r.workload.name.clone(),
+                    namespace: r.workload.namespace.clone(),
+                    generation: r.generation,
+                },
+                spec: r.manifest.get("spec").cloned().unwrap_or_default(),
+                status: statuses.get(&id).cloned(),
+            })
+            .collect();
+        match self.output {
+            Format::Json => println!("{}", serde_json::to_string_pretty(&shown)?),
+            Format::Yaml => {
+                // One YAML document per resource, like the files `apply` takes.
+                for item in &shown {
+                    print!("---\n{}", serde_yaml_ng::to_string(item)?);
+                }
+            }
+            Format::Table => {
+                let rows = shown.iter().map(|s| {
+                    let status = s.status.as_ref();
+                    let hosts: Vec<String> = status
+                        .map(|st| {
+                            st.placements
+                                .iter()
+                                .map(|p| format!("{}×{}", p.host, p.replicas))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    vec![
+                        s.metadata.namespace.clone(),
+                        s.metadata.name.clone(),
+                        status.map_or_else(
+                            || "-".to_string(),
+                            |st| format!("{}/{}", st.ready, st.desired),
+                        ),
+                        s.metadata.generation.to_string(),
+                        if hosts.is_empty() {
+                            "-".into()
+                        } else {
+                            hosts.join(",")
+                        },
+                        status.and_then(|st| st.message.clone()).unwrap_or_default(),
+                    ]
+                });
+                print_table(
+                    &[
+                        "NAMESPACE",
+                        "NAME",
+                        "READY",
+                        "GENERATION",
+                        "HOSTS",
+                        "MESSAGE",
+                    ],
+                    rows,
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn print_table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) {
+    let rows: Vec<Vec<String>> = rows.collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}

@@ -1,0 +1,122 @@
+//! `nimbus host`: join a cluster. Runs a host that serves HTTP and takes
+//! its workloads from the controller over NATS.
+
+use super::{NatsArgs, parse_duration};
+use anyhow::Context as _;
+use clap::Args;
+use nimbus_cluster::agent::{self, AgentSettings};
+use nimbus_cluster::api::{HOSTGROUP_LABEL, valid_host_id};
+use nimbus_cluster::connect::Persistence;
+use nimbus_runtime::Host;
+use nimbus_runtime::http::DynamicRouter;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Arguments of `nimbus host`.
+#[derive(Args)]
+pub(crate) struct HostCommand {
+    #[command(flatten)]
+    nats: NatsArgs,
+    /// Host id (default: the host name and a unique suffix).
+    #[arg(long)]
+    id: Option<String>,
+    /// Host group, reported as the `hostgroup` label.
+    #[arg(long, default_value = "default")]
+    group: String,
+    /// A label, `key=value`; repeat for several. Workloads pick hosts by
+    /// label with `hostSelector`.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// Where to serve HTTP (requests are routed by Host header).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    http_addr: SocketAddr,
+    /// Time between heartbeats.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    heartbeat_interval: Duration,
+    /// How long to let in-flight requests finish on shutdown, in seconds.
+    #[arg(long, default_value_t = 30)]
+    drain_timeout: u64,
+    #[command(flatten)]
+    host: crate::commands::serve::HostArgs,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
+    if key.is_empty() {
+        return Err(format!("`{text}`: the key is empty"));
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+impl HostCommand {
+    pub(crate) fn execute(self) -> anyhow::Result<()> {
+        crate::commands::block_on(self.run())
+    }
+
+    async fn run(self) -> anyhow::Result<()> {
+        let id = self.id.clone().unwrap_or_else(agent::generate_host_id);
+        anyhow::ensure!(
+            valid_host_id(&id),
+            "host id `{id}` must be letters, digits, `-` or `_`"
+        );
+        let mut labels: BTreeMap<String, String> = self.labels.iter().cloned().collect();
+        anyhow::ensure!(
+            !labels.contains_key(HOSTGROUP_LABEL),
+            "set the `{HOSTGROUP_LABEL}` label with --group"
+        );
+        labels.insert(HOSTGROUP_LABEL.into(), self.group.clone());
+        let config = self.host.config()?;
+        let max_instances = config.engine.pool_instances;
+        let host = Host::new(config, Arc::new(DynamicRouter::new()))?;
+        let listener = tokio::net::TcpListener::bind(self.http_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", self.http_addr))?;
+        let http_addr = listener.local_addr()?;
+        let client = self
+            .nats
+            .connect(&format!("nimbus-host-{id}"), Persistence::Retry)
+            .await?;
+        let settings = AgentSettings {
+            host_id: id.clone(),
+            labels,
+            http_address: Some(http_addr.to_string()),
+            heartbeat_interval: self.heartbeat_interval,
+            max_instances,
+        };
+        println!("Serving on http://{http_addr}/");
+        println!("host {id} joining the cluster at {}", self.nats.url());
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let agent = tokio::spawn({
+            let (host, shutdown) = (host.clone(), shutdown.clone());
+            async move { agent::run(client, host, settings, shutdown.cancelled_owned()).await }
+        });
+        let drained = nimbus_runtime::http::serve(
+            listener,
+            host,
+            {
+                let shutdown = shutdown.clone();
+                async move {
+                    crate::commands::shutdown_signal().await;
+                    shutdown.cancel();
+                }
+            },
+            Duration::from_secs(self.drain_timeout),
+        )
+        .await?;
+        shutdown.cancel();
+        agent.await.context("the host agent panicked")??;
+        eprintln!(
+            "host {id} left the cluster{}",
+            if drained {
+                ""
+            } else {
+                " (some requests did not finish)"
+            }
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,357 @@
+//! The host agent: puts a [`Host`] on NATS.
+//!
+//! It answers the host API (`runtime.host.<id>.…`, see [`crate::api`]) and
+//! publishes a heartbeat every interval. Each request is handled on its own
+//! task; requests for the same workload are serialised, so a start and a
+//! stop arriving together apply in order. A malformed or unknown request
+//! gets an error reply and the agent carries on.
+
+use crate::api::{
+    self, Capacity, HeartbeatWorkload, HostHeartbeat, HostWorkload, Reply, WorkloadStartRequest,
+    WorkloadStatusRequest, WorkloadStopRequest, WorkloadStopResponse,
+};
+use futures::StreamExt as _;
+use nimbus_runtime::{Host, WorkloadError};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// Who the host is and how it reports.
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    /// Host id: one NATS subject token.
+    pub host_id: String,
+    /// Labels, `hostgroup` included.
+    pub labels: BTreeMap<String, String>,
+    /// Where the host serves HTTP, reported in heartbeats.
+    pub http_address: Option<String>,
+    /// Time between heartbeats.
+    pub heartbeat_interval: Duration,
+    /// Most component instances alive at once (reported as capacity).
+    pub max_instances: u32,
+}
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The host id cannot be a subject token.
+    #[error("host id `{0}` must be letters, digits, `-` or `_`")]
+    InvalidId(String),
+    /// The subscription failed.
+    #[error("cannot subscribe to `{subject}`: {message}")]
+    Subscribe {
+        /// The subject.
+        subject: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// A new host id: the host name (made subject-safe) and a unique suffix.
+pub fn generate_host_id() -> String {
+    let name: String = hostname()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(40)
+        .collect();
+    format!("{name}-{}", nuid::next().to_string().to_lowercase())
+}
+
+/// The machine's host name.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn memory_bytes() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+struct Agent {
+    host: Host,
+    client: async_nats::Client,
+    settings: AgentSettings,
+    started_at: u64,
+    instance: String,
+    // What the controller placed here, by workload id: (spec hash, replicas).
+    placed: Mutex<HashMap<String, (String, u32)>>,
+    // Serialises requests per workload id.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    revision: AtomicU64,
+}
+
+/// Runs the agent until `shutdown` resolves. The client should reconnect
+/// on its own ([`crate::connect::Persistence::Retry`]): subscriptions are
+/// restored after a NATS restart.
+pub async fn run(
+    client: async_nats::Client,
+    host: Host,
+    settings: AgentSettings,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), AgentError> {
+    if !api::valid_host_id(&settings.host_id) {
+        return Err(AgentError::InvalidId(settings.host_id));
+    }
+    let subscribe = |subject: String| {
+        let client = client.clone();
+        async move {
+            client
+                .subscribe(subject.clone())
+                .await
+                .map_err(|e| AgentError::Subscribe {
+                    subject,
+                    message: e.to_string(),
+                })
+        }
+    };
+    let mut requests = subscribe(api::host_wildcard(&settings.host_id)).await?;
+    let mut pings = subscribe(api::HOSTS_PING.to_string()).await?;
+    let agent = Arc::new(Agent {
+        host,
+        client: client.clone(),
+        started_at: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        settings,
+        instance: nuid::next().to_string(),
+        placed: Mutex::new(HashMap::new()),
+        locks: Mutex::new(HashMap::new()),
+        revision: AtomicU64::new(0),
+    });
+    tracing::info!(host = %agent.settings.host_id, "host joined the cluster");
+    let heartbeats = tokio::spawn(agent.clone().heartbeat_loop());
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(message) = requests.next() => {
+                tokio::spawn(agent.clone().handle(message));
+            }
+            Some(message) = pings.next() => {
+                if let Some(reply) = message.reply {
+                    agent.respond(reply, &Reply::Ok(agent.heartbeat())).await;
+                }
+            }
+            else => break,
+        }
+    }
+    heartbeats.abort();
+    let _ = client.flush().await;
+    Ok(())
+}
+
+impl Agent {
+    async fn heartbeat_loop(self: Arc<Self>) {
+        let subject = api::operator_heartbeat_subject(&self.settings.host_id);
+        let mut ticker = tokio::time::interval(self.settings.heartbeat_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let body = serde_json::to_vec(&self.heartbeat()).unwrap_or_default();
+            if let Err(e) = self.client.publish(subject.clone(), body.into()).await {
+                tracing::warn!("cannot publish the heartbeat: {e}");
+            }
+        }
+    }
+
+    fn heartbeat(&self) -> HostHeartbeat {
+        // Read before the snapshot: a change racing with it is then at
+        // worst reported under an older revision, never a newer one.
+        let revision = self.revision.load(Ordering::SeqCst);
+        let statuses = self.host.workloads();
+        let placed = self
+            .placed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let workloads: Vec<HeartbeatWorkload> = statuses
+            .iter()
+            .map(|status| {
+                let (spec_hash, replicas) = placed.get(&status.id).cloned().unwrap_or_default();
+                HeartbeatWorkload {
+                    id: status.id.clone(),
+                    spec_hash,
+                    replicas,
+                }
+            })
+            .collect();
+        HostHeartbeat {
+            id: self.settings.host_id.clone(),
+            instance: self.instance.clone(),
+            hostname: hostname(),
+            labels: self.settings.labels.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            http_address: self.settings.http_address.clone(),
+            capacity: Capacity {
+                cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+                memory_bytes: memory_bytes(),
+                max_instances: self.settings.max_instances,
+            },
+            workload_count: workloads.len() as u32,
+            component_count: statuses.iter().map(|s| s.components.len() as u32).sum(),
+            replica_count: workloads.iter().map(|w| w.replicas).sum(),
+            interval_ms: self.settings.heartbeat_interval.as_millis() as u64,
+            started_at: self.started_at,
+            revision,
+            workloads,
+        }
+    }
+
+    async fn respond<T: Serialize>(&self, reply: async_nats::Subject, body: &Reply<T>) {
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        if let Err(e) = self.client.publish(reply, bytes.into()).await {
+            tracing::warn!("cannot send a host API reply: {e}");
+        }
+    }
+
+    async fn handle(self: Arc<Self>, message: async_nats::Message) {
+        let Some(reply) = message.reply.clone() else {
+            tracing::warn!(subject = %message.subject, "host API request without a reply subject ignored");
+            return;
+        };
+        let prefix = format!("runtime.host.{}.", self.settings.host_id);
+        let operation = message.subject.as_str().strip_prefix(&prefix).unwrap_or("");
+        match operation {
+            "heartbeat" => self.respond(reply, &Reply::Ok(self.heartbeat())).await,
+            "workload.start" => {
+                let result = match parse::<WorkloadStartRequest>(operation, &message.payload) {
+                    Ok(request) => self.start(request).await,
+                    Err(e) => Err(e),
+                };
+                self.respond(reply, &into_reply(result)).await;
+            }
+            "workload.stop" => {
+                let result = match parse::<WorkloadStopRequest>(operation, &message.payload) {
+                    Ok(request) => self.stop(request).await,
+                    Err(e) => Err(e),
+                };
+                self.respond(reply, &into_reply(result)).await;
+            }
+            "workload.status" => {
+                let result = parse::<WorkloadStatusRequest>(operation, &message.payload)
+                    .and_then(|request| self.status(&request.workload_id));
+                self.respond(reply, &into_reply(result)).await;
+            }
+            other => {
+                let error: Reply<()> =
+                    Reply::Error(format!("unknown host API operation `{other}`"));
+                self.respond(reply, &error).await;
+            }
+        }
+    }
+
+    fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    async fn start(&self, request: WorkloadStartRequest) -> Result<HostWorkload, String> {
+        let id = request.workload.id();
+        if request.workload_id != id {
+            return Err(format!(
+                "workloadId `{}` does not match the workload's `{id}`",
+                request.workload_id
+            ));
+        }
+        if request.replicas == 0 {
+            return Err("replicas must be at least 1; stop the workload instead".into());
+        }
+        let lock = self.lock_for(&id);
+        let _serial = lock.lock().await;
+        let hash = api::spec_hash(&request.workload);
+        let same = self
+            .placed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .is_some_and(|(placed, _)| *placed == hash);
+        let status = match self.host.workload_status(&id) {
+            Some(status) if same => Ok(status),
+            Some(_) => self.host.replace_workload(request.workload).await,
+            None => self.host.start_workload(request.workload).await,
+        }
+        .map_err(|e: WorkloadError| e.to_string())?;
+        self.placed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), (hash.clone(), request.replicas));
+        let host_revision = self.revision.fetch_add(1, Ordering::SeqCst) + 1;
+        tracing::info!(workload = %id, replicas = request.replicas, "workload placed");
+        Ok(HostWorkload {
+            workload_status: status,
+            spec_hash: hash,
+            replicas: request.replicas,
+            host_revision,
+        })
+    }
+
+    async fn stop(&self, request: WorkloadStopRequest) -> Result<WorkloadStopResponse, String> {
+        let id = request.workload_id;
+        let lock = self.lock_for(&id);
+        let _serial = lock.lock().await;
+        let was_running = match self.host.stop_workload(&id).await {
+            Ok(_) => true,
+            Err(WorkloadError::NotFound(_)) => false,
+            Err(e) => return Err(e.to_string()),
+        };
+        self.placed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        let host_revision = self.revision.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok(WorkloadStopResponse {
+            workload_id: id,
+            was_running,
+            host_revision,
+        })
+    }
+
+    fn status(&self, id: &str) -> Result<HostWorkload, String> {
+        let status = self
+            .host
+            .workload_status(id)
+            .ok_or_else(|| format!("workload `{id}` is not running"))?;
+        let (spec_hash, replicas) = self
+            .placed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+            .unwrap_or_default();
+        Ok(HostWorkload {
+            workload_status: status,
+            spec_hash,
+            replicas,
+            host_revision: self.revision.load(Ordering::SeqCst),
+        })
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(operation: &str, payload: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(payload).map_err(|e| format!("malformed {operation} request: {e}"))
+}
+
+fn into_reply<T>(result: Result<T, String>) -> Reply<T> {
+    match result {
+        Ok(value) => Reply::Ok(value),
+        Err(message) => Reply::Error(message),
+    }
+}

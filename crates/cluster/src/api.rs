@@ -1,0 +1,252 @@
+//! The host API: NATS subjects and the JSON bodies sent on them.
+//!
+//! Modelled on wasmCloud v2's runtime API so the shapes are familiar:
+//! a host answers requests on `runtime.host.<host_id>.{heartbeat,
+//! workload.start,workload.stop,workload.status}` and publishes a
+//! [`HostHeartbeat`] on `runtime.operator.heartbeat.<host_id>` every
+//! interval. Every reply is a [`Reply`]: `{"ok": …}` or `{"error": "…"}`.
+
+use nimbus_runtime::workload::{Workload, WorkloadStatus};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The label every host carries with its `--group` (default `default`).
+pub const HOSTGROUP_LABEL: &str = "hostgroup";
+
+/// Subject of a host's heartbeat request (the reply is a [`HostHeartbeat`]).
+pub fn heartbeat_subject(host_id: &str) -> String {
+    format!("runtime.host.{host_id}.heartbeat")
+}
+
+/// Subject of a host's `workload.start` request ([`WorkloadStartRequest`]).
+pub fn start_subject(host_id: &str) -> String {
+    format!("runtime.host.{host_id}.workload.start")
+}
+
+/// Subject of a host's `workload.stop` request ([`WorkloadStopRequest`]).
+pub fn stop_subject(host_id: &str) -> String {
+    format!("runtime.host.{host_id}.workload.stop")
+}
+
+/// Subject of a host's `workload.status` request ([`WorkloadStatusRequest`]).
+pub fn status_subject(host_id: &str) -> String {
+    format!("runtime.host.{host_id}.workload.status")
+}
+
+/// Everything a host answers: `runtime.host.<id>.>`.
+pub fn host_wildcard(host_id: &str) -> String {
+    format!("runtime.host.{host_id}.>")
+}
+
+/// Where a host publishes its periodic heartbeat.
+pub fn operator_heartbeat_subject(host_id: &str) -> String {
+    format!("runtime.operator.heartbeat.{host_id}")
+}
+
+/// Every host's periodic heartbeat.
+pub const OPERATOR_HEARTBEATS: &str = "runtime.operator.heartbeat.*";
+
+/// A request every host answers with its [`HostHeartbeat`] (`nimbus get
+/// hosts` collects the replies).
+pub const HOSTS_PING: &str = "runtime.hosts.ping";
+
+/// Whether `id` can be a host id: one NATS subject token.
+pub fn valid_host_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// A reply to any host API request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reply<T> {
+    /// The request succeeded.
+    Ok(T),
+    /// It did not, and why (one line).
+    Error(String),
+}
+
+impl<T> Reply<T> {
+    /// The result as a `Result`.
+    pub fn into_result(self) -> Result<T, String> {
+        match self {
+            Self::Ok(value) => Ok(value),
+            Self::Error(message) => Err(message),
+        }
+    }
+}
+
+/// Start (or keep, or update) a workload on a host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadStartRequest {
+    /// `namespace/name`; must equal the workload's id.
+    pub workload_id: String,
+    /// What to run.
+    pub workload: Workload,
+    /// How many of the deployment's replicas this host holds. Replicas on
+    /// one host share one running workload (its instance pool already
+    /// scales with load); the count is what the controller places and what
+    /// the host reports.
+    #[serde(default = "one")]
+    pub replicas: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Stop a workload on a host. Stopping one that does not run succeeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadStopRequest {
+    /// `namespace/name`.
+    pub workload_id: String,
+}
+
+/// Ask a host about one workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadStatusRequest {
+    /// `namespace/name`.
+    pub workload_id: String,
+}
+
+/// What a host runs of one workload: the answer to start and status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostWorkload {
+    /// The runtime's status (components, digests, service, …).
+    pub workload_status: WorkloadStatus,
+    /// [`spec_hash`] of the workload it runs.
+    pub spec_hash: String,
+    /// Replicas this host holds.
+    pub replicas: u32,
+    /// The host's change counter after this request (see
+    /// [`HostHeartbeat::revision`]).
+    pub host_revision: u64,
+}
+
+/// The answer to a stop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadStopResponse {
+    /// `namespace/name`.
+    pub workload_id: String,
+    /// Whether it was running.
+    pub was_running: bool,
+    /// The host's change counter after this request.
+    pub host_revision: u64,
+}
+
+/// One workload in a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatWorkload {
+    /// `namespace/name`.
+    pub id: String,
+    /// [`spec_hash`] of what runs.
+    pub spec_hash: String,
+    /// Replicas held here.
+    pub replicas: u32,
+}
+
+/// What a host can take.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Capacity {
+    /// CPUs available to the process.
+    pub cpus: u32,
+    /// Physical memory of the machine, in bytes.
+    pub memory_bytes: u64,
+    /// Most component instances alive at once.
+    pub max_instances: u32,
+}
+
+/// A host's heartbeat: who it is, what it can take and what it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostHeartbeat {
+    /// The host id (one subject token).
+    pub id: String,
+    /// Unique per host process: a host restarted under the same id starts
+    /// a new instance (and its revision counter anew).
+    pub instance: String,
+    /// The machine's host name.
+    pub hostname: String,
+    /// Labels, including `hostgroup`.
+    pub labels: BTreeMap<String, String>,
+    /// Nimbus version.
+    pub version: String,
+    /// Where the host serves HTTP, if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_address: Option<String>,
+    /// What it can take.
+    pub capacity: Capacity,
+    /// Workloads running.
+    pub workload_count: u32,
+    /// Components across them.
+    pub component_count: u32,
+    /// Replicas held (sum over workloads).
+    pub replica_count: u32,
+    /// Milliseconds between heartbeats.
+    pub interval_ms: u64,
+    /// Seconds since the Unix epoch when the host started.
+    pub started_at: u64,
+    /// The host's change counter when this heartbeat was taken: it grows
+    /// with every start or stop, so a heartbeat older than a reply the
+    /// controller already has is recognised as stale.
+    pub revision: u64,
+    /// What runs, sorted by id.
+    pub workloads: Vec<HeartbeatWorkload>,
+}
+
+/// A workload's identity for change detection: the sha256 of its JSON
+/// form. Equal workloads hash equally (maps are ordered), so a start with
+/// an unchanged spec is recognised as a no-op.
+pub fn spec_hash(workload: &Workload) -> String {
+    use sha2::Digest as _;
+    let json = serde_json::to_vec(workload).unwrap_or_default();
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(&json)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_are_externally_tagged() {
+        let ok: Reply<u32> = Reply::Ok(3);
+        assert_eq!(serde_json::to_string(&ok).unwrap(), r#"{"ok":3}"#);
+        let error: Reply<u32> = serde_json::from_str(r#"{"error":"no"}"#).unwrap();
+        assert_eq!(error.into_result(), Err("no".to_string()));
+    }
+
+    #[test]
+    fn start_request_defaults_to_one_replica() {
+        let workload = Workload::single_http_component("ns", "w", "/a.wasm", "a.test");
+        let json = serde_json::json!({ "workloadId": "ns/w", "workload": workload });
+        let request: WorkloadStartRequest = serde_json::from_value(json).unwrap();
+        assert_eq!(request.replicas, 1);
+    }
+
+    #[test]
+    fn spec_hash_follows_the_spec() {
+        let a = Workload::single_http_component("ns", "w", "/a.wasm", "a.test");
+        let mut b = a.clone();
+        assert_eq!(spec_hash(&a), spec_hash(&b));
+        b.spec.components[0].image = "/b.wasm".into();
+        assert_ne!(spec_hash(&a), spec_hash(&b));
+    }
+
+    #[test]
+    fn host_ids_are_one_subject_token() {
+        assert!(valid_host_id("web-1_a"));
+        for bad in ["", "a.b", "a b", "a*", "a>"] {
+            assert!(!valid_host_id(bad), "{bad}");
+        }
+    }
+}

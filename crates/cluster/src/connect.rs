@@ -1,0 +1,180 @@
+//! Connecting to NATS: URL, credentials (user/password, token, nkey seed,
+//! JWT creds file) and TLS, shared by hosts, controllers and the CLI.
+//!
+//! Long-running processes ([`Persistence::Retry`]) start even while NATS is
+//! down and reconnect forever; one-shot commands ([`Persistence::Once`])
+//! fail with a clear error instead. Every request carries a timeout.
+
+use secrecy::{ExposeSecret as _, SecretString};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How to reach and authenticate to NATS.
+#[derive(Debug, Clone)]
+pub struct NatsSettings {
+    /// Server URL(s), comma-separated (`nats://127.0.0.1:4222`,
+    /// `tls://…`).
+    pub url: String,
+    /// A JWT `.creds` file (user JWT and nkey seed).
+    pub creds_file: Option<PathBuf>,
+    /// A file holding an nkey seed (`SU…`).
+    pub nkey_file: Option<PathBuf>,
+    /// User name and password.
+    pub user: Option<(String, SecretString)>,
+    /// Token authentication.
+    pub token: Option<SecretString>,
+    /// Extra CA certificate (PEM) to trust.
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate and key (PEM) for mutual TLS.
+    pub tls_client: Option<(PathBuf, PathBuf)>,
+    /// Refuse to talk to the server without TLS.
+    pub require_tls: bool,
+    /// Timeout of the connection attempt and of every request.
+    pub timeout: Duration,
+    /// Client name shown by the server (`nimbus-host`, …).
+    pub name: String,
+}
+
+impl NatsSettings {
+    /// Settings for `url` without credentials or TLS.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            creds_file: None,
+            nkey_file: None,
+            user: None,
+            token: None,
+            tls_ca: None,
+            tls_client: None,
+            require_tls: false,
+            timeout: Duration::from_secs(5),
+            name: "nimbus".into(),
+        }
+    }
+}
+
+/// Whether a process keeps trying to reach NATS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// Start even if NATS is down; reconnect forever.
+    Retry,
+    /// Fail if NATS cannot be reached now.
+    Once,
+}
+
+/// Why a NATS connection could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// A credentials or key file could not be read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Credentials {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Several authentication methods were given.
+    #[error("choose one NATS authentication: a creds file, an nkey, a user, or a token")]
+    AmbiguousAuth,
+    /// The server could not be reached or refused us.
+    #[error("cannot connect to NATS at {url}: {message}")]
+    Connect {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Connects with `settings`.
+pub async fn connect(
+    settings: &NatsSettings,
+    persistence: Persistence,
+) -> Result<async_nats::Client, ConnectError> {
+    let methods = [
+        settings.creds_file.is_some(),
+        settings.nkey_file.is_some(),
+        settings.user.is_some(),
+        settings.token.is_some(),
+    ];
+    if methods.iter().filter(|m| **m).count() > 1 {
+        return Err(ConnectError::AmbiguousAuth);
+    }
+    let mut options = async_nats::ConnectOptions::new()
+        .name(&settings.name)
+        .connection_timeout(settings.timeout)
+        .request_timeout(Some(settings.timeout))
+        .require_tls(settings.require_tls);
+    if let Some(path) = &settings.creds_file {
+        options =
+            options
+                .credentials_file(path)
+                .await
+                .map_err(|source| ConnectError::Credentials {
+                    path: path.clone(),
+                    source,
+                })?;
+    }
+    if let Some(path) = &settings.nkey_file {
+        let seed = std::fs::read_to_string(path).map_err(|source| ConnectError::Credentials {
+            path: path.clone(),
+            source,
+        })?;
+        options = options.nkey(seed.trim().to_string());
+    }
+    if let Some((user, password)) = &settings.user {
+        options = options.user_and_password(user.clone(), password.expose_secret().to_string());
+    }
+    if let Some(token) = &settings.token {
+        options = options.token(token.expose_secret().to_string());
+    }
+    if let Some(ca) = &settings.tls_ca {
+        options = options.add_root_certificates(ca.clone());
+    }
+    if let Some((cert, key)) = &settings.tls_client {
+        options = options.add_client_certificate(cert.clone(), key.clone());
+    }
+    if persistence == Persistence::Retry {
+        options = options.retry_on_initial_connect();
+    }
+    let url = settings.url.clone();
+    options
+        .connect(settings.url.as_str())
+        .await
+        .map_err(|e| ConnectError::Connect {
+            url,
+            message: e.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn two_auth_methods_are_refused() {
+        let mut settings = NatsSettings::new("nats://127.0.0.1:1");
+        settings.token = Some(SecretString::from("t"));
+        settings.user = Some(("u".into(), SecretString::from("p")));
+        let error = connect(&settings, Persistence::Once).await.unwrap_err();
+        assert!(matches!(error, ConnectError::AmbiguousAuth));
+    }
+
+    #[tokio::test]
+    async fn a_missing_creds_file_is_named() {
+        let mut settings = NatsSettings::new("nats://127.0.0.1:1");
+        settings.creds_file = Some("/nonexistent/user.creds".into());
+        let error = connect(&settings, Persistence::Once).await.unwrap_err();
+        assert!(
+            error.to_string().contains("/nonexistent/user.creds"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug() {
+        let mut settings = NatsSettings::new("nats://127.0.0.1:1");
+        settings.token = Some(SecretString::from("hunter2"));
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,315 @@
+//! Placement: from desired resources and what live hosts run, the commands
+//! that close the gap. A pure function, so it is tested without NATS.
+//!
+//! Rules, per resource:
+//! - only live hosts whose labels include every `hostSelector` pair count;
+//! - replicas already placed on a matching host stay there (no churn);
+//! - missing replicas go one at a time to the matching host with the fewest
+//!   replicas of this resource, then the fewest replicas overall, so they
+//!   spread across hosts first and share a host only when they must;
+//! - excess replicas leave the host holding most of this resource;
+//! - a host running an older spec gets the new one (the host swaps it in
+//!   atomically);
+//! - anything a host runs that is no longer desired is stopped.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// A desired resource, reduced to what placement needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Want<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) spec_hash: &'a str,
+    pub(crate) replicas: u32,
+    pub(crate) selector: &'a BTreeMap<String, String>,
+}
+
+/// What one live host runs: workload id → (spec hash, replicas).
+#[derive(Debug, Clone)]
+pub(crate) struct HostView<'a> {
+    pub(crate) labels: &'a BTreeMap<String, String>,
+    pub(crate) workloads: &'a BTreeMap<String, (String, u32)>,
+}
+
+/// A command for one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Run `id` with `replicas` (start, resize or update).
+    Start {
+        host: String,
+        id: String,
+        replicas: u32,
+    },
+    /// Stop `id`.
+    Stop { host: String, id: String },
+}
+
+/// Placement's result: the actions, and per resource the target per host.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    pub(crate) actions: Vec<Action>,
+    /// Resource id → (host → replicas) it should have.
+    pub(crate) targets: HashMap<String, BTreeMap<String, u32>>,
+}
+
+fn matches(labels: &BTreeMap<String, String>, selector: &BTreeMap<String, String>) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// Computes the actions for `wants` over `hosts` (live hosts by id).
+pub(crate) fn plan(wants: &[Want<'_>], hosts: &BTreeMap<String, HostView<'_>>) -> Plan {
+    let mut load: HashMap<&str, u64> = hosts
+        .iter()
+        .map(|(id, h)| {
+            (
+                id.as_str(),
+                h.workloads.values().map(|(_, r)| *r as u64).sum(),
+            )
+        })
+        .collect();
+    let mut plan = Plan::default();
+    let wanted: BTreeSet<&str> = wants.iter().map(|w| w.id).collect();
+    for want in wants {
+        let matching: Vec<&str> = hosts
+            .iter()
+            .filter(|(_, h)| matches(h.labels, want.selector))
+            .map(|(id, _)| id.as_str())
+            .collect();
+        let mut target: BTreeMap<String, u32> = matching
+            .iter()
+            .filter_map(|h| {
+                let (_, replicas) = hosts[*h].workloads.get(want.id)?;
+                Some((h.to_string(), *replicas))
+            })
+            .collect();
+        let mut total: u32 = target.values().sum();
+        while total > want.replicas {
+            let Some(host) = target
+                .iter()
+                .max_by_key(|(h, r)| (**r, load[h.as_str()], std::cmp::Reverse(h.as_str())))
+                .map(|(h, _)| h.clone())
+            else {
+                break;
+            };
+            let count = target.get_mut(&host).expect("chosen from target");
+            *count -= 1;
+            if *count == 0 {
+                target.remove(&host);
+            }
+            *load.get_mut(host.as_str()).expect("live host") -= 1;
+            total -= 1;
+        }
+        while total < want.replicas && !matching.is_empty() {
+            let host = *matching
+                .iter()
+                .min_by_key(|h| (target.get(**h).copied().unwrap_or(0), load[**h], **h))
+                .expect("matching is not empty");
+            *target.entry(host.to_string()).or_default() += 1;
+            *load.get_mut(host).expect("live host") += 1;
+            total += 1;
+        }
+        for (host_id, host) in hosts {
+            let want_here = target.get(host_id).copied().unwrap_or(0);
+            match host.workloads.get(want.id) {
+                Some(_) if want_here == 0 => plan.actions.push(Action::Stop {
+                    host: host_id.clone(),
+                    id: want.id.to_string(),
+                }),
+                Some((hash, replicas)) if *hash == want.spec_hash && *replicas == want_here => {}
+                _ if want_here == 0 => {}
+                _ => plan.actions.push(Action::Start {
+                    host: host_id.clone(),
+                    id: want.id.to_string(),
+                    replicas: want_here,
+                }),
+            }
+        }
+        plan.targets.insert(want.id.to_string(), target);
+    }
+    for (host_id, host) in hosts {
+        for id in host.workloads.keys() {
+            if !wanted.contains(id.as_str()) {
+                plan.actions.push(Action::Stop {
+                    host: host_id.clone(),
+                    id: id.clone(),
+                });
+            }
+        }
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixture {
+        labels: BTreeMap<String, BTreeMap<String, String>>,
+        runs: BTreeMap<String, BTreeMap<String, (String, u32)>>,
+    }
+
+    impl Fixture {
+        fn new(hosts: &[(&str, &[(&str, &str)])]) -> Self {
+            let labels = hosts
+                .iter()
+                .map(|(id, l)| {
+                    let l = l.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+                    (id.to_string(), l.collect())
+                })
+                .collect();
+            let runs = hosts
+                .iter()
+                .map(|(id, _)| (id.to_string(), BTreeMap::new()))
+                .collect();
+            Self { labels, runs }
+        }
+
+        fn run(&mut self, host: &str, id: &str, hash: &str, replicas: u32) {
+            let runs = self.runs.get_mut(host).unwrap();
+            runs.insert(id.into(), (hash.into(), replicas));
+        }
+
+        fn views(&self) -> BTreeMap<String, HostView<'_>> {
+            self.labels
+                .iter()
+                .map(|(id, labels)| {
+                    let view = HostView {
+                        labels,
+                        workloads: &self.runs[id],
+                    };
+                    (id.clone(), view)
+                })
+                .collect()
+        }
+
+        /// Applies the plan's actions, as hosts would.
+        fn apply(&mut self, plan: &Plan, hash: &str) {
+            for action in &plan.actions {
+                match action {
+                    Action::Start { host, id, replicas } => self.run(host, id, hash, *replicas),
+                    Action::Stop { host, id } => {
+                        self.runs.get_mut(host).unwrap().remove(id);
+                    }
+                }
+            }
+        }
+
+        fn placed(&self, id: &str) -> BTreeMap<String, u32> {
+            self.runs
+                .iter()
+                .filter_map(|(h, runs)| runs.get(id).map(|(_, r)| (h.clone(), *r)))
+                .collect()
+        }
+    }
+
+    fn want<'a>(id: &'a str, replicas: u32, selector: &'a BTreeMap<String, String>) -> Want<'a> {
+        Want {
+            id,
+            spec_hash: "h1",
+            replicas,
+            selector,
+        }
+    }
+
+    #[test]
+    fn replicas_spread_before_they_share() {
+        let mut f = Fixture::new(&[("a", &[]), ("b", &[]), ("c", &[])]);
+        let none = BTreeMap::new();
+        let plan = plan(&[want("ns/web", 3, &none)], &f.views());
+        f.apply(&plan, "h1");
+        assert_eq!(
+            f.placed("ns/web").values().collect::<Vec<_>>(),
+            [&1, &1, &1]
+        );
+        // Nothing left to do: applying the same state again is a no-op.
+        assert!(
+            super::plan(&[want("ns/web", 3, &none)], &f.views())
+                .actions
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_lost_host_moves_its_replicas_to_the_others() {
+        let mut f = Fixture::new(&[("a", &[]), ("b", &[])]);
+        f.run("a", "ns/web", "h1", 2);
+        f.run("b", "ns/web", "h1", 1);
+        // Host `b` is gone (not live): its replica goes to `a`.
+        f.labels.remove("b");
+        f.runs.remove("b");
+        let none = BTreeMap::new();
+        let plan = plan(&[want("ns/web", 3, &none)], &f.views());
+        assert_eq!(
+            plan.actions,
+            [Action::Start {
+                host: "a".into(),
+                id: "ns/web".into(),
+                replicas: 3
+            }]
+        );
+    }
+
+    #[test]
+    fn the_selector_limits_hosts_and_a_changed_spec_updates_in_place() {
+        let mut f = Fixture::new(&[("a", &[("zone", "x")]), ("b", &[("zone", "y")])]);
+        let selector: BTreeMap<_, _> = [("zone".to_string(), "y".to_string())].into();
+        f.run("a", "ns/web", "h1", 1);
+        let plan = plan(&[want("ns/web", 2, &selector)], &f.views());
+        f.apply(&plan, "h1");
+        assert_eq!(f.placed("ns/web"), [("b".to_string(), 2)].into());
+        let changed = Want {
+            spec_hash: "h2",
+            ..want("ns/web", 2, &selector)
+        };
+        let plan = super::plan(&[changed], &f.views());
+        assert_eq!(
+            plan.actions,
+            [Action::Start {
+                host: "b".into(),
+                id: "ns/web".into(),
+                replicas: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn scaling_down_and_deleting_stop_what_is_not_wanted() {
+        let mut f = Fixture::new(&[("a", &[]), ("b", &[])]);
+        f.run("a", "ns/web", "h1", 2);
+        f.run("b", "ns/web", "h1", 1);
+        f.run("b", "ns/old", "h1", 1);
+        let none = BTreeMap::new();
+        let plan = plan(&[want("ns/web", 1, &none)], &f.views());
+        f.apply(&plan, "h1");
+        assert_eq!(f.placed("ns/web").values().sum::<u32>(), 1);
+        assert!(f.placed("ns/old").is_empty());
+    }
+
+    #[test]
+    fn no_matching_host_places_nothing() {
+        let f = Fixture::new(&[("a", &[])]);
+        let selector: BTreeMap<_, _> = [("gpu".to_string(), "yes".to_string())].into();
+        let plan = plan(&[want("ns/web", 2, &selector)], &f.views());
+        assert!(plan.actions.is_empty());
+        assert!(plan.targets["ns/web"].is_empty());
+    }
+
+    #[test]
+    fn many_resources_balance_across_hosts() {
+        let hosts: Vec<String> = (0..10).map(|i| format!("h{i}")).collect();
+        let spec: Vec<(&str, &[(&str, &str)])> =
+            hosts.iter().map(|h| (h.as_str(), &[][..])).collect();
+        let mut f = Fixture::new(&spec);
+        let ids: Vec<String> = (0..50).map(|i| format!("ns/w{i}")).collect();
+        let none = BTreeMap::new();
+        let wants: Vec<_> = ids.iter().map(|id| want(id, 3, &none)).collect();
+        let plan = plan(&wants, &f.views());
+        f.apply(&plan, "h1");
+        let loads: Vec<u32> = f
+            .runs
+            .values()
+            .map(|r| r.values().map(|(_, n)| n).sum())
+            .collect();
+        assert_eq!(loads.iter().sum::<u32>(), 150);
+        assert!(loads.iter().all(|l| *l == 15), "{loads:?}");
+    }
+}

@@ -1,0 +1,464 @@
+//! Desired state in a JetStream key-value bucket.
+//!
+//! One bucket (default `nimbus`) holds:
+//! - `desired.<namespace>/<name>`: a [`Resource`], written by `nimbus apply`
+//!   and removed by `nimbus delete`;
+//! - `status.<namespace>/<name>`: its [`ResourceStatus`], written by the
+//!   leading controller;
+//! - `lease.controller`: the leader lease (see `controller::lease`).
+//!
+//! The bucket is created on first use with the replication factor asked for
+//! (R3 on a three-server cluster); file storage, so desired state survives
+//! server restarts.
+
+use async_nats::jetstream::{self, kv};
+
+use futures::{StreamExt as _, TryStreamExt as _};
+use nimbus_runtime::workload::{ManifestDocument, Workload};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The bucket name when none is given.
+pub const DEFAULT_BUCKET: &str = "nimbus";
+
+const DESIRED: &str = "desired.";
+const STATUS: &str = "status.";
+/// The key of the controller lease.
+pub(crate) const LEASE_KEY: &str = "lease.controller";
+
+/// The kind of a stored resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    /// One workload, one replica.
+    Workload,
+    /// A workload template with `replicas`.
+    WorkloadDeployment,
+}
+
+impl Kind {
+    /// The manifest kind name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Workload => "Workload",
+            Self::WorkloadDeployment => "WorkloadDeployment",
+        }
+    }
+}
+
+/// A desired resource as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resource {
+    /// Workload or WorkloadDeployment.
+    pub kind: Kind,
+    /// Bumped on every change of the manifest.
+    pub generation: u64,
+    /// Replicas wanted.
+    pub replicas: u32,
+    /// The workload each replica runs (paths already absolute).
+    pub workload: Workload,
+    /// The manifest document as applied (JSON form), for `get -o yaml`.
+    pub manifest: serde_json::Value,
+}
+
+impl Resource {
+    /// `namespace/name`.
+    pub fn id(&self) -> String {
+        self.workload.id()
+    }
+
+    /// Builds a resource (generation 1) from a parsed manifest document and
+    /// its source document.
+    pub fn from_document(
+        document: ManifestDocument,
+        manifest: serde_json::Value,
+    ) -> Result<Self, StoreError> {
+        let kind = match document.kind.as_str() {
+            "Workload" => Kind::Workload,
+            "WorkloadDeployment" => Kind::WorkloadDeployment,
+            other => return Err(StoreError::Invalid(format!("kind: unknown kind `{other}`"))),
+        };
+        Ok(Self {
+            kind,
+            generation: 1,
+            replicas: document.replicas,
+            workload: document.workload,
+            manifest,
+        })
+    }
+}
+
+/// One host's share of a resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Placement {
+    /// The host id.
+    pub host: String,
+    /// Replicas there.
+    pub replicas: u32,
+    /// Whether the host runs the current generation.
+    pub current: bool,
+}
+
+/// What the controller observed of a resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceStatus {
+    /// Generation this status describes.
+    pub observed_generation: u64,
+    /// Replicas wanted.
+    pub desired: u32,
+    /// Replicas running the current spec on live hosts.
+    pub ready: u32,
+    /// Where they run, by host id.
+    pub placements: Vec<Placement>,
+    /// Why not all are ready, if they are not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// What `apply` did with one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// It was new.
+    Created,
+    /// It changed; the generation was bumped.
+    Configured,
+    /// It was already stored exactly so; nothing was written.
+    Unchanged,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// JetStream is unavailable or refused the bucket.
+    #[error("desired-state bucket `{bucket}`: {message}")]
+    Bucket {
+        /// The bucket.
+        bucket: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A read or write failed.
+    #[error("`{key}`: {message}")]
+    Access {
+        /// The key.
+        key: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A stored value could not be decoded.
+    #[error("`{key}` holds an unreadable value: {message}")]
+    Corrupt {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The resource is refused.
+    #[error("{0}")]
+    Invalid(String),
+    /// Another writer changed the key between our read and our write.
+    #[error("`{0}` changed concurrently; apply again")]
+    Conflict(String),
+}
+
+/// The desired-state bucket.
+#[derive(Clone)]
+pub struct Store {
+    kv: kv::Store,
+    bucket: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("bucket", &self.bucket)
+            .finish()
+    }
+}
+
+/// How the bucket is made when it does not exist.
+#[derive(Debug, Clone)]
+pub struct BucketSettings {
+    /// Bucket name.
+    pub bucket: String,
+    /// JetStream replication factor (1, or 3 on a three-server cluster).
+    pub replicas: usize,
+    /// Timeout of every operation.
+    pub timeout: Duration,
+}
+
+impl Default for BucketSettings {
+    fn default() -> Self {
+        Self {
+            bucket: DEFAULT_BUCKET.into(),
+            replicas: 1,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+async fn timed<T, E: std::fmt::Display>(
+    timeout: Duration,
+    what: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(timeout, what).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("timed out after {}s", timeout.as_secs_f32())),
+    }
+}
+
+fn desired_key(id: &str) -> String {
+    format!("{DESIRED}{id}")
+}
+
+fn status_key(id: &str) -> String {
+    format!("{STATUS}{id}")
+}
+
+impl Store {
+    /// Opens the bucket, creating it if it does not exist.
+    pub async fn open(
+        client: async_nats::Client,
+        settings: &BucketSettings,
+    ) -> Result<Self, StoreError> {
+        let mut js = jetstream::new(client);
+        js.set_timeout(settings.timeout);
+        let bucket_error = |message: String| StoreError::Bucket {
+            bucket: settings.bucket.clone(),
+            message,
+        };
+        let kv = match timed(settings.timeout, js.get_key_value(&settings.bucket)).await {
+            Ok(kv) => kv,
+            Err(_) => {
+                // The stream a KV bucket is, made directly: async-nats's
+                // `create_key_value` first reads account info in a shape
+                // nats-server 2.9 does not send.
+                timed(
+                    settings.timeout,
+                    js.get_or_create_stream(jetstream::stream::Config {
+                        name: format!("KV_{}", settings.bucket),
+                        description: Some("Nimbus desired state".into()),
+                        subjects: vec![format!("$KV.{}.>", settings.bucket)],
+                        max_messages_per_subject: 1,
+                        discard: jetstream::stream::DiscardPolicy::New,
+                        allow_rollup: true,
+                        deny_delete: true,
+                        allow_direct: true,
+                        num_replicas: settings.replicas,
+                        storage: jetstream::stream::StorageType::File,
+                        duplicate_window: Duration::from_secs(120),
+                        ..Default::default()
+                    }),
+                )
+                .await
+                .map_err(bucket_error)?;
+                timed(settings.timeout, js.get_key_value(&settings.bucket))
+                    .await
+                    .map_err(bucket_error)?
+            }
+        };
+        Ok(Self {
+            kv,
+            bucket: settings.bucket.clone(),
+            timeout: settings.timeout,
+        })
+    }
+
+    pub(crate) fn kv(&self) -> &kv::Store {
+        &self.kv
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Stores `resource` unless the same manifest is already stored. A
+    /// resource of the other kind under the same id is refused.
+    pub async fn apply(&self, mut resource: Resource) -> Result<Applied, StoreError> {
+        let id = resource.id();
+        let key = desired_key(&id);
+        let existing = self.entry(&key).await?;
+        match existing {
+            None => {
+                timed(self.timeout, self.kv.create(&key, encode(&resource).into()))
+                    .await
+                    .map_err(|message| self.write_error(&key, message))?;
+                Ok(Applied::Created)
+            }
+            Some((revision, stored)) => {
+                let stored: Resource = decode(&key, &stored)?;
+                if stored.kind != resource.kind {
+                    return Err(StoreError::Invalid(format!(
+                        "{id} is already a {}; delete it before applying a {}",
+                        stored.kind.as_str(),
+                        resource.kind.as_str()
+                    )));
+                }
+                if stored.manifest == resource.manifest && stored.workload == resource.workload {
+                    return Ok(Applied::Unchanged);
+                }
+                resource.generation = stored.generation + 1;
+                timed(
+                    self.timeout,
+                    self.kv.update(&key, encode(&resource).into(), revision),
+                )
+                .await
+                .map_err(|message| self.write_error(&key, message))?;
+                Ok(Applied::Configured)
+            }
+        }
+    }
+
+    fn write_error(&self, key: &str, message: String) -> StoreError {
+        if message.contains("wrong last sequence") || message.contains("already exists") {
+            StoreError::Conflict(key.to_string())
+        } else {
+            StoreError::Access {
+                key: key.to_string(),
+                message,
+            }
+        }
+    }
+
+    /// Removes a resource (and its status); `false` if it was not stored.
+    pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        let key = desired_key(id);
+        if self.entry(&key).await?.is_none() {
+            return Ok(false);
+        }
+        timed(self.timeout, self.kv.delete(&key))
+            .await
+            .map_err(|message| StoreError::Access {
+                key: key.clone(),
+                message,
+            })?;
+        let status = status_key(id);
+        timed(self.timeout, self.kv.delete(&status))
+            .await
+            .map_err(|message| StoreError::Access {
+                key: status,
+                message,
+            })?;
+        Ok(true)
+    }
+
+    /// One resource.
+    pub async fn resource(&self, id: &str) -> Result<Option<Resource>, StoreError> {
+        let key = desired_key(id);
+        match self.entry(&key).await? {
+            Some((_, value)) => Ok(Some(decode(&key, &value)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The revision of a resource's entry (changes on every write).
+    pub async fn revision(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.entry(&desired_key(id)).await?.map(|(r, _)| r))
+    }
+
+    /// Every resource, by id.
+    pub async fn resources(&self) -> Result<BTreeMap<String, Resource>, StoreError> {
+        self.all(DESIRED).await
+    }
+
+    /// Every status, by id.
+    pub async fn statuses(&self) -> Result<BTreeMap<String, ResourceStatus>, StoreError> {
+        self.all(STATUS).await
+    }
+
+    /// Writes a resource's status.
+    pub async fn put_status(&self, id: &str, status: &ResourceStatus) -> Result<(), StoreError> {
+        let key = status_key(id);
+        timed(self.timeout, self.kv.put(&key, encode(status).into()))
+            .await
+            .map(drop)
+            .map_err(|message| StoreError::Access { key, message })
+    }
+
+    /// Removes a resource's status.
+    pub async fn delete_status(&self, id: &str) -> Result<(), StoreError> {
+        let key = status_key(id);
+        timed(self.timeout, self.kv.delete(&key))
+            .await
+            .map_err(|message| StoreError::Access { key, message })
+    }
+
+    async fn entry(&self, key: &str) -> Result<Option<(u64, bytes::Bytes)>, StoreError> {
+        let entry = timed(self.timeout, self.kv.entry(key))
+            .await
+            .map_err(|message| StoreError::Access {
+                key: key.to_string(),
+                message,
+            })?;
+        Ok(entry.and_then(|e| match e.operation {
+            kv::Operation::Put => Some((e.revision, e.value)),
+            kv::Operation::Delete | kv::Operation::Purge => None,
+        }))
+    }
+
+    /// Every live value under `prefix`, decoded, by the rest of the key.
+    /// The key listing ends exactly when the bucket has been read (the
+    /// server says how many keys are pending), never on a quiet spell.
+    async fn all<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> Result<BTreeMap<String, T>, StoreError> {
+        let access = |message: String| StoreError::Access {
+            key: format!("{prefix}>"),
+            message,
+        };
+        let keys: Vec<String> = timed(self.timeout, async {
+            let keys = self.kv.keys().await.map_err(|e| e.to_string())?;
+            keys.try_collect::<Vec<String>>()
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(access)?;
+        let wanted = keys.into_iter().filter(|k| k.starts_with(prefix));
+        let entries: Vec<(String, Option<(u64, bytes::Bytes)>)> =
+            futures::stream::iter(wanted.map(|key| async move {
+                let entry = self.entry(&key).await;
+                entry.map(|e| (key, e))
+            }))
+            .buffer_unordered(32)
+            .try_collect()
+            .await?;
+        let mut out = BTreeMap::new();
+        for (key, entry) in entries {
+            if let Some((_, value)) = entry {
+                out.insert(key[prefix.len()..].to_string(), decode(&key, &value)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `id` of a `desired.` key, if it is one.
+pub(crate) fn desired_id(key: &str) -> Option<&str> {
+    key.strip_prefix(DESIRED)
+}
+
+/// The key prefix of desired resources (for watches).
+pub(crate) fn desired_filter() -> String {
+    format!("{DESIRED}>")
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    key: &str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: key.to_string(),
+        message: e.to_string(),
+    })
+}
