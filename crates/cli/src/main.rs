@@ -43,7 +43,7 @@ enum Command {
     /// Pull a component from an OCI registry.
     Pull(commands::oci::PullCommand),
     /// Join a cluster: serve HTTP and run what the controller places here.
-    Host(commands::cluster::host::HostCommand),
+    Host(Box<commands::cluster::host::HostCommand>),
     /// Run the cluster's reconciler (several may run; one leads).
     Controller(commands::cluster::controller::ControllerCommand),
     /// Store Workloads and WorkloadDeployments as the cluster's desired state.

@@ -178,15 +178,18 @@ impl Agent {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        // Only what has been placed completely: a workload the runtime
+        // already runs but whose start has not returned yet is still a
+        // request in flight, reported by its reply.
         let workloads: Vec<HeartbeatWorkload> = statuses
             .iter()
-            .map(|status| {
-                let (spec_hash, replicas) = placed.get(&status.id).cloned().unwrap_or_default();
-                HeartbeatWorkload {
+            .filter_map(|status| {
+                let (spec_hash, replicas) = placed.get(&status.id)?.clone();
+                Some(HeartbeatWorkload {
                     id: status.id.clone(),
                     spec_hash,
                     replicas,
-                }
+                })
             })
             .collect();
         HostHeartbeat {

@@ -137,14 +137,20 @@ pub async fn connect(
     if persistence == Persistence::Retry {
         options = options.retry_on_initial_connect();
     }
-    let url = settings.url.clone();
+    let connect_error = |message: String| ConnectError::Connect {
+        url: settings.url.clone(),
+        message,
+    };
+    let servers: Vec<async_nats::ServerAddr> = settings
+        .url
+        .split(',')
+        .map(|url| url.trim().parse::<async_nats::ServerAddr>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| connect_error(e.to_string()))?;
     options
-        .connect(settings.url.as_str())
+        .connect(servers.as_slice())
         .await
-        .map_err(|e| ConnectError::Connect {
-            url,
-            message: e.to_string(),
-        })
+        .map_err(|e| connect_error(e.to_string()))
 }
 
 #[cfg(test)]

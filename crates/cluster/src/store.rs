@@ -299,7 +299,10 @@ impl Store {
                         resource.kind.as_str()
                     )));
                 }
-                if stored.manifest == resource.manifest && stored.workload == resource.workload {
+                if stored.manifest == resource.manifest
+                    && stored.workload == resource.workload
+                    && stored.replicas == resource.replicas
+                {
                     return Ok(Applied::Unchanged);
                 }
                 resource.generation = stored.generation + 1;

@@ -85,6 +85,8 @@ pub struct ControllerStats {
     pub status_writes: AtomicU64,
     /// Reconcile passes run.
     pub reconciles: AtomicU64,
+    /// Hosts given up after missed heartbeats.
+    pub hosts_lost: AtomicU64,
 }
 
 /// Why a controller stopped.
@@ -196,6 +198,7 @@ impl Controller {
         let mut lease_checked = Instant::now() - self.settings.lease_ttl;
         let mut last_pass = Instant::now();
         let mut dirty = true;
+        let mut last_tick = Instant::now();
         tracing::info!(controller = %self.settings.id, "controller started; standing by");
         tokio::pin!(shutdown);
         loop {
@@ -209,6 +212,11 @@ impl Controller {
                     dirty |= state.apply(event, self.settings.retry_after, &self.stats);
                 }
                 _ = ticker.tick() => {
+                    // A tick that comes late means this loop was starved:
+                    // heartbeats may be waiting in the queue, so judge no
+                    // host dead until they are read.
+                    let starved = last_tick.elapsed() > Duration::from_millis(500);
+                    last_tick = Instant::now();
                     if lease_checked.elapsed() >= self.settings.lease_ttl / 4 {
                         lease_checked = Instant::now();
                         let was = lease.is_leader();
@@ -216,7 +224,13 @@ impl Controller {
                         self.stats.leader.store(leads, Ordering::Relaxed);
                         dirty |= leads && !was;
                     }
-                    dirty |= state.expire_hosts(self.settings.missed_heartbeats);
+                    let lost = if starved {
+                        0
+                    } else {
+                        state.expire_hosts(self.settings.missed_heartbeats)
+                    };
+                    self.stats.hosts_lost.fetch_add(lost as u64, Ordering::Relaxed);
+                    dirty |= lost > 0;
                     let ready = lease.is_leader()
                         && state.desired_ready
                         && observing_since.elapsed() >= warm_up;
@@ -282,11 +296,11 @@ impl Controller {
                     };
                     Command::Start {
                         host,
-                        request: WorkloadStartRequest {
+                        request: Box::new(WorkloadStartRequest {
                             workload_id: id,
                             workload: desired.resource.workload.clone(),
                             replicas,
-                        },
+                        }),
                     }
                 }
                 Action::Stop { host, id } => Command::Stop {
@@ -294,6 +308,20 @@ impl Controller {
                     request: WorkloadStopRequest { workload_id: id },
                 },
             };
+            // Assume it done, so the rest of this pass and the next ones
+            // place around it (the reply or a heartbeat corrects this).
+            if let Some(host) = state.hosts.get_mut(&key.0) {
+                match &command {
+                    Command::Start { request, .. } => {
+                        let hash = state.desired[&key.1].spec_hash.clone();
+                        host.workloads
+                            .insert(key.1.clone(), (hash, request.replicas));
+                    }
+                    Command::Stop { .. } => {
+                        host.workloads.remove(&key.1);
+                    }
+                }
+            }
             state.pending.insert(key);
             commands.push(command);
         }
@@ -323,6 +351,10 @@ impl Controller {
             let mut placements = Vec::new();
             let mut ready = 0;
             for (host_id, host) in &state.hosts {
+                // Requests in flight are assumed for placement, not reported.
+                if state.pending.contains(&(host_id.clone(), id.clone())) {
+                    continue;
+                }
                 if let Some((hash, replicas)) = host.workloads.get(id) {
                     let current = *hash == desired.spec_hash;
                     if current {
@@ -402,9 +434,23 @@ impl State {
                 let mut changed = host.labels != heartbeat.labels;
                 host.labels = heartbeat.labels;
                 // A heartbeat taken before a reply we already applied is stale.
-                if heartbeat.revision >= host.revision && host.workloads != workloads {
-                    host.workloads = workloads;
-                    changed = true;
+                if heartbeat.revision >= host.revision {
+                    let mut workloads = workloads;
+                    // Requests in flight were assumed done when sent; a
+                    // heartbeat taken before the host got them must not
+                    // undo that, or placement would pick another host.
+                    for (pending_host, id) in &self.pending {
+                        if *pending_host == heartbeat.id {
+                            match host.workloads.get(id) {
+                                Some(assumed) => workloads.insert(id.clone(), assumed.clone()),
+                                None => workloads.remove(id),
+                            };
+                        }
+                    }
+                    if host.workloads != workloads {
+                        host.workloads = workloads;
+                        changed = true;
+                    }
                 }
                 host.revision = host.revision.max(heartbeat.revision);
                 changed
@@ -427,7 +473,7 @@ impl State {
         }
     }
 
-    fn expire_hosts(&mut self, missed: u32) -> bool {
+    fn expire_hosts(&mut self, missed: u32) -> usize {
         let before = self.hosts.len();
         self.hosts.retain(|id, host| {
             let alive = host.last_seen.elapsed() <= host.interval * missed.max(1);
@@ -436,7 +482,7 @@ impl State {
             }
             alive
         });
-        self.hosts.len() != before
+        before - self.hosts.len()
     }
 
     fn apply(&mut self, event: Event, retry_after: Duration, stats: &ControllerStats) -> bool {
@@ -487,6 +533,9 @@ impl State {
                         observed.workloads.remove(&id);
                     }
                     Outcome::Failed(error) => {
+                        // Unknown what the host runs now; its next
+                        // heartbeat says. Until then, assume nothing.
+                        observed.workloads.remove(&id);
                         stats.command_failures.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(host = %host, workload = %id, "{error}");
                         self.failures
@@ -502,7 +551,7 @@ impl State {
 enum Command {
     Start {
         host: String,
-        request: WorkloadStartRequest,
+        request: Box<WorkloadStartRequest>,
     },
     Stop {
         host: String,
