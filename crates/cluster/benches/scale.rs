@@ -22,15 +22,6 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use test_programs::servers::{Kind, Server};
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn deployment(i: usize, replicas: usize) -> Resource {
     let text = format!(
         r#"apiVersion: runtime.wasmcloud.dev/v1alpha1
@@ -58,9 +49,9 @@ async fn client(url: &str) -> async_nats::Client {
 }
 
 fn main() {
-    let hosts = arg("--hosts", 100);
-    let deployments = arg("--deployments", 1000);
-    let replicas = arg("--replicas", 10);
+    let hosts = test_programs::bench_arg("--hosts", 100);
+    let deployments = test_programs::bench_arg("--deployments", 1000);
+    let replicas = test_programs::bench_arg("--replicas", 10);
     let Some(nats) = Server::start(Kind::Nats) else {
         return;
     };

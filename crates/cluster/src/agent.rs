@@ -87,6 +87,9 @@ struct Agent {
     settings: AgentSettings,
     started_at: u64,
     instance: String,
+    // Facts of the machine, read once.
+    hostname: String,
+    capacity: Capacity,
     // What the controller placed here, by workload id: (spec hash, replicas).
     placed: Mutex<HashMap<String, (String, u32)>>,
     // Serialises requests per workload id.
@@ -126,8 +129,14 @@ pub async fn run(
         started_at: SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
-        settings,
         instance: nuid::next().to_string(),
+        hostname: hostname(),
+        capacity: Capacity {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            memory_bytes: memory_bytes(),
+            max_instances: settings.max_instances,
+        },
+        settings,
         placed: Mutex::new(HashMap::new()),
         locks: Mutex::new(HashMap::new()),
         revision: AtomicU64::new(0),
@@ -173,11 +182,7 @@ impl Agent {
         // worst reported under an older revision, never a newer one.
         let revision = self.revision.load(Ordering::SeqCst);
         let statuses = self.host.workloads();
-        let placed = self
-            .placed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let placed = self.placed();
         // Only what has been placed completely: a workload the runtime
         // already runs but whose start has not returned yet is still a
         // request in flight, reported by its reply.
@@ -192,18 +197,15 @@ impl Agent {
                 })
             })
             .collect();
+        drop(placed);
         HostHeartbeat {
             id: self.settings.host_id.clone(),
             instance: self.instance.clone(),
-            hostname: hostname(),
+            hostname: self.hostname.clone(),
             labels: self.settings.labels.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             http_address: self.settings.http_address.clone(),
-            capacity: Capacity {
-                cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
-                memory_bytes: memory_bytes(),
-                max_instances: self.settings.max_instances,
-            },
+            capacity: self.capacity.clone(),
             workload_count: workloads.len() as u32,
             component_count: statuses.iter().map(|s| s.components.len() as u32).sum(),
             replica_count: workloads.iter().map(|w| w.replicas).sum(),
@@ -235,19 +237,19 @@ impl Agent {
                     Ok(request) => self.start(request).await,
                     Err(e) => Err(e),
                 };
-                self.respond(reply, &into_reply(result)).await;
+                self.respond(reply, &Reply::from(result)).await;
             }
             "workload.stop" => {
                 let result = match parse::<WorkloadStopRequest>(operation, &message.payload) {
                     Ok(request) => self.stop(request).await,
                     Err(e) => Err(e),
                 };
-                self.respond(reply, &into_reply(result)).await;
+                self.respond(reply, &Reply::from(result)).await;
             }
             "workload.status" => {
                 let result = parse::<WorkloadStatusRequest>(operation, &message.payload)
                     .and_then(|request| self.status(&request.workload_id));
-                self.respond(reply, &into_reply(result)).await;
+                self.respond(reply, &Reply::from(result)).await;
             }
             other => {
                 let error: Reply<()> =
@@ -255,6 +257,10 @@ impl Agent {
                 self.respond(reply, &error).await;
             }
         }
+    }
+
+    fn placed(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, u32)>> {
+        self.placed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -281,9 +287,7 @@ impl Agent {
         let _serial = lock.lock().await;
         let hash = api::spec_hash(&request.workload);
         let same = self
-            .placed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .placed()
             .get(&id)
             .is_some_and(|(placed, _)| *placed == hash);
         let status = match self.host.workload_status(&id) {
@@ -292,9 +296,7 @@ impl Agent {
             None => self.host.start_workload(request.workload).await,
         }
         .map_err(|e: WorkloadError| e.to_string())?;
-        self.placed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.placed()
             .insert(id.clone(), (hash.clone(), request.replicas));
         let host_revision = self.revision.fetch_add(1, Ordering::SeqCst) + 1;
         tracing::info!(workload = %id, replicas = request.replicas, "workload placed");
@@ -315,10 +317,7 @@ impl Agent {
             Err(WorkloadError::NotFound(_)) => false,
             Err(e) => return Err(e.to_string()),
         };
-        self.placed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
+        self.placed().remove(&id);
         let host_revision = self.revision.fetch_add(1, Ordering::SeqCst) + 1;
         Ok(WorkloadStopResponse {
             workload_id: id,
@@ -332,13 +331,7 @@ impl Agent {
             .host
             .workload_status(id)
             .ok_or_else(|| format!("workload `{id}` is not running"))?;
-        let (spec_hash, replicas) = self
-            .placed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned()
-            .unwrap_or_default();
+        let (spec_hash, replicas) = self.placed().get(id).cloned().unwrap_or_default();
         Ok(HostWorkload {
             workload_status: status,
             spec_hash,
@@ -350,11 +343,4 @@ impl Agent {
 
 fn parse<T: serde::de::DeserializeOwned>(operation: &str, payload: &[u8]) -> Result<T, String> {
     serde_json::from_slice(payload).map_err(|e| format!("malformed {operation} request: {e}"))
-}
-
-fn into_reply<T>(result: Result<T, String>) -> Reply<T> {
-    match result {
-        Ok(value) => Reply::Ok(value),
-        Err(message) => Reply::Error(message),
-    }
 }

@@ -79,6 +79,15 @@ impl<T> Reply<T> {
     }
 }
 
+impl<T> From<Result<T, String>> for Reply<T> {
+    fn from(result: Result<T, String>) -> Self {
+        match result {
+            Ok(value) => Self::Ok(value),
+            Err(message) => Self::Error(message),
+        }
+    }
+}
+
 /// Start (or keep, or update) a workload on a host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -285,9 +285,11 @@ impl Store {
         let existing = self.entry(&key).await?;
         match existing {
             None => {
-                timed(self.timeout, self.kv.create(&key, encode(&resource).into()))
-                    .await
-                    .map_err(|message| self.write_error(&key, message))?;
+                let create = self.kv.create(&key, encode(&resource).into());
+                self.write(&key, create, |e| {
+                    e.kind() == kv::CreateErrorKind::AlreadyExists
+                })
+                .await?;
                 Ok(Applied::Created)
             }
             Some((revision, stored)) => {
@@ -306,26 +308,47 @@ impl Store {
                     return Ok(Applied::Unchanged);
                 }
                 resource.generation = stored.generation + 1;
-                timed(
-                    self.timeout,
-                    self.kv.update(&key, encode(&resource).into(), revision),
-                )
-                .await
-                .map_err(|message| self.write_error(&key, message))?;
+                let update = self.kv.update(&key, encode(&resource).into(), revision);
+                self.write(&key, update, |e| {
+                    e.kind() == kv::UpdateErrorKind::WrongLastRevision
+                })
+                .await?;
                 Ok(Applied::Configured)
             }
         }
     }
 
-    fn write_error(&self, key: &str, message: String) -> StoreError {
-        if message.contains("wrong last sequence") || message.contains("already exists") {
-            StoreError::Conflict(key.to_string())
-        } else {
-            StoreError::Access {
-                key: key.to_string(),
-                message,
-            }
+    /// Runs one operation on `key` within the store's timeout; an error
+    /// for which `lost_race` holds means a concurrent writer got there
+    /// first.
+    async fn write<T, E: std::fmt::Display>(
+        &self,
+        key: &str,
+        operation: impl std::future::Future<Output = Result<T, E>>,
+        lost_race: impl Fn(&E) -> bool,
+    ) -> Result<T, StoreError> {
+        let access = |message: String| StoreError::Access {
+            key: key.to_string(),
+            message,
+        };
+        match tokio::time::timeout(self.timeout, operation).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) if lost_race(&e) => Err(StoreError::Conflict(key.to_string())),
+            Ok(Err(e)) => Err(access(e.to_string())),
+            Err(_) => Err(access(format!(
+                "timed out after {}s",
+                self.timeout.as_secs_f32()
+            ))),
         }
+    }
+
+    /// One operation on `key` within the store's timeout.
+    async fn at<T, E: std::fmt::Display>(
+        &self,
+        key: &str,
+        operation: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, StoreError> {
+        self.write(key, operation, |_| false).await
     }
 
     /// Removes a resource (and its status); `false` if it was not stored.
@@ -334,19 +357,8 @@ impl Store {
         if self.entry(&key).await?.is_none() {
             return Ok(false);
         }
-        timed(self.timeout, self.kv.delete(&key))
-            .await
-            .map_err(|message| StoreError::Access {
-                key: key.clone(),
-                message,
-            })?;
-        let status = status_key(id);
-        timed(self.timeout, self.kv.delete(&status))
-            .await
-            .map_err(|message| StoreError::Access {
-                key: status,
-                message,
-            })?;
+        self.at(&key, self.kv.delete(&key)).await?;
+        self.delete_status(id).await?;
         Ok(true)
     }
 
@@ -357,11 +369,6 @@ impl Store {
             Some((_, value)) => Ok(Some(decode(&key, &value)?)),
             None => Ok(None),
         }
-    }
-
-    /// The revision of a resource's entry (changes on every write).
-    pub async fn revision(&self, id: &str) -> Result<Option<u64>, StoreError> {
-        Ok(self.entry(&desired_key(id)).await?.map(|(r, _)| r))
     }
 
     /// Every resource, by id.
@@ -377,27 +384,19 @@ impl Store {
     /// Writes a resource's status.
     pub async fn put_status(&self, id: &str, status: &ResourceStatus) -> Result<(), StoreError> {
         let key = status_key(id);
-        timed(self.timeout, self.kv.put(&key, encode(status).into()))
+        self.at(&key, self.kv.put(&key, encode(status).into()))
             .await
             .map(drop)
-            .map_err(|message| StoreError::Access { key, message })
     }
 
     /// Removes a resource's status.
-    pub async fn delete_status(&self, id: &str) -> Result<(), StoreError> {
+    async fn delete_status(&self, id: &str) -> Result<(), StoreError> {
         let key = status_key(id);
-        timed(self.timeout, self.kv.delete(&key))
-            .await
-            .map_err(|message| StoreError::Access { key, message })
+        self.at(&key, self.kv.delete(&key)).await
     }
 
     async fn entry(&self, key: &str) -> Result<Option<(u64, bytes::Bytes)>, StoreError> {
-        let entry = timed(self.timeout, self.kv.entry(key))
-            .await
-            .map_err(|message| StoreError::Access {
-                key: key.to_string(),
-                message,
-            })?;
+        let entry = self.at(key, self.kv.entry(key)).await?;
         Ok(entry.and_then(|e| match e.operation {
             kv::Operation::Put => Some((e.revision, e.value)),
             kv::Operation::Delete | kv::Operation::Purge => None,
@@ -411,18 +410,13 @@ impl Store {
         &self,
         prefix: &str,
     ) -> Result<BTreeMap<String, T>, StoreError> {
-        let access = |message: String| StoreError::Access {
-            key: format!("{prefix}>"),
-            message,
-        };
-        let keys: Vec<String> = timed(self.timeout, async {
+        let listing = async {
             let keys = self.kv.keys().await.map_err(|e| e.to_string())?;
             keys.try_collect::<Vec<String>>()
                 .await
                 .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(access)?;
+        };
+        let keys = self.at(&format!("{prefix}>"), listing).await?;
         let wanted = keys.into_iter().filter(|k| k.starts_with(prefix));
         let entries: Vec<(String, Option<(u64, bytes::Bytes)>)> =
             futures::stream::iter(wanted.map(|key| async move {

@@ -97,19 +97,10 @@ async fn throughput(host: &Host, routes: usize, seconds: f64, concurrency: usize
     done.load(Ordering::Relaxed) as f64 / seconds
 }
 
-fn arg(name: &str, default: f64) -> f64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; criterion-style filters are ignored.
-    let workloads = arg("--workloads", 10_000.0) as usize;
-    let seconds = arg("--seconds", 3.0);
+    let workloads = test_programs::bench_arg("--workloads", 10_000.0) as usize;
+    let seconds = test_programs::bench_arg("--seconds", 3.0);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -12,3 +12,14 @@
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 
 pub mod servers;
+
+/// A bench's `--name VALUE` option from the command line, or `default`
+/// (`cargo bench` passes its own flags, which are ignored).
+pub fn bench_arg<T: std::str::FromStr>(name: &str, default: T) -> T {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

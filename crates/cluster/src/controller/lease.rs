@@ -10,17 +10,15 @@
 
 use crate::store::{LEASE_KEY, Store};
 use async_nats::jetstream::kv;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::time::{Duration, Instant};
 
 /// What the lease key holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LeaseRecord {
-    /// The leading controller's id.
-    pub holder: String,
-    /// Lease time in milliseconds.
-    pub ttl_ms: u64,
+struct LeaseRecord {
+    holder: String,
+    ttl_ms: u64,
 }
 
 enum State {
@@ -145,15 +143,4 @@ impl Lease {
             self.state = State::Standby { seen: None };
         }
     }
-}
-
-/// The current lease holder, if any (for `nimbus get` and tests).
-pub async fn current_leader(store: &Store) -> Option<LeaseRecord> {
-    let entry = tokio::time::timeout(store.timeout(), store.kv().entry(LEASE_KEY))
-        .await
-        .ok()?
-        .ok()??;
-    (entry.operation == kv::Operation::Put)
-        .then(|| serde_json::from_slice(&entry.value).ok())
-        .flatten()
 }

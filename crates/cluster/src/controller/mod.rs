@@ -15,7 +15,7 @@
 //! replicas. A new leader acts only after it has seen a full heartbeat
 //! interval and has read desired state completely.
 
-pub mod lease;
+mod lease;
 mod placement;
 
 use crate::api::{
@@ -117,6 +117,16 @@ struct ObservedHost {
 struct Desired {
     resource: Resource,
     spec_hash: String,
+}
+
+impl Desired {
+    fn new(resource: Resource) -> Self {
+        let spec_hash = api::spec_hash(&resource.workload);
+        Self {
+            resource,
+            spec_hash,
+        }
+    }
 }
 
 enum Event {
@@ -488,14 +498,7 @@ impl State {
     fn apply(&mut self, event: Event, retry_after: Duration, stats: &ControllerStats) -> bool {
         match event {
             Event::Put(id, resource) => {
-                let spec_hash = api::spec_hash(&resource.workload);
-                self.desired.insert(
-                    id,
-                    Desired {
-                        resource: *resource,
-                        spec_hash,
-                    },
-                );
+                self.desired.insert(id, Desired::new(*resource));
             }
             Event::Delete(id) => {
                 self.desired.remove(&id);
@@ -503,16 +506,7 @@ impl State {
             Event::Resync(all) => {
                 self.desired = all
                     .into_iter()
-                    .map(|(id, resource)| {
-                        let spec_hash = api::spec_hash(&resource.workload);
-                        (
-                            id,
-                            Desired {
-                                resource,
-                                spec_hash,
-                            },
-                        )
-                    })
+                    .map(|(id, resource)| (id, Desired::new(resource)))
                     .collect();
                 self.desired_ready = true;
             }

@@ -61,7 +61,7 @@ impl ApplyCommand {
 
     async fn run(self) -> anyhow::Result<()> {
         let resources = read_resources(&self.file)?;
-        let timeout = self.nats.settings("").timeout;
+        let timeout = self.nats.timeout();
         let client = self.nats.connect("nimbus-apply", Persistence::Once).await?;
         let store = self.bucket.open(client, timeout).await?;
         for resource in resources {
@@ -128,7 +128,7 @@ impl DeleteCommand {
             }
             _ => anyhow::bail!("name what to delete: `delete workload NAME` or `delete -f FILE`"),
         };
-        let timeout = self.nats.settings("").timeout;
+        let timeout = self.nats.timeout();
         let client = self
             .nats
             .connect("nimbus-delete", Persistence::Once)

@@ -47,7 +47,7 @@ impl ControllerCommand {
         if let Some(id) = self.id {
             settings.id = id;
         }
-        let timeout = self.nats.settings("").timeout;
+        let timeout = self.nats.timeout();
         let client = self
             .nats
             .connect(&format!("nimbus-{}", settings.id), Persistence::Retry)

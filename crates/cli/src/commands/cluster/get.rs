@@ -147,10 +147,7 @@ impl GetCommand {
     }
 
     async fn resources(&self, client: async_nats::Client, kind: Kind) -> anyhow::Result<()> {
-        let store = self
-            .bucket
-            .open(client, self.nats.settings("").timeout)
-            .await?;
+        let store = self.bucket.open(client, self.nats.timeout()).await?;
         let statuses = store.statuses().await?;
         let shown: Vec<Shown> = store
             .resources()

@@ -70,6 +70,11 @@ impl NatsArgs {
         &self.url
     }
 
+    /// The timeout of the connection and of each request.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     pub(crate) fn settings(&self, name: &str) -> NatsSettings {
         let mut settings = NatsSettings::new(self.url.clone());
         settings.creds_file = self.creds.clone();
