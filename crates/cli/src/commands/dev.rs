@@ -93,8 +93,9 @@ impl DevCommand {
                 nimbus_runtime::http::serve(listener, host, shutdown, drain).await
             }
         });
+        let signal = super::shutdown_signal();
         tokio::spawn(async move {
-            super::shutdown_signal().await;
+            signal.await;
             let _ = stop_tx.send(true);
         });
 

@@ -146,11 +146,11 @@ impl ServeCommand {
             .await
             .with_context(|| format!("cannot listen on {}", self.addr))?;
         let addr = listener.local_addr()?;
+        let signal = super::shutdown_signal();
         println!("Serving on http://{addr}/");
         println!("Try: curl http://{addr}/");
         let drain = Duration::from_secs(self.drain_timeout);
-        let drained =
-            nimbus_runtime::http::serve(listener, host, super::shutdown_signal(), drain).await?;
+        let drained = nimbus_runtime::http::serve(listener, host, signal, drain).await?;
         if drained {
             eprintln!("stopped");
         } else {

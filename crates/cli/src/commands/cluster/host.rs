@@ -87,6 +87,7 @@ impl HostCommand {
             heartbeat_interval: self.heartbeat_interval,
             max_instances,
         };
+        let signal = crate::commands::shutdown_signal();
         println!("Serving on http://{http_addr}/");
         println!("host {id} joining the cluster at {}", self.nats.url());
         let shutdown = tokio_util::sync::CancellationToken::new();
@@ -100,7 +101,7 @@ impl HostCommand {
             {
                 let shutdown = shutdown.clone();
                 async move {
-                    crate::commands::shutdown_signal().await;
+                    signal.await;
                     shutdown.cancel();
                 }
             },
