@@ -156,6 +156,7 @@ fn p2_pre() -> PreFixture {
         inward: None,
         local: None,
         loopback: None,
+        metrics: None,
     });
     PreFixture {
         rt: runtime(),

@@ -52,6 +52,9 @@ enum Command {
     Get(commands::cluster::get::GetCommand),
     /// Remove a workload or deployment from desired state.
     Delete(commands::cluster::apply::DeleteCommand),
+    /// Watch what each workload's components cost, live, from a host's
+    /// admin endpoint.
+    Top(commands::top::TopCommand),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Apply(cmd) => cmd.execute(),
         Command::Get(cmd) => cmd.execute(),
         Command::Delete(cmd) => cmd.execute(),
+        Command::Top(cmd) => cmd.execute(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -91,8 +95,12 @@ fn init_logging() {
         .unwrap_or_else(|_| {
             EnvFilter::new("warn,nimbus=info,nimbus_runtime=info,nimbus_cluster=info")
         });
+    // Colours only on a terminal: redirected logs (files, pipes, CI) stay
+    // plain text that grep and log shippers can read.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();

@@ -23,6 +23,8 @@ fn start_host(dir: &Path, nats: &str, id: &str, extra: &[&str]) -> Server {
         "127.0.0.1:0",
         "--heartbeat-interval",
         "1s",
+        "--admin-addr",
+        "127.0.0.1:0",
     ];
     args.extend(extra);
     Server::start(dir, &args, &[], Duration::from_secs(60))

@@ -1,6 +1,7 @@
 //! Criterion benches of the request hot path through `Host::handle`
 //! (routing, admission, instance creation or reuse, guest, response):
-//! P2 with a fresh instance per request and P3 with instance reuse.
+//! P2 with a fresh instance per request and P3 with instance reuse, each
+//! without and with per-component accounting.
 //! Run with `cargo bench -p nimbus-runtime --bench hot_path`.
 
 #![allow(missing_docs)]
@@ -37,34 +38,43 @@ fn hot_path(c: &mut Criterion) {
         .build()
         .unwrap();
     let cache = std::env::temp_dir().join("nimbus-bench-compiled");
-    let host = Host::new(
-        HostConfig {
-            cache_dir: Some(cache),
-            ..HostConfig::default()
-        },
-        Arc::new(DynamicRouter::new()),
-    )
-    .unwrap();
-    rt.block_on(async {
-        host.start_workload(workload("p2", test_programs::P2_HELLO))
-            .await
-            .unwrap();
-        host.start_workload(workload("p3", test_programs::P3_HELLO))
-            .await
-            .unwrap();
+    // The same host twice: without and with per-component accounting (the
+    // thread CPU clock around every poll of a guest, metered memory,
+    // request and instance series).
+    let hosts = [false, true].map(|accounting| {
+        let host = Host::new(
+            HostConfig {
+                cache_dir: Some(cache.clone()),
+                accounting,
+                ..HostConfig::default()
+            },
+            Arc::new(DynamicRouter::new()),
+        )
+        .unwrap();
+        rt.block_on(async {
+            host.start_workload(workload("p2", test_programs::P2_HELLO))
+                .await
+                .unwrap();
+            host.start_workload(workload("p3", test_programs::P3_HELLO))
+                .await
+                .unwrap();
+        });
+        (host, if accounting { "_accounting" } else { "" })
     });
     let mut group = c.benchmark_group("handle");
     for (name, host_name) in [
         ("p2_fresh_instance", "p2.bench"),
         ("p3_reused_instance", "p3.bench"),
     ] {
-        group.bench_function(name, |b| {
-            b.to_async(&rt).iter(|| async {
-                let response = host.handle(request(host_name)).await;
-                assert_eq!(response.status(), 200);
-                response.into_body().collect().await.unwrap();
-            })
-        });
+        for (host, suffix) in &hosts {
+            group.bench_function(format!("{name}{suffix}"), |b| {
+                b.to_async(&rt).iter(|| async {
+                    let response = host.handle(request(host_name)).await;
+                    assert_eq!(response.status(), 200);
+                    response.into_body().collect().await.unwrap();
+                })
+            });
+        }
     }
     group.finish();
 }
@@ -105,6 +115,7 @@ fn instantiate_from_pre(c: &mut Criterion) {
         inward: None,
         local: None,
         loopback: None,
+        metrics: None,
     });
     c.bench_function("instantiate/p2_from_pre", |b| {
         b.to_async(&rt).iter(|| async {

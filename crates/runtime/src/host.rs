@@ -9,10 +9,12 @@
 use crate::artifact::{Artifact, ArtifactError, ArtifactStore};
 use crate::compose::{self, ComposeError, Part};
 use crate::engine::{Engine, EngineConfig, EngineError};
+use crate::http::access::{AccessRecord, LoggedBody};
 use crate::http::body::{ResponseBody, error_response};
 use crate::http::router::{RouteError, Router};
 use crate::limits::{LimitDefaults, Limits};
 use crate::loopback::VirtualNetwork;
+use crate::metrics::{Metrics, RequestUsage};
 use crate::oci::{OciError, PullPolicy, Registry, RegistrySettings};
 use crate::outbound::OutboundPolicy;
 use crate::plugins::{
@@ -20,6 +22,7 @@ use crate::plugins::{
     ServeGuard,
 };
 use crate::wasi::{ComponentEnv, Mount, StoreState, build_linker};
+use crate::workload::handler::ProxyHandler;
 use crate::workload::instance::{ComponentInstances, HttpKind, ReusePolicy};
 use crate::workload::links::{self, ComponentInterfaces, LinkTarget};
 use crate::workload::middleware::{Inward, P3_HANDLER};
@@ -29,13 +32,14 @@ use crate::workload::{
     ComponentSpec, ComponentStatus, LinkError, ManifestError, NamedSources, Workload,
     WorkloadState, WorkloadStatus, local_image_path, validate_workload,
 };
+use http_body_util::BodyExt;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::Semaphore;
 use wasmtime::component::Linker;
-use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
+use wasmtime_wasi_http::handler::ProxyPre;
 
 /// The name a workload's service goes by in its status and logs.
 pub const SERVICE_NAME: &str = "service";
@@ -62,6 +66,13 @@ pub struct HostConfig {
     /// When images are pulled, for components that do not say
     /// (`imagePullPolicy`).
     pub pull_policy: PullPolicy,
+    /// Measure every component's CPU, memory, instances and requests
+    /// ([`Host::metrics`]). Off by default: it reads the thread CPU clock
+    /// around every poll of a guest.
+    pub accounting: bool,
+    /// Write one access-log line per request (tracing target
+    /// `nimbus::access`); turns accounting on.
+    pub access_log: bool,
 }
 
 impl Default for HostConfig {
@@ -74,6 +85,8 @@ impl Default for HostConfig {
             local_workload_calls: false,
             registry: RegistrySettings::default(),
             pull_policy: PullPolicy::default(),
+            accounting: false,
+            access_log: false,
         }
     }
 }
@@ -218,6 +231,9 @@ struct HostInner {
     local: Option<Arc<LocalWorkloads>>,
     registry: Registry,
     pull_policy: PullPolicy,
+    metrics: Arc<Metrics>,
+    accounting: bool,
+    access_log: bool,
 }
 
 /// The workloads of one host as destinations of outgoing HTTP requests
@@ -273,6 +289,9 @@ impl Host {
                 .then(|| Arc::new(LocalWorkloads(weak.clone()))),
             registry: Registry::new(config.registry),
             pull_policy: config.pull_policy,
+            metrics: Arc::new(Metrics::new()),
+            accounting: config.accounting || config.access_log,
+            access_log: config.access_log,
         })))
     }
 
@@ -295,6 +314,12 @@ impl Host {
     /// The router.
     pub fn router(&self) -> &Arc<dyn Router> {
         &self.0.router
+    }
+
+    /// The host's metrics: per-component series with
+    /// [`HostConfig::accounting`] on, host-wide ones always.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.0.metrics
     }
 
     /// Starts a workload. Starting an id that already runs the same spec is a
@@ -339,6 +364,8 @@ impl Host {
             .ok_or_else(|| WorkloadError::NotFound(id.to_string()))?;
         self.0.router.workload_unbound(id);
         self.0.plugins.unbind(id);
+        self.0.metrics.forget(id);
+        self.0.metrics.set_workloads(self.0.workloads.len());
         if let Some(service) = &running.service {
             service.stop();
         }
@@ -374,20 +401,60 @@ impl Host {
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
+        if !self.0.access_log {
+            return self.route(request, None).await.0;
+        }
+        let started = std::time::Instant::now();
+        let (method, host, path) = AccessRecord::start(&request);
+        let usage = Arc::new(RequestUsage::default());
+        let (response, workload) = self.route(request, Some(usage.clone())).await;
+        let status = response.status().as_u16();
+        response.map(|body| {
+            LoggedBody::new(
+                body,
+                AccessRecord {
+                    method,
+                    host,
+                    path,
+                    status,
+                    started,
+                    usage,
+                    workload,
+                },
+            )
+            .boxed_unsync()
+        })
+    }
+
+    /// Routes one request and serves it; also says which workload answered.
+    async fn route<B>(
+        &self,
+        request: http::Request<B>,
+        usage: Option<Arc<RequestUsage>>,
+    ) -> (http::Response<ResponseBody>, Option<Arc<str>>)
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
         let (parts, body) = request.into_parts();
         let id = match self.0.router.route(&parts) {
             Ok(id) => id,
-            Err(error) => return error_response(error.status(), &error.to_string()),
+            Err(error) => return (error_response(error.status(), &error.to_string()), None),
         };
         let Some(workload) = self.0.workloads.pin().get(&id).cloned() else {
-            return error_response(
-                http::StatusCode::SERVICE_UNAVAILABLE,
-                &format!("workload `{id}` is not running"),
+            return (
+                error_response(
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("workload `{id}` is not running"),
+                ),
+                None,
             );
         };
-        workload
-            .handle(http::Request::from_parts(parts, body))
-            .await
+        let id = workload.id.clone();
+        let response = workload
+            .handle(http::Request::from_parts(parts, body), usage)
+            .await;
+        (response, Some(id))
     }
 
     fn same_as_running(
@@ -418,6 +485,7 @@ impl Host {
             .pin()
             .insert(running.id.clone(), running.clone())
             .is_some();
+        self.0.metrics.set_workloads(self.0.workloads.len());
         tracing::info!(workload = %running.id, replaced, "workload running");
         Ok(running.status(WorkloadState::Running))
     }
@@ -856,6 +924,10 @@ impl Host {
             inward,
             local: self.0.local.clone(),
             loopback,
+            metrics: self
+                .0
+                .accounting
+                .then(|| self.0.metrics.component(id, &spec.name)),
         });
 
         let command = if service {
@@ -911,6 +983,7 @@ impl Host {
                         .map(Duration::from_millis)
                         .unwrap_or(defaults.idle_timeout),
                 };
+                let metrics = env.metrics.clone();
                 let instances = ComponentInstances {
                     engine: self.0.engine.wasmtime().clone(),
                     pre,
@@ -920,6 +993,7 @@ impl Host {
                 Some(HttpTarget {
                     handler: ProxyHandler::new(instances),
                     component: Arc::from(spec.name.as_str()),
+                    metrics,
                     timeout: limits.request_timeout,
                     middleware: is_middleware,
                 })

@@ -17,6 +17,8 @@
 //!   TCP that never leaves the workload).
 //! - [`wasi`]: the shared linker and each component's WASI context.
 //! - [`outbound`]: the outbound HTTP policy and vetted sender.
+//! - [`metrics`]: what each component costs (guest CPU, linear memory,
+//!   instances, requests), as Prometheus text.
 //! - [`http`]: the ingress server and the routers.
 //! - [`host`]: [`Host`], which ties these together.
 //!
@@ -45,6 +47,7 @@ pub mod host;
 pub mod http;
 pub mod limits;
 pub mod loopback;
+pub mod metrics;
 pub mod oci;
 pub mod outbound;
 pub mod plugins;

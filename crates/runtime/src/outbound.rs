@@ -184,6 +184,8 @@ pub(crate) struct OutboundHooks {
     /// The host's workloads, when requests to them are delivered in memory.
     pub(crate) local: Option<Arc<crate::host::LocalWorkloads>>,
     pub(crate) layer: LayerState,
+    /// Counts outgoing requests by destination and decision.
+    pub(crate) metrics: Option<Arc<crate::metrics::ComponentMetrics>>,
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
@@ -209,15 +211,30 @@ impl WasiHttpHooks for OutboundHooks {
         let component = self.component.clone();
         let router_allows = self.router.allow_outgoing(&workload, request.uri());
         let local = self.local.as_ref().and_then(|l| l.find(request.uri()));
+        let metrics = self.metrics.clone();
         Box::new(async move {
-            if !router_allows {
+            let destination = metrics
+                .is_some()
+                .then(|| request.uri().host().unwrap_or("-").to_string());
+            let result = if !router_allows {
                 tracing::warn!(workload = %workload, component = %component, host = ?request.uri().host(), "outbound HTTP denied by the router");
-                return Err(HttpError::HttpRequestDenied);
+                Err(HttpError::HttpRequestDenied)
+            } else {
+                match local {
+                    Some(target) => {
+                        send_local(&policy, &workload, &component, target, request).await
+                    }
+                    None => send_vetted(&policy, &workload, &component, request, options).await,
+                }
+            };
+            if let (Some(metrics), Some(destination)) = (&metrics, destination) {
+                let denied = matches!(
+                    result,
+                    Err(HttpError::HttpRequestDenied | HttpError::DestinationIpProhibited)
+                );
+                metrics.outbound(&destination, !denied);
             }
-            match local {
-                Some(target) => send_local(&policy, &workload, &component, target, request).await,
-                None => send_vetted(&policy, &workload, &component, request, options).await,
-            }
+            result
         })
     }
 }
@@ -243,7 +260,7 @@ async fn send_local(
         return Err(HttpError::HttpRequestDenied);
     }
     tracing::debug!(workload, component, to = %target.id, host = %host, "outgoing request delivered in memory");
-    let response = target.handle(request).await;
+    let response = target.handle(request, None).await;
     Ok((response, Box::new(async { Ok(()) })))
 }
 

@@ -23,7 +23,7 @@ pub struct StoreState {
     http: WasiHttpCtx,
     hooks: OutboundHooks,
     pub(crate) env: Arc<ComponentEnv>,
-    pub(crate) limits: wasmtime::StoreLimits,
+    pub(crate) limits: crate::metrics::MeteredLimiter,
     /// Instances of the components this one links to, created on first call.
     pub(crate) peers: crate::workload::links::Peers,
 }
@@ -141,6 +141,8 @@ pub struct ComponentEnv {
     pub local: Option<Arc<crate::host::LocalWorkloads>>,
     /// The workload's virtual loopback network, when it has a service.
     pub loopback: Option<Arc<crate::loopback::VirtualNetwork>>,
+    /// Where its instances' CPU and memory are counted, with accounting on.
+    pub metrics: Option<Arc<crate::metrics::ComponentMetrics>>,
 }
 
 impl std::fmt::Debug for dyn crate::http::router::Router {
@@ -223,9 +225,13 @@ impl ComponentEnv {
                 inward: self.inward.clone(),
                 local: self.local.clone(),
                 layer: Default::default(),
+                metrics: self.metrics.clone(),
             },
             env: self.clone(),
-            limits: self.limits.store_limits(),
+            limits: crate::metrics::MeteredLimiter::new(
+                self.limits.store_limits(),
+                self.metrics.clone(),
+            ),
             peers: Default::default(),
         })
     }

@@ -1,5 +1,6 @@
 //! One module per subcommand, each a clap struct with an `execute()`.
 
+pub(crate) mod admin;
 pub(crate) mod build;
 pub(crate) mod cluster;
 pub(crate) mod compose;
@@ -10,6 +11,7 @@ pub(crate) mod inspect;
 pub(crate) mod new;
 pub(crate) mod oci;
 pub(crate) mod serve;
+pub(crate) mod top;
 
 use anyhow::Context as _;
 use std::path::Path;

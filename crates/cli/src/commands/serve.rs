@@ -4,6 +4,7 @@
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 use nimbus_project::config::{Backend, DevConfig};
+use nimbus_runtime::http::admin::Readiness;
 use nimbus_runtime::http::{DevRouter, DynamicRouter, Router};
 use nimbus_runtime::oci::PullPolicy;
 use nimbus_runtime::workload::{Workload, load_manifest_file};
@@ -29,6 +30,10 @@ pub(crate) struct ServeCommand {
     /// How long to let in-flight requests finish after Ctrl-C, in seconds.
     #[arg(long, default_value_t = 30)]
     drain_timeout: u64,
+    /// Serve `/metrics`, `/healthz` and `/readyz` here (turns per-component
+    /// accounting on); `off` by default.
+    #[arg(long, value_name = "ADDR", default_value = "off")]
+    admin_addr: super::admin::AdminAddr,
     #[command(flatten)]
     host: HostArgs,
 }
@@ -64,6 +69,10 @@ pub(crate) struct HostArgs {
     /// `imagePullPolicy`: `Always`, `IfNotPresent` or `Never`.
     #[arg(long, default_value = "IfNotPresent", value_parser = |s: &str| s.parse::<PullPolicy>())]
     pull_policy: PullPolicy,
+    /// Log one line per request: method, host, path, status, duration,
+    /// guest CPU, peak memory and workload (turns accounting on).
+    #[arg(long)]
+    access_log: bool,
     #[command(flatten)]
     registry: super::oci::RegistryArgs,
 }
@@ -84,6 +93,7 @@ impl HostArgs {
             local_workload_calls: self.local_calls,
             registry: self.registry.settings()?,
             pull_policy: self.pull_policy,
+            access_log: self.access_log,
             ..HostConfig::default()
         };
         if self.no_cache {
@@ -116,8 +126,11 @@ impl ServeCommand {
             RouterKind::Dev => Arc::new(DevRouter::new()),
             RouterKind::Host => Arc::new(DynamicRouter::new()),
         };
-        let config = self.host.config()?;
+        let mut config = self.host.config()?;
+        config.accounting = self.admin_addr.0.is_some();
         let host = Host::new(config, router)?;
+        let readiness = Readiness::default();
+        super::admin::start(self.admin_addr, &host, &readiness).await?;
         for workload in workloads {
             let id = workload.id();
             let status = host
@@ -147,10 +160,12 @@ impl ServeCommand {
             .with_context(|| format!("cannot listen on {}", self.addr))?;
         let addr = listener.local_addr()?;
         let signal = super::shutdown_signal();
+        readiness.set(true);
         println!("Serving on http://{addr}/");
         println!("Try: curl http://{addr}/");
         let drain = Duration::from_secs(self.drain_timeout);
-        let drained = nimbus_runtime::http::serve(listener, host, signal, drain).await?;
+        let shutdown = not_ready_after(signal, readiness);
+        let drained = nimbus_runtime::http::serve(listener, host, shutdown, drain).await?;
         if drained {
             eprintln!("stopped");
         } else {
@@ -161,6 +176,12 @@ impl ServeCommand {
         }
         Ok(())
     }
+}
+
+/// Resolves with `signal`, reporting not ready from then on (draining).
+pub(crate) async fn not_ready_after(signal: impl Future<Output = ()>, readiness: Readiness) {
+    signal.await;
+    readiness.set(false);
 }
 
 /// A component file becomes a one-component workload; anything else must

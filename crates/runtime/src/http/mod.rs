@@ -1,7 +1,10 @@
 //! HTTP ingress: the server accepting connections ([`server`]), the routers
 //! choosing a workload per request ([`router`]), and the bodies and error
-//! responses the host sends ([`body`]).
+//! responses the host sends ([`body`]), the access log ([`access`]) and the
+//! admin endpoint ([`admin`]: metrics, health, readiness).
 
+pub mod access;
+pub mod admin;
 pub mod body;
 pub mod router;
 pub mod server;

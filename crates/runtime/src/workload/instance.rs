@@ -9,17 +9,22 @@
 //! `wasmtime serve`'s. Every store yields at each epoch tick, so a request
 //! deadline fires even in a guest spinning in a loop, and the worker holding
 //! that instance is discarded.
+//!
+//! With accounting on, each instance's worker runs inside a CPU meter and
+//! its store grows memory through a metered limiter (see `crate::metrics`).
 
+use crate::metrics::{ComponentMetrics, RequestUsage, WorkerMeter};
 use crate::wasi::{ComponentEnv, StoreState};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use wasmtime::component::GuestTaskId;
 use wasmtime::{Store, StoreContextMut};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::handler::{
-    HandlerState, Instance, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus,
+    Instance, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus,
 };
 
 /// Which `wasi:http` world a component serves.
@@ -62,7 +67,16 @@ impl ReusePolicy {
     }
 }
 
-/// Creates instances of one component for the `ProxyHandler`.
+/// What the host passes along with one request to a component's instance.
+#[derive(Default)]
+pub(crate) struct RequestContext {
+    /// The authority a middleware layer was called on (`None` otherwise).
+    pub(crate) called_as: Option<Arc<str>>,
+    /// Where the request's CPU and memory are charged, with accounting on.
+    pub(crate) usage: Option<Arc<RequestUsage>>,
+}
+
+/// Creates instances of one component for its [`ProxyHandler`](super::handler::ProxyHandler).
 pub(crate) struct ComponentInstances {
     pub(crate) engine: wasmtime::Engine,
     pub(crate) pre: ProxyPre<StoreState>,
@@ -70,14 +84,30 @@ pub(crate) struct ComponentInstances {
     pub(crate) reuse: ReusePolicy,
 }
 
-impl HandlerState for ComponentInstances {
-    type StoreData = StoreState;
-    type WorkerExpiration = Expiration;
-    type WorkerState = Worker;
+impl ComponentInstances {
+    /// Whether workers run inside a CPU meter.
+    pub(crate) fn metered(&self) -> bool {
+        self.env.metrics.is_some()
+    }
 
-    async fn instantiate(&self) -> wasmtime::Result<Instance<StoreState, Expiration, Worker>> {
+    /// The component's series, with accounting on.
+    pub(crate) fn metrics(&self) -> Option<&Arc<ComponentMetrics>> {
+        self.env.metrics.as_ref()
+    }
+
+    /// A new store and instance; `meter` follows its memory.
+    pub(crate) async fn instantiate(
+        &self,
+        meter: Option<Arc<WorkerMeter>>,
+    ) -> wasmtime::Result<Instance<StoreState, Expiration, Worker>> {
         let mut store = self.env.new_store(&self.engine)?;
+        if let Some(meter) = &meter {
+            meter.watch_memory(store.data().limits.bytes());
+        }
         let proxy = self.pre.instantiate_async(&mut store).await?;
+        if let Some(metrics) = self.metrics() {
+            metrics.instance_created();
+        }
         let timeout = self.env.limits.request_timeout;
         Ok(Instance {
             store,
@@ -91,6 +121,8 @@ impl HandlerState for ComponentInstances {
             state: Worker {
                 env: self.env.clone(),
                 reuse: self.reuse,
+                metrics: self.env.metrics.clone(),
+                served: AtomicUsize::new(0),
             },
         })
     }
@@ -131,12 +163,14 @@ impl WorkerExpiration for Expiration {
 pub(crate) struct Worker {
     env: Arc<ComponentEnv>,
     reuse: ReusePolicy,
+    metrics: Option<Arc<ComponentMetrics>>,
+    /// Requests this instance has started.
+    served: AtomicUsize,
 }
 
 impl WorkerState for Worker {
     type StoreData = StoreState;
-    /// The authority a middleware layer was called on (`None` otherwise).
-    type RequestData = Option<Arc<str>>;
+    type RequestData = RequestContext;
 
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
         if total >= self.reuse.max_requests_per_instance {
@@ -151,16 +185,24 @@ impl WorkerState for Worker {
     fn on_request_start(
         &self,
         mut store: StoreContextMut<'_, StoreState>,
-        called_as: Option<Arc<str>>,
+        context: RequestContext,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
-        if let Some(authority) = called_as {
+        if let Some(authority) = context.called_as {
             store.data_mut().record_called_as(authority);
+        }
+        if self.served.fetch_add(1, Ordering::Relaxed) > 0
+            && let Some(metrics) = &self.metrics
+        {
+            metrics.instance_reused();
         }
         Box::pin(tokio::time::sleep(self.env.limits.request_timeout))
     }
 
     fn drop(&self, store: Store<StoreState>, result: wasmtime::Result<()>) {
+        if let Some(metrics) = &self.metrics {
+            metrics.instance_dropped(result.is_err());
+        }
         if let Err(error) = result {
             tracing::warn!(
                 workload = %self.env.workload,

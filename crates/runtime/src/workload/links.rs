@@ -663,9 +663,11 @@ impl LinkedCall {
         result_count: usize,
     ) -> wasmtime::Result<(Vec<Val>, Vec<(u32, u32)>)> {
         let call = self.clone();
-        let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
-            call_peer(&call, peer, args, handed, result_count).await
-        }));
+        let metrics = call.target.env.metrics.clone();
+        let task = tokio_util::task::AbortOnDropHandle::new(crate::metrics::spawn_metered(
+            metrics.as_ref(),
+            async move { call_peer(&call, peer, args, handed, result_count).await },
+        ));
         task.await.map_err(|e| {
             wasmtime::format_err!("{}: the call's task failed: {e}", self.describe())
         })?

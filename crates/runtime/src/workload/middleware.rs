@@ -51,7 +51,7 @@ impl Inward {
         &self,
         request: http::Request<WasiBody>,
     ) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
-        let response = match self.next.dispatch(&self.workload, request).await {
+        let response = match self.next.dispatch(&self.workload, request, None).await {
             Ok(response) => response,
             Err(failure) => error_response(failure.status, &failure.message),
         };

@@ -6,11 +6,13 @@
 //! deadline 504, a trap 500, an instance that cannot be created 503; the host
 //! log carries the details with the workload's id.
 
-use super::instance::{ComponentInstances, HttpKind};
+use super::handler::ProxyHandler;
+use super::instance::{HttpKind, RequestContext};
 use super::middleware::request_authority;
 use super::service::{Service, ServiceStatus};
 use super::spec::Workload;
 use crate::http::body::{ResponseBody, error_response};
+use crate::metrics::{ComponentMetrics, RequestUsage};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
@@ -19,7 +21,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError, ProxyHandler};
+use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError};
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
 /// Lifecycle state of a workload.
@@ -64,8 +66,10 @@ pub struct WorkloadStatus {
 
 /// One HTTP layer of a workload: its handler component, or a middleware.
 pub(crate) struct HttpTarget {
-    pub(crate) handler: ProxyHandler<ComponentInstances>,
+    pub(crate) handler: ProxyHandler,
     pub(crate) component: Arc<str>,
+    /// The component's series, with accounting on.
+    pub(crate) metrics: Option<Arc<ComponentMetrics>>,
     pub(crate) timeout: Duration,
     /// Middleware instances remember the authority they were called on.
     pub(crate) middleware: bool,
@@ -86,6 +90,24 @@ impl HttpTarget {
         &self,
         workload: &str,
         request: http::Request<WasiBody>,
+        usage: Option<Arc<RequestUsage>>,
+    ) -> Result<http::Response<WasiBody>, DispatchFailure> {
+        let in_flight = self.metrics.as_deref().map(ComponentMetrics::request);
+        let result = self.dispatch_untracked(workload, request, usage).await;
+        if let Some(in_flight) = in_flight {
+            in_flight.finish(match &result {
+                Ok(response) => response.status(),
+                Err(failure) => failure.status,
+            });
+        }
+        result
+    }
+
+    async fn dispatch_untracked(
+        &self,
+        workload: &str,
+        request: http::Request<WasiBody>,
+        usage: Option<Arc<RequestUsage>>,
     ) -> Result<http::Response<WasiBody>, DispatchFailure> {
         let started = Instant::now();
         let called_as = if self.middleware {
@@ -93,7 +115,8 @@ impl HttpTarget {
         } else {
             None
         };
-        let error = match self.handler.handle(called_as, request).await {
+        let context = RequestContext { called_as, usage };
+        let error = match self.handler.handle(context, request).await {
             Ok(response) => return Ok(response),
             Err(error) => error,
         };
@@ -109,7 +132,7 @@ impl HttpTarget {
                 ),
             );
         }
-        if let Some(e) = error.downcast_ref::<InstantiationError<Option<Arc<str>>>>() {
+        if let Some(e) = error.downcast_ref::<InstantiationError<RequestContext>>() {
             tracing::error!(workload, component = %self.component, error = %format!("{:#}", e.error), "cannot create an instance");
             return failure(
                 http::StatusCode::SERVICE_UNAVAILABLE,
@@ -163,6 +186,7 @@ impl RunningWorkload {
     pub(crate) async fn handle<B>(
         self: Arc<Self>,
         request: http::Request<B>,
+        usage: Option<Arc<RequestUsage>>,
     ) -> http::Response<ResponseBody>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -175,6 +199,11 @@ impl RunningWorkload {
             );
         };
         let Ok(permit) = self.admission.clone().try_acquire_owned() else {
+            if let Some(metrics) = &http.metrics {
+                metrics
+                    .request()
+                    .finish(http::StatusCode::SERVICE_UNAVAILABLE);
+            }
             return error_response(
                 http::StatusCode::SERVICE_UNAVAILABLE,
                 &format!(
@@ -187,7 +216,7 @@ impl RunningWorkload {
         if http.middleware {
             absolute_uri(&mut request);
         }
-        match http.dispatch(&self.id, request).await {
+        match http.dispatch(&self.id, request, usage).await {
             Ok(response) => response.map(|body| {
                 PermitBody {
                     inner: body,

@@ -140,7 +140,11 @@ impl Service {
         let mut task = lock(&self.task);
         if task.is_none() {
             let run = self.supervisor.clone().supervise();
-            *task = Some(AbortOnDropHandle::new(tokio::spawn(run)));
+            let metrics = self.supervisor.env.metrics.clone();
+            *task = Some(AbortOnDropHandle::new(crate::metrics::spawn_metered(
+                metrics.as_ref(),
+                run,
+            )));
         }
     }
 

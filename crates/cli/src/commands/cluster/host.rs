@@ -9,6 +9,7 @@ use nimbus_cluster::api::{HOSTGROUP_LABEL, valid_host_id};
 use nimbus_cluster::connect::Persistence;
 use nimbus_runtime::Host;
 use nimbus_runtime::http::DynamicRouter;
+use nimbus_runtime::http::admin::Readiness;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +39,9 @@ pub(crate) struct HostCommand {
     /// How long to let in-flight requests finish on shutdown, in seconds.
     #[arg(long, default_value_t = 30)]
     drain_timeout: u64,
+    /// Serve `/metrics`, `/healthz` and `/readyz` here; `off` for none.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
+    admin_addr: crate::commands::admin::AdminAddr,
     #[command(flatten)]
     host: crate::commands::serve::HostArgs,
 }
@@ -69,9 +73,12 @@ impl HostCommand {
             "set the `{HOSTGROUP_LABEL}` label with --group"
         );
         labels.insert(HOSTGROUP_LABEL.into(), self.group.clone());
-        let config = self.host.config()?;
+        let mut config = self.host.config()?;
+        config.accounting = self.admin_addr.0.is_some();
         let max_instances = config.engine.pool_instances;
         let host = Host::new(config, Arc::new(DynamicRouter::new()))?;
+        let readiness = Readiness::default();
+        crate::commands::admin::start(self.admin_addr, &host, &readiness).await?;
         let listener = tokio::net::TcpListener::bind(self.http_addr)
             .await
             .with_context(|| format!("cannot listen on {}", self.http_addr))?;
@@ -88,6 +95,7 @@ impl HostCommand {
             max_instances,
         };
         let signal = crate::commands::shutdown_signal();
+        readiness.set(true);
         println!("Serving on http://{http_addr}/");
         println!("host {id} joining the cluster at {}", self.nats.url());
         let shutdown = tokio_util::sync::CancellationToken::new();
@@ -101,7 +109,7 @@ impl HostCommand {
             {
                 let shutdown = shutdown.clone();
                 async move {
-                    signal.await;
+                    crate::commands::serve::not_ready_after(signal, readiness).await;
                     shutdown.cancel();
                 }
             },

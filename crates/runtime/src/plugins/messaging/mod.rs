@@ -253,7 +253,8 @@ async fn subscription_loop(
                 return;
             };
             let (component, pre) = (component.clone(), pre.clone());
-            tokio::spawn(async move {
+            let metrics = component.env.metrics.clone();
+            crate::metrics::spawn_metered(metrics.as_ref(), async move {
                 deliver(&component, &pre, message).await;
                 drop(permit);
             });

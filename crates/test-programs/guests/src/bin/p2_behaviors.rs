@@ -3,6 +3,7 @@
 //!
 //! - `/ok`: 200 `ok`
 //! - `/loop`: busy-loops forever (epoch/fuel interruption tests)
+//! - `/burn?ms=N`: busy-loops for N ms of monotonic time (CPU accounting)
 //! - `/grow?mb=N`: allocates and touches N MiB (memory limit tests)
 //! - `/trap`: panics, i.e. traps
 //! - `/fetch?url=URL`: outgoing GET; 502 with the WASI `error-code` name on failure
@@ -26,6 +27,11 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
     match path.as_str() {
         "/ok" => text(StatusCode::OK, "ok\n"),
         "/loop" => busy_loop(),
+        "/burn" => {
+            let ms: u64 = param("ms").and_then(|v| v.parse().ok()).unwrap_or(0);
+            burn(std::time::Duration::from_millis(ms));
+            text(StatusCode::OK, format!("burned {ms}\n"))
+        }
         "/grow" => {
             let mb: usize = param("mb").and_then(|v| v.parse().ok()).unwrap_or(0);
             grow(mb);
@@ -84,6 +90,15 @@ fn text(status: StatusCode, body: impl Into<Body>) -> Result<Response<Body>, Err
 fn busy_loop() -> ! {
     let mut counter: u64 = 0;
     loop {
+        counter = black_box(counter.wrapping_add(1));
+    }
+}
+
+/// Spins without yielding to the host until `time` has passed.
+fn burn(time: std::time::Duration) {
+    let start = std::time::Instant::now();
+    let mut counter: u64 = 0;
+    while start.elapsed() < time {
         counter = black_box(counter.wrapping_add(1));
     }
 }

@@ -1,0 +1,165 @@
+//! `nimbus serve --admin-addr --access-log` and `nimbus top` as a user runs
+//! them: the admin endpoint answers `/metrics` (read back with a Prometheus
+//! text parser), `/healthz` and `/readyz`; the access log has one line per
+//! request; `top` shows the component's row.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+use test_programs::P2_BEHAVIORS;
+
+fn admin_addr(server: &Server) -> String {
+    server.wait_for_stderr("Admin endpoint on http://", 1, Duration::from_secs(10));
+    let stderr = server.stderr();
+    stderr
+        .split("Admin endpoint on http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no admin address in:\n{stderr}"))
+        .to_string()
+}
+
+#[test]
+fn admin_endpoint_access_log_and_top() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            "serve",
+            P2_BEHAVIORS,
+            "--addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--access-log",
+        ],
+        &[],
+        Duration::from_secs(120),
+    );
+    let admin = admin_addr(&server);
+    assert_eq!(request(&admin, "GET", "/healthz", "").0, 200);
+    assert_eq!(request(&admin, "GET", "/readyz", "").0, 200);
+    assert_eq!(request(&admin, "GET", "/nope", "").0, 404);
+
+    for _ in 0..5 {
+        assert_eq!(server.get("/burn?ms=5&token=secret").0, 200);
+    }
+    assert_eq!(server.get("/trap").0, 500);
+    server.wait_for_stderr("path=/trap", 1, Duration::from_secs(10));
+    let log = server.stderr();
+    let line = log
+        .lines()
+        .find(|l| l.contains("path=/burn"))
+        .unwrap_or_else(|| panic!("no access-log line:\n{log}"));
+    for field in [
+        "method=GET",
+        "status=200",
+        "cpu_us=",
+        "memory_peak_bytes=",
+        "duration_us=",
+    ] {
+        assert!(line.contains(field), "{field} missing from: {line}");
+    }
+    assert!(line.contains("workload=default/"), "{line}");
+    assert!(
+        !log.contains("token=secret"),
+        "the query string was logged:\n{log}"
+    );
+    assert_eq!(log.matches("path=/burn").count(), 5, "{log}");
+
+    let (status, head, body) = request_with_headers(&admin, "GET", "/metrics", &[], "");
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string())))
+        .expect("Prometheus text");
+    let value = |metric: &str, class: Option<&str>| {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| {
+                s.metric == metric && class.is_none_or(|c| s.labels.get("class") == Some(c))
+            })
+            .find_map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => Some(v),
+                _ => None,
+            })
+    };
+    assert_eq!(
+        value("nimbus_requests_total", Some("2xx")),
+        Some(5.0),
+        "{body}"
+    );
+    assert_eq!(
+        value("nimbus_requests_total", Some("5xx")),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        value("nimbus_instances_discarded_total", None),
+        Some(1.0),
+        "{body}"
+    );
+    assert!(
+        value("nimbus_guest_cpu_seconds_total", None).unwrap() >= 0.02,
+        "{body}"
+    );
+
+    // `top --once` while requests keep coming.
+    let load = {
+        let addr = server.addr.clone();
+        std::thread::spawn(move || {
+            for _ in 0..20 {
+                let _ = request(&addr, "GET", "/burn?ms=5", "");
+            }
+        })
+    };
+    let (top, _) = succeeds_in(
+        dir.path(),
+        &[
+            "top",
+            "--once",
+            "--admin-addr",
+            &admin,
+            "--interval",
+            "500ms",
+            "--sort",
+            "rps",
+        ],
+    );
+    load.join().unwrap();
+    assert!(top.contains("sorted by rps"), "{top}");
+    let row = top
+        .lines()
+        .find(|l| l.starts_with("default/"))
+        .unwrap_or_else(|| panic!("no component row:\n{top}"));
+    let rps: f64 = row.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(rps > 0.0, "{top}");
+
+    let line = fails_in(
+        dir.path(),
+        &["top", "--once", "--admin-addr", "127.0.0.1:1"],
+    );
+    assert!(
+        line.contains("cannot read http://127.0.0.1:1/metrics"),
+        "{line}"
+    );
+    // A usage error, reported by the argument parser (with its `--help` hint).
+    let out = nimbus()
+        .args(["serve", P2_BEHAVIORS, "--admin-addr", "nowhere"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("`nowhere` is neither an address"),
+        "{stderr}"
+    );
+
+    assert!(server.interrupt(), "serve exits cleanly after Ctrl-C");
+}

@@ -1,0 +1,119 @@
+//! The access log: one line per request once its response body has been
+//! sent (or abandoned), with what the request cost its guests.
+//!
+//! Lines go to the `nimbus::access` tracing target at INFO level, so they
+//! reach whatever the embedder subscribed (the CLI's log, or OpenTelemetry).
+//! The query string is never logged: it may carry tokens.
+
+use super::body::ResponseBody;
+use crate::metrics::RequestUsage;
+use bytes::Bytes;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+/// The tracing target of access-log lines.
+pub const TARGET: &str = "nimbus::access";
+
+/// What one access-log line says about a request.
+pub(crate) struct AccessRecord {
+    pub(crate) method: http::Method,
+    pub(crate) host: String,
+    pub(crate) path: String,
+    pub(crate) status: u16,
+    pub(crate) started: Instant,
+    pub(crate) usage: Arc<RequestUsage>,
+    /// The workload that answered, `-` when none did (no route).
+    pub(crate) workload: Option<Arc<str>>,
+}
+
+impl AccessRecord {
+    /// The request's method, host and path (the host from the URI's
+    /// authority, else the `Host` header).
+    pub(crate) fn start<B>(request: &http::Request<B>) -> (http::Method, String, String) {
+        let host = request
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .or_else(|| {
+                request
+                    .headers()
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "-".to_string());
+        (
+            request.method().clone(),
+            host,
+            request.uri().path().to_string(),
+        )
+    }
+
+    fn emit(self, complete: bool) {
+        tracing::info!(
+            target: TARGET,
+            method = %self.method,
+            host = %self.host,
+            path = %self.path,
+            status = self.status,
+            duration_us = self.started.elapsed().as_micros() as u64,
+            cpu_us = self.usage.cpu().as_micros() as u64,
+            memory_peak_bytes = self.usage.memory_peak_bytes(),
+            workload = %self.workload.as_deref().unwrap_or("-"),
+            complete,
+            "request"
+        );
+    }
+}
+
+/// A response body that writes the access-log line when it ends or is
+/// dropped (`complete=false` when the client left before the end).
+pub(crate) struct LoggedBody {
+    inner: ResponseBody,
+    record: Option<AccessRecord>,
+}
+
+impl LoggedBody {
+    pub(crate) fn new(inner: ResponseBody, record: AccessRecord) -> Self {
+        Self {
+            inner,
+            record: Some(record),
+        }
+    }
+}
+
+impl http_body::Body for LoggedBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let poll = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None | Some(Err(_))) = &poll
+            && let Some(record) = self.record.take()
+        {
+            record.emit(matches!(poll, Poll::Ready(None)));
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        if let Some(record) = self.record.take() {
+            record.emit(http_body::Body::is_end_stream(&self.inner));
+        }
+    }
+}

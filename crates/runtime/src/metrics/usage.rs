@@ -1,0 +1,112 @@
+//! What one request cost, and the meter that charges an instance's CPU to
+//! the requests it is handling.
+
+use super::ComponentMetrics;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+/// CPU and memory one request cost its component instances.
+#[derive(Debug, Default)]
+pub struct RequestUsage {
+    cpu_nanos: AtomicU64,
+    memory_peak: AtomicU64,
+}
+
+impl RequestUsage {
+    /// Guest CPU time charged to the request so far.
+    pub fn cpu(&self) -> Duration {
+        Duration::from_nanos(self.cpu_nanos.load(Ordering::Relaxed))
+    }
+
+    /// The largest linear memory, in bytes, of an instance while it handled
+    /// the request.
+    pub fn memory_peak_bytes(&self) -> u64 {
+        self.memory_peak.load(Ordering::Relaxed)
+    }
+}
+
+/// Charges the CPU of one instance's polls: all of it to the component, and
+/// an even share to each request the instance is handling (exact when it
+/// handles one at a time, as every P2 instance does).
+///
+/// A request counts as handled while its owner keeps its [`RequestUsage`]:
+/// until the response body ends when an access log wants the figures.
+pub(crate) struct WorkerMeter {
+    metrics: Option<Arc<ComponentMetrics>>,
+    /// The instance's linear memory size, known once its store exists.
+    memory: OnceLock<Arc<AtomicU64>>,
+    active: Mutex<Vec<Weak<RequestUsage>>>,
+}
+
+impl WorkerMeter {
+    pub(crate) fn new(metrics: Option<Arc<ComponentMetrics>>) -> Self {
+        Self {
+            metrics,
+            memory: OnceLock::new(),
+            active: Mutex::default(),
+        }
+    }
+
+    /// Follows the linear memory of the instance this worker runs.
+    pub(crate) fn watch_memory(&self, bytes: Arc<AtomicU64>) {
+        let _ = self.memory.set(bytes);
+    }
+
+    /// `usage` is handled by this instance from now on.
+    pub(crate) fn request_started(&self, usage: &Arc<RequestUsage>) {
+        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        if !active
+            .iter()
+            .any(|known| std::ptr::eq(known.as_ptr(), Arc::as_ptr(usage)))
+        {
+            active.push(Arc::downgrade(usage));
+        }
+    }
+
+    /// One poll of the instance used `nanos` of CPU.
+    pub(crate) fn charge(&self, nanos: u64) {
+        if let Some(metrics) = &self.metrics {
+            metrics.cpu_spent(nanos);
+        }
+        let memory = self
+            .memory
+            .get()
+            .map(|bytes| bytes.load(Ordering::Relaxed))
+            .unwrap_or(0);
+        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        active.retain(|usage| usage.strong_count() > 0);
+        if active.is_empty() {
+            return;
+        }
+        let share = nanos / active.len() as u64;
+        for usage in active.iter().filter_map(Weak::upgrade) {
+            usage.cpu_nanos.fetch_add(share, Ordering::Relaxed);
+            usage.memory_peak.fetch_max(memory, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_is_shared_among_live_requests_and_memory_peaks_follow_the_instance() {
+        let meter = WorkerMeter::new(None);
+        let memory = Arc::new(AtomicU64::new(1 << 20));
+        meter.watch_memory(memory.clone());
+        let first = Arc::new(RequestUsage::default());
+        let second = Arc::new(RequestUsage::default());
+        meter.request_started(&first);
+        meter.request_started(&first);
+        meter.charge(1_000);
+        meter.request_started(&second);
+        memory.store(3 << 20, Ordering::Relaxed);
+        meter.charge(2_000);
+        drop(second);
+        meter.charge(500);
+        assert_eq!(first.cpu(), Duration::from_nanos(1_000 + 1_000 + 500));
+        assert_eq!(first.memory_peak_bytes(), 3 << 20);
+    }
+}

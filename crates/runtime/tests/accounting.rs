@@ -1,0 +1,219 @@
+//! Per-component accounting measured against the truth: guest CPU against
+//! the process's own CPU clock, async waits near zero, memory growth in the
+//! peak, and `/metrics` read back with a Prometheus text parser.
+
+mod common;
+
+use common::*;
+use nimbus_runtime::HostConfig;
+use nimbus_runtime::http::DynamicRouter;
+use prometheus_parse::{Scrape, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use test_programs::P2_BEHAVIORS;
+
+fn process_cpu() -> Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+async fn accounting_host() -> TestHost {
+    TestHost::start_with(
+        HostConfig {
+            cache_dir: Some(shared_cache_dir()),
+            accounting: true,
+            access_log: true,
+            ..HostConfig::default()
+        },
+        Arc::new(DynamicRouter::new()),
+    )
+    .await
+}
+
+/// The value of `field=` in the last access-log line for `path`.
+fn logged(log: &str, path: &str, field: &str) -> u64 {
+    let line = log
+        .lines()
+        .rfind(|l| l.contains("nimbus::access") && l.contains(&format!("path={path} ")))
+        .unwrap_or_else(|| panic!("no access-log line for {path}:\n{log}"));
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{field}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in: {line}"))
+}
+
+fn scrape(text: &str) -> Scrape {
+    Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("valid Prometheus text")
+}
+
+fn sample(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape.samples.iter().find_map(|s| {
+        let matches = s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(v));
+        match (&s.value, matches) {
+            (Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v), true) => Some(*v),
+            _ => None,
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_cpu_memory_and_requests_are_measured_per_component() {
+    let log = Captured::install_global();
+    let test = accounting_host().await;
+    test.host
+        .start_workload(http_workload("acct", P2_BEHAVIORS, "acct.test"))
+        .await
+        .unwrap();
+    assert_eq!(test.get("acct.test", "/ok").await.0, 200);
+
+    // A guest that spins for 50 ms: what the host reports matches the CPU
+    // the process really spent on the request (±20%).
+    let mut reported = Vec::new();
+    for _ in 0..3 {
+        let before = process_cpu();
+        let (status, body) = test.get("acct.test", "/burn?ms=50").await;
+        let truth = process_cpu() - before;
+        assert_eq!(status, 200, "{body}");
+        // The line is written when the body ends; give the logger a moment.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let cpu = Duration::from_micros(logged(&log.text(), "/burn", "cpu_us"));
+        let error = cpu.as_secs_f64() / truth.as_secs_f64() - 1.0;
+        eprintln!("burn 50 ms: reported {cpu:?}, process spent {truth:?}");
+        assert!(
+            error.abs() <= 0.2,
+            "reported {cpu:?} for a request that cost the process {truth:?}"
+        );
+        reported.push(cpu);
+    }
+    // On a machine that let the guest run, that is the 50 ms it burned.
+    let best = reported.iter().max().unwrap();
+    assert!(
+        (40..=60).contains(&best.as_millis()),
+        "50 ms of spinning reported as {reported:?}"
+    );
+
+    // An async sleep of 50 ms costs (nearly) nothing.
+    let (status, _) = test.get("acct.test", "/sleep?ms=50").await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let text = log.text();
+    assert!(logged(&text, "/sleep", "duration_us") >= 50_000);
+    let slept = logged(&text, "/sleep", "cpu_us");
+    eprintln!("sleep 50 ms: reported {slept} µs of CPU");
+    assert!(slept < 5_000, "a 50 ms sleep reported {slept} µs of CPU");
+
+    // 16 MiB of growth shows in the request's peak and the component's.
+    let (status, body) = test.get("acct.test", "/grow?mb=16").await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let peak = logged(&log.text(), "/grow", "memory_peak_bytes");
+    assert!(peak >= 16 << 20, "peak {peak} after growing 16 MiB");
+    assert_eq!(test.get("acct.test", "/nothing-here").await.0, 404);
+
+    let metrics = scrape(&test.host.metrics().encode());
+    let labels = [
+        ("namespace", "test"),
+        ("workload", "acct"),
+        ("component", "acct"),
+    ];
+    let with = |extra: (&'static str, &'static str)| {
+        let mut all = labels.to_vec();
+        all.push(extra);
+        all
+    };
+    assert_eq!(
+        sample(&metrics, "nimbus_requests_total", &with(("class", "2xx"))),
+        Some(6.0)
+    );
+    assert_eq!(
+        sample(&metrics, "nimbus_requests_total", &with(("class", "4xx"))),
+        Some(1.0)
+    );
+    let cpu = sample(&metrics, "nimbus_guest_cpu_seconds_total", &labels).unwrap();
+    assert!(cpu >= 0.12, "component CPU {cpu} s after 150 ms of burning");
+    let peak = sample(&metrics, "nimbus_memory_peak_bytes", &labels).unwrap();
+    assert!(peak >= (16 << 20) as f64, "{peak}");
+    // P2 instances serve one request each and are gone afterwards.
+    assert_eq!(
+        sample(&metrics, "nimbus_instances_created_total", &labels),
+        Some(7.0)
+    );
+    assert_eq!(
+        sample(&metrics, "nimbus_requests_in_flight", &labels),
+        Some(0.0)
+    );
+    for _ in 0..100 {
+        let now = scrape(&test.host.metrics().encode());
+        if sample(&now, "nimbus_instances", &labels) == Some(0.0) {
+            assert_eq!(sample(&now, "nimbus_memory_bytes", &labels), Some(0.0));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let now = scrape(&test.host.metrics().encode());
+    assert_eq!(sample(&now, "nimbus_instances", &labels), Some(0.0));
+    assert_eq!(sample(&now, "nimbus_workloads", &[]), Some(1.0));
+    let histogram = now
+        .samples
+        .iter()
+        .find(|s| s.metric == "nimbus_request_duration_seconds")
+        .expect("latency histogram");
+    match &histogram.value {
+        Value::Histogram(buckets) => {
+            assert_eq!(buckets.last().map(|b| b.count), Some(7.0), "{buckets:?}")
+        }
+        other => panic!("not a histogram: {other:?}"),
+    }
+
+    // Stopping the workload drops its series.
+    test.host.stop_workload("test/acct").await.unwrap();
+    let text = test.host.metrics().encode();
+    assert!(!text.contains("workload=\"acct\""), "{text}");
+    assert!(text.contains("nimbus_workloads 0"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traps_and_denied_outbound_requests_are_counted() {
+    let test = accounting_host().await;
+    let mut workload = http_workload("out", P2_BEHAVIORS, "out.test");
+    resources(&mut workload).allowed_hosts = vec!["allowed.invalid".into()];
+    test.host.start_workload(workload).await.unwrap();
+    assert_eq!(test.get("out.test", "/trap").await.0, 500);
+    let (status, body) = test
+        .get("out.test", "/fetch?url=http://denied.example/")
+        .await;
+    assert_eq!(status, 502, "{body}");
+    let _ = test
+        .get("out.test", "/fetch?url=http://allowed.invalid/")
+        .await;
+    let metrics = scrape(&test.host.metrics().encode());
+    let labels = [
+        ("namespace", "test"),
+        ("workload", "out"),
+        ("component", "out"),
+    ];
+    assert_eq!(
+        sample(&metrics, "nimbus_instances_discarded_total", &labels),
+        Some(1.0)
+    );
+    let outbound = |destination: &'static str, decision: &'static str| {
+        let mut all = labels.to_vec();
+        all.extend([("destination", destination), ("decision", decision)]);
+        sample(&metrics, "nimbus_outbound_requests_total", &all)
+    };
+    assert_eq!(outbound("denied.example", "denied"), Some(1.0));
+    assert_eq!(outbound("allowed.invalid", "allowed"), Some(1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_accounting_no_component_series_exist() {
+    let test = TestHost::dynamic().await;
+    test.host
+        .start_workload(http_workload("plain", P2_BEHAVIORS, "plain.test"))
+        .await
+        .unwrap();
+    assert_eq!(test.get("plain.test", "/ok").await.0, 200);
+    let text = test.host.metrics().encode();
+    assert!(!text.contains("workload=\"plain\""), "{text}");
+    assert!(text.contains("nimbus_workloads 1"), "{text}");
+}
