@@ -1,14 +1,14 @@
 //! Instance management: how a component's instances are created, reused and
 //! retired for HTTP requests.
 //!
-//! Built on wasmtime-wasi-http's `ProxyHandler`. P2 components get a fresh
-//! instance per request from the pre-instantiated `ProxyPre` (cheap with the
-//! pooling allocator and copy-on-write images). P3 components reuse
-//! instances, up to a number of requests per instance, a number of
-//! concurrent requests per instance, and an idle timeout; the defaults equal
-//! `wasmtime serve`'s. Every store yields at each epoch tick, so a request
-//! deadline fires even in a guest spinning in a loop, and the worker holding
-//! that instance is discarded.
+//! Serves through `super::handler::ProxyHandler` (wasmtime-wasi-http's,
+//! metered). P2 components get a fresh instance per request from the
+//! pre-instantiated `ProxyPre` (cheap with the pooling allocator and
+//! copy-on-write images). P3 components reuse instances, up to a number of
+//! requests per instance, a number of concurrent requests per instance, and
+//! an idle timeout; the defaults equal `wasmtime serve`'s. Every store
+//! yields at each epoch tick, so a request deadline fires even in a guest
+//! spinning in a loop, and the worker holding that instance is discarded.
 //!
 //! With accounting on, each instance's worker runs inside a CPU meter and
 //! its store grows memory through a metered limiter (see `crate::metrics`).
