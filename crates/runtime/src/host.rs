@@ -404,26 +404,10 @@ impl Host {
         if !self.0.access_log {
             return self.route(request, None).await.0;
         }
-        let started = std::time::Instant::now();
-        let (method, host, path) = AccessRecord::start(&request);
-        let usage = Arc::new(RequestUsage::default());
-        let (response, workload) = self.route(request, Some(usage.clone())).await;
-        let status = response.status().as_u16();
-        response.map(|body| {
-            LoggedBody::new(
-                body,
-                AccessRecord {
-                    method,
-                    host,
-                    path,
-                    status,
-                    started,
-                    usage,
-                    workload,
-                },
-            )
-            .boxed_unsync()
-        })
+        let mut record = AccessRecord::start(&request);
+        let (response, workload) = self.route(request, Some(record.usage.clone())).await;
+        record.answered(response.status(), workload);
+        response.map(|body| LoggedBody::new(body, record).boxed_unsync())
     }
 
     /// Routes one request and serves it; also says which workload answered.
@@ -450,7 +434,6 @@ impl Host {
                 None,
             );
         };
-        let id = workload.id.clone();
         let response = workload
             .handle(http::Request::from_parts(parts, body), usage)
             .await;

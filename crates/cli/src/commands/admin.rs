@@ -48,6 +48,12 @@ pub(crate) async fn start(
     Ok(())
 }
 
+/// Resolves with `signal`, reporting not ready from then on (draining).
+pub(crate) async fn not_ready_after(signal: impl Future<Output = ()>, readiness: Readiness) {
+    signal.await;
+    readiness.set(false);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -164,7 +164,7 @@ impl ServeCommand {
         println!("Serving on http://{addr}/");
         println!("Try: curl http://{addr}/");
         let drain = Duration::from_secs(self.drain_timeout);
-        let shutdown = not_ready_after(signal, readiness);
+        let shutdown = super::admin::not_ready_after(signal, readiness);
         let drained = nimbus_runtime::http::serve(listener, host, shutdown, drain).await?;
         if drained {
             eprintln!("stopped");
@@ -176,12 +176,6 @@ impl ServeCommand {
         }
         Ok(())
     }
-}
-
-/// Resolves with `signal`, reporting not ready from then on (draining).
-pub(crate) async fn not_ready_after(signal: impl Future<Output = ()>, readiness: Readiness) {
-    signal.await;
-    readiness.set(false);
 }
 
 /// A component file becomes a one-component workload; anything else must

@@ -13,6 +13,12 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+/// The plain-HTTP client that reads `/metrics`.
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Empty<bytes::Bytes>,
+>;
+
 /// How long one scrape may take.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -98,7 +104,11 @@ impl TopCommand {
 
     async fn run(mut self) -> anyhow::Result<()> {
         let url = metrics_url(&self.admin_addr)?;
-        let mut previous = (Instant::now(), scrape(&url).await?);
+        // One client for every scrape, so its connection is reused.
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Empty<bytes::Bytes>>();
+        let mut previous = (Instant::now(), scrape(&client, &url).await?);
         let interactive = !self.once && std::io::stdout().is_terminal();
         let _raw = interactive.then(RawMode::enable).transpose()?;
         loop {
@@ -112,7 +122,7 @@ impl TopCommand {
             } else {
                 tokio::time::sleep(self.interval).await;
             }
-            let now = (Instant::now(), scrape(&url).await?);
+            let now = (Instant::now(), scrape(&client, &url).await?);
             let elapsed = now.0.duration_since(previous.0).as_secs_f64().max(1e-3);
             let mut rows = rows(&previous.1, &now.1, elapsed);
             sort_rows(&mut rows, self.sort);
@@ -149,9 +159,10 @@ fn metrics_url(addr: &str) -> anyhow::Result<http::Uri> {
 }
 
 /// One scrape of `/metrics`, by component.
-async fn scrape(url: &http::Uri) -> anyhow::Result<BTreeMap<RowKey, Counters>> {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Empty<bytes::Bytes>>();
+async fn scrape(
+    client: &HttpClient,
+    url: &http::Uri,
+) -> anyhow::Result<BTreeMap<RowKey, Counters>> {
     let fetch = async {
         let response = client.get(url.clone()).await?;
         let status = response.status();

@@ -18,20 +18,21 @@ pub const TARGET: &str = "nimbus::access";
 
 /// What one access-log line says about a request.
 pub(crate) struct AccessRecord {
-    pub(crate) method: http::Method,
-    pub(crate) host: String,
-    pub(crate) path: String,
-    pub(crate) status: u16,
-    pub(crate) started: Instant,
+    method: http::Method,
+    host: String,
+    path: String,
+    status: u16,
+    started: Instant,
+    /// What the request costs its guests, charged while it runs.
     pub(crate) usage: Arc<RequestUsage>,
     /// The workload that answered, `-` when none did (no route).
-    pub(crate) workload: Option<Arc<str>>,
+    workload: Option<Arc<str>>,
 }
 
 impl AccessRecord {
-    /// The request's method, host and path (the host from the URI's
-    /// authority, else the `Host` header).
-    pub(crate) fn start<B>(request: &http::Request<B>) -> (http::Method, String, String) {
+    /// Starts the record of `request`: its method, host (the URI's
+    /// authority, else the `Host` header) and path, and the clock.
+    pub(crate) fn start<B>(request: &http::Request<B>) -> Self {
         let host = request
             .uri()
             .authority()
@@ -44,11 +45,21 @@ impl AccessRecord {
                     .map(str::to_string)
             })
             .unwrap_or_else(|| "-".to_string());
-        (
-            request.method().clone(),
+        Self {
+            method: request.method().clone(),
             host,
-            request.uri().path().to_string(),
-        )
+            path: request.uri().path().to_string(),
+            status: 0,
+            started: Instant::now(),
+            usage: Arc::default(),
+            workload: None,
+        }
+    }
+
+    /// The response's status and the workload that gave it.
+    pub(crate) fn answered(&mut self, status: http::StatusCode, workload: Option<Arc<str>>) {
+        self.status = status.as_u16();
+        self.workload = workload;
     }
 
     fn emit(self, complete: bool) {

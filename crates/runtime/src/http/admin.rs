@@ -5,6 +5,7 @@
 //! - `/readyz`: 200 once the host serves traffic, 503 before that and while
 //!   it drains.
 
+use super::server::next_connection;
 use crate::metrics::{CONTENT_TYPE, Metrics};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -45,18 +46,7 @@ pub async fn serve_admin(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10));
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "admin endpoint: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some((stream, _)) = next_connection(&listener, &mut shutdown, "admin").await {
         let (metrics, readiness) = (metrics.clone(), readiness.clone());
         let service = hyper::service::service_fn(move |request| {
             let response = answer(&request, &metrics, &readiness);

@@ -50,20 +50,7 @@ async fn serve_boxed(
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let graceful = GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Running out of file descriptors and similar are
-                    // transient; back off instead of spinning or exiting.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some((stream, peer)) = next_connection(&listener, &mut shutdown, "ingress").await {
         let _ = stream.set_nodelay(true);
         let host = host.clone();
         let service = hyper::service::service_fn(move |request| {
@@ -84,4 +71,30 @@ async fn serve_boxed(
     Ok(tokio::time::timeout(drain_timeout, graceful.shutdown())
         .await
         .is_ok())
+}
+
+/// The next connection on `listener`, or `None` once `shutdown` resolves.
+/// Failed accepts (running out of file descriptors and similar) are
+/// transient: logged with the `endpoint`'s name and retried after a pause,
+/// never spun on or returned.
+pub(crate) async fn next_connection<F>(
+    listener: &TcpListener,
+    shutdown: &mut F,
+    endpoint: &str,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)>
+where
+    F: Future<Output = ()> + Unpin,
+{
+    loop {
+        tokio::select! {
+            _ = &mut *shutdown => return None,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => return Some(accepted),
+                Err(error) => {
+                    tracing::warn!(%error, endpoint, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
 }

@@ -351,18 +351,20 @@ impl ComponentMetrics {
     /// An outgoing request to `destination` was allowed or denied.
     pub(crate) fn outbound(&self, destination: &str, allowed: bool) {
         let decision = if allowed { "allowed" } else { "denied" };
-        let destination = destination.to_ascii_lowercase();
-        let destination = {
+        let mut destination = destination.to_ascii_lowercase();
+        {
             let mut seen = self.destinations.lock().unwrap_or_else(|p| p.into_inner());
             let key = (destination, decision);
-            if seen.contains(&key) || seen.len() < MAX_DESTINATIONS {
-                seen.insert(key.clone());
-                key.0
+            if seen.contains(&key) {
+                destination = key.0;
+            } else if seen.len() < MAX_DESTINATIONS {
+                destination = key.0.clone();
+                seen.insert(key);
             } else {
-                seen.insert(("other".to_string(), decision));
-                "other".to_string()
+                destination = "other".to_string();
+                seen.insert((destination.clone(), decision));
             }
-        };
+        }
         let [namespace, name, component] = self.labels.each_ref().map(String::as_str);
         self.outbound
             .with_label_values(&[namespace, name, component, &destination, decision])

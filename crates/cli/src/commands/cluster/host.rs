@@ -109,7 +109,7 @@ impl HostCommand {
             {
                 let shutdown = shutdown.clone();
                 async move {
-                    crate::commands::serve::not_ready_after(signal, readiness).await;
+                    crate::commands::admin::not_ready_after(signal, readiness).await;
                     shutdown.cancel();
                 }
             },
