@@ -77,7 +77,22 @@ spec:
 }
 
 fn get_json(dir: &Path, nats: &str, what: &str) -> Value {
-    let (stdout, _) = succeeds_in(dir, &["get", what, "-o", "json", "--nats", nats]);
+    // Three hosts, a controller and NATS share two cores with a parallel
+    // test: one CI run saw a whole read of `desired.>` exceed the default
+    // 5 s request timeout (see the closing note).
+    let (stdout, _) = succeeds_in(
+        dir,
+        &[
+            "get",
+            what,
+            "-o",
+            "json",
+            "--nats",
+            nats,
+            "--nats-timeout",
+            "20s",
+        ],
+    );
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 

@@ -66,30 +66,49 @@ async fn guest_cpu_memory_and_requests_are_measured_per_component() {
         .unwrap();
     assert_eq!(test.get("acct.test", "/ok").await.0, 200);
 
-    // A guest that spins for 50 ms: what the host reports matches the CPU
-    // the process really spent on the request (±20%).
+    // A guest that does a fixed amount of work costing about 50 ms of CPU
+    // (a fixed amount of work, not 50 ms of wall time: on a busy machine the
+    // guest's thread gets less CPU than wall time). The round count is
+    // calibrated against the process's CPU clock on this machine.
+    let spend = async |rounds: u64| {
+        let before = process_cpu();
+        let (status, body) = test.get("acct.test", &format!("/spin?n={rounds}")).await;
+        assert_eq!(status, 200, "{body}");
+        process_cpu() - before
+    };
+    // The difference of two sizes is the work alone, without the request's
+    // fixed cost.
+    let calibration = 20_000_000u64;
+    let per_calibration = spend(2 * calibration)
+        .await
+        .saturating_sub(spend(calibration).await);
+    let rounds = (calibration as f64 * 0.050 / per_calibration.as_secs_f64().max(1e-4)) as u64;
+    // What the host reports matches the CPU the process really spent on the
+    // request (±20%).
     let mut reported = Vec::new();
     for _ in 0..3 {
         let before = process_cpu();
-        let (status, body) = test.get("acct.test", "/burn?ms=50").await;
+        let (status, body) = test.get("acct.test", &format!("/spin?n={rounds}")).await;
         let truth = process_cpu() - before;
         assert_eq!(status, 200, "{body}");
         // The line is written when the body ends; give the logger a moment.
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let cpu = Duration::from_micros(logged(&log.text(), "/burn", "cpu_us"));
+        let cpu = Duration::from_micros(logged(&log.text(), "/spin", "cpu_us"));
         let error = cpu.as_secs_f64() / truth.as_secs_f64() - 1.0;
-        eprintln!("burn 50 ms: reported {cpu:?}, process spent {truth:?}");
+        eprintln!("spin for ~50 ms: reported {cpu:?}, process spent {truth:?}");
         assert!(
             error.abs() <= 0.2,
             "reported {cpu:?} for a request that cost the process {truth:?}"
         );
         reported.push(cpu);
     }
-    // On a machine that let the guest run, that is the 50 ms it burned.
-    let best = reported.iter().max().unwrap();
+    // The work really took tens of milliseconds. Its exact cost moves with
+    // this VM's CPU speed (40 to 70 ms seen for the same rounds), so the
+    // check above, against the process's own clock, is the accurate one.
+    reported.sort();
     assert!(
-        (40..=60).contains(&best.as_millis()),
-        "50 ms of spinning reported as {reported:?}"
+        reported[1] >= Duration::from_millis(25),
+        "about 50 ms of spinning reported as {reported:?}"
     );
 
     // An async sleep of 50 ms costs (nearly) nothing.
@@ -123,20 +142,23 @@ async fn guest_cpu_memory_and_requests_are_measured_per_component() {
     };
     assert_eq!(
         sample(&metrics, "nimbus_requests_total", &with(("class", "2xx"))),
-        Some(6.0)
+        Some(8.0)
     );
     assert_eq!(
         sample(&metrics, "nimbus_requests_total", &with(("class", "4xx"))),
         Some(1.0)
     );
     let cpu = sample(&metrics, "nimbus_guest_cpu_seconds_total", &labels).unwrap();
-    assert!(cpu >= 0.12, "component CPU {cpu} s after 150 ms of burning");
+    assert!(
+        cpu >= 0.12,
+        "component CPU {cpu} s after 150 ms of spinning"
+    );
     let peak = sample(&metrics, "nimbus_memory_peak_bytes", &labels).unwrap();
     assert!(peak >= (16 << 20) as f64, "{peak}");
     // P2 instances serve one request each and are gone afterwards.
     assert_eq!(
         sample(&metrics, "nimbus_instances_created_total", &labels),
-        Some(7.0)
+        Some(9.0)
     );
     assert_eq!(
         sample(&metrics, "nimbus_requests_in_flight", &labels),
@@ -160,7 +182,7 @@ async fn guest_cpu_memory_and_requests_are_measured_per_component() {
         .expect("latency histogram");
     match &histogram.value {
         Value::Histogram(buckets) => {
-            assert_eq!(buckets.last().map(|b| b.count), Some(7.0), "{buckets:?}")
+            assert_eq!(buckets.last().map(|b| b.count), Some(9.0), "{buckets:?}")
         }
         other => panic!("not a histogram: {other:?}"),
     }

@@ -3,7 +3,9 @@
 //!
 //! - `/ok`: 200 `ok`
 //! - `/loop`: busy-loops forever (epoch/fuel interruption tests)
-//! - `/burn?ms=N`: busy-loops for N ms of monotonic time (CPU accounting)
+//! - `/burn?ms=N`: busy-loops for N ms of monotonic time
+//! - `/spin?n=N`: N rounds of integer work: a fixed amount of CPU, however
+//!   busy the machine (CPU accounting)
 //! - `/grow?mb=N`: allocates and touches N MiB (memory limit tests)
 //! - `/trap`: panics, i.e. traps
 //! - `/fetch?url=URL`: outgoing GET; 502 with the WASI `error-code` name on failure
@@ -31,6 +33,10 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
             let ms: u64 = param("ms").and_then(|v| v.parse().ok()).unwrap_or(0);
             burn(std::time::Duration::from_millis(ms));
             text(StatusCode::OK, format!("burned {ms}\n"))
+        }
+        "/spin" => {
+            let n: u64 = param("n").and_then(|v| v.parse().ok()).unwrap_or(0);
+            text(StatusCode::OK, format!("{}\n", spin(n)))
         }
         "/grow" => {
             let mb: usize = param("mb").and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -101,6 +107,15 @@ fn burn(time: std::time::Duration) {
     while start.elapsed() < time {
         counter = black_box(counter.wrapping_add(1));
     }
+}
+
+/// `rounds` rounds of a multiply-xorshift hash, each depending on the last.
+fn spin(rounds: u64) -> u64 {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..rounds {
+        x = black_box(x.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ (x >> 29));
+    }
+    x
 }
 
 /// Allocates `mb` MiB and writes one byte per 4 KiB page so that every page
