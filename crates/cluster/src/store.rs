@@ -404,20 +404,35 @@ impl Store {
     }
 
     /// Every live value under `prefix`, decoded, by the rest of the key.
-    /// The key listing ends exactly when the bucket has been read (the
-    /// server says how many keys are pending), never on a quiet spell.
+    ///
+    /// The keys come from the stream's subject listing (one paged request
+    /// and reply), not from `kv::Store::keys`: that runs a consumer which
+    /// ends only when a delivery says nothing is pending, and the lease's
+    /// renewals keep the bucket busy, so under load it could wait for ever.
     async fn all<T: serde::de::DeserializeOwned>(
         &self,
         prefix: &str,
     ) -> Result<BTreeMap<String, T>, StoreError> {
+        let subject_prefix = self.kv.prefix.as_str();
         let listing = async {
-            let keys = self.kv.keys().await.map_err(|e| e.to_string())?;
-            keys.try_collect::<Vec<String>>()
+            let subjects = self
+                .kv
+                .stream
+                .info_with_subjects(format!("{subject_prefix}{prefix}>"))
+                .await
+                .map_err(|e| e.to_string())?;
+            subjects
+                .map_ok(|(subject, _)| subject)
+                .try_collect::<Vec<String>>()
                 .await
                 .map_err(|e| e.to_string())
         };
-        let keys = self.at(&format!("{prefix}>"), listing).await?;
-        let wanted = keys.into_iter().filter(|k| k.starts_with(prefix));
+        let subjects = self.at(&format!("{prefix}>"), listing).await?;
+        // A deleted key is still listed (its delete marker is a message);
+        // `entry` reads it as absent.
+        let wanted = subjects
+            .into_iter()
+            .filter_map(|s| s.strip_prefix(subject_prefix).map(str::to_string));
         let entries: Vec<(String, Option<(u64, bytes::Bytes)>)> =
             futures::stream::iter(wanted.map(|key| async move {
                 let entry = self.entry(&key).await;
