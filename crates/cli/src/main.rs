@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod commands;
+mod telemetry;
 
 // Per-request instantiation and hyper's buffers allocate small objects on
 // every request; mimalloc's thread-local free lists cut that cost (measured in
@@ -18,6 +19,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Export traces, metrics and logs over OTLP/gRPC to this collector
+    /// (such as http://127.0.0.1:4317). The standard OTEL_EXPORTER_OTLP_*
+    /// variables do the same, per signal.
+    #[arg(long, global = true, value_name = "URL")]
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -59,7 +65,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let telemetry = match telemetry::init(cli.otlp_endpoint.as_deref()) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::New(cmd) => cmd.execute(),
         Command::Build(cmd) => cmd.execute(),
@@ -78,6 +90,7 @@ fn main() -> ExitCode {
         Command::Delete(cmd) => cmd.execute(),
         Command::Top(cmd) => cmd.execute(),
     };
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -86,22 +99,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("NIMBUS_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| {
-            EnvFilter::new("warn,nimbus=info,nimbus_runtime=info,nimbus_cluster=info")
-        });
-    // Colours only on a terminal: redirected logs (files, pipes, CI) stay
-    // plain text that grep and log shippers can read.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
 }

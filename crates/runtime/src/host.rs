@@ -38,6 +38,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::Semaphore;
+use tracing::Instrument as _;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::handler::ProxyPre;
 
@@ -421,10 +422,31 @@ impl Host {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let (parts, body) = request.into_parts();
+        let span = crate::trace::request_span(&parts);
+        let (response, id) = self
+            .route_parts(parts, body, usage, &span)
+            .instrument(span.clone())
+            .await;
+        crate::trace::record_status(&span, response.status());
+        (response, id)
+    }
+
+    async fn route_parts<B>(
+        &self,
+        parts: http::request::Parts,
+        body: B,
+        usage: Option<Arc<RequestUsage>>,
+        span: &tracing::Span,
+    ) -> (http::Response<ResponseBody>, Option<Arc<str>>)
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
         let id = match self.0.router.route(&parts) {
             Ok(id) => id,
             Err(error) => return (error_response(error.status(), &error.to_string()), None),
         };
+        span.record("nimbus.workload", &*id);
         let Some(workload) = self.0.workloads.pin().get(&id).cloned() else {
             return (
                 error_response(

@@ -52,6 +52,7 @@ pub mod oci;
 pub mod outbound;
 pub mod plugins;
 pub mod secret;
+pub mod trace;
 pub mod wasi;
 pub mod workload;
 

@@ -17,6 +17,7 @@ use http_body_util::BodyExt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -186,6 +187,8 @@ pub(crate) struct OutboundHooks {
     pub(crate) layer: LayerState,
     /// Counts outgoing requests by destination and decision.
     pub(crate) metrics: Option<Arc<crate::metrics::ComponentMetrics>>,
+    /// The span of the request the instance is handling (`crate::trace`).
+    pub(crate) request_span: tracing::Span,
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
@@ -193,7 +196,7 @@ type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
 impl WasiHttpHooks for OutboundHooks {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _request_body_done: IoFuture,
     ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>
@@ -204,8 +207,12 @@ impl WasiHttpHooks for OutboundHooks {
                 tracing::warn!(workload = %self.workload, component = %self.component, "called wasi:http/handler but is not a middleware of its workload");
                 return Box::new(async { Err(HttpError::HttpRequestDenied) });
             };
-            return Box::new(async move { next.send(request).await });
+            // The next layer's span goes under this layer's.
+            let span = self.request_span.clone();
+            return Box::new(async move { next.send(request).await }.instrument(span));
         }
+        let span = crate::trace::outbound_span(&self.request_span, &mut request);
+        let outbound = span.clone();
         let policy = self.policy.clone();
         let workload = self.workload.clone();
         let component = self.component.clone();
@@ -234,8 +241,13 @@ impl WasiHttpHooks for OutboundHooks {
                 );
                 metrics.outbound(&destination, !denied);
             }
+            match &result {
+                Ok((response, _)) => crate::trace::record_status(&span, response.status()),
+                Err(_) => crate::trace::record_error(&span),
+            }
             result
-        })
+        }
+        .instrument(outbound))
     }
 }
 

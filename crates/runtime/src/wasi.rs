@@ -40,9 +40,34 @@ impl StoreState {
         (&mut self.table, &self.env.bindings)
     }
 
+    /// The resource table, the plugin bindings and what plugin calls are
+    /// traced and counted by, for plugin views that need all three.
+    pub(crate) fn plugin_parts(
+        &mut self,
+    ) -> (
+        &mut ResourceTable,
+        &PluginBindings,
+        crate::plugins::PluginCalls<'_>,
+    ) {
+        let calls =
+            crate::plugins::PluginCalls::new(&self.hooks.request_span, self.env.metrics.as_deref());
+        (&mut self.table, &self.env.bindings, calls)
+    }
+
     /// Remembers an authority this (middleware) instance was called on.
     pub(crate) fn record_called_as(&mut self, authority: Arc<str>) {
         self.hooks.layer.record_called_as(authority);
+    }
+
+    /// The span of the request this instance is handling (see
+    /// `crate::trace`): outbound requests and plugin calls go under it.
+    pub(crate) fn set_request_span(&mut self, span: tracing::Span) {
+        self.hooks.request_span = span;
+    }
+
+    /// Plugin calls: the parent span and the series they are counted in.
+    pub(crate) fn plugin_calls(&self) -> crate::plugins::PluginCalls<'_> {
+        crate::plugins::PluginCalls::new(&self.hooks.request_span, self.env.metrics.as_deref())
     }
 
     /// The next outgoing request goes to the next middleware layer.
@@ -226,6 +251,7 @@ impl ComponentEnv {
                 local: self.local.clone(),
                 layer: Default::default(),
                 metrics: self.metrics.clone(),
+                request_span: tracing::Span::none(),
             },
             env: self.clone(),
             limits: crate::metrics::MeteredLimiter::new(

@@ -239,3 +239,57 @@ async fn without_accounting_no_component_series_exist() {
     assert!(!text.contains("workload=\"plain\""), "{text}");
     assert!(text.contains("nimbus_workloads 1"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_calls_are_counted_by_interface_and_outcome() {
+    use nimbus_runtime::workload::HostInterface;
+    let test = accounting_host().await;
+    let mut workload = http_workload("kv", test_programs::P2_PLUGINS, "kv.test");
+    workload.spec.host_interfaces.push(HostInterface {
+        namespace: "wasi".into(),
+        package: "keyvalue".into(),
+        interfaces: vec!["store".into(), "atomics".into()],
+        ..Default::default()
+    });
+    test.host.start_workload(workload).await.unwrap();
+    let call = |method: &'static str, path: &'static str, body: &'static [u8]| {
+        request(
+            test.addr,
+            Some("kv.test"),
+            method,
+            path,
+            bytes::Bytes::from_static(body),
+        )
+    };
+    assert_eq!(call("POST", "/kv/incr?key=n&delta=2", b"").await.0, 200);
+    assert_eq!(call("POST", "/kv/set?key=word", b"abc").await.0, 204);
+    // Incrementing a value that is not a number is the backend's error.
+    assert_eq!(call("POST", "/kv/incr?key=word&delta=1", b"").await.0, 500);
+
+    let metrics = scrape(&test.host.metrics().encode());
+    let calls = |interface: &'static str, outcome: &'static str| {
+        let labels = [
+            ("namespace", "test"),
+            ("workload", "kv"),
+            ("component", "kv"),
+            ("interface", interface),
+            ("outcome", outcome),
+        ];
+        sample(&metrics, "nimbus_plugin_calls_total", &labels)
+    };
+    assert_eq!(calls("wasi:keyvalue/atomics", "ok"), Some(1.0));
+    assert_eq!(calls("wasi:keyvalue/atomics", "error"), Some(1.0));
+    // Three opens and one set.
+    assert_eq!(calls("wasi:keyvalue/store", "ok"), Some(4.0));
+    assert_eq!(calls("wasi:keyvalue/store", "error"), None);
+    let timed = metrics.samples.iter().any(|s| {
+        s.metric == "nimbus_plugin_call_duration_seconds"
+            && s.labels.get("interface") == Some("wasi:keyvalue/atomics")
+            && matches!(&s.value, Value::Histogram(buckets) if buckets.iter().any(|b| b.count == 2.0))
+    });
+    assert!(timed, "no latency histogram with both increments");
+
+    test.host.stop_workload("test/kv").await.unwrap();
+    let text = test.host.metrics().encode();
+    assert!(!text.contains("nimbus_plugin_calls_total{"), "{text}");
+}

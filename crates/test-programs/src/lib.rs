@@ -11,6 +11,7 @@
 
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 
+pub mod otlp;
 pub mod servers;
 
 /// A bench's `--name VALUE` option from the command line, or `default`

@@ -57,9 +57,11 @@ impl DevCommand {
         let mut project = Project::load(&dir)?;
         let config = HostConfig {
             plugins: project.loaded.config.dev.plugin_defaults(&dir),
+            accounting: crate::telemetry::metrics_exported(),
             ..HostConfig::default()
         };
         let host = Host::new(config, Arc::new(DevRouter::new()))?;
+        crate::telemetry::export_metrics(host.metrics());
         host.set_sources(project.sources.clone());
 
         let addr = match self.addr {

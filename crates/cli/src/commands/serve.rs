@@ -127,8 +127,9 @@ impl ServeCommand {
             RouterKind::Host => Arc::new(DynamicRouter::new()),
         };
         let mut config = self.host.config()?;
-        config.accounting = self.admin_addr.0.is_some();
+        config.accounting = self.admin_addr.0.is_some() || crate::telemetry::metrics_exported();
         let host = Host::new(config, router)?;
+        crate::telemetry::export_metrics(host.metrics());
         let readiness = Readiness::default();
         super::admin::start(self.admin_addr, &host, &readiness).await?;
         for workload in workloads {

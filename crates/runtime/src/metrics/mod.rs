@@ -11,8 +11,9 @@
 //! - linear memory: every growth passes through the store's limiter
 //!   (`memory`), which keeps the component's live total and each instance's
 //!   size, the peak a request saw;
-//! - instances, requests by status class, latency, in-flight requests and
-//!   outbound requests by destination and decision.
+//! - instances, requests by status class, latency, in-flight requests,
+//!   outbound requests by destination and decision, and plugin calls by
+//!   interface and outcome with their latency.
 //!
 //! Labels are `namespace`, `workload` and `component` (plus a status class,
 //! a decision, and a destination host capped per component), never a path,
@@ -28,6 +29,7 @@ pub(crate) use memory::MeteredLimiter;
 pub use usage::RequestUsage;
 pub(crate) use usage::WorkerMeter;
 
+pub use prometheus::proto::MetricType;
 use prometheus::{
     Counter, CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter,
     IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -49,6 +51,8 @@ const COMPONENT_LABELS: &[&str] = &["namespace", "workload", "component"];
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
+const OUTCOMES: [&str; 2] = ["ok", "error"];
+
 /// The host's metrics. Cheap to share (`Arc`).
 pub struct Metrics {
     registry: Registry,
@@ -63,7 +67,12 @@ pub struct Metrics {
     instance_reuses: IntCounterVec,
     instances_discarded: IntCounterVec,
     outbound: IntCounterVec,
+    plugin_calls: IntCounterVec,
+    plugin_duration: HistogramVec,
     workloads: IntGauge,
+    /// Every metric family: name, help and type (a family with no series
+    /// yet is missing from `gather`).
+    catalog: Vec<(String, String, MetricType)>,
     /// Series created per workload id, so they can be dropped when it stops.
     series: Mutex<HashMap<String, HashMap<String, Arc<ComponentMetrics>>>>,
 }
@@ -88,6 +97,15 @@ impl Metrics {
     /// A registry with every Nimbus metric, all at zero.
     pub fn new() -> Self {
         let registry = Registry::new();
+        let catalog = std::cell::RefCell::new(Vec::new());
+        let register = |collector: Box<dyn prometheus::core::Collector>, kind: MetricType| {
+            for desc in collector.desc() {
+                catalog
+                    .borrow_mut()
+                    .push((desc.fq_name.clone(), desc.help.clone(), kind));
+            }
+            registry.register(collector).expect("unique metric");
+        };
         let with = |extra: &[&'static str]| {
             let mut labels = COMPONENT_LABELS.to_vec();
             labels.extend_from_slice(extra);
@@ -95,16 +113,12 @@ impl Metrics {
         };
         let counter = |name: &str, help: &str, extra: &[&'static str]| {
             let vec = IntCounterVec::new(opts(name, help), &with(extra)).expect("valid metric");
-            registry
-                .register(Box::new(vec.clone()))
-                .expect("unique metric");
+            register(Box::new(vec.clone()), MetricType::COUNTER);
             vec
         };
         let gauge = |name: &str, help: &str| {
             let vec = IntGaugeVec::new(opts(name, help), COMPONENT_LABELS).expect("valid metric");
-            registry
-                .register(Box::new(vec.clone()))
-                .expect("unique metric");
+            register(Box::new(vec.clone()), MetricType::GAUGE);
             vec
         };
         let requests = counter(
@@ -121,9 +135,7 @@ impl Metrics {
             COMPONENT_LABELS,
         )
         .expect("valid metric");
-        registry
-            .register(Box::new(duration.clone()))
-            .expect("unique metric");
+        register(Box::new(duration.clone()), MetricType::HISTOGRAM);
         let cpu = CounterVec::new(
             opts(
                 "nimbus_guest_cpu_seconds_total",
@@ -132,14 +144,20 @@ impl Metrics {
             COMPONENT_LABELS,
         )
         .expect("valid metric");
-        registry
-            .register(Box::new(cpu.clone()))
-            .expect("unique metric");
+        register(Box::new(cpu.clone()), MetricType::COUNTER);
+        let plugin_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "nimbus_plugin_call_duration_seconds",
+                "Time a plugin call of the component took, by interface.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &with(&["interface"]),
+        )
+        .expect("valid metric");
+        register(Box::new(plugin_duration.clone()), MetricType::HISTOGRAM);
         let workloads = IntGauge::new("nimbus_workloads", "Workloads running on this host.")
             .expect("valid metric");
-        registry
-            .register(Box::new(workloads.clone()))
-            .expect("unique metric");
+        register(Box::new(workloads.clone()), MetricType::GAUGE);
         Self {
             requests,
             duration,
@@ -177,8 +195,15 @@ impl Metrics {
                 "Outgoing HTTP requests of the component, by destination host and decision (allowed or denied).",
                 &["destination", "decision"],
             ),
+            plugin_calls: counter(
+                "nimbus_plugin_calls_total",
+                "Calls the component made to host plugins, by interface (such as wasi:keyvalue/store) and outcome (ok or error).",
+                &["interface", "outcome"],
+            ),
+            plugin_duration,
             workloads,
             series: Mutex::default(),
+            catalog: catalog.into_inner(),
             registry,
         }
     }
@@ -213,6 +238,9 @@ impl Metrics {
             instances_discarded: self.instances_discarded.with_label_values(&labels),
             outbound: self.outbound.clone(),
             destinations: Mutex::default(),
+            plugin_calls: self.plugin_calls.clone(),
+            plugin_duration: self.plugin_duration.clone(),
+            interfaces: Mutex::default(),
         });
         components.insert(component.to_string(), metrics.clone());
         metrics
@@ -267,12 +295,38 @@ impl Metrics {
                     decision,
                 ]);
             }
+            for interface in component
+                .interfaces
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .drain()
+            {
+                let _ = self
+                    .plugin_duration
+                    .remove_label_values(&[namespace, name, comp, interface]);
+                for outcome in OUTCOMES {
+                    let _ = self
+                        .plugin_calls
+                        .remove_label_values(&[namespace, name, comp, interface, outcome]);
+                }
+            }
         }
     }
 
     /// Sets the number of running workloads.
     pub(crate) fn set_workloads(&self, count: usize) {
         self.workloads.set(count as i64);
+    }
+
+    /// Every metric family the host exports: name, help text and type.
+    pub fn families(&self) -> &[(String, String, MetricType)] {
+        &self.catalog
+    }
+
+    /// Every metric family as it stands now (what `/metrics` encodes, and
+    /// what an OTLP metrics bridge reads).
+    pub fn gather(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.registry.gather()
     }
 
     /// Every metric in the Prometheus text format (version 0.0.4).
@@ -305,6 +359,10 @@ pub struct ComponentMetrics {
     instances_discarded: IntCounter,
     outbound: IntCounterVec,
     destinations: Mutex<HashSet<(String, &'static str)>>,
+    plugin_calls: IntCounterVec,
+    plugin_duration: HistogramVec,
+    /// Plugin interfaces called, so their series can be dropped.
+    interfaces: Mutex<HashSet<&'static str>>,
 }
 
 impl ComponentMetrics {
@@ -369,6 +427,29 @@ impl ComponentMetrics {
         self.outbound
             .with_label_values(&[namespace, name, component, &destination, decision])
             .inc();
+    }
+}
+
+impl ComponentMetrics {
+    /// A call to plugin `interface` ended, well or not, after `elapsed`.
+    pub(crate) fn plugin_call(
+        &self,
+        interface: &'static str,
+        ok: bool,
+        elapsed: std::time::Duration,
+    ) {
+        self.interfaces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(interface);
+        let [namespace, name, component] = self.labels.each_ref().map(String::as_str);
+        let outcome = OUTCOMES[usize::from(!ok)];
+        self.plugin_calls
+            .with_label_values(&[namespace, name, component, interface, outcome])
+            .inc();
+        self.plugin_duration
+            .with_label_values(&[namespace, name, component, interface])
+            .observe(elapsed.as_secs_f64());
     }
 }
 

@@ -23,12 +23,14 @@
 use crate::secret::Secret;
 use crate::wasi::{ComponentEnv, StoreState};
 use crate::workload::{HostInterface, NamedSources, WorkloadSpec};
+pub use calls::PluginCalls;
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use wasmtime::component::{InstancePre, Linker};
 
 pub mod blobstore;
+mod calls;
 pub mod config;
 pub mod keyvalue;
 pub mod logging;

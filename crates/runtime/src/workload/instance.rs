@@ -68,12 +68,14 @@ impl ReusePolicy {
 }
 
 /// What the host passes along with one request to a component's instance.
-#[derive(Default)]
 pub(crate) struct RequestContext {
     /// The authority a middleware layer was called on (`None` otherwise).
     pub(crate) called_as: Option<Arc<str>>,
     /// Where the request's CPU and memory are charged, with accounting on.
     pub(crate) usage: Option<Arc<RequestUsage>>,
+    /// The request's component span: the parent of the plugin calls and
+    /// outbound requests the instance makes for it (see `crate::trace`).
+    pub(crate) span: tracing::Span,
 }
 
 /// Creates instances of one component for its [`ProxyHandler`](super::handler::ProxyHandler).
@@ -191,6 +193,9 @@ impl WorkerState for Worker {
         if let Some(authority) = context.called_as {
             store.data_mut().record_called_as(authority);
         }
+        // An instance serving several requests at once (P3) traces the
+        // calls it makes under the request it started last.
+        store.data_mut().set_request_span(context.span);
         if self.served.fetch_add(1, Ordering::Relaxed) > 0
             && let Some(metrics) = &self.metrics
         {

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument as _;
 use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError};
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
@@ -93,12 +94,18 @@ impl HttpTarget {
         usage: Option<Arc<RequestUsage>>,
     ) -> Result<http::Response<WasiBody>, DispatchFailure> {
         let in_flight = self.metrics.as_deref().map(ComponentMetrics::request);
-        let result = self.dispatch_untracked(workload, request, usage).await;
+        let span = crate::trace::component_span(workload, &self.component);
+        let result = self
+            .dispatch_untracked(workload, request, usage, &span)
+            .instrument(span.clone())
+            .await;
+        let status = match &result {
+            Ok(response) => response.status(),
+            Err(failure) => failure.status,
+        };
+        crate::trace::record_status(&span, status);
         if let Some(in_flight) = in_flight {
-            in_flight.finish(match &result {
-                Ok(response) => response.status(),
-                Err(failure) => failure.status,
-            });
+            in_flight.finish(status);
         }
         result
     }
@@ -108,6 +115,7 @@ impl HttpTarget {
         workload: &str,
         request: http::Request<WasiBody>,
         usage: Option<Arc<RequestUsage>>,
+        span: &tracing::Span,
     ) -> Result<http::Response<WasiBody>, DispatchFailure> {
         let started = Instant::now();
         let called_as = if self.middleware {
@@ -115,7 +123,11 @@ impl HttpTarget {
         } else {
             None
         };
-        let context = RequestContext { called_as, usage };
+        let context = RequestContext {
+            called_as,
+            usage,
+            span: span.clone(),
+        };
         let error = match self.handler.handle(context, request).await {
             Ok(response) => return Ok(response),
             Err(error) => error,

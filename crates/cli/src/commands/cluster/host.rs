@@ -74,9 +74,10 @@ impl HostCommand {
         );
         labels.insert(HOSTGROUP_LABEL.into(), self.group.clone());
         let mut config = self.host.config()?;
-        config.accounting = self.admin_addr.0.is_some();
+        config.accounting = self.admin_addr.0.is_some() || crate::telemetry::metrics_exported();
         let max_instances = config.engine.pool_instances;
         let host = Host::new(config, Arc::new(DynamicRouter::new()))?;
+        crate::telemetry::export_metrics(host.metrics());
         let readiness = Readiness::default();
         crate::commands::admin::start(self.admin_addr, &host, &readiness).await?;
         let listener = tokio::net::TcpListener::bind(self.http_addr)

@@ -58,6 +58,9 @@ mod bindings {
 use bindings::wasi::blobstore::{blobstore, container, types};
 
 const ID: &str = "blobstore";
+const BLOBSTORE: &str = "wasi:blobstore/blobstore";
+const CONTAINER: &str = "wasi:blobstore/container";
+const TYPES: &str = "wasi:blobstore/types";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes the guest may have in flight to the spool file.
 const WRITE_BUDGET: usize = 64 * 1024;
@@ -214,10 +217,11 @@ impl super::Plugin for BlobstorePlugin {
         linker: &mut wasmtime::component::Linker<StoreState>,
     ) -> wasmtime::Result<()> {
         fn view(state: &mut StoreState) -> BlobView<'_> {
-            let (table, bindings) = state.table_and_bindings();
+            let (table, bindings, calls) = state.plugin_parts();
             BlobView {
                 table,
                 binding: bindings.get::<BlobBinding>(ID),
+                calls,
             }
         }
         types::add_to_linker::<StoreState, HasBlobs>(linker, view)?;
@@ -339,6 +343,7 @@ impl BlobBinding {
 struct BlobView<'a> {
     table: &'a mut ResourceTable,
     binding: Option<&'a BlobBinding>,
+    calls: super::PluginCalls<'a>,
 }
 
 impl BlobView<'_> {
@@ -360,59 +365,89 @@ type Outcome<T> = wasmtime::Result<Result<T, String>>;
 
 impl blobstore::Host for BlobView<'_> {
     async fn create_container(&mut self, name: String) -> Outcome<Resource<ContainerHandle>> {
-        let binding = self.binding()?;
-        if let Err(e) = check_container_name(&name) {
-            return Ok(Err(e));
-        }
-        if let Err(e) = binding.call(binding.backend.create_container(&name)).await {
-            return Ok(Err(e));
-        }
-        Ok(Ok(self.table.push(ContainerHandle { name })?))
+        let calls = self.calls;
+        calls
+            .observe_outcome(BLOBSTORE, "create-container", async move {
+                let binding = self.binding()?;
+                if let Err(e) = check_container_name(&name) {
+                    return Ok(Err(e));
+                }
+                if let Err(e) = binding.call(binding.backend.create_container(&name)).await {
+                    return Ok(Err(e));
+                }
+                Ok(Ok(self.table.push(ContainerHandle { name })?))
+            })
+            .await
     }
 
     async fn get_container(&mut self, name: String) -> Outcome<Resource<ContainerHandle>> {
-        let binding = self.binding()?;
-        if let Err(e) = binding.require_container(&name).await {
-            return Ok(Err(e));
-        }
-        Ok(Ok(self.table.push(ContainerHandle { name })?))
+        let calls = self.calls;
+        calls
+            .observe_outcome(BLOBSTORE, "get-container", async move {
+                let binding = self.binding()?;
+                if let Err(e) = binding.require_container(&name).await {
+                    return Ok(Err(e));
+                }
+                Ok(Ok(self.table.push(ContainerHandle { name })?))
+            })
+            .await
     }
 
     async fn delete_container(&mut self, name: String) -> Outcome<()> {
-        let binding = self.binding()?;
-        if let Err(e) = check_container_name(&name) {
-            return Ok(Err(e));
-        }
-        Ok(binding.call(binding.backend.delete_container(&name)).await)
+        let calls = self.calls;
+        calls
+            .observe_outcome(BLOBSTORE, "delete-container", async move {
+                let binding = self.binding()?;
+                if let Err(e) = check_container_name(&name) {
+                    return Ok(Err(e));
+                }
+                Ok(binding.call(binding.backend.delete_container(&name)).await)
+            })
+            .await
     }
 
     async fn container_exists(&mut self, name: String) -> Outcome<bool> {
-        let binding = self.binding()?;
-        if let Err(e) = check_container_name(&name) {
-            return Ok(Err(e));
-        }
-        Ok(binding
-            .call(binding.backend.container_created_at(&name))
+        let calls = self.calls;
+        calls
+            .observe_outcome(BLOBSTORE, "container-exists", async move {
+                let binding = self.binding()?;
+                if let Err(e) = check_container_name(&name) {
+                    return Ok(Err(e));
+                }
+                Ok(binding
+                    .call(binding.backend.container_created_at(&name))
+                    .await
+                    .map(|c| c.is_some()))
+            })
             .await
-            .map(|c| c.is_some()))
     }
 
     async fn copy_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Outcome<()> {
-        let binding = self.binding()?;
-        Ok(binding.copy(&src, &dest).await)
+        let calls = self.calls;
+        calls
+            .observe_outcome(BLOBSTORE, "copy-object", async move {
+                let binding = self.binding()?;
+                Ok(binding.copy(&src, &dest).await)
+            })
+            .await
     }
 
     async fn move_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Outcome<()> {
-        let binding = self.binding()?;
-        if let Err(e) = binding.copy(&src, &dest).await {
-            return Ok(Err(e));
-        }
-        if src.container == dest.container && src.object == dest.object {
-            return Ok(Ok(()));
-        }
-        Ok(binding
-            .call(binding.backend.delete_object(&src.container, &src.object))
-            .await)
+        let calls = self.calls;
+        calls
+            .observe_outcome(BLOBSTORE, "move-object", async move {
+                let binding = self.binding()?;
+                if let Err(e) = binding.copy(&src, &dest).await {
+                    return Ok(Err(e));
+                }
+                if src.container == dest.container && src.object == dest.object {
+                    return Ok(Ok(()));
+                }
+                Ok(binding
+                    .call(binding.backend.delete_object(&src.container, &src.object))
+                    .await)
+            })
+            .await
     }
 }
 
@@ -427,11 +462,16 @@ impl container::HostContainer for BlobView<'_> {
         &mut self,
         handle: Resource<ContainerHandle>,
     ) -> Outcome<types::ContainerMetadata> {
-        let (binding, name) = self.container(&handle)?;
-        Ok(binding
-            .require_container(&name)
+        let calls = self.calls;
+        calls
+            .observe_outcome(CONTAINER, "info", async move {
+                let (binding, name) = self.container(&handle)?;
+                Ok(binding
+                    .require_container(&name)
+                    .await
+                    .map(|created_at| types::ContainerMetadata { name, created_at }))
+            })
             .await
-            .map(|created_at| types::ContainerMetadata { name, created_at }))
     }
 
     async fn get_data(
@@ -441,36 +481,41 @@ impl container::HostContainer for BlobView<'_> {
         start: u64,
         end: u64,
     ) -> Outcome<Resource<IncomingValue>> {
-        let (binding, container) = self.container(&handle)?;
-        if let Err(e) = check_object_name(&name) {
-            return Ok(Err(e));
-        }
-        let info = match binding
-            .call(binding.backend.object_info(&container, &name))
+        let calls = self.calls;
+        calls
+            .observe_outcome(CONTAINER, "get-data", async move {
+                let (binding, container) = self.container(&handle)?;
+                if let Err(e) = check_object_name(&name) {
+                    return Ok(Err(e));
+                }
+                let info = match binding
+                    .call(binding.backend.object_info(&container, &name))
+                    .await
+                {
+                    Ok(Some(info)) => info,
+                    Ok(None) => return Ok(Err(format!("object `{name}` does not exist"))),
+                    Err(e) => return Ok(Err(e)),
+                };
+                if end < start {
+                    return Ok(Err(format!("end {end} is before start {start}")));
+                }
+                // Offsets are inclusive; clamp to the object.
+                let last = end.min(info.size.saturating_sub(1));
+                let size = if info.size == 0 || start > last {
+                    0
+                } else {
+                    last - start + 1
+                };
+                let reader = match binding
+                    .call(binding.backend.read(&container, &name, start, size))
+                    .await
+                {
+                    Ok(reader) => reader,
+                    Err(e) => return Ok(Err(e)),
+                };
+                Ok(Ok(self.table.push(IncomingValue { reader, size })?))
+            })
             .await
-        {
-            Ok(Some(info)) => info,
-            Ok(None) => return Ok(Err(format!("object `{name}` does not exist"))),
-            Err(e) => return Ok(Err(e)),
-        };
-        if end < start {
-            return Ok(Err(format!("end {end} is before start {start}")));
-        }
-        // Offsets are inclusive; clamp to the object.
-        let last = end.min(info.size.saturating_sub(1));
-        let size = if info.size == 0 || start > last {
-            0
-        } else {
-            last - start + 1
-        };
-        let reader = match binding
-            .call(binding.backend.read(&container, &name, start, size))
-            .await
-        {
-            Ok(reader) => reader,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(Ok(self.table.push(IncomingValue { reader, size })?))
     }
 
     async fn write_data(
@@ -479,26 +524,36 @@ impl container::HostContainer for BlobView<'_> {
         name: String,
         data: Resource<OutgoingValue>,
     ) -> Outcome<()> {
-        let (binding, container) = self.container(&handle)?;
-        if let Err(e) = check_object_name(&name) {
-            return Ok(Err(e));
-        }
-        if let Err(e) = binding.require_container(&container).await {
-            return Ok(Err(e));
-        }
-        self.table.get_mut(&data)?.target = Some((container, name));
-        Ok(Ok(()))
+        let calls = self.calls;
+        calls
+            .observe_outcome(CONTAINER, "write-data", async move {
+                let (binding, container) = self.container(&handle)?;
+                if let Err(e) = check_object_name(&name) {
+                    return Ok(Err(e));
+                }
+                if let Err(e) = binding.require_container(&container).await {
+                    return Ok(Err(e));
+                }
+                self.table.get_mut(&data)?.target = Some((container, name));
+                Ok(Ok(()))
+            })
+            .await
     }
 
     async fn list_objects(
         &mut self,
         handle: Resource<ContainerHandle>,
     ) -> Outcome<Resource<ObjectNames>> {
-        let (binding, container) = self.container(&handle)?;
-        match binding.call(binding.backend.list_objects(&container)).await {
-            Ok(names) => Ok(Ok(self.table.push(ObjectNames { names, position: 0 })?)),
-            Err(e) => Ok(Err(e)),
-        }
+        let calls = self.calls;
+        calls
+            .observe_outcome(CONTAINER, "list-objects", async move {
+                let (binding, container) = self.container(&handle)?;
+                match binding.call(binding.backend.list_objects(&container)).await {
+                    Ok(names) => Ok(Ok(self.table.push(ObjectNames { names, position: 0 })?)),
+                    Err(e) => Ok(Err(e)),
+                }
+            })
+            .await
     }
 
     async fn delete_object(
@@ -506,13 +561,18 @@ impl container::HostContainer for BlobView<'_> {
         handle: Resource<ContainerHandle>,
         name: String,
     ) -> Outcome<()> {
-        let (binding, container) = self.container(&handle)?;
-        if let Err(e) = check_object_name(&name) {
-            return Ok(Err(e));
-        }
-        Ok(binding
-            .call(binding.backend.delete_object(&container, &name))
-            .await)
+        let calls = self.calls;
+        calls
+            .observe_outcome(CONTAINER, "delete-object", async move {
+                let (binding, container) = self.container(&handle)?;
+                if let Err(e) = check_object_name(&name) {
+                    return Ok(Err(e));
+                }
+                Ok(binding
+                    .call(binding.backend.delete_object(&container, &name))
+                    .await)
+            })
+            .await
     }
 
     async fn delete_objects(
@@ -520,11 +580,16 @@ impl container::HostContainer for BlobView<'_> {
         handle: Resource<ContainerHandle>,
         names: Vec<String>,
     ) -> Outcome<()> {
-        let (binding, container) = self.container(&handle)?;
-        let checked = names
-            .into_iter()
-            .map(|name| check_object_name(&name).map(|()| name));
-        Ok(binding.delete_each(&container, checked).await)
+        let calls = self.calls;
+        calls
+            .observe_outcome(CONTAINER, "delete-objects", async move {
+                let (binding, container) = self.container(&handle)?;
+                let checked = names
+                    .into_iter()
+                    .map(|name| check_object_name(&name).map(|()| name));
+                Ok(binding.delete_each(&container, checked).await)
+            })
+            .await
     }
 
     async fn has_object(
@@ -532,14 +597,19 @@ impl container::HostContainer for BlobView<'_> {
         handle: Resource<ContainerHandle>,
         name: String,
     ) -> Outcome<bool> {
-        let (binding, container) = self.container(&handle)?;
-        if let Err(e) = check_object_name(&name) {
-            return Ok(Err(e));
-        }
-        Ok(binding
-            .call(binding.backend.object_info(&container, &name))
+        let calls = self.calls;
+        calls
+            .observe_outcome(CONTAINER, "has-object", async move {
+                let (binding, container) = self.container(&handle)?;
+                if let Err(e) = check_object_name(&name) {
+                    return Ok(Err(e));
+                }
+                Ok(binding
+                    .call(binding.backend.object_info(&container, &name))
+                    .await
+                    .map(|info| info.is_some()))
+            })
             .await
-            .map(|info| info.is_some()))
     }
 
     async fn object_info(
@@ -547,36 +617,46 @@ impl container::HostContainer for BlobView<'_> {
         handle: Resource<ContainerHandle>,
         name: String,
     ) -> Outcome<types::ObjectMetadata> {
-        let (binding, container) = self.container(&handle)?;
-        if let Err(e) = check_object_name(&name) {
-            return Ok(Err(e));
-        }
-        Ok(
-            match binding
-                .call(binding.backend.object_info(&container, &name))
-                .await
-            {
-                Ok(Some(info)) => Ok(types::ObjectMetadata {
-                    name,
-                    container,
-                    created_at: info.created_at,
-                    size: info.size,
-                }),
-                Ok(None) => Err(format!("object `{name}` does not exist")),
-                Err(e) => Err(e),
-            },
-        )
+        let calls = self.calls;
+        calls
+            .observe_outcome(CONTAINER, "object-info", async move {
+                let (binding, container) = self.container(&handle)?;
+                if let Err(e) = check_object_name(&name) {
+                    return Ok(Err(e));
+                }
+                Ok(
+                    match binding
+                        .call(binding.backend.object_info(&container, &name))
+                        .await
+                    {
+                        Ok(Some(info)) => Ok(types::ObjectMetadata {
+                            name,
+                            container,
+                            created_at: info.created_at,
+                            size: info.size,
+                        }),
+                        Ok(None) => Err(format!("object `{name}` does not exist")),
+                        Err(e) => Err(e),
+                    },
+                )
+            })
+            .await
     }
 
     async fn clear(&mut self, handle: Resource<ContainerHandle>) -> Outcome<()> {
-        let (binding, container) = self.container(&handle)?;
-        let names = match binding.call(binding.backend.list_objects(&container)).await {
-            Ok(names) => names,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(binding
-            .delete_each(&container, names.into_iter().map(Ok))
-            .await)
+        let calls = self.calls;
+        calls
+            .observe_outcome(CONTAINER, "clear", async move {
+                let (binding, container) = self.container(&handle)?;
+                let names = match binding.call(binding.backend.list_objects(&container)).await {
+                    Ok(names) => names,
+                    Err(e) => return Ok(Err(e)),
+                };
+                Ok(binding
+                    .delete_each(&container, names.into_iter().map(Ok))
+                    .await)
+            })
+            .await
     }
 
     async fn drop(&mut self, handle: Resource<ContainerHandle>) -> wasmtime::Result<()> {
@@ -640,23 +720,28 @@ impl types::HostOutgoingValue for BlobView<'_> {
     }
 
     async fn finish(&mut self, handle: Resource<OutgoingValue>) -> Outcome<()> {
-        let value = self.table.delete(handle)?;
-        let binding = self.binding()?;
-        let Some((container, name)) = value.target else {
-            return Ok(Err(
-                "write-data was not called for this value; nothing was stored".into(),
-            ));
-        };
-        let path = match value.path.keep() {
-            Ok(path) => path,
-            Err(e) => return Ok(Err(format!("cannot keep the spooled value: {e}"))),
-        };
-        let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
-        let result = binding
-            .transfer(size, binding.backend.write(&container, &name, &path))
-            .await;
-        let _ = tokio::fs::remove_file(&path).await;
-        Ok(result)
+        let calls = self.calls;
+        calls
+            .observe_outcome(TYPES, "finish", async move {
+                let value = self.table.delete(handle)?;
+                let binding = self.binding()?;
+                let Some((container, name)) = value.target else {
+                    return Ok(Err(
+                        "write-data was not called for this value; nothing was stored".into(),
+                    ));
+                };
+                let path = match value.path.keep() {
+                    Ok(path) => path,
+                    Err(e) => return Ok(Err(format!("cannot keep the spooled value: {e}"))),
+                };
+                let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
+                let result = binding
+                    .transfer(size, binding.backend.write(&container, &name, &path))
+                    .await;
+                let _ = tokio::fs::remove_file(&path).await;
+                Ok(result)
+            })
+            .await
     }
 
     async fn drop(&mut self, handle: Resource<OutgoingValue>) -> wasmtime::Result<()> {

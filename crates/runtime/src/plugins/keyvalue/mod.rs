@@ -56,6 +56,9 @@ mod bindings {
 use bindings::wasi::keyvalue::{atomics, batch, store};
 
 const ID: &str = "keyvalue";
+const STORE: &str = "wasi:keyvalue/store";
+const ATOMICS: &str = "wasi:keyvalue/atomics";
+const BATCH: &str = "wasi:keyvalue/batch";
 
 /// An open bucket as the guest holds it: the backend namespace it maps to.
 pub struct Bucket {
@@ -116,10 +119,11 @@ impl super::Plugin for KeyValuePlugin {
         linker: &mut wasmtime::component::Linker<StoreState>,
     ) -> wasmtime::Result<()> {
         fn view(state: &mut StoreState) -> KeyValueView<'_> {
-            let (table, bindings) = state.table_and_bindings();
+            let (table, bindings, calls) = state.plugin_parts();
             KeyValueView {
                 table,
                 binding: bindings.get::<KeyValueBinding>(ID),
+                calls,
             }
         }
         store::add_to_linker::<StoreState, HasKeyValue>(linker, view)?;
@@ -205,6 +209,7 @@ impl From<KvError> for store::Error {
 struct KeyValueView<'a> {
     table: &'a mut ResourceTable,
     binding: Option<&'a KeyValueBinding>,
+    calls: super::PluginCalls<'a>,
 }
 
 impl KeyValueView<'_> {
@@ -225,7 +230,15 @@ impl store::Host for KeyValueView<'_> {
     async fn open(&mut self, identifier: String) -> Outcome<Resource<Bucket>> {
         let binding = self.binding()?;
         let namespace = binding.namespace(&identifier);
-        if let Err(error) = binding.call(binding.backend.open(&namespace)).await {
+        if let Err(error) = self
+            .calls
+            .observe(
+                STORE,
+                "open",
+                binding.call(binding.backend.open(&namespace)),
+            )
+            .await
+        {
             return Ok(Err(error));
         }
         Ok(Ok(self.table.push(Bucket { namespace })?))
@@ -235,22 +248,46 @@ impl store::Host for KeyValueView<'_> {
 impl store::HostBucket for KeyValueView<'_> {
     async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Outcome<Option<Vec<u8>>> {
         let (binding, ns) = self.bucket(&bucket)?;
-        Ok(binding.call(binding.backend.get(&ns, &key)).await)
+        Ok(self
+            .calls
+            .observe(STORE, "get", binding.call(binding.backend.get(&ns, &key)))
+            .await)
     }
 
     async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Outcome<()> {
         let (binding, ns) = self.bucket(&bucket)?;
-        Ok(binding.call(binding.backend.set(&ns, &key, value)).await)
+        Ok(self
+            .calls
+            .observe(
+                STORE,
+                "set",
+                binding.call(binding.backend.set(&ns, &key, value)),
+            )
+            .await)
     }
 
     async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Outcome<()> {
         let (binding, ns) = self.bucket(&bucket)?;
-        Ok(binding.call(binding.backend.delete(&ns, &key)).await)
+        Ok(self
+            .calls
+            .observe(
+                STORE,
+                "delete",
+                binding.call(binding.backend.delete(&ns, &key)),
+            )
+            .await)
     }
 
     async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Outcome<bool> {
         let (binding, ns) = self.bucket(&bucket)?;
-        Ok(binding.call(binding.backend.exists(&ns, &key)).await)
+        Ok(self
+            .calls
+            .observe(
+                STORE,
+                "exists",
+                binding.call(binding.backend.exists(&ns, &key)),
+            )
+            .await)
     }
 
     async fn list_keys(
@@ -259,8 +296,13 @@ impl store::HostBucket for KeyValueView<'_> {
         cursor: Option<u64>,
     ) -> Outcome<store::KeyResponse> {
         let (binding, ns) = self.bucket(&bucket)?;
-        Ok(binding
-            .call(binding.backend.list_keys(&ns, cursor))
+        Ok(self
+            .calls
+            .observe(
+                STORE,
+                "list-keys",
+                binding.call(binding.backend.list_keys(&ns, cursor)),
+            )
             .await
             .map(|page| store::KeyResponse {
                 keys: page.keys,
@@ -282,8 +324,13 @@ impl atomics::Host for KeyValueView<'_> {
         delta: u64,
     ) -> Outcome<u64> {
         let (binding, ns) = self.bucket(&bucket)?;
-        Ok(binding
-            .call(binding.backend.increment(&ns, &key, delta))
+        Ok(self
+            .calls
+            .observe(
+                ATOMICS,
+                "increment",
+                binding.call(binding.backend.increment(&ns, &key, delta)),
+            )
             .await)
     }
 }
@@ -295,7 +342,14 @@ impl batch::Host for KeyValueView<'_> {
         keys: Vec<String>,
     ) -> Outcome<Vec<Option<(String, Vec<u8>)>>> {
         let (binding, ns) = self.bucket(&bucket)?;
-        Ok(binding.call(binding.backend.get_many(&ns, keys)).await)
+        Ok(self
+            .calls
+            .observe(
+                BATCH,
+                "get-many",
+                binding.call(binding.backend.get_many(&ns, keys)),
+            )
+            .await)
     }
 
     async fn set_many(
@@ -304,14 +358,26 @@ impl batch::Host for KeyValueView<'_> {
         key_values: Vec<(String, Vec<u8>)>,
     ) -> Outcome<()> {
         let (binding, ns) = self.bucket(&bucket)?;
-        Ok(binding
-            .call(binding.backend.set_many(&ns, key_values))
+        Ok(self
+            .calls
+            .observe(
+                BATCH,
+                "set-many",
+                binding.call(binding.backend.set_many(&ns, key_values)),
+            )
             .await)
     }
 
     async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Outcome<()> {
         let (binding, ns) = self.bucket(&bucket)?;
-        Ok(binding.call(binding.backend.delete_many(&ns, keys)).await)
+        Ok(self
+            .calls
+            .observe(
+                BATCH,
+                "delete-many",
+                binding.call(binding.backend.delete_many(&ns, keys)),
+            )
+            .await)
     }
 }
 

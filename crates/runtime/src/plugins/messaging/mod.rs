@@ -33,6 +33,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
+use tracing::Instrument as _;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -46,6 +47,7 @@ mod bindings {
 use bindings::wasmcloud::messaging::{consumer, types};
 
 const ID: &str = "messaging";
+const CONSUMER: &str = "wasmcloud:messaging/consumer";
 
 /// Default time a guest's `request` waits when it passes 0.
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -160,6 +162,7 @@ impl super::Plugin for MessagingPlugin {
         fn view(state: &mut StoreState) -> ConsumerView<'_> {
             ConsumerView {
                 binding: state.bindings().get::<MessagingBinding>(ID),
+                calls: state.plugin_calls(),
             }
         }
         types::add_to_linker::<StoreState, HasConsumer>(linker, view)?;
@@ -273,8 +276,10 @@ async fn deliver(
 ) {
     let (workload, name) = (component.workload(), component.component());
     let subject = message.subject.clone();
+    let span = crate::trace::message_span(workload, name, &subject);
     let call = async {
         let mut store = component.env.new_store(&component.engine)?;
+        store.data_mut().set_request_span(span.clone());
         let instance = pre.instantiate_async(&mut store).await?;
         let message = types::BrokerMessage {
             subject: message.subject,
@@ -286,7 +291,13 @@ async fn deliver(
             .call_handle_message(&mut store, &message)
             .await
     };
-    match tokio::time::timeout(component.timeout(), call).await {
+    let outcome = tokio::time::timeout(component.timeout(), call)
+        .instrument(span.clone())
+        .await;
+    if !matches!(outcome, Ok(Ok(Ok(())))) {
+        crate::trace::record_error(&span);
+    }
+    match outcome {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(error))) => {
             tracing::warn!(
@@ -316,6 +327,7 @@ async fn deliver(
 
 struct ConsumerView<'a> {
     binding: Option<&'a MessagingBinding>,
+    calls: super::PluginCalls<'a>,
 }
 
 impl ConsumerView<'_> {
@@ -341,12 +353,15 @@ impl consumer::Host for ConsumerView<'_> {
         };
         let broker = self.broker()?;
         // The broker bounds the wait; this also bounds reaching the broker.
-        let reply = tokio::time::timeout(
-            timeout + Duration::from_millis(100),
-            broker.request(subject.clone(), body.into(), timeout),
-        )
-        .await
-        .unwrap_or_else(|_| Err(format!("no reply on `{subject}` within {timeout_ms} ms")));
+        let call = async {
+            tokio::time::timeout(
+                timeout + Duration::from_millis(100),
+                broker.request(subject.clone(), body.into(), timeout),
+            )
+            .await
+            .unwrap_or_else(|_| Err(format!("no reply on `{subject}` within {timeout_ms} ms")))
+        };
+        let reply = self.calls.observe(CONSUMER, "request", call).await;
         Ok(reply.map(|m| types::BrokerMessage {
             subject: m.subject,
             body: m.body.to_vec(),
@@ -356,13 +371,12 @@ impl consumer::Host for ConsumerView<'_> {
 
     async fn publish(&mut self, msg: types::BrokerMessage) -> wasmtime::Result<Result<(), String>> {
         let broker = self.broker()?;
-        Ok(broker
-            .publish(Message {
-                subject: msg.subject,
-                body: msg.body.into(),
-                reply_to: msg.reply_to,
-            })
-            .await)
+        let call = broker.publish(Message {
+            subject: msg.subject,
+            body: msg.body.into(),
+            reply_to: msg.reply_to,
+        });
+        Ok(self.calls.observe(CONSUMER, "publish", call).await)
     }
 }
 

@@ -1,0 +1,448 @@
+//! Logging and OpenTelemetry export: the process's `tracing` subscriber.
+//!
+//! Logs always go to stderr (`NIMBUS_LOG` or `RUST_LOG` filter them). Each
+//! OpenTelemetry signal is exported over OTLP/gRPC only when asked for, by
+//! `--otlp-endpoint` or the standard variables (`OTEL_EXPORTER_OTLP_ENDPOINT`
+//! or the signal's own `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT`;
+//! `OTEL_{TRACES,METRICS,LOGS}_EXPORTER=none` and `OTEL_SDK_DISABLED=true`
+//! turn them off). The exporters read the rest of the standard variables
+//! themselves (headers, timeout, compression, batch delays, sampler,
+//! service name and resource attributes).
+//!
+//! - Traces: the runtime's request spans (`nimbus_runtime::trace`), and the
+//!   W3C trace-context propagator, so an incoming `traceparent` is the
+//!   parent and outbound requests carry the context on. With traces off the
+//!   span callsites stay disabled: no span is built.
+//! - Metrics: the host's own Prometheus series (`/metrics`), read at each
+//!   export; a histogram goes out as its `_sum` and `_count`.
+//! - Logs: every log line that passes the filter, as an OTLP log record.
+//!
+//! The SDK exports from its own threads, and the gRPC client needs a Tokio
+//! reactor there: every exporter runs its exports on a small runtime owned
+//! here, which outlives the providers' final flush.
+
+use anyhow::{Context as _, bail};
+use nimbus_runtime::metrics::{MetricType, Metrics};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
+
+/// The default log filter.
+const DEFAULT_FILTER: &str = "warn,nimbus=info,nimbus_runtime=info,nimbus_cluster=info";
+
+/// Crates the exporters use: their own logs must never be exported (each
+/// export would log, and be exported again).
+const EXPORT_CRATES: &[&str] = &["opentelemetry", "tonic", "h2", "hyper", "tower"];
+
+/// The meter provider, once metrics export is on; hosts attach their
+/// series to it when they start.
+static METER: OnceLock<SdkMeterProvider> = OnceLock::new();
+
+/// The installed exporters; [`Telemetry::shutdown`] flushes them.
+#[must_use = "dropping the guard without shutdown loses the last batch"]
+pub(crate) struct Telemetry {
+    tracer: Option<SdkTracerProvider>,
+    logger: Option<SdkLoggerProvider>,
+    meter: Option<SdkMeterProvider>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+#[derive(Clone, Copy)]
+enum Signal {
+    Traces,
+    Metrics,
+    Logs,
+}
+
+impl Signal {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Traces => "TRACES",
+            Self::Metrics => "METRICS",
+            Self::Logs => "LOGS",
+        }
+    }
+
+    /// Whether this signal is exported: an endpoint for it is given and
+    /// nothing turns it off.
+    fn wanted(self, endpoint_flag: bool) -> bool {
+        let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+        let is = |name: &str, value: &str| {
+            std::env::var(name).is_ok_and(|v| v.trim().eq_ignore_ascii_case(value))
+        };
+        if is("OTEL_SDK_DISABLED", "true") || is(&format!("OTEL_{}_EXPORTER", self.name()), "none")
+        {
+            return false;
+        }
+        endpoint_flag
+            || set("OTEL_EXPORTER_OTLP_ENDPOINT")
+            || set(&format!("OTEL_EXPORTER_OTLP_{}_ENDPOINT", self.name()))
+    }
+
+    /// Refuses a protocol other than gRPC, the one Nimbus speaks.
+    fn check_protocol(self) -> anyhow::Result<()> {
+        for name in [
+            format!("OTEL_EXPORTER_OTLP_{}_PROTOCOL", self.name()),
+            "OTEL_EXPORTER_OTLP_PROTOCOL".to_string(),
+        ] {
+            if let Ok(protocol) = std::env::var(&name) {
+                let protocol = protocol.trim();
+                if protocol.is_empty() || protocol == "grpc" {
+                    return Ok(());
+                }
+                bail!(
+                    "{name}={protocol} is not supported: Nimbus exports OTLP over gRPC \
+                     (set it to grpc, and point the endpoint at the collector's gRPC port, \
+                     usually 4317)"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Installs the process's subscriber: logs to stderr, and OpenTelemetry
+/// export as configured. `otlp_endpoint` is `--otlp-endpoint`.
+pub(crate) fn init(otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
+    let filter_spec = std::env::var("NIMBUS_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .filter(|s| !s.trim().is_empty());
+    let filter = |extra: &[&str]| -> anyhow::Result<EnvFilter> {
+        let spec = filter_spec.as_deref().unwrap_or(DEFAULT_FILTER);
+        let mut filter = EnvFilter::try_new(spec)
+            .with_context(|| format!("invalid log filter `{spec}` (NIMBUS_LOG)"))?;
+        // Request spans are for the trace exporter, not log lines, unless
+        // the filter names them.
+        if !spec.contains(nimbus_runtime::trace::TARGET) {
+            filter =
+                filter.add_directive(format!("{}=off", nimbus_runtime::trace::TARGET).parse()?);
+        }
+        for directive in extra {
+            filter = filter.add_directive(directive.parse()?);
+        }
+        Ok(filter)
+    };
+
+    let endpoint_flag = otlp_endpoint.is_some();
+    let wanted = [Signal::Traces, Signal::Metrics, Signal::Logs].map(|s| s.wanted(endpoint_flag));
+    let mut telemetry = Telemetry {
+        tracer: None,
+        logger: None,
+        meter: None,
+        runtime: None,
+    };
+    if wanted.iter().any(|&w| w) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("nimbus-otlp")
+            .enable_all()
+            .build()
+            .context("cannot start the OpenTelemetry exporter's runtime")?;
+        let handle = runtime.handle().clone();
+        let _entered = runtime.enter();
+        let resource = resource();
+        if wanted[0] {
+            Signal::Traces.check_protocol()?;
+            let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+            if let Some(endpoint) = otlp_endpoint {
+                builder = builder.with_endpoint(endpoint);
+            }
+            let exporter = builder
+                .build()
+                .context("cannot set up the OTLP trace exporter")?;
+            let provider = SdkTracerProvider::builder()
+                .with_resource(resource.clone())
+                .with_batch_exporter(OnRuntime::new(exporter, &handle))
+                .build();
+            opentelemetry::global::set_text_map_propagator(
+                opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+            );
+            telemetry.tracer = Some(provider);
+        }
+        if wanted[1] {
+            Signal::Metrics.check_protocol()?;
+            let mut builder = opentelemetry_otlp::MetricExporter::builder().with_tonic();
+            if let Some(endpoint) = otlp_endpoint {
+                builder = builder.with_endpoint(endpoint);
+            }
+            let exporter = builder
+                .build()
+                .context("cannot set up the OTLP metrics exporter")?;
+            let provider = SdkMeterProvider::builder()
+                .with_resource(resource.clone())
+                .with_periodic_exporter(OnRuntime::new(exporter, &handle))
+                .build();
+            let _ = METER.set(provider.clone());
+            telemetry.meter = Some(provider);
+        }
+        if wanted[2] {
+            Signal::Logs.check_protocol()?;
+            let mut builder = opentelemetry_otlp::LogExporter::builder().with_tonic();
+            if let Some(endpoint) = otlp_endpoint {
+                builder = builder.with_endpoint(endpoint);
+            }
+            let exporter = builder
+                .build()
+                .context("cannot set up the OTLP log exporter")?;
+            telemetry.logger = Some(
+                SdkLoggerProvider::builder()
+                    .with_resource(resource)
+                    .with_batch_exporter(OnRuntime::new(exporter, &handle))
+                    .build(),
+            );
+        }
+        drop(_entered);
+        telemetry.runtime = Some(runtime);
+    }
+
+    // Colours only on a terminal: redirected logs (files, pipes, CI) stay
+    // plain text that grep and log shippers can read.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_filter(filter(&[])?);
+    let spans = telemetry.tracer.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("nimbus"))
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            .with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target(nimbus_runtime::trace::TARGET, tracing::Level::INFO),
+            )
+    });
+    let quiet: Vec<String> = EXPORT_CRATES.iter().map(|c| format!("{c}=off")).collect();
+    let quiet: Vec<&str> = quiet.iter().map(String::as_str).collect();
+    let logs = match &telemetry.logger {
+        Some(provider) => Some(
+            opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(provider)
+                .with_filter(filter(&quiet)?),
+        ),
+        None => None,
+    };
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(spans)
+        .with(logs)
+        .try_init();
+    Ok(telemetry)
+}
+
+/// `service.name` is `nimbus` unless `OTEL_SERVICE_NAME` or
+/// `OTEL_RESOURCE_ATTRIBUTES` says otherwise (the builder reads both).
+fn resource() -> Resource {
+    let named = std::env::var("OTEL_SERVICE_NAME").is_ok()
+        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|a| a.contains("service.name="));
+    let builder = Resource::builder()
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")));
+    if named {
+        builder.build()
+    } else {
+        builder.with_service_name("nimbus").build()
+    }
+}
+
+/// Whether the host's metrics are exported over OTLP (accounting must be
+/// on for its component series to exist).
+pub(crate) fn metrics_exported() -> bool {
+    METER.get().is_some()
+}
+
+/// Exports `metrics` over OTLP, when metrics export is on: every family
+/// becomes an asynchronous instrument read at each export.
+pub(crate) fn export_metrics(metrics: &Arc<Metrics>) {
+    let Some(provider) = METER.get() else {
+        return;
+    };
+    let meter = provider.meter("nimbus");
+    for (name, help, kind) in metrics.families() {
+        let (name, help) = (name.clone(), help.clone());
+        let read = {
+            let metrics = metrics.clone();
+            let name = name.clone();
+            move |value: fn(&prometheus::proto::Metric) -> f64| {
+                let family = metrics.gather().into_iter().find(|f| f.name() == name);
+                family
+                    .map(|f| {
+                        f.get_metric()
+                            .iter()
+                            .map(|m| (value(m), attributes(m)))
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default()
+            }
+        };
+        match kind {
+            MetricType::COUNTER => {
+                meter
+                    .f64_observable_counter(name)
+                    .with_description(help)
+                    .with_callback(move |observer| {
+                        for (value, attrs) in read(|m| m.get_counter().get_value()) {
+                            observer.observe(value, &attrs);
+                        }
+                    })
+                    .build();
+            }
+            MetricType::GAUGE => {
+                meter
+                    .f64_observable_gauge(name)
+                    .with_description(help)
+                    .with_callback(move |observer| {
+                        for (value, attrs) in read(|m| m.get_gauge().get_value()) {
+                            observer.observe(value, &attrs);
+                        }
+                    })
+                    .build();
+            }
+            MetricType::HISTOGRAM => {
+                let sums = read.clone();
+                meter
+                    .f64_observable_counter(format!("{name}_sum"))
+                    .with_description(format!("{help} (sum)"))
+                    .with_callback(move |observer| {
+                        for (value, attrs) in sums(|m| m.get_histogram().get_sample_sum()) {
+                            observer.observe(value, &attrs);
+                        }
+                    })
+                    .build();
+                meter
+                    .u64_observable_counter(format!("{name}_count"))
+                    .with_description(format!("{help} (count)"))
+                    .with_callback(move |observer| {
+                        for (value, attrs) in read(|m| m.get_histogram().get_sample_count() as f64)
+                        {
+                            observer.observe(value as u64, &attrs);
+                        }
+                    })
+                    .build();
+            }
+            _ => {}
+        }
+    }
+}
+
+fn attributes(metric: &prometheus::proto::Metric) -> Vec<KeyValue> {
+    metric
+        .get_label()
+        .iter()
+        .map(|l| KeyValue::new(l.name().to_string(), l.value().to_string()))
+        .collect()
+}
+
+impl Telemetry {
+    /// Flushes and stops every exporter (each within its timeout).
+    pub(crate) fn shutdown(self) {
+        if let Some(tracer) = &self.tracer {
+            let _ = tracer.shutdown_with_timeout(Duration::from_secs(5));
+        }
+        if let Some(meter) = &self.meter {
+            let _ = meter.shutdown_with_timeout(Duration::from_secs(5));
+        }
+        if let Some(logger) = &self.logger {
+            let _ = logger.shutdown_with_timeout(Duration::from_secs(5));
+        }
+        if let Some(runtime) = self.runtime {
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+/// An exporter whose exports run on the telemetry runtime. The SDK calls
+/// `export` from its own threads, which have no reactor; this blocks that
+/// thread on the runtime instead (the SDK's threads block on each export
+/// anyway).
+#[derive(Debug)]
+struct OnRuntime<E> {
+    inner: E,
+    handle: tokio::runtime::Handle,
+}
+
+impl<E> OnRuntime<E> {
+    fn new(inner: E, handle: &tokio::runtime::Handle) -> Self {
+        Self {
+            inner,
+            handle: handle.clone(),
+        }
+    }
+}
+
+impl<E: opentelemetry_sdk::trace::SpanExporter> opentelemetry_sdk::trace::SpanExporter
+    for OnRuntime<E>
+{
+    fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> impl Future<Output = OTelSdkResult> + Send {
+        std::future::ready(self.handle.block_on(self.inner.export(batch)))
+    }
+
+    fn shutdown_with_timeout(&mut self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&mut self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+impl<E: opentelemetry_sdk::logs::LogExporter> opentelemetry_sdk::logs::LogExporter
+    for OnRuntime<E>
+{
+    fn export(
+        &self,
+        batch: opentelemetry_sdk::logs::LogBatch<'_>,
+    ) -> impl Future<Output = OTelSdkResult> + Send {
+        std::future::ready(self.handle.block_on(self.inner.export(batch)))
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+impl<E: opentelemetry_sdk::metrics::exporter::PushMetricExporter>
+    opentelemetry_sdk::metrics::exporter::PushMetricExporter for OnRuntime<E>
+{
+    fn export(
+        &self,
+        metrics: &opentelemetry_sdk::metrics::data::ResourceMetrics,
+    ) -> impl Future<Output = OTelSdkResult> + Send {
+        std::future::ready(self.handle.block_on(self.inner.export(metrics)))
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {
+        self.inner.temporality()
+    }
+}

@@ -1,0 +1,370 @@
+//! OpenTelemetry export as a user turns it on: `nimbus serve` with the
+//! standard `OTEL_EXPORTER_OTLP_ENDPOINT` sends traces, metrics and logs to
+//! a real OTLP/gRPC receiver (`test_programs::otlp`). An incoming
+//! `traceparent` is the parent of the request's span tree, and the guest's
+//! outbound request carries the trace on to the server it reaches.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use test_programs::otlp::{OtlpReceiver, Span};
+
+/// An HTTP server that answers `up` to everything and keeps each request's
+/// `traceparent` header (or `none`).
+fn upstream() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    std::thread::spawn({
+        let seen = seen.clone();
+        move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut traceparent = "none".to_string();
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(':')
+                        && name.eq_ignore_ascii_case("traceparent")
+                    {
+                        traceparent = value.trim().to_string();
+                    }
+                    line.clear();
+                }
+                seen.lock().unwrap().push(traceparent);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nup\n",
+                );
+            }
+        }
+    });
+    (port, seen)
+}
+
+fn manifest(dir: &std::path::Path, upstream_port: u16) -> String {
+    let text = format!(
+        r#"apiVersion: runtime.wasmcloud.dev/v1alpha1
+kind: Workload
+metadata:
+  name: front
+  namespace: shop
+spec:
+  components:
+    - name: mw
+      image: file://{mw}
+    - name: app
+      image: file://{app}
+      localResources:
+        allowedHosts: ["127.0.0.1:{upstream_port}"]
+  middleware: [mw]
+  hostInterfaces:
+    - namespace: wasi
+      package: http
+      interfaces: [incoming-handler]
+      config:
+        host: front.test
+---
+apiVersion: runtime.wasmcloud.dev/v1alpha1
+kind: Workload
+metadata:
+  name: counter
+  namespace: shop
+spec:
+  components:
+    - name: kv
+      image: file://{kv}
+  hostInterfaces:
+    - namespace: wasi
+      package: http
+      interfaces: [incoming-handler]
+      config:
+        host: kv.test
+    - namespace: wasi
+      package: keyvalue
+      interfaces: [store, atomics]
+      config:
+        backend: memory
+"#,
+        mw = test_programs::P3_MW_LOGGING,
+        app = test_programs::P2_BEHAVIORS,
+        kv = test_programs::P2_PLUGINS,
+    );
+    let path = dir.join("workloads.yaml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn attribute(span: &Span, key: &str) -> Option<String> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    span.attributes
+        .iter()
+        .find(|a| a.key == key)
+        .and_then(|a| a.value.as_ref()?.value.as_ref())
+        .map(|v| match v {
+            Value::StringValue(s) => s.clone(),
+            Value::IntValue(i) => i.to_string(),
+            other => format!("{other:?}"),
+        })
+}
+
+/// The one span of `trace` named `name`.
+fn named<'a>(spans: &'a [Span], name: &str) -> &'a Span {
+    let found: Vec<&Span> = spans.iter().filter(|s| s.name == name).collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one `{name}` span, got {}: {:#?}",
+        found.len(),
+        spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+    found[0]
+}
+
+#[test]
+fn traces_metrics_and_logs_reach_an_otlp_receiver_with_the_callers_trace() {
+    let receiver = OtlpReceiver::start();
+    let (upstream_port, seen) = upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest(dir.path(), upstream_port);
+    let server = Server::start(
+        dir.path(),
+        &["serve", &manifest, "--addr", "127.0.0.1:0", "--access-log"],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_BLRP_SCHEDULE_DELAY", "100"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "300"),
+            ("OTEL_SERVICE_NAME", "shop-edge"),
+        ],
+        Duration::from_secs(120),
+    );
+
+    // The caller's trace: its id and the span that made the request.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_span = "00f067aa0ba902b7";
+    let traceparent = format!("00-{trace_id}-{caller_span}-01");
+    let fetch = format!("/fetch?url=http://127.0.0.1:{upstream_port}/up");
+    let (status, _, body) = request_with_headers(
+        &server.addr,
+        "GET",
+        &fetch,
+        &[("Host", "front.test"), ("traceparent", &traceparent)],
+        "",
+    );
+    assert_eq!((status, body.as_str()), (200, "status: 200\nup\n"));
+
+    let kv_trace = "0af7651916cd43dd8448eb211c80319c";
+    let (status, _, _) = request_with_headers(
+        &server.addr,
+        "POST",
+        "/kv/incr?key=visits&delta=2",
+        &[
+            ("Host", "kv.test"),
+            ("traceparent", &format!("00-{kv_trace}-b7ad6b7169203331-01")),
+        ],
+        "",
+    );
+    assert_eq!(status, 200);
+
+    let in_trace = |id: &str| -> Vec<Span> {
+        receiver
+            .spans()
+            .into_iter()
+            .filter(|(_, s)| hex(&s.trace_id) == id)
+            .map(|(_, s)| s)
+            .collect()
+    };
+    let arrived = receiver.wait_until(Duration::from_secs(30), |_| {
+        in_trace(trace_id).len() >= 4 && in_trace(kv_trace).len() >= 4
+    });
+    assert!(
+        arrived,
+        "spans did not arrive: {:#?}",
+        receiver
+            .spans()
+            .iter()
+            .map(|(_, s)| (&s.name, hex(&s.trace_id)))
+            .collect::<Vec<_>>()
+    );
+
+    // request → component mw → component app → outbound, under the caller.
+    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+    let spans = in_trace(trace_id);
+    let servers: Vec<Span> = spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Server as i32)
+        .cloned()
+        .collect();
+    let request = named(&servers, "GET");
+    let mw = named(&spans, "component mw");
+    let app = named(&spans, "component app");
+    let outbound = spans
+        .iter()
+        .find(|s| attribute(s, "server.address").as_deref() == Some("127.0.0.1"))
+        .unwrap_or_else(|| panic!("no outbound span: {spans:#?}"));
+    assert_eq!(hex(&request.parent_span_id), caller_span);
+    assert_eq!(hex(&mw.parent_span_id), hex(&request.span_id));
+    assert_eq!(hex(&app.parent_span_id), hex(&mw.span_id));
+    assert_eq!(hex(&outbound.parent_span_id), hex(&app.span_id));
+    assert_eq!(outbound.kind, SpanKind::Client as i32);
+    assert_eq!(
+        attribute(request, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert_eq!(
+        attribute(request, "nimbus.workload").as_deref(),
+        Some("shop/front")
+    );
+    assert_eq!(
+        attribute(outbound, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert!(
+        receiver
+            .spans()
+            .iter()
+            .all(|(service, _)| service.contains("shop-edge")),
+        "OTEL_SERVICE_NAME was not the resource's service.name"
+    );
+
+    // The server the guest reached got the trace, with the outbound span
+    // as its parent.
+    let upstream_saw = seen.lock().unwrap().clone();
+    assert_eq!(
+        upstream_saw,
+        [format!("00-{trace_id}-{}-01", hex(&outbound.span_id))]
+    );
+
+    // Plugin calls are children of the component that made them.
+    let spans = in_trace(kv_trace);
+    let kv = named(&spans, "component kv");
+    for name in [
+        "wasi:keyvalue/store open",
+        "wasi:keyvalue/atomics increment",
+    ] {
+        let call = named(&spans, name);
+        assert_eq!(hex(&call.parent_span_id), hex(&kv.span_id), "{name}");
+        assert_eq!(
+            attribute(call, "rpc.service").as_deref(),
+            name.split(' ').next()
+        );
+    }
+
+    // Metrics: the host's series, with the plugin calls by interface.
+    let has_metric = |name: &str| receiver.metrics().iter().any(|m| m.name == name);
+    assert!(
+        receiver.wait_until(Duration::from_secs(30), |_| {
+            has_metric("nimbus_requests_total") && has_metric("nimbus_plugin_calls_total")
+        }),
+        "metrics did not arrive: {:?}",
+        receiver
+            .metrics()
+            .iter()
+            .map(|m| &m.name)
+            .collect::<Vec<_>>()
+    );
+
+    // The increment is counted under its interface, as a success.
+    use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value};
+    let plugin_calls = |metric: &test_programs::otlp::Metric| -> f64 {
+        let Some(Data::Sum(sum)) = &metric.data else {
+            return 0.0;
+        };
+        sum.data_points
+            .iter()
+            .filter(|point| {
+                let has = |key: &str, value: &str| {
+                    point.attributes.iter().any(|a| {
+                        a.key == key
+                            && a.value.as_ref().is_some_and(|v| {
+                                format!("{:?}", v.value) == format!("Some(StringValue({value:?}))")
+                            })
+                    })
+                };
+                has("interface", "wasi:keyvalue/atomics")
+                    && has("outcome", "ok")
+                    && has("workload", "counter")
+            })
+            .map(|point| match point.value {
+                Some(Value::AsDouble(v)) => v,
+                Some(Value::AsInt(v)) => v as f64,
+                None => 0.0,
+            })
+            .sum()
+    };
+    let counted = receiver
+        .metrics()
+        .iter()
+        .filter(|m| m.name == "nimbus_plugin_calls_total")
+        .map(plugin_calls)
+        .fold(0.0, f64::max);
+    assert_eq!(counted, 1.0, "one increment call");
+
+    // Logs: the access-log lines, among others.
+    assert!(
+        receiver.wait_until(Duration::from_secs(30), |r| {
+            r.logs().iter().any(|record| {
+                record.attributes.iter().any(|a| {
+                    a.key == "path"
+                        && a.value
+                            .as_ref()
+                            .is_some_and(|v| format!("{:?}", v.value).contains("/kv/incr"))
+                })
+            })
+        }),
+        "no access-log record arrived; got {} records",
+        receiver.logs().len()
+    );
+    assert!(server.interrupt(), "nimbus serve did not exit cleanly");
+}
+
+#[test]
+fn without_otel_nothing_is_propagated_and_other_protocols_are_refused() {
+    let (upstream_port, seen) = upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest(dir.path(), upstream_port);
+    let server = Server::start(
+        dir.path(),
+        &["serve", &manifest, "--addr", "127.0.0.1:0"],
+        &[],
+        Duration::from_secs(120),
+    );
+    let fetch = format!("/fetch?url=http://127.0.0.1:{upstream_port}/up");
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let (status, _, _) = request_with_headers(
+        &server.addr,
+        "GET",
+        &fetch,
+        &[("Host", "front.test"), ("traceparent", traceparent)],
+        "",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(*seen.lock().unwrap(), ["none"]);
+    drop(server);
+
+    let mut command = nimbus();
+    command
+        .args(["serve", &manifest, "--addr", "127.0.0.1:0"])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        .current_dir(dir.path());
+    let out = command.output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf is not supported"),
+        "{stderr}"
+    );
+}

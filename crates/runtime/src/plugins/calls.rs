@@ -1,0 +1,70 @@
+//! What every plugin call goes through: a `plugin` span under the request
+//! the instance is handling, and the component's call count and latency by
+//! interface and outcome (`nimbus_plugin_calls_total`,
+//! `nimbus_plugin_call_duration_seconds`).
+//!
+//! Plugins whose calls reach a backend (key-value, blobstore, messaging)
+//! wrap each backend call in [`PluginCalls::observe`]; config, secrets and
+//! logging answer from memory and are not timed.
+
+use crate::metrics::ComponentMetrics;
+use std::time::Instant;
+use tracing::Instrument as _;
+
+/// The parent span and series of one store's plugin calls.
+#[derive(Clone, Copy)]
+pub struct PluginCalls<'a> {
+    span: &'a tracing::Span,
+    metrics: Option<&'a ComponentMetrics>,
+}
+
+impl<'a> PluginCalls<'a> {
+    pub(crate) fn new(span: &'a tracing::Span, metrics: Option<&'a ComponentMetrics>) -> Self {
+        Self { span, metrics }
+    }
+
+    /// Runs one call of `function` in `interface` (such as
+    /// `wasi:keyvalue/store`), traced and counted; an `Err` is an error
+    /// outcome.
+    pub async fn observe<T, E>(
+        &self,
+        interface: &'static str,
+        function: &'static str,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        self.observe_with(interface, function, call, Result::is_ok)
+            .await
+    }
+
+    /// [`observe`](Self::observe) for a host function's whole body: both a
+    /// trap and an error returned to the guest are error outcomes.
+    pub async fn observe_outcome<T, E>(
+        &self,
+        interface: &'static str,
+        function: &'static str,
+        call: impl Future<Output = wasmtime::Result<Result<T, E>>>,
+    ) -> wasmtime::Result<Result<T, E>> {
+        self.observe_with(interface, function, call, |r| matches!(r, Ok(Ok(_))))
+            .await
+    }
+
+    async fn observe_with<R>(
+        &self,
+        interface: &'static str,
+        function: &'static str,
+        call: impl Future<Output = R>,
+        is_ok: impl Fn(&R) -> bool,
+    ) -> R {
+        let span = crate::trace::plugin_span(self.span, interface, function);
+        let started = self.metrics.map(|_| Instant::now());
+        let result = call.instrument(span.clone()).await;
+        let ok = is_ok(&result);
+        if !ok {
+            crate::trace::record_error(&span);
+        }
+        if let (Some(metrics), Some(started)) = (self.metrics, started) {
+            metrics.plugin_call(interface, ok, started.elapsed());
+        }
+        result
+    }
+}
