@@ -532,14 +532,20 @@ mod tests {
             .component("a/b", "c")
             .request()
             .finish(http::StatusCode::OK);
-        metrics.component("a/b", "c").outbound("x", true);
         let exported: HashSet<String> = metrics
-            .encode()
-            .lines()
-            .filter_map(|l| l.strip_prefix("# TYPE "))
-            .filter_map(|l| l.split_whitespace().next())
-            .map(str::to_string)
+            .families()
+            .iter()
+            .map(|(name, _, _)| name.clone())
             .collect();
+        // The catalog is what `/metrics` exports once every series exists.
+        for line in metrics.encode().lines() {
+            if let Some(name) = line
+                .strip_prefix("# TYPE ")
+                .and_then(|l| l.split(' ').next())
+            {
+                assert!(exported.contains(name), "{name} is missing from families()");
+            }
+        }
         for (file, text) in [
             (
                 "docs/grafana-dashboard.json",
