@@ -26,7 +26,6 @@ use nimbus_runtime::metrics::{MetricType, Metrics};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
@@ -155,13 +154,12 @@ pub(crate) fn init(otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
         let resource = resource();
         if wanted[0] {
             Signal::Traces.check_protocol()?;
-            let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
-            if let Some(endpoint) = otlp_endpoint {
-                builder = builder.with_endpoint(endpoint);
-            }
-            let exporter = builder
-                .build()
-                .context("cannot set up the OTLP trace exporter")?;
+            let exporter = at(
+                opentelemetry_otlp::SpanExporter::builder().with_tonic(),
+                otlp_endpoint,
+            )
+            .build()
+            .context("cannot set up the OTLP trace exporter")?;
             let provider = SdkTracerProvider::builder()
                 .with_resource(resource.clone())
                 .with_batch_exporter(OnRuntime::new(exporter, &handle))
@@ -173,13 +171,12 @@ pub(crate) fn init(otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
         }
         if wanted[1] {
             Signal::Metrics.check_protocol()?;
-            let mut builder = opentelemetry_otlp::MetricExporter::builder().with_tonic();
-            if let Some(endpoint) = otlp_endpoint {
-                builder = builder.with_endpoint(endpoint);
-            }
-            let exporter = builder
-                .build()
-                .context("cannot set up the OTLP metrics exporter")?;
+            let exporter = at(
+                opentelemetry_otlp::MetricExporter::builder().with_tonic(),
+                otlp_endpoint,
+            )
+            .build()
+            .context("cannot set up the OTLP metrics exporter")?;
             let provider = SdkMeterProvider::builder()
                 .with_resource(resource.clone())
                 .with_periodic_exporter(OnRuntime::new(exporter, &handle))
@@ -189,13 +186,12 @@ pub(crate) fn init(otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
         }
         if wanted[2] {
             Signal::Logs.check_protocol()?;
-            let mut builder = opentelemetry_otlp::LogExporter::builder().with_tonic();
-            if let Some(endpoint) = otlp_endpoint {
-                builder = builder.with_endpoint(endpoint);
-            }
-            let exporter = builder
-                .build()
-                .context("cannot set up the OTLP log exporter")?;
+            let exporter = at(
+                opentelemetry_otlp::LogExporter::builder().with_tonic(),
+                otlp_endpoint,
+            )
+            .build()
+            .context("cannot set up the OTLP log exporter")?;
             telemetry.logger = Some(
                 SdkLoggerProvider::builder()
                     .with_resource(resource)
@@ -241,6 +237,14 @@ pub(crate) fn init(otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
         .with(logs)
         .try_init();
     Ok(telemetry)
+}
+
+/// `builder` aimed at `--otlp-endpoint` when given (else the variables).
+fn at<B: opentelemetry_otlp::WithExportConfig>(builder: B, endpoint: Option<&str>) -> B {
+    match endpoint {
+        Some(endpoint) => builder.with_endpoint(endpoint),
+        None => builder,
+    }
 }
 
 /// `service.name` is `nimbus` unless `OTEL_SERVICE_NAME` or

@@ -187,8 +187,9 @@ pub(crate) struct OutboundHooks {
     pub(crate) layer: LayerState,
     /// Counts outgoing requests by destination and decision.
     pub(crate) metrics: Option<Arc<crate::metrics::ComponentMetrics>>,
-    /// The span of the request the instance is handling (`crate::trace`).
-    pub(crate) request_span: tracing::Span,
+    /// The trace context of the request the instance is handling, when
+    /// tracing is on (`crate::trace`).
+    pub(crate) trace_parent: Option<crate::trace::Parent>,
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
@@ -208,10 +209,12 @@ impl WasiHttpHooks for OutboundHooks {
                 return Box::new(async { Err(HttpError::HttpRequestDenied) });
             };
             // The next layer's span goes under this layer's.
-            let span = self.request_span.clone();
-            return Box::new(async move { next.send(request).await }.instrument(span));
+            if let Some(parent) = &self.trace_parent {
+                request.extensions_mut().insert(parent.clone());
+            }
+            return Box::new(async move { next.send(request).await });
         }
-        let span = crate::trace::outbound_span(&self.request_span, &mut request);
+        let span = crate::trace::outbound_span(self.trace_parent.as_ref(), &mut request);
         let outbound = span.clone();
         let policy = self.policy.clone();
         let workload = self.workload.clone();

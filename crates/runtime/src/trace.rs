@@ -53,9 +53,34 @@ pub(crate) fn request_span(parts: &http::request::Parts) -> Span {
     span
 }
 
-/// The span of one layer (handler or middleware) handling a request.
-pub(crate) fn component_span(workload: &str, component: &str) -> Span {
-    tracing::info_span!(
+/// The trace context a request's calls go under: kept in the instance's
+/// store (and passed to a middleware's next layer in the request's
+/// extensions) instead of the span itself, so that span still ends when
+/// its request does.
+#[derive(Clone, Debug)]
+pub(crate) struct Parent(opentelemetry::Context);
+
+impl Parent {
+    /// The context of `span`; `None` when tracing is off.
+    pub(crate) fn of(span: &Span) -> Option<Self> {
+        (!span.is_disabled()).then(|| Self(span.context()))
+    }
+
+    /// Makes `span` its child.
+    fn adopt(&self, span: &Span) {
+        // Fails only when no OpenTelemetry layer is installed.
+        let _ = span.set_parent(self.0.clone());
+    }
+}
+
+/// The span of one layer (handler or middleware) handling `request`: a
+/// child of the current span, or of the layer that called it inward.
+pub(crate) fn component_span<B>(
+    workload: &str,
+    component: &str,
+    request: &http::Request<B>,
+) -> Span {
+    let span = tracing::info_span!(
         target: TARGET,
         "component",
         otel.name = %format_args!("component {component}"),
@@ -63,16 +88,25 @@ pub(crate) fn component_span(workload: &str, component: &str) -> Span {
         nimbus.workload = workload,
         nimbus.component = component,
         http.response.status_code = Empty,
-    )
+    );
+    if let Some(parent) = request.extensions().get::<Parent>()
+        && !span.is_disabled()
+    {
+        parent.adopt(&span);
+    }
+    span
 }
 
 /// The span of one outgoing request, under `parent` (the component span of
 /// the request the guest is handling); puts its context in the request's
 /// headers for the next hop.
-pub(crate) fn outbound_span(parent: &Span, request: &mut http::Request<impl Sized>) -> Span {
+pub(crate) fn outbound_span(
+    parent: Option<&Parent>,
+    request: &mut http::Request<impl Sized>,
+) -> Span {
     let span = tracing::info_span!(
         target: TARGET,
-        parent: parent,
+        parent: None,
         "outbound",
         otel.name = %request.method(),
         otel.kind = "client",
@@ -84,6 +118,9 @@ pub(crate) fn outbound_span(parent: &Span, request: &mut http::Request<impl Size
     );
     if span.is_disabled() {
         return span;
+    }
+    if let Some(parent) = parent {
+        parent.adopt(&span);
     }
     // The query string stays out of traces, as out of the access log.
     span.record(
@@ -120,10 +157,10 @@ pub(crate) fn message_span(workload: &str, component: &str, subject: &str) -> Sp
 }
 
 /// The span of one plugin call, under `parent`.
-pub(crate) fn plugin_span(parent: &Span, interface: &str, function: &str) -> Span {
-    tracing::info_span!(
+pub(crate) fn plugin_span(parent: Option<&Parent>, interface: &str, function: &str) -> Span {
+    let span = tracing::info_span!(
         target: TARGET,
-        parent: parent,
+        parent: None,
         "plugin",
         otel.name = %format_args!("{interface} {function}"),
         otel.kind = "client",
@@ -131,7 +168,11 @@ pub(crate) fn plugin_span(parent: &Span, interface: &str, function: &str) -> Spa
         rpc.system = "wasi",
         rpc.service = interface,
         rpc.method = function,
-    )
+    );
+    if let (Some(parent), false) = (parent, span.is_disabled()) {
+        parent.adopt(&span);
+    }
+    span
 }
 
 /// Records the status a span's request ended with; a server error marks

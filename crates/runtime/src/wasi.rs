@@ -49,8 +49,10 @@ impl StoreState {
         &PluginBindings,
         crate::plugins::PluginCalls<'_>,
     ) {
-        let calls =
-            crate::plugins::PluginCalls::new(&self.hooks.request_span, self.env.metrics.as_deref());
+        let calls = crate::plugins::PluginCalls::new(
+            self.hooks.trace_parent.as_ref(),
+            self.env.metrics.as_deref(),
+        );
         (&mut self.table, &self.env.bindings, calls)
     }
 
@@ -61,13 +63,17 @@ impl StoreState {
 
     /// The span of the request this instance is handling (see
     /// `crate::trace`): outbound requests and plugin calls go under it.
-    pub(crate) fn set_request_span(&mut self, span: tracing::Span) {
-        self.hooks.request_span = span;
+    /// Only its context is kept, so the span itself ends with its request.
+    pub(crate) fn set_request_span(&mut self, span: &tracing::Span) {
+        self.hooks.trace_parent = crate::trace::Parent::of(span);
     }
 
     /// Plugin calls: the parent span and the series they are counted in.
     pub(crate) fn plugin_calls(&self) -> crate::plugins::PluginCalls<'_> {
-        crate::plugins::PluginCalls::new(&self.hooks.request_span, self.env.metrics.as_deref())
+        crate::plugins::PluginCalls::new(
+            self.hooks.trace_parent.as_ref(),
+            self.env.metrics.as_deref(),
+        )
     }
 
     /// The next outgoing request goes to the next middleware layer.
@@ -251,7 +257,7 @@ impl ComponentEnv {
                 local: self.local.clone(),
                 layer: Default::default(),
                 metrics: self.metrics.clone(),
-                request_span: tracing::Span::none(),
+                trace_parent: None,
             },
             env: self.clone(),
             limits: crate::metrics::MeteredLimiter::new(

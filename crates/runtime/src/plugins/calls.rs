@@ -14,13 +14,16 @@ use tracing::Instrument as _;
 /// The parent span and series of one store's plugin calls.
 #[derive(Clone, Copy)]
 pub struct PluginCalls<'a> {
-    span: &'a tracing::Span,
+    parent: Option<&'a crate::trace::Parent>,
     metrics: Option<&'a ComponentMetrics>,
 }
 
 impl<'a> PluginCalls<'a> {
-    pub(crate) fn new(span: &'a tracing::Span, metrics: Option<&'a ComponentMetrics>) -> Self {
-        Self { span, metrics }
+    pub(crate) fn new(
+        parent: Option<&'a crate::trace::Parent>,
+        metrics: Option<&'a ComponentMetrics>,
+    ) -> Self {
+        Self { parent, metrics }
     }
 
     /// Runs one call of `function` in `interface` (such as
@@ -55,7 +58,7 @@ impl<'a> PluginCalls<'a> {
         call: impl Future<Output = R>,
         is_ok: impl Fn(&R) -> bool,
     ) -> R {
-        let span = crate::trace::plugin_span(self.span, interface, function);
+        let span = crate::trace::plugin_span(self.parent, interface, function);
         let started = self.metrics.map(|_| Instant::now());
         let result = call.instrument(span.clone()).await;
         let ok = is_ok(&result);

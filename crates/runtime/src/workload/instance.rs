@@ -195,7 +195,7 @@ impl WorkerState for Worker {
         }
         // An instance serving several requests at once (P3) traces the
         // calls it makes under the request it started last.
-        store.data_mut().set_request_span(context.span);
+        store.data_mut().set_request_span(&context.span);
         if self.served.fetch_add(1, Ordering::Relaxed) > 0
             && let Some(metrics) = &self.metrics
         {

@@ -94,7 +94,7 @@ impl HttpTarget {
         usage: Option<Arc<RequestUsage>>,
     ) -> Result<http::Response<WasiBody>, DispatchFailure> {
         let in_flight = self.metrics.as_deref().map(ComponentMetrics::request);
-        let span = crate::trace::component_span(workload, &self.component);
+        let span = crate::trace::component_span(workload, &self.component, &request);
         let result = self
             .dispatch_untracked(workload, request, usage, &span)
             .instrument(span.clone())

@@ -279,7 +279,7 @@ async fn deliver(
     let span = crate::trace::message_span(workload, name, &subject);
     let call = async {
         let mut store = component.env.new_store(&component.engine)?;
-        store.data_mut().set_request_span(span.clone());
+        store.data_mut().set_request_span(&span);
         let instance = pre.instantiate_async(&mut store).await?;
         let message = types::BrokerMessage {
             subject: message.subject,

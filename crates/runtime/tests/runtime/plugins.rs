@@ -4,7 +4,7 @@
 //! tracing with workload and component ids, and `wasmcloud:secrets` serving
 //! exactly the granted secrets without ever logging them.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::*;

@@ -2,7 +2,7 @@
 //! changes both ways, P2 and P3 layers mixed, failures inside a layer, and
 //! the start-time checks.
 
-mod common;
+use crate::common;
 
 use common::*;
 use nimbus_runtime::WorkloadError;

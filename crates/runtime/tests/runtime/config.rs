@@ -2,7 +2,7 @@
 //! component sees through `wasi:config` and its environment, and that a
 //! missing source stops the start with its name.
 
-mod common;
+use crate::common;
 
 use common::*;
 use nimbus_runtime::WorkloadError;

@@ -1,7 +1,7 @@
 //! End-to-end tests of the runtime over real TCP: routing, P2 and P3
 //! serving, limits, outbound policy, lifecycle and HTTP/2.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::*;

@@ -4,7 +4,7 @@
 //! `traceparent` is the parent of the request's span tree, and the guest's
 //! outbound request carries the trace on to the server it reaches.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::io::{BufRead, BufReader, Write};
@@ -217,6 +217,16 @@ fn traces_metrics_and_logs_reach_an_otlp_receiver_with_the_callers_trace() {
     assert_eq!(hex(&mw.parent_span_id), hex(&request.span_id));
     assert_eq!(hex(&app.parent_span_id), hex(&mw.span_id));
     assert_eq!(hex(&outbound.parent_span_id), hex(&app.span_id));
+    // Each span ends with its own work, inside its parent: a reused (P3)
+    // instance does not hold its last request's span open.
+    for (child, parent) in [(mw, request), (app, mw), (outbound, app)] {
+        assert!(
+            child.end_time_unix_nano <= parent.end_time_unix_nano,
+            "`{}` ended after its parent `{}`",
+            child.name,
+            parent.name
+        );
+    }
     assert_eq!(outbound.kind, SpanKind::Client as i32);
     assert_eq!(
         attribute(request, "http.response.status_code").as_deref(),

@@ -4,7 +4,7 @@
 //! exporter in its own environment, a trap in an exporter, and the
 //! start-time errors (ambiguous, cycle, unsatisfied).
 
-mod common;
+use crate::common;
 
 use common::*;
 use nimbus_runtime::WorkloadError;

@@ -1,7 +1,7 @@
 //! `nimbus push` and `nimbus pull` against a real registry
 //! (`docker-registry` on a free loopback port), and their one-line errors.
 
-mod common;
+use crate::common;
 
 use common::*;
 use test_programs::servers::{Kind, Server};

@@ -4,7 +4,7 @@
 //! after a failure until `maxRestarts` is spent, and stopped with the
 //! workload.
 
-mod common;
+use crate::common;
 
 use common::*;
 use nimbus_runtime::WorkloadError;

@@ -1,6 +1,6 @@
 //! Components the host must refuse with a precise error, never a panic.
 
-mod common;
+use crate::common;
 
 use common::*;
 use nimbus_runtime::WorkloadError;

@@ -3,7 +3,7 @@
 //! pictures: `tests/expected/graph.mmd` (Mermaid) and `graph.txt` (ASCII).
 //! Set `NIMBUS_BLESS=1` to rewrite them after an intended change.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! `nimbus compose`: a manifest's linked components written out as one
 //! component whose linked imports are gone, and the one-line errors.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::path::Path;

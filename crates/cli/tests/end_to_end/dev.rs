@@ -2,7 +2,7 @@
 //! with live reload, `nimbus build`, and every embedded template building
 //! and answering.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! time (`nimbus_runtime::compose`, what `nimbus compose` writes) answer
 //! every request identically.
 
-mod common;
+use crate::common;
 
 use common::*;
 use nimbus_runtime::WorkloadError;

@@ -6,7 +6,7 @@
 //! The target answers on `*.test` names, which never resolve in DNS, so a
 //! successful call to one cannot have gone over the network.
 
-mod common;
+use crate::common;
 
 use common::*;
 use nimbus_runtime::HostConfig;

@@ -5,7 +5,7 @@
 //! the filesystem store surviving `kill -9` without losing an acknowledged
 //! write.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::*;
@@ -434,7 +434,7 @@ async fn filesystem_store_survives_kill_9_without_losing_acknowledged_writes() {
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "filesystem_store_survives_kill_9_without_losing_acknowledged_writes",
+            "keyvalue::filesystem_store_survives_kill_9_without_losing_acknowledged_writes",
             "--nocapture",
         ])
         .env(CHILD_DB, &path)

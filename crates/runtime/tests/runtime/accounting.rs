@@ -2,7 +2,7 @@
 //! the process's own CPU clock, async waits near zero, memory growth in the
 //! peak, and `/metrics` read back with a Prometheus text parser.
 
-mod common;
+use crate::common;
 
 use common::*;
 use nimbus_runtime::HostConfig;

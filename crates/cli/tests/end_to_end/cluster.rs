@@ -2,7 +2,7 @@
 //! separate processes on a real `nats-server` (and a real registry), driven
 //! with `nimbus apply`, `get` and `delete`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

@@ -4,7 +4,7 @@
 //! layer, a pinned digest that does not match, a non-Wasm artifact, an
 //! oversized layer), then a workload started from an image reference.
 
-mod common;
+use crate::common;
 
 use common::*;
 use nimbus_runtime::oci::{OciError, PullPolicy, Registry, RegistrySettings};

@@ -2,7 +2,7 @@
 //! redacts, `config validate` points at file and line, and the guardrails
 //! around secret files hold. A secret value never reaches the logs.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::time::Duration;

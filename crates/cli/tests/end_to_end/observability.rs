@@ -3,7 +3,7 @@
 //! text parser), `/healthz` and `/readyz`; the access log has one line per
 //! request; `top` shows the component's row.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::time::Duration;
