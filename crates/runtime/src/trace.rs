@@ -66,10 +66,14 @@ impl Parent {
         (!span.is_disabled()).then(|| Self(span.context()))
     }
 
-    /// Makes `span` its child.
-    fn adopt(&self, span: &Span) {
-        // Fails only when no OpenTelemetry layer is installed.
-        let _ = span.set_parent(self.0.clone());
+    /// Makes `span` the child of `parent`, if there is one.
+    fn adopt(parent: Option<&Self>, span: &Span) {
+        if let Some(parent) = parent
+            && !span.is_disabled()
+        {
+            // Fails only when no OpenTelemetry layer is installed.
+            let _ = span.set_parent(parent.0.clone());
+        }
     }
 }
 
@@ -89,11 +93,7 @@ pub(crate) fn component_span<B>(
         nimbus.component = component,
         http.response.status_code = Empty,
     );
-    if let Some(parent) = request.extensions().get::<Parent>()
-        && !span.is_disabled()
-    {
-        parent.adopt(&span);
-    }
+    Parent::adopt(request.extensions().get::<Parent>(), &span);
     span
 }
 
@@ -119,9 +119,7 @@ pub(crate) fn outbound_span(
     if span.is_disabled() {
         return span;
     }
-    if let Some(parent) = parent {
-        parent.adopt(&span);
-    }
+    Parent::adopt(parent, &span);
     // The query string stays out of traces, as out of the access log.
     span.record(
         "url.full",
@@ -169,9 +167,7 @@ pub(crate) fn plugin_span(parent: Option<&Parent>, interface: &str, function: &s
         rpc.service = interface,
         rpc.method = function,
     );
-    if let (Some(parent), false) = (parent, span.is_disabled()) {
-        parent.adopt(&span);
-    }
+    Parent::adopt(parent, &span);
     span
 }
 

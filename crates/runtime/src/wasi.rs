@@ -49,10 +49,7 @@ impl StoreState {
         &PluginBindings,
         crate::plugins::PluginCalls<'_>,
     ) {
-        let calls = crate::plugins::PluginCalls::new(
-            self.hooks.trace_parent.as_ref(),
-            self.env.metrics.as_deref(),
-        );
+        let calls = plugin_calls(&self.hooks, &self.env);
         (&mut self.table, &self.env.bindings, calls)
     }
 
@@ -61,19 +58,15 @@ impl StoreState {
         self.hooks.layer.record_called_as(authority);
     }
 
-    /// The span of the request this instance is handling (see
+    /// The trace context of the request this instance is handling (see
     /// `crate::trace`): outbound requests and plugin calls go under it.
-    /// Only its context is kept, so the span itself ends with its request.
-    pub(crate) fn set_request_span(&mut self, span: &tracing::Span) {
-        self.hooks.trace_parent = crate::trace::Parent::of(span);
+    pub(crate) fn set_trace_parent(&mut self, parent: Option<crate::trace::Parent>) {
+        self.hooks.trace_parent = parent;
     }
 
     /// Plugin calls: the parent span and the series they are counted in.
     pub(crate) fn plugin_calls(&self) -> crate::plugins::PluginCalls<'_> {
-        crate::plugins::PluginCalls::new(
-            self.hooks.trace_parent.as_ref(),
-            self.env.metrics.as_deref(),
-        )
+        plugin_calls(&self.hooks, &self.env)
     }
 
     /// The next outgoing request goes to the next middleware layer.
@@ -90,6 +83,15 @@ impl StoreState {
     pub fn ids(&self) -> (&str, &str) {
         (&self.env.workload, &self.env.component)
     }
+}
+
+/// What a store's plugin calls are traced and counted by (a free function,
+/// so `plugin_parts` can borrow the table mutably beside it).
+fn plugin_calls<'a>(
+    hooks: &'a OutboundHooks,
+    env: &'a ComponentEnv,
+) -> crate::plugins::PluginCalls<'a> {
+    crate::plugins::PluginCalls::new(hooks.trace_parent.as_ref(), env.metrics.as_deref())
 }
 
 impl WasiView for StoreState {

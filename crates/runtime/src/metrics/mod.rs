@@ -428,9 +428,7 @@ impl ComponentMetrics {
             .with_label_values(&[namespace, name, component, &destination, decision])
             .inc();
     }
-}
 
-impl ComponentMetrics {
     /// A call to plugin `interface` ended, well or not, after `elapsed`.
     pub(crate) fn plugin_call(
         &self,

@@ -4,8 +4,10 @@
 //! `nimbus_plugin_call_duration_seconds`).
 //!
 //! Plugins whose calls reach a backend (key-value, blobstore, messaging)
-//! wrap each backend call in [`PluginCalls::observe`]; config, secrets and
-//! logging answer from memory and are not timed.
+//! wrap each host function's backend work in [`PluginCalls::observe`] (or
+//! the whole function in [`PluginCalls::observe_outcome`]), so one guest call
+//! is one observation; config, secrets and logging answer from memory and
+//! are not timed.
 
 use crate::metrics::ComponentMetrics;
 use std::time::Instant;

@@ -73,9 +73,10 @@ pub(crate) struct RequestContext {
     pub(crate) called_as: Option<Arc<str>>,
     /// Where the request's CPU and memory are charged, with accounting on.
     pub(crate) usage: Option<Arc<RequestUsage>>,
-    /// The request's component span: the parent of the plugin calls and
-    /// outbound requests the instance makes for it (see `crate::trace`).
-    pub(crate) span: tracing::Span,
+    /// The context of the request's component span, when tracing is on:
+    /// the parent of the plugin calls and outbound requests the instance
+    /// makes for it (see `crate::trace`).
+    pub(crate) trace_parent: Option<crate::trace::Parent>,
 }
 
 /// Creates instances of one component for its [`ProxyHandler`](super::handler::ProxyHandler).
@@ -195,7 +196,7 @@ impl WorkerState for Worker {
         }
         // An instance serving several requests at once (P3) traces the
         // calls it makes under the request it started last.
-        store.data_mut().set_request_span(&context.span);
+        store.data_mut().set_trace_parent(context.trace_parent);
         if self.served.fetch_add(1, Ordering::Relaxed) > 0
             && let Some(metrics) = &self.metrics
         {

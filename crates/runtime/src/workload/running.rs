@@ -96,7 +96,7 @@ impl HttpTarget {
         let in_flight = self.metrics.as_deref().map(ComponentMetrics::request);
         let span = crate::trace::component_span(workload, &self.component, &request);
         let result = self
-            .dispatch_untracked(workload, request, usage, &span)
+            .dispatch_untracked(workload, request, usage, crate::trace::Parent::of(&span))
             .instrument(span.clone())
             .await;
         let status = match &result {
@@ -115,7 +115,7 @@ impl HttpTarget {
         workload: &str,
         request: http::Request<WasiBody>,
         usage: Option<Arc<RequestUsage>>,
-        span: &tracing::Span,
+        trace_parent: Option<crate::trace::Parent>,
     ) -> Result<http::Response<WasiBody>, DispatchFailure> {
         let started = Instant::now();
         let called_as = if self.middleware {
@@ -126,7 +126,7 @@ impl HttpTarget {
         let context = RequestContext {
             called_as,
             usage,
-            span: span.clone(),
+            trace_parent,
         };
         let error = match self.handler.handle(context, request).await {
             Ok(response) => return Ok(response),

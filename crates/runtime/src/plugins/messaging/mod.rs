@@ -279,7 +279,9 @@ async fn deliver(
     let span = crate::trace::message_span(workload, name, &subject);
     let call = async {
         let mut store = component.env.new_store(&component.engine)?;
-        store.data_mut().set_request_span(&span);
+        store
+            .data_mut()
+            .set_trace_parent(crate::trace::Parent::of(&span));
         let instance = pre.instantiate_async(&mut store).await?;
         let message = types::BrokerMessage {
             subject: message.subject,
