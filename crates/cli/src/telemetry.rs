@@ -5,9 +5,12 @@
 //! `--otlp-endpoint` or the standard variables (`OTEL_EXPORTER_OTLP_ENDPOINT`
 //! or the signal's own `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT`;
 //! `OTEL_{TRACES,METRICS,LOGS}_EXPORTER=none` and `OTEL_SDK_DISABLED=true`
-//! turn them off). The exporters read the rest of the standard variables
-//! themselves (headers, timeout, compression, batch delays, sampler,
-//! service name and resource attributes).
+//! turn them off). An `https://` endpoint is reached over TLS, trusting
+//! the public web roots plus the CA in `OTEL_EXPORTER_OTLP_CERTIFICATE`,
+//! with the client identity in `OTEL_EXPORTER_OTLP_CLIENT_{CERTIFICATE,KEY}`
+//! (each also per signal). The exporters read the rest of the standard
+//! variables themselves (headers, timeout, compression, batch delays,
+//! sampler, service name and resource attributes).
 //!
 //! - Traces: the runtime's request spans (`nimbus_runtime::trace`), and the
 //!   W3C trace-context propagator, so an incoming `traceparent` is the
@@ -19,18 +22,23 @@
 //!
 //! The SDK exports from its own threads, and the gRPC client needs a Tokio
 //! reactor there: every exporter runs its exports on a small runtime owned
-//! here, which outlives the providers' final flush.
+//! here, which outlives the providers' final flush. The SDK drops a failed
+//! batch without a word; here the first failure of a signal is a warning
+//! on stderr (collector down, TLS refused), and its recovery a notice.
 
 use anyhow::{Context as _, bail};
 use nimbus_runtime::metrics::{MetricType, Metrics};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithTonicConfig as _;
+use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -40,9 +48,23 @@ use tracing_subscriber::{EnvFilter, Layer as _};
 /// The default log filter.
 const DEFAULT_FILTER: &str = "warn,nimbus=info,nimbus_runtime=info,nimbus_cluster=info";
 
-/// Crates the exporters use: their own logs must never be exported (each
-/// export would log, and be exported again).
-const EXPORT_CRATES: &[&str] = &["opentelemetry", "tonic", "h2", "hyper", "tower"];
+/// Where export failures are reported.
+const EXPORT_TARGET: &str = "nimbus::otlp";
+
+/// Crates the exporters use, and their failure reports: none of these logs
+/// may be exported (each export would log, and be exported again).
+const EXPORT_CRATES: &[&str] = &[
+    "opentelemetry",
+    "tonic",
+    "h2",
+    "hyper",
+    "tower",
+    "rustls",
+    EXPORT_TARGET,
+];
+
+/// Where OTLP/gRPC goes when no endpoint is configured.
+const DEFAULT_ENDPOINT: &str = "http://localhost:4317";
 
 /// The meter provider, once metrics export is on; hosts attach their
 /// series to it when they start.
@@ -57,7 +79,7 @@ pub(crate) struct Telemetry {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum Signal {
     Traces,
     Metrics,
@@ -73,10 +95,24 @@ impl Signal {
         }
     }
 
+    /// `OTEL_EXPORTER_OTLP_{SIGNAL}_{setting}`, else
+    /// `OTEL_EXPORTER_OTLP_{setting}`: the variable that is set (and not
+    /// blank), with its value.
+    fn setting(self, setting: &str) -> Option<(String, String)> {
+        [
+            format!("OTEL_EXPORTER_OTLP_{}_{setting}", self.name()),
+            format!("OTEL_EXPORTER_OTLP_{setting}"),
+        ]
+        .into_iter()
+        .find_map(|name| {
+            let value = std::env::var(&name).ok()?.trim().to_string();
+            (!value.is_empty()).then_some((name, value))
+        })
+    }
+
     /// Whether this signal is exported: an endpoint for it is given and
     /// nothing turns it off.
     fn wanted(self, endpoint_flag: bool) -> bool {
-        let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
         let is = |name: &str, value: &str| {
             std::env::var(name).is_ok_and(|v| v.trim().eq_ignore_ascii_case(value))
         };
@@ -84,30 +120,65 @@ impl Signal {
         {
             return false;
         }
-        endpoint_flag
-            || set("OTEL_EXPORTER_OTLP_ENDPOINT")
-            || set(&format!("OTEL_EXPORTER_OTLP_{}_ENDPOINT", self.name()))
+        endpoint_flag || self.setting("ENDPOINT").is_some()
+    }
+
+    /// The endpoint the exporter resolves (the flag wins, as there).
+    fn endpoint(self, flag: Option<&str>) -> String {
+        match flag {
+            Some(endpoint) => endpoint.to_string(),
+            None => self
+                .setting("ENDPOINT")
+                .map_or_else(|| DEFAULT_ENDPOINT.to_string(), |(_, value)| value),
+        }
     }
 
     /// Refuses a protocol other than gRPC, the one Nimbus speaks.
     fn check_protocol(self) -> anyhow::Result<()> {
-        for name in [
-            format!("OTEL_EXPORTER_OTLP_{}_PROTOCOL", self.name()),
-            "OTEL_EXPORTER_OTLP_PROTOCOL".to_string(),
-        ] {
-            if let Ok(protocol) = std::env::var(&name) {
-                let protocol = protocol.trim();
-                if protocol.is_empty() || protocol == "grpc" {
-                    return Ok(());
-                }
-                bail!(
-                    "{name}={protocol} is not supported: Nimbus exports OTLP over gRPC \
-                     (set it to grpc, and point the endpoint at the collector's gRPC port, \
-                     usually 4317)"
-                );
-            }
+        match self.setting("PROTOCOL") {
+            Some((name, protocol)) if protocol != "grpc" => bail!(
+                "{name}={protocol} is not supported: Nimbus exports OTLP over gRPC \
+                 (set it to grpc, and point the endpoint at the collector's gRPC port, \
+                 usually 4317)"
+            ),
+            _ => Ok(()),
         }
-        Ok(())
+    }
+
+    /// TLS for an `https://` endpoint (a plain `http://` one ignores it):
+    /// the public web roots, plus the CA and the client identity the
+    /// standard variables name.
+    fn tls(self) -> anyhow::Result<ClientTlsConfig> {
+        let read = |(name, path): (String, String)| {
+            std::fs::read(&path).with_context(|| format!("cannot read {name}={path}"))
+        };
+        let mut tls = ClientTlsConfig::new().with_webpki_roots();
+        if let Some(ca) = self.setting("CERTIFICATE") {
+            tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
+        }
+        match (
+            self.setting("CLIENT_CERTIFICATE"),
+            self.setting("CLIENT_KEY"),
+        ) {
+            (Some(certificate), Some(key)) => {
+                tls = tls.identity(Identity::from_pem(read(certificate)?, read(key)?));
+            }
+            (None, None) => {}
+            (Some((name, _)), None) | (None, Some((name, _))) => bail!(
+                "{name} is set without its pair: a client identity needs both \
+                 OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY"
+            ),
+        }
+        Ok(tls)
+    }
+
+    /// Lower-case name, for messages.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Traces => "traces",
+            Self::Metrics => "metrics",
+            Self::Logs => "logs",
+        }
     }
 }
 
@@ -155,14 +226,17 @@ pub(crate) fn init(otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
         if wanted[0] {
             Signal::Traces.check_protocol()?;
             let exporter = at(
-                opentelemetry_otlp::SpanExporter::builder().with_tonic(),
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_tls_config(Signal::Traces.tls()?),
                 otlp_endpoint,
             )
             .build()
             .context("cannot set up the OTLP trace exporter")?;
+            let exporter = OnRuntime::new(exporter, &handle, Signal::Traces, otlp_endpoint);
             let provider = SdkTracerProvider::builder()
                 .with_resource(resource.clone())
-                .with_batch_exporter(OnRuntime::new(exporter, &handle))
+                .with_batch_exporter(exporter)
                 .build();
             opentelemetry::global::set_text_map_propagator(
                 opentelemetry_sdk::propagation::TraceContextPropagator::new(),
@@ -172,14 +246,17 @@ pub(crate) fn init(otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
         if wanted[1] {
             Signal::Metrics.check_protocol()?;
             let exporter = at(
-                opentelemetry_otlp::MetricExporter::builder().with_tonic(),
+                opentelemetry_otlp::MetricExporter::builder()
+                    .with_tonic()
+                    .with_tls_config(Signal::Metrics.tls()?),
                 otlp_endpoint,
             )
             .build()
             .context("cannot set up the OTLP metrics exporter")?;
+            let exporter = OnRuntime::new(exporter, &handle, Signal::Metrics, otlp_endpoint);
             let provider = SdkMeterProvider::builder()
                 .with_resource(resource.clone())
-                .with_periodic_exporter(OnRuntime::new(exporter, &handle))
+                .with_periodic_exporter(exporter)
                 .build();
             let _ = METER.set(provider.clone());
             telemetry.meter = Some(provider);
@@ -187,15 +264,18 @@ pub(crate) fn init(otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
         if wanted[2] {
             Signal::Logs.check_protocol()?;
             let exporter = at(
-                opentelemetry_otlp::LogExporter::builder().with_tonic(),
+                opentelemetry_otlp::LogExporter::builder()
+                    .with_tonic()
+                    .with_tls_config(Signal::Logs.tls()?),
                 otlp_endpoint,
             )
             .build()
             .context("cannot set up the OTLP log exporter")?;
+            let exporter = OnRuntime::new(exporter, &handle, Signal::Logs, otlp_endpoint);
             telemetry.logger = Some(
                 SdkLoggerProvider::builder()
                     .with_resource(resource)
-                    .with_batch_exporter(OnRuntime::new(exporter, &handle))
+                    .with_batch_exporter(exporter)
                     .build(),
             );
         }
@@ -370,19 +450,62 @@ impl Telemetry {
 /// An exporter whose exports run on the telemetry runtime. The SDK calls
 /// `export` from its own threads, which have no reactor; this blocks that
 /// thread on the runtime instead (the SDK's threads block on each export
-/// anyway).
+/// anyway). It also says when exports start failing and when they work
+/// again, once each: the SDK itself drops a failed batch silently.
 #[derive(Debug)]
 struct OnRuntime<E> {
     inner: E,
     handle: tokio::runtime::Handle,
+    signal: Signal,
+    endpoint: String,
+    failing: AtomicBool,
 }
 
 impl<E> OnRuntime<E> {
-    fn new(inner: E, handle: &tokio::runtime::Handle) -> Self {
+    fn new(
+        inner: E,
+        handle: &tokio::runtime::Handle,
+        signal: Signal,
+        endpoint_flag: Option<&str>,
+    ) -> Self {
         Self {
             inner,
             handle: handle.clone(),
+            signal,
+            endpoint: signal.endpoint(endpoint_flag),
+            failing: AtomicBool::new(false),
         }
+    }
+
+    fn run(&self, export: impl Future<Output = OTelSdkResult>) -> OTelSdkResult {
+        let result = self.handle.block_on(export);
+        match &result {
+            Err(error) if !self.failing.swap(true, Ordering::Relaxed) => {
+                // The SDK's and tonic's messages span lines.
+                let error = error
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                tracing::warn!(
+                    target: EXPORT_TARGET,
+                    "OTLP {} export to {} failed, dropping the batch (later batches retry; \
+                     recovery is logged): {error}",
+                    self.signal.label(),
+                    self.endpoint,
+                );
+            }
+            Ok(()) if self.failing.swap(false, Ordering::Relaxed) => {
+                tracing::info!(
+                    target: EXPORT_TARGET,
+                    "OTLP {} export to {} works again",
+                    self.signal.label(),
+                    self.endpoint,
+                );
+            }
+            _ => {}
+        }
+        result
     }
 }
 
@@ -393,7 +516,7 @@ impl<E: opentelemetry_sdk::trace::SpanExporter> opentelemetry_sdk::trace::SpanEx
         &self,
         batch: Vec<opentelemetry_sdk::trace::SpanData>,
     ) -> impl Future<Output = OTelSdkResult> + Send {
-        std::future::ready(self.handle.block_on(self.inner.export(batch)))
+        std::future::ready(self.run(self.inner.export(batch)))
     }
 
     fn shutdown_with_timeout(&mut self, timeout: Duration) -> OTelSdkResult {
@@ -416,7 +539,7 @@ impl<E: opentelemetry_sdk::logs::LogExporter> opentelemetry_sdk::logs::LogExport
         &self,
         batch: opentelemetry_sdk::logs::LogBatch<'_>,
     ) -> impl Future<Output = OTelSdkResult> + Send {
-        std::future::ready(self.handle.block_on(self.inner.export(batch)))
+        std::future::ready(self.run(self.inner.export(batch)))
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
@@ -435,7 +558,7 @@ impl<E: opentelemetry_sdk::metrics::exporter::PushMetricExporter>
         &self,
         metrics: &opentelemetry_sdk::metrics::data::ResourceMetrics,
     ) -> impl Future<Output = OTelSdkResult> + Send {
-        std::future::ready(self.handle.block_on(self.inner.export(metrics)))
+        std::future::ready(self.run(self.inner.export(metrics)))
     }
 
     fn force_flush(&self) -> OTelSdkResult {

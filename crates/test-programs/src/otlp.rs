@@ -1,6 +1,7 @@
 //! A real OTLP/gRPC receiver for tests: the collector's trace, metrics and
 //! logs services, built from the protocol's own generated types and served
-//! with tonic on a loopback port. It keeps everything it is sent.
+//! with tonic on a loopback port, in plain text or over TLS with a
+//! certificate of its own. It keeps everything it is sent.
 
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
@@ -100,55 +101,110 @@ type Reply = std::pin::Pin<
     >,
 >;
 
-/// Serves the three collector services over HTTP/2, routed by gRPC path.
-async fn serve(listener: tokio::net::TcpListener, collector: Collector) {
-    use tonic::codegen::Service as _;
-    let traces = TraceServiceServer::new(collector.clone());
-    let logs = LogsServiceServer::new(collector.clone());
-    let metrics = MetricsServiceServer::new(collector);
+/// Serves the three collector services over HTTP/2 (inside TLS when
+/// `tls` is given), routed by gRPC path.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    collector: Collector,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let (traces, logs, metrics) = (traces.clone(), logs.clone(), metrics.clone());
-        let service = hyper::service::service_fn(
-            move |request: http::Request<hyper::body::Incoming>| -> Reply {
-                let path = request.uri().path();
-                if path.starts_with("/opentelemetry.proto.collector.trace.v1.TraceService/") {
-                    let mut service = traces.clone();
-                    Box::pin(async move { service.call(request).await })
-                } else if path.starts_with("/opentelemetry.proto.collector.logs.v1.LogsService/") {
-                    let mut service = logs.clone();
-                    Box::pin(async move { service.call(request).await })
-                } else if path
-                    .starts_with("/opentelemetry.proto.collector.metrics.v1.MetricsService/")
-                {
-                    let mut service = metrics.clone();
-                    Box::pin(async move { service.call(request).await })
-                } else {
-                    let status = tonic::Status::unimplemented(path.to_string());
-                    Box::pin(async move { Ok(status.into_http()) })
-                }
-            },
-        );
+        let collector = collector.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
+            match tls {
+                // A client that rejects the certificate ends the handshake.
+                Some(tls) => {
+                    if let Ok(stream) = tls.accept(stream).await {
+                        serve_connection(stream, collector).await;
+                    }
+                }
+                None => serve_connection(stream, collector).await,
+            }
         });
     }
 }
 
-/// An OTLP/gRPC collector on a free loopback port, stopped when dropped.
+async fn serve_connection<IO>(io: IO, collector: Collector)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tonic::codegen::Service as _;
+    let traces = TraceServiceServer::new(collector.clone());
+    let logs = LogsServiceServer::new(collector.clone());
+    let metrics = MetricsServiceServer::new(collector);
+    let service = hyper::service::service_fn(
+        move |request: http::Request<hyper::body::Incoming>| -> Reply {
+            let path = request.uri().path();
+            if path.starts_with("/opentelemetry.proto.collector.trace.v1.TraceService/") {
+                let mut service = traces.clone();
+                Box::pin(async move { service.call(request).await })
+            } else if path.starts_with("/opentelemetry.proto.collector.logs.v1.LogsService/") {
+                let mut service = logs.clone();
+                Box::pin(async move { service.call(request).await })
+            } else if path.starts_with("/opentelemetry.proto.collector.metrics.v1.MetricsService/")
+            {
+                let mut service = metrics.clone();
+                Box::pin(async move { service.call(request).await })
+            } else {
+                let status = tonic::Status::unimplemented(path.to_string());
+                Box::pin(async move { Ok(status.into_http()) })
+            }
+        },
+    );
+    let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+        .await;
+}
+
+/// A self-signed certificate for `localhost` and `127.0.0.1`, and the
+/// acceptor that presents it (offering HTTP/2, as gRPC clients require).
+fn self_signed() -> (String, tokio_rustls::TlsAcceptor) {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("a self-signed certificate");
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![certified.cert.der().clone()], key)
+    .expect("a server TLS config");
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    (
+        certified.cert.pem(),
+        tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+    )
+}
+
+/// An OTLP/gRPC collector on a loopback port, stopped when dropped.
 pub struct OtlpReceiver {
     endpoint: String,
+    certificate_pem: Option<String>,
     collector: Collector,
     _runtime: tokio::runtime::Runtime,
 }
 
 impl OtlpReceiver {
-    /// Starts the receiver on its own runtime.
+    /// Starts a plain-text receiver on a free port.
     pub fn start() -> Self {
+        Self::start_on("127.0.0.1:0", false)
+    }
+
+    /// Starts a receiver on a free port that speaks TLS only, with a fresh
+    /// self-signed certificate ([`Self::certificate_pem`]).
+    pub fn start_tls() -> Self {
+        Self::start_on("127.0.0.1:0", true)
+    }
+
+    /// Starts a receiver on `addr` (a port chosen earlier, to come up where
+    /// an exporter was already pointed).
+    pub fn start_on(addr: &str, tls: bool) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -156,20 +212,38 @@ impl OtlpReceiver {
             .expect("a runtime for the OTLP receiver");
         let collector = Collector::default();
         let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .block_on(tokio::net::TcpListener::bind(addr))
             .expect("a loopback port for the OTLP receiver");
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        runtime.spawn(serve(listener, collector.clone()));
+        let port = listener.local_addr().unwrap().port();
+        let (endpoint, certificate_pem, acceptor) = if tls {
+            let (pem, acceptor) = self_signed();
+            (
+                format!("https://localhost:{port}"),
+                Some(pem),
+                Some(acceptor),
+            )
+        } else {
+            (format!("http://127.0.0.1:{port}"), None, None)
+        };
+        runtime.spawn(serve(listener, collector.clone(), acceptor));
         Self {
             endpoint,
+            certificate_pem,
             collector,
             _runtime: runtime,
         }
     }
 
-    /// `http://127.0.0.1:PORT`, for `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    /// `http://127.0.0.1:PORT`, or `https://localhost:PORT` with TLS, for
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// The TLS receiver's certificate (PEM), for
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE`.
+    pub fn certificate_pem(&self) -> Option<&str> {
+        self.certificate_pem.as_deref()
     }
 
     /// Every span received so far, with its resource's `service.name`

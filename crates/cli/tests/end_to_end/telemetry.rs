@@ -2,7 +2,9 @@
 //! standard `OTEL_EXPORTER_OTLP_ENDPOINT` sends traces, metrics and logs to
 //! a real OTLP/gRPC receiver (`test_programs::otlp`). An incoming
 //! `traceparent` is the parent of the request's span tree, and the guest's
-//! outbound request carries the trace on to the server it reaches.
+//! outbound request carries the trace on to the server it reaches. An
+//! `https://` receiver is trusted through `OTEL_EXPORTER_OTLP_CERTIFICATE`,
+//! and exports that fail (untrusted, unreachable) are reported on stderr.
 
 use crate::common;
 
@@ -11,6 +13,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use test_programs::P2_BEHAVIORS;
 use test_programs::otlp::{OtlpReceiver, Span};
 
 /// An HTTP server that answers `up` to everything and keeps each request's
@@ -377,4 +380,132 @@ fn without_otel_nothing_is_propagated_and_other_protocols_are_refused() {
         stderr.starts_with("error: OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf is not supported"),
         "{stderr}"
     );
+}
+
+/// `nimbus serve P2_BEHAVIORS` exporting traces only, with `envs`.
+fn serve_exporting_traces(dir: &std::path::Path, envs: &[(&str, &str)]) -> Server {
+    let mut all = vec![
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("OTEL_METRICS_EXPORTER", "none"),
+        ("OTEL_LOGS_EXPORTER", "none"),
+    ];
+    all.extend_from_slice(envs);
+    Server::start(
+        dir,
+        &["serve", P2_BEHAVIORS, "--addr", "127.0.0.1:0"],
+        &all,
+        Duration::from_secs(120),
+    )
+}
+
+/// Sends `/ok` every 200 ms until `stderr` shows `needle` (up to 30 s).
+fn request_until_stderr_shows(server: &Server, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !server.stderr().contains(needle) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`{needle}` not seen within 30 s; stderr:\n{}",
+            server.stderr()
+        );
+        assert_eq!(server.get("/ok").0, 200);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn tls_collectors_are_trusted_through_the_standard_variables_and_failures_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = OtlpReceiver::start_tls();
+    let ca = dir.path().join("collector-ca.pem");
+    std::fs::write(&ca, receiver.certificate_pem().unwrap()).unwrap();
+    let ca = ca.display().to_string();
+    let endpoint = receiver.endpoint().to_string();
+    let received_requests = |r: &OtlpReceiver| {
+        r.spans()
+            .iter()
+            .filter(|(_, s)| s.name == "GET" && attribute(s, "url.path").as_deref() == Some("/ok"))
+            .count()
+    };
+
+    // Trusted through OTEL_EXPORTER_OTLP_CERTIFICATE: spans arrive over TLS.
+    let server = serve_exporting_traces(
+        dir.path(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", &ca),
+        ],
+    );
+    assert_eq!(server.get("/ok").0, 200);
+    assert!(
+        receiver.wait_until(Duration::from_secs(30), |r| received_requests(r) == 1),
+        "no span arrived over TLS; stderr:\n{}",
+        server.stderr()
+    );
+    assert!(!server.stderr().contains("OTLP"), "{}", server.stderr());
+    assert!(server.interrupt());
+
+    // Without that CA, the collector's certificate is refused: said once on
+    // stderr, and serving goes on.
+    let server = serve_exporting_traces(dir.path(), &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)]);
+    let failed = format!("OTLP traces export to {endpoint} failed");
+    request_until_stderr_shows(&server, &failed);
+    for _ in 0..3 {
+        assert_eq!(server.get("/ok").0, 200);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let stderr = server.stderr();
+    assert_eq!(stderr.matches("OTLP traces export").count(), 1, "{stderr}");
+    let warning = stderr.lines().find(|l| l.contains(&failed)).unwrap();
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(
+        warning.to_lowercase().contains("certificate"),
+        "the reason is missing: {warning}"
+    );
+    assert_eq!(
+        received_requests(&receiver),
+        1,
+        "an untrusted export arrived"
+    );
+    assert!(server.interrupt());
+
+    // A collector that is down is reported, and so is its return.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let server = serve_exporting_traces(dir.path(), &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)]);
+    request_until_stderr_shows(&server, &format!("OTLP traces export to {endpoint} failed"));
+    let receiver = OtlpReceiver::start_on(&format!("127.0.0.1:{port}"), false);
+    request_until_stderr_shows(
+        &server,
+        &format!("OTLP traces export to {endpoint} works again"),
+    );
+    assert!(received_requests(&receiver) >= 1);
+    assert!(server.interrupt());
+
+    // Unreadable or half-given TLS files stop the start, in one line.
+    for (envs, expected) in [
+        (
+            vec![("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem")],
+            "error: cannot read OTEL_EXPORTER_OTLP_CERTIFICATE=/nonexistent/ca.pem",
+        ),
+        (
+            vec![("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", ca.as_str())],
+            "error: OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE is set without its pair",
+        ),
+    ] {
+        let out = nimbus()
+            .args(["serve", P2_BEHAVIORS, "--addr", "127.0.0.1:0"])
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", "https://localhost:4317")
+            .envs(envs)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with(expected), "{stderr}");
+    }
 }
