@@ -19,9 +19,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Export traces, metrics and logs over OTLP/gRPC to this collector
-    /// (such as http://127.0.0.1:4317). The standard OTEL_EXPORTER_OTLP_*
-    /// variables do the same, per signal.
+    /// Export traces, metrics and logs over OTLP to this collector (such as
+    /// http://127.0.0.1:4317; over HTTP, with
+    /// OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf, a base URL such as
+    /// http://127.0.0.1:4318). The standard OTEL_EXPORTER_OTLP_* variables
+    /// do the same, per signal.
     #[arg(long, global = true, value_name = "URL")]
     otlp_endpoint: Option<String>,
 }

@@ -1,7 +1,8 @@
-//! A real OTLP/gRPC receiver for tests: the collector's trace, metrics and
-//! logs services, built from the protocol's own generated types and served
-//! with tonic on a loopback port, in plain text or over TLS with a
-//! certificate of its own. It keeps everything it is sent.
+//! A real OTLP receiver for tests: the collector's trace, metrics and logs
+//! services, built from the protocol's own generated types, served on a
+//! loopback port over gRPC (tonic) and over HTTP with protobuf bodies
+//! (`POST /v1/traces`, …), in plain text or over TLS with a certificate of
+//! its own. It keeps everything it is sent.
 
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
@@ -33,19 +34,17 @@ struct Received {
     spans: Mutex<Vec<(String, Span)>>,
     logs: Mutex<Vec<LogRecord>>,
     metrics: Mutex<Vec<Metric>>,
+    /// Paths of the OTLP/HTTP requests, in order.
+    http_posts: Mutex<Vec<String>>,
 }
 
 #[derive(Clone, Default)]
 struct Collector(Arc<Received>);
 
-#[tonic::async_trait]
-impl TraceService for Collector {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+impl Collector {
+    fn keep_traces(&self, request: ExportTraceServiceRequest) {
         let mut spans = self.0.spans.lock().unwrap();
-        for resource in request.into_inner().resource_spans {
+        for resource in request.resource_spans {
             let service = resource
                 .resource
                 .iter()
@@ -58,6 +57,75 @@ impl TraceService for Collector {
                 spans.extend(scope.spans.into_iter().map(|s| (service.clone(), s)));
             }
         }
+    }
+
+    fn keep_logs(&self, request: ExportLogsServiceRequest) {
+        let mut logs = self.0.logs.lock().unwrap();
+        for resource in request.resource_logs {
+            for scope in resource.scope_logs {
+                logs.extend(scope.log_records);
+            }
+        }
+    }
+
+    fn keep_metrics(&self, request: ExportMetricsServiceRequest) {
+        let mut metrics = self.0.metrics.lock().unwrap();
+        for resource in request.resource_metrics {
+            for scope in resource.scope_metrics {
+                metrics.extend(scope.metrics);
+            }
+        }
+    }
+
+    /// One OTLP/HTTP request: a protobuf body posted to the signal's path,
+    /// answered with the (empty) protobuf export response.
+    async fn http_export(
+        &self,
+        request: http::Request<hyper::body::Incoming>,
+    ) -> http::Response<tonic::body::Body> {
+        use http_body_util::BodyExt as _;
+        use prost::Message as _;
+        let path = request.uri().path().to_string();
+        self.0.http_posts.lock().unwrap().push(path.clone());
+        let answer = |status: http::StatusCode, body: Vec<u8>| {
+            http::Response::builder()
+                .status(status)
+                .header("content-type", "application/x-protobuf")
+                .body(tonic::body::Body::new(http_body_util::Full::new(
+                    bytes::Bytes::from(body),
+                )))
+                .unwrap()
+        };
+        let Ok(body) = request.into_body().collect().await else {
+            return answer(http::StatusCode::BAD_REQUEST, Vec::new());
+        };
+        let body = body.to_bytes();
+        let decoded = match path.as_str() {
+            "/v1/traces" => ExportTraceServiceRequest::decode(body)
+                .map(|r| self.keep_traces(r))
+                .map(|()| ExportTraceServiceResponse::default().encode_to_vec()),
+            "/v1/logs" => ExportLogsServiceRequest::decode(body)
+                .map(|r| self.keep_logs(r))
+                .map(|()| ExportLogsServiceResponse::default().encode_to_vec()),
+            "/v1/metrics" => ExportMetricsServiceRequest::decode(body)
+                .map(|r| self.keep_metrics(r))
+                .map(|()| ExportMetricsServiceResponse::default().encode_to_vec()),
+            _ => return answer(http::StatusCode::NOT_FOUND, Vec::new()),
+        };
+        match decoded {
+            Ok(response) => answer(http::StatusCode::OK, response),
+            Err(_) => answer(http::StatusCode::BAD_REQUEST, Vec::new()),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.keep_traces(request.into_inner());
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
 }
@@ -68,12 +136,7 @@ impl LogsService for Collector {
         &self,
         request: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        let mut logs = self.0.logs.lock().unwrap();
-        for resource in request.into_inner().resource_logs {
-            for scope in resource.scope_logs {
-                logs.extend(scope.log_records);
-            }
-        }
+        self.keep_logs(request.into_inner());
         Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
     }
 }
@@ -84,12 +147,7 @@ impl MetricsService for Collector {
         &self,
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        let mut metrics = self.0.metrics.lock().unwrap();
-        for resource in request.into_inner().resource_metrics {
-            for scope in resource.scope_metrics {
-                metrics.extend(scope.metrics);
-            }
-        }
+        self.keep_metrics(request.into_inner());
         Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
     }
 }
@@ -101,8 +159,8 @@ type Reply = std::pin::Pin<
     >,
 >;
 
-/// Serves the three collector services over HTTP/2 (inside TLS when
-/// `tls` is given), routed by gRPC path.
+/// Serves the three collector services (inside TLS when `tls` is given):
+/// gRPC routed by service path, OTLP/HTTP by `/v1/SIGNAL`.
 async fn serve(
     listener: tokio::net::TcpListener,
     collector: Collector,
@@ -135,7 +193,7 @@ where
     use tonic::codegen::Service as _;
     let traces = TraceServiceServer::new(collector.clone());
     let logs = LogsServiceServer::new(collector.clone());
-    let metrics = MetricsServiceServer::new(collector);
+    let metrics = MetricsServiceServer::new(collector.clone());
     let service = hyper::service::service_fn(
         move |request: http::Request<hyper::body::Incoming>| -> Reply {
             let path = request.uri().path();
@@ -150,18 +208,21 @@ where
                 let mut service = metrics.clone();
                 Box::pin(async move { service.call(request).await })
             } else {
-                let status = tonic::Status::unimplemented(path.to_string());
-                Box::pin(async move { Ok(status.into_http()) })
+                // OTLP/HTTP; a path that is no signal's gets a 404.
+                let collector = collector.clone();
+                Box::pin(async move { Ok(collector.http_export(request).await) })
             }
         },
     );
-    let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+    // gRPC arrives as HTTP/2, OTLP/HTTP as either version.
+    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
         .serve_connection(hyper_util::rt::TokioIo::new(io), service)
         .await;
 }
 
 /// A self-signed certificate for `localhost` and `127.0.0.1`, and the
-/// acceptor that presents it (offering HTTP/2, as gRPC clients require).
+/// acceptor that presents it (offering HTTP/2, as gRPC clients require,
+/// and HTTP/1.1).
 fn self_signed() -> (String, tokio_rustls::TlsAcceptor) {
     let certified =
         rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
@@ -175,14 +236,15 @@ fn self_signed() -> (String, tokio_rustls::TlsAcceptor) {
     .with_no_client_auth()
     .with_single_cert(vec![certified.cert.der().clone()], key)
     .expect("a server TLS config");
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     (
         certified.cert.pem(),
         tokio_rustls::TlsAcceptor::from(Arc::new(config)),
     )
 }
 
-/// An OTLP/gRPC collector on a loopback port, stopped when dropped.
+/// An OTLP collector (gRPC and HTTP) on a loopback port, stopped when
+/// dropped.
 pub struct OtlpReceiver {
     endpoint: String,
     certificate_pem: Option<String>,
@@ -255,6 +317,12 @@ impl OtlpReceiver {
     /// Every log record received so far.
     pub fn logs(&self) -> Vec<LogRecord> {
         self.collector.0.logs.lock().unwrap().clone()
+    }
+
+    /// The paths of the OTLP/HTTP requests received so far (`/v1/traces`,
+    /// …); gRPC exports are not listed.
+    pub fn http_posts(&self) -> Vec<String> {
+        self.collector.0.http_posts.lock().unwrap().clone()
     }
 
     /// Every metric received so far (one entry per metric per export).

@@ -4,7 +4,8 @@
 //! `traceparent` is the parent of the request's span tree, and the guest's
 //! outbound request carries the trace on to the server it reaches. An
 //! `https://` receiver is trusted through `OTEL_EXPORTER_OTLP_CERTIFICATE`,
-//! and exports that fail (untrusted, unreachable) are reported on stderr.
+//! `http/protobuf` posts to the signals' `/v1/…` paths, and exports that
+//! fail (untrusted, unreachable, refused) are reported on stderr.
 
 use crate::common;
 
@@ -370,14 +371,14 @@ fn without_otel_nothing_is_propagated_and_other_protocols_are_refused() {
     command
         .args(["serve", &manifest, "--addr", "127.0.0.1:0"])
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
-        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
         .current_dir(dir.path());
     let out = command.output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.starts_with("error: OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf is not supported"),
+        stderr.starts_with("error: OTEL_EXPORTER_OTLP_PROTOCOL=http/json is not supported"),
         "{stderr}"
     );
 }
@@ -508,4 +509,84 @@ fn tls_collectors_are_trusted_through_the_standard_variables_and_failures_are_re
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.starts_with(expected), "{stderr}");
     }
+}
+
+#[test]
+fn http_protobuf_posts_each_signal_to_its_path_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = OtlpReceiver::start_tls();
+    let ca = dir.path().join("collector-ca.pem");
+    std::fs::write(&ca, receiver.certificate_pem().unwrap()).unwrap();
+    let ca = ca.display().to_string();
+    let endpoint = receiver.endpoint().to_string();
+
+    // The flag is a base URL: each signal goes to its own path under it.
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--otlp-endpoint",
+            &endpoint,
+            "serve",
+            P2_BEHAVIORS,
+            "--addr",
+            "127.0.0.1:0",
+            "--access-log",
+        ],
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", &ca),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_BLRP_SCHEDULE_DELAY", "100"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "300"),
+        ],
+        Duration::from_secs(120),
+    );
+    assert_eq!(server.get("/ok").0, 200);
+    let arrived = receiver.wait_until(Duration::from_secs(30), |r| {
+        r.spans()
+            .iter()
+            .any(|(_, s)| s.name == "GET" && attribute(s, "url.path").as_deref() == Some("/ok"))
+            && r.metrics()
+                .iter()
+                .any(|m| m.name == "nimbus_requests_total")
+            && r.logs().iter().any(|record| {
+                record.attributes.iter().any(|a| {
+                    a.key == "path"
+                        && a.value
+                            .as_ref()
+                            .is_some_and(|v| format!("{:?}", v.value).contains("/ok"))
+                })
+            })
+    });
+    assert!(
+        arrived,
+        "not everything arrived over OTLP/HTTP: posts {:?}; stderr:\n{}",
+        receiver.http_posts(),
+        server.stderr()
+    );
+    let mut paths = receiver.http_posts();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths, ["/v1/logs", "/v1/metrics", "/v1/traces"]);
+    assert!(!server.stderr().contains("OTLP"), "{}", server.stderr());
+    assert!(server.interrupt());
+
+    // A signal's own endpoint is the whole URL; the collector's refusal
+    // (here a 404) is reported with the URL and the status.
+    let wrong = format!("{endpoint}/elsewhere");
+    let server = serve_exporting_traces(
+        dir.path(),
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &wrong),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", &ca),
+        ],
+    );
+    let failed = format!("OTLP traces export to {wrong} failed");
+    request_until_stderr_shows(&server, &failed);
+    let stderr = server.stderr();
+    let warning = stderr.lines().find(|l| l.contains(&failed)).unwrap();
+    assert!(warning.contains("404"), "{warning}");
+    assert!(receiver.http_posts().contains(&"/elsewhere".to_string()));
+    assert!(server.interrupt());
 }

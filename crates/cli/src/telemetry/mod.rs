@@ -1,16 +1,11 @@
 //! Logging and OpenTelemetry export: the process's `tracing` subscriber.
 //!
 //! Logs always go to stderr (`NIMBUS_LOG` or `RUST_LOG` filter them). Each
-//! OpenTelemetry signal is exported over OTLP/gRPC only when asked for, by
-//! `--otlp-endpoint` or the standard variables (`OTEL_EXPORTER_OTLP_ENDPOINT`
-//! or the signal's own `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT`;
-//! `OTEL_{TRACES,METRICS,LOGS}_EXPORTER=none` and `OTEL_SDK_DISABLED=true`
-//! turn them off). An `https://` endpoint is reached over TLS, trusting
-//! the public web roots plus the CA in `OTEL_EXPORTER_OTLP_CERTIFICATE`,
-//! with the client identity in `OTEL_EXPORTER_OTLP_CLIENT_{CERTIFICATE,KEY}`
-//! (each also per signal). The exporters read the rest of the standard
-//! variables themselves (headers, timeout, compression, batch delays,
-//! sampler, service name and resource attributes).
+//! OpenTelemetry signal is exported over OTLP only when asked for, by
+//! `--otlp-endpoint` or the standard variables; [`transport`] reads them
+//! (on or off, gRPC or `http/protobuf`, endpoint, TLS). The exporters read
+//! the rest of the standard variables themselves (headers, compression,
+//! batch delays, sampler, service name and resource attributes).
 //!
 //! - Traces: the runtime's request spans (`nimbus_runtime::trace`), and the
 //!   W3C trace-context propagator, so an incoming `traceparent` is the
@@ -20,19 +15,17 @@
 //!   export; a histogram goes out as its `_sum` and `_count`.
 //! - Logs: every log line that passes the filter, as an OTLP log record.
 //!
-//! The SDK exports from its own threads, and the gRPC client needs a Tokio
-//! reactor there: every exporter runs its exports on a small runtime owned
+//! The SDK exports from its own threads, and the gRPC and HTTP clients
+//! need a Tokio reactor there: every exporter runs its exports on a small runtime owned
 //! here, which outlives the providers' final flush. The SDK drops a failed
 //! batch without a word; here the first failure of a signal is a warning
 //! on stderr (collector down, TLS refused), and its recovery a notice.
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use nimbus_runtime::metrics::{MetricType, Metrics};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithTonicConfig as _;
-use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
@@ -44,6 +37,9 @@ use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
+use transport::{Protocol, Signal};
+
+mod transport;
 
 /// The default log filter.
 const DEFAULT_FILTER: &str = "warn,nimbus=info,nimbus_runtime=info,nimbus_cluster=info";
@@ -63,9 +59,6 @@ const EXPORT_CRATES: &[&str] = &[
     EXPORT_TARGET,
 ];
 
-/// Where OTLP/gRPC goes when no endpoint is configured.
-const DEFAULT_ENDPOINT: &str = "http://localhost:4317";
-
 /// The meter provider, once metrics export is on; hosts attach their
 /// series to it when they start.
 static METER: OnceLock<SdkMeterProvider> = OnceLock::new();
@@ -77,109 +70,6 @@ pub(crate) struct Telemetry {
     logger: Option<SdkLoggerProvider>,
     meter: Option<SdkMeterProvider>,
     runtime: Option<tokio::runtime::Runtime>,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Signal {
-    Traces,
-    Metrics,
-    Logs,
-}
-
-impl Signal {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Traces => "TRACES",
-            Self::Metrics => "METRICS",
-            Self::Logs => "LOGS",
-        }
-    }
-
-    /// `OTEL_EXPORTER_OTLP_{SIGNAL}_{setting}`, else
-    /// `OTEL_EXPORTER_OTLP_{setting}`: the variable that is set (and not
-    /// blank), with its value.
-    fn setting(self, setting: &str) -> Option<(String, String)> {
-        [
-            format!("OTEL_EXPORTER_OTLP_{}_{setting}", self.name()),
-            format!("OTEL_EXPORTER_OTLP_{setting}"),
-        ]
-        .into_iter()
-        .find_map(|name| {
-            let value = std::env::var(&name).ok()?.trim().to_string();
-            (!value.is_empty()).then_some((name, value))
-        })
-    }
-
-    /// Whether this signal is exported: an endpoint for it is given and
-    /// nothing turns it off.
-    fn wanted(self, endpoint_flag: bool) -> bool {
-        let is = |name: &str, value: &str| {
-            std::env::var(name).is_ok_and(|v| v.trim().eq_ignore_ascii_case(value))
-        };
-        if is("OTEL_SDK_DISABLED", "true") || is(&format!("OTEL_{}_EXPORTER", self.name()), "none")
-        {
-            return false;
-        }
-        endpoint_flag || self.setting("ENDPOINT").is_some()
-    }
-
-    /// The endpoint the exporter resolves (the flag wins, as there).
-    fn endpoint(self, flag: Option<&str>) -> String {
-        match flag {
-            Some(endpoint) => endpoint.to_string(),
-            None => self
-                .setting("ENDPOINT")
-                .map_or_else(|| DEFAULT_ENDPOINT.to_string(), |(_, value)| value),
-        }
-    }
-
-    /// Refuses a protocol other than gRPC, the one Nimbus speaks.
-    fn check_protocol(self) -> anyhow::Result<()> {
-        match self.setting("PROTOCOL") {
-            Some((name, protocol)) if protocol != "grpc" => bail!(
-                "{name}={protocol} is not supported: Nimbus exports OTLP over gRPC \
-                 (set it to grpc, and point the endpoint at the collector's gRPC port, \
-                 usually 4317)"
-            ),
-            _ => Ok(()),
-        }
-    }
-
-    /// TLS for an `https://` endpoint (a plain `http://` one ignores it):
-    /// the public web roots, plus the CA and the client identity the
-    /// standard variables name.
-    fn tls(self) -> anyhow::Result<ClientTlsConfig> {
-        let read = |(name, path): (String, String)| {
-            std::fs::read(&path).with_context(|| format!("cannot read {name}={path}"))
-        };
-        let mut tls = ClientTlsConfig::new().with_webpki_roots();
-        if let Some(ca) = self.setting("CERTIFICATE") {
-            tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
-        }
-        match (
-            self.setting("CLIENT_CERTIFICATE"),
-            self.setting("CLIENT_KEY"),
-        ) {
-            (Some(certificate), Some(key)) => {
-                tls = tls.identity(Identity::from_pem(read(certificate)?, read(key)?));
-            }
-            (None, None) => {}
-            (Some((name, _)), None) | (None, Some((name, _))) => bail!(
-                "{name} is set without its pair: a client identity needs both \
-                 OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY"
-            ),
-        }
-        Ok(tls)
-    }
-
-    /// Lower-case name, for messages.
-    fn label(self) -> &'static str {
-        match self {
-            Self::Traces => "traces",
-            Self::Metrics => "metrics",
-            Self::Logs => "logs",
-        }
-    }
 }
 
 /// Installs the process's subscriber: logs to stderr, and OpenTelemetry
@@ -224,16 +114,20 @@ pub(crate) fn init(otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
         let _entered = runtime.enter();
         let resource = resource();
         if wanted[0] {
-            Signal::Traces.check_protocol()?;
-            let exporter = at(
-                opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_tls_config(Signal::Traces.tls()?),
-                otlp_endpoint,
-            )
-            .build()
+            let signal = Signal::Traces;
+            let protocol = signal.protocol()?;
+            let builder = opentelemetry_otlp::SpanExporter::builder();
+            let exporter = match protocol {
+                Protocol::Grpc => signal.grpc(builder.with_tonic(), otlp_endpoint)?.build(),
+                Protocol::HttpProtobuf => signal.http(builder.with_http(), otlp_endpoint)?.build(),
+            }
             .context("cannot set up the OTLP trace exporter")?;
-            let exporter = OnRuntime::new(exporter, &handle, Signal::Traces, otlp_endpoint);
+            let exporter = OnRuntime::new(
+                exporter,
+                &handle,
+                signal.endpoint(otlp_endpoint, protocol),
+                signal,
+            );
             let provider = SdkTracerProvider::builder()
                 .with_resource(resource.clone())
                 .with_batch_exporter(exporter)
@@ -244,16 +138,20 @@ pub(crate) fn init(otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
             telemetry.tracer = Some(provider);
         }
         if wanted[1] {
-            Signal::Metrics.check_protocol()?;
-            let exporter = at(
-                opentelemetry_otlp::MetricExporter::builder()
-                    .with_tonic()
-                    .with_tls_config(Signal::Metrics.tls()?),
-                otlp_endpoint,
-            )
-            .build()
+            let signal = Signal::Metrics;
+            let protocol = signal.protocol()?;
+            let builder = opentelemetry_otlp::MetricExporter::builder();
+            let exporter = match protocol {
+                Protocol::Grpc => signal.grpc(builder.with_tonic(), otlp_endpoint)?.build(),
+                Protocol::HttpProtobuf => signal.http(builder.with_http(), otlp_endpoint)?.build(),
+            }
             .context("cannot set up the OTLP metrics exporter")?;
-            let exporter = OnRuntime::new(exporter, &handle, Signal::Metrics, otlp_endpoint);
+            let exporter = OnRuntime::new(
+                exporter,
+                &handle,
+                signal.endpoint(otlp_endpoint, protocol),
+                signal,
+            );
             let provider = SdkMeterProvider::builder()
                 .with_resource(resource.clone())
                 .with_periodic_exporter(exporter)
@@ -262,16 +160,20 @@ pub(crate) fn init(otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
             telemetry.meter = Some(provider);
         }
         if wanted[2] {
-            Signal::Logs.check_protocol()?;
-            let exporter = at(
-                opentelemetry_otlp::LogExporter::builder()
-                    .with_tonic()
-                    .with_tls_config(Signal::Logs.tls()?),
-                otlp_endpoint,
-            )
-            .build()
+            let signal = Signal::Logs;
+            let protocol = signal.protocol()?;
+            let builder = opentelemetry_otlp::LogExporter::builder();
+            let exporter = match protocol {
+                Protocol::Grpc => signal.grpc(builder.with_tonic(), otlp_endpoint)?.build(),
+                Protocol::HttpProtobuf => signal.http(builder.with_http(), otlp_endpoint)?.build(),
+            }
             .context("cannot set up the OTLP log exporter")?;
-            let exporter = OnRuntime::new(exporter, &handle, Signal::Logs, otlp_endpoint);
+            let exporter = OnRuntime::new(
+                exporter,
+                &handle,
+                signal.endpoint(otlp_endpoint, protocol),
+                signal,
+            );
             telemetry.logger = Some(
                 SdkLoggerProvider::builder()
                     .with_resource(resource)
@@ -317,14 +219,6 @@ pub(crate) fn init(otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
         .with(logs)
         .try_init();
     Ok(telemetry)
-}
-
-/// `builder` aimed at `--otlp-endpoint` when given (else the variables).
-fn at<B: opentelemetry_otlp::WithExportConfig>(builder: B, endpoint: Option<&str>) -> B {
-    match endpoint {
-        Some(endpoint) => builder.with_endpoint(endpoint),
-        None => builder,
-    }
 }
 
 /// `service.name` is `nimbus` unless `OTEL_SERVICE_NAME` or
@@ -462,17 +356,12 @@ struct OnRuntime<E> {
 }
 
 impl<E> OnRuntime<E> {
-    fn new(
-        inner: E,
-        handle: &tokio::runtime::Handle,
-        signal: Signal,
-        endpoint_flag: Option<&str>,
-    ) -> Self {
+    fn new(inner: E, handle: &tokio::runtime::Handle, endpoint: String, signal: Signal) -> Self {
         Self {
             inner,
             handle: handle.clone(),
             signal,
-            endpoint: signal.endpoint(endpoint_flag),
+            endpoint,
             failing: AtomicBool::new(false),
         }
     }
