@@ -399,6 +399,14 @@ fn serve_exporting_traces(dir: &std::path::Path, envs: &[(&str, &str)]) -> Serve
     )
 }
 
+/// A TLS receiver, and the path of its certificate written in `dir`.
+fn tls_receiver(dir: &std::path::Path) -> (OtlpReceiver, String) {
+    let receiver = OtlpReceiver::start_tls();
+    let ca = dir.join("collector-ca.pem");
+    std::fs::write(&ca, receiver.certificate_pem().unwrap()).unwrap();
+    (receiver, ca.display().to_string())
+}
+
 /// Sends `/ok` every 200 ms until `stderr` shows `needle` (up to 30 s).
 fn request_until_stderr_shows(server: &Server, needle: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -416,10 +424,7 @@ fn request_until_stderr_shows(server: &Server, needle: &str) {
 #[test]
 fn tls_collectors_are_trusted_through_the_standard_variables_and_failures_are_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let receiver = OtlpReceiver::start_tls();
-    let ca = dir.path().join("collector-ca.pem");
-    std::fs::write(&ca, receiver.certificate_pem().unwrap()).unwrap();
-    let ca = ca.display().to_string();
+    let (receiver, ca) = tls_receiver(dir.path());
     let endpoint = receiver.endpoint().to_string();
     let received_requests = |r: &OtlpReceiver| {
         r.spans()
@@ -514,10 +519,7 @@ fn tls_collectors_are_trusted_through_the_standard_variables_and_failures_are_re
 #[test]
 fn http_protobuf_posts_each_signal_to_its_path_over_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let receiver = OtlpReceiver::start_tls();
-    let ca = dir.path().join("collector-ca.pem");
-    std::fs::write(&ca, receiver.certificate_pem().unwrap()).unwrap();
-    let ca = ca.display().to_string();
+    let (receiver, ca) = tls_receiver(dir.path());
     let endpoint = receiver.endpoint().to_string();
 
     // The flag is a base URL: each signal goes to its own path under it.

@@ -84,8 +84,13 @@ async fn guest_cpu_memory_and_requests_are_measured_per_component() {
         .saturating_sub(spend(calibration).await);
     let rounds = (calibration as f64 * 0.050 / per_calibration.as_secs_f64().max(1e-4)) as u64;
     // What the host reports matches the CPU the process really spent on the
-    // request (±20%).
+    // request (±20%). The process's clock also counts its other threads
+    // (runtime workers, the logger), which now and then spend tens of
+    // milliseconds during one request on a loaded CI machine: a report may
+    // never exceed the process's CPU by more than 20%, and two of the three
+    // must be within 20% of it.
     let mut reported = Vec::new();
+    let mut errors = Vec::new();
     for _ in 0..3 {
         let before = process_cpu();
         let (status, body) = test.get("acct.test", &format!("/spin?n={rounds}")).await;
@@ -97,11 +102,17 @@ async fn guest_cpu_memory_and_requests_are_measured_per_component() {
         let error = cpu.as_secs_f64() / truth.as_secs_f64() - 1.0;
         eprintln!("spin for ~50 ms: reported {cpu:?}, process spent {truth:?}");
         assert!(
-            error.abs() <= 0.2,
-            "reported {cpu:?} for a request that cost the process {truth:?}"
+            error <= 0.2,
+            "reported {cpu:?} for a request that cost the whole process {truth:?}"
         );
         reported.push(cpu);
+        errors.push(error.abs());
     }
+    errors.sort_by(f64::total_cmp);
+    assert!(
+        errors[1] <= 0.2,
+        "reported {reported:?}: more than one off by over 20% (errors {errors:?})"
+    );
     // The work really took tens of milliseconds. Its exact cost moves with
     // this VM's CPU speed (40 to 70 ms seen for the same rounds), so the
     // check above, against the process's own clock, is the accurate one.
