@@ -16,10 +16,11 @@
 //! - Logs: every log line that passes the filter, as an OTLP log record.
 //!
 //! The SDK exports from its own threads, and the gRPC and HTTP clients
-//! need a Tokio reactor there: every exporter runs its exports on a small runtime owned
-//! here, which outlives the providers' final flush. The SDK drops a failed
-//! batch without a word; here the first failure of a signal is a warning
-//! on stderr (collector down, TLS refused), and its recovery a notice.
+//! need a Tokio reactor there: every exporter runs its exports on a small
+//! runtime owned here, which outlives the providers' final flush. The SDK
+//! drops a failed batch without a word; here the first failure of a signal
+//! is a warning on stderr (collector down, TLS refused), and its recovery a
+//! notice.
 
 use anyhow::Context as _;
 use nimbus_runtime::metrics::{MetricType, Metrics};
@@ -55,6 +56,7 @@ const EXPORT_CRATES: &[&str] = &[
     "h2",
     "hyper",
     "tower",
+    "reqwest",
     "rustls",
     EXPORT_TARGET,
 ];
