@@ -118,18 +118,14 @@ pub(crate) fn init(otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
         if wanted[0] {
             let signal = Signal::Traces;
             let protocol = signal.protocol()?;
+            let endpoint = signal.endpoint(otlp_endpoint, protocol);
             let builder = opentelemetry_otlp::SpanExporter::builder();
             let exporter = match protocol {
-                Protocol::Grpc => signal.grpc(builder.with_tonic(), otlp_endpoint)?.build(),
-                Protocol::HttpProtobuf => signal.http(builder.with_http(), otlp_endpoint)?.build(),
+                Protocol::Grpc => signal.grpc(builder.with_tonic(), &endpoint)?.build(),
+                Protocol::HttpProtobuf => signal.http(builder.with_http(), &endpoint)?.build(),
             }
             .context("cannot set up the OTLP trace exporter")?;
-            let exporter = OnRuntime::new(
-                exporter,
-                &handle,
-                signal.endpoint(otlp_endpoint, protocol),
-                signal,
-            );
+            let exporter = OnRuntime::new(exporter, &handle, endpoint, signal);
             let provider = SdkTracerProvider::builder()
                 .with_resource(resource.clone())
                 .with_batch_exporter(exporter)
@@ -142,18 +138,14 @@ pub(crate) fn init(otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
         if wanted[1] {
             let signal = Signal::Metrics;
             let protocol = signal.protocol()?;
+            let endpoint = signal.endpoint(otlp_endpoint, protocol);
             let builder = opentelemetry_otlp::MetricExporter::builder();
             let exporter = match protocol {
-                Protocol::Grpc => signal.grpc(builder.with_tonic(), otlp_endpoint)?.build(),
-                Protocol::HttpProtobuf => signal.http(builder.with_http(), otlp_endpoint)?.build(),
+                Protocol::Grpc => signal.grpc(builder.with_tonic(), &endpoint)?.build(),
+                Protocol::HttpProtobuf => signal.http(builder.with_http(), &endpoint)?.build(),
             }
             .context("cannot set up the OTLP metrics exporter")?;
-            let exporter = OnRuntime::new(
-                exporter,
-                &handle,
-                signal.endpoint(otlp_endpoint, protocol),
-                signal,
-            );
+            let exporter = OnRuntime::new(exporter, &handle, endpoint, signal);
             let provider = SdkMeterProvider::builder()
                 .with_resource(resource.clone())
                 .with_periodic_exporter(exporter)
@@ -164,18 +156,14 @@ pub(crate) fn init(otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
         if wanted[2] {
             let signal = Signal::Logs;
             let protocol = signal.protocol()?;
+            let endpoint = signal.endpoint(otlp_endpoint, protocol);
             let builder = opentelemetry_otlp::LogExporter::builder();
             let exporter = match protocol {
-                Protocol::Grpc => signal.grpc(builder.with_tonic(), otlp_endpoint)?.build(),
-                Protocol::HttpProtobuf => signal.http(builder.with_http(), otlp_endpoint)?.build(),
+                Protocol::Grpc => signal.grpc(builder.with_tonic(), &endpoint)?.build(),
+                Protocol::HttpProtobuf => signal.http(builder.with_http(), &endpoint)?.build(),
             }
             .context("cannot set up the OTLP log exporter")?;
-            let exporter = OnRuntime::new(
-                exporter,
-                &handle,
-                signal.endpoint(otlp_endpoint, protocol),
-                signal,
-            );
+            let exporter = OnRuntime::new(exporter, &handle, endpoint, signal);
             telemetry.logger = Some(
                 SdkLoggerProvider::builder()
                     .with_resource(resource)

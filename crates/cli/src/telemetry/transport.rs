@@ -90,9 +90,10 @@ impl Signal {
         }
     }
 
-    /// The URL the exporter sends to, resolved as the exporter does (the
-    /// flag wins; over HTTP a signal's own variable is used as it is, a
-    /// general endpoint gets the signal's `/v1/…` path).
+    /// The URL this signal is sent to, resolved as the OTLP exporter would
+    /// (the flag wins; over HTTP a signal's own variable is used as it is, a
+    /// general endpoint gets the signal's `/v1/…` path). The exporter is
+    /// given this URL, so messages name the one it really uses.
     pub(super) fn endpoint(self, flag: Option<&str>, protocol: Protocol) -> String {
         let own = format!("OTEL_EXPORTER_OTLP_{}_ENDPOINT", self.name());
         let base = match (flag, self.setting("ENDPOINT")) {
@@ -111,32 +112,27 @@ impl Signal {
         }
     }
 
-    /// `builder` set up for OTLP/gRPC: TLS for an `https://` endpoint, and
-    /// the flag's endpoint when given.
-    pub(super) fn grpc<B>(self, builder: B, flag: Option<&str>) -> anyhow::Result<B>
+    /// `builder` set up for OTLP/gRPC to `endpoint`, with TLS for an
+    /// `https://` one.
+    pub(super) fn grpc<B>(self, builder: B, endpoint: &str) -> anyhow::Result<B>
     where
         B: WithExportConfig + WithTonicConfig,
     {
-        let builder = builder.with_tls_config(self.grpc_tls()?);
-        Ok(match flag {
-            Some(endpoint) => builder.with_endpoint(endpoint),
-            None => builder,
-        })
+        Ok(builder
+            .with_tls_config(self.grpc_tls()?)
+            .with_endpoint(endpoint))
     }
 
-    /// `builder` set up for OTLP/HTTP with protobuf bodies, sent by
-    /// [`HttpClient`]. The flag is a base URL, like the general variable.
-    pub(super) fn http<B>(self, builder: B, flag: Option<&str>) -> anyhow::Result<B>
+    /// `builder` set up for OTLP/HTTP with protobuf bodies to `endpoint`,
+    /// sent by [`HttpClient`].
+    pub(super) fn http<B>(self, builder: B, endpoint: &str) -> anyhow::Result<B>
     where
         B: WithExportConfig + WithHttpConfig,
     {
-        let builder = builder
+        Ok(builder
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_http_client(self.http_client()?);
-        Ok(match flag {
-            Some(_) => builder.with_endpoint(self.endpoint(flag, Protocol::HttpProtobuf)),
-            None => builder,
-        })
+            .with_http_client(self.http_client()?)
+            .with_endpoint(endpoint))
     }
 
     /// The CA and client identity the variables name. The key stays in
