@@ -70,10 +70,13 @@ fn main() -> ExitCode {
     let telemetry = match telemetry::init(cli.otlp_endpoint.as_deref()) {
         Ok(telemetry) => telemetry,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", one_line(&error));
             return ExitCode::FAILURE;
         }
     };
+    // Connection caps are sized for more descriptors than the usual soft
+    // limit of 1024; servers raise it to the hard limit at start.
+    nimbus_runtime::limits::raise_descriptor_limit();
     let result = match cli.command {
         Command::New(cmd) => cmd.execute(),
         Command::Build(cmd) => cmd.execute(),
@@ -97,8 +100,48 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One line, the whole context chain, and never a backtrace.
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", one_line(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes on one line, each cause said once: a library
+/// error that already shows its source in its own message (`cannot read
+/// x: No such file`) would otherwise be followed by that source again.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read `x`: {source}")]
+    struct ReadError {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let error = anyhow::Error::new(ReadError { source: io }).context("component `app`");
+        assert_eq!(
+            one_line(&error),
+            "component `app`: cannot read `x`: No such file or directory"
+        );
+        assert_eq!(format!("{error:#}").matches("No such file").count(), 2);
     }
 }

@@ -71,14 +71,7 @@ pub fn hostname() -> String {
 }
 
 fn memory_bytes() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib * 1024)
+    nimbus_runtime::limits::physical_memory_bytes().unwrap_or(0)
 }
 
 struct Agent {
@@ -159,7 +152,8 @@ pub async fn run(
         }
     }
     heartbeats.abort();
-    let _ = client.flush().await;
+    // Bounded: with NATS away there is nothing to flush to.
+    let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
     Ok(())
 }
 
@@ -235,9 +229,14 @@ impl Agent {
             "workload.start" => {
                 let result = match parse::<WorkloadStartRequest>(operation, &message.payload) {
                     Ok(request) => self.start(request).await,
-                    Err(e) => Err(e),
+                    Err(e) => Err(StartError::Failed(e)),
                 };
-                self.respond(reply, &Reply::from(result)).await;
+                let answer = match result {
+                    Ok(started) => Reply::Ok(started),
+                    Err(StartError::Failed(error)) => Reply::Error(error),
+                    Err(StartError::Rejected(error)) => Reply::Rejected(error),
+                };
+                self.respond(reply, &answer).await;
             }
             "workload.stop" => {
                 let result = match parse::<WorkloadStopRequest>(operation, &message.payload) {
@@ -272,16 +271,22 @@ impl Agent {
             .clone()
     }
 
-    async fn start(&self, request: WorkloadStartRequest) -> Result<HostWorkload, String> {
+    async fn start(&self, request: WorkloadStartRequest) -> Result<HostWorkload, StartError> {
+        // The same checks `nimbus apply` makes: a peer on the bus is not
+        // trusted to have made them (`a/b` + `c` must not become `a` + `b/c`).
+        nimbus_runtime::workload::validate_workload(&request.workload, "spec")
+            .map_err(|e| StartError::Rejected(format!("invalid workload: {e}")))?;
         let id = request.workload.id();
         if request.workload_id != id {
-            return Err(format!(
+            return Err(StartError::Rejected(format!(
                 "workloadId `{}` does not match the workload's `{id}`",
                 request.workload_id
-            ));
+            )));
         }
         if request.replicas == 0 {
-            return Err("replicas must be at least 1; stop the workload instead".into());
+            return Err(StartError::Rejected(
+                "replicas must be at least 1; stop the workload instead".into(),
+            ));
         }
         let lock = self.lock_for(&id);
         let _serial = lock.lock().await;
@@ -295,7 +300,13 @@ impl Agent {
             Some(_) => self.host.replace_workload(request.workload).await,
             None => self.host.start_workload(request.workload).await,
         }
-        .map_err(|e: WorkloadError| e.to_string())?;
+        .map_err(|e: WorkloadError| {
+            if e.is_permanent() {
+                StartError::Rejected(e.to_string())
+            } else {
+                StartError::Failed(e.to_string())
+            }
+        })?;
         self.placed()
             .insert(id.clone(), (hash.clone(), request.replicas));
         let host_revision = self.revision.fetch_add(1, Ordering::SeqCst) + 1;
@@ -339,6 +350,14 @@ impl Agent {
             host_revision: self.revision.load(Ordering::SeqCst),
         })
     }
+}
+
+/// Why a start failed: for now on this host, or for good.
+enum StartError {
+    /// Try again later, or on another host.
+    Failed(String),
+    /// The workload cannot run as given, anywhere.
+    Rejected(String),
 }
 
 fn parse<T: serde::de::DeserializeOwned>(operation: &str, payload: &[u8]) -> Result<T, String> {

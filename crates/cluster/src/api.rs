@@ -67,6 +67,10 @@ pub enum Reply<T> {
     Ok(T),
     /// It did not, and why (one line).
     Error(String),
+    /// The workload itself cannot run, on this host or any other (its
+    /// image is too large, not a component, or needs what no host
+    /// provides): placing it elsewhere would fail the same way.
+    Rejected(String),
 }
 
 impl<T> Reply<T> {
@@ -74,7 +78,7 @@ impl<T> Reply<T> {
     pub fn into_result(self) -> Result<T, String> {
         match self {
             Self::Ok(value) => Ok(value),
-            Self::Error(message) => Err(message),
+            Self::Error(message) | Self::Rejected(message) => Err(message),
         }
     }
 }

@@ -87,10 +87,28 @@ async fn the_host_api_answers_every_request_and_survives_bad_ones() {
         reply["error"],
         "unknown host API operation `workload.explode`"
     );
+    // A workload that can never run as given is rejected, which tells the
+    // controller not to try it elsewhere.
     let mismatched = serde_json::json!({"workloadId": "ns/other", "workload": hello("web")});
     let reply = ask(&client, api::start_subject("h1"), &mismatched.to_string()).await;
     assert!(
-        reply["error"].as_str().unwrap().contains("does not match"),
+        reply["rejected"]
+            .as_str()
+            .unwrap()
+            .contains("does not match"),
+        "{reply}"
+    );
+    // Names are checked as `nimbus apply` checks them: `a/b` + `c` must
+    // not become the id of `a` + `b/c`.
+    let mut slashed = hello("c");
+    slashed.namespace = "a/b".into();
+    let request = serde_json::json!({"workloadId": "a/b/c", "workload": slashed, "replicas": 1});
+    let reply = ask(&client, api::start_subject("h1"), &request.to_string()).await;
+    assert!(
+        reply["rejected"]
+            .as_str()
+            .unwrap()
+            .contains("metadata.namespace: `a/b` is not a valid name"),
         "{reply}"
     );
     let reply = ask(

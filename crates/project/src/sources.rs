@@ -133,8 +133,10 @@ fn read_source(
                     warnings.push(warning);
                 }
             }
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| error(format!("cannot read `{}`: {e}", file.display())))?;
+            // Bounded, and regular files only: a FIFO or a device named
+            // here must not hang or flood the CLI.
+            let text = nimbus_runtime::files::read_text_bounded(&path, MAX_SOURCE_FILE_BYTES)
+                .map_err(|e| error(e.to_string()))?;
             parse_values(&text, &path)
                 .map_err(|message| error(format!("`{}`: {message}", file.display())))
         }
@@ -207,9 +209,18 @@ fn git_ignore_warning(project_dir: &Path, path: &Path, name: &str) -> Option<War
     })
 }
 
+/// The largest config or secrets file read.
+const MAX_SOURCE_FILE_BYTES: u64 = 1 << 20;
+
 /// Parses `KEY=VALUE` lines, or YAML/JSON by extension. Values never appear
-/// in the returned error.
+/// in the returned error, nor does any part of a line that is not a valid
+/// `KEY=VALUE` (it may be a pasted secret).
 fn parse_values(text: &str, path: &Path) -> Result<BTreeMap<String, String>, String> {
+    // Editors on Windows start UTF-8 files with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Some(line) = text.lines().position(|l| l.contains('\0')) {
+        return Err(format!("line {} contains a NUL byte", line + 1));
+    }
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     if matches!(ext, "yaml" | "yml" | "json") {
         let map: BTreeMap<String, serde_yaml_ng::Value> =
@@ -228,18 +239,33 @@ fn parse_values(text: &str, path: &Path) -> Result<BTreeMap<String, String>, Str
             .collect();
     }
     let mut values = BTreeMap::new();
-    for (number, line) in text.lines().enumerate() {
+    let mut first_line: BTreeMap<String, usize> = BTreeMap::new();
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let line = line.strip_prefix("export ").unwrap_or(line);
         let Some((key, value)) = line.split_once('=') else {
-            return Err(format!("line {} is not KEY=VALUE", number + 1));
+            return Err(format!("line {number} is not KEY=VALUE (it has no `=`)"));
         };
         let key = key.trim();
-        if key.is_empty() || key.contains(char::is_whitespace) {
-            return Err(format!("line {} has no valid key", number + 1));
+        if !valid_key(key) {
+            return Err(format!(
+                "line {number} has no valid key before `=` (letters, digits, `_`, `.`, `-`, not starting with a digit)"
+            ));
+        }
+        if value.starts_with('=') {
+            // `abc==`: base64 padding, not an assignment.
+            return Err(format!(
+                "line {number} looks like a pasted value (it has `==`), not KEY=VALUE"
+            ));
+        }
+        if let Some(first) = first_line.insert(key.to_string(), number) {
+            return Err(format!(
+                "key `{key}` is set twice, on lines {first} and {number}"
+            ));
         }
         let value = value.trim();
         let value = ['"', '\'']
@@ -249,6 +275,15 @@ fn parse_values(text: &str, path: &Path) -> Result<BTreeMap<String, String>, Str
         values.insert(key.to_string(), value.to_string());
     }
     Ok(values)
+}
+
+/// A key as environment variables and config names spell them.
+fn valid_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 #[cfg(test)]
@@ -390,6 +425,56 @@ mod tests {
         let err = resolve_err("secrets:\n  s: { file: s.env }\n", dir.path());
         assert!(err.contains("line 1 is not KEY=VALUE"), "{err}");
         assert!(!err.contains(SECRET));
+    }
+
+    /// The `.env` parser's edges: a byte-order mark is not part of the
+    /// first key; a key set twice names both lines; NUL, pasted base64 and
+    /// keys that are not names are refused without echoing the line; a
+    /// FIFO or device is refused at once instead of hanging.
+    #[test]
+    fn env_files_are_read_strictly_and_never_echo_values() {
+        let dir = project();
+        write_private(&dir.path().join("bom.env"), "\u{feff}FIRST=1\nSECOND=2\n");
+        let cfg = config("secrets:\n  s: { file: bom.env }\n");
+        let (sources, _) = resolve(&cfg, dir.path(), &BTreeMap::new()).unwrap();
+        assert_eq!(sources.secrets["s"]["FIRST"].expose(), "1");
+
+        let cases = [
+            (
+                format!("A=1\nB=2\nA={SECRET}\n"),
+                "key `A` is set twice, on lines 1 and 3",
+            ),
+            (format!("A=1\nB={SECRET}\0\n"), "line 2 contains a NUL byte"),
+            (
+                "cDRzc3cwcmQtZG8tbm90LWxlYWs==\n".to_string(),
+                "line 1 looks like a pasted value",
+            ),
+            (format!("{SECRET}+/x=1\n"), "line 1 has no valid key"),
+            (format!("{SECRET}\n"), "line 1 is not KEY=VALUE"),
+        ];
+        for (text, expected) in cases {
+            write_private(&dir.path().join("s.env"), &text);
+            let err = resolve_err("secrets:\n  s: { file: s.env }\n", dir.path());
+            assert!(err.contains(expected), "{text:?} => {err}");
+            assert!(!err.contains(SECRET) && !err.contains("cDRzc3cw"), "{err}");
+        }
+
+        #[cfg(unix)]
+        {
+            let fifo = dir.path().join("fifo.env");
+            rustix_mkfifo(&fifo);
+            let err = resolve_err("configs:\n  c: { file: fifo.env }\n", dir.path());
+            assert!(err.contains("not a regular file"), "{err}");
+        }
+    }
+
+    #[cfg(unix)]
+    fn rustix_mkfifo(path: &Path) {
+        let status = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .expect("mkfifo runs");
+        assert!(status.success());
     }
 
     #[test]

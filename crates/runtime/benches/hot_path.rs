@@ -116,6 +116,13 @@ fn instantiate_from_pre(c: &mut Criterion) {
         local: None,
         loopback: None,
         metrics: None,
+        outbound_slots: nimbus_runtime::outbound::OutboundSlots::standalone(),
+        memory_budget: Arc::new(nimbus_runtime::limits::MemoryBudget::new(u64::MAX)),
+        output: nimbus_runtime::guest_output::OutputBudget::new(
+            "bench/p2".into(),
+            "p2".into(),
+            None,
+        ),
     });
     c.bench_function("instantiate/p2_from_pre", |b| {
         b.to_async(&rt).iter(|| async {

@@ -6,6 +6,15 @@
 //! fingerprint so a restarted host deserializes instead of recompiling.
 //! [`ArtifactStore::compilations`] counts real compilations so tests can
 //! prove the de-duplication.
+//!
+//! Compiled code is native code: deserializing a file is running it. So
+//! nothing is deserialized that this host did not write. The cache
+//! directory is the user's own, mode 0700 (a directory owned by someone
+//! else is not used at all); each entry is written 0600 and ends in an
+//! HMAC-SHA256 tag over the entry's digest, engine fingerprint and bytes,
+//! under a random key kept in the directory (`key`, 0600). An entry whose
+//! tag does not verify (planted, copied from another host, corrupted) is
+//! discarded with a warning and compiled again.
 
 use crate::engine::Engine;
 use sha2::{Digest as _, Sha256};
@@ -101,7 +110,7 @@ impl fmt::Debug for Artifact {
 pub struct ArtifactStore {
     engine: Engine,
     fingerprint: String,
-    disk_dir: Option<PathBuf>,
+    disk: Option<DiskCache>,
     // One slot per digest; the slot's own lock makes concurrent requests for
     // the same bytes wait for a single compilation instead of racing.
     slots: Mutex<HashMap<Digest, Arc<Mutex<Option<Component>>>>>,
@@ -112,7 +121,7 @@ pub struct ArtifactStore {
 impl fmt::Debug for ArtifactStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ArtifactStore")
-            .field("disk_dir", &self.disk_dir)
+            .field("disk_dir", &self.disk.as_ref().map(|d| &d.dir))
             .field("compilations", &self.compilations())
             .finish_non_exhaustive()
     }
@@ -120,13 +129,20 @@ impl fmt::Debug for ArtifactStore {
 
 impl ArtifactStore {
     /// A store compiling with `engine`, caching compiled code under
-    /// `disk_dir` when given.
+    /// `disk_dir` when given (and usable: see the module doc).
     pub fn new(engine: Engine, disk_dir: Option<PathBuf>) -> Self {
         let fingerprint = engine.fingerprint();
+        let disk = disk_dir.and_then(|dir| match DiskCache::open(&dir) {
+            Ok(cache) => Some(cache),
+            Err(error) => {
+                tracing::warn!(dir = %dir.display(), %error, "compiled-code cache disabled");
+                None
+            }
+        });
         Self {
             engine,
             fingerprint,
-            disk_dir,
+            disk,
             slots: Mutex::default(),
             compilations: AtomicU64::new(0),
             disk_hits: AtomicU64::new(0),
@@ -167,17 +183,19 @@ impl ArtifactStore {
         Ok(Artifact { digest, component })
     }
 
-    fn cache_path(&self, digest: &Digest) -> Option<PathBuf> {
-        let dir = self.disk_dir.as_ref()?;
-        Some(dir.join(format!("{}-{}.cwasm", digest.hex(), self.fingerprint)))
-    }
-
     fn load_from_disk(&self, digest: &Digest) -> Option<Component> {
-        let path = self.cache_path(digest)?;
-        if !path.exists() {
-            return None;
-        }
-        match deserialize(&self.engine, &path) {
+        let disk = self.disk.as_ref()?;
+        let path = disk.entry_path(digest, &self.fingerprint);
+        let code = match disk.read_verified(&path, digest, &self.fingerprint) {
+            Ok(Some(code)) => code,
+            Ok(None) => return None,
+            Err(reason) => {
+                tracing::warn!(path = %path.display(), reason, "discarding compiled-code cache entry; compiling again");
+                let _ = std::fs::remove_file(&path);
+                return None;
+            }
+        };
+        match deserialize(&self.engine, &code) {
             Ok(component) => {
                 self.disk_hits.fetch_add(1, Ordering::Relaxed);
                 Some(component)
@@ -194,25 +212,193 @@ impl ArtifactStore {
         let component = Component::new(self.engine.wasmtime(), bytes)
             .map_err(|e| ArtifactError::Compile(format!("{e:#}")))?;
         self.compilations.fetch_add(1, Ordering::Relaxed);
-        if let Some(path) = self.cache_path(digest)
-            && let Err(error) = write_atomically(&path, &component)
+        if let Some(disk) = &self.disk
+            && let Err(error) = disk.write(digest, &self.fingerprint, &component)
         {
-            tracing::warn!(path = %path.display(), %error, "cannot write compiled-code cache entry");
+            tracing::warn!(dir = %disk.dir.display(), %error, "cannot write compiled-code cache entry");
         }
         Ok(component)
     }
 }
 
-fn write_atomically(path: &Path, component: &Component) -> Result<(), String> {
-    let dir = path.parent().expect("cache path has a parent");
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let bytes = component.serialize().map_err(|e| format!("{e:#}"))?;
+/// The length of an entry's tag (HMAC-SHA256).
+const TAG_LEN: usize = 32;
+
+/// The on-disk cache: a private directory and the key its entries are
+/// tagged with.
+struct DiskCache {
+    dir: PathBuf,
+    key: ring::hmac::Key,
+}
+
+impl DiskCache {
+    /// Opens (creating) `dir` as a private cache directory and loads its
+    /// key, making one if there is none or the one there is not private.
+    fn open(dir: &Path) -> Result<Self, String> {
+        private_dir(dir)?;
+        let key_path = dir.join("key");
+        let key_bytes = match read_private_file(&key_path, TAG_LEN as u64) {
+            Ok(bytes) if bytes.len() == TAG_LEN => bytes,
+            Ok(_) | Err(_) => {
+                // A new key makes every entry written under another
+                // unverifiable: they are recompiled on use.
+                let mut fresh = [0u8; TAG_LEN];
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut fresh)
+                    .map_err(|_| "the system random source failed".to_string())?;
+                write_private_file(dir, &key_path, &fresh)?;
+                fresh.to_vec()
+            }
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key_bytes),
+        })
+    }
+
+    fn entry_path(&self, digest: &Digest, fingerprint: &str) -> PathBuf {
+        self.dir
+            .join(format!("{}-{fingerprint}.cwasm", digest.hex()))
+    }
+
+    fn tag(&self, digest: &Digest, fingerprint: &str, code: &[u8]) -> ring::hmac::Tag {
+        let mut context = ring::hmac::Context::with_key(&self.key);
+        context.update(b"nimbus compiled component v1\0");
+        context.update(&digest.0);
+        context.update(fingerprint.as_bytes());
+        context.update(&[0]);
+        context.update(code);
+        context.sign()
+    }
+
+    /// The entry's compiled code, if there is an entry; an error (the
+    /// reason) when there is one that must not be loaded.
+    fn read_verified(
+        &self,
+        path: &Path,
+        digest: &Digest,
+        fingerprint: &str,
+    ) -> Result<Option<Vec<u8>>, &'static str> {
+        let mut bytes = match read_private_file(path, MAX_ENTRY_BYTES) {
+            Ok(bytes) => bytes,
+            Err(PrivateFileError::Missing) => return Ok(None),
+            Err(PrivateFileError::NotPrivate) => {
+                return Err("it is not a private file of this user (mode 0600)");
+            }
+            Err(PrivateFileError::Unreadable) => return Err("it cannot be read"),
+        };
+        if bytes.len() < TAG_LEN {
+            return Err("it is too short to carry a tag");
+        }
+        let tag = bytes.split_off(bytes.len() - TAG_LEN);
+        let expected = self.tag(digest, fingerprint, &bytes);
+        // Compared without an early exit, so timing says nothing of the tag.
+        let difference = expected
+            .as_ref()
+            .iter()
+            .zip(&tag)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        if difference != 0 {
+            return Err("its tag does not verify: this host did not write it");
+        }
+        Ok(Some(bytes))
+    }
+
+    fn write(
+        &self,
+        digest: &Digest,
+        fingerprint: &str,
+        component: &Component,
+    ) -> Result<(), String> {
+        let mut bytes = component.serialize().map_err(|e| format!("{e:#}"))?;
+        let tag = self.tag(digest, fingerprint, &bytes);
+        bytes.extend_from_slice(tag.as_ref());
+        write_private_file(&self.dir, &self.entry_path(digest, fingerprint), &bytes)
+    }
+}
+
+/// The largest cache entry read back (compiled code of a 100 MB component
+/// is far smaller).
+const MAX_ENTRY_BYTES: u64 = 1 << 30;
+
+/// Why a private file was not read.
+enum PrivateFileError {
+    Missing,
+    /// Not a regular file owned by this user with no group or other access.
+    NotPrivate,
+    Unreadable,
+}
+
+/// Makes `dir` (and its parents) exist, and refuses it unless this user
+/// owns it; tightens its mode to 0700.
+fn private_dir(dir: &Path) -> Result<(), String> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| format!("cannot create it: {e}"))?;
+    let metadata = std::fs::symlink_metadata(dir).map_err(|e| format!("cannot read it: {e}"))?;
+    if !metadata.is_dir() {
+        return Err("it is not a directory".into());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        if metadata.uid() != rustix::process::geteuid().as_raw() {
+            return Err(format!(
+                "it is owned by uid {}, not by this user: another user could plant native code in it",
+                metadata.uid()
+            ));
+        }
+        if metadata.mode() & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| format!("cannot make it private (mode 0700): {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads a file of the cache, at most `limit` bytes, only if it is a
+/// regular file this user owns that nobody else may read or write.
+fn read_private_file(path: &Path, limit: u64) -> Result<Vec<u8>, PrivateFileError> {
+    let metadata = match std::fs::symlink_metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(PrivateFileError::Missing);
+        }
+        Err(_) => return Err(PrivateFileError::Unreadable),
+    };
+    if !metadata.is_file() {
+        return Err(PrivateFileError::NotPrivate);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if metadata.uid() != rustix::process::geteuid().as_raw() || metadata.mode() & 0o077 != 0 {
+            return Err(PrivateFileError::NotPrivate);
+        }
+    }
+    crate::files::read_bounded_blocking(path, limit).map_err(|_| PrivateFileError::Unreadable)
+}
+
+/// Writes `bytes` to `path` with mode 0600, atomically (a temporary file
+/// in `dir`, then a rename), so a reader never sees half an entry.
+fn write_private_file(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write as _;
     let tmp = temp_path_in(dir);
-    std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, path).map_err(|e| {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options
+        .open(&tmp)
+        .and_then(|mut file| file.write_all(bytes));
+    if let Err(error) = written.and_then(|()| std::fs::rename(&tmp, path)) {
         let _ = std::fs::remove_file(&tmp);
-        e.to_string()
-    })
+        return Err(error.to_string());
+    }
+    Ok(())
 }
 
 fn temp_path_in(dir: &Path) -> PathBuf {
@@ -222,15 +408,93 @@ fn temp_path_in(dir: &Path) -> PathBuf {
 }
 
 #[allow(unsafe_code)]
-fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
-    // SAFETY: the file lives in Nimbus's own cache directory, was written by
-    // `Component::serialize` under a name that includes the engine's
-    // compatibility fingerprint, and is renamed into place atomically, so it
-    // is never a partially written or foreign artifact.
-    unsafe { Component::deserialize_file(engine.wasmtime(), path) }
+fn deserialize(engine: &Engine, code: &[u8]) -> wasmtime::Result<Component> {
+    // SAFETY: `code` is compiled code this host serialized itself: its
+    // HMAC tag, under a key only this user can read, verified over these
+    // exact bytes, the component's digest and the engine's compatibility
+    // fingerprint (`DiskCache::read_verified`).
+    unsafe { Component::deserialize(engine.wasmtime(), code) }
 }
 
 /// The default on-disk cache directory for compiled components.
 pub fn default_cache_dir() -> Option<PathBuf> {
     dirs::cache_dir().map(|d| d.join("nimbus").join("compiled"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    const EMPTY_COMPONENT: &str = "(component)";
+
+    fn engine() -> Engine {
+        Engine::new(&crate::engine::EngineConfig {
+            pooling: crate::engine::PoolingMode::Off,
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    /// Compiled code on disk is loaded only when this host wrote it: a
+    /// planted or altered entry under the right name is discarded and the
+    /// component compiled again; the directory and files are private.
+    #[test]
+    fn only_entries_this_host_tagged_are_loaded() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("compiled");
+        let bytes = wat::parse_str(EMPTY_COMPONENT).unwrap();
+        let engine = engine();
+
+        let first = ArtifactStore::new(engine.clone(), Some(dir.clone()));
+        first.load(&bytes).unwrap();
+        assert_eq!(first.compilations(), 1);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        let entry = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "cwasm"))
+            .expect("an entry was written");
+        assert_eq!(mode(&entry), 0o600);
+        assert_eq!(mode(&dir.join("key")), 0o600);
+
+        // A restarted host with the same directory loads it.
+        let second = ArtifactStore::new(engine.clone(), Some(dir.clone()));
+        second.load(&bytes).unwrap();
+        assert_eq!((second.disk_hits(), second.compilations()), (1, 0));
+
+        // A file planted under the entry's name (here: valid compiled code
+        // without this host's tag, as another host would have written it).
+        let foreign = Component::new(engine.wasmtime(), &bytes)
+            .unwrap()
+            .serialize()
+            .unwrap();
+        std::fs::write(&entry, &foreign).unwrap();
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let third = ArtifactStore::new(engine.clone(), Some(dir.clone()));
+        third.load(&bytes).unwrap();
+        assert_eq!((third.disk_hits(), third.compilations()), (0, 1));
+
+        // One flipped byte of a tagged entry is caught the same way.
+        let mut tagged = std::fs::read(&entry).unwrap();
+        tagged[100] ^= 1;
+        std::fs::write(&entry, &tagged).unwrap();
+        let fourth = ArtifactStore::new(engine.clone(), Some(dir.clone()));
+        fourth.load(&bytes).unwrap();
+        assert_eq!((fourth.disk_hits(), fourth.compilations()), (0, 1));
+
+        // An entry others may write is not trusted even with a valid tag.
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let fifth = ArtifactStore::new(engine.clone(), Some(dir.clone()));
+        fifth.load(&bytes).unwrap();
+        assert_eq!((fifth.disk_hits(), fifth.compilations()), (0, 1));
+
+        // A world-writable directory is made private again.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let sixth = ArtifactStore::new(engine, Some(dir.clone()));
+        sixth.load(&bytes).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(sixth.disk_hits(), 1);
+    }
 }

@@ -74,6 +74,13 @@ pub struct HostConfig {
     /// Write one access-log line per request (tracing target
     /// `nimbus::access`); turns accounting on.
     pub access_log: bool,
+    /// How the ingress bounds client connections.
+    pub ingress: crate::http::IngressLimits,
+    /// How many outgoing connections guests may hold open.
+    pub outbound: crate::outbound::OutboundLimits,
+    /// Linear memory all instances may hold together, in bytes (`None`:
+    /// three quarters of the machine's memory).
+    pub memory_budget_bytes: Option<u64>,
 }
 
 impl Default for HostConfig {
@@ -88,6 +95,9 @@ impl Default for HostConfig {
             pull_policy: PullPolicy::default(),
             accounting: false,
             access_log: false,
+            ingress: crate::http::IngressLimits::default(),
+            outbound: crate::outbound::OutboundLimits::default(),
+            memory_budget_bytes: None,
         }
     }
 }
@@ -117,15 +127,14 @@ pub enum WorkloadError {
         /// Why the pull failed.
         source: OciError,
     },
-    /// A component file could not be read.
-    #[error("component `{component}`: cannot read `{}`: {source}", path.display())]
+    /// A component file could not be read (missing, not a regular file,
+    /// larger than the component size limit, or too slow).
+    #[error("component `{component}`: {source}")]
     Read {
         /// Component name.
         component: String,
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// Why the file was not read.
+        source: crate::files::FileError,
     },
     /// The bytes are not a usable component.
     #[error("component `{component}`: {source}")]
@@ -211,6 +220,33 @@ pub enum WorkloadError {
     Internal(String),
 }
 
+impl WorkloadError {
+    /// Whether the workload itself is at fault, so that starting it on
+    /// another host would fail the same way: an image too large, not a
+    /// regular file or not a component, an import nothing provides, an
+    /// invalid spec. A cluster does not move such a workload around.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Invalid(_)
+            | Self::Artifact { .. }
+            | Self::UnsupportedImport { .. }
+            | Self::Links(_)
+            | Self::Compose(_)
+            | Self::Middleware { .. }
+            | Self::NoHttpHandler(_) => true,
+            Self::Read { source, .. } => source.is_content_error(),
+            Self::Image { source, .. } => matches!(
+                source,
+                OciError::Reference { .. }
+                    | OciError::MediaType { .. }
+                    | OciError::TooLarge { .. }
+                    | OciError::NotAComponent(_)
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// A Nimbus host. Clone to share.
 #[derive(Clone)]
 pub struct Host(Arc<HostInner>);
@@ -231,6 +267,13 @@ struct HostInner {
     // Set when `HostConfig::local_workload_calls` is on.
     local: Option<Arc<LocalWorkloads>>,
     registry: Registry,
+    /// Largest component accepted from any source, file or registry.
+    max_component_bytes: u64,
+    ingress: crate::http::IngressLimits,
+    /// Outgoing connections open across the host (`OutboundLimits::host`).
+    outbound_host: Arc<Semaphore>,
+    outbound: crate::outbound::OutboundLimits,
+    memory_budget: Arc<crate::limits::MemoryBudget>,
     pull_policy: PullPolicy,
     metrics: Arc<Metrics>,
     accounting: bool,
@@ -288,6 +331,14 @@ impl Host {
             local: config
                 .local_workload_calls
                 .then(|| Arc::new(LocalWorkloads(weak.clone()))),
+            max_component_bytes: config.registry.max_layer_bytes,
+            outbound_host: Arc::new(Semaphore::new(config.outbound.effective_host_limit())),
+            outbound: config.outbound,
+            ingress: config.ingress,
+            memory_budget: Arc::new(match config.memory_budget_bytes {
+                Some(bytes) => crate::limits::MemoryBudget::new(bytes),
+                None => crate::limits::MemoryBudget::for_this_machine(),
+            }),
             registry: Registry::new(config.registry),
             pull_policy: config.pull_policy,
             metrics: Arc::new(Metrics::new()),
@@ -300,6 +351,16 @@ impl Host {
     /// from now on resolve `configFrom` / `secretFrom` against.
     pub fn set_sources(&self, sources: NamedSources) {
         self.0.sources.store(Arc::new(sources));
+    }
+
+    /// The host-wide linear memory budget.
+    pub fn memory_budget(&self) -> &crate::limits::MemoryBudget {
+        &self.0.memory_budget
+    }
+
+    /// How the ingress bounds client connections.
+    pub fn ingress_limits(&self) -> &crate::http::IngressLimits {
+        &self.0.ingress
     }
 
     /// The engine.
@@ -405,9 +466,11 @@ impl Host {
         if !self.0.access_log {
             return self.route(request, None).await.0;
         }
-        let mut record = AccessRecord::start(&request);
-        let (response, workload) = self.route(request, Some(record.usage.clone())).await;
-        record.answered(response.status(), workload);
+        // Logged even when the client leaves before the answer (499).
+        let mut pending = crate::http::access::PendingRecord::new(AccessRecord::start(&request));
+        let usage = pending.usage();
+        let (response, workload) = self.route(request, Some(usage)).await;
+        let record = pending.answered(response.status(), workload);
         response.map(|body| LoggedBody::new(body, record).boxed_unsync())
     }
 
@@ -761,11 +824,10 @@ impl Host {
             tracing::info!(component = %spec.name, image = %spec.image, digest = %pulled.digest, cached = pulled.cached, "image pulled");
             return Ok(pulled.bytes);
         };
-        tokio::fs::read(&path)
+        crate::files::read_bounded(&path, self.0.max_component_bytes)
             .await
             .map_err(|source| WorkloadError::Read {
                 component: spec.name.clone(),
-                path: path.clone(),
                 source,
             })
     }
@@ -933,6 +995,17 @@ impl Host {
                 .0
                 .accounting
                 .then(|| self.0.metrics.component(id, &spec.name)),
+            outbound_slots: crate::outbound::OutboundSlots::new(
+                &self.0.outbound,
+                self.0.outbound_host.clone(),
+                self.0.metrics.clone(),
+            ),
+            memory_budget: self.0.memory_budget.clone(),
+            output: crate::guest_output::OutputBudget::new(
+                id.clone(),
+                Arc::from(spec.name.as_str()),
+                Some(self.0.metrics.clone()),
+            ),
         });
 
         let command = if service {

@@ -9,6 +9,8 @@
 //!   sha256 and cached on disk.
 //! - [`workload`]: the workload model (wasmCloud v2 shapes), manifests, a
 //!   running workload and its instance management.
+//! - [`files`]: bounded reads of user-named files (regular files only).
+//! - [`guest_output`]: guests' stdout and stderr, into the log, bounded.
 //! - [`oci`]: components pushed to and pulled from OCI registries (Wasm
 //!   artifact layout), with a content-addressed cache.
 //! - [`compose`]: a workload's links made ahead of time, as one component.
@@ -42,7 +44,9 @@
 pub mod artifact;
 pub mod compose;
 pub mod engine;
+pub mod files;
 pub mod graph;
+pub mod guest_output;
 pub mod host;
 pub mod http;
 pub mod limits;

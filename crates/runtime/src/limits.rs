@@ -78,6 +78,124 @@ impl Limits {
     }
 }
 
+/// The linear memory all instances of a host may hold together.
+///
+/// Every instance grows its memories through this budget (after its own
+/// `memoryLimitMb`): growth that would take the host past the budget is
+/// refused, which a guest sees as a failed `memory.grow`; an instance whose
+/// initial memory does not fit is not created, and its request gets 503.
+/// So the host refuses work rather than grow past what the machine has.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    limit: u64,
+    used: std::sync::atomic::AtomicU64,
+    refusals: std::sync::atomic::AtomicU64,
+}
+
+impl MemoryBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: u64) -> Self {
+        Self {
+            limit,
+            used: Default::default(),
+            refusals: Default::default(),
+        }
+    }
+
+    /// The default: three quarters of the machine's memory.
+    pub fn for_this_machine() -> Self {
+        Self::new(physical_memory_bytes().map_or(u64::MAX, |total| total / 4 * 3))
+    }
+
+    /// The budget in bytes.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Bytes of linear memory held now.
+    pub fn used(&self) -> u64 {
+        self.used.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many times growth or a new instance was refused.
+    pub fn refusals(&self) -> u64 {
+        self.refusals.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Takes `bytes` from the budget if they fit.
+    pub(crate) fn reserve(&self, bytes: u64) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let fits = self
+            .used
+            .fetch_update(Relaxed, Relaxed, |used| {
+                used.checked_add(bytes).filter(|total| *total <= self.limit)
+            })
+            .is_ok();
+        if !fits {
+            self.refusals.fetch_add(1, Relaxed);
+        }
+        fits
+    }
+
+    /// Gives `bytes` back.
+    pub(crate) fn release(&self, bytes: u64) {
+        self.used
+            .fetch_sub(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The machine's memory (`MemTotal`), where it can be read.
+pub fn physical_memory_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// How many entries (resources: fields, streams, requests, pollables...)
+/// one instance's table may hold. A `wasi:http` `fields` resource may hold
+/// up to 128 KiB of host memory, so the cap scales with the component's
+/// memory limit: the host memory a guest can pin through resources is about
+/// its own memory limit, not the 1,000,000 entries (up to 128 GB) of
+/// wasmtime's default.
+pub(crate) fn resource_table_capacity(memory_bytes: usize) -> usize {
+    const FIELDS_BYTES: usize = 128 * 1024;
+    (memory_bytes / FIELDS_BYTES).clamp(2048, 65_536)
+}
+
+/// The process's open-file limit (its soft `RLIMIT_NOFILE`); 1024 where it
+/// cannot be read.
+pub fn descriptor_limit() -> usize {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(1024)
+}
+
+/// Raises the soft open-file limit to the hard limit, as servers do at
+/// start: the default soft limit (often 1024) is far below what the
+/// connection caps are sized for. Returns the limit now in force.
+pub fn raise_descriptor_limit() -> usize {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(error) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!(%error, "cannot raise the open-file limit");
+        }
+    }
+    descriptor_limit()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -77,7 +77,8 @@ pub struct Credentials {
 pub struct RegistrySettings {
     /// Registries (`host[:port]`) spoken to over plain HTTP.
     pub insecure: Vec<String>,
-    /// Largest component layer accepted, in bytes.
+    /// Largest component accepted, in bytes: the one size cap of every
+    /// component source (a registry's layer, a local file).
     pub max_layer_bytes: u64,
     /// Used for every registry when set; otherwise the docker config.
     pub credentials: Option<Credentials>,

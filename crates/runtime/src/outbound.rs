@@ -3,8 +3,9 @@
 //! Deny-all by default. A component's `allowedHosts` lists exact hosts,
 //! `*.suffix` wildcards and `*`, each optionally with a port. After DNS
 //! resolution, loopback, private, link-local (including the cloud metadata
-//! address 169.254.169.254) and unspecified addresses are refused unless an
-//! exact (non-wildcard) entry names the destination. The connection then goes
+//! address 169.254.169.254), reserved and unspecified addresses are refused
+//! unless an entry names that IP literal (or `localhost`, for loopback): an
+//! allowed host name never lifts the filter, whatever its DNS says. The connection then goes
 //! to the vetted address itself, so a second DNS answer cannot swap in a
 //! forbidden one. Denials reach the guest as the WASI error codes
 //! `HTTP-request-denied` and `destination-IP-prohibited`, and the host logs
@@ -54,8 +55,15 @@ impl HostPattern {
         }
         let (host, port) =
             split_host_port(rest).ok_or_else(|| format!("`{text}` is not a host or host:port"))?;
+        // `example.com.` is `example.com`; `[::1]` is `::1`.
         let host = host.to_ascii_lowercase();
-        let host = if host == "*" {
+        let host = match host.strip_suffix('.') {
+            Some(name) if !name.ends_with('*') && !name.ends_with('.') => name,
+            _ => host.as_str(),
+        };
+        let host = if let Ok(ip) = host.parse::<IpAddr>() {
+            HostMatch::Exact(ip.to_string())
+        } else if host == "*" {
             HostMatch::Any
         } else if let Some(suffix) = host.strip_prefix("*.") {
             if suffix.is_empty() || suffix.contains('*') {
@@ -69,11 +77,15 @@ impl HostPattern {
                 "`{text}`: `*` is only allowed as the whole host or as a leading `*.`"
             ));
         } else {
-            HostMatch::Exact(host)
+            HostMatch::Exact(host.to_string())
         };
         Ok(Self { host, port })
     }
 
+    /// `None` when the entry does not match; `Some(true)` when it matches
+    /// and may lift the address filter: only an entry naming an IP literal
+    /// (or `localhost`, which never goes to DNS), because a name's DNS
+    /// answer is whatever its owner, or an attacker rebinding it, says.
     fn matches(&self, host: &str, port: u16) -> Option<bool> {
         if self.port.is_some_and(|p| p != port) {
             return None;
@@ -81,7 +93,9 @@ impl HostPattern {
         match &self.host {
             HostMatch::Any => Some(false),
             HostMatch::Suffix(suffix) => host.ends_with(suffix.as_str()).then_some(false),
-            HostMatch::Exact(exact) => (exact == host).then_some(true),
+            HostMatch::Exact(exact) => {
+                (exact == host).then(|| host == "localhost" || host.parse::<IpAddr>().is_ok())
+            }
         }
     }
 }
@@ -110,8 +124,8 @@ fn split_host_port(text: &str) -> Option<(&str, Option<u16>)> {
 pub enum Decision {
     /// Not listed.
     Denied,
-    /// Listed; `explicit` when an exact entry (not a wildcard) matched,
-    /// which also permits loopback and private addresses.
+    /// Listed; `explicit` when an exact entry naming an IP literal (or
+    /// `localhost`) matched, which also permits that restricted address.
     Allowed {
         /// An exact entry matched.
         explicit: bool,
@@ -136,6 +150,10 @@ impl OutboundPolicy {
 
     /// Checks a destination host (lower-case, no brackets) and port.
     pub fn check(&self, host: &str, port: u16) -> Decision {
+        let host = host.trim_end_matches('.');
+        // Every spelling of an IP address compares as its canonical form.
+        let canonical = host.parse::<IpAddr>().map(|ip| ip.to_string());
+        let host = canonical.as_deref().unwrap_or(host);
         let mut decision = Decision::Denied;
         for pattern in &self.patterns {
             match pattern.matches(host, port) {
@@ -148,29 +166,153 @@ impl OutboundPolicy {
     }
 }
 
-/// Addresses a guest may reach only when explicitly allowed: loopback,
-/// private, link-local (cloud metadata included), unspecified, and their
-/// IPv4-mapped IPv6 forms.
+/// Addresses a guest may reach only through an `allowedHosts` entry that
+/// is that IP literal: loopback, private, carrier-grade NAT, link-local
+/// (cloud metadata included), unspecified, broadcast, multicast, reserved
+/// and documentation ranges, and every IPv6 form that embeds an IPv4
+/// address (mapped, compatible, NAT64 `64:ff9b::/96`, 6to4) judged by the
+/// address it embeds.
 pub fn is_restricted_ip(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
             v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
                 || v4.is_unspecified()
                 || v4.is_broadcast()
-                // 100.64.0.0/10, carrier-grade NAT, is private in practice.
-                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0 // 0.0.0.0/8, "this network"
+                || (a == 100 && (b & 0xc0) == 64) // 100.64.0.0/10, carrier-grade NAT
+                || (a == 192 && b == 0 && c == 0) // 192.0.0.0/24, IETF protocol assignments
+                || (a == 198 && (b & 0xfe) == 18) // 198.18.0.0/15, benchmarking
+                || a >= 240 // 240.0.0.0/4, reserved
         }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_restricted_ip(IpAddr::V4(v4)),
-            None => {
-                v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_unique_local()
-                    || v6.is_unicast_link_local()
+        IpAddr::V6(v6) => {
+            let segments = v6.segments();
+            if let Some(v4) = v6.to_ipv4() {
+                // ::a.b.c.d and ::ffff:a.b.c.d (`::1` is 0.0.0.1 here, restricted too).
+                return is_restricted_ip(IpAddr::V4(v4));
             }
-        },
+            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                // NAT64: the IPv4 address is the last 32 bits.
+                let [.., c, d] = segments;
+                let v4 = std::net::Ipv4Addr::from(((c as u32) << 16) | d as u32);
+                return is_restricted_ip(IpAddr::V4(v4));
+            }
+            if segments[0] == 0x2002 {
+                // 6to4: the IPv4 address is bits 16 to 48.
+                let v4 =
+                    std::net::Ipv4Addr::from(((segments[1] as u32) << 16) | segments[2] as u32);
+                return is_restricted_ip(IpAddr::V4(v4));
+            }
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_unique_local()
+                || v6.is_unicast_link_local()
+                || v6.is_multicast()
+                || (segments[0] & 0xffc0) == 0xfec0 // fec0::/10, deprecated site-local
+                || (segments[0] == 0x64 && segments[1] == 0xff9b && segments[2] == 1) // 64:ff9b:1::/48, local NAT64
+                || (segments[0] == 0x2001 && segments[1] == 0) // 2001::/32, Teredo
+                || (segments[0] == 0x2001 && segments[1] == 0xdb8) // documentation
+                || segments[..4] == [0x100, 0, 0, 0] // 100::/64, discard
+        }
+    }
+}
+
+/// How many outgoing HTTP connections guests may hold open at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundLimits {
+    /// Per component (all its instances together).
+    pub per_component: usize,
+    /// Across the host; lowered at start to a quarter of the process's
+    /// file-descriptor limit.
+    pub host: usize,
+}
+
+impl Default for OutboundLimits {
+    fn default() -> Self {
+        Self {
+            per_component: 256,
+            host: 4096,
+        }
+    }
+}
+
+impl OutboundLimits {
+    /// The host-wide cap this process can honour: at most a quarter of
+    /// its descriptor limit, which leaves room for the ingress and files.
+    pub fn effective_host_limit(&self) -> usize {
+        let budget = crate::limits::descriptor_limit() / 4;
+        self.host.min(budget.max(8))
+    }
+}
+
+/// The connection slots one component's outgoing requests take: its own,
+/// and the host's. A request that finds either cap full fails at once with
+/// `connection-limit-reached` instead of queueing.
+#[derive(Clone)]
+pub struct OutboundSlots {
+    component: Arc<tokio::sync::Semaphore>,
+    host: Arc<tokio::sync::Semaphore>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl std::fmt::Debug for OutboundSlots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundSlots")
+            .field("component_free", &self.component.available_permits())
+            .field("host_free", &self.host.available_permits())
+            .finish()
+    }
+}
+
+/// An open outgoing connection's claim on both caps.
+struct Slot(
+    #[allow(dead_code)] tokio::sync::OwnedSemaphorePermit,
+    #[allow(dead_code)] tokio::sync::OwnedSemaphorePermit,
+);
+
+impl OutboundSlots {
+    /// A component's slots under `limits`, sharing the host's `host` cap.
+    pub fn new(
+        limits: &OutboundLimits,
+        host: Arc<tokio::sync::Semaphore>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
+        Self {
+            component: Arc::new(tokio::sync::Semaphore::new(limits.per_component)),
+            host,
+            metrics,
+        }
+    }
+
+    /// Slots under the default limits with a host cap of their own (tools
+    /// and benches that build a component environment by hand).
+    pub fn standalone() -> Self {
+        let limits = OutboundLimits::default();
+        let host = Arc::new(tokio::sync::Semaphore::new(limits.host));
+        Self::new(&limits, host, Arc::default())
+    }
+
+    fn take(&self, workload: &str, component: &str) -> Result<Slot, HttpError> {
+        let component_slot = self.component.clone().try_acquire_owned();
+        let host_slot = self.host.clone().try_acquire_owned();
+        match (component_slot, host_slot) {
+            (Ok(c), Ok(h)) => Ok(Slot(c, h)),
+            (c, _) => {
+                let which = if c.is_err() { "component" } else { "host" };
+                self.metrics.limit_hit("outbound_connections");
+                tracing::warn!(
+                    workload,
+                    component,
+                    cap = which,
+                    "outbound HTTP refused: too many open connections"
+                );
+                Err(HttpError::ConnectionLimitReached)
+            }
+        }
     }
 }
 
@@ -190,6 +332,8 @@ pub(crate) struct OutboundHooks {
     /// The trace context of the request the instance is handling, when
     /// tracing is on (`crate::trace`).
     pub(crate) trace_parent: Option<crate::trace::Parent>,
+    /// The connection caps outgoing requests count against.
+    pub(crate) slots: OutboundSlots,
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
@@ -222,6 +366,7 @@ impl WasiHttpHooks for OutboundHooks {
         let router_allows = self.router.allow_outgoing(&workload, request.uri());
         let local = self.local.as_ref().and_then(|l| l.find(request.uri()));
         let metrics = self.metrics.clone();
+        let slots = self.slots.clone();
         Box::new(async move {
             let destination = metrics
                 .is_some()
@@ -234,7 +379,9 @@ impl WasiHttpHooks for OutboundHooks {
                     Some(target) => {
                         send_local(&policy, &workload, &component, target, request).await
                     }
-                    None => send_vetted(&policy, &workload, &component, request, options).await,
+                    None => {
+                        send_vetted(&policy, &slots, &workload, &component, request, options).await
+                    }
                 }
             };
             if let (Some(metrics), Some(destination)) = (&metrics, destination) {
@@ -281,6 +428,7 @@ async fn send_local(
 
 async fn send_vetted(
     policy: &OutboundPolicy,
+    slots: &OutboundSlots,
     workload: &str,
     component: &str,
     mut request: http::Request<WasiBody>,
@@ -320,10 +468,13 @@ async fn send_vetted(
             }
         }
     };
+    // An explicit IP literal was checked as such; an explicit `localhost`
+    // reaches loopback only; a name never lifts the filter (DNS rebinding).
+    let literal = host.parse::<IpAddr>().is_ok();
     let vetted: Vec<SocketAddr> = addrs
         .iter()
         .copied()
-        .filter(|a| explicit || !is_restricted_ip(a.ip()))
+        .filter(|a| !is_restricted_ip(a.ip()) || (explicit && (literal || a.ip().is_loopback())))
         .collect();
     if vetted.is_empty() {
         if addrs.is_empty() {
@@ -333,6 +484,8 @@ async fn send_vetted(
         return Err(HttpError::DestinationIpProhibited);
     }
 
+    // Held by the connection's task until the connection closes.
+    let slot = slots.take(workload, component)?;
     let connect_timeout = options
         .and_then(|o| o.connect_timeout)
         .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
@@ -370,9 +523,9 @@ async fn send_vetted(
         .await
         .map_err(|_| HttpError::ConnectionTimeout)?
         .map_err(HttpError::Tls)?;
-        exchange(tls, request, connect_timeout, first_byte_timeout).await?
+        exchange(tls, request, connect_timeout, first_byte_timeout, slot).await?
     } else {
-        exchange(stream, request, connect_timeout, first_byte_timeout).await?
+        exchange(stream, request, connect_timeout, first_byte_timeout, slot).await?
     };
     Ok((response, Box::new(async { Ok(()) })))
 }
@@ -382,6 +535,7 @@ async fn exchange<S>(
     request: http::Request<WasiBody>,
     connect_timeout: Duration,
     first_byte_timeout: Duration,
+    slot: Slot,
 ) -> Result<http::Response<WasiBody>, HttpError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
@@ -392,8 +546,10 @@ where
     )
     .await
     .map_err(|_| HttpError::ConnectionTimeout)??;
-    // The connection task ends once the response body is consumed or dropped.
+    // The connection task ends once the response body is consumed or
+    // dropped; the connection counts against the caps until then.
     tokio::spawn(async move {
+        let _slot = slot;
         let _ = connection.await;
     });
     let response = tokio::time::timeout(first_byte_timeout, sender.send_request(request))
@@ -435,7 +591,13 @@ mod tests {
             OutboundPolicy::new(&["example.com", "*.api.test:8443", "127.0.0.1:9000"]).unwrap();
         assert_eq!(
             policy.check("example.com", 443),
-            Decision::Allowed { explicit: true }
+            Decision::Allowed { explicit: false },
+            "a name never lifts the address filter"
+        );
+        assert_eq!(
+            policy.check("example.com.", 443),
+            Decision::Allowed { explicit: false },
+            "a trailing dot is the same name"
         );
         assert_eq!(policy.check("www.example.com", 443), Decision::Denied);
         assert_eq!(
@@ -467,6 +629,42 @@ mod tests {
         );
     }
 
+    /// Only an IP literal (or `localhost`) lifts the filter, and every
+    /// spelling of an address is that address.
+    #[test]
+    fn only_ip_literals_are_explicit_in_any_spelling() {
+        let policy = OutboundPolicy::new(&[
+            "internal.example:8080",
+            "localhost:9000",
+            "[::ffff:127.0.0.1]:7000",
+            "10.0.0.1.",
+        ])
+        .unwrap();
+        assert_eq!(
+            policy.check("internal.example", 8080),
+            Decision::Allowed { explicit: false }
+        );
+        assert_eq!(
+            policy.check("localhost", 9000),
+            Decision::Allowed { explicit: true }
+        );
+        for spelling in [
+            "::ffff:127.0.0.1",
+            "0:0:0:0:0:ffff:7f00:1",
+            "::FFFF:7F00:0001",
+        ] {
+            assert_eq!(
+                policy.check(&spelling.to_ascii_lowercase(), 7000),
+                Decision::Allowed { explicit: true },
+                "{spelling}"
+            );
+        }
+        assert_eq!(
+            policy.check("10.0.0.1", 80),
+            Decision::Allowed { explicit: true }
+        );
+    }
+
     #[test]
     fn bad_patterns_are_rejected() {
         for bad in ["", "exa*mple.com", "*.", "host:notaport", "*.*.x"] {
@@ -491,13 +689,35 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "100.64.0.1",
+            // NAT64, 6to4, IPv4-compatible and other spellings of the above.
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::10.0.0.1",
+            "64:ff9b:1::1",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "::169.254.169.254",
+            "0:0:0:0:0:ffff:a9fe:a9fe",
+            "fec0::1",
+            "ff02::1",
+            "2001::1",
+            "0.1.2.3",
+            "198.18.0.1",
+            "240.0.0.1",
+            "224.0.0.1",
+            "192.0.0.8",
         ] {
             assert!(
                 is_restricted_ip(ip.parse().unwrap()),
                 "{ip} should be restricted"
             );
         }
-        for ip in ["93.184.216.34", "1.1.1.1", "2606:4700::1111"] {
+        for ip in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "64:ff9b::5db8:d822",
+            "2002:5db8:d822::1",
+        ] {
             assert!(
                 !is_restricted_ip(ip.parse().unwrap()),
                 "{ip} should be allowed"

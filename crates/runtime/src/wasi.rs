@@ -176,6 +176,12 @@ pub struct ComponentEnv {
     pub loopback: Option<Arc<crate::loopback::VirtualNetwork>>,
     /// Where its instances' CPU and memory are counted, with accounting on.
     pub metrics: Option<Arc<crate::metrics::ComponentMetrics>>,
+    /// The outgoing-connection caps (the component's and the host's).
+    pub outbound_slots: crate::outbound::OutboundSlots,
+    /// The host-wide linear memory budget.
+    pub memory_budget: Arc<crate::limits::MemoryBudget>,
+    /// Where its stdout and stderr go, and how much of them.
+    pub output: Arc<crate::guest_output::OutputBudget>,
 }
 
 impl std::fmt::Debug for dyn crate::http::router::Router {
@@ -221,7 +227,15 @@ impl ComponentEnv {
     /// A fresh store state for one instance.
     fn new_state(self: &Arc<Self>) -> wasmtime::Result<StoreState> {
         let mut builder = WasiCtxBuilder::new();
-        builder.inherit_stdout().inherit_stderr();
+        // Into the host's log with the component's ids, never raw to the
+        // host's stdout (`crate::guest_output`).
+        builder
+            .stdout(crate::guest_output::GuestOutput::stdout(
+                self.output.clone(),
+            ))
+            .stderr(crate::guest_output::GuestOutput::stderr(
+                self.output.clone(),
+            ));
         builder.envs(&self.environment);
         for mount in &self.mounts {
             let perms = if mount.writable {
@@ -247,7 +261,13 @@ impl ComponentEnv {
             builder.inherit_network();
         }
         Ok(StoreState {
-            table: ResourceTable::new(),
+            table: {
+                let mut table = ResourceTable::new();
+                table.set_max_capacity(crate::limits::resource_table_capacity(
+                    self.limits.memory_bytes,
+                ));
+                table
+            },
             wasi: builder.build(),
             http: WasiHttpCtx::new(),
             hooks: OutboundHooks {
@@ -260,11 +280,13 @@ impl ComponentEnv {
                 layer: Default::default(),
                 metrics: self.metrics.clone(),
                 trace_parent: None,
+                slots: self.outbound_slots.clone(),
             },
             env: self.clone(),
             limits: crate::metrics::MeteredLimiter::new(
                 self.limits.store_limits(),
                 self.metrics.clone(),
+                self.memory_budget.clone(),
             ),
             peers: Default::default(),
         })

@@ -35,6 +35,17 @@ impl ConfigCommand {
         }
         match self.action {
             ConfigAction::Validate => {
+                // Every source the workload names must exist: a typo here
+                // is otherwise found only when the workload starts.
+                let workload = &loaded.config.workload;
+                sources
+                    .check_layer(&workload.environment)
+                    .context("workload.environment")?;
+                for (index, interface) in loaded.config.dev.host_interfaces.iter().enumerate() {
+                    sources
+                        .check_interface(interface)
+                        .with_context(|| format!("dev.host_interfaces[{index}]"))?;
+                }
                 let files: Vec<String> = [&loaded.user_file, &loaded.project_file]
                     .into_iter()
                     .flatten()

@@ -20,9 +20,15 @@ pub(crate) struct RegistryArgs {
     /// Read the password (or token) for `--username` from standard input.
     #[arg(long, requires = "username")]
     password_stdin: bool,
-    /// Largest component layer to pull, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 100)]
-    max_layer_mb: u64,
+    /// Largest component accepted, in MiB: a registry layer or a local
+    /// file alike.
+    #[arg(
+        long,
+        alias = "max-layer-mb",
+        value_name = "MIB",
+        default_value_t = 100
+    )]
+    max_component_mb: u64,
 }
 
 impl RegistryArgs {
@@ -48,7 +54,7 @@ impl RegistryArgs {
         Ok(RegistrySettings {
             insecure: self.insecure.clone(),
             credentials,
-            max_layer_bytes: self.max_layer_mb.saturating_mul(1024 * 1024),
+            max_layer_bytes: self.max_component_mb.saturating_mul(1024 * 1024),
             ..RegistrySettings::default()
         })
     }
@@ -67,9 +73,12 @@ pub(crate) struct PushCommand {
 
 impl PushCommand {
     pub(crate) fn execute(self) -> anyhow::Result<()> {
-        let bytes = std::fs::read(&self.component)
-            .with_context(|| format!("cannot read `{}`", self.component.display()))?;
-        let registry = Registry::new(self.registry.settings()?);
+        let settings = self.registry.settings()?;
+        let bytes = nimbus_runtime::files::read_bounded_blocking(
+            &self.component,
+            settings.max_layer_bytes,
+        )?;
+        let registry = Registry::new(settings);
         let pushed = runtime()?.block_on(registry.push(&self.reference, bytes))?;
         println!(
             "pushed {} (component {}); pin it as {}@{}",

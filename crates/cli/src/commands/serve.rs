@@ -75,6 +75,47 @@ pub(crate) struct HostArgs {
     access_log: bool,
     #[command(flatten)]
     registry: super::oci::RegistryArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Host-wide limits (docs/security.md says what each one stops).
+#[derive(Args)]
+pub(crate) struct LimitArgs {
+    /// Most client connections open at once; more are closed on accept.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Seconds a new connection has to send its first request head.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    first_request_timeout: u64,
+    /// Seconds an idle keep-alive connection is kept.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    idle_timeout: u64,
+    /// Most outgoing HTTP connections one component holds at once.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    max_outbound_connections: usize,
+    /// Most outgoing HTTP connections all components hold at once.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    max_host_outbound_connections: usize,
+    /// Linear memory all instances may hold together, in MiB (default:
+    /// three quarters of the machine's memory).
+    #[arg(long, value_name = "MIB")]
+    memory_budget_mb: Option<u64>,
+}
+
+impl LimitArgs {
+    fn apply(&self, config: &mut HostConfig) {
+        config.ingress = nimbus_runtime::http::IngressLimits {
+            max_connections: self.max_connections.max(1),
+            first_request_timeout: Duration::from_secs(self.first_request_timeout.max(1)),
+            idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
+        };
+        config.outbound = nimbus_runtime::outbound::OutboundLimits {
+            per_component: self.max_outbound_connections,
+            host: self.max_host_outbound_connections,
+        };
+        config.memory_budget_bytes = self.memory_budget_mb.map(|mb| mb.saturating_mul(1 << 20));
+    }
 }
 
 impl HostArgs {
@@ -96,6 +137,7 @@ impl HostArgs {
             access_log: self.access_log,
             ..HostConfig::default()
         };
+        self.limits.apply(&mut config);
         if self.no_cache {
             config.cache_dir = None;
         } else if let Some(dir) = &self.cache_dir {

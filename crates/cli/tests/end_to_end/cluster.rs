@@ -275,6 +275,30 @@ fn a_deployment_spreads_over_hosts_and_survives_host_loss_and_nats_restarts() {
         ],
     );
 
+    // An image that can never be read (a device: unbounded before) is
+    // rejected by the first host that tries it and marked Failed; it is not
+    // moved from host to host, and every host still serves.
+    std::fs::write(
+        dir.join("zero.yaml"),
+        deployment("zero", "file:///dev/zero", "zero.test", 1),
+    )
+    .unwrap();
+    succeeds_in(dir, &["apply", "-f", "zero.yaml", "--nats", &url]);
+    let status = wait_status(dir, &url, "zero", Duration::from_secs(30), |s| {
+        s["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Failed:") && m.contains("not a regular file"))
+    });
+    assert_eq!(status["ready"], 0, "{status}");
+    assert!(placements(&status).is_empty(), "{status}");
+    for host in &hosts {
+        assert_eq!(curl(&host.addr, "web.test").0, 200);
+    }
+    succeeds_in(
+        dir,
+        &["delete", "deployment", "zero", "-n", "shop", "--nats", &url],
+    );
+
     // kill -9 one host: its replica comes back on the others within three
     // heartbeat intervals.
     hosts[1].kill();

@@ -144,6 +144,8 @@ enum Outcome {
     Started(HostWorkload),
     Stopped(WorkloadStopResponse),
     Failed(String),
+    /// The workload cannot run anywhere as specified.
+    Rejected(String),
 }
 
 struct State {
@@ -152,6 +154,9 @@ struct State {
     desired_ready: bool,
     pending: HashSet<(String, String)>,
     failures: HashMap<(String, String), (Instant, String)>,
+    /// Workloads a host rejected for good, by id: the spec hash rejected and
+    /// why. Not placed again until their spec changes.
+    rejected: HashMap<String, (String, String)>,
     statuses: HashMap<String, ResourceStatus>,
 }
 
@@ -199,6 +204,7 @@ impl Controller {
             desired_ready: false,
             pending: HashSet::new(),
             failures: HashMap::new(),
+            rejected: HashMap::new(),
             statuses: HashMap::new(),
         };
         let observing_since = Instant::now();
@@ -209,6 +215,14 @@ impl Controller {
         let mut last_pass = Instant::now();
         let mut dirty = true;
         let mut last_tick = Instant::now();
+        // Since when this controller's own NATS connection has been up: a
+        // controller that cannot hear heartbeats must not judge hosts dead,
+        // and after reconnecting it waits a heartbeat window for them.
+        let window = self.settings.heartbeat_interval * self.settings.missed_heartbeats.max(1);
+        // At start the warm-up above is the wait.
+        let mut connected_since = observing_since
+            .checked_sub(window)
+            .or(Some(observing_since));
         tracing::info!(controller = %self.settings.id, "controller started; standing by");
         tokio::pin!(shutdown);
         loop {
@@ -227,6 +241,20 @@ impl Controller {
                     // host dead until they are read.
                     let starved = last_tick.elapsed() > Duration::from_millis(500);
                     last_tick = Instant::now();
+                    let connected = self.client.connection_state()
+                        == async_nats::connection::State::Connected;
+                    match (connected, connected_since) {
+                        (false, Some(_)) => {
+                            tracing::warn!("lost the NATS connection; no host is judged until it is back");
+                            connected_since = None;
+                        }
+                        (true, None) => {
+                            tracing::info!(window_ms = window.as_millis() as u64, "NATS connection back; hearing heartbeats for a window before acting");
+                            connected_since = Some(Instant::now());
+                        }
+                        _ => {}
+                    }
+                    let hearing = connected_since.is_some_and(|since| since.elapsed() >= window);
                     if lease_checked.elapsed() >= self.settings.lease_ttl / 4 {
                         lease_checked = Instant::now();
                         let was = lease.is_leader();
@@ -234,7 +262,7 @@ impl Controller {
                         self.stats.leader.store(leads, Ordering::Relaxed);
                         dirty |= leads && !was;
                     }
-                    let lost = if starved {
+                    let lost = if starved || !hearing {
                         0
                     } else {
                         state.expire_hosts(self.settings.missed_heartbeats)
@@ -242,6 +270,7 @@ impl Controller {
                     self.stats.hosts_lost.fetch_add(lost as u64, Ordering::Relaxed);
                     dirty |= lost > 0;
                     let ready = lease.is_leader()
+                        && hearing
                         && state.desired_ready
                         && observing_since.elapsed() >= warm_up;
                     if ready && (dirty || last_pass.elapsed() >= Duration::from_secs(1)) {
@@ -254,7 +283,13 @@ impl Controller {
             }
         }
         follower.abort();
-        lease.release().await;
+        // Bounded: with NATS away the lease simply expires on its own.
+        if tokio::time::timeout(Duration::from_secs(5), lease.release())
+            .await
+            .is_err()
+        {
+            tracing::warn!("could not release the lease (NATS away); it expires on its own");
+        }
         self.stats.leader.store(false, Ordering::Relaxed);
         Ok(())
     }
@@ -297,6 +332,9 @@ impl Controller {
                 }
             };
             if state.pending.contains(&key) || state.failures.contains_key(&key) {
+                continue;
+            }
+            if matches!(action, Action::Start { .. }) && state.is_rejected(&key.1) {
                 continue;
             }
             let command = match action {
@@ -378,7 +416,13 @@ impl Controller {
                 }
             }
             let wanted = desired.resource.replicas;
-            let message = if ready == wanted {
+            let rejected = state
+                .rejected
+                .get(id)
+                .filter(|(hash, _)| *hash == desired.spec_hash);
+            let message = if let Some((_, error)) = rejected {
+                Some(format!("Failed: {error}"))
+            } else if ready == wanted {
                 None
             } else if targets.get(id).is_none_or(|t| t.is_empty()) && wanted > 0 {
                 Some(if desired.resource.workload.spec.host_selector.is_empty() {
@@ -421,6 +465,14 @@ impl Controller {
 }
 
 impl State {
+    /// Whether a host rejected workload `id`'s current spec for good.
+    fn is_rejected(&self, id: &str) -> bool {
+        match (self.rejected.get(id), self.desired.get(id)) {
+            (Some((hash, _)), Some(desired)) => *hash == desired.spec_hash,
+            _ => false,
+        }
+    }
+
     /// Takes in a heartbeat; returns whether anything placement looks at
     /// changed.
     fn observe(&mut self, payload: &[u8]) -> bool {
@@ -502,6 +554,7 @@ impl State {
             }
             Event::Delete(id) => {
                 self.desired.remove(&id);
+                self.rejected.remove(&id);
             }
             Event::Resync(all) => {
                 self.desired = all
@@ -525,6 +578,14 @@ impl State {
                     Outcome::Stopped(reply) => {
                         observed.revision = observed.revision.max(reply.host_revision);
                         observed.workloads.remove(&id);
+                    }
+                    Outcome::Rejected(error) => {
+                        observed.workloads.remove(&id);
+                        stats.command_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(host = %host, workload = %id, "rejected, not placed again until its spec changes: {error}");
+                        if let Some(desired) = self.desired.get(&id) {
+                            self.rejected.insert(id, (desired.spec_hash.clone(), error));
+                        }
                     }
                     Outcome::Failed(error) => {
                         // Unknown what the host runs now; its next
@@ -585,13 +646,14 @@ async fn send(
                 match serde_json::from_slice::<Reply<HostWorkload>>(&reply.payload) {
                     Ok(Reply::Ok(started)) => Outcome::Started(started),
                     Ok(Reply::Error(error)) => Outcome::Failed(error),
+                    Ok(Reply::Rejected(error)) => Outcome::Rejected(error),
                     Err(e) => Outcome::Failed(format!("unreadable reply: {e}")),
                 }
             }
             Command::Stop { .. } => {
                 match serde_json::from_slice::<Reply<WorkloadStopResponse>>(&reply.payload) {
                     Ok(Reply::Ok(stopped)) => Outcome::Stopped(stopped),
-                    Ok(Reply::Error(error)) => Outcome::Failed(error),
+                    Ok(Reply::Error(error) | Reply::Rejected(error)) => Outcome::Failed(error),
                     Err(e) => Outcome::Failed(format!("unreadable reply: {e}")),
                 }
             }

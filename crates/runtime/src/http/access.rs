@@ -79,6 +79,45 @@ impl AccessRecord {
     }
 }
 
+/// The status logged for a request whose client left before the answer
+/// (nginx's convention).
+pub const CLIENT_CLOSED: u16 = 499;
+
+/// A record waiting for its answer; logged with status 499 if the request
+/// is dropped first (the client closed the connection).
+pub(crate) struct PendingRecord(Option<AccessRecord>);
+
+impl PendingRecord {
+    pub(crate) fn new(record: AccessRecord) -> Self {
+        Self(Some(record))
+    }
+
+    /// Where the request's costs are charged.
+    pub(crate) fn usage(&self) -> Arc<RequestUsage> {
+        self.0.as_ref().map(|r| r.usage.clone()).unwrap_or_default()
+    }
+
+    /// The answer came: the record goes on with the response body.
+    pub(crate) fn answered(
+        &mut self,
+        status: http::StatusCode,
+        workload: Option<Arc<str>>,
+    ) -> AccessRecord {
+        let mut record = self.0.take().expect("answered once");
+        record.answered(status, workload);
+        record
+    }
+}
+
+impl Drop for PendingRecord {
+    fn drop(&mut self) {
+        if let Some(mut record) = self.0.take() {
+            record.status = CLIENT_CLOSED;
+            record.emit(false);
+        }
+    }
+}
+
 /// A response body that writes the access-log line when it ends or is
 /// dropped (`complete=false` when the client left before the end).
 pub(crate) struct LoggedBody {

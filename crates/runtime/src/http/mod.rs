@@ -10,4 +10,4 @@ pub mod router;
 pub mod server;
 
 pub use router::{DevRouter, DynamicRouter, RouteError, Router};
-pub use server::serve;
+pub use server::{IngressLimits, serve};

@@ -5,17 +5,60 @@
 //! an already-bound listener and a shutdown future (so tests bind port 0);
 //! on shutdown it stops accepting, lets in-flight requests finish for up to
 //! the drain timeout, then returns.
+//!
+//! No client holds a connection for free ([`IngressLimits`]): at most
+//! `max_connections` are open (more are closed as they are accepted, so the
+//! host keeps descriptors for its admin endpoint, outbound calls and
+//! files); a connection must deliver its first complete request head
+//! (protocol detection and the HTTP/2 preface included) within
+//! `first_request_timeout`; and one with no request in flight is closed
+//! after `idle_timeout`.
 
 use crate::host::Host;
+use crate::http::body::ResponseBody;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
 
-/// How long a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How the ingress bounds the connections clients hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressLimits {
+    /// Most client connections open at once; more are closed on accept.
+    /// Lowered at start to half the process's file-descriptor limit.
+    pub max_connections: usize,
+    /// From accept to the first complete request head.
+    pub first_request_timeout: Duration,
+    /// How long a connection with no request in flight stays open.
+    pub idle_timeout: Duration,
+}
+
+impl Default for IngressLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            first_request_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl IngressLimits {
+    /// The connection cap this process can honour: at most half its
+    /// descriptor limit, so that accepting up to the cap never starves the
+    /// admin endpoint, outbound connections or file reads.
+    pub fn effective_max_connections(&self) -> usize {
+        let budget = crate::limits::descriptor_limit() / 2;
+        self.max_connections.min(budget.max(16))
+    }
+}
 
 /// Serves `host` on `listener` until `shutdown` resolves, then drains
 /// in-flight requests for at most `drain_timeout`. Returns whether every
@@ -38,39 +81,198 @@ async fn serve_boxed(
     mut shutdown: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
     drain_timeout: Duration,
 ) -> std::io::Result<bool> {
+    let limits = host.ingress_limits().clone();
+    let max_connections = limits.effective_max_connections();
+    if max_connections < limits.max_connections {
+        tracing::warn!(
+            configured = limits.max_connections,
+            max_connections,
+            "connection cap lowered to half the file-descriptor limit (raise `ulimit -n` for more)"
+        );
+    }
+    let permits = Arc::new(Semaphore::new(max_connections));
+    let metrics = host.metrics().clone();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // A client that never finishes its headers must not hold a connection
-    // (and a task) forever.
+    // (and a task) forever; the connection watch below also covers the time
+    // before hyper knows the protocol.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        // Backstop only: the watch closes such connections first, counted.
+        .header_read_timeout(limits.first_request_timeout.max(limits.idle_timeout) * 2);
     builder
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let graceful = GracefulShutdown::new();
     while let Some((stream, peer)) = next_connection(&listener, &mut shutdown, "ingress").await {
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            // Closing at once costs nothing but the accept; queueing would
+            // hold the descriptor the cap exists to save.
+            metrics.limit_hit("ingress_connections");
+            tracing::debug!(%peer, max_connections, "connection refused: at the connection cap");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
+        let watch = Arc::new(ConnectionWatch::new());
         let host = host.clone();
-        let service = hyper::service::service_fn(move |request| {
-            let host = host.clone();
-            async move { Ok::<_, Infallible>(host.handle(request).await) }
+        let service = hyper::service::service_fn({
+            let watch = watch.clone();
+            move |request| {
+                let host = host.clone();
+                let busy = watch.request_started();
+                async move {
+                    let response = host.handle(request).await;
+                    Ok::<_, Infallible>(response.map(|body| WatchedBody { body, _busy: busy }))
+                }
+            }
         });
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
         let connection = graceful.watch(connection);
+        let limits = limits.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, error = %error, "connection ended with an error");
+            let _permit = permit;
+            metrics.connections().inc();
+            tokio::select! {
+                result = connection => if let Err(error) = result {
+                    tracing::debug!(%peer, error = %error, "connection ended with an error");
+                },
+                which = watch.expired(&limits) => {
+                    metrics.limit_hit(which);
+                    tracing::debug!(%peer, limit = which, "connection closed: no request in time");
+                }
             }
+            metrics.connections().dec();
         });
     }
     drop(listener);
     Ok(tokio::time::timeout(drain_timeout, graceful.shutdown())
         .await
         .is_ok())
+}
+
+/// What one connection is doing: requests in flight, and since when it has
+/// been idle.
+struct ConnectionWatch {
+    state: Mutex<WatchState>,
+    changed: Notify,
+}
+
+struct WatchState {
+    in_flight: usize,
+    served: u64,
+    idle_since: Instant,
+}
+
+impl ConnectionWatch {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new(WatchState {
+                in_flight: 0,
+                served: 0,
+                idle_since: Instant::now(),
+            }),
+            changed: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, WatchState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A request head arrived; the connection is busy until the returned
+    /// guard (held by the response body) is dropped.
+    fn request_started(self: &Arc<Self>) -> BusyGuard {
+        {
+            let mut state = self.lock();
+            state.in_flight += 1;
+            state.served += 1;
+        }
+        self.changed.notify_one();
+        BusyGuard(self.clone())
+    }
+
+    /// Resolves, naming the limit, once the connection has been idle too
+    /// long: before its first request, `first_request_timeout` after
+    /// accept; after one, `idle_timeout` after the last response ended.
+    async fn expired(&self, limits: &IngressLimits) -> &'static str {
+        loop {
+            let deadline = {
+                let state = self.lock();
+                (state.in_flight == 0).then(|| {
+                    if state.served == 0 {
+                        (
+                            state.idle_since + limits.first_request_timeout,
+                            "ingress_first_request",
+                        )
+                    } else {
+                        (state.idle_since + limits.idle_timeout, "ingress_idle")
+                    }
+                })
+            };
+            let changed = self.changed.notified();
+            match deadline {
+                None => changed.await,
+                Some((deadline, limit)) => tokio::select! {
+                    () = tokio::time::sleep_until(deadline) => {
+                        let state = self.lock();
+                        if state.in_flight == 0 && Instant::now() >= deadline {
+                            return limit;
+                        }
+                    }
+                    () = changed => {}
+                },
+            }
+        }
+    }
+}
+
+/// Marks a connection busy while a response is being sent.
+struct BusyGuard(Arc<ConnectionWatch>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        {
+            let mut state = self.0.lock();
+            state.in_flight -= 1;
+            if state.in_flight == 0 {
+                state.idle_since = Instant::now();
+            }
+        }
+        self.0.changed.notify_one();
+    }
+}
+
+/// A response body that keeps its connection counted busy until it is
+/// sent or dropped.
+struct WatchedBody {
+    body: ResponseBody,
+    _busy: BusyGuard,
+}
+
+impl http_body::Body for WatchedBody {
+    type Data = bytes::Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// The next connection on `listener`, or `None` once `shutdown` resolves.

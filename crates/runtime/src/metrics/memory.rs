@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub(crate) struct MeteredLimiter {
     limits: wasmtime::StoreLimits,
     metrics: Option<Arc<ComponentMetrics>>,
+    /// The host-wide budget every instance's memory counts against.
+    budget: Arc<crate::limits::MemoryBudget>,
     /// Bytes of linear memory across the instance's memories.
     bytes: Arc<AtomicU64>,
     /// Growth allowed but not yet known to have happened.
@@ -21,10 +23,12 @@ impl MeteredLimiter {
     pub(crate) fn new(
         limits: wasmtime::StoreLimits,
         metrics: Option<Arc<ComponentMetrics>>,
+        budget: Arc<crate::limits::MemoryBudget>,
     ) -> Self {
         Self {
             limits,
             metrics,
+            budget,
             bytes: Arc::default(),
             pending: 0,
         }
@@ -56,7 +60,15 @@ impl wasmtime::ResourceLimiter for MeteredLimiter {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        let mut allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if allowed && !self.budget.reserve(desired.saturating_sub(current) as u64) {
+            tracing::debug!(
+                current,
+                desired,
+                "memory growth refused: host memory budget exhausted"
+            );
+            allowed = false;
+        }
         if allowed {
             // Memories are created through here too (`current` is 0 then).
             self.pending = desired.saturating_sub(current) as u64;
@@ -67,6 +79,7 @@ impl wasmtime::ResourceLimiter for MeteredLimiter {
 
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
         let pending = std::mem::take(&mut self.pending);
+        self.budget.release(pending);
         self.record(-(pending as i64));
         self.limits.memory_grow_failed(error)
     }
@@ -101,6 +114,7 @@ impl Drop for MeteredLimiter {
     fn drop(&mut self) {
         // The store and its memories go with it.
         let bytes = self.bytes.load(Ordering::Relaxed);
+        self.budget.release(bytes);
         if let Some(metrics) = &self.metrics {
             metrics.memory_changed(-(bytes as i64), 0);
         }

@@ -70,6 +70,8 @@ pub struct Metrics {
     plugin_calls: IntCounterVec,
     plugin_duration: HistogramVec,
     workloads: IntGauge,
+    limit_events: IntCounterVec,
+    connections: IntGauge,
     /// Every metric family: name, help and type (a family with no series
     /// yet is missing from `gather`).
     catalog: Vec<(String, String, MetricType)>,
@@ -158,6 +160,21 @@ impl Metrics {
         let workloads = IntGauge::new("nimbus_workloads", "Workloads running on this host.")
             .expect("valid metric");
         register(Box::new(workloads.clone()), MetricType::GAUGE);
+        let limit_events = IntCounterVec::new(
+            opts(
+                "nimbus_limit_events_total",
+                "Times a host-wide limit acted, by limit: ingress_connections (a connection refused at the cap), ingress_first_request (closed before its first request head), ingress_idle (an idle keep-alive closed), outbound_connections (an outgoing connection refused at a cap), guest_output (guest stdout/stderr dropped over its budget).",
+            ),
+            &["limit"],
+        )
+        .expect("valid metric");
+        register(Box::new(limit_events.clone()), MetricType::COUNTER);
+        let connections = IntGauge::new(
+            "nimbus_ingress_connections",
+            "Client connections the ingress holds open now.",
+        )
+        .expect("valid metric");
+        register(Box::new(connections.clone()), MetricType::GAUGE);
         Self {
             requests,
             duration,
@@ -202,6 +219,8 @@ impl Metrics {
             ),
             plugin_duration,
             workloads,
+            limit_events,
+            connections,
             series: Mutex::default(),
             catalog: catalog.into_inner(),
             registry,
@@ -316,6 +335,16 @@ impl Metrics {
     /// Sets the number of running workloads.
     pub(crate) fn set_workloads(&self, count: usize) {
         self.workloads.set(count as i64);
+    }
+
+    /// A host-wide limit acted (see `nimbus_limit_events_total`).
+    pub(crate) fn limit_hit(&self, limit: &'static str) {
+        self.limit_events.with_label_values(&[limit]).inc();
+    }
+
+    /// The open ingress connections gauge.
+    pub(crate) fn connections(&self) -> &IntGauge {
+        &self.connections
     }
 
     /// Every metric family the host exports: name, help text and type.

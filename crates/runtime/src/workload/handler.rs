@@ -426,6 +426,11 @@ impl Worker {
                     let (status, start) = *status.lock().unwrap_or_else(|p| p.into_inner());
                     if let Poll::Ready(()) = expiration.as_mut().poll(cx, status, start) {
                         return Poll::Ready(match status {
+                            WorkerStatus::Requests | WorkerStatus::PostReturn
+                                if expiration.abandoned() =>
+                            {
+                                Err(format_err!("every client it was serving left"))
+                            }
                             WorkerStatus::Requests | WorkerStatus::PostReturn => {
                                 Err(format_err!("guest timed out"))
                             }

@@ -12,14 +12,24 @@
 //!
 //! With accounting on, each instance's worker runs inside a CPU meter and
 //! its store grows memory through a metered limiter (see `crate::metrics`).
+//!
+//! Each request carries a [`RequestFate`] shared with the instance serving
+//! it. A client that leaves (the request or its response body dropped)
+//! cancels its fate; an instance all of whose live requests were abandoned
+//! is discarded at its next yield, so a spinning guest stops within an
+//! epoch tick of the disconnect. An instance that fails marks its live
+//! requests aborted, so that a response body cut short ends in an error
+//! (HTTP/1.1: no terminating chunk; HTTP/2: a reset) instead of looking
+//! complete.
 
 use crate::metrics::{ComponentMetrics, RequestUsage, WorkerMeter};
 use crate::wasi::{ComponentEnv, StoreState};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 use wasmtime::component::GuestTaskId;
 use wasmtime::{Store, StoreContextMut};
 use wasmtime_wasi_http::WasiHttpView;
@@ -77,6 +87,99 @@ pub(crate) struct RequestContext {
     /// the parent of the plugin calls and outbound requests the instance
     /// makes for it (see `crate::trace`).
     pub(crate) trace_parent: Option<crate::trace::Parent>,
+    /// Whether the client still wants the answer, and whether the instance
+    /// died before sending all of it.
+    pub(crate) fate: Arc<RequestFate>,
+}
+
+/// What became of one request, shared by its response body and the
+/// instance serving it.
+#[derive(Default)]
+pub(crate) struct RequestFate {
+    /// The response was sent whole (or failed on its own).
+    finished: AtomicBool,
+    /// The client left before the end.
+    abandoned: CancellationToken,
+    /// The instance failed while the request was live: its response body,
+    /// however it ends, is incomplete.
+    aborted: AtomicBool,
+    /// The instance serving it, once one has started it.
+    instance: Mutex<Option<Weak<InstanceLife>>>,
+}
+
+impl RequestFate {
+    /// The response body ended (or errored) on its own.
+    pub(crate) fn finish(&self) {
+        self.finished.store(true, Ordering::Release);
+    }
+
+    /// Whether the instance failed while this request was live.
+    pub(crate) fn aborted(&self) -> bool {
+        self.aborted.load(Ordering::Acquire)
+    }
+
+    /// The client is gone: stop the guest's work for it.
+    pub(crate) fn abandon(&self) {
+        if self.finished.load(Ordering::Acquire) {
+            return;
+        }
+        self.abandoned.cancel();
+        let instance = self
+            .instance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(Weak::upgrade);
+        if let Some(instance) = instance {
+            instance.check_abandoned();
+        }
+    }
+
+    fn live(&self) -> bool {
+        !self.finished.load(Ordering::Acquire)
+    }
+}
+
+/// The requests one instance is serving, and the wake-up of its
+/// expiration when they may all have been abandoned.
+#[derive(Default)]
+pub(crate) struct InstanceLife {
+    requests: Mutex<Vec<Arc<RequestFate>>>,
+    expiration: futures::task::AtomicWaker,
+}
+
+impl InstanceLife {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<RequestFate>>> {
+        self.requests.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn adopt(self: &Arc<Self>, fate: Arc<RequestFate>) {
+        *fate.instance.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::downgrade(self));
+        self.lock().push(fate);
+        self.check_abandoned();
+    }
+
+    /// Whether every request the instance still serves was abandoned by
+    /// its client: nobody waits for its work any more. Judged when the
+    /// instance's expiration is polled, so a request the instance took on
+    /// since (a new client) keeps it alive.
+    fn all_abandoned(&self) -> bool {
+        let mut requests = self.lock();
+        requests.retain(|fate| fate.live());
+        !requests.is_empty() && requests.iter().all(|f| f.abandoned.is_cancelled())
+    }
+
+    /// Has the expiration look again.
+    fn check_abandoned(&self) {
+        self.expiration.wake();
+    }
+
+    /// The instance failed: every live request's response is incomplete.
+    fn abort_live(&self) {
+        for fate in self.lock().iter().filter(|f| f.live()) {
+            fate.aborted.store(true, Ordering::Release);
+        }
+    }
 }
 
 /// Creates instances of one component for its [`ProxyHandler`](super::handler::ProxyHandler).
@@ -112,6 +215,7 @@ impl ComponentInstances {
             metrics.instance_created();
         }
         let timeout = self.env.limits.request_timeout;
+        let life = Arc::new(InstanceLife::default());
         Ok(Instance {
             store,
             proxy,
@@ -120,12 +224,15 @@ impl ComponentInstances {
                 idle_timeout: self.reuse.idle_timeout,
                 request_timeout: timeout,
                 sleep: Box::pin(tokio::time::sleep(Duration::MAX / 4)),
+                life: life.clone(),
+                discarded: false,
             },
             state: Worker {
                 env: self.env.clone(),
                 reuse: self.reuse,
                 metrics: self.env.metrics.clone(),
                 served: AtomicUsize::new(0),
+                life,
             },
         })
     }
@@ -137,6 +244,17 @@ pub(crate) struct Expiration {
     idle_timeout: Duration,
     request_timeout: Duration,
     sleep: Pin<Box<tokio::time::Sleep>>,
+    /// The instance's requests: it expires when all were abandoned.
+    life: Arc<InstanceLife>,
+    discarded: bool,
+}
+
+impl Expiration {
+    /// Whether the instance expired because its clients left, not by a
+    /// deadline.
+    pub(crate) fn abandoned(&self) -> bool {
+        self.discarded
+    }
 }
 
 impl WorkerExpiration for Expiration {
@@ -147,6 +265,11 @@ impl WorkerExpiration for Expiration {
         start: Instant,
     ) -> Poll<()> {
         let me = self.get_mut();
+        me.life.expiration.register(cx.waker());
+        if status != WorkerStatus::Idle && me.life.all_abandoned() {
+            me.discarded = true;
+            return Poll::Ready(());
+        }
         let timeout = match status {
             WorkerStatus::Idle => me.idle_timeout,
             WorkerStatus::Requests | WorkerStatus::PostReturn => me.request_timeout,
@@ -169,6 +292,8 @@ pub(crate) struct Worker {
     metrics: Option<Arc<ComponentMetrics>>,
     /// Requests this instance has started.
     served: AtomicUsize,
+    /// Its live requests.
+    life: Arc<InstanceLife>,
 }
 
 impl WorkerState for Worker {
@@ -194,6 +319,8 @@ impl WorkerState for Worker {
         if let Some(authority) = context.called_as {
             store.data_mut().record_called_as(authority);
         }
+        let abandoned = context.fate.abandoned.clone();
+        self.life.adopt(context.fate);
         // An instance serving several requests at once (P3) traces the
         // calls it makes under the request it started last.
         store.data_mut().set_trace_parent(context.trace_parent);
@@ -202,12 +329,23 @@ impl WorkerState for Worker {
         {
             metrics.instance_reused();
         }
-        Box::pin(tokio::time::sleep(self.env.limits.request_timeout))
+        let deadline = tokio::time::sleep(self.env.limits.request_timeout);
+        Box::pin(async move {
+            tokio::select! {
+                () = deadline => {}
+                () = abandoned.cancelled_owned() => {}
+            }
+        })
     }
 
     fn drop(&self, store: Store<StoreState>, result: wasmtime::Result<()>) {
         if let Some(metrics) = &self.metrics {
             metrics.instance_dropped(result.is_err());
+        }
+        if result.is_err() {
+            // Before the store goes: dropping it ends the response streams,
+            // which must then read as cut short, not as complete.
+            self.life.abort_live();
         }
         if let Err(error) = result {
             tracing::warn!(

@@ -1,12 +1,14 @@
 //! Reading workload manifests (YAML, possibly several documents).
 //!
 //! Accepts wasmCloud v2's `apiVersion: runtime.wasmcloud.dev/v1alpha1`
-//! resources of kind `Workload` (spec at `.spec`) and `WorkloadDeployment`
-//! (spec at `.spec.template.spec`). Every rejection names the field path.
+//! resources of kind `Workload` (spec at `.spec`), `WorkloadDeployment` and
+//! `WorkloadReplicaSet` (spec at `.spec.template.spec`). Every rejection
+//! names the field path; an unknown field is an error with the nearest
+//! valid name. Size and nesting are bounded before parsing.
 
 use super::spec::{LocalResources, Workload, WorkloadSpec};
 use serde::Deserialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The API version Nimbus and wasmCloud v2 share.
 pub const API_VERSION: &str = "runtime.wasmcloud.dev/v1alpha1";
@@ -42,24 +44,82 @@ pub struct ManifestDocument {
     pub replicas: u32,
 }
 
+/// The largest manifest parsed, in bytes: a bound on the work one
+/// document can ask of the parser.
+pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+
+/// The deepest nesting of YAML collections accepted. A workload needs
+/// about eight; the parser's cost grows with the square of the depth.
+pub const MAX_NESTING_DEPTH: usize = 64;
+
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawDocument {
     api_version: Option<String>,
     kind: Option<String>,
     #[serde(default)]
     metadata: RawMetadata,
     spec: Option<serde_yaml_ng::Value>,
+    /// What a cluster reported (a `kubectl get -o yaml` export): ignored.
+    #[serde(default)]
+    #[allow(dead_code)]
+    status: Option<serde_yaml_ng::Value>,
 }
 
+/// Kubernetes object metadata: every field an exported object carries is
+/// accepted; only the name and namespace mean anything here.
 #[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
 struct RawMetadata {
     name: Option<String>,
     namespace: Option<String>,
+    generate_name: Option<String>,
+    self_link: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+    generation: Option<i64>,
+    creation_timestamp: Option<serde_yaml_ng::Value>,
+    deletion_timestamp: Option<serde_yaml_ng::Value>,
+    deletion_grace_period_seconds: Option<i64>,
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+    owner_references: Option<serde_yaml_ng::Value>,
+    finalizers: Option<Vec<String>>,
+    managed_fields: Option<serde_yaml_ng::Value>,
+    cluster_name: Option<String>,
+}
+
+/// The spec of a `WorkloadDeployment` or `WorkloadReplicaSet`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+struct RawReplicatedSpec {
+    replicas: Option<u32>,
+    template: Option<RawTemplate>,
+    /// `RollingUpdate` or `Recreate` (deployments only).
+    deploy_policy: Option<String>,
+    /// wasmCloud `Artifact` references (deployments only): accepted.
+    artifacts: Option<serde_yaml_ng::Value>,
+    /// The Kubernetes Service in front (deployments only): accepted.
+    kubernetes: Option<super::spec::KubernetesSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RawTemplate {
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+    /// Older wasmCloud samples write the template's labels here.
+    metadata: Option<serde_yaml_ng::Value>,
+    spec: Option<serde_yaml_ng::Value>,
 }
 
 /// Parses every document of a YAML manifest.
 pub fn parse_manifest(text: &str) -> Result<Vec<ManifestDocument>, ManifestError> {
+    check_yaml_bounds(text, MAX_MANIFEST_BYTES, MAX_NESTING_DEPTH)
+        .map_err(|message| ManifestError::new("(yaml)", message))?;
     let mut documents = Vec::new();
     let all: Vec<serde_yaml_ng::Value> = serde_yaml_ng::Deserializer::from_str(text)
         .map(serde_yaml_ng::Value::deserialize)
@@ -86,8 +146,7 @@ pub fn parse_manifest(text: &str) -> Result<Vec<ManifestDocument>, ManifestError
 }
 
 fn parse_document(value: serde_yaml_ng::Value) -> Result<ManifestDocument, ManifestError> {
-    let raw: RawDocument = serde_yaml_ng::from_value(value)
-        .map_err(|e| ManifestError::new("(document)", e.to_string()))?;
+    let raw: RawDocument = deserialize_at(value, "")?;
     match raw.api_version.as_deref() {
         Some(API_VERSION) => {}
         Some(other) => {
@@ -106,7 +165,7 @@ fn parse_document(value: serde_yaml_ng::Value) -> Result<ManifestDocument, Manif
     let kind = raw.kind.ok_or_else(|| {
         ManifestError::new(
             "kind",
-            "missing; expected `Workload` or `WorkloadDeployment`",
+            "missing; expected `Workload`, `WorkloadDeployment` or `WorkloadReplicaSet`",
         )
     })?;
     let name = raw
@@ -124,38 +183,44 @@ fn parse_document(value: serde_yaml_ng::Value) -> Result<ManifestDocument, Manif
         .spec
         .ok_or_else(|| ManifestError::new("spec", "missing"))?;
     let (spec, spec_path, replicas) = match kind.as_str() {
-        "Workload" => (spec, "spec".to_string(), 1),
-        "WorkloadDeployment" => {
-            let replicas = match spec.get("replicas") {
-                None => 1,
-                Some(r) => r
-                    .as_u64()
-                    .and_then(|r| u32::try_from(r).ok())
-                    .ok_or_else(|| {
-                        ManifestError::new("spec.replicas", "must be a non-negative integer")
-                    })?,
-            };
-            let template = spec
-                .get("template")
-                .and_then(|t| t.get("spec"))
-                .cloned()
+        "Workload" => (spec, "spec", 1),
+        "WorkloadDeployment" | "WorkloadReplicaSet" => {
+            let replicated: RawReplicatedSpec = deserialize_at(spec, "spec").map_err(|e| {
+                // A workload field one level too high: say where it goes.
+                match e.path.strip_prefix("spec.") {
+                    Some(field) if WorkloadSpec::FIELDS.contains(&field) => ManifestError::new(
+                        e.path.clone(),
+                        format!("{}; it belongs under spec.template.spec", e.message),
+                    ),
+                    _ => e,
+                }
+            })?;
+            let template = replicated
+                .template
+                .and_then(|t| t.spec)
                 .ok_or_else(|| ManifestError::new("spec.template.spec", "missing"))?;
-            (template, "spec.template.spec".to_string(), replicas)
+            (
+                template,
+                "spec.template.spec",
+                replicated.replicas.unwrap_or(1),
+            )
         }
         other => {
             return Err(ManifestError::new(
                 "kind",
-                format!("unknown kind `{other}`; expected `Workload` or `WorkloadDeployment`"),
+                format!(
+                    "unknown kind `{other}`; expected `Workload`, `WorkloadDeployment` or `WorkloadReplicaSet`"
+                ),
             ));
         }
     };
-    let spec: WorkloadSpec = serde_path_error(spec, &spec_path)?;
+    let spec: WorkloadSpec = deserialize_at(spec, spec_path)?;
     let workload = Workload {
         namespace,
         name,
         spec,
     };
-    validate_workload(&workload, &spec_path)?;
+    validate_workload(&workload, spec_path)?;
     Ok(ManifestDocument {
         kind,
         workload,
@@ -163,15 +228,136 @@ fn parse_document(value: serde_yaml_ng::Value) -> Result<ManifestDocument, Manif
     })
 }
 
-fn serde_path_error(
+/// Deserializes `value` as `T`, reporting the failing field's full path
+/// under `base`, and for an unknown field the nearest valid name.
+fn deserialize_at<T: serde::de::DeserializeOwned>(
     value: serde_yaml_ng::Value,
     base: &str,
-) -> Result<WorkloadSpec, ManifestError> {
-    serde_yaml_ng::from_value(value).map_err(|e| {
-        // serde_yaml_ng reports the failing location inside the message; keep
-        // it and anchor it at the spec's path.
-        ManifestError::new(base, e.to_string())
+) -> Result<T, ManifestError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let inner = error.inner().to_string();
+        let mut path = error.path().to_string();
+        if path == "." {
+            path.clear();
+        }
+        let join = |tail: &str| match (base.is_empty(), tail.is_empty()) {
+            (_, true) => base.to_string(),
+            (true, false) => tail.to_string(),
+            (false, false) => format!("{base}.{tail}"),
+        };
+        match unknown_field(&inner) {
+            Some((field, expected)) => {
+                // The path may stop at the map that holds the field.
+                let full = if path == field || path.ends_with(&format!(".{field}")) {
+                    join(&path)
+                } else if path.is_empty() {
+                    join(&field)
+                } else {
+                    join(&format!("{path}.{field}"))
+                };
+                let message = match nearest(&field, &expected) {
+                    Some(close) => format!("unknown field, did you mean `{close}`?"),
+                    None if expected.is_empty() => "unknown field; none are allowed here".into(),
+                    None => format!("unknown field; expected one of `{}`", expected.join("`, `")),
+                };
+                ManifestError::new(full, message)
+            }
+            None => ManifestError::new(join(&path), inner),
+        }
     })
+}
+
+/// Reads serde's "unknown field `x`, expected one of `a`, `b`" message.
+pub(crate) fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let expected = rest
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    Some((field.to_string(), expected))
+}
+
+/// The candidate closest to `field`, if any is close enough to be a typo.
+pub(crate) fn nearest<'a>(field: &str, candidates: &'a [String]) -> Option<&'a str> {
+    let lower = field.to_ascii_lowercase();
+    candidates
+        .iter()
+        .map(|c| (strsim::levenshtein(&lower, &c.to_ascii_lowercase()), c))
+        .filter(|(distance, c)| *distance <= 2.max(c.len() / 3))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, c)| c.as_str())
+}
+
+/// Refuses YAML that is larger than `max_bytes` or nests deeper than
+/// `max_depth`, before the parser sees it: the YAML parser's work grows
+/// with the square of the nesting depth, so a small file nested a hundred
+/// thousand deep would otherwise take tens of seconds to reject.
+///
+/// Counts flow collections (`[`, `{`) outside quotes and comments, and
+/// block sequences opened on one line (`- - - x`); block nesting by
+/// indentation is bounded by the size limit already.
+pub fn check_yaml_bounds(text: &str, max_bytes: usize, max_depth: usize) -> Result<(), String> {
+    if text.len() > max_bytes {
+        return Err(format!(
+            "the document is {} bytes; the limit is {max_bytes}",
+            text.len()
+        ));
+    }
+    let too_deep = || format!("collections nest deeper than {max_depth} levels");
+    let mut flow_depth = 0usize;
+    for line in text.lines() {
+        let mut quote: Option<char> = None;
+        let mut previous = ' ';
+        // `- - - x` opens one block sequence per dash.
+        let mut inline_dashes = 0usize;
+        let mut at_line_start = true;
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            match quote {
+                Some('\'') if c == '\'' => quote = None,
+                Some('"') if c == '\\' => {
+                    chars.next();
+                }
+                Some('"') if c == '"' => quote = None,
+                Some(_) => {}
+                None => match c {
+                    '#' if previous.is_whitespace() => break,
+                    '\'' | '"'
+                        if flow_depth > 0
+                            || at_line_start
+                            || ":-[{,?".contains(previous)
+                            || previous == ' ' =>
+                    {
+                        quote = Some(c)
+                    }
+                    '[' | '{' if flow_depth > 0 || at_line_start || ":-?,".contains(previous) => {
+                        flow_depth += 1;
+                        if flow_depth > max_depth {
+                            return Err(too_deep());
+                        }
+                    }
+                    ']' | '}' => flow_depth = flow_depth.saturating_sub(1),
+                    '-' if at_line_start && chars.peek().is_none_or(|n| *n == ' ') => {
+                        inline_dashes += 1;
+                        if inline_dashes > max_depth {
+                            return Err(too_deep());
+                        }
+                    }
+                    _ => {}
+                },
+            }
+            if !c.is_whitespace() {
+                previous = c;
+                if c != '-' {
+                    at_line_start = false;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_name(path: &str, name: &str) -> Result<(), ManifestError> {
@@ -234,6 +420,10 @@ fn check_local_resources(
 
 /// Checks a workload's internal consistency; `base` is the path of its spec.
 pub fn validate_workload(workload: &Workload, base: &str) -> Result<(), ManifestError> {
+    // Names become one `namespace/name` id: a `/` in either would let two
+    // different workloads share it.
+    check_name("metadata.namespace", &workload.namespace)?;
+    check_name("metadata.name", &workload.name)?;
     let spec = &workload.spec;
     if spec.components.is_empty() && spec.service.is_none() {
         return Err(ManifestError::new(
@@ -491,5 +681,180 @@ spec:
         }
         let err = parse_manifest("apiVersion: [").unwrap_err();
         assert_eq!(err.path, "(yaml)");
+    }
+
+    const HEAD: &str = "apiVersion: runtime.wasmcloud.dev/v1alpha1\nmetadata: {name: a}\n";
+
+    /// Every unknown field is an error naming its full path and, where one
+    /// is close, the valid name meant.
+    #[test]
+    fn unknown_fields_are_errors_with_the_nearest_name() {
+        let cases = [
+            (
+                "kind: Workload\nspec:\n  components: [{name: a, image: x, localResources: {memoryLimitMB: 64}}]",
+                "spec.components[0].localResources.memoryLimitMB",
+                "did you mean `memoryLimitMb`?",
+            ),
+            (
+                "kind: WorkloadDeployment\nspec:\n  replica: 2\n  template: {spec: {components: [{name: a, image: x}]}}",
+                "spec.replica",
+                "did you mean `replicas`?",
+            ),
+            (
+                "kind: WorkloadDeployment\nspec:\n  hostSelector: {zone: a}\n  template: {spec: {components: [{name: a, image: x}]}}",
+                "spec.hostSelector",
+                "it belongs under spec.template.spec",
+            ),
+            (
+                "kind: Workload\nspec:\n  compnents: [{name: a, image: x}]",
+                "spec.compnents",
+                "did you mean `components`?",
+            ),
+            (
+                "kind: Workload\nspec:\n  components: [{name: a, image: x}]\n  volumes: [{name: v, emptyDir: {size: 1}}]",
+                "spec.volumes[0].emptyDir.size",
+                "unknown field",
+            ),
+            (
+                "kind: Workload\nspec:\n  components: [{name: a, image: x}]\n  hostInterfaces: [{namespace: wasi, package: http, interface: [x]}]",
+                "spec.hostInterfaces[0].interface",
+                "did you mean `interfaces`?",
+            ),
+            ("kind: Workload\nspce: {}\n", "spce", "did you mean `spec`?"),
+        ];
+        let labels = "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {name: a, lables: {x: y}}\nspec: {}\n";
+        let err = parse_manifest(labels).unwrap_err();
+        assert_eq!(
+            (err.path.as_str(), err.message.as_str()),
+            ("metadata.lables", "unknown field, did you mean `labels`?")
+        );
+        for (body, path, hint) in cases {
+            let text = format!("{HEAD}{body}");
+            let err = parse_manifest(&text).unwrap_err();
+            assert_eq!(err.path, path, "{text}\n=> {err}");
+            assert!(err.message.contains(hint), "{text}\n=> {err}");
+        }
+    }
+
+    /// What a wasmCloud manifest or a `kubectl get -o yaml` export carries
+    /// parses under strict fields: object metadata, status, the CRD's
+    /// deployment fields, `ephemeral` volumes, replica sets.
+    #[test]
+    fn every_wasmcloud_crd_field_is_accepted() {
+        let text = r#"
+apiVersion: runtime.wasmcloud.dev/v1alpha1
+kind: WorkloadDeployment
+metadata:
+  name: kitchen-sink
+  namespace: team-a
+  uid: 0b0c
+  resourceVersion: "12"
+  generation: 3
+  creationTimestamp: "2026-01-01T00:00:00Z"
+  labels: {app: sink}
+  annotations: {note: x}
+  ownerReferences: [{apiVersion: v1, kind: X, name: y, uid: z}]
+  finalizers: [a/b]
+  managedFields: [{manager: kubectl, operation: Apply}]
+spec:
+  replicas: 2
+  deployPolicy: RollingUpdate
+  artifacts: [{name: app, artifactFrom: {name: app-artifact}}]
+  kubernetes: {service: {name: sink}}
+  template:
+    labels: {tier: web}
+    annotations: {a: b}
+    spec:
+      hostSelector: {hostgroup: default}
+      hostId: host-1
+      environment: prod
+      kubernetes: {service: {name: sink}}
+      components:
+        - name: app
+          image: ghcr.io/example/app:1
+          imagePullPolicy: IfNotPresent
+          imagePullSecret: {name: regcred}
+          poolSize: 2
+          maxInvocations: 10
+          maxConcurrency: 4
+          localResources:
+            volumeMounts: [{name: scratch, mountPath: /tmp, readOnly: false}]
+            environment: {config: {A: b}, configFrom: [{name: c}], secretFrom: [{name: s}]}
+            config: {k: v}
+            allowedHosts: [api.example.com]
+            allowedIpNameLookups: [api.example.com]
+            allowedHostLoopbackPorts: ["5432"]
+      hostInterfaces:
+        - name: http
+          namespace: wasi
+          package: http
+          version: 0.2.0
+          interfaces: [incoming-handler]
+          config: {host: sink.example.com}
+      service:
+        image: ghcr.io/example/svc:1
+        imagePullSecret: {name: regcred}
+        maxRestarts: 0
+      volumes:
+        - name: scratch
+          ephemeral: {}
+status:
+  conditions: [{type: Ready, status: "True"}]
+  replicas: {expected: 2, current: 2, ready: 2}
+"#;
+        let docs = parse_manifest(text).unwrap();
+        let w = &docs[0].workload;
+        assert_eq!(
+            (docs[0].replicas, w.id().as_str()),
+            (2, "team-a/kitchen-sink")
+        );
+        assert!(
+            w.spec.volumes[0].empty_dir.is_some(),
+            "ephemeral is an empty dir"
+        );
+        let set = text
+            .replace("kind: WorkloadDeployment", "kind: WorkloadReplicaSet")
+            .replace("  deployPolicy: RollingUpdate\n", "");
+        assert_eq!(parse_manifest(&set).unwrap()[0].kind, "WorkloadReplicaSet");
+    }
+
+    /// Deep nesting is refused before the parser sees it; the check reads
+    /// each byte once, however deep the input.
+    #[test]
+    fn deep_nesting_and_oversized_input_are_refused() {
+        for deep in [
+            format!(
+                "{HEAD}kind: Workload\nspec: {}{}",
+                "[".repeat(100_000),
+                "]".repeat(100_000)
+            ),
+            format!("{HEAD}kind: Workload\nspec: {}", "{a: ".repeat(70)),
+            format!(
+                "{HEAD}kind: Workload\nspec:\n  x:\n    {}1",
+                "- ".repeat(100_000)
+            ),
+        ] {
+            let err = parse_manifest(&deep).unwrap_err();
+            assert_eq!(err.path, "(yaml)");
+            assert!(err.message.contains("nest deeper than 64"), "{err}");
+        }
+        let big = format!(
+            "{HEAD}kind: Workload\n# {}\n",
+            "x".repeat(MAX_MANIFEST_BYTES)
+        );
+        assert!(
+            parse_manifest(&big)
+                .unwrap_err()
+                .message
+                .contains("the limit is")
+        );
+        // Brackets in quotes, comments and plain scalars are not nesting.
+        let fine = format!(
+            "{HEAD}kind: Workload\nspec:\n  components:\n    - name: a\n      image: x\n      localResources:\n        config:\n          re: '{}'\n          b: a[b{{c\n          c: \"{}\" # {}\n",
+            "[".repeat(200),
+            "{".repeat(200),
+            "[".repeat(200)
+        );
+        parse_manifest(&fine).unwrap();
     }
 }

@@ -28,10 +28,8 @@ pub use spec::*;
 /// Reads a manifest file and makes relative `file://` images and host-path
 /// volumes absolute against the manifest's directory.
 pub fn load_manifest_file(path: &std::path::Path) -> Result<Vec<ManifestDocument>, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::files::read_text_bounded(path, manifest::MAX_MANIFEST_BYTES as u64)
+        .map_err(LoadError::Read)?;
     let mut documents = parse_manifest(&text).map_err(|source| LoadError::Manifest {
         path: path.to_path_buf(),
         source,
@@ -81,14 +79,9 @@ pub fn local_image_path(image: &str) -> Option<std::path::PathBuf> {
 /// Why a manifest file could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The file could not be read.
-    #[error("cannot read `{}`: {source}", path.display())]
-    Read {
-        /// The manifest path.
-        path: std::path::PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    /// The file could not be read (missing, not a regular file, too large).
+    #[error(transparent)]
+    Read(crate::files::FileError),
     /// The file is not a valid manifest.
     #[error("invalid manifest `{}`: {source}", path.display())]
     Manifest {

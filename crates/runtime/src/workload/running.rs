@@ -7,7 +7,7 @@
 //! log carries the details with the workload's id.
 
 use super::handler::ProxyHandler;
-use super::instance::{HttpKind, RequestContext};
+use super::instance::{HttpKind, RequestContext, RequestFate};
 use super::middleware::request_authority;
 use super::service::{Service, ServiceStatus};
 use super::spec::Workload;
@@ -95,10 +95,33 @@ impl HttpTarget {
     ) -> Result<http::Response<WasiBody>, DispatchFailure> {
         let in_flight = self.metrics.as_deref().map(ComponentMetrics::request);
         let span = crate::trace::component_span(workload, &self.component, &request);
+        let fate = Arc::new(RequestFate::default());
+        // Dropped before an answer: the client left while the guest worked.
+        let mut watch = AbandonOnDrop(Some(fate.clone()));
         let result = self
-            .dispatch_untracked(workload, request, usage, crate::trace::Parent::of(&span))
+            .dispatch_untracked(
+                workload,
+                request,
+                usage,
+                crate::trace::Parent::of(&span),
+                fate.clone(),
+            )
             .instrument(span.clone())
             .await;
+        let result = match result {
+            Ok(response) => Ok(response.map(|body| {
+                FateBody {
+                    inner: body,
+                    fate,
+                    watch,
+                }
+                .boxed_unsync()
+            })),
+            Err(failure) => {
+                watch.finish();
+                Err(failure)
+            }
+        };
         let status = match &result {
             Ok(response) => response.status(),
             Err(failure) => failure.status,
@@ -116,6 +139,7 @@ impl HttpTarget {
         request: http::Request<WasiBody>,
         usage: Option<Arc<RequestUsage>>,
         trace_parent: Option<crate::trace::Parent>,
+        fate: Arc<RequestFate>,
     ) -> Result<http::Response<WasiBody>, DispatchFailure> {
         let started = Instant::now();
         let called_as = if self.middleware {
@@ -127,6 +151,7 @@ impl HttpTarget {
             called_as,
             usage,
             trace_parent,
+            fate,
         };
         let error = match self.handler.handle(context, request).await {
             Ok(response) => return Ok(response),
@@ -263,6 +288,76 @@ fn absolute_uri<B>(request: &mut http::Request<B>) {
     }
     if let Ok(uri) = http::Uri::from_parts(parts) {
         *request.uri_mut() = uri;
+    }
+}
+
+/// Abandons its request when dropped before [`AbandonOnDrop::finish`]:
+/// the client left, so the guest's work for it can stop.
+struct AbandonOnDrop(Option<Arc<RequestFate>>);
+
+impl AbandonOnDrop {
+    fn finish(&mut self) {
+        if let Some(fate) = self.0.take() {
+            fate.finish();
+        }
+    }
+}
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        if let Some(fate) = self.0.take() {
+            fate.abandon();
+        }
+    }
+}
+
+/// A component's response body as the client gets it: an end of stream
+/// after the instance failed becomes an error, so the client sees a cut
+/// (no terminating chunk, or a stream reset) instead of a short body that
+/// looks whole; dropped before its end, it abandons the request.
+struct FateBody {
+    inner: WasiBody,
+    fate: Arc<RequestFate>,
+    watch: AbandonOnDrop,
+}
+
+impl http_body::Body for FateBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, HttpError>>> {
+        let poll = Pin::new(&mut self.inner).poll_frame(cx);
+        match poll {
+            // hyper stops polling a body that says it has ended (a known
+            // length, all sent): that is its end, not an abandonment.
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() && !self.fate.aborted() => {
+                self.watch.finish();
+                poll
+            }
+            Poll::Ready(None) if self.fate.aborted() => {
+                self.watch.finish();
+                Poll::Ready(Some(Err(HttpError::InternalError(Some(
+                    "the component failed before its response was complete".into(),
+                )))))
+            }
+            Poll::Ready(None | Some(Err(_))) => {
+                self.watch.finish();
+                poll
+            }
+            poll => poll,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        // Never claim the end early: an aborted instance's end is an error.
+        self.inner.is_end_stream() && !self.fate.aborted()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -99,6 +99,31 @@ impl NamedSources {
         Ok(values)
     }
 
+    /// Checks that every source a layer names exists, without resolving
+    /// anything (what `nimbus config validate` asks).
+    pub fn check_layer(&self, layer: &ConfigLayer) -> Result<(), MissingSource> {
+        self.check_refs(&layer.config_from, &layer.secret_from)
+    }
+
+    /// Checks that every source a host interface names exists.
+    pub fn check_interface(&self, interface: &HostInterface) -> Result<(), MissingSource> {
+        self.check_refs(&interface.config_from, &interface.secret_from)
+    }
+
+    fn check_refs(
+        &self,
+        configs: &[SourceRef],
+        secrets: &[SourceRef],
+    ) -> Result<(), MissingSource> {
+        for reference in configs {
+            self.config(reference)?;
+        }
+        for reference in secrets {
+            self.secret(reference)?;
+        }
+        Ok(())
+    }
+
     /// A component's environment variables, resolved from its layer.
     /// Secrets become plain strings here because WASI's environment is
     /// strings; they get here only when the workload lists them explicitly.

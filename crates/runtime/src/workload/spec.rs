@@ -4,7 +4,9 @@
 //! (`runtime.wasmcloud.dev/v1alpha1`), so the same manifests work on both:
 //! a workload has a namespace and a name, components (each with an image and
 //! local resources), host interfaces it may use, volumes, and optionally a
-//! long-lived service. Unknown fields are ignored for forward compatibility.
+//! long-lived service. Every field of wasmCloud's resource is known here;
+//! an unknown field is an error naming it (a typo such as `memoryLimitMB`
+//! must not silently leave a default in place).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -53,7 +55,7 @@ impl Workload {
 
 /// The body of a workload.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkloadSpec {
     /// The components; the one exporting a `wasi:http` handler receives HTTP requests.
     #[serde(default)]
@@ -83,11 +85,40 @@ pub struct WorkloadSpec {
     /// with the root's environment, config and limits.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub compose: bool,
+    /// wasmCloud: pins the workload to one host id. Accepted; Nimbus's
+    /// placement uses `hostSelector`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_id: Option<String>,
+    /// wasmCloud: the host environment the workload is scheduled in.
+    /// Accepted; Nimbus's placement uses `hostSelector`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// wasmCloud: the Kubernetes `Service` that fronts the workload.
+    /// Accepted; it means nothing outside Kubernetes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubernetesSpec>,
+}
+
+/// wasmCloud's `kubernetes` block of a workload.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesSpec {
+    /// The Service in front of the workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<NamedRef>,
+}
+
+/// A reference by name (`imagePullSecret`, a Kubernetes service).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedRef {
+    /// The referenced object's name.
+    pub name: String,
 }
 
 /// One component of a workload.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ComponentSpec {
     /// Name, unique within the workload.
     pub name: String,
@@ -97,6 +128,10 @@ pub struct ComponentSpec {
     /// When an OCI image is pulled; the host's default when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<crate::oci::PullPolicy>,
+    /// wasmCloud: a Kubernetes secret with registry credentials. Accepted;
+    /// a Nimbus host uses its docker config or `--username`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_secret: Option<NamedRef>,
     /// Limits, configuration, environment and mounts.
     #[serde(default)]
     pub local_resources: LocalResources,
@@ -117,7 +152,7 @@ pub struct ComponentSpec {
 
 /// Limits and settings local to one component.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LocalResources {
     /// Linear memory limit in MiB (unset or <= 0: the host default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -147,11 +182,18 @@ pub struct LocalResources {
     /// optionally with `:port`. Empty denies all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_hosts: Vec<String>,
+    /// wasmCloud: names the guest may resolve through `wasi:sockets`.
+    /// Accepted; Nimbus's guests resolve through the outbound policy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_ip_name_lookups: Vec<String>,
+    /// wasmCloud: host loopback ports the guest may connect to. Accepted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_host_loopback_ports: Vec<String>,
 }
 
 /// A volume mounted into a component.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VolumeMount {
     /// Name of a volume in the workload's `volumes`.
     pub name: String,
@@ -171,21 +213,22 @@ impl VolumeMount {
 
 /// A volume a workload declares.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Volume {
     /// Name mounts refer to.
     pub name: String,
     /// A directory on the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_path: Option<HostPathVolume>,
-    /// A fresh empty directory living as long as the workload.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A fresh empty directory living as long as the workload
+    /// (wasmCloud's CRD calls it `ephemeral`).
+    #[serde(default, alias = "ephemeral", skip_serializing_if = "Option::is_none")]
     pub empty_dir: Option<EmptyDirVolume>,
 }
 
 /// A host directory volume.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HostPathVolume {
     /// The directory on the host (relative paths are relative to the manifest).
     pub path: String,
@@ -193,11 +236,12 @@ pub struct HostPathVolume {
 
 /// An empty-directory volume.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EmptyDirVolume {}
 
 /// A host interface the workload uses, e.g. `wasi:http` with its routing config.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HostInterface {
     /// WIT namespace, e.g. `wasi`.
     pub namespace: String,
@@ -250,6 +294,7 @@ impl ConfigLayer {
 
 /// A reference to a named config or secret source.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SourceRef {
     /// The source's name.
     pub name: String,
@@ -264,13 +309,16 @@ impl HostInterface {
 
 /// A long-lived component of a workload.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceSpec {
     /// Where the bytes come from.
     pub image: String,
     /// When an OCI image is pulled; the host's default when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<crate::oci::PullPolicy>,
+    /// wasmCloud: registry credentials by Kubernetes secret. Accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_secret: Option<NamedRef>,
     /// Limits and settings.
     #[serde(default)]
     pub local_resources: LocalResources,
@@ -280,6 +328,19 @@ pub struct ServiceSpec {
 }
 
 impl WorkloadSpec {
+    /// The names of a workload spec's fields, as written in manifests.
+    pub const FIELDS: &[&str] = &[
+        "components",
+        "hostInterfaces",
+        "middleware",
+        "service",
+        "volumes",
+        "hostSelector",
+        "compose",
+        "hostId",
+        "environment",
+    ];
+
     /// The `wasi:http` host interface, if declared.
     pub fn http_interface(&self) -> Option<&HostInterface> {
         self.host_interfaces.iter().find(|i| i.is("wasi", "http"))

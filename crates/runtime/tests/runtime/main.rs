@@ -8,6 +8,7 @@ mod accounting;
 mod bad_components;
 mod compose;
 mod config;
+mod hardening;
 mod http;
 mod keyvalue;
 mod links;

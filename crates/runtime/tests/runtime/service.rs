@@ -42,7 +42,7 @@ fn with_service(name: &str, host: &str, port: u16, max_restarts: u64) -> Workloa
         image: format!("file://{P2_SERVICE}"),
         local_resources: service,
         max_restarts,
-        image_pull_policy: None,
+        ..Default::default()
     });
     workload
 }
@@ -268,7 +268,7 @@ fn p3_service_only(name: &str, env: &[(&str, &str)], max_restarts: u64) -> Workl
         image: format!("file://{P3_SERVICE}"),
         local_resources: service,
         max_restarts,
-        image_pull_policy: None,
+        ..Default::default()
     });
     workload
 }
