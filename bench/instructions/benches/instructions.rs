@@ -130,7 +130,6 @@ struct PreFixture {
 
 fn p2_pre() -> PreFixture {
     use nimbus_runtime::limits::{LimitDefaults, Limits};
-    use nimbus_runtime::plugins::PluginBindings;
     use nimbus_runtime::wasi::{ComponentEnv, wasi_linker};
     let engine = nimbus_runtime::engine::Engine::new(&engine_config()).expect("engine");
     let store = nimbus_runtime::artifact::ArtifactStore::new(engine.clone(), Some(cache_dir()));
@@ -143,21 +142,11 @@ fn p2_pre() -> PreFixture {
             .expect("instantiate_pre"),
     )
     .expect("proxy pre");
-    let env = Arc::new(ComponentEnv {
-        workload: "bench/p2".into(),
-        component: "p2".into(),
-        environment: Vec::new(),
-        bindings: PluginBindings::default(),
-        mounts: Vec::new(),
-        sockets: false,
-        outbound: Arc::default(),
-        router: Arc::new(DynamicRouter::new()),
-        limits: Limits::resolve(&Default::default(), &LimitDefaults::default(), usize::MAX),
-        inward: None,
-        local: None,
-        loopback: None,
-        metrics: None,
-    });
+    let env = Arc::new(ComponentEnv::standalone(
+        "bench/p2",
+        "p2",
+        Limits::resolve(&Default::default(), &LimitDefaults::default(), usize::MAX),
+    ));
     PreFixture {
         rt: runtime(),
         engine,

@@ -433,14 +433,9 @@ pub enum Source {
 /// A config file that could not be read or is invalid.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+    /// The file could not be read (missing, not a regular file, too large).
+    #[error(transparent)]
+    Read(nimbus_runtime::files::FileError),
     /// The file is not valid: unknown key, wrong type, bad YAML.
     #[error("{}:{line}:{column}: {message}", path.display())]
     Invalid {
@@ -487,10 +482,12 @@ pub fn project_config_path(project_dir: &Path) -> Option<PathBuf> {
 
 /// Reads and validates one config file.
 pub fn read_config_file(path: &Path) -> Result<ProjectConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    // Bounded and regular files only, like every user-named file.
+    let text = nimbus_runtime::files::read_text_bounded(
+        path,
+        nimbus_runtime::workload::manifest::MAX_MANIFEST_BYTES as u64,
+    )
+    .map_err(ConfigError::Read)?;
     parse_config(&text, path)
 }
 
@@ -499,6 +496,18 @@ pub fn parse_config(text: &str, path: &Path) -> Result<ProjectConfig, ConfigErro
     if text.trim().is_empty() {
         return Ok(ProjectConfig::default());
     }
+    // The same bounds as manifests: the parser's cost must stay linear.
+    nimbus_runtime::workload::manifest::check_yaml_bounds(
+        text,
+        nimbus_runtime::workload::manifest::MAX_MANIFEST_BYTES,
+        nimbus_runtime::workload::manifest::MAX_NESTING_DEPTH,
+    )
+    .map_err(|message| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message,
+    })?;
     serde_yaml_ng::from_str(text).map_err(|e| {
         let (line, column) = e
             .location()

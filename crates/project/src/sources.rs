@@ -215,7 +215,7 @@ const MAX_SOURCE_FILE_BYTES: u64 = 1 << 20;
 /// Parses `KEY=VALUE` lines, or YAML/JSON by extension. Values never appear
 /// in the returned error, nor does any part of a line that is not a valid
 /// `KEY=VALUE` (it may be a pasted secret).
-fn parse_values(text: &str, path: &Path) -> Result<BTreeMap<String, String>, String> {
+pub fn parse_values(text: &str, path: &Path) -> Result<BTreeMap<String, String>, String> {
     // Editors on Windows start UTF-8 files with a byte-order mark.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if let Some(line) = text.lines().position(|l| l.contains('\0')) {

@@ -83,7 +83,6 @@ fn hot_path(c: &mut Criterion) {
 /// into a fresh store with a fresh WASI context: the per-request cost of P2.
 fn instantiate_from_pre(c: &mut Criterion) {
     use nimbus_runtime::limits::{LimitDefaults, Limits};
-    use nimbus_runtime::plugins::PluginBindings;
     use nimbus_runtime::wasi::{ComponentEnv, wasi_linker};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -102,28 +101,11 @@ fn instantiate_from_pre(c: &mut Criterion) {
         linker.instantiate_pre(&artifact.component).unwrap(),
     )
     .unwrap();
-    let env = Arc::new(ComponentEnv {
-        workload: "bench/p2".into(),
-        component: "p2".into(),
-        environment: Vec::new(),
-        bindings: PluginBindings::default(),
-        mounts: Vec::new(),
-        sockets: false,
-        outbound: Arc::default(),
-        router: Arc::new(DynamicRouter::new()),
-        limits: Limits::resolve(&Default::default(), &LimitDefaults::default(), usize::MAX),
-        inward: None,
-        local: None,
-        loopback: None,
-        metrics: None,
-        outbound_slots: nimbus_runtime::outbound::OutboundSlots::standalone(),
-        memory_budget: Arc::new(nimbus_runtime::limits::MemoryBudget::new(u64::MAX)),
-        output: nimbus_runtime::guest_output::OutputBudget::new(
-            "bench/p2".into(),
-            "p2".into(),
-            None,
-        ),
-    });
+    let env = Arc::new(ComponentEnv::standalone(
+        "bench/p2",
+        "p2",
+        Limits::resolve(&Default::default(), &LimitDefaults::default(), usize::MAX),
+    ));
     c.bench_function("instantiate/p2_from_pre", |b| {
         b.to_async(&rt).iter(|| async {
             let mut store = env.new_store(engine.wasmtime()).unwrap();

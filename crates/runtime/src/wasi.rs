@@ -210,6 +210,36 @@ impl std::fmt::Debug for ComponentEnv {
 }
 
 impl ComponentEnv {
+    /// An environment with nothing granted (no variables, mounts, sockets
+    /// or outgoing hosts) under `limits`, its own budgets and no host
+    /// around it: what benches and tools that instantiate a component by
+    /// hand need.
+    pub fn standalone(workload: &str, component: &str, limits: crate::limits::Limits) -> Self {
+        let (workload, component): (Arc<str>, Arc<str>) = (workload.into(), component.into());
+        Self {
+            output: crate::guest_output::OutputBudget::new(
+                workload.clone(),
+                component.clone(),
+                None,
+            ),
+            workload,
+            component,
+            environment: Vec::new(),
+            bindings: PluginBindings::default(),
+            mounts: Vec::new(),
+            sockets: false,
+            outbound: Arc::default(),
+            router: Arc::new(crate::http::DynamicRouter::new()),
+            limits,
+            inward: None,
+            local: None,
+            loopback: None,
+            metrics: None,
+            outbound_slots: crate::outbound::OutboundSlots::standalone(),
+            memory_budget: Arc::new(crate::limits::MemoryBudget::new(u64::MAX)),
+        }
+    }
+
     /// A fresh store for one instance: its own WASI context, the memory
     /// limiter, and a yield at every epoch tick, which keeps other requests
     /// on the thread moving and lets deadlines fire inside busy guests.

@@ -1,0 +1,11 @@
+//! `cargo fuzz run manifest` (see bench/fuzz.sh); without `--cfg fuzzing` it
+//! replays the files named on its command line.
+#![cfg_attr(fuzzing, no_main)]
+
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| nimbus_fuzz::manifest(data));
+
+#[cfg(not(fuzzing))]
+fn main() -> std::process::ExitCode {
+    nimbus_fuzz::replay_args(nimbus_fuzz::manifest)
+}
