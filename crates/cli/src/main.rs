@@ -113,7 +113,8 @@ fn one_line(error: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in error.chain() {
         let text = cause.to_string();
-        if text.is_empty() || line.contains(&text) {
+        // A message that ends with its source's text already said it.
+        if text.is_empty() || line.ends_with(&text) {
             continue;
         }
         if !line.is_empty() {

@@ -256,8 +256,8 @@ pub fn parse_values(text: &str, path: &Path) -> Result<BTreeMap<String, String>,
                 "line {number} has no valid key before `=` (letters, digits, `_`, `.`, `-`, not starting with a digit)"
             ));
         }
-        if value.starts_with('=') {
-            // `abc==`: base64 padding, not an assignment.
+        if !value.is_empty() && value.chars().all(|c| c == '=') {
+            // `abc==`: base64 padding, not an assignment (`K==v` is one).
             return Err(format!(
                 "line {number} looks like a pasted value (it has `==`), not KEY=VALUE"
             ));

@@ -245,8 +245,14 @@ impl DiskCache {
                 let mut fresh = [0u8; TAG_LEN];
                 ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut fresh)
                     .map_err(|_| "the system random source failed".to_string())?;
-                write_private_file(dir, &key_path, &fresh)?;
-                fresh.to_vec()
+                let _ = std::fs::remove_file(&key_path);
+                write_private_file(dir, &key_path, &fresh, false)?;
+                // Two hosts starting on one directory: whichever key
+                // landed first is the one both use.
+                match read_private_file(&key_path, TAG_LEN as u64) {
+                    Ok(bytes) if bytes.len() == TAG_LEN => bytes,
+                    _ => return Err("cannot read back the cache key".into()),
+                }
             }
         };
         Ok(Self {
@@ -312,7 +318,12 @@ impl DiskCache {
         let mut bytes = component.serialize().map_err(|e| format!("{e:#}"))?;
         let tag = self.tag(digest, fingerprint, &bytes);
         bytes.extend_from_slice(tag.as_ref());
-        write_private_file(&self.dir, &self.entry_path(digest, fingerprint), &bytes)
+        write_private_file(
+            &self.dir,
+            &self.entry_path(digest, fingerprint),
+            &bytes,
+            true,
+        )
     }
 }
 
@@ -383,8 +394,9 @@ fn read_private_file(path: &Path, limit: u64) -> Result<Vec<u8>, PrivateFileErro
 }
 
 /// Writes `bytes` to `path` with mode 0600, atomically (a temporary file
-/// in `dir`, then a rename), so a reader never sees half an entry.
-fn write_private_file(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), String> {
+/// in `dir`, then a rename, or a link when an existing file must be kept),
+/// so a reader never sees half a file.
+fn write_private_file(dir: &Path, path: &Path, bytes: &[u8], replace: bool) -> Result<(), String> {
     use std::io::Write as _;
     let tmp = temp_path_in(dir);
     let mut options = std::fs::OpenOptions::new();
@@ -394,7 +406,20 @@ fn write_private_file(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), Strin
     let written = options
         .open(&tmp)
         .and_then(|mut file| file.write_all(bytes));
-    if let Err(error) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+    let placed = written.and_then(|()| {
+        if replace {
+            std::fs::rename(&tmp, path)
+        } else {
+            // Fails when another writer placed its file first: theirs stays.
+            let linked = std::fs::hard_link(&tmp, path);
+            let _ = std::fs::remove_file(&tmp);
+            match linked {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                other => other,
+            }
+        }
+    });
+    if let Err(error) = placed {
         let _ = std::fs::remove_file(&tmp);
         return Err(error.to_string());
     }

@@ -169,13 +169,12 @@ pub(crate) fn resource_table_capacity(memory_bytes: usize) -> usize {
     (memory_bytes / FIELDS_BYTES).clamp(2048, 65_536)
 }
 
-/// The process's open-file limit (its soft `RLIMIT_NOFILE`); 1024 where it
-/// cannot be read.
+/// The process's open-file limit (its soft `RLIMIT_NOFILE`).
 pub fn descriptor_limit() -> usize {
+    // `None` is "unlimited".
     rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(1024)
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 /// Raises the soft open-file limit to the hard limit, as servers do at

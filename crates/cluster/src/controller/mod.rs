@@ -144,8 +144,12 @@ enum Outcome {
     Started(HostWorkload),
     Stopped(WorkloadStopResponse),
     Failed(String),
-    /// The workload cannot run anywhere as specified.
-    Rejected(String),
+    /// The workload cannot run anywhere as specified: why, and the spec
+    /// (by hash) that was rejected.
+    Rejected {
+        error: String,
+        spec_hash: String,
+    },
 }
 
 struct State {
@@ -579,13 +583,13 @@ impl State {
                         observed.revision = observed.revision.max(reply.host_revision);
                         observed.workloads.remove(&id);
                     }
-                    Outcome::Rejected(error) => {
+                    Outcome::Rejected { error, spec_hash } => {
                         observed.workloads.remove(&id);
                         stats.command_failures.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(host = %host, workload = %id, "rejected, not placed again until its spec changes: {error}");
-                        if let Some(desired) = self.desired.get(&id) {
-                            self.rejected.insert(id, (desired.spec_hash.clone(), error));
-                        }
+                        // Under the hash that was sent: a spec changed
+                        // meanwhile is not the one rejected.
+                        self.rejected.insert(id, (spec_hash, error));
                     }
                     Outcome::Failed(error) => {
                         // Unknown what the host runs now; its next
@@ -622,6 +626,10 @@ async fn send(
     events: mpsc::UnboundedSender<Event>,
 ) {
     let _permit = permits.acquire_owned().await;
+    let sent_hash = match &command {
+        Command::Start { request, .. } => api::spec_hash(&request.workload),
+        Command::Stop { .. } => String::new(),
+    };
     let (host, id, subject, body) = match &command {
         Command::Start { host, request } => (
             host.clone(),
@@ -646,7 +654,10 @@ async fn send(
                 match serde_json::from_slice::<Reply<HostWorkload>>(&reply.payload) {
                     Ok(Reply::Ok(started)) => Outcome::Started(started),
                     Ok(Reply::Error(error)) => Outcome::Failed(error),
-                    Ok(Reply::Rejected(error)) => Outcome::Rejected(error),
+                    Ok(Reply::Rejected(error)) => Outcome::Rejected {
+                        error,
+                        spec_hash: sent_hash,
+                    },
                     Err(e) => Outcome::Failed(format!("unreadable reply: {e}")),
                 }
             }

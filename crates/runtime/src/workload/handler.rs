@@ -282,6 +282,13 @@ impl Worker {
                                   futures: &mut FuturesUnordered<_>,
                                   start_times: &mut StartTimes,
                                   reuse_count: &mut usize| {
+                // Its client left while it waited in the queue: starting it
+                // would only spend the guest's time (and retire a P3
+                // instance) for nobody.
+                if request_data.fate.is_abandoned() {
+                    drop(tx);
+                    return;
+                }
                 // Assume the new task is CPU-bound until the event loop
                 // returns `Pending` (upstream's reasoning).
                 accept_concurrent.store(false, Relaxed);
@@ -429,7 +436,7 @@ impl Worker {
                             WorkerStatus::Requests | WorkerStatus::PostReturn
                                 if expiration.abandoned() =>
                             {
-                                Err(format_err!("every client it was serving left"))
+                                Err(format_err!("{}", super::instance::ABANDONED))
                             }
                             WorkerStatus::Requests | WorkerStatus::PostReturn => {
                                 Err(format_err!("guest timed out"))

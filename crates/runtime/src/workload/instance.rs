@@ -92,6 +92,9 @@ pub(crate) struct RequestContext {
     pub(crate) fate: Arc<RequestFate>,
 }
 
+/// Why an instance whose clients all left is discarded.
+pub(crate) const ABANDONED: &str = "every client it was serving left";
+
 /// What became of one request, shared by its response body and the
 /// instance serving it.
 #[derive(Default)]
@@ -137,6 +140,11 @@ impl RequestFate {
 
     fn live(&self) -> bool {
         !self.finished.load(Ordering::Acquire)
+    }
+
+    /// Whether the client left before the answer.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.abandoned.is_cancelled()
     }
 }
 
@@ -346,6 +354,18 @@ impl WorkerState for Worker {
             // Before the store goes: dropping it ends the response streams,
             // which must then read as cut short, not as complete.
             self.life.abort_live();
+        }
+        if let Err(error) = &result
+            && error.to_string() == ABANDONED
+        {
+            // Not the guest's failure: nobody was waiting for its work.
+            tracing::debug!(
+                workload = %self.env.workload,
+                component = %self.env.component,
+                "instance discarded: {ABANDONED}"
+            );
+            drop(store);
+            return;
         }
         if let Err(error) = result {
             tracing::warn!(

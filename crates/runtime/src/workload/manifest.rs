@@ -8,7 +8,7 @@
 
 use super::spec::{LocalResources, Workload, WorkloadSpec};
 use serde::Deserialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// The API version Nimbus and wasmCloud v2 share.
 pub const API_VERSION: &str = "runtime.wasmcloud.dev/v1alpha1";
@@ -82,8 +82,8 @@ struct RawMetadata {
     creation_timestamp: Option<serde_yaml_ng::Value>,
     deletion_timestamp: Option<serde_yaml_ng::Value>,
     deletion_grace_period_seconds: Option<i64>,
-    labels: Option<BTreeMap<String, String>>,
-    annotations: Option<BTreeMap<String, String>>,
+    labels: Option<serde_yaml_ng::Value>,
+    annotations: Option<serde_yaml_ng::Value>,
     owner_references: Option<serde_yaml_ng::Value>,
     finalizers: Option<Vec<String>>,
     managed_fields: Option<serde_yaml_ng::Value>,
@@ -109,8 +109,8 @@ struct RawReplicatedSpec {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 struct RawTemplate {
-    labels: Option<BTreeMap<String, String>>,
-    annotations: Option<BTreeMap<String, String>>,
+    labels: Option<serde_yaml_ng::Value>,
+    annotations: Option<serde_yaml_ng::Value>,
     /// Older wasmCloud samples write the template's labels here.
     metadata: Option<serde_yaml_ng::Value>,
     spec: Option<serde_yaml_ng::Value>,
@@ -309,8 +309,14 @@ pub fn check_yaml_bounds(text: &str, max_bytes: usize, max_depth: usize) -> Resu
     let too_deep = || format!("collections nest deeper than {max_depth} levels");
     let mut flow_depth = 0usize;
     for line in text.lines() {
+        if line.starts_with("---") || line.starts_with("...") {
+            // A new document: nothing of the last one is still open.
+            flow_depth = 0;
+        }
         let mut quote: Option<char> = None;
         let mut previous = ' ';
+        // The character just before, whitespace included.
+        let mut before = ' ';
         // `- - - x` opens one block sequence per dash.
         let mut inline_dashes = 0usize;
         let mut at_line_start = true;
@@ -324,12 +330,13 @@ pub fn check_yaml_bounds(text: &str, max_bytes: usize, max_depth: usize) -> Resu
                 Some('"') if c == '"' => quote = None,
                 Some(_) => {}
                 None => match c {
-                    '#' if previous.is_whitespace() => break,
+                    '#' if before.is_whitespace() => break,
+                    // A quote opens a scalar only where one may start, not
+                    // inside a word (`it's`).
                     '\'' | '"'
-                        if flow_depth > 0
-                            || at_line_start
-                            || ":-[{,?".contains(previous)
-                            || previous == ' ' =>
+                        if at_line_start
+                            || ((before.is_whitespace() || "[{,".contains(before))
+                                && ":-[{,?".contains(previous)) =>
                     {
                         quote = Some(c)
                     }
@@ -349,6 +356,7 @@ pub fn check_yaml_bounds(text: &str, max_bytes: usize, max_depth: usize) -> Resu
                     _ => {}
                 },
             }
+            before = c;
             if !c.is_whitespace() {
                 previous = c;
                 if c != '-' {
@@ -856,5 +864,18 @@ status:
             "[".repeat(200)
         );
         parse_manifest(&fine).unwrap();
+        // Apostrophes in words, comments after values and a new document do
+        // not leave anything open: 100 such lines still parse.
+        let line = "  # x: {note: it's x} # e.g.: [a\n";
+        let many = format!(
+            "{HEAD}kind: Workload\nspec:\n  components: [{{name: a, image: x, localResources: {{config: {{n: it's}}}}}}]\n{}",
+            line.repeat(100)
+        );
+        parse_manifest(&many).unwrap();
+        let docs = format!("{HEAD}kind: Workload\nspec: {{components: [{{name: a, image: x}}]}}\n");
+        let unbalanced = format!("x: [\n---\n{docs}");
+        assert!(
+            check_yaml_bounds(&format!("{}{}", unbalanced.repeat(70), docs), 1 << 20, 64).is_ok()
+        );
     }
 }

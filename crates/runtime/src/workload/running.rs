@@ -95,6 +95,7 @@ impl HttpTarget {
     ) -> Result<http::Response<WasiBody>, DispatchFailure> {
         let in_flight = self.metrics.as_deref().map(ComponentMetrics::request);
         let span = crate::trace::component_span(workload, &self.component, &request);
+        let head_request = request.method() == http::Method::HEAD;
         let fate = Arc::new(RequestFate::default());
         // Dropped before an answer: the client left while the guest worked.
         let mut watch = AbandonOnDrop(Some(fate.clone()));
@@ -109,14 +110,22 @@ impl HttpTarget {
             .instrument(span.clone())
             .await;
         let result = match result {
-            Ok(response) => Ok(response.map(|body| {
-                FateBody {
-                    inner: body,
-                    fate,
-                    watch,
+            Ok(response) => {
+                let remaining = body_length(&response, head_request);
+                if remaining == Some(0) {
+                    // Nothing is owed: hyper never polls such a body.
+                    watch.finish();
                 }
-                .boxed_unsync()
-            })),
+                Ok(response.map(|body| {
+                    FateBody {
+                        inner: body,
+                        fate,
+                        watch,
+                        remaining,
+                    }
+                    .boxed_unsync()
+                }))
+            }
             Err(failure) => {
                 watch.finish();
                 Err(failure)
@@ -319,6 +328,26 @@ struct FateBody {
     inner: WasiBody,
     fate: Arc<RequestFate>,
     watch: AbandonOnDrop,
+    /// Bytes still owed under the response's `content-length`: hyper drops
+    /// such a body once they are written, without polling it to its end.
+    remaining: Option<u64>,
+}
+
+/// How many body bytes a response owes the client, when that is known:
+/// its `content-length`, or none for HEAD, 204 and 304.
+fn body_length(response: &http::Response<WasiBody>, head_request: bool) -> Option<u64> {
+    let status = response.status();
+    if head_request
+        || status == http::StatusCode::NO_CONTENT
+        || status == http::StatusCode::NOT_MODIFIED
+    {
+        return Some(0);
+    }
+    response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
 }
 
 impl http_body::Body for FateBody {
@@ -330,9 +359,20 @@ impl http_body::Body for FateBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, HttpError>>> {
         let poll = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &poll
+            && let Some(data) = frame.data_ref()
+            && let Some(remaining) = self.remaining
+        {
+            let remaining = remaining.saturating_sub(data.len() as u64);
+            self.remaining = Some(remaining);
+            if remaining == 0 && !self.fate.aborted() {
+                // All that was promised is out: the end, not an abandonment.
+                self.watch.finish();
+            }
+        }
         match poll {
-            // hyper stops polling a body that says it has ended (a known
-            // length, all sent): that is its end, not an abandonment.
+            // hyper stops polling a body that says it has ended: that is
+            // its end too.
             Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() && !self.fate.aborted() => {
                 self.watch.finish();
                 poll

@@ -617,3 +617,35 @@ async fn dirtied_pool_slots_are_given_back() {
             )
         });
 }
+
+/// A response sent whole is not an abandoned request, whether hyper read
+/// its body to the end or stopped at its `content-length`: P3 instances
+/// keep being reused, none is discarded.
+#[tokio::test]
+async fn complete_responses_keep_p3_instances_reused() {
+    let t = host_with(HostConfig {
+        accounting: true,
+        ..config()
+    })
+    .await;
+    t.host
+        .start_workload(http_workload("p3", test_programs::P3_HELLO, "p3.test"))
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        assert_eq!(t.get("p3.test", "/").await.0, 200);
+    }
+    let head = common::request(t.addr, Some("p3.test"), "HEAD", "/", Bytes::new()).await;
+    assert_eq!(head.0, 200);
+    let metrics = t.host.metrics().encode();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert_eq!(value("nimbus_instances_discarded_total{"), 0.0, "{metrics}");
+    assert!(value("nimbus_instance_reuses_total{") >= 15.0, "{metrics}");
+}
