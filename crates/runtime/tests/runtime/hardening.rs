@@ -40,6 +40,29 @@ fn rss_bytes() -> u64 {
     kib * 1024
 }
 
+/// Waits until `done` holds; `what` names it if it never does (a hang
+/// guard, not a timing claim).
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let wait = async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    if tokio::time::timeout(TIMEOUT, wait).await.is_err() {
+        panic!("not within {TIMEOUT:?}: {what}");
+    }
+}
+
+/// Whether a metric line starting with `prefix` ends with `suffix` (a
+/// component's series, whose labels the test does not spell out).
+fn series_is(t: &TestHost, prefix: &str, suffix: &str) -> bool {
+    t.host
+        .metrics()
+        .encode()
+        .lines()
+        .any(|l| l.starts_with(prefix) && l.ends_with(suffix))
+}
+
 /// Finding 1: a `file://` image is read bounded, regular files only, and a
 /// failure for its content is one the cluster does not move around.
 #[tokio::test]
@@ -130,14 +153,10 @@ async fn the_host_memory_budget_refuses_growth_and_new_instances() {
         "growth past the host budget fails in the guest"
     );
     assert!(t.host.memory_budget().refusals() >= 1);
-    let returned = async {
-        while t.host.memory_budget().used() != 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(TIMEOUT, returned)
-        .await
-        .expect("every instance gave its memory back");
+    eventually("every instance gave its memory back", || {
+        t.host.memory_budget().used() == 0
+    })
+    .await;
     assert_eq!(t.get("grow.test", "/grow?mb=8").await.0, 200);
 
     let mut tiny = config_with_budget(256 << 10);
@@ -321,18 +340,11 @@ async fn a_response_cut_by_the_deadline_is_visibly_incomplete() {
     .expect("the deadline ended the stream");
     assert!(ended.is_err(), "a cut HTTP/2 response must end in a reset");
 
-    let logged = tokio::time::timeout(TIMEOUT, async {
-        loop {
-            let text = logs.text();
-            if text.matches("path=/stream").count() >= 2 {
-                return text;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    eventually("both requests were logged", || {
+        logs.text().matches("path=/stream").count() >= 2
     })
-    .await
-    .expect("both requests were logged");
-    for line in logged.lines().filter(|l| l.contains("path=/stream")) {
+    .await;
+    for line in logs.text().lines().filter(|l| l.contains("path=/stream")) {
         assert!(line.contains("complete=false"), "{line}");
     }
 }
@@ -357,47 +369,23 @@ async fn a_client_that_leaves_cancels_the_guest_and_is_logged() {
         .await
         .unwrap();
     // Until the guest is surely spinning, then leave.
-    let started = async {
-        while !t
-            .host
-            .metrics()
-            .encode()
-            .lines()
-            .any(|l| l.starts_with("nimbus_instances{") && l.ends_with(" 1"))
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(TIMEOUT, started).await.unwrap();
+    eventually("the guest started", || {
+        series_is(&t, "nimbus_instances{", " 1")
+    })
+    .await;
     drop(stream);
 
     // The instance is discarded long before its two-minute deadline.
-    let discarded = async {
-        loop {
-            let metrics = t.host.metrics().encode();
-            if metrics
-                .lines()
-                .any(|l| l.starts_with("nimbus_instances_discarded_total{") && l.ends_with(" 1"))
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(TIMEOUT, discarded)
-        .await
-        .expect("the guest was stopped when its client left");
-    let logged = tokio::time::timeout(TIMEOUT, async {
-        loop {
-            let text = logs.text();
-            if let Some(line) = text.lines().find(|l| l.contains("path=/spin")) {
-                return line.to_string();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    eventually("the guest was stopped when its client left", || {
+        series_is(&t, "nimbus_instances_discarded_total{", " 1")
     })
-    .await
-    .expect("the request was logged");
+    .await;
+    eventually("the request was logged", || {
+        logs.text().contains("path=/spin")
+    })
+    .await;
+    let text = logs.text();
+    let logged = text.lines().find(|l| l.contains("path=/spin")).unwrap();
     assert!(logged.contains("status=499"), "{logged}");
     assert!(logged.contains("complete=false"), "{logged}");
     // The host goes on serving.
@@ -464,15 +452,8 @@ async fn slow_and_idle_connections_are_closed_and_the_cap_holds() {
     assert!(closed_by_server(&mut stream).await, "idle keep-alive held");
     // Counted as the connection task ends, just after the close.
     for limit in ["ingress_first_request", "ingress_idle"] {
-        let counted = async {
-            let series = format!("nimbus_limit_events_total{{limit=\"{limit}\"}}");
-            while !t.host.metrics().encode().contains(&series) {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        };
-        tokio::time::timeout(TIMEOUT, counted)
-            .await
-            .unwrap_or_else(|_| panic!("{limit} not counted"));
+        let series = format!("nimbus_limit_events_total{{limit=\"{limit}\"}}");
+        eventually(limit, || t.host.metrics().encode().contains(&series)).await;
     }
 
     // The cap: four idle connections held, the fifth closed at once.
@@ -493,26 +474,20 @@ async fn slow_and_idle_connections_are_closed_and_the_cap_holds() {
         held.push(TcpStream::connect(t.addr).await.unwrap());
     }
     // Until the host has accepted all four (its gauge says so).
-    let accepted = async {
-        while !t
-            .host
+    eventually("four connections accepted", || {
+        t.host
             .metrics()
             .encode()
             .contains("nimbus_ingress_connections 4")
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(TIMEOUT, accepted).await.unwrap();
+    })
+    .await;
     let mut fifth = TcpStream::connect(t.addr).await.unwrap();
     assert!(closed_by_server(&mut fifth).await, "the fifth was served");
-    let counted = async {
+    eventually("the refusal counted", || {
         let series = "nimbus_limit_events_total{limit=\"ingress_connections\"} 1";
-        while !t.host.metrics().encode().contains(series) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(TIMEOUT, counted).await.unwrap();
+        t.host.metrics().encode().contains(series)
+    })
+    .await;
     held.pop();
     let served = async {
         loop {
