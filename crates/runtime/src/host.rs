@@ -267,8 +267,6 @@ struct HostInner {
     // Set when `HostConfig::local_workload_calls` is on.
     local: Option<Arc<LocalWorkloads>>,
     registry: Registry,
-    /// Largest component accepted from any source, file or registry.
-    max_component_bytes: u64,
     ingress: crate::http::IngressLimits,
     /// Outgoing connections open across the host (`OutboundLimits::host`).
     outbound_host: Arc<Semaphore>,
@@ -331,7 +329,6 @@ impl Host {
             local: config
                 .local_workload_calls
                 .then(|| Arc::new(LocalWorkloads(weak.clone()))),
-            max_component_bytes: config.registry.max_layer_bytes,
             outbound_host: Arc::new(Semaphore::new(config.outbound.effective_host_limit())),
             outbound: config.outbound,
             ingress: config.ingress,
@@ -824,7 +821,8 @@ impl Host {
             tracing::info!(component = %spec.name, image = %spec.image, digest = %pulled.digest, cached = pulled.cached, "image pulled");
             return Ok(pulled.bytes);
         };
-        crate::files::read_bounded(&path, self.0.max_component_bytes)
+        // The registry's size cap is the one cap of every component source.
+        crate::files::read_bounded(&path, self.0.registry.settings().max_layer_bytes)
             .await
             .map_err(|source| WorkloadError::Read {
                 component: spec.name.clone(),

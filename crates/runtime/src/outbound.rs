@@ -5,9 +5,9 @@
 //! resolution, loopback, private, link-local (including the cloud metadata
 //! address 169.254.169.254), reserved and unspecified addresses are refused
 //! unless an entry names that IP literal (or `localhost`, for loopback): an
-//! allowed host name never lifts the filter, whatever its DNS says. The connection then goes
-//! to the vetted address itself, so a second DNS answer cannot swap in a
-//! forbidden one. Denials reach the guest as the WASI error codes
+//! allowed host name never lifts the filter, whatever its DNS says. The
+//! connection then goes to the vetted address itself, so a second DNS
+//! answer cannot swap in a forbidden one. Denials reach the guest as the WASI error codes
 //! `HTTP-request-denied` and `destination-IP-prohibited`, and the host logs
 //! one line with the workload and the host, never headers or bodies.
 

@@ -153,6 +153,10 @@ impl RequestFate {
 #[derive(Default)]
 pub(crate) struct InstanceLife {
     requests: Mutex<Vec<Arc<RequestFate>>>,
+    /// Some request was abandoned and the expiration has to look: it
+    /// is polled on every turn of a busy worker, which must not take the
+    /// lock unless there is something to judge.
+    abandoned: AtomicBool,
     expiration: futures::task::AtomicWaker,
 }
 
@@ -163,8 +167,17 @@ impl InstanceLife {
 
     fn adopt(self: &Arc<Self>, fate: Arc<RequestFate>) {
         *fate.instance.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::downgrade(self));
-        self.lock().push(fate);
-        self.check_abandoned();
+        let abandoned = fate.is_abandoned();
+        {
+            // Finished requests go here, so a long-lived instance holds only
+            // the ones it may still be serving.
+            let mut requests = self.lock();
+            requests.retain(|fate| fate.live());
+            requests.push(fate);
+        }
+        if abandoned {
+            self.check_abandoned();
+        }
     }
 
     /// Whether every request the instance still serves was abandoned by
@@ -172,13 +185,23 @@ impl InstanceLife {
     /// instance's expiration is polled, so a request the instance took on
     /// since (a new client) keeps it alive.
     fn all_abandoned(&self) -> bool {
+        if !self.abandoned.swap(false, Ordering::AcqRel) {
+            return false;
+        }
         let mut requests = self.lock();
         requests.retain(|fate| fate.live());
-        !requests.is_empty() && requests.iter().all(|f| f.abandoned.is_cancelled())
+        let any = requests.iter().any(|f| f.is_abandoned());
+        if any {
+            // Judge again on later polls: the requests still served may
+            // finish and leave only abandoned ones.
+            self.abandoned.store(true, Ordering::Release);
+        }
+        any && requests.iter().all(|f| f.is_abandoned())
     }
 
     /// Has the expiration look again.
     fn check_abandoned(&self) {
+        self.abandoned.store(true, Ordering::Release);
         self.expiration.wake();
     }
 

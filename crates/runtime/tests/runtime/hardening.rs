@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use nimbus_runtime::http::{DynamicRouter, IngressLimits};
 use nimbus_runtime::outbound::OutboundLimits;
+use nimbus_runtime::workload::LocalResources;
 use nimbus_runtime::{HostConfig, WorkloadError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,25 @@ fn config() -> HostConfig {
 
 async fn host_with(config: HostConfig) -> TestHost {
     TestHost::start_with(config, Arc::new(DynamicRouter::new())).await
+}
+
+/// A host writing the access log, and the log it writes.
+async fn access_logged_host() -> (Captured, TestHost) {
+    let logs = Captured::install_global();
+    let host = host_with(HostConfig {
+        access_log: true,
+        ..config()
+    })
+    .await;
+    (logs, host)
+}
+
+/// Starts `guest` on `t` as workload `name` at host `NAME.test`, its
+/// local resources set by `configure`.
+async fn serve(t: &TestHost, name: &str, guest: &str, configure: impl FnOnce(&mut LocalResources)) {
+    let mut workload = http_workload(name, guest, &format!("{name}.test"));
+    configure(resources(&mut workload));
+    t.host.start_workload(workload).await.unwrap();
 }
 
 /// The host process's resident memory, in bytes.
@@ -115,9 +135,7 @@ async fn component_files_are_bounded_and_regular_files_only() {
 #[tokio::test]
 async fn header_fields_a_guest_creates_cannot_grow_the_host() {
     let t = host_with(config()).await;
-    let mut workload = http_workload("fields", P2_HOSTILE, "fields.test");
-    resources(&mut workload).memory_limit_mb = Some(16);
-    t.host.start_workload(workload).await.unwrap();
+    serve(&t, "fields", P2_HOSTILE, |r| r.memory_limit_mb = Some(16)).await;
     let (status, body) = t.get("fields.test", "/fields?kb=1&count=10").await;
     assert_eq!((status, body.as_str()), (200, "created 10\n"));
 
@@ -143,9 +161,7 @@ async fn the_host_memory_budget_refuses_growth_and_new_instances() {
     let mut config = config();
     config.memory_budget_bytes = Some(48 << 20);
     let t = host_with(config).await;
-    let mut workload = http_workload("grow", P2_BEHAVIORS, "grow.test");
-    resources(&mut workload).memory_limit_mb = Some(512);
-    t.host.start_workload(workload).await.unwrap();
+    serve(&t, "grow", P2_BEHAVIORS, |r| r.memory_limit_mb = Some(512)).await;
     assert_eq!(t.get("grow.test", "/grow?mb=8").await.0, 200);
     let (status, _) = t.get("grow.test", "/grow?mb=64").await;
     assert_eq!(
@@ -162,10 +178,7 @@ async fn the_host_memory_budget_refuses_growth_and_new_instances() {
     let mut tiny = config_with_budget(256 << 10);
     tiny.cache_dir = Some(shared_cache_dir());
     let t = host_with(tiny).await;
-    t.host
-        .start_workload(http_workload("small", P2_BEHAVIORS, "small.test"))
-        .await
-        .unwrap();
+    serve(&t, "small", P2_BEHAVIORS, |_| {}).await;
     let (status, body) = t.get("small.test", "/ok").await;
     assert_eq!(status, 503, "{body}");
 }
@@ -224,9 +237,10 @@ async fn outbound_connections_are_capped_per_component_and_per_host() {
             ..config()
         })
         .await;
-        let mut workload = http_workload("hold", P2_HOSTILE, "hold.test");
-        resources(&mut workload).allowed_hosts = vec![upstream.to_string()];
-        t.host.start_workload(workload).await.unwrap();
+        serve(&t, "hold", P2_HOSTILE, |r| {
+            r.allowed_hosts = vec![upstream.to_string()]
+        })
+        .await;
         let path = format!("/hold?count=20&url=http://{upstream}/");
         let (status, body) = t.get("hold.test", &path).await;
         assert_eq!(
@@ -288,15 +302,8 @@ async fn read_to_close(stream: &mut TcpStream, limit: usize) -> Vec<u8> {
 /// HTTP/2 the stream is reset, and the access log says `complete=false`.
 #[tokio::test]
 async fn a_response_cut_by_the_deadline_is_visibly_incomplete() {
-    let logs = Captured::install_global();
-    let t = host_with(HostConfig {
-        access_log: true,
-        ..config()
-    })
-    .await;
-    let mut workload = http_workload("stream", P2_HOSTILE, "stream.test");
-    resources(&mut workload).timeout_ms = Some(300);
-    t.host.start_workload(workload).await.unwrap();
+    let (logs, t) = access_logged_host().await;
+    serve(&t, "stream", P2_HOSTILE, |r| r.timeout_ms = Some(300)).await;
 
     let mut stream = TcpStream::connect(t.addr).await.unwrap();
     stream
@@ -353,15 +360,8 @@ async fn a_response_cut_by_the_deadline_is_visibly_incomplete() {
 /// the deadline), and the access log records it as 499.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_leaves_cancels_the_guest_and_is_logged() {
-    let logs = Captured::install_global();
-    let t = host_with(HostConfig {
-        access_log: true,
-        ..config()
-    })
-    .await;
-    let mut workload = http_workload("spin", P2_HOSTILE, "spin.test");
-    resources(&mut workload).timeout_ms = Some(120_000);
-    t.host.start_workload(workload).await.unwrap();
+    let (logs, t) = access_logged_host().await;
+    serve(&t, "spin", P2_HOSTILE, |r| r.timeout_ms = Some(120_000)).await;
 
     let mut stream = TcpStream::connect(t.addr).await.unwrap();
     stream
@@ -422,10 +422,7 @@ async fn slow_and_idle_connections_are_closed_and_the_cap_holds() {
         ..config()
     })
     .await;
-    t.host
-        .start_workload(http_workload("ok", P2_BEHAVIORS, "ok.test"))
-        .await
-        .unwrap();
+    serve(&t, "ok", P2_BEHAVIORS, |_| {}).await;
     for sent in [
         &b""[..],
         b"G",
@@ -465,10 +462,7 @@ async fn slow_and_idle_connections_are_closed_and_the_cap_holds() {
         ..config()
     })
     .await;
-    t.host
-        .start_workload(http_workload("ok", P2_BEHAVIORS, "ok.test"))
-        .await
-        .unwrap();
+    serve(&t, "ok", P2_BEHAVIORS, |_| {}).await;
     let mut held = Vec::new();
     for _ in 0..4 {
         held.push(TcpStream::connect(t.addr).await.unwrap());
@@ -520,9 +514,7 @@ async fn slow_and_idle_connections_are_closed_and_the_cap_holds() {
 async fn guest_output_is_attributed_and_bounded() {
     let logs = Captured::install_global();
     let t = host_with(config()).await;
-    let mut workload = http_workload("chatty", P2_HOSTILE, "chatty.test");
-    resources(&mut workload).timeout_ms = Some(1_000);
-    t.host.start_workload(workload).await.unwrap();
+    serve(&t, "chatty", P2_HOSTILE, |r| r.timeout_ms = Some(1_000)).await;
     let (status, body) = t.get("chatty.test", "/stdout?lines=3").await;
     assert_eq!((status, body.as_str()), (200, "wrote 3\n"));
     let text = logs.text();
@@ -564,9 +556,7 @@ async fn guest_output_is_attributed_and_bounded() {
 async fn dirtied_pool_slots_are_given_back() {
     let t = host_with(config()).await;
     assert!(t.host.engine().is_pooling(), "this test is about the pool");
-    let mut workload = http_workload("big", P2_BEHAVIORS, "big.test");
-    resources(&mut workload).memory_limit_mb = Some(1024);
-    t.host.start_workload(workload).await.unwrap();
+    serve(&t, "big", P2_BEHAVIORS, |r| r.memory_limit_mb = Some(1024)).await;
     assert_eq!(t.get("big.test", "/ok").await.0, 200);
     let baseline = rss_bytes();
     for _ in 0..6 {
@@ -603,10 +593,7 @@ async fn complete_responses_keep_p3_instances_reused() {
         ..config()
     })
     .await;
-    t.host
-        .start_workload(http_workload("p3", test_programs::P3_HELLO, "p3.test"))
-        .await
-        .unwrap();
+    serve(&t, "p3", test_programs::P3_HELLO, |_| {}).await;
     for _ in 0..20 {
         assert_eq!(t.get("p3.test", "/").await.0, 200);
     }
