@@ -62,7 +62,23 @@ impl AccessRecord {
         self.workload = workload;
     }
 
+    /// Writes the line once the request's cost is charged: the last poll
+    /// of its guest may still be running when its response is complete
+    /// (a poll is charged when it returns).
     fn emit(self, complete: bool) {
+        if self.usage.charging()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                self.usage.settled().await;
+                self.write(complete);
+            });
+            return;
+        }
+        self.write(complete);
+    }
+
+    fn write(self, complete: bool) {
         tracing::info!(
             target: TARGET,
             method = %self.method,

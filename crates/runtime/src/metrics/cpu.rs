@@ -38,6 +38,7 @@ impl<F: Future> Future for Metered<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.meter.poll_started();
         let start = thread_cpu_nanos();
         let poll = self.inner.as_mut().poll(cx);
         let spent = thread_cpu_nanos().saturating_sub(start);

@@ -2,7 +2,7 @@
 //! the requests it is handling.
 
 use super::ComponentMetrics;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -11,6 +11,9 @@ use std::time::Duration;
 pub struct RequestUsage {
     cpu_nanos: AtomicU64,
     memory_peak: AtomicU64,
+    /// The meters charging this request: a reader waits for their poll in
+    /// progress to be charged before it reports the request.
+    meters: Mutex<Vec<Weak<WorkerMeter>>>,
 }
 
 impl RequestUsage {
@@ -23,6 +26,41 @@ impl RequestUsage {
     /// the request.
     pub fn memory_peak_bytes(&self) -> u64 {
         self.memory_peak.load(Ordering::Relaxed)
+    }
+
+    fn meters(&self) -> Vec<Arc<WorkerMeter>> {
+        self.meters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
+    /// Whether a worker poll for this request is running, so its cost is
+    /// not charged yet: a response can be complete before the poll that
+    /// produced it returns.
+    pub(crate) fn charging(&self) -> bool {
+        self.meters()
+            .iter()
+            .any(|meter| meter.polling.load(Ordering::SeqCst))
+    }
+
+    /// Resolves once no poll for this request runs uncharged.
+    pub(crate) async fn settled(&self) {
+        for meter in self.meters() {
+            meter.waiting.fetch_add(1, Ordering::SeqCst);
+            loop {
+                let notified = meter.charged.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if !meter.polling.load(Ordering::SeqCst) {
+                    break;
+                }
+                notified.await;
+            }
+            meter.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -37,6 +75,12 @@ pub(crate) struct WorkerMeter {
     /// The instance's linear memory size, known once its store exists.
     memory: OnceLock<Arc<AtomicU64>>,
     active: Mutex<Vec<Weak<RequestUsage>>>,
+    /// A poll is running and not charged yet.
+    polling: AtomicBool,
+    /// Readers waiting for `charged`; it is notified only when there are
+    /// some, since charging happens on every poll of every worker.
+    waiting: AtomicUsize,
+    charged: tokio::sync::Notify,
 }
 
 impl WorkerMeter {
@@ -45,6 +89,9 @@ impl WorkerMeter {
             metrics,
             memory: OnceLock::new(),
             active: Mutex::default(),
+            polling: AtomicBool::new(false),
+            waiting: AtomicUsize::new(0),
+            charged: tokio::sync::Notify::new(),
         }
     }
 
@@ -54,14 +101,24 @@ impl WorkerMeter {
     }
 
     /// `usage` is handled by this instance from now on.
-    pub(crate) fn request_started(&self, usage: &Arc<RequestUsage>) {
+    pub(crate) fn request_started(self: &Arc<Self>, usage: &Arc<RequestUsage>) {
         let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
         if !active
             .iter()
             .any(|known| std::ptr::eq(known.as_ptr(), Arc::as_ptr(usage)))
         {
             active.push(Arc::downgrade(usage));
+            usage
+                .meters
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(Arc::downgrade(self));
         }
+    }
+
+    /// A poll begins; [`WorkerMeter::charge`] ends it.
+    pub(crate) fn poll_started(&self) {
+        self.polling.store(true, Ordering::SeqCst);
     }
 
     /// One poll of the instance used `nanos` of CPU.
@@ -74,15 +131,20 @@ impl WorkerMeter {
             .get()
             .map(|bytes| bytes.load(Ordering::Relaxed))
             .unwrap_or(0);
-        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
-        active.retain(|usage| usage.strong_count() > 0);
-        if active.is_empty() {
-            return;
+        {
+            let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+            active.retain(|usage| usage.strong_count() > 0);
+            if !active.is_empty() {
+                let share = nanos / active.len() as u64;
+                for usage in active.iter().filter_map(Weak::upgrade) {
+                    usage.cpu_nanos.fetch_add(share, Ordering::Relaxed);
+                    usage.memory_peak.fetch_max(memory, Ordering::Relaxed);
+                }
+            }
         }
-        let share = nanos / active.len() as u64;
-        for usage in active.iter().filter_map(Weak::upgrade) {
-            usage.cpu_nanos.fetch_add(share, Ordering::Relaxed);
-            usage.memory_peak.fetch_max(memory, Ordering::Relaxed);
+        self.polling.store(false, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.charged.notify_waiters();
         }
     }
 }
@@ -93,7 +155,7 @@ mod tests {
 
     #[test]
     fn cpu_is_shared_among_live_requests_and_memory_peaks_follow_the_instance() {
-        let meter = WorkerMeter::new(None);
+        let meter = Arc::new(WorkerMeter::new(None));
         let memory = Arc::new(AtomicU64::new(1 << 20));
         meter.watch_memory(memory.clone());
         let first = Arc::new(RequestUsage::default());
