@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod commands;
+mod hint;
 mod telemetry;
 
 // Per-request instantiation and hyper's buffers allocate small objects on
@@ -100,7 +101,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One line, the whole context chain, and never a backtrace.
-            eprintln!("error: {}", one_line(&error));
+            match hint::for_error(&error) {
+                Some(hint) => eprintln!("error: {} (hint: {hint})", one_line(&error)),
+                None => eprintln!("error: {}", one_line(&error)),
+            }
             ExitCode::FAILURE
         }
     }

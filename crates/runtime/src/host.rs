@@ -889,11 +889,14 @@ impl Host {
                 ),
             });
         }
-        let pre = if links.is_empty() && loopback.is_none() {
+        // Our own `wasi:sockets/tcp` (virtual loopback, capped real sockets)
+        // replaces wasmtime-wasi's wherever a component may open sockets.
+        let own_tcp = loopback.is_some() || workload.spec.allows_sockets();
+        let pre = if links.is_empty() && !own_tcp {
             self.0.linker.instantiate_pre(&artifact.component)
         } else {
             let mut linker = self.0.linker.clone();
-            if loopback.is_some() {
+            if own_tcp {
                 linker.allow_shadowing(true);
                 crate::loopback::tcp::add_to_linker(&mut linker).map_err(|e| {
                     WorkloadError::Internal(format!("cannot link the loopback sockets: {e:#}"))

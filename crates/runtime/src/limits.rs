@@ -195,9 +195,84 @@ pub fn raise_descriptor_limit() -> usize {
     descriptor_limit()
 }
 
+/// How long a count of the process's open descriptors is reused: counting
+/// reads `/proc/self/fd`, which costs a few milliseconds at 20,000.
+const DESCRIPTOR_COUNT_TTL: Duration = Duration::from_millis(250);
+
+/// Whether guests may still open sockets the host does not count itself
+/// (UDP, and the sockets of P3 components): only while the process holds
+/// fewer than three quarters of its descriptor limit, which keeps the rest
+/// for the ingress (capped at half), the admin listener and files. The
+/// count is at most [`DESCRIPTOR_COUNT_TTL`] old; where it cannot be read,
+/// the answer is yes.
+pub fn guest_descriptors_to_spare() -> bool {
+    let limit = descriptor_limit();
+    if limit == usize::MAX {
+        return true;
+    }
+    descriptors_in_use().is_none_or(|open| open < limit / 4 * 3)
+}
+
+/// The process's open descriptors, counted at most once per
+/// [`DESCRIPTOR_COUNT_TTL`]; `None` where `/proc/self/fd` cannot be read.
+fn descriptors_in_use() -> Option<usize> {
+    use std::sync::Mutex;
+    use std::time::Instant;
+    static LAST: Mutex<Option<(Instant, usize)>> = Mutex::new(None);
+    if let Ok(last) = LAST.lock()
+        && let Some((at, count)) = *last
+        && at.elapsed() < DESCRIPTOR_COUNT_TTL
+    {
+        return Some(count);
+    }
+    let count = std::fs::read_dir("/proc/self/fd").ok()?.count();
+    if let Ok(mut last) = LAST.lock() {
+        *last = Some((Instant::now(), count));
+    }
+    Some(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lowers this process's own descriptor limit: nextest runs each test
+    /// in a process of its own, so no other test sees it.
+    #[test]
+    fn guest_sockets_stop_at_the_descriptor_reserve() {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        if std::env::var_os("NEXTEST").is_none() {
+            eprintln!("skipped: changes the process's descriptor limit, safe only under nextest");
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI runs tests with nextest"
+            );
+            return;
+        }
+        let original = getrlimit(Resource::Nofile);
+        let open = descriptors_in_use().expect("/proc/self/fd is readable");
+        let set_soft = |soft: usize| {
+            setrlimit(
+                Resource::Nofile,
+                Rlimit {
+                    current: Some(soft as u64),
+                    maximum: original.maximum,
+                },
+            )
+            .unwrap();
+            // Past the cached count's lifetime, so the next answer counts anew.
+            std::thread::sleep(DESCRIPTOR_COUNT_TTL + Duration::from_millis(50));
+        };
+        set_soft(open + 4);
+        assert!(
+            !guest_descriptors_to_spare(),
+            "{open} open of {} allowed",
+            open + 4
+        );
+        set_soft(open * 2 + 64);
+        assert!(guest_descriptors_to_spare());
+        setrlimit(Resource::Nofile, original).unwrap();
+    }
 
     #[test]
     fn resolves_over_defaults_and_caps() {

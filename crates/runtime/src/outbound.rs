@@ -269,7 +269,7 @@ impl std::fmt::Debug for OutboundSlots {
 }
 
 /// An open outgoing connection's claim on both caps.
-struct Slot(
+pub(crate) struct Slot(
     #[allow(dead_code)] tokio::sync::OwnedSemaphorePermit,
     #[allow(dead_code)] tokio::sync::OwnedSemaphorePermit,
 );
@@ -296,11 +296,28 @@ impl OutboundSlots {
         Self::new(&limits, host, Arc::default())
     }
 
+    /// Where refusals are counted.
+    pub(crate) fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
     fn take(&self, workload: &str, component: &str) -> Result<Slot, HttpError> {
+        self.claim(workload, component, "outbound HTTP")
+            .ok_or(HttpError::ConnectionLimitReached)
+    }
+
+    /// A slot for one of the component's real `wasi:sockets` TCP sockets
+    /// (`crate::loopback::tcp`), or `None` (counted and logged) when either
+    /// cap is full. The socket holds it until the guest drops the socket.
+    pub(crate) fn take_socket(&self, workload: &str, component: &str) -> Option<Slot> {
+        self.claim(workload, component, "wasi:sockets TCP")
+    }
+
+    fn claim(&self, workload: &str, component: &str, what: &str) -> Option<Slot> {
         let component_slot = self.component.clone().try_acquire_owned();
         let host_slot = self.host.clone().try_acquire_owned();
         match (component_slot, host_slot) {
-            (Ok(c), Ok(h)) => Ok(Slot(c, h)),
+            (Ok(c), Ok(h)) => Some(Slot(c, h)),
             (c, _) => {
                 let which = if c.is_err() { "component" } else { "host" };
                 self.metrics.limit_hit("outbound_connections");
@@ -308,9 +325,9 @@ impl OutboundSlots {
                     workload,
                     component,
                     cap = which,
-                    "outbound HTTP refused: too many open connections"
+                    "{what} refused: too many open connections"
                 );
-                Err(HttpError::ConnectionLimitReached)
+                None
             }
         }
     }

@@ -289,6 +289,19 @@ impl ComponentEnv {
             .allow_ip_name_lookup(self.sockets);
         if self.sockets {
             builder.inherit_network();
+            // The sockets `crate::loopback::tcp` does not hold to a cap (UDP,
+            // P3's) stop at the host's descriptor reserve.
+            let workload = self.workload.clone();
+            let component = self.component.clone();
+            let metrics = self.outbound_slots.metrics().clone();
+            builder.socket_addr_check(move |addr, _use| {
+                let allowed = crate::limits::guest_descriptors_to_spare();
+                if !allowed {
+                    metrics.limit_hit("guest_sockets");
+                    tracing::warn!(workload = %workload, component = %component, %addr, "wasi:sockets refused: the host is short of descriptors");
+                }
+                Box::pin(std::future::ready(allowed))
+            });
         }
         Ok(StoreState {
             table: {

@@ -234,3 +234,29 @@ fn serve_backend_flags_are_checked_per_plugin() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn an_address_in_use_is_one_line_with_a_hint() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let cache = cache_dir();
+    // The workload starts (and says so) before the listener is bound.
+    let out = nimbus()
+        .args(["serve", P2_HELLO, "--addr", &addr, "--cache-dir", &cache])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let line = errors[0];
+    assert!(line.contains(&format!("cannot listen on {addr}")), "{line}");
+    assert!(
+        line.ends_with("(hint: another process is listening on that address; choose another one)"),
+        "{line}"
+    );
+}

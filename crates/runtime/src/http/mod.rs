@@ -10,4 +10,4 @@ pub mod router;
 pub mod server;
 
 pub use router::{DevRouter, DynamicRouter, RouteError, Router};
-pub use server::{IngressLimits, serve};
+pub use server::{IngressLimits, MAX_REQUEST_HEAD_BYTES, serve};

@@ -28,6 +28,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
+/// The largest request head (request line or pseudo-headers, and all
+/// header fields) the ingress takes, in HTTP/1.1 and HTTP/2 alike; a larger
+/// one is answered 431. hyper's own HTTP/1.1 bound (about 400 KiB) would
+/// let the connection cap's worth of clients pin gigabytes.
+pub const MAX_REQUEST_HEAD_BYTES: usize = 64 * 1024;
+
 /// How the ingress bounds the connections clients hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngressLimits {
@@ -100,10 +106,12 @@ async fn serve_boxed(
         .http1()
         .timer(TokioTimer::new())
         // Backstop only: the watch closes such connections first, counted.
-        .header_read_timeout(limits.first_request_timeout.max(limits.idle_timeout) * 2);
+        .header_read_timeout(limits.first_request_timeout.max(limits.idle_timeout) * 2)
+        .max_buf_size(MAX_REQUEST_HEAD_BYTES);
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_header_list_size(MAX_REQUEST_HEAD_BYTES as u32)
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let graceful = GracefulShutdown::new();
     while let Some((stream, peer)) = next_connection(&listener, &mut shutdown, "ingress").await {

@@ -1,15 +1,19 @@
-//! `wasi:sockets/tcp@0.2` for components of a workload with a virtual
-//! loopback network.
+//! `wasi:sockets/tcp@0.2` for every P2 component that may use sockets.
 //!
-//! A socket starts undecided. Its first bind or connect decides: a loopback
-//! (or, for binds, unspecified) address keeps it on the workload's
-//! [`VirtualNetwork`]; any other address turns it into one of wasmtime-wasi's
-//! real sockets, to which every later call is passed on unchanged (so the
-//! workload's `wasi:sockets` permission and address checks still apply).
-//! Options set before that decision are kept and applied to the real socket.
+//! A socket starts undecided, holding no host descriptor. Its first bind or
+//! connect decides: a loopback (or, for binds, unspecified) address keeps it
+//! on the workload's [`VirtualNetwork`], when the workload has one; any other
+//! address turns it into one of wasmtime-wasi's real sockets, to which every
+//! later call is passed on unchanged (so the workload's `wasi:sockets`
+//! permission and address checks still apply). Options set before that
+//! decision are kept and applied to the real socket. Every real socket, an
+//! accepted one included, holds a slot of the component's and the host's
+//! outgoing-connection caps (`crate::outbound::OutboundSlots`) until the
+//! guest drops it; past either cap the guest gets `new-socket-limit`.
 
 use super::pipe::{PipeCloser, PipeReader, PipeWriter};
 use super::{Backlog, Binding, ConnectError, Connection, Family, VirtualNetwork};
+use crate::outbound::{OutboundSlots, Slot};
 use crate::wasi::StoreState;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -65,6 +69,9 @@ fn view(state: &mut StoreState) -> LoopbackView<'_> {
         table: &mut state.table,
         sockets: state.wasi.sockets(),
         network: state.env.loopback.as_ref(),
+        slots: &state.env.outbound_slots,
+        workload: &state.env.workload,
+        component: &state.env.component,
     }
 }
 
@@ -79,6 +86,10 @@ pub(crate) struct LoopbackView<'a> {
     table: &'a mut ResourceTable,
     sockets: &'a mut WasiSocketsCtx,
     network: Option<&'a Arc<VirtualNetwork>>,
+    /// The outgoing-connection caps every real socket counts against.
+    slots: &'a OutboundSlots,
+    workload: &'a str,
+    component: &'a str,
 }
 
 /// A guest's TCP socket: virtual, real, or not yet decided.
@@ -87,6 +98,9 @@ pub struct LoopbackSocket {
     family: IpAddressFamily,
     state: State,
     options: Options,
+    /// A real socket's claim on the component's and the host's connection
+    /// caps, given back when the guest drops the socket.
+    slot: Option<Slot>,
 }
 
 enum State {
@@ -132,6 +146,7 @@ impl LoopbackSocket {
             family,
             state,
             options: Options::default(),
+            slot: None,
         }
     }
 
@@ -201,6 +216,10 @@ impl LoopbackView<'_> {
         this: &Resource<LoopbackSocket>,
     ) -> CallResult<Resource<RealSocket>> {
         let family = self.socket(this)?.family;
+        // Each real socket is a host descriptor: capped like outbound HTTP.
+        let Some(slot) = self.slots.take_socket(self.workload, self.component) else {
+            return Ok(Err(ErrorCode::NewSocketLimit));
+        };
         let real = match lift(RealCreate::create_tcp_socket(&mut self.real_view(), family))? {
             Ok(real) => real,
             Err(code) => return Ok(Err(code)),
@@ -240,7 +259,9 @@ impl LoopbackView<'_> {
             RealTcp::drop(&mut self.real_view(), real)?;
             return Ok(Err(code));
         }
-        self.socket(this)?.state = State::Real(real);
+        let socket = self.socket(this)?;
+        socket.state = State::Real(real);
+        socket.slot = Some(slot);
         Ok(Ok(borrow()))
     }
 
@@ -477,10 +498,17 @@ impl tcp::HostTcpSocket for LoopbackView<'_> {
                     Ok(accepted) => accepted,
                     Err(code) => return Ok(Err(code)),
                 };
+            let Some(slot) = self.slots.take_socket(self.workload, self.component) else {
+                // Closed at once; its streams go first, as they are its children.
+                self.table.delete(input)?;
+                self.table.delete(output)?;
+                RealTcp::drop(&mut self.real_view(), accepted)?;
+                return Ok(Err(ErrorCode::NewSocketLimit));
+            };
             let family = self.socket(&this)?.family;
-            let socket = self
-                .table
-                .push(LoopbackSocket::new(family, State::Real(accepted)))?;
+            let mut socket = LoopbackSocket::new(family, State::Real(accepted));
+            socket.slot = Some(slot);
+            let socket = self.table.push(socket)?;
             return Ok(Ok((socket, input, output)));
         }
         let listener = self.socket(&this)?;

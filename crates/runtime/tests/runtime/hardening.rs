@@ -279,6 +279,116 @@ async fn outbound_connections_are_capped_per_component_and_per_host() {
     }
 }
 
+/// Request heads are bounded alike in HTTP/1.1 and HTTP/2: one a little
+/// under the bound is served, one over it gets 431 (hyper alone would
+/// buffer about 400 KiB per HTTP/1.1 connection, and refuse 16 KiB over
+/// HTTP/2).
+#[tokio::test]
+async fn request_heads_are_bounded_alike_in_both_protocols() {
+    use nimbus_runtime::http::MAX_REQUEST_HEAD_BYTES;
+    let t = host_with(config()).await;
+    serve(&t, "hello", P2_HELLO, |_| {}).await;
+    let fits = "a".repeat(MAX_REQUEST_HEAD_BYTES / 2);
+    let too_big = "a".repeat(MAX_REQUEST_HEAD_BYTES * 2);
+    let http1 = |value: String| async move {
+        exchange(
+            t.addr,
+            Some("hello.test"),
+            "GET",
+            "/",
+            &[("x-filler", &value)],
+            Bytes::new(),
+        )
+        .await
+        .0
+    };
+    assert_eq!(http1(fits.clone()).await, 200);
+    assert_eq!(http1(too_big).await, 431);
+
+    let stream = TcpStream::connect(t.addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let request = http::Request::builder()
+        .uri("http://hello.test/")
+        .header("x-filler", fits)
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = tokio::time::timeout(TIMEOUT, sender.send_request(request))
+        .await
+        .expect("an HTTP/2 answer in time")
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// The host process's open descriptors.
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Finding 5, raw sockets: a component that declares `wasi:sockets` holds
+/// one slot of the same caps per real TCP socket, and gets
+/// `new-socket-limit` past them; the host's descriptors stay bounded.
+#[tokio::test]
+async fn raw_tcp_sockets_count_against_the_outbound_caps() {
+    let upstream = endless_upstream().await;
+    let t = host_with(HostConfig {
+        outbound: OutboundLimits {
+            per_component: 5,
+            host: 100,
+        },
+        ..config()
+    })
+    .await;
+    let mut workload = http_workload("sockets", P2_HOSTILE, "sockets.test");
+    workload
+        .spec
+        .host_interfaces
+        .push(nimbus_runtime::workload::HostInterface {
+            namespace: "wasi".into(),
+            package: "sockets".into(),
+            interfaces: vec!["tcp".into()],
+            ..Default::default()
+        });
+    t.host.start_workload(workload).await.unwrap();
+    let before = open_descriptors();
+    let path = format!("/sockets?count=1000&port={}", upstream.port());
+    let (status, body) = t.get("sockets.test", &path).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "opened 5 error new-socket-limit\n")
+    );
+    assert!(
+        open_descriptors() < before + 100,
+        "the guest's sockets did not pile up as host descriptors"
+    );
+    assert!(series_is(
+        &t,
+        "nimbus_limit_events_total{limit=\"outbound_connections\"}",
+        ""
+    ));
+    // The sockets close with the instance: the slots come back.
+    let freed = async {
+        loop {
+            let (_, body) = t
+                .get(
+                    "sockets.test",
+                    &format!("/sockets?count=5&port={}", upstream.port()),
+                )
+                .await;
+            if body == "opened 5 error none\n" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(TIMEOUT, freed)
+        .await
+        .expect("socket slots were given back");
+}
+
 /// Reads a response over raw HTTP/1.1 until the server closes: the bytes.
 async fn read_to_close(stream: &mut TcpStream, limit: usize) -> Vec<u8> {
     let mut all = Vec::new();

@@ -101,15 +101,59 @@ struct MemoryContainer {
     objects: BTreeMap<String, (bytes::Bytes, u64)>,
 }
 
-/// Blobs in process memory (the dev default), one store per workload.
-#[derive(Default)]
+/// Most bytes of objects one workload's in-memory blobstore holds: they
+/// live in the host's memory, outside any guest's memory limit.
+pub(crate) const MEMORY_BLOBS_LIMIT_BYTES: u64 = 256 << 20;
+
+/// Blobs in process memory (the dev default), one store per workload,
+/// holding at most `limit` bytes of objects.
 pub struct MemoryBlobs {
     containers: Mutex<HashMap<String, MemoryContainer>>,
+    limit: u64,
+}
+
+impl Default for MemoryBlobs {
+    fn default() -> Self {
+        Self::with_limit(MEMORY_BLOBS_LIMIT_BYTES)
+    }
 }
 
 impl MemoryBlobs {
+    /// An empty store that holds at most `limit` bytes of objects.
+    pub fn with_limit(limit: u64) -> Self {
+        Self {
+            containers: Mutex::default(),
+            limit,
+        }
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut HashMap<String, MemoryContainer>) -> R) -> R {
         f(&mut self.containers.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Bytes held by every object but `container`/`name`.
+    fn held_besides(
+        containers: &HashMap<String, MemoryContainer>,
+        container: &str,
+        name: &str,
+    ) -> u64 {
+        containers
+            .iter()
+            .flat_map(|(c, objects)| {
+                objects
+                    .objects
+                    .iter()
+                    .filter(move |(n, _)| !(c == container && n.as_str() == name))
+                    .map(|(_, (data, _))| data.len() as u64)
+            })
+            .sum()
+    }
+
+    fn full(&self) -> String {
+        format!(
+            "the in-memory blobstore is full ({} MiB of objects); delete objects, or choose a persistent backend",
+            self.limit >> 20
+        )
     }
 }
 
@@ -182,10 +226,26 @@ impl BlobBackend for MemoryBlobs {
     }
 
     async fn write(&self, container: &str, name: &str, source: &Path) -> Result<(), String> {
+        // Sized before it is read: a spooled value may be far larger than
+        // the host should ever hold in memory.
+        let size = tokio::fs::metadata(source)
+            .await
+            .map_err(|e| format!("cannot read the spooled value: {e}"))?
+            .len();
+        let fits = |c: &HashMap<String, MemoryContainer>| {
+            Self::held_besides(c, container, name).saturating_add(size) <= self.limit
+        };
+        if !self.with(|c| fits(c)) {
+            return Err(self.full());
+        }
         let data = tokio::fs::read(source)
             .await
             .map_err(|e| format!("cannot read the spooled value: {e}"))?;
         self.with(|c| {
+            // Checked again: another write may have landed meanwhile.
+            if !fits(c) {
+                return Err(self.full());
+            }
             let c = c.get_mut(container).ok_or_else(|| missing(container))?;
             c.objects.insert(name.to_string(), (data.into(), now()));
             Ok(())
@@ -204,6 +264,26 @@ impl BlobBackend for MemoryBlobs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_memory_blobstore_is_bounded_and_sizes_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = |len: usize| {
+            let path = dir.path().join(format!("spool-{len}"));
+            std::fs::write(&path, vec![7u8; len]).unwrap();
+            path
+        };
+        let store = MemoryBlobs::with_limit(100);
+        store.create_container("c").await.unwrap();
+        store.write("c", "a", &spool(60)).await.unwrap();
+        let error = store.write("c", "b", &spool(60)).await.unwrap_err();
+        assert!(error.contains("blobstore is full"), "{error}");
+        assert_eq!(store.object_info("c", "b").await.unwrap(), None);
+        // Replacing an object counts only the new size.
+        store.write("c", "a", &spool(100)).await.unwrap();
+        store.delete_object("c", "a").await.unwrap();
+        store.write("c", "b", &spool(100)).await.unwrap();
+    }
 
     #[test]
     fn names_never_escape() {

@@ -185,17 +185,86 @@ pub(crate) fn page_of(keys: impl Iterator<Item = String>, cursor: Option<u64>) -
     }
 }
 
+/// Most bytes (keys and values) one workload's in-memory store holds: it
+/// lives in the host's memory, outside any guest's memory limit.
+pub(crate) const MEMORY_STORE_LIMIT_BYTES: usize = 64 << 20;
+
 /// The in-memory backend: buckets of sorted maps behind one lock (never
-/// held across an await).
-#[derive(Debug, Default)]
+/// held across an await), holding at most `limit` bytes of keys and values.
+#[derive(Debug)]
 pub struct MemoryBackend {
-    buckets: Mutex<HashMap<String, BTreeMap<String, Vec<u8>>>>,
+    state: Mutex<MemoryState>,
+    limit: usize,
+}
+
+#[derive(Debug, Default)]
+struct MemoryState {
+    buckets: HashMap<String, BTreeMap<String, Vec<u8>>>,
+    bytes: usize,
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        Self::with_limit(MEMORY_STORE_LIMIT_BYTES)
+    }
 }
 
 impl MemoryBackend {
-    fn with<R>(&self, bucket: &str, f: impl FnOnce(&mut BTreeMap<String, Vec<u8>>) -> R) -> R {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        f(buckets.entry(bucket.to_string()).or_default())
+    /// An empty store that holds at most `limit` bytes.
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            state: Mutex::default(),
+            limit,
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut MemoryState) -> R) -> R {
+        f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn full(&self) -> KvError {
+        KvError::Other(format!(
+            "the in-memory store is full ({} MiB of keys and values); delete keys, or choose a persistent backend",
+            self.limit >> 20
+        ))
+    }
+}
+
+impl MemoryState {
+    fn bucket(&mut self, bucket: &str) -> &mut BTreeMap<String, Vec<u8>> {
+        self.buckets.entry(bucket.to_string()).or_default()
+    }
+
+    /// Stores `entries` in `bucket` if the store stays within `limit`.
+    fn put(
+        &mut self,
+        bucket: &str,
+        entries: Vec<(String, Vec<u8>)>,
+        limit: usize,
+    ) -> Result<(), ()> {
+        let map = self.buckets.entry(bucket.to_string()).or_default();
+        // The last entry for a key wins, as `extend` stores them.
+        let sizes: HashMap<&str, usize> = entries
+            .iter()
+            .map(|(key, value)| (key.as_str(), key.len() + value.len()))
+            .collect();
+        let mut after = self.bytes;
+        for (key, size) in sizes {
+            let old = map.get(key).map_or(0, |v| key.len() + v.len());
+            after = after - old + size;
+        }
+        if after > limit {
+            return Err(());
+        }
+        map.extend(entries);
+        self.bytes = after;
+        Ok(())
+    }
+
+    fn remove(&mut self, bucket: &str, key: &str) {
+        if let Some(value) = self.bucket(bucket).remove(key) {
+            self.bytes -= key.len() + value.len();
+        }
     }
 }
 
@@ -206,44 +275,46 @@ impl KeyValueBackend for MemoryBackend {
     }
 
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        Ok(self.with(bucket, |map| map.get(key).cloned()))
+        Ok(self.with(|state| state.bucket(bucket).get(key).cloned()))
     }
 
     async fn set(&self, bucket: &str, key: &str, value: Vec<u8>) -> Result<(), KvError> {
-        self.with(bucket, |map| map.insert(key.to_string(), value));
-        Ok(())
+        self.set_many(bucket, vec![(key.to_string(), value)]).await
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), KvError> {
-        self.with(bucket, |map| map.remove(key));
+        self.with(|state| state.remove(bucket, key));
         Ok(())
     }
 
     async fn list_keys(&self, bucket: &str, cursor: Option<u64>) -> Result<KeyPage, KvError> {
-        Ok(self.with(bucket, |map| page_of(map.keys().cloned(), cursor)))
+        Ok(self.with(|state| page_of(state.bucket(bucket).keys().cloned(), cursor)))
     }
 
     async fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, KvError> {
-        self.with(bucket, |map| {
-            let current = match map.get(key) {
+        self.with(|state| {
+            let current = match state.bucket(bucket).get(key) {
                 Some(bytes) => parse_counter(bytes)?,
                 None => 0,
             };
             let next = add_counter(current, delta)?;
-            map.insert(key.to_string(), next.to_string().into_bytes());
+            let entry = vec![(key.to_string(), next.to_string().into_bytes())];
+            state
+                .put(bucket, entry, self.limit)
+                .map_err(|()| self.full())?;
             Ok(next)
         })
     }
 
     async fn set_many(&self, bucket: &str, entries: Vec<(String, Vec<u8>)>) -> Result<(), KvError> {
-        self.with(bucket, |map| map.extend(entries));
-        Ok(())
+        self.with(|state| state.put(bucket, entries, self.limit))
+            .map_err(|()| self.full())
     }
 
     async fn delete_many(&self, bucket: &str, keys: Vec<String>) -> Result<(), KvError> {
-        self.with(bucket, |map| {
+        self.with(|state| {
             for key in keys {
-                map.remove(&key);
+                state.remove(bucket, &key);
             }
         });
         Ok(())
@@ -253,6 +324,40 @@ impl KeyValueBackend for MemoryBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_memory_store_is_bounded_and_counts_what_it_frees() {
+        let store = MemoryBackend::with_limit(100);
+        store.set("b", "k1", vec![0; 60]).await.unwrap();
+        let error = store.set("b", "k2", vec![0; 60]).await.unwrap_err();
+        assert!(error.to_string().contains("store is full"), "{error}");
+        assert_eq!(
+            store.get("b", "k2").await.unwrap(),
+            None,
+            "nothing half-stored"
+        );
+        // Replacing a value counts the difference, not both.
+        store.set("b", "k1", vec![1; 90]).await.unwrap();
+        assert!(
+            store
+                .set_many("b", vec![("k3".into(), vec![0; 20])])
+                .await
+                .is_err()
+        );
+        store.delete("b", "k1").await.unwrap();
+        store.set("other", "k2", vec![0; 97]).await.unwrap();
+        assert!(
+            store.increment("b", "n", 1).await.is_err(),
+            "a counter needs room too"
+        );
+        store.delete_many("other", vec!["k2".into()]).await.unwrap();
+        assert_eq!(store.increment("b", "n", 5).await.unwrap(), 5);
+        // One key twice in a batch is counted once.
+        let twice = vec![("d".into(), vec![0; 40]), ("d".into(), vec![0; 50])];
+        store.set_many("c", twice).await.unwrap();
+        store.delete("c", "d").await.unwrap();
+        store.set("c", "e", vec![0; 90]).await.unwrap();
+    }
 
     fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

@@ -12,6 +12,8 @@
 //! - `/spin`: spins forever without yielding.
 //! - `/stdout?lines=N`: writes N lines to stdout (N = 0: forever), then
 //!   answers `wrote N`.
+//! - `/sockets?count=M&port=P`: opens M raw `wasi:sockets` TCP connections
+//!   to 127.0.0.1:P and keeps them all; answers `opened K error CODE`.
 
 use std::hint::black_box;
 use std::io::Write as _;
@@ -76,6 +78,10 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
             }
             text(format!("wrote {written}\n"))
         }
+        "/sockets" => {
+            let (opened, error) = open_sockets(number("count"), number("port") as u16);
+            text(format!("opened {opened} error {error}\n"))
+        }
         _ => Ok(Response::builder()
             .status(StatusCode::NOT_FOUND)
             .body(Body::from("not found\n"))?),
@@ -97,4 +103,32 @@ fn param(query: &str, name: &str) -> Option<String> {
     let rest: Vec<&str> = query.split('&').skip(start).collect();
     let joined = if name == "url" { rest.join("&") } else { rest[0].to_string() };
     joined.split_once('=').map(|(_, v)| v.to_string())
+}
+
+/// Connects `count` TCP sockets to 127.0.0.1:`port` and keeps them until
+/// the first failure; returns how many connected and that failure's code.
+fn open_sockets(count: u64, port: u16) -> (usize, String) {
+    use wasip2::sockets::network::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+    use wasip2::sockets::{instance_network, tcp_create_socket};
+    let network = instance_network::instance_network();
+    let address = IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address: (127, 0, 0, 1) });
+    let mut kept = Vec::new();
+    for _ in 0..count {
+        let connected = tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4).and_then(|socket| {
+            socket.start_connect(&network, address)?;
+            loop {
+                match socket.finish_connect() {
+                    // Streams first: they must be dropped before their socket.
+                    Ok(streams) => return Ok((streams, socket)),
+                    Err(wasip2::sockets::network::ErrorCode::WouldBlock) => socket.subscribe().block(),
+                    Err(code) => return Err(code),
+                }
+            }
+        });
+        match connected {
+            Ok(connection) => kept.push(connection),
+            Err(code) => return (kept.len(), code.name().to_string()),
+        }
+    }
+    (kept.len(), "none".to_string())
 }
