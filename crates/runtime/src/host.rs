@@ -22,7 +22,7 @@ use crate::plugins::{
     ServeGuard,
 };
 use crate::wasi::{ComponentEnv, Mount, StoreState, build_linker};
-use crate::workload::handler::ProxyHandler;
+use crate::workload::dispatch::Dispatcher;
 use crate::workload::instance::{ComponentInstances, HttpKind, ReusePolicy};
 use crate::workload::links::{self, ComponentInterfaces, LinkTarget};
 use crate::workload::middleware::{Inward, P3_HANDLER};
@@ -1070,7 +1070,7 @@ impl Host {
                     reuse,
                 };
                 Some(HttpTarget {
-                    handler: ProxyHandler::new(instances),
+                    handler: Dispatcher::new(instances),
                     component: Arc::from(spec.name.as_str()),
                     metrics,
                     timeout: limits.request_timeout,

@@ -1,8 +1,8 @@
 //! Instance management: how a component's instances are created, reused and
 //! retired for HTTP requests.
 //!
-//! Serves through `super::handler::ProxyHandler` (wasmtime-wasi-http's,
-//! metered). P2 components get a fresh instance per request from the
+//! Serves through `super::dispatch::Dispatcher`. P2 components get a fresh
+//! instance per request from the
 //! pre-instantiated `ProxyPre` (cheap with the pooling allocator and
 //! copy-on-write images). P3 components reuse instances, up to a number of
 //! requests per instance, a number of concurrent requests per instance, and
@@ -30,12 +30,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use wasmtime::component::GuestTaskId;
 use wasmtime::{Store, StoreContextMut};
-use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::handler::{
-    Instance, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus,
-};
+use wasmtime_wasi_http::handler::{Proxy, ProxyPre};
 
 /// Which `wasi:http` world a component serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -213,7 +209,7 @@ impl InstanceLife {
     }
 }
 
-/// Creates instances of one component for its [`ProxyHandler`](super::handler::ProxyHandler).
+/// Creates instances of one component for its [`Dispatcher`](super::dispatch::Dispatcher).
 pub(crate) struct ComponentInstances {
     pub(crate) engine: wasmtime::Engine,
     pub(crate) pre: ProxyPre<StoreState>,
@@ -236,7 +232,7 @@ impl ComponentInstances {
     pub(crate) async fn instantiate(
         &self,
         meter: Option<Arc<WorkerMeter>>,
-    ) -> wasmtime::Result<Instance<StoreState, Expiration, Worker>> {
+    ) -> wasmtime::Result<Instantiated> {
         let mut store = self.env.new_store(&self.engine)?;
         if let Some(meter) = &meter {
             meter.watch_memory(store.data().limits.bytes());
@@ -247,10 +243,9 @@ impl ComponentInstances {
         }
         let timeout = self.env.limits.request_timeout;
         let life = Arc::new(InstanceLife::default());
-        Ok(Instance {
+        Ok(Instantiated {
             store,
             proxy,
-            view: WasiHttpView::http,
             expiration: Expiration {
                 idle_timeout: self.reuse.idle_timeout,
                 request_timeout: timeout,
@@ -258,7 +253,7 @@ impl ComponentInstances {
                 life: life.clone(),
                 discarded: false,
             },
-            state: Worker {
+            worker: Worker {
                 env: self.env.clone(),
                 reuse: self.reuse,
                 metrics: self.env.metrics.clone(),
@@ -267,6 +262,38 @@ impl ComponentInstances {
             },
         })
     }
+}
+
+/// A new instance, ready for its worker.
+pub(crate) struct Instantiated {
+    pub(crate) store: Store<StoreState>,
+    pub(crate) proxy: Proxy,
+    pub(crate) expiration: Expiration,
+    pub(crate) worker: Worker,
+}
+
+/// What an instance's worker is doing, which decides its expiration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// No request in flight and no guest work left: the idle timeout runs
+    /// from when it became idle.
+    Idle,
+    /// Serving requests: the request deadline runs from the latest start.
+    Serving,
+    /// Every request answered but the guest still working (a P2 handler
+    /// after its response, a P3 task it spawned): the request deadline runs
+    /// from the last answer.
+    Finishing,
+}
+
+/// Whether an instance takes one more request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    Take,
+    /// Not while it serves as many as it may at once.
+    NotNow,
+    /// It has served all it may: it retires when its work is done.
+    Never,
 }
 
 /// Decides when a worker's instance is retired: idle too long, or a request
@@ -288,31 +315,27 @@ impl Expiration {
     }
 }
 
-impl WorkerExpiration for Expiration {
-    fn poll(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        status: WorkerStatus,
-        start: Instant,
-    ) -> Poll<()> {
-        let me = self.get_mut();
-        me.life.expiration.register(cx.waker());
-        if status != WorkerStatus::Idle && me.life.all_abandoned() {
-            me.discarded = true;
+impl Expiration {
+    /// Ready when the instance should go: every client it serves left,
+    /// or `phase`'s timeout has run out since `since`.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>, phase: Phase, since: Instant) -> Poll<()> {
+        self.life.expiration.register(cx.waker());
+        if phase != Phase::Idle && self.life.all_abandoned() {
+            self.discarded = true;
             return Poll::Ready(());
         }
-        let timeout = match status {
-            WorkerStatus::Idle => me.idle_timeout,
-            WorkerStatus::Requests | WorkerStatus::PostReturn => me.request_timeout,
+        let timeout = match phase {
+            Phase::Idle => self.idle_timeout,
+            Phase::Serving | Phase::Finishing => self.request_timeout,
         };
-        let Some(deadline) = start.checked_add(timeout) else {
+        let Some(deadline) = since.checked_add(timeout) else {
             return Poll::Pending;
         };
         let deadline = tokio::time::Instant::from_std(deadline);
-        if me.sleep.deadline() != deadline {
-            me.sleep.as_mut().reset(deadline);
+        if self.sleep.deadline() != deadline {
+            self.sleep.as_mut().reset(deadline);
         }
-        me.sleep.as_mut().poll(cx)
+        self.sleep.as_mut().poll(cx)
     }
 }
 
@@ -327,26 +350,26 @@ pub(crate) struct Worker {
     life: Arc<InstanceLife>,
 }
 
-impl WorkerState for Worker {
-    type StoreData = StoreState;
-    type RequestData = RequestContext;
-
-    fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
+impl Worker {
+    /// Whether the instance takes another request while it serves
+    /// `concurrent` and has started `total`.
+    pub(crate) fn admission(&self, concurrent: usize, total: usize) -> Admission {
         if total >= self.reuse.max_requests_per_instance {
-            ShouldAccept::Never
+            Admission::Never
         } else if concurrent >= self.reuse.max_concurrent_per_instance {
-            ShouldAccept::No
+            Admission::NotNow
         } else {
-            ShouldAccept::Yes
+            Admission::Take
         }
     }
 
-    fn on_request_start(
+    /// Records a request the instance starts; returns what ends it early:
+    /// its deadline, or its client leaving.
+    pub(crate) fn on_request_start(
         &self,
         mut store: StoreContextMut<'_, StoreState>,
         context: RequestContext,
-        _task: GuestTaskId,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+    ) -> impl Future<Output = ()> + Send + Sync + use<> {
         if let Some(authority) = context.called_as {
             store.data_mut().record_called_as(authority);
         }
@@ -361,15 +384,16 @@ impl WorkerState for Worker {
             metrics.instance_reused();
         }
         let deadline = tokio::time::sleep(self.env.limits.request_timeout);
-        Box::pin(async move {
+        async move {
             tokio::select! {
                 () = deadline => {}
                 () = abandoned.cancelled_owned() => {}
             }
-        })
+        }
     }
 
-    fn drop(&self, store: Store<StoreState>, result: wasmtime::Result<()>) {
+    /// The instance's end: `result` says whether it failed.
+    pub(crate) fn retire(&self, store: Store<StoreState>, result: wasmtime::Result<()>) {
         if let Some(metrics) = &self.metrics {
             metrics.instance_dropped(result.is_err());
         }

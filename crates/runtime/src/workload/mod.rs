@@ -5,7 +5,7 @@
 //! call each other's interfaces ([`links`]), and how its long-lived service
 //! is supervised ([`service`]).
 
-pub(crate) mod handler;
+pub(crate) mod dispatch;
 pub(crate) mod instance;
 pub(crate) mod links;
 pub mod manifest;

@@ -2,11 +2,11 @@
 //!
 //! A request first passes the workload's admission semaphore (excess gets
 //! 503 at once, never an unbounded queue), then goes to the HTTP component's
-//! `ProxyHandler`. Guest failures become clear status codes: a missed
+//! `Dispatcher`. Guest failures become clear status codes: a missed
 //! deadline 504, a trap 500, an instance that cannot be created 503; the host
 //! log carries the details with the workload's id.
 
-use super::handler::ProxyHandler;
+use super::dispatch::Dispatcher;
 use super::instance::{HttpKind, RequestContext, RequestFate};
 use super::middleware::request_authority;
 use super::service::{Service, ServiceStatus};
@@ -67,7 +67,7 @@ pub struct WorkloadStatus {
 
 /// One HTTP layer of a workload: its handler component, or a middleware.
 pub(crate) struct HttpTarget {
-    pub(crate) handler: ProxyHandler,
+    pub(crate) handler: Dispatcher,
     pub(crate) component: Arc<str>,
     /// The component's series, with accounting on.
     pub(crate) metrics: Option<Arc<ComponentMetrics>>,

@@ -1,0 +1,420 @@
+//! The dispatcher of HTTP requests to a component's instances.
+//!
+//! Each instance is driven by one *worker*: a task that owns the instance's
+//! store and runs the guest's calls inside `Store::run_concurrent`, so that
+//! a P3 instance can serve several requests at once. A worker that may take
+//! one more request puts its *inbox* on the component's ready list. A new
+//! request goes to the inbox listed last (the warmest instance) or, when
+//! none is listed, to a new worker with a new instance. P2 instances serve
+//! one request each, so their workers never list themselves.
+//!
+//! The rules a worker keeps, and why:
+//! - It is listed only while it may start a request now: under its
+//!   instance's reuse and concurrency caps (`instance::Worker::admission`),
+//!   with the guest's export ready for another concurrent call, with no
+//!   request of its own having ended unanswered (the instance is suspect),
+//!   and with the event loop having yielded since its last request started
+//!   (that one may be busy on the CPU; a second would only wait behind it).
+//! - A request that reaches its inbox when it no longer may start one (the
+//!   dispatcher took the inbox off the list just before the worker did) is
+//!   handed straight back to the dispatcher, never left waiting there.
+//! - A request whose client left while it waited is dropped, not started.
+//! - Deadlines and the idle timeout (`instance::Expiration`) are polled
+//!   outside the event loop: a guest spinning in a loop, or a slow host
+//!   call, holds that loop but not the task around it. While requests run,
+//!   the deadline counts from the latest start; after the last answer, from
+//!   that answer, since a guest may still work after answering.
+//! - With accounting on, the worker's task runs inside a CPU meter
+//!   (`crate::metrics::Metered`): a poll of the task is the guest's CPU.
+
+use super::instance::{Admission, ComponentInstances, Instantiated, Phase, RequestContext, Worker};
+use crate::metrics::{Metered, WorkerMeter};
+use crate::wasi::StoreState;
+use futures::channel::oneshot;
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::task::AtomicWaker;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
+use std::time::Instant;
+use wasmtime::component::Accessor;
+use wasmtime::{AsContextMut, Store, format_err};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::handler::{InstantiationError, Prepared, Proxy, TrapOrPanicError};
+
+/// A request handed to a worker.
+pub(crate) type Request = http::Request<wasmtime_wasi_http::WasiBody>;
+/// A component's response.
+pub(crate) type Response = http::Response<wasmtime_wasi_http::WasiBody>;
+
+/// One request on its way to an instance, with where its answer goes.
+struct Job {
+    context: RequestContext,
+    request: Request,
+    reply: oneshot::Sender<Result<Response, wasmtime::Error>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Hands a component's requests to its instances, creating and retiring
+/// them by its [`ReusePolicy`](super::instance::ReusePolicy). Clone to share.
+#[derive(Clone)]
+pub(crate) struct Dispatcher(Arc<Shared>);
+
+struct Shared {
+    instances: ComponentInstances,
+    /// The inboxes of workers that may start a request now.
+    ready: Mutex<Vec<Arc<Inbox>>>,
+}
+
+/// Where a worker receives requests.
+#[derive(Default)]
+struct Inbox {
+    jobs: Mutex<InboxJobs>,
+    /// Whether it is on the ready list; changed only under that list's
+    /// lock, by the worker or by the dispatcher taking it off.
+    listed: AtomicBool,
+    /// The worker's task, woken when a request arrives.
+    worker: AtomicWaker,
+}
+
+#[derive(Default)]
+struct InboxJobs {
+    queue: VecDeque<Job>,
+    /// The worker is gone: nothing more may arrive.
+    closed: bool,
+}
+
+impl Inbox {
+    /// Leaves `job` here; gives it back if the worker is gone.
+    fn offer(&self, job: Job) -> Option<Job> {
+        let mut jobs = lock(&self.jobs);
+        if jobs.closed {
+            return Some(job);
+        }
+        jobs.queue.push_back(job);
+        drop(jobs);
+        self.worker.wake();
+        None
+    }
+
+    fn take(&self) -> Option<Job> {
+        lock(&self.jobs).queue.pop_front()
+    }
+
+    fn take_all(&self) -> VecDeque<Job> {
+        std::mem::take(&mut lock(&self.jobs).queue)
+    }
+
+    /// Takes no more; returns what had arrived.
+    fn close(&self) -> VecDeque<Job> {
+        let mut jobs = lock(&self.jobs);
+        jobs.closed = true;
+        std::mem::take(&mut jobs.queue)
+    }
+}
+
+impl Dispatcher {
+    pub(crate) fn new(instances: ComponentInstances) -> Self {
+        Self(Arc::new(Shared {
+            instances,
+            ready: Mutex::default(),
+        }))
+    }
+
+    /// Handles one request. Errors downcast as wasmtime-wasi-http's do:
+    /// `InstantiationError`, `ExpirationError`, `TrapOrPanicError`.
+    pub(crate) async fn handle(
+        &self,
+        context: RequestContext,
+        request: Request,
+    ) -> Result<Response, wasmtime::Error> {
+        let (reply, answer) = oneshot::channel();
+        self.0.dispatch(Job {
+            context,
+            request,
+            reply,
+        });
+        answer.await.map_err(|_| TrapOrPanicError)?
+    }
+}
+
+impl Shared {
+    fn dispatch(self: &Arc<Self>, mut job: Job) {
+        loop {
+            let inbox = {
+                let mut ready = lock(&self.ready);
+                let inbox = ready.pop();
+                if let Some(inbox) = &inbox {
+                    inbox.listed.store(false, Relaxed);
+                }
+                inbox
+            };
+            let Some(inbox) = inbox else {
+                return self.start_worker(job);
+            };
+            match inbox.offer(job) {
+                None => return,
+                // Its worker ended meanwhile: the next one.
+                Some(back) => job = back,
+            }
+        }
+    }
+
+    /// Puts `inbox` on the ready list or takes it off.
+    fn set_listed(&self, inbox: &Arc<Inbox>, listed: bool) {
+        if inbox.listed.load(Relaxed) == listed {
+            return;
+        }
+        let mut ready = lock(&self.ready);
+        // Again under the lock: the dispatcher may just have taken it off.
+        if inbox.listed.load(Relaxed) == listed {
+            return;
+        }
+        if listed {
+            ready.push(inbox.clone());
+        } else {
+            ready.retain(|other| !Arc::ptr_eq(other, inbox));
+        }
+        inbox.listed.store(listed, Relaxed);
+    }
+
+    fn start_worker(self: &Arc<Self>, job: Job) {
+        let shared = self.clone();
+        if self.instances.metered() {
+            let meter = Arc::new(WorkerMeter::new(self.instances.metrics().cloned()));
+            if let Some(usage) = &job.context.usage {
+                // Its instance is created for it: that is its CPU too.
+                meter.request_started(usage);
+            }
+            let worker = run_worker(shared, job, Some(meter.clone()));
+            tokio::spawn(Metered::new(worker, meter));
+        } else {
+            tokio::spawn(run_worker(shared, job, None));
+        }
+    }
+}
+
+/// On every way out of a worker, a panic included: off the ready list, and
+/// whatever reached its inbox back to the dispatcher.
+struct Leaving {
+    shared: Arc<Shared>,
+    inbox: Arc<Inbox>,
+}
+
+impl Drop for Leaving {
+    fn drop(&mut self) {
+        self.shared.set_listed(&self.inbox, false);
+        for job in self.inbox.close() {
+            self.shared.dispatch(job);
+        }
+    }
+}
+
+/// Hands the store to `Worker::retire` on every way out, a panic included.
+struct Retirement<'a> {
+    worker: &'a Worker,
+    store: Option<Store<StoreState>>,
+}
+
+impl Drop for Retirement<'_> {
+    fn drop(&mut self) {
+        if let Some(store) = self.store.take() {
+            self.worker
+                .retire(store, Err(format_err!("the instance's worker panicked")));
+        }
+    }
+}
+
+async fn run_worker(shared: Arc<Shared>, first: Job, meter: Option<Arc<WorkerMeter>>) {
+    let inbox = Arc::new(Inbox::default());
+    let _leaving = Leaving {
+        shared: shared.clone(),
+        inbox: inbox.clone(),
+    };
+    match shared.instances.instantiate(meter.clone()).await {
+        Ok(instance) => serve(&shared, &inbox, instance, first, meter).await,
+        Err(error) => {
+            let Job {
+                context,
+                request,
+                reply,
+            } = first;
+            let _ = reply.send(Err(InstantiationError {
+                request_data: context,
+                request: Mutex::new(request),
+                error: Arc::new(error),
+            }
+            .into()));
+        }
+    }
+}
+
+/// Runs one instance from its first request until it retires.
+async fn serve(
+    shared: &Arc<Shared>,
+    inbox: &Arc<Inbox>,
+    instance: Instantiated,
+    first: Job,
+    meter: Option<Arc<WorkerMeter>>,
+) {
+    let Instantiated {
+        store,
+        proxy,
+        mut expiration,
+        worker,
+    } = instance;
+    let mut retirement = Retirement {
+        worker: &worker,
+        store: Some(store),
+    };
+    // What the expiration judges by, written inside the event loop.
+    let progress = Mutex::new((Phase::Serving, Instant::now()));
+    // The event loop has yielded since the last request started.
+    let yielded = AtomicBool::new(true);
+    let export = match &proxy {
+        Proxy::P3(guest) => *guest.wasi_http_handler().func_handle().func(),
+        Proxy::P2(guest) => *guest.wasi_http_incoming_handler().func_handle().func(),
+    };
+
+    let event_loop = async |accessor: &Accessor<StoreState>| -> wasmtime::Result<()> {
+        let mut running = FuturesUnordered::new();
+        let mut starts: Vec<Instant> = Vec::new();
+        let mut started = 0usize;
+        let mut sound = true;
+        let mut next = Some(first);
+        std::future::poll_fn(|cx| {
+            inbox.worker.register(cx.waker());
+            loop {
+                if let Some(job) = next.take()
+                    && !job.context.fate.is_abandoned()
+                {
+                    let Job {
+                        context,
+                        request,
+                        reply,
+                    } = job;
+                    yielded.store(false, Relaxed);
+                    started += 1;
+                    if let (Some(meter), Some(usage)) = (&meter, &context.usage) {
+                        meter.request_started(usage);
+                    }
+                    let prepared = accessor.with(|mut store| {
+                        let prepared = Prepared::new(
+                            store.as_context_mut(),
+                            &proxy,
+                            request,
+                            <StoreState as WasiHttpView>::http,
+                            reply,
+                        )?;
+                        let ends = worker.on_request_start(store.as_context_mut(), context);
+                        Ok::<_, wasmtime::Error>((prepared, ends))
+                    });
+                    let start = Instant::now();
+                    starts.push(start);
+                    *lock(&progress) = (Phase::Serving, start);
+                    running.push(async move {
+                        let (prepared, ends) = prepared?;
+                        let answered = prepared.run(accessor, ends).await?;
+                        Ok::<_, wasmtime::Error>((answered, start))
+                    });
+                }
+
+                // Every request that ended: an expired one must stop the
+                // instance from taking more before anything else happens.
+                loop {
+                    match running.poll_next_unpin(cx) {
+                        Poll::Ready(Some(Ok((answered, start)))) => {
+                            if let Some(i) = starts.iter().position(|s| *s == start) {
+                                starts.swap_remove(i);
+                            }
+                            *lock(&progress) = match starts.iter().max() {
+                                Some(latest) => (Phase::Serving, *latest),
+                                None => (Phase::Finishing, Instant::now()),
+                            };
+                            sound &= answered;
+                        }
+                        Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(error)),
+                        Poll::Ready(None) | Poll::Pending => break,
+                    }
+                }
+
+                let export_ready = accessor
+                    .poll_ready_for_concurrent_call(export, cx)
+                    .is_ready();
+                let admission = worker.admission(running.len(), started);
+                if admission == Admission::Never {
+                    sound = false;
+                }
+                let may_start = sound
+                    && export_ready
+                    && admission == Admission::Take
+                    && (running.is_empty() || yielded.load(Relaxed));
+                shared.set_listed(inbox, may_start);
+                if may_start {
+                    if let Some(job) = inbox.take() {
+                        next = Some(job);
+                        continue;
+                    }
+                } else {
+                    for job in inbox.take_all() {
+                        shared.dispatch(job);
+                    }
+                }
+
+                if !running.is_empty() || accessor.poll_no_interesting_tasks(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                if !(sound && export_ready) {
+                    return Poll::Ready(Ok(()));
+                }
+                let mut progress = lock(&progress);
+                if progress.0 != Phase::Idle {
+                    *progress = (Phase::Idle, Instant::now());
+                }
+                return Poll::Pending;
+            }
+        })
+        .await
+    };
+
+    let result = {
+        let store = retirement
+            .store
+            .as_mut()
+            .expect("the store stays until the worker retires");
+        let mut run = std::pin::pin!(store.run_concurrent(event_loop));
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(result) = run.as_mut().poll(cx) {
+                return Poll::Ready(result.and_then(|inner| inner));
+            }
+            let (phase, since) = *lock(&progress);
+            if expiration.poll(cx, phase, since).is_ready() {
+                return Poll::Ready(match phase {
+                    Phase::Idle => Ok(()),
+                    _ if expiration.abandoned() => {
+                        Err(format_err!("{}", super::instance::ABANDONED))
+                    }
+                    _ => Err(format_err!("guest timed out")),
+                });
+            }
+            if !yielded.swap(true, Relaxed) {
+                // The loop yielded with a request just started: it may take
+                // another now, so let it look once more.
+                if let Poll::Ready(result) = run.as_mut().poll(cx) {
+                    return Poll::Ready(result.and_then(|inner| inner));
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    };
+    let store = retirement
+        .store
+        .take()
+        .expect("the store stays until the worker retires");
+    worker.retire(store, result);
+}
