@@ -32,7 +32,7 @@ fn reference(name: &str) -> SourceRef {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wasi_config_serves_component_config_and_named_sources() {
+pub(crate) async fn wasi_config_serves_component_config_and_named_sources() {
     let t = TestHost::dynamic().await;
     t.host.set_sources(sources());
     let mut w = http_workload("cfg", P2_CONFIG, "cfg.test");

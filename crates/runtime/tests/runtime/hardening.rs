@@ -332,7 +332,7 @@ fn open_descriptors() -> usize {
 /// one slot of the same caps per real TCP socket, and gets
 /// `new-socket-limit` past them; the host's descriptors stay bounded.
 #[tokio::test]
-async fn raw_tcp_sockets_count_against_the_outbound_caps() {
+pub(crate) async fn raw_tcp_sockets_count_against_the_outbound_caps() {
     let upstream = endless_upstream().await;
     let t = host_with(HostConfig {
         outbound: OutboundLimits {

@@ -474,7 +474,7 @@ async fn volumes_are_read_only_unless_declared_writable() {
 }
 
 #[tokio::test]
-async fn sockets_are_denied_unless_the_workload_allows_them() {
+pub(crate) async fn sockets_are_denied_unless_the_workload_allows_them() {
     let upstream = upstream().await;
     let t = TestHost::dynamic().await;
     t.host
@@ -496,7 +496,7 @@ async fn sockets_are_denied_unless_the_workload_allows_them() {
 }
 
 #[tokio::test]
-async fn dev_router_sends_everything_to_the_newest_workload() {
+pub(crate) async fn dev_router_sends_everything_to_the_newest_workload() {
     let t = TestHost::start(Arc::new(DevRouter::new())).await;
     let (status, _) = t.get("any.test", "/").await;
     assert_eq!(status, 503, "nothing running yet");

@@ -24,7 +24,8 @@ fn linked(name: &str, host: &str, app: &str, others: Vec<ComponentSpec>) -> Work
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_p2_component_calls_and_shares_resources_with_a_p2_component_of_its_workload() {
+pub(crate) async fn a_p2_component_calls_and_shares_resources_with_a_p2_component_of_its_workload()
+{
     let t = TestHost::dynamic().await;
     let lib = component("lib", P2_LINK_LIB, &[("LINK_NAME", "the lib")]);
     let workload = linked("p2", "p2.link.test", P2_LINK_APP, vec![lib]);
@@ -42,7 +43,7 @@ async fn a_p2_component_calls_and_shares_resources_with_a_p2_component_of_its_wo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_p3_component_awaits_an_async_export_that_itself_links_to_a_p2_component() {
+pub(crate) async fn a_p3_component_awaits_an_async_export_that_itself_links_to_a_p2_component() {
     let t = TestHost::dynamic().await;
     let workload = linked(
         "p3",
@@ -114,7 +115,7 @@ async fn an_interface_exported_twice_is_refused_naming_the_importer_and_both_exp
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn components_importing_from_each_other_are_refused_with_the_cycle_spelled_out() {
+pub(crate) async fn components_importing_from_each_other_are_refused_with_the_cycle_spelled_out() {
     let t = TestHost::dynamic().await;
     let workload = linked(
         "cycle",

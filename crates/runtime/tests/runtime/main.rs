@@ -17,3 +17,39 @@ mod middleware;
 mod oci;
 mod plugins;
 mod service;
+
+/// Every guest program in crates/test-programs has a test here that runs
+/// it: `foreach_guest!` names each guest, and each name must be one of the
+/// tests below, so a guest added without a test fails to compile (as
+/// wasmtime's test programs are checked).
+mod every_guest_has_a_test {
+    mod tests {
+        pub(crate) use crate::config::wasi_config_serves_component_config_and_named_sources as p2_config;
+        pub(crate) use crate::hardening::raw_tcp_sockets_count_against_the_outbound_caps as p2_hostile;
+        pub(crate) use crate::http::dev_router_sends_everything_to_the_newest_workload as p2_hello;
+        pub(crate) use crate::http::dev_router_sends_everything_to_the_newest_workload as p3_hello;
+        pub(crate) use crate::http::sockets_are_denied_unless_the_workload_allows_them as p2_behaviors;
+        pub(crate) use crate::links::a_p2_component_calls_and_shares_resources_with_a_p2_component_of_its_workload as p2_link_app;
+        pub(crate) use crate::links::a_p2_component_calls_and_shares_resources_with_a_p2_component_of_its_workload as p2_link_lib;
+        pub(crate) use crate::links::a_p3_component_awaits_an_async_export_that_itself_links_to_a_p2_component as p3_link_app;
+        pub(crate) use crate::links::a_p3_component_awaits_an_async_export_that_itself_links_to_a_p2_component as p3_link_lib;
+        pub(crate) use crate::links::components_importing_from_each_other_are_refused_with_the_cycle_spelled_out as p2_link_relay;
+        pub(crate) use crate::middleware::auth_middleware_short_circuits_and_edits_headers_inward as p3_mw_auth;
+        pub(crate) use crate::middleware::p2_and_p3_middleware_mix_in_one_chain as p2_mw_forward;
+        pub(crate) use crate::middleware::three_middlewares_wrap_the_handler_in_onion_order as p3_mw_logging;
+        pub(crate) use crate::plugins::logging_reaches_tracing_and_secrets_are_served_but_never_logged as p2_plugins;
+        pub(crate) use crate::plugins::messaging_on_memory as p2_msg_handler;
+        pub(crate) use crate::service::a_p3_service_runs_its_async_run_and_is_restarted as p3_service;
+        pub(crate) use crate::service::components_reach_the_service_over_the_virtual_loopback as p2_service;
+        pub(crate) use crate::service::components_reach_the_service_over_the_virtual_loopback as p2_service_client;
+    }
+
+    macro_rules! has_a_test {
+        ($guest:ident) => {
+            #[allow(unused_imports)]
+            use tests::$guest as _;
+        };
+    }
+
+    test_programs::foreach_guest!(has_a_test);
+}

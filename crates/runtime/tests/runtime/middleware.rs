@@ -28,7 +28,7 @@ fn header(headers: &http::HeaderMap, name: &str) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn three_middlewares_wrap_the_handler_in_onion_order() {
+pub(crate) async fn three_middlewares_wrap_the_handler_in_onion_order() {
     let t = TestHost::dynamic().await;
     let workload = chain(
         "onion",
@@ -53,7 +53,7 @@ async fn three_middlewares_wrap_the_handler_in_onion_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn auth_middleware_short_circuits_and_edits_headers_inward() {
+pub(crate) async fn auth_middleware_short_circuits_and_edits_headers_inward() {
     let t = TestHost::dynamic().await;
     let auth = component("auth", P3_MW_AUTH, &[("AUTH_TOKEN", "s3cret")]);
     let workload = chain("auth", "auth.test", vec![auth, logging("log")]);
@@ -93,7 +93,7 @@ async fn auth_middleware_short_circuits_and_edits_headers_inward() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn p2_and_p3_middleware_mix_in_one_chain() {
+pub(crate) async fn p2_and_p3_middleware_mix_in_one_chain() {
     let t = TestHost::dynamic().await;
     let p2 = |name: &str| component(name, P2_MW_FORWARD, &[("MW_NAME", name)]);
     let workload = chain("mixed", "mixed.test", vec![p2("a"), logging("b"), p2("c")]);

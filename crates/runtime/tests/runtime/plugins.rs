@@ -164,7 +164,7 @@ async fn messaging_suite(broker: &[(&str, &str)]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn messaging_on_memory() {
+pub(crate) async fn messaging_on_memory() {
     messaging_suite(&[]).await;
 }
 
@@ -321,7 +321,7 @@ async fn a_handler_without_subscriptions_or_with_a_bad_subject_is_reported() {
 const SECRET: &str = "s3cr3t-never-logged";
 
 #[tokio::test(flavor = "current_thread")]
-async fn logging_reaches_tracing_and_secrets_are_served_but_never_logged() {
+pub(crate) async fn logging_reaches_tracing_and_secrets_are_served_but_never_logged() {
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()

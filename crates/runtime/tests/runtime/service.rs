@@ -92,7 +92,7 @@ async fn wait_for_service(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn components_reach_the_service_over_the_virtual_loopback() {
+pub(crate) async fn components_reach_the_service_over_the_virtual_loopback() {
     let t = TestHost::dynamic().await;
     let port = free_host_port();
     let status = t
@@ -274,7 +274,7 @@ fn p3_service_only(name: &str, env: &[(&str, &str)], max_restarts: u64) -> Workl
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_p3_service_runs_its_async_run_and_is_restarted() {
+pub(crate) async fn a_p3_service_runs_its_async_run_and_is_restarted() {
     let t = TestHost::dynamic().await;
     t.host
         .start_workload(p3_service_only("p3crash", &[("CRASH_AFTER_MS", "20")], 2))
