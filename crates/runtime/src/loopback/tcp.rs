@@ -215,7 +215,13 @@ impl LoopbackView<'_> {
         &mut self,
         this: &Resource<LoopbackSocket>,
     ) -> CallResult<Resource<RealSocket>> {
-        let family = self.socket(this)?.family;
+        let socket = self.socket(this)?;
+        // A socket already bound, listening or connected on the virtual
+        // network stays there.
+        if !matches!(socket.state, State::Unbound) {
+            return Ok(Err(ErrorCode::InvalidState));
+        }
+        let family = socket.family;
         // Each real socket is a host descriptor: capped like outbound HTTP.
         let Some(slot) = self.slots.take_socket(self.workload, self.component) else {
             return Ok(Err(ErrorCode::NewSocketLimit));

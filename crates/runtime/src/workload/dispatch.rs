@@ -34,7 +34,7 @@ use futures::channel::oneshot;
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::task::AtomicWaker;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::Instant;
@@ -74,6 +74,9 @@ struct Shared {
 #[derive(Default)]
 struct Inbox {
     jobs: Mutex<InboxJobs>,
+    /// How many jobs wait in it, readable without the lock (the worker
+    /// looks on every poll).
+    waiting: AtomicUsize,
     /// Whether it is on the ready list; changed only under that list's
     /// lock, by the worker or by the dispatcher taking it off.
     listed: AtomicBool,
@@ -96,23 +99,33 @@ impl Inbox {
             return Some(job);
         }
         jobs.queue.push_back(job);
+        self.waiting.store(jobs.queue.len(), Relaxed);
         drop(jobs);
         self.worker.wake();
         None
     }
 
     fn take(&self) -> Option<Job> {
-        lock(&self.jobs).queue.pop_front()
+        let mut jobs = lock(&self.jobs);
+        let job = jobs.queue.pop_front();
+        self.waiting.store(jobs.queue.len(), Relaxed);
+        job
     }
 
     fn take_all(&self) -> VecDeque<Job> {
-        std::mem::take(&mut lock(&self.jobs).queue)
+        if self.waiting.load(Relaxed) == 0 {
+            return VecDeque::new();
+        }
+        let mut jobs = lock(&self.jobs);
+        self.waiting.store(0, Relaxed);
+        std::mem::take(&mut jobs.queue)
     }
 
     /// Takes no more; returns what had arrived.
     fn close(&self) -> VecDeque<Job> {
         let mut jobs = lock(&self.jobs);
         jobs.closed = true;
+        self.waiting.store(0, Relaxed);
         std::mem::take(&mut jobs.queue)
     }
 }
@@ -145,6 +158,11 @@ impl Dispatcher {
 impl Shared {
     fn dispatch(self: &Arc<Self>, mut job: Job) {
         loop {
+            // Its client left while it waited (handed back from a busy
+            // worker, say): no instance should be spent on it.
+            if job.context.fate.is_abandoned() {
+                return;
+            }
             let inbox = {
                 let mut ready = lock(&self.ready);
                 let inbox = ready.pop();
@@ -180,6 +198,14 @@ impl Shared {
             ready.retain(|other| !Arc::ptr_eq(other, inbox));
         }
         inbox.listed.store(listed, Relaxed);
+    }
+
+    /// Takes `inbox` off the ready list and hands back what reached it.
+    fn hand_back(self: &Arc<Self>, inbox: &Arc<Inbox>) {
+        self.set_listed(inbox, false);
+        for job in inbox.take_all() {
+            self.dispatch(job);
+        }
     }
 
     fn start_worker(self: &Arc<Self>, job: Job) {
@@ -360,9 +386,7 @@ async fn serve(
                         continue;
                     }
                 } else {
-                    for job in inbox.take_all() {
-                        shared.dispatch(job);
-                    }
+                    shared.hand_back(inbox);
                 }
 
                 if !running.is_empty() || accessor.poll_no_interesting_tasks(cx).is_pending() {
@@ -388,30 +412,45 @@ async fn serve(
             .expect("the store stays until the worker retires");
         let mut run = std::pin::pin!(store.run_concurrent(event_loop));
         std::future::poll_fn(|cx| {
-            if let Poll::Ready(result) = run.as_mut().poll(cx) {
-                return Poll::Ready(result.and_then(|inner| inner));
-            }
-            let (phase, since) = *lock(&progress);
-            if expiration.poll(cx, phase, since).is_ready() {
-                return Poll::Ready(match phase {
-                    Phase::Idle => Ok(()),
-                    _ if expiration.abandoned() => {
-                        Err(format_err!("{}", super::instance::ABANDONED))
-                    }
-                    _ => Err(format_err!("guest timed out")),
-                });
-            }
-            if !yielded.swap(true, Relaxed) {
-                // The loop yielded with a request just started: it may take
-                // another now, so let it look once more.
+            let mut looked_again = false;
+            loop {
                 if let Poll::Ready(result) = run.as_mut().poll(cx) {
                     return Poll::Ready(result.and_then(|inner| inner));
                 }
+                let (phase, since) = *lock(&progress);
+                if expiration.poll(cx, phase, since).is_ready() {
+                    return Poll::Ready(match phase {
+                        Phase::Idle => Ok(()),
+                        _ if expiration.abandoned() => {
+                            Err(format_err!("{}", super::instance::ABANDONED))
+                        }
+                        _ => Err(format_err!("guest timed out")),
+                    });
+                }
+                if !looked_again && !yielded.swap(true, Relaxed) {
+                    // The loop yielded with a request just started: it may
+                    // take another now, so let it look once more (and the
+                    // expiration then judge the phase it leaves).
+                    looked_again = true;
+                    continue;
+                }
+                // Here after a guest's epoch yield too, when the event loop
+                // itself did not run: a request that reached the inbox
+                // meanwhile would wait behind a busy guest, so it goes on.
+                if inbox.waiting.load(Relaxed) > 0 {
+                    shared.hand_back(inbox);
+                }
+                return Poll::Pending;
             }
-            Poll::Pending
         })
         .await
     };
+    // Off the ready list before the store is torn down, so that nothing
+    // new waits for that.
+    shared.hand_back(inbox);
+    for job in inbox.close() {
+        shared.dispatch(job);
+    }
     let store = retirement
         .store
         .take()
