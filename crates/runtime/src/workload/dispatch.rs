@@ -16,8 +16,9 @@
 //!   and with the event loop having yielded since its last request started
 //!   (that one may be busy on the CPU; a second would only wait behind it).
 //! - A request that reaches its inbox when it no longer may start one (the
-//!   dispatcher took the inbox off the list just before the worker did) is
-//!   handed straight back to the dispatcher, never left waiting there.
+//!   dispatcher took the inbox off the list just before the worker did), or
+//!   while its guest holds the CPU (the worker looks at each epoch yield),
+//!   is handed straight back to the dispatcher, never left waiting there.
 //! - A request whose client left while it waited is dropped, not started.
 //! - Deadlines and the idle timeout (`instance::Expiration`) are polled
 //!   outside the event loop: a guest spinning in a loop, or a slow host
