@@ -225,8 +225,9 @@ impl Shared {
     }
 }
 
-/// On every way out of a worker, a panic included: off the ready list, and
-/// whatever reached its inbox back to the dispatcher.
+/// When a worker stops serving (a panic included), before its store is torn
+/// down: off the ready list, and whatever reached its inbox back to the
+/// dispatcher, so that nothing waits for the teardown.
 struct Leaving {
     shared: Arc<Shared>,
     inbox: Arc<Inbox>,
@@ -257,13 +258,8 @@ impl Drop for Retirement<'_> {
 }
 
 async fn run_worker(shared: Arc<Shared>, first: Job, meter: Option<Arc<WorkerMeter>>) {
-    let inbox = Arc::new(Inbox::default());
-    let _leaving = Leaving {
-        shared: shared.clone(),
-        inbox: inbox.clone(),
-    };
     match shared.instances.instantiate(meter.clone()).await {
-        Ok(instance) => serve(&shared, &inbox, instance, first, meter).await,
+        Ok(instance) => serve(&shared, instance, first, meter).await,
         Err(error) => {
             let Job {
                 context,
@@ -283,7 +279,6 @@ async fn run_worker(shared: Arc<Shared>, first: Job, meter: Option<Arc<WorkerMet
 /// Runs one instance from its first request until it retires.
 async fn serve(
     shared: &Arc<Shared>,
-    inbox: &Arc<Inbox>,
     instance: Instantiated,
     first: Job,
     meter: Option<Arc<WorkerMeter>>,
@@ -298,6 +293,12 @@ async fn serve(
         worker: &worker,
         store: Some(store),
     };
+    // Declared after `retirement`, so that on a panic it is dropped first.
+    let leaving = Leaving {
+        shared: shared.clone(),
+        inbox: Arc::new(Inbox::default()),
+    };
+    let inbox = &leaving.inbox;
     // What the expiration judges by, written inside the event loop.
     let progress = Mutex::new((Phase::Serving, Instant::now()));
     // The event loop has yielded since the last request started.
@@ -446,12 +447,7 @@ async fn serve(
         })
         .await
     };
-    // Off the ready list before the store is torn down, so that nothing
-    // new waits for that.
-    shared.hand_back(inbox);
-    for job in inbox.close() {
-        shared.dispatch(job);
-    }
+    drop(leaving);
     let store = retirement
         .store
         .take()

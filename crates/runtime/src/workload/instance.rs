@@ -289,6 +289,7 @@ pub(crate) enum Phase {
 /// Whether an instance takes one more request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Admission {
+    /// It may start one now.
     Take,
     /// Not while it serves as many as it may at once.
     NotNow,

@@ -8,7 +8,7 @@ use crate::common;
 use bytes::Bytes;
 use common::*;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use nimbus_runtime::http::{DynamicRouter, IngressLimits};
 use nimbus_runtime::outbound::OutboundLimits;
 use nimbus_runtime::workload::LocalResources;
@@ -305,12 +305,7 @@ async fn request_heads_are_bounded_alike_in_both_protocols() {
     assert_eq!(http1(fits.clone()).await, 200);
     assert_eq!(http1(too_big).await, 431);
 
-    let stream = TcpStream::connect(t.addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = h2_sender(t.addr).await;
     let request = http::Request::builder()
         .uri("http://hello.test/")
         .header("x-filler", fits)
@@ -431,12 +426,7 @@ async fn a_response_cut_by_the_deadline_is_visibly_incomplete() {
     );
 
     // HTTP/2: the body ends in an error (a reset), not a clean end.
-    let stream = TcpStream::connect(t.addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = h2_sender(t.addr).await;
     let request = http::Request::builder()
         .uri("http://stream.test/stream?kb=4")
         .body(Empty::<Bytes>::new())

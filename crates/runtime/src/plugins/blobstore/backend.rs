@@ -108,8 +108,25 @@ pub(crate) const MEMORY_BLOBS_LIMIT_BYTES: u64 = 256 << 20;
 /// Blobs in process memory (the dev default), one store per workload,
 /// holding at most `limit` bytes of objects.
 pub struct MemoryBlobs {
-    containers: Mutex<HashMap<String, MemoryContainer>>,
+    state: Mutex<MemoryBlobsState>,
     limit: u64,
+}
+
+#[derive(Default)]
+struct MemoryBlobsState {
+    containers: HashMap<String, MemoryContainer>,
+    /// Bytes of all objects, kept as they come and go.
+    bytes: u64,
+}
+
+impl MemoryBlobsState {
+    /// The size of `container`/`name`, 0 if there is none.
+    fn size_of(&self, container: &str, name: &str) -> u64 {
+        self.containers
+            .get(container)
+            .and_then(|c| c.objects.get(name))
+            .map_or(0, |(data, _)| data.len() as u64)
+    }
 }
 
 impl Default for MemoryBlobs {
@@ -122,31 +139,18 @@ impl MemoryBlobs {
     /// An empty store that holds at most `limit` bytes of objects.
     pub fn with_limit(limit: u64) -> Self {
         Self {
-            containers: Mutex::default(),
+            state: Mutex::default(),
             limit,
         }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut HashMap<String, MemoryContainer>) -> R) -> R {
-        f(&mut self.containers.lock().unwrap_or_else(|e| e.into_inner()))
+    fn with<R>(&self, f: impl FnOnce(&mut MemoryBlobsState) -> R) -> R {
+        f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Bytes held by every object but `container`/`name`.
-    fn held_besides(
-        containers: &HashMap<String, MemoryContainer>,
-        container: &str,
-        name: &str,
-    ) -> u64 {
-        containers
-            .iter()
-            .flat_map(|(c, objects)| {
-                objects
-                    .objects
-                    .iter()
-                    .filter(move |(n, _)| !(c == container && n.as_str() == name))
-                    .map(|(_, (data, _))| data.len() as u64)
-            })
-            .sum()
+    /// Whether `container`/`name` may become `size` bytes.
+    fn fits(&self, state: &MemoryBlobsState, container: &str, name: &str, size: u64) -> bool {
+        (state.bytes - state.size_of(container, name)).saturating_add(size) <= self.limit
     }
 
     fn full(&self) -> String {
@@ -164,11 +168,11 @@ fn missing(container: &str) -> String {
 #[async_trait]
 impl BlobBackend for MemoryBlobs {
     async fn create_container(&self, name: &str) -> Result<(), String> {
-        self.with(|c| {
-            if c.contains_key(name) {
+        self.with(|state| {
+            if state.containers.contains_key(name) {
                 return Err(format!("container `{name}` already exists"));
             }
-            c.insert(
+            state.containers.insert(
                 name.to_string(),
                 MemoryContainer {
                     created_at: now(),
@@ -180,25 +184,35 @@ impl BlobBackend for MemoryBlobs {
     }
 
     async fn container_created_at(&self, name: &str) -> Result<Option<u64>, String> {
-        Ok(self.with(|c| c.get(name).map(|c| c.created_at)))
+        Ok(self.with(|state| state.containers.get(name).map(|c| c.created_at)))
     }
 
     async fn delete_container(&self, name: &str) -> Result<(), String> {
-        self.with(|c| c.remove(name));
+        self.with(|state| {
+            if let Some(removed) = state.containers.remove(name) {
+                let freed: u64 = removed.objects.values().map(|(d, _)| d.len() as u64).sum();
+                state.bytes -= freed;
+            }
+        });
         Ok(())
     }
 
     async fn list_objects(&self, container: &str) -> Result<Vec<String>, String> {
-        self.with(|c| {
-            c.get(container)
+        self.with(|state| {
+            state
+                .containers
+                .get(container)
                 .map(|c| c.objects.keys().cloned().collect())
                 .ok_or_else(|| missing(container))
         })
     }
 
     async fn object_info(&self, container: &str, name: &str) -> Result<Option<ObjectInfo>, String> {
-        self.with(|c| {
-            let c = c.get(container).ok_or_else(|| missing(container))?;
+        self.with(|state| {
+            let c = state
+                .containers
+                .get(container)
+                .ok_or_else(|| missing(container))?;
             Ok(c.objects.get(name).map(|(data, created_at)| ObjectInfo {
                 size: data.len() as u64,
                 created_at: *created_at,
@@ -213,8 +227,11 @@ impl BlobBackend for MemoryBlobs {
         start: u64,
         len: u64,
     ) -> Result<BlobReader, String> {
-        let data = self.with(|c| {
-            let c = c.get(container).ok_or_else(|| missing(container))?;
+        let data = self.with(|state| {
+            let c = state
+                .containers
+                .get(container)
+                .ok_or_else(|| missing(container))?;
             c.objects
                 .get(name)
                 .map(|(data, _)| data.clone())
@@ -232,30 +249,38 @@ impl BlobBackend for MemoryBlobs {
             .await
             .map_err(|e| format!("cannot read the spooled value: {e}"))?
             .len();
-        let fits = |c: &HashMap<String, MemoryContainer>| {
-            Self::held_besides(c, container, name).saturating_add(size) <= self.limit
-        };
-        if !self.with(|c| fits(c)) {
+        if !self.with(|state| self.fits(state, container, name, size)) {
             return Err(self.full());
         }
         let data = tokio::fs::read(source)
             .await
             .map_err(|e| format!("cannot read the spooled value: {e}"))?;
-        self.with(|c| {
+        let size = data.len() as u64;
+        self.with(|state| {
             // Checked again: another write may have landed meanwhile.
-            if !fits(c) {
+            if !self.fits(state, container, name, size) {
                 return Err(self.full());
             }
-            let c = c.get_mut(container).ok_or_else(|| missing(container))?;
+            let old = state.size_of(container, name);
+            let c = state
+                .containers
+                .get_mut(container)
+                .ok_or_else(|| missing(container))?;
             c.objects.insert(name.to_string(), (data.into(), now()));
+            state.bytes = state.bytes - old + size;
             Ok(())
         })
     }
 
     async fn delete_object(&self, container: &str, name: &str) -> Result<(), String> {
-        self.with(|c| {
-            let c = c.get_mut(container).ok_or_else(|| missing(container))?;
-            c.objects.remove(name);
+        self.with(|state| {
+            let c = state
+                .containers
+                .get_mut(container)
+                .ok_or_else(|| missing(container))?;
+            if let Some((data, _)) = c.objects.remove(name) {
+                state.bytes -= data.len() as u64;
+            }
             Ok(())
         })
     }
@@ -283,6 +308,10 @@ mod tests {
         store.write("c", "a", &spool(100)).await.unwrap();
         store.delete_object("c", "a").await.unwrap();
         store.write("c", "b", &spool(100)).await.unwrap();
+        // Deleting a container frees what its objects held.
+        store.delete_container("c").await.unwrap();
+        store.create_container("d").await.unwrap();
+        store.write("d", "a", &spool(100)).await.unwrap();
     }
 
     #[test]

@@ -159,15 +159,22 @@ pub async fn exchange(
     .expect("request finished in time")
 }
 
+/// An HTTP/2 connection with prior knowledge (h2c) to `addr`, driven in
+/// the background: send requests with the authority in the URI.
+pub async fn h2_sender(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Empty<Bytes>> {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    sender
+}
+
 /// One HTTP/2 request with prior knowledge (h2c), authority in the URI.
 pub async fn request_h2(addr: SocketAddr, host: &str, path: &str) -> (u16, String) {
     tokio::time::timeout(TIMEOUT, async {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        let (mut sender, conn) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-                .await
-                .expect("h2 handshake");
-        tokio::spawn(conn);
+        let mut sender = h2_sender(addr).await;
         let request = http::Request::builder()
             .uri(format!("http://{host}{path}"))
             .body(Empty::<Bytes>::new())
