@@ -30,6 +30,7 @@ if [ "${CI:-}" = true ]; then
 fi
 
 cargo fmt --all --check
+bash scripts/check-layers.sh
 
 if [ "${CI:-}" = true ]; then
     # Lint while compiling the tests, in one pass: clippy-driver compiles

@@ -6,7 +6,7 @@
 //! [`HostHeartbeat`] on `runtime.operator.heartbeat.<host_id>` every
 //! interval. Every reply is a [`Reply`]: `{"ok": …}` or `{"error": "…"}`.
 
-use nimbus_runtime::workload::{Workload, WorkloadStatus};
+use nimbus_model::{Workload, WorkloadStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -14,7 +14,7 @@
 use async_nats::jetstream::{self, kv};
 
 use futures::{StreamExt as _, TryStreamExt as _};
-use nimbus_runtime::workload::{ManifestDocument, Workload};
+use nimbus_model::{ManifestDocument, Workload};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;

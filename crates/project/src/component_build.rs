@@ -158,11 +158,9 @@ pub fn build(dir: &Path, config: &BuildConfig, output: Output) -> Result<Built, 
         path: component.clone(),
         message: e.to_string(),
     })?;
-    nimbus_runtime::artifact::validate_component_bytes(&bytes).map_err(|e| {
-        BuildError::NotComponent {
-            path: component.clone(),
-            message: e.to_string(),
-        }
+    nimbus_model::validate_component_bytes(&bytes).map_err(|e| BuildError::NotComponent {
+        path: component.clone(),
+        message: e.to_string(),
     })?;
     Ok(Built {
         component,

@@ -10,7 +10,7 @@
 //! Merging is per key: a value the project sets replaces the user's; maps
 //! (`build.env`, `configs`, `secrets`, `workload.config`) merge key by key.
 
-use nimbus_runtime::workload::{ConfigLayer, HostInterface};
+use nimbus_model::{ConfigLayer, HostInterface};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -294,8 +294,8 @@ impl Backend {
 impl DevConfig {
     /// The host-level plugin defaults these backend selections make, with
     /// directories resolved against the project directory `base`.
-    pub fn plugin_defaults(&self, base: &Path) -> nimbus_runtime::plugins::PluginDefaults {
-        let mut defaults = nimbus_runtime::plugins::PluginDefaults::default();
+    pub fn plugin_defaults(&self, base: &Path) -> nimbus_model::PluginDefaults {
+        let mut defaults = nimbus_model::PluginDefaults::default();
         for (plugin, backend) in [
             ("keyvalue", &self.keyvalue),
             ("blobstore", &self.blobstore),
@@ -435,7 +435,7 @@ pub enum Source {
 pub enum ConfigError {
     /// The file could not be read (missing, not a regular file, too large).
     #[error(transparent)]
-    Read(nimbus_runtime::files::FileError),
+    Read(nimbus_model::files::FileError),
     /// The file is not valid: unknown key, wrong type, bad YAML.
     #[error("{}:{line}:{column}: {message}", path.display())]
     Invalid {
@@ -483,9 +483,9 @@ pub fn project_config_path(project_dir: &Path) -> Option<PathBuf> {
 /// Reads and validates one config file.
 pub fn read_config_file(path: &Path) -> Result<ProjectConfig, ConfigError> {
     // Bounded and regular files only, like every user-named file.
-    let text = nimbus_runtime::files::read_text_bounded(
+    let text = nimbus_model::files::read_text_bounded(
         path,
-        nimbus_runtime::workload::manifest::MAX_MANIFEST_BYTES as u64,
+        nimbus_model::manifest::MAX_MANIFEST_BYTES as u64,
     )
     .map_err(ConfigError::Read)?;
     parse_config(&text, path)
@@ -497,10 +497,10 @@ pub fn parse_config(text: &str, path: &Path) -> Result<ProjectConfig, ConfigErro
         return Ok(ProjectConfig::default());
     }
     // The same bounds as manifests: the parser's cost must stay linear.
-    nimbus_runtime::workload::manifest::check_yaml_bounds(
+    nimbus_model::manifest::check_yaml_bounds(
         text,
-        nimbus_runtime::workload::manifest::MAX_MANIFEST_BYTES,
-        nimbus_runtime::workload::manifest::MAX_NESTING_DEPTH,
+        nimbus_model::manifest::MAX_MANIFEST_BYTES,
+        nimbus_model::manifest::MAX_NESTING_DEPTH,
     )
     .map_err(|message| ConfigError::Invalid {
         path: path.to_path_buf(),
@@ -559,7 +559,7 @@ impl ProjectConfig {
         for source in copy.secrets.values_mut() {
             if let Source::Inline(values) = source {
                 for value in values.values_mut() {
-                    *value = nimbus_runtime::secret::REDACTED.to_string();
+                    *value = nimbus_model::secret::REDACTED.to_string();
                 }
             }
         }

@@ -13,8 +13,8 @@
 //!   error message (a malformed line is reported by number only).
 
 use crate::config::{ProjectConfig, Source};
-use nimbus_runtime::secret::Secret;
-use nimbus_runtime::workload::NamedSources;
+use nimbus_model::NamedSources;
+use nimbus_model::secret::Secret;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -135,7 +135,7 @@ fn read_source(
             }
             // Bounded, and regular files only: a FIFO or a device named
             // here must not hang or flood the CLI.
-            let text = nimbus_runtime::files::read_text_bounded(&path, MAX_SOURCE_FILE_BYTES)
+            let text = nimbus_model::files::read_text_bounded(&path, MAX_SOURCE_FILE_BYTES)
                 .map_err(|e| error(e.to_string()))?;
             parse_values(&text, &path)
                 .map_err(|message| error(format!("`{}`: {message}", file.display())))

@@ -3,7 +3,7 @@
 //! environment, allowed hosts, volumes and host interfaces.
 
 use crate::config::ProjectConfig;
-use nimbus_runtime::workload::{
+use nimbus_model::{
     ComponentSpec, HostInterface, HostPathVolume, LocalResources, Volume, VolumeMount, Workload,
     WorkloadSpec,
 };
@@ -152,7 +152,7 @@ mod tests {
         assert_eq!(main.local_resources.volume_mounts[0].mount_path, "/data");
         assert_eq!(w.spec.components[1].name, "helper");
         assert!(w.spec.http_interface().is_some());
-        nimbus_runtime::workload::validate_workload(&w, "spec").unwrap();
+        nimbus_model::validate_workload(&w, "spec").unwrap();
     }
 
     #[test]
@@ -164,7 +164,7 @@ mod tests {
         .unwrap();
         let w = dev_workload("guard", Path::new("/p/out.wasm"), &config, Path::new("/p"));
         assert_eq!(w.spec.middleware, ["guard"]);
-        nimbus_runtime::workload::validate_workload(&w, "spec").unwrap();
+        nimbus_model::validate_workload(&w, "spec").unwrap();
     }
 
     #[test]

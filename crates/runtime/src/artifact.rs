@@ -76,17 +76,18 @@ pub enum ArtifactError {
 /// Checks the header and structure of `bytes` without compiling, so bad
 /// input gets a precise message before any expensive work.
 pub fn validate_component_bytes(bytes: &[u8]) -> Result<(), ArtifactError> {
-    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        return Err(ArtifactError::NotWasm);
+    nimbus_model::validate_component_bytes(bytes).map_err(ArtifactError::from)
+}
+
+impl From<nimbus_model::ComponentError> for ArtifactError {
+    fn from(error: nimbus_model::ComponentError) -> Self {
+        use nimbus_model::ComponentError;
+        match error {
+            ComponentError::NotWasm => Self::NotWasm,
+            ComponentError::CoreModule => Self::CoreModule,
+            ComponentError::Malformed(message) => Self::Malformed(message),
+        }
     }
-    if !wasmparser::Parser::is_component(bytes) {
-        return Err(ArtifactError::CoreModule);
-    }
-    let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all());
-    validator
-        .validate_all(bytes)
-        .map_err(|e| ArtifactError::Malformed(e.to_string()))?;
-    Ok(())
 }
 
 /// A compiled component and its identity.

@@ -72,9 +72,9 @@ fn interfaces<'a>(parts: &[Part<'a>]) -> Result<Vec<ComponentInterfaces<'a>>, Co
         .iter()
         .map(|part| {
             let world =
-                component_world(part.bytes).map_err(|message| ComposeError::NotAComponent {
+                component_world(part.bytes).map_err(|error| ComposeError::NotAComponent {
                     component: part.name.to_string(),
-                    message,
+                    message: error.to_string(),
                 })?;
             Ok(ComponentInterfaces {
                 name: part.name,
@@ -159,9 +159,9 @@ pub fn compose(parts: &[Part<'_>], root: &str) -> Result<Composition, ComposeErr
         }
     }
     let root_exports = component_world(parts[root_index].bytes)
-        .map_err(|message| ComposeError::NotAComponent {
+        .map_err(|error| ComposeError::NotAComponent {
             component: root.to_string(),
-            message,
+            message: error.to_string(),
         })?
         .exports;
     for name in root_exports {

@@ -14,47 +14,7 @@ use crate::workload::middleware::P3_HANDLER;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-/// The top-level import and export names of one component.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ComponentWorld {
-    /// Imported names, e.g. `wasi:keyvalue/store@0.2.0-draft`.
-    pub imports: Vec<String>,
-    /// Exported names, e.g. `wasi:http/incoming-handler@0.2.6`.
-    pub exports: Vec<String>,
-}
-
-/// Reads a component's top-level imports and exports (nested components and
-/// modules are skipped).
-pub fn component_world(bytes: &[u8]) -> Result<ComponentWorld, String> {
-    use wasmparser::{Parser, Payload};
-    let mut world = ComponentWorld::default();
-    let mut depth = 0usize;
-    for payload in Parser::new(0).parse_all(bytes) {
-        match payload.map_err(|e| format!("not a valid component: {e}"))? {
-            Payload::Version { encoding, .. } => {
-                if depth == 0 && encoding != wasmparser::Encoding::Component {
-                    return Err("a core module, not a component".into());
-                }
-                depth += 1;
-            }
-            Payload::End(_) => depth = depth.saturating_sub(1),
-            Payload::ComponentImportSection(section) if depth == 1 => {
-                for import in section {
-                    let import = import.map_err(|e| e.to_string())?;
-                    world.imports.push(import.name.name.to_string());
-                }
-            }
-            Payload::ComponentExportSection(section) if depth == 1 => {
-                for export in section {
-                    let export = export.map_err(|e| e.to_string())?;
-                    world.exports.push(export.name.name.to_string());
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(world)
-}
+pub use nimbus_model::component::{ComponentWorld, component_world};
 
 /// A node of the picture.
 #[derive(Debug, Clone, PartialEq, Eq)]

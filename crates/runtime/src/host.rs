@@ -42,8 +42,7 @@ use tracing::Instrument as _;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::handler::ProxyPre;
 
-/// The name a workload's service goes by in its status and logs.
-pub const SERVICE_NAME: &str = "service";
+pub use nimbus_model::spec::SERVICE_NAME;
 
 /// Host settings.
 #[derive(Debug, Clone)]

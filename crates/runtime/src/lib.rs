@@ -55,9 +55,10 @@ pub mod metrics;
 pub mod oci;
 pub mod outbound;
 pub mod plugins;
-pub mod secret;
 pub mod trace;
 pub mod wasi;
 pub mod workload;
 
 pub use host::{Host, HostConfig, HostError, WorkloadError};
+// The model's modules, where the runtime's users have always found them.
+pub use nimbus_model::secret;

@@ -36,32 +36,7 @@ const MANIFEST_MEDIA_TYPES: &[&str] = &[
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
 
-/// When a pull goes to the registry.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PullPolicy {
-    /// Every time: the reference is resolved again (a moved tag is seen).
-    Always,
-    /// Only when the cache has nothing for the reference.
-    #[default]
-    IfNotPresent,
-    /// Never: the cache must have it.
-    Never,
-}
-
-impl std::str::FromStr for PullPolicy {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "Always" | "always" => Ok(Self::Always),
-            "IfNotPresent" | "if-not-present" => Ok(Self::IfNotPresent),
-            "Never" | "never" => Ok(Self::Never),
-            other => Err(format!(
-                "unknown pull policy `{other}` (expected Always, IfNotPresent or Never)"
-            )),
-        }
-    }
-}
+pub use nimbus_model::spec::PullPolicy;
 
 /// A user name and password for registries.
 #[derive(Debug, Clone)]
@@ -249,7 +224,8 @@ impl Registry {
         let image = parse(reference)?;
         crate::artifact::validate_component_bytes(&component)
             .map_err(|e| OciError::NotAComponent(e.to_string()))?;
-        let world = crate::graph::component_world(&component).map_err(OciError::NotAComponent)?;
+        let world = crate::graph::component_world(&component)
+            .map_err(|e| OciError::NotAComponent(e.to_string()))?;
         let digest = Digest::of(&component).to_string();
         let config = WasmConfig {
             created: time::OffsetDateTime::now_utc()

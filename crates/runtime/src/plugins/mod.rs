@@ -254,26 +254,7 @@ impl ComponentHandle {
     }
 }
 
-/// Host-level defaults per plugin id (`keyvalue` → `backend: redis`, `url: …`),
-/// used where a workload's host interface entry says nothing.
-#[derive(Debug, Clone, Default)]
-pub struct PluginDefaults(pub BTreeMap<String, BTreeMap<String, String>>);
-
-impl PluginDefaults {
-    /// Sets `key` of plugin `plugin`.
-    pub fn set(&mut self, plugin: &str, key: &str, value: impl Into<String>) -> &mut Self {
-        self.0
-            .entry(plugin.to_string())
-            .or_default()
-            .insert(key.to_string(), value.into());
-        self
-    }
-
-    /// The defaults of `plugin` (empty when none).
-    pub fn get(&self, plugin: &str) -> BTreeMap<String, String> {
-        self.0.get(plugin).cloned().unwrap_or_default()
-    }
-}
+pub use nimbus_model::PluginDefaults;
 
 /// The bindings of one component, carried by each of its stores.
 #[derive(Default)]

@@ -33,15 +33,7 @@ use tokio_util::sync::CancellationToken;
 use wasmtime::{Store, StoreContextMut};
 use wasmtime_wasi_http::handler::{Proxy, ProxyPre};
 
-/// Which `wasi:http` world a component serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HttpKind {
-    /// `wasi:http/incoming-handler@0.2.x`.
-    P2,
-    /// `wasi:http/handler@0.3.0` (service world).
-    P3,
-}
+pub(crate) use nimbus_model::status::HttpKind;
 
 /// Instance reuse settings of one component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,4 @@
-//! Workloads: the model users write ([`spec`]), manifests it is read from
-//! ([`manifest`]), how a running workload serves requests ([`running`]), how
+//! Workloads: the model users write ([`spec`], from `nimbus-model`), how a running workload serves requests ([`running`]), how
 //! its component instances are managed ([`instance`]), how HTTP middleware
 //! layers call inward ([`middleware`]), how components of one workload
 //! call each other's interfaces ([`links`]), and how its long-lived service
@@ -8,86 +7,16 @@
 pub(crate) mod dispatch;
 pub(crate) mod instance;
 pub(crate) mod links;
-pub mod manifest;
 pub(crate) mod middleware;
 pub(crate) mod running;
 pub(crate) mod service;
-pub mod sources;
-pub mod spec;
 
-pub use instance::{HttpKind, ReusePolicy};
+pub use instance::ReusePolicy;
 pub use links::LinkError;
-pub use manifest::{
-    API_VERSION, ManifestDocument, ManifestError, parse_manifest, validate_workload,
+pub use nimbus_model::{
+    API_VERSION, ComponentStatus, HttpKind, LoadError, ManifestDocument, ManifestError,
+    MissingSource, NamedSources, ServiceState, ServiceStatus, WorkloadState, WorkloadStatus,
+    load_manifest_file, local_image_path, manifest, parse_manifest, sources, spec,
+    validate_workload,
 };
-pub use running::{ComponentStatus, WorkloadState, WorkloadStatus};
-pub use service::{ServiceState, ServiceStatus};
-pub use sources::{MissingSource, NamedSources};
 pub use spec::*;
-
-/// Reads a manifest file and makes relative `file://` images and host-path
-/// volumes absolute against the manifest's directory.
-pub fn load_manifest_file(path: &std::path::Path) -> Result<Vec<ManifestDocument>, LoadError> {
-    let text = crate::files::read_text_bounded(path, manifest::MAX_MANIFEST_BYTES as u64)
-        .map_err(LoadError::Read)?;
-    let mut documents = parse_manifest(&text).map_err(|source| LoadError::Manifest {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let base = path.parent().unwrap_or(std::path::Path::new("."));
-    let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
-    for doc in &mut documents {
-        let spec = &mut doc.workload.spec;
-        for component in &mut spec.components {
-            component.image = absolutize_image(&component.image, &base);
-        }
-        if let Some(service) = &mut spec.service {
-            service.image = absolutize_image(&service.image, &base);
-        }
-        for volume in &mut spec.volumes {
-            if let Some(host) = &mut volume.host_path {
-                let p = std::path::Path::new(&host.path);
-                if p.is_relative() {
-                    host.path = base.join(p).to_string_lossy().into_owned();
-                }
-            }
-        }
-    }
-    Ok(documents)
-}
-
-fn absolutize_image(image: &str, base: &std::path::Path) -> String {
-    match local_image_path(image) {
-        Some(path) if path.is_relative() => format!("file://{}", base.join(path).display()),
-        _ => image.to_string(),
-    }
-}
-
-/// The local file an image names, if it names one: `file://PATH`, or a
-/// path that is absolute, starts with `.`, or ends in `.wasm`.
-pub fn local_image_path(image: &str) -> Option<std::path::PathBuf> {
-    if let Some(path) = image.strip_prefix("file://") {
-        return Some(path.into());
-    }
-    let looks_local = image.starts_with('/')
-        || image.starts_with("./")
-        || image.starts_with("../")
-        || image.ends_with(".wasm");
-    looks_local.then(|| image.into())
-}
-
-/// Why a manifest file could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// The file could not be read (missing, not a regular file, too large).
-    #[error(transparent)]
-    Read(crate::files::FileError),
-    /// The file is not a valid manifest.
-    #[error("invalid manifest `{}`: {source}", path.display())]
-    Manifest {
-        /// The manifest path.
-        path: std::path::PathBuf,
-        /// What is wrong, with the field path.
-        source: ManifestError,
-    },
-}

@@ -7,15 +7,15 @@
 //! log carries the details with the workload's id.
 
 use super::dispatch::Dispatcher;
-use super::instance::{HttpKind, RequestContext, RequestFate};
+use super::instance::{RequestContext, RequestFate};
 use super::middleware::request_authority;
-use super::service::{Service, ServiceStatus};
+use super::service::Service;
 use super::spec::Workload;
 use crate::http::body::{ResponseBody, error_response};
 use crate::metrics::{ComponentMetrics, RequestUsage};
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use serde::{Deserialize, Serialize};
+use nimbus_model::status::{ComponentStatus, WorkloadState, WorkloadStatus};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -24,46 +24,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument as _;
 use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError};
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
-
-/// Lifecycle state of a workload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WorkloadState {
-    /// Serving.
-    Running,
-    /// Stopped; in-flight requests may still be finishing.
-    Stopped,
-}
-
-/// What a host reports about one component.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ComponentStatus {
-    /// Component name.
-    pub name: String,
-    /// `sha256:…` of its bytes.
-    pub digest: String,
-    /// Which HTTP world it serves, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub http: Option<HttpKind>,
-}
-
-/// What a host reports about one workload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WorkloadStatus {
-    /// `namespace/name`.
-    pub id: String,
-    /// Lifecycle state.
-    pub state: WorkloadState,
-    /// Its components.
-    pub components: Vec<ComponentStatus>,
-    /// Host names it answers on.
-    pub hosts: Vec<String>,
-    /// Seconds since the Unix epoch when it started.
-    pub started_at: u64,
-    /// Its long-lived service, if it has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<ServiceStatus>,
-}
 
 /// One HTTP layer of a workload: its handler component, or a middleware.
 pub(crate) struct HttpTarget {

@@ -13,42 +13,12 @@
 //! they share (key-value, messaging, blobstore).
 
 use crate::wasi::{ComponentEnv, StoreState};
-use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio_util::task::AbortOnDropHandle;
 use wasmtime::component::InstancePre;
 
-/// What a service is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ServiceState {
-    /// Created, not started yet.
-    Pending,
-    /// `run` is running.
-    Running,
-    /// Failed; waiting out the backoff before the next start.
-    Restarting,
-    /// `run` returned successfully; it is not started again.
-    Exited,
-    /// Failed with no restarts left.
-    Failed,
-    /// Stopped with its workload.
-    Stopped,
-}
-
-/// What a host reports about a workload's service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ServiceStatus {
-    /// What it is doing.
-    pub state: ServiceState,
-    /// How often it was started again after failing.
-    pub restarts: u64,
-    /// Why the last run failed, if one did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-}
+use nimbus_model::status::{ServiceState, ServiceStatus};
 
 /// How the service's `run` export is called.
 #[derive(Clone)]

@@ -5,7 +5,6 @@
 //! `secretFrom`), resolved once when the workload starts. Secret values stay
 //! [`Secret`]s in the host and are exposed only when the guest asks for them.
 
-use crate::secret::Secret;
 use crate::wasi::StoreState;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,24 +19,7 @@ mod bindings {
 
 use bindings::wasi::config::store;
 
-/// One configuration value as the host holds it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ConfigValue {
-    /// A plain value.
-    Plain(String),
-    /// A secret value: redacted everywhere but in the guest's hands.
-    Secret(Secret),
-}
-
-impl ConfigValue {
-    /// The value as the guest receives it.
-    pub(crate) fn reveal(&self) -> String {
-        match self {
-            Self::Plain(value) => value.clone(),
-            Self::Secret(secret) => secret.expose().to_owned(),
-        }
-    }
-}
+pub use nimbus_model::sources::ConfigValue;
 
 /// Serves `wasi:config/store` from the bound component's resolved values.
 pub(crate) struct ConfigPlugin;

@@ -407,7 +407,7 @@ fn check_local_resources(
         }
     }
     for (j, host) in lr.allowed_hosts.iter().enumerate() {
-        crate::outbound::HostPattern::parse(host).map_err(|e| {
+        crate::host_pattern::HostPattern::parse(host).map_err(|e| {
             ManifestError::new(format!("{path}.localResources.allowedHosts[{j}]"), e)
         })?;
     }
@@ -497,12 +497,12 @@ pub fn validate_workload(workload: &Workload, base: &str) -> Result<(), Manifest
                 "must not be empty",
             ));
         }
-        if names.contains(crate::host::SERVICE_NAME) {
+        if names.contains(crate::spec::SERVICE_NAME) {
             return Err(ManifestError::new(
                 format!("{base}.components"),
                 format!(
                     "a component is named `{}`, the name the workload's service goes by; rename the component",
-                    crate::host::SERVICE_NAME
+                    crate::spec::SERVICE_NAME
                 ),
             ));
         }

@@ -11,6 +11,36 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The name a workload's service goes by in its status and logs.
+pub const SERVICE_NAME: &str = "service";
+
+/// When a pull goes to the registry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PullPolicy {
+    /// Every time: the reference is resolved again (a moved tag is seen).
+    Always,
+    /// Only when the cache has nothing for the reference.
+    #[default]
+    IfNotPresent,
+    /// Never: the cache must have it.
+    Never,
+}
+
+impl std::str::FromStr for PullPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "Always" | "always" => Ok(Self::Always),
+            "IfNotPresent" | "if-not-present" => Ok(Self::IfNotPresent),
+            "Never" | "never" => Ok(Self::Never),
+            other => Err(format!(
+                "unknown pull policy `{other}` (expected Always, IfNotPresent or Never)"
+            )),
+        }
+    }
+}
+
 /// A workload: one unit of tenancy made of one or more components.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Workload {
@@ -127,7 +157,7 @@ pub struct ComponentSpec {
     pub image: String,
     /// When an OCI image is pulled; the host's default when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_pull_policy: Option<crate::oci::PullPolicy>,
+    pub image_pull_policy: Option<PullPolicy>,
     /// wasmCloud: a Kubernetes secret with registry credentials. Accepted;
     /// a Nimbus host uses its docker config or `--username`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -315,7 +345,7 @@ pub struct ServiceSpec {
     pub image: String,
     /// When an OCI image is pulled; the host's default when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_pull_policy: Option<crate::oci::PullPolicy>,
+    pub image_pull_policy: Option<PullPolicy>,
     /// wasmCloud: registry credentials by Kubernetes secret. Accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_secret: Option<NamedRef>,

@@ -6,10 +6,28 @@
 //! resolved when a workload starts, so a missing source is a start error that
 //! names it, never a silent empty value.
 
-use crate::plugins::config::ConfigValue;
 use crate::secret::Secret;
-use crate::workload::spec::{ConfigLayer, HostInterface, SourceRef};
+use crate::spec::{ConfigLayer, HostInterface, SourceRef};
 use std::collections::BTreeMap;
+
+/// One configuration value as the host holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigValue {
+    /// A plain value.
+    Plain(String),
+    /// A secret value: redacted everywhere but in the guest's hands.
+    Secret(Secret),
+}
+
+impl ConfigValue {
+    /// The value as the guest receives it.
+    pub fn reveal(&self) -> String {
+        match self {
+            Self::Plain(value) => value.clone(),
+            Self::Secret(secret) => secret.expose().to_owned(),
+        }
+    }
+}
 
 /// Named config sources and named secret sources.
 #[derive(Debug, Clone, Default)]
@@ -75,7 +93,7 @@ impl NamedSources {
 
     /// `config` then every `configFrom` source, later keys winning: plain
     /// settings (a plugin's backend settings, say).
-    pub(crate) fn plain_layer(
+    pub fn plain_layer(
         &self,
         config: &BTreeMap<String, String>,
         config_from: &[SourceRef],
@@ -88,7 +106,7 @@ impl NamedSources {
     }
 
     /// Every key of the `secretFrom` sources, later sources winning.
-    pub(crate) fn secret_layer(
+    pub fn secret_layer(
         &self,
         secret_from: &[SourceRef],
     ) -> Result<BTreeMap<String, Secret>, MissingSource> {

@@ -1,0 +1,99 @@
+//! `allowedHosts` entries: which destinations an outbound policy names.
+//! Matching a destination against them (and the address filter that comes
+//! after DNS) is the runtime's outbound policy; this is the syntax.
+
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostMatch {
+    Any,
+    Exact(String),
+    /// `*.example.com` stored as `.example.com`: subdomains only, not the apex.
+    Suffix(String),
+}
+
+/// One `allowedHosts` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    host: HostMatch,
+    port: Option<u16>,
+}
+
+impl HostPattern {
+    /// Parses `host`, `*.suffix`, `*`, each with an optional `:port`; a
+    /// leading `http://` or `https://` and a trailing `/` are tolerated.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let trimmed = text.trim();
+        let rest = trimmed
+            .strip_prefix("https://")
+            .or_else(|| trimmed.strip_prefix("http://"))
+            .unwrap_or(trimmed)
+            .trim_end_matches('/');
+        if rest.is_empty() {
+            return Err("empty host".into());
+        }
+        let (host, port) =
+            split_host_port(rest).ok_or_else(|| format!("`{text}` is not a host or host:port"))?;
+        // `example.com.` is `example.com`; `[::1]` is `::1`.
+        let host = host.to_ascii_lowercase();
+        let host = match host.strip_suffix('.') {
+            Some(name) if !name.ends_with('*') && !name.ends_with('.') => name,
+            _ => host.as_str(),
+        };
+        let host = if let Ok(ip) = host.parse::<IpAddr>() {
+            HostMatch::Exact(ip.to_string())
+        } else if host == "*" {
+            HostMatch::Any
+        } else if let Some(suffix) = host.strip_prefix("*.") {
+            if suffix.is_empty() || suffix.contains('*') {
+                return Err(format!(
+                    "`{text}`: a wildcard must look like `*.example.com`"
+                ));
+            }
+            HostMatch::Suffix(format!(".{suffix}"))
+        } else if host.contains('*') {
+            return Err(format!(
+                "`{text}`: `*` is only allowed as the whole host or as a leading `*.`"
+            ));
+        } else {
+            HostMatch::Exact(host.to_string())
+        };
+        Ok(Self { host, port })
+    }
+
+    /// `None` when the entry does not match; `Some(true)` when it matches
+    /// and may lift the address filter: only an entry naming an IP literal
+    /// (or `localhost`, which never goes to DNS), because a name's DNS
+    /// answer is whatever its owner, or an attacker rebinding it, says.
+    pub fn matches(&self, host: &str, port: u16) -> Option<bool> {
+        if self.port.is_some_and(|p| p != port) {
+            return None;
+        }
+        match &self.host {
+            HostMatch::Any => Some(false),
+            HostMatch::Suffix(suffix) => host.ends_with(suffix.as_str()).then_some(false),
+            HostMatch::Exact(exact) => {
+                (exact == host).then(|| host == "localhost" || host.parse::<IpAddr>().is_ok())
+            }
+        }
+    }
+}
+
+/// Splits `host[:port]`, understanding `[v6]:port` and bare IPv6.
+fn split_host_port(text: &str) -> Option<(&str, Option<u16>)> {
+    if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        return match after {
+            "" => Some((host, None)),
+            _ => Some((host, Some(after.strip_prefix(':')?.parse().ok()?))),
+        };
+    }
+    if text.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Some((text, None));
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() => Some((host, Some(port.parse().ok()?))),
+        Some(_) => None,
+        None => Some((text, None)),
+    }
+}

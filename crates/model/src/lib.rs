@@ -1,0 +1,48 @@
+//! The Nimbus model: what users write and what hosts report, with no
+//! engine in it.
+//!
+//! Everything here is plain data and its rules: the workload spec and the
+//! manifests it is read from (wasmCloud v2 kinds), named config and secret
+//! sources and their values, [`secret::Secret`], `allowedHosts` patterns,
+//! host-level plugin defaults, workload status, and what a component is
+//! (valid or not, its imports and exports) as read from its bytes. The
+//! project tooling and the cluster controller read and check workloads
+//! through this crate alone, without compiling wasmtime.
+//!
+//! # Layout
+//!
+//! - [`spec`]: the workload and its parts.
+//! - [`manifest`]: manifest documents, their parsing and validation.
+//! - [`load`]: manifest files, read with a bound and made absolute.
+//! - [`sources`]: named config and secret sources and resolving them.
+//! - [`secret`]: a value that is never printed.
+//! - [`files`]: bounded reads of user-named files.
+//! - [`host_pattern`]: `allowedHosts` entries.
+//! - [`plugin_defaults`]: host-level settings per plugin.
+//! - [`status`]: what a host reports about what it runs.
+//! - [`component`]: a component's validity, imports and exports.
+
+pub mod component;
+pub mod files;
+pub mod host_pattern;
+pub mod load;
+pub mod manifest;
+pub mod plugin_defaults;
+pub mod secret;
+pub mod sources;
+pub mod spec;
+pub mod status;
+
+pub use component::{ComponentError, ComponentWorld, component_world, validate_component_bytes};
+pub use host_pattern::HostPattern;
+pub use load::{LoadError, load_manifest_file, local_image_path};
+pub use manifest::{
+    API_VERSION, ManifestDocument, ManifestError, parse_manifest, validate_workload,
+};
+pub use plugin_defaults::PluginDefaults;
+pub use secret::Secret;
+pub use sources::{ConfigValue, MissingSource, NamedSources};
+pub use spec::*;
+pub use status::{
+    ComponentStatus, HttpKind, ServiceState, ServiceStatus, WorkloadState, WorkloadStatus,
+};
