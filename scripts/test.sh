@@ -50,8 +50,13 @@ fi
 # CI run.
 # `cargo clippy --all-targets` (outside CI) and `bench/` still build them.
 skip=(--exclude instruction-bench --exclude native-hello)
+# Then the runtime without its optional parts (backends, OCI, composition):
+# it must compile, and asking for a part it left out must name the feature.
+lean=(-p nimbus-runtime --no-default-features --lib)
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace "${skip[@]}" --no-fail-fast --failure-output final
+    cargo nextest run "${lean[@]}" --no-fail-fast --failure-output final
 else
     cargo test --workspace "${skip[@]}" --no-fail-fast
+    cargo test "${lean[@]}" --no-fail-fast
 fi

@@ -14,6 +14,7 @@ use crate::graph::component_world;
 use crate::workload::LinkError;
 use crate::workload::links::{self, ComponentInterfaces};
 use std::collections::BTreeSet;
+#[cfg(feature = "compose")]
 use wac_graph::{CompositionGraph, EncodeOptions, types::Package};
 
 /// One component offered to a composition.
@@ -64,6 +65,11 @@ pub enum ComposeError {
         /// wac-graph's explanation, with its causes.
         message: String,
     },
+    /// This build of nimbus has no composer.
+    #[error(
+        "composing components is not in this build of nimbus (rebuild it with the cargo feature `compose`)"
+    )]
+    NotBuilt,
 }
 
 /// The interfaces of every part, as linking sees them.
@@ -116,14 +122,47 @@ pub fn compose(parts: &[Part<'_>], root: &str) -> Result<Composition, ComposeErr
             }
         }
     }
+    let bytes = encode(parts, root, root_index, &plan, &included)?;
+    Ok(Composition {
+        bytes,
+        absorbed: included
+            .into_iter()
+            .filter(|&i| i != root_index)
+            .map(|i| parts[i].name.to_string())
+            .collect(),
+    })
+}
 
+/// Without the `compose` feature there is no encoder.
+#[cfg(not(feature = "compose"))]
+fn encode(
+    _parts: &[Part<'_>],
+    _root: &str,
+    _root_index: usize,
+    _plan: &[Vec<(String, usize)>],
+    _included: &BTreeSet<usize>,
+) -> Result<Vec<u8>, ComposeError> {
+    Err(ComposeError::NotBuilt)
+}
+
+/// Encodes the `included` parts as one component with wac-graph: one
+/// instantiation per part, `plan`'s links as instantiation arguments, the
+/// root's exports as the result's.
+#[cfg(feature = "compose")]
+fn encode(
+    parts: &[Part<'_>],
+    root: &str,
+    root_index: usize,
+    plan: &[Vec<(String, usize)>],
+    included: &BTreeSet<usize>,
+) -> Result<Vec<u8>, ComposeError> {
     let graph_error = |message: String| ComposeError::Graph {
         root: root.to_string(),
         message,
     };
     let mut graph = CompositionGraph::new();
     let mut instances = std::collections::BTreeMap::new();
-    for &index in &included {
+    for &index in included {
         let part = &parts[index];
         // Package names only label the parts inside the encoding.
         let package = Package::from_bytes(
@@ -141,7 +180,7 @@ pub fn compose(parts: &[Part<'_>], root: &str) -> Result<Composition, ComposeErr
             .map_err(|e| graph_error(format!("{:#}", anyhow::Error::from(e))))?;
         instances.insert(index, graph.instantiate(package));
     }
-    for &index in &included {
+    for &index in included {
         for (interface, exporter) in &plan[index] {
             let export = graph
                 .alias_instance_export(instances[exporter], interface)
@@ -172,15 +211,7 @@ pub fn compose(parts: &[Part<'_>], root: &str) -> Result<Composition, ComposeErr
             .export(export, &name)
             .map_err(|e| graph_error(format!("{:#}", anyhow::Error::from(e))))?;
     }
-    let bytes = graph
+    graph
         .encode(EncodeOptions::default())
-        .map_err(|e| graph_error(format!("{:#}", anyhow::Error::from(e))))?;
-    Ok(Composition {
-        bytes,
-        absorbed: included
-            .into_iter()
-            .filter(|&i| i != root_index)
-            .map(|i| parts[i].name.to_string())
-            .collect(),
-    })
+        .map_err(|e| graph_error(format!("{:#}", anyhow::Error::from(e))))
 }

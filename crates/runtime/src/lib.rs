@@ -42,6 +42,8 @@
 //! ```
 
 pub mod artifact;
+#[cfg(test)]
+mod compiled_out_tests;
 pub mod compose;
 pub mod engine;
 pub mod files;

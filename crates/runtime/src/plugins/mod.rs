@@ -35,13 +35,20 @@ pub mod config;
 pub mod keyvalue;
 pub mod logging;
 pub mod messaging;
+#[cfg(feature = "nats")]
 mod nats;
+#[cfg(feature = "nats")]
+use nats::NatsConnections;
+/// Nothing to share: this build has no NATS client.
+#[cfg(not(feature = "nats"))]
+#[derive(Default)]
+pub(crate) struct NatsConnections {}
 mod pool;
 pub mod secrets;
 
 /// The plugins every host carries. The one registration point.
 pub(crate) fn builtin(defaults: &PluginDefaults) -> Vec<Arc<dyn Plugin>> {
-    let nats = Arc::new(nats::NatsConnections::default());
+    let nats = Arc::new(NatsConnections::default());
     vec![
         Arc::new(config::ConfigPlugin),
         Arc::new(keyvalue::KeyValuePlugin::new(
@@ -388,6 +395,12 @@ impl PluginRegistry {
             plugin.unbind(workload);
         }
     }
+}
+
+/// The one-line error for a part of Nimbus this build left out: `what` is
+/// not in this build, and the cargo `feature` that puts it back.
+pub(crate) fn not_in_this_build(what: &str, feature: &str) -> String {
+    format!("{what} is not in this build of nimbus (rebuild it with the cargo feature `{feature}`)")
 }
 
 #[cfg(test)]

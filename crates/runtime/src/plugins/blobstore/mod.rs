@@ -21,6 +21,7 @@
 
 mod backend;
 mod filesystem;
+#[cfg(feature = "nats")]
 mod nats;
 
 pub use backend::{
@@ -28,7 +29,7 @@ pub use backend::{
 };
 pub use filesystem::FilesystemBlobs;
 
-use crate::plugins::nats::NatsConnections;
+use crate::plugins::NatsConnections;
 use crate::plugins::pool::BackendPool;
 use crate::wasi::StoreState;
 use std::collections::BTreeMap;
@@ -110,6 +111,7 @@ pub struct OutgoingValue {
 /// Serves blobs from pooled backends.
 pub(crate) struct BlobstorePlugin {
     defaults: BTreeMap<String, String>,
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     nats: Arc<NatsConnections>,
     pool: BackendPool<BlobSettings, dyn BlobBackend>,
 }
@@ -148,6 +150,10 @@ impl BlobSettings {
             "filesystem" | "fs" | "file" => path
                 .map(|path| Self::Filesystem { path })
                 .ok_or_else(|| "the filesystem blobstore needs `path` (its root directory)".into()),
+            "nats" if !cfg!(feature = "nats") => Err(super::not_in_this_build(
+                "the nats blobstore backend",
+                "nats",
+            )),
             "nats" => url
                 .map(|url| Self::Nats { url })
                 .ok_or_else(|| "the nats blobstore needs `url` (nats://HOST:PORT)".into()),
@@ -178,9 +184,18 @@ impl BlobstorePlugin {
             Ok(match settings {
                 BlobSettings::Memory => Arc::new(MemoryBlobs::default()),
                 BlobSettings::Filesystem { path } => Arc::new(FilesystemBlobs::open(path)?),
+                #[cfg(feature = "nats")]
                 BlobSettings::Nats { url } => Arc::new(nats::NatsBlobs {
                     connection: self.nats.get(url, timeout),
                 }),
+                #[cfg(not(feature = "nats"))]
+                BlobSettings::Nats { .. } => {
+                    let _ = timeout;
+                    return Err(super::not_in_this_build(
+                        "the nats blobstore backend",
+                        "nats",
+                    ));
+                }
             })
         })
     }

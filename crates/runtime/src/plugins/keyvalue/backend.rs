@@ -126,6 +126,17 @@ impl BackendSettings {
         };
         match backend.as_str() {
             "memory" | "in-memory" => Ok(Self::Memory),
+            "filesystem" | "fs" | "file" | "redb" if !cfg!(feature = "redb") => Err(
+                super::super::not_in_this_build("the filesystem key-value backend", "redb"),
+            ),
+            "redis" | "rediss" if !cfg!(feature = "redis") => Err(super::super::not_in_this_build(
+                "the redis key-value backend",
+                "redis",
+            )),
+            "nats" | "tls" if !cfg!(feature = "nats") => Err(super::super::not_in_this_build(
+                "the nats key-value backend",
+                "nats",
+            )),
             "filesystem" | "fs" | "file" | "redb" => match path {
                 Some(path) => Ok(Self::Filesystem { path }),
                 None => Err("the filesystem backend needs `path` (the database file)".into()),
@@ -366,6 +377,8 @@ mod tests {
             .collect()
     }
 
+    // Every backend in the build (compiled_out_tests covers the others).
+    #[cfg(all(feature = "redis", feature = "nats", feature = "redb"))]
     #[test]
     fn settings_from_backend_or_url_scheme() {
         assert_eq!(

@@ -26,17 +26,22 @@
 //! on their own when it returns.
 
 mod backend;
+#[cfg(feature = "redb")]
 mod filesystem;
+#[cfg(feature = "nats")]
 mod nats;
+#[cfg(feature = "redis")]
 mod redis;
 
 pub use backend::{
     BackendSettings, DEFAULT_TIMEOUT, KeyPage, KeyValueBackend, KvError, MemoryBackend, PAGE_SIZE,
 };
+#[cfg(feature = "redb")]
 pub use filesystem::FilesystemBackend;
+#[cfg(feature = "redis")]
 pub use redis::RedisBackend;
 
-use crate::plugins::nats::NatsConnections;
+use crate::plugins::NatsConnections;
 use crate::plugins::pool::BackendPool;
 use crate::wasi::StoreState;
 use std::collections::BTreeMap;
@@ -68,6 +73,7 @@ pub struct Bucket {
 /// Serves key-value from pooled backends.
 pub(crate) struct KeyValuePlugin {
     defaults: BTreeMap<String, String>,
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     nats: Arc<NatsConnections>,
     pool: BackendPool<BackendSettings, dyn KeyValueBackend>,
 }
@@ -88,17 +94,39 @@ impl KeyValuePlugin {
         timeout: Duration,
     ) -> Result<Arc<dyn KeyValueBackend>, String> {
         let in_memory = *settings == BackendSettings::Memory;
+        // Only the network backends, which a build may leave out, take it.
+        #[cfg(not(any(feature = "redis", feature = "nats")))]
+        let _ = timeout;
         self.pool.get_or_open(workload, settings, in_memory, || {
             Ok(match settings {
                 BackendSettings::Memory => Arc::new(MemoryBackend::default()),
+                #[cfg(feature = "redb")]
                 BackendSettings::Filesystem { path } => Arc::new(FilesystemBackend::open(path)?),
+                #[cfg(feature = "redis")]
                 BackendSettings::Redis { url } => Arc::new(RedisBackend::new(url, timeout)?),
+                #[cfg(feature = "nats")]
                 BackendSettings::Nats { url } => {
                     Arc::new(nats::NatsBackend::new(self.nats.get(url, timeout)))
                 }
+                #[allow(unreachable_patterns)]
+                other => return Err(settings_not_built(other)),
             })
         })
     }
+}
+
+/// Settings [`BackendSettings::from_config`] would have refused: a backend
+/// this build left out.
+#[allow(dead_code)]
+fn settings_not_built(settings: &BackendSettings) -> String {
+    let feature = match settings {
+        BackendSettings::Filesystem { .. } => "redb",
+        other => other.kind(),
+    };
+    super::not_in_this_build(
+        &format!("the {} key-value backend", settings.kind()),
+        feature,
+    )
 }
 
 impl super::Plugin for KeyValuePlugin {

@@ -6,9 +6,11 @@
 //! Requests are a publish with a fresh reply subject and a wait, bounded by
 //! the caller's timeout, for the first reply.
 
+#[cfg(feature = "nats")]
 use crate::plugins::nats::NatsConnection;
 use async_trait::async_trait;
 use bytes::Bytes;
+#[cfg(feature = "nats")]
 use futures::StreamExt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -183,14 +185,17 @@ impl Broker for MemoryBroker {
 }
 
 /// A NATS-backed broker (core NATS, not JetStream).
+#[cfg(feature = "nats")]
 pub struct NatsBroker {
     pub(crate) connection: NatsConnection,
 }
 
+#[cfg(feature = "nats")]
 fn nats_error(error: impl std::fmt::Display) -> String {
     format!("nats: {error}")
 }
 
+#[cfg(feature = "nats")]
 #[async_trait]
 impl Broker for NatsBroker {
     async fn publish(&self, message: Message) -> Result<(), String> {

@@ -24,9 +24,11 @@
 
 mod broker;
 
-pub use broker::{Broker, MemoryBroker, Message, NatsBroker, Subscription, subject_matches};
+#[cfg(feature = "nats")]
+pub use broker::NatsBroker;
+pub use broker::{Broker, MemoryBroker, Message, Subscription, subject_matches};
 
-use crate::plugins::nats::NatsConnections;
+use crate::plugins::NatsConnections;
 use crate::plugins::{BindContext, Binding, ComponentHandle, PluginError, ServeGuard};
 use crate::wasi::StoreState;
 use std::collections::{BTreeMap, HashMap};
@@ -55,8 +57,10 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Serves `wasmcloud:messaging` from pooled brokers.
 pub(crate) struct MessagingPlugin {
     defaults: BTreeMap<String, String>,
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     nats: Arc<NatsConnections>,
     memory: Arc<MemoryBroker>,
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pool: Mutex<HashMap<String, Arc<dyn Broker>>>,
 }
 
@@ -89,6 +93,15 @@ impl MessagingPlugin {
         let timeout = super::timeout_setting(ID, &config, DEFAULT_REQUEST_TIMEOUT)?;
         let broker: Arc<dyn Broker> = match backend.as_str() {
             "memory" | "in-memory" => self.memory.clone(),
+            #[cfg(not(feature = "nats"))]
+            "nats" => {
+                let _ = (url, timeout);
+                return Err(error(super::not_in_this_build(
+                    "the nats messaging backend",
+                    "nats",
+                )));
+            }
+            #[cfg(feature = "nats")]
             "nats" => {
                 let url = url.ok_or_else(|| {
                     error("the nats backend needs `url` (nats://HOST:PORT)".into())
