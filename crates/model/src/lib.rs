@@ -18,6 +18,8 @@
 //! - [`secret`]: a value that is never printed.
 //! - [`files`]: bounded reads of user-named files.
 //! - [`host_pattern`]: `allowedHosts` entries.
+//! - [`links`]: which import links to which component, and what the host
+//!   provides itself.
 //! - [`plugin_defaults`]: host-level settings per plugin.
 //! - [`status`]: what a host reports about what it runs.
 //! - [`component`]: a component's validity, imports and exports.
@@ -25,6 +27,7 @@
 pub mod component;
 pub mod files;
 pub mod host_pattern;
+pub mod links;
 pub mod load;
 pub mod manifest;
 pub mod plugin_defaults;

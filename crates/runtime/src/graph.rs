@@ -4,13 +4,17 @@
 //! outgoing HTTP). Rendered as a Mermaid flowchart or as terminal text.
 //!
 //! Built from the workload and the import/export names of each component
-//! ([`component_world`] reads them from the bytes without compiling), with
-//! the same rules the host applies at start, so the picture is what runs.
+//! ([`component_world`] reads them from the bytes without compiling), by
+//! the rules the host applies at start: component links are the model's
+//! link plan ([`nimbus_model::links::plan`]) and plugins are found by the
+//! interfaces the host's plugins declare, so the picture is what runs. A
+//! workload whose components cannot be linked has no picture: its error.
 
 use crate::host::SERVICE_NAME;
 use crate::plugins::{PluginDefaults, builtin};
 use crate::workload::Workload;
 use crate::workload::middleware::P3_HANDLER;
+use nimbus_model::links::{self, ComponentInterfaces, LinkError};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -90,18 +94,16 @@ pub struct WorkloadGraph {
     edges: Vec<Edge>,
 }
 
-/// Interfaces every component gets from the host itself; not drawn.
-const PLUMBING: &[&str] = &[
-    "wasi:cli/",
-    "wasi:clocks/",
-    "wasi:random/",
-    "wasi:io/",
-    "wasi:filesystem/",
-    "wasi:http/types",
-];
+/// Host-provided imports that are not drawn: all but sockets (drawn as
+/// the loopback to a service) and outgoing HTTP (drawn as outbound).
+fn plumbing(import: &str) -> bool {
+    links::host_provided(import)
+        && !import.starts_with("wasi:sockets/")
+        && !is_outgoing_http(import)
+}
 
 fn is_http_export(name: &str) -> bool {
-    name.starts_with("wasi:http/incoming-handler@0.2") || name.starts_with("wasi:http/handler@0.3")
+    links::is_http_handler(name)
 }
 
 fn is_outgoing_http(name: &str) -> bool {
@@ -110,8 +112,13 @@ fn is_outgoing_http(name: &str) -> bool {
 
 impl WorkloadGraph {
     /// The wiring of `workload`, given each component's world by name.
-    /// Components missing from `worlds` are drawn without links.
-    pub fn build(workload: &Workload, worlds: &BTreeMap<String, ComponentWorld>) -> Self {
+    /// Components missing from `worlds` are drawn without links; components
+    /// that cannot be linked (two exporters of one import, a circle) are
+    /// the start's error.
+    pub fn build(
+        workload: &Workload,
+        worlds: &BTreeMap<String, ComponentWorld>,
+    ) -> Result<Self, LinkError> {
         let spec = &workload.spec;
         let empty = ComponentWorld::default();
         let world = |name: &str| worlds.get(name).unwrap_or(&empty);
@@ -190,18 +197,30 @@ impl WorkloadGraph {
             graph.link(index_of[outer], index_of[inner], label);
         }
 
-        // Component to component: an import another component exports.
-        let mut exporters: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for component in &spec.components {
-            for export in &world(&component.name).exports {
-                if !is_http_export(export) {
-                    exporters
-                        .entry(export.as_str())
-                        .or_default()
-                        .push(&component.name);
-                }
-            }
-        }
+        // Component to component: the link plan the host starts with.
+        let interfaces: Vec<ComponentInterfaces<'_>> = spec
+            .components
+            .iter()
+            .map(|c| ComponentInterfaces {
+                name: &c.name,
+                imports: world(&c.name).imports.clone(),
+                exports: world(&c.name).exports.clone(),
+            })
+            .collect();
+        let plan = links::plan(&interfaces)?;
+        let linked: BTreeMap<(&str, &str), &str> = spec
+            .components
+            .iter()
+            .zip(&plan)
+            .flat_map(|(c, links)| {
+                links.iter().map(|(interface, exporter)| {
+                    (
+                        (c.name.as_str(), interface.as_str()),
+                        spec.components[*exporter].name.as_str(),
+                    )
+                })
+            })
+            .collect();
         let plugins = builtin(&PluginDefaults::default());
         let mut plugin_nodes: BTreeMap<&'static str, usize> = BTreeMap::new();
         let mut outbound = None;
@@ -218,7 +237,7 @@ impl WorkloadGraph {
             let from = index_of[name];
             let is_middleware = spec.middleware.iter().any(|m| m == name);
             for import in &world(name).imports {
-                if PLUMBING.iter().any(|p| import.starts_with(p)) || import == P3_HANDLER {
+                if plumbing(import) || import == P3_HANDLER {
                     continue;
                 }
                 // With a service, TCP to loopback stays in the workload.
@@ -229,12 +248,8 @@ impl WorkloadGraph {
                     graph.link(from, service, "loopback TCP (virtual)".into());
                     continue;
                 }
-                if let Some(names) = exporters.get(import.as_str())
-                    && from != service.unwrap_or(usize::MAX)
-                {
-                    for exporter in names.iter().filter(|n| **n != name) {
-                        graph.link(from, index_of[*exporter], import.clone());
-                    }
+                if let Some(exporter) = linked.get(&(name, import.as_str())) {
+                    graph.link(from, index_of[*exporter], import.clone());
                     continue;
                 }
                 if let Some(plugin) = plugins.iter().find(|p| p.interfaces().contains(&&**import)) {
@@ -265,7 +280,7 @@ impl WorkloadGraph {
                 }
             }
         }
-        graph
+        Ok(graph)
     }
 
     fn add(&mut self, node: Node) -> usize {
@@ -435,7 +450,7 @@ mod tests {
                 ),
             ),
         ]);
-        let mermaid = WorkloadGraph::build(&workload, &worlds).mermaid();
+        let mermaid = WorkloadGraph::build(&workload, &worlds).unwrap().mermaid();
         assert!(
             mermaid.contains("n2[\"service (wasi:cli/run)\"]"),
             "{mermaid}"
@@ -483,7 +498,7 @@ mod tests {
             ),
             ("lib".to_string(), world(&[], &["my:lib/math@1.0.0"])),
         ]);
-        let graph = WorkloadGraph::build(&workload, &worlds);
+        let graph = WorkloadGraph::build(&workload, &worlds).unwrap();
         let mermaid = graph.mermaid();
         assert!(
             mermaid.contains("n0([\"HTTP ingress: app.test\"])"),

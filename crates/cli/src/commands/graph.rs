@@ -33,7 +33,8 @@ impl GraphCommand {
         };
         let mut pictures = Vec::new();
         for workload in &workloads {
-            let graph = WorkloadGraph::build(workload, &worlds(workload)?);
+            let graph = WorkloadGraph::build(workload, &worlds(workload)?)
+                .map_err(|e| anyhow::anyhow!("workload `{}`: {e}", workload.id()))?;
             pictures.push(if self.ascii {
                 graph.ascii()
             } else {

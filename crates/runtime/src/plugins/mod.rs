@@ -292,18 +292,6 @@ impl std::fmt::Debug for PluginBindings {
     }
 }
 
-/// Interfaces the host itself provides through wasmtime-wasi and
-/// wasmtime-wasi-http, not through a plugin.
-const HOST_PACKAGES: &[&str] = &[
-    "wasi:cli/",
-    "wasi:clocks/",
-    "wasi:random/",
-    "wasi:io/",
-    "wasi:filesystem/",
-    "wasi:sockets/",
-    "wasi:http/",
-];
-
 /// All plugins of a host, indexed by the interfaces they provide.
 pub(crate) struct PluginRegistry {
     plugins: Vec<Arc<dyn Plugin>>,
@@ -354,7 +342,7 @@ impl PluginRegistry {
     ) -> Result<Resolution, String> {
         let mut needed: Vec<(usize, Vec<String>)> = Vec::new();
         for import in imports {
-            if HOST_PACKAGES.iter().any(|p| import.starts_with(p)) {
+            if nimbus_model::links::host_provided(import) {
                 continue;
             }
             let Some(&index) = self.by_interface.get(import) else {

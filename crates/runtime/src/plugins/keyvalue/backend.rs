@@ -370,6 +370,7 @@ mod tests {
         store.set("c", "e", vec![0; 90]).await.unwrap();
     }
 
+    #[cfg(all(feature = "redis", feature = "nats", feature = "redb"))]
     fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()

@@ -1,0 +1,347 @@
+//! The host: one engine, one artifact store, one linker, the running
+//! workloads and the router, behind a cheap-to-clone handle.
+//!
+//! Lifecycle operations (start, replace, stop) are serialized by one async
+//! lock and swap entries of a lock-free concurrent table; the request path
+//! only reads it, so a replace never blocks traffic and in-flight requests
+//! finish on the version (`Arc`) they started on.
+//!
+//! Split by concern: [`config`] (what a host is built with), [`error`] (why
+//! a host or a workload failed), and `prepare` (turning a workload spec into
+//! a `RunningWorkload`: reading, compiling, linking, binding plugins);
+//! this module holds the host itself, its lifecycle and its request path.
+
+mod config;
+mod error;
+mod prepare;
+
+pub use config::HostConfig;
+pub use error::{HostError, WorkloadError};
+pub use nimbus_model::spec::SERVICE_NAME;
+
+use crate::artifact::ArtifactStore;
+use crate::engine::Engine;
+use crate::http::access::{AccessRecord, LoggedBody};
+use crate::http::body::{ResponseBody, error_response};
+use crate::http::router::Router;
+use crate::limits::LimitDefaults;
+use crate::metrics::{Metrics, RequestUsage};
+use crate::oci::{PullPolicy, Registry};
+use crate::plugins::PluginRegistry;
+use crate::wasi::{StoreState, build_linker};
+use crate::workload::running::RunningWorkload;
+use crate::workload::{NamedSources, Workload, WorkloadState, WorkloadStatus};
+use http_body_util::BodyExt as _;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+use tracing::Instrument as _;
+use wasmtime::component::Linker;
+
+/// A Nimbus host. Clone to share.
+#[derive(Clone)]
+pub struct Host(Arc<HostInner>);
+
+struct HostInner {
+    engine: Engine,
+    artifacts: ArtifactStore,
+    linker: Linker<StoreState>,
+    plugins: PluginRegistry,
+    router: Arc<dyn Router>,
+    limits: LimitDefaults,
+    // Per-component memory limits never exceed what the engine can reserve.
+    max_memory_bytes: usize,
+    workloads: papaya::HashMap<Arc<str>, Arc<RunningWorkload>>,
+    lifecycle: tokio::sync::Mutex<()>,
+    // Named config/secret sources; replaced whole (the dev loop reloads them).
+    sources: arc_swap::ArcSwap<NamedSources>,
+    // Set when `HostConfig::local_workload_calls` is on.
+    local: Option<Arc<LocalWorkloads>>,
+    registry: Registry,
+    ingress: crate::http::IngressLimits,
+    /// Outgoing connections open across the host (`OutboundLimits::host`).
+    outbound_host: Arc<Semaphore>,
+    outbound: crate::outbound::OutboundLimits,
+    memory_budget: Arc<crate::limits::MemoryBudget>,
+    pull_policy: PullPolicy,
+    metrics: Arc<Metrics>,
+    accounting: bool,
+    access_log: bool,
+}
+
+/// The workloads of one host as destinations of outgoing HTTP requests
+/// (`HostConfig::local_workload_calls`): a request whose authority routes
+/// to one of them is handed to it in memory.
+pub struct LocalWorkloads(std::sync::Weak<HostInner>);
+
+impl LocalWorkloads {
+    /// The running workload `uri` is addressed to, if it runs on this host.
+    pub(crate) fn find(&self, uri: &http::Uri) -> Option<Arc<RunningWorkload>> {
+        uri.authority()?;
+        let host = self.0.upgrade()?;
+        let (parts, ()) = http::Request::builder()
+            .uri(uri.clone())
+            .body(())
+            .ok()?
+            .into_parts();
+        let id = host.router.route(&parts).ok()?;
+        host.workloads.pin().get(&id).cloned()
+    }
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("engine", &self.0.engine)
+            .field("workloads", &self.0.workloads.len())
+            .finish()
+    }
+}
+
+impl Host {
+    /// Builds a host routing with `router`.
+    pub fn new(config: HostConfig, router: Arc<dyn Router>) -> Result<Self, HostError> {
+        let engine = Engine::new(&config.engine)?;
+        let plugins = PluginRegistry::new(crate::plugins::builtin(&config.plugins));
+        let linker = build_linker(engine.wasmtime(), &plugins)
+            .map_err(|e| HostError::Linker(format!("{e:#}")))?;
+        let artifacts = ArtifactStore::new(engine.clone(), config.cache_dir.clone());
+        Ok(Self(Arc::new_cyclic(|weak| HostInner {
+            engine,
+            artifacts,
+            linker,
+            plugins,
+            router,
+            limits: config.limits,
+            max_memory_bytes: config.engine.max_memory_bytes,
+            workloads: papaya::HashMap::new(),
+            lifecycle: tokio::sync::Mutex::new(()),
+            sources: arc_swap::ArcSwap::from_pointee(NamedSources::default()),
+            local: config
+                .local_workload_calls
+                .then(|| Arc::new(LocalWorkloads(weak.clone()))),
+            outbound_host: Arc::new(Semaphore::new(config.outbound.effective_host_limit())),
+            outbound: config.outbound,
+            ingress: config.ingress,
+            memory_budget: Arc::new(match config.memory_budget_bytes {
+                Some(bytes) => crate::limits::MemoryBudget::new(bytes),
+                None => crate::limits::MemoryBudget::for_this_machine(),
+            }),
+            registry: Registry::new(config.registry),
+            pull_policy: config.pull_policy,
+            metrics: Arc::new(Metrics::new()),
+            accounting: config.accounting || config.access_log,
+            access_log: config.access_log,
+        })))
+    }
+
+    /// Replaces the named config and secret sources that workloads started
+    /// from now on resolve `configFrom` / `secretFrom` against.
+    pub fn set_sources(&self, sources: NamedSources) {
+        self.0.sources.store(Arc::new(sources));
+    }
+
+    /// The host-wide linear memory budget.
+    pub fn memory_budget(&self) -> &crate::limits::MemoryBudget {
+        &self.0.memory_budget
+    }
+
+    /// How the ingress bounds client connections.
+    pub fn ingress_limits(&self) -> &crate::http::IngressLimits {
+        &self.0.ingress
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.0.engine
+    }
+
+    /// The artifact store (compiled components and their counters).
+    pub fn artifacts(&self) -> &ArtifactStore {
+        &self.0.artifacts
+    }
+
+    /// The router.
+    pub fn router(&self) -> &Arc<dyn Router> {
+        &self.0.router
+    }
+
+    /// The host's metrics: per-component series with
+    /// [`HostConfig::accounting`] on, host-wide ones always.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.0.metrics
+    }
+
+    /// Starts a workload. Starting an id that already runs the same spec is a
+    /// no-op returning its status.
+    pub async fn start_workload(
+        &self,
+        workload: Workload,
+    ) -> Result<WorkloadStatus, WorkloadError> {
+        let id = workload.id();
+        if let Some(status) = self.same_as_running(&id, &workload)? {
+            return Ok(status);
+        }
+        let running = self.prepare(workload).await?;
+        let _guard = self.0.lifecycle.lock().await;
+        if let Some(status) = self.same_as_running(&id, &running.workload)? {
+            return Ok(status);
+        }
+        self.publish(running)
+    }
+
+    /// Replaces (or starts) a workload atomically: the new version is
+    /// compiled and linked first, then swapped in; requests already running
+    /// finish on the old version.
+    pub async fn replace_workload(
+        &self,
+        workload: Workload,
+    ) -> Result<WorkloadStatus, WorkloadError> {
+        let running = self.prepare(workload).await?;
+        let _guard = self.0.lifecycle.lock().await;
+        self.publish(running)
+    }
+
+    /// Stops a workload; in-flight requests finish.
+    pub async fn stop_workload(&self, id: &str) -> Result<WorkloadStatus, WorkloadError> {
+        let _guard = self.0.lifecycle.lock().await;
+        let running = self
+            .0
+            .workloads
+            .pin()
+            .remove(id)
+            .cloned()
+            .ok_or_else(|| WorkloadError::NotFound(id.to_string()))?;
+        self.0.router.workload_unbound(id);
+        self.0.plugins.unbind(id);
+        self.0.metrics.forget(id);
+        self.0.metrics.set_workloads(self.0.workloads.len());
+        if let Some(service) = &running.service {
+            service.stop();
+        }
+        tracing::info!(workload = id, "workload stopped");
+        Ok(running.status(WorkloadState::Stopped))
+    }
+
+    /// Status of one workload, if it runs.
+    pub fn workload_status(&self, id: &str) -> Option<WorkloadStatus> {
+        self.0
+            .workloads
+            .pin()
+            .get(id)
+            .map(|w| w.status(WorkloadState::Running))
+    }
+
+    /// Status of every running workload, sorted by id.
+    pub fn workloads(&self) -> Vec<WorkloadStatus> {
+        let mut all: Vec<_> = self
+            .0
+            .workloads
+            .pin()
+            .values()
+            .map(|w| w.status(WorkloadState::Running))
+            .collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    /// Routes and serves one HTTP request.
+    pub async fn handle<B>(&self, request: http::Request<B>) -> http::Response<ResponseBody>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        if !self.0.access_log {
+            return self.route(request, None).await.0;
+        }
+        // Logged even when the client leaves before the answer (499).
+        let mut pending = crate::http::access::PendingRecord::new(AccessRecord::start(&request));
+        let usage = pending.usage();
+        let (response, workload) = self.route(request, Some(usage)).await;
+        let record = pending.answered(response.status(), workload);
+        response.map(|body| LoggedBody::new(body, record).boxed_unsync())
+    }
+
+    /// Routes one request and serves it; also says which workload answered.
+    async fn route<B>(
+        &self,
+        request: http::Request<B>,
+        usage: Option<Arc<RequestUsage>>,
+    ) -> (http::Response<ResponseBody>, Option<Arc<str>>)
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let (parts, body) = request.into_parts();
+        let span = crate::trace::request_span(&parts);
+        let (response, id) = self
+            .route_parts(parts, body, usage, &span)
+            .instrument(span.clone())
+            .await;
+        crate::trace::record_status(&span, response.status());
+        (response, id)
+    }
+
+    async fn route_parts<B>(
+        &self,
+        parts: http::request::Parts,
+        body: B,
+        usage: Option<Arc<RequestUsage>>,
+        span: &tracing::Span,
+    ) -> (http::Response<ResponseBody>, Option<Arc<str>>)
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let id = match self.0.router.route(&parts) {
+            Ok(id) => id,
+            Err(error) => return (error_response(error.status(), &error.to_string()), None),
+        };
+        span.record("nimbus.workload", &*id);
+        let Some(workload) = self.0.workloads.pin().get(&id).cloned() else {
+            return (
+                error_response(
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("workload `{id}` is not running"),
+                ),
+                None,
+            );
+        };
+        let response = workload
+            .handle(http::Request::from_parts(parts, body), usage)
+            .await;
+        (response, Some(id))
+    }
+
+    fn same_as_running(
+        &self,
+        id: &str,
+        workload: &Workload,
+    ) -> Result<Option<WorkloadStatus>, WorkloadError> {
+        match self.0.workloads.pin().get(id) {
+            Some(running) if running.workload == *workload => {
+                Ok(Some(running.status(WorkloadState::Running)))
+            }
+            Some(_) => Err(WorkloadError::Conflict(id.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    fn publish(&self, running: RunningWorkload) -> Result<WorkloadStatus, WorkloadError> {
+        self.0
+            .router
+            .workload_resolved(&running.id, &running.workload)?;
+        if let Some(service) = &running.service {
+            service.start();
+        }
+        let running = Arc::new(running);
+        let replaced = self
+            .0
+            .workloads
+            .pin()
+            .insert(running.id.clone(), running.clone())
+            .is_some();
+        self.0.metrics.set_workloads(self.0.workloads.len());
+        tracing::info!(workload = %running.id, replaced, "workload running");
+        Ok(running.status(WorkloadState::Running))
+    }
+}
