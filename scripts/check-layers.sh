@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the crate layering docs/ARCHITECTURE.md describes, from the
 # dependency graph itself: the model, the project tooling and the cluster's
-# controller side must not compile the engine.
+# controller side must not compile the engine, and neither may the
+# observability crate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,7 @@ forbid() { # forbid CRATE DEPENDENCY [cargo tree flags...]
 }
 forbid nimbus-model wasmtime
 forbid nimbus-model hyper
+forbid nimbus-observe wasmtime
 forbid nimbus-project wasmtime
 forbid nimbus-cluster wasmtime --no-default-features
 exit $status

@@ -7,9 +7,11 @@
 //!   images, one epoch ticker thread).
 //! - [`artifact`]: component bytes → compiled component, de-duplicated by
 //!   sha256 and cached on disk.
-//! - [`workload`]: the workload model (wasmCloud v2 shapes), manifests, a
-//!   running workload and its instance management.
-//! - [`files`]: bounded reads of user-named files (regular files only).
+//! - [`workload`]: a running workload and its instance management (the
+//!   model it runs, spec and manifests, is `nimbus-model`'s, re-exported
+//!   here).
+//! - [`files`]: bounded reads of user-named files (regular files only),
+//!   async.
 //! - [`guest_output`]: guests' stdout and stderr, into the log, bounded.
 //! - [`oci`]: components pushed to and pulled from OCI registries (Wasm
 //!   artifact layout), with a content-addressed cache.
@@ -20,8 +22,11 @@
 //! - [`wasi`]: the shared linker and each component's WASI context.
 //! - [`outbound`]: the outbound HTTP policy and vetted sender.
 //! - [`metrics`]: what each component costs (guest CPU, linear memory,
-//!   instances, requests), as Prometheus text.
+//!   instances, requests), as Prometheus text (`nimbus-observe`'s, plus the
+//!   store limiter that reports memory); [`trace`]: request spans.
 //! - [`http`]: the ingress server and the routers.
+//! - [`graph`]: a workload's wiring as a picture.
+//! - [`plugins`]: the host capabilities components import.
 //! - [`host`]: [`Host`], which ties these together.
 //!
 //! # Example
@@ -57,10 +62,10 @@ pub mod metrics;
 pub mod oci;
 pub mod outbound;
 pub mod plugins;
-pub mod trace;
 pub mod wasi;
 pub mod workload;
 
 pub use host::{Host, HostConfig, HostError, WorkloadError};
 // The model's modules, where the runtime's users have always found them.
 pub use nimbus_model::secret;
+pub use nimbus_observe::trace;

@@ -272,7 +272,7 @@ impl Host {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let (parts, body) = request.into_parts();
-        let span = crate::trace::request_span(&parts);
+        let span = crate::trace::request_span(&parts, crate::http::router::request_host);
         let (response, id) = self
             .route_parts(parts, body, usage, &span)
             .instrument(span.clone())

@@ -25,7 +25,12 @@ pub const TARGET: &str = "nimbus::trace";
 
 /// The span of one request at the ingress, child of the caller's context
 /// when the request carries one.
-pub(crate) fn request_span(parts: &http::request::Parts) -> Span {
+/// `host` reads the request's host name (the router's rule); it is called
+/// only when the span is recorded.
+pub fn request_span(
+    parts: &http::request::Parts,
+    host: fn(&http::request::Parts) -> Option<std::borrow::Cow<'_, str>>,
+) -> Span {
     let span = tracing::info_span!(
         target: TARGET,
         "request",
@@ -41,7 +46,7 @@ pub(crate) fn request_span(parts: &http::request::Parts) -> Span {
     if span.is_disabled() {
         return span;
     }
-    if let Some(host) = crate::http::router::request_host(parts) {
+    if let Some(host) = host(parts) {
         span.record("server.address", host.as_ref());
     }
     let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
@@ -58,11 +63,11 @@ pub(crate) fn request_span(parts: &http::request::Parts) -> Span {
 /// extensions) instead of the span itself, so that span still ends when
 /// its request does.
 #[derive(Clone, Debug)]
-pub(crate) struct Parent(opentelemetry::Context);
+pub struct Parent(opentelemetry::Context);
 
 impl Parent {
     /// The context of `span`; `None` when tracing is off.
-    pub(crate) fn of(span: &Span) -> Option<Self> {
+    pub fn of(span: &Span) -> Option<Self> {
         (!span.is_disabled()).then(|| Self(span.context()))
     }
 
@@ -79,11 +84,7 @@ impl Parent {
 
 /// The span of one layer (handler or middleware) handling `request`: a
 /// child of the current span, or of the layer that called it inward.
-pub(crate) fn component_span<B>(
-    workload: &str,
-    component: &str,
-    request: &http::Request<B>,
-) -> Span {
+pub fn component_span<B>(workload: &str, component: &str, request: &http::Request<B>) -> Span {
     let span = tracing::info_span!(
         target: TARGET,
         "component",
@@ -100,10 +101,7 @@ pub(crate) fn component_span<B>(
 /// The span of one outgoing request, under `parent` (the component span of
 /// the request the guest is handling); puts its context in the request's
 /// headers for the next hop.
-pub(crate) fn outbound_span(
-    parent: Option<&Parent>,
-    request: &mut http::Request<impl Sized>,
-) -> Span {
+pub fn outbound_span(parent: Option<&Parent>, request: &mut http::Request<impl Sized>) -> Span {
     let span = tracing::info_span!(
         target: TARGET,
         parent: None,
@@ -139,7 +137,7 @@ pub(crate) fn outbound_span(
 
 /// The span of one message delivered to a component's `handle-message`: the
 /// root of what the delivery does.
-pub(crate) fn message_span(workload: &str, component: &str, subject: &str) -> Span {
+pub fn message_span(workload: &str, component: &str, subject: &str) -> Span {
     tracing::info_span!(
         target: TARGET,
         parent: None,
@@ -155,7 +153,7 @@ pub(crate) fn message_span(workload: &str, component: &str, subject: &str) -> Sp
 }
 
 /// The span of one plugin call, under `parent`.
-pub(crate) fn plugin_span(parent: Option<&Parent>, interface: &str, function: &str) -> Span {
+pub fn plugin_span(parent: Option<&Parent>, interface: &str, function: &str) -> Span {
     let span = tracing::info_span!(
         target: TARGET,
         parent: None,
@@ -173,7 +171,7 @@ pub(crate) fn plugin_span(parent: Option<&Parent>, interface: &str, function: &s
 
 /// Records the status a span's request ended with; a server error marks
 /// the span as failed.
-pub(crate) fn record_status(span: &Span, status: http::StatusCode) {
+pub fn record_status(span: &Span, status: http::StatusCode) {
     if span.is_disabled() {
         return;
     }
@@ -184,7 +182,7 @@ pub(crate) fn record_status(span: &Span, status: http::StatusCode) {
 }
 
 /// Marks a span as failed.
-pub(crate) fn record_error(span: &Span) {
+pub fn record_error(span: &Span) {
     if !span.is_disabled() {
         span.record("otel.status_code", "ERROR");
     }

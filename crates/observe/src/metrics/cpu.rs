@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// CPU time the calling thread has used, in nanoseconds.
-pub(crate) fn thread_cpu_nanos() -> u64 {
+#[inline]
+fn thread_cpu_nanos() -> u64 {
     let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
     (now.tv_sec as u64)
         .saturating_mul(1_000_000_000)
@@ -20,13 +21,14 @@ pub(crate) fn thread_cpu_nanos() -> u64 {
 }
 
 /// A future whose every poll is charged to a worker's meter.
-pub(crate) struct Metered<F> {
+pub struct Metered<F> {
     inner: Pin<Box<F>>,
     meter: Arc<WorkerMeter>,
 }
 
 impl<F: Future> Metered<F> {
-    pub(crate) fn new(inner: F, meter: Arc<WorkerMeter>) -> Self {
+    /// Wraps `inner`, charging each of its polls to `meter`.
+    pub fn new(inner: F, meter: Arc<WorkerMeter>) -> Self {
         Self {
             inner: Box::pin(inner),
             meter,
@@ -50,7 +52,7 @@ impl<F: Future> Future for Metered<F> {
 /// Spawns `future`, charging its CPU to `metrics`' component when given:
 /// for guest work that runs on a task of its own (a service, a linked call,
 /// a message delivery) rather than in an HTTP worker.
-pub(crate) fn spawn_metered<F>(
+pub fn spawn_metered<F>(
     metrics: Option<&Arc<ComponentMetrics>>,
     future: F,
 ) -> tokio::task::JoinHandle<F::Output>

@@ -40,14 +40,15 @@ impl RequestUsage {
     /// Whether a worker poll for this request is running, so its cost is
     /// not charged yet: a response can be complete before the poll that
     /// produced it returns.
-    pub(crate) fn charging(&self) -> bool {
+    #[inline]
+    pub fn charging(&self) -> bool {
         self.meters()
             .iter()
             .any(|meter| meter.polling.load(Ordering::SeqCst))
     }
 
     /// Resolves once no poll for this request runs uncharged.
-    pub(crate) async fn settled(&self) {
+    pub async fn settled(&self) {
         for meter in self.meters() {
             meter.waiting.fetch_add(1, Ordering::SeqCst);
             loop {
@@ -70,7 +71,7 @@ impl RequestUsage {
 ///
 /// A request counts as handled while its owner keeps its [`RequestUsage`]:
 /// until the response body ends when an access log wants the figures.
-pub(crate) struct WorkerMeter {
+pub struct WorkerMeter {
     metrics: Option<Arc<ComponentMetrics>>,
     /// The instance's linear memory size, known once its store exists.
     memory: OnceLock<Arc<AtomicU64>>,
@@ -84,7 +85,8 @@ pub(crate) struct WorkerMeter {
 }
 
 impl WorkerMeter {
-    pub(crate) fn new(metrics: Option<Arc<ComponentMetrics>>) -> Self {
+    /// The meter of one worker, reporting to `metrics` when accounting is on.
+    pub fn new(metrics: Option<Arc<ComponentMetrics>>) -> Self {
         Self {
             metrics,
             memory: OnceLock::new(),
@@ -96,12 +98,12 @@ impl WorkerMeter {
     }
 
     /// Follows the linear memory of the instance this worker runs.
-    pub(crate) fn watch_memory(&self, bytes: Arc<AtomicU64>) {
+    pub fn watch_memory(&self, bytes: Arc<AtomicU64>) {
         let _ = self.memory.set(bytes);
     }
 
     /// `usage` is handled by this instance from now on.
-    pub(crate) fn request_started(self: &Arc<Self>, usage: &Arc<RequestUsage>) {
+    pub fn request_started(self: &Arc<Self>, usage: &Arc<RequestUsage>) {
         let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
         if !active
             .iter()
@@ -117,12 +119,14 @@ impl WorkerMeter {
     }
 
     /// A poll begins; [`WorkerMeter::charge`] ends it.
-    pub(crate) fn poll_started(&self) {
+    #[inline]
+    pub fn poll_started(&self) {
         self.polling.store(true, Ordering::SeqCst);
     }
 
     /// One poll of the instance used `nanos` of CPU.
-    pub(crate) fn charge(&self, nanos: u64) {
+    #[inline]
+    pub fn charge(&self, nanos: u64) {
         if let Some(metrics) = &self.metrics {
             metrics.cpu_spent(nanos);
         }

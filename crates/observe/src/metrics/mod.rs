@@ -1,0 +1,607 @@
+//! Accounting: what each workload's components cost and do, measured by the
+//! host that runs them, exported in the Prometheus text format.
+//!
+//! Many components share one host process, so cgroup-level tools cannot say
+//! what one of them costs; the host can, because it drives every store:
+//!
+//! - guest CPU: the thread CPU clock read around every poll of an instance's
+//!   worker (the future that runs the guest), so time spent waiting is never
+//!   counted; a poll's CPU is shared among the requests the instance was
+//!   handling during it (`usage`);
+//! - linear memory: every growth passes through the store's limiter (the
+//!   runtime's `MeteredLimiter`, which reports here), which keeps the component's live total and each instance's
+//!   size, the peak a request saw;
+//! - instances, requests by status class, latency, in-flight requests,
+//!   outbound requests by destination and decision, and plugin calls by
+//!   interface and outcome with their latency.
+//!
+//! Labels are `namespace`, `workload` and `component` (plus a status class,
+//! a decision, and a destination host capped per component), never a path,
+//! so the number of series is bounded by what runs. Series of a workload are
+//! dropped when it stops.
+
+mod cpu;
+mod usage;
+
+pub use cpu::{Metered, spawn_metered};
+pub use usage::RequestUsage;
+pub use usage::WorkerMeter;
+
+pub use prometheus::proto::MetricType;
+use prometheus::{
+    Counter, CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Most distinct destination hosts counted per component; further ones are
+/// counted under `other`, so a guest cannot grow the series without bound.
+const MAX_DESTINATIONS: usize = 64;
+
+/// Latency buckets, in seconds: 0.5 ms to 30 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+const COMPONENT_LABELS: &[&str] = &["namespace", "workload", "component"];
+
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+const OUTCOMES: [&str; 2] = ["ok", "error"];
+
+/// The host's metrics. Cheap to share (`Arc`).
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    in_flight: IntGaugeVec,
+    cpu: CounterVec,
+    memory: IntGaugeVec,
+    memory_peak: IntGaugeVec,
+    instances: IntGaugeVec,
+    instances_created: IntCounterVec,
+    instance_reuses: IntCounterVec,
+    instances_discarded: IntCounterVec,
+    outbound: IntCounterVec,
+    plugin_calls: IntCounterVec,
+    plugin_duration: HistogramVec,
+    workloads: IntGauge,
+    limit_events: IntCounterVec,
+    connections: IntGauge,
+    /// Every metric family: name, help and type (a family with no series
+    /// yet is missing from `gather`).
+    catalog: Vec<(String, String, MetricType)>,
+    /// Series created per workload id, so they can be dropped when it stops.
+    series: Mutex<HashMap<String, HashMap<String, Arc<ComponentMetrics>>>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help)
+}
+
+impl Metrics {
+    /// A registry with every Nimbus metric, all at zero.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let catalog = std::cell::RefCell::new(Vec::new());
+        let register = |collector: Box<dyn prometheus::core::Collector>, kind: MetricType| {
+            for desc in collector.desc() {
+                catalog
+                    .borrow_mut()
+                    .push((desc.fq_name.clone(), desc.help.clone(), kind));
+            }
+            registry.register(collector).expect("unique metric");
+        };
+        let with = |extra: &[&'static str]| {
+            let mut labels = COMPONENT_LABELS.to_vec();
+            labels.extend_from_slice(extra);
+            labels
+        };
+        let counter = |name: &str, help: &str, extra: &[&'static str]| {
+            let vec = IntCounterVec::new(opts(name, help), &with(extra)).expect("valid metric");
+            register(Box::new(vec.clone()), MetricType::COUNTER);
+            vec
+        };
+        let gauge = |name: &str, help: &str| {
+            let vec = IntGaugeVec::new(opts(name, help), COMPONENT_LABELS).expect("valid metric");
+            register(Box::new(vec.clone()), MetricType::GAUGE);
+            vec
+        };
+        let requests = counter(
+            "nimbus_requests_total",
+            "HTTP requests a component answered, by status class (1xx to 5xx).",
+            &["class"],
+        );
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "nimbus_request_duration_seconds",
+                "Time from handing a request to a component to its response headers.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            COMPONENT_LABELS,
+        )
+        .expect("valid metric");
+        register(Box::new(duration.clone()), MetricType::HISTOGRAM);
+        let cpu = CounterVec::new(
+            opts(
+                "nimbus_guest_cpu_seconds_total",
+                "CPU time the host spent running the component (thread CPU clock over every poll of its instances).",
+            ),
+            COMPONENT_LABELS,
+        )
+        .expect("valid metric");
+        register(Box::new(cpu.clone()), MetricType::COUNTER);
+        let plugin_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "nimbus_plugin_call_duration_seconds",
+                "Time a plugin call of the component took, by interface.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &with(&["interface"]),
+        )
+        .expect("valid metric");
+        register(Box::new(plugin_duration.clone()), MetricType::HISTOGRAM);
+        let workloads = IntGauge::new("nimbus_workloads", "Workloads running on this host.")
+            .expect("valid metric");
+        register(Box::new(workloads.clone()), MetricType::GAUGE);
+        let limit_events = IntCounterVec::new(
+            opts(
+                "nimbus_limit_events_total",
+                "Times a host-wide limit acted, by limit: ingress_connections (a connection refused at the cap), ingress_first_request (closed before its first request head), ingress_idle (an idle keep-alive closed), outbound_connections (an outgoing connection refused at a cap), guest_output (guest stdout/stderr dropped over its budget).",
+            ),
+            &["limit"],
+        )
+        .expect("valid metric");
+        register(Box::new(limit_events.clone()), MetricType::COUNTER);
+        let connections = IntGauge::new(
+            "nimbus_ingress_connections",
+            "Client connections the ingress holds open now.",
+        )
+        .expect("valid metric");
+        register(Box::new(connections.clone()), MetricType::GAUGE);
+        Self {
+            requests,
+            duration,
+            in_flight: gauge(
+                "nimbus_requests_in_flight",
+                "HTTP requests a component is handling now.",
+            ),
+            cpu,
+            memory: gauge(
+                "nimbus_memory_bytes",
+                "Linear memory of the component's live instances, in bytes.",
+            ),
+            memory_peak: gauge(
+                "nimbus_memory_peak_bytes",
+                "Largest linear memory one instance of the component has reached, in bytes.",
+            ),
+            instances: gauge("nimbus_instances", "Live instances of the component."),
+            instances_created: counter(
+                "nimbus_instances_created_total",
+                "Instances of the component created.",
+                &[],
+            ),
+            instance_reuses: counter(
+                "nimbus_instance_reuses_total",
+                "Requests served by an instance that had served one before.",
+                &[],
+            ),
+            instances_discarded: counter(
+                "nimbus_instances_discarded_total",
+                "Instances dropped after a trap or a missed deadline.",
+                &[],
+            ),
+            outbound: counter(
+                "nimbus_outbound_requests_total",
+                "Outgoing HTTP requests of the component, by destination host and decision (allowed or denied).",
+                &["destination", "decision"],
+            ),
+            plugin_calls: counter(
+                "nimbus_plugin_calls_total",
+                "Calls the component made to host plugins, by interface (such as wasi:keyvalue/store) and outcome (ok or error).",
+                &["interface", "outcome"],
+            ),
+            plugin_duration,
+            workloads,
+            limit_events,
+            connections,
+            series: Mutex::default(),
+            catalog: catalog.into_inner(),
+            registry,
+        }
+    }
+
+    /// The handles one component of workload `workload_id` (`namespace/name`)
+    /// records through. A replaced workload's components keep their series.
+    pub fn component(&self, workload_id: &str, component: &str) -> Arc<ComponentMetrics> {
+        let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        let components = series.entry(workload_id.to_string()).or_default();
+        if let Some(existing) = components.get(component) {
+            return existing.clone();
+        }
+        let (namespace, name) = workload_id
+            .split_once('/')
+            .unwrap_or(("default", workload_id));
+        let labels = [namespace, name, component];
+        let metrics = Arc::new(ComponentMetrics {
+            labels: labels.map(str::to_string),
+            requests: CLASSES.map(|class| {
+                self.requests
+                    .with_label_values(&[namespace, name, component, class])
+            }),
+            duration: self.duration.with_label_values(&labels),
+            in_flight: self.in_flight.with_label_values(&labels),
+            cpu: self.cpu.with_label_values(&labels),
+            memory: self.memory.with_label_values(&labels),
+            memory_peak: self.memory_peak.with_label_values(&labels),
+            peak: AtomicI64::new(0),
+            instances: self.instances.with_label_values(&labels),
+            instances_created: self.instances_created.with_label_values(&labels),
+            instance_reuses: self.instance_reuses.with_label_values(&labels),
+            instances_discarded: self.instances_discarded.with_label_values(&labels),
+            outbound: self.outbound.clone(),
+            destinations: Mutex::default(),
+            plugin_calls: self.plugin_calls.clone(),
+            plugin_duration: self.plugin_duration.clone(),
+            interfaces: Mutex::default(),
+        });
+        components.insert(component.to_string(), metrics.clone());
+        metrics
+    }
+
+    /// Drops every series of a stopped workload.
+    pub fn forget(&self, workload_id: &str) {
+        let Some(components) = self
+            .series
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(workload_id)
+        else {
+            return;
+        };
+        for component in components.into_values() {
+            let [namespace, name, comp] = component.labels.each_ref().map(String::as_str);
+            let labels = [namespace, name, comp];
+            for class in CLASSES {
+                let _ = self
+                    .requests
+                    .remove_label_values(&[namespace, name, comp, class]);
+            }
+            for vec in [
+                &self.in_flight,
+                &self.memory,
+                &self.memory_peak,
+                &self.instances,
+            ] {
+                let _ = vec.remove_label_values(&labels);
+            }
+            for vec in [
+                &self.instances_created,
+                &self.instance_reuses,
+                &self.instances_discarded,
+            ] {
+                let _ = vec.remove_label_values(&labels);
+            }
+            let _ = self.duration.remove_label_values(&labels);
+            let _ = self.cpu.remove_label_values(&labels);
+            for (destination, decision) in component
+                .destinations
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .drain()
+            {
+                let _ = self.outbound.remove_label_values(&[
+                    namespace,
+                    name,
+                    comp,
+                    &destination,
+                    decision,
+                ]);
+            }
+            for interface in component
+                .interfaces
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .drain()
+            {
+                let _ = self
+                    .plugin_duration
+                    .remove_label_values(&[namespace, name, comp, interface]);
+                for outcome in OUTCOMES {
+                    let _ = self
+                        .plugin_calls
+                        .remove_label_values(&[namespace, name, comp, interface, outcome]);
+                }
+            }
+        }
+    }
+
+    /// Sets the number of running workloads.
+    pub fn set_workloads(&self, count: usize) {
+        self.workloads.set(count as i64);
+    }
+
+    /// A host-wide limit acted (see `nimbus_limit_events_total`).
+    pub fn limit_hit(&self, limit: &'static str) {
+        self.limit_events.with_label_values(&[limit]).inc();
+    }
+
+    /// The open ingress connections gauge.
+    pub fn connections(&self) -> &IntGauge {
+        &self.connections
+    }
+
+    /// Every metric family the host exports: name, help text and type.
+    pub fn families(&self) -> &[(String, String, MetricType)] {
+        &self.catalog
+    }
+
+    /// Every metric family as it stands now (what `/metrics` encodes, and
+    /// what an OTLP metrics bridge reads).
+    pub fn gather(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.registry.gather()
+    }
+
+    /// Every metric in the Prometheus text format (version 0.0.4).
+    pub fn encode(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into memory only fails on invalid metric families, which
+        // the constructors above rule out.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The content type of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// What one component records through: the series for its labels, resolved
+/// once at start so the request path only touches atomics.
+pub struct ComponentMetrics {
+    labels: [String; 3],
+    requests: [IntCounter; 5],
+    duration: Histogram,
+    in_flight: IntGauge,
+    cpu: Counter,
+    memory: IntGauge,
+    memory_peak: IntGauge,
+    peak: AtomicI64,
+    instances: IntGauge,
+    instances_created: IntCounter,
+    instance_reuses: IntCounter,
+    instances_discarded: IntCounter,
+    outbound: IntCounterVec,
+    destinations: Mutex<HashSet<(String, &'static str)>>,
+    plugin_calls: IntCounterVec,
+    plugin_duration: HistogramVec,
+    /// Plugin interfaces called, so their series can be dropped.
+    interfaces: Mutex<HashSet<&'static str>>,
+}
+
+impl ComponentMetrics {
+    /// A request is handed to the component: in flight until the returned
+    /// guard drops, counted by status once it is finished.
+    #[inline]
+    pub fn request(&self) -> InFlight<'_> {
+        self.in_flight.inc();
+        InFlight {
+            metrics: self,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// `nanos` of guest CPU were spent.
+    #[inline]
+    pub fn cpu_spent(&self, nanos: u64) {
+        self.cpu.inc_by(nanos as f64 / 1e9);
+    }
+
+    /// Linear memory of a live instance grew (or shrank, when it is dropped)
+    /// by `delta` bytes; `instance_bytes` is its size now.
+    #[inline]
+    pub fn memory_changed(&self, delta: i64, instance_bytes: u64) {
+        self.memory.add(delta);
+        let size = i64::try_from(instance_bytes).unwrap_or(i64::MAX);
+        if self.peak.fetch_max(size, Ordering::Relaxed) < size {
+            self.memory_peak.set(self.peak.load(Ordering::Relaxed));
+        }
+    }
+
+    /// An instance was created.
+    #[inline]
+    pub fn instance_created(&self) {
+        self.instances.inc();
+        self.instances_created.inc();
+    }
+
+    /// An instance was dropped; `failed` when it trapped or missed a
+    /// deadline.
+    #[inline]
+    pub fn instance_dropped(&self, failed: bool) {
+        self.instances.dec();
+        if failed {
+            self.instances_discarded.inc();
+        }
+    }
+
+    /// An instance took one more request.
+    #[inline]
+    pub fn instance_reused(&self) {
+        self.instance_reuses.inc();
+    }
+
+    /// An outgoing request to `destination` was allowed or denied.
+    pub fn outbound(&self, destination: &str, allowed: bool) {
+        let decision = if allowed { "allowed" } else { "denied" };
+        let mut destination = destination.to_ascii_lowercase();
+        {
+            let mut seen = self.destinations.lock().unwrap_or_else(|p| p.into_inner());
+            let key = (destination, decision);
+            if seen.contains(&key) {
+                destination = key.0;
+            } else if seen.len() < MAX_DESTINATIONS {
+                destination = key.0.clone();
+                seen.insert(key);
+            } else {
+                destination = "other".to_string();
+                seen.insert((destination.clone(), decision));
+            }
+        }
+        let [namespace, name, component] = self.labels.each_ref().map(String::as_str);
+        self.outbound
+            .with_label_values(&[namespace, name, component, &destination, decision])
+            .inc();
+    }
+
+    /// A call to plugin `interface` ended, well or not, after `elapsed`.
+    pub fn plugin_call(&self, interface: &'static str, ok: bool, elapsed: std::time::Duration) {
+        self.interfaces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(interface);
+        let [namespace, name, component] = self.labels.each_ref().map(String::as_str);
+        let outcome = OUTCOMES[usize::from(!ok)];
+        self.plugin_calls
+            .with_label_values(&[namespace, name, component, interface, outcome])
+            .inc();
+        self.plugin_duration
+            .with_label_values(&[namespace, name, component, interface])
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+/// One request a component is handling; see [`ComponentMetrics::request`].
+pub struct InFlight<'a> {
+    metrics: &'a ComponentMetrics,
+    started: std::time::Instant,
+}
+
+impl InFlight<'_> {
+    /// The component answered with `status`.
+    #[inline]
+    pub fn finish(self, status: http::StatusCode) {
+        let class = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
+        self.metrics.requests[class].inc();
+        self.metrics
+            .duration
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.metrics.in_flight.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_are_labelled_bounded_and_dropped_with_their_workload() {
+        let metrics = Metrics::new();
+        let component = metrics.component("shop/cart", "api");
+        component.request().finish(http::StatusCode::OK);
+        component.request().finish(http::StatusCode::BAD_GATEWAY);
+        let abandoned = component.request();
+        assert!(metrics.encode().contains(
+            r#"nimbus_requests_in_flight{component="api",namespace="shop",workload="cart"} 1"#
+        ));
+        drop(abandoned);
+        component.cpu_spent(1_500_000);
+        component.memory_changed(1 << 20, 1 << 20);
+        for n in 0..(MAX_DESTINATIONS + 10) {
+            component.outbound(&format!("h{n}.example.com"), n % 2 == 0);
+        }
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"nimbus_requests_total{class="2xx",component="api",namespace="shop",workload="cart"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"nimbus_requests_total{class="5xx",component="api",namespace="shop",workload="cart"} 1"#));
+        assert!(text.contains(
+            r#"nimbus_requests_in_flight{component="api",namespace="shop",workload="cart"} 0"#
+        ));
+        assert!(text.contains(r#"nimbus_request_duration_seconds_count{component="api",namespace="shop",workload="cart"} 2"#));
+        assert!(text.contains(r#"nimbus_guest_cpu_seconds_total{component="api",namespace="shop",workload="cart"} 0.0015"#));
+        assert!(text.contains(
+            r#"nimbus_memory_peak_bytes{component="api",namespace="shop",workload="cart"} 1048576"#
+        ));
+        let destinations: HashSet<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("nimbus_outbound_requests_total{"))
+            .filter_map(|l| l.split("destination=\"").nth(1)?.split('"').next())
+            .collect();
+        assert_eq!(destinations.len(), MAX_DESTINATIONS + 1, "{destinations:?}");
+        assert!(destinations.contains("other"));
+
+        metrics.forget("shop/cart");
+        let text = metrics.encode();
+        assert!(!text.contains("workload=\"cart\""), "{text}");
+    }
+
+    /// The metric names the Grafana dashboard and the docs use are the ones
+    /// the host exports.
+    #[test]
+    fn the_dashboard_and_the_docs_name_real_metrics() {
+        let metrics = Metrics::new();
+        metrics
+            .component("a/b", "c")
+            .request()
+            .finish(http::StatusCode::OK);
+        let exported: HashSet<String> = metrics
+            .families()
+            .iter()
+            .map(|(name, _, _)| name.clone())
+            .collect();
+        // The catalog is what `/metrics` exports once every series exists.
+        for line in metrics.encode().lines() {
+            if let Some(name) = line
+                .strip_prefix("# TYPE ")
+                .and_then(|l| l.split(' ').next())
+            {
+                assert!(exported.contains(name), "{name} is missing from families()");
+            }
+        }
+        for (file, text) in [
+            (
+                "docs/grafana-dashboard.json",
+                include_str!("../../../../docs/grafana-dashboard.json"),
+            ),
+            (
+                "docs/OBSERVABILITY.md",
+                include_str!("../../../../docs/OBSERVABILITY.md"),
+            ),
+        ] {
+            let mut named = 0;
+            for (at, _) in text.match_indices("nimbus_") {
+                let name: String = text[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let base = name.strip_suffix("_bucket").unwrap_or(&name);
+                assert!(
+                    exported.contains(base),
+                    "{file} names `{name}`, which is not exported"
+                );
+                named += 1;
+            }
+            assert!(named >= 8, "{file} names only {named} metrics");
+        }
+    }
+}
