@@ -413,7 +413,9 @@ mod blobstore {
     //! object streamed by a component limited to 32 MiB of memory.
 
     use super::*;
-    use nimbus_runtime::plugins::blobstore::{BlobBackend, BlobSettings, open_blob_backend};
+    use nimbus_runtime::plugins::blobstore::{
+        BlobBackend, BlobError, BlobSettings, open_blob_backend,
+    };
     use tokio::io::AsyncReadExt;
 
     const TIMEOUT: Duration = Duration::from_secs(5);
@@ -449,11 +451,9 @@ mod blobstore {
         assert_eq!(b.container_created_at("photos").await.unwrap(), None);
         b.create_container("photos").await.unwrap();
         assert!(b.container_created_at("photos").await.unwrap().is_some());
-        assert!(
-            b.create_container("photos")
-                .await
-                .unwrap_err()
-                .contains("already exists")
+        assert_eq!(
+            b.create_container("photos").await.unwrap_err(),
+            BlobError::ContainerExists("photos".into())
         );
         b.create_container("backup").await.unwrap();
 
@@ -483,7 +483,10 @@ mod blobstore {
         assert_eq!(b.list_objects("photos").await.unwrap(), ["dir/b.txt"]);
         b.delete_container("photos").await.unwrap();
         assert_eq!(b.container_created_at("photos").await.unwrap(), None);
-        assert!(b.list_objects("photos").await.is_err());
+        assert_eq!(
+            b.list_objects("photos").await.unwrap_err(),
+            BlobError::NoSuchContainer("photos".into())
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -502,10 +505,18 @@ mod blobstore {
         // Names never leave the root.
         backend.create_container("box").await.unwrap();
         for bad in ["../escape", "/etc/passwd", "a/../../b", "nul\0byte", ""] {
-            assert!(backend.object_info("box", bad).await.is_err(), "{bad:?}");
+            let error = backend.object_info("box", bad).await.unwrap_err();
+            assert!(
+                matches!(error, BlobError::InvalidObjectName(_)),
+                "{bad:?}: {error}"
+            );
         }
         for bad in ["..", "a/b", ".nimbus-spool"] {
-            assert!(backend.create_container(bad).await.is_err(), "{bad:?}");
+            let error = backend.create_container(bad).await.unwrap_err();
+            assert!(
+                matches!(error, BlobError::InvalidContainerName { .. }),
+                "{bad:?}: {error}"
+            );
         }
     }
 

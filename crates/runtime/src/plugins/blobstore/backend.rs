@@ -24,8 +24,72 @@ pub struct ObjectInfo {
     pub created_at: u64,
 }
 
-/// A blob store a plugin binds workloads to. Errors are the interface's
-/// error strings.
+/// Why a blobstore operation failed. The guest receives its message (the
+/// interface's error is a string); the host can match on the kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlobError {
+    /// A container name the backend cannot use; `rule` says why, when the
+    /// generic rule (one non-empty path component) is not the reason.
+    #[error("invalid container name `{name}`{rule}")]
+    InvalidContainerName {
+        /// The name given.
+        name: String,
+        /// `""`, or the backend's own rule, e.g. `" (reserved)"`.
+        rule: &'static str,
+    },
+    /// An object name that could leave its container (empty, absolute,
+    /// `.`/`..` components, NUL), escaped for printing.
+    #[error("invalid object name `{0}`")]
+    InvalidObjectName(String),
+    /// No such container.
+    #[error("container `{0}` does not exist")]
+    NoSuchContainer(String),
+    /// The container to create exists.
+    #[error("container `{0}` already exists")]
+    ContainerExists(String),
+    /// No such object.
+    #[error("object `{0}` does not exist")]
+    NoSuchObject(String),
+    /// A read range that ends before it starts.
+    #[error("end {end} is before start {start}")]
+    InvalidRange {
+        /// First byte.
+        start: u64,
+        /// Last byte.
+        end: u64,
+    },
+    /// `finish` of an outgoing value whose data was never written.
+    #[error("write-data was not called for this value; nothing was stored")]
+    NothingWritten,
+    /// The in-memory store holds all it may.
+    #[error(
+        "the in-memory blobstore is full ({limit_mib} MiB of objects); delete objects, or choose a persistent backend"
+    )]
+    Full {
+        /// Its bound, in MiB.
+        limit_mib: u64,
+    },
+    /// The backend did not answer within the call's timeout.
+    #[error("the blobstore backend did not answer within {ms} ms")]
+    Timeout {
+        /// The timeout.
+        ms: u128,
+    },
+    /// A transfer did not finish within its size-scaled timeout.
+    #[error("the blobstore backend did not take {bytes} bytes within {ms} ms")]
+    TransferTimeout {
+        /// Bytes being moved.
+        bytes: u64,
+        /// The timeout.
+        ms: u128,
+    },
+    /// The backend failed (I/O, the NATS server, a spool file), with what
+    /// failed in the message.
+    #[error("{0}")]
+    Backend(String),
+}
+
+/// A blob store a plugin binds workloads to.
 #[async_trait]
 pub trait BlobBackend: Send + Sync + 'static {
     /// Where writes are spooled before [`write`](Self::write) (the same
@@ -34,15 +98,19 @@ pub trait BlobBackend: Send + Sync + 'static {
         std::env::temp_dir()
     }
     /// Creates an empty container; an error if it exists.
-    async fn create_container(&self, name: &str) -> Result<(), String>;
+    async fn create_container(&self, name: &str) -> Result<(), BlobError>;
     /// When the container was created, or `None` if it does not exist.
-    async fn container_created_at(&self, name: &str) -> Result<Option<u64>, String>;
+    async fn container_created_at(&self, name: &str) -> Result<Option<u64>, BlobError>;
     /// Deletes a container and everything in it.
-    async fn delete_container(&self, name: &str) -> Result<(), String>;
+    async fn delete_container(&self, name: &str) -> Result<(), BlobError>;
     /// Object names of a container, sorted.
-    async fn list_objects(&self, container: &str) -> Result<Vec<String>, String>;
+    async fn list_objects(&self, container: &str) -> Result<Vec<String>, BlobError>;
     /// Size and age of an object, or `None` if missing.
-    async fn object_info(&self, container: &str, name: &str) -> Result<Option<ObjectInfo>, String>;
+    async fn object_info(
+        &self,
+        container: &str,
+        name: &str,
+    ) -> Result<Option<ObjectInfo>, BlobError>;
     /// `len` bytes of an object from `start` (the caller clamps to its size).
     async fn read(
         &self,
@@ -50,12 +118,12 @@ pub trait BlobBackend: Send + Sync + 'static {
         name: &str,
         start: u64,
         len: u64,
-    ) -> Result<BlobReader, String>;
+    ) -> Result<BlobReader, BlobError>;
     /// Stores the spooled file at `source` as the object. The backend may
     /// move the file; the caller removes it afterwards if it is still there.
-    async fn write(&self, container: &str, name: &str, source: &Path) -> Result<(), String>;
+    async fn write(&self, container: &str, name: &str, source: &Path) -> Result<(), BlobError>;
     /// Removes an object; a missing one is not an error.
-    async fn delete_object(&self, container: &str, name: &str) -> Result<(), String>;
+    async fn delete_object(&self, container: &str, name: &str) -> Result<(), BlobError>;
 }
 
 /// Seconds since the Unix epoch.
@@ -67,22 +135,30 @@ pub(crate) fn now() -> u64 {
 }
 
 /// Checks a container name: one non-empty path component.
-pub fn check_container_name(name: &str) -> Result<(), String> {
+pub fn check_container_name(name: &str) -> Result<(), BlobError> {
     if name.is_empty() || name.contains('/') || name.contains('\\') {
-        return Err(format!("invalid container name `{name}`"));
+        return Err(BlobError::InvalidContainerName {
+            name: name.to_string(),
+            rule: "",
+        });
     }
-    check_component(name).map_err(|_| format!("invalid container name `{name}`"))
+    check_component(name).map_err(|_| BlobError::InvalidContainerName {
+        name: name.to_string(),
+        rule: "",
+    })
 }
 
 /// Checks an object name: relative `/`-separated components, none empty,
 /// `.` or `..`, no NUL, so it can never leave its container.
-pub fn check_object_name(name: &str) -> Result<(), String> {
+pub fn check_object_name(name: &str) -> Result<(), BlobError> {
     let bad = name.is_empty()
         || name.starts_with('/')
         || name.contains('\\')
         || name.split('/').any(|part| check_component(part).is_err());
     if bad {
-        return Err(format!("invalid object name `{}`", name.escape_default()));
+        return Err(BlobError::InvalidObjectName(
+            name.escape_default().to_string(),
+        ));
     }
     Ok(())
 }
@@ -153,24 +229,23 @@ impl MemoryBlobs {
         (state.bytes - state.size_of(container, name)).saturating_add(size) <= self.limit
     }
 
-    fn full(&self) -> String {
-        format!(
-            "the in-memory blobstore is full ({} MiB of objects); delete objects, or choose a persistent backend",
-            self.limit >> 20
-        )
+    fn full(&self) -> BlobError {
+        BlobError::Full {
+            limit_mib: self.limit >> 20,
+        }
     }
 }
 
-fn missing(container: &str) -> String {
-    format!("container `{container}` does not exist")
+fn missing(container: &str) -> BlobError {
+    BlobError::NoSuchContainer(container.to_string())
 }
 
 #[async_trait]
 impl BlobBackend for MemoryBlobs {
-    async fn create_container(&self, name: &str) -> Result<(), String> {
+    async fn create_container(&self, name: &str) -> Result<(), BlobError> {
         self.with(|state| {
             if state.containers.contains_key(name) {
-                return Err(format!("container `{name}` already exists"));
+                return Err(BlobError::ContainerExists(name.to_string()));
             }
             state.containers.insert(
                 name.to_string(),
@@ -183,11 +258,11 @@ impl BlobBackend for MemoryBlobs {
         })
     }
 
-    async fn container_created_at(&self, name: &str) -> Result<Option<u64>, String> {
+    async fn container_created_at(&self, name: &str) -> Result<Option<u64>, BlobError> {
         Ok(self.with(|state| state.containers.get(name).map(|c| c.created_at)))
     }
 
-    async fn delete_container(&self, name: &str) -> Result<(), String> {
+    async fn delete_container(&self, name: &str) -> Result<(), BlobError> {
         self.with(|state| {
             if let Some(removed) = state.containers.remove(name) {
                 let freed: u64 = removed.objects.values().map(|(d, _)| d.len() as u64).sum();
@@ -197,7 +272,7 @@ impl BlobBackend for MemoryBlobs {
         Ok(())
     }
 
-    async fn list_objects(&self, container: &str) -> Result<Vec<String>, String> {
+    async fn list_objects(&self, container: &str) -> Result<Vec<String>, BlobError> {
         self.with(|state| {
             state
                 .containers
@@ -207,7 +282,11 @@ impl BlobBackend for MemoryBlobs {
         })
     }
 
-    async fn object_info(&self, container: &str, name: &str) -> Result<Option<ObjectInfo>, String> {
+    async fn object_info(
+        &self,
+        container: &str,
+        name: &str,
+    ) -> Result<Option<ObjectInfo>, BlobError> {
         self.with(|state| {
             let c = state
                 .containers
@@ -226,7 +305,7 @@ impl BlobBackend for MemoryBlobs {
         name: &str,
         start: u64,
         len: u64,
-    ) -> Result<BlobReader, String> {
+    ) -> Result<BlobReader, BlobError> {
         let data = self.with(|state| {
             let c = state
                 .containers
@@ -235,26 +314,26 @@ impl BlobBackend for MemoryBlobs {
             c.objects
                 .get(name)
                 .map(|(data, _)| data.clone())
-                .ok_or_else(|| format!("object `{name}` does not exist"))
+                .ok_or_else(|| BlobError::NoSuchObject(name.to_string()))
         })?;
         let start = (start as usize).min(data.len());
         let end = start.saturating_add(len as usize).min(data.len());
         Ok(Box::pin(std::io::Cursor::new(data.slice(start..end))))
     }
 
-    async fn write(&self, container: &str, name: &str, source: &Path) -> Result<(), String> {
+    async fn write(&self, container: &str, name: &str, source: &Path) -> Result<(), BlobError> {
         // Sized before it is read: a spooled value may be far larger than
         // the host should ever hold in memory.
         let size = tokio::fs::metadata(source)
             .await
-            .map_err(|e| format!("cannot read the spooled value: {e}"))?
+            .map_err(|e| BlobError::Backend(format!("cannot read the spooled value: {e}")))?
             .len();
         if !self.with(|state| self.fits(state, container, name, size)) {
             return Err(self.full());
         }
         let data = tokio::fs::read(source)
             .await
-            .map_err(|e| format!("cannot read the spooled value: {e}"))?;
+            .map_err(|e| BlobError::Backend(format!("cannot read the spooled value: {e}")))?;
         let size = data.len() as u64;
         self.with(|state| {
             // Checked again: another write may have landed meanwhile.
@@ -272,7 +351,7 @@ impl BlobBackend for MemoryBlobs {
         })
     }
 
-    async fn delete_object(&self, container: &str, name: &str) -> Result<(), String> {
+    async fn delete_object(&self, container: &str, name: &str) -> Result<(), BlobError> {
         self.with(|state| {
             let c = state
                 .containers
@@ -302,7 +381,8 @@ mod tests {
         store.create_container("c").await.unwrap();
         store.write("c", "a", &spool(60)).await.unwrap();
         let error = store.write("c", "b", &spool(60)).await.unwrap_err();
-        assert!(error.contains("blobstore is full"), "{error}");
+        assert_eq!(error, BlobError::Full { limit_mib: 0 });
+        assert!(error.to_string().contains("blobstore is full"), "{error}");
         assert_eq!(store.object_info("c", "b").await.unwrap(), None);
         // Replacing an object counts only the new size.
         store.write("c", "a", &spool(100)).await.unwrap();

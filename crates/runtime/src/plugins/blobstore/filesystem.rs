@@ -8,7 +8,7 @@
 //! new one, never half of one, and an acknowledged write survives a crash.
 
 use super::backend::{
-    BlobBackend, BlobReader, ObjectInfo, check_container_name, check_object_name,
+    BlobBackend, BlobError, BlobReader, ObjectInfo, check_container_name, check_object_name,
 };
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
@@ -23,8 +23,8 @@ pub struct FilesystemBlobs {
     root: PathBuf,
 }
 
-fn io(error: std::io::Error) -> String {
-    format!("filesystem blobstore: {error}")
+fn io(error: std::io::Error) -> BlobError {
+    BlobError::Backend(format!("filesystem blobstore: {error}"))
 }
 
 fn seconds(time: std::io::Result<SystemTime>) -> u64 {
@@ -36,27 +36,34 @@ fn seconds(time: std::io::Result<SystemTime>) -> u64 {
 
 impl FilesystemBlobs {
     /// A store rooted at `root` (created if missing).
-    pub fn open(root: &Path) -> Result<Self, String> {
-        std::fs::create_dir_all(root.join(SPOOL))
-            .map_err(|e| format!("cannot create blobstore root `{}`: {e}", root.display()))?;
+    pub fn open(root: &Path) -> Result<Self, BlobError> {
+        std::fs::create_dir_all(root.join(SPOOL)).map_err(|e| {
+            BlobError::Backend(format!(
+                "cannot create blobstore root `{}`: {e}",
+                root.display()
+            ))
+        })?;
         Ok(Self {
             root: root.to_path_buf(),
         })
     }
 
-    fn container_dir(&self, container: &str) -> Result<PathBuf, String> {
+    fn container_dir(&self, container: &str) -> Result<PathBuf, BlobError> {
         check_container_name(container)?;
         if container == SPOOL {
-            return Err(format!("invalid container name `{container}` (reserved)"));
+            return Err(BlobError::InvalidContainerName {
+                name: container.to_string(),
+                rule: " (reserved)",
+            });
         }
         Ok(self.root.join(container))
     }
 
-    fn object_path(&self, container: &str, name: &str) -> Result<PathBuf, String> {
+    fn object_path(&self, container: &str, name: &str) -> Result<PathBuf, BlobError> {
         check_object_name(name)?;
         let dir = self.container_dir(container)?;
         if !dir.is_dir() {
-            return Err(format!("container `{container}` does not exist"));
+            return Err(BlobError::NoSuchContainer(container.to_string()));
         }
         Ok(dir.join(name))
     }
@@ -87,18 +94,18 @@ impl BlobBackend for FilesystemBlobs {
         self.root.join(SPOOL)
     }
 
-    async fn create_container(&self, name: &str) -> Result<(), String> {
+    async fn create_container(&self, name: &str) -> Result<(), BlobError> {
         let dir = self.container_dir(name)?;
         match tokio::fs::create_dir(&dir).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(format!("container `{name}` already exists"))
+                Err(BlobError::ContainerExists(name.to_string()))
             }
             Err(e) => Err(io(e)),
         }
     }
 
-    async fn container_created_at(&self, name: &str) -> Result<Option<u64>, String> {
+    async fn container_created_at(&self, name: &str) -> Result<Option<u64>, BlobError> {
         let dir = self.container_dir(name)?;
         match tokio::fs::metadata(&dir).await {
             Ok(meta) if meta.is_dir() => Ok(Some(seconds(meta.created().or(meta.modified())))),
@@ -108,7 +115,7 @@ impl BlobBackend for FilesystemBlobs {
         }
     }
 
-    async fn delete_container(&self, name: &str) -> Result<(), String> {
+    async fn delete_container(&self, name: &str) -> Result<(), BlobError> {
         let dir = self.container_dir(name)?;
         match tokio::fs::remove_dir_all(&dir).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
@@ -116,23 +123,27 @@ impl BlobBackend for FilesystemBlobs {
         }
     }
 
-    async fn list_objects(&self, container: &str) -> Result<Vec<String>, String> {
+    async fn list_objects(&self, container: &str) -> Result<Vec<String>, BlobError> {
         let dir = self.container_dir(container)?;
         if !dir.is_dir() {
-            return Err(format!("container `{container}` does not exist"));
+            return Err(BlobError::NoSuchContainer(container.to_string()));
         }
         let mut names = tokio::task::spawn_blocking(move || {
             let mut names = Vec::new();
             walk(&dir, "", &mut names).map(|()| names)
         })
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| BlobError::Backend(e.to_string()))?
         .map_err(io)?;
         names.sort();
         Ok(names)
     }
 
-    async fn object_info(&self, container: &str, name: &str) -> Result<Option<ObjectInfo>, String> {
+    async fn object_info(
+        &self,
+        container: &str,
+        name: &str,
+    ) -> Result<Option<ObjectInfo>, BlobError> {
         let path = self.object_path(container, name)?;
         match tokio::fs::metadata(&path).await {
             Ok(meta) if meta.is_file() => Ok(Some(ObjectInfo {
@@ -151,12 +162,12 @@ impl BlobBackend for FilesystemBlobs {
         name: &str,
         start: u64,
         len: u64,
-    ) -> Result<BlobReader, String> {
+    ) -> Result<BlobReader, BlobError> {
         let path = self.object_path(container, name)?;
         let mut file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => format!("object `{name}` does not exist"),
+                std::io::ErrorKind::NotFound => BlobError::NoSuchObject(name.to_string()),
                 _ => io(e),
             })?;
         file.seek(std::io::SeekFrom::Start(start))
@@ -165,7 +176,7 @@ impl BlobBackend for FilesystemBlobs {
         Ok(Box::pin(file.take(len)))
     }
 
-    async fn write(&self, container: &str, name: &str, source: &Path) -> Result<(), String> {
+    async fn write(&self, container: &str, name: &str, source: &Path) -> Result<(), BlobError> {
         let path = self.object_path(container, name)?;
         let parent = path.parent().unwrap_or(&self.root).to_path_buf();
         tokio::fs::create_dir_all(&parent).await.map_err(io)?;
@@ -185,7 +196,7 @@ impl BlobBackend for FilesystemBlobs {
             .map_err(io)
     }
 
-    async fn delete_object(&self, container: &str, name: &str) -> Result<(), String> {
+    async fn delete_object(&self, container: &str, name: &str) -> Result<(), BlobError> {
         let path = self.object_path(container, name)?;
         match tokio::fs::remove_file(&path).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),

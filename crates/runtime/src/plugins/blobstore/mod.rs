@@ -25,7 +25,8 @@ mod filesystem;
 mod nats;
 
 pub use backend::{
-    BlobBackend, BlobReader, MemoryBlobs, ObjectInfo, check_container_name, check_object_name,
+    BlobBackend, BlobError, BlobReader, MemoryBlobs, ObjectInfo, check_container_name,
+    check_object_name,
 };
 pub use filesystem::FilesystemBlobs;
 
@@ -183,7 +184,9 @@ impl BlobstorePlugin {
         self.pool.get_or_open(workload, settings, in_memory, || {
             Ok(match settings {
                 BlobSettings::Memory => Arc::new(MemoryBlobs::default()),
-                BlobSettings::Filesystem { path } => Arc::new(FilesystemBlobs::open(path)?),
+                BlobSettings::Filesystem { path } => {
+                    Arc::new(FilesystemBlobs::open(path).map_err(|e| e.to_string())?)
+                }
                 #[cfg(feature = "nats")]
                 BlobSettings::Nats { url } => Arc::new(nats::NatsBlobs {
                     connection: self.nats.get(url, timeout),
@@ -267,14 +270,16 @@ struct BlobBinding {
 }
 
 impl BlobBinding {
-    async fn call<R>(&self, call: impl Future<Output = Result<R, String>>) -> Result<R, String> {
+    async fn call<R>(
+        &self,
+        call: impl Future<Output = Result<R, BlobError>>,
+    ) -> Result<R, BlobError> {
         tokio::time::timeout(self.timeout, call)
             .await
             .unwrap_or_else(|_| {
-                Err(format!(
-                    "the blobstore backend did not answer within {} ms",
-                    self.timeout.as_millis()
-                ))
+                Err(BlobError::Timeout {
+                    ms: self.timeout.as_millis(),
+                })
             })
     }
 
@@ -284,16 +289,16 @@ impl BlobBinding {
     async fn transfer<R>(
         &self,
         bytes: u64,
-        call: impl Future<Output = Result<R, String>>,
-    ) -> Result<R, String> {
+        call: impl Future<Output = Result<R, BlobError>>,
+    ) -> Result<R, BlobError> {
         let allowed = self.timeout + Duration::from_secs(bytes / TRANSFER_FLOOR);
         tokio::time::timeout(allowed, call)
             .await
             .unwrap_or_else(|_| {
-                Err(format!(
-                    "the blobstore backend did not take {bytes} bytes within {} ms",
-                    allowed.as_millis()
-                ))
+                Err(BlobError::TransferTimeout {
+                    bytes,
+                    ms: allowed.as_millis(),
+                })
             })
     }
 
@@ -302,8 +307,8 @@ impl BlobBinding {
     async fn delete_each(
         &self,
         container: &str,
-        names: impl IntoIterator<Item = Result<String, String>>,
-    ) -> Result<(), String> {
+        names: impl IntoIterator<Item = Result<String, BlobError>>,
+    ) -> Result<(), BlobError> {
         for name in names {
             self.call(self.backend.delete_object(container, &name?))
                 .await?;
@@ -311,39 +316,41 @@ impl BlobBinding {
         Ok(())
     }
 
-    async fn require_container(&self, name: &str) -> Result<u64, String> {
+    async fn require_container(&self, name: &str) -> Result<u64, BlobError> {
         check_container_name(name)?;
         self.call(self.backend.container_created_at(name))
             .await?
-            .ok_or_else(|| format!("container `{name}` does not exist"))
+            .ok_or_else(|| BlobError::NoSuchContainer(name.to_string()))
     }
 
     /// Copies `src` to `dest` through a spool file.
-    async fn copy(&self, src: &types::ObjectId, dest: &types::ObjectId) -> Result<(), String> {
+    async fn copy(&self, src: &types::ObjectId, dest: &types::ObjectId) -> Result<(), BlobError> {
         check_object_name(&src.object)?;
         check_object_name(&dest.object)?;
         self.require_container(&dest.container).await?;
         let info = self
             .call(self.backend.object_info(&src.container, &src.object))
             .await?
-            .ok_or_else(|| format!("object `{}` does not exist", src.object))?;
+            .ok_or_else(|| BlobError::NoSuchObject(src.object.clone()))?;
         let mut reader = self
             .call(self.backend.read(&src.container, &src.object, 0, info.size))
             .await?;
         let spool = tempfile::NamedTempFile::new_in(self.backend.spool_dir())
-            .map_err(|e| format!("cannot spool the copy: {e}"))?;
+            .map_err(|e| BlobError::Backend(format!("cannot spool the copy: {e}")))?;
         let (file, path) = spool.into_parts();
         let mut file = tokio::fs::File::from_std(file);
         self.transfer(info.size, async {
             tokio::io::copy(&mut reader, &mut file)
                 .await
-                .map_err(|e| format!("cannot copy the object: {e}"))
+                .map_err(|e| BlobError::Backend(format!("cannot copy the object: {e}")))
         })
         .await?;
         file.sync_all()
             .await
-            .map_err(|e| format!("cannot copy the object: {e}"))?;
-        let path = path.keep().map_err(|e| format!("cannot spool: {e}"))?;
+            .map_err(|e| BlobError::Backend(format!("cannot copy the object: {e}")))?;
+        let path = path
+            .keep()
+            .map_err(|e| BlobError::Backend(format!("cannot spool: {e}")))?;
         let result = self
             .transfer(
                 info.size,
@@ -378,91 +385,99 @@ impl BlobView<'_> {
 
 type Outcome<T> = wasmtime::Result<Result<T, String>>;
 
+/// Runs a host function's body observed (traced and counted); the guest
+/// receives a [`BlobError`] as its message, the interface's error string.
+async fn outcome<T>(
+    calls: super::PluginCalls<'_>,
+    interface: &'static str,
+    function: &'static str,
+    body: impl Future<Output = wasmtime::Result<Result<T, BlobError>>>,
+) -> Outcome<T> {
+    calls
+        .observe_outcome(interface, function, body)
+        .await
+        .map(|result| result.map_err(|error| error.to_string()))
+}
+
 impl blobstore::Host for BlobView<'_> {
     async fn create_container(&mut self, name: String) -> Outcome<Resource<ContainerHandle>> {
         let calls = self.calls;
-        calls
-            .observe_outcome(BLOBSTORE, "create-container", async move {
-                let binding = self.binding()?;
-                if let Err(e) = check_container_name(&name) {
-                    return Ok(Err(e));
-                }
-                if let Err(e) = binding.call(binding.backend.create_container(&name)).await {
-                    return Ok(Err(e));
-                }
-                Ok(Ok(self.table.push(ContainerHandle { name })?))
-            })
-            .await
+        outcome(calls, BLOBSTORE, "create-container", async move {
+            let binding = self.binding()?;
+            if let Err(e) = check_container_name(&name) {
+                return Ok(Err(e));
+            }
+            if let Err(e) = binding.call(binding.backend.create_container(&name)).await {
+                return Ok(Err(e));
+            }
+            Ok(Ok(self.table.push(ContainerHandle { name })?))
+        })
+        .await
     }
 
     async fn get_container(&mut self, name: String) -> Outcome<Resource<ContainerHandle>> {
         let calls = self.calls;
-        calls
-            .observe_outcome(BLOBSTORE, "get-container", async move {
-                let binding = self.binding()?;
-                if let Err(e) = binding.require_container(&name).await {
-                    return Ok(Err(e));
-                }
-                Ok(Ok(self.table.push(ContainerHandle { name })?))
-            })
-            .await
+        outcome(calls, BLOBSTORE, "get-container", async move {
+            let binding = self.binding()?;
+            if let Err(e) = binding.require_container(&name).await {
+                return Ok(Err(e));
+            }
+            Ok(Ok(self.table.push(ContainerHandle { name })?))
+        })
+        .await
     }
 
     async fn delete_container(&mut self, name: String) -> Outcome<()> {
         let calls = self.calls;
-        calls
-            .observe_outcome(BLOBSTORE, "delete-container", async move {
-                let binding = self.binding()?;
-                if let Err(e) = check_container_name(&name) {
-                    return Ok(Err(e));
-                }
-                Ok(binding.call(binding.backend.delete_container(&name)).await)
-            })
-            .await
+        outcome(calls, BLOBSTORE, "delete-container", async move {
+            let binding = self.binding()?;
+            if let Err(e) = check_container_name(&name) {
+                return Ok(Err(e));
+            }
+            Ok(binding.call(binding.backend.delete_container(&name)).await)
+        })
+        .await
     }
 
     async fn container_exists(&mut self, name: String) -> Outcome<bool> {
         let calls = self.calls;
-        calls
-            .observe_outcome(BLOBSTORE, "container-exists", async move {
-                let binding = self.binding()?;
-                if let Err(e) = check_container_name(&name) {
-                    return Ok(Err(e));
-                }
-                Ok(binding
-                    .call(binding.backend.container_created_at(&name))
-                    .await
-                    .map(|c| c.is_some()))
-            })
-            .await
+        outcome(calls, BLOBSTORE, "container-exists", async move {
+            let binding = self.binding()?;
+            if let Err(e) = check_container_name(&name) {
+                return Ok(Err(e));
+            }
+            Ok(binding
+                .call(binding.backend.container_created_at(&name))
+                .await
+                .map(|c| c.is_some()))
+        })
+        .await
     }
 
     async fn copy_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Outcome<()> {
         let calls = self.calls;
-        calls
-            .observe_outcome(BLOBSTORE, "copy-object", async move {
-                let binding = self.binding()?;
-                Ok(binding.copy(&src, &dest).await)
-            })
-            .await
+        outcome(calls, BLOBSTORE, "copy-object", async move {
+            let binding = self.binding()?;
+            Ok(binding.copy(&src, &dest).await)
+        })
+        .await
     }
 
     async fn move_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Outcome<()> {
         let calls = self.calls;
-        calls
-            .observe_outcome(BLOBSTORE, "move-object", async move {
-                let binding = self.binding()?;
-                if let Err(e) = binding.copy(&src, &dest).await {
-                    return Ok(Err(e));
-                }
-                if src.container == dest.container && src.object == dest.object {
-                    return Ok(Ok(()));
-                }
-                Ok(binding
-                    .call(binding.backend.delete_object(&src.container, &src.object))
-                    .await)
-            })
-            .await
+        outcome(calls, BLOBSTORE, "move-object", async move {
+            let binding = self.binding()?;
+            if let Err(e) = binding.copy(&src, &dest).await {
+                return Ok(Err(e));
+            }
+            if src.container == dest.container && src.object == dest.object {
+                return Ok(Ok(()));
+            }
+            Ok(binding
+                .call(binding.backend.delete_object(&src.container, &src.object))
+                .await)
+        })
+        .await
     }
 }
 
@@ -478,15 +493,14 @@ impl container::HostContainer for BlobView<'_> {
         handle: Resource<ContainerHandle>,
     ) -> Outcome<types::ContainerMetadata> {
         let calls = self.calls;
-        calls
-            .observe_outcome(CONTAINER, "info", async move {
-                let (binding, name) = self.container(&handle)?;
-                Ok(binding
-                    .require_container(&name)
-                    .await
-                    .map(|created_at| types::ContainerMetadata { name, created_at }))
-            })
-            .await
+        outcome(calls, CONTAINER, "info", async move {
+            let (binding, name) = self.container(&handle)?;
+            Ok(binding
+                .require_container(&name)
+                .await
+                .map(|created_at| types::ContainerMetadata { name, created_at }))
+        })
+        .await
     }
 
     async fn get_data(
@@ -497,40 +511,39 @@ impl container::HostContainer for BlobView<'_> {
         end: u64,
     ) -> Outcome<Resource<IncomingValue>> {
         let calls = self.calls;
-        calls
-            .observe_outcome(CONTAINER, "get-data", async move {
-                let (binding, container) = self.container(&handle)?;
-                if let Err(e) = check_object_name(&name) {
-                    return Ok(Err(e));
-                }
-                let info = match binding
-                    .call(binding.backend.object_info(&container, &name))
-                    .await
-                {
-                    Ok(Some(info)) => info,
-                    Ok(None) => return Ok(Err(format!("object `{name}` does not exist"))),
-                    Err(e) => return Ok(Err(e)),
-                };
-                if end < start {
-                    return Ok(Err(format!("end {end} is before start {start}")));
-                }
-                // Offsets are inclusive; clamp to the object.
-                let last = end.min(info.size.saturating_sub(1));
-                let size = if info.size == 0 || start > last {
-                    0
-                } else {
-                    last - start + 1
-                };
-                let reader = match binding
-                    .call(binding.backend.read(&container, &name, start, size))
-                    .await
-                {
-                    Ok(reader) => reader,
-                    Err(e) => return Ok(Err(e)),
-                };
-                Ok(Ok(self.table.push(IncomingValue { reader, size })?))
-            })
-            .await
+        outcome(calls, CONTAINER, "get-data", async move {
+            let (binding, container) = self.container(&handle)?;
+            if let Err(e) = check_object_name(&name) {
+                return Ok(Err(e));
+            }
+            let info = match binding
+                .call(binding.backend.object_info(&container, &name))
+                .await
+            {
+                Ok(Some(info)) => info,
+                Ok(None) => return Ok(Err(BlobError::NoSuchObject(name.clone()))),
+                Err(e) => return Ok(Err(e)),
+            };
+            if end < start {
+                return Ok(Err(BlobError::InvalidRange { start, end }));
+            }
+            // Offsets are inclusive; clamp to the object.
+            let last = end.min(info.size.saturating_sub(1));
+            let size = if info.size == 0 || start > last {
+                0
+            } else {
+                last - start + 1
+            };
+            let reader = match binding
+                .call(binding.backend.read(&container, &name, start, size))
+                .await
+            {
+                Ok(reader) => reader,
+                Err(e) => return Ok(Err(e)),
+            };
+            Ok(Ok(self.table.push(IncomingValue { reader, size })?))
+        })
+        .await
     }
 
     async fn write_data(
@@ -540,19 +553,18 @@ impl container::HostContainer for BlobView<'_> {
         data: Resource<OutgoingValue>,
     ) -> Outcome<()> {
         let calls = self.calls;
-        calls
-            .observe_outcome(CONTAINER, "write-data", async move {
-                let (binding, container) = self.container(&handle)?;
-                if let Err(e) = check_object_name(&name) {
-                    return Ok(Err(e));
-                }
-                if let Err(e) = binding.require_container(&container).await {
-                    return Ok(Err(e));
-                }
-                self.table.get_mut(&data)?.target = Some((container, name));
-                Ok(Ok(()))
-            })
-            .await
+        outcome(calls, CONTAINER, "write-data", async move {
+            let (binding, container) = self.container(&handle)?;
+            if let Err(e) = check_object_name(&name) {
+                return Ok(Err(e));
+            }
+            if let Err(e) = binding.require_container(&container).await {
+                return Ok(Err(e));
+            }
+            self.table.get_mut(&data)?.target = Some((container, name));
+            Ok(Ok(()))
+        })
+        .await
     }
 
     async fn list_objects(
@@ -560,15 +572,14 @@ impl container::HostContainer for BlobView<'_> {
         handle: Resource<ContainerHandle>,
     ) -> Outcome<Resource<ObjectNames>> {
         let calls = self.calls;
-        calls
-            .observe_outcome(CONTAINER, "list-objects", async move {
-                let (binding, container) = self.container(&handle)?;
-                match binding.call(binding.backend.list_objects(&container)).await {
-                    Ok(names) => Ok(Ok(self.table.push(ObjectNames { names, position: 0 })?)),
-                    Err(e) => Ok(Err(e)),
-                }
-            })
-            .await
+        outcome(calls, CONTAINER, "list-objects", async move {
+            let (binding, container) = self.container(&handle)?;
+            match binding.call(binding.backend.list_objects(&container)).await {
+                Ok(names) => Ok(Ok(self.table.push(ObjectNames { names, position: 0 })?)),
+                Err(e) => Ok(Err(e)),
+            }
+        })
+        .await
     }
 
     async fn delete_object(
@@ -577,17 +588,16 @@ impl container::HostContainer for BlobView<'_> {
         name: String,
     ) -> Outcome<()> {
         let calls = self.calls;
-        calls
-            .observe_outcome(CONTAINER, "delete-object", async move {
-                let (binding, container) = self.container(&handle)?;
-                if let Err(e) = check_object_name(&name) {
-                    return Ok(Err(e));
-                }
-                Ok(binding
-                    .call(binding.backend.delete_object(&container, &name))
-                    .await)
-            })
-            .await
+        outcome(calls, CONTAINER, "delete-object", async move {
+            let (binding, container) = self.container(&handle)?;
+            if let Err(e) = check_object_name(&name) {
+                return Ok(Err(e));
+            }
+            Ok(binding
+                .call(binding.backend.delete_object(&container, &name))
+                .await)
+        })
+        .await
     }
 
     async fn delete_objects(
@@ -596,15 +606,14 @@ impl container::HostContainer for BlobView<'_> {
         names: Vec<String>,
     ) -> Outcome<()> {
         let calls = self.calls;
-        calls
-            .observe_outcome(CONTAINER, "delete-objects", async move {
-                let (binding, container) = self.container(&handle)?;
-                let checked = names
-                    .into_iter()
-                    .map(|name| check_object_name(&name).map(|()| name));
-                Ok(binding.delete_each(&container, checked).await)
-            })
-            .await
+        outcome(calls, CONTAINER, "delete-objects", async move {
+            let (binding, container) = self.container(&handle)?;
+            let checked = names
+                .into_iter()
+                .map(|name| check_object_name(&name).map(|()| name));
+            Ok(binding.delete_each(&container, checked).await)
+        })
+        .await
     }
 
     async fn has_object(
@@ -613,18 +622,17 @@ impl container::HostContainer for BlobView<'_> {
         name: String,
     ) -> Outcome<bool> {
         let calls = self.calls;
-        calls
-            .observe_outcome(CONTAINER, "has-object", async move {
-                let (binding, container) = self.container(&handle)?;
-                if let Err(e) = check_object_name(&name) {
-                    return Ok(Err(e));
-                }
-                Ok(binding
-                    .call(binding.backend.object_info(&container, &name))
-                    .await
-                    .map(|info| info.is_some()))
-            })
-            .await
+        outcome(calls, CONTAINER, "has-object", async move {
+            let (binding, container) = self.container(&handle)?;
+            if let Err(e) = check_object_name(&name) {
+                return Ok(Err(e));
+            }
+            Ok(binding
+                .call(binding.backend.object_info(&container, &name))
+                .await
+                .map(|info| info.is_some()))
+        })
+        .await
     }
 
     async fn object_info(
@@ -633,45 +641,43 @@ impl container::HostContainer for BlobView<'_> {
         name: String,
     ) -> Outcome<types::ObjectMetadata> {
         let calls = self.calls;
-        calls
-            .observe_outcome(CONTAINER, "object-info", async move {
-                let (binding, container) = self.container(&handle)?;
-                if let Err(e) = check_object_name(&name) {
-                    return Ok(Err(e));
-                }
-                Ok(
-                    match binding
-                        .call(binding.backend.object_info(&container, &name))
-                        .await
-                    {
-                        Ok(Some(info)) => Ok(types::ObjectMetadata {
-                            name,
-                            container,
-                            created_at: info.created_at,
-                            size: info.size,
-                        }),
-                        Ok(None) => Err(format!("object `{name}` does not exist")),
-                        Err(e) => Err(e),
-                    },
-                )
-            })
-            .await
+        outcome(calls, CONTAINER, "object-info", async move {
+            let (binding, container) = self.container(&handle)?;
+            if let Err(e) = check_object_name(&name) {
+                return Ok(Err(e));
+            }
+            Ok(
+                match binding
+                    .call(binding.backend.object_info(&container, &name))
+                    .await
+                {
+                    Ok(Some(info)) => Ok(types::ObjectMetadata {
+                        name,
+                        container,
+                        created_at: info.created_at,
+                        size: info.size,
+                    }),
+                    Ok(None) => Err(BlobError::NoSuchObject(name.clone())),
+                    Err(e) => Err(e),
+                },
+            )
+        })
+        .await
     }
 
     async fn clear(&mut self, handle: Resource<ContainerHandle>) -> Outcome<()> {
         let calls = self.calls;
-        calls
-            .observe_outcome(CONTAINER, "clear", async move {
-                let (binding, container) = self.container(&handle)?;
-                let names = match binding.call(binding.backend.list_objects(&container)).await {
-                    Ok(names) => names,
-                    Err(e) => return Ok(Err(e)),
-                };
-                Ok(binding
-                    .delete_each(&container, names.into_iter().map(Ok))
-                    .await)
-            })
-            .await
+        outcome(calls, CONTAINER, "clear", async move {
+            let (binding, container) = self.container(&handle)?;
+            let names = match binding.call(binding.backend.list_objects(&container)).await {
+                Ok(names) => names,
+                Err(e) => return Ok(Err(e)),
+            };
+            Ok(binding
+                .delete_each(&container, names.into_iter().map(Ok))
+                .await)
+        })
+        .await
     }
 
     async fn drop(&mut self, handle: Resource<ContainerHandle>) -> wasmtime::Result<()> {
@@ -736,27 +742,28 @@ impl types::HostOutgoingValue for BlobView<'_> {
 
     async fn finish(&mut self, handle: Resource<OutgoingValue>) -> Outcome<()> {
         let calls = self.calls;
-        calls
-            .observe_outcome(TYPES, "finish", async move {
-                let value = self.table.delete(handle)?;
-                let binding = self.binding()?;
-                let Some((container, name)) = value.target else {
-                    return Ok(Err(
-                        "write-data was not called for this value; nothing was stored".into(),
-                    ));
-                };
-                let path = match value.path.keep() {
-                    Ok(path) => path,
-                    Err(e) => return Ok(Err(format!("cannot keep the spooled value: {e}"))),
-                };
-                let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
-                let result = binding
-                    .transfer(size, binding.backend.write(&container, &name, &path))
-                    .await;
-                let _ = tokio::fs::remove_file(&path).await;
-                Ok(result)
-            })
-            .await
+        outcome(calls, TYPES, "finish", async move {
+            let value = self.table.delete(handle)?;
+            let binding = self.binding()?;
+            let Some((container, name)) = value.target else {
+                return Ok(Err(BlobError::NothingWritten));
+            };
+            let path = match value.path.keep() {
+                Ok(path) => path,
+                Err(e) => {
+                    return Ok(Err(BlobError::Backend(format!(
+                        "cannot keep the spooled value: {e}"
+                    ))));
+                }
+            };
+            let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
+            let result = binding
+                .transfer(size, binding.backend.write(&container, &name, &path))
+                .await;
+            let _ = tokio::fs::remove_file(&path).await;
+            Ok(result)
+        })
+        .await
     }
 
     async fn drop(&mut self, handle: Resource<OutgoingValue>) -> wasmtime::Result<()> {

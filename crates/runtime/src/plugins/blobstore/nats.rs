@@ -3,7 +3,7 @@
 //! chunked by the object store on the way in and streamed on the way out,
 //! so no object is ever held whole in host memory.
 
-use super::backend::{BlobBackend, BlobReader, ObjectInfo, check_object_name};
+use super::backend::{BlobBackend, BlobError, BlobReader, ObjectInfo, check_object_name};
 use crate::plugins::nats::NatsConnection;
 use async_nats::jetstream::{self, object_store};
 use async_trait::async_trait;
@@ -16,11 +16,11 @@ pub(crate) struct NatsBlobs {
     pub(crate) connection: NatsConnection,
 }
 
-fn other(error: impl std::fmt::Display) -> String {
-    format!("nats: {error}")
+fn other(error: impl std::fmt::Display) -> BlobError {
+    BlobError::Backend(format!("nats: {error}"))
 }
 
-fn check_bucket(name: &str) -> Result<(), String> {
+fn check_bucket(name: &str) -> Result<(), BlobError> {
     let valid = !name.is_empty()
         && name
             .chars()
@@ -28,37 +28,38 @@ fn check_bucket(name: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!(
-            "invalid container name `{name}` for a NATS object store (letters, digits, - and _ only)"
-        ))
+        Err(BlobError::InvalidContainerName {
+            name: name.to_string(),
+            rule: " for a NATS object store (letters, digits, - and _ only)",
+        })
     }
 }
 
 impl NatsBlobs {
-    async fn context(&self) -> Result<jetstream::Context, String> {
-        let client = self.connection.client().await?;
+    async fn context(&self) -> Result<jetstream::Context, BlobError> {
+        let client = self.connection.client().await.map_err(BlobError::Backend)?;
         let mut js = jetstream::new(client.clone());
         js.set_timeout(self.connection.timeout());
         Ok(js)
     }
 
-    async fn store(&self, container: &str) -> Result<object_store::ObjectStore, String> {
+    async fn store(&self, container: &str) -> Result<object_store::ObjectStore, BlobError> {
         check_bucket(container)?;
         self.context()
             .await?
             .get_object_store(container)
             .await
-            .map_err(|_| format!("container `{container}` does not exist"))
+            .map_err(|_| BlobError::NoSuchContainer(container.to_string()))
     }
 }
 
 #[async_trait]
 impl BlobBackend for NatsBlobs {
-    async fn create_container(&self, name: &str) -> Result<(), String> {
+    async fn create_container(&self, name: &str) -> Result<(), BlobError> {
         check_bucket(name)?;
         let js = self.context().await?;
         if js.get_object_store(name).await.is_ok() {
-            return Err(format!("container `{name}` already exists"));
+            return Err(BlobError::ContainerExists(name.to_string()));
         }
         js.create_object_store(object_store::Config {
             bucket: name.to_string(),
@@ -69,7 +70,7 @@ impl BlobBackend for NatsBlobs {
         .map_err(other)
     }
 
-    async fn container_created_at(&self, name: &str) -> Result<Option<u64>, String> {
+    async fn container_created_at(&self, name: &str) -> Result<Option<u64>, BlobError> {
         check_bucket(name)?;
         let js = self.context().await?;
         match js.get_stream(format!("OBJ_{name}")).await {
@@ -83,7 +84,7 @@ impl BlobBackend for NatsBlobs {
         }
     }
 
-    async fn delete_container(&self, name: &str) -> Result<(), String> {
+    async fn delete_container(&self, name: &str) -> Result<(), BlobError> {
         check_bucket(name)?;
         let js = self.context().await?;
         match js.delete_object_store(name).await {
@@ -93,7 +94,7 @@ impl BlobBackend for NatsBlobs {
         }
     }
 
-    async fn list_objects(&self, container: &str) -> Result<Vec<String>, String> {
+    async fn list_objects(&self, container: &str) -> Result<Vec<String>, BlobError> {
         let store = self.store(container).await?;
         let infos: Vec<object_store::ObjectInfo> = store
             .list()
@@ -111,7 +112,11 @@ impl BlobBackend for NatsBlobs {
         Ok(names)
     }
 
-    async fn object_info(&self, container: &str, name: &str) -> Result<Option<ObjectInfo>, String> {
+    async fn object_info(
+        &self,
+        container: &str,
+        name: &str,
+    ) -> Result<Option<ObjectInfo>, BlobError> {
         check_object_name(name)?;
         let store = self.store(container).await?;
         match store.info(name).await {
@@ -134,7 +139,7 @@ impl BlobBackend for NatsBlobs {
         name: &str,
         start: u64,
         len: u64,
-    ) -> Result<BlobReader, String> {
+    ) -> Result<BlobReader, BlobError> {
         check_object_name(name)?;
         let store = self.store(container).await?;
         let mut object = store.get(name).await.map_err(other)?;
@@ -145,14 +150,14 @@ impl BlobBackend for NatsBlobs {
         Ok(Box::pin(object.take(len)))
     }
 
-    async fn write(&self, container: &str, name: &str, source: &Path) -> Result<(), String> {
+    async fn write(&self, container: &str, name: &str, source: &Path) -> Result<(), BlobError> {
         check_object_name(name)?;
         let store = self.store(container).await?;
         let mut file = tokio::fs::File::open(source).await.map_err(other)?;
         store.put(name, &mut file).await.map(drop).map_err(other)
     }
 
-    async fn delete_object(&self, container: &str, name: &str) -> Result<(), String> {
+    async fn delete_object(&self, container: &str, name: &str) -> Result<(), BlobError> {
         check_object_name(name)?;
         let store = self.store(container).await?;
         match store.delete(name).await {
