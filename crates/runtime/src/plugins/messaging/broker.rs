@@ -35,20 +35,20 @@ pub type Subscription = mpsc::Receiver<Message>;
 #[async_trait]
 pub trait Broker: Send + Sync + 'static {
     /// Publishes `message`.
-    async fn publish(&self, message: Message) -> Result<(), String>;
+    async fn publish(&self, message: Message) -> Result<(), MessagingError>;
     /// Publishes to `subject` and waits up to `timeout` for the first reply.
     async fn request(
         &self,
         subject: String,
         body: Bytes,
         timeout: Duration,
-    ) -> Result<Message, String>;
+    ) -> Result<Message, MessagingError>;
     /// Subscribes to `subject`, optionally as a member of queue group `queue`.
     async fn subscribe(
         &self,
         subject: String,
         queue: Option<String>,
-    ) -> Result<Subscription, String>;
+    ) -> Result<Subscription, MessagingError>;
 }
 
 /// Whether `subject` matches `pattern` (NATS wildcards).
@@ -65,16 +65,44 @@ pub fn subject_matches(pattern: &str, subject: &str) -> bool {
     subject_tokens.next().is_none()
 }
 
+/// Why a messaging call failed. The guest receives its message (the
+/// interface's error is a string); the host can match on the kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessagingError {
+    /// A subject NATS would refuse (empty tokens, spaces, wildcards where
+    /// none may be).
+    #[error("invalid subject `{0}`")]
+    InvalidSubject(String),
+    /// A request no subscriber heard.
+    #[error("no responders on `{0}`")]
+    NoResponders(String),
+    /// No reply came within the request's timeout.
+    #[error("no reply on `{subject}` within {ms} ms")]
+    NoReply {
+        /// The request's subject.
+        subject: String,
+        /// The timeout.
+        ms: u128,
+    },
+    /// The in-memory broker dropped the reply subscription.
+    #[error("the broker closed the reply subscription")]
+    ReplyClosed,
+    /// The broker failed (the NATS server, the connection), with what
+    /// failed in the message.
+    #[error("{0}")]
+    Broker(String),
+}
+
 /// Checks a subject the guest publishes to: non-empty tokens, no spaces,
 /// wildcards only in subscriptions.
-pub(crate) fn check_subject(subject: &str, wildcards: bool) -> Result<(), String> {
+pub(crate) fn check_subject(subject: &str, wildcards: bool) -> Result<(), MessagingError> {
     let tokens_ok = subject.split('.').all(|t| {
         !t.is_empty()
             && !t.chars().any(char::is_whitespace)
             && (wildcards || (t != "*" && t != ">"))
     });
     if subject.is_empty() || !tokens_ok {
-        return Err(format!("invalid subject `{subject}`"));
+        return Err(MessagingError::InvalidSubject(subject.to_string()));
     }
     Ok(())
 }
@@ -129,7 +157,7 @@ impl MemoryBroker {
 
 #[async_trait]
 impl Broker for MemoryBroker {
-    async fn publish(&self, message: Message) -> Result<(), String> {
+    async fn publish(&self, message: Message) -> Result<(), MessagingError> {
         check_subject(&message.subject, false)?;
         self.deliver(message);
         Ok(())
@@ -140,7 +168,7 @@ impl Broker for MemoryBroker {
         subject: String,
         body: Bytes,
         timeout: Duration,
-    ) -> Result<Message, String> {
+    ) -> Result<Message, MessagingError> {
         check_subject(&subject, false)?;
         let inbox = format!(
             "_INBOX.memory.{}",
@@ -153,15 +181,15 @@ impl Broker for MemoryBroker {
             reply_to: Some(inbox),
         });
         if delivered == 0 {
-            return Err(format!("no responders on `{subject}`"));
+            return Err(MessagingError::NoResponders(subject));
         }
         match tokio::time::timeout(timeout, replies.recv()).await {
             Ok(Some(reply)) => Ok(reply),
-            Ok(None) => Err("the broker closed the reply subscription".into()),
-            Err(_) => Err(format!(
-                "no reply on `{subject}` within {} ms",
-                timeout.as_millis()
-            )),
+            Ok(None) => Err(MessagingError::ReplyClosed),
+            Err(_) => Err(MessagingError::NoReply {
+                subject,
+                ms: timeout.as_millis(),
+            }),
         }
     }
 
@@ -169,7 +197,7 @@ impl Broker for MemoryBroker {
         &self,
         subject: String,
         queue: Option<String>,
-    ) -> Result<Subscription, String> {
+    ) -> Result<Subscription, MessagingError> {
         check_subject(&subject, true)?;
         let (sender, receiver) = mpsc::channel(SUBSCRIPTION_BUFFER);
         self.subscribers
@@ -191,19 +219,23 @@ pub struct NatsBroker {
 }
 
 #[cfg(feature = "nats")]
-fn nats_error(error: impl std::fmt::Display) -> String {
-    format!("nats: {error}")
+fn nats_error(error: impl std::fmt::Display) -> MessagingError {
+    MessagingError::Broker(format!("nats: {error}"))
 }
 
 #[cfg(feature = "nats")]
 #[async_trait]
 impl Broker for NatsBroker {
-    async fn publish(&self, message: Message) -> Result<(), String> {
+    async fn publish(&self, message: Message) -> Result<(), MessagingError> {
         check_subject(&message.subject, false)?;
         // Publishing only queues; the flush tells the guest whether the
         // server took it, and the timeout bounds both during an outage.
         let publish = async {
-            let client = self.connection.client().await?;
+            let client = self
+                .connection
+                .client()
+                .await
+                .map_err(MessagingError::Broker)?;
             let result = match message.reply_to {
                 Some(reply) => {
                     client
@@ -217,7 +249,9 @@ impl Broker for NatsBroker {
         };
         tokio::time::timeout(self.connection.timeout(), publish)
             .await
-            .map_err(|_| "nats: the server did not acknowledge in time".to_string())?
+            .map_err(|_| {
+                MessagingError::Broker("nats: the server did not acknowledge in time".into())
+            })?
     }
 
     async fn request(
@@ -225,9 +259,13 @@ impl Broker for NatsBroker {
         subject: String,
         body: Bytes,
         timeout: Duration,
-    ) -> Result<Message, String> {
+    ) -> Result<Message, MessagingError> {
         check_subject(&subject, false)?;
-        let client = self.connection.client().await?;
+        let client = self
+            .connection
+            .client()
+            .await
+            .map_err(MessagingError::Broker)?;
         let request = async_nats::Request::new()
             .payload(body)
             .timeout(Some(timeout));
@@ -246,9 +284,13 @@ impl Broker for NatsBroker {
         &self,
         subject: String,
         queue: Option<String>,
-    ) -> Result<Subscription, String> {
+    ) -> Result<Subscription, MessagingError> {
         check_subject(&subject, true)?;
-        let client = self.connection.client().await?;
+        let client = self
+            .connection
+            .client()
+            .await
+            .map_err(MessagingError::Broker)?;
         let mut subscriber = match queue {
             Some(queue) => client.queue_subscribe(subject, queue).await,
             None => client.subscribe(subject).await,
@@ -328,6 +370,6 @@ mod tests {
             .request("nobody".into(), Bytes::new(), Duration::from_secs(5))
             .await
             .unwrap_err();
-        assert!(err.contains("no responders"), "{err}");
+        assert_eq!(err, MessagingError::NoResponders("nobody".into()));
     }
 }

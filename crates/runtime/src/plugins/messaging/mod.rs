@@ -26,7 +26,7 @@ mod broker;
 
 #[cfg(feature = "nats")]
 pub use broker::NatsBroker;
-pub use broker::{Broker, MemoryBroker, Message, Subscription, subject_matches};
+pub use broker::{Broker, MemoryBroker, Message, MessagingError, Subscription, subject_matches};
 
 use crate::plugins::NatsConnections;
 use crate::plugins::{BindContext, Binding, ComponentHandle, PluginError, ServeGuard};
@@ -132,7 +132,7 @@ impl MessagingPlugin {
             })
             .unwrap_or_default();
         for subject in &subscriptions {
-            broker::check_subject(subject, true).map_err(error)?;
+            broker::check_subject(subject, true).map_err(|e| error(e.to_string()))?;
         }
         let max_in_flight = match config.get("max_in_flight") {
             Some(n) => n
@@ -249,7 +249,7 @@ async fn subscription_loop(
                     workload,
                     component = name,
                     subject,
-                    error,
+                    %error,
                     "cannot subscribe; retrying"
                 );
                 tokio::time::sleep(backoff).await;
@@ -374,14 +374,21 @@ impl consumer::Host for ConsumerView<'_> {
                 broker.request(subject.clone(), body.into(), timeout),
             )
             .await
-            .unwrap_or_else(|_| Err(format!("no reply on `{subject}` within {timeout_ms} ms")))
+            .unwrap_or_else(|_| {
+                Err(MessagingError::NoReply {
+                    subject: subject.clone(),
+                    ms: timeout_ms.into(),
+                })
+            })
         };
         let reply = self.calls.observe(CONSUMER, "request", call).await;
-        Ok(reply.map(|m| types::BrokerMessage {
-            subject: m.subject,
-            body: m.body.to_vec(),
-            reply_to: m.reply_to,
-        }))
+        Ok(reply
+            .map(|m| types::BrokerMessage {
+                subject: m.subject,
+                body: m.body.to_vec(),
+                reply_to: m.reply_to,
+            })
+            .map_err(|e| e.to_string()))
     }
 
     async fn publish(&mut self, msg: types::BrokerMessage) -> wasmtime::Result<Result<(), String>> {
@@ -391,7 +398,11 @@ impl consumer::Host for ConsumerView<'_> {
             body: msg.body.into(),
             reply_to: msg.reply_to,
         });
-        Ok(self.calls.observe(CONSUMER, "publish", call).await)
+        Ok(self
+            .calls
+            .observe(CONSUMER, "publish", call)
+            .await
+            .map_err(|e| e.to_string()))
     }
 }
 
