@@ -56,18 +56,9 @@ impl fmt::Debug for Digest {
 /// Why bytes could not become a component.
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
-    /// The bytes do not start with the WebAssembly magic number.
-    #[error("not a WebAssembly file (it does not start with the `\\0asm` magic bytes)")]
-    NotWasm,
-    /// A core module was given where a component is needed.
-    #[error(
-        "this is a core WebAssembly module, not a component; build for the `wasm32-wasip2` target \
-         (`cargo build --target wasm32-wasip2`) or wrap it with `wasm-tools component new`"
-    )]
-    CoreModule,
-    /// The binary ends early or is malformed.
-    #[error("the component is truncated or malformed: {0}")]
-    Malformed(String),
+    /// The bytes are not a valid component (checked before compiling).
+    #[error(transparent)]
+    Invalid(#[from] nimbus_model::ComponentError),
     /// Cranelift could not compile the component.
     #[error("compiling the component failed: {0}")]
     Compile(String),
@@ -77,17 +68,6 @@ pub enum ArtifactError {
 /// input gets a precise message before any expensive work.
 pub fn validate_component_bytes(bytes: &[u8]) -> Result<(), ArtifactError> {
     nimbus_model::validate_component_bytes(bytes).map_err(ArtifactError::from)
-}
-
-impl From<nimbus_model::ComponentError> for ArtifactError {
-    fn from(error: nimbus_model::ComponentError) -> Self {
-        use nimbus_model::ComponentError;
-        match error {
-            ComponentError::NotWasm => Self::NotWasm,
-            ComponentError::CoreModule => Self::CoreModule,
-            ComponentError::Malformed(message) => Self::Malformed(message),
-        }
-    }
 }
 
 /// A compiled component and its identity.

@@ -3,6 +3,7 @@
 use crate::common;
 
 use common::*;
+use nimbus_model::ComponentError;
 use nimbus_runtime::WorkloadError;
 use nimbus_runtime::artifact::{ArtifactError, validate_component_bytes};
 use test_programs::P2_HELLO;
@@ -17,17 +18,17 @@ fn write_temp(bytes: &[u8]) -> tempfile::NamedTempFile {
 fn bytes_are_classified() {
     assert!(matches!(
         validate_component_bytes(b"hello world"),
-        Err(ArtifactError::NotWasm)
+        Err(ArtifactError::Invalid(ComponentError::NotWasm))
     ));
     assert!(matches!(
         validate_component_bytes(&wat::parse_str("(module)").unwrap()),
-        Err(ArtifactError::CoreModule)
+        Err(ArtifactError::Invalid(ComponentError::CoreModule))
     ));
     let good = std::fs::read(P2_HELLO).unwrap();
     validate_component_bytes(&good).unwrap();
     assert!(matches!(
         validate_component_bytes(&good[..good.len() / 2]),
-        Err(ArtifactError::Malformed(_))
+        Err(ArtifactError::Invalid(ComponentError::Malformed(_)))
     ));
 }
 
@@ -109,7 +110,7 @@ async fn missing_truncated_and_core_files_fail_to_start() {
         matches!(
             err,
             WorkloadError::Artifact {
-                source: ArtifactError::Malformed(_),
+                source: ArtifactError::Invalid(ComponentError::Malformed(_)),
                 ..
             }
         ),
