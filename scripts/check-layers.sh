@@ -10,9 +10,14 @@ status=0
 forbid() { # forbid CRATE DEPENDENCY [cargo tree flags...]
     local crate=$1 dependency=$2
     shift 2
-    if cargo tree --quiet -p "$crate" -e normal "$@" --prefix none 2>/dev/null |
-        grep -q "^$dependency v"; then
-        echo "layering: $crate $* depends on $dependency" >&2
+    local tree
+    if ! tree=$(cargo tree --quiet -p "$crate" -e normal "$@" --prefix none); then
+        echo "layering: cannot read the dependency tree of $crate" >&2
+        status=1
+        return
+    fi
+    if grep -q "^$dependency v" <<<"$tree"; then
+        echo "layering: $crate${*:+ ($*)} depends on $dependency" >&2
         status=1
     fi
 }

@@ -10,7 +10,8 @@
 //!
 //! - [`api`]: the host API's subjects and JSON bodies (wasmCloud v2 shapes).
 //! - [`connect`]: NATS connection settings (credentials, nkeys, TLS).
-//! - [`agent`]: puts a host on NATS: answers the host API, sends heartbeats.
+//! - `agent` (the `agent` feature): puts a host on NATS: answers the host
+//!   API, sends heartbeats.
 //! - [`store`]: desired state and status in the key-value bucket.
 //! - [`controller`]: the reconciler: a leader lease, placement across
 //!   hosts, rescheduling when heartbeats stop, status written back.

@@ -1,6 +1,6 @@
-//! `allowedHosts` entries: which destinations an outbound policy names.
-//! Matching a destination against them (and the address filter that comes
-//! after DNS) is the runtime's outbound policy; this is the syntax.
+//! `allowedHosts` entries: which destinations an outbound policy names,
+//! and whether one matches a host and port. The policy built on them (the
+//! address filter after DNS, the vetted connection) is the runtime's.
 
 use std::net::IpAddr;
 

@@ -1,8 +1,9 @@
 //! How the components of one workload link to each other, decided from
 //! their import and export names alone: an import another component
-//! exports is linked to it (two exporters, or a circle, is an error), what
-//! the host provides itself is never linked, and the rest falls to
-//! plugins. The runtime links by this plan, composition composes by it,
+//! exports is linked to it, even one the host could provide (two
+//! exporters, or a circle, is an error); the HTTP handler interfaces are
+//! never linked (they belong to the ingress and middleware chains); the
+//! rest the host provides itself ([`host_provided`]) or a plugin does. The runtime links by this plan, composition composes by it,
 //! and `nimbus graph` draws it.
 
 use std::collections::BTreeMap;
@@ -88,7 +89,7 @@ pub fn is_http_handler(interface: &str) -> bool {
 
 /// Interfaces never linked between components: the HTTP handler
 /// interfaces belong to the ingress and to middleware chains.
-pub fn linkable(interface: &str) -> bool {
+fn linkable(interface: &str) -> bool {
     !is_http_handler(interface)
 }
 

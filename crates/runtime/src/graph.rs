@@ -102,10 +102,6 @@ fn plumbing(import: &str) -> bool {
         && !is_outgoing_http(import)
 }
 
-fn is_http_export(name: &str) -> bool {
-    links::is_http_handler(name)
-}
-
 fn is_outgoing_http(name: &str) -> bool {
     name.starts_with("wasi:http/outgoing-handler@") || name.starts_with("wasi:http/client@")
 }
@@ -132,7 +128,10 @@ impl WorkloadGraph {
             .iter()
             .find(|c| {
                 !spec.middleware.contains(&c.name)
-                    && world(&c.name).exports.iter().any(|e| is_http_export(e))
+                    && world(&c.name)
+                        .exports
+                        .iter()
+                        .any(|e| links::is_http_handler(e))
             })
             .map(|c| c.name.clone());
 
@@ -179,7 +178,7 @@ impl WorkloadGraph {
             world(name)
                 .exports
                 .iter()
-                .find(|e| is_http_export(e))
+                .find(|e| links::is_http_handler(e))
                 .cloned()
                 .unwrap_or_else(|| "wasi:http".into())
         };
@@ -237,6 +236,11 @@ impl WorkloadGraph {
             let from = index_of[name];
             let is_middleware = spec.middleware.iter().any(|m| m == name);
             for import in &world(name).imports {
+                // A link wins over the host and plugins, as at start.
+                if let Some(exporter) = linked.get(&(name, import.as_str())) {
+                    graph.link(from, index_of[*exporter], import.clone());
+                    continue;
+                }
                 if plumbing(import) || import == P3_HANDLER {
                     continue;
                 }
@@ -246,10 +250,6 @@ impl WorkloadGraph {
                     && import.starts_with("wasi:sockets/tcp@")
                 {
                     graph.link(from, service, "loopback TCP (virtual)".into());
-                    continue;
-                }
-                if let Some(exporter) = linked.get(&(name, import.as_str())) {
-                    graph.link(from, index_of[*exporter], import.clone());
                     continue;
                 }
                 if let Some(plugin) = plugins.iter().find(|p| p.interfaces().contains(&&**import)) {
@@ -464,6 +464,37 @@ mod tests {
             "{mermaid}"
         );
         assert!(!mermaid.contains("n2 -->|\"loopback"), "{mermaid}");
+    }
+
+    /// The graph draws the start's link plan: a link wins over what the
+    /// host provides, and components that cannot be linked have no picture.
+    #[test]
+    fn component_links_are_the_start_plan() {
+        let mut workload = Workload::single_http_component("ns", "app", "app.wasm", "app.test");
+        for name in ["env", "other"] {
+            workload.spec.components.push(ComponentSpec {
+                name: name.into(),
+                image: format!("{name}.wasm"),
+                ..Default::default()
+            });
+        }
+        let environment = "wasi:cli/environment@0.2.6";
+        let mut worlds = BTreeMap::from([
+            (
+                "app".to_string(),
+                world(&[environment], &["wasi:http/incoming-handler@0.2.6"]),
+            ),
+            ("env".to_string(), world(&[], &[environment])),
+            ("other".to_string(), world(&[], &[])),
+        ]);
+        let mermaid = WorkloadGraph::build(&workload, &worlds).unwrap().mermaid();
+        assert!(
+            mermaid.contains(&format!("n1 -->|\"{environment}\"| n2")),
+            "{mermaid}"
+        );
+        worlds.insert("other".to_string(), world(&[], &[environment]));
+        let error = WorkloadGraph::build(&workload, &worlds).unwrap_err();
+        assert!(matches!(error, LinkError::Ambiguous { .. }), "{error}");
     }
 
     #[test]

@@ -204,7 +204,7 @@ const DESCRIPTOR_COUNT_TTL: Duration = Duration::from_millis(250);
 /// fewer than three quarters of its descriptor limit, which keeps the rest
 /// for the ingress (capped at half), the admin listener and files. The
 /// count is at most [`DESCRIPTOR_COUNT_TTL`] old; where it cannot be read,
-/// the answer is yes.
+/// the answer is yes, except when reading fails for want of a descriptor.
 pub fn guest_descriptors_to_spare() -> bool {
     let limit = descriptor_limit();
     if limit == usize::MAX {
@@ -214,7 +214,9 @@ pub fn guest_descriptors_to_spare() -> bool {
 }
 
 /// The process's open descriptors, counted at most once per
-/// [`DESCRIPTOR_COUNT_TTL`]; `None` where `/proc/self/fd` cannot be read.
+/// [`DESCRIPTOR_COUNT_TTL`]; `None` where `/proc/self/fd` cannot be read,
+/// and `usize::MAX` (none to spare) where opening it fails for want of a
+/// descriptor.
 fn descriptors_in_use() -> Option<usize> {
     use std::sync::Mutex;
     use std::time::Instant;

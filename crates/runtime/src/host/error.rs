@@ -138,9 +138,10 @@ impl WorkloadError {
             | Self::Artifact { .. }
             | Self::UnsupportedImport { .. }
             | Self::Links(_)
-            | Self::Compose(_)
             | Self::Middleware { .. }
             | Self::NoHttpHandler(_) => true,
+            // A host built without the composer: another host may have it.
+            Self::Compose(error) => !matches!(error, ComposeError::NotBuilt),
             Self::Read { source, .. } => source.is_content_error(),
             Self::Image { source, .. } => matches!(
                 source,

@@ -6,8 +6,8 @@
 //! only reads it, so a replace never blocks traffic and in-flight requests
 //! finish on the version (`Arc`) they started on.
 //!
-//! Split by concern: [`config`] (what a host is built with), [`error`] (why
-//! a host or a workload failed), and `prepare` (turning a workload spec into
+//! Split by concern: `config` (what a host is built with), `error` (why a
+//! host or a workload failed), and `prepare` (turning a workload spec into
 //! a `RunningWorkload`: reading, compiling, linking, binding plugins);
 //! this module holds the host itself, its lifecycle and its request path.
 

@@ -5,4 +5,7 @@
 mod memory;
 
 pub(crate) use memory::MeteredLimiter;
-pub use nimbus_observe::metrics::*;
+pub use nimbus_observe::metrics::{
+    CONTENT_TYPE, ComponentMetrics, MetricType, Metrics, RequestUsage,
+};
+pub(crate) use nimbus_observe::metrics::{Metered, WorkerMeter, spawn_metered};

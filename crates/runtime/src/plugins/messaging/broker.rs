@@ -270,9 +270,20 @@ impl Broker for NatsBroker {
             .payload(body)
             .timeout(Some(timeout));
         let reply = client
-            .send_request(subject, request)
+            .send_request(subject.clone(), request)
             .await
-            .map_err(nats_error)?;
+            .map_err(|error| {
+                use async_nats::RequestErrorKind;
+                // The same kinds the memory broker reports.
+                match error.kind() {
+                    RequestErrorKind::NoResponders => MessagingError::NoResponders(subject),
+                    RequestErrorKind::TimedOut => MessagingError::NoReply {
+                        subject,
+                        ms: timeout.as_millis(),
+                    },
+                    _ => nats_error(error),
+                }
+            })?;
         Ok(Message {
             subject: reply.subject.to_string(),
             body: reply.payload,
