@@ -2,28 +2,40 @@
 # Checks the crate layering docs/ARCHITECTURE.md describes, from the
 # dependency graph itself: the model, the project tooling and the cluster's
 # controller side must not compile the engine, and neither may the
-# observability crate.
+# observability crate; the plugin API and the capability crates never
+# depend on the runtime, and capabilities never on each other.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 status=0
-forbid() { # forbid CRATE DEPENDENCY [cargo tree flags...]
-    local crate=$1 dependency=$2
+forbid() { # forbid CRATE "DEPENDENCY..." [cargo tree flags...]
+    local crate=$1 dependencies=$2
     shift 2
-    local tree
+    local tree dependency
     if ! tree=$(cargo tree --quiet -p "$crate" -e normal "$@" --prefix none); then
         echo "layering: cannot read the dependency tree of $crate" >&2
         status=1
         return
     fi
-    if grep -q "^$dependency v" <<<"$tree"; then
-        echo "layering: $crate${*:+ ($*)} depends on $dependency" >&2
-        status=1
-    fi
+    for dependency in $dependencies; do
+        if grep -q "^$dependency v" <<<"$tree"; then
+            echo "layering: $crate${*:+ ($*)} depends on $dependency" >&2
+            status=1
+        fi
+    done
 }
-forbid nimbus-model wasmtime
-forbid nimbus-model hyper
-forbid nimbus-observe wasmtime
-forbid nimbus-project wasmtime
-forbid nimbus-cluster wasmtime --no-default-features
+capabilities=(nimbus-config nimbus-keyvalue nimbus-blobstore nimbus-logging nimbus-secrets nimbus-messaging)
+
+forbid nimbus-model "wasmtime hyper tokio"
+forbid nimbus-observe "wasmtime nimbus-runtime"
+forbid nimbus-project "wasmtime"
+forbid nimbus-cluster "wasmtime" --no-default-features
+forbid nimbus-plugin "nimbus-runtime hyper ${capabilities[*]}"
+for capability in "${capabilities[@]}"; do
+    others=()
+    for other in "${capabilities[@]}"; do
+        [[ $other == "$capability" ]] || others+=("$other")
+    done
+    forbid "$capability" "nimbus-runtime hyper ${others[*]}"
+done
 exit $status

@@ -26,9 +26,17 @@ fn main() {
         guests_dir.join("wit"),
         guests_manifest.clone(),
         guests_dir.join("Cargo.lock"),
-        // Plugin guests bind the runtime's own WIT.
-        manifest_dir.join("../runtime/wit"),
-    ] {
+    ]
+    .into_iter()
+    // Plugin guests bind each capability crate's own WIT.
+    .chain(
+        ["blobstore", "keyvalue", "logging", "messaging", "secrets"].map(|capability| {
+            manifest_dir
+                .join("../capabilities")
+                .join(capability)
+                .join("wit")
+        }),
+    ) {
         println!("cargo:rerun-if-changed={}", path.display());
     }
 

@@ -21,9 +21,12 @@
 //! - [`links`]: which import links to which component, and what the host
 //!   provides itself.
 //! - [`plugin_defaults`]: host-level settings per plugin.
+//! - [`backends`]: which capability keeps its data in which backend, and
+//!   the one resolver of backend settings and their one-string form.
 //! - [`status`]: what a host reports about what it runs.
 //! - [`component`]: a component's validity, imports and exports.
 
+pub mod backends;
 pub mod component;
 pub mod files;
 pub mod host_pattern;

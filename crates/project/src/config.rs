@@ -187,124 +187,26 @@ impl DevConfig {
 }
 
 /// Where a plugin keeps its data, written as one string: `memory`, a
-/// directory path, `redis://…` or `nats://…` (which ones a plugin accepts
-/// depends on the plugin).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(into = "String")]
-pub enum Backend {
-    /// In the host's memory; gone when it stops (the dev default).
-    Memory,
-    /// Files under this directory (relative to the project).
-    Filesystem(PathBuf),
-    /// A Redis server.
-    Redis(String),
-    /// A NATS server (JetStream key-value, object store, or core messaging).
-    Nats(String),
-}
-
-impl From<Backend> for String {
-    fn from(backend: Backend) -> String {
-        match backend {
-            Backend::Memory => "memory".into(),
-            Backend::Filesystem(path) => path.display().to_string(),
-            Backend::Redis(url) | Backend::Nats(url) => url,
-        }
-    }
-}
-
-impl Backend {
-    /// Parses `text`, accepting only the kinds in `allowed` (for messages:
-    /// `plugin` names the setting).
-    fn parse(text: &str, plugin: &str, allowed: &[&str]) -> Result<Self, String> {
-        let backend = if text == "memory" {
-            Self::Memory
-        } else if text.starts_with("redis://") || text.starts_with("rediss://") {
-            Self::Redis(text.into())
-        } else if text.starts_with("nats://") || text.starts_with("tls://") {
-            Self::Nats(text.into())
-        } else if text.contains("://") {
-            return Err(format!(
-                "`{text}` is not a backend {plugin} supports (one of: {})",
-                allowed.join(", ")
-            ));
-        } else if text.is_empty() {
-            return Err(format!("empty {plugin} backend"));
-        } else {
-            Self::Filesystem(PathBuf::from(text))
-        };
-        let kind = match &backend {
-            Self::Memory => "memory",
-            Self::Filesystem(_) => "a directory path",
-            Self::Redis(_) => "redis://…",
-            Self::Nats(_) => "nats://…",
-        };
-        if allowed.contains(&kind) {
-            Ok(backend)
-        } else {
-            Err(format!(
-                "{plugin} cannot use {kind} (`{text}`); use one of: {}",
-                allowed.join(", ")
-            ))
-        }
-    }
-}
-
-/// Which backends each plugin accepts, as named in messages.
-const KEYVALUE_BACKENDS: &[&str] = &["memory", "a directory path", "redis://…", "nats://…"];
-const BLOBSTORE_BACKENDS: &[&str] = &["memory", "a directory path", "nats://…"];
-const MESSAGING_BACKENDS: &[&str] = &["memory", "nats://…"];
-
-impl Backend {
-    /// Parses a backend for `plugin` (`keyvalue`, `blobstore`, `messaging`)
-    /// as written on the command line.
-    pub fn parse_for(plugin: &str, text: &str) -> Result<Self, String> {
-        let allowed = match plugin {
-            "keyvalue" => KEYVALUE_BACKENDS,
-            "blobstore" => BLOBSTORE_BACKENDS,
-            "messaging" => MESSAGING_BACKENDS,
-            other => return Err(format!("no plugin named `{other}`")),
-        };
-        Self::parse(text.trim(), plugin, allowed)
-    }
-
-    /// The runtime's settings for `plugin` on this backend; a directory is
-    /// resolved against `base` and holds one file per plugin.
-    pub fn plugin_settings(&self, plugin: &str, base: &Path) -> BTreeMap<String, String> {
-        let pairs: Vec<(&str, String)> = match self {
-            Self::Memory => vec![("backend", "memory".into())],
-            // Key-value keeps one redb file there, blobstore a directory tree.
-            Self::Filesystem(dir) => {
-                let file = if plugin == "keyvalue" {
-                    "keyvalue.redb"
-                } else {
-                    plugin
-                };
-                vec![
-                    ("backend", "filesystem".into()),
-                    ("path", base.join(dir).join(file).display().to_string()),
-                ]
-            }
-            Self::Redis(url) => vec![("backend", "redis".into()), ("url", url.clone())],
-            Self::Nats(url) => vec![("backend", "nats".into()), ("url", url.clone())],
-        };
-        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-    }
-}
+/// directory path, `redis://…` or `nats://…` (which ones a plugin accepts is
+/// the model's backend table, [`nimbus_model::backends`]).
+pub use nimbus_model::backends::BackendChoice as Backend;
 
 impl DevConfig {
     /// The host-level plugin defaults these backend selections make, with
     /// directories resolved against the project directory `base`.
     pub fn plugin_defaults(&self, base: &Path) -> nimbus_model::PluginDefaults {
+        use nimbus_model::backends::{BLOBSTORE, KEYVALUE, MESSAGING};
         let mut defaults = nimbus_model::PluginDefaults::default();
-        for (plugin, backend) in [
-            ("keyvalue", &self.keyvalue),
-            ("blobstore", &self.blobstore),
-            ("messaging", &self.messaging),
+        for (backends, choice) in [
+            (&KEYVALUE, &self.keyvalue),
+            (&BLOBSTORE, &self.blobstore),
+            (&MESSAGING, &self.messaging),
         ] {
-            if let Some(backend) = backend {
-                defaults
-                    .0
-                    .insert(plugin.to_string(), backend.plugin_settings(plugin, base));
+            if let Some(choice) = choice {
+                defaults.0.insert(
+                    backends.capability.to_string(),
+                    backends.settings_for(choice, base),
+                );
             }
         }
         defaults
@@ -313,29 +215,30 @@ impl DevConfig {
 
 mod backend {
     use super::Backend;
+    use nimbus_model::backends::{BLOBSTORE, CapabilityBackends, KEYVALUE, MESSAGING};
     use serde::{Deserialize, Deserializer};
 
     fn parse<'de, D: Deserializer<'de>>(
         deserializer: D,
-        plugin: &str,
-        allowed: &[&str],
+        backends: &CapabilityBackends,
     ) -> Result<Option<Backend>, D::Error> {
         let text = String::deserialize(deserializer)?;
-        Backend::parse(text.trim(), plugin, allowed)
+        backends
+            .parse_shorthand(&text)
             .map(Some)
             .map_err(serde::de::Error::custom)
     }
 
     pub(super) fn keyvalue<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Backend>, D::Error> {
-        parse(d, "keyvalue", super::KEYVALUE_BACKENDS)
+        parse(d, &KEYVALUE)
     }
 
     pub(super) fn blobstore<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Backend>, D::Error> {
-        parse(d, "blobstore", super::BLOBSTORE_BACKENDS)
+        parse(d, &BLOBSTORE)
     }
 
     pub(super) fn messaging<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Backend>, D::Error> {
-        parse(d, "messaging", super::MESSAGING_BACKENDS)
+        parse(d, &MESSAGING)
     }
 }
 
@@ -698,7 +601,9 @@ secrets:
         assert_eq!(config.workload.environment.config_from[0].name, "app");
         assert_eq!(
             config.dev.keyvalue,
-            Some(Backend::Redis("redis://127.0.0.1:6379".into()))
+            Some(Backend::Redis {
+                url: "redis://127.0.0.1:6379".into()
+            })
         );
     }
 
@@ -708,7 +613,12 @@ secrets:
             "dev:\n  keyvalue: data/kv\n  blobstore: memory\n  messaging: nats://127.0.0.1:4222\n",
         )
         .unwrap();
-        assert_eq!(ok.dev.keyvalue, Some(Backend::Filesystem("data/kv".into())));
+        assert_eq!(
+            ok.dev.keyvalue,
+            Some(Backend::Filesystem {
+                path: "data/kv".into()
+            })
+        );
         assert_eq!(ok.dev.blobstore, Some(Backend::Memory));
         for (text, needle) in [
             (

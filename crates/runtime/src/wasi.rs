@@ -29,30 +29,6 @@ pub struct StoreState {
 }
 
 impl StoreState {
-    /// The plugin bindings of this store's component.
-    pub fn bindings(&self) -> &PluginBindings {
-        &self.env.bindings
-    }
-
-    /// The resource table with the plugin bindings, for plugin views that
-    /// need both at once.
-    pub fn table_and_bindings(&mut self) -> (&mut ResourceTable, &PluginBindings) {
-        (&mut self.table, &self.env.bindings)
-    }
-
-    /// The resource table, the plugin bindings and what plugin calls are
-    /// traced and counted by, for plugin views that need all three.
-    pub(crate) fn plugin_parts(
-        &mut self,
-    ) -> (
-        &mut ResourceTable,
-        &PluginBindings,
-        crate::plugins::PluginCalls<'_>,
-    ) {
-        let calls = plugin_calls(&self.hooks, &self.env);
-        (&mut self.table, &self.env.bindings, calls)
-    }
-
     /// Remembers an authority this (middleware) instance was called on.
     pub(crate) fn record_called_as(&mut self, authority: Arc<str>) {
         self.hooks.layer.record_called_as(authority);
@@ -64,11 +40,6 @@ impl StoreState {
         self.hooks.trace_parent = parent;
     }
 
-    /// Plugin calls: the parent span and the series they are counted in.
-    pub(crate) fn plugin_calls(&self) -> crate::plugins::PluginCalls<'_> {
-        plugin_calls(&self.hooks, &self.env)
-    }
-
     /// The next outgoing request goes to the next middleware layer.
     pub(crate) fn mark_handler_call(&mut self) {
         self.hooks.layer.mark_handler_call();
@@ -78,10 +49,32 @@ impl StoreState {
     pub(crate) fn clear_handler_call(&mut self) {
         self.hooks.layer.clear_handler_call();
     }
+}
 
-    /// `namespace/name` of the workload and the component's name.
-    pub fn ids(&self) -> (&str, &str) {
+// What plugins may ask of the store: they are generic over this trait and
+// never name `StoreState`.
+impl crate::plugins::PluginState for StoreState {
+    fn bindings(&self) -> &PluginBindings {
+        &self.env.bindings
+    }
+
+    fn plugin_parts(
+        &mut self,
+    ) -> (
+        &mut ResourceTable,
+        &PluginBindings,
+        crate::plugins::PluginCalls<'_>,
+    ) {
+        let calls = plugin_calls(&self.hooks, &self.env);
+        (&mut self.table, &self.env.bindings, calls)
+    }
+
+    fn ids(&self) -> (&str, &str) {
         (&self.env.workload, &self.env.component)
+    }
+
+    fn set_trace_parent(&mut self, parent: Option<crate::trace::Parent>) {
+        StoreState::set_trace_parent(self, parent);
     }
 }
 
@@ -135,6 +128,19 @@ pub fn wasi_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<StoreSt
     wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
     crate::workload::middleware::add_handler_import(&mut linker)?;
     Ok(linker)
+}
+
+/// The stores of one component, for plugins that drive its exports
+/// ([`crate::plugins::ComponentHandle`]).
+pub(crate) struct ComponentStores {
+    pub(crate) engine: wasmtime::Engine,
+    pub(crate) env: Arc<ComponentEnv>,
+}
+
+impl crate::plugins::NewStore<StoreState> for ComponentStores {
+    fn new_store(&self) -> wasmtime::Result<wasmtime::Store<StoreState>> {
+        self.env.new_store(&self.engine)
+    }
 }
 
 /// A directory mounted into a guest.

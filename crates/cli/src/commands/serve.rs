@@ -50,16 +50,16 @@ pub(crate) struct HostArgs {
     /// Key-value backend for workloads that do not choose one: `memory`
     /// (default), a directory (keeps `keyvalue.redb` there), `redis://…` or
     /// `nats://…`.
-    #[arg(long, value_name = "BACKEND", value_parser = |s: &str| Backend::parse_for("keyvalue", s))]
+    #[arg(long, value_name = "BACKEND", value_parser = |s: &str| nimbus_model::backends::parse_shorthand("keyvalue", s))]
     keyvalue: Option<Backend>,
     /// Blobstore backend for workloads that do not choose one: `memory`
     /// (default), a directory (objects under `blobstore/` there) or
     /// `nats://…` (JetStream object store).
-    #[arg(long, value_name = "BACKEND", value_parser = |s: &str| Backend::parse_for("blobstore", s))]
+    #[arg(long, value_name = "BACKEND", value_parser = |s: &str| nimbus_model::backends::parse_shorthand("blobstore", s))]
     blobstore: Option<Backend>,
     /// Messaging backend for workloads that do not choose one: `memory`
     /// (default) or `nats://…`.
-    #[arg(long, value_name = "BACKEND", value_parser = |s: &str| Backend::parse_for("messaging", s))]
+    #[arg(long, value_name = "BACKEND", value_parser = |s: &str| nimbus_model::backends::parse_shorthand("messaging", s))]
     messaging: Option<Backend>,
     /// Deliver a workload's outgoing HTTP request to another workload served
     /// here in memory, without TCP (its `allowedHosts` still apply).

@@ -353,9 +353,9 @@ impl Host {
                 imports.iter().map(String::as_str).filter(|i| !linked(i)),
                 exports.iter().map(String::as_str),
             )
-            .map_err(|interface| WorkloadError::UnsupportedImport {
+            .map_err(|unprovided| WorkloadError::UnsupportedImport {
                 component: spec.name.clone(),
-                interface,
+                interface: unprovided.0,
             })?;
         if inward.is_none() && imports.iter().any(|i| i == P3_HANDLER) {
             return Err(WorkloadError::Middleware {
@@ -509,11 +509,16 @@ impl Host {
                 sources: &sources,
                 imports: exports,
             };
-            let handle = ComponentHandle {
-                engine: engine.clone(),
-                pre: instance_pre.clone(),
-                env: env.clone(),
-            };
+            let handle = ComponentHandle::new(
+                instance_pre.clone(),
+                Arc::new(crate::wasi::ComponentStores {
+                    engine: engine.clone(),
+                    env: env.clone(),
+                }),
+                (env.workload.clone(), env.component.clone()),
+                env.limits.request_timeout,
+                env.metrics.clone(),
+            );
             served.extend(plugin.serve(&ctx, handle).map_err(plugin_error)?);
         }
 

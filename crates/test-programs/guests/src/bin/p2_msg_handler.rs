@@ -14,7 +14,7 @@ wit_bindgen::generate!({
             export wasmcloud:messaging/handler@0.2.0;
         }
     "#,
-    path: ["wit/config", "../../runtime/wit/messaging"],
+    path: ["wit/config", "../../capabilities/messaging/wit"],
     world: "nimbus:handler-guest/guest",
     generate_all,
 });

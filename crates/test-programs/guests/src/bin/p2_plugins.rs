@@ -33,11 +33,11 @@ wit_bindgen::generate!({
         }
     "#,
     path: [
-        "../../runtime/wit/keyvalue",
-        "../../runtime/wit/logging",
-        "../../runtime/wit/secrets",
-        "../../runtime/wit/messaging",
-        "../../runtime/wit/blobstore",
+        "../../capabilities/keyvalue/wit",
+        "../../capabilities/logging/wit",
+        "../../capabilities/secrets/wit",
+        "../../capabilities/messaging/wit",
+        "../../capabilities/blobstore/wit",
     ],
     world: "nimbus:plugins-guest/guest",
     generate_all,

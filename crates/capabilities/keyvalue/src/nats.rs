@@ -8,11 +8,11 @@
 //! get an error that says so.
 
 use super::backend::{KeyPage, KeyValueBackend, KvError, add_counter, page_of, parse_counter};
-use crate::plugins::nats::NatsConnection;
 use async_nats::jetstream::kv::{self, Operation};
 use async_nats::jetstream::stream;
 use async_trait::async_trait;
 use futures::TryStreamExt;
+use nimbus_plugin::NatsConnection;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -77,7 +77,11 @@ impl NatsBackend {
                 "bucket `{bucket}` is not a valid NATS key-value bucket name (letters, digits, - and _ only)"
             )));
         }
-        let client = self.connection.client().await.map_err(KvError::Other)?;
+        let client = self
+            .connection
+            .client()
+            .await
+            .map_err(|e| KvError::Other(e.to_string()))?;
         let mut js = async_nats::jetstream::new(client.clone());
         js.set_timeout(self.connection.timeout());
         let store = match js.get_key_value(bucket).await {

@@ -1,75 +1,69 @@
-//! Host capabilities a workload's components import, one folder each, and
-//! the one place they are registered.
+//! The plugin API: what a host capability implements, and what it may ask
+//! of the store it is linked into.
 //!
-//! A capability implements [`Plugin`]: its id, the WIT interfaces it
-//! provides, how it adds them to the host's linker, and how it binds to one
-//! component of a workload (resolving the workload's configuration into the
-//! state its host functions read). The linker is built once per host; what
-//! differs per workload lives in the binding, which every store of the
-//! component carries ([`PluginBindings`]).
+//! A capability (one crate under `crates/capabilities/`) implements
+//! [`Plugin`] for every store type that implements [`PluginState`]: its id,
+//! the WIT interfaces it provides, how it adds them to the host's linker,
+//! and how it binds to one component of a workload (resolving the workload's
+//! configuration into the state its host functions read). The linker is
+//! built once per host; what differs per workload lives in the binding,
+//! which every store of the component carries ([`PluginBindings`]).
 //!
-//! | folder      | interfaces                                            |
-//! |-------------|-------------------------------------------------------|
-//! | `config`    | `wasi:config/store@0.2.0-rc.1`                        |
-//! | `keyvalue`  | `wasi:keyvalue/{store,atomics,batch}@0.2.0-draft`     |
-//! | `blobstore` | `wasi:blobstore/{blobstore,container,types}@0.2.0-draft` |
-//! | `logging`   | `wasi:logging/logging@0.1.0-draft`                    |
-//! | `secrets`   | `wasmcloud:secrets/{store,reveal}@0.1.0-draft`        |
-//! | `messaging` | `wasmcloud:messaging/{consumer,handler}@0.2.0`        |
+//! Plugins never name the runtime's store: they see it only through
+//! [`PluginState`], the way wasmtime's own `wasi-keyvalue` sees its host
+//! through a view trait. That keeps the arrows one way: capabilities depend
+//! on this crate, the runtime implements it, and the host registers the
+//! capabilities.
 //!
-//! Adding a capability is one new folder here plus one line in
-//! [`builtin`]; docs/ARCHITECTURE.md walks through the key-value plugin.
+//! Beside the trait: the bind context a plugin resolves its settings from,
+//! [`PluginCalls`] (the span and metrics every backend call goes through),
+//! the per-host backend pool, and the NATS connections plugins share.
 
-use crate::secret::Secret;
-use crate::wasi::{ComponentEnv, StoreState};
-use crate::workload::{HostInterface, NamedSources, WorkloadSpec};
 pub use calls::PluginCalls;
+use nimbus_model::secret::Secret;
+use nimbus_model::sources::NamedSources;
+use nimbus_model::spec::{HostInterface, WorkloadSpec};
+use nimbus_observe::metrics::ComponentMetrics;
+use nimbus_observe::trace::Parent;
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use wasmtime::component::{InstancePre, Linker};
+use wasmtime::component::{InstancePre, Linker, ResourceTable};
 
-pub mod blobstore;
 mod calls;
-pub mod config;
-pub mod keyvalue;
-pub mod logging;
-pub mod messaging;
 #[cfg(feature = "nats")]
 mod nats;
 #[cfg(feature = "nats")]
-use nats::NatsConnections;
+pub use nats::{NatsConnection, NatsConnections};
 /// Nothing to share: this build has no NATS client.
 #[cfg(not(feature = "nats"))]
 #[derive(Default)]
-pub(crate) struct NatsConnections {}
+pub struct NatsConnections {}
 mod pool;
-pub mod secrets;
+pub use pool::BackendPool;
 
-/// The plugins every host carries. The one registration point.
-pub(crate) fn builtin(defaults: &PluginDefaults) -> Vec<Arc<dyn Plugin>> {
-    let nats = Arc::new(NatsConnections::default());
-    vec![
-        Arc::new(config::ConfigPlugin),
-        Arc::new(keyvalue::KeyValuePlugin::new(
-            defaults.get("keyvalue"),
-            nats.clone(),
-        )),
-        Arc::new(blobstore::BlobstorePlugin::new(
-            defaults.get("blobstore"),
-            nats.clone(),
-        )),
-        Arc::new(logging::LoggingPlugin),
-        Arc::new(secrets::SecretsPlugin),
-        Arc::new(messaging::MessagingPlugin::new(
-            defaults.get("messaging"),
-            nats,
-        )),
-    ]
+/// What a plugin's host functions may ask of the store they run in.
+///
+/// The runtime's store implements it; plugins are generic over it.
+pub trait PluginState: Send + 'static {
+    /// The plugin bindings of this store's component.
+    fn bindings(&self) -> &PluginBindings;
+
+    /// The resource table, the plugin bindings and what plugin calls are
+    /// traced and counted by, for host functions that need all three.
+    fn plugin_parts(&mut self) -> (&mut ResourceTable, &PluginBindings, PluginCalls<'_>);
+
+    /// `namespace/name` of the workload and the component's name.
+    fn ids(&self) -> (&str, &str);
+
+    /// The trace context of the work this instance is doing: plugin calls
+    /// and outgoing requests go under it (a plugin driving an export sets
+    /// it before the call).
+    fn set_trace_parent(&mut self, parent: Option<Parent>);
 }
 
-/// A host capability.
-pub trait Plugin: Send + Sync + 'static {
+/// A host capability, linked into stores of type `T`.
+pub trait Plugin<T: PluginState>: Send + Sync + 'static {
     /// Short id, e.g. `keyvalue`; host-level defaults are keyed by it.
     fn id(&self) -> &'static str;
 
@@ -84,7 +78,7 @@ pub trait Plugin: Send + Sync + 'static {
 
     /// Adds its host functions to the host's one linker. Functions find the
     /// calling component's binding through [`PluginBindings`].
-    fn add_to_linker(&self, linker: &mut Linker<StoreState>) -> wasmtime::Result<()>;
+    fn add_to_linker(&self, linker: &mut Linker<T>) -> wasmtime::Result<()>;
 
     /// Binds to one component that imports at least one of
     /// [`interfaces`](Self::interfaces): resolves the workload's config for
@@ -99,7 +93,7 @@ pub trait Plugin: Send + Sync + 'static {
     fn serve(
         &self,
         _ctx: &BindContext<'_>,
-        _component: ComponentHandle,
+        _component: ComponentHandle<T>,
     ) -> Result<Option<ServeGuard>, PluginError> {
         Ok(None)
     }
@@ -227,37 +221,84 @@ pub fn timeout_setting(
     }
 }
 
-/// A component a plugin can instantiate to call its exports.
-#[derive(Clone)]
-pub struct ComponentHandle {
-    pub(crate) engine: wasmtime::Engine,
-    pub(crate) pre: InstancePre<StoreState>,
-    pub(crate) env: Arc<ComponentEnv>,
+/// Makes the stores a [`ComponentHandle`] instantiates into: the runtime's
+/// store with the component's environment, limits and meters.
+pub trait NewStore<T: 'static>: Send + Sync {
+    /// A fresh store for one instance of the component.
+    fn new_store(&self) -> wasmtime::Result<wasmtime::Store<T>>;
 }
 
-impl ComponentHandle {
-    /// A fresh store and instance of the component.
-    pub async fn instantiate(
-        &self,
-    ) -> wasmtime::Result<(wasmtime::Store<StoreState>, wasmtime::component::Instance)> {
-        let mut store = self.env.new_store(&self.engine)?;
-        let instance = self.pre.instantiate_async(&mut store).await?;
-        Ok((store, instance))
+/// A component a plugin can instantiate to call its exports.
+pub struct ComponentHandle<T: 'static> {
+    pre: InstancePre<T>,
+    stores: Arc<dyn NewStore<T>>,
+    workload: Arc<str>,
+    component: Arc<str>,
+    timeout: std::time::Duration,
+    metrics: Option<Arc<ComponentMetrics>>,
+}
+
+impl<T: 'static> Clone for ComponentHandle<T> {
+    fn clone(&self) -> Self {
+        Self {
+            pre: self.pre.clone(),
+            stores: self.stores.clone(),
+            workload: self.workload.clone(),
+            component: self.component.clone(),
+            timeout: self.timeout,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+impl<T: 'static> ComponentHandle<T> {
+    /// A handle on the component `pre` of `workload`, whose instances get
+    /// their stores from `stores` and must finish within `timeout`.
+    pub fn new(
+        pre: InstancePre<T>,
+        stores: Arc<dyn NewStore<T>>,
+        (workload, component): (Arc<str>, Arc<str>),
+        timeout: std::time::Duration,
+        metrics: Option<Arc<ComponentMetrics>>,
+    ) -> Self {
+        Self {
+            pre,
+            stores,
+            workload,
+            component,
+            timeout,
+            metrics,
+        }
+    }
+
+    /// The component, ready to instantiate (typed bindings wrap it).
+    pub fn instance_pre(&self) -> &InstancePre<T> {
+        &self.pre
+    }
+
+    /// A fresh store for one instance.
+    pub fn new_store(&self) -> wasmtime::Result<wasmtime::Store<T>> {
+        self.stores.new_store()
     }
 
     /// `namespace/name` of the workload.
     pub fn workload(&self) -> &str {
-        &self.env.workload
+        &self.workload
     }
 
     /// The component's name.
     pub fn component(&self) -> &str {
-        &self.env.component
+        &self.component
     }
 
     /// The component's request deadline.
     pub fn timeout(&self) -> std::time::Duration {
-        self.env.limits.request_timeout
+        self.timeout
+    }
+
+    /// Where the component's CPU and memory are counted, with accounting on.
+    pub fn metrics(&self) -> Option<&Arc<ComponentMetrics>> {
+        self.metrics.as_ref()
     }
 }
 
@@ -279,7 +320,8 @@ impl PluginBindings {
             .and_then(|(_, binding)| binding.downcast_ref::<T>())
     }
 
-    pub(crate) fn insert(&mut self, id: &'static str, binding: Binding) {
+    /// Adds plugin `id`'s binding (the host does, when it binds a component).
+    pub fn insert(&mut self, id: &'static str, binding: Binding) {
         self.entries.push((id, binding));
     }
 }
@@ -292,102 +334,9 @@ impl std::fmt::Debug for PluginBindings {
     }
 }
 
-/// All plugins of a host, indexed by the interfaces they provide.
-pub(crate) struct PluginRegistry {
-    plugins: Vec<Arc<dyn Plugin>>,
-    by_interface: HashMap<&'static str, usize>,
-    by_export: HashMap<&'static str, usize>,
-}
-
-/// How a component's imports and exports fall to plugins.
-pub(crate) struct Resolution {
-    /// Each plugin the component needs, with the interfaces it imports from it.
-    pub(crate) imports: Vec<(Arc<dyn Plugin>, Vec<String>)>,
-    /// Each plugin that drives one of the component's exports.
-    pub(crate) exports: Vec<(Arc<dyn Plugin>, Vec<String>)>,
-}
-
-impl PluginRegistry {
-    pub(crate) fn new(plugins: Vec<Arc<dyn Plugin>>) -> Self {
-        let mut by_interface = HashMap::new();
-        let mut by_export = HashMap::new();
-        for (index, plugin) in plugins.iter().enumerate() {
-            for interface in plugin.interfaces() {
-                by_interface.insert(*interface, index);
-            }
-            for export in plugin.exports() {
-                by_export.insert(*export, index);
-            }
-        }
-        Self {
-            plugins,
-            by_interface,
-            by_export,
-        }
-    }
-
-    pub(crate) fn add_to_linker(&self, linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
-        for plugin in &self.plugins {
-            plugin.add_to_linker(linker)?;
-        }
-        Ok(())
-    }
-
-    /// Sorts a component's imports: host-provided, plugin-provided, or
-    /// unknown (the error names the first unknown interface).
-    pub(crate) fn resolve<'a>(
-        &self,
-        imports: impl IntoIterator<Item = &'a str>,
-        exports: impl IntoIterator<Item = &'a str>,
-    ) -> Result<Resolution, String> {
-        let mut needed: Vec<(usize, Vec<String>)> = Vec::new();
-        for import in imports {
-            if nimbus_model::links::host_provided(import) {
-                continue;
-            }
-            let Some(&index) = self.by_interface.get(import) else {
-                return Err(import.to_string());
-            };
-            match needed.iter_mut().find(|(i, _)| *i == index) {
-                Some((_, list)) => list.push(import.to_string()),
-                None => needed.push((index, vec![import.to_string()])),
-            }
-        }
-        let mut driven: Vec<(usize, Vec<String>)> = Vec::new();
-        for export in exports {
-            if let Some(&index) = self.by_export.get(export) {
-                match driven.iter_mut().find(|(i, _)| *i == index) {
-                    Some((_, list)) => list.push(export.to_string()),
-                    None => driven.push((index, vec![export.to_string()])),
-                }
-            }
-        }
-        let lookup = |list: Vec<(usize, Vec<String>)>| {
-            list.into_iter()
-                .map(|(i, names)| (self.plugins[i].clone(), names))
-                .collect()
-        };
-        Ok(Resolution {
-            imports: lookup(needed),
-            exports: lookup(driven),
-        })
-    }
-
-    /// Whether a plugin provides `interface`.
-    pub(crate) fn provides(&self, interface: &str) -> bool {
-        self.by_interface.contains_key(interface)
-    }
-
-    pub(crate) fn unbind(&self, workload: &str) {
-        for plugin in &self.plugins {
-            plugin.unbind(workload);
-        }
-    }
-}
-
 /// The one-line error for a part of Nimbus this build left out: `what` is
 /// not in this build, and the cargo `feature` that puts it back.
-pub(crate) fn not_in_this_build(what: &str, feature: &str) -> String {
+pub fn not_in_this_build(what: &str, feature: &str) -> String {
     format!("{what} is not in this build of nimbus (rebuild it with the cargo feature `{feature}`)")
 }
 
@@ -461,32 +410,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(error, "kv: timeout_ms `2s` is not a number");
-    }
-
-    #[test]
-    fn imports_fall_to_the_host_a_plugin_or_an_error_naming_them() {
-        let registry = PluginRegistry::new(builtin(&PluginDefaults::default()));
-        let resolution = registry
-            .resolve(
-                [
-                    "wasi:cli/environment@0.2.6",
-                    "wasi:keyvalue/store@0.2.0-draft",
-                    "wasi:keyvalue/atomics@0.2.0-draft",
-                    "wasi:logging/logging@0.1.0-draft",
-                ],
-                ["wasmcloud:messaging/handler@0.2.0"],
-            )
-            .unwrap();
-        let ids: Vec<_> = resolution.imports.iter().map(|(p, _)| p.id()).collect();
-        assert_eq!(ids, ["keyvalue", "logging"]);
-        assert_eq!(resolution.imports[0].1.len(), 2);
-        assert_eq!(resolution.exports[0].0.id(), "messaging");
-        let unknown = registry
-            .resolve(
-                ["wasi:keyvalue/store@0.2.0-draft", "acme:thing/api@1.0.0"],
-                [],
-            )
-            .err();
-        assert_eq!(unknown.as_deref(), Some("acme:thing/api@1.0.0"));
     }
 }

@@ -30,11 +30,11 @@ pub use backend::{
 };
 pub use filesystem::FilesystemBlobs;
 
-use crate::plugins::NatsConnections;
-use crate::plugins::pool::BackendPool;
-use crate::wasi::StoreState;
+use nimbus_model::backends::{BackendError, BackendKind};
+use nimbus_plugin::BackendPool;
+use nimbus_plugin::NatsConnections;
+use nimbus_plugin::PluginState;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -44,7 +44,7 @@ use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "wit/blobstore",
+        path: "wit",
         world: "wasi:blobstore/imports",
         imports: { default: async | trappable },
         with: {
@@ -110,63 +110,39 @@ pub struct OutgoingValue {
 }
 
 /// Serves blobs from pooled backends.
-pub(crate) struct BlobstorePlugin {
+pub struct BlobstorePlugin {
     defaults: BTreeMap<String, String>,
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     nats: Arc<NatsConnections>,
     pool: BackendPool<BlobSettings, dyn BlobBackend>,
 }
 
-/// Which backend, from host-interface config or host defaults.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum BlobSettings {
-    /// Process memory, one store per workload.
-    Memory,
-    /// Files under a root directory.
-    Filesystem {
-        /// The root.
-        path: PathBuf,
-    },
-    /// NATS JetStream object stores.
-    Nats {
-        /// Server URL.
-        url: String,
-    },
+/// Which backend, and where: the model's one resolver reads it from
+/// host-interface config, host defaults and the one-string form alike.
+pub use nimbus_model::backends::BackendChoice as BlobSettings;
+
+/// Reads `backend` (memory | filesystem | nats) with `path` or `url` (a
+/// `url` alone means NATS, a `path` alone the filesystem). A backend this
+/// build left out is an error naming its cargo feature.
+pub fn blob_settings(config: &BTreeMap<String, String>) -> Result<BlobSettings, BackendError> {
+    let settings = nimbus_model::backends::BLOBSTORE.from_settings(config)?;
+    match missing_feature(settings.kind()) {
+        Some(feature) => Err(nimbus_model::backends::BLOBSTORE.not_built(settings.kind(), feature)),
+        None => Ok(settings),
+    }
 }
 
-impl BlobSettings {
-    /// Reads `backend` with `path` or `url` (a `url` alone means NATS, a
-    /// `path` alone the filesystem).
-    pub fn from_config(config: &BTreeMap<String, String>) -> Result<Self, String> {
-        let url = config.get("url").map(|u| u.trim().to_string());
-        let path = config.get("path").map(PathBuf::from);
-        let backend = match config.get("backend").map(|b| b.trim().to_ascii_lowercase()) {
-            Some(b) => b,
-            None if url.is_some() => "nats".into(),
-            None if path.is_some() => "filesystem".into(),
-            None => "memory".into(),
-        };
-        match backend.as_str() {
-            "memory" | "in-memory" => Ok(Self::Memory),
-            "filesystem" | "fs" | "file" => path
-                .map(|path| Self::Filesystem { path })
-                .ok_or_else(|| "the filesystem blobstore needs `path` (its root directory)".into()),
-            "nats" if !cfg!(feature = "nats") => Err(super::not_in_this_build(
-                "the nats blobstore backend",
-                "nats",
-            )),
-            "nats" => url
-                .map(|url| Self::Nats { url })
-                .ok_or_else(|| "the nats blobstore needs `url` (nats://HOST:PORT)".into()),
-            other => Err(format!(
-                "unknown blobstore backend `{other}` (expected memory, filesystem or nats)"
-            )),
-        }
+/// The cargo feature a backend kind needs, when this build left it out.
+fn missing_feature(kind: BackendKind) -> Option<&'static str> {
+    match kind {
+        BackendKind::Nats if !cfg!(feature = "nats") => Some("nats"),
+        _ => None,
     }
 }
 
 impl BlobstorePlugin {
-    pub(crate) fn new(defaults: BTreeMap<String, String>, nats: Arc<NatsConnections>) -> Self {
+    /// The plugin with the host's `defaults` for it, sharing the host's NATS clients.
+    pub fn new(defaults: BTreeMap<String, String>, nats: Arc<NatsConnections>) -> Self {
         Self {
             defaults,
             nats,
@@ -191,13 +167,19 @@ impl BlobstorePlugin {
                 BlobSettings::Nats { url } => Arc::new(nats::NatsBlobs {
                     connection: self.nats.get(url, timeout),
                 }),
-                #[cfg(not(feature = "nats"))]
-                BlobSettings::Nats { .. } => {
+                // Settings made by hand (tools, tests) may name what
+                // `blob_settings` refuses: a kind left out of this build,
+                // or one the blobstore does not take.
+                #[allow(unreachable_patterns)]
+                other => {
                     let _ = timeout;
-                    return Err(super::not_in_this_build(
-                        "the nats blobstore backend",
-                        "nats",
-                    ));
+                    let kind = other.kind();
+                    return Err(match missing_feature(kind) {
+                        Some(feature) => nimbus_model::backends::BLOBSTORE
+                            .not_built(kind, feature)
+                            .to_string(),
+                        None => format!("the blobstore cannot use {}", kind.shorthand()),
+                    });
                 }
             })
         })
@@ -217,7 +199,7 @@ pub fn open_blob_backend(
     )
 }
 
-impl super::Plugin for BlobstorePlugin {
+impl<T: PluginState> nimbus_plugin::Plugin<T> for BlobstorePlugin {
     fn id(&self) -> &'static str {
         ID
     }
@@ -230,11 +212,8 @@ impl super::Plugin for BlobstorePlugin {
         ]
     }
 
-    fn add_to_linker(
-        &self,
-        linker: &mut wasmtime::component::Linker<StoreState>,
-    ) -> wasmtime::Result<()> {
-        fn view(state: &mut StoreState) -> BlobView<'_> {
+    fn add_to_linker(&self, linker: &mut wasmtime::component::Linker<T>) -> wasmtime::Result<()> {
+        fn view<T: PluginState>(state: &mut T) -> BlobView<'_> {
             let (table, bindings, calls) = state.plugin_parts();
             BlobView {
                 table,
@@ -242,16 +221,19 @@ impl super::Plugin for BlobstorePlugin {
                 calls,
             }
         }
-        types::add_to_linker::<StoreState, HasBlobs>(linker, view)?;
-        container::add_to_linker::<StoreState, HasBlobs>(linker, view)?;
-        blobstore::add_to_linker::<StoreState, HasBlobs>(linker, view)
+        types::add_to_linker::<T, HasBlobs>(linker, view::<T>)?;
+        container::add_to_linker::<T, HasBlobs>(linker, view::<T>)?;
+        blobstore::add_to_linker::<T, HasBlobs>(linker, view::<T>)
     }
 
-    fn bind(&self, ctx: &super::BindContext<'_>) -> Result<super::Binding, super::PluginError> {
-        let error = |message: String| super::PluginError::new(ID, message);
+    fn bind(
+        &self,
+        ctx: &nimbus_plugin::BindContext<'_>,
+    ) -> Result<nimbus_plugin::Binding, nimbus_plugin::PluginError> {
+        let error = |message: String| nimbus_plugin::PluginError::new(ID, message);
         let config = ctx.backend_config(&self.defaults, "wasi", "blobstore")?;
-        let settings = BlobSettings::from_config(&config).map_err(error)?;
-        let timeout = super::timeout_setting(ID, &config, DEFAULT_TIMEOUT)?;
+        let settings = blob_settings(&config).map_err(|e| error(e.to_string()))?;
+        let timeout = nimbus_plugin::timeout_setting(ID, &config, DEFAULT_TIMEOUT)?;
         let backend = self
             .backend(ctx.workload, &settings, timeout)
             .map_err(error)?;
@@ -365,7 +347,7 @@ impl BlobBinding {
 struct BlobView<'a> {
     table: &'a mut ResourceTable,
     binding: Option<&'a BlobBinding>,
-    calls: super::PluginCalls<'a>,
+    calls: nimbus_plugin::PluginCalls<'a>,
 }
 
 impl BlobView<'_> {
@@ -388,7 +370,7 @@ type Outcome<T> = wasmtime::Result<Result<T, String>>;
 /// Runs a host function's body observed (traced and counted); the guest
 /// receives a [`BlobError`] as its message, the interface's error string.
 async fn outcome<T>(
-    calls: super::PluginCalls<'_>,
+    calls: nimbus_plugin::PluginCalls<'_>,
     interface: &'static str,
     function: &'static str,
     body: impl Future<Output = wasmtime::Result<Result<T, BlobError>>>,

@@ -5,12 +5,12 @@
 //! host's log filter (`RUST_LOG=guest=debug`) and any subscriber see guest
 //! logs next to the host's own. `critical` maps to `error`.
 
-use crate::wasi::StoreState;
+use nimbus_plugin::PluginState;
 use std::sync::Arc;
 
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "wit/logging",
+        path: "wit",
         world: "wasi:logging/imports",
         imports: { default: trappable },
     });
@@ -19,9 +19,9 @@ mod bindings {
 use bindings::wasi::logging::logging::{self, Level};
 
 /// Forwards guest log lines to `tracing`.
-pub(crate) struct LoggingPlugin;
+pub struct LoggingPlugin;
 
-impl super::Plugin for LoggingPlugin {
+impl<T: PluginState> nimbus_plugin::Plugin<T> for LoggingPlugin {
     fn id(&self) -> &'static str {
         "logging"
     }
@@ -30,11 +30,8 @@ impl super::Plugin for LoggingPlugin {
         &["wasi:logging/logging@0.1.0-draft"]
     }
 
-    fn add_to_linker(
-        &self,
-        linker: &mut wasmtime::component::Linker<StoreState>,
-    ) -> wasmtime::Result<()> {
-        logging::add_to_linker::<StoreState, HasLogging>(linker, |state| {
+    fn add_to_linker(&self, linker: &mut wasmtime::component::Linker<T>) -> wasmtime::Result<()> {
+        logging::add_to_linker::<T, HasLogging>(linker, |state| {
             let (workload, component) = state.ids();
             LogView {
                 workload,
@@ -43,7 +40,10 @@ impl super::Plugin for LoggingPlugin {
         })
     }
 
-    fn bind(&self, _ctx: &super::BindContext<'_>) -> Result<super::Binding, super::PluginError> {
+    fn bind(
+        &self,
+        _ctx: &nimbus_plugin::BindContext<'_>,
+    ) -> Result<nimbus_plugin::Binding, nimbus_plugin::PluginError> {
         Ok(Arc::new(()))
     }
 }

@@ -8,8 +8,8 @@
 //! `INCRBY` can do the work there).
 
 use async_trait::async_trait;
+use nimbus_model::backends::{BackendError, BackendKind, KEYVALUE};
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -88,81 +88,30 @@ pub trait KeyValueBackend: Send + Sync + 'static {
     }
 }
 
-/// Which backend, and where: parsed from host-interface config or host defaults.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum BackendSettings {
-    /// Process memory (the dev default); one store per workload.
-    Memory,
-    /// A redb database file: persistent, crash-safe.
-    Filesystem {
-        /// The database file.
-        path: PathBuf,
-    },
-    /// A Redis server (`redis://` or `rediss://` URL).
-    Redis {
-        /// Server URL.
-        url: String,
-    },
-    /// NATS JetStream key-value (`nats://` URL).
-    Nats {
-        /// Server URL.
-        url: String,
-    },
+/// Which backend, and where: the model's one resolver reads it from
+/// host-interface config, host defaults and the one-string form alike.
+pub use nimbus_model::backends::BackendChoice as BackendSettings;
+
+/// Reads `backend` (memory | filesystem | redis | nats) with `url` or
+/// `path`; without `backend`, a `url`'s scheme or a `path` decides. A
+/// backend this build left out is an error naming its cargo feature.
+pub fn backend_settings(
+    config: &BTreeMap<String, String>,
+) -> Result<BackendSettings, BackendError> {
+    let settings = KEYVALUE.from_settings(config)?;
+    match missing_feature(settings.kind()) {
+        Some(feature) => Err(KEYVALUE.not_built(settings.kind(), feature)),
+        None => Ok(settings),
+    }
 }
 
-impl BackendSettings {
-    /// Reads `backend` (memory | filesystem | redis | nats) with `url` or
-    /// `path`; without `backend`, a `url`'s scheme or a `path` decides.
-    pub fn from_config(config: &BTreeMap<String, String>) -> Result<Self, String> {
-        let url = config.get("url").map(|u| u.trim().to_string());
-        let path = config.get("path").map(PathBuf::from);
-        let backend = match config.get("backend").map(|b| b.trim().to_ascii_lowercase()) {
-            Some(b) => b,
-            None => match (&url, &path) {
-                (Some(url), _) => url.split("://").next().unwrap_or_default().to_string(),
-                (None, Some(_)) => "filesystem".into(),
-                (None, None) => "memory".into(),
-            },
-        };
-        match backend.as_str() {
-            "memory" | "in-memory" => Ok(Self::Memory),
-            "filesystem" | "fs" | "file" | "redb" if !cfg!(feature = "redb") => Err(
-                super::super::not_in_this_build("the filesystem key-value backend", "redb"),
-            ),
-            "redis" | "rediss" if !cfg!(feature = "redis") => Err(super::super::not_in_this_build(
-                "the redis key-value backend",
-                "redis",
-            )),
-            "nats" | "tls" if !cfg!(feature = "nats") => Err(super::super::not_in_this_build(
-                "the nats key-value backend",
-                "nats",
-            )),
-            "filesystem" | "fs" | "file" | "redb" => match path {
-                Some(path) => Ok(Self::Filesystem { path }),
-                None => Err("the filesystem backend needs `path` (the database file)".into()),
-            },
-            "redis" | "rediss" => match url {
-                Some(url) => Ok(Self::Redis { url }),
-                None => Err("the redis backend needs `url` (redis://HOST:PORT)".into()),
-            },
-            "nats" | "tls" => match url {
-                Some(url) => Ok(Self::Nats { url }),
-                None => Err("the nats backend needs `url` (nats://HOST:PORT)".into()),
-            },
-            other => Err(format!(
-                "unknown key-value backend `{other}` (expected memory, filesystem, redis or nats)"
-            )),
-        }
-    }
-
-    /// A short name for logs and errors (no credentials).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Memory => "memory",
-            Self::Filesystem { .. } => "filesystem",
-            Self::Redis { .. } => "redis",
-            Self::Nats { .. } => "nats",
-        }
+/// The cargo feature a backend kind needs, when this build left it out.
+pub(crate) fn missing_feature(kind: BackendKind) -> Option<&'static str> {
+    match kind {
+        BackendKind::Filesystem if !cfg!(feature = "redb") => Some("redb"),
+        BackendKind::Redis if !cfg!(feature = "redis") => Some("redis"),
+        BackendKind::Nats if !cfg!(feature = "nats") => Some("nats"),
+        _ => None,
     }
 }
 
@@ -370,38 +319,92 @@ mod tests {
         store.set("c", "e", vec![0; 90]).await.unwrap();
     }
 
-    #[cfg(all(feature = "redis", feature = "nats", feature = "redb"))]
-    fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
     // Every backend in the build (compiled_out_tests covers the others).
     #[cfg(all(feature = "redis", feature = "nats", feature = "redb"))]
     #[test]
-    fn settings_from_backend_or_url_scheme() {
+    fn every_backend_kind_is_built_and_reads_its_settings() {
+        let config = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(backend_settings(&config(&[])), Ok(BackendSettings::Memory));
         assert_eq!(
-            BackendSettings::from_config(&config(&[])),
-            Ok(BackendSettings::Memory)
-        );
-        assert_eq!(
-            BackendSettings::from_config(&config(&[("url", "redis://127.0.0.1:6379")])),
+            backend_settings(&config(&[("url", "redis://127.0.0.1:6379")])),
             Ok(BackendSettings::Redis {
                 url: "redis://127.0.0.1:6379".into()
             })
         );
         assert_eq!(
-            BackendSettings::from_config(&config(&[("backend", "filesystem"), ("path", "kv.db")])),
+            backend_settings(&config(&[("backend", "nats"), ("url", "nats://n:4222")])),
+            Ok(BackendSettings::Nats {
+                url: "nats://n:4222".into()
+            })
+        );
+        assert_eq!(
+            backend_settings(&config(&[("backend", "filesystem"), ("path", "kv.db")])),
             Ok(BackendSettings::Filesystem {
                 path: "kv.db".into()
             })
         );
-        let err = BackendSettings::from_config(&config(&[("backend", "nats")])).unwrap_err();
-        assert!(err.contains("needs `url`"), "{err}");
-        let err = BackendSettings::from_config(&config(&[("backend", "etcd")])).unwrap_err();
-        assert!(err.contains("unknown key-value backend `etcd`"), "{err}");
+    }
+
+    // What a build without a backend's feature says (the test command runs
+    // this crate with `--no-default-features` too).
+    #[cfg(not(all(feature = "redis", feature = "nats", feature = "redb")))]
+    #[test]
+    fn a_left_out_backend_names_its_feature_in_one_line() {
+        let config = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let says_not_built = |error: &str, feature: &str| {
+            assert!(
+                error.ends_with(&format!(
+                    "key-value backend is not in this build of nimbus (rebuild it with the cargo feature `{feature}`)"
+                )),
+                "{error}"
+            );
+            assert!(!error.contains('\n'), "{error}");
+        };
+        for (settings, by_hand, feature, built) in [
+            (
+                &[("url", "redis://127.0.0.1:6379")][..],
+                BackendSettings::Redis {
+                    url: "redis://127.0.0.1:6379".into(),
+                },
+                "redis",
+                cfg!(feature = "redis"),
+            ),
+            (
+                &[("path", "/tmp/kv.redb")][..],
+                BackendSettings::Filesystem {
+                    path: "/tmp/kv.redb".into(),
+                },
+                "redb",
+                cfg!(feature = "redb"),
+            ),
+            (
+                &[("backend", "nats"), ("url", "nats://127.0.0.1:4222")][..],
+                BackendSettings::Nats {
+                    url: "nats://127.0.0.1:4222".into(),
+                },
+                "nats",
+                cfg!(feature = "nats"),
+            ),
+        ] {
+            if built {
+                continue;
+            }
+            let error = backend_settings(&config(settings)).unwrap_err();
+            says_not_built(&error.to_string(), feature);
+            // Settings made by hand (tools, tests) get the same words when opened.
+            let opened = crate::open_backend(&by_hand, DEFAULT_TIMEOUT).err();
+            says_not_built(opened.as_deref().unwrap_or_default(), feature);
+        }
     }
 
     #[test]

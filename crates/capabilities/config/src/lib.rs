@@ -5,13 +5,13 @@
 //! `secretFrom`), resolved once when the workload starts. Secret values stay
 //! [`Secret`]s in the host and are exposed only when the guest asks for them.
 
-use crate::wasi::StoreState;
+use nimbus_plugin::PluginState;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "wit/config",
+        path: "wit",
         world: "wasi:config/imports",
         imports: { default: trappable },
     });
@@ -22,11 +22,11 @@ use bindings::wasi::config::store;
 pub use nimbus_model::sources::ConfigValue;
 
 /// Serves `wasi:config/store` from the bound component's resolved values.
-pub(crate) struct ConfigPlugin;
+pub struct ConfigPlugin;
 
 const ID: &str = "config";
 
-impl super::Plugin for ConfigPlugin {
+impl<T: PluginState> nimbus_plugin::Plugin<T> for ConfigPlugin {
     fn id(&self) -> &'static str {
         ID
     }
@@ -35,20 +35,20 @@ impl super::Plugin for ConfigPlugin {
         &["wasi:config/store@0.2.0-rc.1"]
     }
 
-    fn add_to_linker(
-        &self,
-        linker: &mut wasmtime::component::Linker<StoreState>,
-    ) -> wasmtime::Result<()> {
-        store::add_to_linker::<StoreState, HasConfig>(linker, |state| ConfigView {
+    fn add_to_linker(&self, linker: &mut wasmtime::component::Linker<T>) -> wasmtime::Result<()> {
+        store::add_to_linker::<T, HasConfig>(linker, |state| ConfigView {
             values: state.bindings().get::<ComponentValues>(ID),
         })
     }
 
-    fn bind(&self, ctx: &super::BindContext<'_>) -> Result<super::Binding, super::PluginError> {
+    fn bind(
+        &self,
+        ctx: &nimbus_plugin::BindContext<'_>,
+    ) -> Result<nimbus_plugin::Binding, nimbus_plugin::PluginError> {
         let values = ctx
             .sources
             .wasi_config(ctx.spec.config_interface(), ctx.component_config)
-            .map_err(|e| super::PluginError::new(ID, e.to_string()))?;
+            .map_err(|e| nimbus_plugin::PluginError::new(ID, e.to_string()))?;
         Ok(Arc::new(ComponentValues(values)))
     }
 }

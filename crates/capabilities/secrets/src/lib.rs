@@ -8,15 +8,15 @@
 //! in Debug output) until that moment. An unknown key is `not-found`, and
 //! the error never echoes a value.
 
-use crate::secret::Secret;
-use crate::wasi::StoreState;
+use nimbus_model::secret::Secret;
+use nimbus_plugin::PluginState;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use wasmtime::component::{Resource, ResourceTable};
 
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "wit/secrets",
+        path: "wit",
         world: "wasmcloud:secrets/imports",
         imports: { default: trappable },
         with: { "wasmcloud:secrets/store.secret": super::SecretHandle },
@@ -31,9 +31,9 @@ const ID: &str = "secrets";
 pub struct SecretHandle(Secret);
 
 /// Serves the secrets a workload lists.
-pub(crate) struct SecretsPlugin;
+pub struct SecretsPlugin;
 
-impl super::Plugin for SecretsPlugin {
+impl<T: PluginState> nimbus_plugin::Plugin<T> for SecretsPlugin {
     fn id(&self) -> &'static str {
         ID
     }
@@ -45,22 +45,22 @@ impl super::Plugin for SecretsPlugin {
         ]
     }
 
-    fn add_to_linker(
-        &self,
-        linker: &mut wasmtime::component::Linker<StoreState>,
-    ) -> wasmtime::Result<()> {
-        fn view(state: &mut StoreState) -> SecretsView<'_> {
-            let (table, bindings) = state.table_and_bindings();
+    fn add_to_linker(&self, linker: &mut wasmtime::component::Linker<T>) -> wasmtime::Result<()> {
+        fn view<T: PluginState>(state: &mut T) -> SecretsView<'_> {
+            let (table, bindings, _) = state.plugin_parts();
             SecretsView {
                 table,
                 granted: bindings.get::<Granted>(ID),
             }
         }
-        store::add_to_linker::<StoreState, HasSecrets>(linker, view)?;
-        reveal::add_to_linker::<StoreState, HasSecrets>(linker, view)
+        store::add_to_linker::<T, HasSecrets>(linker, view::<T>)?;
+        reveal::add_to_linker::<T, HasSecrets>(linker, view::<T>)
     }
 
-    fn bind(&self, ctx: &super::BindContext<'_>) -> Result<super::Binding, super::PluginError> {
+    fn bind(
+        &self,
+        ctx: &nimbus_plugin::BindContext<'_>,
+    ) -> Result<nimbus_plugin::Binding, nimbus_plugin::PluginError> {
         let granted = ctx.interface_secrets("wasmcloud", "secrets")?;
         Ok(Arc::new(Granted(granted)))
     }

@@ -28,9 +28,10 @@ mod broker;
 pub use broker::NatsBroker;
 pub use broker::{Broker, MemoryBroker, Message, MessagingError, Subscription, subject_matches};
 
-use crate::plugins::NatsConnections;
-use crate::plugins::{BindContext, Binding, ComponentHandle, PluginError, ServeGuard};
-use crate::wasi::StoreState;
+use nimbus_model::backends::{BackendChoice, BackendKind, MESSAGING};
+use nimbus_plugin::NatsConnections;
+use nimbus_plugin::PluginState;
+use nimbus_plugin::{BindContext, Binding, ComponentHandle, PluginError, ServeGuard};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,7 +40,7 @@ use tracing::Instrument as _;
 
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "wit/messaging",
+        path: "wit",
         world: "wasmcloud:messaging/messaging",
         imports: { default: async | trappable },
         exports: { default: async },
@@ -55,7 +56,7 @@ const CONSUMER: &str = "wasmcloud:messaging/consumer";
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Serves `wasmcloud:messaging` from pooled brokers.
-pub(crate) struct MessagingPlugin {
+pub struct MessagingPlugin {
     defaults: BTreeMap<String, String>,
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     nats: Arc<NatsConnections>,
@@ -73,7 +74,8 @@ struct MessagingBinding {
 }
 
 impl MessagingPlugin {
-    pub(crate) fn new(defaults: BTreeMap<String, String>, nats: Arc<NatsConnections>) -> Self {
+    /// The plugin with the host's `defaults` for it, sharing the host's NATS clients.
+    pub fn new(defaults: BTreeMap<String, String>, nats: Arc<NatsConnections>) -> Self {
         Self {
             defaults,
             nats,
@@ -85,27 +87,14 @@ impl MessagingPlugin {
     fn settings(&self, ctx: &BindContext<'_>) -> Result<MessagingBinding, PluginError> {
         let error = |message: String| PluginError::new(ID, message);
         let config = ctx.backend_config(&self.defaults, "wasmcloud", "messaging")?;
-        let url = config.get("url").map(|u| u.trim().to_string());
-        let backend = config
-            .get("backend")
-            .map(|b| b.trim().to_ascii_lowercase())
-            .unwrap_or_else(|| if url.is_some() { "nats" } else { "memory" }.into());
-        let timeout = super::timeout_setting(ID, &config, DEFAULT_REQUEST_TIMEOUT)?;
-        let broker: Arc<dyn Broker> = match backend.as_str() {
-            "memory" | "in-memory" => self.memory.clone(),
-            #[cfg(not(feature = "nats"))]
-            "nats" => {
-                let _ = (url, timeout);
-                return Err(error(super::not_in_this_build(
-                    "the nats messaging backend",
-                    "nats",
-                )));
-            }
+        let choice = MESSAGING
+            .from_settings(&config)
+            .map_err(|e| error(e.to_string()))?;
+        let timeout = nimbus_plugin::timeout_setting(ID, &config, DEFAULT_REQUEST_TIMEOUT)?;
+        let broker: Arc<dyn Broker> = match choice {
+            BackendChoice::Memory => self.memory.clone(),
             #[cfg(feature = "nats")]
-            "nats" => {
-                let url = url.ok_or_else(|| {
-                    error("the nats backend needs `url` (nats://HOST:PORT)".into())
-                })?;
+            BackendChoice::Nats { url } => {
                 let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
                 pool.entry(url.clone())
                     .or_insert_with(|| {
@@ -115,10 +104,14 @@ impl MessagingPlugin {
                     })
                     .clone()
             }
+            // The table takes only memory and NATS; NATS may be left out.
             other => {
-                return Err(error(format!(
-                    "unknown messaging backend `{other}` (expected memory or nats)"
-                )));
+                let _ = timeout;
+                let kind = other.kind();
+                return Err(error(match kind {
+                    BackendKind::Nats => MESSAGING.not_built(kind, "nats").to_string(),
+                    _ => format!("messaging cannot use {}", kind.shorthand()),
+                }));
             }
         };
         let subscriptions = config
@@ -152,7 +145,7 @@ impl MessagingPlugin {
     }
 }
 
-impl super::Plugin for MessagingPlugin {
+impl<T: PluginState> nimbus_plugin::Plugin<T> for MessagingPlugin {
     fn id(&self) -> &'static str {
         ID
     }
@@ -168,18 +161,16 @@ impl super::Plugin for MessagingPlugin {
         &["wasmcloud:messaging/handler@0.2.0"]
     }
 
-    fn add_to_linker(
-        &self,
-        linker: &mut wasmtime::component::Linker<StoreState>,
-    ) -> wasmtime::Result<()> {
-        fn view(state: &mut StoreState) -> ConsumerView<'_> {
+    fn add_to_linker(&self, linker: &mut wasmtime::component::Linker<T>) -> wasmtime::Result<()> {
+        fn view<T: PluginState>(state: &mut T) -> ConsumerView<'_> {
+            let (_, bindings, calls) = state.plugin_parts();
             ConsumerView {
-                binding: state.bindings().get::<MessagingBinding>(ID),
-                calls: state.plugin_calls(),
+                binding: bindings.get::<MessagingBinding>(ID),
+                calls,
             }
         }
-        types::add_to_linker::<StoreState, HasConsumer>(linker, view)?;
-        consumer::add_to_linker::<StoreState, HasConsumer>(linker, view)
+        types::add_to_linker::<T, HasConsumer>(linker, view::<T>)?;
+        consumer::add_to_linker::<T, HasConsumer>(linker, view::<T>)
     }
 
     fn bind(&self, ctx: &BindContext<'_>) -> Result<Binding, PluginError> {
@@ -189,7 +180,7 @@ impl super::Plugin for MessagingPlugin {
     fn serve(
         &self,
         ctx: &BindContext<'_>,
-        component: ComponentHandle,
+        component: ComponentHandle<T>,
     ) -> Result<Option<ServeGuard>, PluginError> {
         let binding = self.settings(ctx)?;
         if binding.subscriptions.is_empty() {
@@ -200,7 +191,7 @@ impl super::Plugin for MessagingPlugin {
             );
             return Ok(None);
         }
-        let pre = bindings::MessagingPre::new(component.pre.clone())
+        let pre = bindings::MessagingPre::new(component.instance_pre().clone())
             .map_err(|e| PluginError::new(ID, format!("cannot use the message handler: {e}")))?;
         let mut tasks = Vec::new();
         for subject in &binding.subscriptions {
@@ -231,12 +222,12 @@ impl Drop for Subscriptions {
 
 /// Subscribes (retrying while the broker is unreachable) and hands each
 /// message to the component.
-async fn subscription_loop(
+async fn subscription_loop<T: PluginState>(
     broker: Arc<dyn Broker>,
     subject: String,
     queue: Option<String>,
-    component: ComponentHandle,
-    pre: bindings::MessagingPre<StoreState>,
+    component: ComponentHandle<T>,
+    pre: bindings::MessagingPre<T>,
     in_flight: Arc<Semaphore>,
 ) {
     let (workload, name) = (component.workload(), component.component());
@@ -269,8 +260,8 @@ async fn subscription_loop(
                 return;
             };
             let (component, pre) = (component.clone(), pre.clone());
-            let metrics = component.env.metrics.clone();
-            crate::metrics::spawn_metered(metrics.as_ref(), async move {
+            let metrics = component.metrics().cloned();
+            nimbus_observe::metrics::spawn_metered(metrics.as_ref(), async move {
                 deliver(&component, &pre, message).await;
                 drop(permit);
             });
@@ -282,19 +273,19 @@ async fn subscription_loop(
 }
 
 /// Runs `handle-message` once on a fresh instance; failures are logged.
-async fn deliver(
-    component: &ComponentHandle,
-    pre: &bindings::MessagingPre<StoreState>,
+async fn deliver<T: PluginState>(
+    component: &ComponentHandle<T>,
+    pre: &bindings::MessagingPre<T>,
     message: Message,
 ) {
     let (workload, name) = (component.workload(), component.component());
     let subject = message.subject.clone();
-    let span = crate::trace::message_span(workload, name, &subject);
+    let span = nimbus_observe::trace::message_span(workload, name, &subject);
     let call = async {
-        let mut store = component.env.new_store(&component.engine)?;
+        let mut store = component.new_store()?;
         store
             .data_mut()
-            .set_trace_parent(crate::trace::Parent::of(&span));
+            .set_trace_parent(nimbus_observe::trace::Parent::of(&span));
         let instance = pre.instantiate_async(&mut store).await?;
         let message = types::BrokerMessage {
             subject: message.subject,
@@ -310,7 +301,7 @@ async fn deliver(
         .instrument(span.clone())
         .await;
     if !matches!(outcome, Ok(Ok(Ok(())))) {
-        crate::trace::record_error(&span);
+        nimbus_observe::trace::record_error(&span);
     }
     match outcome {
         Ok(Ok(Ok(()))) => {}
@@ -342,7 +333,7 @@ async fn deliver(
 
 struct ConsumerView<'a> {
     binding: Option<&'a MessagingBinding>,
-    calls: super::PluginCalls<'a>,
+    calls: nimbus_plugin::PluginCalls<'a>,
 }
 
 impl ConsumerView<'_> {

@@ -35,15 +35,16 @@ mod redis;
 
 pub use backend::{
     BackendSettings, DEFAULT_TIMEOUT, KeyPage, KeyValueBackend, KvError, MemoryBackend, PAGE_SIZE,
+    backend_settings,
 };
 #[cfg(feature = "redb")]
 pub use filesystem::FilesystemBackend;
 #[cfg(feature = "redis")]
 pub use redis::RedisBackend;
 
-use crate::plugins::NatsConnections;
-use crate::plugins::pool::BackendPool;
-use crate::wasi::StoreState;
+use nimbus_plugin::BackendPool;
+use nimbus_plugin::NatsConnections;
+use nimbus_plugin::PluginState;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,7 +52,7 @@ use wasmtime::component::{Resource, ResourceTable};
 
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "wit/keyvalue",
+        path: "wit",
         world: "wasi:keyvalue/imports",
         imports: { default: async | trappable },
         with: { "wasi:keyvalue/store.bucket": super::Bucket },
@@ -71,7 +72,7 @@ pub struct Bucket {
 }
 
 /// Serves key-value from pooled backends.
-pub(crate) struct KeyValuePlugin {
+pub struct KeyValuePlugin {
     defaults: BTreeMap<String, String>,
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     nats: Arc<NatsConnections>,
@@ -79,7 +80,8 @@ pub(crate) struct KeyValuePlugin {
 }
 
 impl KeyValuePlugin {
-    pub(crate) fn new(defaults: BTreeMap<String, String>, nats: Arc<NatsConnections>) -> Self {
+    /// The plugin with the host's `defaults` for it, sharing the host's NATS clients.
+    pub fn new(defaults: BTreeMap<String, String>, nats: Arc<NatsConnections>) -> Self {
         Self {
             defaults,
             nats,
@@ -115,21 +117,18 @@ impl KeyValuePlugin {
     }
 }
 
-/// Settings [`BackendSettings::from_config`] would have refused: a backend
-/// this build left out.
+/// Settings [`backend_settings`] would have refused: a backend this build
+/// left out (settings made by hand, as tools and tests do).
 #[allow(dead_code)]
 fn settings_not_built(settings: &BackendSettings) -> String {
-    let feature = match settings {
-        BackendSettings::Filesystem { .. } => "redb",
-        other => other.kind(),
-    };
-    super::not_in_this_build(
-        &format!("the {} key-value backend", settings.kind()),
-        feature,
-    )
+    let kind = settings.kind();
+    let feature = backend::missing_feature(kind).unwrap_or(kind.name());
+    nimbus_model::backends::KEYVALUE
+        .not_built(kind, feature)
+        .to_string()
 }
 
-impl super::Plugin for KeyValuePlugin {
+impl<T: PluginState> nimbus_plugin::Plugin<T> for KeyValuePlugin {
     fn id(&self) -> &'static str {
         ID
     }
@@ -142,11 +141,8 @@ impl super::Plugin for KeyValuePlugin {
         ]
     }
 
-    fn add_to_linker(
-        &self,
-        linker: &mut wasmtime::component::Linker<StoreState>,
-    ) -> wasmtime::Result<()> {
-        fn view(state: &mut StoreState) -> KeyValueView<'_> {
+    fn add_to_linker(&self, linker: &mut wasmtime::component::Linker<T>) -> wasmtime::Result<()> {
+        fn view<T: PluginState>(state: &mut T) -> KeyValueView<'_> {
             let (table, bindings, calls) = state.plugin_parts();
             KeyValueView {
                 table,
@@ -154,28 +150,31 @@ impl super::Plugin for KeyValuePlugin {
                 calls,
             }
         }
-        store::add_to_linker::<StoreState, HasKeyValue>(linker, view)?;
-        atomics::add_to_linker::<StoreState, HasKeyValue>(linker, view)?;
-        batch::add_to_linker::<StoreState, HasKeyValue>(linker, view)
+        store::add_to_linker::<T, HasKeyValue>(linker, view::<T>)?;
+        atomics::add_to_linker::<T, HasKeyValue>(linker, view::<T>)?;
+        batch::add_to_linker::<T, HasKeyValue>(linker, view::<T>)
     }
 
-    fn bind(&self, ctx: &super::BindContext<'_>) -> Result<super::Binding, super::PluginError> {
-        let error = |message: String| super::PluginError::new(ID, message);
+    fn bind(
+        &self,
+        ctx: &nimbus_plugin::BindContext<'_>,
+    ) -> Result<nimbus_plugin::Binding, nimbus_plugin::PluginError> {
+        let error = |message: String| nimbus_plugin::PluginError::new(ID, message);
         let config = ctx.backend_config(&self.defaults, "wasi", "keyvalue")?;
-        let settings = BackendSettings::from_config(&config).map_err(error)?;
-        let timeout = super::timeout_setting(ID, &config, backend::DEFAULT_TIMEOUT)?;
+        let settings = backend_settings(&config).map_err(|e| error(e.to_string()))?;
+        let timeout = nimbus_plugin::timeout_setting(ID, &config, backend::DEFAULT_TIMEOUT)?;
         let backend = self
             .backend(ctx.workload, &settings, timeout)
             .map_err(error)?;
         tracing::debug!(
             workload = ctx.workload,
             component = ctx.component,
-            backend = settings.kind(),
+            backend = settings.kind().name(),
             "key-value bound"
         );
         Ok(Arc::new(KeyValueBinding {
             backend,
-            kind: settings.kind(),
+            kind: settings.kind().name(),
             default_bucket: config.get("bucket").cloned(),
             prefix: config.get("prefix").cloned().unwrap_or_default(),
             timeout,
@@ -237,7 +236,7 @@ impl From<KvError> for store::Error {
 struct KeyValueView<'a> {
     table: &'a mut ResourceTable,
     binding: Option<&'a KeyValueBinding>,
-    calls: super::PluginCalls<'a>,
+    calls: nimbus_plugin::PluginCalls<'a>,
 }
 
 impl KeyValueView<'_> {

@@ -6,12 +6,12 @@
 //! Requests are a publish with a fresh reply subject and a wait, bounded by
 //! the caller's timeout, for the first reply.
 
-#[cfg(feature = "nats")]
-use crate::plugins::nats::NatsConnection;
 use async_trait::async_trait;
 use bytes::Bytes;
 #[cfg(feature = "nats")]
 use futures::StreamExt;
+#[cfg(feature = "nats")]
+use nimbus_plugin::NatsConnection;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -235,7 +235,7 @@ impl Broker for NatsBroker {
                 .connection
                 .client()
                 .await
-                .map_err(MessagingError::Broker)?;
+                .map_err(|e| MessagingError::Broker(e.to_string()))?;
             let result = match message.reply_to {
                 Some(reply) => {
                     client
@@ -265,7 +265,7 @@ impl Broker for NatsBroker {
             .connection
             .client()
             .await
-            .map_err(MessagingError::Broker)?;
+            .map_err(|e| MessagingError::Broker(e.to_string()))?;
         let request = async_nats::Request::new()
             .payload(body)
             .timeout(Some(timeout));
@@ -301,7 +301,7 @@ impl Broker for NatsBroker {
             .connection
             .client()
             .await
-            .map_err(MessagingError::Broker)?;
+            .map_err(|e| MessagingError::Broker(e.to_string()))?;
         let mut subscriber = match queue {
             Some(queue) => client.queue_subscribe(subject, queue).await,
             None => client.subscribe(subject).await,

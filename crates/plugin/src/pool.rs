@@ -10,7 +10,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
 /// Opened backends of type `B`, keyed by their settings `S`.
-pub(crate) struct BackendPool<S, B: ?Sized> {
+pub struct BackendPool<S, B: ?Sized> {
     open: Mutex<HashMap<PoolKey<S>, Arc<B>>>,
 }
 
@@ -22,8 +22,15 @@ enum PoolKey<S> {
     Shared(S),
 }
 
+impl<S: Clone + Eq + Hash, B: ?Sized> Default for BackendPool<S, B> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<S: Clone + Eq + Hash, B: ?Sized> BackendPool<S, B> {
-    pub(crate) fn new() -> Self {
+    /// An empty pool.
+    pub fn new() -> Self {
         Self {
             open: Mutex::new(HashMap::new()),
         }
@@ -31,7 +38,7 @@ impl<S: Clone + Eq + Hash, B: ?Sized> BackendPool<S, B> {
 
     /// The backend for `settings` (or, when `in_memory`, for `workload`),
     /// opened with `open` the first time.
-    pub(crate) fn get_or_open(
+    pub fn get_or_open(
         &self,
         workload: &str,
         settings: &S,
@@ -53,7 +60,7 @@ impl<S: Clone + Eq + Hash, B: ?Sized> BackendPool<S, B> {
     }
 
     /// Drops `workload`'s in-memory backend (its data goes with it).
-    pub(crate) fn forget_workload(&self, workload: &str) {
+    pub fn forget_workload(&self, workload: &str) {
         self.open
             .lock()
             .unwrap_or_else(|e| e.into_inner())

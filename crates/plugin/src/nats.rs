@@ -13,13 +13,13 @@ use tokio::sync::OnceCell;
 
 /// Connections by URL.
 #[derive(Default)]
-pub(crate) struct NatsConnections {
+pub struct NatsConnections {
     clients: Mutex<HashMap<String, Arc<OnceCell<async_nats::Client>>>>,
 }
 
 impl NatsConnections {
     /// The lazily connected client for `url`.
-    pub(crate) fn get(&self, url: &str, timeout: Duration) -> NatsConnection {
+    pub fn get(&self, url: &str, timeout: Duration) -> NatsConnection {
         let cell = self
             .clients
             .lock()
@@ -37,7 +37,7 @@ impl NatsConnections {
 
 /// A handle to one shared client.
 #[derive(Clone)]
-pub(crate) struct NatsConnection {
+pub struct NatsConnection {
     url: String,
     timeout: Duration,
     cell: Arc<OnceCell<async_nats::Client>>,
@@ -45,7 +45,7 @@ pub(crate) struct NatsConnection {
 
 impl NatsConnection {
     /// The client, connecting on first use.
-    pub(crate) async fn client(&self) -> Result<&async_nats::Client, String> {
+    pub async fn client(&self) -> Result<&async_nats::Client, NatsConnectError> {
         self.cell
             .get_or_try_init(|| async {
                 async_nats::ConnectOptions::new()
@@ -54,13 +54,19 @@ impl NatsConnection {
                     .request_timeout(Some(self.timeout))
                     .connect(self.url.as_str())
                     .await
-                    .map_err(|e| format!("nats: cannot connect: {e}"))
+                    .map_err(NatsConnectError)
             })
             .await
     }
 
     /// The per-call timeout.
-    pub(crate) fn timeout(&self) -> Duration {
+    pub fn timeout(&self) -> Duration {
         self.timeout
     }
 }
+
+/// A NATS client could not be made (a bad URL or options; an unreachable
+/// server is retried in the background instead).
+#[derive(Debug, thiserror::Error)]
+#[error("nats: cannot connect: {0}")]
+pub struct NatsConnectError(async_nats::ConnectError);

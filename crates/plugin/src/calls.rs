@@ -9,20 +9,21 @@
 //! is one observation; config, secrets and logging answer from memory and
 //! are not timed.
 
-use crate::metrics::ComponentMetrics;
+use nimbus_observe::metrics::ComponentMetrics;
 use std::time::Instant;
 use tracing::Instrument as _;
 
 /// The parent span and series of one store's plugin calls.
 #[derive(Clone, Copy)]
 pub struct PluginCalls<'a> {
-    parent: Option<&'a crate::trace::Parent>,
+    parent: Option<&'a nimbus_observe::trace::Parent>,
     metrics: Option<&'a ComponentMetrics>,
 }
 
 impl<'a> PluginCalls<'a> {
-    pub(crate) fn new(
-        parent: Option<&'a crate::trace::Parent>,
+    /// Calls under `parent`, counted in `metrics` (with accounting on).
+    pub fn new(
+        parent: Option<&'a nimbus_observe::trace::Parent>,
         metrics: Option<&'a ComponentMetrics>,
     ) -> Self {
         Self { parent, metrics }
@@ -60,12 +61,12 @@ impl<'a> PluginCalls<'a> {
         call: impl Future<Output = R>,
         is_ok: impl Fn(&R) -> bool,
     ) -> R {
-        let span = crate::trace::plugin_span(self.parent, interface, function);
+        let span = nimbus_observe::trace::plugin_span(self.parent, interface, function);
         let started = self.metrics.map(|_| Instant::now());
         let result = call.instrument(span.clone()).await;
         let ok = is_ok(&result);
         if !ok {
-            crate::trace::record_error(&span);
+            nimbus_observe::trace::record_error(&span);
         }
         if let (Some(metrics), Some(started)) = (self.metrics, started) {
             metrics.plugin_call(interface, ok, started.elapsed());

@@ -4,10 +4,10 @@
 //! so no object is ever held whole in host memory.
 
 use super::backend::{BlobBackend, BlobError, BlobReader, ObjectInfo, check_object_name};
-use crate::plugins::nats::NatsConnection;
 use async_nats::jetstream::{self, object_store};
 use async_trait::async_trait;
 use futures::TryStreamExt;
+use nimbus_plugin::NatsConnection;
 use std::path::Path;
 use tokio::io::AsyncReadExt;
 
@@ -37,7 +37,11 @@ fn check_bucket(name: &str) -> Result<(), BlobError> {
 
 impl NatsBlobs {
     async fn context(&self) -> Result<jetstream::Context, BlobError> {
-        let client = self.connection.client().await.map_err(BlobError::Backend)?;
+        let client = self
+            .connection
+            .client()
+            .await
+            .map_err(|e| BlobError::Backend(e.to_string()))?;
         let mut js = jetstream::new(client.clone());
         js.set_timeout(self.connection.timeout());
         Ok(js)

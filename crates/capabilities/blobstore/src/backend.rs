@@ -416,4 +416,29 @@ mod tests {
         assert!(check_container_name("..").is_err());
         assert!(check_container_name("photos").is_ok());
     }
+
+    // What a build without NATS says (the test command runs this crate with
+    // `--no-default-features` too).
+    #[cfg(not(feature = "nats"))]
+    #[test]
+    fn a_left_out_nats_backend_names_its_feature_in_one_line() {
+        let config: std::collections::BTreeMap<String, String> = [("url", "nats://127.0.0.1:4222")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let expected = "the nats blobstore backend is not in this build of nimbus (rebuild it with the cargo feature `nats`)";
+        assert_eq!(
+            crate::blob_settings(&config).unwrap_err().to_string(),
+            expected
+        );
+        let by_hand = crate::BlobSettings::Nats {
+            url: "nats://127.0.0.1:4222".into(),
+        };
+        assert_eq!(
+            crate::open_blob_backend(&by_hand, std::time::Duration::from_secs(1))
+                .err()
+                .as_deref(),
+            Some(expected)
+        );
+    }
 }

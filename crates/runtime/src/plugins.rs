@@ -1,0 +1,191 @@
+//! The plugins a host carries, and the one place they are registered.
+//!
+//! Each capability is its own crate under `crates/capabilities/`, written
+//! against the plugin API (`nimbus-plugin`) and generic over the store; this
+//! module picks the store ([`StoreState`]), lists the capabilities in
+//! [`builtin`], and indexes them by the interfaces they provide.
+//!
+//! | crate              | interfaces                                               |
+//! |--------------------|----------------------------------------------------------|
+//! | `nimbus-config`    | `wasi:config/store@0.2.0-rc.1`                           |
+//! | `nimbus-keyvalue`  | `wasi:keyvalue/{store,atomics,batch}@0.2.0-draft`        |
+//! | `nimbus-blobstore` | `wasi:blobstore/{blobstore,container,types}@0.2.0-draft` |
+//! | `nimbus-logging`   | `wasi:logging/logging@0.1.0-draft`                       |
+//! | `nimbus-secrets`   | `wasmcloud:secrets/{store,reveal}@0.1.0-draft`           |
+//! | `nimbus-messaging` | `wasmcloud:messaging/{consumer,handler}@0.2.0`           |
+//!
+//! Adding a capability is one new crate plus one line in [`builtin`];
+//! docs/ARCHITECTURE.md walks through the key-value plugin.
+
+use crate::wasi::StoreState;
+pub use nimbus_plugin::{
+    BindContext, Binding, ComponentHandle, NatsConnections, NewStore, Plugin, PluginBindings,
+    PluginCalls, PluginDefaults, PluginError, PluginState, ServeGuard, not_in_this_build,
+    timeout_setting,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+use wasmtime::component::Linker;
+
+// The capabilities, at the paths they had before they became crates.
+pub use nimbus_blobstore as blobstore;
+pub use nimbus_config as config;
+pub use nimbus_keyvalue as keyvalue;
+pub use nimbus_logging as logging;
+pub use nimbus_messaging as messaging;
+pub use nimbus_secrets as secrets;
+
+/// The plugins every host carries. The one registration point.
+pub(crate) fn builtin(defaults: &PluginDefaults) -> Vec<Arc<dyn Plugin<StoreState>>> {
+    let nats = Arc::new(NatsConnections::default());
+    vec![
+        Arc::new(config::ConfigPlugin),
+        Arc::new(keyvalue::KeyValuePlugin::new(
+            defaults.get("keyvalue"),
+            nats.clone(),
+        )),
+        Arc::new(blobstore::BlobstorePlugin::new(
+            defaults.get("blobstore"),
+            nats.clone(),
+        )),
+        Arc::new(logging::LoggingPlugin),
+        Arc::new(secrets::SecretsPlugin),
+        Arc::new(messaging::MessagingPlugin::new(
+            defaults.get("messaging"),
+            nats,
+        )),
+    ]
+}
+
+/// An import no plugin (and not the host) provides.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no plugin provides `{0}`")]
+pub(crate) struct UnprovidedImport(pub(crate) String);
+
+/// All plugins of a host, indexed by the interfaces they provide.
+pub(crate) struct PluginRegistry {
+    plugins: Vec<Arc<dyn Plugin<StoreState>>>,
+    by_interface: HashMap<&'static str, usize>,
+    by_export: HashMap<&'static str, usize>,
+}
+
+/// How a component's imports and exports fall to plugins.
+pub(crate) struct Resolution {
+    /// Each plugin the component needs, with the interfaces it imports from it.
+    pub(crate) imports: Vec<(Arc<dyn Plugin<StoreState>>, Vec<String>)>,
+    /// Each plugin that drives one of the component's exports.
+    pub(crate) exports: Vec<(Arc<dyn Plugin<StoreState>>, Vec<String>)>,
+}
+
+impl PluginRegistry {
+    pub(crate) fn new(plugins: Vec<Arc<dyn Plugin<StoreState>>>) -> Self {
+        let mut by_interface = HashMap::new();
+        let mut by_export = HashMap::new();
+        for (index, plugin) in plugins.iter().enumerate() {
+            for interface in plugin.interfaces() {
+                by_interface.insert(*interface, index);
+            }
+            for export in plugin.exports() {
+                by_export.insert(*export, index);
+            }
+        }
+        Self {
+            plugins,
+            by_interface,
+            by_export,
+        }
+    }
+
+    pub(crate) fn add_to_linker(&self, linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+        for plugin in &self.plugins {
+            plugin.add_to_linker(linker)?;
+        }
+        Ok(())
+    }
+
+    /// Sorts a component's imports: host-provided, plugin-provided, or
+    /// unknown (the error names the first unknown interface).
+    pub(crate) fn resolve<'a>(
+        &self,
+        imports: impl IntoIterator<Item = &'a str>,
+        exports: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Resolution, UnprovidedImport> {
+        let mut needed: Vec<(usize, Vec<String>)> = Vec::new();
+        for import in imports {
+            if nimbus_model::links::host_provided(import) {
+                continue;
+            }
+            let Some(&index) = self.by_interface.get(import) else {
+                return Err(UnprovidedImport(import.to_string()));
+            };
+            match needed.iter_mut().find(|(i, _)| *i == index) {
+                Some((_, list)) => list.push(import.to_string()),
+                None => needed.push((index, vec![import.to_string()])),
+            }
+        }
+        let mut driven: Vec<(usize, Vec<String>)> = Vec::new();
+        for export in exports {
+            if let Some(&index) = self.by_export.get(export) {
+                match driven.iter_mut().find(|(i, _)| *i == index) {
+                    Some((_, list)) => list.push(export.to_string()),
+                    None => driven.push((index, vec![export.to_string()])),
+                }
+            }
+        }
+        let lookup = |list: Vec<(usize, Vec<String>)>| {
+            list.into_iter()
+                .map(|(i, names)| (self.plugins[i].clone(), names))
+                .collect()
+        };
+        Ok(Resolution {
+            imports: lookup(needed),
+            exports: lookup(driven),
+        })
+    }
+
+    /// Whether a plugin provides `interface`.
+    pub(crate) fn provides(&self, interface: &str) -> bool {
+        self.by_interface.contains_key(interface)
+    }
+
+    pub(crate) fn unbind(&self, workload: &str) {
+        for plugin in &self.plugins {
+            plugin.unbind(workload);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imports_fall_to_the_host_a_plugin_or_an_error_naming_them() {
+        let registry = PluginRegistry::new(builtin(&PluginDefaults::default()));
+        let resolution = registry
+            .resolve(
+                [
+                    "wasi:cli/environment@0.2.6",
+                    "wasi:keyvalue/store@0.2.0-draft",
+                    "wasi:keyvalue/atomics@0.2.0-draft",
+                    "wasi:logging/logging@0.1.0-draft",
+                ],
+                ["wasmcloud:messaging/handler@0.2.0"],
+            )
+            .unwrap();
+        let ids: Vec<_> = resolution.imports.iter().map(|(p, _)| p.id()).collect();
+        assert_eq!(ids, ["keyvalue", "logging"]);
+        assert_eq!(resolution.imports[0].1.len(), 2);
+        assert_eq!(resolution.exports[0].0.id(), "messaging");
+        let unknown = registry
+            .resolve(
+                ["wasi:keyvalue/store@0.2.0-draft", "acme:thing/api@1.0.0"],
+                [],
+            )
+            .err();
+        assert_eq!(
+            unknown.map(|e| e.0).as_deref(),
+            Some("acme:thing/api@1.0.0")
+        );
+    }
+}
