@@ -12,6 +12,23 @@ enum HostMatch {
     Suffix(String),
 }
 
+/// Why an `allowedHosts` entry is not a host pattern.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostPatternError {
+    /// Nothing but a scheme or slashes.
+    #[error("empty host")]
+    Empty,
+    /// Not `host` or `host:port` (a bad port, a path, brackets unclosed).
+    #[error("`{0}` is not a host or host:port")]
+    NotAHost(String),
+    /// `*.` followed by nothing, or a second `*`.
+    #[error("`{0}`: a wildcard must look like `*.example.com`")]
+    BadWildcard(String),
+    /// A `*` inside a name.
+    #[error("`{0}`: `*` is only allowed as the whole host or as a leading `*.`")]
+    StarInName(String),
+}
+
 /// One `allowedHosts` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostPattern {
@@ -22,7 +39,7 @@ pub struct HostPattern {
 impl HostPattern {
     /// Parses `host`, `*.suffix`, `*`, each with an optional `:port`; a
     /// leading `http://` or `https://` and a trailing `/` are tolerated.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, HostPatternError> {
         let trimmed = text.trim();
         let rest = trimmed
             .strip_prefix("https://")
@@ -30,10 +47,10 @@ impl HostPattern {
             .unwrap_or(trimmed)
             .trim_end_matches('/');
         if rest.is_empty() {
-            return Err("empty host".into());
+            return Err(HostPatternError::Empty);
         }
         let (host, port) =
-            split_host_port(rest).ok_or_else(|| format!("`{text}` is not a host or host:port"))?;
+            split_host_port(rest).ok_or_else(|| HostPatternError::NotAHost(text.to_string()))?;
         // `example.com.` is `example.com`; `[::1]` is `::1`.
         let host = host.to_ascii_lowercase();
         let host = match host.strip_suffix('.') {
@@ -46,15 +63,11 @@ impl HostPattern {
             HostMatch::Any
         } else if let Some(suffix) = host.strip_prefix("*.") {
             if suffix.is_empty() || suffix.contains('*') {
-                return Err(format!(
-                    "`{text}`: a wildcard must look like `*.example.com`"
-                ));
+                return Err(HostPatternError::BadWildcard(text.to_string()));
             }
             HostMatch::Suffix(format!(".{suffix}"))
         } else if host.contains('*') {
-            return Err(format!(
-                "`{text}`: `*` is only allowed as the whole host or as a leading `*.`"
-            ));
+            return Err(HostPatternError::StarInName(text.to_string()));
         } else {
             HostMatch::Exact(host.to_string())
         };

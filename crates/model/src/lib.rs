@@ -40,7 +40,7 @@ pub mod spec;
 pub mod status;
 
 pub use component::{ComponentError, ComponentWorld, component_world, validate_component_bytes};
-pub use host_pattern::HostPattern;
+pub use host_pattern::{HostPattern, HostPatternError};
 pub use load::{LoadError, load_manifest_file, local_image_path};
 pub use manifest::{
     API_VERSION, ManifestDocument, ManifestError, parse_manifest, validate_workload,

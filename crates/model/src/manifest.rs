@@ -408,7 +408,10 @@ fn check_local_resources(
     }
     for (j, host) in lr.allowed_hosts.iter().enumerate() {
         crate::host_pattern::HostPattern::parse(host).map_err(|e| {
-            ManifestError::new(format!("{path}.localResources.allowedHosts[{j}]"), e)
+            ManifestError::new(
+                format!("{path}.localResources.allowedHosts[{j}]"),
+                e.to_string(),
+            )
         })?;
     }
     if lr.timeout_ms == Some(0) {

@@ -26,17 +26,20 @@ pub enum PullPolicy {
     Never,
 }
 
+/// A pull policy that is none of the three.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown pull policy `{0}` (expected Always, IfNotPresent or Never)")]
+pub struct UnknownPullPolicy(pub String);
+
 impl std::str::FromStr for PullPolicy {
-    type Err = String;
+    type Err = UnknownPullPolicy;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "Always" | "always" => Ok(Self::Always),
             "IfNotPresent" | "if-not-present" => Ok(Self::IfNotPresent),
             "Never" | "never" => Ok(Self::Never),
-            other => Err(format!(
-                "unknown pull policy `{other}` (expected Always, IfNotPresent or Never)"
-            )),
+            other => Err(UnknownPullPolicy(other.to_string())),
         }
     }
 }

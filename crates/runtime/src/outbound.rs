@@ -25,7 +25,7 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
 const DNS_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub use nimbus_model::host_pattern::HostPattern;
+pub use nimbus_model::host_pattern::{HostPattern, HostPatternError};
 
 /// The outcome of checking a destination against the policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +48,7 @@ pub struct OutboundPolicy {
 
 impl OutboundPolicy {
     /// Builds the policy from `allowedHosts` entries.
-    pub fn new<S: AsRef<str>>(allowed_hosts: &[S]) -> Result<Self, String> {
+    pub fn new<S: AsRef<str>>(allowed_hosts: &[S]) -> Result<Self, HostPatternError> {
         let patterns = allowed_hosts
             .iter()
             .map(|h| HostPattern::parse(h.as_ref()))

@@ -21,6 +21,7 @@
 
 mod backend;
 mod filesystem;
+mod host;
 #[cfg(feature = "nats")]
 mod nats;
 
@@ -29,6 +30,8 @@ pub use backend::{
     check_object_name,
 };
 pub use filesystem::FilesystemBlobs;
+use host::{BlobView, HasBlobs};
+pub use host::{ContainerHandle, IncomingValue, ObjectNames, OutgoingValue};
 
 use nimbus_model::backends::{BackendError, BackendKind};
 use nimbus_plugin::BackendPool;
@@ -37,10 +40,6 @@ use nimbus_plugin::PluginState;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
-use wasmtime::component::{Resource, ResourceTable};
-use wasmtime_wasi::p2::pipe::{AsyncReadStream, AsyncWriteStream};
-use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -49,10 +48,10 @@ mod bindings {
         imports: { default: async | trappable },
         with: {
             "wasi:io": wasmtime_wasi_io::bindings::wasi::io,
-            "wasi:blobstore/container.container": super::ContainerHandle,
-            "wasi:blobstore/container.stream-object-names": super::ObjectNames,
-            "wasi:blobstore/types.incoming-value": super::IncomingValue,
-            "wasi:blobstore/types.outgoing-value": super::OutgoingValue,
+            "wasi:blobstore/container.container": super::host::ContainerHandle,
+            "wasi:blobstore/container.stream-object-names": super::host::ObjectNames,
+            "wasi:blobstore/types.incoming-value": super::host::IncomingValue,
+            "wasi:blobstore/types.outgoing-value": super::host::OutgoingValue,
         },
     });
 }
@@ -71,43 +70,6 @@ const WRITE_BUDGET: usize = 64 * 1024;
 const TRANSFER_FLOOR: u64 = 8 * 1024 * 1024;
 /// The largest value `incoming-value-consume-sync` returns in one list.
 const SYNC_READ_LIMIT: u64 = 32 * 1024 * 1024;
-
-/// An open container.
-pub struct ContainerHandle {
-    name: String,
-}
-
-/// Object names being read out in pages.
-pub struct ObjectNames {
-    names: Vec<String>,
-    position: usize,
-}
-
-impl ObjectNames {
-    /// Moves past up to `count` names: the names passed, and whether none
-    /// are left.
-    fn advance(&mut self, count: u64) -> (&[String], bool) {
-        let start = self.position;
-        let end = start
-            .saturating_add(count.min(usize::MAX as u64) as usize)
-            .min(self.names.len());
-        self.position = end;
-        (&self.names[start..end], end == self.names.len())
-    }
-}
-
-/// A readable range of an object.
-pub struct IncomingValue {
-    reader: BlobReader,
-    size: u64,
-}
-
-/// A value being written: its spool file, and where `write-data` said it goes.
-pub struct OutgoingValue {
-    file: Option<std::fs::File>,
-    path: tempfile::TempPath,
-    target: Option<(String, String)>,
-}
 
 /// Serves blobs from pooled backends.
 pub struct BlobstorePlugin {
@@ -215,11 +177,7 @@ impl<T: PluginState> nimbus_plugin::Plugin<T> for BlobstorePlugin {
     fn add_to_linker(&self, linker: &mut wasmtime::component::Linker<T>) -> wasmtime::Result<()> {
         fn view<T: PluginState>(state: &mut T) -> BlobView<'_> {
             let (table, bindings, calls) = state.plugin_parts();
-            BlobView {
-                table,
-                binding: bindings.get::<BlobBinding>(ID),
-                calls,
-            }
+            BlobView::new(table, bindings.get::<BlobBinding>(ID), calls)
         }
         types::add_to_linker::<T, HasBlobs>(linker, view::<T>)?;
         container::add_to_linker::<T, HasBlobs>(linker, view::<T>)?;
@@ -246,7 +204,7 @@ impl<T: PluginState> nimbus_plugin::Plugin<T> for BlobstorePlugin {
 }
 
 /// What one component's blob calls go to.
-struct BlobBinding {
+pub(crate) struct BlobBinding {
     backend: Arc<dyn BlobBackend>,
     timeout: Duration,
 }
@@ -342,463 +300,4 @@ impl BlobBinding {
         let _ = tokio::fs::remove_file(&path).await;
         result
     }
-}
-
-struct BlobView<'a> {
-    table: &'a mut ResourceTable,
-    binding: Option<&'a BlobBinding>,
-    calls: nimbus_plugin::PluginCalls<'a>,
-}
-
-impl BlobView<'_> {
-    fn binding(&self) -> wasmtime::Result<&BlobBinding> {
-        self.binding
-            .ok_or_else(|| wasmtime::format_err!("wasi:blobstore is not bound for this component"))
-    }
-
-    fn container(
-        &self,
-        handle: &Resource<ContainerHandle>,
-    ) -> wasmtime::Result<(&BlobBinding, String)> {
-        let name = self.table.get(handle)?.name.clone();
-        Ok((self.binding()?, name))
-    }
-}
-
-type Outcome<T> = wasmtime::Result<Result<T, String>>;
-
-/// Runs a host function's body observed (traced and counted); the guest
-/// receives a [`BlobError`] as its message, the interface's error string.
-async fn outcome<T>(
-    calls: nimbus_plugin::PluginCalls<'_>,
-    interface: &'static str,
-    function: &'static str,
-    body: impl Future<Output = wasmtime::Result<Result<T, BlobError>>>,
-) -> Outcome<T> {
-    calls
-        .observe_outcome(interface, function, body)
-        .await
-        .map(|result| result.map_err(|error| error.to_string()))
-}
-
-impl blobstore::Host for BlobView<'_> {
-    async fn create_container(&mut self, name: String) -> Outcome<Resource<ContainerHandle>> {
-        let calls = self.calls;
-        outcome(calls, BLOBSTORE, "create-container", async move {
-            let binding = self.binding()?;
-            if let Err(e) = check_container_name(&name) {
-                return Ok(Err(e));
-            }
-            if let Err(e) = binding.call(binding.backend.create_container(&name)).await {
-                return Ok(Err(e));
-            }
-            Ok(Ok(self.table.push(ContainerHandle { name })?))
-        })
-        .await
-    }
-
-    async fn get_container(&mut self, name: String) -> Outcome<Resource<ContainerHandle>> {
-        let calls = self.calls;
-        outcome(calls, BLOBSTORE, "get-container", async move {
-            let binding = self.binding()?;
-            if let Err(e) = binding.require_container(&name).await {
-                return Ok(Err(e));
-            }
-            Ok(Ok(self.table.push(ContainerHandle { name })?))
-        })
-        .await
-    }
-
-    async fn delete_container(&mut self, name: String) -> Outcome<()> {
-        let calls = self.calls;
-        outcome(calls, BLOBSTORE, "delete-container", async move {
-            let binding = self.binding()?;
-            if let Err(e) = check_container_name(&name) {
-                return Ok(Err(e));
-            }
-            Ok(binding.call(binding.backend.delete_container(&name)).await)
-        })
-        .await
-    }
-
-    async fn container_exists(&mut self, name: String) -> Outcome<bool> {
-        let calls = self.calls;
-        outcome(calls, BLOBSTORE, "container-exists", async move {
-            let binding = self.binding()?;
-            if let Err(e) = check_container_name(&name) {
-                return Ok(Err(e));
-            }
-            Ok(binding
-                .call(binding.backend.container_created_at(&name))
-                .await
-                .map(|c| c.is_some()))
-        })
-        .await
-    }
-
-    async fn copy_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Outcome<()> {
-        let calls = self.calls;
-        outcome(calls, BLOBSTORE, "copy-object", async move {
-            let binding = self.binding()?;
-            Ok(binding.copy(&src, &dest).await)
-        })
-        .await
-    }
-
-    async fn move_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Outcome<()> {
-        let calls = self.calls;
-        outcome(calls, BLOBSTORE, "move-object", async move {
-            let binding = self.binding()?;
-            if let Err(e) = binding.copy(&src, &dest).await {
-                return Ok(Err(e));
-            }
-            if src.container == dest.container && src.object == dest.object {
-                return Ok(Ok(()));
-            }
-            Ok(binding
-                .call(binding.backend.delete_object(&src.container, &src.object))
-                .await)
-        })
-        .await
-    }
-}
-
-impl container::Host for BlobView<'_> {}
-
-impl container::HostContainer for BlobView<'_> {
-    async fn name(&mut self, handle: Resource<ContainerHandle>) -> Outcome<String> {
-        Ok(Ok(self.table.get(&handle)?.name.clone()))
-    }
-
-    async fn info(
-        &mut self,
-        handle: Resource<ContainerHandle>,
-    ) -> Outcome<types::ContainerMetadata> {
-        let calls = self.calls;
-        outcome(calls, CONTAINER, "info", async move {
-            let (binding, name) = self.container(&handle)?;
-            Ok(binding
-                .require_container(&name)
-                .await
-                .map(|created_at| types::ContainerMetadata { name, created_at }))
-        })
-        .await
-    }
-
-    async fn get_data(
-        &mut self,
-        handle: Resource<ContainerHandle>,
-        name: String,
-        start: u64,
-        end: u64,
-    ) -> Outcome<Resource<IncomingValue>> {
-        let calls = self.calls;
-        outcome(calls, CONTAINER, "get-data", async move {
-            let (binding, container) = self.container(&handle)?;
-            if let Err(e) = check_object_name(&name) {
-                return Ok(Err(e));
-            }
-            let info = match binding
-                .call(binding.backend.object_info(&container, &name))
-                .await
-            {
-                Ok(Some(info)) => info,
-                Ok(None) => return Ok(Err(BlobError::NoSuchObject(name.clone()))),
-                Err(e) => return Ok(Err(e)),
-            };
-            if end < start {
-                return Ok(Err(BlobError::InvalidRange { start, end }));
-            }
-            // Offsets are inclusive; clamp to the object.
-            let last = end.min(info.size.saturating_sub(1));
-            let size = if info.size == 0 || start > last {
-                0
-            } else {
-                last - start + 1
-            };
-            let reader = match binding
-                .call(binding.backend.read(&container, &name, start, size))
-                .await
-            {
-                Ok(reader) => reader,
-                Err(e) => return Ok(Err(e)),
-            };
-            Ok(Ok(self.table.push(IncomingValue { reader, size })?))
-        })
-        .await
-    }
-
-    async fn write_data(
-        &mut self,
-        handle: Resource<ContainerHandle>,
-        name: String,
-        data: Resource<OutgoingValue>,
-    ) -> Outcome<()> {
-        let calls = self.calls;
-        outcome(calls, CONTAINER, "write-data", async move {
-            let (binding, container) = self.container(&handle)?;
-            if let Err(e) = check_object_name(&name) {
-                return Ok(Err(e));
-            }
-            if let Err(e) = binding.require_container(&container).await {
-                return Ok(Err(e));
-            }
-            self.table.get_mut(&data)?.target = Some((container, name));
-            Ok(Ok(()))
-        })
-        .await
-    }
-
-    async fn list_objects(
-        &mut self,
-        handle: Resource<ContainerHandle>,
-    ) -> Outcome<Resource<ObjectNames>> {
-        let calls = self.calls;
-        outcome(calls, CONTAINER, "list-objects", async move {
-            let (binding, container) = self.container(&handle)?;
-            match binding.call(binding.backend.list_objects(&container)).await {
-                Ok(names) => Ok(Ok(self.table.push(ObjectNames { names, position: 0 })?)),
-                Err(e) => Ok(Err(e)),
-            }
-        })
-        .await
-    }
-
-    async fn delete_object(
-        &mut self,
-        handle: Resource<ContainerHandle>,
-        name: String,
-    ) -> Outcome<()> {
-        let calls = self.calls;
-        outcome(calls, CONTAINER, "delete-object", async move {
-            let (binding, container) = self.container(&handle)?;
-            if let Err(e) = check_object_name(&name) {
-                return Ok(Err(e));
-            }
-            Ok(binding
-                .call(binding.backend.delete_object(&container, &name))
-                .await)
-        })
-        .await
-    }
-
-    async fn delete_objects(
-        &mut self,
-        handle: Resource<ContainerHandle>,
-        names: Vec<String>,
-    ) -> Outcome<()> {
-        let calls = self.calls;
-        outcome(calls, CONTAINER, "delete-objects", async move {
-            let (binding, container) = self.container(&handle)?;
-            let checked = names
-                .into_iter()
-                .map(|name| check_object_name(&name).map(|()| name));
-            Ok(binding.delete_each(&container, checked).await)
-        })
-        .await
-    }
-
-    async fn has_object(
-        &mut self,
-        handle: Resource<ContainerHandle>,
-        name: String,
-    ) -> Outcome<bool> {
-        let calls = self.calls;
-        outcome(calls, CONTAINER, "has-object", async move {
-            let (binding, container) = self.container(&handle)?;
-            if let Err(e) = check_object_name(&name) {
-                return Ok(Err(e));
-            }
-            Ok(binding
-                .call(binding.backend.object_info(&container, &name))
-                .await
-                .map(|info| info.is_some()))
-        })
-        .await
-    }
-
-    async fn object_info(
-        &mut self,
-        handle: Resource<ContainerHandle>,
-        name: String,
-    ) -> Outcome<types::ObjectMetadata> {
-        let calls = self.calls;
-        outcome(calls, CONTAINER, "object-info", async move {
-            let (binding, container) = self.container(&handle)?;
-            if let Err(e) = check_object_name(&name) {
-                return Ok(Err(e));
-            }
-            Ok(
-                match binding
-                    .call(binding.backend.object_info(&container, &name))
-                    .await
-                {
-                    Ok(Some(info)) => Ok(types::ObjectMetadata {
-                        name,
-                        container,
-                        created_at: info.created_at,
-                        size: info.size,
-                    }),
-                    Ok(None) => Err(BlobError::NoSuchObject(name.clone())),
-                    Err(e) => Err(e),
-                },
-            )
-        })
-        .await
-    }
-
-    async fn clear(&mut self, handle: Resource<ContainerHandle>) -> Outcome<()> {
-        let calls = self.calls;
-        outcome(calls, CONTAINER, "clear", async move {
-            let (binding, container) = self.container(&handle)?;
-            let names = match binding.call(binding.backend.list_objects(&container)).await {
-                Ok(names) => names,
-                Err(e) => return Ok(Err(e)),
-            };
-            Ok(binding
-                .delete_each(&container, names.into_iter().map(Ok))
-                .await)
-        })
-        .await
-    }
-
-    async fn drop(&mut self, handle: Resource<ContainerHandle>) -> wasmtime::Result<()> {
-        self.table.delete(handle)?;
-        Ok(())
-    }
-}
-
-impl container::HostStreamObjectNames for BlobView<'_> {
-    async fn read_stream_object_names(
-        &mut self,
-        handle: Resource<ObjectNames>,
-        len: u64,
-    ) -> Outcome<(Vec<String>, bool)> {
-        let (page, done) = self.table.get_mut(&handle)?.advance(len);
-        Ok(Ok((page.to_vec(), done)))
-    }
-
-    async fn skip_stream_object_names(
-        &mut self,
-        handle: Resource<ObjectNames>,
-        num: u64,
-    ) -> Outcome<(u64, bool)> {
-        let (skipped, done) = self.table.get_mut(&handle)?.advance(num);
-        Ok(Ok((skipped.len() as u64, done)))
-    }
-
-    async fn drop(&mut self, handle: Resource<ObjectNames>) -> wasmtime::Result<()> {
-        self.table.delete(handle)?;
-        Ok(())
-    }
-}
-
-impl types::Host for BlobView<'_> {}
-
-impl types::HostOutgoingValue for BlobView<'_> {
-    async fn new_outgoing_value(&mut self) -> wasmtime::Result<Resource<OutgoingValue>> {
-        let binding = self.binding()?;
-        let spool = tempfile::NamedTempFile::new_in(binding.backend.spool_dir())
-            .map_err(|e| wasmtime::format_err!("cannot create a blob spool file: {e}"))?;
-        let (file, path) = spool.into_parts();
-        Ok(self.table.push(OutgoingValue {
-            file: Some(file),
-            path,
-            target: None,
-        })?)
-    }
-
-    async fn outgoing_value_write_body(
-        &mut self,
-        handle: Resource<OutgoingValue>,
-    ) -> wasmtime::Result<Result<Resource<DynOutputStream>, ()>> {
-        let Some(file) = self.table.get_mut(&handle)?.file.take() else {
-            return Ok(Err(()));
-        };
-        let stream: DynOutputStream = Box::new(AsyncWriteStream::new(
-            WRITE_BUDGET,
-            tokio::fs::File::from_std(file),
-        ));
-        Ok(Ok(self.table.push(stream)?))
-    }
-
-    async fn finish(&mut self, handle: Resource<OutgoingValue>) -> Outcome<()> {
-        let calls = self.calls;
-        outcome(calls, TYPES, "finish", async move {
-            let value = self.table.delete(handle)?;
-            let binding = self.binding()?;
-            let Some((container, name)) = value.target else {
-                return Ok(Err(BlobError::NothingWritten));
-            };
-            let path = match value.path.keep() {
-                Ok(path) => path,
-                Err(e) => {
-                    return Ok(Err(BlobError::Backend(format!(
-                        "cannot keep the spooled value: {e}"
-                    ))));
-                }
-            };
-            let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
-            let result = binding
-                .transfer(size, binding.backend.write(&container, &name, &path))
-                .await;
-            let _ = tokio::fs::remove_file(&path).await;
-            Ok(result)
-        })
-        .await
-    }
-
-    async fn drop(&mut self, handle: Resource<OutgoingValue>) -> wasmtime::Result<()> {
-        self.table.delete(handle)?;
-        Ok(())
-    }
-}
-
-impl types::HostIncomingValue for BlobView<'_> {
-    async fn incoming_value_consume_sync(
-        &mut self,
-        handle: Resource<IncomingValue>,
-    ) -> Outcome<Vec<u8>> {
-        let mut value = self.table.delete(handle)?;
-        // The whole value becomes host memory first: bound it.
-        if value.size > SYNC_READ_LIMIT {
-            return Ok(Err(format!(
-                "the value is {} bytes, over the {} MiB incoming-value-consume-sync reads; \
-                 stream it with incoming-value-consume-async",
-                value.size,
-                SYNC_READ_LIMIT >> 20
-            )));
-        }
-        let mut bytes = Vec::with_capacity(value.size as usize);
-        Ok(value
-            .reader
-            .read_to_end(&mut bytes)
-            .await
-            .map(|_| bytes)
-            .map_err(|e| format!("cannot read the object: {e}")))
-    }
-
-    async fn incoming_value_consume_async(
-        &mut self,
-        handle: Resource<IncomingValue>,
-    ) -> Outcome<Resource<DynInputStream>> {
-        let value = self.table.delete(handle)?;
-        let stream: DynInputStream = Box::new(AsyncReadStream::new(value.reader));
-        Ok(Ok(self.table.push(stream)?))
-    }
-
-    async fn size(&mut self, handle: Resource<IncomingValue>) -> wasmtime::Result<u64> {
-        Ok(self.table.get(&handle)?.size)
-    }
-
-    async fn drop(&mut self, handle: Resource<IncomingValue>) -> wasmtime::Result<()> {
-        self.table.delete(handle)?;
-        Ok(())
-    }
-}
-
-struct HasBlobs;
-
-impl wasmtime::component::HasData for HasBlobs {
-    type Data<'a> = BlobView<'a>;
 }

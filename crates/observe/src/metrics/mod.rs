@@ -20,20 +20,22 @@
 //! so the number of series is bounded by what runs. Series of a workload are
 //! dropped when it stops.
 
+mod component;
 mod cpu;
 mod usage;
 
+pub use component::{ComponentMetrics, InFlight};
 pub use cpu::{Metered, spawn_metered};
 pub use usage::RequestUsage;
 pub use usage::WorkerMeter;
 
 pub use prometheus::proto::MetricType;
 use prometheus::{
-    Counter, CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter,
-    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 
 /// Most distinct destination hosts counted per component; further ones are
@@ -369,148 +371,10 @@ impl Metrics {
 /// The content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// What one component records through: the series for its labels, resolved
-/// once at start so the request path only touches atomics.
-pub struct ComponentMetrics {
-    labels: [String; 3],
-    requests: [IntCounter; 5],
-    duration: Histogram,
-    in_flight: IntGauge,
-    cpu: Counter,
-    memory: IntGauge,
-    memory_peak: IntGauge,
-    peak: AtomicI64,
-    instances: IntGauge,
-    instances_created: IntCounter,
-    instance_reuses: IntCounter,
-    instances_discarded: IntCounter,
-    outbound: IntCounterVec,
-    destinations: Mutex<HashSet<(String, &'static str)>>,
-    plugin_calls: IntCounterVec,
-    plugin_duration: HistogramVec,
-    /// Plugin interfaces called, so their series can be dropped.
-    interfaces: Mutex<HashSet<&'static str>>,
-}
-
-impl ComponentMetrics {
-    /// A request is handed to the component: in flight until the returned
-    /// guard drops, counted by status once it is finished.
-    #[inline]
-    pub fn request(&self) -> InFlight<'_> {
-        self.in_flight.inc();
-        InFlight {
-            metrics: self,
-            started: std::time::Instant::now(),
-        }
-    }
-
-    /// `nanos` of guest CPU were spent.
-    #[inline]
-    pub fn cpu_spent(&self, nanos: u64) {
-        self.cpu.inc_by(nanos as f64 / 1e9);
-    }
-
-    /// Linear memory of a live instance grew (or shrank, when it is dropped)
-    /// by `delta` bytes; `instance_bytes` is its size now.
-    #[inline]
-    pub fn memory_changed(&self, delta: i64, instance_bytes: u64) {
-        self.memory.add(delta);
-        let size = i64::try_from(instance_bytes).unwrap_or(i64::MAX);
-        if self.peak.fetch_max(size, Ordering::Relaxed) < size {
-            self.memory_peak.set(self.peak.load(Ordering::Relaxed));
-        }
-    }
-
-    /// An instance was created.
-    #[inline]
-    pub fn instance_created(&self) {
-        self.instances.inc();
-        self.instances_created.inc();
-    }
-
-    /// An instance was dropped; `failed` when it trapped or missed a
-    /// deadline.
-    #[inline]
-    pub fn instance_dropped(&self, failed: bool) {
-        self.instances.dec();
-        if failed {
-            self.instances_discarded.inc();
-        }
-    }
-
-    /// An instance took one more request.
-    #[inline]
-    pub fn instance_reused(&self) {
-        self.instance_reuses.inc();
-    }
-
-    /// An outgoing request to `destination` was allowed or denied.
-    pub fn outbound(&self, destination: &str, allowed: bool) {
-        let decision = if allowed { "allowed" } else { "denied" };
-        let mut destination = destination.to_ascii_lowercase();
-        {
-            let mut seen = self.destinations.lock().unwrap_or_else(|p| p.into_inner());
-            let key = (destination, decision);
-            if seen.contains(&key) {
-                destination = key.0;
-            } else if seen.len() < MAX_DESTINATIONS {
-                destination = key.0.clone();
-                seen.insert(key);
-            } else {
-                destination = "other".to_string();
-                seen.insert((destination.clone(), decision));
-            }
-        }
-        let [namespace, name, component] = self.labels.each_ref().map(String::as_str);
-        self.outbound
-            .with_label_values(&[namespace, name, component, &destination, decision])
-            .inc();
-    }
-
-    /// A call to plugin `interface` ended, well or not, after `elapsed`.
-    pub fn plugin_call(&self, interface: &'static str, ok: bool, elapsed: std::time::Duration) {
-        self.interfaces
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(interface);
-        let [namespace, name, component] = self.labels.each_ref().map(String::as_str);
-        let outcome = OUTCOMES[usize::from(!ok)];
-        self.plugin_calls
-            .with_label_values(&[namespace, name, component, interface, outcome])
-            .inc();
-        self.plugin_duration
-            .with_label_values(&[namespace, name, component, interface])
-            .observe(elapsed.as_secs_f64());
-    }
-}
-
-/// One request a component is handling; see [`ComponentMetrics::request`].
-pub struct InFlight<'a> {
-    metrics: &'a ComponentMetrics,
-    started: std::time::Instant,
-}
-
-impl InFlight<'_> {
-    /// The component answered with `status`.
-    #[inline]
-    pub fn finish(self, status: http::StatusCode) {
-        let class = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
-        self.metrics.requests[class].inc();
-        self.metrics
-            .duration
-            .observe(self.started.elapsed().as_secs_f64());
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.metrics.in_flight.dec();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     #[test]
     fn series_are_labelled_bounded_and_dropped_with_their_workload() {

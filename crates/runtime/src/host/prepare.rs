@@ -424,10 +424,10 @@ impl Host {
                 writable: mount.writable(),
             });
         }
-        let outbound = OutboundPolicy::new(&lr.allowed_hosts).map_err(|message| {
+        let outbound = OutboundPolicy::new(&lr.allowed_hosts).map_err(|error| {
             WorkloadError::Invalid(ManifestError {
                 path: format!("component `{}` allowedHosts", spec.name),
-                message,
+                message: error.to_string(),
             })
         })?;
         let sources = self.0.sources.load();

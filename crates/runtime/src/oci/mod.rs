@@ -177,6 +177,7 @@ mod tests {
             "Sometimes"
                 .parse::<PullPolicy>()
                 .unwrap_err()
+                .to_string()
                 .contains("Sometimes")
         );
     }
