@@ -3,7 +3,8 @@
 # dependency graph itself: the model, the project tooling and the cluster's
 # controller side must not compile the engine, and neither may the
 # observability crate; the plugin API and the capability crates never
-# depend on the runtime, and capabilities never on each other.
+# depend on the runtime or the host, capabilities never on each other, and
+# the runtime never on a capability or the host.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,12 +31,13 @@ forbid nimbus-model "wasmtime hyper tokio"
 forbid nimbus-observe "wasmtime nimbus-runtime"
 forbid nimbus-project "wasmtime"
 forbid nimbus-cluster "wasmtime" --no-default-features
-forbid nimbus-plugin "nimbus-runtime hyper ${capabilities[*]}"
+forbid nimbus-plugin "nimbus-runtime nimbus-host hyper ${capabilities[*]}"
+forbid nimbus-runtime "nimbus-host ${capabilities[*]}"
 for capability in "${capabilities[@]}"; do
     others=()
     for other in "${capabilities[@]}"; do
         [[ $other == "$capability" ]] || others+=("$other")
     done
-    forbid "$capability" "nimbus-runtime hyper ${others[*]}"
+    forbid "$capability" "nimbus-runtime nimbus-host hyper ${others[*]}"
 done
 exit $status

@@ -50,11 +50,11 @@ fi
 # CI run.
 # `cargo clippy --all-targets` (outside CI) and `bench/` still build them.
 skip=(--exclude instruction-bench --exclude native-hello)
-# Then the runtime and the capabilities without their optional parts
-# (backends, OCI, composition): they must compile, and asking for a part
-# left out must name the feature.
-lean=(-p nimbus-runtime -p nimbus-keyvalue -p nimbus-blobstore -p nimbus-messaging
-    --no-default-features --lib)
+# Then the runtime, the host and the capabilities without their optional
+# parts (backends, OCI, composition): they must compile, and asking for a
+# part left out must name the feature.
+lean=(-p nimbus-runtime -p nimbus-host -p nimbus-keyvalue -p nimbus-blobstore
+    -p nimbus-messaging --no-default-features --lib)
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace "${skip[@]}" --no-fail-fast --failure-output final
     cargo nextest run "${lean[@]}" --no-fail-fast --failure-output final

@@ -27,10 +27,10 @@
 use bytes::Bytes;
 use gungraun::prelude::*;
 use http_body_util::{BodyExt, Empty};
-use nimbus_runtime::engine::{EngineConfig, PoolingMode};
-use nimbus_runtime::http::{DynamicRouter, Router};
-use nimbus_runtime::workload::Workload;
-use nimbus_runtime::{Host, HostConfig};
+use nimbus_host::engine::{EngineConfig, PoolingMode};
+use nimbus_host::http::{DynamicRouter, Router};
+use nimbus_host::workload::Workload;
+use nimbus_host::{Host, HostConfig};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,16 +123,16 @@ fn router(fixture: RouterFixture) -> RouterFixture {
 
 struct PreFixture {
     rt: tokio::runtime::Runtime,
-    engine: nimbus_runtime::engine::Engine,
-    env: Arc<nimbus_runtime::wasi::ComponentEnv>,
-    pre: wasmtime_wasi_http::p2::bindings::ProxyPre<nimbus_runtime::wasi::StoreState>,
+    engine: nimbus_host::engine::Engine,
+    env: Arc<nimbus_host::wasi::ComponentEnv>,
+    pre: wasmtime_wasi_http::p2::bindings::ProxyPre<nimbus_host::wasi::StoreState>,
 }
 
 fn p2_pre() -> PreFixture {
-    use nimbus_runtime::limits::{LimitDefaults, Limits};
-    use nimbus_runtime::wasi::{ComponentEnv, wasi_linker};
-    let engine = nimbus_runtime::engine::Engine::new(&engine_config()).expect("engine");
-    let store = nimbus_runtime::artifact::ArtifactStore::new(engine.clone(), Some(cache_dir()));
+    use nimbus_host::limits::{LimitDefaults, Limits};
+    use nimbus_host::wasi::{ComponentEnv, wasi_linker};
+    let engine = nimbus_host::engine::Engine::new(&engine_config()).expect("engine");
+    let store = nimbus_host::artifact::ArtifactStore::new(engine.clone(), Some(cache_dir()));
     let bytes = std::fs::read(test_programs::P2_HELLO).expect("P2 hello guest");
     let artifact = store.load(&bytes).expect("compile");
     let linker = wasi_linker(engine.wasmtime()).expect("linker");

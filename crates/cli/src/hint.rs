@@ -2,9 +2,9 @@
 //! the CLI prints `error: … (hint: …)` on one line. Hints are keyed on the
 //! typed causes in the error's chain, never on message text.
 
-use nimbus_runtime::WorkloadError;
-use nimbus_runtime::files::FileError;
-use nimbus_runtime::oci::OciError;
+use nimbus_host::WorkloadError;
+use nimbus_host::files::FileError;
+use nimbus_host::oci::OciError;
 use std::error::Error;
 use std::io::ErrorKind;
 
@@ -68,7 +68,7 @@ mod tests {
         let error = anyhow::Error::new(in_use).context("cannot listen on 127.0.0.1:8000");
         assert!(for_error(&error).is_some_and(|h| h.contains("another process")));
 
-        let import = nimbus_runtime::WorkloadError::UnsupportedImport {
+        let import = nimbus_host::WorkloadError::UnsupportedImport {
             component: "app".into(),
             interface: "wasi:keyvalue/store@0.2.0-draft".into(),
         };

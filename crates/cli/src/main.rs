@@ -77,7 +77,7 @@ fn main() -> ExitCode {
     };
     // Connection caps are sized for more descriptors than the usual soft
     // limit of 1024; servers raise it to the hard limit at start.
-    nimbus_runtime::limits::raise_descriptor_limit();
+    nimbus_host::limits::raise_descriptor_limit();
     let result = match cli.command {
         Command::New(cmd) => cmd.execute(),
         Command::Build(cmd) => cmd.execute(),

@@ -11,7 +11,7 @@ use crate::api::{
     WorkloadStatusRequest, WorkloadStopRequest, WorkloadStopResponse,
 };
 use futures::StreamExt as _;
-use nimbus_runtime::{Host, WorkloadError};
+use nimbus_host::{Host, WorkloadError};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,7 +71,7 @@ pub fn hostname() -> String {
 }
 
 fn memory_bytes() -> u64 {
-    nimbus_runtime::limits::physical_memory_bytes().unwrap_or(0)
+    nimbus_host::limits::physical_memory_bytes().unwrap_or(0)
 }
 
 struct Agent {
@@ -274,7 +274,7 @@ impl Agent {
     async fn start(&self, request: WorkloadStartRequest) -> Result<HostWorkload, StartError> {
         // The same checks `nimbus apply` makes: a peer on the bus is not
         // trusted to have made them (`a/b` + `c` must not become `a` + `b/c`).
-        nimbus_runtime::workload::validate_workload(&request.workload, "spec")
+        nimbus_host::workload::validate_workload(&request.workload, "spec")
             .map_err(|e| StartError::Rejected(format!("invalid workload: {e}")))?;
         let id = request.workload.id();
         if request.workload_id != id {

@@ -1,6 +1,6 @@
 //! Nimbus cluster mode: many hosts, one desired state.
 //!
-//! Hosts are simple: each runs a `nimbus_runtime::Host` and answers the
+//! Hosts are simple: each runs a `nimbus_host::Host` and answers the
 //! host API over NATS. A controller holds desired state in a JetStream
 //! key-value bucket and tells hosts what to run. NATS carries commands and
 //! heartbeats; JetStream keeps desired state replicated and durable, so the

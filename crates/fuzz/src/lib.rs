@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 /// A workload manifest (YAML, several documents).
 pub fn manifest(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = nimbus_runtime::workload::parse_manifest(text);
+        let _ = nimbus_host::workload::parse_manifest(text);
     }
 }
 
@@ -32,14 +32,14 @@ pub fn dotenv(data: &[u8]) {
 
 /// Component bytes through the checks every image passes before compiling.
 pub fn component(data: &[u8]) {
-    let _ = nimbus_runtime::artifact::validate_component_bytes(data);
+    let _ = nimbus_host::artifact::validate_component_bytes(data);
 }
 
 /// A host-API start request as a NATS peer sends it, through the same
 /// decoding and validation the agent applies.
 pub fn host_api(data: &[u8]) {
     if let Ok(request) = serde_json::from_slice::<nimbus_cluster::api::WorkloadStartRequest>(data) {
-        let _ = nimbus_runtime::workload::validate_workload(&request.workload, "spec");
+        let _ = nimbus_host::workload::validate_workload(&request.workload, "spec");
         let _ = request.workload.id();
     }
 }
@@ -72,24 +72,24 @@ pub fn ingress(data: &[u8]) {
     });
 }
 
-fn ingress_host() -> (&'static tokio::runtime::Runtime, nimbus_runtime::Host) {
-    static HOST: OnceLock<(tokio::runtime::Runtime, nimbus_runtime::Host)> = OnceLock::new();
+fn ingress_host() -> (&'static tokio::runtime::Runtime, nimbus_host::Host) {
+    static HOST: OnceLock<(tokio::runtime::Runtime, nimbus_host::Host)> = OnceLock::new();
     let (runtime, host) = HOST.get_or_init(|| {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("a runtime");
-        let config = nimbus_runtime::HostConfig {
+        let config = nimbus_host::HostConfig {
             cache_dir: None,
-            engine: nimbus_runtime::engine::EngineConfig {
-                pooling: nimbus_runtime::engine::PoolingMode::Off,
+            engine: nimbus_host::engine::EngineConfig {
+                pooling: nimbus_host::engine::PoolingMode::Off,
                 ..Default::default()
             },
             ..Default::default()
         };
-        let router = std::sync::Arc::new(nimbus_runtime::http::DynamicRouter::new());
+        let router = std::sync::Arc::new(nimbus_host::http::DynamicRouter::new());
         let host = runtime
-            .block_on(async { nimbus_runtime::Host::new(config, router) })
+            .block_on(async { nimbus_host::Host::new(config, router) })
             .expect("a host");
         (runtime, host)
     });
@@ -101,7 +101,7 @@ fn ingress_host() -> (&'static tokio::runtime::Runtime, nimbus_runtime::Host) {
 pub fn replay_args(target: fn(&[u8])) -> std::process::ExitCode {
     let mut failed = false;
     for path in std::env::args_os().skip(1) {
-        match nimbus_runtime::files::read_bounded_blocking(Path::new(&path), 64 << 20) {
+        match nimbus_host::files::read_bounded_blocking(Path::new(&path), 64 << 20) {
             Ok(bytes) => target(&bytes),
             Err(error) => {
                 eprintln!("{error}");

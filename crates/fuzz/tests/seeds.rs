@@ -62,7 +62,7 @@ fn deep_nesting_is_refused_before_parsing() {
         "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {{name: a}}\nspec: {}",
         "[".repeat(100_000)
     );
-    let error = nimbus_runtime::workload::parse_manifest(&deep).unwrap_err();
+    let error = nimbus_host::workload::parse_manifest(&deep).unwrap_err();
     assert!(error.message.contains("nest deeper than"), "{error}");
     let error = nimbus_project::config::parse_config(
         &format!("dev: {}", "{a: ".repeat(100_000)),

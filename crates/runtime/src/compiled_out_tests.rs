@@ -44,7 +44,7 @@ fn composing_names_its_feature() {
 #[test]
 fn the_message_says_what_and_which_feature() {
     names_feature(
-        &crate::plugins::not_in_this_build("the redis key-value backend", "redis"),
+        &nimbus_plugin::not_in_this_build("the redis key-value backend", "redis"),
         "redis",
     );
 }

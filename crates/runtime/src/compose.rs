@@ -10,9 +10,9 @@
 //! result exports what the root exports. The parts then share one store:
 //! the root's environment, config and limits.
 
-use crate::graph::component_world;
 use crate::workload::LinkError;
 use crate::workload::links::{self, ComponentInterfaces};
+use nimbus_model::component_world;
 use std::collections::BTreeSet;
 #[cfg(feature = "compose")]
 use wac_graph::{CompositionGraph, EncodeOptions, types::Package};

@@ -1,5 +1,5 @@
-//! The Nimbus runtime: run WebAssembly components (WASI P2 and P3) as HTTP
-//! services, fast and fenced.
+//! The Nimbus runtime: the machinery that runs WebAssembly components (WASI
+//! P2 and P3) fast and fenced, below the host that ties it together.
 //!
 //! # Layout
 //!
@@ -24,27 +24,12 @@
 //! - [`metrics`]: what each component costs (guest CPU, linear memory,
 //!   instances, requests), as Prometheus text (`nimbus-observe`'s, plus the
 //!   store limiter that reports memory); [`trace`]: request spans.
-//! - [`http`]: the ingress server and the routers.
-//! - [`graph`]: a workload's wiring as a picture.
-//! - [`plugins`]: the host capabilities components import.
-//! - [`host`]: [`Host`], which ties these together.
+//! - [`http`]: the routers and the bodies a workload answers with.
 //!
-//! # Example
-//!
-//! ```no_run
-//! # async fn run() -> anyhow::Result<()> {
-//! use nimbus_runtime::{Host, HostConfig, http::DevRouter};
-//! use std::sync::Arc;
-//!
-//! let host = Host::new(HostConfig::default(), Arc::new(DevRouter::new()))?;
-//! for doc in nimbus_runtime::workload::load_manifest_file("workload.yaml".as_ref())? {
-//!     host.start_workload(doc.workload).await?;
-//! }
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
-//! nimbus_runtime::http::serve(listener, host, async { let _ = tokio::signal::ctrl_c().await; },
-//!     std::time::Duration::from_secs(30)).await?;
-//! # Ok(()) }
-//! ```
+//! The host on top (`nimbus-host`: `Host`, workload preparation, the plugin
+//! registry, the ingress server) puts these together; the capabilities
+//! reach the store only through the plugin API (`nimbus-plugin`), which
+//! [`wasi::StoreState`] implements.
 
 pub mod artifact;
 #[cfg(test)]
@@ -52,20 +37,16 @@ mod compiled_out_tests;
 pub mod compose;
 pub mod engine;
 pub mod files;
-pub mod graph;
 pub mod guest_output;
-pub mod host;
 pub mod http;
 pub mod limits;
 pub mod loopback;
 pub mod metrics;
 pub mod oci;
 pub mod outbound;
-pub mod plugins;
 pub mod wasi;
 pub mod workload;
 
-pub use host::{Host, HostConfig, HostError, WorkloadError};
 // The model's modules, where the runtime's users have always found them.
 pub use nimbus_model::secret;
 pub use nimbus_observe::trace;

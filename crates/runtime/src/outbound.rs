@@ -244,13 +244,13 @@ impl OutboundSlots {
 /// The `wasi:http` hooks of one component instance: policy, then a vetted send.
 pub(crate) struct OutboundHooks {
     pub(crate) policy: Arc<OutboundPolicy>,
-    pub(crate) workload: Arc<str>,
+    pub workload: Arc<str>,
     pub(crate) component: Arc<str>,
     pub(crate) router: Arc<dyn crate::http::router::Router>,
     /// For a middleware: the next layer, which its inward calls reach.
     pub(crate) inward: Option<Arc<Inward>>,
     /// The host's workloads, when requests to them are delivered in memory.
-    pub(crate) local: Option<Arc<crate::host::LocalWorkloads>>,
+    pub(crate) local: Option<Arc<dyn crate::workload::LocalWorkloads>>,
     pub(crate) layer: LayerState,
     /// Counts outgoing requests by destination and decision.
     pub(crate) metrics: Option<Arc<crate::metrics::ComponentMetrics>>,

@@ -9,7 +9,7 @@
 //! declared writable), and sockets only when the workload lists `wasi:sockets`.
 
 use crate::outbound::{OutboundHooks, OutboundPolicy};
-use crate::plugins::{PluginBindings, PluginRegistry};
+use nimbus_plugin::{Plugin, PluginBindings, PluginCalls};
 use std::path::PathBuf;
 use std::sync::Arc;
 use wasmtime::component::{Linker, ResourceTable};
@@ -53,18 +53,12 @@ impl StoreState {
 
 // What plugins may ask of the store: they are generic over this trait and
 // never name `StoreState`.
-impl crate::plugins::PluginState for StoreState {
+impl nimbus_plugin::PluginState for StoreState {
     fn bindings(&self) -> &PluginBindings {
         &self.env.bindings
     }
 
-    fn plugin_parts(
-        &mut self,
-    ) -> (
-        &mut ResourceTable,
-        &PluginBindings,
-        crate::plugins::PluginCalls<'_>,
-    ) {
+    fn plugin_parts(&mut self) -> (&mut ResourceTable, &PluginBindings, PluginCalls<'_>) {
         let calls = plugin_calls(&self.hooks, &self.env);
         (&mut self.table, &self.env.bindings, calls)
     }
@@ -80,11 +74,8 @@ impl crate::plugins::PluginState for StoreState {
 
 /// What a store's plugin calls are traced and counted by (a free function,
 /// so `plugin_parts` can borrow the table mutably beside it).
-fn plugin_calls<'a>(
-    hooks: &'a OutboundHooks,
-    env: &'a ComponentEnv,
-) -> crate::plugins::PluginCalls<'a> {
-    crate::plugins::PluginCalls::new(hooks.trace_parent.as_ref(), env.metrics.as_deref())
+fn plugin_calls<'a>(hooks: &'a OutboundHooks, env: &'a ComponentEnv) -> PluginCalls<'a> {
+    PluginCalls::new(hooks.trace_parent.as_ref(), env.metrics.as_deref())
 }
 
 impl WasiView for StoreState {
@@ -108,12 +99,14 @@ impl WasiHttpView for StoreState {
 
 /// The linker every component of a host is instantiated with: WASI, HTTP,
 /// and every plugin's interfaces.
-pub(crate) fn build_linker(
+pub fn build_linker<'a>(
     engine: &wasmtime::Engine,
-    plugins: &PluginRegistry,
+    plugins: impl IntoIterator<Item = &'a dyn Plugin<StoreState>>,
 ) -> wasmtime::Result<Linker<StoreState>> {
     let mut linker = wasi_linker(engine)?;
-    plugins.add_to_linker(&mut linker)?;
+    for plugin in plugins {
+        plugin.add_to_linker(&mut linker)?;
+    }
     Ok(linker)
 }
 
@@ -131,13 +124,15 @@ pub fn wasi_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<StoreSt
 }
 
 /// The stores of one component, for plugins that drive its exports
-/// ([`crate::plugins::ComponentHandle`]).
-pub(crate) struct ComponentStores {
-    pub(crate) engine: wasmtime::Engine,
-    pub(crate) env: Arc<ComponentEnv>,
+/// ([`nimbus_plugin::ComponentHandle`]).
+pub struct ComponentStores {
+    /// The engine the stores belong to.
+    pub engine: wasmtime::Engine,
+    /// The component's environment.
+    pub env: Arc<ComponentEnv>,
 }
 
-impl crate::plugins::NewStore<StoreState> for ComponentStores {
+impl nimbus_plugin::NewStore<StoreState> for ComponentStores {
     fn new_store(&self) -> wasmtime::Result<wasmtime::Store<StoreState>> {
         self.env.new_store(&self.engine)
     }
@@ -177,7 +172,7 @@ pub struct ComponentEnv {
     /// For a middleware: the next layer inward.
     pub inward: Option<Arc<crate::workload::middleware::Inward>>,
     /// The host's workloads, when outgoing requests to them stay in memory.
-    pub local: Option<Arc<crate::host::LocalWorkloads>>,
+    pub local: Option<Arc<dyn crate::workload::LocalWorkloads>>,
     /// The workload's virtual loopback network, when it has a service.
     pub loopback: Option<Arc<crate::loopback::VirtualNetwork>>,
     /// Where its instances' CPU and memory are counted, with accounting on.

@@ -2,8 +2,8 @@
 //! and `/readyz`, and the parsing shared by the commands that take it.
 
 use anyhow::Context as _;
-use nimbus_runtime::Host;
-use nimbus_runtime::http::admin::{Readiness, serve_admin};
+use nimbus_host::Host;
+use nimbus_host::http::admin::{Readiness, serve_admin};
 use std::net::SocketAddr;
 
 /// `--admin-addr`: an address, or `off` for none.

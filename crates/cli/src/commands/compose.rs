@@ -3,8 +3,8 @@
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use nimbus_runtime::compose::{self, Part};
-use nimbus_runtime::workload::load_manifest_file;
+use nimbus_host::compose::{self, Part};
+use nimbus_host::workload::load_manifest_file;
 use std::path::PathBuf;
 
 /// Arguments of `nimbus compose`.

@@ -13,10 +13,10 @@
 
 use anyhow::Context as _;
 use clap::Args;
+use nimbus_host::http::DevRouter;
+use nimbus_host::{Host, HostConfig};
 use nimbus_project::component_build::{self, BuildError, Built, Output};
 use nimbus_project::config::LoadedConfig;
-use nimbus_runtime::http::DevRouter;
-use nimbus_runtime::{Host, HostConfig};
 use notify::Watcher as _;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -92,7 +92,7 @@ impl DevCommand {
                 let shutdown = async move {
                     let _ = stop_rx.wait_for(|stop| *stop).await;
                 };
-                nimbus_runtime::http::serve(listener, host, shutdown, drain).await
+                nimbus_host::http::serve(listener, host, shutdown, drain).await
             }
         });
         let signal = super::shutdown_signal();
@@ -179,7 +179,7 @@ impl DevCommand {
 /// The loaded config and its resolved sources.
 struct Project {
     loaded: LoadedConfig,
-    sources: nimbus_runtime::workload::NamedSources,
+    sources: nimbus_host::workload::NamedSources,
 }
 
 impl Project {

@@ -3,9 +3,9 @@
 
 use anyhow::Context as _;
 use clap::Args;
-use nimbus_runtime::graph::{ComponentWorld, WorkloadGraph, component_world};
-use nimbus_runtime::host::SERVICE_NAME;
-use nimbus_runtime::workload::{Workload, load_manifest_file};
+use nimbus_host::graph::{ComponentWorld, WorkloadGraph, component_world};
+use nimbus_host::host::SERVICE_NAME;
+use nimbus_host::workload::{Workload, load_manifest_file};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -70,7 +70,7 @@ fn worlds(workload: &Workload) -> anyhow::Result<BTreeMap<String, ComponentWorld
         worlds.insert(component.name.clone(), world);
     }
     if let Some(service) = &workload.spec.service {
-        let component = nimbus_runtime::workload::ComponentSpec {
+        let component = nimbus_host::workload::ComponentSpec {
             name: SERVICE_NAME.into(),
             image: service.image.clone(),
             local_resources: service.local_resources.clone(),

@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 use clap::Args;
-use nimbus_runtime::artifact::Digest;
+use nimbus_host::artifact::Digest;
 use serde::Serialize;
 use std::path::PathBuf;
 use wit_parser::{Resolve, WorldItem, WorldKey};

@@ -20,7 +20,7 @@ use std::path::Path;
 /// clear sentence.
 pub(crate) fn read_component(path: &Path) -> anyhow::Result<Vec<u8>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-    nimbus_runtime::artifact::validate_component_bytes(&bytes)
+    nimbus_host::artifact::validate_component_bytes(&bytes)
         .with_context(|| format!("`{}`", path.display()))?;
     Ok(bytes)
 }
@@ -28,10 +28,10 @@ pub(crate) fn read_component(path: &Path) -> anyhow::Result<Vec<u8>> {
 /// Reads the local file a workload's component names, for a command that
 /// can only `act` ("drawn", "composed") on local components.
 pub(crate) fn read_workload_component(
-    component: &nimbus_runtime::workload::ComponentSpec,
+    component: &nimbus_host::workload::ComponentSpec,
     act: &str,
 ) -> anyhow::Result<Vec<u8>> {
-    let Some(path) = nimbus_runtime::workload::local_image_path(&component.image) else {
+    let Some(path) = nimbus_host::workload::local_image_path(&component.image) else {
         anyhow::bail!(
             "component `{}`: `{}` is not a local file; only local components can be {act}",
             component.name,

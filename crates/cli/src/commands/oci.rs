@@ -3,8 +3,8 @@
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use nimbus_runtime::oci::{Credentials, PullPolicy, Registry, RegistrySettings};
-use nimbus_runtime::secret::Secret;
+use nimbus_host::oci::{Credentials, PullPolicy, Registry, RegistrySettings};
+use nimbus_host::secret::Secret;
 use std::path::PathBuf;
 
 /// How registries are reached.
@@ -74,10 +74,8 @@ pub(crate) struct PushCommand {
 impl PushCommand {
     pub(crate) fn execute(self) -> anyhow::Result<()> {
         let settings = self.registry.settings()?;
-        let bytes = nimbus_runtime::files::read_bounded_blocking(
-            &self.component,
-            settings.max_layer_bytes,
-        )?;
+        let bytes =
+            nimbus_host::files::read_bounded_blocking(&self.component, settings.max_layer_bytes)?;
         let registry = Registry::new(settings);
         let pushed = runtime()?.block_on(registry.push(&self.reference, bytes))?;
         println!(

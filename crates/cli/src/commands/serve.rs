@@ -3,12 +3,12 @@
 
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
+use nimbus_host::http::admin::Readiness;
+use nimbus_host::http::{DevRouter, DynamicRouter, Router};
+use nimbus_host::oci::PullPolicy;
+use nimbus_host::workload::{Workload, load_manifest_file};
+use nimbus_host::{Host, HostConfig};
 use nimbus_project::config::{Backend, DevConfig};
-use nimbus_runtime::http::admin::Readiness;
-use nimbus_runtime::http::{DevRouter, DynamicRouter, Router};
-use nimbus_runtime::oci::PullPolicy;
-use nimbus_runtime::workload::{Workload, load_manifest_file};
-use nimbus_runtime::{Host, HostConfig};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -105,12 +105,12 @@ pub(crate) struct LimitArgs {
 
 impl LimitArgs {
     fn apply(&self, config: &mut HostConfig) {
-        config.ingress = nimbus_runtime::http::IngressLimits {
+        config.ingress = nimbus_host::http::IngressLimits {
             max_connections: self.max_connections.max(1),
             first_request_timeout: Duration::from_secs(self.first_request_timeout.max(1)),
             idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
         };
-        config.outbound = nimbus_runtime::outbound::OutboundLimits {
+        config.outbound = nimbus_host::outbound::OutboundLimits {
             per_component: self.max_outbound_connections,
             host: self.max_host_outbound_connections,
         };
@@ -208,7 +208,7 @@ impl ServeCommand {
         println!("Try: curl http://{addr}/");
         let drain = Duration::from_secs(self.drain_timeout);
         let shutdown = super::admin::not_ready_after(signal, readiness);
-        let drained = nimbus_runtime::http::serve(listener, host, shutdown, drain).await?;
+        let drained = nimbus_host::http::serve(listener, host, shutdown, drain).await?;
         if drained {
             eprintln!("stopped");
         } else {

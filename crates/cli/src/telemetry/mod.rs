@@ -7,7 +7,7 @@
 //! the rest of the standard variables themselves (headers, compression,
 //! batch delays, sampler, service name and resource attributes).
 //!
-//! - Traces: the runtime's request spans (`nimbus_runtime::trace`), and the
+//! - Traces: the runtime's request spans (`nimbus_host::trace`), and the
 //!   W3C trace-context propagator, so an incoming `traceparent` is the
 //!   parent and outbound requests carry the context on. With traces off the
 //!   span callsites stay disabled: no span is built.
@@ -23,7 +23,7 @@
 //! notice.
 
 use anyhow::Context as _;
-use nimbus_runtime::metrics::{MetricType, Metrics};
+use nimbus_host::metrics::{MetricType, Metrics};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
@@ -43,7 +43,7 @@ use transport::{Protocol, Signal};
 mod transport;
 
 /// The default log filter.
-const DEFAULT_FILTER: &str = "warn,nimbus=info,nimbus_runtime=info,nimbus_cluster=info";
+const DEFAULT_FILTER: &str = "warn,nimbus=info,nimbus_host=info,nimbus_cluster=info";
 
 /// Where export failures are reported.
 const EXPORT_TARGET: &str = "nimbus::otlp";
@@ -87,9 +87,8 @@ pub(crate) fn init(otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
             .with_context(|| format!("invalid log filter `{spec}` (NIMBUS_LOG)"))?;
         // Request spans are for the trace exporter, not log lines, unless
         // the filter names them.
-        if !spec.contains(nimbus_runtime::trace::TARGET) {
-            filter =
-                filter.add_directive(format!("{}=off", nimbus_runtime::trace::TARGET).parse()?);
+        if !spec.contains(nimbus_host::trace::TARGET) {
+            filter = filter.add_directive(format!("{}=off", nimbus_host::trace::TARGET).parse()?);
         }
         for directive in extra {
             filter = filter.add_directive(directive.parse()?);
@@ -191,7 +190,7 @@ pub(crate) fn init(otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
             .with_tracked_inactivity(false)
             .with_filter(
                 tracing_subscriber::filter::Targets::new()
-                    .with_target(nimbus_runtime::trace::TARGET, tracing::Level::INFO),
+                    .with_target(nimbus_host::trace::TARGET, tracing::Level::INFO),
             )
     });
     let quiet: Vec<String> = EXPORT_CRATES.iter().map(|c| format!("{c}=off")).collect();

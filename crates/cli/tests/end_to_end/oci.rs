@@ -19,7 +19,7 @@ fn push_then_pull_gives_back_the_same_component() {
     push.extend(insecure);
     let (stdout, _) = succeeds_in(dir.path(), &push);
     let digest =
-        nimbus_runtime::artifact::Digest::of(&std::fs::read(test_programs::P2_HELLO).unwrap())
+        nimbus_host::artifact::Digest::of(&std::fs::read(test_programs::P2_HELLO).unwrap())
             .to_string();
     assert!(stdout.contains(&digest), "{stdout}");
     assert!(

@@ -10,7 +10,7 @@
 //! sockets, which the workload only gets when it declares `wasi:sockets`.
 
 pub(crate) mod pipe;
-pub(crate) mod tcp;
+pub mod tcp;
 
 use pipe::{PipeReader, PipeWriter};
 use std::collections::{HashMap, HashSet};

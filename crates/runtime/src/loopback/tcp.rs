@@ -58,7 +58,7 @@ const DEFAULT_HOP_LIMIT: u8 = 64;
 
 /// Replaces wasmtime-wasi's `wasi:sockets/tcp` and `tcp-create-socket` in
 /// `linker` (which must allow shadowing) with the loopback-aware ones.
-pub(crate) fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+pub fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
     tcp::add_to_linker::<StoreState, Loopback>(linker, view)?;
     tcp_create_socket::add_to_linker::<StoreState, Loopback>(linker, view)?;
     Ok(())

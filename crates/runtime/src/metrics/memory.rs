@@ -20,6 +20,8 @@ pub(crate) struct MeteredLimiter {
 }
 
 impl MeteredLimiter {
+    /// A limiter enforcing `limits` and the host's `budget`, reporting
+    /// sizes to `metrics` when accounting is on.
     pub(crate) fn new(
         limits: wasmtime::StoreLimits,
         metrics: Option<Arc<ComponentMetrics>>,

@@ -83,7 +83,7 @@ impl Registry {
         let image = parse(reference)?;
         crate::artifact::validate_component_bytes(&component)
             .map_err(|e| OciError::NotAComponent(e.to_string()))?;
-        let world = crate::graph::component_world(&component)
+        let world = nimbus_model::component_world(&component)
             .map_err(|e| OciError::NotAComponent(e.to_string()))?;
         let digest = Digest::of(&component).to_string();
         let config = WasmConfig {

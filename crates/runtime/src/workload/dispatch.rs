@@ -63,7 +63,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Hands a component's requests to its instances, creating and retiring
 /// them by its [`ReusePolicy`](super::instance::ReusePolicy). Clone to share.
 #[derive(Clone)]
-pub(crate) struct Dispatcher(Arc<Shared>);
+pub struct Dispatcher(Arc<Shared>);
 
 struct Shared {
     instances: ComponentInstances,
@@ -132,7 +132,8 @@ impl Inbox {
 }
 
 impl Dispatcher {
-    pub(crate) fn new(instances: ComponentInstances) -> Self {
+    /// A dispatcher over one component's instances.
+    pub fn new(instances: ComponentInstances) -> Self {
         Self(Arc::new(Shared {
             instances,
             ready: Mutex::default(),
@@ -141,7 +142,7 @@ impl Dispatcher {
 
     /// Handles one request. Errors downcast as wasmtime-wasi-http's do:
     /// `InstantiationError`, `ExpirationError`, `TrapOrPanicError`.
-    pub(crate) async fn handle(
+    pub async fn handle(
         &self,
         context: RequestContext,
         request: Request,

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use wasmtime::{Store, StoreContextMut};
 use wasmtime_wasi_http::handler::{Proxy, ProxyPre};
 
-pub(crate) use nimbus_model::status::HttpKind;
+pub use nimbus_model::status::HttpKind;
 
 /// Instance reuse settings of one component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +66,7 @@ impl ReusePolicy {
 }
 
 /// What the host passes along with one request to a component's instance.
-pub(crate) struct RequestContext {
+pub struct RequestContext {
     /// The authority a middleware layer was called on (`None` otherwise).
     pub(crate) called_as: Option<Arc<str>>,
     /// Where the request's CPU and memory are charged, with accounting on.
@@ -202,7 +202,7 @@ impl InstanceLife {
 }
 
 /// Creates instances of one component for its [`Dispatcher`](super::dispatch::Dispatcher).
-pub(crate) struct ComponentInstances {
+pub struct ComponentInstances {
     pub(crate) engine: wasmtime::Engine,
     pub(crate) pre: ProxyPre<StoreState>,
     pub(crate) env: Arc<ComponentEnv>,
@@ -210,6 +210,22 @@ pub(crate) struct ComponentInstances {
 }
 
 impl ComponentInstances {
+    /// The instances of one component: made in stores of `engine` from
+    /// `env`, by `pre`, reused as `reuse` says.
+    pub fn new(
+        engine: wasmtime::Engine,
+        pre: ProxyPre<StoreState>,
+        env: Arc<ComponentEnv>,
+        reuse: ReusePolicy,
+    ) -> Self {
+        Self {
+            engine,
+            pre,
+            env,
+            reuse,
+        }
+    }
+
     /// Whether workers run inside a CPU meter.
     pub(crate) fn metered(&self) -> bool {
         self.env.metrics.is_some()

@@ -42,14 +42,14 @@ use wasmtime::component::{
 use wasmtime::{AsContextMut, Store, StoreContextMut};
 
 pub use nimbus_model::links::LinkError;
-pub(crate) use nimbus_model::links::{ComponentInterfaces, exporters_first, plan, roots};
+pub use nimbus_model::links::{ComponentInterfaces, exporters_first, plan, roots};
 
 /// Resource type numbers handed to [`ResourceType::host_dynamic`]; unique
 /// per host process so two linked resource types never look alike.
 static NEXT_RESOURCE_CODE: AtomicU32 = AtomicU32::new(0x4e49_0000);
 
 /// A component other components of its workload import from.
-pub(crate) struct LinkTarget {
+pub struct LinkTarget {
     name: Arc<str>,
     engine: wasmtime::Engine,
     component: Component,
@@ -61,7 +61,9 @@ pub(crate) struct LinkTarget {
 }
 
 impl LinkTarget {
-    pub(crate) fn new(
+    /// The component `name` as a link target: its instances are made in
+    /// stores of `engine`, and its exports found by name.
+    pub fn new(
         name: &str,
         engine: &wasmtime::Engine,
         component: &Component,
@@ -122,7 +124,7 @@ impl LinkTarget {
 /// `importer` links to other components, each forwarding to its exporter.
 /// `links` are `(interface, exporter)`; a link's position is its slot in
 /// the importer's per-store peers.
-pub(crate) fn add_to_linker(
+pub fn add_to_linker(
     linker: &mut Linker<StoreState>,
     engine: &wasmtime::Engine,
     importer: &str,

@@ -29,7 +29,7 @@ use wasmtime_wasi_http::p3::bindings::http::types::{Request, Response};
 use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttp, WasiHttpView};
 
 /// The P3 handler interface a middleware imports to call inward.
-pub(crate) const P3_HANDLER: &str = "wasi:http/handler@0.3.0";
+pub const P3_HANDLER: &str = "wasi:http/handler@0.3.0";
 
 /// Most distinct authorities one instance remembers being called on (a
 /// reused P3 instance may be reached under several host names).
@@ -37,8 +37,10 @@ const MAX_CALLED_AS: usize = 8;
 
 /// The next layer inward of one middleware.
 pub struct Inward {
-    pub(crate) workload: Arc<str>,
-    pub(crate) next: Arc<HttpTarget>,
+    /// `namespace/name` of the workload the chain belongs to.
+    pub workload: Arc<str>,
+    /// The layer a request goes to next.
+    pub next: Arc<HttpTarget>,
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;

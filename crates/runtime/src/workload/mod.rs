@@ -4,12 +4,21 @@
 //! call each other's interfaces ([`links`]), and how its long-lived service
 //! is supervised ([`service`]).
 
-pub(crate) mod dispatch;
-pub(crate) mod instance;
-pub(crate) mod links;
-pub(crate) mod middleware;
-pub(crate) mod running;
-pub(crate) mod service;
+pub mod dispatch;
+pub mod instance;
+pub mod links;
+pub mod middleware;
+pub mod running;
+pub mod service;
+
+/// The workloads of one host as destinations of outgoing HTTP requests
+/// (the host's `local_workload_calls`): a request whose authority routes
+/// to one of them is handed to it in memory. The host implements it; the
+/// outbound sender asks it.
+pub trait LocalWorkloads: Send + Sync {
+    /// The running workload `uri` is addressed to, if it runs on this host.
+    fn find(&self, uri: &http::Uri) -> Option<std::sync::Arc<running::RunningWorkload>>;
+}
 
 pub use instance::ReusePolicy;
 pub use links::LinkError;

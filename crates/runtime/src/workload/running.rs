@@ -26,8 +26,8 @@ use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError};
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
 /// One HTTP layer of a workload: its handler component, or a middleware.
-pub(crate) struct HttpTarget {
-    pub(crate) handler: Dispatcher,
+pub struct HttpTarget {
+    handler: Dispatcher,
     pub(crate) component: Arc<str>,
     /// The component's series, with accounting on.
     pub(crate) metrics: Option<Arc<ComponentMetrics>>,
@@ -36,10 +36,30 @@ pub(crate) struct HttpTarget {
     pub(crate) middleware: bool,
 }
 
+impl HttpTarget {
+    /// Requests for `component`, handed to `handler` within `timeout`;
+    /// `middleware` when it is a layer of a middleware chain.
+    pub fn new(
+        handler: Dispatcher,
+        component: Arc<str>,
+        metrics: Option<Arc<ComponentMetrics>>,
+        timeout: Duration,
+        middleware: bool,
+    ) -> Self {
+        Self {
+            handler,
+            component,
+            metrics,
+            timeout,
+            middleware,
+        }
+    }
+}
+
 /// Why a layer produced no response: the status the client sees and a
 /// message naming the workload (details are in the host log).
 pub(crate) struct DispatchFailure {
-    pub(crate) status: http::StatusCode,
+    pub status: http::StatusCode,
     pub(crate) message: String,
 }
 
@@ -157,24 +177,66 @@ impl HttpTarget {
 }
 
 /// A workload the host is running.
-pub(crate) struct RunningWorkload {
-    pub(crate) id: Arc<str>,
-    pub(crate) workload: Workload,
+pub struct RunningWorkload {
+    /// `namespace/name`.
+    pub id: Arc<str>,
+    /// The spec it runs.
+    pub workload: Workload,
     pub(crate) components: Vec<ComponentStatus>,
     pub(crate) http: Option<Arc<HttpTarget>>,
     pub(crate) admission: Arc<Semaphore>,
     pub(crate) max_concurrent: u32,
     pub(crate) started_at: SystemTime,
     /// The long-lived service, started when the workload is published.
-    pub(crate) service: Option<Service>,
+    pub service: Option<Service>,
     /// What plugins drive for this workload (subscriptions); dropped with it.
-    pub(crate) _served: Vec<crate::plugins::ServeGuard>,
+    _served: Vec<nimbus_plugin::ServeGuard>,
     /// `emptyDir` volumes, removed when the workload is dropped.
-    pub(crate) _scratch: Vec<tempfile::TempDir>,
+    _scratch: Vec<tempfile::TempDir>,
+}
+
+/// What a workload is made of once prepared: the host builds it, the
+/// runtime runs it ([`RunningWorkload::new`]).
+pub struct WorkloadParts {
+    /// `namespace/name`.
+    pub id: Arc<str>,
+    /// The spec it runs.
+    pub workload: Workload,
+    /// Each component's status at start.
+    pub components: Vec<ComponentStatus>,
+    /// Where its HTTP requests go, if it serves HTTP.
+    pub http: Option<Arc<HttpTarget>>,
+    /// Requests it serves at once; more wait for admission.
+    pub max_concurrent: u32,
+    /// Its long-lived service, if it has one.
+    pub service: Option<Service>,
+    /// What plugins drive for it (subscriptions); dropped with it.
+    pub served: Vec<nimbus_plugin::ServeGuard>,
+    /// Its `emptyDir` volumes, removed with it.
+    pub scratch: Vec<tempfile::TempDir>,
 }
 
 impl RunningWorkload {
-    pub(crate) fn status(&self, state: WorkloadState) -> WorkloadStatus {
+    /// The running workload made of `parts`, started now.
+    pub fn new(parts: WorkloadParts) -> Self {
+        Self {
+            id: parts.id,
+            workload: parts.workload,
+            components: parts.components,
+            http: parts.http,
+            admission: Arc::new(Semaphore::new(parts.max_concurrent as usize)),
+            max_concurrent: parts.max_concurrent,
+            started_at: SystemTime::now(),
+            service: parts.service,
+            _served: parts.served,
+            _scratch: parts.scratch,
+        }
+    }
+}
+
+impl RunningWorkload {
+    /// The workload's status, reported as being in `state`.
+    pub fn status(&self, state: WorkloadState) -> WorkloadStatus {
         WorkloadStatus {
             id: self.id.to_string(),
             state,
@@ -189,7 +251,9 @@ impl RunningWorkload {
         }
     }
 
-    pub(crate) async fn handle<B>(
+    /// Serves one request through the workload's HTTP component (or its
+    /// middleware chain), within its admission limit and deadline.
+    pub async fn handle<B>(
         self: Arc<Self>,
         request: http::Request<B>,
         usage: Option<Arc<RequestUsage>>,

@@ -22,14 +22,16 @@ use nimbus_model::status::{ServiceState, ServiceStatus};
 
 /// How the service's `run` export is called.
 #[derive(Clone)]
-pub(crate) enum Command {
+pub enum Command {
+    /// A P2 `wasi:cli/run`.
     P2(wasmtime_wasi::p2::bindings::CommandPre<StoreState>),
+    /// A P3 `wasi:cli/run`.
     P3(wasmtime_wasi::p3::bindings::CommandPre<StoreState>),
 }
 
 impl Command {
     /// The component's `wasi:cli/run` export, if it has one.
-    pub(crate) fn new(pre: &InstancePre<StoreState>) -> Option<Self> {
+    pub fn new(pre: &InstancePre<StoreState>) -> Option<Self> {
         if let Ok(p3) = wasmtime_wasi::p3::bindings::CommandPre::new(pre.clone()) {
             return Some(Self::P3(p3));
         }
@@ -72,14 +74,16 @@ impl Command {
 }
 
 /// A workload's service and its supervisor.
-pub(crate) struct Service {
+pub struct Service {
     /// What each supervisor run needs; cloned into the task at start.
     supervisor: Supervisor,
     task: Mutex<Option<AbortOnDropHandle<()>>>,
 }
 
 impl Service {
-    pub(crate) fn new(
+    /// A service running `command` in stores of `engine` made from `env`,
+    /// restarted up to its restart limit; it starts when published.
+    pub fn new(
         command: Command,
         engine: wasmtime::Engine,
         env: Arc<ComponentEnv>,
@@ -101,12 +105,13 @@ impl Service {
         }
     }
 
-    pub(crate) fn status(&self) -> ServiceStatus {
+    /// What the service is doing now.
+    pub fn status(&self) -> ServiceStatus {
         lock(&self.supervisor.status).clone()
     }
 
     /// Starts the supervisor (once); must run inside the tokio runtime.
-    pub(crate) fn start(&self) {
+    pub fn start(&self) {
         let mut task = lock(&self.task);
         if task.is_none() {
             let run = self.supervisor.clone().supervise();
@@ -120,7 +125,7 @@ impl Service {
 
     /// Stops the service: its instance is dropped wherever it is, and its
     /// virtual listeners close with it.
-    pub(crate) fn stop(&self) {
+    pub fn stop(&self) {
         if let Some(task) = lock(&self.task).take() {
             task.abort();
         }

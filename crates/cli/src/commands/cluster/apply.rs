@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use nimbus_cluster::connect::Persistence;
 use nimbus_cluster::store::{Applied, Kind, Resource};
-use nimbus_runtime::workload::load_manifest_file;
+use nimbus_host::workload::load_manifest_file;
 use serde::Deserialize as _;
 use std::path::{Path, PathBuf};
 

@@ -11,7 +11,7 @@ use futures::StreamExt as _;
 use nimbus_cluster::api::{self, HostHeartbeat, Reply};
 use nimbus_cluster::connect::Persistence;
 use nimbus_cluster::store::{Kind, ResourceStatus};
-use nimbus_runtime::workload::API_VERSION;
+use nimbus_host::workload::API_VERSION;
 use serde::Serialize;
 use std::time::Duration;
 

@@ -7,9 +7,9 @@ use clap::Args;
 use nimbus_cluster::agent::{self, AgentSettings};
 use nimbus_cluster::api::{HOSTGROUP_LABEL, valid_host_id};
 use nimbus_cluster::connect::Persistence;
-use nimbus_runtime::Host;
-use nimbus_runtime::http::DynamicRouter;
-use nimbus_runtime::http::admin::Readiness;
+use nimbus_host::Host;
+use nimbus_host::http::DynamicRouter;
+use nimbus_host::http::admin::Readiness;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -104,7 +104,7 @@ impl HostCommand {
             let (host, shutdown) = (host.clone(), shutdown.clone());
             async move { agent::run(client, host, settings, shutdown.cancelled_owned()).await }
         });
-        let drained = nimbus_runtime::http::serve(
+        let drained = nimbus_host::http::serve(
             listener,
             host,
             {

@@ -3,9 +3,9 @@
 use crate::common;
 
 use common::*;
+use nimbus_host::WorkloadError;
+use nimbus_host::artifact::{ArtifactError, validate_component_bytes};
 use nimbus_model::ComponentError;
-use nimbus_runtime::WorkloadError;
-use nimbus_runtime::artifact::{ArtifactError, validate_component_bytes};
 use test_programs::P2_HELLO;
 
 fn write_temp(bytes: &[u8]) -> tempfile::NamedTempFile {
@@ -132,7 +132,7 @@ async fn missing_truncated_and_core_files_fail_to_start() {
     // A registry that is not there (loopback port 1): a clear error naming
     // the component and the image.
     remote.spec.components[0].image = "127.0.0.1:1/example/hello:1.0".into();
-    remote.spec.components[0].image_pull_policy = Some(nimbus_runtime::oci::PullPolicy::Always);
+    remote.spec.components[0].image_pull_policy = Some(nimbus_host::oci::PullPolicy::Always);
     let err = t.host.start_workload(remote).await.unwrap_err();
     assert!(matches!(err, WorkloadError::Image { .. }), "{err:?}");
     assert!(

@@ -5,9 +5,9 @@ use crate::common;
 
 use bytes::Bytes;
 use common::*;
-use nimbus_runtime::http::DevRouter;
-use nimbus_runtime::workload::{HostInterface, HostPathVolume, Volume, VolumeMount};
-use nimbus_runtime::{HostConfig, WorkloadError};
+use nimbus_host::http::DevRouter;
+use nimbus_host::workload::{HostInterface, HostPathVolume, Volume, VolumeMount};
+use nimbus_host::{HostConfig, WorkloadError};
 use std::sync::Arc;
 use std::time::Duration;
 use test_programs::{P2_BEHAVIORS, P2_HELLO, P3_HELLO};
@@ -26,7 +26,7 @@ async fn p2_and_p3_hello_route_by_host() {
         .unwrap();
     assert_eq!(
         status.components[0].http,
-        Some(nimbus_runtime::workload::HttpKind::P3)
+        Some(nimbus_host::workload::HttpKind::P3)
     );
 
     assert_eq!(t.get("p2.test", "/").await, (200, "hello from p2\n".into()));
@@ -223,11 +223,8 @@ async fn same_bytes_compile_once_and_the_disk_cache_survives_restart() {
         ..HostConfig::default()
     };
     {
-        let t = TestHost::start_with(
-            config(),
-            Arc::new(nimbus_runtime::http::DynamicRouter::new()),
-        )
-        .await;
+        let t =
+            TestHost::start_with(config(), Arc::new(nimbus_host::http::DynamicRouter::new())).await;
         t.host
             .start_workload(http_workload("a", P2_HELLO, "a.test"))
             .await
@@ -247,11 +244,7 @@ async fn same_bytes_compile_once_and_the_disk_cache_survives_restart() {
         let b = t.host.workload_status("test/b").unwrap();
         assert_eq!(a.components[0].digest, b.components[0].digest);
     }
-    let t = TestHost::start_with(
-        config(),
-        Arc::new(nimbus_runtime::http::DynamicRouter::new()),
-    )
-    .await;
+    let t = TestHost::start_with(config(), Arc::new(nimbus_host::http::DynamicRouter::new())).await;
     t.host
         .start_workload(http_workload("a", P2_HELLO, "a.test"))
         .await
@@ -282,10 +275,7 @@ async fn start_is_idempotent_and_a_different_spec_needs_replace() {
     t.host.replace_workload(changed).await.unwrap();
     assert_eq!(t.get("idem.test", "/").await, (200, "changed\n".into()));
     let stopped = t.host.stop_workload("test/idem").await.unwrap();
-    assert_eq!(
-        stopped.state,
-        nimbus_runtime::workload::WorkloadState::Stopped
-    );
+    assert_eq!(stopped.state, nimbus_host::workload::WorkloadState::Stopped);
     assert_eq!(t.get("idem.test", "/").await.0, 404);
     assert!(matches!(
         t.host.stop_workload("test/idem").await,
@@ -526,12 +516,12 @@ pub(crate) async fn dev_router_sends_everything_to_the_newest_workload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drains_in_flight_requests() {
-    let host = nimbus_runtime::Host::new(
+    let host = nimbus_host::Host::new(
         HostConfig {
             cache_dir: Some(shared_cache_dir()),
             ..HostConfig::default()
         },
-        Arc::new(nimbus_runtime::http::DynamicRouter::new()),
+        Arc::new(nimbus_host::http::DynamicRouter::new()),
     )
     .unwrap();
     host.start_workload(http_workload("drain", P2_BEHAVIORS, "drain.test"))
@@ -540,7 +530,7 @@ async fn shutdown_drains_in_flight_requests() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(nimbus_runtime::http::serve(
+    let server = tokio::spawn(nimbus_host::http::serve(
         listener,
         host,
         async {
@@ -603,7 +593,7 @@ spec:
 "#,
     )
     .unwrap();
-    let docs = nimbus_runtime::workload::load_manifest_file(&manifest).unwrap();
+    let docs = nimbus_host::workload::load_manifest_file(&manifest).unwrap();
     let t = TestHost::dynamic().await;
     t.host
         .start_workload(docs[0].workload.clone())

@@ -15,7 +15,7 @@ use crate::workload::dispatch::Dispatcher;
 use crate::workload::instance::{ComponentInstances, HttpKind, ReusePolicy};
 use crate::workload::links::{self, ComponentInterfaces, LinkTarget};
 use crate::workload::middleware::{Inward, P3_HANDLER};
-use crate::workload::running::{HttpTarget, RunningWorkload};
+use crate::workload::running::{HttpTarget, RunningWorkload, WorkloadParts};
 use crate::workload::service::{Command, Service};
 use crate::workload::{
     ComponentSpec, ComponentStatus, ManifestError, Workload, local_image_path, validate_workload,
@@ -23,8 +23,7 @@ use crate::workload::{
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-use tokio::sync::Semaphore;
+use std::time::Duration;
 use wasmtime_wasi_http::handler::ProxyPre;
 
 impl Host {
@@ -266,18 +265,16 @@ impl Host {
                 ))
             }
         };
-        Ok(RunningWorkload {
+        Ok(RunningWorkload::new(WorkloadParts {
             id,
             workload,
             components,
             http,
-            admission: Arc::new(Semaphore::new(max_concurrent as usize)),
             max_concurrent,
-            started_at: SystemTime::now(),
             service,
-            _served: served,
-            _scratch: scratch,
-        })
+            served,
+            scratch,
+        }))
     }
 
     /// Reads one component's bytes: a local file, or an image pulled from
@@ -466,7 +463,11 @@ impl Host {
             router: self.0.router.clone(),
             limits: limits.clone(),
             inward,
-            local: self.0.local.clone(),
+            local: self
+                .0
+                .local
+                .clone()
+                .map(|local| local as Arc<dyn crate::workload::LocalWorkloads>),
             loopback,
             metrics: self
                 .0
@@ -544,19 +545,15 @@ impl Host {
                         .unwrap_or(defaults.idle_timeout),
                 };
                 let metrics = env.metrics.clone();
-                let instances = ComponentInstances {
-                    engine: self.0.engine.wasmtime().clone(),
-                    pre,
-                    env,
-                    reuse,
-                };
-                Some(HttpTarget {
-                    handler: Dispatcher::new(instances),
-                    component: Arc::from(spec.name.as_str()),
+                let instances =
+                    ComponentInstances::new(self.0.engine.wasmtime().clone(), pre, env, reuse);
+                Some(HttpTarget::new(
+                    Dispatcher::new(instances),
+                    Arc::from(spec.name.as_str()),
                     metrics,
-                    timeout: limits.request_timeout,
-                    middleware: is_middleware,
-                })
+                    limits.request_timeout,
+                    is_middleware,
+                ))
             }
             _ => None,
         };

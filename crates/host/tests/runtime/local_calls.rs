@@ -9,8 +9,8 @@
 use crate::common;
 
 use common::*;
-use nimbus_runtime::HostConfig;
-use nimbus_runtime::http::DynamicRouter;
+use nimbus_host::HostConfig;
+use nimbus_host::http::DynamicRouter;
 use std::sync::Arc;
 use test_programs::{P2_MW_FORWARD, P3_HELLO};
 

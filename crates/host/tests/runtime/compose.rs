@@ -1,14 +1,14 @@
 //! Static composition against dynamic linking: the same components linked
 //! at run time, composed at start (`compose: true`) and composed ahead of
-//! time (`nimbus_runtime::compose`, what `nimbus compose` writes) answer
+//! time (`nimbus_host::compose`, what `nimbus compose` writes) answer
 //! every request identically.
 
 use crate::common;
 
 use common::*;
-use nimbus_runtime::WorkloadError;
-use nimbus_runtime::compose::{self, ComposeError, Part};
-use nimbus_runtime::workload::Workload;
+use nimbus_host::WorkloadError;
+use nimbus_host::compose::{self, ComposeError, Part};
+use nimbus_host::workload::Workload;
 use test_programs::{P2_LINK_APP, P2_LINK_LIB, P3_LINK_APP, P3_LINK_LIB};
 
 const PATHS: &[&str] = &["/greet?name=ann", "/counters", "/greet?name=bo"];

@@ -7,8 +7,8 @@
 use crate::common;
 
 use common::*;
-use nimbus_runtime::WorkloadError;
-use nimbus_runtime::workload::{ComponentSpec, Workload};
+use nimbus_host::WorkloadError;
+use nimbus_host::workload::{ComponentSpec, Workload};
 use test_programs::{P2_LINK_APP, P2_LINK_LIB, P2_LINK_RELAY, P3_LINK_APP, P3_LINK_LIB};
 
 /// What `/counters` answers when creating, borrowing, handing back and

@@ -73,9 +73,8 @@ struct HostInner {
 /// to one of them is handed to it in memory.
 pub struct LocalWorkloads(std::sync::Weak<HostInner>);
 
-impl LocalWorkloads {
-    /// The running workload `uri` is addressed to, if it runs on this host.
-    pub(crate) fn find(&self, uri: &http::Uri) -> Option<Arc<RunningWorkload>> {
+impl crate::workload::LocalWorkloads for LocalWorkloads {
+    fn find(&self, uri: &http::Uri) -> Option<Arc<RunningWorkload>> {
         uri.authority()?;
         let host = self.0.upgrade()?;
         let (parts, ()) = http::Request::builder()
@@ -102,7 +101,7 @@ impl Host {
     pub fn new(config: HostConfig, router: Arc<dyn Router>) -> Result<Self, HostError> {
         let engine = Engine::new(&config.engine)?;
         let plugins = PluginRegistry::new(crate::plugins::builtin(&config.plugins));
-        let linker = build_linker(engine.wasmtime(), &plugins)
+        let linker = build_linker(engine.wasmtime(), plugins.all())
             .map_err(|e| HostError::Linker(format!("{e:#}")))?;
         let artifacts = ArtifactStore::new(engine.clone(), config.cache_dir.clone());
         Ok(Self(Arc::new_cyclic(|weak| HostInner {

@@ -7,7 +7,7 @@ use crate::common;
 
 use bytes::Bytes;
 use common::*;
-use nimbus_runtime::workload::{HostInterface, Workload};
+use nimbus_host::workload::{HostInterface, Workload};
 use std::time::{Duration, Instant};
 use test_programs::P2_PLUGINS;
 use test_programs::servers::{Kind, Server};

@@ -5,9 +5,9 @@
 use crate::common;
 
 use common::*;
-use nimbus_runtime::WorkloadError;
-use nimbus_runtime::secret::Secret;
-use nimbus_runtime::workload::{HostInterface, NamedSources, SourceRef};
+use nimbus_host::WorkloadError;
+use nimbus_host::secret::Secret;
+use nimbus_host::workload::{HostInterface, NamedSources, SourceRef};
 use test_programs::P2_CONFIG;
 
 const SECRET: &str = "pa55-not-for-logs";

@@ -7,9 +7,9 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use nimbus_runtime::http::{DynamicRouter, Router};
-use nimbus_runtime::workload::{ComponentSpec, LocalResources, Workload};
-use nimbus_runtime::{Host, HostConfig};
+use nimbus_host::http::{DynamicRouter, Router};
+use nimbus_host::workload::{ComponentSpec, LocalResources, Workload};
+use nimbus_host::{Host, HostConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,7 +54,7 @@ impl TestHost {
             .expect("bind loopback");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(nimbus_runtime::http::serve(
+        tokio::spawn(nimbus_host::http::serve(
             listener,
             host.clone(),
             async {

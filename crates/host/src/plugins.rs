@@ -25,7 +25,6 @@ pub use nimbus_plugin::{
 };
 use std::collections::HashMap;
 use std::sync::Arc;
-use wasmtime::component::Linker;
 
 // The capabilities, at the paths they had before they became crates.
 pub use nimbus_blobstore as blobstore;
@@ -96,11 +95,9 @@ impl PluginRegistry {
         }
     }
 
-    pub(crate) fn add_to_linker(&self, linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
-        for plugin in &self.plugins {
-            plugin.add_to_linker(linker)?;
-        }
-        Ok(())
+    /// Every plugin, in registration order (the linker takes them all).
+    pub(crate) fn all(&self) -> impl Iterator<Item = &dyn Plugin<StoreState>> {
+        self.plugins.iter().map(|plugin| plugin.as_ref())
     }
 
     /// Sorts a component's imports: host-provided, plugin-provided, or

@@ -5,8 +5,8 @@
 use crate::common;
 
 use common::*;
-use nimbus_runtime::HostConfig;
-use nimbus_runtime::http::DynamicRouter;
+use nimbus_host::HostConfig;
+use nimbus_host::http::DynamicRouter;
 use prometheus_parse::{Scrape, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -253,7 +253,7 @@ async fn without_accounting_no_component_series_exist() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_calls_are_counted_by_interface_and_outcome() {
-    use nimbus_runtime::workload::HostInterface;
+    use nimbus_host::workload::HostInterface;
     let test = accounting_host().await;
     let mut workload = http_workload("kv", test_programs::P2_PLUGINS, "kv.test");
     workload.spec.host_interfaces.push(HostInterface {

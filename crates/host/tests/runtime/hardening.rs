@@ -9,10 +9,10 @@ use bytes::Bytes;
 use common::*;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use nimbus_runtime::http::{DynamicRouter, IngressLimits};
-use nimbus_runtime::outbound::OutboundLimits;
-use nimbus_runtime::workload::LocalResources;
-use nimbus_runtime::{HostConfig, WorkloadError};
+use nimbus_host::http::{DynamicRouter, IngressLimits};
+use nimbus_host::outbound::OutboundLimits;
+use nimbus_host::workload::LocalResources;
+use nimbus_host::{HostConfig, WorkloadError};
 use std::sync::Arc;
 use std::time::Duration;
 use test_programs::{P2_BEHAVIORS, P2_HELLO, P2_HOSTILE};
@@ -285,7 +285,7 @@ async fn outbound_connections_are_capped_per_component_and_per_host() {
 /// HTTP/2).
 #[tokio::test]
 async fn request_heads_are_bounded_alike_in_both_protocols() {
-    use nimbus_runtime::http::MAX_REQUEST_HEAD_BYTES;
+    use nimbus_host::http::MAX_REQUEST_HEAD_BYTES;
     let t = host_with(config()).await;
     serve(&t, "hello", P2_HELLO, |_| {}).await;
     let fits = "a".repeat(MAX_REQUEST_HEAD_BYTES / 2);
@@ -341,7 +341,7 @@ pub(crate) async fn raw_tcp_sockets_count_against_the_outbound_caps() {
     workload
         .spec
         .host_interfaces
-        .push(nimbus_runtime::workload::HostInterface {
+        .push(nimbus_host::workload::HostInterface {
             namespace: "wasi".into(),
             package: "sockets".into(),
             interfaces: vec!["tcp".into()],

@@ -14,9 +14,9 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use nimbus_runtime::http::DynamicRouter;
-use nimbus_runtime::workload::Workload;
-use nimbus_runtime::{Host, HostConfig};
+use nimbus_host::http::DynamicRouter;
+use nimbus_host::workload::Workload;
+use nimbus_host::{Host, HostConfig};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

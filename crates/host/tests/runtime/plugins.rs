@@ -9,8 +9,8 @@ use crate::common;
 use bytes::Bytes;
 use common::*;
 use futures::StreamExt;
-use nimbus_runtime::secret::Secret;
-use nimbus_runtime::workload::{ComponentSpec, HostInterface, NamedSources, SourceRef, Workload};
+use nimbus_host::secret::Secret;
+use nimbus_host::workload::{ComponentSpec, HostInterface, NamedSources, SourceRef, Workload};
 use std::time::Duration;
 use test_programs::servers::{Kind, Server};
 use test_programs::{P2_MSG_HANDLER, P2_PLUGINS};
@@ -48,7 +48,7 @@ fn handler_workload(
     Workload {
         namespace: "test".into(),
         name: name.into(),
-        spec: nimbus_runtime::workload::WorkloadSpec {
+        spec: nimbus_host::workload::WorkloadSpec {
             components: vec![component],
             host_interfaces: vec![messaging_interface(&config)],
             ..Default::default()

@@ -9,9 +9,9 @@
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::{BodyExt, Empty};
-use nimbus_runtime::http::DynamicRouter;
-use nimbus_runtime::workload::Workload;
-use nimbus_runtime::{Host, HostConfig};
+use nimbus_host::http::DynamicRouter;
+use nimbus_host::workload::Workload;
+use nimbus_host::{Host, HostConfig};
 use std::sync::Arc;
 
 fn workload(name: &str, guest: &str) -> Workload {
@@ -82,14 +82,14 @@ fn hot_path(c: &mut Criterion) {
 /// Instantiating the P2 hello component from its pre-linked `InstancePre`
 /// into a fresh store with a fresh WASI context: the per-request cost of P2.
 fn instantiate_from_pre(c: &mut Criterion) {
-    use nimbus_runtime::limits::{LimitDefaults, Limits};
-    use nimbus_runtime::wasi::{ComponentEnv, wasi_linker};
+    use nimbus_host::limits::{LimitDefaults, Limits};
+    use nimbus_host::wasi::{ComponentEnv, wasi_linker};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let engine = nimbus_runtime::engine::Engine::new(&Default::default()).unwrap();
-    let store = nimbus_runtime::artifact::ArtifactStore::new(
+    let engine = nimbus_host::engine::Engine::new(&Default::default()).unwrap();
+    let store = nimbus_host::artifact::ArtifactStore::new(
         engine.clone(),
         Some(std::env::temp_dir().join("nimbus-bench-compiled")),
     );
@@ -116,7 +116,7 @@ fn instantiate_from_pre(c: &mut Criterion) {
 
 /// Routing one request by Host with 1 and with 10,000 bound hosts.
 fn router_lookup(c: &mut Criterion) {
-    use nimbus_runtime::http::Router;
+    use nimbus_host::http::Router;
     let mut group = c.benchmark_group("router");
     for routes in [1usize, 10_000] {
         let router = DynamicRouter::new();

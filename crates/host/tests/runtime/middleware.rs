@@ -5,8 +5,8 @@
 use crate::common;
 
 use common::*;
-use nimbus_runtime::WorkloadError;
-use nimbus_runtime::workload::{ComponentSpec, Workload};
+use nimbus_host::WorkloadError;
+use nimbus_host::workload::{ComponentSpec, Workload};
 use test_programs::{P2_MW_FORWARD, P3_HELLO, P3_MW_AUTH, P3_MW_LOGGING};
 
 /// A workload on `host` whose handler is P3 hello (it echoes request

@@ -10,9 +10,9 @@
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::{BodyExt, Empty};
-use nimbus_runtime::http::DynamicRouter;
-use nimbus_runtime::workload::{ComponentSpec, Workload};
-use nimbus_runtime::{Host, HostConfig};
+use nimbus_host::http::DynamicRouter;
+use nimbus_host::workload::{ComponentSpec, Workload};
+use nimbus_host::{Host, HostConfig};
 use std::sync::Arc;
 
 fn workload(name: &str, compose: bool) -> Workload {

@@ -7,8 +7,8 @@
 use crate::common;
 
 use common::*;
-use nimbus_runtime::oci::{OciError, PullPolicy, Registry, RegistrySettings};
-use nimbus_runtime::{HostConfig, http::DynamicRouter};
+use nimbus_host::oci::{OciError, PullPolicy, Registry, RegistrySettings};
+use nimbus_host::{HostConfig, http::DynamicRouter};
 use std::sync::Arc;
 use test_programs::P2_HELLO;
 use test_programs::servers::{Kind, Server};
@@ -36,7 +36,7 @@ async fn push_then_pull_by_tag_and_by_digest() {
     let pushed = registry.push(&reference, hello()).await.unwrap();
     assert_eq!(
         pushed.digest,
-        nimbus_runtime::artifact::Digest::of(&hello()).to_string()
+        nimbus_host::artifact::Digest::of(&hello()).to_string()
     );
 
     let pulled = registry.pull(&reference, PullPolicy::Always).await.unwrap();
@@ -141,7 +141,7 @@ async fn only_wasm_artifacts_within_the_size_limit_are_pulled() {
     )];
     let config = oci_client::client::Config::new(
         b"{}".to_vec(),
-        nimbus_runtime::oci::WASM_CONFIG_MEDIA_TYPE.into(),
+        nimbus_host::oci::WASM_CONFIG_MEDIA_TYPE.into(),
         None,
     );
     client

@@ -7,8 +7,8 @@
 use crate::common;
 
 use common::*;
-use nimbus_runtime::WorkloadError;
-use nimbus_runtime::workload::{
+use nimbus_host::WorkloadError;
+use nimbus_host::workload::{
     HostPathVolume, LocalResources, ServiceSpec, ServiceState, ServiceStatus, Volume, VolumeMount,
     Workload,
 };
