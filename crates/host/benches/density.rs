@@ -8,7 +8,7 @@
 //!   Host name: total time and extra resident memory per workload;
 //! - requests/s through `Host::handle` with one route vs N routes.
 //!
-//! Run: `cargo bench -p nimbus-runtime --bench density [-- --workloads N --seconds S]`.
+//! Run: `cargo bench -p nimbus-host --bench density [-- --workloads N --seconds S]`.
 
 #![allow(missing_docs)]
 

@@ -2,7 +2,7 @@
 //! (routing, admission, instance creation or reuse, guest, response):
 //! P2 with a fresh instance per request and P3 with instance reuse, each
 //! without and with per-component accounting.
-//! Run with `cargo bench -p nimbus-runtime --bench hot_path`.
+//! Run with `cargo bench -p nimbus-host --bench hot_path`.
 
 #![allow(missing_docs)]
 

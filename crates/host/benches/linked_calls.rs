@@ -3,7 +3,7 @@
 //! dynamic values) against composed ahead of time with wac (a direct call
 //! inside one component). The P2 link app calls the linked `greet` N times
 //! per request; per-call cost = (time(N=1000) - time(N=0)) / 1000.
-//! Run with `cargo bench -p nimbus-runtime --bench linked_calls --profile dev`.
+//! Run with `cargo bench -p nimbus-host --bench linked_calls --profile dev`.
 
 #![allow(missing_docs)]
 

@@ -20,8 +20,7 @@
 use crate::wasi::StoreState;
 pub use nimbus_plugin::{
     BindContext, Binding, ComponentHandle, NatsConnections, NewStore, Plugin, PluginBindings,
-    PluginCalls, PluginDefaults, PluginError, PluginState, ServeGuard, not_in_this_build,
-    timeout_setting,
+    PluginCalls, PluginDefaults, PluginError, PluginState, ServeGuard, timeout_setting,
 };
 use std::collections::HashMap;
 use std::sync::Arc;

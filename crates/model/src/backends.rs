@@ -111,6 +111,7 @@ pub const MESSAGING: CapabilityBackends = CapabilityBackends {
     capability: "messaging",
     display: "messaging",
     kinds: &[BackendKind::Memory, BackendKind::Nats],
+    // It keeps no files: neither is ever used.
     directory_entry: "messaging",
     path_is: "",
 };
@@ -200,6 +201,9 @@ pub enum BackendError {
     /// An empty one-string form.
     #[error("empty {0} backend")]
     Empty(&'static str),
+    /// A `url` without a scheme, where the scheme must say the kind.
+    #[error("the {0} backend's `url` has no scheme (such as redis:// or nats://)")]
+    NoScheme(&'static str),
     /// A kind this build left out.
     #[error(
         "the {kind} {display} backend is not in this build of nimbus (rebuild it with the cargo feature `{feature}`)"
@@ -241,36 +245,64 @@ impl CapabilityBackends {
 
     /// Reads `backend` with `url` or `path`. Without `backend`, a `url`'s
     /// scheme decides (a bare `HOST:PORT` is the capability's one network
-    /// kind, when it has only one), else a `path` means the filesystem, else
-    /// memory.
+    /// kind, when it has only one), else a `path` means the filesystem (for
+    /// a capability that keeps files), else memory.
     pub fn from_settings(
         &self,
         settings: &BTreeMap<String, String>,
     ) -> Result<BackendChoice, BackendError> {
-        let url = settings.get("url").map(|u| u.trim().to_string());
-        let path = settings.get("path").map(PathBuf::from);
+        self.resolve(settings, |_| None)
+    }
+
+    /// The kind the settings name, checked against the kinds this
+    /// capability takes.
+    fn kind_of(&self, settings: &BTreeMap<String, String>) -> Result<BackendKind, BackendError> {
+        let url = settings.get("url").map(|u| u.trim());
         let name = match settings
             .get("backend")
             .map(|b| b.trim().to_ascii_lowercase())
         {
             Some(name) => name,
-            None => match (&url, &path) {
-                (Some(url), _) => match (url.split_once("://"), self.sole_network_kind()) {
+            None => match url {
+                Some(url) => match (url.split_once("://"), self.sole_network_kind()) {
                     (Some((scheme, _)), _) => scheme.to_ascii_lowercase(),
                     (None, Some(kind)) => kind.name().to_string(),
-                    (None, None) => url.clone(),
+                    // Never echoed: a URL may carry credentials.
+                    (None, None) => return Err(BackendError::NoScheme(self.display)),
                 },
-                (None, Some(_)) => "filesystem".into(),
-                (None, None) => "memory".into(),
+                None if settings.contains_key("path")
+                    && self.kinds.contains(&BackendKind::Filesystem) =>
+                {
+                    "filesystem".into()
+                }
+                None => "memory".into(),
             },
         };
-        let kind = BackendKind::from_name(&name)
+        BackendKind::from_name(&name)
             .filter(|kind| self.kinds.contains(kind))
             .ok_or_else(|| BackendError::Unknown {
                 display: self.display,
-                name: name.clone(),
+                name,
                 expected: self.expected_names(),
-            })?;
+            })
+    }
+
+    /// [`from_settings`](Self::from_settings) in a build that may have
+    /// left kinds out: `missing_feature` says which cargo feature a kind
+    /// needs when this build lacks it, and such a kind is refused naming it
+    /// (before its settings are checked, so the first thing said is what
+    /// matters).
+    pub fn resolve(
+        &self,
+        settings: &BTreeMap<String, String>,
+        missing_feature: impl Fn(BackendKind) -> Option<&'static str>,
+    ) -> Result<BackendChoice, BackendError> {
+        let kind = self.kind_of(settings)?;
+        if let Some(feature) = missing_feature(kind) {
+            return Err(self.not_built(kind, feature));
+        }
+        let url = settings.get("url").map(|u| u.trim().to_string());
+        let path = settings.get("path").map(PathBuf::from);
         let missing = |key: &'static str, hint: String| BackendError::Missing {
             display: self.display,
             kind: kind.name(),
@@ -349,6 +381,25 @@ impl CapabilityBackends {
             display: self.display,
             kind: kind.name(),
             feature,
+        }
+    }
+
+    /// Why a choice made by hand (not through [`resolve`](Self::resolve),
+    /// as tools and tests do) cannot be opened: its kind is left out of
+    /// this build, or the capability does not take it.
+    pub fn refuse(
+        &self,
+        kind: BackendKind,
+        missing_feature: impl Fn(BackendKind) -> Option<&'static str>,
+    ) -> BackendError {
+        match missing_feature(kind) {
+            Some(feature) => self.not_built(kind, feature),
+            None => BackendError::NotAccepted {
+                capability: self.capability,
+                shorthand: kind.shorthand(),
+                text: kind.name().to_string(),
+                expected: self.expected_shorthands(),
+            },
         }
     }
 }
@@ -450,6 +501,34 @@ mod tests {
     }
 
     #[test]
+    fn a_url_names_the_kind_even_where_one_kind_is_the_default() {
+        // A blobstore url of the wrong kind is refused at once (it used to
+        // become a NATS client that never connected).
+        assert_eq!(
+            BLOBSTORE
+                .from_settings(&settings(&[("url", "redis://r:6379")]))
+                .unwrap_err()
+                .to_string(),
+            "unknown blobstore backend `redis` (expected memory, filesystem or nats)"
+        );
+        // A path means files only where the capability keeps files.
+        assert_eq!(
+            MESSAGING.from_settings(&settings(&[("path", "/tmp/x")])),
+            Ok(BackendChoice::Memory)
+        );
+        // A url whose kind cannot be told is never echoed back (credentials).
+        let error = KEYVALUE
+            .from_settings(&settings(&[("url", "user:secret@cache:6379")]))
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("secret"), "{error}");
+        assert_eq!(
+            error,
+            "the key-value backend's `url` has no scheme (such as redis:// or nats://)"
+        );
+    }
+
+    #[test]
     fn a_kind_a_capability_does_not_take_is_unknown_to_it() {
         let messaging = &MESSAGING;
         assert_eq!(
@@ -540,12 +619,37 @@ mod tests {
 
     #[test]
     fn a_left_out_kind_names_its_feature_in_one_line() {
+        let without_redis = |kind| (kind == BackendKind::Redis).then_some("redis");
+        let expected = "the redis key-value backend is not in this build of nimbus (rebuild it with the cargo feature `redis`)";
         let error = keyvalue()
-            .not_built(BackendKind::Redis, "redis")
-            .to_string();
+            .resolve(&settings(&[("url", "redis://r:6379")]), without_redis)
+            .unwrap_err();
+        assert_eq!(error.to_string(), expected);
         assert_eq!(
-            error,
-            "the redis key-value backend is not in this build of nimbus (rebuild it with the cargo feature `redis`)"
+            keyvalue()
+                .refuse(BackendKind::Redis, without_redis)
+                .to_string(),
+            expected
+        );
+        // A left-out kind is said first, before what its settings lack.
+        assert_eq!(
+            keyvalue()
+                .resolve(&settings(&[("backend", "redis")]), without_redis)
+                .unwrap_err()
+                .to_string(),
+            expected
+        );
+        // Other kinds are untouched by the missing one.
+        assert_eq!(
+            keyvalue().resolve(&settings(&[("url", "nats://n:4222")]), without_redis),
+            Ok(BackendChoice::Nats {
+                url: "nats://n:4222".into()
+            })
+        );
+        // A kind the capability does not take, chosen by hand.
+        assert_eq!(
+            MESSAGING.refuse(BackendKind::Redis, |_| None).to_string(),
+            "messaging cannot use redis://… (`redis`); use one of: memory, nats://…"
         );
     }
 }

@@ -334,12 +334,6 @@ impl std::fmt::Debug for PluginBindings {
     }
 }
 
-/// The one-line error for a part of Nimbus this build left out: `what` is
-/// not in this build, and the cargo `feature` that puts it back.
-pub fn not_in_this_build(what: &str, feature: &str) -> String {
-    format!("{what} is not in this build of nimbus (rebuild it with the cargo feature `{feature}`)")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -244,7 +244,7 @@ impl OutboundSlots {
 /// The `wasi:http` hooks of one component instance: policy, then a vetted send.
 pub(crate) struct OutboundHooks {
     pub(crate) policy: Arc<OutboundPolicy>,
-    pub workload: Arc<str>,
+    pub(crate) workload: Arc<str>,
     pub(crate) component: Arc<str>,
     pub(crate) router: Arc<dyn crate::http::router::Router>,
     /// For a middleware: the next layer, which its inward calls reach.

@@ -84,14 +84,10 @@ pub struct BlobstorePlugin {
 pub use nimbus_model::backends::BackendChoice as BlobSettings;
 
 /// Reads `backend` (memory | filesystem | nats) with `path` or `url` (a
-/// `url` alone means NATS, a `path` alone the filesystem). A backend this
-/// build left out is an error naming its cargo feature.
+/// `url`'s scheme says its kind, a `path` alone means the filesystem). A
+/// backend this build left out is an error naming its cargo feature.
 pub fn blob_settings(config: &BTreeMap<String, String>) -> Result<BlobSettings, BackendError> {
-    let settings = nimbus_model::backends::BLOBSTORE.from_settings(config)?;
-    match missing_feature(settings.kind()) {
-        Some(feature) => Err(nimbus_model::backends::BLOBSTORE.not_built(settings.kind(), feature)),
-        None => Ok(settings),
-    }
+    nimbus_model::backends::BLOBSTORE.resolve(config, missing_feature)
 }
 
 /// The cargo feature a backend kind needs, when this build left it out.
@@ -135,13 +131,9 @@ impl BlobstorePlugin {
                 #[allow(unreachable_patterns)]
                 other => {
                     let _ = timeout;
-                    let kind = other.kind();
-                    return Err(match missing_feature(kind) {
-                        Some(feature) => nimbus_model::backends::BLOBSTORE
-                            .not_built(kind, feature)
-                            .to_string(),
-                        None => format!("the blobstore cannot use {}", kind.shorthand()),
-                    });
+                    return Err(nimbus_model::backends::BLOBSTORE
+                        .refuse(other.kind(), missing_feature)
+                        .to_string());
                 }
             })
         })

@@ -98,11 +98,7 @@ pub use nimbus_model::backends::BackendChoice as BackendSettings;
 pub fn backend_settings(
     config: &BTreeMap<String, String>,
 ) -> Result<BackendSettings, BackendError> {
-    let settings = KEYVALUE.from_settings(config)?;
-    match missing_feature(settings.kind()) {
-        Some(feature) => Err(KEYVALUE.not_built(settings.kind(), feature)),
-        None => Ok(settings),
-    }
+    KEYVALUE.resolve(config, missing_feature)
 }
 
 /// The cargo feature a backend kind needs, when this build left it out.

@@ -121,10 +121,8 @@ impl KeyValuePlugin {
 /// left out (settings made by hand, as tools and tests do).
 #[allow(dead_code)]
 fn settings_not_built(settings: &BackendSettings) -> String {
-    let kind = settings.kind();
-    let feature = backend::missing_feature(kind).unwrap_or(kind.name());
     nimbus_model::backends::KEYVALUE
-        .not_built(kind, feature)
+        .refuse(settings.kind(), backend::missing_feature)
         .to_string()
 }
 

@@ -88,7 +88,7 @@ impl MessagingPlugin {
         let error = |message: String| PluginError::new(ID, message);
         let config = ctx.backend_config(&self.defaults, "wasmcloud", "messaging")?;
         let choice = MESSAGING
-            .from_settings(&config)
+            .resolve(&config, missing_feature)
             .map_err(|e| error(e.to_string()))?;
         let timeout = nimbus_plugin::timeout_setting(ID, &config, DEFAULT_REQUEST_TIMEOUT)?;
         let broker: Arc<dyn Broker> = match choice {
@@ -107,11 +107,9 @@ impl MessagingPlugin {
             // The table takes only memory and NATS; NATS may be left out.
             other => {
                 let _ = timeout;
-                let kind = other.kind();
-                return Err(error(match kind {
-                    BackendKind::Nats => MESSAGING.not_built(kind, "nats").to_string(),
-                    _ => format!("messaging cannot use {}", kind.shorthand()),
-                }));
+                return Err(error(
+                    MESSAGING.refuse(other.kind(), missing_feature).to_string(),
+                ));
             }
         };
         let subscriptions = config
@@ -206,6 +204,14 @@ impl<T: PluginState> nimbus_plugin::Plugin<T> for MessagingPlugin {
             tasks.push(task.abort_handle());
         }
         Ok(Some(Box::new(Subscriptions(tasks))))
+    }
+}
+
+/// The cargo feature a backend kind needs, when this build left it out.
+fn missing_feature(kind: BackendKind) -> Option<&'static str> {
+    match kind {
+        BackendKind::Nats if !cfg!(feature = "nats") => Some("nats"),
+        _ => None,
     }
 }
 
@@ -401,4 +407,62 @@ struct HasConsumer;
 
 impl wasmtime::component::HasData for HasConsumer {
     type Data<'a> = ConsumerView<'a>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nimbus_model::sources::NamedSources;
+    use nimbus_model::spec::{HostInterface, WorkloadSpec};
+
+    /// Binds a component of a workload whose `wasmcloud:messaging` entry
+    /// says `config`.
+    fn bind(config: &[(&str, &str)]) -> Result<MessagingBinding, PluginError> {
+        let mut spec = WorkloadSpec::default();
+        spec.host_interfaces.push(HostInterface {
+            namespace: "wasmcloud".into(),
+            package: "messaging".into(),
+            config: config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        });
+        let (sources, no_config) = (NamedSources::default(), BTreeMap::new());
+        let plugin = MessagingPlugin::new(BTreeMap::new(), Arc::new(NatsConnections::default()));
+        plugin.settings(&BindContext {
+            workload: "t/w",
+            component: "c",
+            spec: &spec,
+            component_config: &no_config,
+            sources: &sources,
+            imports: &[],
+        })
+    }
+
+    #[tokio::test]
+    async fn backends_come_from_the_one_table() {
+        let binding = bind(&[("subscriptions", "a.*, b")]).map_err(|e| e.to_string());
+        let binding = binding.unwrap();
+        assert_eq!(binding.subscriptions, ["a.*", "b"]);
+        let error = bind(&[("url", "redis://r:6379")])
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            error.as_deref(),
+            Some("messaging: unknown messaging backend `redis` (expected memory or nats)")
+        );
+        let nats = bind(&[("url", "nats://127.0.0.1:4222")])
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        if cfg!(feature = "nats") {
+            // Made lazily: binding never waits for the server.
+            assert_eq!(nats, Ok(()));
+        } else {
+            assert_eq!(
+                nats,
+                Err("messaging: the nats messaging backend is not in this build of nimbus (rebuild it with the cargo feature `nats`)".to_string())
+            );
+        }
+    }
 }

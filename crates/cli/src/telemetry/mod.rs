@@ -15,63 +15,33 @@
 //!   export; a histogram goes out as its `_sum` and `_count`.
 //! - Logs: every log line that passes the filter, as an OTLP log record.
 //!
-//! The SDK exports from its own threads, and the gRPC and HTTP clients
-//! need a Tokio reactor there: every exporter runs its exports on a small
-//! runtime owned here, which outlives the providers' final flush. The SDK
-//! drops a failed batch without a word; here the first failure of a signal
-//! is a warning on stderr (collector down, TLS refused), and its recovery a
-//! notice.
+//! The exporters ([`otlp`]) are the `otlp` cargo feature, on by default. A
+//! build without it still reads the settings ([`signal`]): asking it to
+//! export fails with one line naming the feature.
 
 use anyhow::Context as _;
-use nimbus_host::metrics::{MetricType, Metrics};
-use opentelemetry::KeyValue;
-use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::logs::SdkLoggerProvider;
-use opentelemetry_sdk::metrics::SdkMeterProvider;
-use opentelemetry_sdk::trace::SdkTracerProvider;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use signal::Signal;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
-use transport::{Protocol, Signal};
 
+#[cfg(feature = "otlp")]
+mod otlp;
+mod signal;
+#[cfg(feature = "otlp")]
 mod transport;
+
+#[cfg(feature = "otlp")]
+pub(crate) use otlp::{export_metrics, metrics_exported};
 
 /// The default log filter.
 const DEFAULT_FILTER: &str = "warn,nimbus=info,nimbus_host=info,nimbus_cluster=info";
 
-/// Where export failures are reported.
-const EXPORT_TARGET: &str = "nimbus::otlp";
-
-/// Crates the exporters use, and their failure reports: none of these logs
-/// may be exported (each export would log, and be exported again).
-const EXPORT_CRATES: &[&str] = &[
-    "opentelemetry",
-    "tonic",
-    "h2",
-    "hyper",
-    "tower",
-    "reqwest",
-    "rustls",
-    EXPORT_TARGET,
-];
-
-/// The meter provider, once metrics export is on; hosts attach their
-/// series to it when they start.
-static METER: OnceLock<SdkMeterProvider> = OnceLock::new();
-
-/// The installed exporters; [`Telemetry::shutdown`] flushes them.
+/// The installed exporters, if any; [`Telemetry::shutdown`] flushes them.
 #[must_use = "dropping the guard without shutdown loses the last batch"]
 pub(crate) struct Telemetry {
-    tracer: Option<SdkTracerProvider>,
-    logger: Option<SdkLoggerProvider>,
-    meter: Option<SdkMeterProvider>,
-    runtime: Option<tokio::runtime::Runtime>,
+    #[cfg(feature = "otlp")]
+    exporters: Option<otlp::Exporters>,
 }
 
 /// Installs the process's subscriber: logs to stderr, and OpenTelemetry
@@ -98,81 +68,30 @@ pub(crate) fn init(otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
 
     let endpoint_flag = otlp_endpoint.is_some();
     let wanted = [Signal::Traces, Signal::Metrics, Signal::Logs].map(|s| s.wanted(endpoint_flag));
-    let mut telemetry = Telemetry {
-        tracer: None,
-        logger: None,
-        meter: None,
-        runtime: None,
+    #[cfg(feature = "otlp")]
+    let (telemetry, exporting) = {
+        let exporters = if wanted.iter().any(|&w| w) {
+            Some(otlp::install(otlp_endpoint, wanted)?)
+        } else {
+            None
+        };
+        // The closure only borrows the filter text: it is `Copy`.
+        let layers = match &exporters {
+            Some(exporters) => exporters.layers(filter)?,
+            None => Vec::new(),
+        };
+        (Telemetry { exporters }, layers)
     };
-    if wanted.iter().any(|&w| w) {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("nimbus-otlp")
-            .enable_all()
-            .build()
-            .context("cannot start the OpenTelemetry exporter's runtime")?;
-        let handle = runtime.handle().clone();
-        let _entered = runtime.enter();
-        let resource = resource();
-        if wanted[0] {
-            let signal = Signal::Traces;
-            let protocol = signal.protocol()?;
-            let endpoint = signal.endpoint(otlp_endpoint, protocol);
-            let builder = opentelemetry_otlp::SpanExporter::builder();
-            let exporter = match protocol {
-                Protocol::Grpc => signal.grpc(builder.with_tonic(), &endpoint)?.build(),
-                Protocol::HttpProtobuf => signal.http(builder.with_http(), &endpoint)?.build(),
-            }
-            .context("cannot set up the OTLP trace exporter")?;
-            let exporter = OnRuntime::new(exporter, &handle, endpoint, signal);
-            let provider = SdkTracerProvider::builder()
-                .with_resource(resource.clone())
-                .with_batch_exporter(exporter)
-                .build();
-            opentelemetry::global::set_text_map_propagator(
-                opentelemetry_sdk::propagation::TraceContextPropagator::new(),
-            );
-            telemetry.tracer = Some(provider);
-        }
-        if wanted[1] {
-            let signal = Signal::Metrics;
-            let protocol = signal.protocol()?;
-            let endpoint = signal.endpoint(otlp_endpoint, protocol);
-            let builder = opentelemetry_otlp::MetricExporter::builder();
-            let exporter = match protocol {
-                Protocol::Grpc => signal.grpc(builder.with_tonic(), &endpoint)?.build(),
-                Protocol::HttpProtobuf => signal.http(builder.with_http(), &endpoint)?.build(),
-            }
-            .context("cannot set up the OTLP metrics exporter")?;
-            let exporter = OnRuntime::new(exporter, &handle, endpoint, signal);
-            let provider = SdkMeterProvider::builder()
-                .with_resource(resource.clone())
-                .with_periodic_exporter(exporter)
-                .build();
-            let _ = METER.set(provider.clone());
-            telemetry.meter = Some(provider);
-        }
-        if wanted[2] {
-            let signal = Signal::Logs;
-            let protocol = signal.protocol()?;
-            let endpoint = signal.endpoint(otlp_endpoint, protocol);
-            let builder = opentelemetry_otlp::LogExporter::builder();
-            let exporter = match protocol {
-                Protocol::Grpc => signal.grpc(builder.with_tonic(), &endpoint)?.build(),
-                Protocol::HttpProtobuf => signal.http(builder.with_http(), &endpoint)?.build(),
-            }
-            .context("cannot set up the OTLP log exporter")?;
-            let exporter = OnRuntime::new(exporter, &handle, endpoint, signal);
-            telemetry.logger = Some(
-                SdkLoggerProvider::builder()
-                    .with_resource(resource)
-                    .with_batch_exporter(exporter)
-                    .build(),
+    #[cfg(not(feature = "otlp"))]
+    let (telemetry, exporting) = {
+        if let Some(signal) = wanted.iter().position(|&w| w) {
+            anyhow::bail!(
+                "OpenTelemetry export ({} asked for by --otlp-endpoint or OTEL_EXPORTER_OTLP_*) is not in this build of nimbus (rebuild it with the cargo feature `otlp`)",
+                [Signal::Traces, Signal::Metrics, Signal::Logs][signal].label()
             );
         }
-        drop(_entered);
-        telemetry.runtime = Some(runtime);
-    }
+        (Telemetry {}, Vec::<Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>>::new())
+    };
 
     // Colours only on a terminal: redirected logs (files, pipes, CI) stay
     // plain text that grep and log shippers can read.
@@ -182,272 +101,31 @@ pub(crate) fn init(otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_filter(filter(&[])?);
-    let spans = telemetry.tracer.as_ref().map(|provider| {
-        tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer("nimbus"))
-            .with_location(false)
-            .with_threads(false)
-            .with_tracked_inactivity(false)
-            .with_filter(
-                tracing_subscriber::filter::Targets::new()
-                    .with_target(nimbus_host::trace::TARGET, tracing::Level::INFO),
-            )
-    });
-    let quiet: Vec<String> = EXPORT_CRATES.iter().map(|c| format!("{c}=off")).collect();
-    let quiet: Vec<&str> = quiet.iter().map(String::as_str).collect();
-    let logs = match &telemetry.logger {
-        Some(provider) => Some(
-            opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(provider)
-                .with_filter(filter(&quiet)?),
-        ),
-        None => None,
-    };
     let _ = tracing_subscriber::registry()
+        .with(exporting)
         .with(stderr)
-        .with(spans)
-        .with(logs)
         .try_init();
     Ok(telemetry)
-}
-
-/// `service.name` is `nimbus` unless `OTEL_SERVICE_NAME` or
-/// `OTEL_RESOURCE_ATTRIBUTES` says otherwise (the builder reads both).
-fn resource() -> Resource {
-    let named = std::env::var("OTEL_SERVICE_NAME").is_ok()
-        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|a| a.contains("service.name="));
-    let builder = Resource::builder()
-        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")));
-    if named {
-        builder.build()
-    } else {
-        builder.with_service_name("nimbus").build()
-    }
-}
-
-/// Whether the host's metrics are exported over OTLP (accounting must be
-/// on for its component series to exist).
-pub(crate) fn metrics_exported() -> bool {
-    METER.get().is_some()
-}
-
-/// Exports `metrics` over OTLP, when metrics export is on: every family
-/// becomes an asynchronous instrument read at each export.
-pub(crate) fn export_metrics(metrics: &Arc<Metrics>) {
-    let Some(provider) = METER.get() else {
-        return;
-    };
-    let meter = provider.meter("nimbus");
-    for (name, help, kind) in metrics.families() {
-        let (name, help) = (name.clone(), help.clone());
-        let read = {
-            let metrics = metrics.clone();
-            let name = name.clone();
-            move |value: fn(&prometheus::proto::Metric) -> f64| {
-                let family = metrics.gather().into_iter().find(|f| f.name() == name);
-                family
-                    .map(|f| {
-                        f.get_metric()
-                            .iter()
-                            .map(|m| (value(m), attributes(m)))
-                            .collect::<Vec<_>>()
-                    })
-                    .unwrap_or_default()
-            }
-        };
-        match kind {
-            MetricType::COUNTER => {
-                meter
-                    .f64_observable_counter(name)
-                    .with_description(help)
-                    .with_callback(move |observer| {
-                        for (value, attrs) in read(|m| m.get_counter().get_value()) {
-                            observer.observe(value, &attrs);
-                        }
-                    })
-                    .build();
-            }
-            MetricType::GAUGE => {
-                meter
-                    .f64_observable_gauge(name)
-                    .with_description(help)
-                    .with_callback(move |observer| {
-                        for (value, attrs) in read(|m| m.get_gauge().get_value()) {
-                            observer.observe(value, &attrs);
-                        }
-                    })
-                    .build();
-            }
-            MetricType::HISTOGRAM => {
-                let sums = read.clone();
-                meter
-                    .f64_observable_counter(format!("{name}_sum"))
-                    .with_description(format!("{help} (sum)"))
-                    .with_callback(move |observer| {
-                        for (value, attrs) in sums(|m| m.get_histogram().get_sample_sum()) {
-                            observer.observe(value, &attrs);
-                        }
-                    })
-                    .build();
-                meter
-                    .u64_observable_counter(format!("{name}_count"))
-                    .with_description(format!("{help} (count)"))
-                    .with_callback(move |observer| {
-                        for (value, attrs) in read(|m| m.get_histogram().get_sample_count() as f64)
-                        {
-                            observer.observe(value as u64, &attrs);
-                        }
-                    })
-                    .build();
-            }
-            _ => {}
-        }
-    }
-}
-
-fn attributes(metric: &prometheus::proto::Metric) -> Vec<KeyValue> {
-    metric
-        .get_label()
-        .iter()
-        .map(|l| KeyValue::new(l.name().to_string(), l.value().to_string()))
-        .collect()
 }
 
 impl Telemetry {
     /// Flushes and stops every exporter (each within its timeout).
     pub(crate) fn shutdown(self) {
-        if let Some(tracer) = &self.tracer {
-            let _ = tracer.shutdown_with_timeout(Duration::from_secs(5));
-        }
-        if let Some(meter) = &self.meter {
-            let _ = meter.shutdown_with_timeout(Duration::from_secs(5));
-        }
-        if let Some(logger) = &self.logger {
-            let _ = logger.shutdown_with_timeout(Duration::from_secs(5));
-        }
-        if let Some(runtime) = self.runtime {
-            runtime.shutdown_timeout(Duration::from_secs(1));
+        #[cfg(feature = "otlp")]
+        if let Some(exporters) = self.exporters {
+            exporters.shutdown();
         }
     }
 }
 
-/// An exporter whose exports run on the telemetry runtime. The SDK calls
-/// `export` from its own threads, which have no reactor; this blocks that
-/// thread on the runtime instead (the SDK's threads block on each export
-/// anyway). It also says when exports start failing and when they work
-/// again, once each: the SDK itself drops a failed batch silently.
-#[derive(Debug)]
-struct OnRuntime<E> {
-    inner: E,
-    handle: tokio::runtime::Handle,
-    signal: Signal,
-    endpoint: String,
-    failing: AtomicBool,
+/// Whether the host's metrics are exported over OTLP: never, in a build
+/// without the exporters.
+#[cfg(not(feature = "otlp"))]
+pub(crate) fn metrics_exported() -> bool {
+    false
 }
 
-impl<E> OnRuntime<E> {
-    fn new(inner: E, handle: &tokio::runtime::Handle, endpoint: String, signal: Signal) -> Self {
-        Self {
-            inner,
-            handle: handle.clone(),
-            signal,
-            endpoint,
-            failing: AtomicBool::new(false),
-        }
-    }
-
-    fn run(&self, export: impl Future<Output = OTelSdkResult>) -> OTelSdkResult {
-        let result = self.handle.block_on(export);
-        match &result {
-            Err(error) if !self.failing.swap(true, Ordering::Relaxed) => {
-                // The SDK's and tonic's messages span lines.
-                let error = error
-                    .to_string()
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                tracing::warn!(
-                    target: EXPORT_TARGET,
-                    "OTLP {} export to {} failed, dropping the batch (later batches retry; \
-                     recovery is logged): {error}",
-                    self.signal.label(),
-                    self.endpoint,
-                );
-            }
-            Ok(()) if self.failing.swap(false, Ordering::Relaxed) => {
-                tracing::info!(
-                    target: EXPORT_TARGET,
-                    "OTLP {} export to {} works again",
-                    self.signal.label(),
-                    self.endpoint,
-                );
-            }
-            _ => {}
-        }
-        result
-    }
-}
-
-impl<E: opentelemetry_sdk::trace::SpanExporter> opentelemetry_sdk::trace::SpanExporter
-    for OnRuntime<E>
-{
-    fn export(
-        &self,
-        batch: Vec<opentelemetry_sdk::trace::SpanData>,
-    ) -> impl Future<Output = OTelSdkResult> + Send {
-        std::future::ready(self.run(self.inner.export(batch)))
-    }
-
-    fn shutdown_with_timeout(&mut self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn force_flush(&mut self) -> OTelSdkResult {
-        self.inner.force_flush()
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
-    }
-}
-
-impl<E: opentelemetry_sdk::logs::LogExporter> opentelemetry_sdk::logs::LogExporter
-    for OnRuntime<E>
-{
-    fn export(
-        &self,
-        batch: opentelemetry_sdk::logs::LogBatch<'_>,
-    ) -> impl Future<Output = OTelSdkResult> + Send {
-        std::future::ready(self.run(self.inner.export(batch)))
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
-    }
-}
-
-impl<E: opentelemetry_sdk::metrics::exporter::PushMetricExporter>
-    opentelemetry_sdk::metrics::exporter::PushMetricExporter for OnRuntime<E>
-{
-    fn export(
-        &self,
-        metrics: &opentelemetry_sdk::metrics::data::ResourceMetrics,
-    ) -> impl Future<Output = OTelSdkResult> + Send {
-        std::future::ready(self.run(self.inner.export(metrics)))
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {
-        self.inner.temporality()
-    }
-}
+/// Exports the host's metrics over OTLP: nothing to do in a build without
+/// the exporters.
+#[cfg(not(feature = "otlp"))]
+pub(crate) fn export_metrics(_metrics: &std::sync::Arc<nimbus_host::metrics::Metrics>) {}

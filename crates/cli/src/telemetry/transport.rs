@@ -1,21 +1,14 @@
-//! Where and how each OpenTelemetry signal is sent: whether it is on, its
-//! protocol (OTLP over gRPC, the default, or `http/protobuf`), its
-//! endpoint, and TLS, all from `--otlp-endpoint` and the standard
-//! `OTEL_EXPORTER_OTLP_*` variables (a signal's own variable wins over the
-//! general one).
+//! How each OpenTelemetry signal is sent: its protocol (OTLP over gRPC, the
+//! default, or `http/protobuf`), its endpoint, and TLS, all from
+//! `--otlp-endpoint` and the standard `OTEL_EXPORTER_OTLP_*` variables (a
+//! signal's own variable wins over the general one).
 
+use super::signal::Signal;
 use anyhow::{Context as _, bail};
 use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use secrecy::{ExposeSecret as _, SecretSlice};
 use std::time::Duration;
-
-#[derive(Clone, Copy, Debug)]
-pub(super) enum Signal {
-    Traces,
-    Metrics,
-    Logs,
-}
 
 /// How a signal travels.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -32,51 +25,6 @@ struct TlsFiles {
 }
 
 impl Signal {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Traces => "TRACES",
-            Self::Metrics => "METRICS",
-            Self::Logs => "LOGS",
-        }
-    }
-
-    /// Lower-case name, for messages and OTLP/HTTP paths.
-    pub(super) fn label(self) -> &'static str {
-        match self {
-            Self::Traces => "traces",
-            Self::Metrics => "metrics",
-            Self::Logs => "logs",
-        }
-    }
-
-    /// `OTEL_EXPORTER_OTLP_{SIGNAL}_{setting}`, else
-    /// `OTEL_EXPORTER_OTLP_{setting}`: the variable that is set (and not
-    /// blank), with its value.
-    fn setting(self, setting: &str) -> Option<(String, String)> {
-        [
-            format!("OTEL_EXPORTER_OTLP_{}_{setting}", self.name()),
-            format!("OTEL_EXPORTER_OTLP_{setting}"),
-        ]
-        .into_iter()
-        .find_map(|name| {
-            let value = std::env::var(&name).ok()?.trim().to_string();
-            (!value.is_empty()).then_some((name, value))
-        })
-    }
-
-    /// Whether this signal is exported: an endpoint for it is given and
-    /// nothing turns it off.
-    pub(super) fn wanted(self, endpoint_flag: bool) -> bool {
-        let is = |name: &str, value: &str| {
-            std::env::var(name).is_ok_and(|v| v.trim().eq_ignore_ascii_case(value))
-        };
-        if is("OTEL_SDK_DISABLED", "true") || is(&format!("OTEL_{}_EXPORTER", self.name()), "none")
-        {
-            return false;
-        }
-        endpoint_flag || self.setting("ENDPOINT").is_some()
-    }
-
     /// The protocol asked for; one Nimbus does not speak is refused.
     pub(super) fn protocol(self) -> anyhow::Result<Protocol> {
         match self.setting("PROTOCOL") {

@@ -55,7 +55,7 @@ struct HostInner {
     // Named config/secret sources; replaced whole (the dev loop reloads them).
     sources: arc_swap::ArcSwap<NamedSources>,
     // Set when `HostConfig::local_workload_calls` is on.
-    local: Option<Arc<LocalWorkloads>>,
+    local: Option<Arc<HostWorkloads>>,
     registry: Registry,
     ingress: crate::http::IngressLimits,
     /// Outgoing connections open across the host (`OutboundLimits::host`).
@@ -71,9 +71,9 @@ struct HostInner {
 /// The workloads of one host as destinations of outgoing HTTP requests
 /// (`HostConfig::local_workload_calls`): a request whose authority routes
 /// to one of them is handed to it in memory.
-pub struct LocalWorkloads(std::sync::Weak<HostInner>);
+pub struct HostWorkloads(std::sync::Weak<HostInner>);
 
-impl crate::workload::LocalWorkloads for LocalWorkloads {
+impl crate::workload::LocalWorkloads for HostWorkloads {
     fn find(&self, uri: &http::Uri) -> Option<Arc<RunningWorkload>> {
         uri.authority()?;
         let host = self.0.upgrade()?;
@@ -117,7 +117,7 @@ impl Host {
             sources: arc_swap::ArcSwap::from_pointee(NamedSources::default()),
             local: config
                 .local_workload_calls
-                .then(|| Arc::new(LocalWorkloads(weak.clone()))),
+                .then(|| Arc::new(HostWorkloads(weak.clone()))),
             outbound_host: Arc::new(Semaphore::new(config.outbound.effective_host_limit())),
             outbound: config.outbound,
             ingress: config.ingress,

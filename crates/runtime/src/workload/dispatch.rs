@@ -142,7 +142,7 @@ impl Dispatcher {
 
     /// Handles one request. Errors downcast as wasmtime-wasi-http's do:
     /// `InstantiationError`, `ExpirationError`, `TrapOrPanicError`.
-    pub async fn handle(
+    pub(crate) async fn handle(
         &self,
         context: RequestContext,
         request: Request,

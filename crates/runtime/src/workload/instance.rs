@@ -66,7 +66,7 @@ impl ReusePolicy {
 }
 
 /// What the host passes along with one request to a component's instance.
-pub struct RequestContext {
+pub(crate) struct RequestContext {
     /// The authority a middleware layer was called on (`None` otherwise).
     pub(crate) called_as: Option<Arc<str>>,
     /// Where the request's CPU and memory are charged, with accounting on.

@@ -59,7 +59,7 @@ impl HttpTarget {
 /// Why a layer produced no response: the status the client sees and a
 /// message naming the workload (details are in the host log).
 pub(crate) struct DispatchFailure {
-    pub status: http::StatusCode,
+    pub(crate) status: http::StatusCode,
     pub(crate) message: String,
 }
 

@@ -1,0 +1,155 @@
+//! `nimbus top`: a live view of what each workload's components cost, read
+//! from a host's admin endpoint (`/metrics`) once per interval.
+//!
+//! Rates (requests, errors, CPU) and latency quantiles come from the
+//! difference between two scrapes, so the first table appears after one
+//! interval. On a terminal, keys re-sort the table while it runs.
+
+use super::cluster::parse_duration;
+use clap::{Args, ValueEnum};
+use http_body_util::Empty;
+use keys::{Key, RawMode, wait_for_key};
+use scrape::{metrics_url, scrape};
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+use table::{render, rows, sort_rows};
+
+mod keys;
+mod scrape;
+mod table;
+
+/// Arguments of `nimbus top`.
+#[derive(Args)]
+pub(crate) struct TopCommand {
+    /// The host's admin endpoint (`nimbus host` serves it on 127.0.0.1:9090;
+    /// `nimbus serve` with --admin-addr).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
+    admin_addr: String,
+    /// Column to sort by (keys while running: c r l p m i e n).
+    #[arg(long, value_enum, default_value = "cpu")]
+    sort: SortKey,
+    /// Time between refreshes.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    interval: Duration,
+    /// Print one table, after one interval, and exit.
+    #[arg(long)]
+    once: bool,
+}
+
+/// A column `nimbus top` can sort by.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum SortKey {
+    Cpu,
+    Rps,
+    P50,
+    P99,
+    Memory,
+    Instances,
+    Errors,
+    Name,
+}
+
+impl SortKey {
+    pub(super) fn from_key(key: char) -> Option<Self> {
+        Some(match key {
+            'c' => Self::Cpu,
+            'r' => Self::Rps,
+            'l' => Self::P50,
+            'p' => Self::P99,
+            'm' => Self::Memory,
+            'i' => Self::Instances,
+            'e' => Self::Errors,
+            'n' => Self::Name,
+            _ => return None,
+        })
+    }
+}
+
+impl TopCommand {
+    pub(crate) fn execute(self) -> anyhow::Result<()> {
+        super::block_on(self.run())
+    }
+
+    async fn run(mut self) -> anyhow::Result<()> {
+        let url = metrics_url(&self.admin_addr)?;
+        // One client for every scrape, so its connection is reused.
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Empty<bytes::Bytes>>();
+        let mut previous = (Instant::now(), scrape(&client, &url).await?);
+        let interactive = !self.once && std::io::stdout().is_terminal();
+        let _raw = interactive.then(RawMode::enable).transpose()?;
+        loop {
+            if interactive {
+                if let Some(key) = wait_for_key(self.interval).await? {
+                    match key {
+                        Key::Quit => return Ok(()),
+                        Key::Sort(sort) => self.sort = sort,
+                    }
+                }
+            } else {
+                tokio::time::sleep(self.interval).await;
+            }
+            let now = (Instant::now(), scrape(&client, &url).await?);
+            let elapsed = now.0.duration_since(previous.0).as_secs_f64().max(1e-3);
+            let mut rows = rows(&previous.1, &now.1, elapsed);
+            sort_rows(&mut rows, self.sort);
+            let table = render(&rows, &self.admin_addr, self.sort);
+            let mut out = std::io::stdout().lock();
+            if interactive {
+                // Clear and home; raw mode needs \r\n line ends.
+                write!(out, "\x1b[2J\x1b[H{}", table.replace('\n', "\r\n"))?;
+            } else {
+                write!(out, "{table}")?;
+            }
+            out.flush()?;
+            if self.once {
+                return Ok(());
+            }
+            previous = now;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scrape::parse;
+    use super::table::{render, rows};
+    use super::*;
+    use std::collections::BTreeMap;
+
+    const SCRAPE: &str = r#"# TYPE nimbus_requests_total counter
+nimbus_requests_total{class="2xx",component="api",namespace="shop",workload="cart"} 90
+nimbus_requests_total{class="5xx",component="api",namespace="shop",workload="cart"} 10
+# TYPE nimbus_guest_cpu_seconds_total counter
+nimbus_guest_cpu_seconds_total{component="api",namespace="shop",workload="cart"} 0.5
+# TYPE nimbus_memory_bytes gauge
+nimbus_memory_bytes{component="api",namespace="shop",workload="cart"} 2097152
+# TYPE nimbus_request_duration_seconds histogram
+nimbus_request_duration_seconds_bucket{component="api",namespace="shop",workload="cart",le="0.001"} 50
+nimbus_request_duration_seconds_bucket{component="api",namespace="shop",workload="cart",le="0.01"} 99
+nimbus_request_duration_seconds_bucket{component="api",namespace="shop",workload="cart",le="+Inf"} 100
+nimbus_request_duration_seconds_sum{component="api",namespace="shop",workload="cart"} 0.3
+nimbus_request_duration_seconds_count{component="api",namespace="shop",workload="cart"} 100
+"#;
+
+    #[test]
+    fn rates_and_quantiles_come_from_the_difference_of_two_scrapes() {
+        let after = parse(SCRAPE).unwrap();
+        let rows = rows(&BTreeMap::new(), &after, 2.0);
+        assert_eq!(rows.len(), 1);
+        let row = &rows[0];
+        assert_eq!(
+            (row.workload.as_str(), row.component.as_str()),
+            ("shop/cart", "api")
+        );
+        assert_eq!(row.rps, 50.0);
+        assert_eq!(row.errors_per_second, 5.0);
+        assert_eq!(row.cpu_percent, 25.0);
+        assert_eq!(row.memory_bytes, 2097152.0);
+        assert!((row.p50.unwrap() - 0.001).abs() < 1e-9, "{:?}", row.p50);
+        let p99 = row.p99.unwrap();
+        assert!(p99 > 0.001 && p99 <= 0.01 + 1e-12, "{p99}");
+        assert!(render(&rows, "x", SortKey::Cpu).contains("shop/cart"));
+    }
+}

@@ -1,0 +1,162 @@
+//! The table: rates and latency quantiles from two scrapes, sorted and
+//! rendered.
+
+use super::SortKey;
+use super::scrape::{Counters, RowKey};
+use clap::ValueEnum as _;
+use std::collections::BTreeMap;
+
+/// One row of the table.
+pub(super) struct Row {
+    pub(super) workload: String,
+    pub(super) component: String,
+    pub(super) rps: f64,
+    pub(super) p50: Option<f64>,
+    pub(super) p99: Option<f64>,
+    pub(super) cpu_percent: f64,
+    pub(super) memory_bytes: f64,
+    pub(super) instances: f64,
+    pub(super) errors_per_second: f64,
+}
+
+pub(super) fn rows(
+    before: &BTreeMap<RowKey, Counters>,
+    after: &BTreeMap<RowKey, Counters>,
+    seconds: f64,
+) -> Vec<Row> {
+    after
+        .iter()
+        .map(|((workload, component), now)| {
+            let then = before.get(&(workload.clone(), component.clone()));
+            let delta =
+                |f: fn(&Counters) -> f64| (f(now) - then.map(f).unwrap_or(0.0)).max(0.0) / seconds;
+            let latency: Vec<(f64, f64)> = now
+                .latency
+                .iter()
+                .map(|&(bound, count)| {
+                    let earlier = then
+                        .and_then(|t| t.latency.iter().find(|(b, _)| *b == bound))
+                        .map(|(_, c)| *c)
+                        .unwrap_or(0.0);
+                    (bound, (count - earlier).max(0.0))
+                })
+                .collect();
+            Row {
+                workload: workload.clone(),
+                component: component.clone(),
+                rps: delta(|c| c.requests),
+                p50: quantile(&latency, 0.5),
+                p99: quantile(&latency, 0.99),
+                cpu_percent: delta(|c| c.cpu_seconds) * 100.0,
+                memory_bytes: now.memory_bytes,
+                instances: now.instances,
+                errors_per_second: delta(|c| c.errors),
+            }
+        })
+        .collect()
+}
+
+/// The `q` quantile of cumulative buckets, interpolated linearly inside the
+/// bucket it falls in (as Prometheus' `histogram_quantile` does).
+pub(super) fn quantile(buckets: &[(f64, f64)], q: f64) -> Option<f64> {
+    let total = buckets.iter().map(|(_, c)| *c).fold(0.0, f64::max);
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let mut lower = (0.0, 0.0);
+    for &(bound, count) in buckets {
+        if count >= rank {
+            if bound.is_infinite() {
+                return Some(lower.0);
+            }
+            let width = count - lower.1;
+            let fraction = if width > 0.0 {
+                (rank - lower.1) / width
+            } else {
+                1.0
+            };
+            return Some(lower.0 + (bound - lower.0) * fraction);
+        }
+        lower = (bound, count);
+    }
+    Some(lower.0)
+}
+
+pub(super) fn sort_rows(rows: &mut [Row], sort: SortKey) {
+    let by = |row: &Row| -> f64 {
+        match sort {
+            SortKey::Cpu => row.cpu_percent,
+            SortKey::Rps => row.rps,
+            SortKey::P50 => row.p50.unwrap_or(0.0),
+            SortKey::P99 => row.p99.unwrap_or(0.0),
+            SortKey::Memory => row.memory_bytes,
+            SortKey::Instances => row.instances,
+            SortKey::Errors => row.errors_per_second,
+            SortKey::Name => 0.0,
+        }
+    };
+    rows.sort_by(|a, b| {
+        by(b)
+            .total_cmp(&by(a))
+            .then_with(|| (&a.workload, &a.component).cmp(&(&b.workload, &b.component)))
+    });
+}
+
+pub(super) fn render(rows: &[Row], addr: &str, sort: SortKey) -> String {
+    let sorted = sort
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default();
+    let mut out = format!(
+        "nimbus top: {addr}, {} components, sorted by {sorted}\n",
+        rows.len()
+    );
+    out.push_str(&format!(
+        "{:<28} {:<16} {:>9} {:>9} {:>9} {:>7} {:>10} {:>5} {:>8}\n",
+        "WORKLOAD", "COMPONENT", "REQ/S", "P50", "P99", "CPU%", "MEMORY", "INST", "ERR/S"
+    ));
+    for row in rows {
+        out.push_str(&format!(
+            "{:<28} {:<16} {:>9.1} {:>9} {:>9} {:>7.1} {:>10} {:>5} {:>8.1}\n",
+            row.workload,
+            row.component,
+            row.rps,
+            millis(row.p50),
+            millis(row.p99),
+            row.cpu_percent,
+            bytes(row.memory_bytes),
+            row.instances,
+            row.errors_per_second
+        ));
+    }
+    out
+}
+
+pub(super) fn millis(seconds: Option<f64>) -> String {
+    match seconds {
+        Some(s) => format!("{:.1}ms", s * 1000.0),
+        None => "-".into(),
+    }
+}
+
+pub(super) fn bytes(n: f64) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    if n >= MIB {
+        format!("{:.1}MiB", n / MIB)
+    } else {
+        format!("{:.0}KiB", n / 1024.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate_within_a_bucket() {
+        let buckets = [(0.1, 0.0), (0.2, 10.0), (f64::INFINITY, 10.0)];
+        assert!((quantile(&buckets, 0.5).unwrap() - 0.15).abs() < 1e-9);
+        assert_eq!(quantile(&[(0.1, 0.0)], 0.5), None);
+    }
+}
