@@ -101,6 +101,10 @@ pub(crate) fn init(otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_filter(filter(&[])?);
+    // `None`, not an empty list, when nothing is exported: an empty list of
+    // layers answers "never" for every callsite, which would silence the
+    // stderr layer too; tracing-subscriber knows to look past a `None`.
+    let exporting = (!exporting.is_empty()).then_some(exporting);
     let _ = tracing_subscriber::registry()
         .with(exporting)
         .with(stderr)
