@@ -11,7 +11,7 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
 fi
 
 missing=()
-for pair in nats-server:nats-server redis-server:redis-server docker-registry:docker-registry wrk:wrk; do
+for pair in nats-server:nats-server redis-server:redis-server docker-registry:docker-registry wrk:wrk python3:python3; do
     bin=${pair%%:*}; pkg=${pair##*:}
     command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg")
 done
@@ -31,6 +31,7 @@ fi
 
 cargo fmt --all --check
 bash scripts/check-layers.sh
+python3 scripts/check-module-cycles.py
 
 if [ "${CI:-}" = true ]; then
     # Lint while compiling the tests, in one pass: clippy-driver compiles

@@ -119,7 +119,7 @@ struct RawTemplate {
 /// Parses every document of a YAML manifest.
 pub fn parse_manifest(text: &str) -> Result<Vec<ManifestDocument>, ManifestError> {
     check_yaml_bounds(text, MAX_MANIFEST_BYTES, MAX_NESTING_DEPTH)
-        .map_err(|message| ManifestError::new("(yaml)", message))?;
+        .map_err(|error| ManifestError::new("(yaml)", error.to_string()))?;
     let mut documents = Vec::new();
     let all: Vec<serde_yaml_ng::Value> = serde_yaml_ng::Deserializer::from_str(text)
         .map(serde_yaml_ng::Value::deserialize)
@@ -291,6 +291,22 @@ pub(crate) fn nearest<'a>(field: &str, candidates: &'a [String]) -> Option<&'a s
         .map(|(_, c)| c.as_str())
 }
 
+/// Why [`check_yaml_bounds`] refused a document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum YamlBoundsError {
+    /// The document is larger than the limit.
+    #[error("the document is {size} bytes; the limit is {limit}")]
+    TooLarge {
+        /// Its size in bytes.
+        size: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Its collections nest deeper than the limit.
+    #[error("collections nest deeper than {0} levels")]
+    TooDeep(usize),
+}
+
 /// Refuses YAML that is larger than `max_bytes` or nests deeper than
 /// `max_depth`, before the parser sees it: the YAML parser's work grows
 /// with the square of the nesting depth, so a small file nested a hundred
@@ -299,14 +315,18 @@ pub(crate) fn nearest<'a>(field: &str, candidates: &'a [String]) -> Option<&'a s
 /// Counts flow collections (`[`, `{`) outside quotes and comments, and
 /// block sequences opened on one line (`- - - x`); block nesting by
 /// indentation is bounded by the size limit already.
-pub fn check_yaml_bounds(text: &str, max_bytes: usize, max_depth: usize) -> Result<(), String> {
+pub fn check_yaml_bounds(
+    text: &str,
+    max_bytes: usize,
+    max_depth: usize,
+) -> Result<(), YamlBoundsError> {
     if text.len() > max_bytes {
-        return Err(format!(
-            "the document is {} bytes; the limit is {max_bytes}",
-            text.len()
-        ));
+        return Err(YamlBoundsError::TooLarge {
+            size: text.len(),
+            limit: max_bytes,
+        });
     }
-    let too_deep = || format!("collections nest deeper than {max_depth} levels");
+    let too_deep = || YamlBoundsError::TooDeep(max_depth);
     let mut flow_depth = 0usize;
     for line in text.lines() {
         if line.starts_with("---") || line.starts_with("...") {

@@ -37,14 +37,15 @@ impl<S: Clone + Eq + Hash, B: ?Sized> BackendPool<S, B> {
     }
 
     /// The backend for `settings` (or, when `in_memory`, for `workload`),
-    /// opened with `open` the first time.
-    pub fn get_or_open(
+    /// opened with `open` the first time; `open`'s error is returned as is
+    /// and nothing is kept, so the next call tries again.
+    pub fn get_or_open<E>(
         &self,
         workload: &str,
         settings: &S,
         in_memory: bool,
-        open: impl FnOnce() -> Result<Arc<B>, String>,
-    ) -> Result<Arc<B>, String> {
+        open: impl FnOnce() -> Result<Arc<B>, E>,
+    ) -> Result<Arc<B>, E> {
         let key = if in_memory {
             PoolKey::Memory(workload.to_string())
         } else {
@@ -78,7 +79,7 @@ mod tests {
         let opened = std::cell::Cell::new(0);
         let open = |name: &str| {
             opened.set(opened.get() + 1);
-            Ok(Arc::new(name.to_string()))
+            Ok::<_, &str>(Arc::new(name.to_string()))
         };
         let a = pool
             .get_or_open("w1", &"redis", false, || open("r"))
@@ -100,9 +101,14 @@ mod tests {
             &pool.get_or_open("w2", &"mem", true, || open("x")).unwrap(),
             &m2
         ));
-        assert!(
-            pool.get_or_open("w3", &"bad", false, || Err("down".into()))
-                .is_err()
+        assert_eq!(
+            pool.get_or_open("w3", &"bad", false, || Err("down")).err(),
+            Some("down")
         );
+        // A failed open is not kept: the next call opens again.
+        let retried = pool
+            .get_or_open("w3", &"bad", false, || open("up"))
+            .unwrap();
+        assert_eq!(*retried, "up");
     }
 }

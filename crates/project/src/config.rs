@@ -405,11 +405,11 @@ pub fn parse_config(text: &str, path: &Path) -> Result<ProjectConfig, ConfigErro
         nimbus_model::manifest::MAX_MANIFEST_BYTES,
         nimbus_model::manifest::MAX_NESTING_DEPTH,
     )
-    .map_err(|message| ConfigError::Invalid {
+    .map_err(|error| ConfigError::Invalid {
         path: path.to_path_buf(),
         line: 0,
         column: 0,
-        message,
+        message: error.to_string(),
     })?;
     serde_yaml_ng::from_str(text).map_err(|e| {
         let (line, column) = e

@@ -20,14 +20,116 @@ use std::path::{Path, PathBuf};
 
 /// A source that could not be resolved.
 #[derive(Debug, thiserror::Error)]
-#[error("{kind} source `{name}`: {message}")]
+#[error("{kind} source `{name}`: {problem}")]
 pub struct SourceError {
     /// `config` or `secret`.
     pub kind: &'static str,
     /// The source's name.
     pub name: String,
-    /// What is wrong, in one sentence.
-    pub message: String,
+    /// What is wrong.
+    pub problem: SourceProblem,
+}
+
+/// What is wrong with one source. No variant holds a value read from a
+/// source, so none can print a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceProblem {
+    /// `fromEnv` names a variable that is not set.
+    #[error("environment variable `{0}` is not set")]
+    UnsetVariable(String),
+    /// A `file` source or its project could not be found or resolved.
+    #[error(transparent)]
+    Place(#[from] PlaceError),
+    /// A secrets file others may read.
+    #[error("`{}` is readable by group or others (mode {mode:04o}); run `chmod 600 {}`", file.display(), file.display())]
+    NotPrivate {
+        /// The file, as the config names it.
+        file: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The file could not be read (too large, not a regular file, not UTF-8).
+    #[error(transparent)]
+    Read(#[from] nimbus_model::files::FileError),
+    /// The file's contents are not values.
+    #[error("`{}`: {error}", file.display())]
+    Values {
+        /// The file, as the config names it.
+        file: PathBuf,
+        /// What is wrong, by line or key.
+        error: ValuesError,
+    },
+}
+
+/// Why a file named by the project config cannot be used where it is.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    /// The project directory cannot be canonicalized.
+    #[error("cannot resolve the project root: {0}")]
+    ProjectRoot(std::io::Error),
+    /// The file does not exist or cannot be canonicalized.
+    #[error("`{}`: {error}", file.display())]
+    Unresolvable {
+        /// The file, as the config names it.
+        file: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The file resolves outside the project (`../`, a symlink).
+    #[error(
+        "`{}` resolves to {}, outside the project root {}; files must live inside the project",
+        file.display(),
+        resolved.display(),
+        root.display()
+    )]
+    OutsideProject {
+        /// The file, as the config names it.
+        file: PathBuf,
+        /// Where it resolves to.
+        resolved: PathBuf,
+        /// The project root.
+        root: PathBuf,
+    },
+}
+
+/// Why a values file did not parse. Never holds a value, nor any part of a
+/// line that is not a valid `KEY=VALUE` (it may be a pasted secret).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValuesError {
+    /// A NUL byte on this line.
+    #[error("line {0} contains a NUL byte")]
+    Nul(usize),
+    /// A YAML or JSON file that is not a map (with the line, when known).
+    #[error("not a map of keys to values{}", line.map(|l| format!(" (line {l})")).unwrap_or_default())]
+    NotAMap {
+        /// Where the parser stopped.
+        line: Option<usize>,
+    },
+    /// A YAML or JSON value that is a list or a map.
+    #[error("key `{0}` is not a string, number or boolean")]
+    NotAScalar(String),
+    /// A line without `=`.
+    #[error("line {0} is not KEY=VALUE (it has no `=`)")]
+    NoEquals(usize),
+    /// A line whose text before `=` is not a key.
+    #[error(
+        "line {0} has no valid key before `=` (letters, digits, `_`, `.`, `-`, not starting with a digit)"
+    )]
+    InvalidKey(usize),
+    /// A line of only `=` after the first: base64 padding.
+    #[error("line {0} looks like a pasted value (it has `==`), not KEY=VALUE")]
+    PastedValue(usize),
+    /// A key set on two lines.
+    #[error("key `{key}` is set twice, on lines {first} and {again}")]
+    Duplicate {
+        /// The key.
+        key: String,
+        /// Where it was first set.
+        first: usize,
+        /// Where it was set again.
+        again: usize,
+    },
 }
 
 /// Something the user should fix that does not stop the run.
@@ -89,10 +191,10 @@ fn read_source(
     env: &BTreeMap<String, String>,
     warnings: &mut Vec<Warning>,
 ) -> Result<BTreeMap<String, String>, SourceError> {
-    let error = |message: String| SourceError {
+    let error = |problem: SourceProblem| SourceError {
         kind: kind.word(),
         name: name.to_string(),
-        message,
+        problem,
     };
     match source {
         Source::Inline(values) => {
@@ -121,12 +223,12 @@ fn read_source(
             } else {
                 let value = env
                     .get(pattern)
-                    .ok_or_else(|| error(format!("environment variable `{pattern}` is not set")))?;
+                    .ok_or_else(|| error(SourceProblem::UnsetVariable(pattern.clone())))?;
                 Ok([(pattern.clone(), value.clone())].into())
             }
         }
         Source::File(file) => {
-            let path = inside_project(project_dir, file).map_err(error)?;
+            let path = inside_project(project_dir, file).map_err(|e| error(e.into()))?;
             if kind == Kind::Secret {
                 check_private(&path, file).map_err(error)?;
                 if let Some(warning) = git_ignore_warning(project_dir, &path, name) {
@@ -136,51 +238,57 @@ fn read_source(
             // Bounded, and regular files only: a FIFO or a device named
             // here must not hang or flood the CLI.
             let text = nimbus_model::files::read_text_bounded(&path, MAX_SOURCE_FILE_BYTES)
-                .map_err(|e| error(e.to_string()))?;
-            parse_values(&text, &path)
-                .map_err(|message| error(format!("`{}`: {message}", file.display())))
+                .map_err(|e| error(e.into()))?;
+            parse_values(&text, &path).map_err(|e| {
+                error(SourceProblem::Values {
+                    file: file.clone(),
+                    error: e,
+                })
+            })
         }
     }
 }
 
 /// `file` resolved against the project, refused unless it stays inside.
-pub fn inside_project(project_dir: &Path, file: &Path) -> Result<PathBuf, String> {
-    let root = std::fs::canonicalize(project_dir)
-        .map_err(|e| format!("cannot resolve the project root: {e}"))?;
+pub fn inside_project(project_dir: &Path, file: &Path) -> Result<PathBuf, PlaceError> {
+    let root = std::fs::canonicalize(project_dir).map_err(PlaceError::ProjectRoot)?;
     let joined = root.join(file);
-    let resolved =
-        std::fs::canonicalize(&joined).map_err(|e| format!("`{}`: {e}", file.display()))?;
+    let resolved = std::fs::canonicalize(&joined).map_err(|error| PlaceError::Unresolvable {
+        file: file.to_path_buf(),
+        error,
+    })?;
     if !resolved.starts_with(&root) {
-        return Err(format!(
-            "`{}` resolves to {}, outside the project root {}; files must live inside the project",
-            file.display(),
-            resolved.display(),
-            root.display()
-        ));
+        return Err(PlaceError::OutsideProject {
+            file: file.to_path_buf(),
+            resolved,
+            root,
+        });
     }
     Ok(resolved)
 }
 
 #[cfg(unix)]
-fn check_private(path: &Path, shown: &Path) -> Result<(), String> {
+fn check_private(path: &Path, shown: &Path) -> Result<(), SourceProblem> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)
-        .map_err(|e| format!("`{}`: {e}", shown.display()))?
+        .map_err(|error| PlaceError::Unresolvable {
+            file: shown.to_path_buf(),
+            error,
+        })?
         .permissions()
         .mode()
         & 0o777;
     if mode & 0o077 != 0 {
-        return Err(format!(
-            "`{}` is readable by group or others (mode {mode:04o}); run `chmod 600 {}`",
-            shown.display(),
-            shown.display()
-        ));
+        return Err(SourceProblem::NotPrivate {
+            file: shown.to_path_buf(),
+            mode,
+        });
     }
     Ok(())
 }
 
 #[cfg(not(unix))]
-fn check_private(_path: &Path, _shown: &Path) -> Result<(), String> {
+fn check_private(_path: &Path, _shown: &Path) -> Result<(), SourceProblem> {
     Ok(())
 }
 
@@ -215,18 +323,17 @@ const MAX_SOURCE_FILE_BYTES: u64 = 1 << 20;
 /// Parses `KEY=VALUE` lines, or YAML/JSON by extension. Values never appear
 /// in the returned error, nor does any part of a line that is not a valid
 /// `KEY=VALUE` (it may be a pasted secret).
-pub fn parse_values(text: &str, path: &Path) -> Result<BTreeMap<String, String>, String> {
+pub fn parse_values(text: &str, path: &Path) -> Result<BTreeMap<String, String>, ValuesError> {
     // Editors on Windows start UTF-8 files with a byte-order mark.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if let Some(line) = text.lines().position(|l| l.contains('\0')) {
-        return Err(format!("line {} contains a NUL byte", line + 1));
+        return Err(ValuesError::Nul(line + 1));
     }
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     if matches!(ext, "yaml" | "yml" | "json") {
         let map: BTreeMap<String, serde_yaml_ng::Value> =
-            serde_yaml_ng::from_str(text).map_err(|e| match e.location() {
-                Some(l) => format!("not a map of keys to values (line {})", l.line()),
-                None => "not a map of keys to values".to_string(),
+            serde_yaml_ng::from_str(text).map_err(|e| ValuesError::NotAMap {
+                line: e.location().map(|l| l.line()),
             })?;
         return map
             .into_iter()
@@ -234,7 +341,7 @@ pub fn parse_values(text: &str, path: &Path) -> Result<BTreeMap<String, String>,
                 serde_yaml_ng::Value::String(s) => Ok((k, s)),
                 serde_yaml_ng::Value::Number(n) => Ok((k, n.to_string())),
                 serde_yaml_ng::Value::Bool(b) => Ok((k, b.to_string())),
-                _ => Err(format!("key `{k}` is not a string, number or boolean")),
+                _ => Err(ValuesError::NotAScalar(k)),
             })
             .collect();
     }
@@ -248,24 +355,22 @@ pub fn parse_values(text: &str, path: &Path) -> Result<BTreeMap<String, String>,
         }
         let line = line.strip_prefix("export ").unwrap_or(line);
         let Some((key, value)) = line.split_once('=') else {
-            return Err(format!("line {number} is not KEY=VALUE (it has no `=`)"));
+            return Err(ValuesError::NoEquals(number));
         };
         let key = key.trim();
         if !valid_key(key) {
-            return Err(format!(
-                "line {number} has no valid key before `=` (letters, digits, `_`, `.`, `-`, not starting with a digit)"
-            ));
+            return Err(ValuesError::InvalidKey(number));
         }
         if !value.is_empty() && value.chars().all(|c| c == '=') {
             // `abc==`: base64 padding, not an assignment (`K==v` is one).
-            return Err(format!(
-                "line {number} looks like a pasted value (it has `==`), not KEY=VALUE"
-            ));
+            return Err(ValuesError::PastedValue(number));
         }
         if let Some(first) = first_line.insert(key.to_string(), number) {
-            return Err(format!(
-                "key `{key}` is set twice, on lines {first} and {number}"
-            ));
+            return Err(ValuesError::Duplicate {
+                key: key.to_string(),
+                first,
+                again: number,
+            });
         }
         let value = value.trim();
         let value = ['"', '\'']

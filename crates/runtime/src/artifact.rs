@@ -64,6 +64,33 @@ pub enum ArtifactError {
     Compile(String),
 }
 
+/// Why the on-disk cache, or one write to it, cannot be used. Never fatal:
+/// the host logs it and compiles in memory.
+#[derive(Debug, thiserror::Error)]
+enum CacheError {
+    #[error("cannot create it: {0}")]
+    Create(std::io::Error),
+    #[error("cannot read it: {0}")]
+    Inspect(std::io::Error),
+    #[error("it is not a directory")]
+    NotADirectory,
+    #[error("it is owned by uid {0}, not by this user: another user could plant native code in it")]
+    ForeignOwner(u32),
+    #[error("cannot make it private (mode 0700): {0}")]
+    MakePrivate(std::io::Error),
+    #[error("the system random source failed")]
+    Random,
+    #[error("cannot read back the cache key")]
+    KeyUnreadable,
+    #[error("cannot serialize the compiled code: {0}")]
+    Serialize(String),
+    #[error("cannot write `{}`: {error}", path.display())]
+    Write {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
 /// Checks the header and structure of `bytes` without compiling, so bad
 /// input gets a precise message before any expensive work.
 pub fn validate_component_bytes(bytes: &[u8]) -> Result<(), ArtifactError> {
@@ -215,7 +242,7 @@ struct DiskCache {
 impl DiskCache {
     /// Opens (creating) `dir` as a private cache directory and loads its
     /// key, making one if there is none or the one there is not private.
-    fn open(dir: &Path) -> Result<Self, String> {
+    fn open(dir: &Path) -> Result<Self, CacheError> {
         private_dir(dir)?;
         let key_path = dir.join("key");
         let key_bytes = match read_private_file(&key_path, TAG_LEN as u64) {
@@ -225,14 +252,14 @@ impl DiskCache {
                 // unverifiable: they are recompiled on use.
                 let mut fresh = [0u8; TAG_LEN];
                 ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut fresh)
-                    .map_err(|_| "the system random source failed".to_string())?;
+                    .map_err(|_| CacheError::Random)?;
                 let _ = std::fs::remove_file(&key_path);
                 write_private_file(dir, &key_path, &fresh, false)?;
                 // Two hosts starting on one directory: whichever key
                 // landed first is the one both use.
                 match read_private_file(&key_path, TAG_LEN as u64) {
                     Ok(bytes) if bytes.len() == TAG_LEN => bytes,
-                    _ => return Err("cannot read back the cache key".into()),
+                    _ => return Err(CacheError::KeyUnreadable),
                 }
             }
         };
@@ -295,8 +322,10 @@ impl DiskCache {
         digest: &Digest,
         fingerprint: &str,
         component: &Component,
-    ) -> Result<(), String> {
-        let mut bytes = component.serialize().map_err(|e| format!("{e:#}"))?;
+    ) -> Result<(), CacheError> {
+        let mut bytes = component
+            .serialize()
+            .map_err(|e| CacheError::Serialize(format!("{e:#}")))?;
         let tag = self.tag(digest, fingerprint, &bytes);
         bytes.extend_from_slice(tag.as_ref());
         write_private_file(
@@ -322,30 +351,25 @@ enum PrivateFileError {
 
 /// Makes `dir` (and its parents) exist, and refuses it unless this user
 /// owns it; tightens its mode to 0700.
-fn private_dir(dir: &Path) -> Result<(), String> {
+fn private_dir(dir: &Path) -> Result<(), CacheError> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .map_err(|e| format!("cannot create it: {e}"))?;
-    let metadata = std::fs::symlink_metadata(dir).map_err(|e| format!("cannot read it: {e}"))?;
+    builder.create(dir).map_err(CacheError::Create)?;
+    let metadata = std::fs::symlink_metadata(dir).map_err(CacheError::Inspect)?;
     if !metadata.is_dir() {
-        return Err("it is not a directory".into());
+        return Err(CacheError::NotADirectory);
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
         if metadata.uid() != rustix::process::geteuid().as_raw() {
-            return Err(format!(
-                "it is owned by uid {}, not by this user: another user could plant native code in it",
-                metadata.uid()
-            ));
+            return Err(CacheError::ForeignOwner(metadata.uid()));
         }
         if metadata.mode() & 0o077 != 0 {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| format!("cannot make it private (mode 0700): {e}"))?;
+                .map_err(CacheError::MakePrivate)?;
         }
     }
     Ok(())
@@ -377,7 +401,12 @@ fn read_private_file(path: &Path, limit: u64) -> Result<Vec<u8>, PrivateFileErro
 /// Writes `bytes` to `path` with mode 0600, atomically (a temporary file
 /// in `dir`, then a rename, or a link when an existing file must be kept),
 /// so a reader never sees half a file.
-fn write_private_file(dir: &Path, path: &Path, bytes: &[u8], replace: bool) -> Result<(), String> {
+fn write_private_file(
+    dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+    replace: bool,
+) -> Result<(), CacheError> {
     use std::io::Write as _;
     let tmp = temp_path_in(dir);
     let mut options = std::fs::OpenOptions::new();
@@ -402,7 +431,10 @@ fn write_private_file(dir: &Path, path: &Path, bytes: &[u8], replace: bool) -> R
     });
     if let Err(error) = placed {
         let _ = std::fs::remove_file(&tmp);
-        return Err(error.to_string());
+        return Err(CacheError::Write {
+            path: path.to_path_buf(),
+            error,
+        });
     }
     Ok(())
 }

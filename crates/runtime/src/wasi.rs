@@ -1,20 +1,35 @@
-//! WASI wiring: the per-store state, the one shared linker, and how a
+//! WASI wiring: the per-store state, the host's linker, and how a
 //! component's WASI context is built from its workload.
 //!
 //! The linker is built once per host with WASI P2 and P3 (cli, clocks,
-//! random, io, filesystem, sockets) and `wasi:http` 0.2 and 0.3; per request
-//! only a store and a context are created, never a linker. What a guest sees
-//! is exactly what its workload declares: environment variables from
+//! random, io, filesystem, sockets), `wasi:http` 0.2 and 0.3, the P3
+//! middleware's `wasi:http/handler` import and every plugin; a component
+//! that links to others, or uses the virtual loopback network, gets a clone
+//! of it with those functions added. Per request only a store and a context
+//! are created, never a linker. What a guest sees is exactly what its
+//! workload declares: environment variables from
 //! `localResources.environment`, the volume mounts it lists (read-only unless
 //! declared writable), and sockets only when the workload lists `wasi:sockets`.
+//!
+//! This module sits below the workload layer: outgoing requests leave
+//! through `crate::outbound`'s hooks, and the next middleware layer and the
+//! host's other workloads are reached as `outbound::InMemoryTarget`s. One
+//! edge points back up, on purpose: a store holds the stores of the
+//! components it links to (`StoreState::peers`, a `workload::links`
+//! type), and linking creates those stores from [`ComponentEnv`]. A store
+//! owning its peers' stores is what keeps a linked call's resources alive
+//! exactly as long as the importer, so the two modules know each other
+//! (`scripts/check-module-cycles.py` allows this one pair).
 
-use crate::outbound::{OutboundHooks, OutboundPolicy};
+use crate::outbound::{InMemoryTarget, LocalWorkloads, OutboundHooks, OutboundPolicy};
 use nimbus_plugin::{Plugin, PluginBindings, PluginCalls};
 use std::path::PathBuf;
 use std::sync::Arc;
-use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::component::{Accessor, Linker, Resource, ResourceTable};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::p3::bindings::http::client::HostWithStore;
+use wasmtime_wasi_http::p3::bindings::http::types::{Request, Response};
+use wasmtime_wasi_http::{WasiHttp, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Everything one store (one component instance) owns.
 pub struct StoreState {
@@ -41,12 +56,12 @@ impl StoreState {
     }
 
     /// The next outgoing request goes to the next middleware layer.
-    pub(crate) fn mark_handler_call(&mut self) {
+    fn mark_handler_call(&mut self) {
         self.hooks.layer.mark_handler_call();
     }
 
     /// Drops a handler-call mark no send consumed.
-    pub(crate) fn clear_handler_call(&mut self) {
+    fn clear_handler_call(&mut self) {
         self.hooks.layer.clear_handler_call();
     }
 }
@@ -119,8 +134,36 @@ pub fn wasi_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<StoreSt
     wasmtime_wasi::p3::add_to_linker(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
-    crate::workload::middleware::add_handler_import(&mut linker)?;
+    add_handler_import(&mut linker)?;
     Ok(linker)
+}
+
+/// The P3 handler interface a middleware imports to call inward.
+pub const P3_HANDLER: &str = "wasi:http/handler@0.3.0";
+
+/// Defines the `wasi:http/handler@0.3.0` import (`crate::workload::middleware`):
+/// a call hands the request to the caller's next layer. It reuses
+/// `wasi:http/client`'s implementation (the two functions have the same
+/// type), flagging the send so the outbound hooks route it inward.
+fn add_handler_import(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+    linker.instance(P3_HANDLER)?.func_wrap_concurrent(
+        "handle",
+        |accessor: &Accessor<StoreState>, (request,): (Resource<Request>,)| {
+            Box::pin(async move {
+                accessor.with(|mut access| access.get().mark_handler_call());
+                let http = accessor.with_getter::<WasiHttp>(<StoreState as WasiHttpView>::http);
+                let result: Result<Resource<Response>, _> =
+                    <WasiHttp as HostWithStore<StoreState>>::send(&http, request).await;
+                // A request refused before it reached the hooks left the flag
+                // set; never let it route a later, unrelated send inward.
+                accessor.with(|mut access| access.get().clear_handler_call());
+                match result {
+                    Ok(response) => Ok((Ok(response),)),
+                    Err(error) => Ok((Err(error.downcast()?),)),
+                }
+            })
+        },
+    )
 }
 
 /// The stores of one component, for plugins that drive its exports
@@ -170,9 +213,9 @@ pub struct ComponentEnv {
     /// Memory and time limits.
     pub limits: crate::limits::Limits,
     /// For a middleware: the next layer inward.
-    pub inward: Option<Arc<crate::workload::middleware::Inward>>,
+    pub inward: Option<Arc<dyn InMemoryTarget>>,
     /// The host's workloads, when outgoing requests to them stay in memory.
-    pub local: Option<Arc<dyn crate::workload::LocalWorkloads>>,
+    pub local: Option<Arc<dyn LocalWorkloads>>,
     /// The workload's virtual loopback network, when it has a service.
     pub loopback: Option<Arc<crate::loopback::VirtualNetwork>>,
     /// Where its instances' CPU and memory are counted, with accounting on.

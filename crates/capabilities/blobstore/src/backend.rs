@@ -28,6 +28,10 @@ pub struct ObjectInfo {
 /// interface's error is a string); the host can match on the kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlobError {
+    /// The settings name a backend this build left out, or one the
+    /// blobstore does not take (opening a backend, never a guest call).
+    #[error(transparent)]
+    Unavailable(#[from] nimbus_model::backends::BackendError),
     /// A container name the backend cannot use; `rule` says why, when the
     /// generic rule (one non-empty path component) is not the reason.
     #[error("invalid container name `{name}`{rule}")]
@@ -434,11 +438,11 @@ mod tests {
         let by_hand = crate::BlobSettings::Nats {
             url: "nats://127.0.0.1:4222".into(),
         };
-        assert_eq!(
-            crate::open_blob_backend(&by_hand, std::time::Duration::from_secs(1))
-                .err()
-                .as_deref(),
-            Some(expected)
+        let opened = crate::open_blob_backend(&by_hand, std::time::Duration::from_secs(1)).err();
+        assert!(
+            matches!(opened, Some(BlobError::Unavailable(_))),
+            "{opened:?}"
         );
+        assert_eq!(opened.map(|e| e.to_string()).as_deref(), Some(expected));
     }
 }

@@ -113,14 +113,12 @@ impl BlobstorePlugin {
         workload: &str,
         settings: &BlobSettings,
         timeout: Duration,
-    ) -> Result<Arc<dyn BlobBackend>, String> {
+    ) -> Result<Arc<dyn BlobBackend>, BlobError> {
         let in_memory = *settings == BlobSettings::Memory;
         self.pool.get_or_open(workload, settings, in_memory, || {
             Ok(match settings {
                 BlobSettings::Memory => Arc::new(MemoryBlobs::default()),
-                BlobSettings::Filesystem { path } => {
-                    Arc::new(FilesystemBlobs::open(path).map_err(|e| e.to_string())?)
-                }
+                BlobSettings::Filesystem { path } => Arc::new(FilesystemBlobs::open(path)?),
                 #[cfg(feature = "nats")]
                 BlobSettings::Nats { url } => Arc::new(nats::NatsBlobs {
                     connection: self.nats.get(url, timeout),
@@ -133,7 +131,7 @@ impl BlobstorePlugin {
                     let _ = timeout;
                     return Err(nimbus_model::backends::BLOBSTORE
                         .refuse(other.kind(), missing_feature)
-                        .to_string());
+                        .into());
                 }
             })
         })
@@ -145,7 +143,7 @@ impl BlobstorePlugin {
 pub fn open_blob_backend(
     settings: &BlobSettings,
     timeout: Duration,
-) -> Result<Arc<dyn BlobBackend>, String> {
+) -> Result<Arc<dyn BlobBackend>, BlobError> {
     BlobstorePlugin::new(BTreeMap::new(), Arc::new(NatsConnections::default())).backend(
         "standalone",
         settings,
@@ -186,7 +184,7 @@ impl<T: PluginState> nimbus_plugin::Plugin<T> for BlobstorePlugin {
         let timeout = nimbus_plugin::timeout_setting(ID, &config, DEFAULT_TIMEOUT)?;
         let backend = self
             .backend(ctx.workload, &settings, timeout)
-            .map_err(error)?;
+            .map_err(|e| error(e.to_string()))?;
         Ok(Arc::new(BlobBinding { backend, timeout }))
     }
 

@@ -8,7 +8,7 @@
 //! them atomic. redb is blocking, so calls run on tokio's blocking pool.
 
 use super::backend::{
-    KeyPage, KeyValueBackend, KvError, PAGE_SIZE, add_counter, page_of, parse_counter,
+    KeyPage, KeyValueBackend, KvError, OpenError, PAGE_SIZE, add_counter, page_of, parse_counter,
 };
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
@@ -36,13 +36,17 @@ fn other(error: impl std::fmt::Display) -> KvError {
 
 impl FilesystemBackend {
     /// Opens (or creates) the database at `path`, creating parent directories.
-    pub fn open(path: &Path) -> Result<Self, String> {
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(|error| OpenError::CreateDir {
+                path: parent.to_path_buf(),
+                error,
+            })?;
         }
-        let db = Database::create(path)
-            .map_err(|e| format!("cannot open key-value file `{}`: {e}", path.display()))?;
+        let db = Database::create(path).map_err(|error| OpenError::Database {
+            path: path.to_path_buf(),
+            error,
+        })?;
         Ok(Self { db: Arc::new(db) })
     }
 

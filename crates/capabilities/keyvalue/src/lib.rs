@@ -34,14 +34,15 @@ mod nats;
 mod redis;
 
 pub use backend::{
-    BackendSettings, DEFAULT_TIMEOUT, KeyPage, KeyValueBackend, KvError, MemoryBackend, PAGE_SIZE,
-    backend_settings,
+    BackendSettings, DEFAULT_TIMEOUT, KeyPage, KeyValueBackend, KvError, MemoryBackend, OpenError,
+    PAGE_SIZE, backend_settings,
 };
 #[cfg(feature = "redb")]
 pub use filesystem::FilesystemBackend;
 #[cfg(feature = "redis")]
 pub use redis::RedisBackend;
 
+use nimbus_model::backends::KEYVALUE;
 use nimbus_plugin::BackendPool;
 use nimbus_plugin::NatsConnections;
 use nimbus_plugin::PluginState;
@@ -94,7 +95,7 @@ impl KeyValuePlugin {
         workload: &str,
         settings: &BackendSettings,
         timeout: Duration,
-    ) -> Result<Arc<dyn KeyValueBackend>, String> {
+    ) -> Result<Arc<dyn KeyValueBackend>, OpenError> {
         let in_memory = *settings == BackendSettings::Memory;
         // Only the network backends, which a build may leave out, take it.
         #[cfg(not(any(feature = "redis", feature = "nats")))]
@@ -110,20 +111,17 @@ impl KeyValuePlugin {
                 BackendSettings::Nats { url } => {
                     Arc::new(nats::NatsBackend::new(self.nats.get(url, timeout)))
                 }
+                // Settings made by hand (tools, tests) may name what
+                // `backend_settings` refuses: a kind left out of this build.
                 #[allow(unreachable_patterns)]
-                other => return Err(settings_not_built(other)),
+                other => {
+                    return Err(KEYVALUE
+                        .refuse(other.kind(), backend::missing_feature)
+                        .into());
+                }
             })
         })
     }
-}
-
-/// Settings [`backend_settings`] would have refused: a backend this build
-/// left out (settings made by hand, as tools and tests do).
-#[allow(dead_code)]
-fn settings_not_built(settings: &BackendSettings) -> String {
-    nimbus_model::backends::KEYVALUE
-        .refuse(settings.kind(), backend::missing_feature)
-        .to_string()
 }
 
 impl<T: PluginState> nimbus_plugin::Plugin<T> for KeyValuePlugin {
@@ -163,7 +161,7 @@ impl<T: PluginState> nimbus_plugin::Plugin<T> for KeyValuePlugin {
         let timeout = nimbus_plugin::timeout_setting(ID, &config, backend::DEFAULT_TIMEOUT)?;
         let backend = self
             .backend(ctx.workload, &settings, timeout)
-            .map_err(error)?;
+            .map_err(|e| error(e.to_string()))?;
         tracing::debug!(
             workload = ctx.workload,
             component = ctx.component,
@@ -417,7 +415,7 @@ impl wasmtime::component::HasData for HasKeyValue {
 pub fn open_backend(
     settings: &BackendSettings,
     timeout: Duration,
-) -> Result<Arc<dyn KeyValueBackend>, String> {
+) -> Result<Arc<dyn KeyValueBackend>, OpenError> {
     let plugin = KeyValuePlugin::new(BTreeMap::new(), Arc::new(NatsConnections::default()));
     plugin.backend("standalone", settings, timeout)
 }

@@ -6,7 +6,7 @@
 //! is `SCAN` over that prefix with Redis's own cursor; `increment` is
 //! `INCRBY`, atomic in the server.
 
-use super::backend::{KeyPage, KeyValueBackend, KvError, PAGE_SIZE};
+use super::backend::{KeyPage, KeyValueBackend, KvError, OpenError, PAGE_SIZE};
 use async_trait::async_trait;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -47,15 +47,15 @@ fn glob_escape(text: &str) -> String {
 impl RedisBackend {
     /// A lazily connecting backend for `url`; `timeout` bounds connecting
     /// and each response.
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("invalid redis url: {e}"))?;
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, OpenError> {
+        let client = redis::Client::open(url).map_err(|error| OpenError::RedisUrl { error })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
         let connection = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| format!("cannot set up redis connection: {e}"))?;
+            .map_err(|error| OpenError::RedisSetup { error })?;
         Ok(Self { connection })
     }
 }

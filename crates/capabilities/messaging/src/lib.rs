@@ -29,11 +29,11 @@ pub use broker::NatsBroker;
 pub use broker::{Broker, MemoryBroker, Message, MessagingError, Subscription, subject_matches};
 
 use nimbus_model::backends::{BackendChoice, BackendKind, MESSAGING};
-use nimbus_plugin::NatsConnections;
 use nimbus_plugin::PluginState;
+use nimbus_plugin::{BackendPool, NatsConnections};
 use nimbus_plugin::{BindContext, Binding, ComponentHandle, PluginError, ServeGuard};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tracing::Instrument as _;
@@ -61,8 +61,10 @@ pub struct MessagingPlugin {
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     nats: Arc<NatsConnections>,
     memory: Arc<MemoryBroker>,
+    /// NATS brokers, one per server for every workload; the memory broker
+    /// is not pooled (one per host, so workloads can talk through it).
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]
-    pool: Mutex<HashMap<String, Arc<dyn Broker>>>,
+    pool: BackendPool<BackendChoice, dyn Broker>,
 }
 
 /// One component's messaging settings.
@@ -80,7 +82,7 @@ impl MessagingPlugin {
             defaults,
             nats,
             memory: Arc::new(MemoryBroker::default()),
-            pool: Mutex::new(HashMap::new()),
+            pool: BackendPool::new(),
         }
     }
 
@@ -94,15 +96,13 @@ impl MessagingPlugin {
         let broker: Arc<dyn Broker> = match choice {
             BackendChoice::Memory => self.memory.clone(),
             #[cfg(feature = "nats")]
-            BackendChoice::Nats { url } => {
-                let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-                pool.entry(url.clone())
-                    .or_insert_with(|| {
-                        Arc::new(NatsBroker {
-                            connection: self.nats.get(&url, timeout),
-                        })
-                    })
-                    .clone()
+            BackendChoice::Nats { ref url } => {
+                let Ok(broker) = self.pool.get_or_open(ctx.workload, &choice, false, || {
+                    Ok::<Arc<dyn Broker>, std::convert::Infallible>(Arc::new(NatsBroker {
+                        connection: self.nats.get(url, timeout),
+                    }))
+                });
+                broker
             }
             // The table takes only memory and NATS; NATS may be left out.
             other => {

@@ -2,8 +2,9 @@
 //!
 //! Logs always go to stderr (`NIMBUS_LOG` or `RUST_LOG` filter them). Each
 //! OpenTelemetry signal is exported over OTLP only when asked for, by
-//! `--otlp-endpoint` or the standard variables; [`transport`] reads them
-//! (on or off, gRPC or `http/protobuf`, endpoint, TLS). The exporters read
+//! `--otlp-endpoint` or the standard variables: [`signal`] reads whether
+//! each signal is on, and `transport` its protocol (gRPC or
+//! `http/protobuf`), endpoint and TLS. The exporters read
 //! the rest of the standard variables themselves (headers, compression,
 //! batch delays, sampler, service name and resource attributes).
 //!

@@ -73,8 +73,8 @@ struct HostInner {
 /// to one of them is handed to it in memory.
 pub struct HostWorkloads(std::sync::Weak<HostInner>);
 
-impl crate::workload::LocalWorkloads for HostWorkloads {
-    fn find(&self, uri: &http::Uri) -> Option<Arc<RunningWorkload>> {
+impl crate::outbound::LocalWorkloads for HostWorkloads {
+    fn find(&self, uri: &http::Uri) -> Option<Arc<dyn crate::outbound::InMemoryTarget>> {
         uri.authority()?;
         let host = self.0.upgrade()?;
         let (parts, ()) = http::Request::builder()
@@ -83,7 +83,8 @@ impl crate::workload::LocalWorkloads for HostWorkloads {
             .ok()?
             .into_parts();
         let id = host.router.route(&parts).ok()?;
-        host.workloads.pin().get(&id).cloned()
+        let workload: Arc<RunningWorkload> = host.workloads.pin().get(&id).cloned()?;
+        Some(workload)
     }
 }
 

@@ -462,12 +462,12 @@ impl Host {
             outbound: Arc::new(outbound),
             router: self.0.router.clone(),
             limits: limits.clone(),
-            inward,
+            inward: inward.map(|inward| inward as Arc<dyn crate::outbound::InMemoryTarget>),
             local: self
                 .0
                 .local
                 .clone()
-                .map(|local| local as Arc<dyn crate::workload::LocalWorkloads>),
+                .map(|local| local as Arc<dyn crate::outbound::LocalWorkloads>),
             loopback,
             metrics: self
                 .0

@@ -29,6 +29,11 @@
 //! resource, running its destructor. Values of other resource types, and
 //! P3 streams and futures, cannot cross between stores and fail the call
 //! with an error naming both components.
+//!
+//! The one import cycle between modules of this crate runs through here:
+//! this module builds stores (`crate::wasi`), and each importing store keeps
+//! its exporters' instances in its state (`Peers`, a field of
+//! `StoreState`), so they live and die with it.
 
 use crate::wasi::{ComponentEnv, StoreState};
 use std::collections::HashMap;

@@ -15,25 +15,23 @@
 //!   itself called on goes to the next layer, anything else is ordinary
 //!   outbound HTTP under the layer's `allowedHosts`.
 //!
+//! The per-store half (which authorities a layer was called on, whether a
+//! send came through the handler import) lives with the outbound hooks
+//! (`crate::outbound`), and the import itself with the linker
+//! (`crate::wasi`); this module holds the chain's link from one layer to
+//! the next.
+//!
 //! A layer that answers without calling inward short-circuits the chain. A
 //! failure in an inner layer reaches the layer outside it as that failure's
 //! 5xx response, and the host log names the failing component.
 
 use super::running::HttpTarget;
 use crate::http::body::error_response;
-use crate::wasi::StoreState;
+use crate::outbound::{InMemoryResponse, InMemoryTarget};
 use std::sync::Arc;
-use wasmtime::component::{Accessor, Linker, Resource};
-use wasmtime_wasi_http::p3::bindings::http::client::HostWithStore;
-use wasmtime_wasi_http::p3::bindings::http::types::{Request, Response};
-use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttp, WasiHttpView};
+use wasmtime_wasi_http::WasiBody;
 
-/// The P3 handler interface a middleware imports to call inward.
-pub const P3_HANDLER: &str = "wasi:http/handler@0.3.0";
-
-/// Most distinct authorities one instance remembers being called on (a
-/// reused P3 instance may be reached under several host names).
-const MAX_CALLED_AS: usize = 8;
+pub use crate::wasi::P3_HANDLER;
 
 /// The next layer inward of one middleware.
 pub struct Inward {
@@ -43,100 +41,19 @@ pub struct Inward {
     pub next: Arc<HttpTarget>,
 }
 
-type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
-
-impl Inward {
-    /// Hands `request` to the next layer. Its failures come back as its 5xx
-    /// response (already logged with its name), so the status survives the
-    /// layers outside it.
-    pub(crate) async fn send(
-        &self,
-        request: http::Request<WasiBody>,
-    ) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
-        let response = match self.next.dispatch(&self.workload, request, None).await {
-            Ok(response) => response,
-            Err(failure) => error_response(failure.status, &failure.message),
-        };
-        Ok((response, Box::new(async { Ok(()) })))
-    }
-}
-
-/// Per-store state of a middleware layer, kept in its outbound hooks.
-#[derive(Default)]
-pub(crate) struct LayerState {
-    /// Authorities this instance was called on.
-    called_as: Vec<Arc<str>>,
-    /// Set by the `wasi:http/handler` import just before it sends, consumed
-    /// by the send it triggers (no await point lies between the two).
-    handler_call: bool,
-}
-
-impl LayerState {
-    pub(crate) fn record_called_as(&mut self, authority: Arc<str>) {
-        if self.called_as.len() < MAX_CALLED_AS
-            && !self
-                .called_as
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case(&authority))
-        {
-            self.called_as.push(authority);
-        }
+// The outbound hooks reach the next layer through this trait (they sit
+// below the workload layer and never name it).
+impl InMemoryTarget for Inward {
+    fn label(&self) -> &str {
+        &self.next.component
     }
 
-    pub(crate) fn mark_handler_call(&mut self) {
-        self.handler_call = true;
-    }
-
-    pub(crate) fn clear_handler_call(&mut self) {
-        self.handler_call = false;
-    }
-
-    /// Whether this outgoing request goes to the next layer: it came through
-    /// the handler import, or it is addressed to where this layer was called.
-    pub(crate) fn goes_inward(&mut self, uri: &http::Uri) -> bool {
-        if std::mem::take(&mut self.handler_call) {
-            return true;
-        }
-        uri.authority().is_some_and(|authority| {
-            self.called_as
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case(authority.as_str()))
+    fn serve(self: Arc<Self>, request: http::Request<WasiBody>) -> InMemoryResponse {
+        Box::pin(async move {
+            match self.next.dispatch(&self.workload, request, None).await {
+                Ok(response) => response,
+                Err(failure) => error_response(failure.status, &failure.message),
+            }
         })
     }
-}
-
-/// The authority a request is addressed to (URI authority or `Host`).
-pub(crate) fn request_authority<B>(request: &http::Request<B>) -> Option<Arc<str>> {
-    match request.uri().authority() {
-        Some(authority) => Some(Arc::from(authority.as_str())),
-        None => request
-            .headers()
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(Arc::from),
-    }
-}
-
-/// Defines the `wasi:http/handler@0.3.0` import: a call hands the request to
-/// the caller's next layer. It reuses `wasi:http/client`'s implementation
-/// (the two functions have the same type), flagging the send as inward.
-pub(crate) fn add_handler_import(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
-    linker.instance(P3_HANDLER)?.func_wrap_concurrent(
-        "handle",
-        |accessor: &Accessor<StoreState>, (request,): (Resource<Request>,)| {
-            Box::pin(async move {
-                accessor.with(|mut access| access.get().mark_handler_call());
-                let http = accessor.with_getter::<WasiHttp>(<StoreState as WasiHttpView>::http);
-                let result: Result<Resource<Response>, _> =
-                    <WasiHttp as HostWithStore<StoreState>>::send(&http, request).await;
-                // A request refused before it reached the hooks left the flag
-                // set; never let it route a later, unrelated send inward.
-                accessor.with(|mut access| access.get().clear_handler_call());
-                match result {
-                    Ok(response) => Ok((Ok(response),)),
-                    Err(error) => Ok((Err(error.downcast()?),)),
-                }
-            })
-        },
-    )
 }

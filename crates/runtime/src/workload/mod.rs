@@ -11,15 +11,6 @@ pub mod middleware;
 pub mod running;
 pub mod service;
 
-/// The workloads of one host as destinations of outgoing HTTP requests
-/// (the host's `local_workload_calls`): a request whose authority routes
-/// to one of them is handed to it in memory. The host implements it; the
-/// outbound sender asks it.
-pub trait LocalWorkloads: Send + Sync {
-    /// The running workload `uri` is addressed to, if it runs on this host.
-    fn find(&self, uri: &http::Uri) -> Option<std::sync::Arc<running::RunningWorkload>>;
-}
-
 pub use instance::ReusePolicy;
 pub use links::LinkError;
 pub use nimbus_model::{

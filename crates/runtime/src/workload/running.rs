@@ -8,11 +8,11 @@
 
 use super::dispatch::Dispatcher;
 use super::instance::{RequestContext, RequestFate};
-use super::middleware::request_authority;
 use super::service::Service;
 use super::spec::Workload;
 use crate::http::body::{ResponseBody, error_response};
 use crate::metrics::{ComponentMetrics, RequestUsage};
+use crate::outbound::{InMemoryResponse, InMemoryTarget, request_authority};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use nimbus_model::status::{ComponentStatus, WorkloadState, WorkloadStatus};
@@ -296,6 +296,18 @@ impl RunningWorkload {
             }),
             Err(failure) => error_response(failure.status, &failure.message),
         }
+    }
+}
+
+// How another workload's outgoing request reaches this one in memory (the
+// outbound hooks sit below the workload layer and know it only as this).
+impl InMemoryTarget for RunningWorkload {
+    fn label(&self) -> &str {
+        &self.id
+    }
+
+    fn serve(self: Arc<Self>, request: http::Request<WasiBody>) -> InMemoryResponse {
+        Box::pin(self.handle(request, None))
     }
 }
 

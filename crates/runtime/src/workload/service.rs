@@ -40,9 +40,13 @@ impl Command {
             .map(Self::P2)
     }
 
-    /// One run in a fresh store: `Ok` for a successful end, `Err` with the
-    /// reason otherwise.
-    async fn run(&self, engine: &wasmtime::Engine, env: &Arc<ComponentEnv>) -> Result<(), String> {
+    /// One run in a fresh store: `Ok` for a successful end (or exit status
+    /// 0), `Err` with how it ended otherwise.
+    async fn run(
+        &self,
+        engine: &wasmtime::Engine,
+        env: &Arc<ComponentEnv>,
+    ) -> Result<(), ServiceEnd> {
         let outcome = async {
             let mut store = env.new_store(engine)?;
             match self {
@@ -63,14 +67,28 @@ impl Command {
         .await;
         match outcome {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(())) => Err("`run` returned an error".into()),
+            Ok(Err(())) => Err(ServiceEnd::RunFailed),
             Err(error) => match error.downcast_ref::<wasmtime_wasi::I32Exit>() {
                 Some(wasmtime_wasi::I32Exit(0)) => Ok(()),
-                Some(wasmtime_wasi::I32Exit(code)) => Err(format!("exited with status {code}")),
-                None => Err(format!("{error:#}")),
+                Some(wasmtime_wasi::I32Exit(code)) => Err(ServiceEnd::Exit(*code)),
+                None => Err(ServiceEnd::Trap(format!("{error:#}"))),
             },
         }
     }
+}
+
+/// How one run of a service ended other than successfully.
+#[derive(Debug, thiserror::Error)]
+enum ServiceEnd {
+    /// `wasi:cli/run` returned its error.
+    #[error("`run` returned an error")]
+    RunFailed,
+    /// The guest called `exit` with a non-zero status.
+    #[error("exited with status {0}")]
+    Exit(i32),
+    /// It trapped, or could not be instantiated (the whole chain).
+    #[error("{0}")]
+    Trap(String),
 }
 
 /// A workload's service and its supervisor.
@@ -180,7 +198,7 @@ impl Supervisor {
             let give_up = restarts >= self.max_restarts;
             {
                 let mut status = lock(&self.status);
-                status.last_error = Some(error.clone());
+                status.last_error = Some(error.to_string());
                 status.state = if give_up {
                     ServiceState::Failed
                 } else {
