@@ -37,7 +37,7 @@ spec:
 "#,
         test_programs::P2_HELLO
     );
-    let document = parse_manifest(&text).expect("valid").remove(0);
+    let document = parse_manifest(&text).expect("valid").documents.remove(0);
     let value: serde_json::Value = serde_json::to_value(&document.workload).expect("json");
     Resource::from_document(document, value).expect("resource")
 }

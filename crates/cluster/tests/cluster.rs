@@ -207,7 +207,7 @@ spec:
 "#;
 
 fn resource() -> Resource {
-    let document = parse_manifest(DEPLOYMENT).unwrap().remove(0);
+    let document = parse_manifest(DEPLOYMENT).unwrap().documents.remove(0);
     let value: serde_json::Value = serde_yaml_ng::from_str(DEPLOYMENT).unwrap();
     Resource::from_document(document, value).unwrap()
 }

@@ -24,7 +24,7 @@
 //! use std::sync::Arc;
 //!
 //! let host = Host::new(HostConfig::default(), Arc::new(DevRouter::new()))?;
-//! for doc in nimbus_host::workload::load_manifest_file("workload.yaml".as_ref())? {
+//! for doc in nimbus_host::workload::load_manifest_file("workload.yaml".as_ref())?.documents {
 //!     host.start_workload(doc.workload).await?;
 //! }
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;

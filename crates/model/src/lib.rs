@@ -43,7 +43,7 @@ pub use component::{ComponentError, ComponentWorld, component_world, validate_co
 pub use host_pattern::{HostPattern, HostPatternError};
 pub use load::{LoadError, load_manifest_file, local_image_path};
 pub use manifest::{
-    API_VERSION, ManifestDocument, ManifestError, parse_manifest, validate_workload,
+    API_VERSION, Manifest, ManifestDocument, ManifestError, parse_manifest, validate_workload,
 };
 pub use plugin_defaults::PluginDefaults;
 pub use secret::Secret;

@@ -4,19 +4,17 @@
 
 /// Reads a manifest file and makes relative `file://` images and host-path
 /// volumes absolute against the manifest's directory.
-pub fn load_manifest_file(
-    path: &std::path::Path,
-) -> Result<Vec<crate::manifest::ManifestDocument>, LoadError> {
+pub fn load_manifest_file(path: &std::path::Path) -> Result<crate::manifest::Manifest, LoadError> {
     let text = crate::files::read_text_bounded(path, crate::manifest::MAX_MANIFEST_BYTES as u64)
         .map_err(LoadError::Read)?;
-    let mut documents =
+    let mut manifest =
         crate::manifest::parse_manifest(&text).map_err(|source| LoadError::Manifest {
             path: path.to_path_buf(),
             source,
         })?;
     let base = path.parent().unwrap_or(std::path::Path::new("."));
     let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
-    for doc in &mut documents {
+    for doc in &mut manifest.documents {
         let spec = &mut doc.workload.spec;
         for component in &mut spec.components {
             component.image = absolutize_image(&component.image, &base);
@@ -33,7 +31,7 @@ pub fn load_manifest_file(
             }
         }
     }
-    Ok(documents)
+    Ok(manifest)
 }
 
 fn absolutize_image(image: &str, base: &std::path::Path) -> String {

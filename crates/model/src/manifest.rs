@@ -5,6 +5,13 @@
 //! `WorkloadReplicaSet` (spec at `.spec.template.spec`). Every rejection
 //! names the field path; an unknown field is an error with the nearest
 //! valid name. Size and nesting are bounded before parsing.
+//!
+//! A file may hold other Kubernetes objects beside them (wasmCloud's
+//! templates ship a `v1/Service` with the workload): a document of another
+//! API group is skipped with a notice naming it. wasmCloud kinds Nimbus
+//! does not run (`Artifact`) are refused with a sentence saying so, and
+//! fields wasmCloud has that mean nothing here (`hostId`, `poolSize`,
+//! `kubernetes`, …) each give a notice rather than pass in silence.
 
 use super::spec::{LocalResources, Workload, WorkloadSpec};
 use serde::Deserialize;
@@ -33,9 +40,22 @@ impl ManifestError {
     }
 }
 
+/// A parsed manifest file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// Its wasmCloud workload documents, in file order.
+    pub documents: Vec<ManifestDocument>,
+    /// What the reader should be told, one line each: documents skipped,
+    /// fields that have no effect in Nimbus.
+    pub notices: Vec<String>,
+}
+
 /// A parsed manifest document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ManifestDocument {
+    /// Its position among the file's YAML documents (0-based, empty
+    /// documents and skipped ones counted).
+    pub index: usize,
     /// `Workload` or `WorkloadDeployment`.
     pub kind: String,
     /// The workload it describes (for deployments, the template).
@@ -116,11 +136,23 @@ struct RawTemplate {
     spec: Option<serde_yaml_ng::Value>,
 }
 
+/// The API group of wasmCloud's runtime kinds.
+const API_GROUP: &str = "runtime.wasmcloud.dev/";
+
+/// The kinds of that group.
+const WASMCLOUD_KINDS: &[&str] = &[
+    "Workload",
+    "WorkloadDeployment",
+    "WorkloadReplicaSet",
+    "Artifact",
+];
+
 /// Parses every document of a YAML manifest.
-pub fn parse_manifest(text: &str) -> Result<Vec<ManifestDocument>, ManifestError> {
+pub fn parse_manifest(text: &str) -> Result<Manifest, ManifestError> {
     check_yaml_bounds(text, MAX_MANIFEST_BYTES, MAX_NESTING_DEPTH)
         .map_err(|error| ManifestError::new("(yaml)", error.to_string()))?;
     let mut documents = Vec::new();
+    let mut notices = Vec::new();
     let all: Vec<serde_yaml_ng::Value> = serde_yaml_ng::Deserializer::from_str(text)
         .map(serde_yaml_ng::Value::deserialize)
         .collect::<Result<_, _>>()
@@ -135,17 +167,53 @@ pub fn parse_manifest(text: &str) -> Result<Vec<ManifestDocument>, ManifestError
         } else {
             String::new()
         };
-        let doc = parse_document(value)
+        if let Some(skipped) = foreign_object(&value) {
+            notices.push(format!("skipping {skipped}: not a wasmCloud kind"));
+            continue;
+        }
+        let (doc, ignored) = parse_document(index, value)
             .map_err(|e| ManifestError::new(format!("{prefix}{}", e.path), e.message))?;
+        let label = format!("{}/{}", doc.workload.namespace, doc.workload.name);
+        notices.extend(ignored.into_iter().map(|field| format!("{label}: {field}")));
         documents.push(doc);
     }
     if documents.is_empty() {
-        return Err(ManifestError::new("(document)", "the manifest is empty"));
+        let message = if notices.is_empty() {
+            "the manifest is empty".to_string()
+        } else {
+            format!(
+                "the manifest holds no wasmCloud workload (expected kind `Workload`, `WorkloadDeployment` or `WorkloadReplicaSet` with apiVersion `{API_VERSION}`)"
+            )
+        };
+        return Err(ManifestError::new("(document)", message));
     }
-    Ok(documents)
+    Ok(Manifest { documents, notices })
 }
 
-fn parse_document(value: serde_yaml_ng::Value) -> Result<ManifestDocument, ManifestError> {
+/// `apiVersion/kind name` of a document that is another API group's
+/// Kubernetes object, which a manifest file may carry beside workloads.
+fn foreign_object(value: &serde_yaml_ng::Value) -> Option<String> {
+    let text = |key: &str| value.get(key).and_then(serde_yaml_ng::Value::as_str);
+    let api_version = text("apiVersion")?;
+    let kind = text("kind").unwrap_or("(no kind)");
+    // A wasmCloud kind under a mistyped apiVersion is a mistake to report,
+    // not another project's object.
+    if api_version.starts_with(API_GROUP) || WASMCLOUD_KINDS.contains(&kind) {
+        return None;
+    }
+    let name = value
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(serde_yaml_ng::Value::as_str)
+        .unwrap_or("(no name)");
+    Some(format!("{api_version}/{kind} {name}"))
+}
+
+/// One workload document, and the fields it sets that have no effect here.
+fn parse_document(
+    index: usize,
+    value: serde_yaml_ng::Value,
+) -> Result<(ManifestDocument, Vec<String>), ManifestError> {
     let raw: RawDocument = deserialize_at(value, "")?;
     match raw.api_version.as_deref() {
         Some(API_VERSION) => {}
@@ -182,8 +250,15 @@ fn parse_document(value: serde_yaml_ng::Value) -> Result<ManifestDocument, Manif
     let spec = raw
         .spec
         .ok_or_else(|| ManifestError::new("spec", "missing"))?;
+    let mut ignored = Vec::new();
     let (spec, spec_path, replicas) = match kind.as_str() {
         "Workload" => (spec, "spec", 1),
+        "Artifact" => {
+            return Err(ManifestError::new(
+                "kind",
+                "`Artifact` is not supported yet: write the component's OCI reference in its `image` field",
+            ));
+        }
         "WorkloadDeployment" | "WorkloadReplicaSet" => {
             let replicated: RawReplicatedSpec = deserialize_at(spec, "spec").map_err(|e| {
                 // A workload field one level too high: say where it goes.
@@ -195,6 +270,18 @@ fn parse_document(value: serde_yaml_ng::Value) -> Result<ManifestDocument, Manif
                     _ => e,
                 }
             })?;
+            if replicated.artifacts.is_some() {
+                ignored.push(
+                    "spec.artifacts has no effect here (components pull their `image` themselves)"
+                        .to_string(),
+                );
+            }
+            if replicated.kubernetes.is_some() {
+                ignored.push(
+                    "spec.kubernetes has no effect here (it describes a Kubernetes Service)"
+                        .to_string(),
+                );
+            }
             let template = replicated
                 .template
                 .and_then(|t| t.spec)
@@ -221,11 +308,22 @@ fn parse_document(value: serde_yaml_ng::Value) -> Result<ManifestDocument, Manif
         spec,
     };
     validate_workload(&workload, spec_path)?;
-    Ok(ManifestDocument {
-        kind,
-        workload,
-        replicas,
-    })
+    ignored.extend(
+        workload
+            .spec
+            .fields_without_effect()
+            .into_iter()
+            .map(|field| format!("{spec_path}.{field}")),
+    );
+    Ok((
+        ManifestDocument {
+            index,
+            kind,
+            workload,
+            replicas,
+        },
+        ignored,
+    ))
 }
 
 /// Deserializes `value` as `T`, reporting the failing field's full path
@@ -609,7 +707,8 @@ spec:
 
     #[test]
     fn reads_a_wasmcloud_workload_deployment() {
-        let docs = parse_manifest(WASMCLOUD_DEPLOYMENT).unwrap();
+        let manifest = parse_manifest(WASMCLOUD_DEPLOYMENT).unwrap();
+        let docs = &manifest.documents;
         assert_eq!(docs.len(), 1);
         let doc = &docs[0];
         assert_eq!(doc.kind, "WorkloadDeployment");
@@ -641,9 +740,64 @@ spec:
     #[test]
     fn several_documents_and_plain_workloads() {
         let text = "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {name: a, namespace: ns}\nspec:\n  components: [{name: a, image: ./a.wasm}]\n---\napiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {name: b}\nspec:\n  components: [{name: b, image: ./b.wasm}]\n";
-        let docs = parse_manifest(text).unwrap();
+        let docs = parse_manifest(text).unwrap().documents;
         let ids: Vec<_> = docs.iter().map(|d| d.workload.id()).collect();
         assert_eq!(ids, ["ns/a", "default/b"]);
+        assert_eq!(docs.iter().map(|d| d.index).collect::<Vec<_>>(), [0, 1]);
+    }
+
+    #[test]
+    fn pull_policies_and_source_references_take_wash_spellings_too() {
+        let text = "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {name: a}\nspec:\n  components:\n    - name: a\n      image: ghcr.io/x/a:1\n      imagePullPolicy: ifNotPresent\n      localResources:\n        environment: {configFrom: [app, {name: more}], secretFrom: [db]}\n";
+        let manifest = parse_manifest(text).unwrap();
+        let component = &manifest.documents[0].workload.spec.components[0];
+        assert_eq!(
+            component.image_pull_policy,
+            Some(super::super::spec::PullPolicy::IfNotPresent)
+        );
+        let environment = &component.local_resources.environment;
+        let names: Vec<&str> = environment
+            .config_from
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(names, ["app", "more"]);
+        assert_eq!(environment.secret_from[0].name, "db");
+        let err = parse_manifest(&text.replace("ifNotPresent", "Sometimes")).unwrap_err();
+        assert!(
+            err.message.contains("unknown pull policy `Sometimes`"),
+            "{err}"
+        );
+        let err = parse_manifest(&text.replace("{name: more}", "{nam: more}")).unwrap_err();
+        assert!(err.to_string().contains("nam"), "{err}");
+    }
+
+    /// wasmCloud's templates ship a Kubernetes `Service` in the same file.
+    #[test]
+    fn other_kubernetes_objects_are_skipped_with_a_notice() {
+        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports: [{port: 80}]\n---\napiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {name: a}\nspec:\n  components: [{name: a, image: ./a.wasm}]\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: db}\n";
+        let manifest = parse_manifest(text).unwrap();
+        assert_eq!(manifest.documents.len(), 1);
+        assert_eq!(manifest.documents[0].index, 1);
+        assert_eq!(
+            manifest.notices,
+            [
+                "skipping v1/Service web: not a wasmCloud kind",
+                "skipping apps/v1/Deployment db: not a wasmCloud kind"
+            ]
+        );
+        // Nothing of wasmCloud's in it: an error, not an empty success.
+        let only_service = text.split("---").next().unwrap();
+        let err = parse_manifest(only_service).unwrap_err();
+        assert!(err.message.contains("holds no wasmCloud workload"), "{err}");
+        // A wasmCloud kind Nimbus does not run is refused, never skipped.
+        let artifact = "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Artifact\nmetadata: {name: app}\nspec: {image: ghcr.io/x/app:1}\n";
+        let err = parse_manifest(artifact).unwrap_err();
+        assert_eq!(err.path, "kind");
+        assert!(
+            err.message.contains("`Artifact` is not supported yet"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -833,8 +987,26 @@ status:
   conditions: [{type: Ready, status: "True"}]
   replicas: {expected: 2, current: 2, ready: 2}
 "#;
-        let docs = parse_manifest(text).unwrap();
+        let manifest = parse_manifest(text).unwrap();
+        let docs = &manifest.documents;
         let w = &docs[0].workload;
+        // Each field wasmCloud has and Nimbus does not act on says so once.
+        let spec = "team-a/kitchen-sink: spec.template.spec";
+        assert_eq!(
+            manifest.notices,
+            [
+                "team-a/kitchen-sink: spec.artifacts has no effect here (components pull their `image` themselves)".to_string(),
+                "team-a/kitchen-sink: spec.kubernetes has no effect here (it describes a Kubernetes Service)".into(),
+                format!("{spec}.hostId has no effect here (Nimbus places workloads by `hostSelector`)"),
+                format!("{spec}.environment has no effect here (Nimbus places workloads by `hostSelector`)"),
+                format!("{spec}.kubernetes has no effect here (it describes a Kubernetes Service, which Nimbus does not create)"),
+                format!("{spec}.components[0].imagePullSecret has no effect here (registry credentials come from the host's docker config or its `--username`)"),
+                format!("{spec}.components[0].localResources.allowedIpNameLookups has no effect here (with `wasi:sockets` a guest may resolve any name; outgoing HTTP is bounded by `allowedHosts`)"),
+                format!("{spec}.components[0].localResources.allowedHostLoopbackPorts has no effect here (the host's loopback is reached only through an `allowedHosts` entry naming `localhost` or the address)"),
+                format!("{spec}.service.imagePullSecret has no effect here (registry credentials come from the host's docker config or its `--username`)"),
+                format!("{spec}.components[0].poolSize has no effect here (instances are made on demand; `maxInvocations` and `maxConcurrency` set their reuse)"),
+            ]
+        );
         assert_eq!(
             (docs[0].replicas, w.id().as_str()),
             (2, "team-a/kitchen-sink")
@@ -846,7 +1018,10 @@ status:
         let set = text
             .replace("kind: WorkloadDeployment", "kind: WorkloadReplicaSet")
             .replace("  deployPolicy: RollingUpdate\n", "");
-        assert_eq!(parse_manifest(&set).unwrap()[0].kind, "WorkloadReplicaSet");
+        assert_eq!(
+            parse_manifest(&set).unwrap().documents[0].kind,
+            "WorkloadReplicaSet"
+        );
     }
 
     /// Deep nesting is refused before the parser sees it; the check reads

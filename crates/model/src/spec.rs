@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 pub const SERVICE_NAME: &str = "service";
 
 /// When a pull goes to the registry.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub enum PullPolicy {
     /// Every time: the reference is resolved again (a moved tag is seen).
     Always,
@@ -31,15 +31,29 @@ pub enum PullPolicy {
 #[error("unknown pull policy `{0}` (expected Always, IfNotPresent or Never)")]
 pub struct UnknownPullPolicy(pub String);
 
+impl<'de> Deserialize<'de> for PullPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl std::str::FromStr for PullPolicy {
     type Err = UnknownPullPolicy;
 
+    /// Any case, with or without `-` or `_`: Kubernetes writes
+    /// `IfNotPresent`, wash `ifNotPresent`, flags `if-not-present`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "Always" | "always" => Ok(Self::Always),
-            "IfNotPresent" | "if-not-present" => Ok(Self::IfNotPresent),
-            "Never" | "never" => Ok(Self::Never),
-            other => Err(UnknownPullPolicy(other.to_string())),
+        let folded: String = s
+            .chars()
+            .filter(|c| !matches!(c, '-' | '_'))
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        match folded.as_str() {
+            "always" => Ok(Self::Always),
+            "ifnotpresent" => Ok(Self::IfNotPresent),
+            "never" => Ok(Self::Never),
+            _ => Err(UnknownPullPolicy(s.to_string())),
         }
     }
 }
@@ -325,12 +339,41 @@ impl ConfigLayer {
     }
 }
 
-/// A reference to a named config or secret source.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A reference to a named config or secret source: `{name: db}` as
+/// Kubernetes writes it, or just `db` as wash's project config does.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SourceRef {
     /// The source's name.
     pub name: String,
+}
+
+impl<'de> Deserialize<'de> for SourceRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct ByName {
+            name: String,
+        }
+        struct Form;
+        impl<'de> serde::de::Visitor<'de> for Form {
+            type Value = SourceRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a source name, or a map with `name`")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<SourceRef, E> {
+                Ok(SourceRef { name: name.into() })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<SourceRef, A::Error> {
+                let ByName { name } =
+                    ByName::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(SourceRef { name })
+            }
+        }
+        deserializer.deserialize_any(Form)
+    }
 }
 
 impl HostInterface {
@@ -372,7 +415,84 @@ impl WorkloadSpec {
         "compose",
         "hostId",
         "environment",
+        "kubernetes",
     ];
+
+    /// The fields this spec sets that wasmCloud has and Nimbus does not act
+    /// on, each as `path has no effect here (why)`, for a notice: accepted
+    /// so wasmCloud's manifests run unchanged, never passed over in silence.
+    pub fn fields_without_effect(&self) -> Vec<String> {
+        const PLACEMENT: &str = "Nimbus places workloads by `hostSelector`";
+        let mut fields = Vec::new();
+        let mut note = |path: String, why: &str| {
+            fields.push(format!("{path} has no effect here ({why})"));
+        };
+        if self.host_id.is_some() {
+            note("hostId".into(), PLACEMENT);
+        }
+        if self.environment.is_some() {
+            note("environment".into(), PLACEMENT);
+        }
+        if self.kubernetes.is_some() {
+            note(
+                "kubernetes".into(),
+                "it describes a Kubernetes Service, which Nimbus does not create",
+            );
+        }
+        let parts = self
+            .components
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                (
+                    format!("components[{i}]"),
+                    c.image_pull_secret.is_some(),
+                    &c.local_resources,
+                )
+            })
+            .chain(self.service.iter().map(|s| {
+                (
+                    "service".to_string(),
+                    s.image_pull_secret.is_some(),
+                    &s.local_resources,
+                )
+            }));
+        for (path, pull_secret, resources) in parts {
+            if pull_secret {
+                note(
+                    format!("{path}.imagePullSecret"),
+                    "registry credentials come from the host's docker config or its `--username`",
+                );
+            }
+            if resources.cpu_limit.is_some() {
+                note(
+                    format!("{path}.localResources.cpuLimit"),
+                    "CPU is bounded by the request deadline, `timeoutMs`",
+                );
+            }
+            if !resources.allowed_ip_name_lookups.is_empty() {
+                note(
+                    format!("{path}.localResources.allowedIpNameLookups"),
+                    "with `wasi:sockets` a guest may resolve any name; outgoing HTTP is bounded by `allowedHosts`",
+                );
+            }
+            if !resources.allowed_host_loopback_ports.is_empty() {
+                note(
+                    format!("{path}.localResources.allowedHostLoopbackPorts"),
+                    "the host's loopback is reached only through an `allowedHosts` entry naming `localhost` or the address",
+                );
+            }
+        }
+        for (i, component) in self.components.iter().enumerate() {
+            if component.pool_size.is_some() {
+                note(
+                    format!("components[{i}].poolSize"),
+                    "instances are made on demand; `maxInvocations` and `maxConcurrency` set their reuse",
+                );
+            }
+        }
+        fields
+    }
 
     /// The `wasi:http` host interface, if declared.
     pub fn http_interface(&self) -> Option<&HostInterface> {

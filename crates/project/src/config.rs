@@ -2,10 +2,18 @@
 //! `~/.config/nimbus/config.yaml`.
 //!
 //! A project that only has `.wash/config.yaml` (a wasmCloud v2 project) is
-//! read from there, and the keys wash writes that Nimbus has no use for
-//! (`version`, `wit`, TLS paths, other languages' build sections) are
-//! accepted and ignored, so such projects run unchanged. Any other unknown key
-//! is an error naming the key, the file and the line.
+//! read from there, the way wash reads it, so such projects run unchanged:
+//! - wash's keys with a meaning here are honoured with that meaning: the
+//!   backend keys (`wasi_keyvalue_path`, `wasi_keyvalue_redis_url`,
+//!   `wasi_keyvalue_nats_url`, `wasi_blobstore_path`, `data_nats_url`), the
+//!   service keys (`service`, `service_file`, `service_image`),
+//!   `dev.command` and `dev.component_path`, camelCase component entries,
+//!   sources combining `inline`, `file`, `dir` and a `fromEnv` list, and
+//!   `configFrom` / `secretFrom` as lists of names;
+//! - wash's keys without one here are accepted with one warning each saying
+//!   why (the `*_KEYS_WITHOUT_EFFECT` tables), in any config file;
+//! - keys neither knows are warnings in `.wash/config.yaml` (wash ignores
+//!   them) and errors naming the key, the file and the line elsewhere.
 //!
 //! Merging is per key: a value the project sets replaces the user's; maps
 //! (`build.env`, `configs`, `secrets`, `workload.config`) merge key by key.
@@ -25,9 +33,8 @@ pub const PROJECT_CONFIG_PATHS: [&str; 4] = [
 
 /// The whole config file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ProjectConfig {
-    /// Accepted for wash compatibility; not used.
+    /// The schema version wash writes (`version: 2.0.0`); read by neither.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// How to build the component.
@@ -40,27 +47,28 @@ pub struct ProjectConfig {
     #[serde(default, skip_serializing_if = "WorkloadSection::is_empty")]
     pub workload: WorkloadSection,
     /// Named config sources.
-    #[serde(
-        default,
-        skip_serializing_if = "BTreeMap::is_empty",
-        with = "serde_yaml_ng::with::singleton_map_recursive"
-    )]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub configs: BTreeMap<String, Source>,
     /// Named secret sources.
-    #[serde(
-        default,
-        skip_serializing_if = "BTreeMap::is_empty",
-        with = "serde_yaml_ng::with::singleton_map_recursive"
-    )]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, Source>,
-    /// Accepted for wash compatibility (WIT dependency settings); not used.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wit: Option<serde_yaml_ng::Value>,
 }
+
+/// Top-level keys wash has that Nimbus accepts and does not act on, with why.
+pub const TOP_KEYS_WITHOUT_EFFECT: &[(&str, &str)] = &[
+    (
+        "wit",
+        "Nimbus does not fetch WIT dependencies yet; fetch them with `wkg wit fetch`",
+    ),
+    (
+        "new",
+        "`nimbus new` runs no command after creating a project",
+    ),
+    ("host", "host component plugins are not supported yet"),
+];
 
 /// `build:`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct BuildConfig {
     /// A shell command that builds the component (run with `sh -c` in the
     /// project directory). Default: cargo for `wasm32-wasip2`, release.
@@ -78,10 +86,10 @@ pub struct BuildConfig {
     /// wash's extra toolchain arguments (appended to the cargo command).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub additional_args: Vec<String>,
-    /// Accepted for wash compatibility; Nimbus builds these with `command`.
+    /// wash 1's TinyGo settings; Nimbus builds such projects with `command`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tinygo: Option<serde_yaml_ng::Value>,
-    /// Accepted for wash compatibility; Nimbus builds these with `command`.
+    /// wash 1's TypeScript settings; Nimbus builds such projects with `command`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub typescript: Option<serde_yaml_ng::Value>,
 }
@@ -94,7 +102,6 @@ impl BuildConfig {
 
 /// wash's `build.rust` section.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RustBuild {
     /// A whole command line replacing the cargo invocation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,13 +123,23 @@ pub struct RustBuild {
     pub no_default_features: bool,
 }
 
-/// `dev:`.
+/// `dev:`. Besides Nimbus's own keys it reads wash's: the backend keys
+/// (`wasi_keyvalue_*`, `wasi_blobstore_path`, `data_nats_url`), the
+/// service keys, `command` and `component_path`; wash keys with no meaning
+/// here are accepted with a warning ([`DEV_KEYS_WITHOUT_EFFECT`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DevConfig {
     /// Listen address (default `127.0.0.1:8000`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    /// Builds for `nimbus dev` instead of `build.command` (wash's
+    /// `dev.command`, e.g. a debug build).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Where `dev.command` leaves the component, instead of
+    /// `build.component_path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component_path: Option<PathBuf>,
     /// Extra components of the workload.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub components: Vec<DevComponent>,
@@ -157,28 +174,100 @@ pub struct DevConfig {
         deserialize_with = "backend::messaging"
     )]
     pub messaging: Option<Backend>,
+    /// wash: a directory for key-value data (the filesystem backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasi_keyvalue_path: Option<PathBuf>,
+    /// wash: key-value in Redis (wins over the other key-value keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasi_keyvalue_redis_url: Option<String>,
+    /// wash: key-value in NATS (wins over `wasi_keyvalue_path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasi_keyvalue_nats_url: Option<String>,
+    /// wash: a directory for blobstore data (the filesystem backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasi_blobstore_path: Option<PathBuf>,
+    /// wash: one NATS server for key-value, blobstore and messaging, where
+    /// nothing more specific is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_nats_url: Option<String>,
     /// wash's `wasi_config`: merged into `workload.config`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub wasi_config: BTreeMap<String, String>,
-    /// Accepted for wash compatibility; not used.
+    /// The project's own component is the workload's service (its
+    /// `wasi:cli/run` runs beside the others) rather than its handler.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<bool>,
-    /// Accepted for wash compatibility; not used.
+    /// A component file run as the workload's service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_path: Option<PathBuf>,
-    /// Accepted for wash compatibility; not used.
+    pub service_file: Option<PathBuf>,
+    /// An OCI image run as the workload's service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_cert_path: Option<PathBuf>,
-    /// Accepted for wash compatibility; not used.
+    pub service_image: Option<String>,
+    /// When `service_image` is pulled: `always`, `ifNotPresent`, `never`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_key_path: Option<PathBuf>,
-    /// Accepted for wash compatibility; not used.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_ca_path: Option<PathBuf>,
-    /// Accepted for wash compatibility; not used.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wasi_webgpu: Option<bool>,
+    pub service_pull_policy: Option<nimbus_model::PullPolicy>,
 }
+
+/// `dev:` keys wash has that Nimbus accepts and does not act on, with why.
+pub const DEV_KEYS_WITHOUT_EFFECT: &[(&str, &str)] = &[
+    (
+        "environment",
+        "it sets variables of the `wash dev` process; set them in the shell that runs nimbus (a component's variables go under `workload.environment`)",
+    ),
+    (
+        "service_ports",
+        "a service's ports stay on the workload's virtual loopback",
+    ),
+    (
+        "allow_insecure_registries",
+        "`nimbus dev` reaches registries over HTTPS only",
+    ),
+    (
+        "host_plugins",
+        "host component plugins are not supported yet",
+    ),
+    (
+        "tls_cert_path",
+        "`nimbus dev` serves plain HTTP on a loopback address",
+    ),
+    (
+        "tls_key_path",
+        "`nimbus dev` serves plain HTTP on a loopback address",
+    ),
+    (
+        "tls_ca_path",
+        "`nimbus dev` serves plain HTTP on a loopback address",
+    ),
+    (
+        "http_client_ca_paths",
+        "outgoing HTTPS trusts the bundled web roots",
+    ),
+    (
+        "http_client_trust_roots",
+        "outgoing HTTPS trusts the bundled web roots",
+    ),
+    ("max_connections", "the host's own connection caps apply"),
+    (
+        "max_outbound_http_connections_per_workload",
+        "the host's own connection caps apply",
+    ),
+    (
+        "max_outbound_socket_connections_per_workload",
+        "the host's own connection caps apply",
+    ),
+    (
+        "max_inbound_socket_connections_per_workload",
+        "the host's own connection caps apply",
+    ),
+    (
+        "http_connection_wait",
+        "a request finding the connection caps full fails at once",
+    ),
+    ("postgres_url", "`wasmcloud:postgres` is not supported yet"),
+    ("wasi_otel", "`wasi:otel` is not supported yet"),
+    ("wasi_webgpu", "`wasi:webgpu` is not supported"),
+    ("wasm_proposals", "the engine's proposals are fixed"),
+];
 
 impl DevConfig {
     fn is_empty(&self) -> bool {
@@ -193,19 +282,44 @@ pub use nimbus_model::backends::BackendChoice as Backend;
 
 impl DevConfig {
     /// The host-level plugin defaults these backend selections make, with
-    /// directories resolved against the project directory `base`.
+    /// directories resolved against the project directory `base`. Nimbus's
+    /// own `keyvalue` / `blobstore` / `messaging` win; then wash's keys in
+    /// wash's order (key-value: Redis, NATS, path, `data_nats_url`;
+    /// blobstore: path, `data_nats_url`; messaging: `data_nats_url`).
     pub fn plugin_defaults(&self, base: &Path) -> nimbus_model::PluginDefaults {
         use nimbus_model::backends::{BLOBSTORE, KEYVALUE, MESSAGING};
+        let nats = |url: &Option<String>| url.clone().map(|url| Backend::Nats { url });
+        let path = |path: &Option<PathBuf>| {
+            path.as_ref()
+                .map(|p| Backend::Filesystem { path: p.clone() })
+        };
+        let keyvalue = self
+            .keyvalue
+            .clone()
+            .or_else(|| {
+                self.wasi_keyvalue_redis_url
+                    .clone()
+                    .map(|url| Backend::Redis { url })
+            })
+            .or_else(|| nats(&self.wasi_keyvalue_nats_url))
+            .or_else(|| path(&self.wasi_keyvalue_path))
+            .or_else(|| nats(&self.data_nats_url));
+        let blobstore = self
+            .blobstore
+            .clone()
+            .or_else(|| path(&self.wasi_blobstore_path))
+            .or_else(|| nats(&self.data_nats_url));
+        let messaging = self.messaging.clone().or_else(|| nats(&self.data_nats_url));
         let mut defaults = nimbus_model::PluginDefaults::default();
         for (backends, choice) in [
-            (&KEYVALUE, &self.keyvalue),
-            (&BLOBSTORE, &self.blobstore),
-            (&MESSAGING, &self.messaging),
+            (&KEYVALUE, keyvalue),
+            (&BLOBSTORE, blobstore),
+            (&MESSAGING, messaging),
         ] {
             if let Some(choice) = choice {
                 defaults.0.insert(
                     backends.capability.to_string(),
-                    backends.settings_for(choice, base),
+                    backends.settings_for(&choice, base),
                 );
             }
         }
@@ -242,34 +356,103 @@ mod backend {
     }
 }
 
-/// An extra component of the dev workload: a path (wash's form) or the full form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An extra component of the dev workload: a path, or the full form.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum DevComponent {
     /// Just the file; the name is its stem.
     Path(PathBuf),
-    /// Name, file, config, allowed hosts.
+    /// Name, source, config, environment, allowed hosts.
     Full(DevComponentSpec),
 }
 
-/// The full form of an extra component.
+// By hand rather than `untagged`: an untagged enum reports any mistake in
+// the full form as "did not match any variant", and hides unknown keys.
+impl<'de> Deserialize<'de> for DevComponent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Form;
+        impl<'de> serde::de::Visitor<'de> for Form {
+            type Value = DevComponent;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a component file path, or a map with `name` and `file` or `image`")
+            }
+            fn visit_str<E: serde::de::Error>(self, path: &str) -> Result<DevComponent, E> {
+                Ok(DevComponent::Path(path.into()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<DevComponent, A::Error> {
+                DevComponentSpec::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(DevComponent::Full)
+            }
+        }
+        deserializer.deserialize_any(Form)
+    }
+}
+
+/// The full form of an extra component: Nimbus's keys (snake_case) or
+/// wash's (camelCase) for the same things.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DevComponentSpec {
     /// Name within the workload.
     pub name: String,
-    /// The component file, relative to the project.
-    pub file: PathBuf,
-    /// Its `wasi:config` values.
+    /// The component file, relative to the project (or `image`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// An OCI reference (or `file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// When `image` is pulled.
+    #[serde(default, alias = "pullPolicy", skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<nimbus_model::PullPolicy>,
+    /// Its `wasi:config` values, merged over `workload.config` (its own win).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
-    /// Hosts its outgoing HTTP may reach.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub allowed_hosts: Vec<String>,
+    /// Its environment, merged over `workload.environment` (its own win).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<ConfigLayer>,
+    /// Hosts its outgoing HTTP may reach; unset: `workload.allowedHosts`.
+    #[serde(
+        default,
+        alias = "allowedHosts",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Most requests one instance serves before it is recycled.
+    #[serde(
+        default,
+        alias = "maxInvocations",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_invocations: Option<u32>,
+    /// Most requests one instance serves at once.
+    #[serde(
+        default,
+        alias = "maxConcurrency",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_concurrency: Option<u32>,
 }
 
+/// `dev.components[]` keys wash has that Nimbus does not act on, with why.
+pub const COMPONENT_KEYS_WITHOUT_EFFECT: &[(&str, &str)] = &[
+    (
+        "poolSize",
+        "instances are made on demand; `maxInvocations` and `maxConcurrency` set their reuse",
+    ),
+    (
+        "allowedIpNameLookups",
+        "with `wasi:sockets` a guest may resolve any name; outgoing HTTP is bounded by `allowedHosts`",
+    ),
+    (
+        "allowedHostLoopbackPorts",
+        "the host's loopback is reached only through an `allowedHosts` entry naming `localhost` or the address",
+    ),
+];
+
 impl DevComponent {
-    /// Name, file, config and allowed hosts, whichever form was written.
+    /// Name, source, config and the rest, whichever form was written.
     pub fn spec(&self) -> DevComponentSpec {
         match self {
             Self::Full(spec) => spec.clone(),
@@ -278,7 +461,7 @@ impl DevComponent {
                     .file_stem()
                     .map(|s| s.to_string_lossy().replace('_', "-"))
                     .unwrap_or_else(|| "component".into()),
-                file: path.clone(),
+                file: Some(path.clone()),
                 ..Default::default()
             },
         }
@@ -287,7 +470,6 @@ impl DevComponent {
 
 /// A host directory mounted into the dev workload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DevVolume {
     /// The directory on the host, relative to the project.
     pub host_path: PathBuf,
@@ -300,7 +482,7 @@ pub struct DevVolume {
 
 /// `workload:`, camelCase as wasmCloud's `localResources`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct WorkloadSection {
     /// Values `wasi:config/store` serves.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -308,10 +490,23 @@ pub struct WorkloadSection {
     /// Environment variables: literal, from config sources, from secret sources.
     #[serde(default, skip_serializing_if = "ConfigLayer::is_empty")]
     pub environment: ConfigLayer,
-    /// Hosts outgoing HTTP may reach.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub allowed_hosts: Vec<String>,
+    /// Hosts outgoing HTTP may reach. Unset under `nimbus dev`: any public
+    /// host, as under `wash dev` (a deployed workload denies by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_hosts: Option<Vec<String>>,
 }
+
+/// `workload:` keys wash has that Nimbus does not act on, with why.
+pub const WORKLOAD_KEYS_WITHOUT_EFFECT: &[(&str, &str)] = &[
+    (
+        "allowedIpNameLookups",
+        "with `wasi:sockets` a guest may resolve any name; outgoing HTTP is bounded by `allowedHosts`",
+    ),
+    (
+        "allowedHostLoopbackPorts",
+        "the host's loopback is reached only through an `allowedHosts` entry naming `localhost` or the address",
+    ),
+];
 
 impl WorkloadSection {
     fn is_empty(&self) -> bool {
@@ -319,18 +514,56 @@ impl WorkloadSection {
     }
 }
 
-/// A named config or secret source: exactly one of the three kinds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub enum Source {
+/// A named config or secret source: values written inline, a file, a
+/// directory, environment variables, or several of these (resolved in that
+/// order, later values winning, as wash does).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Source {
     /// Values written in the config file itself.
-    Inline(BTreeMap<String, String>),
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inline: BTreeMap<String, String>,
     /// A file inside the project: `KEY=VALUE` lines, or YAML/JSON (by
     /// extension `.yaml`, `.yml`, `.json`).
-    File(PathBuf),
-    /// Environment variables of the `nimbus` process: one name, or a prefix
-    /// ending in `*` for every variable starting with it.
-    FromEnv(String),
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// A directory inside the project: one file per key, the file's name
+    /// the key and its contents the value (dotfiles skipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Environment variables of the `nimbus` process: names, or prefixes
+    /// ending in `*` for every variable starting with them. One name may be
+    /// written as a plain string.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many"
+    )]
+    pub from_env: Vec<String>,
+}
+
+impl Source {
+    /// Whether it names nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.inline.is_empty()
+            && self.file.is_none()
+            && self.dir.is_none()
+            && self.from_env.is_empty()
+    }
+}
+
+/// A string or a list of strings.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "a name, or a list of names")]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(name) => vec![name],
+        OneOrMany::Many(names) => names,
+    })
 }
 
 /// A config file that could not be read or is invalid.
@@ -364,6 +597,8 @@ pub struct LoadedConfig {
     pub project_file: Option<PathBuf>,
     /// The user config file, if there is one.
     pub user_file: Option<PathBuf>,
+    /// Keys of either file that have no effect here, one line each.
+    pub warnings: Vec<String>,
 }
 
 /// The user-level config file: `$NIMBUS_CONFIG_HOME/config.yaml`, else
@@ -383,8 +618,8 @@ pub fn project_config_path(project_dir: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Reads and validates one config file.
-pub fn read_config_file(path: &Path) -> Result<ProjectConfig, ConfigError> {
+/// Reads and validates one config file; warnings are returned with it.
+pub fn read_config_file(path: &Path) -> Result<(ProjectConfig, Vec<String>), ConfigError> {
     // Bounded and regular files only, like every user-named file.
     let text = nimbus_model::files::read_text_bounded(
         path,
@@ -394,10 +629,25 @@ pub fn read_config_file(path: &Path) -> Result<ProjectConfig, ConfigError> {
     parse_config(&text, path)
 }
 
-/// Parses config text; `path` is only for messages.
-pub fn parse_config(text: &str, path: &Path) -> Result<ProjectConfig, ConfigError> {
+/// Whether `path` is a wash project config (`.wash/config.yaml`), read
+/// the way wash reads it: unknown keys are warnings, not errors.
+fn is_wash_file(path: &Path) -> bool {
+    path.parent()
+        .and_then(Path::file_name)
+        .is_some_and(|dir| dir == ".wash")
+}
+
+/// Parses config text; `path` names the file in messages and says which
+/// kind it is. Returns the config and one warning per key that has no
+/// effect here (each naming the file, the key and why).
+///
+/// Keys wash has and Nimbus does not act on are accepted in every file,
+/// with a warning. Other unknown keys are errors naming the file, the line
+/// and the key in `.nimbus/config.yaml` and the user's config, and
+/// warnings in `.wash/config.yaml`, since wash ignores keys it does not know.
+pub fn parse_config(text: &str, path: &Path) -> Result<(ProjectConfig, Vec<String>), ConfigError> {
     if text.trim().is_empty() {
-        return Ok(ProjectConfig::default());
+        return Ok((ProjectConfig::default(), Vec::new()));
     }
     // The same bounds as manifests: the parser's cost must stay linear.
     nimbus_model::manifest::check_yaml_bounds(
@@ -411,18 +661,124 @@ pub fn parse_config(text: &str, path: &Path) -> Result<ProjectConfig, ConfigErro
         column: 0,
         message: error.to_string(),
     })?;
-    serde_yaml_ng::from_str(text).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
-        ConfigError::Invalid {
+    let mut ignored = Vec::new();
+    let config: ProjectConfig =
+        serde_ignored::deserialize(serde_yaml_ng::Deserializer::from_str(text), |key| {
+            ignored.push(key.to_string())
+        })
+        .map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: strip_location(&e.to_string()),
+            }
+        })?;
+    if let Some((key, message)) = config.conflict() {
+        let (line, column) = key_location(text, &key);
+        return Err(ConfigError::Invalid {
             path: path.to_path_buf(),
             line,
             column,
-            message: strip_location(&e.to_string()),
+            message: format!("`{key}`: {message}"),
+        });
+    }
+    let wash = is_wash_file(path);
+    let mut warnings = Vec::new();
+    for key in ignored {
+        let key = dotted(&key);
+        match without_effect(&key) {
+            Some(why) => warnings.push(format!(
+                "{}: `{key}` has no effect here ({why})",
+                path.display()
+            )),
+            None if wash => warnings.push(format!(
+                "{}: `{key}` is not a key wash or Nimbus knows; ignored",
+                path.display()
+            )),
+            None => {
+                let (line, column) = key_location(text, &key);
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    line,
+                    column,
+                    message: format!("unknown field `{key}`"),
+                });
+            }
         }
-    })
+    }
+    Ok((config, warnings))
+}
+
+/// serde_ignored's path (`dev.components.0.poolSize`) with list positions
+/// in brackets, as the rest of Nimbus writes them (`dev.components[0].poolSize`).
+fn dotted(path: &str) -> String {
+    let mut out = String::new();
+    for segment in path.split('.') {
+        if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{segment}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(segment);
+        }
+    }
+    out
+}
+
+/// Why a wash key at `key` has no effect here, if it is one.
+fn without_effect(key: &str) -> Option<&'static str> {
+    let find = |table: &[(&str, &'static str)], name: &str| {
+        table.iter().find(|(k, _)| *k == name).map(|(_, why)| *why)
+    };
+    let segments: Vec<&str> = key.split('.').collect();
+    match segments.as_slice() {
+        [top] => find(TOP_KEYS_WITHOUT_EFFECT, top),
+        ["dev", name] => find(DEV_KEYS_WITHOUT_EFFECT, name),
+        ["workload", name] => find(WORKLOAD_KEYS_WITHOUT_EFFECT, name),
+        ["dev", components, name] if components.starts_with("components[") => {
+            find(COMPONENT_KEYS_WITHOUT_EFFECT, name)
+        }
+        _ => None,
+    }
+}
+
+/// The 1-based line and column where the last segment of `key` is written
+/// as a key, searched below its parents' lines; `(0, 0)` when not found.
+fn key_location(text: &str, key: &str) -> (usize, usize) {
+    let names: Vec<&str> = key
+        .split('.')
+        .map(|s| s.split('[').next().unwrap_or(s))
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut from = 0;
+    let mut found = (0, 0);
+    for name in names {
+        let Some((index, column)) =
+            text.lines()
+                .enumerate()
+                .skip(from)
+                .find_map(|(index, line)| {
+                    let trimmed = line.trim_start().trim_start_matches("- ");
+                    let rest = trimmed
+                        .strip_prefix(name)
+                        .or_else(|| trimmed.strip_prefix(&format!("\"{name}\"")))?;
+                    rest.trim_start()
+                        .starts_with(':')
+                        .then(|| (index, line.len() - trimmed.len() + 1))
+                })
+        else {
+            return found;
+        };
+        found = (index + 1, column);
+        from = index + 1;
+    }
+    found
 }
 
 /// serde_yaml_ng appends " at line L column C"; the location is already in
@@ -439,18 +795,21 @@ fn strip_location(message: &str) -> String {
 pub fn load(project_dir: &Path, user_file: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
     let user_file = user_file.filter(|p| p.is_file()).map(Path::to_path_buf);
     let project_file = project_config_path(project_dir);
-    let mut config = match &user_file {
+    let (mut config, mut warnings) = match &user_file {
         Some(path) => read_config_file(path)?,
-        None => ProjectConfig::default(),
+        None => (ProjectConfig::default(), Vec::new()),
     };
     if let Some(path) = &project_file {
-        config.merge(read_config_file(path)?);
+        let (project, more) = read_config_file(path)?;
+        config.merge(project);
+        warnings.extend(more);
     }
     Ok(LoadedConfig {
         config,
         project_dir: project_dir.to_path_buf(),
         project_file,
         user_file,
+        warnings,
     })
 }
 
@@ -460,13 +819,59 @@ impl ProjectConfig {
     pub fn redacted(&self) -> ProjectConfig {
         let mut copy = self.clone();
         for source in copy.secrets.values_mut() {
-            if let Source::Inline(values) = source {
-                for value in values.values_mut() {
-                    *value = nimbus_model::secret::REDACTED.to_string();
-                }
+            for value in source.inline.values_mut() {
+                *value = nimbus_model::secret::REDACTED.to_string();
             }
         }
         copy
+    }
+
+    /// How `nimbus dev` builds: `build`, with wash's `dev.command` and
+    /// `dev.component_path` in place of its command and output when set.
+    pub fn dev_build(&self) -> BuildConfig {
+        let mut build = self.build.clone();
+        if let Some(command) = &self.dev.command {
+            build.command = Some(command.clone());
+        }
+        if let Some(path) = &self.dev.component_path {
+            build.component_path = Some(path.clone());
+        }
+        build
+    }
+
+    /// The first pair of settings that exclude each other, as the key and
+    /// what is wrong (each a sentence wash would also refuse).
+    fn conflict(&self) -> Option<(String, &'static str)> {
+        let dev = &self.dev;
+        if dev.service_file.is_some() && dev.service_image.is_some() {
+            return Some((
+                "dev.service_image".into(),
+                "set `service_file` or `service_image`, not both",
+            ));
+        }
+        if dev.service_pull_policy.is_some() && dev.service_image.is_none() {
+            return Some((
+                "dev.service_pull_policy".into(),
+                "applies only with `service_image`",
+            ));
+        }
+        for (i, component) in dev.components.iter().enumerate() {
+            let DevComponent::Full(spec) = component else {
+                continue;
+            };
+            let key = format!("dev.components[{i}]");
+            match (&spec.file, &spec.image) {
+                (Some(_), Some(_)) => {
+                    return Some((key, "sets both `file` and `image`; use exactly one"));
+                }
+                (None, None) => return Some((key, "needs a `file` or an `image`")),
+                (Some(_), None) if spec.pull_policy.is_some() => {
+                    return Some((key, "`pullPolicy` applies only with `image`"));
+                }
+                _ => {}
+            }
+        }
+        None
     }
 
     /// Lays `over` on top of `self`: what `over` sets wins, maps merge by key.
@@ -482,7 +887,6 @@ impl ProjectConfig {
             }
         }
         opt(&mut self.version, over.version);
-        opt(&mut self.wit, over.wit);
 
         let (b, o) = (&mut self.build, over.build);
         opt(&mut b.command, o.command);
@@ -495,6 +899,8 @@ impl ProjectConfig {
 
         let (d, o) = (&mut self.dev, over.dev);
         opt(&mut d.address, o.address);
+        opt(&mut d.command, o.command);
+        opt(&mut d.component_path, o.component_path);
         list(&mut d.components, o.components);
         list(&mut d.middleware, o.middleware);
         list(&mut d.volumes, o.volumes);
@@ -502,20 +908,23 @@ impl ProjectConfig {
         opt(&mut d.keyvalue, o.keyvalue);
         opt(&mut d.blobstore, o.blobstore);
         opt(&mut d.messaging, o.messaging);
+        opt(&mut d.wasi_keyvalue_path, o.wasi_keyvalue_path);
+        opt(&mut d.wasi_keyvalue_redis_url, o.wasi_keyvalue_redis_url);
+        opt(&mut d.wasi_keyvalue_nats_url, o.wasi_keyvalue_nats_url);
+        opt(&mut d.wasi_blobstore_path, o.wasi_blobstore_path);
+        opt(&mut d.data_nats_url, o.data_nats_url);
         d.wasi_config.extend(o.wasi_config);
         opt(&mut d.service, o.service);
-        opt(&mut d.service_path, o.service_path);
-        opt(&mut d.tls_cert_path, o.tls_cert_path);
-        opt(&mut d.tls_key_path, o.tls_key_path);
-        opt(&mut d.tls_ca_path, o.tls_ca_path);
-        opt(&mut d.wasi_webgpu, o.wasi_webgpu);
+        opt(&mut d.service_file, o.service_file);
+        opt(&mut d.service_image, o.service_image);
+        opt(&mut d.service_pull_policy, o.service_pull_policy);
 
         let (w, o) = (&mut self.workload, over.workload);
         w.config.extend(o.config);
         w.environment.config.extend(o.environment.config);
         list(&mut w.environment.config_from, o.environment.config_from);
         list(&mut w.environment.secret_from, o.environment.secret_from);
-        list(&mut w.allowed_hosts, o.allowed_hosts);
+        opt(&mut w.allowed_hosts, o.allowed_hosts);
 
         self.configs.extend(over.configs);
         self.secrets.extend(over.secrets);
@@ -527,7 +936,13 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<ProjectConfig, ConfigError> {
-        parse_config(text, Path::new(".nimbus/config.yaml"))
+        let (config, warnings) = parse_config(text, Path::new(".nimbus/config.yaml"))?;
+        assert!(warnings.is_empty(), "{warnings:?}");
+        Ok(config)
+    }
+
+    fn parse_wash(text: &str) -> (ProjectConfig, Vec<String>) {
+        parse_config(text, Path::new("p/.wash/config.yaml")).unwrap()
     }
 
     #[test]
@@ -539,7 +954,8 @@ mod tests {
             err.starts_with(".nimbus/config.yaml:3:"),
             "no file:line in {err}"
         );
-        assert!(err.contains("unknown field `comand`"), "{err}");
+        assert!(err.contains("unknown field `build.comand`"), "{err}");
+        assert!(err.starts_with(".nimbus/config.yaml:3:3:"), "{err}");
     }
 
     #[test]
@@ -569,6 +985,11 @@ dev:
       file: helper.wasm
       config: { mode: fast }
       allowed_hosts: [example.com]
+    - name: wash-style
+      image: ghcr.io/example/helper:1
+      pullPolicy: Always
+      allowedHosts: [api.example.com]
+      environment: { config: { MODE: slow } }
     - extra/other_thing.wasm
   volumes:
     - host_path: data
@@ -595,9 +1016,16 @@ secrets:
 "#,
         )
         .unwrap();
-        assert_eq!(config.dev.components[1].spec().name, "other-thing");
+        assert_eq!(config.dev.components[2].spec().name, "other-thing");
+        let wash_style = config.dev.components[1].spec();
+        assert_eq!(wash_style.allowed_hosts.unwrap(), ["api.example.com"]);
+        assert_eq!(
+            wash_style.image.as_deref(),
+            Some("ghcr.io/example/helper:1")
+        );
+        assert_eq!(wash_style.environment.unwrap().config["MODE"], "slow");
         assert_eq!(config.dev.host_interfaces[0].secret_from[0].name, "db");
-        assert_eq!(config.secrets["token"], Source::FromEnv("API_TOKEN".into()));
+        assert_eq!(config.secrets["token"].from_env, ["API_TOKEN"]);
         assert_eq!(config.workload.environment.config_from[0].name, "app");
         assert_eq!(
             config.dev.keyvalue,
@@ -646,7 +1074,7 @@ secrets:
 
     #[test]
     fn wash_config_keys_are_accepted() {
-        let config = parse(
+        let (config, warnings) = parse_wash(
             r#"
 version: 2.0.0
 build:
@@ -661,9 +1089,173 @@ dev:
 wit:
   registries: []
 "#,
+        );
+        assert_eq!(config.build.rust.unwrap().release, Some(true));
+        assert_eq!(warnings.len(), 1, "only `wit` has no effect: {warnings:?}");
+    }
+
+    /// A wash project's config as wash's own examples write it: wash keys
+    /// Nimbus honours, wash keys it does not (one warning each), keys
+    /// neither knows (a warning, since wash ignores them), list forms.
+    #[test]
+    fn wash_config_is_read_the_way_wash_reads_it() {
+        let (config, warnings) = parse_wash(
+            r#"
+version: 2.0.0
+new:
+  command: cargo update
+build:
+  command: cargo build --target wasm32-wasip2 --release
+  component_path: target/wasm32-wasip2/release/hello.wasm
+dev:
+  command: cargo build --target wasm32-wasip2
+  component_path: target/wasm32-wasip2/debug/hello.wasm
+  wasi_keyvalue_path: tmp/kv
+  wasi_blobstore_path: tmp/blobs
+  data_nats_url: nats://127.0.0.1:4222
+  service_file: service/service.wasm
+  service_ports: [{ name: db, port: 5432 }]
+  environment: { RUST_LOG: debug }
+  wasi_otel: true
+  components:
+    - name: helper
+      file: helper.wasm
+      poolSize: 2
+  shiny_new_key: 1
+workload:
+  environment:
+    configFrom: [app-defaults]
+    secretFrom: [upstream]
+  allowedIpNameLookups: [example.com]
+configs:
+  app-defaults: { file: config/defaults.env, inline: { A: b } }
+secrets:
+  upstream: { fromEnv: [UPSTREAM_TOKEN, OTHER_TOKEN] }
+wit:
+  registries: []
+"#,
+        );
+        let file = "p/.wash/config.yaml";
+        assert_eq!(
+            warnings,
+            [
+                format!(
+                    "{file}: `new` has no effect here (`nimbus new` runs no command after creating a project)"
+                ),
+                format!(
+                    "{file}: `dev.service_ports` has no effect here (a service's ports stay on the workload's virtual loopback)"
+                ),
+                format!(
+                    "{file}: `dev.environment` has no effect here (it sets variables of the `wash dev` process; set them in the shell that runs nimbus (a component's variables go under `workload.environment`))"
+                ),
+                format!(
+                    "{file}: `dev.wasi_otel` has no effect here (`wasi:otel` is not supported yet)"
+                ),
+                format!(
+                    "{file}: `dev.components[0].poolSize` has no effect here (instances are made on demand; `maxInvocations` and `maxConcurrency` set their reuse)"
+                ),
+                format!("{file}: `dev.shiny_new_key` is not a key wash or Nimbus knows; ignored"),
+                format!(
+                    "{file}: `workload.allowedIpNameLookups` has no effect here (with `wasi:sockets` a guest may resolve any name; outgoing HTTP is bounded by `allowedHosts`)"
+                ),
+                format!(
+                    "{file}: `wit` has no effect here (Nimbus does not fetch WIT dependencies yet; fetch them with `wkg wit fetch`)"
+                ),
+            ]
+        );
+        assert_eq!(
+            config.workload.environment.config_from[0].name,
+            "app-defaults"
+        );
+        assert_eq!(config.workload.environment.secret_from[0].name, "upstream");
+        assert_eq!(
+            config.secrets["upstream"].from_env,
+            ["UPSTREAM_TOKEN", "OTHER_TOKEN"]
+        );
+        assert_eq!(config.configs["app-defaults"].inline["A"], "b");
+        assert_eq!(
+            config.dev.service_file.as_deref(),
+            Some(Path::new("service/service.wasm"))
+        );
+        // wash's backend keys, in wash's order, under the model's names.
+        let defaults = config.dev.plugin_defaults(Path::new("/p"));
+        assert_eq!(defaults.0["keyvalue"]["backend"], "filesystem");
+        assert_eq!(defaults.0["blobstore"]["backend"], "filesystem");
+        assert_eq!(defaults.0["messaging"]["url"], "nats://127.0.0.1:4222");
+        // The same unknown key in Nimbus's own file is an error.
+        let err = parse(
+            "dev:
+  shiny_new_key: 1
+",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown field `dev.shiny_new_key`"), "{err}");
+        // A wash key with no effect is a warning there too, not an error.
+        let (_, warnings) = parse_config(
+            "dev:
+  wasi_otel: true
+",
+            Path::new(".nimbus/config.yaml"),
         )
         .unwrap();
-        assert_eq!(config.build.rust.unwrap().release, Some(true));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+    }
+
+    #[test]
+    fn wash_key_value_backends_follow_wash_precedence() {
+        let defaults = |text: &str| parse_wash(text).0.dev.plugin_defaults(Path::new("/p"));
+        let kv = defaults(
+            "dev:
+  wasi_keyvalue_path: kv
+  wasi_keyvalue_nats_url: nats://127.0.0.1:1
+  wasi_keyvalue_redis_url: redis://127.0.0.1:2
+  data_nats_url: nats://127.0.0.1:3
+",
+        );
+        assert_eq!(kv.0["keyvalue"]["url"], "redis://127.0.0.1:2");
+        assert_eq!(kv.0["blobstore"]["url"], "nats://127.0.0.1:3");
+        let kv = defaults(
+            "dev:
+  wasi_keyvalue_path: kv
+  wasi_keyvalue_nats_url: nats://127.0.0.1:1
+",
+        );
+        assert_eq!(kv.0["keyvalue"]["url"], "nats://127.0.0.1:1");
+        // Nimbus's own key wins over wash's.
+        let kv = defaults(
+            "dev:
+  keyvalue: memory
+  wasi_keyvalue_path: kv
+",
+        );
+        assert_eq!(kv.0["keyvalue"]["backend"], "memory");
+        assert!(!kv.0.contains_key("messaging"));
+    }
+
+    #[test]
+    fn settings_that_exclude_each_other_are_refused() {
+        for (text, needle) in [
+            (
+                "dev:\n  service_file: s.wasm\n  service_image: ghcr.io/x/s:1\n",
+                ":3:3: `dev.service_image`: set `service_file` or `service_image`, not both",
+            ),
+            (
+                "dev:\n  components:\n    - name: a\n",
+                ":2:3: `dev.components[0]`: needs a `file` or an `image`",
+            ),
+            (
+                "dev:\n  components:\n    - { name: a, file: a.wasm, image: x }\n",
+                "`dev.components[0]`: sets both `file` and `image`; use exactly one",
+            ),
+            (
+                "dev:\n  components:\n    - { name: a, file: a.wasm, pullPolicy: Always }\n",
+                "`pullPolicy` applies only with `image`",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
     }
 
     #[test]

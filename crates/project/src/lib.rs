@@ -2,10 +2,11 @@
 //! read and do.
 //!
 //! # Layout
-//! - [`config`]: `.nimbus/config.yaml` (or `.wash/config.yaml`) merged over
-//!   the user's config, strict about unknown keys, errors with file and line.
+//! - [`config`]: `.nimbus/config.yaml` (or wash's `.wash/config.yaml`, read
+//!   as wash reads it) merged over the user's config; errors with file and
+//!   line, warnings for keys that have no effect here.
 //! - [`sources`]: named `configs:` / `secrets:` sources (inline, file,
-//!   environment) and the guardrails around secret files.
+//!   directory, environment) and the guardrails around secret files.
 //! - [`component_build`]: running the build and finding the component.
 //! - [`workload`]: the workload a project runs as under `nimbus dev`.
 

@@ -1,8 +1,12 @@
 //! Resolving the named `configs:` and `secrets:` sources of a project into
 //! values, with the guardrails that keep secrets from leaking.
 //!
+//! A source is any of `inline` values, a `file`, a `dir` (one file per key)
+//! and `fromEnv` variables, resolved in that order with later values
+//! winning, as wash resolves them.
+//!
 //! Guardrails, each enforced here and tested:
-//! - a `file` source must resolve inside the project root after
+//! - a `file` or `dir` source must resolve inside the project root after
 //!   canonicalization (symlinks followed): `../` escapes and links pointing
 //!   outside are refused;
 //! - a secrets file readable by group or others is refused (mode must allow
@@ -35,6 +39,17 @@ pub struct SourceError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SourceProblem {
+    /// A source with none of `inline`, `file`, `dir`, `fromEnv`.
+    #[error("names no values: write `inline`, `file`, `dir` or `fromEnv`")]
+    Empty,
+    /// A `dir` source with more files than are read.
+    #[error("`{}` holds more than {limit} files", dir.display())]
+    TooManyFiles {
+        /// The directory, as the config names it.
+        dir: PathBuf,
+        /// The most files read.
+        limit: usize,
+    },
     /// `fromEnv` names a variable that is not set.
     #[error("environment variable `{0}` is not set")]
     UnsetVariable(String),
@@ -196,57 +211,116 @@ fn read_source(
         name: name.to_string(),
         problem,
     };
-    match source {
-        Source::Inline(values) => {
-            if kind == Kind::Secret {
+    if source.is_empty() {
+        return Err(error(SourceProblem::Empty));
+    }
+    // wash's order: inline, file, dir, environment; later values win.
+    let mut values = source.inline.clone();
+    if !source.inline.is_empty() && kind == Kind::Secret {
+        warnings.push(Warning(format!(
+            "secret source `{name}` is written inline in the config file; \
+             prefer `file` (kept out of git) or `fromEnv`"
+        )));
+    }
+    if let Some(file) = &source.file {
+        let path = inside_project(project_dir, file).map_err(|e| error(e.into()))?;
+        if kind == Kind::Secret {
+            check_private(&path, file).map_err(error)?;
+            if let Some(warning) = git_ignore_warning(project_dir, &path, name) {
+                warnings.push(warning);
+            }
+        }
+        // Bounded, and regular files only: a FIFO or a device named
+        // here must not hang or flood the CLI.
+        let text = nimbus_model::files::read_text_bounded(&path, MAX_SOURCE_FILE_BYTES)
+            .map_err(|e| error(e.into()))?;
+        values.extend(parse_values(&text, &path).map_err(|e| {
+            error(SourceProblem::Values {
+                file: file.clone(),
+                error: e,
+            })
+        })?);
+    }
+    if let Some(dir) = &source.dir {
+        values.extend(read_dir_source(kind, name, dir, project_dir, warnings).map_err(error)?);
+    }
+    for pattern in &source.from_env {
+        if let Some(prefix) = pattern.strip_suffix('*') {
+            let matching: Vec<_> = env.iter().filter(|(k, _)| k.starts_with(prefix)).collect();
+            if matching.is_empty() {
                 warnings.push(Warning(format!(
-                    "secret source `{name}` is written inline in the config file; \
-                     prefer `file` (kept out of git) or `fromEnv`"
+                    "{} source `{name}`: no environment variable starts with `{prefix}`",
+                    kind.word()
                 )));
             }
-            Ok(values.clone())
-        }
-        Source::FromEnv(pattern) => {
-            if let Some(prefix) = pattern.strip_suffix('*') {
-                let values: BTreeMap<String, String> = env
-                    .iter()
-                    .filter(|(k, _)| k.starts_with(prefix))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                if values.is_empty() {
-                    warnings.push(Warning(format!(
-                        "{} source `{name}`: no environment variable starts with `{prefix}`",
-                        kind.word()
-                    )));
-                }
-                Ok(values)
-            } else {
-                let value = env
-                    .get(pattern)
-                    .ok_or_else(|| error(SourceProblem::UnsetVariable(pattern.clone())))?;
-                Ok([(pattern.clone(), value.clone())].into())
-            }
-        }
-        Source::File(file) => {
-            let path = inside_project(project_dir, file).map_err(|e| error(e.into()))?;
-            if kind == Kind::Secret {
-                check_private(&path, file).map_err(error)?;
-                if let Some(warning) = git_ignore_warning(project_dir, &path, name) {
-                    warnings.push(warning);
-                }
-            }
-            // Bounded, and regular files only: a FIFO or a device named
-            // here must not hang or flood the CLI.
-            let text = nimbus_model::files::read_text_bounded(&path, MAX_SOURCE_FILE_BYTES)
-                .map_err(|e| error(e.into()))?;
-            parse_values(&text, &path).map_err(|e| {
-                error(SourceProblem::Values {
-                    file: file.clone(),
-                    error: e,
-                })
-            })
+            values.extend(matching.into_iter().map(|(k, v)| (k.clone(), v.clone())));
+        } else {
+            let value = env
+                .get(pattern)
+                .ok_or_else(|| error(SourceProblem::UnsetVariable(pattern.clone())))?;
+            values.insert(pattern.clone(), value.clone());
         }
     }
+    Ok(values)
+}
+
+/// The largest number of files a `dir` source reads.
+const MAX_DIR_ENTRIES: usize = 1024;
+
+/// A `dir` source: one file per key (the file's name), its contents the
+/// value; dotfiles and subdirectories are skipped. Each file is checked
+/// like a `file` source (inside the project; private, for secrets).
+fn read_dir_source(
+    kind: Kind,
+    name: &str,
+    dir: &Path,
+    project_dir: &Path,
+    warnings: &mut Vec<Warning>,
+) -> Result<BTreeMap<String, String>, SourceProblem> {
+    let root = inside_project(project_dir, dir)?;
+    let entries = std::fs::read_dir(&root).map_err(|error| PlaceError::Unresolvable {
+        file: dir.to_path_buf(),
+        error,
+    })?;
+    let mut values = BTreeMap::new();
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|error| PlaceError::Unresolvable {
+            file: dir.to_path_buf(),
+            error,
+        })?;
+        let key = entry.file_name().to_string_lossy().into_owned();
+        if key.starts_with('.') {
+            continue;
+        }
+        names.push(key);
+        if names.len() > MAX_DIR_ENTRIES {
+            return Err(SourceProblem::TooManyFiles {
+                dir: dir.to_path_buf(),
+                limit: MAX_DIR_ENTRIES,
+            });
+        }
+    }
+    names.sort();
+    for key in names {
+        let shown = dir.join(&key);
+        let path = inside_project(project_dir, &shown)?;
+        if !path.starts_with(&root) || path.is_dir() {
+            continue;
+        }
+        if kind == Kind::Secret {
+            check_private(&path, &shown)?;
+            if let Some(warning) = git_ignore_warning(project_dir, &path, name) {
+                warnings.push(warning);
+            }
+        }
+        let text = nimbus_model::files::read_text_bounded(&path, MAX_SOURCE_FILE_BYTES)?;
+        // A trailing newline is the editor's, not the value's.
+        let value = text.strip_suffix('\n').unwrap_or(&text);
+        let value = value.strip_suffix('\r').unwrap_or(value);
+        values.insert(key, value.to_string());
+    }
+    Ok(values)
 }
 
 /// `file` resolved against the project, refused unless it stays inside.
@@ -403,7 +477,7 @@ mod tests {
     }
 
     fn config(text: &str) -> ProjectConfig {
-        parse_config(text, Path::new("config.yaml")).unwrap()
+        parse_config(text, Path::new("config.yaml")).unwrap().0
     }
 
     /// The error of resolving `text` in `dir` with an empty environment.
@@ -580,6 +654,65 @@ mod tests {
             .status()
             .expect("mkfifo runs");
         assert!(status.success());
+    }
+
+    /// wash's forms: one source may combine `inline`, `file`, `dir` and a
+    /// `fromEnv` list, resolved in that order, later values winning.
+    #[test]
+    fn sources_combine_inline_file_dir_and_environment_in_wash_order() {
+        let dir = project();
+        std::fs::write(dir.path().join("app.env"), "A=file\nB=file\nC=file\n").unwrap();
+        std::fs::create_dir(dir.path().join("app.d")).unwrap();
+        std::fs::write(dir.path().join("app.d/B"), "dir\n").unwrap();
+        std::fs::write(dir.path().join("app.d/D"), "dir").unwrap();
+        std::fs::write(dir.path().join("app.d/.hidden"), "no").unwrap();
+        let env: BTreeMap<String, String> = [
+            ("C".to_string(), "env".to_string()),
+            ("E".to_string(), "env".to_string()),
+        ]
+        .into();
+        let cfg = config(
+            "configs:\n  app:\n    inline: { A: inline, Z: inline }\n    file: app.env\n    dir: app.d\n    fromEnv: [C, E]\n",
+        );
+        let (sources, warnings) = resolve(&cfg, dir.path(), &env).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let app = &sources.configs["app"];
+        let got: Vec<(&str, &str)> = app.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("A", "file"),
+                ("B", "dir"),
+                ("C", "env"),
+                ("D", "dir"),
+                ("E", "env"),
+                ("Z", "inline")
+            ]
+        );
+    }
+
+    #[test]
+    fn secret_dirs_are_checked_file_by_file_and_empty_sources_refused() {
+        let dir = project();
+        std::fs::create_dir(dir.path().join("s.d")).unwrap();
+        write_private(&dir.path().join("s.d/TOKEN"), SECRET);
+        let cfg = config("secrets:\n  s: { dir: s.d }\n");
+        let (sources, _) = resolve(&cfg, dir.path(), &BTreeMap::new()).unwrap();
+        assert_eq!(sources.secrets["s"]["TOKEN"].expose(), SECRET);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let open = std::fs::Permissions::from_mode(0o644);
+            std::fs::set_permissions(dir.path().join("s.d/TOKEN"), open).unwrap();
+            let err = resolve_err("secrets:\n  s: { dir: s.d }\n", dir.path());
+            assert!(err.contains("chmod 600 s.d/TOKEN"), "{err}");
+            assert!(!err.contains(SECRET), "{err}");
+        }
+        let err = resolve_err("configs:\n  c: {}\n", dir.path());
+        assert_eq!(
+            err,
+            "config source `c`: names no values: write `inline`, `file`, `dir` or `fromEnv`"
+        );
     }
 
     #[test]

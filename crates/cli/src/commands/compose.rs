@@ -4,7 +4,6 @@
 use anyhow::{Context as _, bail};
 use clap::Args;
 use nimbus_host::compose::{self, Part};
-use nimbus_host::workload::load_manifest_file;
 use std::path::PathBuf;
 
 /// Arguments of `nimbus compose`.
@@ -23,7 +22,7 @@ pub(crate) struct ComposeCommand {
 
 impl ComposeCommand {
     pub(crate) fn execute(self) -> anyhow::Result<()> {
-        let documents = load_manifest_file(&self.manifest)?;
+        let documents = super::read_manifest(&self.manifest)?;
         let Some(workload) = documents.into_iter().next().map(|doc| doc.workload) else {
             bail!("`{}` holds no workload", self.manifest.display());
         };

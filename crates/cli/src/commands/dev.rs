@@ -55,6 +55,11 @@ impl DevCommand {
             .context("cannot resolve the project directory")?;
         let name = nimbus_project::workload::project_name(&dir);
         let mut project = Project::load(&dir)?;
+        if project.loaded.config.workload.allowed_hosts.is_none() {
+            eprintln!(
+                "note: no `workload.allowedHosts`: under `nimbus dev` components may call any public host, as under `wash dev`; a deployed workload may call only the hosts it lists"
+            );
+        }
         let config = HostConfig {
             plugins: project.loaded.config.dev.plugin_defaults(&dir),
             accounting: crate::telemetry::metrics_exported(),
@@ -202,10 +207,10 @@ async fn rebuild(host: &Host, dir: &Path, name: &str, project: &Project, serving
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.set_message(format!(
         "building ({})",
-        component_build::build_command(&project.loaded.config.build)
+        component_build::build_command(&project.loaded.config.dev_build())
     ));
     spinner.enable_steady_tick(Duration::from_millis(100));
-    let build_config = project.loaded.config.build.clone();
+    let build_config = project.loaded.config.dev_build();
     let build_dir = dir.to_path_buf();
     let result = tokio::task::spawn_blocking(move || {
         component_build::build(&build_dir, &build_config, Output::Capture)
@@ -311,12 +316,8 @@ impl WatchFilter {
             .configs
             .values()
             .chain(config.secrets.values())
-            .filter_map(|source| match source {
-                nimbus_project::config::Source::File(file) => {
-                    std::fs::canonicalize(self.root.join(file)).ok()
-                }
-                _ => None,
-            })
+            .flat_map(|source| source.file.iter().chain(source.dir.iter()))
+            .filter_map(|path| std::fs::canonicalize(self.root.join(path)).ok())
             .collect();
     }
 
@@ -334,7 +335,7 @@ impl WatchFilter {
     }
 
     fn classify_path(&self, path: &Path) -> Change {
-        if self.source_files.iter().any(|f| f == path) {
+        if self.source_files.iter().any(|f| path.starts_with(f)) {
             return Change::Config;
         }
         let Ok(relative) = path.strip_prefix(&self.root) else {

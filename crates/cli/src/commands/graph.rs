@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use clap::Args;
 use nimbus_host::graph::{ComponentWorld, WorkloadGraph, component_world};
 use nimbus_host::host::SERVICE_NAME;
-use nimbus_host::workload::{Workload, load_manifest_file};
+use nimbus_host::workload::Workload;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -26,7 +26,7 @@ impl GraphCommand {
         let workloads = if path.is_dir() {
             vec![project_workload(&path)?]
         } else {
-            load_manifest_file(&path)?
+            super::read_manifest(&path)?
                 .into_iter()
                 .map(|doc| doc.workload)
                 .collect()

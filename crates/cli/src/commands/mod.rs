@@ -17,12 +17,28 @@ use anyhow::Context as _;
 use std::path::Path;
 
 /// Reads a component file, turning every way it can be wrong into one
-/// clear sentence.
+/// clear sentence. Bounded like every component source (the host's default
+/// size cap, regular files only), so a FIFO or `/dev/zero` cannot hang or
+/// fill the CLI.
 pub(crate) fn read_component(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let limit = nimbus_host::oci::RegistrySettings::default().max_layer_bytes;
+    let bytes = nimbus_host::files::read_bounded_blocking(path, limit)?;
     nimbus_host::artifact::validate_component_bytes(&bytes)
         .with_context(|| format!("`{}`", path.display()))?;
     Ok(bytes)
+}
+
+/// Reads a workload manifest, telling the user on stderr what it skipped
+/// or will not act on (other Kubernetes objects, wasmCloud fields that
+/// mean nothing here), one `note:` line each.
+pub(crate) fn read_manifest(
+    path: &Path,
+) -> anyhow::Result<Vec<nimbus_host::workload::ManifestDocument>> {
+    let manifest = nimbus_host::workload::load_manifest_file(path)?;
+    for notice in &manifest.notices {
+        eprintln!("note: {}: {notice}", path.display());
+    }
+    Ok(manifest.documents)
 }
 
 /// Reads the local file a workload's component names, for a command that
@@ -94,7 +110,11 @@ pub(crate) fn load_project_config(
     dir: &Path,
 ) -> anyhow::Result<nimbus_project::config::LoadedConfig> {
     let user = nimbus_project::config::user_config_path();
-    Ok(nimbus_project::config::load(dir, user.as_deref())?)
+    let loaded = nimbus_project::config::load(dir, user.as_deref())?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(loaded)
 }
 
 /// Bytes as a short human figure.

@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 use nimbus_host::http::admin::Readiness;
 use nimbus_host::http::{DevRouter, DynamicRouter, Router};
 use nimbus_host::oci::PullPolicy;
-use nimbus_host::workload::{Workload, load_manifest_file};
+use nimbus_host::workload::Workload;
 use nimbus_host::{Host, HostConfig};
 use nimbus_project::config::{Backend, DevConfig};
 use std::net::SocketAddr;
@@ -257,7 +257,7 @@ fn load_workloads(path: &Path) -> anyhow::Result<Vec<Workload>> {
             path.display()
         );
     }
-    let documents = load_manifest_file(path)?;
+    let documents = super::read_manifest(path)?;
     Ok(documents.into_iter().map(|d| d.workload).collect())
 }
 

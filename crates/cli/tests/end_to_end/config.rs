@@ -49,7 +49,7 @@ fn unknown_keys_are_one_line_errors_with_file_and_line() {
     let dir = project("build:\n  command: true\ndev:\n  adress: 127.0.0.1:1\n");
     let err = fails_in(dir.path(), &["config", "validate"]);
     assert!(err.contains(".nimbus/config.yaml:4:"), "{err}");
-    assert!(err.contains("unknown field `adress`"), "{err}");
+    assert!(err.contains("unknown field `dev.adress`"), "{err}");
 }
 
 #[test]
@@ -88,6 +88,32 @@ fn a_wash_project_config_is_read_when_it_is_all_there_is() {
     let (shown, _) = succeeds_in(dir.path(), &["config", "show"]);
     assert!(shown.contains(".wash/config.yaml"), "{shown}");
     assert!(shown.contains("release: true"), "{shown}");
+}
+
+/// Keys wash users write: honoured, or one warning each, never fatal.
+#[test]
+fn wash_keys_are_warnings_never_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".wash")).unwrap();
+    std::fs::write(
+        dir.path().join(".wash/config.yaml"),
+        "new:\n  command: cargo update\nbuild:\n  command: cargo build\ndev:\n  wasi_keyvalue_path: tmp/kv\n  environment: { RUST_LOG: debug }\n  not_a_wash_key: 1\n\
+         workload:\n  environment: { configFrom: [app] }\nconfigs:\n  app: { fromEnv: [HOME] }\n",
+    )
+    .unwrap();
+    let (ok, stderr) = succeeds_in(dir.path(), &["config", "validate"]);
+    assert!(ok.starts_with("ok: "), "{ok}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 3, "{stderr}");
+    for key in ["`new`", "`dev.environment`", "`dev.not_a_wash_key`"] {
+        assert!(
+            warnings.iter().filter(|w| w.contains(key)).count() == 1,
+            "{key}: {stderr}"
+        );
+    }
 }
 
 /// A project whose "build" just copies a prebuilt guest into place, so the

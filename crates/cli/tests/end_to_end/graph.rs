@@ -67,6 +67,34 @@ fn graph_of_a_sample_workload_matches_the_checked_in_pictures() {
     check(&ascii, "graph.txt");
 }
 
+/// wasmCloud's templates ship a Kubernetes `Service` in the workload's
+/// file: it is skipped with a note, and a field Nimbus does not act on is
+/// named, while the picture stays the workload's.
+#[test]
+fn graph_skips_other_kubernetes_objects_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = sample_manifest(dir.path());
+    let plain = std::fs::read_to_string(&manifest).unwrap();
+    let mixed = format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: shop\nspec:\n  ports: [{{port: 80}}]\n---\n{}",
+        plain.replace("  middleware:", "  hostId: host-7\n  middleware:")
+    );
+    let mixed_path = dir.path().join("mixed.yaml");
+    std::fs::write(&mixed_path, mixed).unwrap();
+    let (expected, _) = succeeds_in(dir.path(), &["graph", manifest.to_str().unwrap()]);
+    let (picture, stderr) = succeeds_in(dir.path(), &["graph", "mixed.yaml"]);
+    assert_eq!(picture, expected);
+    let notes: Vec<&str> = stderr.lines().filter(|l| l.starts_with("note: ")).collect();
+    assert_eq!(
+        notes,
+        [
+            "note: mixed.yaml: skipping v1/Service shop: not a wasmCloud kind",
+            "note: mixed.yaml: demo/shop: spec.hostId has no effect here (Nimbus places workloads by `hostSelector`)",
+        ],
+        "{stderr}"
+    );
+}
+
 #[test]
 fn graph_refuses_what_it_cannot_draw() {
     let dir = tempfile::tempdir().unwrap();

@@ -593,7 +593,9 @@ spec:
 "#,
     )
     .unwrap();
-    let docs = nimbus_host::workload::load_manifest_file(&manifest).unwrap();
+    let docs = nimbus_host::workload::load_manifest_file(&manifest)
+        .unwrap()
+        .documents;
     let t = TestHost::dynamic().await;
     t.host
         .start_workload(docs[0].workload.clone())

@@ -173,6 +173,9 @@ mod tests {
         assert_eq!("Always".parse(), Ok(PullPolicy::Always));
         assert_eq!("if-not-present".parse(), Ok(PullPolicy::IfNotPresent));
         assert_eq!("Never".parse(), Ok(PullPolicy::Never));
+        // wash's spelling.
+        assert_eq!("ifNotPresent".parse(), Ok(PullPolicy::IfNotPresent));
+        assert_eq!("if_not_present".parse(), Ok(PullPolicy::IfNotPresent));
         assert!(
             "Sometimes"
                 .parse::<PullPolicy>()

@@ -14,7 +14,7 @@ pub mod service;
 pub use instance::ReusePolicy;
 pub use links::LinkError;
 pub use nimbus_model::{
-    API_VERSION, ComponentStatus, HttpKind, LoadError, ManifestDocument, ManifestError,
+    API_VERSION, ComponentStatus, HttpKind, LoadError, Manifest, ManifestDocument, ManifestError,
     MissingSource, NamedSources, ServiceState, ServiceStatus, WorkloadState, WorkloadStatus,
     load_manifest_file, local_image_path, manifest, parse_manifest, sources, spec,
     validate_workload,
