@@ -6,11 +6,12 @@
 A module is one source file (`foo.rs` or `foo/mod.rs`). Module A depends on
 module B when A's code (comments, strings and `#[cfg(test)]` modules left
 out) names a path into B: `crate::b::...`, `super::b::...`, `self::b::...`
-or a `use` tree reaching B. An edge between a module and its own parent or
-child is not counted: a folder module re-exporting what its files define,
-and those files using their parent's items, is how a folder module is
-built, not a cycle between concerns. Paths through the crate root's
-re-exports (`crate::Name`) are not followed.
+or a `use` tree reaching B. An edge between a module and one of its
+ancestors or descendants is not counted: a folder module re-exporting what
+its files define, and those files using their parent's items, is how a
+folder module is built, not a cycle between concerns. For the same reason
+paths through the crate root (`crate::Name`, its re-exports) are not
+followed: every module is the root's descendant.
 
 Every strongly connected group of two or more modules is printed, and the
 exit status is 1, unless the group is exactly one listed in ALLOWED below,
@@ -87,6 +88,8 @@ def drop_test_modules(code):
 
 def expand_use(tree):
     """Every path a `use` tree names: `a::{b, c::d}` -> a::b, a::c::d."""
+    # `x as y` names x; drop the alias before the spaces go.
+    tree = re.sub(r"\s+as\s+\w+", "", tree)
     tree = re.sub(r"\s+", "", tree)
     m = re.match(r"^(.*?)\{(.*)\}$", tree)
     if not m:

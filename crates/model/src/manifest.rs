@@ -53,6 +53,9 @@ pub struct Manifest {
 /// A parsed manifest document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ManifestDocument {
+    /// The document as written (what a cluster stores beside the parsed
+    /// workload).
+    pub raw: serde_yaml_ng::Value,
     /// Its position among the file's YAML documents (0-based, empty
     /// documents and skipped ones counted).
     pub index: usize,
@@ -214,6 +217,7 @@ fn parse_document(
     index: usize,
     value: serde_yaml_ng::Value,
 ) -> Result<(ManifestDocument, Vec<String>), ManifestError> {
+    let written = value.clone();
     let raw: RawDocument = deserialize_at(value, "")?;
     match raw.api_version.as_deref() {
         Some(API_VERSION) => {}
@@ -317,6 +321,7 @@ fn parse_document(
     );
     Ok((
         ManifestDocument {
+            raw: written,
             index,
             kind,
             workload,
@@ -769,7 +774,7 @@ spec:
             "{err}"
         );
         let err = parse_manifest(&text.replace("{name: more}", "{nam: more}")).unwrap_err();
-        assert!(err.to_string().contains("nam"), "{err}");
+        assert!(err.to_string().contains("did you mean `name`"), "{err}");
     }
 
     /// wasmCloud's templates ship a Kubernetes `Service` in the same file.

@@ -267,6 +267,7 @@ pub const DEV_KEYS_WITHOUT_EFFECT: &[(&str, &str)] = &[
     ("wasi_otel", "`wasi:otel` is not supported yet"),
     ("wasi_webgpu", "`wasi:webgpu` is not supported"),
     ("wasm_proposals", "the engine's proposals are fixed"),
+    ("service_path", "it is not a wash key; use `service_file`"),
 ];
 
 impl DevConfig {
@@ -281,40 +282,47 @@ impl DevConfig {
 pub use nimbus_model::backends::BackendChoice as Backend;
 
 impl DevConfig {
-    /// The host-level plugin defaults these backend selections make, with
-    /// directories resolved against the project directory `base`. Nimbus's
-    /// own `keyvalue` / `blobstore` / `messaging` win; then wash's keys in
-    /// wash's order (key-value: Redis, NATS, path, `data_nats_url`;
-    /// blobstore: path, `data_nats_url`; messaging: `data_nats_url`).
-    pub fn plugin_defaults(&self, base: &Path) -> nimbus_model::PluginDefaults {
-        use nimbus_model::backends::{BLOBSTORE, KEYVALUE, MESSAGING};
+    /// Turns wash's backend keys into Nimbus's own, in wash's order
+    /// (key-value: Redis, NATS, path, `data_nats_url`; blobstore: path,
+    /// `data_nats_url`; messaging: `data_nats_url`), where this file does not
+    /// set Nimbus's key itself. Done for each file before merging, so a
+    /// project's choice replaces the user's whichever spelling either uses.
+    fn fold_wash_backends(&mut self) {
         let nats = |url: &Option<String>| url.clone().map(|url| Backend::Nats { url });
         let path = |path: &Option<PathBuf>| {
             path.as_ref()
                 .map(|p| Backend::Filesystem { path: p.clone() })
         };
         let keyvalue = self
-            .keyvalue
+            .wasi_keyvalue_redis_url
             .clone()
-            .or_else(|| {
-                self.wasi_keyvalue_redis_url
-                    .clone()
-                    .map(|url| Backend::Redis { url })
-            })
+            .map(|url| Backend::Redis { url })
             .or_else(|| nats(&self.wasi_keyvalue_nats_url))
             .or_else(|| path(&self.wasi_keyvalue_path))
             .or_else(|| nats(&self.data_nats_url));
-        let blobstore = self
-            .blobstore
-            .clone()
-            .or_else(|| path(&self.wasi_blobstore_path))
-            .or_else(|| nats(&self.data_nats_url));
-        let messaging = self.messaging.clone().or_else(|| nats(&self.data_nats_url));
+        let blobstore = path(&self.wasi_blobstore_path).or_else(|| nats(&self.data_nats_url));
+        let messaging = nats(&self.data_nats_url);
+        self.keyvalue = self.keyvalue.take().or(keyvalue);
+        self.blobstore = self.blobstore.take().or(blobstore);
+        self.messaging = self.messaging.take().or(messaging);
+        self.wasi_keyvalue_redis_url = None;
+        self.wasi_keyvalue_nats_url = None;
+        self.wasi_keyvalue_path = None;
+        self.wasi_blobstore_path = None;
+        self.data_nats_url = None;
+    }
+
+    /// The host-level plugin defaults these backend selections make, with
+    /// directories resolved against the project directory `base`.
+    pub fn plugin_defaults(&self, base: &Path) -> nimbus_model::PluginDefaults {
+        use nimbus_model::backends::{BLOBSTORE, KEYVALUE, MESSAGING};
+        let mut folded = self.clone();
+        folded.fold_wash_backends();
         let mut defaults = nimbus_model::PluginDefaults::default();
         for (backends, choice) in [
-            (&KEYVALUE, keyvalue),
-            (&BLOBSTORE, blobstore),
-            (&MESSAGING, messaging),
+            (&KEYVALUE, folded.keyvalue),
+            (&BLOBSTORE, folded.blobstore),
+            (&MESSAGING, folded.messaging),
         ] {
             if let Some(choice) = choice {
                 defaults.0.insert(
@@ -687,6 +695,8 @@ pub fn parse_config(text: &str, path: &Path) -> Result<(ProjectConfig, Vec<Strin
             message: format!("`{key}`: {message}"),
         });
     }
+    let mut config = config;
+    config.dev.fold_wash_backends();
     let wash = is_wash_file(path);
     let mut warnings = Vec::new();
     for key in ignored {
@@ -718,7 +728,8 @@ pub fn parse_config(text: &str, path: &Path) -> Result<(ProjectConfig, Vec<Strin
 /// in brackets, as the rest of Nimbus writes them (`dev.components[0].poolSize`).
 fn dotted(path: &str) -> String {
     let mut out = String::new();
-    for segment in path.split('.') {
+    // serde_ignored writes `?` for each `Option` it passes through.
+    for segment in path.split('.').filter(|s| *s != "?") {
         if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
             out.push_str(&format!("[{segment}]"));
         } else {
@@ -748,35 +759,56 @@ fn without_effect(key: &str) -> Option<&'static str> {
     }
 }
 
-/// The 1-based line and column where the last segment of `key` is written
-/// as a key, searched below its parents' lines; `(0, 0)` when not found.
+/// The 1-based line and column where `key` (`dev.components[0].name`) is
+/// written in block style: each segment searched inside its parent's block
+/// (lines indented deeper than the parent, up to the block's end). When a
+/// segment is not found (flow style, `{ a: b }`), the nearest parent found;
+/// `(0, 0)` when not even the first is.
 fn key_location(text: &str, key: &str) -> (usize, usize) {
     let names: Vec<&str> = key
         .split('.')
         .map(|s| s.split('[').next().unwrap_or(s))
         .filter(|s| !s.is_empty())
         .collect();
+    let lines: Vec<&str> = text.lines().collect();
+    // The block being searched: lines after `from`, indented deeper than
+    // `parent_indent` (`None` at the top level).
     let mut from = 0;
+    let mut parent_indent: Option<usize> = None;
     let mut found = (0, 0);
     for name in names {
-        let Some((index, column)) =
-            text.lines()
-                .enumerate()
-                .skip(from)
-                .find_map(|(index, line)| {
-                    let trimmed = line.trim_start().trim_start_matches("- ");
-                    let rest = trimmed
-                        .strip_prefix(name)
-                        .or_else(|| trimmed.strip_prefix(&format!("\"{name}\"")))?;
-                    rest.trim_start()
-                        .starts_with(':')
-                        .then(|| (index, line.len() - trimmed.len() + 1))
-                })
-        else {
+        let mut hit = None;
+        // The column of this block's own keys: its first key's.
+        let mut level = None;
+        for (index, line) in lines.iter().enumerate().skip(from) {
+            let content = line.trim_start();
+            if content.is_empty() || content.starts_with('#') {
+                continue;
+            }
+            let indent = line.len() - content.len();
+            if parent_indent.is_some_and(|parent| indent <= parent) {
+                break;
+            }
+            // A list item's key starts after its `- `.
+            let item = content.trim_start_matches("- ");
+            let column = line.len() - item.len();
+            if *level.get_or_insert(column) != column {
+                continue;
+            }
+            let rest = item
+                .strip_prefix(name)
+                .or_else(|| item.strip_prefix(&format!("\"{name}\"")));
+            if rest.is_some_and(|rest| rest.trim_start().starts_with(':')) {
+                hit = Some((index, column));
+                break;
+            }
+        }
+        let Some((index, column)) = hit else {
             return found;
         };
-        found = (index + 1, column);
+        found = (index + 1, column + 1);
         from = index + 1;
+        parent_indent = Some(column);
     }
     found
 }
@@ -849,6 +881,13 @@ impl ProjectConfig {
                 "set `service_file` or `service_image`, not both",
             ));
         }
+        if dev.service == Some(true) && (dev.service_file.is_some() || dev.service_image.is_some())
+        {
+            return Some((
+                "dev.service".into(),
+                "`service: true` makes the project itself the service; drop `service_file` / `service_image`, or this",
+            ));
+        }
         if dev.service_pull_policy.is_some() && dev.service_image.is_none() {
             return Some((
                 "dev.service_pull_policy".into(),
@@ -908,16 +947,16 @@ impl ProjectConfig {
         opt(&mut d.keyvalue, o.keyvalue);
         opt(&mut d.blobstore, o.blobstore);
         opt(&mut d.messaging, o.messaging);
-        opt(&mut d.wasi_keyvalue_path, o.wasi_keyvalue_path);
-        opt(&mut d.wasi_keyvalue_redis_url, o.wasi_keyvalue_redis_url);
-        opt(&mut d.wasi_keyvalue_nats_url, o.wasi_keyvalue_nats_url);
-        opt(&mut d.wasi_blobstore_path, o.wasi_blobstore_path);
-        opt(&mut d.data_nats_url, o.data_nats_url);
+        // wash's backend keys were folded into the three above per file.
         d.wasi_config.extend(o.wasi_config);
-        opt(&mut d.service, o.service);
-        opt(&mut d.service_file, o.service_file);
-        opt(&mut d.service_image, o.service_image);
-        opt(&mut d.service_pull_policy, o.service_pull_policy);
+        // The service is one choice: a file that names any part of it
+        // replaces the whole of the other's.
+        if o.service.is_some() || o.service_file.is_some() || o.service_image.is_some() {
+            d.service = o.service;
+            d.service_file = o.service_file;
+            d.service_image = o.service_image;
+            d.service_pull_policy = o.service_pull_policy;
+        }
 
         let (w, o) = (&mut self.workload, over.workload);
         w.config.extend(o.config);
@@ -1231,6 +1270,48 @@ wit:
         );
         assert_eq!(kv.0["keyvalue"]["backend"], "memory");
         assert!(!kv.0.contains_key("messaging"));
+    }
+
+    /// A project's backend replaces the user's whichever spelling (wash's
+    /// or Nimbus's) either file uses; so does its service.
+    #[test]
+    fn the_project_wins_over_the_user_across_spellings() {
+        let mut user =
+            parse("dev:\n  keyvalue: redis://127.0.0.1:6379\n  service_image: ghcr.io/x/svc:1\n")
+                .unwrap();
+        let (project, _) = parse_wash("dev:\n  wasi_keyvalue_path: kv\n  service_file: s.wasm\n");
+        user.merge(project);
+        let defaults = user.dev.plugin_defaults(Path::new("/p"));
+        assert_eq!(defaults.0["keyvalue"]["backend"], "filesystem");
+        assert_eq!(user.dev.service_file.as_deref(), Some(Path::new("s.wasm")));
+        assert_eq!(user.dev.service_image, None);
+    }
+
+    /// Unknown keys are found where they are written, inside their block.
+    #[test]
+    fn unknown_keys_are_located_in_their_own_block() {
+        let err = parse("build:\n  env:\n    target: x\ntarget: y\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(".nimbus/config.yaml:4:1: unknown field `target`"),
+            "{err}"
+        );
+        let err = parse("build:\n  rust:\n    release: true\n    relase: true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(".nimbus/config.yaml:4:5: unknown field `build.rust.relase`"),
+            "{err}"
+        );
+        let err =
+            parse("dev:\n  components:\n    - name: a\n      file: a.wasm\n      colour: red\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.starts_with(".nimbus/config.yaml:5:7: unknown field `dev.components[0].colour`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -42,13 +42,30 @@ pub enum SourceProblem {
     /// A source with none of `inline`, `file`, `dir`, `fromEnv`.
     #[error("names no values: write `inline`, `file`, `dir` or `fromEnv`")]
     Empty,
-    /// A `dir` source with more files than are read.
-    #[error("`{}` holds more than {limit} files", dir.display())]
+    /// A `dir` source with more entries than are read.
+    #[error("`{}` holds more than {limit} entries", dir.display())]
     TooManyFiles {
         /// The directory, as the config names it.
         dir: PathBuf,
-        /// The most files read.
+        /// The most entries read.
         limit: usize,
+    },
+    /// A `dir` source whose files add up to more than is read.
+    #[error("the files of `{}` hold more than {limit} bytes", dir.display())]
+    TooLarge {
+        /// The directory, as the config names it.
+        dir: PathBuf,
+        /// The most bytes read.
+        limit: u64,
+    },
+    /// A file of a `dir` source whose name is not a key.
+    #[error(
+        "`{}`: a file's name is its key: letters, digits, `_`, `.`, `-`, not starting with a digit",
+        file.display()
+    )]
+    InvalidKeyFile {
+        /// The file, under the directory the config names.
+        file: PathBuf,
     },
     /// `fromEnv` names a variable that is not set.
     #[error("environment variable `{0}` is not set")]
@@ -90,6 +107,21 @@ pub enum PlaceError {
         file: PathBuf,
         /// Why.
         error: std::io::Error,
+    },
+    /// A file of a `dir` source resolves outside that directory (a symlink).
+    #[error(
+        "`{}` resolves to {}, outside `{}`; a directory source reads only its own files",
+        file.display(),
+        resolved.display(),
+        dir.display()
+    )]
+    OutsideDir {
+        /// The file, under the directory the config names.
+        file: PathBuf,
+        /// Where it resolves to.
+        resolved: PathBuf,
+        /// The directory, as the config names it.
+        dir: PathBuf,
     },
     /// The file resolves outside the project (`../`, a symlink).
     #[error(
@@ -264,12 +296,17 @@ fn read_source(
     Ok(values)
 }
 
-/// The largest number of files a `dir` source reads.
+/// The most entries a `dir` source may hold (dotfiles counted).
 const MAX_DIR_ENTRIES: usize = 1024;
 
+/// The most bytes a `dir` source reads in all.
+const MAX_DIR_BYTES: u64 = 16 << 20;
+
 /// A `dir` source: one file per key (the file's name), its contents the
-/// value; dotfiles and subdirectories are skipped. Each file is checked
-/// like a `file` source (inside the project; private, for secrets).
+/// value; dotfiles and subdirectories are skipped. Each name must be a
+/// valid key, each file must stay inside the directory (a symlink out of it
+/// is refused, never skipped in silence), and for secrets be private. The
+/// whole directory is bounded in entries and in bytes.
 fn read_dir_source(
     kind: Kind,
     name: &str,
@@ -278,43 +315,63 @@ fn read_dir_source(
     warnings: &mut Vec<Warning>,
 ) -> Result<BTreeMap<String, String>, SourceProblem> {
     let root = inside_project(project_dir, dir)?;
-    let entries = std::fs::read_dir(&root).map_err(|error| PlaceError::Unresolvable {
+    let unreadable = |error| PlaceError::Unresolvable {
         file: dir.to_path_buf(),
         error,
-    })?;
-    let mut values = BTreeMap::new();
+    };
     let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|error| PlaceError::Unresolvable {
-            file: dir.to_path_buf(),
-            error,
-        })?;
-        let key = entry.file_name().to_string_lossy().into_owned();
-        if key.starts_with('.') {
-            continue;
-        }
-        names.push(key);
-        if names.len() > MAX_DIR_ENTRIES {
+    for (count, entry) in std::fs::read_dir(&root).map_err(unreadable)?.enumerate() {
+        if count >= MAX_DIR_ENTRIES {
             return Err(SourceProblem::TooManyFiles {
                 dir: dir.to_path_buf(),
                 limit: MAX_DIR_ENTRIES,
             });
         }
+        let file_name = entry.map_err(unreadable)?.file_name();
+        let shown = dir.join(&file_name);
+        let Some(key) = file_name.to_str().map(str::to_string) else {
+            return Err(SourceProblem::InvalidKeyFile { file: shown });
+        };
+        if key.starts_with('.') {
+            continue;
+        }
+        names.push((key, shown));
     }
     names.sort();
-    for key in names {
-        let shown = dir.join(&key);
+    if kind == Kind::Secret
+        && let Some(warning) = git_ignore_warning(project_dir, &root, name)
+    {
+        warnings.push(warning);
+    }
+    let mut values = BTreeMap::new();
+    let mut total = 0u64;
+    for (key, shown) in names {
         let path = inside_project(project_dir, &shown)?;
-        if !path.starts_with(&root) || path.is_dir() {
+        if path.is_dir() {
             continue;
+        }
+        if !path.starts_with(&root) {
+            return Err(PlaceError::OutsideDir {
+                file: shown,
+                resolved: path,
+                dir: dir.to_path_buf(),
+            }
+            .into());
+        }
+        if !valid_key(&key) {
+            return Err(SourceProblem::InvalidKeyFile { file: shown });
         }
         if kind == Kind::Secret {
             check_private(&path, &shown)?;
-            if let Some(warning) = git_ignore_warning(project_dir, &path, name) {
-                warnings.push(warning);
-            }
         }
         let text = nimbus_model::files::read_text_bounded(&path, MAX_SOURCE_FILE_BYTES)?;
+        total += text.len() as u64;
+        if total > MAX_DIR_BYTES {
+            return Err(SourceProblem::TooLarge {
+                dir: dir.to_path_buf(),
+                limit: MAX_DIR_BYTES,
+            });
+        }
         // A trailing newline is the editor's, not the value's.
         let value = text.strip_suffix('\n').unwrap_or(&text);
         let value = value.strip_suffix('\r').unwrap_or(value);
@@ -713,6 +770,39 @@ mod tests {
             err,
             "config source `c`: names no values: write `inline`, `file`, `dir` or `fromEnv`"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn dir_sources_refuse_escapes_bad_names_fifos_and_floods() {
+        let dir = project();
+        let d = dir.path().join("c.d");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(dir.path().join("elsewhere.txt"), "x").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("elsewhere.txt"), d.join("LINK")).unwrap();
+        let err = resolve_err("configs:\n  c: { dir: c.d }\n", dir.path());
+        assert!(err.contains("outside `c.d`"), "{err}");
+        std::fs::remove_file(d.join("LINK")).unwrap();
+
+        std::fs::write(d.join("my key"), "x").unwrap();
+        let err = resolve_err("configs:\n  c: { dir: c.d }\n", dir.path());
+        assert!(
+            err.contains("`c.d/my key`: a file's name is its key"),
+            "{err}"
+        );
+        std::fs::remove_file(d.join("my key")).unwrap();
+
+        // A FIFO fails at once (regular files only); it never blocks.
+        rustix_mkfifo(&d.join("PIPE"));
+        let err = resolve_err("configs:\n  c: { dir: c.d }\n", dir.path());
+        assert!(err.contains("not a regular file"), "{err}");
+        std::fs::remove_file(d.join("PIPE")).unwrap();
+
+        for i in 0..=MAX_DIR_ENTRIES {
+            std::fs::write(d.join(format!(".hidden{i}")), "").unwrap();
+        }
+        let err = resolve_err("configs:\n  c: { dir: c.d }\n", dir.path());
+        assert!(err.contains("holds more than 1024 entries"), "{err}");
     }
 
     #[test]

@@ -103,7 +103,8 @@ pub fn dev_workload(
         let spec = extra.spec();
         // Its own config and environment over the workload's (its own win),
         // its allowed hosts instead of the workload's when set: wash's rules.
-        let mut config_values = config.workload.config.clone();
+        let mut config_values = config.dev.wasi_config.clone();
+        config_values.extend(config.workload.config.clone());
         config_values.extend(spec.config);
         let mut environment = config.workload.environment.clone();
         if let Some(own) = spec.environment {

@@ -14,6 +14,11 @@
 //!       queue_group: workers          # optional: share the messages with other members
 //! ```
 //!
+//! A component may set `subscriptions`, `queue_group` (or wasmCloud's
+//! `consumer_group`) and `max_in_flight` in its own `localResources.config`;
+//! they win over the workload's entry for that component, so each worker of
+//! one workload can listen on its own subjects.
+//!
 //! Each delivered message runs `handle-message` on a fresh instance of the
 //! component (like a P2 HTTP request), at most `max_in_flight` (default 64)
 //! at a time per subscription, within the component's request deadline. A
@@ -52,6 +57,16 @@ use bindings::wasmcloud::messaging::{consumer, types};
 const ID: &str = "messaging";
 const CONSUMER: &str = "wasmcloud:messaging/consumer";
 
+/// Settings a component may set for itself in `localResources.config`,
+/// over the workload's `wasmcloud:messaging` entry. `consumer_group` is
+/// wasmCloud's name for `queue_group`.
+const PER_COMPONENT_KEYS: [&str; 4] = [
+    "subscriptions",
+    "queue_group",
+    "consumer_group",
+    "max_in_flight",
+];
+
 /// Default time a guest's `request` waits when it passes 0.
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -88,7 +103,15 @@ impl MessagingPlugin {
 
     fn settings(&self, ctx: &BindContext<'_>) -> Result<MessagingBinding, PluginError> {
         let error = |message: String| PluginError::new(ID, message);
-        let config = ctx.backend_config(&self.defaults, "wasmcloud", "messaging")?;
+        let mut config = ctx.backend_config(&self.defaults, "wasmcloud", "messaging")?;
+        // A component's own `localResources.config` wins for the keys that
+        // shape its subscriptions, so workers of one workload can listen on
+        // different subjects (wasmCloud reads them there first, too).
+        for key in PER_COMPONENT_KEYS {
+            if let Some(value) = ctx.component_config.get(key) {
+                config.insert(key.to_string(), value.clone());
+            }
+        }
         let choice = MESSAGING
             .resolve(&config, missing_feature)
             .map_err(|e| error(e.to_string()))?;
@@ -137,7 +160,11 @@ impl MessagingPlugin {
         Ok(MessagingBinding {
             broker,
             subscriptions,
-            queue_group: config.get("queue_group").cloned().filter(|q| !q.is_empty()),
+            queue_group: config
+                .get("queue_group")
+                .or_else(|| config.get("consumer_group"))
+                .cloned()
+                .filter(|q| !q.is_empty()),
             max_in_flight,
         })
     }
@@ -185,7 +212,7 @@ impl<T: PluginState> nimbus_plugin::Plugin<T> for MessagingPlugin {
             tracing::warn!(
                 workload = ctx.workload,
                 component = ctx.component,
-                "the component exports a message handler but the workload subscribes to nothing (set `subscriptions` on wasmcloud:messaging)"
+                "the component exports a message handler but subscribes to nothing (set `subscriptions` in its `localResources.config` or on the workload's wasmcloud:messaging)"
             );
             return Ok(None);
         }

@@ -227,6 +227,14 @@ fn load_workloads(path: &Path) -> anyhow::Result<Vec<Workload>> {
     let mut head = [0u8; 4];
     let is_wasm = {
         use std::io::Read;
+        // Regular files only: opening a FIFO to sniff it would block.
+        let metadata =
+            std::fs::metadata(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+        anyhow::ensure!(
+            metadata.is_file(),
+            "`{}` is not a regular file",
+            path.display()
+        );
         let mut file = std::fs::File::open(path)
             .with_context(|| format!("cannot read `{}`", path.display()))?;
         file.read(&mut head)

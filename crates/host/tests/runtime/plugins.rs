@@ -162,6 +162,58 @@ async fn messaging_suite(broker: &[(&str, &str)]) {
     assert_eq!(status, 500, "{body}");
 }
 
+/// wasmCloud's distributed-workloads template: one workload, two workers,
+/// each subscribing through its own `localResources.config`; the workload
+/// declares no subscriptions of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn per_component_subscriptions_route_each_subject_to_its_component() {
+    let t = TestHost::dynamic().await;
+    t.host.start_workload(client_workload(&[])).await.unwrap();
+    let worker = |name: &str, subject: &str| {
+        let mut component = ComponentSpec {
+            name: name.into(),
+            image: format!("file://{P2_MSG_HANDLER}"),
+            ..Default::default()
+        };
+        let config = &mut component.local_resources.config;
+        config.insert("name".into(), name.into());
+        config.insert("subscriptions".into(), subject.into());
+        component
+    };
+    let workers = Workload {
+        namespace: "test".into(),
+        name: "tasks".into(),
+        spec: nimbus_host::workload::WorkloadSpec {
+            components: vec![
+                worker("task-leet", "tasks.leet"),
+                worker("task-reverse", "tasks.reverse"),
+            ],
+            ..Default::default()
+        },
+    };
+    t.host.start_workload(workers).await.unwrap();
+    for (subject, expected) in [
+        ("tasks.leet", "task-leet: hi"),
+        ("tasks.reverse", "task-reverse: hi"),
+    ] {
+        // Subscriptions start asynchronously: wait for the first answer.
+        let mut answer = (0, String::new());
+        for _ in 0..100 {
+            answer = ask(&t, subject, "hi", 500).await;
+            if answer.0 == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(answer, (200, expected.to_string()), "{subject}");
+    }
+    // Each worker listens on its own subject only: a second request to
+    // each still reaches the same one.
+    for _ in 0..5 {
+        assert_eq!(ask(&t, "tasks.leet", "x", 2000).await.1, "task-leet: x");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 pub(crate) async fn messaging_on_memory() {
     messaging_suite(&[]).await;

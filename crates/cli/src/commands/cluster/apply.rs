@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use nimbus_cluster::connect::Persistence;
 use nimbus_cluster::store::{Applied, Kind, Resource};
-use serde::Deserialize as _;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `nimbus apply`.
@@ -27,30 +26,12 @@ pub(crate) struct ApplyCommand {
 /// Reads, validates and converts every document of `file`.
 fn read_resources(file: &Path) -> anyhow::Result<Vec<Resource>> {
     let documents = crate::commands::read_manifest(file)?;
-    // The same bound the manifest was read with; the file was just read.
-    let text = nimbus_host::files::read_text_bounded(
-        file,
-        nimbus_host::workload::manifest::MAX_MANIFEST_BYTES as u64,
-    )
-    .with_context(|| format!("cannot read `{}` again", file.display()))?;
-    // Every YAML document, so a workload's `index` finds its own source
-    // (other Kubernetes objects in the file were skipped).
-    let mut raw: Vec<Option<serde_json::Value>> = serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|document| serde_json::Value::deserialize(document).map(Some))
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("invalid manifest `{}`", file.display()))?;
     documents
         .into_iter()
         .map(|document| {
-            let manifest = raw
-                .get_mut(document.index)
-                .and_then(Option::take)
-                .with_context(|| {
-                    format!(
-                        "invalid manifest `{}`: it changed while it was read",
-                        file.display()
-                    )
-                })?;
+            // Each document's own text, as read once with the rest.
+            let manifest = serde_json::to_value(&document.raw)
+                .with_context(|| format!("invalid manifest `{}`", file.display()))?;
             Ok(Resource::from_document(document, manifest)?)
         })
         .collect()
