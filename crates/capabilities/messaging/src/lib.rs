@@ -107,6 +107,12 @@ impl MessagingPlugin {
         // A component's own `localResources.config` wins for the keys that
         // shape its subscriptions, so workers of one workload can listen on
         // different subjects (wasmCloud reads them there first, too).
+        let own = |key: &str| ctx.component_config.contains_key(key);
+        if own("queue_group") || own("consumer_group") {
+            // One setting under two names: the component's replaces both.
+            config.remove("queue_group");
+            config.remove("consumer_group");
+        }
         for key in PER_COMPONENT_KEYS {
             if let Some(value) = ctx.component_config.get(key) {
                 config.insert(key.to_string(), value.clone());
@@ -445,6 +451,14 @@ mod tests {
     /// Binds a component of a workload whose `wasmcloud:messaging` entry
     /// says `config`.
     fn bind(config: &[(&str, &str)]) -> Result<MessagingBinding, PluginError> {
+        bind_component(config, &[])
+    }
+
+    /// The same, the component's own `localResources.config` saying `own`.
+    fn bind_component(
+        config: &[(&str, &str)],
+        own: &[(&str, &str)],
+    ) -> Result<MessagingBinding, PluginError> {
         let mut spec = WorkloadSpec::default();
         spec.host_interfaces.push(HostInterface {
             namespace: "wasmcloud".into(),
@@ -455,13 +469,17 @@ mod tests {
                 .collect(),
             ..Default::default()
         });
-        let (sources, no_config) = (NamedSources::default(), BTreeMap::new());
+        let sources = NamedSources::default();
+        let own: BTreeMap<String, String> = own
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let plugin = MessagingPlugin::new(BTreeMap::new(), Arc::new(NatsConnections::default()));
         plugin.settings(&BindContext {
             workload: "t/w",
             component: "c",
             spec: &spec,
-            component_config: &no_config,
+            component_config: &own,
             sources: &sources,
             imports: &[],
         })
@@ -491,5 +509,30 @@ mod tests {
                 Err("messaging: the nats messaging backend is not in this build of nimbus (rebuild it with the cargo feature `nats`)".to_string())
             );
         }
+    }
+
+    /// A component's own settings win over the workload's, whichever of the
+    /// two names of the queue group either uses.
+    #[tokio::test]
+    async fn a_component_s_own_settings_win() {
+        let workload = [
+            ("subscriptions", "all"),
+            ("queue_group", "shared"),
+            ("max_in_flight", "8"),
+        ];
+        let binding = bind_component(
+            &workload,
+            &[("subscriptions", "tasks.leet"), ("consumer_group", "leet")],
+        )
+        .map_err(|e| e.to_string())
+        .unwrap();
+        assert_eq!(binding.subscriptions, ["tasks.leet"]);
+        assert_eq!(binding.queue_group.as_deref(), Some("leet"));
+        assert_eq!(binding.max_in_flight, 8);
+        let binding = bind_component(&workload, &[])
+            .map_err(|e| e.to_string())
+            .unwrap();
+        assert_eq!(binding.subscriptions, ["all"]);
+        assert_eq!(binding.queue_group.as_deref(), Some("shared"));
     }
 }
