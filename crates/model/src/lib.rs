@@ -17,6 +17,7 @@
 //! - [`sources`]: named config and secret sources and resolving them.
 //! - [`secret`]: a value that is never printed.
 //! - [`files`]: bounded reads of user-named files.
+//! - [`forms`]: the string-or-map shapes of wasmCloud's YAML.
 //! - [`host_pattern`]: `allowedHosts` entries.
 //! - [`links`]: which import links to which component, and what the host
 //!   provides itself.
@@ -29,6 +30,7 @@
 pub mod backends;
 pub mod component;
 pub mod files;
+pub mod forms;
 pub mod host_pattern;
 pub mod links;
 pub mod load;

@@ -209,7 +209,14 @@ fn foreign_object(value: &serde_yaml_ng::Value) -> Option<String> {
         .and_then(|m| m.get("name"))
         .and_then(serde_yaml_ng::Value::as_str)
         .unwrap_or("(no name)");
-    Some(format!("{api_version}/{kind} {name}"))
+    // The names come from the user's file: escape them so no control
+    // character reaches the terminal.
+    Some(format!(
+        "{}/{} {}",
+        api_version.escape_debug(),
+        kind.escape_debug(),
+        name.escape_debug()
+    ))
 }
 
 /// One workload document, and the fields it sets that have no effect here.

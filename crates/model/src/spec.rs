@@ -354,25 +354,16 @@ impl<'de> Deserialize<'de> for SourceRef {
         struct ByName {
             name: String,
         }
-        struct Form;
-        impl<'de> serde::de::Visitor<'de> for Form {
-            type Value = SourceRef;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a source name, or a map with `name`")
-            }
-            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<SourceRef, E> {
-                Ok(SourceRef { name: name.into() })
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> Result<SourceRef, A::Error> {
-                let ByName { name } =
-                    ByName::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                Ok(SourceRef { name })
+        impl From<ByName> for SourceRef {
+            fn from(ByName { name }: ByName) -> SourceRef {
+                SourceRef { name }
             }
         }
-        deserializer.deserialize_any(Form)
+        crate::forms::string_or_map::<_, _, ByName>(
+            deserializer,
+            "a source name, or a map with `name`",
+            |name| SourceRef { name: name.into() },
+        )
     }
 }
 

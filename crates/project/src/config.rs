@@ -316,18 +316,17 @@ impl DevConfig {
     /// directories resolved against the project directory `base`.
     pub fn plugin_defaults(&self, base: &Path) -> nimbus_model::PluginDefaults {
         use nimbus_model::backends::{BLOBSTORE, KEYVALUE, MESSAGING};
-        let mut folded = self.clone();
-        folded.fold_wash_backends();
+        // wash's keys are already folded into these three by `parse_config`.
         let mut defaults = nimbus_model::PluginDefaults::default();
         for (backends, choice) in [
-            (&KEYVALUE, folded.keyvalue),
-            (&BLOBSTORE, folded.blobstore),
-            (&MESSAGING, folded.messaging),
+            (&KEYVALUE, &self.keyvalue),
+            (&BLOBSTORE, &self.blobstore),
+            (&MESSAGING, &self.messaging),
         ] {
             if let Some(choice) = choice {
                 defaults.0.insert(
                     backends.capability.to_string(),
-                    backends.settings_for(&choice, base),
+                    backends.settings_for(choice, base),
                 );
             }
         }
@@ -374,28 +373,19 @@ pub enum DevComponent {
     Full(DevComponentSpec),
 }
 
-// By hand rather than `untagged`: an untagged enum reports any mistake in
-// the full form as "did not match any variant", and hides unknown keys.
 impl<'de> Deserialize<'de> for DevComponent {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Form;
-        impl<'de> serde::de::Visitor<'de> for Form {
-            type Value = DevComponent;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a component file path, or a map with `name` and `file` or `image`")
-            }
-            fn visit_str<E: serde::de::Error>(self, path: &str) -> Result<DevComponent, E> {
-                Ok(DevComponent::Path(path.into()))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> Result<DevComponent, A::Error> {
-                DevComponentSpec::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-                    .map(DevComponent::Full)
-            }
-        }
-        deserializer.deserialize_any(Form)
+        nimbus_model::forms::string_or_map::<_, _, DevComponentSpec>(
+            deserializer,
+            "a component file path, or a map with `name` and `file` or `image`",
+            |path| DevComponent::Path(path.into()),
+        )
+    }
+}
+
+impl From<DevComponentSpec> for DevComponent {
+    fn from(spec: DevComponentSpec) -> DevComponent {
+        DevComponent::Full(spec)
     }
 }
 
@@ -700,7 +690,8 @@ pub fn parse_config(text: &str, path: &Path) -> Result<(ProjectConfig, Vec<Strin
     let wash = is_wash_file(path);
     let mut warnings = Vec::new();
     for key in ignored {
-        let key = dotted(&key);
+        // Key names come from the user's file: no control characters out.
+        let key = dotted(&key).escape_debug().to_string();
         match without_effect(&key) {
             Some(why) => warnings.push(format!(
                 "{}: `{key}` has no effect here ({why})",

@@ -256,16 +256,12 @@ fn read_source(
     }
     if let Some(file) = &source.file {
         let path = inside_project(project_dir, file).map_err(|e| error(e.into()))?;
-        if kind == Kind::Secret {
-            check_private(&path, file).map_err(error)?;
-            if let Some(warning) = git_ignore_warning(project_dir, &path, name) {
-                warnings.push(warning);
-            }
+        if kind == Kind::Secret
+            && let Some(warning) = git_ignore_warning(project_dir, &path, name)
+        {
+            warnings.push(warning);
         }
-        // Bounded, and regular files only: a FIFO or a device named
-        // here must not hang or flood the CLI.
-        let text = nimbus_model::files::read_text_bounded(&path, MAX_SOURCE_FILE_BYTES)
-            .map_err(|e| error(e.into()))?;
+        let text = read_source_text(kind, &path, file).map_err(error)?;
         values.extend(parse_values(&text, &path).map_err(|e| {
             error(SourceProblem::Values {
                 file: file.clone(),
@@ -314,7 +310,8 @@ fn read_dir_source(
     project_dir: &Path,
     warnings: &mut Vec<Warning>,
 ) -> Result<BTreeMap<String, String>, SourceProblem> {
-    let root = inside_project(project_dir, dir)?;
+    let project_root = std::fs::canonicalize(project_dir).map_err(PlaceError::ProjectRoot)?;
+    let root = inside_root(&project_root, dir)?;
     let unreadable = |error| PlaceError::Unresolvable {
         file: dir.to_path_buf(),
         error,
@@ -346,7 +343,7 @@ fn read_dir_source(
     let mut values = BTreeMap::new();
     let mut total = 0u64;
     for (key, shown) in names {
-        let path = inside_project(project_dir, &shown)?;
+        let path = inside_root(&project_root, &shown)?;
         if path.is_dir() {
             continue;
         }
@@ -361,10 +358,7 @@ fn read_dir_source(
         if !valid_key(&key) {
             return Err(SourceProblem::InvalidKeyFile { file: shown });
         }
-        if kind == Kind::Secret {
-            check_private(&path, &shown)?;
-        }
-        let text = nimbus_model::files::read_text_bounded(&path, MAX_SOURCE_FILE_BYTES)?;
+        let text = read_source_text(kind, &path, &shown)?;
         total += text.len() as u64;
         if total > MAX_DIR_BYTES {
             return Err(SourceProblem::TooLarge {
@@ -383,19 +377,36 @@ fn read_dir_source(
 /// `file` resolved against the project, refused unless it stays inside.
 pub fn inside_project(project_dir: &Path, file: &Path) -> Result<PathBuf, PlaceError> {
     let root = std::fs::canonicalize(project_dir).map_err(PlaceError::ProjectRoot)?;
+    inside_root(&root, file)
+}
+
+/// [`inside_project`] for a project root already canonicalized.
+fn inside_root(root: &Path, file: &Path) -> Result<PathBuf, PlaceError> {
     let joined = root.join(file);
     let resolved = std::fs::canonicalize(&joined).map_err(|error| PlaceError::Unresolvable {
         file: file.to_path_buf(),
         error,
     })?;
-    if !resolved.starts_with(&root) {
+    if !resolved.starts_with(root) {
         return Err(PlaceError::OutsideProject {
             file: file.to_path_buf(),
             resolved,
-            root,
+            root: root.to_path_buf(),
         });
     }
     Ok(resolved)
+}
+
+/// One source file's text: private if it holds secrets, bounded, and a
+/// regular file (a FIFO or a device named here must not hang or flood the CLI).
+fn read_source_text(kind: Kind, path: &Path, shown: &Path) -> Result<String, SourceProblem> {
+    if kind == Kind::Secret {
+        check_private(path, shown)?;
+    }
+    Ok(nimbus_model::files::read_text_bounded(
+        path,
+        MAX_SOURCE_FILE_BYTES,
+    )?)
 }
 
 #[cfg(unix)]
