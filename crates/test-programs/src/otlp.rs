@@ -165,6 +165,7 @@ async fn serve(
     listener: tokio::net::TcpListener,
     collector: Collector,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    http2_only: bool,
 ) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -177,16 +178,16 @@ async fn serve(
                 // A client that rejects the certificate ends the handshake.
                 Some(tls) => {
                     if let Ok(stream) = tls.accept(stream).await {
-                        serve_connection(stream, collector).await;
+                        serve_connection(stream, collector, http2_only).await;
                     }
                 }
-                None => serve_connection(stream, collector).await,
+                None => serve_connection(stream, collector, http2_only).await,
             }
         });
     }
 }
 
-async fn serve_connection<IO>(io: IO, collector: Collector)
+async fn serve_connection<IO>(io: IO, collector: Collector, http2_only: bool)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -215,7 +216,12 @@ where
         },
     );
     // gRPC arrives as HTTP/2, OTLP/HTTP as either version.
-    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+    let mut builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    if http2_only {
+        builder = builder.http2_only();
+    }
+    let _ = builder
         .serve_connection(hyper_util::rt::TokioIo::new(io), service)
         .await;
 }
@@ -267,6 +273,17 @@ impl OtlpReceiver {
     /// Starts a receiver on `addr` (a port chosen earlier, to come up where
     /// an exporter was already pointed).
     pub fn start_on(addr: &str, tls: bool) -> Self {
+        Self::start_with(addr, tls, false)
+    }
+
+    /// Starts a plain-text receiver that speaks HTTP/2 only, as gRPC
+    /// servers do (tonic's own server refuses HTTP/1.1): a gRPC request
+    /// sent as HTTP/1.1 fails here.
+    pub fn start_grpc_only() -> Self {
+        Self::start_with("127.0.0.1:0", false, true)
+    }
+
+    fn start_with(addr: &str, tls: bool, http2_only: bool) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -287,7 +304,7 @@ impl OtlpReceiver {
         } else {
             (format!("http://127.0.0.1:{port}"), None, None)
         };
-        runtime.spawn(serve(listener, collector.clone(), acceptor));
+        runtime.spawn(serve(listener, collector.clone(), acceptor, http2_only));
         Self {
             endpoint,
             certificate_pem,

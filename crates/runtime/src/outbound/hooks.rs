@@ -10,9 +10,7 @@
 //! implements, so this module never names a workload type (the dependency
 //! points one way: workloads use the outbound path, not the reverse).
 
-use super::{Decision, OutboundPolicy, OutboundSlots, Slot, is_restricted_ip};
-use bytes::Bytes;
-use http_body_util::BodyExt;
+use super::{Decision, OutboundPolicy, OutboundSlots, is_restricted_ip};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -226,7 +224,7 @@ async fn send_vetted(
     slots: &OutboundSlots,
     workload: &str,
     component: &str,
-    mut request: http::Request<WasiBody>,
+    request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
 ) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
     let uri = request.uri().clone();
@@ -303,75 +301,21 @@ async fn send_vetted(
     let stream = stream.ok_or_else(|| last_error.unwrap_or(HttpError::ConnectionRefused))?;
     let _ = stream.set_nodelay(true);
 
-    *request.uri_mut() = http::Uri::builder()
-        .path_and_query(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
-        .build()
-        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
-
     let response = if use_tls {
         let server_name = rustls::pki_types::ServerName::try_from(host.clone())
             .map_err(HttpError::InvalidDnsNameError)?;
-        let tls = tokio::time::timeout(
+        super::client::send_tls(
+            stream,
+            server_name,
+            request,
             connect_timeout,
-            tls_connector().connect(server_name, stream),
+            first_byte_timeout,
+            slot,
         )
-        .await
-        .map_err(|_| HttpError::ConnectionTimeout)?
-        .map_err(HttpError::Tls)?;
-        exchange(tls, request, connect_timeout, first_byte_timeout, slot).await?
+        .await?
     } else {
-        exchange(stream, request, connect_timeout, first_byte_timeout, slot).await?
+        super::client::send_plain(stream, request, connect_timeout, first_byte_timeout, slot)
+            .await?
     };
     Ok((response, no_io()))
-}
-
-async fn exchange<S>(
-    stream: S,
-    request: http::Request<WasiBody>,
-    connect_timeout: Duration,
-    first_byte_timeout: Duration,
-    slot: Slot,
-) -> Result<http::Response<WasiBody>, HttpError>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
-{
-    let (mut sender, connection) = tokio::time::timeout(
-        connect_timeout,
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)),
-    )
-    .await
-    .map_err(|_| HttpError::ConnectionTimeout)??;
-    // The connection task ends once the response body is consumed or
-    // dropped; the connection counts against the caps until then.
-    tokio::spawn(async move {
-        let _slot = slot;
-        let _ = connection.await;
-    });
-    let response = tokio::time::timeout(first_byte_timeout, sender.send_request(request))
-        .await
-        .map_err(|_| HttpError::ConnectionReadTimeout)??;
-    Ok(response.map(|body| {
-        body.map_err(HttpError::from)
-            .map_frame(|f: http_body::Frame<Bytes>| f)
-            .boxed_unsync()
-    }))
-}
-
-fn tls_connector() -> tokio_rustls::TlsConnector {
-    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
-    let config = CONFIG.get_or_init(|| {
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-        };
-        Arc::new(
-            rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-        )
-    });
-    tokio_rustls::TlsConnector::from(config.clone())
 }

@@ -12,8 +12,10 @@
 //! one line with the workload and the host, never headers or bodies.
 //!
 //! This module holds the policy and the connection caps; [`hooks`] applies
-//! them to each outgoing request.
+//! them to each outgoing request, and [`client`] sends one that goes out
+//! over the network (HTTP/1.1, or HTTP/2 when the request asks for it).
 
+mod client;
 mod hooks;
 
 pub use hooks::{InMemoryResponse, InMemoryTarget, LocalWorkloads};
