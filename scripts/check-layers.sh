@@ -30,6 +30,7 @@ capabilities=(nimbus-config nimbus-keyvalue nimbus-blobstore nimbus-logging nimb
 forbid nimbus-model "wasmtime hyper tokio"
 forbid nimbus-observe "wasmtime nimbus-runtime"
 forbid nimbus-project "wasmtime"
+forbid nimbus-wit "wasmtime nimbus-runtime nimbus-host ${capabilities[*]}"
 forbid nimbus-cluster "wasmtime" --no-default-features
 forbid nimbus-plugin "nimbus-runtime nimbus-host hyper ${capabilities[*]}"
 forbid nimbus-runtime "nimbus-host ${capabilities[*]}"

@@ -64,6 +64,8 @@ enum Command {
     /// Watch what each workload's components cost, live, from a host's
     /// admin endpoint.
     Top(commands::top::TopCommand),
+    /// Fetch the WIT packages a project uses (`nimbus wit fetch`).
+    Wit(commands::wit::WitCommand),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +77,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Two TLS providers are linked (ring, ours; aws-lc-rs, the WIT package
+    // client's); with no process default, a client built without naming one
+    // would fail. Ring, as everywhere else in Nimbus.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     // Connection caps are sized for more descriptors than the usual soft
     // limit of 1024; servers raise it to the hard limit at start.
     nimbus_host::limits::raise_descriptor_limit();
@@ -95,6 +101,7 @@ fn main() -> ExitCode {
         Command::Get(cmd) => cmd.execute(),
         Command::Delete(cmd) => cmd.execute(),
         Command::Top(cmd) => cmd.execute(),
+        Command::Wit(cmd) => cmd.execute(),
     };
     telemetry.shutdown();
     match result {

@@ -52,14 +52,49 @@ pub struct ProjectConfig {
     /// Named secret sources.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, Source>,
+    /// WIT dependencies (wash's `wit:` section).
+    #[serde(default, skip_serializing_if = "WitSection::is_empty")]
+    pub wit: WitSection,
 }
+
+/// `wit:`: where the project's WIT is and whether `nimbus build` and
+/// `nimbus dev` fetch what it lacks. Registries are wkg's configuration
+/// ([`WIT_KEYS_WITHOUT_EFFECT`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WitSection {
+    /// The WIT folder, relative to the project (default `wit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wit_dir: Option<PathBuf>,
+    /// Never fetch before a build (`nimbus wit fetch` still does).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_fetch: bool,
+}
+
+impl WitSection {
+    fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+
+    /// The WIT folder of the project at `project_dir`.
+    pub fn dir(&self, project_dir: &Path) -> PathBuf {
+        project_dir.join(self.wit_dir.as_deref().unwrap_or(Path::new("wit")))
+    }
+}
+
+/// Keys of wash's `wit:` section that Nimbus accepts and does not act on.
+pub const WIT_KEYS_WITHOUT_EFFECT: &[(&str, &str)] = &[
+    (
+        "registries",
+        "registries and their credentials come from wkg's config (`WKG_CONFIG_FILE` or ~/.config/wasm-pkg/config.toml) and docker's credential helpers",
+    ),
+    (
+        "sources",
+        "point a package at a local folder with `[overrides]` in wkg.toml",
+    ),
+];
 
 /// Top-level keys wash has that Nimbus accepts and does not act on, with why.
 pub const TOP_KEYS_WITHOUT_EFFECT: &[(&str, &str)] = &[
-    (
-        "wit",
-        "Nimbus does not fetch WIT dependencies yet; fetch them with `wkg wit fetch`",
-    ),
     (
         "new",
         "`nimbus new` runs no command after creating a project",
@@ -743,6 +778,7 @@ fn without_effect(key: &str) -> Option<&'static str> {
         [top] => find(TOP_KEYS_WITHOUT_EFFECT, top),
         ["dev", name] => find(DEV_KEYS_WITHOUT_EFFECT, name),
         ["workload", name] => find(WORKLOAD_KEYS_WITHOUT_EFFECT, name),
+        ["wit", name] => find(WIT_KEYS_WITHOUT_EFFECT, name),
         ["dev", components, name] if components.starts_with("components[") => {
             find(COMPONENT_KEYS_WITHOUT_EFFECT, name)
         }
@@ -958,6 +994,9 @@ impl ProjectConfig {
 
         self.configs.extend(over.configs);
         self.secrets.extend(over.secrets);
+
+        opt(&mut self.wit.wit_dir, over.wit.wit_dir);
+        self.wit.skip_fetch |= over.wit.skip_fetch;
     }
 }
 
@@ -1121,7 +1160,11 @@ wit:
 "#,
         );
         assert_eq!(config.build.rust.unwrap().release, Some(true));
-        assert_eq!(warnings.len(), 1, "only `wit` has no effect: {warnings:?}");
+        assert_eq!(
+            warnings.len(),
+            1,
+            "only `wit.registries` has no effect: {warnings:?}"
+        );
     }
 
     /// A wash project's config as wash's own examples write it: wash keys
@@ -1163,6 +1206,8 @@ secrets:
   upstream: { fromEnv: [UPSTREAM_TOKEN, OTHER_TOKEN] }
 wit:
   registries: []
+  wit_dir: interfaces
+  skip_fetch: true
 "#,
         );
         let file = "p/.wash/config.yaml";
@@ -1189,7 +1234,7 @@ wit:
                     "{file}: `workload.allowedIpNameLookups` has no effect here (with `wasi:sockets` a guest may resolve any name; outgoing HTTP is bounded by `allowedHosts`)"
                 ),
                 format!(
-                    "{file}: `wit` has no effect here (Nimbus does not fetch WIT dependencies yet; fetch them with `wkg wit fetch`)"
+                    "{file}: `wit.registries` has no effect here (registries and their credentials come from wkg's config (`WKG_CONFIG_FILE` or ~/.config/wasm-pkg/config.toml) and docker's credential helpers)"
                 ),
             ]
         );
@@ -1198,6 +1243,8 @@ wit:
             "app-defaults"
         );
         assert_eq!(config.workload.environment.secret_from[0].name, "upstream");
+        assert!(config.wit.skip_fetch);
+        assert_eq!(config.wit.dir(Path::new("p")), Path::new("p/interfaces"));
         assert_eq!(
             config.secrets["upstream"].from_env,
             ["UPSTREAM_TOKEN", "OTHER_TOKEN"]

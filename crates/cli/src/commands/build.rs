@@ -17,6 +17,10 @@ impl BuildCommand {
     pub(crate) fn execute(self) -> anyhow::Result<()> {
         let dir = super::project_dir(self.project_dir.as_deref())?;
         let loaded = super::load_project_config(&dir)?;
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(super::wit::fetch_missing(&dir, &loaded.config))?;
         eprintln!(
             "building: {}",
             component_build::build_command(&loaded.config.build)

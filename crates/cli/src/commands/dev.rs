@@ -204,6 +204,13 @@ impl Project {
 /// keeps serving).
 async fn rebuild(host: &Host, dir: &Path, name: &str, project: &Project, serving: bool) -> bool {
     let started = Instant::now();
+    if let Err(error) = super::wit::fetch_missing(dir, &project.loaded.config).await {
+        eprintln!("✗ WIT dependencies: {error:#}");
+        if serving {
+            eprintln!("  still serving the last good version");
+        }
+        return false;
+    }
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.set_message(format!(
         "building ({})",

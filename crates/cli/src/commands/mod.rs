@@ -12,6 +12,7 @@ pub(crate) mod new;
 pub(crate) mod oci;
 pub(crate) mod serve;
 pub(crate) mod top;
+pub(crate) mod wit;
 
 use anyhow::Context as _;
 use std::path::Path;

@@ -35,8 +35,10 @@ mod transport;
 #[cfg(feature = "otlp")]
 pub(crate) use otlp::{export_metrics, metrics_exported};
 
-/// The default log filter.
-const DEFAULT_FILTER: &str = "warn,nimbus=info,nimbus_host=info,nimbus_cluster=info";
+/// The default log filter. The WIT package client warns, with a backtrace,
+/// about every registry without wkg metadata; `nimbus wit fetch` reports
+/// what failed itself, in one line.
+const DEFAULT_FILTER: &str = "warn,nimbus=info,nimbus_host=info,nimbus_cluster=info,wasm_pkg_client=error,wasm_pkg_core=error";
 
 /// The installed exporters, if any; [`Telemetry::shutdown`] flushes them.
 #[must_use = "dropping the guard without shutdown loses the last batch"]

@@ -13,3 +13,4 @@ mod graph;
 mod observability;
 mod oci;
 mod telemetry;
+mod wit;

@@ -1,0 +1,259 @@
+//! Filling `wit/deps/`: from registries through `wasm-pkg-client` and
+//! `wasm-pkg-core` (the libraries `wkg` and `wash` use), else from the WIT
+//! Nimbus embeds.
+//!
+//! Registry configuration is wkg's: the file named by `WKG_CONFIG_FILE`, or
+//! the user's global wkg config, over wkg's defaults (`wasi` → `wasi.dev`);
+//! `wasmcloud` and `wrpc` map to their registries unless configured, as in
+//! wash. A project's `wkg.toml` (overrides) and `wkg.lock` are respected, and
+//! `wkg.lock` is written after a fetch, so a locked digest is what is fetched
+//! again. The whole fetch is bounded by [`FetchOptions::timeout`].
+
+use crate::embedded;
+use crate::{Package, WitError, missing_packages};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use wasm_pkg_client::caching::{CachingClient, FileCache};
+use wasm_pkg_core::lock::LockFile;
+
+/// The largest `wkg.toml`, `wkg.lock` or wkg config read.
+const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// How to fetch.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// Where fetched packages are cached between projects.
+    pub cache_dir: PathBuf,
+    /// The bound on the whole registry fetch.
+    pub timeout: Duration,
+    /// A wkg config file to use instead of `WKG_CONFIG_FILE` or the global
+    /// one.
+    pub config_file: Option<PathBuf>,
+}
+
+/// What a fetch did.
+#[derive(Debug, Default)]
+pub struct FetchReport {
+    /// Packages the registry gave, as `wkg.lock` now records them.
+    pub from_registry: Vec<String>,
+    /// Packages written from the embedded WIT: each as asked for, and the
+    /// embedded package that stood in.
+    pub from_embedded: Vec<(Package, Package)>,
+    /// Why the registry was not used, when it was not.
+    pub registry_error: Option<String>,
+}
+
+/// Fills `wit_dir/deps/` for the project at `project_dir`: from the
+/// registries, or, if they fail, from the embedded WIT for whatever is still
+/// missing. Fails when packages stay missing.
+pub async fn fetch(
+    project_dir: &Path,
+    wit_dir: &Path,
+    options: &FetchOptions,
+) -> Result<FetchReport, WitError> {
+    // A WIT error in the project is the project's to fix, whatever the
+    // registry says.
+    missing_packages(wit_dir)?;
+    let registry = tokio::time::timeout(
+        options.timeout,
+        from_registry(project_dir, wit_dir, options),
+    )
+    .await
+    .unwrap_or_else(|_| Err(format!("no answer within {} s", options.timeout.as_secs())));
+    let mut report = FetchReport::default();
+    match registry {
+        Ok(fetched) => report.from_registry = fetched,
+        // A registry that answers with other bytes than `wkg.lock` pinned
+        // is not an outage to paper over with the embedded WIT.
+        Err(cause) if cause.contains("but the lock file specifies digest") => {
+            return Err(WitError::LockMismatch(cause));
+        }
+        Err(cause) => report.registry_error = Some(cause),
+    }
+    let still_missing = missing_packages(wit_dir)?;
+    if still_missing.is_empty() {
+        return Ok(report);
+    }
+    report.from_embedded = from_embedded(wit_dir, still_missing, &report.registry_error)?;
+    Ok(report)
+}
+
+/// Writes embedded packages for everything missing, and for what those
+/// need in turn.
+fn from_embedded(
+    wit_dir: &Path,
+    mut missing: BTreeSet<Package>,
+    cause: &Option<String>,
+) -> Result<Vec<(Package, Package)>, WitError> {
+    let deps = wit_dir.join("deps");
+    let mut written = Vec::new();
+    // Each round writes packages whose own dependencies may be missing; the
+    // embedded set is finite, so a few rounds suffice.
+    for _ in 0..16 {
+        if missing.is_empty() {
+            return Ok(written);
+        }
+        let unknown: Vec<Package> = missing
+            .iter()
+            .filter(|p| embedded::find(p).is_none())
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(WitError::Unresolved {
+                packages: unknown,
+                cause: cause
+                    .clone()
+                    .unwrap_or_else(|| "the registry does not have them".into()),
+            });
+        }
+        for wanted in missing {
+            let embedded = embedded::find(&wanted).expect("checked above");
+            embedded.write_as(&wanted, &deps)?;
+            written.push((wanted, embedded.package.clone()));
+        }
+        missing = missing_packages(wit_dir)?;
+    }
+    Err(WitError::Unresolved {
+        packages: missing.into_iter().collect(),
+        cause: "the embedded WIT does not resolve them".into(),
+    })
+}
+
+/// Fetches through wasm-pkg-core; `Err` carries the cause as one line.
+async fn from_registry(
+    project_dir: &Path,
+    wit_dir: &Path,
+    options: &FetchOptions,
+) -> Result<Vec<String>, String> {
+    let config = client_config(options).await.map_err(|e| e.to_string())?;
+    let manifest = project_manifest(project_dir).map_err(|e| e.to_string())?;
+    let lock_path = project_dir.join(wasm_pkg_core::lock::LOCK_FILE_NAME);
+    let lock_existed = usable_lock(&lock_path).map_err(|e| e.to_string())?;
+    let mut lock = if lock_existed {
+        LockFile::load_from_path(&lock_path, false).await
+    } else {
+        LockFile::new_with_path([], &lock_path).await
+    }
+    .map_err(|e| one_line(&e))?;
+    let cache = FileCache::new(&options.cache_dir)
+        .await
+        .map_err(|e| one_line(&e))?;
+    let client = CachingClient::new(Some(wasm_pkg_client::Client::new(config)), cache);
+    let fetched = wasm_pkg_core::wit::fetch_dependencies(
+        &manifest,
+        wit_dir,
+        &mut lock,
+        client,
+        wasm_pkg_core::wit::OutputType::Wit,
+    )
+    .await;
+    if let Err(error) = fetched {
+        drop(lock);
+        if !lock_existed {
+            // Leave no empty wkg.lock behind a failed first fetch.
+            let _ = std::fs::remove_file(&lock_path);
+        }
+        return Err(one_line(&error));
+    }
+    lock.write().await.map_err(|e| one_line(&e))?;
+    Ok(lock
+        .packages
+        .iter()
+        .flat_map(|package| {
+            package
+                .versions
+                .iter()
+                .map(move |v| format!("{}@{}", package.name, v.version))
+        })
+        .collect())
+}
+
+/// wkg's configuration: its defaults, then `config_file`, `WKG_CONFIG_FILE`
+/// or the user's global file; then wash's namespaces where unset.
+async fn client_config(options: &FetchOptions) -> Result<wasm_pkg_client::Config, WitError> {
+    let mut config = wasm_pkg_client::Config::default();
+    let named = options
+        .config_file
+        .clone()
+        .or_else(|| std::env::var_os("WKG_CONFIG_FILE").map(PathBuf::from));
+    let file = match named {
+        Some(path) => Some(path),
+        None => wasm_pkg_client::Config::global_config_path().filter(|p| p.exists()),
+    };
+    if let Some(path) = file {
+        let text = nimbus_model::files::read_text_bounded(&path, MAX_CONFIG_BYTES)?;
+        let loaded = wasm_pkg_client::Config::from_toml(&text).map_err(|e| WitError::Config {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        config.merge(loaded);
+    }
+    for (namespace, registry) in [
+        ("wasmcloud", "wasmcloud.com"),
+        ("wrpc", "bytecodealliance.org"),
+    ] {
+        let label = namespace.parse().expect("a valid namespace label");
+        if config.namespace_registry(&label).is_none() {
+            config.set_namespace_registry(
+                label,
+                wasm_pkg_client::RegistryMapping::Registry(
+                    registry.parse().expect("a valid registry name"),
+                ),
+            );
+        }
+    }
+    Ok(config)
+}
+
+/// The project's `wkg.toml`, with override paths made absolute (wkg reads
+/// them relative to the project, and Nimbus may run elsewhere).
+fn project_manifest(project_dir: &Path) -> Result<wasm_pkg_core::manifest::Manifest, WitError> {
+    let path = project_dir.join(wasm_pkg_core::manifest::MANIFEST_FILE_NAME);
+    if !path.exists() {
+        return Ok(Default::default());
+    }
+    // Checked first: a regular file of sane size, before wkg's reader.
+    nimbus_model::files::read_text_bounded(&path, MAX_CONFIG_BYTES)?;
+    let mut manifest =
+        wasm_pkg_core::manifest::Manifest::load_from_path(&path).map_err(|e| WitError::Config {
+            path: path.clone(),
+            message: one_line(&e),
+        })?;
+    if let Some(overrides) = manifest.overrides.as_mut() {
+        for entry in overrides.values_mut() {
+            if let Some(local) = entry.path.as_mut()
+                && local.is_relative()
+            {
+                *local = project_dir.join(&*local);
+            }
+        }
+    }
+    Ok(manifest)
+}
+
+/// Whether `wkg.lock` exists with content to load: an empty one (wash
+/// leaves them) counts as absent. It must be a regular file of sane size,
+/// checked before the locking reader opens it.
+fn usable_lock(path: &Path) -> Result<bool, WitError> {
+    match std::fs::symlink_metadata(path) {
+        Err(_) => Ok(false),
+        Ok(_) => {
+            let text = nimbus_model::files::read_text_bounded(path, MAX_CONFIG_BYTES)?;
+            Ok(!text.trim().is_empty())
+        }
+    }
+}
+
+/// An anyhow chain (wasm-pkg-core's errors) as one line, each cause once.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        let text = text.lines().next().unwrap_or_default().trim().to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
