@@ -30,12 +30,15 @@ fn main() {
     .into_iter()
     // Plugin guests bind each capability crate's own WIT.
     .chain(
-        ["blobstore", "keyvalue", "logging", "messaging", "secrets"].map(|capability| {
-            manifest_dir
-                .join("../capabilities")
-                .join(capability)
-                .join("wit")
-        }),
+        [
+            "blobstore/wit",
+            "keyvalue/wit",
+            "logging/wit",
+            "messaging/wit",
+            "secrets/wit",
+            "secrets/wit-2.1.0",
+        ]
+        .map(|wit| manifest_dir.join("../capabilities").join(wit)),
     ) {
         println!("cargo:rerun-if-changed={}", path.display());
     }

@@ -1,6 +1,7 @@
 //! Embeds the WIT of every interface Nimbus implements, for offline use:
 //! the standard WASI packages in `embedded/` (one package per file) and each
-//! capability crate's own WIT (`../capabilities/*/wit/*.wit`, one package per
+//! capability crate's own WIT (`../capabilities/*/wit/*.wit`, and
+//! `wit-<version>/` beside it for another version it serves; one package per
 //! directory). Writes `$OUT_DIR/embedded.rs`: a list of (package, file name,
 //! text), the text pulled in with `include_str!`.
 
@@ -23,10 +24,26 @@ fn main() {
 
     let capabilities = manifest_dir.join("../capabilities");
     println!("cargo:rerun-if-changed={}", capabilities.display());
+    // Each capability's `wit/`, and `wit-<version>/` for another version
+    // it also serves.
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&capabilities)
         .expect("crates/capabilities")
-        .map(|entry| entry.expect("a capability directory").path().join("wit"))
-        .filter(|dir| dir.is_dir())
+        .flat_map(|entry| {
+            let crate_dir = entry.expect("a capability directory").path();
+            std::fs::read_dir(&crate_dir)
+                .map(|entries| {
+                    entries
+                        .map(|e| e.expect("a capability's entry").path())
+                        .filter(|p| {
+                            p.is_dir()
+                                && p.file_name().is_some_and(|n| {
+                                    n == "wit" || n.to_string_lossy().starts_with("wit-")
+                                })
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
         .collect();
     dirs.sort();
     for dir in dirs {

@@ -215,6 +215,7 @@ mod tests {
             "wasi:logging@0.1.0-draft",
             "wasmcloud:messaging@0.2.0",
             "wasmcloud:secrets@0.1.0-draft",
+            "wasmcloud:secrets@2.1.0",
         ] {
             assert!(
                 names.contains(&expected.to_string()),

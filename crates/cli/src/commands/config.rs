@@ -41,6 +41,13 @@ impl ConfigCommand {
                 sources
                     .check_layer(&workload.environment)
                     .context("workload.environment")?;
+                for (index, component) in loaded.config.dev.components.iter().enumerate() {
+                    if let Some(environment) = &component.spec().environment {
+                        sources
+                            .check_layer(environment)
+                            .with_context(|| format!("dev.components[{index}].environment"))?;
+                    }
+                }
                 for (index, interface) in loaded.config.dev.host_interfaces.iter().enumerate() {
                     sources
                         .check_interface(interface)

@@ -53,6 +53,16 @@ fn unknown_keys_are_one_line_errors_with_file_and_line() {
 }
 
 #[test]
+fn validate_checks_the_sources_an_extra_component_names() {
+    let dir = project(
+        "configs:\n  shared: { inline: { A: b } }\ndev:\n  components:\n    - name: helper\n      file: helper.wasm\n      environment:\n        configFrom: [shared, missing-one]\n",
+    );
+    let err = fails_in(dir.path(), &["config", "validate"]);
+    assert!(err.contains("dev.components[0].environment"), "{err}");
+    assert!(err.contains("missing-one"), "{err}");
+}
+
+#[test]
 fn secret_files_must_be_private_and_inside_the_project() {
     use std::os::unix::fs::PermissionsExt;
     let dir = project("secrets:\n  db: { file: db.env }\n");

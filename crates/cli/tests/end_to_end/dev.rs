@@ -382,3 +382,37 @@ fn new_from_a_local_path_and_from_git_with_subfolder() {
     );
     assert!(err.contains("cannot clone"), "{err}");
 }
+
+/// wash's `dev.service_file`: `nimbus dev` runs the service beside the
+/// project's component, on the workload's virtual loopback, as `wash dev`
+/// does.
+#[test]
+fn dev_runs_the_wash_service_file_beside_the_component() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".wash")).unwrap();
+    std::fs::copy(test_programs::P2_SERVICE, dir.path().join("service.wasm")).unwrap();
+    std::fs::write(
+        dir.path().join(".wash/config.yaml"),
+        format!(
+            "build:\n  command: cp {} app.wasm\n  component_path: app.wasm\ndev:\n  service_file: service.wasm\n",
+            test_programs::P2_SERVICE_CLIENT
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        dir.path(),
+        &["dev", "--addr", "127.0.0.1:0"],
+        &[],
+        FIRST_BUILD,
+    );
+    // The component's request reaches the service over the virtual
+    // loopback; the service answers `<started> <line>`.
+    let mut answer = (0, String::new());
+    wait_until("the service answers", Duration::from_secs(30), || {
+        answer = server.get("/ask?line=hello");
+        answer.0 == 200
+    });
+    let (status, body) = answer;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.trim_end().ends_with(" hello"), "{body}");
+}

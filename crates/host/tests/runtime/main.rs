@@ -41,6 +41,7 @@ mod every_guest_has_a_test {
         pub(crate) use crate::middleware::three_middlewares_wrap_the_handler_in_onion_order as p3_mw_logging;
         pub(crate) use crate::plugins::logging_reaches_tracing_and_secrets_are_served_but_never_logged as p2_plugins;
         pub(crate) use crate::plugins::messaging_on_memory as p2_msg_handler;
+        pub(crate) use crate::plugins::secrets_2_1_serve_a_p3_guest_through_async_calls as p3_secrets;
         pub(crate) use crate::service::a_p3_service_runs_its_async_run_and_is_restarted as p3_service;
         pub(crate) use crate::service::components_reach_the_service_over_the_virtual_loopback as p2_service;
         pub(crate) use crate::service::components_reach_the_service_over_the_virtual_loopback as p2_service_client;

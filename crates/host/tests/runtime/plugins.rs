@@ -13,7 +13,7 @@ use nimbus_host::secret::Secret;
 use nimbus_host::workload::{ComponentSpec, HostInterface, NamedSources, SourceRef, Workload};
 use std::time::Duration;
 use test_programs::servers::{Kind, Server};
-use test_programs::{P2_MSG_HANDLER, P2_PLUGINS};
+use test_programs::{P2_MSG_HANDLER, P2_PLUGINS, P3_SECRETS};
 
 fn messaging_interface(config: &[(&str, &str)]) -> HostInterface {
     HostInterface {
@@ -432,6 +432,51 @@ pub(crate) async fn logging_reaches_tracing_and_secrets_are_served_but_never_log
         (200, SECRET.to_string())
     );
     assert_eq!(t.get("plug.test", "/secret?key=OTHER").await.0, 404);
+    assert!(
+        !captured.text().contains(SECRET),
+        "a secret value reached the logs"
+    );
+}
+
+/// `wasmcloud:secrets@2.1.0`, whose calls are `async` functions, from a P3
+/// guest: the same grant as 0.1.0-draft, and values never logged.
+#[tokio::test(flavor = "current_thread")]
+pub(crate) async fn secrets_2_1_serve_a_p3_guest_through_async_calls() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let t = TestHost::dynamic().await;
+    t.host.set_sources(NamedSources {
+        secrets: [(
+            "db".to_string(),
+            [("DB_PASSWORD".to_string(), Secret::new(SECRET))].into(),
+        )]
+        .into(),
+        ..Default::default()
+    });
+    let mut w = http_workload("sec2", P3_SECRETS, "sec2.test");
+    w.spec.host_interfaces.push(HostInterface {
+        namespace: "wasmcloud".into(),
+        package: "secrets".into(),
+        interfaces: vec!["store".into(), "reveal".into()],
+        secret_from: vec![SourceRef { name: "db".into() }],
+        ..Default::default()
+    });
+    t.host.start_workload(w).await.unwrap();
+    assert_eq!(
+        t.get("sec2.test", "/secret?key=DB_PASSWORD").await,
+        (200, SECRET.to_string())
+    );
+    assert_eq!(
+        t.get("sec2.test", "/secret?key=OTHER").await,
+        (404, "not found".to_string())
+    );
     assert!(
         !captured.text().contains(SECRET),
         "a secret value reached the logs"
