@@ -3,12 +3,15 @@
 //! writing one into a project's `wit/deps/` when no registry answers.
 //!
 //! A project asks for an exact version (`wasi:http@0.2.2`); Nimbus embeds
-//! one release of each line (`wasi:http@0.2.12`). A compatible request (the
-//! same 0.x minor, or the same major; a pre-release only exactly) is served
-//! with the embedded text under the requested version, its references to its
-//! own version renamed with it, so the package is self-consistent. Newer
-//! items in it carry `@since` gates and are harmless to a guest that does not
-//! use them, and Nimbus's host implements all of them.
+//! one release of each line (`wasi:http@0.2.12`). A request the embedded
+//! release is compatible with and not older than (the same 0.x minor, or the
+//! same major; a pre-release or a 0.0.x only exactly) is served with the
+//! embedded text under the requested version. Every reference in it to the
+//! embedded version is renamed too: the WASI packages of one release share
+//! their version, so `wasi:http@0.2.2` then uses `wasi:io@0.2.2`, and those
+//! packages are written the same way. Items newer than the requested version
+//! carry `@since` gates, clamped to it; they are harmless to a guest that
+//! does not use them, and Nimbus's host implements all of them.
 
 use crate::{Package, WitError};
 use semver::Version;
@@ -90,12 +93,19 @@ pub(crate) fn find(wanted: &Package) -> Option<&'static EmbeddedPackage> {
     })
 }
 
-/// Whether a request for `wanted` may be served by `embedded`.
+/// Whether a request for `wanted` may be served by `embedded`: semver
+/// compatible, and the embedded release not older (an older one would lack
+/// what the project asks for).
 fn compatible(wanted: &Version, embedded: &Version) -> bool {
     if !wanted.pre.is_empty() || !embedded.pre.is_empty() {
         return wanted == embedded;
     }
-    wanted.major == embedded.major && (wanted.major != 0 || wanted.minor == embedded.minor)
+    let same_line = match (wanted.major, wanted.minor) {
+        (0, 0) => wanted == embedded,
+        (0, minor) => embedded.major == 0 && embedded.minor == minor,
+        (major, _) => embedded.major == major,
+    };
+    same_line && embedded >= wanted
 }
 
 impl EmbeddedPackage {
@@ -249,6 +259,13 @@ mod tests {
             Some("wasi:http@0.3.0")
         );
         assert_eq!(served("wasi:http@0.4.0"), None);
+        // Newer than what is embedded: it would lack what is asked for.
+        assert_eq!(served("wasi:http@0.2.20"), None);
+        assert_eq!(served("wasmcloud:secrets@2.5.0"), None);
+        assert_eq!(
+            served("wasmcloud:secrets@2.0.0").as_deref(),
+            Some("wasmcloud:secrets@2.1.0")
+        );
         assert_eq!(
             served("wasi:keyvalue@0.2.0-draft").as_deref(),
             Some("wasi:keyvalue@0.2.0-draft")

@@ -52,6 +52,9 @@ pub enum WitError {
         /// What is wrong.
         message: String,
     },
+    /// `wit/deps` is a symbolic link: a fetch replaces and writes into it.
+    #[error("{} is a symbolic link; make it a folder of the project", .0.display())]
+    DepsIsALink(PathBuf),
     /// A file under `wit/deps/` could not be written.
     #[error("cannot write {}: {source}", path.display())]
     Write {

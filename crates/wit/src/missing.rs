@@ -13,7 +13,7 @@ use wit_parser::{PackageName, UnresolvedPackage, UnresolvedPackageGroup};
 /// The largest WIT file read (the largest WASI package is about 60 KiB).
 const MAX_WIT_FILE_BYTES: u64 = 4 << 20;
 /// The largest binary WIT package (`deps/*.wasm`) read.
-const MAX_WASM_PACKAGE_BYTES: u64 = 16 << 20;
+pub(crate) const MAX_WASM_PACKAGE_BYTES: u64 = 16 << 20;
 /// The most entries one folder may hold.
 const MAX_ENTRIES: usize = 1024;
 
@@ -93,7 +93,7 @@ fn note_package(
 }
 
 /// The entries of `dir`, sorted, bounded in number.
-fn entries(dir: &Path) -> Result<Vec<PathBuf>, WitError> {
+pub(crate) fn entries(dir: &Path) -> Result<Vec<PathBuf>, WitError> {
     let unreadable = |source| WitError::Read {
         path: dir.to_path_buf(),
         source,

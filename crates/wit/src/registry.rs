@@ -55,6 +55,12 @@ pub async fn fetch(
     // A WIT error in the project is the project's to fix, whatever the
     // registry says.
     missing_packages(wit_dir)?;
+    // `deps/` is replaced and written into: it must be the project's own
+    // folder, not a link to somewhere else.
+    let deps = wit_dir.join("deps");
+    if std::fs::symlink_metadata(&deps).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(WitError::DepsIsALink(deps));
+    }
     let registry = tokio::time::timeout(
         options.timeout,
         from_registry(project_dir, wit_dir, options),
@@ -63,7 +69,10 @@ pub async fn fetch(
     .unwrap_or_else(|_| Err(format!("no answer within {} s", options.timeout.as_secs())));
     let mut report = FetchReport::default();
     match registry {
-        Ok(fetched) => report.from_registry = fetched,
+        Ok(fetched) => {
+            write_lock(project_dir, &fetched.lock)?;
+            report.from_registry = fetched.packages;
+        }
         // A registry that answers with other bytes than `wkg.lock` pinned
         // is not an outage to paper over with the embedded WIT.
         Err(cause) if cause.contains("but the lock file specifies digest") => {
@@ -121,43 +130,49 @@ fn from_embedded(
 }
 
 /// Fetches through wasm-pkg-core; `Err` carries the cause as one line.
+/// What the registries gave: the packages, and the new `wkg.lock` text.
+struct Fetched {
+    packages: Vec<String>,
+    lock: String,
+}
+
+/// Fetches through wasm-pkg-core; `Err` carries the cause as one line.
+/// wkg works on a private copy of `wkg.lock` (a cancelled or failed fetch
+/// leaves the project's untouched; the caller writes the new one).
 async fn from_registry(
     project_dir: &Path,
     wit_dir: &Path,
     options: &FetchOptions,
-) -> Result<Vec<String>, String> {
+) -> Result<Fetched, String> {
     let config = client_config(options).await.map_err(|e| e.to_string())?;
     let manifest = project_manifest(project_dir).map_err(|e| e.to_string())?;
     let lock_path = project_dir.join(wasm_pkg_core::lock::LOCK_FILE_NAME);
-    let lock_existed = usable_lock(&lock_path).map_err(|e| e.to_string())?;
-    let mut lock = if lock_existed {
-        LockFile::load_from_path(&lock_path, false).await
-    } else {
-        LockFile::new_with_path([], &lock_path).await
+    let existing = usable_lock(&lock_path).map_err(|e| e.to_string())?;
+    let scratch = tempfile::tempdir().map_err(|e| format!("cannot make a scratch folder: {e}"))?;
+    let work_lock = scratch.path().join(wasm_pkg_core::lock::LOCK_FILE_NAME);
+    let mut lock = match existing {
+        Some(text) => {
+            std::fs::write(&work_lock, text).map_err(|e| format!("cannot copy wkg.lock: {e}"))?;
+            LockFile::load_from_path(&work_lock, false).await
+        }
+        None => LockFile::new_with_path([], &work_lock).await,
     }
-    .map_err(|e| one_line(&e))?;
+    .map_err(|e| format!("wkg.lock: {}", one_line(&e)))?;
     let cache = FileCache::new(&options.cache_dir)
         .await
         .map_err(|e| one_line(&e))?;
     let client = CachingClient::new(Some(wasm_pkg_client::Client::new(config)), cache);
-    let fetched = wasm_pkg_core::wit::fetch_dependencies(
+    wasm_pkg_core::wit::fetch_dependencies(
         &manifest,
         wit_dir,
         &mut lock,
         client,
         wasm_pkg_core::wit::OutputType::Wit,
     )
-    .await;
-    if let Err(error) = fetched {
-        drop(lock);
-        if !lock_existed {
-            // Leave no empty wkg.lock behind a failed first fetch.
-            let _ = std::fs::remove_file(&lock_path);
-        }
-        return Err(one_line(&error));
-    }
+    .await
+    .map_err(|e| one_line(&e))?;
     lock.write().await.map_err(|e| one_line(&e))?;
-    Ok(lock
+    let packages = lock
         .packages
         .iter()
         .flat_map(|package| {
@@ -166,7 +181,23 @@ async fn from_registry(
                 .iter()
                 .map(move |v| format!("{}@{}", package.name, v.version))
         })
-        .collect())
+        .collect();
+    drop(lock);
+    let lock = std::fs::read_to_string(&work_lock).map_err(|e| format!("wkg.lock: {e}"))?;
+    Ok(Fetched { packages, lock })
+}
+
+/// Replaces the project's `wkg.lock` in one step (a sibling file renamed
+/// over it), so it is never seen half written.
+fn write_lock(project_dir: &Path, text: &str) -> Result<(), WitError> {
+    let path = project_dir.join(wasm_pkg_core::lock::LOCK_FILE_NAME);
+    let partial = project_dir.join(".wkg.lock.partial");
+    let failed = |source| WitError::Write {
+        path: path.clone(),
+        source,
+    };
+    std::fs::write(&partial, text).map_err(failed)?;
+    std::fs::rename(&partial, &path).map_err(failed)
 }
 
 /// wkg's configuration: its defaults, then `config_file`, `WKG_CONFIG_FILE`
@@ -185,7 +216,7 @@ async fn client_config(options: &FetchOptions) -> Result<wasm_pkg_client::Config
         let text = nimbus_model::files::read_text_bounded(&path, MAX_CONFIG_BYTES)?;
         let loaded = wasm_pkg_client::Config::from_toml(&text).map_err(|e| WitError::Config {
             path: path.clone(),
-            message: e.to_string(),
+            message: without_source_lines(&e.to_string()),
         })?;
         config.merge(loaded);
     }
@@ -222,27 +253,66 @@ fn project_manifest(project_dir: &Path) -> Result<wasm_pkg_core::manifest::Manif
         })?;
     if let Some(overrides) = manifest.overrides.as_mut() {
         for entry in overrides.values_mut() {
-            if let Some(local) = entry.path.as_mut()
-                && local.is_relative()
-            {
-                *local = project_dir.join(&*local);
+            if let Some(local) = entry.path.as_mut() {
+                if local.is_relative() {
+                    *local = project_dir.join(&*local);
+                }
+                check_override(local)?;
             }
         }
     }
     Ok(manifest)
 }
 
-/// Whether `wkg.lock` exists with content to load: an empty one (wash
-/// leaves them) counts as absent. It must be a regular file of sane size,
-/// checked before the locking reader opens it.
-fn usable_lock(path: &Path) -> Result<bool, WitError> {
-    match std::fs::symlink_metadata(path) {
-        Err(_) => Ok(false),
-        Ok(_) => {
-            let text = nimbus_model::files::read_text_bounded(path, MAX_CONFIG_BYTES)?;
-            Ok(!text.trim().is_empty())
+/// An override's folder or file, checked before wkg reads it unbounded:
+/// regular files of sane size, a bounded number of them.
+fn check_override(path: &Path) -> Result<(), WitError> {
+    if !path.is_dir() {
+        nimbus_model::files::read_bounded_blocking(path, crate::missing::MAX_WASM_PACKAGE_BYTES)?;
+        return Ok(());
+    }
+    let deps = path.join("deps");
+    let mut folders = vec![path.to_path_buf()];
+    if deps.is_dir() {
+        folders.extend(
+            crate::missing::entries(&deps)?
+                .into_iter()
+                .filter(|p| p.is_dir()),
+        );
+        folders.push(deps);
+    }
+    for folder in folders {
+        for file in crate::missing::entries(&folder)? {
+            if file.extension().is_some_and(|e| e == "wit" || e == "wasm") {
+                nimbus_model::files::read_bounded_blocking(
+                    &file,
+                    crate::missing::MAX_WASM_PACKAGE_BYTES,
+                )?;
+            }
         }
     }
+    Ok(())
+}
+
+/// The text of `wkg.lock`, if it exists with content: an empty one (wash
+/// leaves them) counts as absent. Read with a bound, regular files only.
+fn usable_lock(path: &Path) -> Result<Option<String>, WitError> {
+    if std::fs::symlink_metadata(path).is_err() {
+        return Ok(None);
+    }
+    let text = nimbus_model::files::read_text_bounded(path, MAX_CONFIG_BYTES)?;
+    Ok((!text.trim().is_empty()).then_some(text))
+}
+
+/// A TOML error without the source lines it quotes (a wkg config holds
+/// registry passwords): its location line and its message.
+fn without_source_lines(message: &str) -> String {
+    let kept: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.contains('|') && !line.starts_with('^'))
+        .collect();
+    kept.join(": ")
 }
 
 /// An anyhow chain (wasm-pkg-core's errors) as one line, each cause once.
@@ -256,4 +326,29 @@ fn one_line(error: &anyhow::Error) -> String {
         }
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_broken_wkg_config_is_reported_without_its_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "[registry.\"example.com\".oci]\nauth = { username = \"u\", password = \"hunter2 }\n",
+        )
+        .unwrap();
+        let options = FetchOptions {
+            cache_dir: dir.path().join("cache"),
+            timeout: Duration::from_secs(5),
+            config_file: Some(path),
+        };
+        let error = client_config(&options).await.unwrap_err().to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(!error.contains('\n'), "{error}");
+        assert!(error.contains("config.toml"), "{error}");
+    }
 }

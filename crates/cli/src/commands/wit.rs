@@ -46,6 +46,7 @@ impl WitCommand {
             dir.display(),
             wit_dir.display()
         );
+        let wit_dir = inside(&dir, &wit_dir)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -61,6 +62,7 @@ pub(crate) async fn fetch_missing(dir: &Path, config: &ProjectConfig) -> anyhow:
     if config.wit.skip_fetch || !wit_dir.is_dir() {
         return Ok(());
     }
+    let wit_dir = inside(dir, &wit_dir)?;
     let missing = {
         let wit_dir = wit_dir.clone();
         tokio::task::spawn_blocking(move || nimbus_wit::missing_packages(&wit_dir)).await??
@@ -76,11 +78,25 @@ pub(crate) async fn fetch_missing(dir: &Path, config: &ProjectConfig) -> anyhow:
 /// The bound on a fetch before a build.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The WIT folder, refused unless it stays inside the project: a fetch
+/// replaces its `deps/`.
+fn inside(project: &Path, wit_dir: &Path) -> anyhow::Result<PathBuf> {
+    let relative = wit_dir.strip_prefix(project).unwrap_or(wit_dir);
+    nimbus_project::sources::inside_project(project, relative)
+        .map_err(|e| anyhow::anyhow!("wit.wit_dir: {e}"))
+}
+
 async fn fetch(dir: &Path, wit_dir: &Path, timeout: Duration) -> anyhow::Result<()> {
-    let cache_dir = dirs::cache_dir()
-        .unwrap_or_else(std::env::temp_dir)
-        .join("nimbus")
-        .join("wit-packages");
+    // With no user cache directory, a private one for this run (a shared
+    // one under /tmp could be filled by another user).
+    let scratch;
+    let cache_dir = match dirs::cache_dir() {
+        Some(cache) => cache.join("nimbus").join("wit-packages"),
+        None => {
+            scratch = tempfile::tempdir()?;
+            scratch.path().to_path_buf()
+        }
+    };
     let options = nimbus_wit::FetchOptions {
         cache_dir,
         timeout,

@@ -154,3 +154,27 @@ fn skip_fetch_leaves_the_wit_alone() {
     assert!(!stderr(&out).contains("fetching"), "{}", stderr(&out));
     assert!(!dir.path().join("wit/deps").exists());
 }
+
+#[test]
+fn a_wit_dir_outside_the_project_is_refused() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("project");
+    std::fs::create_dir_all(parent.path().join("elsewhere")).unwrap();
+    std::fs::write(
+        parent.path().join("elsewhere/world.wit"),
+        "package test:app;\nworld app { import wasi:keyvalue/store@0.2.0-draft; }\n",
+    )
+    .unwrap();
+    let config = wkg_config(parent.path(), "wasi", &closed_port());
+    wash_project(
+        &dir,
+        &["wasi:keyvalue/store@0.2.0-draft"],
+        "-d wit",
+        "wit:\n  wit_dir: ../elsewhere\n",
+    );
+    let out = run(&dir, &config, &["build"]);
+    let text = stderr(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("error: wit.wit_dir: "), "{text}");
+    assert!(!parent.path().join("elsewhere/deps").exists());
+}
