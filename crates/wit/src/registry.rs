@@ -5,9 +5,10 @@
 //! Registry configuration is wkg's: the file named by `WKG_CONFIG_FILE`, or
 //! the user's global wkg config, over wkg's defaults (`wasi` → `wasi.dev`);
 //! `wasmcloud` and `wrpc` map to their registries unless configured, as in
-//! wash. A project's `wkg.toml` (overrides) and `wkg.lock` are respected, and
-//! `wkg.lock` is written after a fetch, so a locked digest is what is fetched
-//! again. The whole fetch is bounded by [`FetchOptions::timeout`].
+//! wash. A project's `wkg.toml` (overrides) and `wkg.lock` are respected:
+//! `wkg.lock` is written after a successful fetch, and content that differs
+//! from a locked digest is refused. The whole fetch is bounded by
+//! [`FetchOptions::timeout`].
 
 use crate::embedded;
 use crate::{Package, WitError, missing_packages};
@@ -129,7 +130,6 @@ fn from_embedded(
     })
 }
 
-/// Fetches through wasm-pkg-core; `Err` carries the cause as one line.
 /// What the registries gave: the packages, and the new `wkg.lock` text.
 struct Fetched {
     packages: Vec<String>,

@@ -84,11 +84,17 @@ async fn a_trap_in_a_linked_component_fails_the_request_and_the_next_one_works()
     t.host.start_workload(workload).await.unwrap();
     let (status, body) = t.get("trap.link.test", "/greet?name=trap").await;
     assert_eq!(status, 500, "{body}");
+    // The failure is logged for the caller. Which cause wasmtime-wasi-http
+    // reports is a race inside it: the trap (with the linked call named),
+    // or, when the dropped response outparam is seen first, that no
+    // response was set. Either way it is the trapped request's.
+    let text = log.text();
     assert!(
-        log.text()
-            .contains("call from component `app` into linked component `lib`"),
-        "{}",
-        log.text()
+        text.contains("component failed while handling a request")
+            && text.contains("component=app")
+            && (text.contains("call from component `app` into linked component `lib`")
+                || text.contains("response-outparam::set")),
+        "{text}"
     );
     let (status, body) = t.get("trap.link.test", "/greet?name=again").await;
     assert_eq!((status, body.as_str()), (200, "hello again from lib\n"));
