@@ -54,6 +54,18 @@ impl<'a> PluginCalls<'a> {
             .await
     }
 
+    /// Starts observing one call of a component-model `async` host
+    /// function, which cannot hold the store across its awaits: run the
+    /// work under [`Observation::run`], then [`Observation::finish`] it
+    /// with the store's calls again.
+    pub fn start(&self, interface: &'static str, function: &'static str) -> Observation {
+        Observation {
+            span: nimbus_observe::trace::plugin_span(self.parent, interface, function),
+            started: self.metrics.map(|_| Instant::now()),
+            interface,
+        }
+    }
+
     async fn observe_with<R>(
         &self,
         interface: &'static str,
@@ -72,5 +84,29 @@ impl<'a> PluginCalls<'a> {
             metrics.plugin_call(interface, ok, started.elapsed());
         }
         result
+    }
+}
+
+/// One call being observed (see [`PluginCalls::start`]).
+pub struct Observation {
+    span: tracing::Span,
+    started: Option<Instant>,
+    interface: &'static str,
+}
+
+impl Observation {
+    /// Runs the call's work under its span.
+    pub async fn run<R>(&self, call: impl Future<Output = R>) -> R {
+        call.instrument(self.span.clone()).await
+    }
+
+    /// Ends the observation: an error outcome unless `ok`.
+    pub fn finish(self, calls: &PluginCalls<'_>, ok: bool) {
+        if !ok {
+            nimbus_observe::trace::record_error(&self.span);
+        }
+        if let (Some(metrics), Some(started)) = (calls.metrics, self.started) {
+            metrics.plugin_call(self.interface, ok, started.elapsed());
+        }
     }
 }

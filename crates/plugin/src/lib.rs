@@ -19,7 +19,7 @@
 //! [`PluginCalls`] (the span and metrics every backend call goes through),
 //! the per-host backend pool, and the NATS connections plugins share.
 
-pub use calls::PluginCalls;
+pub use calls::{Observation, PluginCalls};
 use nimbus_model::secret::Secret;
 use nimbus_model::sources::NamedSources;
 use nimbus_model::spec::{HostInterface, WorkloadSpec};
@@ -41,6 +41,7 @@ pub use nats::{NatsConnection, NatsConnections};
 pub struct NatsConnections {}
 mod pool;
 pub use pool::BackendPool;
+pub mod streams;
 
 /// What a plugin's host functions may ask of the store they run in.
 ///

@@ -87,6 +87,17 @@ pub enum MessagingError {
     /// The in-memory broker dropped the reply subscription.
     #[error("the broker closed the reply subscription")]
     ReplyClosed,
+    /// A body larger than the broker (or the host's buffer) takes.
+    #[error("the message body is {bytes} bytes; at most {limit} are allowed")]
+    TooLarge {
+        /// Bytes the body had when it was refused (at least this many).
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The broker cannot be reached (connecting failed or timed out).
+    #[error("{0}")]
+    Unreachable(String),
     /// The broker failed (the NATS server, the connection), with what
     /// failed in the message.
     #[error("{0}")]
@@ -223,6 +234,17 @@ fn nats_error(error: impl std::fmt::Display) -> MessagingError {
     MessagingError::Broker(format!("nats: {error}"))
 }
 
+/// Refuses a body over the server's `max_payload` before sending it (the
+/// server would close the connection over it).
+#[cfg(feature = "nats")]
+fn check_payload(client: &async_nats::Client, bytes: usize) -> Result<(), MessagingError> {
+    let limit = client.server_info().max_payload;
+    if limit > 0 && bytes > limit {
+        return Err(MessagingError::TooLarge { bytes, limit });
+    }
+    Ok(())
+}
+
 #[cfg(feature = "nats")]
 #[async_trait]
 impl Broker for NatsBroker {
@@ -235,7 +257,8 @@ impl Broker for NatsBroker {
                 .connection
                 .client()
                 .await
-                .map_err(|e| MessagingError::Broker(e.to_string()))?;
+                .map_err(|e| MessagingError::Unreachable(e.to_string()))?;
+            check_payload(client, message.body.len())?;
             let result = match message.reply_to {
                 Some(reply) => {
                     client
@@ -250,7 +273,7 @@ impl Broker for NatsBroker {
         tokio::time::timeout(self.connection.timeout(), publish)
             .await
             .map_err(|_| {
-                MessagingError::Broker("nats: the server did not acknowledge in time".into())
+                MessagingError::Unreachable("nats: the server did not acknowledge in time".into())
             })?
     }
 
@@ -265,7 +288,8 @@ impl Broker for NatsBroker {
             .connection
             .client()
             .await
-            .map_err(|e| MessagingError::Broker(e.to_string()))?;
+            .map_err(|e| MessagingError::Unreachable(e.to_string()))?;
+        check_payload(client, body.len())?;
         let request = async_nats::Request::new()
             .payload(body)
             .timeout(Some(timeout));
@@ -301,7 +325,7 @@ impl Broker for NatsBroker {
             .connection
             .client()
             .await
-            .map_err(|e| MessagingError::Broker(e.to_string()))?;
+            .map_err(|e| MessagingError::Unreachable(e.to_string()))?;
         let mut subscriber = match queue {
             Some(queue) => client.queue_subscribe(subject, queue).await,
             None => client.subscribe(subject).await,

@@ -1,6 +1,7 @@
-//! `wasmcloud:messaging@0.2.0`: components publish and request through
-//! `consumer`, and receive subscribed messages through their exported
-//! `handler`.
+//! `wasmcloud:messaging@0.2.0` and `@0.3.0`: components publish and
+//! request through `consumer`, and receive subscribed messages through
+//! their exported `handler` (0.3.0's calls are `async` with streamed bodies
+//! and typed errors: see [`v3`]).
 //!
 //! ```yaml
 //! hostInterfaces:
@@ -15,19 +16,25 @@
 //! ```
 //!
 //! A component may set `subscriptions`, `queue_group` (or wasmCloud's
-//! `consumer_group`) and `max_in_flight` in its own `localResources.config`;
-//! they win over the workload's entry for that component, so each worker of
-//! one workload can listen on its own subjects.
+//! `consumer_group`), `max_in_flight` and `admission_wait` in its own
+//! `localResources.config`; they win over the workload's entry for that
+//! component, so each worker of one workload can listen on its own
+//! subjects.
 //!
 //! Each delivered message runs `handle-message` on a fresh instance of the
-//! component (like a P2 HTTP request), at most `max_in_flight` (default 64)
-//! at a time per subscription, within the component's request deadline. A
-//! handler that traps or returns an error is logged and the subscription
-//! goes on. A handler answers a request by publishing to its `reply-to`.
+//! component (like a P2 HTTP request), within the component's request
+//! deadline, admitted as [`admission`] describes: at most `max_in_flight`
+//! (default 32) at a time for the component, at most the host's
+//! `host_max_in_flight` (default 128) for all, a message finding no slot
+//! within `admission_wait` (default 30 s) shed. A handler that traps or
+//! returns an error is logged and the subscription goes on. A handler
+//! answers a request by publishing to its `reply-to`.
 //! Brokers are pooled per host: the memory broker is one per host (so
 //! workloads on a host can talk), a NATS client one per URL.
 
+mod admission;
 mod broker;
+mod v3;
 
 #[cfg(feature = "nats")]
 pub use broker::NatsBroker;
@@ -40,7 +47,6 @@ use nimbus_plugin::{BindContext, Binding, ComponentHandle, PluginError, ServeGua
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
 mod bindings {
@@ -56,15 +62,18 @@ use bindings::wasmcloud::messaging::{consumer, types};
 
 const ID: &str = "messaging";
 const CONSUMER: &str = "wasmcloud:messaging/consumer";
+/// The most a guest's message body is buffered to before it is sent.
+const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// Settings a component may set for itself in `localResources.config`,
 /// over the workload's `wasmcloud:messaging` entry. `consumer_group` is
 /// wasmCloud's name for `queue_group`.
-const PER_COMPONENT_KEYS: [&str; 4] = [
+const PER_COMPONENT_KEYS: [&str; 5] = [
     "subscriptions",
     "queue_group",
     "consumer_group",
     "max_in_flight",
+    "admission_wait",
 ];
 
 /// Default time a guest's `request` waits when it passes 0.
@@ -80,6 +89,7 @@ pub struct MessagingPlugin {
     /// is not pooled (one per host, so workloads can talk through it).
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pool: BackendPool<BackendChoice, dyn Broker>,
+    admission: admission::Admission,
 }
 
 /// One component's messaging settings.
@@ -88,16 +98,37 @@ struct MessagingBinding {
     subscriptions: Vec<String>,
     queue_group: Option<String>,
     max_in_flight: usize,
+    admission_wait: Duration,
+    /// A request's wait when the guest names none (0.2.0's 0, 0.3.0's
+    /// `none`).
+    timeout: Duration,
+    max_body_bytes: usize,
 }
 
 impl MessagingPlugin {
     /// The plugin with the host's `defaults` for it, sharing the host's NATS clients.
+    ///
+    /// `host_max_in_flight` in `defaults` sets the host's total of messages
+    /// in flight (see [`admission`]); a value that is not a positive number
+    /// is reported and the default kept.
     pub fn new(defaults: BTreeMap<String, String>, nats: Arc<NatsConnections>) -> Self {
+        let host_total = match defaults.get("host_max_in_flight") {
+            None => admission::DEFAULT_HOST_TOTAL,
+            Some(value) => positive(value).unwrap_or_else(|| {
+                tracing::warn!(
+                    value = %value.escape_debug(),
+                    default = admission::DEFAULT_HOST_TOTAL,
+                    "messaging host_max_in_flight is not a positive number; using the default"
+                );
+                admission::DEFAULT_HOST_TOTAL
+            }),
+        };
         Self {
             defaults,
             nats,
             memory: Arc::new(MemoryBroker::default()),
             pool: BackendPool::new(),
+            admission: admission::Admission::new(host_total),
         }
     }
 
@@ -155,13 +186,37 @@ impl MessagingPlugin {
             broker::check_subject(subject, true).map_err(|e| error(e.to_string()))?;
         }
         let max_in_flight = match config.get("max_in_flight") {
-            Some(n) => n
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| error(format!("max_in_flight `{n}` is not a positive number")))?,
-            None => 64,
+            Some(n) => positive(n).ok_or_else(|| {
+                error(format!(
+                    "max_in_flight `{}` is not a positive number",
+                    n.escape_debug()
+                ))
+            })?,
+            None => admission::DEFAULT_PER_COMPONENT,
+        };
+        let admission_wait = match config.get("admission_wait") {
+            Some(value) => {
+                let (wait, clamped) = admission::parse_wait(value).map_err(error)?;
+                if clamped {
+                    tracing::warn!(
+                        workload = ctx.workload,
+                        component = ctx.component,
+                        admission_wait = %value.escape_debug(),
+                        "admission_wait is above the 10-minute maximum; waiting 10 minutes"
+                    );
+                }
+                wait
+            }
+            None => admission::DEFAULT_WAIT,
+        };
+        let max_body_bytes = match config.get("max_body_bytes") {
+            Some(n) => positive(n).ok_or_else(|| {
+                error(format!(
+                    "max_body_bytes `{}` is not a positive number",
+                    n.escape_debug()
+                ))
+            })?,
+            None => DEFAULT_MAX_BODY_BYTES,
         };
         Ok(MessagingBinding {
             broker,
@@ -172,8 +227,16 @@ impl MessagingPlugin {
                 .cloned()
                 .filter(|q| !q.is_empty()),
             max_in_flight,
+            admission_wait,
+            timeout,
+            max_body_bytes,
         })
     }
+}
+
+/// A positive whole number, or `None`.
+fn positive(value: &str) -> Option<usize> {
+    value.trim().parse::<usize>().ok().filter(|n| *n > 0)
 }
 
 impl<T: PluginState> nimbus_plugin::Plugin<T> for MessagingPlugin {
@@ -185,11 +248,16 @@ impl<T: PluginState> nimbus_plugin::Plugin<T> for MessagingPlugin {
         &[
             "wasmcloud:messaging/consumer@0.2.0",
             "wasmcloud:messaging/types@0.2.0",
+            "wasmcloud:messaging/consumer@0.3.0",
+            "wasmcloud:messaging/types@0.3.0",
         ]
     }
 
     fn exports(&self) -> &'static [&'static str] {
-        &["wasmcloud:messaging/handler@0.2.0"]
+        &[
+            "wasmcloud:messaging/handler@0.2.0",
+            "wasmcloud:messaging/handler@0.3.0",
+        ]
     }
 
     fn add_to_linker(&self, linker: &mut wasmtime::component::Linker<T>) -> wasmtime::Result<()> {
@@ -201,7 +269,13 @@ impl<T: PluginState> nimbus_plugin::Plugin<T> for MessagingPlugin {
             }
         }
         types::add_to_linker::<T, HasConsumer>(linker, view::<T>)?;
-        consumer::add_to_linker::<T, HasConsumer>(linker, view::<T>)
+        consumer::add_to_linker::<T, HasConsumer>(linker, view::<T>)?;
+        v3::bindings::wasmcloud::messaging::types::add_to_linker::<T, v3::HasConsumerV3>(
+            linker, view::<T>,
+        )?;
+        v3::bindings::wasmcloud::messaging::consumer::add_to_linker::<T, v3::HasConsumerV3>(
+            linker, view::<T>,
+        )
     }
 
     fn bind(&self, ctx: &BindContext<'_>) -> Result<Binding, PluginError> {
@@ -222,8 +296,19 @@ impl<T: PluginState> nimbus_plugin::Plugin<T> for MessagingPlugin {
             );
             return Ok(None);
         }
-        let pre = bindings::MessagingPre::new(component.instance_pre().clone())
-            .map_err(|e| PluginError::new(ID, format!("cannot use the message handler: {e}")))?;
+        let instance_pre = component.instance_pre().clone();
+        // The handler's version is the one the component exports.
+        let handler = match v3::HandlerServicePre::new(instance_pre.clone()) {
+            Ok(pre) => Handler::V3(pre),
+            Err(_) => Handler::V2(bindings::MessagingPre::new(instance_pre).map_err(|e| {
+                PluginError::new(ID, format!("cannot use the message handler: {e}"))
+            })?),
+        };
+        let gate = self.admission.gate(
+            &format!("{}/{}", ctx.workload, ctx.component),
+            binding.max_in_flight,
+            binding.admission_wait,
+        );
         let mut tasks = Vec::new();
         for subject in &binding.subscriptions {
             let task = tokio::spawn(subscription_loop(
@@ -231,8 +316,8 @@ impl<T: PluginState> nimbus_plugin::Plugin<T> for MessagingPlugin {
                 subject.clone(),
                 binding.queue_group.clone(),
                 component.clone(),
-                pre.clone(),
-                Arc::new(Semaphore::new(binding.max_in_flight)),
+                handler.clone(),
+                gate.clone(),
             ));
             tasks.push(task.abort_handle());
         }
@@ -259,15 +344,30 @@ impl Drop for Subscriptions {
     }
 }
 
+/// The handler export a component has, at its version.
+enum Handler<T: 'static> {
+    V2(bindings::MessagingPre<T>),
+    V3(v3::HandlerServicePre<T>),
+}
+
+impl<T: 'static> Clone for Handler<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::V2(pre) => Self::V2(pre.clone()),
+            Self::V3(pre) => Self::V3(pre.clone()),
+        }
+    }
+}
+
 /// Subscribes (retrying while the broker is unreachable) and hands each
-/// message to the component.
+/// message to the component once the gate admits it.
 async fn subscription_loop<T: PluginState>(
     broker: Arc<dyn Broker>,
     subject: String,
     queue: Option<String>,
     component: ComponentHandle<T>,
-    pre: bindings::MessagingPre<T>,
-    in_flight: Arc<Semaphore>,
+    handler: Handler<T>,
+    gate: admission::Gate,
 ) {
     let (workload, name) = (component.workload(), component.component());
     let mut backoff = Duration::from_millis(100);
@@ -295,14 +395,25 @@ async fn subscription_loop<T: PluginState>(
             "subscribed"
         );
         while let Some(message) = messages.recv().await {
-            let Ok(permit) = in_flight.clone().acquire_owned().await else {
-                return;
+            let Some(admitted) = gate.admit().await else {
+                tracing::warn!(
+                    workload,
+                    component = name,
+                    subject = message.subject,
+                    max_in_flight = gate.limit(),
+                    admission_wait_ms = gate.wait().as_millis() as u64,
+                    "no free slot for a message within its admission wait; dropped it"
+                );
+                if let Some(metrics) = component.metrics() {
+                    metrics.message_shed();
+                }
+                continue;
             };
-            let (component, pre) = (component.clone(), pre.clone());
+            let (component, handler) = (component.clone(), handler.clone());
             let metrics = component.metrics().cloned();
             nimbus_observe::metrics::spawn_metered(metrics.as_ref(), async move {
-                deliver(&component, &pre, message).await;
-                drop(permit);
+                deliver(&component, &handler, message).await;
+                drop(admitted);
             });
         }
         // The broker ended the subscription (connection lost for good):
@@ -314,7 +425,7 @@ async fn subscription_loop<T: PluginState>(
 /// Runs `handle-message` once on a fresh instance; failures are logged.
 async fn deliver<T: PluginState>(
     component: &ComponentHandle<T>,
-    pre: &bindings::MessagingPre<T>,
+    handler: &Handler<T>,
     message: Message,
 ) {
     let (workload, name) = (component.workload(), component.component());
@@ -325,16 +436,24 @@ async fn deliver<T: PluginState>(
         store
             .data_mut()
             .set_trace_parent(nimbus_observe::trace::Parent::of(&span));
-        let instance = pre.instantiate_async(&mut store).await?;
-        let message = types::BrokerMessage {
-            subject: message.subject,
-            body: message.body.to_vec(),
-            reply_to: message.reply_to,
-        };
-        instance
-            .wasmcloud_messaging_handler()
-            .call_handle_message(&mut store, &message)
-            .await
+        match handler {
+            Handler::V2(pre) => {
+                let instance = pre.instantiate_async(&mut store).await?;
+                let message = types::BrokerMessage {
+                    subject: message.subject,
+                    body: message.body.to_vec(),
+                    reply_to: message.reply_to,
+                };
+                instance
+                    .wasmcloud_messaging_handler()
+                    .call_handle_message(&mut store, &message)
+                    .await
+            }
+            Handler::V3(pre) => {
+                let instance = pre.instantiate_async(&mut store).await?;
+                v3::handle(&mut store, &instance, message).await
+            }
+        }
     };
     let outcome = tokio::time::timeout(component.timeout(), call)
         .instrument(span.clone())
@@ -376,10 +495,14 @@ struct ConsumerView<'a> {
 }
 
 impl ConsumerView<'_> {
-    fn broker(&self) -> wasmtime::Result<&Arc<dyn Broker>> {
-        self.binding.map(|b| &b.broker).ok_or_else(|| {
+    fn binding(&self) -> wasmtime::Result<&MessagingBinding> {
+        self.binding.ok_or_else(|| {
             wasmtime::format_err!("wasmcloud:messaging is not bound for this component")
         })
+    }
+
+    fn broker(&self) -> wasmtime::Result<&Arc<dyn Broker>> {
+        Ok(&self.binding()?.broker)
     }
 }
 
@@ -393,7 +516,7 @@ impl consumer::Host for ConsumerView<'_> {
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<types::BrokerMessage, String>> {
         let timeout = match timeout_ms {
-            0 => DEFAULT_REQUEST_TIMEOUT,
+            0 => self.binding()?.timeout,
             ms => Duration::from_millis(ms.into()),
         };
         let broker = self.broker()?;

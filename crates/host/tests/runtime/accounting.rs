@@ -42,11 +42,11 @@ fn logged(log: &str, path: &str, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in: {line}"))
 }
 
-fn scrape(text: &str) -> Scrape {
+pub(crate) fn scrape(text: &str) -> Scrape {
     Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("valid Prometheus text")
 }
 
-fn sample(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
     scrape.samples.iter().find_map(|s| {
         let matches = s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(v));
         match (&s.value, matches) {

@@ -14,6 +14,7 @@ mod http;
 mod keyvalue;
 mod links;
 mod local_calls;
+mod messaging3;
 mod middleware;
 mod oci;
 mod plugins;
@@ -36,6 +37,7 @@ mod every_guest_has_a_test {
         pub(crate) use crate::links::a_p3_component_awaits_an_async_export_that_itself_links_to_a_p2_component as p3_link_app;
         pub(crate) use crate::links::a_p3_component_awaits_an_async_export_that_itself_links_to_a_p2_component as p3_link_lib;
         pub(crate) use crate::links::components_importing_from_each_other_are_refused_with_the_cycle_spelled_out as p2_link_relay;
+        pub(crate) use crate::messaging3::a_p3_component_requests_publishes_and_handles_with_streamed_bodies as p3_messaging;
         pub(crate) use crate::middleware::auth_middleware_short_circuits_and_edits_headers_inward as p3_mw_auth;
         pub(crate) use crate::middleware::p2_and_p3_middleware_mix_in_one_chain as p2_mw_forward;
         pub(crate) use crate::middleware::three_middlewares_wrap_the_handler_in_onion_order as p3_mw_logging;

@@ -22,6 +22,7 @@ pub struct ComponentMetrics {
     pub(super) instances_created: IntCounter,
     pub(super) instance_reuses: IntCounter,
     pub(super) instances_discarded: IntCounter,
+    pub(super) messages_shed: IntCounter,
     pub(super) outbound: IntCounterVec,
     pub(super) destinations: Mutex<HashSet<(String, &'static str)>>,
     pub(super) plugin_calls: IntCounterVec,
@@ -40,6 +41,12 @@ impl ComponentMetrics {
             metrics: self,
             started: std::time::Instant::now(),
         }
+    }
+
+    /// A subscribed message was dropped: no slot freed up in time.
+    #[inline]
+    pub fn message_shed(&self) {
+        self.messages_shed.inc();
     }
 
     /// `nanos` of guest CPU were spent.

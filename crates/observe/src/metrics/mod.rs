@@ -66,6 +66,7 @@ pub struct Metrics {
     instances_created: IntCounterVec,
     instance_reuses: IntCounterVec,
     instances_discarded: IntCounterVec,
+    messages_shed: IntCounterVec,
     outbound: IntCounterVec,
     plugin_calls: IntCounterVec,
     plugin_duration: HistogramVec,
@@ -207,6 +208,11 @@ impl Metrics {
                 "Instances dropped after a trap or a missed deadline.",
                 &[],
             ),
+            messages_shed: counter(
+                "nimbus_messages_shed_total",
+                "Subscribed messages dropped because the component had no free slot within its admission wait.",
+                &[],
+            ),
             outbound: counter(
                 "nimbus_outbound_requests_total",
                 "Outgoing HTTP requests of the component, by destination host and decision (allowed or denied).",
@@ -255,6 +261,7 @@ impl Metrics {
             instances_created: self.instances_created.with_label_values(&labels),
             instance_reuses: self.instance_reuses.with_label_values(&labels),
             instances_discarded: self.instances_discarded.with_label_values(&labels),
+            messages_shed: self.messages_shed.with_label_values(&labels),
             outbound: self.outbound.clone(),
             destinations: Mutex::default(),
             plugin_calls: self.plugin_calls.clone(),
@@ -295,6 +302,7 @@ impl Metrics {
                 &self.instances_created,
                 &self.instance_reuses,
                 &self.instances_discarded,
+                &self.messages_shed,
             ] {
                 let _ = vec.remove_label_values(&labels);
             }
