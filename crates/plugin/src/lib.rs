@@ -198,7 +198,9 @@ impl BindContext<'_> {
             .map_err(|e| PluginError::new("host interface", e.to_string()))
     }
 
-    fn host_interface(&self, namespace: &str, package: &str) -> Option<&HostInterface> {
+    /// The workload's host interface entry for `namespace:package`, if it
+    /// has one.
+    pub fn host_interface(&self, namespace: &str, package: &str) -> Option<&HostInterface> {
         self.spec
             .host_interfaces
             .iter()

@@ -66,17 +66,38 @@ impl<'a> BlobView<'a> {
         }
     }
 
-    fn binding(&self) -> wasmtime::Result<&BlobBinding> {
+    pub(crate) fn binding(&self) -> wasmtime::Result<&BlobBinding> {
         self.binding
             .ok_or_else(|| wasmtime::format_err!("wasi:blobstore is not bound for this component"))
     }
 
-    fn container(
+    pub(crate) fn container(
         &self,
         handle: &Resource<ContainerHandle>,
     ) -> wasmtime::Result<(&BlobBinding, String)> {
         let name = self.table.get(handle)?.name.clone();
         Ok((self.binding()?, name))
+    }
+
+    /// What this store's plugin calls are traced and counted by.
+    pub(crate) fn calls(&self) -> nimbus_plugin::PluginCalls<'_> {
+        self.calls
+    }
+
+    /// A handle to container `name` (checked by the caller).
+    pub(crate) fn push_container(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Resource<ContainerHandle>> {
+        Ok(self.table.push(ContainerHandle { name })?)
+    }
+
+    pub(crate) fn drop_container(
+        &mut self,
+        handle: Resource<ContainerHandle>,
+    ) -> wasmtime::Result<()> {
+        self.table.delete(handle)?;
+        Ok(())
     }
 }
 
@@ -155,7 +176,9 @@ impl blobstore::Host for BlobView<'_> {
         let calls = self.calls;
         outcome(calls, BLOBSTORE, "copy-object", async move {
             let binding = self.binding()?;
-            Ok(binding.copy(&src, &dest).await)
+            Ok(binding
+                .copy(&src.container, &src.object, &dest.container, &dest.object)
+                .await)
         })
         .await
     }
@@ -164,7 +187,10 @@ impl blobstore::Host for BlobView<'_> {
         let calls = self.calls;
         outcome(calls, BLOBSTORE, "move-object", async move {
             let binding = self.binding()?;
-            if let Err(e) = binding.copy(&src, &dest).await {
+            let copied = binding
+                .copy(&src.container, &src.object, &dest.container, &dest.object)
+                .await;
+            if let Err(e) = copied {
                 return Ok(Err(e));
             }
             if src.container == dest.container && src.object == dest.object {
@@ -210,32 +236,8 @@ impl container::HostContainer for BlobView<'_> {
         let calls = self.calls;
         outcome(calls, CONTAINER, "get-data", async move {
             let (binding, container) = self.container(&handle)?;
-            if let Err(e) = check_object_name(&name) {
-                return Ok(Err(e));
-            }
-            let info = match binding
-                .call(binding.backend.object_info(&container, &name))
-                .await
-            {
-                Ok(Some(info)) => info,
-                Ok(None) => return Ok(Err(BlobError::NoSuchObject(name.clone()))),
-                Err(e) => return Ok(Err(e)),
-            };
-            if end < start {
-                return Ok(Err(BlobError::InvalidRange { start, end }));
-            }
-            // Offsets are inclusive; clamp to the object.
-            let last = end.min(info.size.saturating_sub(1));
-            let size = if info.size == 0 || start > last {
-                0
-            } else {
-                last - start + 1
-            };
-            let reader = match binding
-                .call(binding.backend.read(&container, &name, start, size))
-                .await
-            {
-                Ok(reader) => reader,
+            let (reader, size) = match binding.open_range(&container, &name, start, end).await {
+                Ok(opened) => opened,
                 Err(e) => return Ok(Err(e)),
             };
             Ok(Ok(self.table.push(IncomingValue { reader, size })?))

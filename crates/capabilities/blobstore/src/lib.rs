@@ -1,6 +1,9 @@
-//! `wasi:blobstore/{blobstore,container,types}@0.2.0-draft` on three
-//! backends: memory (dev default, per workload), filesystem (a directory;
-//! names can never leave it), NATS JetStream object store.
+//! `wasi:blobstore/{blobstore,container,types}@0.2.0-draft`, and
+//! `wasmcloud:blobstore@0.1.0` (its `async`, `stream<u8>` revision: see
+//! [`v1`]), on three backends: memory (dev default, per workload),
+//! filesystem (a directory; names can never leave it), NATS JetStream
+//! object store. A `wasmcloud:blobstore` host interface entry configures
+//! both versions as a `wasi:blobstore` one does.
 //!
 //! ```yaml
 //! hostInterfaces:
@@ -24,6 +27,7 @@ mod filesystem;
 mod host;
 #[cfg(feature = "nats")]
 mod nats;
+mod v1;
 
 pub use backend::{
     BlobBackend, BlobError, BlobReader, MemoryBlobs, ObjectInfo, check_container_name,
@@ -161,6 +165,9 @@ impl<T: PluginState> nimbus_plugin::Plugin<T> for BlobstorePlugin {
             "wasi:blobstore/blobstore@0.2.0-draft",
             "wasi:blobstore/container@0.2.0-draft",
             "wasi:blobstore/types@0.2.0-draft",
+            "wasmcloud:blobstore/blobstore@0.1.0",
+            "wasmcloud:blobstore/container@0.1.0",
+            "wasmcloud:blobstore/types@0.1.0",
         ]
     }
 
@@ -171,7 +178,11 @@ impl<T: PluginState> nimbus_plugin::Plugin<T> for BlobstorePlugin {
         }
         types::add_to_linker::<T, HasBlobs>(linker, view::<T>)?;
         container::add_to_linker::<T, HasBlobs>(linker, view::<T>)?;
-        blobstore::add_to_linker::<T, HasBlobs>(linker, view::<T>)
+        blobstore::add_to_linker::<T, HasBlobs>(linker, view::<T>)?;
+        use v1::bindings::wasmcloud::blobstore as v1_blobstore;
+        v1_blobstore::types::add_to_linker::<T, v1::HasBlobsV1>(linker, view::<T>)?;
+        v1_blobstore::container::add_to_linker::<T, v1::HasBlobsV1>(linker, view::<T>)?;
+        v1_blobstore::blobstore::add_to_linker::<T, v1::HasBlobsV1>(linker, view::<T>)
     }
 
     fn bind(
@@ -179,7 +190,14 @@ impl<T: PluginState> nimbus_plugin::Plugin<T> for BlobstorePlugin {
         ctx: &nimbus_plugin::BindContext<'_>,
     ) -> Result<nimbus_plugin::Binding, nimbus_plugin::PluginError> {
         let error = |message: String| nimbus_plugin::PluginError::new(ID, message);
-        let config = ctx.backend_config(&self.defaults, "wasi", "blobstore")?;
+        // wasmCloud configures its 0.1.0 interface under its own namespace;
+        // either entry sets the one backend both versions serve.
+        let namespace = if ctx.host_interface("wasmcloud", "blobstore").is_some() {
+            "wasmcloud"
+        } else {
+            "wasi"
+        };
+        let config = ctx.backend_config(&self.defaults, namespace, "blobstore")?;
         let settings = blob_settings(&config).map_err(|e| error(e.to_string()))?;
         let timeout = nimbus_plugin::timeout_setting(ID, &config, DEFAULT_TIMEOUT)?;
         let backend = self
@@ -194,6 +212,7 @@ impl<T: PluginState> nimbus_plugin::Plugin<T> for BlobstorePlugin {
 }
 
 /// What one component's blob calls go to.
+#[derive(Clone)]
 pub(crate) struct BlobBinding {
     backend: Arc<dyn BlobBackend>,
     timeout: Duration,
@@ -253,17 +272,54 @@ impl BlobBinding {
             .ok_or_else(|| BlobError::NoSuchContainer(name.to_string()))
     }
 
-    /// Copies `src` to `dest` through a spool file.
-    async fn copy(&self, src: &types::ObjectId, dest: &types::ObjectId) -> Result<(), BlobError> {
-        check_object_name(&src.object)?;
-        check_object_name(&dest.object)?;
-        self.require_container(&dest.container).await?;
+    /// Opens bytes `start..=end` of an object (clamped to its size): the
+    /// reader and how many bytes it gives.
+    async fn open_range(
+        &self,
+        container: &str,
+        name: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<(BlobReader, u64), BlobError> {
+        check_object_name(name)?;
         let info = self
-            .call(self.backend.object_info(&src.container, &src.object))
+            .call(self.backend.object_info(container, name))
             .await?
-            .ok_or_else(|| BlobError::NoSuchObject(src.object.clone()))?;
+            .ok_or_else(|| BlobError::NoSuchObject(name.to_string()))?;
+        if end < start {
+            return Err(BlobError::InvalidRange { start, end });
+        }
+        // Offsets are inclusive; clamp to the object.
+        let last = end.min(info.size.saturating_sub(1));
+        let size = if info.size == 0 || start > last {
+            0
+        } else {
+            last - start + 1
+        };
+        let reader = self
+            .call(self.backend.read(container, name, start, size))
+            .await?;
+        Ok((reader, size))
+    }
+
+    /// Copies an object to `dest_container`/`dest_object` through a spool
+    /// file.
+    async fn copy(
+        &self,
+        src_container: &str,
+        src_object: &str,
+        dest_container: &str,
+        dest_object: &str,
+    ) -> Result<(), BlobError> {
+        check_object_name(src_object)?;
+        check_object_name(dest_object)?;
+        self.require_container(dest_container).await?;
+        let info = self
+            .call(self.backend.object_info(src_container, src_object))
+            .await?
+            .ok_or_else(|| BlobError::NoSuchObject(src_object.to_string()))?;
         let mut reader = self
-            .call(self.backend.read(&src.container, &src.object, 0, info.size))
+            .call(self.backend.read(src_container, src_object, 0, info.size))
             .await?;
         let spool = tempfile::NamedTempFile::new_in(self.backend.spool_dir())
             .map_err(|e| BlobError::Backend(format!("cannot spool the copy: {e}")))?;
@@ -284,7 +340,7 @@ impl BlobBinding {
         let result = self
             .transfer(
                 info.size,
-                self.backend.write(&dest.container, &dest.object, &path),
+                self.backend.write(dest_container, dest_object, &path),
             )
             .await;
         let _ = tokio::fs::remove_file(&path).await;

@@ -6,6 +6,7 @@ mod common;
 
 mod accounting;
 mod bad_components;
+mod blobstore_v1;
 mod compose;
 mod config;
 mod grpc;
@@ -26,6 +27,7 @@ mod service;
 /// wasmtime's test programs are checked).
 mod every_guest_has_a_test {
     mod tests {
+        pub(crate) use crate::blobstore_v1::a_p3_component_streams_objects_through_wasmcloud_blobstore as p3_blobstore;
         pub(crate) use crate::config::wasi_config_serves_component_config_and_named_sources as p2_config;
         pub(crate) use crate::grpc::a_guest_calls_a_grpc_server_over_h2c_and_reads_its_trailers as p2_grpc;
         pub(crate) use crate::hardening::raw_tcp_sockets_count_against_the_outbound_caps as p2_hostile;
