@@ -18,6 +18,10 @@
 //! A blobstore error answers 502 with the error's debug form
 //! (`Error::NoSuchObject`); an unknown path 404.
 
+#[path = "../shared/p3_response.rs"]
+mod response;
+
+use response::stream_response;
 use wasip3::http::types::{ErrorCode, Fields, Request, Response};
 
 wit_bindgen_p3::generate!({
@@ -160,10 +164,10 @@ impl wasip3::exports::http::handler::Guest for Service {
             _ => text(404, "not found".into()),
         };
         Ok(match answer {
-            Ok((status, body)) => response(status, body),
+            Ok((status, body)) => stream_response(status, Fields::new(), body),
             Err(error) => {
                 let (_, body) = text(502, format!("{error:?}")).expect("a text body");
-                response(502, body)
+                stream_response(502, Fields::new(), body)
             }
         })
     }
@@ -188,15 +192,6 @@ fn text(status: u16, body: String) -> Answer {
         writer.write_all(body.into_bytes()).await;
     });
     Ok((status, Some(reader)))
-}
-
-fn response(status: u16, body: Option<wasip3::wit_bindgen::StreamReader<u8>>) -> Response {
-    let headers = Fields::new();
-    let (trailers_tx, trailers_rx) = wasip3::wit_future::new(|| Ok(None));
-    let (response, _transmitted) = Response::new(headers, body, trailers_rx);
-    drop(trailers_tx);
-    response.set_status_code(status).expect("a valid status");
-    response
 }
 
 fn main() {

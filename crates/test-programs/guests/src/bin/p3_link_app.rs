@@ -14,8 +14,11 @@ wit_bindgen_p3::generate!({
 #[path = "../shared/link_counters.rs"]
 mod link_counters;
 
-use wasip3::http::types::{ErrorCode, Fields, Request, Response};
-use wasip3::{wit_future, wit_stream};
+#[path = "../shared/p3_response.rs"]
+mod response;
+
+use response::text_response;
+use wasip3::http::types::{ErrorCode, Request, Response};
 
 struct App;
 
@@ -38,23 +41,8 @@ impl wasip3::exports::http::handler::Guest for App {
             "/counters" => (200, link_counters::report()),
             _ => (404, "not found\n".to_string()),
         };
-        Ok(text_response(status, body))
+        Ok(text_response(status, body.into_bytes()))
     }
-}
-
-/// A `text/plain` response whose body a spawned task writes.
-fn text_response(status: u16, body: String) -> Response {
-    let headers = Fields::from_list(&[("content-type".to_string(), b"text/plain".to_vec())])
-        .expect("valid header");
-    let (mut body_tx, body_rx) = wit_stream::new();
-    let (trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
-    let (response, _sent) = Response::new(headers, Some(body_rx), trailers_rx);
-    let _ = response.set_status_code(status);
-    drop(trailers_tx);
-    wasip3::spawn_local(async move {
-        body_tx.write_all(body.into_bytes()).await;
-    });
-    response
 }
 
 fn main() {}

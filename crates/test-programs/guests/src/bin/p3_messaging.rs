@@ -13,7 +13,11 @@
 //! `/publish?subject=S&bytes=N` publish the request body (or N bytes of
 //! `x`) and answer 204 or the error (502).
 
-use wasip3::http::types::{ErrorCode, Fields, Request, Response};
+#[path = "../shared/p3_response.rs"]
+mod response;
+
+use response::text_response;
+use wasip3::http::types::{ErrorCode, Request, Response};
 
 wit_bindgen_p3::generate!({
     inline: "
@@ -141,20 +145,6 @@ impl wasip3::exports::http::handler::Guest for Service {
         };
         Ok(text_response(status, answer))
     }
-}
-
-fn text_response(status: u16, body: Vec<u8>) -> Response {
-    let headers = Fields::from_list(&[("content-type".to_string(), b"text/plain".to_vec())])
-        .expect("valid header");
-    let (mut body_tx, body_rx) = wasip3::wit_stream::new();
-    let (trailers_tx, trailers_rx) = wasip3::wit_future::new(|| Ok(None));
-    let (response, _transmitted) = Response::new(headers, Some(body_rx), trailers_rx);
-    drop(trailers_tx);
-    response.set_status_code(status).expect("a valid status");
-    wasip3::spawn_local(async move {
-        body_tx.write_all(body).await;
-    });
-    response
 }
 
 fn main() {
