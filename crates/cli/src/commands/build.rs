@@ -26,12 +26,12 @@ impl BuildCommand {
             component_build::build_command(&loaded.config.build)
         );
         let built = component_build::build(&dir, &loaded.config.build, Output::Inherit)?;
-        println!(
+        outln!(
             "{} ({}, built in {:.1}s)",
             built.component.display(),
             super::human_size(built.size),
             built.duration.as_secs_f64()
-        );
+        )?;
         Ok(())
     }
 }

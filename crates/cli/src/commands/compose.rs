@@ -55,7 +55,7 @@ impl ComposeCommand {
         let composition = compose::compose(&parts, &root)?;
         std::fs::write(&self.output, &composition.bytes)
             .with_context(|| format!("cannot write `{}`", self.output.display()))?;
-        println!(
+        outln!(
             "composed `{root}` with {} into {} ({} bytes)",
             composition
                 .absorbed
@@ -65,7 +65,7 @@ impl ComposeCommand {
                 .join(", "),
             self.output.display(),
             composition.bytes.len()
-        );
+        )?;
         Ok(())
     }
 }

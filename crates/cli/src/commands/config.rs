@@ -58,7 +58,7 @@ impl ConfigCommand {
                     .flatten()
                     .map(|p| p.display().to_string())
                     .collect();
-                println!(
+                outln!(
                     "ok: {} ({} config source(s), {} secret source(s))",
                     if files.is_empty() {
                         "no config file; defaults".to_string()
@@ -67,7 +67,7 @@ impl ConfigCommand {
                     },
                     sources.configs.len(),
                     sources.secrets.len()
-                );
+                )?;
             }
             ConfigAction::Show => {
                 // Sources print with their resolved values; secrets through
@@ -84,7 +84,7 @@ impl ConfigCommand {
                     },
                 });
                 let yaml = serde_yaml_ng::to_string(&shown).context("cannot render the config")?;
-                print!("{yaml}");
+                out!("{yaml}")?;
             }
         }
         Ok(())

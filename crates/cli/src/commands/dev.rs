@@ -121,8 +121,8 @@ impl DevCommand {
         let mut filter = WatchFilter::new(&dir, &project);
 
         let mut serving = rebuild(&host, &dir, &name, &project, false).await;
-        println!("Serving on http://{addr}/");
-        println!("Watching {} for changes; Ctrl-C to stop", dir.display());
+        outln!("Serving on http://{addr}/")?;
+        outln!("Watching {} for changes; Ctrl-C to stop", dir.display())?;
         if !serving {
             eprintln!("no successful build yet: requests get 404 until the project builds");
         }

@@ -41,7 +41,7 @@ impl GraphCommand {
                 graph.mermaid()
             });
         }
-        print!("{}", pictures.join("\n"));
+        out!("{}", pictures.join("\n"))?;
         Ok(())
     }
 }

@@ -75,9 +75,9 @@ impl InspectCommand {
             exports,
         };
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            outln!("{}", serde_json::to_string_pretty(&report)?)?;
         } else {
-            print_text(&report);
+            print_text(&report)?;
         }
         Ok(())
     }
@@ -114,28 +114,30 @@ fn item(resolve: &Resolve, key: &WorldKey, item: &WorldItem) -> Option<Item> {
     }
 }
 
-fn print_text(report: &Report) {
-    println!(
+fn print_text(report: &Report) -> std::io::Result<()> {
+    outln!(
         "// {} ({} bytes, {})",
-        report.path, report.size, report.digest
-    );
+        report.path,
+        report.size,
+        report.digest
+    )?;
     match report.http {
-        Some(kind) => println!("// serves HTTP as wasi:http {kind}"),
-        None => println!("// exports no wasi:http handler"),
+        Some(kind) => outln!("// serves HTTP as wasi:http {kind}")?,
+        None => outln!("// exports no wasi:http handler")?,
     }
-    println!("world component {{");
+    outln!("world component {{")?;
     for (direction, items) in [("import", &report.imports), ("export", &report.exports)] {
         for item in items.iter() {
             match item.kind {
-                "function" => println!("  {direction} {}: func;", item.name),
-                _ if item.functions.is_empty() => println!("  {direction} {};", item.name),
-                _ => println!(
+                "function" => outln!("  {direction} {}: func;", item.name)?,
+                _ if item.functions.is_empty() => outln!("  {direction} {};", item.name)?,
+                _ => outln!(
                     "  {direction} {}; // {}",
                     item.name,
                     item.functions.join(", ")
-                ),
+                )?,
             }
         }
     }
-    println!("}}");
+    outln!("}}")
 }

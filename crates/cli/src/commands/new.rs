@@ -43,7 +43,7 @@ impl NewCommand {
     pub(crate) fn execute(self) -> anyhow::Result<()> {
         if self.list {
             for (name, summary) in embedded_templates() {
-                println!("{name:<18} {summary}");
+                outln!("{name:<18} {summary}")?;
             }
             return Ok(());
         }
@@ -102,8 +102,8 @@ impl NewCommand {
             _ => unreachable!("clap keeps --path and --git apart"),
         }
         drop(checkout);
-        println!("Created {}", target.display());
-        println!("Next:\n  cd {}\n  nimbus dev", target.display());
+        outln!("Created {}", target.display())?;
+        outln!("Next:\n  cd {}\n  nimbus dev", target.display())?;
         Ok(())
     }
 }

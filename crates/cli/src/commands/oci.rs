@@ -78,7 +78,7 @@ impl PushCommand {
             nimbus_host::files::read_bounded_blocking(&self.component, settings.max_layer_bytes)?;
         let registry = Registry::new(settings);
         let pushed = runtime()?.block_on(registry.push(&self.reference, bytes))?;
-        println!(
+        outln!(
             "pushed {} (component {}); pin it as {}@{}",
             self.reference,
             pushed.digest,
@@ -87,7 +87,7 @@ impl PushCommand {
                 .filter(|(_, tag)| !tag.contains('/'))
                 .map_or(self.reference.as_str(), |(name, _)| name),
             pushed.manifest_digest
-        );
+        )?;
         Ok(())
     }
 }
@@ -116,13 +116,13 @@ impl PullCommand {
         });
         std::fs::write(&output, &pulled.bytes)
             .with_context(|| format!("cannot write `{}`", output.display()))?;
-        println!(
+        outln!(
             "pulled {} ({}, {} bytes) into {}",
             self.reference,
             pulled.digest,
             pulled.bytes.len(),
             output.display()
-        );
+        )?;
         Ok(())
     }
 }

@@ -204,8 +204,8 @@ impl ServeCommand {
         let addr = listener.local_addr()?;
         let signal = super::shutdown_signal();
         readiness.set(true);
-        println!("Serving on http://{addr}/");
-        println!("Try: curl http://{addr}/");
+        outln!("Serving on http://{addr}/")?;
+        outln!("Try: curl http://{addr}/")?;
         let drain = Duration::from_secs(self.drain_timeout);
         let shutdown = super::admin::not_ready_after(signal, readiness);
         let drained = nimbus_host::http::serve(listener, host, shutdown, drain).await?;

@@ -260,3 +260,37 @@ fn an_address_in_use_is_one_line_with_a_hint() {
         "{line}"
     );
 }
+
+/// A reader that stops early (`nimbus inspect app.wasm | head`) ends a
+/// printing command quietly: exit 0, nothing on stderr, no panic.
+#[test]
+fn a_closed_pipe_ends_printing_commands_quietly() {
+    let manifest_text = format!(
+        "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {{ name: hello }}\n\
+         spec:\n  components:\n    - name: hello\n      image: file://{P2_HELLO}\n"
+    );
+    let (_dir, manifest) = temp_file("workload.yaml", manifest_text.as_bytes());
+    let commands: [&[&str]; 4] = [
+        &["inspect", P2_HELLO],
+        &["inspect", "--json", P3_HELLO],
+        &["new", "--list"],
+        &["graph", &manifest],
+    ];
+    for args in commands {
+        let mut child = nimbus()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the read end before the command writes anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.trim().is_empty(),
+            "{args:?}: {:?}\n{stderr}",
+            out.status
+        );
+    }
+}

@@ -65,7 +65,7 @@ impl ApplyCommand {
                 Applied::Configured => "configured",
                 Applied::Unchanged => "unchanged",
             };
-            println!("{kind}/{id} {verb}");
+            outln!("{kind}/{id} {verb}")?;
         }
         Ok(())
     }
@@ -135,7 +135,7 @@ impl DeleteCommand {
                 ),
                 Some(_) => {
                     store.delete(&id).await?;
-                    println!("{label}/{id} deleted");
+                    outln!("{label}/{id} deleted")?;
                 }
             }
         }

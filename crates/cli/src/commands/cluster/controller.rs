@@ -63,11 +63,11 @@ impl ControllerCommand {
                 }
             }
         };
-        println!(
+        outln!(
             "Controller {} watching bucket `{}`",
             settings.id,
             self.bucket.name()
-        );
+        )?;
         Controller::new(client, store, settings)
             .run(crate::commands::shutdown_signal())
             .await?;

@@ -106,8 +106,8 @@ impl GetCommand {
         }
         hosts.sort_by(|a, b| a.id.cmp(&b.id));
         match self.output {
-            Format::Json => println!("{}", serde_json::to_string_pretty(&hosts)?),
-            Format::Yaml => print!("{}", serde_yaml_ng::to_string(&hosts)?),
+            Format::Json => outln!("{}", serde_json::to_string_pretty(&hosts)?)?,
+            Format::Yaml => out!("{}", serde_yaml_ng::to_string(&hosts)?)?,
             Format::Table => {
                 let rows = hosts.iter().map(|h| {
                     let labels: Vec<String> = h
@@ -140,7 +140,7 @@ impl GetCommand {
                         "LABELS",
                     ],
                     rows,
-                );
+                )?;
             }
         }
         Ok(())
@@ -172,11 +172,11 @@ impl GetCommand {
             })
             .collect();
         match self.output {
-            Format::Json => println!("{}", serde_json::to_string_pretty(&shown)?),
+            Format::Json => outln!("{}", serde_json::to_string_pretty(&shown)?)?,
             Format::Yaml => {
                 // One YAML document per resource, like the files `apply` takes.
                 for item in &shown {
-                    print!("---\n{}", serde_yaml_ng::to_string(item)?);
+                    out!("---\n{}", serde_yaml_ng::to_string(item)?)?;
                 }
             }
             Format::Table => {
@@ -216,14 +216,14 @@ impl GetCommand {
                         "MESSAGE",
                     ],
                     rows,
-                );
+                )?;
             }
         }
         Ok(())
     }
 }
 
-fn print_table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) {
+fn print_table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> std::io::Result<()> {
     let rows: Vec<Vec<String>> = rows.collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
@@ -237,10 +237,11 @@ fn print_table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        outln!("{}", padded.join("  ").trim_end())
     };
-    line(header.to_vec());
+    line(header.to_vec())?;
     for row in &rows {
-        line(row.iter().map(String::as_str).collect());
+        line(row.iter().map(String::as_str).collect())?;
     }
+    Ok(())
 }

@@ -97,8 +97,8 @@ impl HostCommand {
         };
         let signal = crate::commands::shutdown_signal();
         readiness.set(true);
-        println!("Serving on http://{http_addr}/");
-        println!("host {id} joining the cluster at {}", self.nats.url());
+        outln!("Serving on http://{http_addr}/")?;
+        outln!("host {id} joining the cluster at {}", self.nats.url())?;
         let shutdown = tokio_util::sync::CancellationToken::new();
         let agent = tokio::spawn({
             let (host, shutdown) = (host.clone(), shutdown.clone());

@@ -55,6 +55,6 @@ impl RawMode {
 impl Drop for RawMode {
     fn drop(&mut self) {
         let _ = crossterm::terminal::disable_raw_mode();
-        println!();
+        let _ = outln!();
     }
 }
