@@ -124,7 +124,7 @@ impl DevCommand {
         outln!("Serving on http://{addr}/")?;
         outln!("Watching {} for changes; Ctrl-C to stop", dir.display())?;
         if !serving {
-            eprintln!("no successful build yet: requests get 404 until the project builds");
+            eprintln!("no successful build yet: requests get 503 until the project builds");
         }
 
         let debounce = Duration::from_millis(self.debounce_ms);

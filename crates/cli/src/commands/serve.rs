@@ -160,11 +160,22 @@ impl ServeCommand {
 
     async fn run(self) -> anyhow::Result<()> {
         let workloads = load_workloads(&self.path)?;
-        let router: Arc<dyn Router> = match self.router.unwrap_or(if workloads.len() == 1 {
+        // Bound first: a port in use is reported at once, not after every
+        // component has compiled.
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", self.addr))?;
+        let kind = self.router.unwrap_or(if workloads.len() == 1 {
             RouterKind::Dev
         } else {
             RouterKind::Host
-        }) {
+        });
+        // What a first request must say to reach a workload.
+        let try_hosts: Vec<String> = match kind {
+            RouterKind::Dev => Vec::new(),
+            RouterKind::Host => workloads.iter().filter_map(routed_host).collect(),
+        };
+        let router: Arc<dyn Router> = match kind {
             RouterKind::Dev => Arc::new(DevRouter::new()),
             RouterKind::Host => Arc::new(DynamicRouter::new()),
         };
@@ -198,14 +209,15 @@ impl ServeCommand {
                 );
             }
         }
-        let listener = tokio::net::TcpListener::bind(self.addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", self.addr))?;
         let addr = listener.local_addr()?;
         let signal = super::shutdown_signal();
         readiness.set(true);
         outln!("Serving on http://{addr}/")?;
-        outln!("Try: curl http://{addr}/")?;
+        match try_hosts.first() {
+            None => outln!("Try: curl http://{addr}/")?,
+            // Routed by Host: a bare curl would find no workload.
+            Some(host) => outln!("Try: curl -H 'Host: {host}' http://{addr}/")?,
+        }
         let drain = Duration::from_secs(self.drain_timeout);
         let shutdown = super::admin::not_ready_after(signal, readiness);
         let drained = nimbus_host::http::serve(listener, host, shutdown, drain).await?;
@@ -219,6 +231,18 @@ impl ServeCommand {
         }
         Ok(())
     }
+}
+
+/// The `Host` a workload is routed by (its `wasi:http` entry's `host`).
+fn routed_host(workload: &Workload) -> Option<String> {
+    workload
+        .spec
+        .host_interfaces
+        .iter()
+        .find(|i| i.is("wasi", "http"))
+        .and_then(|i| i.config.get("host"))
+        .filter(|host| !host.is_empty() && !host.contains('*'))
+        .cloned()
 }
 
 /// A component file becomes a one-component workload; anything else must

@@ -240,7 +240,8 @@ fn an_address_in_use_is_one_line_with_a_hint() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let cache = cache_dir();
-    // The workload starts (and says so) before the listener is bound.
+    // The address is bound before any component is compiled: the failure
+    // comes first, and nothing starts.
     let out = nimbus()
         .args(["serve", P2_HELLO, "--addr", &addr, "--cache-dir", &cache])
         .output()
@@ -253,6 +254,7 @@ fn an_address_in_use_is_one_line_with_a_hint() {
         .collect();
     assert_eq!(errors.len(), 1, "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("started "), "{stderr}");
     let line = errors[0];
     assert!(line.contains(&format!("cannot listen on {addr}")), "{line}");
     assert!(
@@ -293,4 +295,48 @@ fn a_closed_pipe_ends_printing_commands_quietly() {
             out.status
         );
     }
+}
+
+/// With workloads routed by `Host`, the first curl `serve` suggests carries
+/// a `Host` header that reaches one of them (a bare curl would get 404).
+#[test]
+fn serve_suggests_a_curl_that_reaches_a_host_routed_workload() {
+    let workload = |name: &str, host: &str| {
+        format!(
+            "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {{ name: {name} }}\n\
+             spec:\n  components:\n    - name: {name}\n      image: file://{P2_HELLO}\n\
+             \x20 hostInterfaces:\n    - namespace: wasi\n      package: http\n      interfaces: [incoming-handler]\n\
+             \x20     config: {{ host: {host} }}\n"
+        )
+    };
+    let text = format!(
+        "{}---\n{}",
+        workload("a", "a.test"),
+        workload("b", "b.test")
+    );
+    let (dir, manifest) = temp_file("workloads.yaml", text.as_bytes());
+    let cache = cache_dir();
+    let server = crate::common::Server::start_when(
+        dir.path(),
+        &[
+            "serve",
+            &manifest,
+            "--addr",
+            "127.0.0.1:0",
+            "--cache-dir",
+            &cache,
+        ],
+        &[],
+        Duration::from_secs(60),
+        "Try: curl ",
+    );
+    let (header, url) = server
+        .addr
+        .strip_prefix("-H 'Host: a.test' ")
+        .map(|url| ("a.test", url))
+        .unwrap_or_else(|| panic!("suggested: {}", server.addr));
+    let addr = url.strip_prefix("http://").unwrap();
+    let (status, _, _) =
+        crate::common::request_with_headers(addr, "GET", "/", &[("host", header)], "");
+    assert_eq!(status, 200);
 }
