@@ -424,6 +424,10 @@ fn an_invalid_manifest_stores_nothing() {
     let error = fails_in(dir, &["apply", "-f", "both.yaml", "--nats", &url]);
     assert!(error.contains("document 2: spec.replicas"), "{error}");
     assert_eq!(get_json(dir, &url, "deployments"), Value::Array(vec![]));
+    let (table, _) = succeeds_in(dir, &["get", "deploy", "--nats", &url]);
+    assert_eq!(table, "No resources found.\n");
+    let (table, _) = succeeds_in(dir, &["get", "workload", "-n", "shop", "--nats", &url]);
+    assert_eq!(table, "No resources found in namespace shop.\n");
 
     // Unknown names and kinds are one-line errors too.
     let error = fails_in(dir, &["delete", "workload", "ghost", "--nats", &url]);
@@ -438,6 +442,34 @@ fn an_invalid_manifest_stores_nothing() {
         &["delete", "workload", "good", "-n", "shop", "--nats", &url],
     );
     assert!(error.contains("is a WorkloadDeployment"), "{error}");
+    // A forgotten `-n` is named.
+    let error = fails_in(dir, &["delete", "deployments", "good", "--nats", &url]);
+    assert!(
+        error.contains("not found; there is one in namespace `shop` (add `-n shop`)"),
+        "{error}"
+    );
+    // One resource by name, in any of the kind's spellings.
+    let (one, _) = succeeds_in(
+        dir,
+        &[
+            "get",
+            "deployment",
+            "good",
+            "-n",
+            "shop",
+            "-o",
+            "json",
+            "--nats",
+            &url,
+        ],
+    );
+    let one: Value = serde_json::from_str(&one).unwrap();
+    assert_eq!(one[0]["metadata"]["name"], "good", "{one}");
+    let error = fails_in(dir, &["get", "deploy", "nope", "--nats", &url]);
+    assert!(
+        error.contains("WorkloadDeployment `nope` not found"),
+        "{error}"
+    );
     // NATS that is not there: a clear error, no hang.
     let error = fails_in(dir, &["get", "deployments", "--nats", "nats://127.0.0.1:1"]);
     assert!(error.contains("cannot connect to NATS"), "{error}");

@@ -74,7 +74,14 @@ impl ApplyCommand {
 /// What `delete` names.
 #[derive(Clone, Copy, ValueEnum)]
 enum DeleteKind {
+    #[value(alias = "workloads", alias = "wl")]
     Workload,
+    #[value(
+        alias = "deployments",
+        alias = "deploy",
+        alias = "workloaddeployment",
+        alias = "workloaddeployments"
+    )]
     Deployment,
 }
 
@@ -127,7 +134,24 @@ impl DeleteCommand {
         for (kind, id) in targets {
             let label = kind_label(kind);
             match store.resource(&id).await? {
-                None => anyhow::bail!("{label}/{id} not found"),
+                None => {
+                    // Found under another namespace: say which (kubectl's
+                    // most common surprise is a forgotten `-n`).
+                    let name = id.split_once('/').map_or(id.as_str(), |(_, n)| n);
+                    let elsewhere: Vec<String> = store
+                        .resources()
+                        .await?
+                        .into_values()
+                        .filter(|r| r.kind == kind && r.workload.name == name)
+                        .map(|r| r.workload.namespace)
+                        .collect();
+                    match elsewhere.first() {
+                        Some(namespace) => anyhow::bail!(
+                            "{label}/{id} not found; there is one in namespace `{namespace}` (add `-n {namespace}`)"
+                        ),
+                        None => anyhow::bail!("{label}/{id} not found"),
+                    }
+                }
                 Some(stored) if stored.kind != kind => anyhow::bail!(
                     "{id} is a {}, not a {}",
                     stored.kind.as_str(),

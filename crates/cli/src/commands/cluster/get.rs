@@ -17,8 +17,16 @@ use std::time::Duration;
 
 #[derive(Clone, Copy, ValueEnum)]
 enum What {
+    #[value(alias = "host")]
     Hosts,
+    #[value(alias = "workload", alias = "wl")]
     Workloads,
+    #[value(
+        alias = "deployment",
+        alias = "deploy",
+        alias = "workloaddeployment",
+        alias = "workloaddeployments"
+    )]
     Deployments,
 }
 
@@ -32,9 +40,11 @@ enum Format {
 /// Arguments of `nimbus get`.
 #[derive(Args)]
 pub(crate) struct GetCommand {
-    /// What to list.
+    /// What to list (singular, plural and short forms: `deploy`, `wl`).
     #[arg(value_enum)]
     what: What,
+    /// Only the workload or deployment of this name (or the host of this id).
+    name: Option<String>,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     output: Format,
@@ -105,6 +115,19 @@ impl GetCommand {
             }
         }
         hosts.sort_by(|a, b| a.id.cmp(&b.id));
+        if let Some(id) = &self.name {
+            hosts.retain(|h| h.id == *id);
+            if hosts.is_empty() {
+                anyhow::bail!(
+                    "host `{id}` did not answer within {} ms",
+                    self.wait.as_millis()
+                );
+            }
+        }
+        if hosts.is_empty() && self.output == Format::Table {
+            outln!("No hosts answered within {} ms.", self.wait.as_millis())?;
+            return Ok(());
+        }
         match self.output {
             Format::Json => outln!("{}", serde_json::to_string_pretty(&hosts)?)?,
             Format::Yaml => out!("{}", serde_yaml_ng::to_string(&hosts)?)?,
@@ -159,6 +182,7 @@ impl GetCommand {
                     .as_ref()
                     .is_none_or(|ns| *ns == r.workload.namespace)
             })
+            .filter(|(_, r)| self.name.as_ref().is_none_or(|n| *n == r.workload.name))
             .map(|(id, r)| Shown {
                 api_version: API_VERSION,
                 kind: r.kind.as_str(),
@@ -171,6 +195,19 @@ impl GetCommand {
                 status: statuses.get(&id).cloned(),
             })
             .collect();
+        if shown.is_empty() {
+            let place = match &self.namespace {
+                Some(namespace) => format!(" in namespace {namespace}"),
+                None => String::new(),
+            };
+            if let Some(name) = &self.name {
+                anyhow::bail!("{} `{name}` not found{place}", kind.as_str());
+            }
+            if self.output == Format::Table {
+                outln!("No resources found{place}.")?;
+                return Ok(());
+            }
+        }
         match self.output {
             Format::Json => outln!("{}", serde_json::to_string_pretty(&shown)?)?,
             Format::Yaml => {
