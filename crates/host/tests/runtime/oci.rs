@@ -61,7 +61,12 @@ async fn push_then_pull_by_tag_and_by_digest() {
         .pull(&reference, PullPolicy::Always)
         .await
         .unwrap_err();
-    assert!(matches!(error, OciError::Registry { .. }), "{error}");
+    // A transport failure is typed and names its root cause.
+    assert!(
+        matches!(error, OciError::Unreachable { tls: false, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("Connection refused"), "{error}");
 }
 
 /// Every file under `dir`.

@@ -64,13 +64,34 @@ impl Registry {
     pub fn new(settings: RegistrySettings) -> Self {
         // The HTTP client takes the process's rustls provider: ours is ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = Client::new(ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(settings.insecure.clone()),
-            connect_timeout: Some(Duration::from_secs(10)),
-            read_timeout: Some(settings.timeout),
-            ..Default::default()
-        });
+        let client = client(&settings, settings.insecure.clone());
         Self { client, settings }
+    }
+
+    /// Runs `attempt` with the client for `image`'s registry; a loopback
+    /// registry not named insecure whose TLS handshake fails is tried again
+    /// over plain HTTP (Docker treats 127.0.0.0/8 registries as insecure).
+    async fn with_client<T, F>(
+        &self,
+        image: &Reference,
+        attempt: impl Fn(Client) -> F,
+    ) -> Result<T, OciError>
+    where
+        F: Future<Output = Result<T, OciError>>,
+    {
+        let result = attempt(self.client.clone()).await;
+        let registry = image.resolve_registry();
+        match result {
+            Err(OciError::Unreachable { tls: true, .. })
+                if is_loopback_registry(registry)
+                    && !self.settings.insecure.iter().any(|r| r == registry) =>
+            {
+                let mut insecure = self.settings.insecure.clone();
+                insecure.push(registry.to_string());
+                attempt(client(&self.settings, insecure)).await
+            }
+            other => other,
+        }
     }
 
     /// The settings in use.
@@ -111,23 +132,27 @@ impl Registry {
         )];
         let manifest = OciImageManifest::build(&layers, &config, None);
         let auth = self.auth(&image);
-        let registry_error = registry_error(reference);
-        self.bounded(reference, async {
-            self.client
-                .push(&image, &layers, config, &auth, Some(manifest))
-                .await
-                .map_err(registry_error)?;
-            let manifest_digest = self
-                .client
-                .fetch_manifest_digest(&image, &auth)
-                .await
-                .map_err(registry_error)?;
-            Ok(Pushed {
-                digest,
-                manifest_digest,
-            })
-        })
-        .await
+        let registry_error = registry_error(reference, &image);
+        let push = |client: Client| {
+            let (auth, config, manifest) = (auth.clone(), config.clone(), manifest.clone());
+            let (image, layers, digest) = (&image, &layers, digest.clone());
+            async move {
+                client
+                    .push(image, layers, config, &auth, Some(manifest))
+                    .await
+                    .map_err(registry_error)?;
+                let manifest_digest = client
+                    .fetch_manifest_digest(image, &auth)
+                    .await
+                    .map_err(registry_error)?;
+                Ok(Pushed {
+                    digest,
+                    manifest_digest,
+                })
+            }
+        };
+        self.bounded(reference, self.with_client(&image, push))
+            .await
     }
 
     /// Pulls the component `reference` names, as `policy` says.
@@ -141,8 +166,9 @@ impl Registry {
         if policy == PullPolicy::Never {
             return Err(OciError::NotCached(reference.to_string()));
         }
+        let fetch = |client: Client| self.fetch(client, &image, reference);
         let pulled = self
-            .bounded(reference, self.fetch(&image, reference))
+            .bounded(reference, self.with_client(&image, fetch))
             .await?;
         self.store(reference, &pulled)?;
         Ok(pulled)
@@ -161,15 +187,19 @@ impl Registry {
             })?
     }
 
-    async fn fetch(&self, image: &Reference, reference: &str) -> Result<Pulled, OciError> {
-        let registry_error = registry_error(reference);
+    async fn fetch(
+        &self,
+        client: Client,
+        image: &Reference,
+        reference: &str,
+    ) -> Result<Pulled, OciError> {
+        let registry_error = registry_error(reference, image);
         let media_error = |message: String| OciError::MediaType {
             reference: reference.to_string(),
             message,
         };
         let auth = self.auth(image);
-        let (raw, _) = self
-            .client
+        let (raw, _) = client
             .pull_manifest_raw(image, &auth, MANIFEST_MEDIA_TYPES)
             .await
             .map_err(registry_error)?;
@@ -215,8 +245,7 @@ impl Registry {
         if declared > limit {
             return Err(too_large(declared));
         }
-        let mut stream = self
-            .client
+        let mut stream = client
             .pull_blob_stream(image, layer)
             .await
             .map_err(registry_error)?;
@@ -321,12 +350,79 @@ impl Registry {
 }
 
 /// Turns oci-client's error into ours, naming the image.
-fn registry_error(
-    reference: &str,
-) -> impl Fn(oci_client::errors::OciDistributionError) -> OciError + Copy + '_ {
-    move |e| OciError::Registry {
-        reference: reference.to_string(),
-        message: e.to_string(),
+/// An oci-client for `settings`, speaking plain HTTP to the `insecure`
+/// registries.
+fn client(settings: &RegistrySettings, insecure: Vec<String>) -> Client {
+    Client::new(ClientConfig {
+        protocol: ClientProtocol::HttpsExcept(insecure),
+        connect_timeout: Some(Duration::from_secs(10)),
+        read_timeout: Some(settings.timeout),
+        ..Default::default()
+    })
+}
+
+/// Whether `registry` (`host[:port]`) is this machine.
+fn is_loopback_registry(registry: &str) -> bool {
+    let host = match registry.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => registry.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether `error` is a TLS failure. I/O errors wrap their cause (often
+/// an I/O error in turn) without handing it on as their source: look
+/// inside them.
+fn is_tls_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    if error.downcast_ref::<rustls::Error>().is_some() {
+        return true;
+    }
+    match error
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref)
+    {
+        Some(inner) => is_tls_error(inner),
+        None => false,
+    }
+}
+
+/// The error for a failed registry call: a transport failure with every
+/// cause (the request error alone says only "error sending request"),
+/// anything else as the registry said it.
+fn registry_error<'a>(
+    reference: &'a str,
+    image: &'a Reference,
+) -> impl Fn(oci_client::errors::OciDistributionError) -> OciError + Copy + 'a {
+    move |e| match &e {
+        oci_client::errors::OciDistributionError::RequestError(request) => {
+            let mut message = String::new();
+            let mut tls = false;
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(request);
+            while let Some(error) = cause {
+                tls |= is_tls_error(error);
+                let text = error.to_string();
+                if !text.is_empty() && !message.ends_with(&text) {
+                    if !message.is_empty() {
+                        message.push_str(": ");
+                    }
+                    message.push_str(&text);
+                }
+                cause = error.source();
+            }
+            OciError::Unreachable {
+                reference: reference.to_string(),
+                registry: image.resolve_registry().to_string(),
+                message,
+                tls,
+            }
+        }
+        _ => OciError::Registry {
+            reference: reference.to_string(),
+            message: e.to_string(),
+        },
     }
 }
 
@@ -350,4 +446,30 @@ fn parse(reference: &str) -> Result<Reference, OciError> {
             reference: reference.to_string(),
             message: e.to_string(),
         })
+}
+
+#[cfg(test)]
+mod loopback_tests {
+    use super::is_loopback_registry;
+
+    #[test]
+    fn loopback_registries_are_recognised_in_every_spelling() {
+        for registry in [
+            "localhost:5000",
+            "LOCALHOST",
+            "127.0.0.1:5000",
+            "127.3.2.1",
+            "[::1]:5000",
+        ] {
+            assert!(is_loopback_registry(registry), "{registry}");
+        }
+        for registry in [
+            "registry.example.com",
+            "10.0.0.1:5000",
+            "[fe80::1]:5000",
+            "localhost.example.com",
+        ] {
+            assert!(!is_loopback_registry(registry), "{registry}");
+        }
+    }
 }

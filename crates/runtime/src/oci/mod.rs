@@ -7,7 +7,10 @@
 //! artifact, its layer must fit the size limit and hash to its descriptor.
 //! Pulled components land in a content-addressed cache (`blobs/sha256/…`,
 //! plus which digest a reference last named), which the pull policies read.
-//! Registries are reached over HTTPS, except those named as insecure.
+//! Registries are reached over HTTPS, except those named as insecure; a
+//! loopback registry (`localhost`, 127.0.0.0/8, `[::1]`) whose TLS handshake
+//! fails is tried again over plain HTTP, as Docker treats loopback
+//! registries.
 //! Credentials come from the settings, else from the docker config (and
 //! its credential helpers), else the pull is anonymous.
 
@@ -76,6 +79,20 @@ pub enum OciError {
         reference: String,
         /// The registry's or the transport's error.
         message: String,
+    },
+    /// The registry could not be spoken to at all (DNS, a refused
+    /// connection, a failed TLS handshake), with every cause.
+    #[error("`{reference}`: cannot reach the registry {registry}: {message}")]
+    Unreachable {
+        /// The image.
+        reference: String,
+        /// `host[:port]` of the registry.
+        registry: String,
+        /// What failed, cause by cause.
+        message: String,
+        /// The TLS handshake failed (a plain-HTTP registry reached over
+        /// HTTPS fails this way).
+        tls: bool,
     },
     /// Content does not hash to the digest that names it.
     #[error("`{reference}`: digest mismatch: expected {expected}, got {actual}")]
