@@ -38,12 +38,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Export traces, metrics and logs over OTLP to this collector (such as
-    /// http://127.0.0.1:4317; over HTTP, with
-    /// OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf, a base URL such as
-    /// http://127.0.0.1:4318). The standard OTEL_EXPORTER_OTLP_* variables
-    /// do the same, per signal.
-    #[arg(long, global = true, value_name = "URL")]
+    /// Export traces, metrics and logs over OTLP (also accepted after
+    /// `serve`, `dev`, `host` and `controller`, the commands that export).
+    #[arg(long, value_name = "URL")]
     otlp_endpoint: Option<String>,
 }
 
@@ -86,9 +83,28 @@ enum Command {
     Wit(commands::wit::WitCommand),
 }
 
+impl Command {
+    /// The `--otlp-endpoint` given after the command, for those that export.
+    fn otlp_endpoint(&self) -> Option<&str> {
+        let otlp = match self {
+            Command::Serve(cmd) => &cmd.otlp,
+            Command::Dev(cmd) => &cmd.otlp,
+            Command::Host(cmd) => &cmd.otlp,
+            Command::Controller(cmd) => &cmd.otlp,
+            _ => return None,
+        };
+        otlp.otlp_endpoint.as_deref()
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let telemetry = match telemetry::init(cli.otlp_endpoint.as_deref()) {
+    let endpoint = cli
+        .command
+        .otlp_endpoint()
+        .or(cli.otlp_endpoint.as_deref())
+        .map(str::to_string);
+    let telemetry = match telemetry::init(endpoint.as_deref()) {
         Ok(telemetry) => telemetry,
         Err(error) => {
             eprintln!("error: {}", one_line(&error));

@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 /// Arguments of `nimbus dev`.
 #[derive(Args)]
 pub(crate) struct DevCommand {
+    #[command(flatten)]
+    pub(crate) otlp: super::OtlpArgs,
     /// The project directory (default: the current directory).
     #[arg(short = 'C', long = "project-dir")]
     project_dir: Option<PathBuf>,

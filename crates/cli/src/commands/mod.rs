@@ -137,3 +137,15 @@ pub(crate) fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(
         .context("cannot start the async runtime")?
         .block_on(body)
 }
+
+/// Where the commands that serve export their telemetry.
+#[derive(clap::Args, Clone, Default)]
+pub(crate) struct OtlpArgs {
+    /// Export traces, metrics and logs over OTLP to this collector (such as
+    /// http://127.0.0.1:4317; over HTTP, with
+    /// OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf, a base URL such as
+    /// http://127.0.0.1:4318). The standard OTEL_EXPORTER_OTLP_* variables
+    /// do the same, per signal.
+    #[arg(long, value_name = "URL")]
+    pub(crate) otlp_endpoint: Option<String>,
+}

@@ -17,6 +17,8 @@ use std::time::Duration;
 /// Arguments of `nimbus serve`.
 #[derive(Args)]
 pub(crate) struct ServeCommand {
+    #[command(flatten)]
+    pub(crate) otlp: super::OtlpArgs,
     /// A component (`.wasm`) or a workload manifest (`.yaml`).
     path: PathBuf,
     /// Address to listen on.

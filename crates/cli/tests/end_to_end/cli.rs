@@ -340,3 +340,24 @@ fn serve_suggests_a_curl_that_reaches_a_host_routed_workload() {
         crate::common::request_with_headers(addr, "GET", "/", &[("host", header)], "");
     assert_eq!(status, 200);
 }
+
+/// The OTLP flag is offered where telemetry is exported (and still taken
+/// before the command), not on every command's help.
+#[test]
+fn the_otlp_flag_is_offered_only_where_it_applies() {
+    let help = |args: &[&str]| {
+        let out = nimbus().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for command in ["serve", "dev", "host", "controller"] {
+        assert!(
+            help(&[command, "--help"]).contains("--otlp-endpoint"),
+            "{command}"
+        );
+    }
+    for command in ["build", "inspect", "new", "get", "delete", "push", "graph"] {
+        assert!(!help(&[command, "--help"]).contains("otlp"), "{command}");
+    }
+    assert!(help(&["--help"]).contains("--otlp-endpoint"));
+}

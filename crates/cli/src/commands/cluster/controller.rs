@@ -10,6 +10,8 @@ use std::time::Duration;
 #[derive(Args)]
 pub(crate) struct ControllerCommand {
     #[command(flatten)]
+    pub(crate) otlp: crate::commands::OtlpArgs,
+    #[command(flatten)]
     nats: NatsArgs,
     #[command(flatten)]
     bucket: BucketArgs,

@@ -19,6 +19,8 @@ use std::time::Duration;
 #[derive(Args)]
 pub(crate) struct HostCommand {
     #[command(flatten)]
+    pub(crate) otlp: crate::commands::OtlpArgs,
+    #[command(flatten)]
     nats: NatsArgs,
     /// Host id (default: the host name and a unique suffix).
     #[arg(long)]
