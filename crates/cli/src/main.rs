@@ -34,7 +34,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Run WebAssembly components as HTTP services.
 #[derive(Parser)]
-#[command(name = "nimbus", version, about, propagate_version = true)]
+#[command(
+    name = "nimbus",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("NIMBUS_GIT_REVISION"), ")"),
+    about,
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -81,6 +86,12 @@ enum Command {
     Top(commands::top::TopCommand),
     /// Fetch the WIT packages a project uses (`nimbus wit fetch`).
     Wit(commands::wit::WitCommand),
+    /// Print a shell completion script (`nimbus completions bash >
+    /// ~/.local/share/bash-completion/completions/nimbus`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 impl Command {
@@ -136,6 +147,7 @@ fn main() -> ExitCode {
         Command::Delete(cmd) => cmd.execute(),
         Command::Top(cmd) => cmd.execute(),
         Command::Wit(cmd) => cmd.execute(),
+        Command::Completions { shell } => completions(shell),
     };
     telemetry.shutdown();
     match result {
@@ -151,6 +163,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes the completion script for `shell` to stdout.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    use clap::CommandFactory as _;
+    // Generated into memory first: the generator panics on a failed write.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "nimbus", &mut script);
+    out!("{}", String::from_utf8_lossy(&script))?;
+    Ok(())
 }
 
 /// Whether `error` is a write to a pipe whose reader has gone.

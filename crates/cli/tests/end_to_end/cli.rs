@@ -272,7 +272,8 @@ fn a_closed_pipe_ends_printing_commands_quietly() {
          spec:\n  components:\n    - name: hello\n      image: file://{P2_HELLO}\n"
     );
     let (_dir, manifest) = temp_file("workload.yaml", manifest_text.as_bytes());
-    let commands: [&[&str]; 4] = [
+    let commands: [&[&str]; 5] = [
+        &["completions", "bash"],
         &["inspect", P2_HELLO],
         &["inspect", "--json", P3_HELLO],
         &["new", "--list"],
@@ -360,4 +361,30 @@ fn the_otlp_flag_is_offered_only_where_it_applies() {
         assert!(!help(&[command, "--help"]).contains("otlp"), "{command}");
     }
     assert!(help(&["--help"]).contains("--otlp-endpoint"));
+}
+
+/// `--version` names the revision; completion scripts come out whole for
+/// each shell.
+#[test]
+fn version_names_the_revision_and_completions_are_generated() {
+    let out = nimbus().arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(version.starts_with("nimbus 0."), "{version}");
+    assert!(
+        version.trim_end().ends_with(')') && version.contains(" ("),
+        "{version}"
+    );
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef nimbus"),
+        ("fish", "complete -c nimbus"),
+    ] {
+        let out = nimbus().args(["completions", shell]).output().unwrap();
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && script.contains(marker),
+            "{shell}: {script}"
+        );
+        assert!(script.contains("serve"), "{shell}");
+    }
 }
