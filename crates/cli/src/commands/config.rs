@@ -19,7 +19,11 @@ pub(crate) struct ConfigCommand {
 #[derive(Subcommand)]
 enum ConfigAction {
     /// Print the merged config and the resolved sources (secrets redacted).
-    Show,
+    Show {
+        /// Output format (`table` is YAML here too).
+        #[arg(short, long, value_enum, default_value = "yaml")]
+        output: super::OutputFormat,
+    },
     /// Check the config files and every source without running anything.
     Validate,
 }
@@ -69,7 +73,7 @@ impl ConfigCommand {
                     sources.secrets.len()
                 )?;
             }
-            ConfigAction::Show => {
+            ConfigAction::Show { output } => {
                 // Sources print with their resolved values; secrets through
                 // `Secret`'s Serialize, which writes `<redacted>`.
                 let shown = serde_json::json!({
@@ -83,8 +87,11 @@ impl ConfigCommand {
                         "secrets": sources.secrets,
                     },
                 });
-                let yaml = serde_yaml_ng::to_string(&shown).context("cannot render the config")?;
-                out!("{yaml}")?;
+                let format = match output {
+                    super::OutputFormat::Table => super::OutputFormat::Yaml,
+                    other => other,
+                };
+                super::print_structured(format, &shown).context("cannot render the config")?;
             }
         }
         Ok(())

@@ -13,8 +13,11 @@ use wit_parser::{Resolve, WorldItem, WorldKey};
 pub(crate) struct InspectCommand {
     /// The component (`.wasm`).
     path: PathBuf,
-    /// Print JSON instead of WIT-style text.
-    #[arg(long)]
+    /// Output format: WIT-style text (`table`), `json` or `yaml`.
+    #[arg(short, long, value_enum, default_value = "table")]
+    output: super::OutputFormat,
+    /// Same as `-o json`.
+    #[arg(long, hide = true, conflicts_with = "output")]
     json: bool,
 }
 
@@ -74,9 +77,12 @@ impl InspectCommand {
             imports,
             exports,
         };
-        if self.json {
-            outln!("{}", serde_json::to_string_pretty(&report)?)?;
+        let format = if self.json {
+            super::OutputFormat::Json
         } else {
+            self.output
+        };
+        if !super::print_structured(format, &report)? {
             print_text(&report)?;
         }
         Ok(())

@@ -149,3 +149,30 @@ pub(crate) struct OtlpArgs {
     #[arg(long, value_name = "URL")]
     pub(crate) otlp_endpoint: Option<String>,
 }
+
+/// How a command that prints data prints it (`-o`, as kubectl and wash).
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum OutputFormat {
+    /// For people: a table, or the command's own text.
+    #[default]
+    #[value(alias = "text")]
+    Table,
+    /// JSON, pretty-printed.
+    Json,
+    /// YAML.
+    Yaml,
+}
+
+/// Prints `value` as JSON or YAML; `false` for [`OutputFormat::Table`],
+/// which each command prints its own way.
+pub(crate) fn print_structured(
+    format: OutputFormat,
+    value: &impl serde::Serialize,
+) -> anyhow::Result<bool> {
+    match format {
+        OutputFormat::Table => return Ok(false),
+        OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(value)?)?,
+        OutputFormat::Yaml => out!("{}", serde_yaml_ng::to_string(value)?)?,
+    }
+    Ok(true)
+}

@@ -80,6 +80,23 @@ fn inspect_lists_imports_and_exports() {
             .any(|e| e.starts_with("wasi:http/handler@0.3.0")),
         "{exports:?}"
     );
+    // `-o` as on every command that prints data: the same report as YAML
+    // and as JSON.
+    let out = nimbus()
+        .args(["inspect", "-o", "yaml", P3_HELLO])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let yaml: serde_json::Value = serde_yaml_ng::from_slice(&out.stdout).unwrap();
+    assert_eq!(yaml, json);
+    let out = nimbus()
+        .args(["inspect", "-o", "json", P3_HELLO])
+        .output()
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
+        json
+    );
 }
 
 #[test]

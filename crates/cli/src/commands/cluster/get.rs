@@ -30,12 +30,7 @@ enum What {
     Deployments,
 }
 
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-enum Format {
-    Table,
-    Json,
-    Yaml,
-}
+use crate::commands::OutputFormat as Format;
 
 /// Arguments of `nimbus get`.
 #[derive(Args)]
