@@ -35,6 +35,7 @@ fn main() {
             "keyvalue/wit",
             "logging/wit",
             "messaging/wit",
+            "otel/wit",
             "secrets/wit",
             "secrets/wit-2.1.0",
         ]

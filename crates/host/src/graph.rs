@@ -220,7 +220,10 @@ impl WorkloadGraph {
                 })
             })
             .collect();
-        let plugins = builtin(&PluginDefaults::default());
+        let plugins = builtin(
+            &PluginDefaults::default(),
+            &crate::plugins::otel::GuestTelemetry::default(),
+        );
         let mut plugin_nodes: BTreeMap<&'static str, usize> = BTreeMap::new();
         let mut outbound = None;
         let parts = spec

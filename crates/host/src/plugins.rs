@@ -13,6 +13,7 @@
 //! | `nimbus-logging`   | `wasi:logging/logging@0.1.0-draft`                       |
 //! | `nimbus-secrets`   | `wasmcloud:secrets/{store,reveal}@0.1.0-draft`           |
 //! | `nimbus-messaging` | `wasmcloud:messaging/{consumer,handler}@0.2.0`           |
+//! | `nimbus-otel`      | `wasi:otel/{types,tracing,logs,metrics}@0.2.0-rc.2`      |
 //!
 //! Adding a capability is one new crate plus one line in [`builtin`];
 //! docs/ARCHITECTURE.md walks through the key-value plugin.
@@ -31,10 +32,15 @@ pub use nimbus_config as config;
 pub use nimbus_keyvalue as keyvalue;
 pub use nimbus_logging as logging;
 pub use nimbus_messaging as messaging;
+pub use nimbus_otel as otel;
 pub use nimbus_secrets as secrets;
 
-/// The plugins every host carries. The one registration point.
-pub(crate) fn builtin(defaults: &PluginDefaults) -> Vec<Arc<dyn Plugin<StoreState>>> {
+/// The plugins every host carries. The one registration point. Guest
+/// telemetry (`wasi:otel`) goes to `telemetry`.
+pub(crate) fn builtin(
+    defaults: &PluginDefaults,
+    telemetry: &otel::GuestTelemetry,
+) -> Vec<Arc<dyn Plugin<StoreState>>> {
     let nats = Arc::new(NatsConnections::default());
     vec![
         Arc::new(config::ConfigPlugin),
@@ -52,6 +58,7 @@ pub(crate) fn builtin(defaults: &PluginDefaults) -> Vec<Arc<dyn Plugin<StoreStat
             defaults.get("messaging"),
             nats,
         )),
+        Arc::new(otel::OtelPlugin::new(telemetry.clone())),
     ]
 }
 
@@ -157,7 +164,10 @@ mod tests {
 
     #[test]
     fn imports_fall_to_the_host_a_plugin_or_an_error_naming_them() {
-        let registry = PluginRegistry::new(builtin(&PluginDefaults::default()));
+        let registry = PluginRegistry::new(builtin(
+            &PluginDefaults::default(),
+            &otel::GuestTelemetry::default(),
+        ));
         let resolution = registry
             .resolve(
                 [

@@ -71,6 +71,14 @@ impl Parent {
         (!span.is_disabled()).then(|| Self(span.context()))
     }
 
+    /// The OpenTelemetry span context of this work (trace and span id,
+    /// flags, trace state), which a guest continues its own trace from
+    /// (`wasi:otel`'s `outer-span-context`).
+    pub fn span_context(&self) -> opentelemetry::trace::SpanContext {
+        use opentelemetry::trace::TraceContextExt as _;
+        self.0.span().span_context().clone()
+    }
+
     /// Makes `span` the child of `parent`, if there is one.
     fn adopt(parent: Option<&Self>, span: &Span) {
         if let Some(parent) = parent

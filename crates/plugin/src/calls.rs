@@ -29,6 +29,12 @@ impl<'a> PluginCalls<'a> {
         Self { parent, metrics }
     }
 
+    /// The trace context the calls go under: the work the instance is
+    /// doing (the request's component span), if it is traced.
+    pub fn parent(&self) -> Option<&'a nimbus_observe::trace::Parent> {
+        self.parent
+    }
+
     /// Runs one call of `function` in `interface` (such as
     /// `wasi:keyvalue/store`), traced and counted; an `Err` is an error
     /// outcome.

@@ -299,7 +299,10 @@ pub const DEV_KEYS_WITHOUT_EFFECT: &[(&str, &str)] = &[
         "a request finding the connection caps full fails at once",
     ),
     ("postgres_url", "`wasmcloud:postgres` is not supported yet"),
-    ("wasi_otel", "`wasi:otel` is not supported yet"),
+    (
+        "wasi_otel",
+        "`wasi:otel` is always served; guest telemetry goes where the host's OTLP settings send its own",
+    ),
     ("wasi_webgpu", "`wasi:webgpu` is not supported"),
     ("wasm_proposals", "the engine's proposals are fixed"),
     ("service_path", "it is not a wash key; use `service_file`"),
@@ -1224,7 +1227,7 @@ wit:
                     "{file}: `dev.environment` has no effect here (it sets variables of the `wash dev` process; set them in the shell that runs nimbus (a component's variables go under `workload.environment`))"
                 ),
                 format!(
-                    "{file}: `dev.wasi_otel` has no effect here (`wasi:otel` is not supported yet)"
+                    "{file}: `dev.wasi_otel` has no effect here (`wasi:otel` is always served; guest telemetry goes where the host's OTLP settings send its own)"
                 ),
                 format!(
                     "{file}: `dev.components[0].poolSize` has no effect here (instances are made on demand; `maxInvocations` and `maxConcurrency` set their reuse)"

@@ -2,7 +2,8 @@
 //! services, built from the protocol's own generated types, served on a
 //! loopback port over gRPC (tonic) and over HTTP with protobuf bodies
 //! (`POST /v1/traces`, …), in plain text or over TLS with a certificate of
-//! its own. It keeps everything it is sent.
+//! its own. It keeps everything it is sent, with the attributes of the
+//! resource each item came under.
 
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
@@ -24,16 +25,37 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 pub use opentelemetry_proto::tonic::logs::v1::LogRecord;
 pub use opentelemetry_proto::tonic::metrics::v1::Metric;
+use opentelemetry_proto::tonic::resource::v1::Resource;
 pub use opentelemetry_proto::tonic::trace::v1::Span;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A resource's attributes: string values as they are, others in their
+/// debug form.
+pub type ResourceAttributes = BTreeMap<String, String>;
+
+fn resource_attributes(resource: Option<&Resource>) -> ResourceAttributes {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    resource
+        .iter()
+        .flat_map(|r| &r.attributes)
+        .map(|a| {
+            let value = match a.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(Value::StringValue(s)) => s.clone(),
+                other => format!("{other:?}"),
+            };
+            (a.key.clone(), value)
+        })
+        .collect()
+}
+
 #[derive(Default)]
 struct Received {
-    /// Spans with their resource's `service.name`.
-    spans: Mutex<Vec<(String, Span)>>,
-    logs: Mutex<Vec<LogRecord>>,
-    metrics: Mutex<Vec<Metric>>,
+    /// Spans with their resource's `service.name` and attributes.
+    spans: Mutex<Vec<(String, ResourceAttributes, Span)>>,
+    logs: Mutex<Vec<(ResourceAttributes, LogRecord)>>,
+    metrics: Mutex<Vec<(ResourceAttributes, Metric)>>,
     /// Paths of the OTLP/HTTP requests, in order.
     http_posts: Mutex<Vec<String>>,
 }
@@ -53,8 +75,14 @@ impl Collector {
                 .and_then(|a| a.value.as_ref())
                 .map(|v| format!("{:?}", v.value))
                 .unwrap_or_default();
+            let attributes = resource_attributes(resource.resource.as_ref());
             for scope in resource.scope_spans {
-                spans.extend(scope.spans.into_iter().map(|s| (service.clone(), s)));
+                spans.extend(
+                    scope
+                        .spans
+                        .into_iter()
+                        .map(|s| (service.clone(), attributes.clone(), s)),
+                );
             }
         }
     }
@@ -62,8 +90,14 @@ impl Collector {
     fn keep_logs(&self, request: ExportLogsServiceRequest) {
         let mut logs = self.0.logs.lock().unwrap();
         for resource in request.resource_logs {
+            let attributes = resource_attributes(resource.resource.as_ref());
             for scope in resource.scope_logs {
-                logs.extend(scope.log_records);
+                logs.extend(
+                    scope
+                        .log_records
+                        .into_iter()
+                        .map(|l| (attributes.clone(), l)),
+                );
             }
         }
     }
@@ -71,8 +105,9 @@ impl Collector {
     fn keep_metrics(&self, request: ExportMetricsServiceRequest) {
         let mut metrics = self.0.metrics.lock().unwrap();
         for resource in request.resource_metrics {
+            let attributes = resource_attributes(resource.resource.as_ref());
             for scope in resource.scope_metrics {
-                metrics.extend(scope.metrics);
+                metrics.extend(scope.metrics.into_iter().map(|m| (attributes.clone(), m)));
             }
         }
     }
@@ -328,11 +363,30 @@ impl OtlpReceiver {
     /// Every span received so far, with its resource's `service.name`
     /// (as the value's debug form).
     pub fn spans(&self) -> Vec<(String, Span)> {
-        self.collector.0.spans.lock().unwrap().clone()
+        let spans = self.collector.0.spans.lock().unwrap();
+        spans
+            .iter()
+            .map(|(s, _, span)| (s.clone(), span.clone()))
+            .collect()
+    }
+
+    /// Every span received so far, with its resource's attributes.
+    pub fn spans_with_resource(&self) -> Vec<(ResourceAttributes, Span)> {
+        let spans = self.collector.0.spans.lock().unwrap();
+        spans
+            .iter()
+            .map(|(_, r, span)| (r.clone(), span.clone()))
+            .collect()
     }
 
     /// Every log record received so far.
     pub fn logs(&self) -> Vec<LogRecord> {
+        let logs = self.collector.0.logs.lock().unwrap();
+        logs.iter().map(|(_, l)| l.clone()).collect()
+    }
+
+    /// Every log record received so far, with its resource's attributes.
+    pub fn logs_with_resource(&self) -> Vec<(ResourceAttributes, LogRecord)> {
         self.collector.0.logs.lock().unwrap().clone()
     }
 
@@ -344,6 +398,12 @@ impl OtlpReceiver {
 
     /// Every metric received so far (one entry per metric per export).
     pub fn metrics(&self) -> Vec<Metric> {
+        let metrics = self.collector.0.metrics.lock().unwrap();
+        metrics.iter().map(|(_, m)| m.clone()).collect()
+    }
+
+    /// Every metric received so far, with its resource's attributes.
+    pub fn metrics_with_resource(&self) -> Vec<(ResourceAttributes, Metric)> {
         self.collector.0.metrics.lock().unwrap().clone()
     }
 

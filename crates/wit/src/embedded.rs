@@ -226,6 +226,7 @@ mod tests {
             "wasmcloud:messaging@0.2.0",
             "wasmcloud:secrets@0.1.0-draft",
             "wasmcloud:secrets@2.1.0",
+            "wasi:otel@0.2.0-rc.2",
         ] {
             assert!(
                 names.contains(&expected.to_string()),

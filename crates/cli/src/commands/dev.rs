@@ -65,6 +65,7 @@ impl DevCommand {
         let config = HostConfig {
             plugins: project.loaded.config.dev.plugin_defaults(&dir),
             accounting: crate::telemetry::metrics_exported(),
+            guest_telemetry: crate::telemetry::guest_telemetry(),
             ..HostConfig::default()
         };
         let host = Host::new(config, Arc::new(DevRouter::new()))?;

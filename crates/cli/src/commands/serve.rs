@@ -137,6 +137,7 @@ impl HostArgs {
             registry: self.registry.settings()?,
             pull_policy: self.pull_policy,
             access_log: self.access_log,
+            guest_telemetry: crate::telemetry::guest_telemetry(),
             ..HostConfig::default()
         };
         self.limits.apply(&mut config);

@@ -15,6 +15,9 @@
 //! - Metrics: the host's own Prometheus series (`/metrics`), read at each
 //!   export; a histogram goes out as its `_sum` and `_count`.
 //! - Logs: every log line that passes the filter, as an OTLP log record.
+//! - Guests' own spans, logs and metrics (`wasi:otel`): through a second
+//!   exporter for each signal that is on, fed by the sink hosts get from
+//!   [`guest_telemetry`].
 //!
 //! The exporters ([`otlp`]) are the `otlp` cargo feature, on by default. A
 //! build without it still reads the settings ([`signal`]): asking it to
@@ -33,7 +36,7 @@ mod signal;
 mod transport;
 
 #[cfg(feature = "otlp")]
-pub(crate) use otlp::{export_metrics, metrics_exported};
+pub(crate) use otlp::{export_metrics, guest_telemetry, metrics_exported};
 
 /// The default log filter. The WIT package client warns, with a backtrace,
 /// about every registry without wkg metadata; `nimbus wit fetch` reports
@@ -130,6 +133,13 @@ impl Telemetry {
 #[cfg(not(feature = "otlp"))]
 pub(crate) fn metrics_exported() -> bool {
     false
+}
+
+/// Where guests' `wasi:otel` telemetry goes: nowhere, in a build without
+/// the exporters.
+#[cfg(not(feature = "otlp"))]
+pub(crate) fn guest_telemetry() -> nimbus_host::plugins::otel::GuestTelemetry {
+    Default::default()
 }
 
 /// Exports the host's metrics over OTLP: nothing to do in a build without

@@ -1,6 +1,9 @@
 //! OpenTelemetry export over OTLP (the `otlp` cargo feature): the trace,
-//! metric and log exporters, the runtime their exports run on, and the
-//! host's Prometheus series read as OTLP metrics.
+//! metric and log exporters, the runtime their exports run on, the host's
+//! Prometheus series read as OTLP metrics, and the sink guests' own
+//! telemetry (`wasi:otel`) goes to: a second exporter per signal, with the
+//! same settings, fed by `nimbus_otel::GuestTelemetry` (which tags each
+//! batch with the workload and component that sent it).
 //!
 //! The SDK exports from its own threads, and the gRPC and HTTP clients need
 //! a Tokio reactor there: every exporter runs its exports on a small runtime
@@ -13,6 +16,7 @@ use super::signal::Signal;
 use super::transport::Protocol;
 use anyhow::Context as _;
 use nimbus_host::metrics::{MetricType, Metrics};
+use nimbus_host::plugins::otel::GuestTelemetry;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
@@ -46,12 +50,33 @@ const EXPORT_CRATES: &[&str] = &[
 /// series to it when they start.
 static METER: OnceLock<SdkMeterProvider> = OnceLock::new();
 
+/// Where guests' `wasi:otel` telemetry goes, once export is on; hosts
+/// take it in their config when they start.
+static GUESTS: OnceLock<GuestTelemetry> = OnceLock::new();
+
 /// The installed exporters; [`Exporters::shutdown`] flushes them.
 pub(super) struct Exporters {
     tracer: Option<SdkTracerProvider>,
     logger: Option<SdkLoggerProvider>,
     meter: Option<SdkMeterProvider>,
+    guests: GuestTelemetry,
     runtime: tokio::runtime::Runtime,
+}
+
+/// Whose telemetry an exporter carries, for its failure reports.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Host,
+    Guests,
+}
+
+impl Source {
+    fn label(self) -> &'static str {
+        match self {
+            Source::Host => "",
+            Source::Guests => "guest ",
+        }
+    }
 }
 
 /// A layer of the process's subscriber.
@@ -67,72 +92,127 @@ pub(super) fn install(otlp_endpoint: Option<&str>, wanted: [bool; 3]) -> anyhow:
         .build()
         .context("cannot start the OpenTelemetry exporter's runtime")?;
     let (mut tracer, mut meter, mut logger) = (None, None, None);
+    let mut guests = GuestTelemetry::builder().interval(guest_interval());
     let handle = runtime.handle().clone();
     let _entered = runtime.enter();
     let resource = resource();
+    guests = guests.resource(resource.clone());
     if wanted[0] {
-        let signal = Signal::Traces;
-        let protocol = signal.protocol()?;
-        let endpoint = signal.endpoint(otlp_endpoint, protocol);
-        let builder = opentelemetry_otlp::SpanExporter::builder();
-        let exporter = match protocol {
-            Protocol::Grpc => signal.grpc(builder.with_tonic(), &endpoint)?.build(),
-            Protocol::HttpProtobuf => signal.http(builder.with_http(), &endpoint)?.build(),
-        }
-        .context("cannot set up the OTLP trace exporter")?;
-        let exporter = OnRuntime::new(exporter, &handle, endpoint, signal);
         let provider = SdkTracerProvider::builder()
             .with_resource(resource.clone())
-            .with_batch_exporter(exporter)
+            .with_batch_exporter(span_exporter(otlp_endpoint, &handle, Source::Host)?)
             .build();
         opentelemetry::global::set_text_map_propagator(
             opentelemetry_sdk::propagation::TraceContextPropagator::new(),
         );
         tracer = Some(provider);
+        guests = guests.spans(span_exporter(otlp_endpoint, &handle, Source::Guests)?);
     }
     if wanted[1] {
-        let signal = Signal::Metrics;
-        let protocol = signal.protocol()?;
-        let endpoint = signal.endpoint(otlp_endpoint, protocol);
-        let builder = opentelemetry_otlp::MetricExporter::builder();
-        let exporter = match protocol {
-            Protocol::Grpc => signal.grpc(builder.with_tonic(), &endpoint)?.build(),
-            Protocol::HttpProtobuf => signal.http(builder.with_http(), &endpoint)?.build(),
-        }
-        .context("cannot set up the OTLP metrics exporter")?;
-        let exporter = OnRuntime::new(exporter, &handle, endpoint, signal);
         let provider = SdkMeterProvider::builder()
             .with_resource(resource.clone())
-            .with_periodic_exporter(exporter)
+            .with_periodic_exporter(metric_exporter(otlp_endpoint, &handle, Source::Host)?)
             .build();
         let _ = METER.set(provider.clone());
         meter = Some(provider);
+        guests = guests.metrics(metric_exporter(otlp_endpoint, &handle, Source::Guests)?);
     }
     if wanted[2] {
-        let signal = Signal::Logs;
-        let protocol = signal.protocol()?;
-        let endpoint = signal.endpoint(otlp_endpoint, protocol);
-        let builder = opentelemetry_otlp::LogExporter::builder();
-        let exporter = match protocol {
-            Protocol::Grpc => signal.grpc(builder.with_tonic(), &endpoint)?.build(),
-            Protocol::HttpProtobuf => signal.http(builder.with_http(), &endpoint)?.build(),
-        }
-        .context("cannot set up the OTLP log exporter")?;
-        let exporter = OnRuntime::new(exporter, &handle, endpoint, signal);
         logger = Some(
             SdkLoggerProvider::builder()
                 .with_resource(resource)
-                .with_batch_exporter(exporter)
+                .with_batch_exporter(log_exporter(otlp_endpoint, &handle, Source::Host)?)
                 .build(),
         );
+        guests = guests.logs(log_exporter(otlp_endpoint, &handle, Source::Guests)?);
     }
+    let guests = guests.build()?;
+    let _ = GUESTS.set(guests.clone());
     drop(_entered);
     Ok(Exporters {
         tracer,
         logger,
         meter,
+        guests,
         runtime,
     })
+}
+
+/// An OTLP span exporter as the settings say, on the telemetry runtime.
+fn span_exporter(
+    otlp_endpoint: Option<&str>,
+    handle: &tokio::runtime::Handle,
+    source: Source,
+) -> anyhow::Result<OnRuntime<opentelemetry_otlp::SpanExporter>> {
+    let signal = Signal::Traces;
+    let protocol = signal.protocol()?;
+    let endpoint = signal.endpoint(otlp_endpoint, protocol);
+    let builder = opentelemetry_otlp::SpanExporter::builder();
+    let exporter = match protocol {
+        Protocol::Grpc => signal.grpc(builder.with_tonic(), &endpoint)?.build(),
+        Protocol::HttpProtobuf => signal.http(builder.with_http(), &endpoint)?.build(),
+    }
+    .context("cannot set up the OTLP trace exporter")?;
+    Ok(OnRuntime::new(exporter, handle, endpoint, signal, source))
+}
+
+/// An OTLP metric exporter as the settings say, on the telemetry runtime.
+fn metric_exporter(
+    otlp_endpoint: Option<&str>,
+    handle: &tokio::runtime::Handle,
+    source: Source,
+) -> anyhow::Result<OnRuntime<opentelemetry_otlp::MetricExporter>> {
+    let signal = Signal::Metrics;
+    let protocol = signal.protocol()?;
+    let endpoint = signal.endpoint(otlp_endpoint, protocol);
+    let builder = opentelemetry_otlp::MetricExporter::builder();
+    let exporter = match protocol {
+        Protocol::Grpc => signal.grpc(builder.with_tonic(), &endpoint)?.build(),
+        Protocol::HttpProtobuf => signal.http(builder.with_http(), &endpoint)?.build(),
+    }
+    .context("cannot set up the OTLP metrics exporter")?;
+    Ok(OnRuntime::new(exporter, handle, endpoint, signal, source))
+}
+
+/// An OTLP log exporter as the settings say, on the telemetry runtime.
+fn log_exporter(
+    otlp_endpoint: Option<&str>,
+    handle: &tokio::runtime::Handle,
+    source: Source,
+) -> anyhow::Result<OnRuntime<opentelemetry_otlp::LogExporter>> {
+    let signal = Signal::Logs;
+    let protocol = signal.protocol()?;
+    let endpoint = signal.endpoint(otlp_endpoint, protocol);
+    let builder = opentelemetry_otlp::LogExporter::builder();
+    let exporter = match protocol {
+        Protocol::Grpc => signal.grpc(builder.with_tonic(), &endpoint)?.build(),
+        Protocol::HttpProtobuf => signal.http(builder.with_http(), &endpoint)?.build(),
+    }
+    .context("cannot set up the OTLP log exporter")?;
+    Ok(OnRuntime::new(exporter, handle, endpoint, signal, source))
+}
+
+/// How long guest spans and logs wait to be exported: the shorter of the
+/// span and log batch delays (`OTEL_BSP_SCHEDULE_DELAY`, default 5 s;
+/// `OTEL_BLRP_SCHEDULE_DELAY`, default 1 s), in milliseconds.
+fn guest_interval() -> Duration {
+    let delay = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(default)
+    };
+    Duration::from_millis(
+        delay("OTEL_BSP_SCHEDULE_DELAY", 5000)
+            .min(delay("OTEL_BLRP_SCHEDULE_DELAY", 1000))
+            .max(1),
+    )
+}
+
+/// The sink for guests' telemetry: the exporters' when export is on, the
+/// disabled one otherwise.
+pub(crate) fn guest_telemetry() -> GuestTelemetry {
+    GUESTS.get().cloned().unwrap_or_default()
 }
 
 impl Exporters {
@@ -168,8 +248,10 @@ impl Exporters {
         Ok(layers)
     }
 
-    /// Flushes and stops every exporter (each within its timeout).
+    /// Flushes and stops every exporter (each within its timeout), the
+    /// guests' first, while the runtime their exports need still runs.
     pub(crate) fn shutdown(self) {
+        self.guests.shutdown(Duration::from_secs(5));
         if let Some(tracer) = &self.tracer {
             let _ = tracer.shutdown_with_timeout(Duration::from_secs(5));
         }
@@ -295,16 +377,24 @@ struct OnRuntime<E> {
     inner: E,
     handle: tokio::runtime::Handle,
     signal: Signal,
+    source: Source,
     endpoint: String,
     failing: AtomicBool,
 }
 
 impl<E> OnRuntime<E> {
-    fn new(inner: E, handle: &tokio::runtime::Handle, endpoint: String, signal: Signal) -> Self {
+    fn new(
+        inner: E,
+        handle: &tokio::runtime::Handle,
+        endpoint: String,
+        signal: Signal,
+        source: Source,
+    ) -> Self {
         Self {
             inner,
             handle: handle.clone(),
             signal,
+            source,
             endpoint,
             failing: AtomicBool::new(false),
         }
@@ -322,8 +412,9 @@ impl<E> OnRuntime<E> {
                     .join(" ");
                 tracing::warn!(
                     target: EXPORT_TARGET,
-                    "OTLP {} export to {} failed, dropping the batch (later batches retry; \
+                    "OTLP {}{} export to {} failed, dropping the batch (later batches retry; \
                      recovery is logged): {error}",
+                    self.source.label(),
                     self.signal.label(),
                     self.endpoint,
                 );
@@ -331,7 +422,8 @@ impl<E> OnRuntime<E> {
             Ok(()) if self.failing.swap(false, Ordering::Relaxed) => {
                 tracing::info!(
                     target: EXPORT_TARGET,
-                    "OTLP {} export to {} works again",
+                    "OTLP {}{} export to {} works again",
+                    self.source.label(),
                     self.signal.label(),
                     self.endpoint,
                 );

@@ -5,7 +5,9 @@
 //! outbound request carries the trace on to the server it reaches. An
 //! `https://` receiver is trusted through `OTEL_EXPORTER_OTLP_CERTIFICATE`,
 //! `http/protobuf` posts to the signals' `/v1/…` paths, and exports that
-//! fail (untrusted, unreachable, refused) are reported on stderr.
+//! fail (untrusted, unreachable, refused) are reported on stderr. A guest's
+//! own spans, logs and metrics (`wasi:otel`) join the same pipeline, under
+//! the request's component span, tagged with their workload and component.
 
 use crate::common;
 
@@ -591,4 +593,156 @@ fn http_protobuf_posts_each_signal_to_its_path_over_tls() {
     assert!(warning.contains("404"), "{warning}");
     assert!(receiver.http_posts().contains(&"/elsewhere".to_string()));
     assert!(server.interrupt());
+}
+
+/// A wasmCloud manifest whose component uses `wasi:otel` (with the
+/// `wasi:otel` host-interface entry wasmCloud asks for).
+fn otel_manifest(dir: &std::path::Path) -> String {
+    let text = format!(
+        r#"apiVersion: runtime.wasmcloud.dev/v1alpha1
+kind: Workload
+metadata:
+  name: orders
+  namespace: shop
+spec:
+  components:
+    - name: app
+      image: file://{app}
+  hostInterfaces:
+    - namespace: wasi
+      package: http
+      interfaces: [incoming-handler]
+      config:
+        host: orders.test
+    - namespace: wasi
+      package: otel
+      version: 0.2.0-rc.2
+      interfaces: [types, tracing, logs, metrics]
+"#,
+        app = test_programs::P2_OTEL,
+    );
+    let path = dir.join("orders.yaml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn guest_telemetry_joins_the_hosts_otlp_pipeline_and_the_request_trace() {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+    use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value};
+
+    let receiver = OtlpReceiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = otel_manifest(dir.path());
+    let server = Server::start(
+        dir.path(),
+        &["serve", &manifest, "--addr", "127.0.0.1:0"],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_BLRP_SCHEDULE_DELAY", "100"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "300"),
+            ("OTEL_SERVICE_NAME", "shop-edge"),
+        ],
+        Duration::from_secs(120),
+    );
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    let (status, _, body) = request_with_headers(
+        &server.addr,
+        "GET",
+        "/",
+        &[("Host", "orders.test"), ("traceparent", &traceparent)],
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+
+    let in_trace = |r: &OtlpReceiver| -> Vec<(test_programs::otlp::ResourceAttributes, Span)> {
+        r.spans_with_resource()
+            .into_iter()
+            .filter(|(_, s)| hex(&s.trace_id) == trace_id)
+            .collect()
+    };
+    let guest_log = |r: &OtlpReceiver| {
+        r.logs_with_resource().into_iter().find(|(_, l)| {
+            l.body
+                .as_ref()
+                .and_then(|b| b.value.as_ref())
+                .is_some_and(|v| *v == AnyValue::StringValue("hello from the guest".into()))
+        })
+    };
+    let guest_metric = |r: &OtlpReceiver| {
+        r.metrics_with_resource()
+            .into_iter()
+            .find(|(_, m)| m.name == "guest_requests")
+    };
+    let arrived = receiver.wait_until(Duration::from_secs(30), |r| {
+        let spans = in_trace(r);
+        spans.iter().any(|(_, s)| s.name == "guest work")
+            && spans.iter().any(|(_, s)| s.name == "component app")
+            && guest_log(r).is_some()
+            && guest_metric(r).is_some()
+    });
+    assert!(
+        arrived,
+        "guest telemetry did not arrive: spans {:?}, {} logs, metrics {:?}; stderr:\n{}",
+        receiver
+            .spans()
+            .iter()
+            .map(|(_, s)| (&s.name, hex(&s.trace_id)))
+            .collect::<Vec<_>>(),
+        receiver.logs().len(),
+        receiver
+            .metrics()
+            .iter()
+            .map(|m| &m.name)
+            .collect::<Vec<_>>(),
+        server.stderr()
+    );
+
+    // The guest's span is the component span's child, in the caller's trace.
+    let spans = in_trace(&receiver);
+    let find = |name: &str| spans.iter().find(|(_, s)| s.name == name).cloned().unwrap();
+    let (_, component) = find("component app");
+    let (resource, guest) = find("guest work");
+    assert_eq!(hex(&guest.parent_span_id), hex(&component.span_id));
+    assert_eq!(attribute(&guest, "guest.answer").as_deref(), Some("42"));
+    assert!(
+        body.contains(&format!("span {}", hex(&guest.span_id))),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("outer {trace_id}-{}", hex(&component.span_id))),
+        "{body}"
+    );
+    let who = |resource: &test_programs::otlp::ResourceAttributes| {
+        (
+            resource.get("nimbus.workload").cloned(),
+            resource.get("nimbus.component").cloned(),
+            resource.get("service.name").cloned(),
+        )
+    };
+    let expected = (
+        Some("shop/orders".to_string()),
+        Some("app".to_string()),
+        Some("shop-edge".to_string()),
+    );
+    assert_eq!(who(&resource), expected);
+
+    // The log record: its body, in the guest's span.
+    let (resource, log) = guest_log(&receiver).unwrap();
+    assert_eq!(hex(&log.trace_id), trace_id);
+    assert_eq!(hex(&log.span_id), hex(&guest.span_id));
+    assert_eq!(who(&resource), expected);
+
+    // The metric: its value, named as the guest named it.
+    let (resource, metric) = guest_metric(&receiver).unwrap();
+    let Some(Data::Sum(sum)) = &metric.data else {
+        panic!("guest_requests is not a sum: {metric:?}");
+    };
+    assert!(sum.is_monotonic);
+    assert_eq!(sum.data_points.len(), 1);
+    assert_eq!(sum.data_points[0].value, Some(Value::AsInt(1)));
+    assert_eq!(who(&resource), expected);
+    assert!(server.interrupt(), "nimbus serve did not exit cleanly");
 }

@@ -43,6 +43,9 @@ pub struct HostConfig {
     /// Linear memory all instances may hold together, in bytes (`None`:
     /// three quarters of the machine's memory).
     pub memory_budget_bytes: Option<u64>,
+    /// Where guests' own spans, logs and metrics (`wasi:otel`) go: the
+    /// exporters the embedder built, or nowhere (the default).
+    pub guest_telemetry: crate::plugins::otel::GuestTelemetry,
 }
 
 impl Default for HostConfig {
@@ -60,6 +63,7 @@ impl Default for HostConfig {
             ingress: crate::http::IngressLimits::default(),
             outbound: crate::outbound::OutboundLimits::default(),
             memory_budget_bytes: None,
+            guest_telemetry: Default::default(),
         }
     }
 }

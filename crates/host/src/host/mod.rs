@@ -101,7 +101,10 @@ impl Host {
     /// Builds a host routing with `router`.
     pub fn new(config: HostConfig, router: Arc<dyn Router>) -> Result<Self, HostError> {
         let engine = Engine::new(&config.engine)?;
-        let plugins = PluginRegistry::new(crate::plugins::builtin(&config.plugins));
+        let plugins = PluginRegistry::new(crate::plugins::builtin(
+            &config.plugins,
+            &config.guest_telemetry,
+        ));
         let linker = build_linker(engine.wasmtime(), plugins.all())
             .map_err(|e| HostError::Linker(format!("{e:#}")))?;
         let artifacts = ArtifactStore::new(engine.clone(), config.cache_dir.clone());
