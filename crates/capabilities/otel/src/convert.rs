@@ -42,16 +42,16 @@ const ATTRIBUTE_OVERHEAD: usize = std::mem::size_of::<KeyValue>();
 
 /// Why a guest span was not exported.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum Rejected {
+pub(crate) enum InvalidId {
     /// The span's trace id is not 1 to 32 hex digits, or is zero.
     #[error("its trace id is not 1 to 32 hex digits, or is zero")]
-    TraceId,
+    Trace,
     /// The span's own id is not 1 to 16 hex digits, or is zero.
     #[error("its span id is not 1 to 16 hex digits, or is zero")]
-    SpanId,
+    Span,
     /// The parent id is neither empty nor 1 to 16 hex digits.
     #[error("its parent span id is not hex")]
-    ParentSpanId,
+    Parent,
 }
 
 /// A converted span or record, and about how many bytes it holds.
@@ -383,13 +383,13 @@ fn link_context(budget: &mut Budget, context: wit::SpanContext) -> Option<SpanCo
 pub(crate) fn span(
     span: wit::SpanData,
     outer: Option<&SpanContext>,
-) -> Result<Option<Converted<SpanData>>, Rejected> {
-    let trace = trace_id(&span.span_context.trace_id).ok_or(Rejected::TraceId)?;
-    let id = span_id(&span.span_context.span_id).ok_or(Rejected::SpanId)?;
+) -> Result<Option<Converted<SpanData>>, InvalidId> {
+    let trace = trace_id(&span.span_context.trace_id).ok_or(InvalidId::Trace)?;
+    let id = span_id(&span.span_context.span_id).ok_or(InvalidId::Span)?;
     let parent = match span.parent_span_id.as_str() {
         "" => SpanId::INVALID,
         text if text.bytes().all(|b| b == b'0') => SpanId::INVALID,
-        text => span_id(text).ok_or(Rejected::ParentSpanId)?,
+        text => span_id(text).ok_or(InvalidId::Parent)?,
     };
     if !span
         .span_context
@@ -761,15 +761,15 @@ mod tests {
     fn spans_with_bad_ids_are_rejected_and_unsampled_ones_skipped() {
         assert_eq!(
             span(wit_span("", "ef", ""), None).err(),
-            Some(Rejected::TraceId)
+            Some(InvalidId::Trace)
         );
         assert_eq!(
             span(wit_span("ab", "xyz", ""), None).err(),
-            Some(Rejected::SpanId)
+            Some(InvalidId::Span)
         );
         assert_eq!(
             span(wit_span("ab", "ef", "parent!"), None).err(),
-            Some(Rejected::ParentSpanId)
+            Some(InvalidId::Parent)
         );
         let mut unsampled = wit_span("ab", "ef", "");
         unsampled.span_context.trace_flags = wit::TraceFlags::empty();

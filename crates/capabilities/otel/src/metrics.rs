@@ -243,9 +243,9 @@ fn points<P, N>(
     )
 }
 
-fn report<N: Copy + 'static>(points: Points<N>) -> impl Fn(&dyn AsyncInstrument<N>) + Send + Sync
+fn report<N>(points: Points<N>) -> impl Fn(&dyn AsyncInstrument<N>) + Send + Sync
 where
-    N: Send + Sync,
+    N: Copy + Send + Sync + 'static,
 {
     move |observer| {
         for (value, attributes) in points.iter() {

@@ -595,10 +595,13 @@ mod tests {
     use crate::bindings::wasi::otel::tracing as wit;
     use crate::bindings::wasi::otel::types::InstrumentationScope as WitScope;
 
+    /// Exported batches, each with its resource's component.
+    type Batches = Arc<Mutex<Vec<(String, Vec<SpanData>)>>>;
+
     /// Keeps each exported batch with its resource's component.
     #[derive(Debug, Clone, Default)]
     struct Spans {
-        batches: Arc<Mutex<Vec<(String, Vec<SpanData>)>>>,
+        batches: Batches,
         resource: Arc<Mutex<String>>,
         stalled: Arc<AtomicBool>,
     }

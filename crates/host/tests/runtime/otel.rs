@@ -37,11 +37,16 @@ fn origin(resource: &Resource) -> (String, String) {
     (get("nimbus.workload"), get("nimbus.component"))
 }
 
+/// `(nimbus.workload, nimbus.component)` of the resource an item came under.
+type Origin = (String, String);
+/// What is kept of items, shared by an exporter and its clones.
+type Kept<T> = Arc<Mutex<Vec<T>>>;
+
 /// Keeps every span it is sent, with the resource it was sent under.
 #[derive(Debug, Clone, Default)]
 struct Spans {
-    kept: Arc<Mutex<Vec<(SpanData, (String, String))>>>,
-    resource: Arc<Mutex<(String, String)>>,
+    kept: Kept<(SpanData, Origin)>,
+    resource: Arc<Mutex<Origin>>,
 }
 
 impl SpanExporter for Spans {
@@ -58,7 +63,7 @@ impl SpanExporter for Spans {
 }
 
 impl Spans {
-    fn named(&self, name: &str) -> Vec<(SpanData, (String, String))> {
+    fn named(&self, name: &str) -> Vec<(SpanData, Origin)> {
         let kept = self.kept.lock().unwrap();
         kept.iter()
             .filter(|(s, _)| s.name == name)
@@ -70,8 +75,8 @@ impl Spans {
 /// Keeps every log record's body, trace id and origin.
 #[derive(Debug, Clone, Default)]
 struct Logs {
-    kept: Arc<Mutex<Vec<(Option<AnyValue>, Option<String>, (String, String))>>>,
-    resource: Arc<Mutex<(String, String)>>,
+    kept: Kept<(Option<AnyValue>, Option<String>, Origin)>,
+    resource: Arc<Mutex<Origin>>,
 }
 
 impl LogExporter for Logs {
@@ -96,7 +101,7 @@ impl LogExporter for Logs {
 /// Keeps every u64 sum point: (name, value, origin).
 #[derive(Debug, Clone, Default)]
 struct Metrics {
-    kept: Arc<Mutex<Vec<(String, u64, (String, String))>>>,
+    kept: Kept<(String, u64, Origin)>,
 }
 
 impl PushMetricExporter for Metrics {
