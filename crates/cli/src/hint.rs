@@ -41,7 +41,9 @@ fn for_cause(cause: &(dyn Error + 'static)) -> Option<&'static str> {
             OciError::NotCached(_) => {
                 Some("pull it first with `nimbus pull`, or use --pull-policy IfNotPresent")
             }
-            OciError::Unreachable { tls: true, .. } => Some(
+            OciError::Unreachable {
+                plain_http: true, ..
+            } => Some(
                 "a registry that serves plain HTTP must be named with --insecure-registry HOST:PORT",
             ),
             _ => None,

@@ -16,8 +16,10 @@
 //! capabilities.
 //!
 //! Beside the trait: the bind context a plugin resolves its settings from,
-//! [`PluginCalls`] (the span and metrics every backend call goes through),
-//! the per-host backend pool, and the NATS connections plugins share.
+//! [`PluginCalls`] (the span and metrics every backend call goes through;
+//! [`Observation`] for component-model `async` host functions), [`streams`]
+//! (`stream<u8>` bodies in and out), the per-host backend pool, and the NATS
+//! connections plugins share.
 
 pub use calls::{Observation, PluginCalls};
 use nimbus_model::secret::Secret;

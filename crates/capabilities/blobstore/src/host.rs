@@ -447,20 +447,7 @@ impl types::HostOutgoingValue for BlobView<'_> {
             let Some((container, name)) = value.target else {
                 return Ok(Err(BlobError::NothingWritten));
             };
-            let path = match value.path.keep() {
-                Ok(path) => path,
-                Err(e) => {
-                    return Ok(Err(BlobError::Backend(format!(
-                        "cannot keep the spooled value: {e}"
-                    ))));
-                }
-            };
-            let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
-            let result = binding
-                .transfer(size, binding.backend.write(&container, &name, &path))
-                .await;
-            let _ = tokio::fs::remove_file(&path).await;
-            Ok(result)
+            Ok(binding.store_spooled(&container, &name, value.path).await)
         })
         .await
     }

@@ -334,16 +334,21 @@ impl BlobBinding {
         file.sync_all()
             .await
             .map_err(|e| BlobError::Backend(format!("cannot copy the object: {e}")))?;
-        let path = path
-            .keep()
-            .map_err(|e| BlobError::Backend(format!("cannot spool: {e}")))?;
-        let result = self
-            .transfer(
-                info.size,
-                self.backend.write(dest_container, dest_object, &path),
-            )
-            .await;
-        let _ = tokio::fs::remove_file(&path).await;
-        result
+        drop(file);
+        self.store_spooled(dest_container, dest_object, path).await
+    }
+
+    /// Hands a spooled value to the backend as the object. The spool file
+    /// goes when this ends, however it ends (a cancelled call included),
+    /// unless the backend moved it into place.
+    async fn store_spooled(
+        &self,
+        container: &str,
+        name: &str,
+        spool: tempfile::TempPath,
+    ) -> Result<(), BlobError> {
+        let size = tokio::fs::metadata(&spool).await.map_or(0, |m| m.len());
+        self.transfer(size, self.backend.write(container, name, &spool))
+            .await
     }
 }

@@ -269,16 +269,8 @@ impl<T> container::HostContainerWithStore<T> for HasBlobsV1 {
                 file.write_all(&chunk).await.map_err(spool_error)?;
             }
             file.sync_all().await.map_err(spool_error)?;
-            let size = file.metadata().await.map_err(spool_error)?.len();
             drop(file);
-            let path = path
-                .keep()
-                .map_err(|e| BlobError::Backend(format!("cannot keep the spooled value: {e}")))?;
-            let result = binding
-                .transfer(size, binding.backend.write(&container, &name, &path))
-                .await;
-            let _ = tokio::fs::remove_file(&path).await;
-            result
+            binding.store_spooled(&container, &name, path).await
         })
         .await
         .map_err(guest_error))

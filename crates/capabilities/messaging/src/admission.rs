@@ -8,7 +8,8 @@
 //! `host_max_in_flight`) keeps many components, each within its own
 //! ceiling, from adding up to more instances than the host can carry.
 //! A component's ceiling is shared by all its subscriptions and by every
-//! copy of it on the host (a reload's old and new version included).
+//! copy of it on the host (a reload's old and new version included, unless
+//! the new one sets another ceiling: the newest setting wins).
 //!
 //! A subscription loop that waits for a slot is not reading from the
 //! broker, and a broker drops what a slow subscriber does not take (NATS
@@ -51,38 +52,30 @@ impl Admission {
         }
     }
 
-    /// The gate a subscription of `key` admits its messages through. The
-    /// first ceiling given for a key stands while the key is in use; a
-    /// different one is reported and ignored.
+    /// The gate a subscription of `key` admits its messages through. Copies
+    /// of a component share one ceiling; a copy that asks for a different
+    /// one (a redeploy that changed it) starts a new ceiling, which the
+    /// copies after it share: the newest setting wins.
     pub(crate) fn gate(&self, key: &str, max_in_flight: usize, wait: Duration) -> Gate {
         let asked = max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
         let mut components = self.components.lock().unwrap_or_else(|e| e.into_inner());
         components.retain(|_, (gate, _)| gate.strong_count() > 0);
-        let existing = components
+        let shared = components
             .get(key)
-            .and_then(|(gate, limit)| Some((gate.upgrade()?, *limit)));
-        let (component, limit) = match existing {
-            Some((gate, limit)) => {
-                if limit != asked {
-                    tracing::warn!(
-                        component = key,
-                        max_in_flight = asked,
-                        in_force = limit,
-                        "another copy of this component set a different max_in_flight; keeping the one in force"
-                    );
-                }
-                (gate, limit)
-            }
+            .filter(|(_, limit)| *limit == asked)
+            .and_then(|(gate, _)| gate.upgrade());
+        let component = match shared {
+            Some(gate) => gate,
             None => {
                 let created = Arc::new(Semaphore::new(asked));
                 components.insert(key.to_string(), (Arc::downgrade(&created), asked));
-                (created, asked)
+                created
             }
         };
         Gate {
             host: self.host.clone(),
             component,
-            limit: limit.min(self.host_total),
+            limit: asked.min(self.host_total),
             wait,
         }
     }
@@ -184,14 +177,26 @@ mod tests {
         let admission = Admission::new(8);
         let wait = Duration::from_millis(50);
         let first = admission.gate("ns/w/c", 2, wait);
-        let second = admission.gate("ns/w/c", 5, wait);
+        let second = admission.gate("ns/w/c", 2, wait);
         let a = first.admit().await.expect("a slot");
         let b = second.admit().await.expect("a slot");
-        // Both gates share the first ceiling of two.
+        // Both gates share one ceiling of two.
         assert!(first.admit().await.is_none());
         drop(a);
         assert!(second.admit().await.is_some());
         drop(b);
+        // A redeploy with another ceiling gets it, not the old one.
+        let raised = admission.gate("ns/w/c", 3, wait);
+        let held: Vec<_> = [
+            raised.admit().await,
+            raised.admit().await,
+            raised.admit().await,
+        ]
+        .into_iter()
+        .collect();
+        assert!(held.iter().all(Option::is_some));
+        assert!(raised.admit().await.is_none());
+        drop(held);
         // Another component has its own ceiling.
         let other = admission.gate("ns/w/other", 1, wait);
         assert!(other.admit().await.is_some());

@@ -116,11 +116,18 @@ fn time(datetime: Datetime) -> SystemTime {
         .unwrap_or_else(SystemTime::now)
 }
 
-/// `text` cut to at most `max` bytes, on a character boundary.
-pub(crate) fn truncate(mut text: String, max: usize) -> String {
+/// `text` cut to at most `max` bytes, on a character boundary. A cut
+/// string is copied: `String::truncate` would keep the guest-sized
+/// allocation behind the short text, and the queue's budget counts bytes
+/// kept, so what it counts must be all that is held.
+pub(crate) fn truncate(text: String, max: usize) -> String {
     if text.len() > max {
         let end = text.floor_char_boundary(max);
-        text.truncate(end);
+        return text[..end].to_owned();
+    }
+    if text.capacity() > text.len() {
+        // Lifted strings are exact; this is for callers' own.
+        return text.into_boxed_str().into_string();
     }
     text
 }
@@ -160,6 +167,11 @@ impl Budget {
         text
     }
 
+    /// Whether no further attribute can fit.
+    fn exhausted(&self) -> bool {
+        self.attributes == 0 || self.bytes < ATTRIBUTE_OVERHEAD
+    }
+
     /// Whether one more attribute of `bytes` fits; takes it if so.
     fn admit(&mut self, bytes: usize) -> bool {
         let cost = bytes + ATTRIBUTE_OVERHEAD;
@@ -183,6 +195,11 @@ impl Budget {
         let mut kept = Vec::with_capacity(list.len().min(self.attributes));
         let mut dropped = 0u32;
         for pair in list {
+            if self.exhausted() {
+                // Nothing more fits: count the rest without parsing it.
+                dropped = dropped.saturating_add(1);
+                continue;
+            }
             let key = truncate(pair.key, MAX_NAME);
             let value = truncate(pair.value, MAX_VALUE);
             let value = value_of(value);
@@ -200,6 +217,10 @@ impl Budget {
         let mut kept = Vec::with_capacity(list.len().min(self.attributes));
         let mut dropped = 0u32;
         for pair in list {
+            if self.exhausted() {
+                dropped = dropped.saturating_add(1);
+                continue;
+            }
             let key = truncate(pair.key, MAX_NAME);
             let (value, size) = any_value_of(truncate(pair.value, MAX_VALUE));
             if self.admit(key.len() + size) {
@@ -292,19 +313,19 @@ fn value_size(value: &Value) -> usize {
 }
 
 /// A JSON-encoded log value (body or attribute) as a typed one, any shape,
-/// with about how many bytes it holds; text that is not JSON stays text.
+/// with about how many bytes it holds; text that is not JSON, or whose
+/// typed form would hold more than twice the text and over 4 KiB (`[0,0,…]`
+/// grows about sixteenfold), stays text.
 fn any_value_of(text: String) -> (AnyValue, usize) {
-    match serde_json::from_str::<serde_json::Value>(&text) {
-        Ok(json) => {
-            let mut size = 0;
-            let value = any_value(json, &mut size);
-            (value, size)
-        }
-        Err(_) => {
-            let size = text.len();
-            (AnyValue::String(text.into()), size)
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) {
+        let mut size = 0;
+        let value = any_value(json, &mut size);
+        if size <= text.len().saturating_mul(2).max(4096) {
+            return (value, size);
         }
     }
+    let size = text.len();
+    (AnyValue::String(text.into()), size)
 }
 
 /// One JSON value as an `AnyValue` (serde_json bounds the nesting).
@@ -537,7 +558,14 @@ pub(crate) fn log(
             out.add_attribute(key, value);
         }
     }
-    match (record.trace_id, record.span_id) {
+    // SDKs send all-zero ids outside a span: as good as none.
+    let unset = |id: &Option<String>| id.as_deref().is_none_or(|id| id.bytes().all(|b| b == b'0'));
+    let (trace_ids, span_ids) = if unset(&record.trace_id) && unset(&record.span_id) {
+        (None, None)
+    } else {
+        (record.trace_id, record.span_id)
+    };
+    match (trace_ids, span_ids) {
         (None, None) => {
             if let Some(outer) = outer {
                 out.set_trace_context(outer.trace_id(), outer.span_id(), Some(outer.trace_flags()));
@@ -639,6 +667,13 @@ mod tests {
         }
         let (map, _) = any_value_of("{\"a\":[1,\"b\"]}".into());
         assert!(matches!(map, AnyValue::Map(_)), "{map:?}");
+        // A value whose typed form would balloon stays text.
+        let zeros = format!("[{}0]", "0,".repeat(8000));
+        let (value, size) = any_value_of(zeros.clone());
+        assert_eq!(
+            (value, size),
+            (AnyValue::String(zeros.clone().into()), zeros.len())
+        );
     }
 
     #[test]

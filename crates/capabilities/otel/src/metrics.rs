@@ -32,6 +32,11 @@ const MAX_POINTS: usize = 2048;
 const EXPORT_BYTES: usize = 256 * 1024;
 /// Attributes one export may hold, over all its data points.
 const EXPORT_ATTRIBUTES: usize = 4096;
+/// Longest metric name kept: the SDK refuses names over 255 bytes, and a
+/// histogram's `NAME_count` and `NAME_sum` must fit too.
+const MAX_INSTRUMENT_NAME: usize = 250;
+/// Longest unit the SDK takes.
+const MAX_UNIT: usize = 63;
 /// Longest description kept.
 const MAX_DESCRIPTION: usize = 1024;
 /// What one data point costs besides its attributes.
@@ -45,6 +50,9 @@ pub(crate) fn bound(metrics: &mut wit::ResourceMetrics) -> usize {
     metrics.resource.attributes = Vec::new();
     metrics.resource.schema_url = None;
     metrics.scope_metrics.truncate(MAX_SCOPES);
+    // Cut lists keep their allocation: give back what was cut, so what the
+    // queue counts is what is held.
+    metrics.scope_metrics.shrink_to_fit();
     let (mut metric_room, mut point_room) = (MAX_METRICS, MAX_POINTS);
     for scope in &mut metrics.scope_metrics {
         let fields = &mut scope.scope;
@@ -52,13 +60,22 @@ pub(crate) fn bound(metrics: &mut wit::ResourceMetrics) -> usize {
         fields.version = fields.version.take().map(|v| budget.text(v, MAX_NAME));
         fields.schema_url = fields.schema_url.take().map(|v| budget.text(v, MAX_NAME));
         fields.attributes.retain_mut(|pair| budget.keep(pair));
+        fields.attributes.shrink_to_fit();
         scope.metrics.truncate(metric_room);
+        scope.metrics.shrink_to_fit();
         metric_room -= scope.metrics.len();
         for metric in &mut scope.metrics {
-            metric.name = budget.text(std::mem::take(&mut metric.name), MAX_NAME);
+            metric.name = budget.text(std::mem::take(&mut metric.name), MAX_INSTRUMENT_NAME);
             metric.description =
                 budget.text(std::mem::take(&mut metric.description), MAX_DESCRIPTION);
-            metric.unit = budget.text(std::mem::take(&mut metric.unit), MAX_NAME);
+            // The SDK drops an instrument whose unit is not at most 63
+            // ASCII characters: such a unit is left out instead.
+            let unit = std::mem::take(&mut metric.unit);
+            metric.unit = if unit.len() <= MAX_UNIT && unit.is_ascii() {
+                budget.text(unit, MAX_UNIT)
+            } else {
+                String::new()
+            };
             point_room -= bound_points(&mut metric.data, point_room, &mut budget);
         }
     }
@@ -72,10 +89,12 @@ fn bound_points(data: &mut wit::MetricData, room: usize, budget: &mut Budget) ->
     macro_rules! points {
         ($points:expr) => {{
             $points.truncate(room);
+            $points.shrink_to_fit();
             for point in $points.iter_mut() {
                 budget.charge(POINT_BYTES);
                 point.exemplars = Vec::new();
                 point.attributes.retain_mut(|pair| budget.keep(pair));
+                point.attributes.shrink_to_fit();
             }
             $points.len()
         }};
@@ -450,7 +469,10 @@ mod tests {
         metrics.scope_metrics[0].metrics[0].name = "x".repeat(100_000);
         let bytes = bound(&mut metrics);
         assert_eq!(metrics.scope_metrics[0].metrics.len(), MAX_METRICS);
-        assert_eq!(metrics.scope_metrics[0].metrics[0].name.len(), MAX_NAME);
+        assert_eq!(
+            metrics.scope_metrics[0].metrics[0].name.len(),
+            MAX_INSTRUMENT_NAME
+        );
         assert!(bytes <= EXPORT_BYTES + std::mem::size_of::<wit::ResourceMetrics>() + POINT_BYTES);
     }
 }

@@ -223,12 +223,20 @@ impl GuestTelemetry {
         };
         let before = shared.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
         // Full, or disconnected (the sink was shut down): dropped either way.
-        let sent = before + bytes <= QUEUE_BYTES && shared.sender.try_send(message()).is_ok();
-        if sent {
-            return Ok(());
-        }
+        let disconnected = if before + bytes <= QUEUE_BYTES {
+            match shared.sender.try_send(message()) {
+                Ok(()) => return Ok(()),
+                Err(error) => matches!(error, std::sync::mpsc::TrySendError::Disconnected(_)),
+            }
+        } else {
+            false
+        };
         shared.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
         let dropped = shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if disconnected {
+            // Shut down: counted, but it is no backlog to warn about.
+            return Err(SinkError::Full);
+        }
         if !shared.warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 target: TARGET,
@@ -325,7 +333,8 @@ impl GuestTelemetryBuilder {
     /// How long spans and log records are held before they are exported
     /// (default one second; a full batch goes at once).
     pub fn interval(mut self, interval: Duration) -> Self {
-        self.interval = Some(interval);
+        // A zero interval would spin the thread.
+        self.interval = Some(interval.max(Duration::from_millis(1)));
         self
     }
 

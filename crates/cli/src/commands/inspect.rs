@@ -120,7 +120,7 @@ fn item(resolve: &Resolve, key: &WorldKey, item: &WorldItem) -> Option<Item> {
     }
 }
 
-fn print_text(report: &Report) -> std::io::Result<()> {
+fn print_text(report: &Report) -> Result<(), crate::StdoutError> {
     outln!(
         "// {} ({} bytes, {})",
         report.path,

@@ -63,7 +63,13 @@ async fn push_then_pull_by_tag_and_by_digest() {
         .unwrap_err();
     // A transport failure is typed and names its root cause.
     assert!(
-        matches!(error, OciError::Unreachable { tls: false, .. }),
+        matches!(
+            error,
+            OciError::Unreachable {
+                plain_http: false,
+                ..
+            }
+        ),
         "{error}"
     );
     assert!(error.to_string().contains("Connection refused"), "{error}");

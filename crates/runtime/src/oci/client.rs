@@ -68,27 +68,30 @@ impl Registry {
         Self { client, settings }
     }
 
-    /// Runs `attempt` with the client for `image`'s registry; a loopback
-    /// registry not named insecure whose TLS handshake fails is tried again
-    /// over plain HTTP (Docker treats 127.0.0.0/8 registries as insecure).
+    /// Runs `attempt` with the client and credentials for `image`'s
+    /// registry; a loopback registry not named insecure that answers TLS in
+    /// plain HTTP is tried again over plain HTTP (Docker treats 127.0.0.0/8
+    /// registries as insecure), anonymously: credentials go in the clear
+    /// only to registries named insecure.
     async fn with_client<T, F>(
         &self,
         image: &Reference,
-        attempt: impl Fn(Client) -> F,
+        attempt: impl Fn(Client, RegistryAuth) -> F,
     ) -> Result<T, OciError>
     where
         F: Future<Output = Result<T, OciError>>,
     {
-        let result = attempt(self.client.clone()).await;
+        let result = attempt(self.client.clone(), self.auth(image)).await;
         let registry = image.resolve_registry();
         match result {
-            Err(OciError::Unreachable { tls: true, .. })
-                if is_loopback_registry(registry)
-                    && !self.settings.insecure.iter().any(|r| r == registry) =>
+            Err(OciError::Unreachable {
+                plain_http: true, ..
+            }) if is_loopback_registry(registry)
+                && !self.settings.insecure.iter().any(|r| r == registry) =>
             {
                 let mut insecure = self.settings.insecure.clone();
                 insecure.push(registry.to_string());
-                attempt(client(&self.settings, insecure)).await
+                attempt(client(&self.settings, insecure), RegistryAuth::Anonymous).await
             }
             other => other,
         }
@@ -131,10 +134,9 @@ impl Registry {
             None,
         )];
         let manifest = OciImageManifest::build(&layers, &config, None);
-        let auth = self.auth(&image);
         let registry_error = registry_error(reference, &image);
-        let push = |client: Client| {
-            let (auth, config, manifest) = (auth.clone(), config.clone(), manifest.clone());
+        let push = |client: Client, auth: RegistryAuth| {
+            let (config, manifest) = (config.clone(), manifest.clone());
             let (image, layers, digest) = (&image, &layers, digest.clone());
             async move {
                 client
@@ -166,7 +168,8 @@ impl Registry {
         if policy == PullPolicy::Never {
             return Err(OciError::NotCached(reference.to_string()));
         }
-        let fetch = |client: Client| self.fetch(client, &image, reference);
+        let fetch =
+            |client: Client, auth: RegistryAuth| self.fetch(client, auth, &image, reference);
         let pulled = self
             .bounded(reference, self.with_client(&image, fetch))
             .await?;
@@ -190,6 +193,7 @@ impl Registry {
     async fn fetch(
         &self,
         client: Client,
+        auth: RegistryAuth,
         image: &Reference,
         reference: &str,
     ) -> Result<Pulled, OciError> {
@@ -198,7 +202,6 @@ impl Registry {
             reference: reference.to_string(),
             message,
         };
-        let auth = self.auth(image);
         let (raw, _) = client
             .pull_manifest_raw(image, &auth, MANIFEST_MEDIA_TYPES)
             .await
@@ -373,18 +376,20 @@ fn is_loopback_registry(registry: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Whether `error` is a TLS failure. I/O errors wrap their cause (often
-/// an I/O error in turn) without handing it on as their source: look
-/// inside them.
-fn is_tls_error(error: &(dyn std::error::Error + 'static)) -> bool {
-    if error.downcast_ref::<rustls::Error>().is_some() {
-        return true;
+/// Whether `error` is a TLS handshake answered with something that is not
+/// TLS (what reaching a plain-HTTP server over HTTPS gives), as opposed to
+/// a TLS failure such as an untrusted certificate. I/O errors wrap their
+/// cause (often an I/O error in turn) without handing it on as their
+/// source: look inside them.
+fn is_plain_http_answer(error: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+        return matches!(tls, rustls::Error::InvalidMessage(_));
     }
     match error
         .downcast_ref::<std::io::Error>()
         .and_then(std::io::Error::get_ref)
     {
-        Some(inner) => is_tls_error(inner),
+        Some(inner) => is_plain_http_answer(inner),
         None => false,
     }
 }
@@ -399,10 +404,10 @@ fn registry_error<'a>(
     move |e| match &e {
         oci_client::errors::OciDistributionError::RequestError(request) => {
             let mut message = String::new();
-            let mut tls = false;
+            let mut plain_http = false;
             let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(request);
             while let Some(error) = cause {
-                tls |= is_tls_error(error);
+                plain_http |= is_plain_http_answer(error);
                 let text = error.to_string();
                 if !text.is_empty() && !message.ends_with(&text) {
                     if !message.is_empty() {
@@ -416,7 +421,7 @@ fn registry_error<'a>(
                 reference: reference.to_string(),
                 registry: image.resolve_registry().to_string(),
                 message,
-                tls,
+                plain_http,
             }
         }
         _ => OciError::Registry {

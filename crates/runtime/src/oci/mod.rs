@@ -8,9 +8,10 @@
 //! Pulled components land in a content-addressed cache (`blobs/sha256/…`,
 //! plus which digest a reference last named), which the pull policies read.
 //! Registries are reached over HTTPS, except those named as insecure; a
-//! loopback registry (`localhost`, 127.0.0.0/8, `[::1]`) whose TLS handshake
-//! fails is tried again over plain HTTP, as Docker treats loopback
-//! registries.
+//! loopback registry (`localhost`, 127.0.0.0/8, `[::1]`) that answers the
+//! TLS handshake in plain HTTP is tried again over plain HTTP, as Docker
+//! treats loopback registries, but without credentials (only a registry
+//! named insecure is sent them in the clear).
 //! Credentials come from the settings, else from the docker config (and
 //! its credential helpers), else the pull is anonymous.
 
@@ -90,9 +91,9 @@ pub enum OciError {
         registry: String,
         /// What failed, cause by cause.
         message: String,
-        /// The TLS handshake failed (a plain-HTTP registry reached over
-        /// HTTPS fails this way).
-        tls: bool,
+        /// The registry answered the TLS handshake with something that is
+        /// not TLS: it serves plain HTTP.
+        plain_http: bool,
     },
     /// Content does not hash to the digest that names it.
     #[error("`{reference}`: digest mismatch: expected {expected}, got {actual}")]

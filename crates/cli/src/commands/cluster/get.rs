@@ -255,7 +255,10 @@ impl GetCommand {
     }
 }
 
-fn print_table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> std::io::Result<()> {
+fn print_table(
+    header: &[&str],
+    rows: impl Iterator<Item = Vec<String>>,
+) -> Result<(), crate::StdoutError> {
     let rows: Vec<Vec<String>> = rows.collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
