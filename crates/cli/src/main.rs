@@ -132,7 +132,14 @@ fn main() -> ExitCode {
         .otlp_endpoint()
         .or(cli.otlp_endpoint.as_deref())
         .map(str::to_string);
-    let telemetry = match telemetry::init(endpoint.as_deref()) {
+    let log = match &cli.command {
+        Command::Dev(dev) => telemetry::LogOptions {
+            file: dev.log_file.clone(),
+            verbosity: Some(dev.verbosity()),
+        },
+        _ => telemetry::LogOptions::default(),
+    };
+    let telemetry = match telemetry::init(endpoint.as_deref(), log) {
         Ok(telemetry) => telemetry,
         Err(error) => {
             eprintln!("error: {}", one_line(&error));

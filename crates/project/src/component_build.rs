@@ -11,12 +11,20 @@ use std::time::{Duration, Instant};
 pub const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// Where the build's output goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
+pub enum Output<'a> {
     /// Straight to this process's stdout/stderr (`nimbus build`).
     Inherit,
-    /// Captured and returned, shown only on failure (`nimbus dev`).
+    /// Captured and returned, shown only on failure.
     Capture,
+    /// Captured as [`Output::Capture`], and each line (stdout and stderr
+    /// merged, in arrival order) handed to the callback as it comes
+    /// (`nimbus dev`'s progress). `colour` keeps the toolchain's colours.
+    Stream {
+        /// Called once per line, without its newline.
+        on_line: &'a mut (dyn FnMut(&str) + Send),
+        /// Ask the toolchain for colours (the output goes to a terminal).
+        colour: bool,
+    },
 }
 
 /// A successful build.
@@ -125,24 +133,24 @@ pub fn build(dir: &Path, config: &BuildConfig, output: Output) -> Result<Built, 
         .arg(&command)
         .current_dir(dir)
         .envs(&config.env);
+    let spawn_error = |source| BuildError::Spawn {
+        command: command.clone(),
+        source,
+    };
     let (status, captured) = match output {
-        Output::Inherit => {
-            let status = cmd.status().map_err(|source| BuildError::Spawn {
-                command: command.clone(),
-                source,
-            })?;
-            (status, String::new())
-        }
+        Output::Inherit => (cmd.status().map_err(spawn_error)?, String::new()),
         Output::Capture => {
             // Colours survive capture so errors read as they would in a terminal.
             cmd.env("CARGO_TERM_COLOR", "always").stdin(Stdio::null());
-            let out = cmd.output().map_err(|source| BuildError::Spawn {
-                command: command.clone(),
-                source,
-            })?;
+            let out = cmd.output().map_err(spawn_error)?;
             let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
             text.push_str(&String::from_utf8_lossy(&out.stderr));
             (out.status, text)
+        }
+        Output::Stream { on_line, colour } => {
+            cmd.env("CARGO_TERM_COLOR", if colour { "always" } else { "never" })
+                .stdin(Stdio::null());
+            stream_lines(cmd, on_line).map_err(spawn_error)?
         }
     };
     let duration = started.elapsed();
@@ -167,6 +175,109 @@ pub fn build(dir: &Path, config: &BuildConfig, output: Output) -> Result<Built, 
         size: bytes.len() as u64,
         duration,
     })
+}
+
+/// The largest dep-info file read: a few thousand paths take a few hundred
+/// KiB; anything far larger is not cargo's.
+const MAX_DEP_INFO_BYTES: u64 = 16 << 20;
+
+/// The files the toolchain says it read to build `component`: cargo's
+/// dep-info (`NAME.d` beside `NAME.wasm`, absolute paths). Empty when
+/// there is none (another toolchain, or no build yet).
+pub fn sources_read(component: &Path) -> Vec<PathBuf> {
+    let dep_info = component.with_extension("d");
+    match nimbus_model::files::read_text_bounded(&dep_info, MAX_DEP_INFO_BYTES) {
+        Ok(text) => parse_dep_info(&text),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Parses Makefile-style dep-info: `target: dep dep …` rules, lines
+/// continued with a trailing backslash, spaces in paths escaped as `\ `.
+fn parse_dep_info(text: &str) -> Vec<PathBuf> {
+    let joined = text.replace("\\\n", " ");
+    let mut files = Vec::new();
+    for line in joined.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        // The target ends at the first `: ` (a path may hold a colon).
+        let Some((_, deps)) = line.split_once(": ") else {
+            continue;
+        };
+        let mut current = String::new();
+        let mut chars = deps.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' if chars.peek() == Some(&' ') => {
+                    current.push(' ');
+                    chars.next();
+                }
+                ' ' | '\t' => {
+                    if !current.is_empty() {
+                        files.push(PathBuf::from(std::mem::take(&mut current)));
+                    }
+                }
+                c => current.push(c),
+            }
+        }
+        if !current.is_empty() {
+            files.push(PathBuf::from(current));
+        }
+    }
+    files.sort();
+    files.dedup();
+    files
+}
+
+/// Runs `cmd`, handing each line of its stdout and stderr to `on_line` as
+/// it arrives, and returns its status with everything it printed.
+fn stream_lines(
+    mut cmd: Command,
+    on_line: &mut (dyn FnMut(&str) + Send),
+) -> std::io::Result<(std::process::ExitStatus, String)> {
+    use std::io::BufRead as _;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    // One reader per pipe, so neither fills up while the other is read.
+    let readers: Vec<_> = [
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|pipe| {
+        let lines_tx = lines_tx.clone();
+        std::thread::spawn(move || {
+            let mut reader = std::io::BufReader::new(pipe);
+            let mut line = Vec::new();
+            // Bytes, not `lines()`: a tool printing invalid UTF-8 must not
+            // cut its own output short.
+            while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+                let text = String::from_utf8_lossy(&line);
+                let _ = lines_tx.send(text.trim_end_matches(['\n', '\r']).to_string());
+                line.clear();
+            }
+        })
+    })
+    .collect();
+    drop(lines_tx);
+    let mut captured = String::new();
+    for line in lines {
+        on_line(&line);
+        captured.push_str(&line);
+        captured.push('\n');
+    }
+    for reader in readers {
+        let _ = reader.join();
+    }
+    Ok((child.wait()?, captured))
 }
 
 /// Installs the wasm target through rustup when it is missing.
@@ -316,6 +427,47 @@ mod tests {
         let err = build(dir.path(), &config, Output::Capture).unwrap_err();
         assert!(err.to_string().contains("failed"), "{err}");
         assert!(err.output().unwrap().contains("compiler says no"));
+    }
+
+    #[test]
+    fn dep_info_lists_every_source_once_with_escaped_spaces() {
+        let text = "/p/target/wasm32-wasip2/release/app.wasm: /p/src/main.rs /p/src/my\\ mod.rs \\\n  /p/build.rs\n\n/p/target/wasm32-wasip2/release/app.d: /p/src/main.rs\n";
+        assert_eq!(
+            parse_dep_info(text),
+            [
+                PathBuf::from("/p/build.rs"),
+                PathBuf::from("/p/src/main.rs"),
+                PathBuf::from("/p/src/my mod.rs"),
+            ]
+        );
+    }
+
+    #[test]
+    fn streamed_output_reaches_the_callback_line_by_line_and_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("out.wasm"), b"not wasm").unwrap();
+        let config = BuildConfig {
+            command: Some("echo one; echo two >&2; exit 4".into()),
+            ..Default::default()
+        };
+        let mut seen = Vec::new();
+        let mut on_line = |line: &str| seen.push(line.to_string());
+        let err = build(
+            dir.path(),
+            &config,
+            Output::Stream {
+                on_line: &mut on_line,
+                colour: false,
+            },
+        )
+        .unwrap_err();
+        seen.sort();
+        assert_eq!(seen, ["one", "two"]);
+        let output = err.output().unwrap();
+        assert!(
+            output.contains("one\n") && output.contains("two\n"),
+            "{output}"
+        );
     }
 
     #[test]

@@ -127,6 +127,11 @@ pub struct BuildConfig {
     /// wash 1's TypeScript settings; Nimbus builds such projects with `command`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub typescript: Option<serde_yaml_ng::Value>,
+    /// Globs, relative to the project, of further files `nimbus dev`
+    /// rebuilds on (as Spin's `watch`), beside what the toolchain reports
+    /// it read; for a build cargo does not describe, the whole list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch: Vec<String>,
 }
 
 impl BuildConfig {
@@ -415,7 +420,7 @@ impl<'de> Deserialize<'de> for DevComponent {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         nimbus_model::forms::string_or_map::<_, _, DevComponentSpec>(
             deserializer,
-            "a component file path, or a map with `name` and `file` or `image`",
+            "a component file path, or a map with `name` and `file`, `image` or `project`",
             |path| DevComponent::Path(path.into()),
         )
     }
@@ -439,6 +444,14 @@ pub struct DevComponentSpec {
     /// An OCI reference (or `file`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// A project directory, relative to this one, that `nimbus dev` builds
+    /// (with that project's own build settings), watches and reloads; its
+    /// component is what the build produces, or `file` when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<PathBuf>,
+    /// Globs, relative to `project`, of further files that rebuild it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch: Vec<String>,
     /// When `image` is pulled.
     #[serde(default, alias = "pullPolicy", skip_serializing_if = "Option::is_none")]
     pub pull_policy: Option<nimbus_model::PullPolicy>,
@@ -929,11 +942,19 @@ impl ProjectConfig {
                 continue;
             };
             let key = format!("dev.components[{i}]");
+            if spec.project.is_some() && spec.image.is_some() {
+                return Some((key, "sets both `project` and `image`; use one"));
+            }
+            if !spec.watch.is_empty() && spec.project.is_none() {
+                return Some((key, "`watch` applies only with `project`"));
+            }
             match (&spec.file, &spec.image) {
                 (Some(_), Some(_)) => {
                     return Some((key, "sets both `file` and `image`; use exactly one"));
                 }
-                (None, None) => return Some((key, "needs a `file` or an `image`")),
+                (None, None) if spec.project.is_none() => {
+                    return Some((key, "needs a `file`, an `image` or a `project`"));
+                }
                 (Some(_), None) if spec.pull_policy.is_some() => {
                     return Some((key, "`pullPolicy` applies only with `image`"));
                 }
@@ -965,6 +986,7 @@ impl ProjectConfig {
         list(&mut b.additional_args, o.additional_args);
         opt(&mut b.tinygo, o.tinygo);
         opt(&mut b.typescript, o.typescript);
+        list(&mut b.watch, o.watch);
 
         let (d, o) = (&mut self.dev, over.dev);
         opt(&mut d.address, o.address);
@@ -1364,7 +1386,7 @@ wit:
             ),
             (
                 "dev:\n  components:\n    - name: a\n",
-                ":2:3: `dev.components[0]`: needs a `file` or an `image`",
+                ":2:3: `dev.components[0]`: needs a `file`, an `image` or a `project`",
             ),
             (
                 "dev:\n  components:\n    - { name: a, file: a.wasm, image: x }\n",

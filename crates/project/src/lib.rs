@@ -8,9 +8,12 @@
 //! - [`sources`]: named `configs:` / `secrets:` sources (inline, file,
 //!   directory, environment) and the guardrails around secret files.
 //! - [`component_build`]: running the build and finding the component.
+//! - [`local`]: the projects a dev workload is built from (the project and
+//!   the components that name a `project`).
 //! - [`workload`]: the workload a project runs as under `nimbus dev`.
 
 pub mod component_build;
 pub mod config;
+pub mod local;
 pub mod sources;
 pub mod workload;

@@ -11,15 +11,19 @@ use nimbus_model::{
     ComponentSpec, HostInterface, HostPathVolume, LocalResources, ServiceSpec, Volume, VolumeMount,
     Workload, WorkloadSpec,
 };
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 /// The dev workload's namespace.
 pub const DEV_NAMESPACE: &str = "dev";
 
-/// The workload for `component` (the freshly built file) in `project_dir`.
+/// The workload for `component` (the freshly built file) in `project_dir`;
+/// `built` holds the files built for the `dev.components` that name a
+/// `project`, by component name.
 pub fn dev_workload(
     name: &str,
     component: &Path,
+    built: &BTreeMap<String, PathBuf>,
     config: &ProjectConfig,
     project_dir: &Path,
 ) -> Workload {
@@ -112,10 +116,11 @@ pub fn dev_workload(
             environment.config_from.extend(own.config_from);
             environment.secret_from.extend(own.secret_from);
         }
-        let image = match (&spec.file, &spec.image) {
-            (Some(file), _) => format!("file://{}", project_dir.join(file).display()),
-            (None, Some(image)) => image.clone(),
-            (None, None) => String::new(),
+        let image = match (built.get(&spec.name), &spec.file, &spec.image) {
+            (Some(built), _, _) => format!("file://{}", built.display()),
+            (None, Some(file), _) => format!("file://{}", project_dir.join(file).display()),
+            (None, None, Some(image)) => image.clone(),
+            (None, None, None) => String::new(),
         };
         components.push(ComponentSpec {
             name: spec.name,
@@ -204,7 +209,13 @@ mod tests {
         )
         .unwrap()
         .0;
-        let w = dev_workload("demo", Path::new("/p/out.wasm"), &config, Path::new("/p"));
+        let w = dev_workload(
+            "demo",
+            Path::new("/p/out.wasm"),
+            &BTreeMap::new(),
+            &config,
+            Path::new("/p"),
+        );
         assert_eq!(w.id(), "dev/demo");
         let main = &w.spec.components[0];
         assert_eq!(main.image, "file:///p/out.wasm");
@@ -224,14 +235,26 @@ mod tests {
         )
         .unwrap()
         .0;
-        let w = dev_workload("guard", Path::new("/p/out.wasm"), &config, Path::new("/p"));
+        let w = dev_workload(
+            "guard",
+            Path::new("/p/out.wasm"),
+            &BTreeMap::new(),
+            &config,
+            Path::new("/p"),
+        );
         assert_eq!(w.spec.middleware, ["guard"]);
         nimbus_model::validate_workload(&w, "spec").unwrap();
     }
 
     fn dev(text: &str) -> Workload {
         let (config, _) = parse_config(text, Path::new("p/.wash/config.yaml")).unwrap();
-        let workload = dev_workload("app", Path::new("/p/out.wasm"), &config, Path::new("/p"));
+        let workload = dev_workload(
+            "app",
+            Path::new("/p/out.wasm"),
+            &BTreeMap::new(),
+            &config,
+            Path::new("/p"),
+        );
         nimbus_model::validate_workload(&workload, "spec").unwrap();
         workload
     }

@@ -16,11 +16,12 @@ pub(crate) struct BuildCommand {
 impl BuildCommand {
     pub(crate) fn execute(self) -> anyhow::Result<()> {
         let dir = super::project_dir(self.project_dir.as_deref())?;
+        super::ensure_project(&dir)?;
         let loaded = super::load_project_config(&dir)?;
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
-            .block_on(super::wit::fetch_missing(&dir, &loaded.config))?;
+            .block_on(super::wit::fetch_missing(&dir, &loaded.config.wit))?;
         eprintln!(
             "building: {}",
             component_build::build_command(&loaded.config.build)

@@ -52,9 +52,27 @@ fn project_workload(dir: &Path) -> anyhow::Result<Workload> {
     let component = nimbus_project::component_build::find_component(dir, &loaded.config.build)
         .context("no built component (run `nimbus build` first)")?;
     let name = nimbus_project::workload::project_name(dir);
+    // Components built by their own projects: what those builds produced.
+    let user = nimbus_project::config::user_config_path();
+    let mut built = BTreeMap::new();
+    for local in nimbus_project::local::local_projects(&loaded, user.as_deref())? {
+        let Some(component_name) = local.component else {
+            continue;
+        };
+        let file = nimbus_project::component_build::find_component(&local.dir, &local.build)
+            .with_context(|| {
+                format!(
+                    "component `{component_name}`: no build in {} (run `nimbus build -C {}` first)",
+                    local.dir.display(),
+                    local.dir.display()
+                )
+            })?;
+        built.insert(component_name, file);
+    }
     Ok(nimbus_project::workload::dev_workload(
         &name,
         &component,
+        &built,
         &loaded.config,
         dir,
     ))

@@ -106,6 +106,17 @@ pub(crate) fn project_dir(dir: Option<&Path>) -> anyhow::Result<std::path::PathB
     Ok(dir)
 }
 
+/// Refuses a directory with nothing to build (no project config, no
+/// `Cargo.toml`), before any toolchain runs.
+pub(crate) fn ensure_project(dir: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        nimbus_project::local::is_project(dir),
+        "`{}` is not a project: it has no .nimbus/config.yaml, .wash/config.yaml or Cargo.toml (start one with `nimbus new`, or pass -C DIR)",
+        dir.display()
+    );
+    Ok(())
+}
+
 /// The merged project config, with a clear error when it is invalid.
 pub(crate) fn load_project_config(
     dir: &Path,

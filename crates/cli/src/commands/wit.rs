@@ -4,7 +4,7 @@
 //! embeds, with a note saying which.
 
 use clap::{Args, Subcommand};
-use nimbus_project::config::ProjectConfig;
+use nimbus_project::config::WitSection;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -57,9 +57,9 @@ impl WitCommand {
 /// Before a build: fetches what the project's WIT lacks, unless
 /// `wit.skip_fetch` is set or nothing is missing (a project whose WIT
 /// resolves is left alone; `nimbus wit fetch` refreshes it).
-pub(crate) async fn fetch_missing(dir: &Path, config: &ProjectConfig) -> anyhow::Result<()> {
-    let wit_dir = config.wit.dir(dir);
-    if config.wit.skip_fetch || !wit_dir.is_dir() {
+pub(crate) async fn fetch_missing(dir: &Path, wit: &WitSection) -> anyhow::Result<()> {
+    let wit_dir = wit.dir(dir);
+    if wit.skip_fetch || !wit_dir.is_dir() {
         return Ok(());
     }
     let wit_dir = inside(dir, &wit_dir)?;

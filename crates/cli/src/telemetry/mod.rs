@@ -1,6 +1,7 @@
 //! Logging and OpenTelemetry export: the process's `tracing` subscriber.
 //!
-//! Logs always go to stderr (`NIMBUS_LOG` or `RUST_LOG` filter them). Each
+//! Logs go to stderr (`NIMBUS_LOG` or `RUST_LOG` filter them), or to the
+//! file `nimbus dev --log-file` names. Each
 //! OpenTelemetry signal is exported over OTLP only when asked for, by
 //! `--otlp-endpoint` or the standard variables: [`signal`] reads whether
 //! each signal is on, and `transport` its protocol (gRPC or
@@ -43,6 +44,22 @@ pub(crate) use otlp::{export_metrics, guest_telemetry, metrics_exported};
 /// what failed itself, in one line.
 const DEFAULT_FILTER: &str = "warn,nimbus=info,nimbus_host=info,nimbus_cluster=info,wasm_pkg_client=error,wasm_pkg_core=error";
 
+/// The default filter under `nimbus dev --quiet`: warnings and errors.
+const QUIET_FILTER: &str = "warn,wasm_pkg_client=error,wasm_pkg_core=error";
+
+/// The default filter under `nimbus dev --verbose`: Nimbus's debug lines.
+const VERBOSE_FILTER: &str = "info,nimbus=debug,nimbus_host=debug,nimbus_runtime=debug,nimbus_project=debug,nimbus_cluster=debug,wasm_pkg_client=error,wasm_pkg_core=error";
+
+/// Where log lines go and how many, for the commands that choose
+/// (`nimbus dev --quiet|--verbose|--log-file`).
+#[derive(Default)]
+pub(crate) struct LogOptions {
+    /// Append log lines to this file instead of stderr.
+    pub(crate) file: Option<std::path::PathBuf>,
+    /// The default filter when `NIMBUS_LOG`/`RUST_LOG` are unset.
+    pub(crate) verbosity: Option<crate::commands::dev::Verbosity>,
+}
+
 /// The installed exporters, if any; [`Telemetry::shutdown`] flushes them.
 #[must_use = "dropping the guard without shutdown loses the last batch"]
 pub(crate) struct Telemetry {
@@ -52,13 +69,19 @@ pub(crate) struct Telemetry {
 
 /// Installs the process's subscriber: logs to stderr, and OpenTelemetry
 /// export as configured. `otlp_endpoint` is `--otlp-endpoint`.
-pub(crate) fn init(otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
+pub(crate) fn init(otlp_endpoint: Option<&str>, log: LogOptions) -> anyhow::Result<Telemetry> {
+    use crate::commands::dev::Verbosity;
+    let default_filter = match log.verbosity {
+        Some(Verbosity::Quiet) => QUIET_FILTER,
+        Some(Verbosity::Verbose) => VERBOSE_FILTER,
+        Some(Verbosity::Normal) | None => DEFAULT_FILTER,
+    };
     let filter_spec = std::env::var("NIMBUS_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .ok()
         .filter(|s| !s.trim().is_empty());
     let filter = |extra: &[&str]| -> anyhow::Result<EnvFilter> {
-        let spec = filter_spec.as_deref().unwrap_or(DEFAULT_FILTER);
+        let spec = filter_spec.as_deref().unwrap_or(default_filter);
         let mut filter = EnvFilter::try_new(spec)
             .with_context(|| format!("invalid log filter `{spec}` (NIMBUS_LOG)"))?;
         // Request spans are for the trace exporter, not log lines, unless
@@ -99,21 +122,39 @@ pub(crate) fn init(otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
         (Telemetry {}, Vec::<Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>>::new())
     };
 
-    // Colours only on a terminal: redirected logs (files, pipes, CI) stay
-    // plain text that grep and log shippers can read.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let stderr = tracing_subscriber::fmt::layer()
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_filter(filter(&[])?);
+    let log_lines = match &log.file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open the log file {}", path.display()))?;
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .with_target(false)
+                .with_filter(filter(&[])?)
+                .boxed()
+        }
+        None => {
+            // Colours only on a terminal: redirected logs (files, pipes, CI)
+            // stay plain text that grep and log shippers can read.
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            tracing_subscriber::fmt::layer()
+                .with_ansi(ansi)
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .with_filter(filter(&[])?)
+                .boxed()
+        }
+    };
     // `None`, not an empty list, when nothing is exported: an empty list of
     // layers answers "never" for every callsite, which would silence the
     // stderr layer too; tracing-subscriber knows to look past a `None`.
     let exporting = (!exporting.is_empty()).then_some(exporting);
     let _ = tracing_subscriber::registry()
         .with(exporting)
-        .with(stderr)
+        .with(log_lines)
         .try_init();
     Ok(telemetry)
 }

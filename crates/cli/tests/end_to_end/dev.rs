@@ -33,7 +33,7 @@ fn new_dev_edit_reload_and_broken_build_keep_serving() {
     );
     assert_eq!(server.get("/"), (200, "Hello from demo!\n".into()));
     // stderr is read on its own thread: wait for the line rather than race it.
-    server.wait_for_stderr("✓ serving", 1, Duration::from_secs(10));
+    server.wait_for_stdout("✓ serving", 1, Duration::from_secs(10));
 
     // A client hammers the server through every swap below.
     let stop = Arc::new(AtomicBool::new(false));
@@ -59,9 +59,9 @@ fn new_dev_edit_reload_and_broken_build_keep_serving() {
     wait_until("the edited text is served", REBUILD, || {
         server.get("/").1 == "Hello again from demo!\n"
     });
-    server.wait_for_stderr("✓ reloaded", 1, Duration::from_secs(5));
+    server.wait_for_stdout("✓ reloaded", 1, Duration::from_secs(5));
     let reload_line = server
-        .stderr()
+        .stdout()
         .lines()
         .find(|l| l.contains("✓ reloaded"))
         .unwrap()
@@ -75,7 +75,7 @@ fn new_dev_edit_reload_and_broken_build_keep_serving() {
     // version keeps answering.
     let good = std::fs::read_to_string(&main_rs).unwrap();
     std::fs::write(&main_rs, format!("{good}\nfn broken( {{\n")).unwrap();
-    server.wait_for_stderr("✗ build failed", 1, REBUILD);
+    server.wait_for_stderr("✗ build of demo failed", 1, REBUILD);
     let stderr = server.stderr();
     assert!(
         stderr.contains("error"),
@@ -204,21 +204,15 @@ fn build_prints_the_component_path_and_size_for_every_library_template() {
 }
 
 #[test]
-fn http_middleware_template_wraps_a_hello_world_in_dev() {
-    // The middleware's dev config wraps `../hello`: make and build it (the
-    // suite's shared target dir puts the component elsewhere: point there).
+fn http_middleware_template_wraps_a_hello_world_in_dev_and_reloads_the_app() {
+    // The middleware's dev config names `../hello` as a project: `nimbus
+    // dev` builds it too (under CARGO_TARGET_DIR, the suite's shared
+    // target dir: no path in the config names a target dir).
     let (parent, guard) = new_project("http-middleware", "guard");
     succeeds_in(parent.path(), &["new", "http-hello-world", "hello"]);
-    let (built, _) = succeeds_in(&parent.path().join("hello"), &["build"]);
-    let hello_wasm = built.split(" (").next().unwrap().trim();
-    let config = guard.join(".nimbus/config.yaml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    assert!(text.contains("../hello/target/wasm32-wasip2/release/hello.wasm"));
-    let text = text.replace(
-        "../hello/target/wasm32-wasip2/release/hello.wasm",
-        hello_wasm,
-    );
-    std::fs::write(&config, text).unwrap();
+    let config = std::fs::read_to_string(guard.join(".nimbus/config.yaml")).unwrap();
+    assert!(config.contains("project: ../hello"), "{config}");
+    assert!(!config.contains("target/wasm32"), "{config}");
     let server = Server::start(&guard, &["dev", "--addr", "127.0.0.1:0"], &[], FIRST_BUILD);
 
     let (status, head, body) = request_with_headers(&server.addr, "GET", "/", &[], "");
@@ -233,6 +227,151 @@ fn http_middleware_template_wraps_a_hello_world_in_dev() {
     let (status, _, body) =
         request_with_headers(&server.addr, "GET", "/", &[("x-block", "yes")], "");
     assert_eq!((status, body.as_str()), (403, "blocked by guard\n"));
+
+    // Editing the wrapped app changes the answer, still through the
+    // middleware; only the app is rebuilt.
+    let main_rs = parent.path().join("hello/src/main.rs");
+    let source = std::fs::read_to_string(&main_rs).unwrap();
+    std::fs::write(&main_rs, source.replace("Hello from", "Wrapped hello from")).unwrap();
+    wait_until("the edited app answers", REBUILD, || {
+        server.get("/").1 == "Wrapped hello from hello!\n"
+    });
+    let (_, head, _) = request_with_headers(&server.addr, "GET", "/", &[], "");
+    assert!(head.contains("x-middleware: guard"), "{head}");
+    server.wait_for_stdout("✓ reloaded app", 1, Duration::from_secs(5));
+    let reloads: Vec<String> = server
+        .stdout()
+        .lines()
+        .filter(|l| l.contains("✓ reloaded"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(reloads.len(), 1, "{reloads:?}");
+    assert!(
+        !reloads[0].contains("guard"),
+        "only the app rebuilt: {reloads:?}"
+    );
+}
+
+/// `nimbus dev` with its output redirected into the project, and a process
+/// writing logs and data there: no reload in 10 idle seconds.
+#[test]
+fn dev_writing_into_its_own_project_stays_idle() {
+    let (_parent, dir) = new_project("http-hello-world", "quiet");
+    std::fs::write(dir.join(".gitignore"), "/target/\n/data/\n").unwrap();
+    let stdout = std::fs::File::create(dir.join("dev.log")).unwrap();
+    let stderr = std::fs::File::create(dir.join("dev.err")).unwrap();
+    let mut child = nimbus()
+        .args(["dev", "--addr", "127.0.0.1:0", "--debounce-ms", "100"])
+        .current_dir(&dir)
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    let started = Instant::now();
+    while !read("dev.log").contains("Serving on http://") {
+        if started.elapsed() > FIRST_BUILD || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("not serving:\n{}\n{}", read("dev.log"), read("dev.err"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let addr = read("dev.log")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Serving on http://")
+                .map(|a| a.trim_end_matches('/').to_string())
+        })
+        .unwrap();
+
+    // Ten seconds of another process's log lines, git-ignored data, a
+    // README edit and a source saved unchanged, with requests (which make
+    // nimbus log) all along.
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let main_rs = dir.join("src/main.rs");
+    let source = std::fs::read_to_string(&main_rs).unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut i = 0;
+    while Instant::now() < until {
+        i += 1;
+        let line = format!("line {i}\n");
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("app.log"))
+            .unwrap();
+        std::io::Write::write_all(&mut log, line.as_bytes()).unwrap();
+        std::fs::write(dir.join(format!("data/blob-{i}")), &line).unwrap();
+        std::fs::write(dir.join("README.md"), format!("# quiet\n{line}")).unwrap();
+        std::fs::write(&main_rs, &source).unwrap();
+        assert_eq!(request(&addr, "GET", "/", "").0, 200);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = child.kill();
+    let _ = child.wait();
+    let (out, err) = (read("dev.log"), read("dev.err"));
+    assert_eq!(
+        out.matches("✓ ").count(),
+        1,
+        "one start, no reload:\n{out}\n{err}"
+    );
+    assert!(out.contains("✓ serving"), "{out}");
+    assert_eq!(
+        err.matches("building quiet").count(),
+        1,
+        "one build:\n{err}"
+    );
+}
+
+/// While the first build runs the port answers 503 with `Retry-After`
+/// and says so; after a failed first build it says that instead.
+#[test]
+fn dev_answers_503_with_retry_after_until_the_first_build_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".nimbus")).unwrap();
+    std::fs::write(
+        dir.path().join(".nimbus/config.yaml"),
+        "build:\n  command: 'sleep 4; echo \"compiler: $((6 * 7))\" >&2; exit 1'\n  component_path: app.wasm\n",
+    )
+    .unwrap();
+    let server = Server::start_when(
+        dir.path(),
+        &["dev", "--addr", "127.0.0.1:0"],
+        &[],
+        Duration::from_secs(30),
+        "Listening on http://",
+    );
+    let addr = server
+        .addr
+        .split(' ')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let (status, head, body) = request_with_headers(&addr, "GET", "/", &[], "");
+    assert_eq!(status, 503, "{head}{body}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 2"),
+        "{head}"
+    );
+    assert!(body.contains("is building (first build)"), "{body}");
+    server.wait_for_stderr("✗ build of", 1, Duration::from_secs(30));
+    let stderr = server.stderr();
+    assert_eq!(stderr.matches("compiler: 42").count(), 1, "once:\n{stderr}");
+    let (status, head, body) = request_with_headers(&addr, "GET", "/", &[], "");
+    assert_eq!(status, 503, "{head}{body}");
+    assert!(body.contains("has not built yet"), "{body}");
+}
+
+#[test]
+fn build_and_dev_outside_a_project_fail_before_running_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["build"][..], &["dev", "--addr", "127.0.0.1:0"]] {
+        let line = fails_in(dir.path(), args);
+        assert!(line.contains("is not a project"), "{line}");
+        assert!(line.contains("nimbus new"), "{line}");
+    }
 }
 
 #[test]

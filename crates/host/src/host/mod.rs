@@ -297,7 +297,15 @@ impl Host {
     {
         let id = match self.0.router.route(&parts) {
             Ok(id) => id,
-            Err(error) => return (error_response(error.status(), &error.to_string()), None),
+            Err(error) => {
+                let mut response = error_response(error.status(), &error.to_string());
+                if let Some(seconds) = error.retry_after() {
+                    response
+                        .headers_mut()
+                        .insert(http::header::RETRY_AFTER, seconds.into());
+                }
+                return (response, None);
+            }
         };
         span.record("nimbus.workload", &*id);
         let Some(workload) = self.0.workloads.pin().get(&id).cloned() else {

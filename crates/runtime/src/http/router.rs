@@ -27,6 +27,9 @@ pub enum RouteError {
     /// Routing is known but nothing can serve right now.
     #[error("{0}")]
     Unavailable(String),
+    /// Something will serve soon (a first build is running): worth a retry.
+    #[error("{0}")]
+    NotReady(String),
     /// A workload asked for a host another workload already serves.
     #[error("host `{host}` is already served by workload `{workload}`")]
     Conflict {
@@ -43,11 +46,22 @@ impl RouteError {
         match self {
             Self::MissingHost => http::StatusCode::BAD_REQUEST,
             Self::UnknownHost(_) => http::StatusCode::NOT_FOUND,
-            Self::Unavailable(_) => http::StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::NotReady(_) => http::StatusCode::SERVICE_UNAVAILABLE,
             Self::Conflict { .. } => http::StatusCode::CONFLICT,
         }
     }
+
+    /// Seconds a client should wait before trying again (`Retry-After`).
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            Self::NotReady(_) => Some(NOT_READY_RETRY_SECONDS),
+            _ => None,
+        }
+    }
 }
+
+/// `Retry-After` for [`RouteError::NotReady`]: a dev build's usual rebuild.
+const NOT_READY_RETRY_SECONDS: u32 = 2;
 
 /// Maps requests to workloads.
 pub trait Router: Send + Sync + 'static {
@@ -193,6 +207,8 @@ pub struct DevRouter {
     current: ArcSwapOption<CurrentWorkload>,
     // Start order, so stopping the newest falls back to the one before it.
     history: Mutex<Vec<Arc<str>>>,
+    // Why nothing serves yet and when it will (`nimbus dev`'s first build).
+    not_ready: ArcSwapOption<String>,
 }
 
 struct CurrentWorkload(Arc<str>);
@@ -201,6 +217,13 @@ impl DevRouter {
     /// An empty router.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// While no workload runs, answer `503` with `Retry-After` and this
+    /// message (e.g. "building: the first build is running") instead of
+    /// "no workload is running"; `None` goes back to that.
+    pub fn set_not_ready(&self, message: Option<String>) {
+        self.not_ready.store(message.map(Arc::new));
     }
 }
 
@@ -230,7 +253,10 @@ impl Router for DevRouter {
             .load()
             .as_ref()
             .map(|current| current.0.clone())
-            .ok_or_else(|| RouteError::Unavailable("no workload is running".into()))
+            .ok_or_else(|| match &*self.not_ready.load() {
+                Some(message) => RouteError::NotReady(message.to_string()),
+                None => RouteError::Unavailable("no workload is running".into()),
+            })
     }
 }
 
@@ -244,6 +270,23 @@ mod tests {
             builder = builder.header(http::header::HOST, host);
         }
         builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn dev_router_says_not_ready_with_a_retry_until_a_workload_runs() {
+        let router = DevRouter::new();
+        let request = parts(None, "/");
+        let error = router.route(&request).unwrap_err();
+        assert_eq!((error.retry_after(), error.status().as_u16()), (None, 503));
+        router.set_not_ready(Some("building".into()));
+        let error = router.route(&request).unwrap_err();
+        assert_eq!(error, RouteError::NotReady("building".into()));
+        assert_eq!(
+            (error.retry_after(), error.status().as_u16()),
+            (Some(2), 503)
+        );
+        router.set_not_ready(None);
+        assert!(router.route(&request).unwrap_err().retry_after().is_none());
     }
 
     #[test]

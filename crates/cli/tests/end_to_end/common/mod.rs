@@ -69,6 +69,7 @@ pub fn new_project(template: &str, name: &str) -> (tempfile::TempDir, PathBuf) {
 pub struct Server {
     child: Child,
     pub addr: String,
+    stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
 }
 
@@ -112,14 +113,24 @@ impl Server {
             }
         });
         let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
+        let stdout_text = Arc::new(Mutex::new(String::new()));
+        std::thread::spawn({
+            let stdout_text = stdout_text.clone();
+            move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    {
+                        let mut all = stdout_text.lock().unwrap();
+                        all.push_str(&line);
+                        all.push('\n');
+                    }
+                    let _ = tx.send(line);
+                }
             }
         });
         let mut server = Self {
             child,
             addr: String::new(),
+            stdout: stdout_text,
             stderr,
         };
         let deadline = Instant::now() + wait;
@@ -145,14 +156,37 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Everything the process wrote to stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
     /// Waits until stderr contains `needle` at least `occurrences` times,
     /// up to `wait`.
     pub fn wait_for_stderr(&self, needle: &str, occurrences: usize, wait: Duration) {
+        self.wait_for(&self.stderr, "stderr", needle, occurrences, wait);
+    }
+
+    /// Waits until stdout contains `needle` at least `occurrences` times,
+    /// up to `wait`.
+    pub fn wait_for_stdout(&self, needle: &str, occurrences: usize, wait: Duration) {
+        self.wait_for(&self.stdout, "stdout", needle, occurrences, wait);
+    }
+
+    fn wait_for(
+        &self,
+        text: &Mutex<String>,
+        which: &str,
+        needle: &str,
+        occurrences: usize,
+        wait: Duration,
+    ) {
         let deadline = Instant::now() + wait;
-        while self.stderr().matches(needle).count() < occurrences {
+        while text.lock().unwrap().matches(needle).count() < occurrences {
             assert!(
                 Instant::now() < deadline,
-                "`{needle}` (x{occurrences}) not seen within {wait:?}; stderr:\n{}",
+                "`{needle}` (x{occurrences}) not seen on {which} within {wait:?}; stdout:\n{}\nstderr:\n{}",
+                self.stdout(),
                 self.stderr()
             );
             std::thread::sleep(Duration::from_millis(100));
