@@ -248,4 +248,12 @@ mod tests {
         );
         assert_eq!(format!("{error:#}").matches("No such file").count(), 2);
     }
+
+    /// Clap's own checks of the whole command line: no two arguments of a
+    /// command share an id or a flag (a flattened group could add one).
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory as _;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -12,5 +12,6 @@ mod dev;
 mod graph;
 mod observability;
 mod oci;
+mod serve;
 mod telemetry;
 mod wit;

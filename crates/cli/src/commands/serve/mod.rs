@@ -1,5 +1,11 @@
 //! `nimbus serve`: run one component or a workload manifest standalone on
 //! the embedded defaults, print the URL, serve until Ctrl-C, then drain.
+//!
+//! A lone component becomes a one-component workload here, set up by the
+//! flags in `component_flags` (`--env`, `--dir`, …) as a manifest would
+//! set it up.
+
+mod component_flags;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
@@ -38,6 +44,8 @@ pub(crate) struct ServeCommand {
     admin_addr: super::admin::AdminAddr,
     #[command(flatten)]
     host: HostArgs,
+    #[command(flatten)]
+    component: component_flags::ComponentFlags,
 }
 
 /// Host settings shared by `nimbus serve` and `nimbus host`.
@@ -162,7 +170,7 @@ impl ServeCommand {
     }
 
     async fn run(self) -> anyhow::Result<()> {
-        let workloads = load_workloads(&self.path)?;
+        let workloads = load_workloads(&self.path, &self.component)?;
         // Bound first: a port in use is reported at once, not after every
         // component has compiled.
         let listener = tokio::net::TcpListener::bind(self.addr)
@@ -248,9 +256,12 @@ fn routed_host(workload: &Workload) -> Option<String> {
         .cloned()
 }
 
-/// A component file becomes a one-component workload; anything else must
-/// be a manifest.
-fn load_workloads(path: &Path) -> anyhow::Result<Vec<Workload>> {
+/// A component file becomes a one-component workload, set up by `flags`;
+/// anything else must be a manifest, and then `flags` must be unset.
+fn load_workloads(
+    path: &Path,
+    flags: &component_flags::ComponentFlags,
+) -> anyhow::Result<Vec<Workload>> {
     let mut head = [0u8; 4];
     let is_wasm = {
         use std::io::Read;
@@ -279,17 +290,19 @@ fn load_workloads(path: &Path) -> anyhow::Result<Vec<Workload>> {
                 .unwrap_or("component"),
         );
         let image = format!("file://{}", absolute.display());
-        return Ok(vec![Workload::single_http_component(
-            "default",
-            &name,
-            &image,
-            "localhost",
-        )]);
+        let mut workload = Workload::single_http_component("default", &name, &image, "localhost");
+        flags.apply(&mut workload.spec)?;
+        return Ok(vec![workload]);
     }
     if !matches!(extension, "yaml" | "yml" | "json") {
         bail!(
             "`{}` is neither a WebAssembly component (.wasm) nor a workload manifest (.yaml)",
             path.display()
+        );
+    }
+    if let Some((flag, field)) = flags.first_given() {
+        bail!(
+            "{flag} applies only when serving a component file; with a manifest, set it in the manifest ({field})"
         );
     }
     let documents = super::read_manifest(path)?;

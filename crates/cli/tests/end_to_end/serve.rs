@@ -1,0 +1,202 @@
+//! `nimbus serve COMPONENT.wasm` with the flags that set the component up
+//! without a manifest (`--env`, `--config`, `--dir`, `--dir-rw`,
+//! `--allow-host`, `--memory-limit`, `--timeout`): what the guest sees, and
+//! one clear line for every bad value, or for a flag given with a manifest.
+//!
+//! No one guest reads environment, `wasi:config` and files together:
+//! `p2_config` shows environment and config, `p2_behaviors` environment,
+//! files, outgoing HTTP, memory and the deadline.
+
+use crate::common::*;
+use std::time::Duration;
+use test_programs::{P2_BEHAVIORS, P2_CONFIG, P2_HELLO};
+
+#[test]
+fn env_and_config_flags_reach_the_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            "serve",
+            P2_CONFIG,
+            "--addr",
+            "127.0.0.1:0",
+            "--env",
+            "GREETING=hi there",
+            "--env",
+            "PASSED_ON",
+            "--config",
+            "mode=fast",
+            "--config",
+            "url=http://a.test/?x=1",
+        ],
+        &[("PASSED_ON", "from nimbus")],
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        server.get("/env?name=GREETING"),
+        (200, "hi there".to_string())
+    );
+    assert_eq!(
+        server.get("/env?name=PASSED_ON"),
+        (200, "from nimbus".to_string())
+    );
+    // Only the variables given: nimbus's own environment stays its own.
+    assert_eq!(server.get("/env?name=PATH").0, 404);
+    assert_eq!(server.get("/config?key=mode"), (200, "fast".to_string()));
+    assert_eq!(
+        server.get("/config-all"),
+        (200, "mode=fast\nurl=http://a.test/?x=1\n".to_string())
+    );
+}
+
+#[test]
+fn dir_allow_host_memory_and_timeout_flags_set_the_component_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let scratch = dir.path().join("scratch");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::create_dir(&scratch).unwrap();
+    std::fs::write(data.join("hello.txt"), "from the host\n").unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            "serve",
+            P2_BEHAVIORS,
+            "--addr",
+            "127.0.0.1:0",
+            "--env",
+            "MODE=test",
+            // Relative to where nimbus runs.
+            "--dir",
+            "data::/data",
+            "--dir-rw",
+            "scratch::/scratch",
+            "--allow-host",
+            "127.0.0.1",
+            "--memory-limit",
+            "16M",
+            "--timeout",
+            "2s",
+        ],
+        &[],
+        Duration::from_secs(120),
+    );
+    assert_eq!(server.get("/env?name=MODE"), (200, "test".to_string()));
+
+    // `--dir` is read-only, `--dir-rw` writable.
+    assert_eq!(
+        server.get("/read?path=/data/hello.txt"),
+        (200, "from the host\n".to_string())
+    );
+    let (status, body) = request(&server.addr, "POST", "/write?path=/data/new.txt", "no");
+    assert_eq!(status, 500, "{body}");
+    assert!(!data.join("new.txt").exists());
+    let (status, body) = request(&server.addr, "POST", "/write?path=/scratch/new.txt", "yes");
+    assert_eq!((status, body.as_str()), (200, "written\n"));
+    assert_eq!(
+        std::fs::read_to_string(scratch.join("new.txt")).unwrap(),
+        "yes"
+    );
+
+    // Outgoing HTTP reaches the allowed host (here, the server itself) and
+    // nothing else.
+    let (status, body) = server.get(&format!("/fetch?url=http://{}/ok", server.addr));
+    assert_eq!((status, body.as_str()), (200, "status: 200\nok\n"));
+    let (status, body) = server.get("/fetch?url=http://localhost:9/");
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("HttpRequestDenied"), "{body}");
+
+    // 16 MiB of linear memory: 8 MiB fits, 64 MiB does not (the guest traps).
+    assert_eq!(server.get("/grow?mb=8").0, 200);
+    assert_eq!(server.get("/grow?mb=64").0, 500);
+
+    // A 2s deadline: a request still running after it gets 504.
+    assert_eq!(server.get("/sleep?ms=10").0, 200);
+    assert_eq!(server.get("/sleep?ms=10000").0, 504);
+}
+
+/// Runs `nimbus serve P2_HELLO ARGS`, expects clap's refusal of a value:
+/// `error: invalid value … for '--FLAG …': why` on the first line.
+fn refused(args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = nimbus()
+        .args(["serve", P2_HELLO])
+        .args(args)
+        .env_remove("NIMBUS_SURELY_UNSET")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{args:?} was accepted");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let first = stderr.lines().next().unwrap_or_default().to_string();
+    assert!(first.starts_with("error: invalid value"), "{stderr}");
+    assert!(first.contains(args[0]), "{stderr}");
+    first
+}
+
+#[test]
+fn bad_flag_values_are_one_line_each() {
+    for (args, needle) in [
+        (&["--env", "=x"][..], "names no variable"),
+        (
+            &["--env", "NIMBUS_SURELY_UNSET"],
+            "is not set in nimbus's environment",
+        ),
+        (&["--config", "novalue"], "has no `=`"),
+        (&["--config", "=x"], "names no key"),
+        (&["--dir", "::/x"], "names no host directory"),
+        (&["--dir", "/nonexistent/nimbus-dir"], "does not exist"),
+        (&["--dir", P2_HELLO], "is not a directory"),
+        (&["--dir-rw", ".::data"], "must be absolute"),
+        (&["--memory-limit", "12Q"], "unknown unit `Q`"),
+        (&["--memory-limit", "1000000"], "not a whole number of MiB"),
+        (&["--timeout", "5h"], "unknown unit"),
+        (&["--allow-host", "*."], "wildcard"),
+    ] {
+        let line = refused(args);
+        assert!(line.contains(needle), "{args:?}: {line}");
+    }
+}
+
+#[test]
+fn component_flags_with_a_manifest_say_to_use_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("w.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {{ name: w }}\n\
+             spec:\n  components:\n    - name: a\n      image: file://{P2_HELLO}\n"
+        ),
+    )
+    .unwrap();
+    let manifest = manifest.to_str().unwrap();
+    for (args, flag, field) in [
+        (&["--env", "A=1"][..], "--env", "localResources.environment"),
+        (&["--config", "a=b"], "--config", "localResources.config"),
+        (
+            &["--allow-host", "*"],
+            "--allow-host",
+            "localResources.allowedHosts",
+        ),
+        (&["--dir", "."], "--dir", "volumeMounts"),
+        (
+            &["--memory-limit", "64M"],
+            "--memory-limit",
+            "memoryLimitMb",
+        ),
+        (&["--timeout", "5s"], "--timeout", "timeoutMs"),
+    ] {
+        let mut all = vec!["serve", manifest];
+        all.extend_from_slice(args);
+        let line = fails_in(dir.path(), &all);
+        assert!(
+            line.contains(&format!(
+                "{flag} applies only when serving a component file"
+            )) && line.contains(field),
+            "{line}"
+        );
+    }
+}
