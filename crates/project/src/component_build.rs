@@ -15,6 +15,9 @@ pub const WASM_TARGET: &str = "wasm32-wasip2";
 pub enum Output {
     /// Straight to this process's stdout/stderr (`nimbus build`).
     Inherit,
+    /// Both to this process's stderr, so that its stdout carries only the
+    /// result (`nimbus build -o json`).
+    Stderr,
     /// Captured and returned, shown only on failure (`nimbus dev`).
     Capture,
 }
@@ -126,7 +129,10 @@ pub fn build(dir: &Path, config: &BuildConfig, output: Output) -> Result<Built, 
         .current_dir(dir)
         .envs(&config.env);
     let (status, captured) = match output {
-        Output::Inherit => {
+        Output::Inherit | Output::Stderr => {
+            if output == Output::Stderr {
+                cmd.stdout(std::io::stderr());
+            }
             let status = cmd.status().map_err(|source| BuildError::Spawn {
                 command: command.clone(),
                 source,
