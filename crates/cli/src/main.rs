@@ -96,6 +96,32 @@ enum Command {
     Apply(commands::cluster::apply::ApplyCommand),
     /// List hosts, workloads or deployments.
     Get(commands::cluster::get::GetCommand),
+    /// Show one deployment, workload or host in full, with its events.
+    ///
+    /// A deployment or workload: its spec in short, its status, where each
+    /// replica runs (and each host's HTTP address), and its recent events:
+    /// where the controller placed, resized, updated or removed replicas,
+    /// and what failed and why (no live host matching the hostSelector, a
+    /// host that failed or rejected a start, with the host's error, a host
+    /// lost). A host (by id): its heartbeat (labels, address, capacity),
+    /// the workloads it runs against desired state, and the events that
+    /// name it.
+    Describe(commands::cluster::describe::DescribeCommand),
+    /// Print a deployment's or workload's events as log lines.
+    ///
+    /// One line per event the controller recorded for it, oldest first
+    /// (it keeps the last 20): `TIME TYPE REASON: MESSAGE`, followed by
+    /// `(xN since FIRST)` for one that happened N times. They say where
+    /// replicas were placed, resized, updated or removed, and what failed:
+    /// no live host matching the hostSelector, a host that failed or
+    /// rejected a start (with the host's error), a host lost. With
+    /// --follow, new events as they are recorded.
+    ///
+    /// Guest output (components' stdout and stderr) is not collected by
+    /// the cluster: each host writes it to its own log (its stderr, and
+    /// OTLP with --otlp-endpoint), tagged with the workload and component;
+    /// a host also logs there why a start failed.
+    Logs(commands::cluster::logs::LogsCommand),
     /// Remove a workload or deployment from desired state.
     Delete(commands::cluster::apply::DeleteCommand),
     /// Watch what each workload's components cost, live, from a host's
@@ -168,6 +194,8 @@ fn main() -> ExitCode {
         Command::Controller(cmd) => cmd.execute(),
         Command::Apply(cmd) => cmd.execute(),
         Command::Get(cmd) => cmd.execute(),
+        Command::Describe(cmd) => cmd.execute(),
+        Command::Logs(cmd) => cmd.execute(),
         Command::Delete(cmd) => cmd.execute(),
         Command::Top(cmd) => cmd.execute(),
         Command::Wit(cmd) => cmd.execute(),

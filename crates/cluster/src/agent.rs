@@ -4,7 +4,9 @@
 //! publishes a heartbeat every interval. Each request is handled on its own
 //! task; requests for the same workload are serialised, so a start and a
 //! stop arriving together apply in order. A malformed or unknown request
-//! gets an error reply and the agent carries on.
+//! gets an error reply and the agent carries on. A start or stop that fails
+//! is logged here as a warning with the workload and the reason, besides
+//! the reply the controller records as an event.
 
 use crate::api::{
     self, Capacity, HeartbeatWorkload, HostHeartbeat, HostWorkload, Reply, WorkloadStartRequest,
@@ -227,22 +229,35 @@ impl Agent {
         match operation {
             "heartbeat" => self.respond(reply, &Reply::Ok(self.heartbeat())).await,
             "workload.start" => {
-                let result = match parse::<WorkloadStartRequest>(operation, &message.payload) {
-                    Ok(request) => self.start(request).await,
-                    Err(e) => Err(StartError::Failed(e)),
-                };
+                let (workload, result) =
+                    match parse::<WorkloadStartRequest>(operation, &message.payload) {
+                        Ok(request) => (request.workload_id.clone(), self.start(request).await),
+                        Err(e) => ("?".to_string(), Err(StartError::Failed(e))),
+                    };
+                // The controller records the failure with the resource; the
+                // host's own log says it too, where its operator looks.
                 let answer = match result {
                     Ok(started) => Reply::Ok(started),
-                    Err(StartError::Failed(error)) => Reply::Error(error),
-                    Err(StartError::Rejected(error)) => Reply::Rejected(error),
+                    Err(StartError::Failed(error)) => {
+                        tracing::warn!(workload = %workload, "cannot start the workload (the controller tries again): {error}");
+                        Reply::Error(error)
+                    }
+                    Err(StartError::Rejected(error)) => {
+                        tracing::warn!(workload = %workload, "workload rejected, it cannot run as given: {error}");
+                        Reply::Rejected(error)
+                    }
                 };
                 self.respond(reply, &answer).await;
             }
             "workload.stop" => {
-                let result = match parse::<WorkloadStopRequest>(operation, &message.payload) {
-                    Ok(request) => self.stop(request).await,
-                    Err(e) => Err(e),
-                };
+                let (workload, result) =
+                    match parse::<WorkloadStopRequest>(operation, &message.payload) {
+                        Ok(request) => (request.workload_id.clone(), self.stop(request).await),
+                        Err(e) => ("?".to_string(), Err(e)),
+                    };
+                if let Err(error) = &result {
+                    tracing::warn!(workload = %workload, "cannot stop the workload: {error}");
+                }
                 self.respond(reply, &Reply::from(result)).await;
             }
             "workload.status" => {

@@ -15,10 +15,13 @@
 //! - [`store`]: desired state and status in the key-value bucket.
 //! - [`controller`]: the reconciler: a leader lease, placement across
 //!   hosts, rescheduling when heartbeats stop, status written back.
+//! - [`events`]: what happened to a resource (placements, failures), a
+//!   short list kept in its status for `nimbus describe` and `nimbus logs`.
 
 #[cfg(feature = "agent")]
 pub mod agent;
 pub mod api;
 pub mod connect;
 pub mod controller;
+pub mod events;
 pub mod store;

@@ -3,14 +3,15 @@
 //! One bucket (default `nimbus`) holds:
 //! - `desired.<namespace>/<name>`: a [`Resource`], written by `nimbus apply`
 //!   and removed by `nimbus delete`;
-//! - `status.<namespace>/<name>`: its [`ResourceStatus`], written by the
-//!   leading controller;
+//! - `status.<namespace>/<name>`: its [`ResourceStatus`] (with its recent
+//!   events), written by the leading controller;
 //! - `lease.controller`: the leader lease (see `controller::lease`).
 //!
 //! The bucket is created on first use with the replication factor asked for
 //! (R3 on a three-server cluster); file storage, so desired state survives
 //! server restarts.
 
+use crate::events::Event;
 use async_nats::jetstream::{self, kv};
 
 use futures::{StreamExt as _, TryStreamExt as _};
@@ -116,6 +117,10 @@ pub struct ResourceStatus {
     /// Why not all are ready, if they are not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// What happened to it lately, oldest first (at most
+    /// [`MAX_EVENTS`](crate::events::MAX_EVENTS); see [`crate::events`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<Event>,
 }
 
 /// What `apply` did with one resource.
@@ -379,6 +384,39 @@ impl Store {
     /// Every status, by id.
     pub async fn statuses(&self) -> Result<BTreeMap<String, ResourceStatus>, StoreError> {
         self.all(STATUS).await
+    }
+
+    /// One resource's status, if the controller wrote one.
+    pub async fn status(&self, id: &str) -> Result<Option<ResourceStatus>, StoreError> {
+        let key = status_key(id);
+        match self.entry(&key).await? {
+            Some((_, value)) => Ok(Some(decode(&key, &value)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Follows one resource's status: its current value first (if there is
+    /// one), then every value the controller writes; `None` when the
+    /// status is removed (the resource was deleted).
+    pub async fn watch_status(
+        &self,
+        id: &str,
+    ) -> Result<
+        impl futures::Stream<Item = Result<Option<ResourceStatus>, StoreError>> + use<>,
+        StoreError,
+    > {
+        let key = status_key(id);
+        let watch = self.at(&key, self.kv.watch_with_history(&key)).await?;
+        Ok(watch.map(move |entry| {
+            let entry = entry.map_err(|e| StoreError::Access {
+                key: key.clone(),
+                message: e.to_string(),
+            })?;
+            match entry.operation {
+                kv::Operation::Put => decode(&key, &entry.value).map(Some),
+                kv::Operation::Delete | kv::Operation::Purge => Ok(None),
+            }
+        }))
     }
 
     /// Writes a resource's status.

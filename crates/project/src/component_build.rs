@@ -14,6 +14,9 @@ pub const WASM_TARGET: &str = "wasm32-wasip2";
 pub enum Output<'a> {
     /// Straight to this process's stdout/stderr (`nimbus build`).
     Inherit,
+    /// Both to this process's stderr, so that its stdout carries only the
+    /// result (`nimbus build -o json`).
+    Stderr,
     /// Captured and returned, shown only on failure.
     Capture,
     /// Captured as [`Output::Capture`], and each line (stdout and stderr
@@ -139,6 +142,10 @@ pub fn build(dir: &Path, config: &BuildConfig, output: Output) -> Result<Built, 
     };
     let (status, captured) = match output {
         Output::Inherit => (cmd.status().map_err(spawn_error)?, String::new()),
+        Output::Stderr => {
+            cmd.stdout(std::io::stderr());
+            (cmd.status().map_err(spawn_error)?, String::new())
+        }
         Output::Capture => {
             // Colours survive capture so errors read as they would in a terminal.
             cmd.env("CARGO_TERM_COLOR", "always").stdin(Stdio::null());

@@ -1,12 +1,15 @@
 //! Cluster mode end to end: `nimbus host` and `nimbus controller` as
 //! separate processes on a real `nats-server` (and a real registry), driven
-//! with `nimbus apply`, `get` and `delete`.
+//! with `nimbus apply`, `get`, `describe`, `logs` and `delete`.
 
 use crate::common;
 
 use common::*;
 use serde_json::Value;
+use std::io::{BufRead as _, BufReader};
 use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use test_programs::servers::{Kind, Server as Backing};
 
@@ -184,6 +187,125 @@ fn replicas_on_hosts(dir: &Path, nats: &str, workload: &str) -> Vec<(String, u64
     out
 }
 
+/// `nimbus ARGS` until its stdout satisfies `done` (the controller writes
+/// status a moment after a change); returns that stdout.
+fn eventually(dir: &Path, args: &[&str], wait: Duration, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + wait;
+    loop {
+        let (stdout, _) = succeeds_in(dir, args);
+        if done(&stdout) {
+            return stdout;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{args:?} not as expected within {wait:?}:\n{stdout}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The line of `text` containing `needle`, failing with the whole text.
+fn line_with<'a>(text: &'a str, needle: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with `{needle}` in:\n{text}"))
+}
+
+/// Waits until one of `hosts` has logged a line containing every one of
+/// `needles`.
+fn wait_for_host_log(hosts: &[Server], needles: &[&str], wait: Duration) {
+    let deadline = Instant::now() + wait;
+    loop {
+        let logged = hosts.iter().any(|host| {
+            host.stderr()
+                .lines()
+                .any(|line| needles.iter().all(|n| line.contains(n)))
+        });
+        if logged {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no host logged {needles:?}; stderr:\n{}",
+            hosts
+                .iter()
+                .map(Server::stderr)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A `nimbus` process whose stdout lines arrive on a channel; killed on
+/// drop.
+struct Following {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Following {
+    fn start(dir: &Path, args: &[&str]) -> Self {
+        let mut child = nimbus()
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Waits for a line containing `needle`; returns it.
+    fn wait_for_line(&self, needle: &str, wait: Duration) -> String {
+        let deadline = Instant::now() + wait;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!(
+                    "no line with `{needle}` within {wait:?}; got:\n{}",
+                    seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits for the process to exit; returns whether it succeeded, and
+    /// its stderr.
+    fn wait_for_exit(&mut self, wait: Duration) -> (bool, String) {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut stderr)
+                    .unwrap();
+                return (status.success(), stderr);
+            }
+            assert!(Instant::now() < deadline, "still running after {wait:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn curl(addr: &str, host: &str) -> (u16, String) {
     let (status, _, body) = request_with_headers(addr, "GET", "/", &[("Host", host)], "");
     (status, body)
@@ -262,6 +384,28 @@ fn a_deployment_spreads_over_hosts_and_survives_host_loss_and_nats_restarts() {
             .is_some_and(|m| m.contains("sha256:000"))
     });
     assert_eq!(status["ready"], 0, "{status}");
+    // `describe` shows the failure as a Warning event naming the host, and
+    // the host that failed logged it too, with the workload.
+    let (described, _) = succeeds_in(
+        dir,
+        &[
+            "describe",
+            "deployment",
+            "wrong",
+            "-n",
+            "shop",
+            "--nats",
+            &url,
+        ],
+    );
+    let failed = line_with(&described, "FailedStart");
+    assert!(failed.trim_start().starts_with("Warning"), "{described}");
+    assert!(failed.contains(" failed to start: "), "{described}");
+    wait_for_host_log(
+        &hosts,
+        &["WARN", "cannot start the workload", "shop/wrong"],
+        Duration::from_secs(10),
+    );
     succeeds_in(
         dir,
         &[
@@ -291,6 +435,29 @@ fn a_deployment_spreads_over_hosts_and_survives_host_loss_and_nats_restarts() {
     });
     assert_eq!(status["ready"], 0, "{status}");
     assert!(placements(&status).is_empty(), "{status}");
+    let (described, _) = succeeds_in(
+        dir,
+        &[
+            "describe",
+            "deployment",
+            "zero",
+            "-n",
+            "shop",
+            "--nats",
+            &url,
+        ],
+    );
+    let rejected = line_with(&described, "Rejected");
+    assert!(rejected.trim_start().starts_with("Warning"), "{described}");
+    assert!(
+        rejected.contains("not placed again until its spec changes: "),
+        "{described}"
+    );
+    wait_for_host_log(
+        &hosts,
+        &["WARN", "workload rejected", "shop/zero"],
+        Duration::from_secs(10),
+    );
     for host in &hosts {
         assert_eq!(curl(&host.addr, "web.test").0, 200);
     }
@@ -473,4 +640,200 @@ fn an_invalid_manifest_stores_nothing() {
     // NATS that is not there: a clear error, no hang.
     let error = fails_in(dir, &["get", "deployments", "--nats", "nats://127.0.0.1:1"]);
     assert!(error.contains("cannot connect to NATS"), "{error}");
+}
+
+#[test]
+fn describe_and_logs_tell_where_replicas_run_and_why_not() {
+    let Some(nats) = Backing::start(Kind::Nats) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let url = nats.url();
+    let hosts: Vec<Server> = (0..2)
+        .map(|i| start_host(dir, &url, &format!("h{i}"), &[]))
+        .collect();
+    let _controller = start_controller(dir, &url, "c1");
+
+    // No host has the label `gpu=yes`: nothing is placed, and `describe`
+    // says why in a Warning event.
+    let gpu = deployment("gpu", test_programs::P2_HELLO, "gpu.test", 1).replace(
+        "    spec:\n      hostInterfaces:",
+        "    spec:\n      hostSelector:\n        gpu: \"yes\"\n      hostInterfaces:",
+    );
+    std::fs::write(dir.join("gpu.yaml"), gpu).unwrap();
+    succeeds_in(dir, &["apply", "-f", "gpu.yaml", "--nats", &url]);
+    let why = "no live host matches hostSelector gpu=yes";
+    let described = eventually(
+        dir,
+        &[
+            "describe",
+            "deployment",
+            "gpu",
+            "-n",
+            "shop",
+            "--nats",
+            &url,
+        ],
+        Duration::from_secs(60),
+        |out| out.contains("FailedScheduling"),
+    );
+    let warning = line_with(&described, "FailedScheduling");
+    assert!(warning.trim_start().starts_with("Warning"), "{described}");
+    assert!(warning.contains(why), "{described}");
+    assert!(
+        described.starts_with("Name:            gpu\n"),
+        "{described}"
+    );
+    assert!(
+        described.contains("Host selector:   gpu=yes\n"),
+        "{described}"
+    );
+    assert!(
+        described.contains(&format!("Message:         {why}\n")),
+        "{described}"
+    );
+    assert!(
+        described.contains("Replicas:        1 desired, 0 ready\n"),
+        "{described}"
+    );
+    assert!(described.contains("Placements:\n  <none>\n"), "{described}");
+    // The same event as data in `get -o json`, and as a log line.
+    let status = status_of(dir, &url, "gpu").unwrap();
+    let event = &status["events"][0];
+    assert_eq!(event["type"], "Warning", "{status}");
+    assert_eq!(event["reason"], "FailedScheduling", "{status}");
+    assert_eq!(event["message"], why, "{status}");
+    assert_eq!(event["count"], 1, "{status}");
+    assert!(
+        event["lastTimestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{status}"
+    );
+    let (logs, _) = succeeds_in(
+        dir,
+        &["logs", "deploy", "gpu", "-n", "shop", "--nats", &url],
+    );
+    assert!(
+        line_with(&logs, "FailedScheduling")
+            .ends_with(&format!(" Warning FailedScheduling: {why}")),
+        "{logs}"
+    );
+    // Wrong names are one-line errors that say what to do.
+    let error = fails_in(dir, &["describe", "deployment", "gpu", "--nats", &url]);
+    assert!(
+        error.contains(
+            "not found in namespace `default`; there is one in namespace `shop` (add `-n shop`)"
+        ),
+        "{error}"
+    );
+    let error = fails_in(
+        dir,
+        &["logs", "workload", "gpu", "-n", "shop", "--nats", &url],
+    );
+    assert!(
+        error.contains("shop/gpu is a WorkloadDeployment, not a Workload"),
+        "{error}"
+    );
+    let error = fails_in(dir, &["describe", "host", "nobody", "--nats", &url]);
+    assert!(error.contains("host `nobody` is not connected"), "{error}");
+
+    // A deployment that fits: Normal events say where each replica went,
+    // and the placements show each host's address.
+    std::fs::write(
+        dir.join("web.yaml"),
+        deployment("web", test_programs::P2_HELLO, "web.test", 2),
+    )
+    .unwrap();
+    succeeds_in(dir, &["apply", "-f", "web.yaml", "--nats", &url]);
+    wait_status(dir, &url, "web", Duration::from_secs(60), |s| {
+        s["ready"] == 2
+    });
+    let (described, _) = succeeds_in(
+        dir,
+        &[
+            "describe",
+            "deployment",
+            "web",
+            "-n",
+            "shop",
+            "--nats",
+            &url,
+        ],
+    );
+    assert!(
+        described.contains("Replicas:        2 desired, 2 ready\n"),
+        "{described}"
+    );
+    for (i, host) in hosts.iter().enumerate() {
+        let placed = line_with(&described, &format!("placed 1 replica on host h{i}"));
+        let words: Vec<&str> = placed.split_whitespace().collect();
+        assert_eq!(words[..2], ["Normal", "Placed"], "{described}");
+        let placement: Vec<&str> = line_with(&described, &host.addr)
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            placement,
+            [format!("h{i}").as_str(), "1", "current", host.addr.as_str()],
+            "{described}"
+        );
+    }
+    assert!(!described.contains("Warning"), "{described}");
+
+    // A host: what it runs against desired state, and the events naming it.
+    let (described, _) = succeeds_in(dir, &["describe", "host", "h0", "--nats", &url]);
+    assert!(
+        described.starts_with("ID:              h0\n"),
+        "{described}"
+    );
+    assert!(described.contains(&hosts[0].addr), "{described}");
+    let row: Vec<&str> = line_with(&described, "shop/web  ")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row,
+        ["shop/web", "WorkloadDeployment", "1", "current"],
+        "{described}"
+    );
+    assert!(
+        described.contains("placed 1 replica on host h0"),
+        "{described}"
+    );
+    assert!(!described.contains("on host h1"), "{described}");
+
+    // `logs --follow` prints what is recorded, then new events as they
+    // come, and ends when the deployment is deleted.
+    let mut follow = Following::start(
+        dir,
+        &[
+            "logs",
+            "deployment",
+            "web",
+            "-n",
+            "shop",
+            "--follow",
+            "--nats",
+            &url,
+        ],
+    );
+    follow.wait_for_line(
+        "Placed: placed 1 replica on host h",
+        Duration::from_secs(30),
+    );
+    std::fs::write(
+        dir.join("web.yaml"),
+        deployment("web", test_programs::P2_HELLO, "web.test", 3),
+    )
+    .unwrap();
+    succeeds_in(dir, &["apply", "-f", "web.yaml", "--nats", &url]);
+    let scaled = follow.wait_for_line("Scaled:", Duration::from_secs(30));
+    assert!(scaled.contains("now holds 2 replicas (was 1)"), "{scaled}");
+    succeeds_in(dir, &["delete", "-f", "web.yaml", "--nats", &url]);
+    let (ok, stderr) = follow.wait_for_exit(Duration::from_secs(30));
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("WorkloadDeployment shop/web was deleted"),
+        "{stderr}"
+    );
 }

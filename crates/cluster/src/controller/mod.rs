@@ -14,6 +14,12 @@
 //! restarted or newly elected controller neither duplicates nor loses
 //! replicas. A new leader acts only after it has seen a full heartbeat
 //! interval and has read desired state completely.
+//!
+//! The leader also keeps each resource's recent [events](crate::events):
+//! what it placed where, what hosts failed or rejected, when nothing
+//! matches a `hostSelector`, when a host holding replicas is lost. They
+//! are written with the status; a new leader reads them back before it
+//! acts, so they carry on across a change of leader.
 
 mod lease;
 mod placement;
@@ -22,11 +28,12 @@ use crate::api::{
     self, HostHeartbeat, HostWorkload, Reply, WorkloadStartRequest, WorkloadStopRequest,
     WorkloadStopResponse,
 };
+use crate::events::{self, EventType};
 use crate::store::{self, Placement, Resource, ResourceStatus, Store};
 use async_nats::jetstream::kv;
 use futures::StreamExt as _;
 use placement::{Action, HostView, Want};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -133,6 +140,12 @@ enum Event {
     Put(String, Box<Resource>),
     Delete(String),
     Resync(BTreeMap<String, Resource>),
+    /// The statuses stored when this controller took the lease (as its
+    /// `term`th leader), for the events they hold.
+    Seed {
+        term: u64,
+        stored: BTreeMap<String, ResourceStatus>,
+    },
     Done {
         host: String,
         id: String,
@@ -152,16 +165,36 @@ enum Outcome {
     },
 }
 
+/// What a request in flight asks of a host, for the event its reply makes.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    /// Start the workload where it did not run.
+    Place,
+    /// Change how many replicas the host holds.
+    Resize { from: u32 },
+    /// Run a new spec (this generation).
+    Update { generation: u64 },
+    /// Stop it.
+    Stop,
+}
+
 struct State {
     hosts: BTreeMap<String, ObservedHost>,
     desired: BTreeMap<String, Desired>,
     desired_ready: bool,
-    pending: HashSet<(String, String)>,
+    /// Requests in flight, by (host, workload id).
+    pending: HashMap<(String, String), Change>,
     failures: HashMap<(String, String), (Instant, String)>,
     /// Workloads a host rejected for good, by id: the spec hash rejected and
     /// why. Not placed again until their spec changes.
     rejected: HashMap<String, (String, String)>,
     statuses: HashMap<String, ResourceStatus>,
+    /// Recent events, by resource id, oldest first.
+    events: HashMap<String, Vec<events::Event>>,
+    /// How many times this controller has taken the lease.
+    term: u64,
+    /// Whether the events stored before this term have been read back.
+    events_seeded: bool,
 }
 
 impl Controller {
@@ -202,15 +235,7 @@ impl Controller {
             self.settings.lease_ttl,
         );
         let permits = Arc::new(tokio::sync::Semaphore::new(self.settings.max_in_flight));
-        let mut state = State {
-            hosts: BTreeMap::new(),
-            desired: BTreeMap::new(),
-            desired_ready: false,
-            pending: HashSet::new(),
-            failures: HashMap::new(),
-            rejected: HashMap::new(),
-            statuses: HashMap::new(),
-        };
+        let mut state = State::new();
         let observing_since = Instant::now();
         let warm_up = self.settings.heartbeat_interval.mul_f32(1.5);
         let mut ticker = tokio::time::interval(Duration::from_millis(100));
@@ -264,6 +289,12 @@ impl Controller {
                         let was = lease.is_leader();
                         let leads = lease.tick().await;
                         self.stats.leader.store(leads, Ordering::Relaxed);
+                        if leads && !was {
+                            // Carry on the events the last leader wrote;
+                            // act once they are read.
+                            let term = state.begin_term();
+                            tokio::spawn(seed_events(self.store.clone(), events.clone(), term));
+                        }
                         dirty |= leads && !was;
                     }
                     let lost = if starved || !hearing {
@@ -276,6 +307,7 @@ impl Controller {
                     let ready = lease.is_leader()
                         && hearing
                         && state.desired_ready
+                        && state.events_seeded
                         && observing_since.elapsed() >= warm_up;
                     if ready && (dirty || last_pass.elapsed() >= Duration::from_secs(1)) {
                         dirty = false;
@@ -304,28 +336,7 @@ impl Controller {
         events: &mpsc::UnboundedSender<Event>,
         permits: &Arc<tokio::sync::Semaphore>,
     ) {
-        let wants: Vec<Want<'_>> = state
-            .desired
-            .iter()
-            .map(|(id, d)| Want {
-                id,
-                spec_hash: &d.spec_hash,
-                replicas: d.resource.replicas,
-                selector: &d.resource.workload.spec.host_selector,
-            })
-            .collect();
-        let views: BTreeMap<String, HostView<'_>> = state
-            .hosts
-            .iter()
-            .map(|(id, h)| {
-                let view = HostView {
-                    labels: &h.labels,
-                    workloads: &h.workloads,
-                };
-                (id.clone(), view)
-            })
-            .collect();
-        let plan = placement::plan(&wants, &views);
+        let plan = state.plan();
         let now = Instant::now();
         state.failures.retain(|_, (until, _)| *until > now);
         let mut commands = Vec::new();
@@ -335,7 +346,7 @@ impl Controller {
                     (host.clone(), id.clone())
                 }
             };
-            if state.pending.contains(&key) || state.failures.contains_key(&key) {
+            if state.pending.contains_key(&key) || state.failures.contains_key(&key) {
                 continue;
             }
             if matches!(action, Action::Start { .. }) && state.is_rejected(&key.1) {
@@ -360,6 +371,25 @@ impl Controller {
                     request: WorkloadStopRequest { workload_id: id },
                 },
             };
+            let change = match &command {
+                Command::Start { .. } => {
+                    let desired = &state.desired[&key.1];
+                    let before = state
+                        .hosts
+                        .get(&key.0)
+                        .and_then(|h| h.workloads.get(&key.1));
+                    match before {
+                        None => Change::Place,
+                        Some((hash, from)) if *hash == desired.spec_hash => {
+                            Change::Resize { from: *from }
+                        }
+                        Some(_) => Change::Update {
+                            generation: desired.resource.generation,
+                        },
+                    }
+                }
+                Command::Stop { .. } => Change::Stop,
+            };
             // Assume it done, so the rest of this pass and the next ones
             // place around it (the reply or a heartbeat corrects this).
             if let Some(host) = state.hosts.get_mut(&key.0) {
@@ -374,7 +404,7 @@ impl Controller {
                     }
                 }
             }
-            state.pending.insert(key);
+            state.pending.insert(key, change);
             commands.push(command);
         }
         for command in commands {
@@ -396,15 +426,68 @@ impl Controller {
         targets: &HashMap<String, BTreeMap<String, u32>>,
         permits: &Arc<tokio::sync::Semaphore>,
     ) {
-        state
-            .statuses
-            .retain(|id, _| state.desired.contains_key(id));
-        for (id, desired) in &state.desired {
+        for (id, status) in state.changed_statuses(targets) {
+            self.stats.status_writes.fetch_add(1, Ordering::Relaxed);
+            let (store, permits) = (self.store.clone(), permits.clone());
+            tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                if let Err(e) = store.put_status(&id, &status).await {
+                    tracing::warn!("cannot write the status of {id}: {e}");
+                }
+            });
+        }
+    }
+}
+
+impl State {
+    fn new() -> Self {
+        Self {
+            hosts: BTreeMap::new(),
+            desired: BTreeMap::new(),
+            desired_ready: false,
+            pending: HashMap::new(),
+            failures: HashMap::new(),
+            rejected: HashMap::new(),
+            statuses: HashMap::new(),
+            events: HashMap::new(),
+            term: 0,
+            events_seeded: false,
+        }
+    }
+
+    /// This controller took the lease: the events it kept as a standby are
+    /// dropped (the leader recorded its own), and those stored are to be
+    /// read back ([`Event::Seed`] with the term returned).
+    fn begin_term(&mut self) -> u64 {
+        self.term += 1;
+        self.events.clear();
+        self.events_seeded = false;
+        self.term
+    }
+
+    /// Records `event` for resource `id`, if it is desired.
+    fn record(&mut self, id: &str, event: events::Event) {
+        if self.desired.contains_key(id) {
+            events::record(self.events.entry(id.to_string()).or_default(), event);
+        }
+    }
+
+    /// Each desired resource's status where it differs from the one last
+    /// written (which it then becomes). A resource that no live host can
+    /// take gets a `FailedScheduling` event when it becomes so.
+    fn changed_statuses(
+        &mut self,
+        targets: &HashMap<String, BTreeMap<String, u32>>,
+    ) -> Vec<(String, ResourceStatus)> {
+        self.statuses.retain(|id, _| self.desired.contains_key(id));
+        self.events.retain(|id, _| self.desired.contains_key(id));
+        let mut changed = Vec::new();
+        for (id, desired) in &self.desired {
             let mut placements = Vec::new();
             let mut ready = 0;
-            for (host_id, host) in &state.hosts {
+            for (host_id, host) in &self.hosts {
                 // Requests in flight are assumed for placement, not reported.
-                if state.pending.contains(&(host_id.clone(), id.clone())) {
+                if self.pending.contains_key(&(host_id.clone(), id.clone())) {
                     continue;
                 }
                 if let Some((hash, replicas)) = host.workloads.get(id) {
@@ -420,55 +503,85 @@ impl Controller {
                 }
             }
             let wanted = desired.resource.replicas;
-            let rejected = state
+            let rejected = self
                 .rejected
                 .get(id)
                 .filter(|(hash, _)| *hash == desired.spec_hash);
+            let unplaceable = targets.get(id).is_none_or(|t| t.is_empty()) && wanted > 0;
             let message = if let Some((_, error)) = rejected {
                 Some(format!("Failed: {error}"))
             } else if ready == wanted {
                 None
-            } else if targets.get(id).is_none_or(|t| t.is_empty()) && wanted > 0 {
-                Some(if desired.resource.workload.spec.host_selector.is_empty() {
+            } else if unplaceable {
+                let selector = &desired.resource.workload.spec.host_selector;
+                Some(if selector.is_empty() {
                     "no live host".to_string()
                 } else {
                     format!(
-                        "no live host matches hostSelector {:?}",
-                        desired.resource.workload.spec.host_selector
+                        "no live host matches hostSelector {}",
+                        selector_text(selector)
                     )
                 })
             } else {
-                let failure = state
+                let failure = self
                     .failures
                     .iter()
                     .find(|((_, failed), _)| failed == id)
                     .map(|((host, _), (_, error))| format!("host {host}: {error}"));
                 Some(failure.unwrap_or_else(|| format!("{ready} of {wanted} replicas ready")))
             };
+            let before = self.statuses.get(id).and_then(|s| s.message.as_ref());
+            if let Some(message) = &message
+                && unplaceable
+                && rejected.is_none()
+                && before != Some(message)
+            {
+                let event = events::Event::new(EventType::Warning, "FailedScheduling", message);
+                events::record(self.events.entry(id.clone()).or_default(), event);
+            }
             let status = ResourceStatus {
                 observed_generation: desired.resource.generation,
                 desired: wanted,
                 ready,
                 placements,
                 message,
+                events: self.events.get(id).cloned().unwrap_or_default(),
             };
-            if state.statuses.get(id) == Some(&status) {
+            if self.statuses.get(id) == Some(&status) {
                 continue;
             }
-            state.statuses.insert(id.clone(), status.clone());
-            self.stats.status_writes.fetch_add(1, Ordering::Relaxed);
-            let (store, id, permits) = (self.store.clone(), id.clone(), permits.clone());
-            tokio::spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                if let Err(e) = store.put_status(&id, &status).await {
-                    tracing::warn!("cannot write the status of {id}: {e}");
-                }
-            });
+            self.statuses.insert(id.clone(), status.clone());
+            changed.push((id.clone(), status));
         }
+        changed
     }
-}
 
-impl State {
+    /// Placement over what is desired and what live hosts run.
+    fn plan(&self) -> placement::Plan {
+        let wants: Vec<Want<'_>> = self
+            .desired
+            .iter()
+            .map(|(id, d)| Want {
+                id,
+                spec_hash: &d.spec_hash,
+                replicas: d.resource.replicas,
+                selector: &d.resource.workload.spec.host_selector,
+            })
+            .collect();
+        let views: BTreeMap<String, HostView<'_>> = self
+            .hosts
+            .iter()
+            .map(|(id, h)| {
+                let view = HostView {
+                    labels: &h.labels,
+                    workloads: &h.workloads,
+                };
+                (id.clone(), view)
+            })
+            .collect();
+        placement::plan(&wants, &views)
+    }
+
     /// Whether a host rejected workload `id`'s current spec for good.
     fn is_rejected(&self, id: &str) -> bool {
         match (self.rejected.get(id), self.desired.get(id)) {
@@ -505,7 +618,7 @@ impl State {
                     // Requests in flight were assumed done when sent; a
                     // heartbeat taken before the host got them must not
                     // undo that, or placement would pick another host.
-                    for (pending_host, id) in &self.pending {
+                    for (pending_host, id) in self.pending.keys() {
                         if *pending_host == heartbeat.id {
                             match host.workloads.get(id) {
                                 Some(assumed) => workloads.insert(id.clone(), assumed.clone()),
@@ -540,15 +653,27 @@ impl State {
     }
 
     fn expire_hosts(&mut self, missed: u32) -> usize {
-        let before = self.hosts.len();
-        self.hosts.retain(|id, host| {
-            let alive = host.last_seen.elapsed() <= host.interval * missed.max(1);
-            if !alive {
-                tracing::warn!(host = %id, "host missed {missed} heartbeats; moving its replicas");
+        let lost: Vec<String> = self
+            .hosts
+            .iter()
+            .filter(|(_, host)| host.last_seen.elapsed() > host.interval * missed.max(1))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &lost {
+            tracing::warn!(host = %id, "host missed {missed} heartbeats; moving its replicas");
+            let Some(host) = self.hosts.remove(id) else {
+                continue;
+            };
+            for (workload, (_, replicas)) in host.workloads {
+                let message = format!(
+                    "host {id} missed {missed} heartbeats; moving its {} elsewhere",
+                    replicas_text(replicas)
+                );
+                let event = events::Event::new(EventType::Warning, "HostLost", &message);
+                self.record(&workload, event.on_host(id));
             }
-            alive
-        });
-        before - self.hosts.len()
+        }
+        lost.len()
     }
 
     fn apply(&mut self, event: Event, retry_after: Duration, stats: &ControllerStats) -> bool {
@@ -559,6 +684,7 @@ impl State {
             Event::Delete(id) => {
                 self.desired.remove(&id);
                 self.rejected.remove(&id);
+                self.events.remove(&id);
             }
             Event::Resync(all) => {
                 self.desired = all
@@ -567,8 +693,31 @@ impl State {
                     .collect();
                 self.desired_ready = true;
             }
+            Event::Seed { term, stored } => {
+                // A seed from an earlier term is stale: a newer one follows.
+                if term != self.term {
+                    return false;
+                }
+                for (id, status) in stored {
+                    // Events recorded since this term began come after.
+                    let since = self.events.remove(&id).unwrap_or_default();
+                    let mut list = status.events.clone();
+                    for event in since {
+                        events::record(&mut list, event);
+                    }
+                    self.events.insert(id.clone(), list);
+                    // What is stored is what was last written: a condition
+                    // that still holds is not an event again, and a status
+                    // that did not change is not written again.
+                    self.statuses.entry(id).or_insert(status);
+                }
+                self.events_seeded = true;
+            }
             Event::Done { host, id, outcome } => {
-                self.pending.remove(&(host.clone(), id.clone()));
+                let change = self.pending.remove(&(host.clone(), id.clone()));
+                if let Some(event) = outcome_event(&host, change, &outcome) {
+                    self.record(&id, event);
+                }
                 let Some(observed) = self.hosts.get_mut(&host) else {
                     return true;
                 };
@@ -605,6 +754,85 @@ impl State {
         }
         true
     }
+}
+
+/// `gpu=yes,zone=a`.
+fn selector_text(selector: &BTreeMap<String, String>) -> String {
+    let pairs: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pairs.join(",")
+}
+
+/// `1 replica`, `3 replicas`.
+fn replicas_text(replicas: u32) -> String {
+    match replicas {
+        1 => "1 replica".to_string(),
+        n => format!("{n} replicas"),
+    }
+}
+
+/// The event a host's reply makes: what the request in flight (`change`)
+/// did on `host`, or how it failed. (A failed start is tried again; the
+/// event's count says how often it failed.)
+fn outcome_event(host: &str, change: Option<Change>, outcome: &Outcome) -> Option<events::Event> {
+    let (event_type, reason, message) = match outcome {
+        Outcome::Started(reply) => {
+            let replicas = replicas_text(reply.replicas);
+            match change {
+                Some(Change::Resize { from }) => (
+                    EventType::Normal,
+                    "Scaled",
+                    format!("host {host} now holds {replicas} (was {from})"),
+                ),
+                Some(Change::Update { generation }) => (
+                    EventType::Normal,
+                    "Updated",
+                    format!("host {host} runs generation {generation} ({replicas})"),
+                ),
+                Some(Change::Stop) => return None,
+                Some(Change::Place) | None => (
+                    EventType::Normal,
+                    "Placed",
+                    format!("placed {replicas} on host {host}"),
+                ),
+            }
+        }
+        Outcome::Stopped(_) => (
+            EventType::Normal,
+            "Stopped",
+            format!("removed from host {host}"),
+        ),
+        Outcome::Failed(error) if matches!(change, Some(Change::Stop)) => (
+            EventType::Warning,
+            "FailedStop",
+            format!("host {host} failed to stop: {error}"),
+        ),
+        // The error last: a long one is cut, not what comes before it.
+        Outcome::Failed(error) => (
+            EventType::Warning,
+            "FailedStart",
+            format!("host {host} failed to start: {error}"),
+        ),
+        Outcome::Rejected { error, .. } => (
+            EventType::Warning,
+            "Rejected",
+            format!("host {host} rejected it, not placed again until its spec changes: {error}"),
+        ),
+    };
+    Some(events::Event::new(event_type, reason, &message).on_host(host))
+}
+
+/// Reads the stored statuses for the events they hold, and hands them to
+/// the main loop as the seed of leader term `term` (none if the read
+/// fails: the events then start anew rather than hold placement up).
+async fn seed_events(store: Store, events: mpsc::UnboundedSender<Event>, term: u64) {
+    let stored = match store.statuses().await {
+        Ok(stored) => stored,
+        Err(e) => {
+            tracing::warn!("cannot read the stored statuses; their events start anew: {e}");
+            BTreeMap::new()
+        }
+    };
+    let _ = events.send(Event::Seed { term, stored });
 }
 
 enum Command {
@@ -728,5 +956,268 @@ async fn follow_desired(store: Store, events: mpsc::UnboundedSender<Event>, resy
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nimbus_model::{Workload, WorkloadState, WorkloadStatus};
+
+    const RETRY: Duration = Duration::from_secs(5);
+
+    fn resource(name: &str, replicas: u32, selector: &[(&str, &str)]) -> Resource {
+        let mut workload = Workload::single_http_component("shop", name, "/a.wasm", "a.test");
+        workload.spec.host_selector = selector
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Resource {
+            kind: store::Kind::WorkloadDeployment,
+            generation: 1,
+            replicas,
+            workload,
+            manifest: serde_json::Value::Null,
+        }
+    }
+
+    /// A state that desires `resources` and sees hosts `h0` and `h1`.
+    fn state(resources: Vec<Resource>) -> State {
+        let mut state = State::new();
+        let all = resources.into_iter().map(|r| (r.id(), r)).collect();
+        state.apply(Event::Resync(all), RETRY, &ControllerStats::default());
+        for id in ["h0", "h1"] {
+            let heartbeat = HostHeartbeat {
+                id: id.into(),
+                instance: format!("{id}-1"),
+                hostname: id.into(),
+                labels: [("hostgroup".to_string(), "default".to_string())].into(),
+                version: "test".into(),
+                http_address: None,
+                capacity: api::Capacity::default(),
+                workload_count: 0,
+                component_count: 0,
+                replica_count: 0,
+                interval_ms: 1000,
+                started_at: 0,
+                revision: 0,
+                workloads: Vec::new(),
+            };
+            assert!(state.observe(&serde_json::to_vec(&heartbeat).unwrap()));
+        }
+        state
+    }
+
+    fn done(state: &mut State, host: &str, change: Change, outcome: Outcome) {
+        let id = "shop/web".to_string();
+        state.pending.insert((host.into(), id.clone()), change);
+        let event = Event::Done {
+            host: host.into(),
+            id,
+            outcome,
+        };
+        state.apply(event, RETRY, &ControllerStats::default());
+    }
+
+    fn started(replicas: u32) -> Outcome {
+        Outcome::Started(HostWorkload {
+            workload_status: WorkloadStatus {
+                id: "shop/web".into(),
+                state: WorkloadState::Running,
+                components: Vec::new(),
+                hosts: Vec::new(),
+                started_at: 0,
+                service: None,
+            },
+            spec_hash: "sha256:x".into(),
+            replicas,
+            host_revision: 1,
+        })
+    }
+
+    fn shown(events: &[events::Event]) -> Vec<(EventType, &str, &str, u32)> {
+        events
+            .iter()
+            .map(|e| (e.event_type, e.reason.as_str(), e.message.as_str(), e.count))
+            .collect()
+    }
+
+    #[test]
+    fn a_resource_no_host_matches_gets_one_warning_saying_why() {
+        let mut state = state(vec![resource("web", 2, &[("gpu", "yes")])]);
+        let plan = state.plan();
+        let changed = state.changed_statuses(&plan.targets);
+        assert_eq!(changed.len(), 1);
+        let status = &changed[0].1;
+        let why = "no live host matches hostSelector gpu=yes";
+        assert_eq!(status.message.as_deref(), Some(why));
+        assert_eq!(
+            shown(&status.events),
+            [(EventType::Warning, "FailedScheduling", why, 1)]
+        );
+        assert_eq!(status.events[0].host, None);
+        // The next passes see nothing new: no second event, no write.
+        assert!(state.changed_statuses(&plan.targets).is_empty());
+    }
+
+    #[test]
+    fn replies_become_events_and_repeats_are_counted() {
+        let mut state = state(vec![resource("web", 2, &[])]);
+        done(&mut state, "h0", Change::Place, started(1));
+        done(&mut state, "h0", Change::Resize { from: 1 }, started(2));
+        done(
+            &mut state,
+            "h1",
+            Change::Place,
+            Outcome::Failed("image not found".into()),
+        );
+        done(
+            &mut state,
+            "h1",
+            Change::Place,
+            Outcome::Failed("image not found".into()),
+        );
+        done(
+            &mut state,
+            "h0",
+            Change::Update { generation: 2 },
+            started(2),
+        );
+        let failed = "host h1 failed to start: image not found";
+        assert_eq!(
+            shown(&state.events["shop/web"]),
+            [
+                (
+                    EventType::Normal,
+                    "Placed",
+                    "placed 1 replica on host h0",
+                    1
+                ),
+                (
+                    EventType::Normal,
+                    "Scaled",
+                    "host h0 now holds 2 replicas (was 1)",
+                    1
+                ),
+                (EventType::Warning, "FailedStart", failed, 2),
+                (
+                    EventType::Normal,
+                    "Updated",
+                    "host h0 runs generation 2 (2 replicas)",
+                    1
+                ),
+            ]
+        );
+        assert_eq!(state.events["shop/web"][2].host.as_deref(), Some("h1"));
+        // The status carries them.
+        let plan = state.plan();
+        let changed = state.changed_statuses(&plan.targets);
+        assert_eq!(changed[0].1.events, state.events["shop/web"]);
+    }
+
+    #[test]
+    fn rejections_lost_hosts_and_deleted_resources() {
+        let mut state = state(vec![resource("web", 1, &[])]);
+        done(
+            &mut state,
+            "h0",
+            Change::Place,
+            Outcome::Rejected {
+                error: "not a component".into(),
+                spec_hash: "sha256:x".into(),
+            },
+        );
+        assert_eq!(
+            shown(&state.events["shop/web"]),
+            [(
+                EventType::Warning,
+                "Rejected",
+                "host h0 rejected it, not placed again until its spec changes: not a component",
+                1
+            )]
+        );
+        // A host holding replicas goes silent.
+        state
+            .hosts
+            .get_mut("h1")
+            .unwrap()
+            .workloads
+            .insert("shop/web".into(), ("sha256:x".into(), 1));
+        state.hosts.get_mut("h1").unwrap().last_seen -= Duration::from_secs(10);
+        assert_eq!(state.expire_hosts(3), 1);
+        let last = state.events["shop/web"].last().unwrap();
+        assert_eq!(
+            (last.reason.as_str(), last.message.as_str()),
+            (
+                "HostLost",
+                "host h1 missed 3 heartbeats; moving its 1 replica elsewhere"
+            )
+        );
+        // A deleted resource keeps no events, and a reply about it makes none.
+        state.apply(
+            Event::Delete("shop/web".into()),
+            RETRY,
+            &ControllerStats::default(),
+        );
+        done(
+            &mut state,
+            "h0",
+            Change::Stop,
+            Outcome::Failed("gone".into()),
+        );
+        assert!(state.events.is_empty());
+    }
+
+    #[test]
+    fn a_new_leader_carries_on_the_stored_events() {
+        let mut state = state(vec![resource("web", 1, &[])]);
+        let term = state.begin_term();
+        assert!(!state.events_seeded);
+        done(&mut state, "h0", Change::Place, started(1));
+        let mut stored = ResourceStatus {
+            observed_generation: 1,
+            desired: 1,
+            ready: 0,
+            placements: Vec::new(),
+            message: None,
+            events: vec![events::Event::new(EventType::Warning, "FailedStart", "old")],
+        };
+        // A seed from an earlier term is ignored.
+        let stale = Event::Seed {
+            term: term - 1,
+            stored: [("shop/web".to_string(), stored.clone())].into(),
+        };
+        state.apply(stale, RETRY, &ControllerStats::default());
+        assert!(!state.events_seeded);
+        stored.events[0].message = "older".into();
+        let seed = Event::Seed {
+            term,
+            stored: [("shop/web".to_string(), stored)].into(),
+        };
+        state.apply(seed, RETRY, &ControllerStats::default());
+        assert!(state.events_seeded);
+        let messages: Vec<_> = state.events["shop/web"]
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect();
+        assert_eq!(messages, ["older", "placed 1 replica on host h0"]);
+    }
+
+    #[test]
+    fn a_new_leader_does_not_repeat_a_condition_the_stored_status_shows() {
+        let mut first = state(vec![resource("web", 1, &[("gpu", "yes")])]);
+        let plan = first.plan();
+        let (_, stored) = first.changed_statuses(&plan.targets).remove(0);
+        assert_eq!(stored.events.len(), 1);
+        let mut next = state(vec![resource("web", 1, &[("gpu", "yes")])]);
+        let term = next.begin_term();
+        let seed = Event::Seed {
+            term,
+            stored: [("shop/web".to_string(), stored)].into(),
+        };
+        next.apply(seed, RETRY, &ControllerStats::default());
+        assert!(next.changed_statuses(&plan.targets).is_empty());
+        assert_eq!(next.events["shop/web"].len(), 1);
+        assert_eq!(next.events["shop/web"][0].count, 1);
     }
 }

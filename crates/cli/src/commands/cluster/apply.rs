@@ -3,9 +3,9 @@
 //! Every document is parsed and validated before anything is stored, so an
 //! invalid file changes nothing; the error names the field path.
 
-use super::{BucketArgs, NatsArgs};
+use super::{BucketArgs, BucketRef, NatsArgs, ResourceKind};
 use anyhow::Context as _;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use nimbus_cluster::connect::Persistence;
 use nimbus_cluster::store::{Applied, Kind, Resource};
 use std::path::{Path, PathBuf};
@@ -71,26 +71,12 @@ impl ApplyCommand {
     }
 }
 
-/// What `delete` names.
-#[derive(Clone, Copy, ValueEnum)]
-enum DeleteKind {
-    #[value(alias = "workloads", alias = "wl")]
-    Workload,
-    #[value(
-        alias = "deployments",
-        alias = "deploy",
-        alias = "workloaddeployment",
-        alias = "workloaddeployments"
-    )]
-    Deployment,
-}
-
 /// Arguments of `nimbus delete`.
 #[derive(Args)]
 pub(crate) struct DeleteCommand {
     /// `workload` or `deployment` (or use `-f`).
     #[arg(value_enum, required_unless_present = "file", requires = "name")]
-    kind: Option<DeleteKind>,
+    kind: Option<ResourceKind>,
     /// Its name.
     name: Option<String>,
     /// Its namespace.
@@ -102,7 +88,7 @@ pub(crate) struct DeleteCommand {
     #[command(flatten)]
     nats: NatsArgs,
     #[command(flatten)]
-    bucket: BucketArgs,
+    bucket: BucketRef,
 }
 
 impl DeleteCommand {
@@ -117,11 +103,7 @@ impl DeleteCommand {
                 .map(|r| (r.kind, r.id()))
                 .collect(),
             (None, Some(kind), Some(name)) => {
-                let kind = match kind {
-                    DeleteKind::Workload => Kind::Workload,
-                    DeleteKind::Deployment => Kind::WorkloadDeployment,
-                };
-                vec![(kind, format!("{}/{name}", self.namespace))]
+                vec![(kind.kind(), format!("{}/{name}", self.namespace))]
             }
             _ => anyhow::bail!("name what to delete: `delete workload NAME` or `delete -f FILE`"),
         };

@@ -3,9 +3,11 @@
 //!
 //! Hosts answer a ping (`runtime.hosts.ping`) with their heartbeat; the
 //! command collects answers for `--wait`. Workloads and deployments come
-//! from the desired-state bucket, each with the status the controller wrote.
+//! from the desired-state bucket, each with the status the controller wrote
+//! (with its recent events in `-o json|yaml`; `nimbus describe` shows them
+//! for people).
 
-use super::{BucketArgs, NatsArgs, parse_duration};
+use super::{BucketRef, NatsArgs, parse_duration};
 use clap::{Args, ValueEnum};
 use futures::StreamExt as _;
 use nimbus_cluster::api::{self, HostHeartbeat, Reply};
@@ -46,13 +48,13 @@ pub(crate) struct GetCommand {
     /// Only this namespace (workloads and deployments).
     #[arg(short, long)]
     namespace: Option<String>,
-    /// How long to collect host answers.
+    /// How long to collect host answers (hosts).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     wait: Duration,
     #[command(flatten)]
     nats: NatsArgs,
     #[command(flatten)]
-    bucket: BucketArgs,
+    bucket: BucketRef,
 }
 
 /// A stored resource as shown: the manifest's shape plus status.
@@ -260,23 +262,5 @@ fn print_table(
     rows: impl Iterator<Item = Vec<String>>,
 ) -> Result<(), crate::StdoutError> {
     let rows: Vec<Vec<String>> = rows.collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        outln!("{}", padded.join("  ").trim_end())
-    };
-    line(header.to_vec())?;
-    for row in &rows {
-        line(row.iter().map(String::as_str).collect())?;
-    }
-    Ok(())
+    out!("{}", super::table("", header, &rows))
 }

@@ -1,15 +1,22 @@
-//! Cluster subcommands: `host` and `controller` (long-running), and
-//! `apply`, `get`, `delete` (one-shot, against the desired-state bucket).
+//! Cluster subcommands: `host` and `controller` (long-running), `apply`,
+//! `get`, `delete` (one-shot, against the desired-state bucket), and
+//! `describe` and `logs` (one resource or host, with its recent events).
+//!
+//! The flags they share: [`NatsArgs`] (every one), [`BucketArgs`] (the
+//! commands that write desired state: `apply`, `controller`) and
+//! [`BucketRef`] (those that read it or remove from it).
 
 pub(crate) mod apply;
 pub(crate) mod controller;
+pub(crate) mod describe;
 pub(crate) mod get;
 pub(crate) mod host;
+pub(crate) mod logs;
 
 use anyhow::Context as _;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use nimbus_cluster::connect::{NatsSettings, Persistence};
-use nimbus_cluster::store::{BucketSettings, DEFAULT_BUCKET, Store};
+use nimbus_cluster::store::{BucketSettings, DEFAULT_BUCKET, Kind, Resource, Store};
 use secrecy::SecretString;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -123,21 +130,158 @@ impl BucketArgs {
         client: async_nats::Client,
         timeout: Duration,
     ) -> anyhow::Result<Store> {
-        anyhow::ensure!(
-            (1..=5).contains(&self.bucket_replicas),
-            "--bucket-replicas must be between 1 and 5"
-        );
-        Store::open(
-            client,
-            &BucketSettings {
-                bucket: self.bucket.clone(),
-                replicas: self.bucket_replicas,
-                timeout,
-            },
-        )
-        .await
-        .context("is JetStream enabled on the NATS server?")
+        open_bucket(&self.bucket, self.bucket_replicas, client, timeout).await
     }
+}
+
+/// Which desired-state bucket, for the commands that read it or remove
+/// from it (`get`, `delete`, `describe`, `logs`). They open it as `apply`
+/// does, making it if it is missing, so `--bucket-replicas` is still
+/// accepted (scripts passed it before), but hidden: it is for the commands
+/// that write desired state.
+#[derive(Args, Clone)]
+pub(crate) struct BucketRef {
+    /// The JetStream key-value bucket holding desired state.
+    #[arg(long, default_value = DEFAULT_BUCKET)]
+    bucket: String,
+    #[arg(long, default_value_t = 1, hide = true)]
+    bucket_replicas: usize,
+}
+
+impl BucketRef {
+    pub(crate) async fn open(
+        &self,
+        client: async_nats::Client,
+        timeout: Duration,
+    ) -> anyhow::Result<Store> {
+        open_bucket(&self.bucket, self.bucket_replicas, client, timeout).await
+    }
+}
+
+async fn open_bucket(
+    bucket: &str,
+    replicas: usize,
+    client: async_nats::Client,
+    timeout: Duration,
+) -> anyhow::Result<Store> {
+    anyhow::ensure!(
+        (1..=5).contains(&replicas),
+        "--bucket-replicas must be between 1 and 5"
+    );
+    Store::open(
+        client,
+        &BucketSettings {
+            bucket: bucket.to_string(),
+            replicas,
+            timeout,
+        },
+    )
+    .await
+    .context("is JetStream enabled on the NATS server?")
+}
+
+/// A kind of stored resource, as `delete` and `logs` name it.
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum ResourceKind {
+    #[value(alias = "workloads", alias = "wl")]
+    Workload,
+    #[value(
+        alias = "deployments",
+        alias = "deploy",
+        alias = "workloaddeployment",
+        alias = "workloaddeployments"
+    )]
+    Deployment,
+}
+
+impl ResourceKind {
+    pub(crate) fn kind(self) -> Kind {
+        match self {
+            Self::Workload => Kind::Workload,
+            Self::Deployment => Kind::WorkloadDeployment,
+        }
+    }
+}
+
+/// The stored resource of `kind` named `name` in `namespace` (`default`
+/// if none is given), with its id. Not found, the error says where one of
+/// that name is (a forgotten `-n`), or that the id holds the other kind.
+pub(crate) async fn find_resource(
+    store: &Store,
+    kind: Kind,
+    name: &str,
+    namespace: Option<&str>,
+) -> anyhow::Result<(String, Resource)> {
+    let namespace = namespace.unwrap_or("default");
+    let id = format!("{namespace}/{name}");
+    match store.resource(&id).await? {
+        Some(resource) if resource.kind == kind => Ok((id, resource)),
+        Some(resource) => anyhow::bail!(
+            "{id} is a {}, not a {}",
+            resource.kind.as_str(),
+            kind.as_str()
+        ),
+        None => {
+            let elsewhere: Vec<String> = store
+                .resources()
+                .await?
+                .into_values()
+                .filter(|r| r.kind == kind && r.workload.name == name)
+                .map(|r| r.workload.namespace)
+                .collect();
+            match elsewhere.first() {
+                Some(other) => anyhow::bail!(
+                    "{} `{name}` not found in namespace `{namespace}`; there is one in namespace `{other}` (add `-n {other}`)",
+                    kind.as_str()
+                ),
+                None => anyhow::bail!(
+                    "{} `{name}` not found in namespace `{namespace}`",
+                    kind.as_str()
+                ),
+            }
+        }
+    }
+}
+
+/// Rows under a header, each column as wide as its widest cell, two
+/// spaces apart, no trailing spaces; `indent` before every line.
+pub(crate) fn table(indent: &str, header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header = header.iter().map(|h| h.to_string()).collect::<Vec<_>>();
+    for row in std::iter::once(&header).chain(rows) {
+        let padded: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(indent);
+        out.push_str(padded.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// An age as kubectl shows it: `45s`, `12m`, `5h`, `3d`.
+pub(crate) fn human_age(age: Duration) -> String {
+    let seconds = age.as_secs();
+    match seconds {
+        0..120 => format!("{seconds}s"),
+        120..7_200 => format!("{}m", seconds / 60),
+        7_200..172_800 => format!("{}h", seconds / 3_600),
+        _ => format!("{}d", seconds / 86_400),
+    }
+}
+
+/// How long ago an event's timestamp was, for people (`12s`), or the
+/// timestamp itself if it cannot be read.
+pub(crate) fn age_of(timestamp: &str, now: std::time::SystemTime) -> String {
+    nimbus_cluster::events::age(timestamp, now).map_or_else(|| timestamp.to_string(), human_age)
 }
 
 /// `500ms`, `5s`, `2m`, or plain seconds.
@@ -164,8 +308,36 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::{human_age, parse_duration, table};
     use std::time::Duration;
+
+    #[test]
+    fn tables_align_columns_without_trailing_spaces() {
+        let rows = vec![
+            vec!["h0".to_string(), "1".to_string(), String::new()],
+            vec!["host-long".to_string(), "12".to_string(), "x".to_string()],
+        ];
+        assert_eq!(
+            table("  ", &["HOST", "REPLICAS", "NOTE"], &rows),
+            "  HOST       REPLICAS  NOTE\n  h0         1\n  host-long  12        x\n"
+        );
+    }
+
+    #[test]
+    fn ages_read_as_kubectl_shows_them() {
+        let age = |s| human_age(Duration::from_secs(s));
+        assert_eq!(
+            [
+                age(0),
+                age(119),
+                age(120),
+                age(7_199),
+                age(7_200),
+                age(172_800)
+            ],
+            ["0s", "119s", "2m", "119m", "2h", "2d"]
+        );
+    }
 
     #[test]
     fn durations() {

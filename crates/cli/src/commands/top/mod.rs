@@ -4,6 +4,7 @@
 //! Rates (requests, errors, CPU) and latency quantiles come from the
 //! difference between two scrapes, so the first table appears after one
 //! interval. On a terminal, keys re-sort the table while it runs.
+//! `-o json|yaml` prints that one sample as data and exits, as `--once`.
 
 use super::cluster::parse_duration;
 use clap::{Args, ValueEnum};
@@ -12,7 +13,7 @@ use keys::{Key, RawMode, wait_for_key};
 use scrape::{metrics_url, scrape};
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
-use table::{render, rows, sort_rows};
+use table::{Sample, render, rows, sort_rows};
 
 mod keys;
 mod scrape;
@@ -34,6 +35,11 @@ pub(crate) struct TopCommand {
     /// Print one table, after one interval, and exit.
     #[arg(long)]
     once: bool,
+    /// Output format: the table (`table`), or one sample as `json` or
+    /// `yaml` (each component's rates, latency quantiles in seconds, CPU
+    /// percent, memory bytes, instances); json and yaml imply --once.
+    #[arg(short, long, value_enum, default_value = "table")]
+    output: super::OutputFormat,
 }
 
 /// A column `nimbus top` can sort by.
@@ -77,7 +83,9 @@ impl TopCommand {
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build_http::<Empty<bytes::Bytes>>();
         let mut previous = (Instant::now(), scrape(&client, &url).await?);
-        let interactive = !self.once && std::io::stdout().is_terminal();
+        let data = self.output != super::OutputFormat::Table;
+        let once = self.once || data;
+        let interactive = !once && std::io::stdout().is_terminal();
         let _raw = interactive.then(RawMode::enable).transpose()?;
         loop {
             if interactive {
@@ -94,6 +102,11 @@ impl TopCommand {
             let elapsed = now.0.duration_since(previous.0).as_secs_f64().max(1e-3);
             let mut rows = rows(&previous.1, &now.1, elapsed);
             sort_rows(&mut rows, self.sort);
+            if data {
+                let sample = Sample::new(&rows, &self.admin_addr, self.sort, elapsed);
+                super::print_structured(self.output, &sample)?;
+                return Ok(());
+            }
             let table = render(&rows, &self.admin_addr, self.sort);
             let mut out = std::io::stdout().lock();
             if interactive {
@@ -103,7 +116,7 @@ impl TopCommand {
                 write!(out, "{table}")?;
             }
             out.flush()?;
-            if self.once {
+            if once {
                 return Ok(());
             }
             previous = now;
@@ -151,5 +164,32 @@ nimbus_request_duration_seconds_count{component="api",namespace="shop",workload=
         let p99 = row.p99.unwrap();
         assert!(p99 > 0.001 && p99 <= 0.01 + 1e-12, "{p99}");
         assert!(render(&rows, "x", SortKey::Cpu).contains("shop/cart"));
+    }
+
+    #[test]
+    fn a_sample_as_data_has_every_column_in_base_units() {
+        let after = parse(SCRAPE).unwrap();
+        let busy = rows(&BTreeMap::new(), &after, 2.0);
+        let sample = table::Sample::new(&busy, "127.0.0.1:9090", SortKey::Rps, 2.0);
+        let json = serde_json::to_value(&sample).unwrap();
+        assert_eq!(json["adminAddr"], "127.0.0.1:9090");
+        assert_eq!(json["intervalSeconds"], 2.0);
+        assert_eq!(json["sortedBy"], "rps");
+        let row = &json["components"][0];
+        assert_eq!(row["workload"], "shop/cart");
+        assert_eq!(row["component"], "api");
+        assert_eq!(row["requestsPerSecond"], 50.0);
+        assert_eq!(row["errorsPerSecond"], 5.0);
+        assert_eq!(row["cpuPercent"], 25.0);
+        assert_eq!(row["memoryBytes"], 2097152);
+        assert_eq!(row["instances"], 0);
+        assert!((row["p50Seconds"].as_f64().unwrap() - 0.001).abs() < 1e-9);
+        assert!(row["p99Seconds"].is_f64(), "{row}");
+        // No requests in the interval: no quantiles, null rather than 0.
+        let idle = table::Sample::new(&rows(&after, &after, 2.0), "x", SortKey::Cpu, 2.0);
+        let json = serde_json::to_value(&idle).unwrap();
+        assert!(json["components"][0]["p50Seconds"].is_null(), "{json}");
+        let yaml = serde_yaml_ng::to_string(&sample).unwrap();
+        assert!(yaml.contains("requestsPerSecond: 50.0"), "{yaml}");
     }
 }

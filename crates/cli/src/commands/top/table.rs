@@ -4,6 +4,7 @@
 use super::SortKey;
 use super::scrape::{Counters, RowKey};
 use clap::ValueEnum as _;
+use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// One row of the table.
@@ -104,10 +105,7 @@ pub(super) fn sort_rows(rows: &mut [Row], sort: SortKey) {
 }
 
 pub(super) fn render(rows: &[Row], addr: &str, sort: SortKey) -> String {
-    let sorted = sort
-        .to_possible_value()
-        .map(|v| v.get_name().to_string())
-        .unwrap_or_default();
+    let sorted = sort_name(sort);
     let mut out = format!(
         "nimbus top: {addr}, {} components, sorted by {sorted}\n",
         rows.len()
@@ -131,6 +129,69 @@ pub(super) fn render(rows: &[Row], addr: &str, sort: SortKey) -> String {
         ));
     }
     out
+}
+
+/// One sample as data (`-o json|yaml`): the table's rows in base units.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Sample {
+    /// The admin endpoint scraped.
+    admin_addr: String,
+    /// The time between the two scrapes the rates come from.
+    interval_seconds: f64,
+    /// The column the components are sorted by.
+    sorted_by: String,
+    components: Vec<ComponentSample>,
+}
+
+/// One component in a [`Sample`].
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ComponentSample {
+    /// `namespace/name`.
+    workload: String,
+    component: String,
+    requests_per_second: f64,
+    /// Median latency; `None` without requests in the interval.
+    p50_seconds: Option<f64>,
+    p99_seconds: Option<f64>,
+    /// Guest CPU time per wall-clock time, in percent of one core.
+    cpu_percent: f64,
+    memory_bytes: u64,
+    instances: u64,
+    /// 5xx responses per second.
+    errors_per_second: f64,
+}
+
+impl Sample {
+    pub(super) fn new(rows: &[Row], addr: &str, sort: SortKey, seconds: f64) -> Self {
+        Self {
+            admin_addr: addr.to_string(),
+            interval_seconds: seconds,
+            sorted_by: sort_name(sort),
+            components: rows
+                .iter()
+                .map(|row| ComponentSample {
+                    workload: row.workload.clone(),
+                    component: row.component.clone(),
+                    requests_per_second: row.rps,
+                    p50_seconds: row.p50,
+                    p99_seconds: row.p99,
+                    cpu_percent: row.cpu_percent,
+                    // Gauges of whole bytes and instances, read as floats.
+                    memory_bytes: row.memory_bytes.max(0.0).round() as u64,
+                    instances: row.instances.max(0.0).round() as u64,
+                    errors_per_second: row.errors_per_second,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn sort_name(sort: SortKey) -> String {
+    sort.to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default()
 }
 
 pub(super) fn millis(seconds: Option<f64>) -> String {
