@@ -413,7 +413,7 @@ pub enum DevComponent {
     /// Just the file; the name is its stem.
     Path(PathBuf),
     /// Name, source, config, environment, allowed hosts.
-    Full(DevComponentSpec),
+    Full(Box<DevComponentSpec>),
 }
 
 impl<'de> Deserialize<'de> for DevComponent {
@@ -428,7 +428,7 @@ impl<'de> Deserialize<'de> for DevComponent {
 
 impl From<DevComponentSpec> for DevComponent {
     fn from(spec: DevComponentSpec) -> DevComponent {
-        DevComponent::Full(spec)
+        DevComponent::Full(Box::new(spec))
     }
 }
 
@@ -504,7 +504,7 @@ impl DevComponent {
     /// Name, source, config and the rest, whichever form was written.
     pub fn spec(&self) -> DevComponentSpec {
         match self {
-            Self::Full(spec) => spec.clone(),
+            Self::Full(spec) => (**spec).clone(),
             Self::Path(path) => DevComponentSpec {
                 name: path
                     .file_stem()

@@ -9,6 +9,7 @@ mod cluster;
 mod compose;
 mod config;
 mod dev;
+mod golden;
 mod graph;
 mod observability;
 mod oci;

@@ -215,7 +215,7 @@ impl DevCommand {
                 }
             }
             let changes = watch.take_changes();
-            let mut targets: Vec<usize> = again.drain(..).collect();
+            let mut targets: Vec<usize> = std::mem::take(&mut again);
             targets.extend(changes.projects.iter().copied());
             if changes.config {
                 match Project::load(&dir) {
