@@ -232,9 +232,29 @@ fn parse_dep_info(text: &str) -> Vec<PathBuf> {
             files.push(PathBuf::from(current));
         }
     }
+    // `include_str!("../x")` reports `src/../x`: the same file as `x`.
+    let mut files: Vec<PathBuf> = files.iter().map(|f| lexically_normal(f)).collect();
     files.sort();
     files.dedup();
     files
+}
+
+/// `path` with `.` and `..` components resolved without touching the disk.
+fn lexically_normal(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut normal = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !normal.pop() {
+                    normal.push("..");
+                }
+            }
+            other => normal.push(other.as_os_str()),
+        }
+    }
+    normal
 }
 
 /// Runs `cmd`, handing each line of its stdout and stderr to `on_line` as
@@ -438,10 +458,11 @@ mod tests {
 
     #[test]
     fn dep_info_lists_every_source_once_with_escaped_spaces() {
-        let text = "/p/target/wasm32-wasip2/release/app.wasm: /p/src/main.rs /p/src/my\\ mod.rs \\\n  /p/build.rs\n\n/p/target/wasm32-wasip2/release/app.d: /p/src/main.rs\n";
+        let text = "/p/target/wasm32-wasip2/release/app.wasm: /p/src/main.rs /p/src/my\\ mod.rs \\\n  /p/build.rs /p/src/../README.md\n\n/p/target/wasm32-wasip2/release/app.d: /p/src/main.rs\n";
         assert_eq!(
             parse_dep_info(text),
             [
+                PathBuf::from("/p/README.md"),
                 PathBuf::from("/p/build.rs"),
                 PathBuf::from("/p/src/main.rs"),
                 PathBuf::from("/p/src/my mod.rs"),

@@ -147,7 +147,40 @@ fn embedded_names() -> Vec<String> {
     embedded_templates().into_iter().map(|(n, _)| n).collect()
 }
 
-/// Embedded templates with the first line of their README (after the title).
+/// The first sentence of a README's first paragraph after the title, as
+/// plain text (links and code marks dropped): a template's description.
+fn summary(readme: &str) -> String {
+    let paragraph: Vec<&str> = readme
+        .lines()
+        .skip(1)
+        .map(str::trim)
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let text = paragraph.join(" ");
+    let sentence = match text.find(". ") {
+        Some(end) => &text[..end],
+        None => text.trim_end_matches('.'),
+    };
+    // `[text](url)` → `text`, then no code marks.
+    let mut plain = String::with_capacity(sentence.len());
+    let mut rest = sentence;
+    while let Some(open) = rest.find('[') {
+        let Some(close) = rest[open..].find("](") else {
+            break;
+        };
+        let Some(end) = rest[open + close..].find(')') else {
+            break;
+        };
+        plain.push_str(&rest[..open]);
+        plain.push_str(&rest[open + 1..open + close]);
+        rest = &rest[open + close + end + 1..];
+    }
+    plain.push_str(rest);
+    plain.replace('`', "")
+}
+
+/// Embedded templates with their description ([`summary`] of the README).
 fn embedded_templates() -> Vec<(String, String)> {
     let mut list: Vec<(String, String)> = TEMPLATES
         .dirs()
@@ -156,13 +189,7 @@ fn embedded_templates() -> Vec<(String, String)> {
             let summary = dir
                 .get_file(dir.path().join("README.md"))
                 .and_then(|f| f.contents_utf8())
-                .and_then(|text| {
-                    text.lines()
-                        .skip(1)
-                        .map(str::trim)
-                        .find(|l| !l.is_empty())
-                        .map(str::to_string)
-                })
+                .map(summary)
                 .unwrap_or_default();
             (name, summary)
         })
@@ -253,6 +280,21 @@ fn clone(url: &str, into: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn template_descriptions_are_whole_plain_sentences() {
+        assert_eq!(
+            summary(
+                "# t\n\nA thing for Nimbus, written in Rust\nwith [`wstd`](https://docs.rs/wstd). More.\n"
+            ),
+            "A thing for Nimbus, written in Rust with wstd"
+        );
+        for (name, description) in embedded_templates() {
+            assert!(!description.is_empty(), "{name}");
+            assert!(!description.contains(['[', '`']), "{name}: {description}");
+            assert!(description.contains("Nimbus"), "{name}: {description}");
+        }
+    }
 
     #[test]
     fn every_embedded_template_has_the_required_files() {

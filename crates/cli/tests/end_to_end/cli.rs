@@ -288,13 +288,25 @@ fn a_closed_pipe_ends_printing_commands_quietly() {
         "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {{ name: hello }}\n\
          spec:\n  components:\n    - name: hello\n      image: file://{P2_HELLO}\n"
     );
-    let (_dir, manifest) = temp_file("workload.yaml", manifest_text.as_bytes());
-    let commands: [&[&str]; 5] = [
+    let (dir, manifest) = temp_file("workload.yaml", manifest_text.as_bytes());
+    std::fs::create_dir_all(dir.path().join(".nimbus")).unwrap();
+    std::fs::write(
+        dir.path().join(".nimbus/config.yaml"),
+        "workload:\n  config: { greeting: hello }\n",
+    )
+    .unwrap();
+    let project = dir.path().to_str().unwrap();
+    let commands: [&[&str]; 10] = [
         &["completions", "bash"],
         &["inspect", P2_HELLO],
         &["inspect", "--json", P3_HELLO],
+        &["inspect", "-o", "yaml", P3_HELLO],
         &["new", "--list"],
         &["graph", &manifest],
+        &["config", "show", "-C", project],
+        &["config", "show", "-o", "json", "-C", project],
+        &["--help"],
+        &["--version"],
     ];
     for args in commands {
         let mut child = nimbus()

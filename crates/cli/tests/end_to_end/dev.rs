@@ -332,7 +332,7 @@ fn dev_answers_503_with_retry_after_until_the_first_build_serves() {
     std::fs::create_dir_all(dir.path().join(".nimbus")).unwrap();
     std::fs::write(
         dir.path().join(".nimbus/config.yaml"),
-        "build:\n  command: 'sleep 4; echo \"compiler: $((6 * 7))\" >&2; exit 1'\n  component_path: app.wasm\n",
+        "build:\n  command: 'for i in $(seq 600); do [ -f go ] && break; sleep 0.1; done; echo \"compiler: $((6 * 7))\" >&2; exit 1'\n  component_path: app.wasm\n",
     )
     .unwrap();
     let server = Server::start_when(
@@ -356,6 +356,8 @@ fn dev_answers_503_with_retry_after_until_the_first_build_serves() {
         "{head}"
     );
     assert!(body.contains("is building (first build)"), "{body}");
+    // The build waits for this file: the answer above came while it ran.
+    std::fs::write(dir.path().join("go"), "").unwrap();
     server.wait_for_stderr("✗ build of", 1, Duration::from_secs(30));
     let stderr = server.stderr();
     assert_eq!(stderr.matches("compiler: 42").count(), 1, "once:\n{stderr}");

@@ -170,30 +170,39 @@ impl DevCommand {
             serving: false,
         };
         let everything: Vec<usize> = (0..project.locals.len()).collect();
-        let mut again = loop_state.build(&project, &mut watch, &everything).await;
-        if loop_state.serving {
-            status(&format!("Serving on http://{addr}/"));
-        } else {
-            router.set_not_ready(Some(format!(
-                "`{name}` has not built yet: see the errors `nimbus dev` printed, save a fix and it rebuilds"
-            )));
-            eprintln!("no successful build yet: requests get 503 until the project builds");
+        let first = tokio::select! {
+            again = loop_state.build(&project, &mut watch, &everything) => Some(again),
+            _ = stop_rx.wait_for(|stop| *stop) => None,
+        };
+        let mut again = first.clone().unwrap_or_default();
+        if first.is_some() {
+            if loop_state.serving {
+                status(&format!("Serving on http://{addr}/"));
+            } else {
+                router.set_not_ready(Some(format!(
+                    "`{name}` has not built yet: see the errors `nimbus dev` printed, save a fix and it rebuilds"
+                )));
+                eprintln!("no successful build yet: requests get 503 until the project builds");
+            }
+            status(&format!(
+                "Watching {} for changes; Ctrl-C to stop",
+                project
+                    .locals
+                    .iter()
+                    .map(|l| l.dir.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
-        status(&format!(
-            "Watching {} for changes; Ctrl-C to stop",
-            project
-                .locals
-                .iter()
-                .map(|l| l.dir.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
         if verbosity == Verbosity::Verbose {
             eprintln!("watching {} directories", watch.watched_dirs());
         }
 
         let debounce = Duration::from_millis(self.debounce_ms);
         loop {
+            if *stop_rx.borrow() {
+                break;
+            }
             if again.is_empty() {
                 let first = tokio::select! {
                     _ = stop_rx.wait_for(|stop| *stop) => break,
@@ -204,7 +213,10 @@ impl DevCommand {
                 };
                 watch.note(&first);
             }
-            // Let a burst of writes (an editor's save, a formatter) settle.
+            // Let a burst of writes (an editor's save, a formatter) settle,
+            // but not forever: something writing nonstop (a log) must not
+            // hold a real edit back.
+            let settle_until = tokio::time::Instant::now() + debounce * 10;
             loop {
                 tokio::select! {
                     event = events.recv() => match event {
@@ -212,6 +224,7 @@ impl DevCommand {
                         None => break,
                     },
                     _ = tokio::time::sleep(debounce) => break,
+                    _ = tokio::time::sleep_until(settle_until) => break,
                 }
             }
             let changes = watch.take_changes();
@@ -230,14 +243,14 @@ impl DevCommand {
                                 .into_iter()
                                 .chain(own_outputs.clone()),
                         );
-                        loop_state.built.resize(project.locals.len(), None);
+                        // Indexes may name other projects now: all rebuild.
+                        loop_state.built = vec![None; project.locals.len()];
                         status("config reloaded");
                         targets = (0..project.locals.len()).collect();
                     }
                     Err(e) => {
                         eprintln!("error: {e:#}");
                         eprintln!("keeping the previous config");
-                        continue;
                     }
                 }
             }
@@ -247,7 +260,12 @@ impl DevCommand {
                 continue;
             }
             let was_serving = loop_state.serving;
-            again = loop_state.build(&project, &mut watch, &targets).await;
+            again = tokio::select! {
+                again = loop_state.build(&project, &mut watch, &targets) => again,
+                // A build in progress is left to end by itself (Ctrl-C
+                // reaches the toolchain too).
+                _ = stop_rx.wait_for(|stop| *stop) => break,
+            };
             if loop_state.serving && !was_serving {
                 status(&format!("Serving on http://{addr}/"));
             }
@@ -376,7 +394,7 @@ impl Builds {
         targets: &[usize],
     ) -> Vec<usize> {
         let mut again = Vec::new();
-        let mut changed = false;
+        let mut succeeded = Vec::new();
         let mut failed = false;
         for &index in targets {
             let local = &project.locals[index];
@@ -395,15 +413,18 @@ impl Builds {
                         again.push(index);
                     }
                     self.built[index] = Some(built);
-                    changed = true;
+                    succeeded.push(index);
                 }
-                None => failed = true,
+                None => {
+                    watch.build_failed(index);
+                    failed = true;
+                }
             }
         }
         if failed && self.serving {
             eprintln!("  still serving the last good version");
         }
-        if !changed {
+        if succeeded.is_empty() {
             return again;
         }
         let missing: Vec<String> = project
@@ -419,7 +440,7 @@ impl Builds {
             }
             return again;
         }
-        self.swap(project, targets).await;
+        self.swap(project, &succeeded).await;
         again
     }
 
@@ -432,7 +453,7 @@ impl Builds {
         let mut progress = BuildProgress::start(self.verbosity, &label, &command);
         let colour = progress.colour();
         let (dir, build) = (local.dir.clone(), local.build.clone());
-        let (result, progress) = tokio::task::spawn_blocking(move || {
+        let joined = tokio::task::spawn_blocking(move || {
             let mut on_line = |line: &str| progress.line(line);
             let result = component_build::build(
                 &dir,
@@ -444,8 +465,14 @@ impl Builds {
             );
             (result, progress)
         })
-        .await
-        .ok()?;
+        .await;
+        let (result, progress) = match joined {
+            Ok(done) => done,
+            Err(error) => {
+                eprintln!("✗ build of {label}: the build task failed: {error}");
+                return None;
+            }
+        };
         let showed = progress.showed_lines();
         progress.finish();
         match result {
@@ -457,8 +484,9 @@ impl Builds {
         }
     }
 
-    /// Replaces the workload with one made of every last good build.
-    async fn swap(&mut self, project: &Project, targets: &[usize]) {
+    /// Replaces the workload with one made of every last good build;
+    /// `rebuilt` are the projects this round built.
+    async fn swap(&mut self, project: &Project, rebuilt: &[usize]) {
         let mut own = None;
         let mut others = BTreeMap::new();
         for (local, built) in project.locals.iter().zip(&self.built) {
@@ -481,7 +509,7 @@ impl Builds {
         let swap_started = Instant::now();
         match self.host.replace_workload(workload).await {
             Ok(_) => {
-                let what: Vec<String> = targets
+                let what: Vec<String> = rebuilt
                     .iter()
                     .filter_map(|&i| {
                         let built = self.built[i].as_ref()?;

@@ -23,8 +23,9 @@ use std::hash::Hasher as _;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// Directories whose contents never rebuild, wherever they are.
-const IGNORED_DIRS: [&str; 4] = ["target", ".git", "node_modules", "gen"];
+/// Directories whose contents never rebuild, wherever they are: build
+/// outputs, VCS data, dependencies, editors' state.
+const IGNORED_DIRS: [&str; 6] = ["target", ".git", "node_modules", "gen", ".idea", ".vscode"];
 
 /// Most directories walked per project when the whole project is watched.
 const MAX_WALKED_DIRS: usize = 20_000;
@@ -59,8 +60,15 @@ struct ProjectWatch {
     files: BTreeSet<PathBuf>,
     /// `watch:` globs, relative to `dir`.
     globs: GlobSet,
-    /// No dep-info: any file under `dir` that is not ignored counts.
+    /// No dep-info (no good build yet, another toolchain, or the last
+    /// build failed and may now read files it never read): any file under
+    /// `dir` that is not ignored counts.
     whole_tree: bool,
+    /// The project's WIT folder.
+    wit_dir: PathBuf,
+    /// Paths that never count (shared with the set, plus the component
+    /// file the build writes).
+    excluded: Vec<PathBuf>,
     /// `.gitignore` files of the project, deepest last.
     gitignores: Vec<Gitignore>,
     /// Directories watched for this project.
@@ -81,6 +89,8 @@ pub(super) struct WatchSet {
     cargo_home: Option<PathBuf>,
     /// Paths an event named since the last [`WatchSet::take_changes`].
     pending: BTreeSet<PathBuf>,
+    /// The watcher lost events (its queue overflowed): compare everything.
+    rescan_all: bool,
 }
 
 impl WatchSet {
@@ -106,6 +116,7 @@ impl WatchSet {
             excluded: Vec::new(),
             cargo_home,
             pending: BTreeSet::new(),
+            rescan_all: false,
         })
     }
 
@@ -132,6 +143,8 @@ impl WatchSet {
                 files: BTreeSet::new(),
                 globs: build_globs(&project.watch),
                 whole_tree: true,
+                wit_dir: project.wit.dir(&project.dir),
+                excluded: self.excluded.clone(),
                 gitignores: Vec::new(),
                 dirs: BTreeSet::new(),
                 seen: HashMap::new(),
@@ -172,6 +185,12 @@ impl WatchSet {
         let target_root = component.and_then(target_root);
         let cargo_home = self.cargo_home.clone();
         let project = &mut self.projects[index];
+        // The build's own output is never an input (a custom command may
+        // write it into the project).
+        project.excluded = self.excluded.clone();
+        project
+            .excluded
+            .extend(component.map(|c| std::fs::canonicalize(c).unwrap_or_else(|_| c.into())));
         project.files = reported
             .into_iter()
             .filter(|path| {
@@ -204,7 +223,6 @@ impl WatchSet {
                 .is_ok_and(|modified| modified > started)
             {
                 tracing::debug!("{} was written during the build", path.display());
-                tracing::debug!("{} was written during the build", path.display());
                 written_meanwhile = true;
             }
             project.seen.insert(path, fingerprint);
@@ -213,9 +231,23 @@ impl WatchSet {
         written_meanwhile
     }
 
+    /// Project `index`'s build failed: until one succeeds, any file of the
+    /// project counts (the fix may be a file the last good build never read,
+    /// such as a new module).
+    pub(super) fn build_failed(&mut self, index: usize) {
+        if !self.projects[index].whole_tree {
+            self.projects[index].whole_tree = true;
+            self.rescan(index);
+            self.sync_watches();
+        }
+    }
+
     /// Notes the paths an event names (nothing is read yet).
     pub(super) fn note(&mut self, event: &notify::Event) {
         use notify::EventKind;
+        if event.need_rescan() {
+            self.rescan_all = true;
+        }
         if matches!(event.kind, EventKind::Access(_) | EventKind::Other) {
             return;
         }
@@ -225,7 +257,30 @@ impl WatchSet {
     /// What the paths noted since the last call changed.
     pub(super) fn take_changes(&mut self) -> Changes {
         let mut changes = Changes::default();
-        for path in std::mem::take(&mut self.pending) {
+        let mut pending = std::mem::take(&mut self.pending);
+        if std::mem::take(&mut self.rescan_all) {
+            tracing::debug!("the watcher lost events: comparing every input");
+            for project in &self.projects {
+                pending.extend(project.known_inputs());
+            }
+            changes.config = true;
+        }
+        // A new directory of a project watched whole: watch it, and look at
+        // what it already holds (its files' events may have come before the
+        // watch).
+        let new_dirs: Vec<PathBuf> = pending.iter().filter(|p| p.is_dir()).cloned().collect();
+        for dir in new_dirs {
+            for index in 0..self.projects.len() {
+                let project = &self.projects[index];
+                let whole = project.whole_tree || !project.globs.is_empty();
+                if whole && dir.starts_with(&project.dir) && !project.dirs.contains(&dir) {
+                    self.rescan(index);
+                    self.sync_watches();
+                    pending.extend(files_under(&dir));
+                }
+            }
+        }
+        for path in pending {
             if self.excluded.iter().any(|e| path.starts_with(e)) {
                 continue;
             }
@@ -248,6 +303,8 @@ impl WatchSet {
         let project = &mut self.projects[index];
         let (dirs, gitignores) = walk(
             &project.dir,
+            &project.wit_dir,
+            &project.excluded,
             project.whole_tree || !project.globs.is_empty(),
         );
         project.gitignores = gitignores;
@@ -270,11 +327,11 @@ impl WatchSet {
             .iter()
             .flat_map(|p| p.dirs.iter().cloned())
             .collect();
-        wanted.extend(
-            self.config_files
-                .iter()
-                .filter_map(|f| f.parent().map(Path::to_path_buf)),
-        );
+        // A config file's folder; a `dir:` source's folder itself too.
+        wanted.extend(self.config_files.iter().flat_map(|f| {
+            let own = f.is_dir().then(|| f.clone());
+            f.parent().map(Path::to_path_buf).into_iter().chain(own)
+        }));
         for gone in self
             .watched
             .difference(&wanted)
@@ -335,6 +392,9 @@ impl ProjectWatch {
 
     /// Whether `path` is something this project's build reads.
     fn is_input(&self, path: &Path) -> bool {
+        if self.excluded.iter().any(|e| path.starts_with(e)) {
+            return false;
+        }
         if self.files.contains(path) {
             return true;
         }
@@ -354,7 +414,7 @@ impl ProjectWatch {
         }
         if relative == Path::new("Cargo.toml")
             || relative == Path::new("Cargo.lock")
-            || relative.starts_with("wit")
+            || path.starts_with(&self.wit_dir)
             || self.globs.is_match(relative)
         {
             return true;
@@ -410,22 +470,40 @@ fn build_globs(patterns: &[String]) -> GlobSet {
 /// The project's directories (all of them when `all_dirs`, else the root,
 /// `.nimbus`, `.wash` and `wit/`), and its `.gitignore` matchers, outermost
 /// first. Skips what git ignores and the toolchains' output directories.
-fn walk(root: &Path, all_dirs: bool) -> (BTreeSet<PathBuf>, Vec<Gitignore>) {
+fn walk(
+    root: &Path,
+    wit_dir: &Path,
+    excluded: &[PathBuf],
+    all_dirs: bool,
+) -> (BTreeSet<PathBuf>, Vec<Gitignore>) {
     let mut dirs = BTreeSet::new();
     let mut gitignores = Vec::new();
-    let mut root_ignore = GitignoreBuilder::new(root);
-    root_ignore.add(root.join(".git/info/exclude"));
-    if let Ok(matcher) = root_ignore.build() {
-        gitignores.push(matcher);
+    // The enclosing repository's `.gitignore`s apply too (a project inside
+    // a monorepo), as does its `info/exclude`.
+    for ancestor in root.ancestors() {
+        let file = ancestor.join(".gitignore");
+        if ancestor != root && file.is_file() {
+            gitignores.push(Gitignore::new(file).0);
+        }
+        if ancestor.join(".git").exists() {
+            let mut exclude = GitignoreBuilder::new(ancestor);
+            exclude.add(ancestor.join(".git/info/exclude"));
+            if let Ok(matcher) = exclude.build() {
+                gitignores.push(matcher);
+            }
+            break;
+        }
     }
+    let excluded = excluded.to_vec();
     let walker = ignore::WalkBuilder::new(root)
         .hidden(false)
         .require_git(false)
         .git_global(false)
-        .filter_entry(|entry| {
+        .filter_entry(move |entry| {
             !IGNORED_DIRS
                 .iter()
                 .any(|d| entry.file_name() == std::ffi::OsStr::new(d))
+                && !excluded.iter().any(|e| entry.path().starts_with(e))
         })
         .build();
     for entry in walker.flatten() {
@@ -437,7 +515,7 @@ fn walk(root: &Path, all_dirs: bool) -> (BTreeSet<PathBuf>, Vec<Gitignore>) {
                 || relative.as_os_str().is_empty()
                 || relative.starts_with(".nimbus")
                 || relative.starts_with(".wash")
-                || relative.starts_with("wit");
+                || path.starts_with(wit_dir);
             if wanted {
                 dirs.insert(path.to_path_buf());
                 if dirs.len() >= MAX_WALKED_DIRS {
@@ -456,6 +534,19 @@ fn walk(root: &Path, all_dirs: bool) -> (BTreeSet<PathBuf>, Vec<Gitignore>) {
     // Outermost first, so the deepest is checked first (iterated reversed).
     gitignores.sort_by_key(|g| g.path().components().count());
     (dirs, gitignores)
+}
+
+/// Files under `dir` (bounded), for a directory that just appeared.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    ignore::WalkBuilder::new(dir)
+        .hidden(false)
+        .require_git(false)
+        .build()
+        .flatten()
+        .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
+        .map(|e| e.into_path())
+        .take(MAX_WALKED_DIRS)
+        .collect()
 }
 
 /// The target directory a cargo-built component sits in
@@ -625,6 +716,49 @@ mod tests {
         );
         assert_eq!(
             changes(&mut set, &[root.join("static/index.html")]).projects,
+            BTreeSet::from([0])
+        );
+    }
+
+    #[test]
+    fn after_a_failed_build_a_new_file_counts_and_the_output_never_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let component = root.join("out/app.wasm");
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::create_dir_all(root.join("out")).unwrap();
+        std::fs::write(root.join("src/main.rs"), "mod new;").unwrap();
+        std::fs::write(&component, "wasm").unwrap();
+        std::fs::write(
+            component.with_extension("d"),
+            format!(
+                "{}: {}\n",
+                component.display(),
+                root.join("src/main.rs").display()
+            ),
+        )
+        .unwrap();
+        let mut set = set(&root, &[], Vec::new());
+        assert!(!set.after_build(0, Some(&component), SystemTime::now()));
+        // Rewritten by the next build: the output is not an input.
+        std::fs::write(&component, "other wasm").unwrap();
+        assert!(changes(&mut set, std::slice::from_ref(&component)).is_empty());
+        // The build read only main.rs; it fails, and the fix is a new file.
+        set.before_build(0);
+        set.build_failed(0);
+        std::fs::write(root.join("src/new.rs"), "pub fn f() {}").unwrap();
+        assert_eq!(
+            changes(&mut set, &[root.join("src/new.rs")]).projects,
+            BTreeSet::from([0])
+        );
+        // A directory appearing is not a change by itself; the files it
+        // holds when its event is seen are.
+        std::fs::create_dir_all(root.join("src/empty")).unwrap();
+        assert!(changes(&mut set, &[root.join("src/empty")]).is_empty());
+        std::fs::create_dir_all(root.join("src/more")).unwrap();
+        std::fs::write(root.join("src/more/x.rs"), "").unwrap();
+        assert_eq!(
+            changes(&mut set, &[root.join("src/more")]).projects,
             BTreeSet::from([0])
         );
     }
