@@ -50,6 +50,17 @@ const QUIET_FILTER: &str = "warn,wasm_pkg_client=error,wasm_pkg_core=error";
 /// The default filter under `nimbus dev --verbose`: Nimbus's debug lines.
 const VERBOSE_FILTER: &str = "info,nimbus=debug,nimbus_host=debug,nimbus_runtime=debug,nimbus_project=debug,nimbus_cluster=debug,wasm_pkg_client=error,wasm_pkg_core=error";
 
+/// How much a command says (`nimbus dev --quiet|--verbose`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Verbosity {
+    /// Status lines and errors only.
+    Quiet,
+    /// Plus build progress.
+    Normal,
+    /// Plus every line of the toolchain and debug logs.
+    Verbose,
+}
+
 /// Where log lines go and how many, for the commands that choose
 /// (`nimbus dev --quiet|--verbose|--log-file`).
 #[derive(Default)]
@@ -57,7 +68,7 @@ pub(crate) struct LogOptions {
     /// Append log lines to this file instead of stderr.
     pub(crate) file: Option<std::path::PathBuf>,
     /// The default filter when `NIMBUS_LOG`/`RUST_LOG` are unset.
-    pub(crate) verbosity: Option<crate::commands::dev::Verbosity>,
+    pub(crate) verbosity: Option<Verbosity>,
 }
 
 /// The installed exporters, if any; [`Telemetry::shutdown`] flushes them.
@@ -70,7 +81,6 @@ pub(crate) struct Telemetry {
 /// Installs the process's subscriber: logs to stderr, and OpenTelemetry
 /// export as configured. `otlp_endpoint` is `--otlp-endpoint`.
 pub(crate) fn init(otlp_endpoint: Option<&str>, log: LogOptions) -> anyhow::Result<Telemetry> {
-    use crate::commands::dev::Verbosity;
     let default_filter = match log.verbosity {
         Some(Verbosity::Quiet) => QUIET_FILTER,
         Some(Verbosity::Verbose) => VERBOSE_FILTER,

@@ -16,8 +16,7 @@
 mod progress;
 mod watch;
 
-pub(crate) use progress::Verbosity;
-
+use crate::telemetry::Verbosity;
 use anyhow::Context as _;
 use clap::Args;
 use nimbus_host::http::DevRouter;

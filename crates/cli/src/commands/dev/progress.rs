@@ -9,19 +9,9 @@
 //! Status lines (serving, reloaded) go to stdout; errors, the compiler's
 //! output and log lines to stderr.
 
+use crate::telemetry::Verbosity;
 use std::io::IsTerminal as _;
 use std::time::Duration;
-
-/// How much `nimbus dev` says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Verbosity {
-    /// Status lines and errors only.
-    Quiet,
-    /// Plus build progress.
-    Normal,
-    /// Plus every line of the toolchain and debug logs.
-    Verbose,
-}
 
 /// How one build's progress is shown.
 pub(super) struct BuildProgress {
