@@ -80,6 +80,12 @@ fn common_mistakes_each_get_their_one_line() {
     )
     .unwrap();
     let empty = root.join("empty");
+    // Its build would leave a mark: a port in use must fail before it runs.
+    let busy_dev = root.join("busy-dev");
+    project(
+        &busy_dev,
+        "build:\n  command: touch built\n  component_path: app.wasm\n",
+    );
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy_addr = busy.local_addr().unwrap().to_string();
 
@@ -94,6 +100,7 @@ fn common_mistakes_each_get_their_one_line() {
         (&empty, vec!["build"]),
         (&typo, vec!["config", "validate"]),
         (&missing_project, vec!["dev", "--addr", "127.0.0.1:0"]),
+        (&busy_dev, vec!["dev", "--addr", &busy_addr]),
     ];
     let mut transcript = String::new();
     for (dir, args) in cases {
@@ -113,5 +120,6 @@ fn common_mistakes_each_get_their_one_line() {
             .collect();
         transcript.push_str(&format!("$ nimbus {}\n{line}\n\n", shown.join(" ")));
     }
+    assert!(!busy_dev.join("built").exists(), "dev built before binding");
     matches_expected("errors.txt", &transcript);
 }

@@ -117,16 +117,8 @@ impl DeleteCommand {
             let label = kind_label(kind);
             match store.resource(&id).await? {
                 None => {
-                    // Found under another namespace: say which (kubectl's
-                    // most common surprise is a forgotten `-n`).
                     let name = id.split_once('/').map_or(id.as_str(), |(_, n)| n);
-                    let elsewhere: Vec<String> = store
-                        .resources()
-                        .await?
-                        .into_values()
-                        .filter(|r| r.kind == kind && r.workload.name == name)
-                        .map(|r| r.workload.namespace)
-                        .collect();
+                    let elsewhere = super::namespaces_holding(&store, kind, name).await?;
                     match elsewhere.first() {
                         Some(namespace) => anyhow::bail!(
                             "{label}/{id} not found; there is one in namespace `{namespace}` (add `-n {namespace}`)"

@@ -203,6 +203,22 @@ impl ResourceKind {
     }
 }
 
+/// The namespaces that hold a `kind` named `name` (for the hint after a
+/// forgotten `-n`, kubectl's most common surprise).
+pub(crate) async fn namespaces_holding(
+    store: &Store,
+    kind: Kind,
+    name: &str,
+) -> anyhow::Result<Vec<String>> {
+    Ok(store
+        .resources()
+        .await?
+        .into_values()
+        .filter(|r| r.kind == kind && r.workload.name == name)
+        .map(|r| r.workload.namespace)
+        .collect())
+}
+
 /// The stored resource of `kind` named `name` in `namespace` (`default`
 /// if none is given), with its id. Not found, the error says where one of
 /// that name is (a forgotten `-n`), or that the id holds the other kind.
@@ -222,13 +238,7 @@ pub(crate) async fn find_resource(
             kind.as_str()
         ),
         None => {
-            let elsewhere: Vec<String> = store
-                .resources()
-                .await?
-                .into_values()
-                .filter(|r| r.kind == kind && r.workload.name == name)
-                .map(|r| r.workload.namespace)
-                .collect();
+            let elsewhere = namespaces_holding(store, kind, name).await?;
             match elsewhere.first() {
                 Some(other) => anyhow::bail!(
                     "{} `{name}` not found in namespace `{namespace}`; there is one in namespace `{other}` (add `-n {other}`)",

@@ -88,11 +88,6 @@ impl DevCommand {
         super::ensure_project(&dir)?;
         let name = nimbus_project::workload::project_name(&dir);
         let mut project = Project::load(&dir)?;
-        if project.loaded.config.workload.allowed_hosts.is_none() {
-            eprintln!(
-                "note: no `workload.allowedHosts`: under `nimbus dev` components may call any public host, as under `wash dev`; a deployed workload may call only the hosts it lists"
-            );
-        }
         let config = HostConfig {
             plugins: project.loaded.config.dev.plugin_defaults(&dir),
             accounting: crate::telemetry::metrics_exported(),
@@ -123,6 +118,11 @@ impl DevCommand {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let addr = listener.local_addr()?;
+        if project.loaded.config.workload.allowed_hosts.is_none() {
+            eprintln!(
+                "note: no `workload.allowedHosts`: under `nimbus dev` components may call any public host, as under `wash dev`; a deployed workload may call only the hosts it lists"
+            );
+        }
         router.set_not_ready(Some(format!(
             "`{name}` is building (first build); retry in a moment"
         )));
@@ -152,14 +152,7 @@ impl DevCommand {
         let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel::<notify::Event>();
         let mut watch = WatchSet::new(events_tx)?;
         let own_outputs = own_output_files(self.log_file.as_deref());
-        watch.configure(
-            &project.locals,
-            project.config_files(),
-            project
-                .data_dirs(&dir)
-                .into_iter()
-                .chain(own_outputs.clone()),
-        );
+        project.configure(&mut watch, &own_outputs);
 
         let mut loop_state = Builds {
             host: host.clone(),
@@ -234,14 +227,7 @@ impl DevCommand {
                     Ok(reloaded) => {
                         project = reloaded;
                         host.set_sources(project.sources.clone());
-                        watch.configure(
-                            &project.locals,
-                            project.config_files(),
-                            project
-                                .data_dirs(&dir)
-                                .into_iter()
-                                .chain(own_outputs.clone()),
-                        );
+                        project.configure(&mut watch, &own_outputs);
                         // Indexes may name other projects now: all rebuild.
                         loop_state.built = vec![None; project.locals.len()];
                         status("config reloaded");
@@ -328,6 +314,18 @@ impl Project {
         })
     }
 
+    /// Points the watcher at this project: its local projects, config
+    /// files, and what never counts (data dirs and `own_outputs`).
+    fn configure(&self, watch: &mut WatchSet, own_outputs: &[PathBuf]) {
+        watch.configure(
+            &self.locals,
+            self.config_files(),
+            self.data_dirs()
+                .into_iter()
+                .chain(own_outputs.iter().cloned()),
+        );
+    }
+
     /// Files whose change reloads the config: every local project's config
     /// files and the files `configs:`/`secrets:` sources read.
     fn config_files(&self) -> Vec<PathBuf> {
@@ -353,8 +351,9 @@ impl Project {
     }
 
     /// Directories components write into: volumes and filesystem backends.
-    fn data_dirs(&self, root: &Path) -> Vec<PathBuf> {
+    fn data_dirs(&self) -> Vec<PathBuf> {
         use nimbus_project::config::Backend;
+        let root = &self.loaded.project_dir;
         let dev = &self.loaded.config.dev;
         let backends = [&dev.keyvalue, &dev.blobstore, &dev.messaging]
             .into_iter()
