@@ -8,7 +8,8 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
 cargo build --quiet --release --target wasm32-wasip2 --manifest-path examples/http-hello-world/Cargo.toml
-# The lean build: serving the example needs no registry, backend client or
-# exporter; leaving them out cuts a cold first run (docs/BENCHMARKS.md).
-cargo build --quiet -p nimbus-cli --no-default-features
-exec target/debug/nimbus serve examples/http-hello-world/workload.yaml --addr "${NIMBUS_ADDR:-127.0.0.1:8000}"
+# The lean build in the build-time profile: serving the example needs no
+# registry, backend client or exporter, nor fully optimised dependencies;
+# both cut a cold first run (docs/BENCHMARKS.md).
+cargo build --quiet -p nimbus-cli --no-default-features --profile first-run
+exec target/first-run/nimbus serve examples/http-hello-world/workload.yaml --addr "${NIMBUS_ADDR:-127.0.0.1:8000}"
