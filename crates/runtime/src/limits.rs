@@ -162,11 +162,12 @@ pub fn physical_memory_bytes() -> Option<u64> {
 /// one instance's table may hold. A `wasi:http` `fields` resource may hold
 /// up to 128 KiB of host memory, so the cap scales with the component's
 /// memory limit: the host memory a guest can pin through resources is about
-/// its own memory limit, not the 1,000,000 entries (up to 128 GB) of
-/// wasmtime's default.
+/// its own memory limit (at least 32 MiB: the floor of 256 entries leaves a
+/// small guest room for its streams and pollables), not the 1,000,000
+/// entries (up to 128 GB) of wasmtime's default.
 pub(crate) fn resource_table_capacity(memory_bytes: usize) -> usize {
     const FIELDS_BYTES: usize = 128 * 1024;
-    (memory_bytes / FIELDS_BYTES).clamp(2048, 65_536)
+    (memory_bytes / FIELDS_BYTES).clamp(256, 65_536)
 }
 
 /// The process's open-file limit (its soft `RLIMIT_NOFILE`).

@@ -43,6 +43,7 @@ pub(crate) async fn start(
         listener,
         host.metrics().clone(),
         readiness.clone(),
+        nimbus_host::http::IngressLimits::admin(),
         std::future::pending(),
     ));
     Ok(())

@@ -4,8 +4,12 @@
 //! - `/healthz`: 200 while the process answers at all;
 //! - `/readyz`: 200 once the host serves traffic, 503 before that and while
 //!   it drains.
+//!
+//! Its connections are bounded like the ingress's ([`IngressLimits::admin`]):
+//! with the ingress saturated, or the admin port itself flooded, probes get
+//! through again within seconds.
 
-use super::server::next_connection;
+use super::server::{ConnectionWatch, IngressLimits, WatchedBody, next_connection, run_watched};
 use crate::metrics::{CONTENT_TYPE, Metrics};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -13,8 +17,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 /// Whether the host is ready for traffic, as `/readyz` reports it. Clone to
 /// share; starts not ready.
@@ -33,30 +37,56 @@ impl Readiness {
     }
 }
 
-/// Serves the admin endpoint on `listener` until `shutdown` resolves.
+/// Serves the admin endpoint on `listener` until `shutdown` resolves, its
+/// connections bounded by `limits` (normally [`IngressLimits::admin`]).
 pub async fn serve_admin(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     readiness: Readiness,
+    limits: IngressLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let mut shutdown = std::pin::pin!(shutdown);
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10));
-    while let Some((stream, _)) = next_connection(&listener, &mut shutdown, "admin").await {
-        let (metrics, readiness) = (metrics.clone(), readiness.clone());
-        let service = hyper::service::service_fn(move |request| {
-            let response = answer(&request, &metrics, &readiness);
-            async move { Ok::<_, Infallible>(response) }
+        .header_read_timeout(limits.first_request_timeout.max(limits.idle_timeout) * 2)
+        .max_buf_size(super::MAX_REQUEST_HEAD_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(super::MAX_REQUEST_HEAD_BYTES as u32);
+    while let Some((stream, peer)) = next_connection(&listener, &mut shutdown, "admin").await {
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            metrics.limit_hit("admin_connections");
+            drop(stream);
+            continue;
+        };
+        let watch = Arc::new(ConnectionWatch::new());
+        let service = hyper::service::service_fn({
+            let (metrics, readiness, watch) = (metrics.clone(), readiness.clone(), watch.clone());
+            move |request| {
+                let busy = watch.request_started();
+                let body = answer(&request, &metrics, &readiness);
+                async move { Ok::<_, Infallible>(body.map(|body| WatchedBody { body, _busy: busy })) }
+            }
         });
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
+        let (limits, metrics) = (limits.clone(), metrics.clone());
         tokio::spawn(async move {
-            let _ = connection.await;
+            let _permit = permit;
+            if let Some(which) = run_watched(connection, &watch, &limits, peer).await {
+                // Counted apart from the ingress's own closes.
+                metrics.limit_hit(if which == "ingress_idle" {
+                    "admin_idle"
+                } else {
+                    "admin_first_request"
+                });
+            }
         });
     }
 }

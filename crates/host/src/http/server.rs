@@ -57,6 +57,17 @@ impl Default for IngressLimits {
 }
 
 impl IngressLimits {
+    /// The admin endpoint's limits: its requests are short (a scrape, a
+    /// probe), so a few connections and short timeouts suffice, and a client
+    /// flooding it with idle connections cannot keep it away for long.
+    pub fn admin() -> Self {
+        Self {
+            max_connections: 64,
+            first_request_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(15),
+        }
+    }
+
     /// The connection cap this process can honour: at most half its
     /// descriptor limit, so that accepting up to the cap never starves the
     /// admin endpoint, outbound connections or file reads.
@@ -146,14 +157,8 @@ async fn serve_boxed(
         tokio::spawn(async move {
             let _permit = permit;
             metrics.connections().inc();
-            tokio::select! {
-                result = connection => if let Err(error) = result {
-                    tracing::debug!(%peer, error = %error, "connection ended with an error");
-                },
-                which = watch.expired(&limits) => {
-                    metrics.limit_hit(which);
-                    tracing::debug!(%peer, limit = which, "connection closed: no request in time");
-                }
+            if let Some(which) = run_watched(connection, &watch, &limits, peer).await {
+                metrics.limit_hit(which);
             }
             metrics.connections().dec();
         });
@@ -164,9 +169,35 @@ async fn serve_boxed(
         .is_ok())
 }
 
+/// Runs `connection` until it ends or `watch` finds it idle past `limits`;
+/// returns the limit that closed it, if one did.
+pub(crate) async fn run_watched<C, E>(
+    connection: C,
+    watch: &ConnectionWatch,
+    limits: &IngressLimits,
+    peer: std::net::SocketAddr,
+) -> Option<&'static str>
+where
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    tokio::select! {
+        result = connection => {
+            if let Err(error) = result {
+                tracing::debug!(%peer, error = %error, "connection ended with an error");
+            }
+            None
+        }
+        which = watch.expired(limits) => {
+            tracing::debug!(%peer, limit = which, "connection closed: no request in time");
+            Some(which)
+        }
+    }
+}
+
 /// What one connection is doing: requests in flight, and since when it has
 /// been idle.
-struct ConnectionWatch {
+pub(crate) struct ConnectionWatch {
     state: Mutex<WatchState>,
     changed: Notify,
 }
@@ -178,7 +209,7 @@ struct WatchState {
 }
 
 impl ConnectionWatch {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             state: Mutex::new(WatchState {
                 in_flight: 0,
@@ -195,7 +226,7 @@ impl ConnectionWatch {
 
     /// A request head arrived; the connection is busy until the returned
     /// guard (held by the response body) is dropped.
-    fn request_started(self: &Arc<Self>) -> BusyGuard {
+    pub(crate) fn request_started(self: &Arc<Self>) -> BusyGuard {
         {
             let mut state = self.lock();
             state.in_flight += 1;
@@ -241,7 +272,7 @@ impl ConnectionWatch {
 }
 
 /// Marks a connection busy while a response is being sent.
-struct BusyGuard(Arc<ConnectionWatch>);
+pub(crate) struct BusyGuard(Arc<ConnectionWatch>);
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
@@ -258,14 +289,14 @@ impl Drop for BusyGuard {
 
 /// A response body that keeps its connection counted busy until it is
 /// sent or dropped.
-struct WatchedBody {
-    body: ResponseBody,
-    _busy: BusyGuard,
+pub(crate) struct WatchedBody<B = ResponseBody> {
+    pub(crate) body: B,
+    pub(crate) _busy: BusyGuard,
 }
 
-impl http_body::Body for WatchedBody {
-    type Data = bytes::Bytes;
-    type Error = wasmtime_wasi_http::Error;
+impl<B: http_body::Body + Unpin> http_body::Body for WatchedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,

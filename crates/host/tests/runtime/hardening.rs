@@ -537,6 +537,38 @@ async fn slow_and_idle_connections_are_closed_and_the_cap_holds() {
             String::from_utf8_lossy(sent)
         );
     }
+    // The whole HTTP/2 preface and a SETTINGS frame, then nothing.
+    let mut stream = TcpStream::connect(t.addr).await.unwrap();
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    assert!(
+        closed_by_server(&mut stream).await,
+        "an HTTP/2 connection with no request held"
+    );
+    // An HTTP/2 connection that answered once, then idles: the client's
+    // connection task ends when the server closes it.
+    let stream = TcpStream::connect(t.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    let h2_connection = tokio::spawn(conn);
+    let request = http::Request::builder()
+        .uri("http://ok.test/ok")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    drop(response);
+    tokio::time::timeout(TIMEOUT, h2_connection)
+        .await
+        .expect("an idle HTTP/2 connection held")
+        .unwrap()
+        .ok();
     // A keep-alive connection that answered once, then idles.
     let mut stream = TcpStream::connect(t.addr).await.unwrap();
     stream
@@ -605,6 +637,95 @@ async fn slow_and_idle_connections_are_closed_and_the_cap_holds() {
     };
     let status = tokio::time::timeout(TIMEOUT, served).await.unwrap();
     assert_eq!(status, 200, "a freed slot serves again");
+}
+
+/// Finding 4: the admin endpoint answers while the ingress is at its
+/// connection cap, and a flood of idle connections to the admin port itself
+/// is refused past its own cap and closed after its first-request timeout.
+#[tokio::test]
+async fn the_admin_endpoint_stays_reachable() {
+    use nimbus_host::http::admin::{Readiness, serve_admin};
+    let t = host_with(HostConfig {
+        ingress: IngressLimits {
+            max_connections: 4,
+            ..IngressLimits::default()
+        },
+        ..config()
+    })
+    .await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = listener.local_addr().unwrap();
+    let limits = IngressLimits {
+        max_connections: 3,
+        first_request_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_millis(300),
+    };
+    tokio::spawn(serve_admin(
+        listener,
+        t.host.metrics().clone(),
+        Readiness::default(),
+        limits,
+        std::future::pending(),
+    ));
+    let healthz = || async {
+        let stream = TcpStream::connect(admin).await.ok()?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .ok()?;
+        tokio::spawn(conn);
+        let request = http::Request::builder()
+            .uri("/healthz")
+            .header("host", "admin")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        Some(sender.send_request(request).await.ok()?.status())
+    };
+
+    // The ingress saturated by idle clients: the admin endpoint answers.
+    let mut ingress_held = Vec::new();
+    for _ in 0..6 {
+        ingress_held.push(TcpStream::connect(t.addr).await.unwrap());
+    }
+    eventually("the ingress at its cap", || {
+        series_is(
+            &t,
+            "nimbus_limit_events_total{limit=\"ingress_connections\"}",
+            " 2",
+        )
+    })
+    .await;
+    assert_eq!(healthz().await, Some(http::StatusCode::OK));
+
+    // The admin port flooded: past its cap a connection is closed at once,
+    // and the idle ones are closed after the first-request timeout, after
+    // which probes answer again.
+    let mut admin_held = Vec::new();
+    for _ in 0..3 {
+        admin_held.push(TcpStream::connect(admin).await.unwrap());
+    }
+    let mut fourth = TcpStream::connect(admin).await.unwrap();
+    assert!(closed_by_server(&mut fourth).await, "the admin cap held");
+    for stream in &mut admin_held {
+        assert!(
+            closed_by_server(stream).await,
+            "an idle admin connection held"
+        );
+    }
+    let answered = async {
+        loop {
+            if healthz().await == Some(http::StatusCode::OK) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(TIMEOUT, answered)
+        .await
+        .expect("the admin endpoint answers again");
+    for limit in ["admin_connections", "admin_first_request"] {
+        let series = format!("nimbus_limit_events_total{{limit=\"{limit}\"}}");
+        eventually(limit, || t.host.metrics().encode().contains(&series)).await;
+    }
 }
 
 /// Finding 11: guest stdout goes to the host's log as attributed events,
