@@ -102,21 +102,81 @@ pub struct Placement {
     pub current: bool,
 }
 
+/// Where a resource stands: the STATUS column of `nimbus get` and the
+/// `Status:` line of `nimbus describe`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Not every replica runs the current spec yet: being placed or
+    /// updated, failing to start (tried again), or no live host matches.
+    /// (A status stored before phases existed reads as this until the
+    /// controller writes it again.)
+    #[default]
+    Pending,
+    /// Every replica wanted runs the current spec on a live host.
+    Ready,
+    /// A host rejected the current spec for good ([`Rejection`]): it is not
+    /// placed again until the spec changes.
+    Failed,
+}
+
+impl Phase {
+    /// `Pending`, `Ready` or `Failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Ready => "Ready",
+            Self::Failed => "Failed",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A spec a host rejected for good: the workload cannot run as given, on
+/// that host or any other (its image is too large, not a component, or
+/// imports what no host provides). Kept in the stored status, so a
+/// restarted or newly elected controller does not place that spec again;
+/// a changed spec (another hash) is placed as usual.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rejection {
+    /// The spec rejected, by its [`spec_hash`](crate::api::spec_hash).
+    pub spec_hash: String,
+    /// The host that rejected it.
+    pub host: String,
+    /// Why, as the host said.
+    pub reason: String,
+}
+
 /// What the controller observed of a resource.
+///
+/// The fields added since the first release (`phase`, `rejected`) have
+/// defaults, so statuses stored by an older controller still read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceStatus {
     /// Generation this status describes.
     pub observed_generation: u64,
+    /// Where it stands.
+    #[serde(default)]
+    pub phase: Phase,
     /// Replicas wanted.
     pub desired: u32,
     /// Replicas running the current spec on live hosts.
     pub ready: u32,
     /// Where they run, by host id.
     pub placements: Vec<Placement>,
-    /// Why not all are ready, if they are not.
+    /// Why not all are ready, if they are not (with phase `Failed`, the
+    /// host's reason).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The current spec, if a host rejected it for good (phase `Failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<Rejection>,
     /// What happened to it lately, oldest first (at most
     /// [`MAX_EVENTS`](crate::events::MAX_EVENTS); see [`crate::events`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -511,4 +571,46 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
         key: key.to_string(),
         message: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_stored_before_phases_still_reads() {
+        let old = br#"{"observedGeneration":3,"desired":2,"ready":1,"placements":[{"host":"h0","replicas":1,"current":true}],"message":"1 of 2 replicas ready"}"#;
+        let status: ResourceStatus = decode("status.shop/web", old).unwrap();
+        assert_eq!(status.phase, Phase::Pending);
+        assert_eq!(status.rejected, None);
+        assert_eq!(status.ready, 1);
+        assert!(status.events.is_empty());
+    }
+
+    #[test]
+    fn a_rejection_is_stored_with_its_spec_hash() {
+        let status = ResourceStatus {
+            observed_generation: 1,
+            phase: Phase::Failed,
+            desired: 1,
+            ready: 0,
+            placements: Vec::new(),
+            message: Some("not a component".into()),
+            rejected: Some(Rejection {
+                spec_hash: "sha256:a".into(),
+                host: "h0".into(),
+                reason: "not a component".into(),
+            }),
+            events: Vec::new(),
+        };
+        let json: serde_json::Value = serde_json::from_slice(&encode(&status)).unwrap();
+        assert_eq!(json["phase"], "Failed");
+        assert_eq!(json["rejected"]["specHash"], "sha256:a");
+        assert_eq!(json["rejected"]["host"], "h0");
+        assert_eq!(json["rejected"]["reason"], "not a component");
+        assert_eq!(
+            decode::<ResourceStatus>("k", &encode(&status)).unwrap(),
+            status
+        );
+    }
 }

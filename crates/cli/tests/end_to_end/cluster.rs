@@ -153,6 +153,17 @@ fn wait_status(
     }
 }
 
+/// How many times hosts rejected the resource (its `Rejected` event's count).
+fn rejections(status: &Value) -> u64 {
+    status["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["reason"] == "Rejected")
+        .map(|e| e["count"].as_u64().unwrap_or(0))
+        .sum()
+}
+
 fn placements(status: &Value) -> Vec<(String, u64)> {
     let mut all: Vec<(String, u64)> = status["placements"]
         .as_array()
@@ -420,8 +431,9 @@ fn a_deployment_spreads_over_hosts_and_survives_host_loss_and_nats_restarts() {
     );
 
     // An image that can never be read (a device: unbounded before) is
-    // rejected by the first host that tries it and marked Failed; it is not
-    // moved from host to host, and every host still serves.
+    // rejected by the first host that tries it and marked Failed, with the
+    // spec rejected and why kept in the stored status; it is not moved from
+    // host to host, and every host still serves.
     std::fs::write(
         dir.join("zero.yaml"),
         deployment("zero", "file:///dev/zero", "zero.test", 1),
@@ -429,12 +441,32 @@ fn a_deployment_spreads_over_hosts_and_survives_host_loss_and_nats_restarts() {
     .unwrap();
     succeeds_in(dir, &["apply", "-f", "zero.yaml", "--nats", &url]);
     let status = wait_status(dir, &url, "zero", Duration::from_secs(30), |s| {
-        s["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("Failed:") && m.contains("not a regular file"))
+        s["phase"] == "Failed"
     });
+    assert!(
+        status["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not a regular file")),
+        "{status}"
+    );
+    assert!(
+        status["rejected"]["specHash"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("sha256:")),
+        "{status}"
+    );
     assert_eq!(status["ready"], 0, "{status}");
     assert!(placements(&status).is_empty(), "{status}");
+    assert_eq!(rejections(&status), 1, "{status}");
+    let (table, _) = succeeds_in(
+        dir,
+        &["get", "deployments", "zero", "-n", "shop", "--nats", &url],
+    );
+    let header = line_with(&table, "NAMESPACE");
+    assert!(header.contains("  STATUS  READY  "), "{table}");
+    let row = line_with(&table, "zero");
+    assert!(row.contains("  Failed  0/1  "), "{table}");
+    assert!(row.contains("not a regular file"), "{table}");
     let (described, _) = succeeds_in(
         dir,
         &[
@@ -446,6 +478,12 @@ fn a_deployment_spreads_over_hosts_and_survives_host_loss_and_nats_restarts() {
             "--nats",
             &url,
         ],
+    );
+    let phase = line_with(&described, "Status:");
+    assert!(
+        phase.contains("Failed (host ")
+            && phase.contains("not placed again until the spec changes"),
+        "{described}"
     );
     let rejected = line_with(&described, "Rejected");
     assert!(rejected.trim_start().starts_with("Warning"), "{described}");
@@ -554,6 +592,17 @@ fn a_standby_controller_takes_over_without_duplicating_workloads() {
     let before = replicas_on_hosts(dir, &url, "shop/web");
     assert_eq!(before, [("h0".into(), 1), ("h1".into(), 1)]);
     assert!(!second.stderr().contains("leading"), "{}", second.stderr());
+    // A spec a host rejected for good, under the first leader.
+    std::fs::write(
+        dir.join("zero.yaml"),
+        deployment("zero", "file:///dev/zero", "zero.test", 1),
+    )
+    .unwrap();
+    succeeds_in(dir, &["apply", "-f", "zero.yaml", "--nats", &url]);
+    let failed = wait_status(dir, &url, "zero", Duration::from_secs(30), |s| {
+        s["phase"] == "Failed"
+    });
+    assert_eq!(rejections(&failed), 1, "{failed}");
 
     first.kill();
     second.wait_for_stderr("leading", 1, Duration::from_secs(30));
@@ -563,6 +612,23 @@ fn a_standby_controller_takes_over_without_duplicating_workloads() {
     while Instant::now() < until {
         assert_eq!(replicas_on_hosts(dir, &url, "shop/web"), before);
     }
+    // The new leader read the rejection from the stored status: the spec
+    // is still Failed and was not tried again.
+    let status = status_of(dir, &url, "zero").unwrap();
+    assert_eq!(status["phase"], "Failed", "{status}");
+    assert_eq!(rejections(&status), 1, "{status}");
+    assert!(replicas_on_hosts(dir, &url, "shop/zero").is_empty());
+    // Fixed (a new spec), it is placed.
+    std::fs::write(
+        dir.join("zero.yaml"),
+        deployment("zero", test_programs::P2_HELLO, "zero.test", 1),
+    )
+    .unwrap();
+    succeeds_in(dir, &["apply", "-f", "zero.yaml", "--nats", &url]);
+    let status = wait_status(dir, &url, "zero", Duration::from_secs(60), |s| {
+        s["phase"] == "Ready" && s["ready"] == 1
+    });
+    assert!(status.get("rejected").is_none(), "{status}");
     // The new leader acts: scaling up lands on the existing hosts.
     std::fs::write(
         dir.join("web.yaml"),

@@ -20,6 +20,12 @@
 //! matches a `hostSelector`, when a host holding replicas is lost. They
 //! are written with the status; a new leader reads them back before it
 //! acts, so they carry on across a change of leader.
+//!
+//! A spec a host rejected for good (the workload itself cannot run) makes
+//! its resource `Failed`; the rejection (spec hash, host, reason) is written
+//! with the status too and read back the same way, so neither this leader
+//! nor a later one places that spec again. A changed spec is placed as
+//! usual.
 
 mod lease;
 mod placement;
@@ -29,7 +35,7 @@ use crate::api::{
     WorkloadStopResponse,
 };
 use crate::events::{self, EventType};
-use crate::store::{self, Placement, Resource, ResourceStatus, Store};
+use crate::store::{self, Phase, Placement, Rejection, Resource, ResourceStatus, Store};
 use async_nats::jetstream::kv;
 use futures::StreamExt as _;
 use placement::{Action, HostView, Want};
@@ -185,9 +191,11 @@ struct State {
     /// Requests in flight, by (host, workload id).
     pending: HashMap<(String, String), Change>,
     failures: HashMap<(String, String), (Instant, String)>,
-    /// Workloads a host rejected for good, by id: the spec hash rejected and
-    /// why. Not placed again until their spec changes.
-    rejected: HashMap<String, (String, String)>,
+    /// Workloads a host rejected for good, by id: the spec hash rejected,
+    /// the host and why. Not placed again until their spec changes. Written
+    /// with the status and read back from it when a term begins, so a
+    /// restarted or newly elected leader does not place them again either.
+    rejected: HashMap<String, Rejection>,
     statuses: HashMap<String, ResourceStatus>,
     /// Recent events, by resource id, oldest first.
     events: HashMap<String, Vec<events::Event>>,
@@ -336,77 +344,7 @@ impl Controller {
         events: &mpsc::UnboundedSender<Event>,
         permits: &Arc<tokio::sync::Semaphore>,
     ) {
-        let plan = state.plan();
-        let now = Instant::now();
-        state.failures.retain(|_, (until, _)| *until > now);
-        let mut commands = Vec::new();
-        for action in plan.actions {
-            let key = match &action {
-                Action::Start { host, id, .. } | Action::Stop { host, id } => {
-                    (host.clone(), id.clone())
-                }
-            };
-            if state.pending.contains_key(&key) || state.failures.contains_key(&key) {
-                continue;
-            }
-            if matches!(action, Action::Start { .. }) && state.is_rejected(&key.1) {
-                continue;
-            }
-            let command = match action {
-                Action::Start { host, id, replicas } => {
-                    let Some(desired) = state.desired.get(&id) else {
-                        continue;
-                    };
-                    Command::Start {
-                        host,
-                        request: Box::new(WorkloadStartRequest {
-                            workload_id: id,
-                            workload: desired.resource.workload.clone(),
-                            replicas,
-                        }),
-                    }
-                }
-                Action::Stop { host, id } => Command::Stop {
-                    host,
-                    request: WorkloadStopRequest { workload_id: id },
-                },
-            };
-            let change = match &command {
-                Command::Start { .. } => {
-                    let desired = &state.desired[&key.1];
-                    let before = state
-                        .hosts
-                        .get(&key.0)
-                        .and_then(|h| h.workloads.get(&key.1));
-                    match before {
-                        None => Change::Place,
-                        Some((hash, from)) if *hash == desired.spec_hash => {
-                            Change::Resize { from: *from }
-                        }
-                        Some(_) => Change::Update {
-                            generation: desired.resource.generation,
-                        },
-                    }
-                }
-                Command::Stop { .. } => Change::Stop,
-            };
-            // Assume it done, so the rest of this pass and the next ones
-            // place around it (the reply or a heartbeat corrects this).
-            if let Some(host) = state.hosts.get_mut(&key.0) {
-                match &command {
-                    Command::Start { request, .. } => {
-                        let hash = state.desired[&key.1].spec_hash.clone();
-                        host.workloads
-                            .insert(key.1.clone(), (hash, request.replicas));
-                    }
-                    Command::Stop { .. } => {
-                        host.workloads.remove(&key.1);
-                    }
-                }
-            }
-            state.pending.insert(key, change);
-            commands.push(command);
-        }
+        let (commands, targets) = state.commands();
         for command in commands {
             self.stats.commands.fetch_add(1, Ordering::Relaxed);
             tokio::spawn(send(
@@ -417,7 +355,7 @@ impl Controller {
                 events.clone(),
             ));
         }
-        self.write_statuses(state, &plan.targets, permits);
+        self.write_statuses(state, &targets, permits);
     }
 
     fn write_statuses(
@@ -456,11 +394,13 @@ impl State {
     }
 
     /// This controller took the lease: the events it kept as a standby are
-    /// dropped (the leader recorded its own), and those stored are to be
+    /// dropped (the leader recorded its own), and so are the rejections it
+    /// knew of (the store says which still hold); those stored are to be
     /// read back ([`Event::Seed`] with the term returned).
     fn begin_term(&mut self) -> u64 {
         self.term += 1;
         self.events.clear();
+        self.rejected.clear();
         self.events_seeded = false;
         self.term
     }
@@ -481,6 +421,7 @@ impl State {
     ) -> Vec<(String, ResourceStatus)> {
         self.statuses.retain(|id, _| self.desired.contains_key(id));
         self.events.retain(|id, _| self.desired.contains_key(id));
+        self.rejected.retain(|id, _| self.desired.contains_key(id));
         let mut changed = Vec::new();
         for (id, desired) in &self.desired {
             let mut placements = Vec::new();
@@ -503,13 +444,22 @@ impl State {
                 }
             }
             let wanted = desired.resource.replicas;
+            // Only a rejection of the current spec counts: a spec changed
+            // since is placed as usual.
             let rejected = self
                 .rejected
                 .get(id)
-                .filter(|(hash, _)| *hash == desired.spec_hash);
+                .filter(|r| r.spec_hash == desired.spec_hash);
             let unplaceable = targets.get(id).is_none_or(|t| t.is_empty()) && wanted > 0;
-            let message = if let Some((_, error)) = rejected {
-                Some(format!("Failed: {error}"))
+            let phase = if rejected.is_some() {
+                Phase::Failed
+            } else if ready == wanted {
+                Phase::Ready
+            } else {
+                Phase::Pending
+            };
+            let message = if let Some(rejection) = rejected {
+                Some(rejection.reason.clone())
             } else if ready == wanted {
                 None
             } else if unplaceable {
@@ -541,10 +491,12 @@ impl State {
             }
             let status = ResourceStatus {
                 observed_generation: desired.resource.generation,
+                phase,
                 desired: wanted,
                 ready,
                 placements,
                 message,
+                rejected: rejected.cloned(),
                 events: self.events.get(id).cloned().unwrap_or_default(),
             };
             if self.statuses.get(id) == Some(&status) {
@@ -554,6 +506,83 @@ impl State {
             changed.push((id.clone(), status));
         }
         changed
+    }
+
+    /// The requests this pass sends: placement's actions, less those
+    /// already in flight, those waiting out a failed start, and starts of a
+    /// spec a host rejected for good. Each is assumed done (the reply or a
+    /// heartbeat corrects this). Returned with placement's targets, for the
+    /// statuses.
+    fn commands(&mut self) -> (Vec<Command>, HashMap<String, BTreeMap<String, u32>>) {
+        let plan = self.plan();
+        let now = Instant::now();
+        self.failures.retain(|_, (until, _)| *until > now);
+        let mut commands = Vec::new();
+        for action in plan.actions {
+            let key = match &action {
+                Action::Start { host, id, .. } | Action::Stop { host, id } => {
+                    (host.clone(), id.clone())
+                }
+            };
+            if self.pending.contains_key(&key) || self.failures.contains_key(&key) {
+                continue;
+            }
+            if matches!(action, Action::Start { .. }) && self.is_rejected(&key.1) {
+                continue;
+            }
+            let command = match action {
+                Action::Start { host, id, replicas } => {
+                    let Some(desired) = self.desired.get(&id) else {
+                        continue;
+                    };
+                    Command::Start {
+                        host,
+                        request: Box::new(WorkloadStartRequest {
+                            workload_id: id,
+                            workload: desired.resource.workload.clone(),
+                            replicas,
+                        }),
+                    }
+                }
+                Action::Stop { host, id } => Command::Stop {
+                    host,
+                    request: WorkloadStopRequest { workload_id: id },
+                },
+            };
+            let change = match &command {
+                Command::Start { .. } => {
+                    let desired = &self.desired[&key.1];
+                    let before = self.hosts.get(&key.0).and_then(|h| h.workloads.get(&key.1));
+                    match before {
+                        None => Change::Place,
+                        Some((hash, from)) if *hash == desired.spec_hash => {
+                            Change::Resize { from: *from }
+                        }
+                        Some(_) => Change::Update {
+                            generation: desired.resource.generation,
+                        },
+                    }
+                }
+                Command::Stop { .. } => Change::Stop,
+            };
+            // Assume it done, so the rest of this pass and the next ones
+            // place around it (the reply or a heartbeat corrects this).
+            if let Some(host) = self.hosts.get_mut(&key.0) {
+                match &command {
+                    Command::Start { request, .. } => {
+                        let hash = self.desired[&key.1].spec_hash.clone();
+                        host.workloads
+                            .insert(key.1.clone(), (hash, request.replicas));
+                    }
+                    Command::Stop { .. } => {
+                        host.workloads.remove(&key.1);
+                    }
+                }
+            }
+            self.pending.insert(key, change);
+            commands.push(command);
+        }
+        (commands, plan.targets)
     }
 
     /// Placement over what is desired and what live hosts run.
@@ -585,7 +614,7 @@ impl State {
     /// Whether a host rejected workload `id`'s current spec for good.
     fn is_rejected(&self, id: &str) -> bool {
         match (self.rejected.get(id), self.desired.get(id)) {
-            (Some((hash, _)), Some(desired)) => *hash == desired.spec_hash,
+            (Some(rejection), Some(desired)) => rejection.spec_hash == desired.spec_hash,
             _ => false,
         }
     }
@@ -706,6 +735,13 @@ impl State {
                         events::record(&mut list, event);
                     }
                     self.events.insert(id.clone(), list);
+                    // A spec a host rejected for good stays rejected across
+                    // leaders (unless a reply this term said so already).
+                    if let Some(rejection) = &status.rejected {
+                        self.rejected
+                            .entry(id.clone())
+                            .or_insert_with(|| rejection.clone());
+                    }
                     // What is stored is what was last written: a condition
                     // that still holds is not an event again, and a status
                     // that did not change is not written again.
@@ -717,6 +753,22 @@ impl State {
                 let change = self.pending.remove(&(host.clone(), id.clone()));
                 if let Some(event) = outcome_event(&host, change, &outcome) {
                     self.record(&id, event);
+                }
+                if let Outcome::Rejected { error, spec_hash } = &outcome {
+                    stats.command_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(host = %host, workload = %id, "rejected, not placed again until its spec changes: {error}");
+                    // About the spec, not the host: kept even if the host
+                    // is gone since, but not for a resource deleted since.
+                    // Under the hash that was sent: a spec changed
+                    // meanwhile is not the one rejected.
+                    if self.desired.contains_key(&id) {
+                        let rejection = Rejection {
+                            spec_hash: spec_hash.clone(),
+                            host: host.clone(),
+                            reason: error.clone(),
+                        };
+                        self.rejected.insert(id.clone(), rejection);
+                    }
                 }
                 let Some(observed) = self.hosts.get_mut(&host) else {
                     return true;
@@ -732,13 +784,8 @@ impl State {
                         observed.revision = observed.revision.max(reply.host_revision);
                         observed.workloads.remove(&id);
                     }
-                    Outcome::Rejected { error, spec_hash } => {
+                    Outcome::Rejected { .. } => {
                         observed.workloads.remove(&id);
-                        stats.command_failures.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(host = %host, workload = %id, "rejected, not placed again until its spec changes: {error}");
-                        // Under the hash that was sent: a spec changed
-                        // meanwhile is not the one rejected.
-                        self.rejected.insert(id, (spec_hash, error));
                     }
                     Outcome::Failed(error) => {
                         // Unknown what the host runs now; its next
@@ -821,9 +868,10 @@ fn outcome_event(host: &str, change: Option<Change>, outcome: &Outcome) -> Optio
     Some(events::Event::new(event_type, reason, &message).on_host(host))
 }
 
-/// Reads the stored statuses for the events they hold, and hands them to
-/// the main loop as the seed of leader term `term` (none if the read
-/// fails: the events then start anew rather than hold placement up).
+/// Reads the stored statuses for the events and rejections they hold, and
+/// hands them to the main loop as the seed of leader term `term` (none if
+/// the read fails: the events then start anew, and a rejected spec is tried
+/// once more and rejected again, rather than hold placement up).
 async fn seed_events(store: Store, events: mpsc::UnboundedSender<Event>, term: u64) {
     let stored = match store.statuses().await {
         Ok(stored) => stored,
@@ -1035,6 +1083,24 @@ mod tests {
         })
     }
 
+    /// The starts among `commands`: (host, spec hash sent).
+    fn starts(commands: &[Command]) -> Vec<(String, String)> {
+        commands
+            .iter()
+            .filter_map(|command| match command {
+                Command::Start { host, request } => {
+                    Some((host.clone(), api::spec_hash(&request.workload)))
+                }
+                Command::Stop { .. } => None,
+            })
+            .collect()
+    }
+
+    /// `status` as a new controller reads it back from the bucket.
+    fn through_the_store(status: &ResourceStatus) -> ResourceStatus {
+        store::decode("status.shop/web", &store::encode(status)).unwrap()
+    }
+
     fn shown(events: &[events::Event]) -> Vec<(EventType, &str, &str, u32)> {
         events
             .iter()
@@ -1176,10 +1242,12 @@ mod tests {
         done(&mut state, "h0", Change::Place, started(1));
         let mut stored = ResourceStatus {
             observed_generation: 1,
+            phase: Phase::Pending,
             desired: 1,
             ready: 0,
             placements: Vec::new(),
             message: None,
+            rejected: None,
             events: vec![events::Event::new(EventType::Warning, "FailedStart", "old")],
         };
         // A seed from an earlier term is ignored.
@@ -1219,5 +1287,178 @@ mod tests {
         assert!(next.changed_statuses(&plan.targets).is_empty());
         assert_eq!(next.events["shop/web"].len(), 1);
         assert_eq!(next.events["shop/web"][0].count, 1);
+    }
+
+    #[test]
+    fn a_rejected_spec_is_failed_and_not_placed_again_by_a_new_leader() {
+        let mut first = state(vec![resource("web", 1, &[])]);
+        let (commands, _) = first.commands();
+        let placed = starts(&commands);
+        assert_eq!(placed.len(), 1, "{placed:?}");
+        let (host, hash) = placed[0].clone();
+        first.apply(
+            Event::Done {
+                host: host.clone(),
+                id: "shop/web".into(),
+                outcome: Outcome::Rejected {
+                    error: "not a component".into(),
+                    spec_hash: hash.clone(),
+                },
+            },
+            RETRY,
+            &ControllerStats::default(),
+        );
+        // This leader does not try it again, on that host or the other.
+        let (commands, targets) = first.commands();
+        assert!(starts(&commands).is_empty());
+        let (_, status) = first.changed_statuses(&targets).remove(0);
+        assert_eq!(status.phase, Phase::Failed);
+        assert_eq!(status.message.as_deref(), Some("not a component"));
+        assert_eq!(
+            status.rejected,
+            Some(Rejection {
+                spec_hash: hash.clone(),
+                host: host.clone(),
+                reason: "not a component".into(),
+            })
+        );
+        assert_eq!(status.ready, 0);
+
+        // A new controller (restarted, or another one elected) reads the
+        // same bucket: it does not place the spec either, and has nothing
+        // new to write.
+        let mut next = state(vec![resource("web", 1, &[])]);
+        let term = next.begin_term();
+        let seed = Event::Seed {
+            term,
+            stored: [("shop/web".to_string(), through_the_store(&status))].into(),
+        };
+        next.apply(seed, RETRY, &ControllerStats::default());
+        for _ in 0..3 {
+            let (commands, targets) = next.commands();
+            assert!(starts(&commands).is_empty(), "placed again");
+            assert!(next.changed_statuses(&targets).is_empty());
+        }
+
+        // The spec fixed (another hash): placed again, and no longer Failed.
+        let mut fixed = resource("web", 1, &[]);
+        fixed.workload.spec.components[0].image = "/b.wasm".into();
+        fixed.generation = 2;
+        let fixed_hash = api::spec_hash(&fixed.workload);
+        assert_ne!(fixed_hash, hash);
+        next.apply(
+            Event::Put("shop/web".into(), Box::new(fixed)),
+            RETRY,
+            &ControllerStats::default(),
+        );
+        let (commands, targets) = next.commands();
+        let placed = starts(&commands);
+        assert_eq!(placed.len(), 1, "{placed:?}");
+        assert_eq!(placed[0].1, fixed_hash);
+        let (_, status) = next.changed_statuses(&targets).remove(0);
+        assert_eq!(status.phase, Phase::Pending);
+        assert_eq!(status.rejected, None);
+        assert_eq!(status.observed_generation, 2);
+    }
+
+    #[test]
+    fn a_stored_rejection_of_an_older_spec_does_not_hold_the_current_one() {
+        let mut first = state(vec![resource("web", 1, &[])]);
+        let (commands, _) = first.commands();
+        let (host, hash) = starts(&commands)[0].clone();
+        first.apply(
+            Event::Done {
+                host,
+                id: "shop/web".into(),
+                outcome: Outcome::Rejected {
+                    error: "too large".into(),
+                    spec_hash: hash,
+                },
+            },
+            RETRY,
+            &ControllerStats::default(),
+        );
+        let (_, targets) = first.commands();
+        let (_, stored) = first.changed_statuses(&targets).remove(0);
+        assert_eq!(stored.phase, Phase::Failed);
+        // The spec changed while no controller led: the new leader places it.
+        let mut fixed = resource("web", 1, &[]);
+        fixed.workload.spec.components[0].image = "/b.wasm".into();
+        let mut next = state(vec![fixed]);
+        let term = next.begin_term();
+        let seed = Event::Seed {
+            term,
+            stored: [("shop/web".to_string(), through_the_store(&stored))].into(),
+        };
+        next.apply(seed, RETRY, &ControllerStats::default());
+        let (commands, targets) = next.commands();
+        assert_eq!(starts(&commands).len(), 1);
+        let (_, status) = next.changed_statuses(&targets).remove(0);
+        assert_eq!(status.phase, Phase::Pending);
+        assert_eq!(status.rejected, None);
+    }
+
+    #[test]
+    fn a_rejection_arriving_after_a_delete_does_not_hold_a_new_apply() {
+        let mut state = state(vec![resource("web", 1, &[])]);
+        let (commands, _) = state.commands();
+        let (host, hash) = starts(&commands)[0].clone();
+        state.apply(
+            Event::Delete("shop/web".into()),
+            RETRY,
+            &ControllerStats::default(),
+        );
+        state.apply(
+            Event::Done {
+                host,
+                id: "shop/web".into(),
+                outcome: Outcome::Rejected {
+                    error: "not a component".into(),
+                    spec_hash: hash,
+                },
+            },
+            RETRY,
+            &ControllerStats::default(),
+        );
+        state.apply(
+            Event::Put("shop/web".into(), Box::new(resource("web", 1, &[]))),
+            RETRY,
+            &ControllerStats::default(),
+        );
+        let (commands, _) = state.commands();
+        assert_eq!(starts(&commands).len(), 1);
+    }
+
+    #[test]
+    fn phases_follow_readiness() {
+        let mut state = state(vec![resource("web", 2, &[])]);
+        let (commands, targets) = state.commands();
+        assert_eq!(starts(&commands).len(), 2);
+        // Requests in flight are not ready yet.
+        let (_, status) = state.changed_statuses(&targets).remove(0);
+        assert_eq!(status.phase, Phase::Pending);
+        for (host, _) in starts(&commands) {
+            state.apply(
+                Event::Done {
+                    host,
+                    id: "shop/web".into(),
+                    outcome: started(1),
+                },
+                RETRY,
+                &ControllerStats::default(),
+            );
+        }
+        // `started` reports a hash of its own; make the hosts run the
+        // current spec.
+        let current = state.desired["shop/web"].spec_hash.clone();
+        for host in state.hosts.values_mut() {
+            host.workloads
+                .insert("shop/web".into(), (current.clone(), 1));
+        }
+        let (commands, targets) = state.commands();
+        assert!(commands.is_empty());
+        let (_, status) = state.changed_statuses(&targets).remove(0);
+        assert_eq!((status.phase, status.ready), (Phase::Ready, 2));
+        assert_eq!(status.message, None);
     }
 }

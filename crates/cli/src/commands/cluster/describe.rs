@@ -2,7 +2,7 @@
 //! full, for people, as `kubectl describe` shows a pod.
 //!
 //! A deployment or workload: its spec in short (components, interfaces,
-//! `hostSelector`), its status (replicas ready, why not), where each
+//! `hostSelector`), its status (replicas ready, its phase, why not), where each
 //! replica runs (with each host's HTTP address, asked of the host), and its
 //! recent events: the placements the controller made and the failures it
 //! met, with the reason ("no live host matches hostSelector …", "host h1
@@ -306,6 +306,17 @@ fn render_resource(
         "Replicas",
         format!("{} desired, {} ready", status.desired, status.ready),
     );
+    match &status.rejected {
+        Some(rejection) => field(
+            &mut out,
+            "Status",
+            format!(
+                "{} (host {} rejected this spec; it is not placed again until the spec changes)",
+                status.phase, rejection.host
+            ),
+        ),
+        None => field(&mut out, "Status", status.phase),
+    }
     if let Some(message) = &status.message {
         field(&mut out, "Message", message);
     }
@@ -436,7 +447,7 @@ mod tests {
     use super::*;
     use nimbus_cluster::api::{Capacity, HeartbeatWorkload};
     use nimbus_cluster::events::EventType;
-    use nimbus_cluster::store::Placement;
+    use nimbus_cluster::store::{Phase, Placement, Rejection};
     use nimbus_model::Workload;
 
     fn at(seconds: u64) -> SystemTime {
@@ -531,6 +542,7 @@ mod tests {
         repeated.last_timestamp = nimbus_cluster::events::timestamp(at(580));
         let status = ResourceStatus {
             observed_generation: 2,
+            phase: Phase::Pending,
             desired: 2,
             ready: 1,
             placements: vec![
@@ -546,6 +558,7 @@ mod tests {
                 },
             ],
             message: Some("host h1: no such image".into()),
+            rejected: None,
             events: vec![
                 event(
                     EventType::Warning,
@@ -568,11 +581,9 @@ mod tests {
             [("h0".to_string(), heartbeat("h0", Vec::new()))].into();
         let text = render_resource(&resource(), Some(&status), &hosts, at(600));
         assert!(
-            text.contains("Replicas:        2 desired, 1 ready\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("Message:         host h1: no such image\n"),
+            text.contains(
+                "Replicas:        2 desired, 1 ready\nStatus:          Pending\nMessage:         host h1: no such image\n"
+            ),
             "{text}"
         );
         assert!(
@@ -602,6 +613,31 @@ mod tests {
     }
 
     #[test]
+    fn a_rejected_resource_shows_failed_with_the_reason() {
+        let status = ResourceStatus {
+            observed_generation: 2,
+            phase: Phase::Failed,
+            desired: 2,
+            ready: 0,
+            placements: Vec::new(),
+            message: Some("image: not a regular file".into()),
+            rejected: Some(Rejection {
+                spec_hash: "sha256:1".into(),
+                host: "h1".into(),
+                reason: "image: not a regular file".into(),
+            }),
+            events: Vec::new(),
+        };
+        let text = render_resource(&resource(), Some(&status), &BTreeMap::new(), at(600));
+        assert!(
+            text.contains(
+                "Replicas:        2 desired, 0 ready\nStatus:          Failed (host h1 rejected this spec; it is not placed again until the spec changes)\nMessage:         image: not a regular file\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_host_shows_its_workloads_against_desired_state_and_its_events() {
         let desired = resource();
         let current = api::spec_hash(&desired.workload);
@@ -623,10 +659,12 @@ mod tests {
         let resources: BTreeMap<String, Resource> = [("shop/web".to_string(), desired)].into();
         let status = ResourceStatus {
             observed_generation: 2,
+            phase: Phase::Ready,
             desired: 2,
             ready: 2,
             placements: Vec::new(),
             message: None,
+            rejected: None,
             events: vec![
                 event(
                     EventType::Normal,

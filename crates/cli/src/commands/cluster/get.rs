@@ -4,8 +4,9 @@
 //! Hosts answer a ping (`runtime.hosts.ping`) with their heartbeat; the
 //! command collects answers for `--wait`. Workloads and deployments come
 //! from the desired-state bucket, each with the status the controller wrote
-//! (with its recent events in `-o json|yaml`; `nimbus describe` shows them
-//! for people).
+//! (its phase in the STATUS column: `Pending`, `Ready`, or `Failed` for a
+//! spec a host rejected for good; with its recent events in `-o json|yaml`;
+//! `nimbus describe` shows them for people).
 
 use super::{BucketRef, NatsArgs, parse_duration};
 use clap::{Args, ValueEnum};
@@ -227,6 +228,7 @@ impl GetCommand {
                     vec![
                         s.metadata.namespace.clone(),
                         s.metadata.name.clone(),
+                        status.map_or_else(|| "-".to_string(), |st| st.phase.to_string()),
                         status.map_or_else(
                             || "-".to_string(),
                             |st| format!("{}/{}", st.ready, st.desired),
@@ -244,6 +246,7 @@ impl GetCommand {
                     &[
                         "NAMESPACE",
                         "NAME",
+                        "STATUS",
                         "READY",
                         "GENERATION",
                         "HOSTS",
