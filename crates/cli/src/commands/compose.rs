@@ -18,6 +18,9 @@ pub(crate) struct ComposeCommand {
     /// imports from the others and that none imports from).
     #[arg(long)]
     root: Option<String>,
+    // `--max-component-mb`.
+    #[command(flatten)]
+    limit: super::ComponentLimitArgs,
 }
 
 impl ComposeCommand {
@@ -28,7 +31,7 @@ impl ComposeCommand {
         };
         let mut sources = Vec::new();
         for component in &workload.spec.components {
-            let bytes = super::read_workload_component(component, "composed")?;
+            let bytes = super::read_workload_component(component, "composed", self.limit.bytes())?;
             sources.push((component.name.as_str(), bytes));
         }
         let parts: Vec<Part<'_>> = sources

@@ -18,6 +18,9 @@ pub(crate) struct GraphCommand {
     /// Draw for the terminal instead of printing Mermaid.
     #[arg(long)]
     ascii: bool,
+    // `--max-component-mb`.
+    #[command(flatten)]
+    limit: super::ComponentLimitArgs,
 }
 
 impl GraphCommand {
@@ -33,7 +36,7 @@ impl GraphCommand {
         };
         let mut pictures = Vec::new();
         for workload in &workloads {
-            let graph = WorkloadGraph::build(workload, &worlds(workload)?)
+            let graph = WorkloadGraph::build(workload, &worlds(workload, self.limit.bytes())?)
                 .map_err(|e| anyhow::anyhow!("workload `{}`: {e}", workload.id()))?;
             pictures.push(if self.ascii {
                 graph.ascii()
@@ -78,11 +81,12 @@ fn project_workload(dir: &Path) -> anyhow::Result<Workload> {
     ))
 }
 
-/// Each component's imports and exports, read from its file.
-fn worlds(workload: &Workload) -> anyhow::Result<BTreeMap<String, ComponentWorld>> {
+/// Each component's imports and exports, read from its file (at most
+/// `limit` bytes).
+fn worlds(workload: &Workload, limit: u64) -> anyhow::Result<BTreeMap<String, ComponentWorld>> {
     let mut worlds = BTreeMap::new();
     for component in &workload.spec.components {
-        let bytes = super::read_workload_component(component, "drawn")?;
+        let bytes = super::read_workload_component(component, "drawn", limit)?;
         let world = component_world(&bytes)
             .map_err(|e| anyhow::anyhow!("component `{}`: {e}", component.name))?;
         worlds.insert(component.name.clone(), world);
@@ -94,7 +98,7 @@ fn worlds(workload: &Workload) -> anyhow::Result<BTreeMap<String, ComponentWorld
             local_resources: service.local_resources.clone(),
             ..Default::default()
         };
-        let bytes = super::read_workload_component(&component, "drawn")?;
+        let bytes = super::read_workload_component(&component, "drawn", limit)?;
         let world = component_world(&bytes).map_err(|e| anyhow::anyhow!("the service: {e}"))?;
         worlds.insert(SERVICE_NAME.into(), world);
     }

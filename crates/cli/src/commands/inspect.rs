@@ -19,6 +19,9 @@ pub(crate) struct InspectCommand {
     /// Same as `-o json`.
     #[arg(long, hide = true, conflicts_with = "output")]
     json: bool,
+    // `--max-component-mb`.
+    #[command(flatten)]
+    limit: super::ComponentLimitArgs,
 }
 
 #[derive(Serialize)]
@@ -40,7 +43,7 @@ struct Item {
 
 impl InspectCommand {
     pub(crate) fn execute(self) -> anyhow::Result<()> {
-        let bytes = super::read_component(&self.path)?;
+        let bytes = super::read_component(&self.path, self.limit.bytes())?;
         let decoded = wit_component::decode(&bytes).with_context(|| {
             format!(
                 "cannot decode the component types of `{}`",

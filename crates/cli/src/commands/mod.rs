@@ -15,14 +15,50 @@ pub(crate) mod top;
 pub(crate) mod wit;
 
 use anyhow::Context as _;
+use clap::Args;
 use std::path::Path;
 
+/// `--max-component-mb`: the one size cap of every component source, a
+/// local file or a registry layer, for every command that reads one
+/// (`serve`, `host`, `push` and `pull` through their registry flags;
+/// `inspect`, `graph` and `compose` directly).
+#[derive(Args, Clone, Copy, Debug)]
+pub(crate) struct ComponentLimitArgs {
+    /// Largest component accepted, in MiB: a registry layer or a local
+    /// file alike.
+    #[arg(
+        long,
+        alias = "max-layer-mb",
+        value_name = "MIB",
+        default_value_t = DEFAULT_MAX_COMPONENT_MB
+    )]
+    max_component_mb: u64,
+}
+
+/// The cap when `--max-component-mb` is not given (the runtime's default,
+/// `RegistrySettings::max_layer_bytes`, in MiB).
+const DEFAULT_MAX_COMPONENT_MB: u64 = 100;
+
+impl Default for ComponentLimitArgs {
+    fn default() -> Self {
+        Self {
+            max_component_mb: DEFAULT_MAX_COMPONENT_MB,
+        }
+    }
+}
+
+impl ComponentLimitArgs {
+    /// The cap, in bytes.
+    pub(crate) fn bytes(self) -> u64 {
+        self.max_component_mb.saturating_mul(1024 * 1024)
+    }
+}
+
 /// Reads a component file, turning every way it can be wrong into one
-/// clear sentence. Bounded like every component source (the host's default
-/// size cap, regular files only), so a FIFO or `/dev/zero` cannot hang or
-/// fill the CLI.
-pub(crate) fn read_component(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let limit = nimbus_host::oci::RegistrySettings::default().max_layer_bytes;
+/// clear sentence. Bounded like every component source (`limit` bytes, the
+/// command's `--max-component-mb`; regular files only), so a FIFO or
+/// `/dev/zero` cannot hang or fill the CLI.
+pub(crate) fn read_component(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
     let bytes = nimbus_host::files::read_bounded_blocking(path, limit)?;
     nimbus_host::artifact::validate_component_bytes(&bytes)
         .with_context(|| format!("`{}`", path.display()))?;
@@ -42,11 +78,13 @@ pub(crate) fn read_manifest(
     Ok(manifest.documents)
 }
 
-/// Reads the local file a workload's component names, for a command that
-/// can only `act` ("drawn", "composed") on local components.
+/// Reads the local file a workload's component names (at most `limit`
+/// bytes), for a command that can only `act` ("drawn", "composed") on local
+/// components.
 pub(crate) fn read_workload_component(
     component: &nimbus_host::workload::ComponentSpec,
     act: &str,
+    limit: u64,
 ) -> anyhow::Result<Vec<u8>> {
     let Some(path) = nimbus_host::workload::local_image_path(&component.image) else {
         anyhow::bail!(
@@ -55,7 +93,7 @@ pub(crate) fn read_workload_component(
             component.image
         );
     };
-    read_component(&path).with_context(|| format!("component `{}`", component.name))
+    read_component(&path, limit).with_context(|| format!("component `{}`", component.name))
 }
 
 /// Resolves when the process gets Ctrl-C or SIGTERM.
@@ -186,4 +224,16 @@ pub(crate) fn print_structured(
         OutputFormat::Yaml => out!("{}", serde_yaml_ng::to_string(value)?)?,
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Without `--max-component-mb`, the CLI's cap is the runtime's own.
+    #[test]
+    fn the_component_cap_defaults_to_the_runtimes() {
+        assert_eq!(
+            super::ComponentLimitArgs::default().bytes(),
+            nimbus_host::oci::RegistrySettings::default().max_layer_bytes
+        );
+    }
 }

@@ -20,15 +20,9 @@ pub(crate) struct RegistryArgs {
     /// Read the password (or token) for `--username` from standard input.
     #[arg(long, requires = "username")]
     password_stdin: bool,
-    /// Largest component accepted, in MiB: a registry layer or a local
-    /// file alike.
-    #[arg(
-        long,
-        alias = "max-layer-mb",
-        value_name = "MIB",
-        default_value_t = 100
-    )]
-    max_component_mb: u64,
+    // `--max-component-mb`.
+    #[command(flatten)]
+    pub(crate) limit: super::ComponentLimitArgs,
 }
 
 impl RegistryArgs {
@@ -54,7 +48,7 @@ impl RegistryArgs {
         Ok(RegistrySettings {
             insecure: self.insecure.clone(),
             credentials,
-            max_layer_bytes: self.max_component_mb.saturating_mul(1024 * 1024),
+            max_layer_bytes: self.limit.bytes(),
             ..RegistrySettings::default()
         })
     }

@@ -1,7 +1,8 @@
 //! `nimbus serve COMPONENT.wasm` with the flags that set the component up
 //! without a manifest (`--env`, `--config`, `--dir`, `--dir-rw`,
 //! `--allow-host`, `--memory-limit`, `--timeout`): what the guest sees, and
-//! one clear line for every bad value, or for a flag given with a manifest.
+//! one clear line for every bad value, or for a flag given with a manifest;
+//! and the component size cap `--max-component-mb` sets.
 //!
 //! No one guest reads environment, `wasi:config` and files together:
 //! `p2_config` shows environment and config, `p2_behaviors` environment,
@@ -198,5 +199,34 @@ fn component_flags_with_a_manifest_say_to_use_the_manifest() {
             )) && line.contains(field),
             "{line}"
         );
+    }
+}
+
+/// `--max-component-mb` is the cap `serve` and `inspect` read a component
+/// file with, not the default 100 MB: a file over it is refused by its size
+/// before its content is looked at, in one line naming the cap.
+#[test]
+fn a_component_file_is_read_under_the_cap_given() {
+    let dir = tempfile::tempdir().unwrap();
+    // A component's header, padded past 1 MiB.
+    let mut bytes = b"\0asm\x0d\0\x01\0".to_vec();
+    bytes.resize((1 << 20) + 1, 0);
+    std::fs::write(dir.path().join("big.wasm"), &bytes).unwrap();
+    for command in ["serve", "inspect"] {
+        let line = fails_in(
+            dir.path(),
+            &[command, "big.wasm", "--max-component-mb", "1"],
+        );
+        assert!(
+            line.contains("`big.wasm` is larger than the limit of 1048576 bytes"),
+            "{command}: {line}"
+        );
+        assert!(line.contains("--max-component-mb"), "{command}: {line}");
+        // Under a cap it fits, the file is read (and found malformed).
+        let line = fails_in(
+            dir.path(),
+            &[command, "big.wasm", "--max-component-mb", "2"],
+        );
+        assert!(!line.contains("larger than the limit"), "{command}: {line}");
     }
 }

@@ -170,7 +170,8 @@ impl ServeCommand {
     }
 
     async fn run(self) -> anyhow::Result<()> {
-        let workloads = load_workloads(&self.path, &self.component)?;
+        let limit = self.host.registry.limit.bytes();
+        let workloads = load_workloads(&self.path, &self.component, limit)?;
         // Bound first: a port in use is reported at once, not after every
         // component has compiled.
         let listener = tokio::net::TcpListener::bind(self.addr)
@@ -256,11 +257,14 @@ fn routed_host(workload: &Workload) -> Option<String> {
         .cloned()
 }
 
-/// A component file becomes a one-component workload, set up by `flags`;
-/// anything else must be a manifest, and then `flags` must be unset.
+/// A component file becomes a one-component workload, set up by `flags`
+/// and read at most `limit` bytes (`--max-component-mb`, the cap the host
+/// applies to it again when it starts); anything else must be a manifest,
+/// and then `flags` must be unset.
 fn load_workloads(
     path: &Path,
     flags: &component_flags::ComponentFlags,
+    limit: u64,
 ) -> anyhow::Result<Vec<Workload>> {
     let mut head = [0u8; 4];
     let is_wasm = {
@@ -281,7 +285,7 @@ fn load_workloads(
     };
     let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     if is_wasm || extension == "wasm" {
-        super::read_component(path)?;
+        super::read_component(path, limit)?;
         let absolute = std::fs::canonicalize(path)
             .with_context(|| format!("cannot resolve `{}`", path.display()))?;
         let name = sanitize_name(
