@@ -40,6 +40,7 @@ impl std::error::Error for StdoutError {
 }
 
 mod commands;
+mod error_line;
 mod hint;
 mod telemetry;
 
@@ -168,7 +169,7 @@ fn main() -> ExitCode {
     let telemetry = match telemetry::init(endpoint.as_deref(), log) {
         Ok(telemetry) => telemetry,
         Err(error) => {
-            eprintln!("error: {}", one_line(&error));
+            eprintln!("error: {}", error_line::with_hint(&error));
             return ExitCode::FAILURE;
         }
     };
@@ -208,10 +209,7 @@ fn main() -> ExitCode {
         Err(error) if closed_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             // One line, the whole context chain, and never a backtrace.
-            match hint::for_error(&error) {
-                Some(hint) => eprintln!("error: {} (hint: {hint})", one_line(&error)),
-                None => eprintln!("error: {}", one_line(&error)),
-            }
+            eprintln!("error: {}", error_line::with_hint(&error));
             ExitCode::FAILURE
         }
     }
@@ -237,46 +235,8 @@ fn closed_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
-/// The error and its causes on one line, each cause said once: a library
-/// error that already shows its source in its own message (`cannot read
-/// x: No such file`) would otherwise be followed by that source again.
-fn one_line(error: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in error.chain() {
-        let text = cause.to_string();
-        // A message that ends with its source's text already said it.
-        if text.is_empty() || line.ends_with(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line.replace('\n', " ")
-}
-
 #[cfg(test)]
 mod tests {
-    use super::one_line;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("cannot read `x`: {source}")]
-    struct ReadError {
-        source: std::io::Error,
-    }
-
-    #[test]
-    fn each_cause_is_said_once() {
-        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
-        let error = anyhow::Error::new(ReadError { source: io }).context("component `app`");
-        assert_eq!(
-            one_line(&error),
-            "component `app`: cannot read `x`: No such file or directory"
-        );
-        assert_eq!(format!("{error:#}").matches("No such file").count(), 2);
-    }
-
     /// Clap's own checks of the whole command line: no two arguments of a
     /// command share an id or a flag (a flattened group could add one).
     #[test]

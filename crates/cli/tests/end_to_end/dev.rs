@@ -557,3 +557,39 @@ fn dev_runs_the_wash_service_file_beside_the_component() {
     assert_eq!(status, 200, "{body}");
     assert!(body.trim_end().ends_with(" hello"), "{body}");
 }
+
+/// A config edit that no longer loads is one `error:` line saying each
+/// cause once (`{e:#}` said "not UTF-8 text" twice), and the workload of
+/// the previous config keeps serving.
+#[test]
+fn a_config_that_no_longer_loads_is_one_line_and_the_last_one_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".nimbus")).unwrap();
+    let config = dir.path().join(".nimbus/config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "build:\n  command: cp {} out.wasm\n  component_path: out.wasm\n",
+            test_programs::P2_HELLO
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        dir.path(),
+        &["dev", "--addr", "127.0.0.1:0", "--debounce-ms", "200"],
+        &[],
+        Duration::from_secs(120),
+    );
+    server.wait_for_stdout("✓ serving", 1, Duration::from_secs(10));
+    std::fs::write(&config, b"build:\n  command: \xff\xfe\n").unwrap();
+    server.wait_for_stderr("keeping the previous config", 1, Duration::from_secs(30));
+    let stderr = server.stderr();
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains(".nimbus/config.yaml"), "{stderr}");
+    assert_eq!(errors[0].matches("not UTF-8 text").count(), 1, "{stderr}");
+    assert_eq!(server.get("/").0, 200);
+}

@@ -60,7 +60,7 @@ impl ControllerCommand {
             match self.bucket.open(client.clone(), timeout).await {
                 Ok(store) => break store,
                 Err(e) => {
-                    tracing::warn!("{e:#}; retrying");
+                    tracing::warn!("{}; retrying", crate::error_line::one_line(&e));
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }

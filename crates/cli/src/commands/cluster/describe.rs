@@ -133,7 +133,7 @@ impl DescribeCommand {
             Err(e) => {
                 eprintln!(
                     "warning: cannot read desired state ({}); showing the host's own report only",
-                    crate::one_line(&e)
+                    crate::error_line::one_line(&e)
                 );
                 Default::default()
             }

@@ -234,7 +234,7 @@ impl DevCommand {
                         targets = (0..project.locals.len()).collect();
                     }
                     Err(e) => {
-                        eprintln!("error: {e:#}");
+                        eprintln!("error: {}", crate::error_line::with_hint(&e));
                         eprintln!("keeping the previous config");
                     }
                 }
@@ -399,7 +399,11 @@ impl Builds {
             // Fetched WIT is written before the inputs are recorded: the
             // fetch is part of the build, not an edit to rebuild for.
             if let Err(error) = super::wit::fetch_missing(&local.dir, &local.wit).await {
-                eprintln!("✗ {}: WIT dependencies: {error:#}", local.label());
+                eprintln!(
+                    "✗ {}: WIT dependencies: {}",
+                    local.label(),
+                    crate::error_line::with_hint(&error)
+                );
                 failed = true;
                 continue;
             }
