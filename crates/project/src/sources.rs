@@ -167,6 +167,12 @@ pub enum ValuesError {
     /// A line of only `=` after the first: base64 padding.
     #[error("line {0} looks like a pasted value (it has `==`), not KEY=VALUE")]
     PastedValue(usize),
+    /// `KEY=` with nothing after the `=`, whose key looks like base64 text
+    /// with its padding rather than a name (see `looks_like_pasted_base64`).
+    #[error(
+        "line {0} looks like a pasted value (text ending in `=`), not KEY=VALUE; write an empty value as KEY=\"\""
+    )]
+    PastedKey(usize),
     /// A key set on two lines.
     #[error("key `{key}` is set twice, on lines {first} and {again}")]
     Duplicate {
@@ -507,6 +513,11 @@ pub fn parse_values(text: &str, path: &Path) -> Result<BTreeMap<String, String>,
             // `abc==`: base64 padding, not an assignment (`K==v` is one).
             return Err(ValuesError::PastedValue(number));
         }
+        if value.is_empty() && looks_like_pasted_base64(key) {
+            // `cDRzc3cw=`: one `=` of padding, which would otherwise make
+            // a key of the pasted text, shown by `nimbus config show`.
+            return Err(ValuesError::PastedKey(number));
+        }
         if let Some(first) = first_line.insert(key.to_string(), number) {
             return Err(ValuesError::Duplicate {
                 key: key.to_string(),
@@ -522,6 +533,32 @@ pub fn parse_values(text: &str, path: &Path) -> Result<BTreeMap<String, String>,
         values.insert(key.to_string(), value.to_string());
     }
     Ok(values)
+}
+
+/// Whether the key of a `KEY=` line with nothing after the `=` is more
+/// likely a pasted base64 value (`cDRzc3cw=`, where the `=` is padding)
+/// than a name set to the empty string (`FOO=`, `feature_flag=`).
+///
+/// A line of base64 with one `=` of padding parses as a valid key and an
+/// empty value; `nimbus config show` would then print the key, the pasted
+/// (maybe secret) text. Names and base64 differ in their letters: a name is
+/// one case, or its words are joined by `_`; a stretch of base64 of any
+/// length almost always mixes lower case, upper case and digits, without
+/// `_` (which only base64url has). So an empty value is accepted only after
+/// a plain name (`[A-Za-z_][A-Za-z0-9_]*`: no `.` or `-`, which base64url
+/// also has) that does not mix all three without an `_`. A value meant to
+/// be empty after any other key is written `KEY=""`.
+///
+/// A heuristic, with misses both ways, kept simple so that it is never a
+/// surprise: base64 of one case and no digit (`QUJD=`, "ABC") still reads
+/// as a name and is accepted, and a name like `myVar1=` must be written
+/// `myVar1=""`. The error names only the line, never its text.
+fn looks_like_pasted_base64(key: &str) -> bool {
+    let plain_name = key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let mixes_all_three = key.chars().any(|c| c.is_ascii_lowercase())
+        && key.chars().any(|c| c.is_ascii_uppercase())
+        && key.chars().any(|c| c.is_ascii_digit());
+    !plain_name || (mixes_all_three && !key.contains('_'))
 }
 
 /// A key as environment variables and config names spell them.
@@ -696,6 +733,10 @@ mod tests {
                 "cDRzc3cwcmQtZG8tbm90LWxlYWs==\n".to_string(),
                 "line 1 looks like a pasted value",
             ),
+            (
+                "A=1\ncDRzc3cw=\n".to_string(),
+                "line 2 looks like a pasted value",
+            ),
             (format!("{SECRET}+/x=1\n"), "line 1 has no valid key"),
             (format!("{SECRET}\n"), "line 1 is not KEY=VALUE"),
         ];
@@ -713,6 +754,52 @@ mod tests {
             let err = resolve_err("configs:\n  c: { file: fifo.env }\n", dir.path());
             assert!(err.contains("not a regular file"), "{err}");
         }
+    }
+
+    /// `KEY=` sets the empty string after a plain name, but a line that
+    /// looks like base64 with one `=` of padding is refused, by its number
+    /// alone; `KEY=""` is the way to an empty value after any key.
+    #[test]
+    fn an_empty_value_needs_a_plain_name() {
+        let parse = |text: &str| parse_values(text, Path::new("s.env"));
+        for accepted in [
+            "FOO=",
+            "foo_bar=",
+            "export FOO=",
+            "QUJD=",
+            "myVar1=\"\"",
+            "a.b=\"\"",
+        ] {
+            let values = parse(accepted).unwrap_or_else(|e| panic!("{accepted:?}: {e}"));
+            assert_eq!(
+                values.values().next().map(String::as_str),
+                Some(""),
+                "{accepted:?}"
+            );
+        }
+        for refused in [
+            "cDRzc3cw=",
+            "FOO=1\ncDRzc3cw=",
+            "myVar1=",
+            "a.b=",
+            "cDRz-c3cw=",
+        ] {
+            let err = parse(refused).unwrap_err();
+            assert!(
+                matches!(err, ValuesError::PastedKey(_)),
+                "{refused:?}: {err}"
+            );
+            let shown = err.to_string();
+            assert!(shown.contains("looks like a pasted value"), "{shown}");
+            assert!(
+                !shown.contains("cDRz") && !shown.contains("myVar1"),
+                "{shown}"
+            );
+        }
+        assert!(matches!(
+            parse("FOO=1\ncDRzc3cw="),
+            Err(ValuesError::PastedKey(2))
+        ));
     }
 
     #[cfg(unix)]
