@@ -62,6 +62,35 @@ fn validate_checks_the_sources_an_extra_component_names() {
     assert!(err.contains("missing-one"), "{err}");
 }
 
+/// An unknown `secretFrom` name, wherever the config lists one, fails
+/// `config validate` in one line naming it and the names that exist.
+#[test]
+fn validate_names_an_unknown_secret_source() {
+    for (place, listed) in [
+        (
+            "workload.environment",
+            "workload:\n  environment:\n    secretFrom: [{ name: nope-secret }]\n",
+        ),
+        (
+            "dev.host_interfaces[0]",
+            "dev:\n  host_interfaces:\n    - namespace: wasi\n      package: config\n      interfaces: [store]\n      secretFrom: [nope-secret]\n",
+        ),
+        (
+            "dev.components[0].environment",
+            "dev:\n  components:\n    - name: helper\n      file: helper.wasm\n      environment:\n        secretFrom: [db, nope-secret]\n",
+        ),
+    ] {
+        let dir = project(&format!("secrets:\n  db: {{ file: db.env }}\n{listed}"));
+        write_private(&dir.path().join("db.env"), "K=v\n");
+        let err = fails_in(dir.path(), &["config", "validate"]);
+        assert!(err.contains(place), "{err}");
+        assert!(
+            err.contains("secret source `nope-secret` is not defined (known: db)"),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn secret_files_must_be_private_and_inside_the_project() {
     use std::os::unix::fs::PermissionsExt;
