@@ -2,9 +2,10 @@
 //! from outside enters Nimbus, and must return (an error is fine) without
 //! a panic, a hang or unbounded memory.
 //!
-//! `fuzz_targets/*.rs` wrap these for `cargo fuzz` (bench/fuzz.sh runs
-//! them for minutes); the test suite replays hostile seeds through the
-//! same functions, so every target builds and runs in CI.
+//! `fuzz_targets/*.rs` wrap these for `cargo fuzz` (bench/fuzz.sh builds
+//! and runs them for minutes, the only build with `--cfg fuzzing`); the test
+//! suite builds their replay `main`s and runs hostile seeds through the same
+//! functions, so every target's function builds and runs in CI.
 
 use std::path::Path;
 use std::sync::OnceLock;
