@@ -447,7 +447,7 @@ pub fn check_yaml_bounds(
         let mut previous = ' ';
         // The character just before, whitespace included.
         let mut before = ' ';
-        // `- - - x` opens one block sequence per dash.
+        // `- - - x` opens one block sequence per dash (`- ? - ?` alike).
         let mut inline_dashes = 0usize;
         let mut at_line_start = true;
         let mut chars = line.chars().peekable();
@@ -477,7 +477,9 @@ pub fn check_yaml_bounds(
                         }
                     }
                     ']' | '}' => flow_depth = flow_depth.saturating_sub(1),
-                    '-' if at_line_start && chars.peek().is_none_or(|n| *n == ' ') => {
+                    // `? ? x` opens one explicit-key mapping per `?`, as
+                    // dashes open sequences.
+                    '-' | '?' if at_line_start && chars.peek().is_none_or(|n| *n == ' ') => {
                         inline_dashes += 1;
                         if inline_dashes > max_depth {
                             return Err(too_deep());
@@ -489,7 +491,7 @@ pub fn check_yaml_bounds(
             before = c;
             if !c.is_whitespace() {
                 previous = c;
-                if c != '-' {
+                if c != '-' && c != '?' {
                     at_line_start = false;
                 }
             }
@@ -1050,6 +1052,14 @@ status:
             format!(
                 "{HEAD}kind: Workload\nspec:\n  x:\n    {}1",
                 "- ".repeat(100_000)
+            ),
+            format!(
+                "{HEAD}kind: Workload\nspec:\n  x:\n    {}1",
+                "? ".repeat(100_000)
+            ),
+            format!(
+                "{HEAD}kind: Workload\nspec:\n  x:\n    {}1",
+                "- ? ".repeat(50_000)
             ),
         ] {
             let err = parse_manifest(&deep).unwrap_err();

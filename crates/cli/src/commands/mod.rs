@@ -180,11 +180,16 @@ pub(crate) fn human_size(bytes: u64) -> String {
 pub(crate) fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(
     body: F,
 ) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?
-        .block_on(body)
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(body);
+    // Dropping a runtime waits for its blocking tasks without end (a file
+    // read or a DNS lookup stuck on a dead server); the command is done, so
+    // wait a little and leave.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    result
 }
 
 /// Where the commands that serve export their telemetry.

@@ -565,6 +565,48 @@ fn a_deployment_spreads_over_hosts_and_survives_host_loss_and_nats_restarts() {
     }
 }
 
+/// With NATS gone, the controller judges no host lost (it cannot hear
+/// heartbeats, which says nothing of the hosts), and `nimbus host` and
+/// `nimbus controller` given SIGTERM still exit within the drain timeout
+/// plus five seconds.
+#[test]
+fn with_nats_down_no_host_is_judged_and_sigterm_still_exits() {
+    let Some(mut nats) = Backing::start(Kind::Nats) else {
+        return;
+    };
+    let url = nats.url();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let host = start_host(dir, &url, "h1", &["--drain-timeout", "2"]);
+    let controller = start_controller(dir, &url, "c1");
+    // The controller has heard the host.
+    eventually(dir, &["get", "hosts", "--nats", &url], Duration::from_secs(30), |out| {
+        out.contains("h1")
+    });
+    nats.stop();
+    // Four heartbeat windows (missed-heartbeats 2 at 1 s) without NATS.
+    std::thread::sleep(Duration::from_secs(8));
+    let said = controller.stderr();
+    assert!(
+        said.contains("lost the NATS connection"),
+        "the controller noticed: {said}"
+    );
+    assert!(
+        !said.contains("missed 2 heartbeats"),
+        "a host was judged lost while the controller could not hear: {said}"
+    );
+    let (took, _) = host.terminate();
+    assert!(
+        took < Duration::from_secs(2 + 5 + 3),
+        "nimbus host took {took:?} to exit with NATS down"
+    );
+    let (took, _) = controller.terminate();
+    assert!(
+        took < Duration::from_secs(5 + 3),
+        "nimbus controller took {took:?} to exit with NATS down"
+    );
+}
+
 #[test]
 fn a_standby_controller_takes_over_without_duplicating_workloads() {
     let Some(nats) = Backing::start(Kind::Nats) else {

@@ -295,7 +295,12 @@ impl Controller {
                     if lease_checked.elapsed() >= self.settings.lease_ttl / 4 {
                         lease_checked = Instant::now();
                         let was = lease.is_leader();
-                        let leads = lease.tick().await;
+                        // A lease round with NATS away can take its whole
+                        // request timeout; a shutdown does not wait for it.
+                        let leads = tokio::select! {
+                            leads = lease.tick() => leads,
+                            () = &mut shutdown => break,
+                        };
                         self.stats.leader.store(leads, Ordering::Relaxed);
                         if leads && !was {
                             // Carry on the events the last leader wrote;

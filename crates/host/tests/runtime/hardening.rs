@@ -15,7 +15,7 @@ use nimbus_host::workload::LocalResources;
 use nimbus_host::{HostConfig, WorkloadError};
 use std::sync::Arc;
 use std::time::Duration;
-use test_programs::{P2_BEHAVIORS, P2_HELLO, P2_HOSTILE};
+use test_programs::{P2_BEHAVIORS, P2_HELLO, P2_HOSTILE, P3_HOSTILE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -407,8 +407,19 @@ async fn read_to_close(stream: &mut TcpStream, limit: usize) -> Vec<u8> {
 /// HTTP/2 the stream is reset, and the access log says `complete=false`.
 #[tokio::test]
 async fn a_response_cut_by_the_deadline_is_visibly_incomplete() {
+    cut_by_the_deadline(P2_HOSTILE).await;
+}
+
+/// Finding 6 through the P3 path: a body a spawned guest task writes after
+/// `handle` returned is cut the same way.
+#[tokio::test]
+pub(crate) async fn a_p3_response_cut_by_the_deadline_is_visibly_incomplete() {
+    cut_by_the_deadline(P3_HOSTILE).await;
+}
+
+async fn cut_by_the_deadline(guest: &str) {
     let (logs, t) = access_logged_host().await;
-    serve(&t, "stream", P2_HOSTILE, |r| r.timeout_ms = Some(300)).await;
+    serve(&t, "stream", guest, |r| r.timeout_ms = Some(300)).await;
 
     let mut stream = TcpStream::connect(t.addr).await.unwrap();
     stream
@@ -460,8 +471,19 @@ async fn a_response_cut_by_the_deadline_is_visibly_incomplete() {
 /// the deadline), and the access log records it as 499.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_leaves_cancels_the_guest_and_is_logged() {
+    client_leaves(P2_HOSTILE).await;
+}
+
+/// The same through the P3 path, whose instances serve several requests:
+/// the instance's only request was abandoned, so it is discarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_p3_client_that_leaves_cancels_the_guest_and_is_logged() {
+    client_leaves(P3_HOSTILE).await;
+}
+
+async fn client_leaves(guest: &str) {
     let (logs, t) = access_logged_host().await;
-    serve(&t, "spin", P2_HOSTILE, |r| r.timeout_ms = Some(120_000)).await;
+    serve(&t, "spin", guest, |r| r.timeout_ms = Some(120_000)).await;
 
     let mut stream = TcpStream::connect(t.addr).await.unwrap();
     stream

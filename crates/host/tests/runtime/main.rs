@@ -31,6 +31,7 @@ mod every_guest_has_a_test {
         pub(crate) use crate::blobstore_v1::a_p3_component_streams_objects_through_wasmcloud_blobstore as p3_blobstore;
         pub(crate) use crate::config::wasi_config_serves_component_config_and_named_sources as p2_config;
         pub(crate) use crate::grpc::a_guest_calls_a_grpc_server_over_h2c_and_reads_its_trailers as p2_grpc;
+        pub(crate) use crate::hardening::a_p3_response_cut_by_the_deadline_is_visibly_incomplete as p3_hostile;
         pub(crate) use crate::hardening::raw_tcp_sockets_count_against_the_outbound_caps as p2_hostile;
         pub(crate) use crate::http::dev_router_sends_everything_to_the_newest_workload as p2_hello;
         pub(crate) use crate::http::dev_router_sends_everything_to_the_newest_workload as p3_hello;

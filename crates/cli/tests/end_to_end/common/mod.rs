@@ -204,6 +204,28 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// Sends SIGTERM and returns how long the process took to exit (a hang
+    /// guard of 60 s fails the test) and whether it exited with status 0.
+    pub fn terminate(mut self) -> (Duration, bool) {
+        let sent = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                return (sent.elapsed(), exit.success());
+            }
+            assert!(
+                sent.elapsed() < Duration::from_secs(60),
+                "no exit within 60 s of SIGTERM; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Sends SIGINT and returns whether the process exited with status 0.
     pub fn interrupt(mut self) -> bool {
         let status = Command::new("kill")
