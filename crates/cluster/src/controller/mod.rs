@@ -267,7 +267,7 @@ impl Controller {
                 () = &mut shutdown => break,
                 Some(message) = heartbeats.next() => {
                     self.stats.heartbeats.fetch_add(1, Ordering::Relaxed);
-                    dirty |= state.observe(&message.payload);
+                    dirty |= state.observe(&message.subject, &message.payload);
                 }
                 Some(event) = inbox.recv() => {
                     dirty |= state.apply(event, self.settings.retry_after, &self.stats);
@@ -626,7 +626,7 @@ impl State {
 
     /// Takes in a heartbeat; returns whether anything placement looks at
     /// changed.
-    fn observe(&mut self, payload: &[u8]) -> bool {
+    fn observe(&mut self, subject: &str, payload: &[u8]) -> bool {
         let heartbeat: HostHeartbeat = match serde_json::from_slice(payload) {
             Ok(heartbeat) => heartbeat,
             Err(e) => {
@@ -634,6 +634,16 @@ impl State {
                 return false;
             }
         };
+        // A host speaks only for itself: with NATS permissions scoped per
+        // host subject, a peer cannot pose as another host.
+        if subject != api::operator_heartbeat_subject(&heartbeat.id) {
+            tracing::warn!(
+                subject,
+                claimed = %heartbeat.id,
+                "ignoring a heartbeat sent on another host's subject"
+            );
+            return false;
+        }
         let workloads: BTreeMap<String, (String, u32)> = heartbeat
             .workloads
             .into_iter()
@@ -1056,7 +1066,13 @@ mod tests {
                 revision: 0,
                 workloads: Vec::new(),
             };
-            assert!(state.observe(&serde_json::to_vec(&heartbeat).unwrap()));
+            let subject = api::operator_heartbeat_subject(id);
+            // On another host's subject it is not taken.
+            assert!(!state.observe(
+                &api::operator_heartbeat_subject("someone-else"),
+                &serde_json::to_vec(&heartbeat).unwrap()
+            ));
+            assert!(state.observe(&subject, &serde_json::to_vec(&heartbeat).unwrap()));
         }
         state
     }
