@@ -6,7 +6,9 @@
 #   bash bench/compare.sh --smoke [--duration 2s]  # CI: dev builds, 1 round, no install, no docs
 #
 # Workloads: `p2` (crates/test-programs' P2 hello guest, one instance per
-# request) and `p3` (its P3 hello guest, instances reused). Contestants:
+# request), `p3` (its P3 hello guest, instances reused) and `p3lean` (its
+# leanest P3 hello, `p3_lean`: no request, environment or header work, so
+# the host's per-request path is what is measured). Contestants:
 #   nimbus          `nimbus serve GUEST`
 #   wasmtime serve  wasmtime-cli at the version Cargo.toml pins for wasmtime,
 #                   installed into bench/.tools (flags: wasmtime_flags_* below)
@@ -145,7 +147,7 @@ else
     nimbus_build="$profile profile"
 fi
 native_bin="$bin_dir/native-hello"
-for f in "$guests/p2_hello.wasm" "$guests/p3_hello.wasm" "$nimbus_bin" "$native_bin"; do
+for f in "$guests/p2_hello.wasm" "$guests/p3_hello.wasm" "$guests/p3_lean.wasm" "$nimbus_bin" "$native_bin"; do
     [ -f "$f" ] || { echo "error: expected build output $f is missing" >&2; exit 1; }
 done
 
@@ -205,6 +207,16 @@ fi
 wasmtime_flags_p2=(-S cli=y -O pooling-allocator=y)
 wasmtime_flags_p3=(-S cli=y -O pooling-allocator=y -W component-model-async=y -S p3=y
     --max-instance-reuse-count 128 --max-instance-concurrent-reuse-count 16)
+wasmtime_flags_p3lean=("${wasmtime_flags_p3[@]}")
+
+# The guest file each workload serves.
+guest_of() {
+    case "$1" in
+        p2) echo "$guests/p2_hello.wasm" ;;
+        p3) echo "$guests/p3_hello.wasm" ;;
+        p3lean) echo "$guests/p3_lean.wasm" ;;
+    esac
+}
 
 # Servers get neither log filters nor RUST_BACKTRACE (which makes every
 # wasmtime error capture a backtrace).
@@ -237,7 +249,8 @@ free_port() {
 # argument per line.
 server_cmd() {
     local contestant=$1 workload=$2 addr=$3
-    local guest="$guests/${workload}_hello.wasm"
+    local guest
+    guest=$(guest_of "$workload")
     case "$contestant" in
         nimbus) printf '%s\n' "$nimbus_bin" serve "$guest" --addr "$addr" --cache-dir "$work/nimbus-cache" ;;
         "wasmtime serve")
@@ -311,7 +324,7 @@ runs="$work/runs.tsv"
 run_round() {
     local workload=$1 contestant=$2 round=$3
     local tag="$workload-${contestant// /-}-$round"
-    local expected="hello from $workload"
+    local expected="hello from ${workload%lean}"
     [ "$contestant" = native ] && expected="hello from p2"
     log "==> $workload round $round/$rounds: $contestant"
     start_server "$contestant" "$workload" "$tag"
@@ -328,7 +341,7 @@ run_round() {
 }
 
 contestants=(nimbus "wasmtime serve" native)
-for workload in p2 p3; do
+for workload in p2 p3 p3lean; do
     for ((round = 1; round <= rounds; round++)); do
         for contestant in "${contestants[@]}"; do
             if [ "$contestant" = "wasmtime serve" ] && [ "$have_wasmtime" = 0 ]; then
@@ -356,7 +369,8 @@ wrk_version=$(wrk --version 2>&1 | awk 'NR == 1 {print $2}' || true)
 tables="$work/tables.md"
 python3 bench/summarize.py table "$runs" \
     --label "p2=P2 hello (\`p2_hello.wasm\`, a fresh instance per request)" \
-    --label "p3=P3 hello (\`p3_hello.wasm\`, instances reused)" >"$tables"
+    --label "p3=P3 hello (\`p3_hello.wasm\`, instances reused)" \
+    --label "p3lean=lean P3 hello (\`p3_lean.wasm\`, instances reused, no work per request)" >"$tables"
 
 report="$work/report.md"
 {
@@ -366,7 +380,7 @@ report="$work/report.md"
     echo "- Load: $wrk_settings (wrk $wrk_version); $rounds round(s), contestants alternating (nimbus, wasmtime serve, native), a fresh server per round; medians over rounds. Latencies are wrk's percentiles; errors are non-2xx responses plus socket errors, summed over rounds."
     echo "- nimbus: \`nimbus serve GUEST\`, defaults (P3: 128 requests per instance, 16 at a time)."
     if [ "$have_wasmtime" = 1 ]; then
-        echo "- wasmtime serve: wasmtime-cli $wasmtime_version, \`wasmtime serve ${wasmtime_flags_p2[*]} GUEST\` (p2), \`wasmtime serve ${wasmtime_flags_p3[*]} GUEST\` (p3)."
+        echo "- wasmtime serve: wasmtime-cli $wasmtime_version, \`wasmtime serve ${wasmtime_flags_p2[*]} GUEST\` (p2), \`wasmtime serve ${wasmtime_flags_p3[*]} GUEST\` (p3, p3lean)."
     else
         echo "- wasmtime serve: skipped ($wasmtime_skip)."
     fi

@@ -120,7 +120,7 @@ fn compare_harness_smoke() {
         "bench/compare.sh --smoke: {status}\n{context}"
     );
 
-    for workload in ["p2", "p3"] {
+    for workload in ["p2", "p3", "p3lean"] {
         // Each table runs from its `### <workload>:` heading to the next one.
         let start = stdout
             .find(&format!("### {workload}:"))

@@ -10,7 +10,7 @@ use nimbus_host::workload::{HostInterface, HostPathVolume, Volume, VolumeMount};
 use nimbus_host::{HostConfig, WorkloadError};
 use std::sync::Arc;
 use std::time::Duration;
-use test_programs::{P2_BEHAVIORS, P2_HELLO, P3_HELLO};
+use test_programs::{P2_BEHAVIORS, P2_HELLO, P3_HELLO, P3_LEAN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn p2_and_p3_hello_route_by_host() {
@@ -44,6 +44,39 @@ async fn p2_and_p3_hello_route_by_host() {
     for _ in 0..20 {
         assert_eq!(t.get("p3.test", "/").await.0, 200);
     }
+}
+
+/// The comparison harness's lean P3 hello answers like the P3 hello, from
+/// reused instances (what `bench/compare.sh` measures as `p3lean`).
+#[tokio::test]
+pub(crate) async fn the_lean_p3_hello_answers_from_reused_instances() {
+    let t = TestHost::start_with(
+        nimbus_host::HostConfig {
+            accounting: true,
+            cache_dir: Some(shared_cache_dir()),
+            ..nimbus_host::HostConfig::default()
+        },
+        std::sync::Arc::new(nimbus_host::http::DynamicRouter::new()),
+    )
+    .await;
+    t.host
+        .start_workload(http_workload("lean", P3_LEAN, "lean.test"))
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        assert_eq!(
+            t.get("lean.test", "/any/path?q=1").await,
+            (200, "hello from p3\n".into())
+        );
+    }
+    let metrics = t.host.metrics().encode();
+    let reuses: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("nimbus_instance_reuses_total{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(reuses >= 15.0, "{metrics}");
 }
 
 #[tokio::test]

@@ -36,6 +36,7 @@ mod every_guest_has_a_test {
         pub(crate) use crate::http::dev_router_sends_everything_to_the_newest_workload as p2_hello;
         pub(crate) use crate::http::dev_router_sends_everything_to_the_newest_workload as p3_hello;
         pub(crate) use crate::http::sockets_are_denied_unless_the_workload_allows_them as p2_behaviors;
+        pub(crate) use crate::http::the_lean_p3_hello_answers_from_reused_instances as p3_lean;
         pub(crate) use crate::links::a_p2_component_calls_and_shares_resources_with_a_p2_component_of_its_workload as p2_link_app;
         pub(crate) use crate::links::a_p2_component_calls_and_shares_resources_with_a_p2_component_of_its_workload as p2_link_lib;
         pub(crate) use crate::links::a_p3_component_awaits_an_async_export_that_itself_links_to_a_p2_component as p3_link_app;
