@@ -12,6 +12,7 @@
 //! # Layout
 //!
 //! - [`spec`]: the workload and its parts.
+//! - [`cpu_limit`]: `cpuLimit`, a component's CPU share (`0.25`, `250m`).
 //! - [`manifest`]: manifest documents, their parsing and validation.
 //! - [`load`]: manifest files, read with a bound and made absolute.
 //! - [`sources`]: named config and secret sources and resolving them.
@@ -29,6 +30,7 @@
 
 pub mod backends;
 pub mod component;
+pub mod cpu_limit;
 pub mod files;
 pub mod forms;
 pub mod host_pattern;
@@ -42,6 +44,7 @@ pub mod spec;
 pub mod status;
 
 pub use component::{ComponentError, ComponentWorld, component_world, validate_component_bytes};
+pub use cpu_limit::{CpuLimit, CpuLimitError};
 pub use host_pattern::{HostPattern, HostPatternError};
 pub use load::{LoadError, load_manifest_file, local_image_path};
 pub use manifest::{

@@ -736,6 +736,16 @@ spec:
         let c = &w.spec.components[0];
         assert_eq!(c.max_invocations, Some(100));
         assert_eq!(c.local_resources.memory_limit_mb, Some(64));
+        // wasmCloud's whole cores read as cores, and are acted on: no notice.
+        assert_eq!(
+            c.local_resources.cpu_limit.map(|l| l.millicores()),
+            Some(1000)
+        );
+        assert!(
+            !manifest.notices.iter().any(|n| n.contains("cpuLimit")),
+            "{:?}",
+            manifest.notices
+        );
         assert_eq!(
             c.local_resources
                 .environment
@@ -981,6 +991,7 @@ spec:
             environment: {config: {A: b}, configFrom: [{name: c}], secretFrom: [{name: s}]}
             config: {k: v}
             allowedHosts: [api.example.com]
+            cpuLimit: 250m
             allowedIpNameLookups: [api.example.com]
             allowedHostLoopbackPorts: ["5432"]
       hostInterfaces:
@@ -1036,6 +1047,56 @@ status:
             parse_manifest(&set).unwrap().documents[0].kind,
             "WorkloadReplicaSet"
         );
+    }
+
+    /// `cpuLimit` as Kubernetes writes CPU: cores as a number or a string,
+    /// or millicores; a bad value is an error naming the field.
+    #[test]
+    fn cpu_limits_read_as_cores_or_quantities() {
+        let with = |value: &str| {
+            format!(
+                "{HEAD}kind: Workload\nspec:\n  components:\n    - name: a\n      image: x\n      localResources: {{cpuLimit: {value}}}\n  service: {{image: s.wasm, localResources: {{cpuLimit: {value}}}}}\n"
+            )
+        };
+        for (value, millicores) in [
+            ("1", 1000),
+            ("0.25", 250),
+            ("250m", 250),
+            ("\"250m\"", 250),
+            ("\"2\"", 2000),
+            ("'0.5'", 500),
+        ] {
+            let manifest = parse_manifest(&with(value)).unwrap();
+            let spec = &manifest.documents[0].workload.spec;
+            for resources in [
+                &spec.components[0].local_resources,
+                &spec.service.as_ref().unwrap().local_resources,
+            ] {
+                assert_eq!(
+                    resources.cpu_limit.map(|l| l.millicores()),
+                    Some(millicores),
+                    "{value}"
+                );
+            }
+            assert!(manifest.notices.is_empty(), "{:?}", manifest.notices);
+        }
+        for (value, reason) in [
+            ("-1", "it is negative"),
+            ("0", "more than 0"),
+            ("0m", "more than 0"),
+            ("lots", "not a number"),
+            ("0.0001", "finer than 1m"),
+            ("100000", "more than 1024 cores"),
+            ("\"5000\"", "more than 1024 cores"),
+        ] {
+            let err = parse_manifest(&with(value)).unwrap_err();
+            assert_eq!(
+                err.path, "spec.components[0].localResources.cpuLimit",
+                "{value}: {err}"
+            );
+            assert!(err.message.contains(reason), "{value}: {err}");
+            assert!(err.message.contains("is not a CPU limit"), "{value}: {err}");
+        }
     }
 
     /// Deep nesting is refused before the parser sees it; the check reads

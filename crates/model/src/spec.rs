@@ -204,9 +204,12 @@ pub struct LocalResources {
     /// Linear memory limit in MiB (unset or <= 0: the host default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_limit_mb: Option<i64>,
-    /// Accepted for compatibility; CPU is bounded by the request deadline.
+    /// The CPU all instances of the component may use together, in cores
+    /// (`1`, `0.25`) or as a quantity (`"250m"`); over it, the component
+    /// is held back at its next yield, never killed (unset: the host
+    /// default, which is no limit unless the host sets one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_limit: Option<i64>,
+    pub cpu_limit: Option<crate::CpuLimit>,
     /// Request deadline in milliseconds (unset: the host default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
@@ -453,12 +456,6 @@ impl WorkloadSpec {
                 note(
                     format!("{path}.imagePullSecret"),
                     "registry credentials come from the host's docker config or its `--username`",
-                );
-            }
-            if resources.cpu_limit.is_some() {
-                note(
-                    format!("{path}.localResources.cpuLimit"),
-                    "CPU is bounded by the request deadline, `timeoutMs`",
                 );
             }
             if !resources.allowed_ip_name_lookups.is_empty() {

@@ -25,7 +25,7 @@ pub use calls::{Observation, PluginCalls};
 use nimbus_model::secret::Secret;
 use nimbus_model::sources::NamedSources;
 use nimbus_model::spec::{HostInterface, WorkloadSpec};
-use nimbus_observe::metrics::ComponentMetrics;
+use nimbus_observe::metrics::{ChargeCpu, ComponentMetrics};
 use nimbus_observe::trace::Parent;
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -241,6 +241,7 @@ pub struct ComponentHandle<T: 'static> {
     component: Arc<str>,
     timeout: std::time::Duration,
     metrics: Option<Arc<ComponentMetrics>>,
+    cpu_budget: Option<Arc<dyn ChargeCpu>>,
 }
 
 impl<T: 'static> Clone for ComponentHandle<T> {
@@ -252,19 +253,23 @@ impl<T: 'static> Clone for ComponentHandle<T> {
             component: self.component.clone(),
             timeout: self.timeout,
             metrics: self.metrics.clone(),
+            cpu_budget: self.cpu_budget.clone(),
         }
     }
 }
 
 impl<T: 'static> ComponentHandle<T> {
     /// A handle on the component `pre` of `workload`, whose instances get
-    /// their stores from `stores` and must finish within `timeout`.
+    /// their stores from `stores` and must finish within `timeout`; their
+    /// CPU is counted in `metrics` and charged to `cpu_budget` (its
+    /// `cpuLimit`), each when given.
     pub fn new(
         pre: InstancePre<T>,
         stores: Arc<dyn NewStore<T>>,
         (workload, component): (Arc<str>, Arc<str>),
         timeout: std::time::Duration,
         metrics: Option<Arc<ComponentMetrics>>,
+        cpu_budget: Option<Arc<dyn ChargeCpu>>,
     ) -> Self {
         Self {
             pre,
@@ -273,6 +278,7 @@ impl<T: 'static> ComponentHandle<T> {
             component,
             timeout,
             metrics,
+            cpu_budget,
         }
     }
 
@@ -304,6 +310,12 @@ impl<T: 'static> ComponentHandle<T> {
     /// Where the component's CPU and memory are counted, with accounting on.
     pub fn metrics(&self) -> Option<&Arc<ComponentMetrics>> {
         self.metrics.as_ref()
+    }
+
+    /// The component's CPU budget, when it has a CPU limit: work run on a
+    /// task of its own is charged to it (`spawn_metered`).
+    pub fn cpu_budget(&self) -> Option<&Arc<dyn ChargeCpu>> {
+        self.cpu_budget.as_ref()
     }
 }
 

@@ -210,8 +210,11 @@ pub struct ComponentEnv {
     pub outbound: Arc<OutboundPolicy>,
     /// The host's router, which may veto outgoing requests.
     pub router: Arc<dyn crate::http::router::Router>,
-    /// Memory and time limits.
+    /// Memory, time and CPU limits.
     pub limits: crate::limits::Limits,
+    /// The CPU budget all its instances share, when it has a CPU limit
+    /// (`limits.cpu`; [`crate::limits::Limits::cpu_budget`] makes it).
+    pub cpu_budget: Option<Arc<crate::limits::CpuBudget>>,
     /// For a middleware: the next layer inward.
     pub inward: Option<Arc<dyn InMemoryTarget>>,
     /// The host's workloads, when outgoing requests to them stay in memory.
@@ -248,6 +251,7 @@ impl std::fmt::Debug for ComponentEnv {
             .field("sockets", &self.sockets)
             .field("outbound", &self.outbound)
             .field("limits", &self.limits)
+            .field("cpu_budget", &self.cpu_budget)
             .field("loopback", &self.loopback)
             .finish_non_exhaustive()
     }
@@ -274,6 +278,7 @@ impl ComponentEnv {
             sockets: false,
             outbound: Arc::default(),
             router: Arc::new(crate::http::DynamicRouter::new()),
+            cpu_budget: limits.cpu_budget(None),
             limits,
             inward: None,
             local: None,
@@ -287,15 +292,37 @@ impl ComponentEnv {
     /// A fresh store for one instance: its own WASI context, the memory
     /// limiter, and a yield at every epoch tick, which keeps other requests
     /// on the thread moving and lets deadlines fire inside busy guests.
+    /// With a CPU limit, the tick also holds the instance while the
+    /// component is over its share ([`crate::limits::cpu`]).
     pub fn new_store(
         self: &Arc<Self>,
         engine: &wasmtime::Engine,
     ) -> wasmtime::Result<wasmtime::Store<StoreState>> {
         let mut store = wasmtime::Store::new(engine, self.new_state()?);
         store.limiter(|state| &mut state.limits);
+        // Also marks the store as async-only, which the callback below
+        // needs for its yields.
         store.epoch_deadline_async_yield_and_update(1);
+        if let Some(budget) = &self.cpu_budget {
+            let budget = budget.clone();
+            store.epoch_deadline_callback(move |_store| Ok(budget.at_epoch()));
+        }
         store.set_epoch_deadline(1);
         Ok(store)
+    }
+
+    /// Where its guest CPU is charged besides its series: its CPU budget,
+    /// when it has a limit.
+    pub fn cpu_charge(&self) -> Option<Arc<dyn crate::metrics::ChargeCpu>> {
+        self.cpu_budget
+            .clone()
+            .map(|budget| budget as Arc<dyn crate::metrics::ChargeCpu>)
+    }
+
+    /// Whether its instances' polls run inside a CPU meter: with accounting
+    /// on, or a CPU limit to charge.
+    pub(crate) fn metered(&self) -> bool {
+        self.metrics.is_some() || self.cpu_budget.is_some()
     }
 
     /// A fresh store state for one instance.

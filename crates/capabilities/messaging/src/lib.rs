@@ -411,7 +411,8 @@ async fn subscription_loop<T: PluginState>(
             };
             let (component, handler) = (component.clone(), handler.clone());
             let metrics = component.metrics().cloned();
-            nimbus_observe::metrics::spawn_metered(metrics.as_ref(), async move {
+            let budget = component.cpu_budget().cloned();
+            nimbus_observe::metrics::spawn_metered(metrics.as_ref(), budget, async move {
                 deliver(&component, &handler, message).await;
                 drop(admitted);
             });

@@ -14,7 +14,9 @@ pub struct HostConfig {
     pub engine: EngineConfig,
     /// Where compiled components are cached; `None` disables the disk cache.
     pub cache_dir: Option<PathBuf>,
-    /// Limits for components that do not set their own.
+    /// Limits for components that do not set their own: memory, request
+    /// deadline, concurrency, and the CPU share (`limits.cpu_limit`, which
+    /// `--cpu-limit` sets; no limit by default).
     pub limits: LimitDefaults,
     /// Plugin settings for workloads that do not set their own
     /// (e.g. the key-value backend).

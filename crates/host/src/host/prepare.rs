@@ -452,6 +452,10 @@ impl Host {
             bindings.insert(plugin.id(), plugin.bind(&ctx).map_err(plugin_error)?);
         }
         let is_middleware = inward.is_some();
+        let metrics = self
+            .0
+            .accounting
+            .then(|| self.0.metrics.component(id, &spec.name));
         let env = Arc::new(ComponentEnv {
             workload: id.clone(),
             component: Arc::from(spec.name.as_str()),
@@ -461,6 +465,7 @@ impl Host {
             sockets: workload.spec.allows_sockets(),
             outbound: Arc::new(outbound),
             router: self.0.router.clone(),
+            cpu_budget: limits.cpu_budget(metrics.clone()),
             limits: limits.clone(),
             inward: inward.map(|inward| inward as Arc<dyn crate::outbound::InMemoryTarget>),
             local: self
@@ -469,10 +474,7 @@ impl Host {
                 .clone()
                 .map(|local| local as Arc<dyn crate::outbound::LocalWorkloads>),
             loopback,
-            metrics: self
-                .0
-                .accounting
-                .then(|| self.0.metrics.component(id, &spec.name)),
+            metrics,
             outbound_slots: crate::outbound::OutboundSlots::new(
                 &self.0.outbound,
                 self.0.outbound_host.clone(),
@@ -519,6 +521,7 @@ impl Host {
                 (env.workload.clone(), env.component.clone()),
                 env.limits.request_timeout,
                 env.metrics.clone(),
+                env.cpu_charge(),
             );
             served.extend(plugin.serve(&ctx, handle).map_err(plugin_error)?);
         }

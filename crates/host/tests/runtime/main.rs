@@ -9,6 +9,7 @@ mod bad_components;
 mod blobstore_v1;
 mod compose;
 mod config;
+mod cpu_limit;
 mod grpc;
 mod hardening;
 mod http;

@@ -15,6 +15,7 @@ pub struct ComponentMetrics {
     pub(super) duration: Histogram,
     pub(super) in_flight: IntGauge,
     pub(super) cpu: Counter,
+    pub(super) cpu_throttled: Counter,
     pub(super) memory: IntGauge,
     pub(super) memory_peak: IntGauge,
     pub(super) peak: AtomicI64,
@@ -53,6 +54,13 @@ impl ComponentMetrics {
     #[inline]
     pub fn cpu_spent(&self, nanos: u64) {
         self.cpu.inc_by(nanos as f64 / 1e9);
+    }
+
+    /// An instance was held back for `held` of wall time: the component
+    /// was over its CPU limit.
+    #[inline]
+    pub fn cpu_throttled(&self, held: std::time::Duration) {
+        self.cpu_throttled.inc_by(held.as_secs_f64());
     }
 
     /// Linear memory of a live instance grew (or shrank, when it is dropped)

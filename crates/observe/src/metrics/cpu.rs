@@ -20,6 +20,15 @@ fn thread_cpu_nanos() -> u64 {
         .saturating_add(now.tv_nsec as u64)
 }
 
+/// Where a meter charges guest CPU besides the component's series: the
+/// runtime's CPU budget of a component with a `cpuLimit`, which holds the
+/// component back once it has used its share. A meter charges it after
+/// every poll, with accounting on or off.
+pub trait ChargeCpu: Send + Sync {
+    /// `nanos` of guest CPU were spent.
+    fn charge_cpu(&self, nanos: u64);
+}
+
 /// A future whose every poll is charged to a worker's meter.
 pub struct Metered<F> {
     inner: Pin<Box<F>>,
@@ -49,24 +58,26 @@ impl<F: Future> Future for Metered<F> {
     }
 }
 
-/// Spawns `future`, charging its CPU to `metrics`' component when given:
-/// for guest work that runs on a task of its own (a service, a linked call,
-/// a message delivery) rather than in an HTTP worker.
+/// Spawns `future`, charging its CPU to `metrics`' component and to its
+/// CPU `budget` when given (unmetered when neither is): for guest work
+/// that runs on a task of its own (a service, a linked call, a message
+/// delivery) rather than in an HTTP worker.
 pub fn spawn_metered<F>(
     metrics: Option<&Arc<ComponentMetrics>>,
+    budget: Option<Arc<dyn ChargeCpu>>,
     future: F,
 ) -> tokio::task::JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    match metrics {
-        Some(metrics) => tokio::spawn(Metered::new(
-            future,
-            Arc::new(WorkerMeter::new(Some(metrics.clone()))),
-        )),
-        None => tokio::spawn(future),
+    if metrics.is_none() && budget.is_none() {
+        return tokio::spawn(future);
     }
+    tokio::spawn(Metered::new(
+        future,
+        Arc::new(WorkerMeter::new(metrics.cloned(), budget)),
+    ))
 }
 
 #[cfg(test)]

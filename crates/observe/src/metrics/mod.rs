@@ -7,7 +7,9 @@
 //! - guest CPU: the thread CPU clock read around every poll of an instance's
 //!   worker (the future that runs the guest), so time spent waiting is never
 //!   counted; a poll's CPU is shared among the requests the instance was
-//!   handling during it (`usage`);
+//!   handling during it (`usage`), and charged to the component's CPU
+//!   budget when it has a `cpuLimit` ([`ChargeCpu`]); the time its
+//!   instances were held back over that limit is counted apart;
 //! - linear memory: every growth passes through the store's limiter (the
 //!   runtime's `MeteredLimiter`, which reports here), which keeps the component's live total and each instance's
 //!   size, the peak a request saw;
@@ -25,7 +27,7 @@ mod cpu;
 mod usage;
 
 pub use component::{ComponentMetrics, InFlight};
-pub use cpu::{Metered, spawn_metered};
+pub use cpu::{ChargeCpu, Metered, spawn_metered};
 pub use usage::RequestUsage;
 pub use usage::WorkerMeter;
 
@@ -60,6 +62,7 @@ pub struct Metrics {
     duration: HistogramVec,
     in_flight: IntGaugeVec,
     cpu: CounterVec,
+    cpu_throttled: CounterVec,
     memory: IntGaugeVec,
     memory_peak: IntGaugeVec,
     instances: IntGaugeVec,
@@ -148,6 +151,15 @@ impl Metrics {
         )
         .expect("valid metric");
         register(Box::new(cpu.clone()), MetricType::COUNTER);
+        let cpu_throttled = CounterVec::new(
+            opts(
+                "nimbus_guest_cpu_throttled_seconds_total",
+                "Wall time the component's instances were held back for being over its CPU limit (cpuLimit), summed over instances; never counted as CPU.",
+            ),
+            COMPONENT_LABELS,
+        )
+        .expect("valid metric");
+        register(Box::new(cpu_throttled.clone()), MetricType::COUNTER);
         let plugin_duration = HistogramVec::new(
             HistogramOpts::new(
                 "nimbus_plugin_call_duration_seconds",
@@ -184,6 +196,7 @@ impl Metrics {
                 "HTTP requests a component is handling now.",
             ),
             cpu,
+            cpu_throttled,
             memory: gauge(
                 "nimbus_memory_bytes",
                 "Linear memory of the component's live instances, in bytes.",
@@ -254,6 +267,7 @@ impl Metrics {
             duration: self.duration.with_label_values(&labels),
             in_flight: self.in_flight.with_label_values(&labels),
             cpu: self.cpu.with_label_values(&labels),
+            cpu_throttled: self.cpu_throttled.with_label_values(&labels),
             memory: self.memory.with_label_values(&labels),
             memory_peak: self.memory_peak.with_label_values(&labels),
             peak: AtomicI64::new(0),
@@ -308,6 +322,7 @@ impl Metrics {
             }
             let _ = self.duration.remove_label_values(&labels);
             let _ = self.cpu.remove_label_values(&labels);
+            let _ = self.cpu_throttled.remove_label_values(&labels);
             for (destination, decision) in component
                 .destinations
                 .lock()
@@ -396,6 +411,7 @@ mod tests {
         ));
         drop(abandoned);
         component.cpu_spent(1_500_000);
+        component.cpu_throttled(std::time::Duration::from_millis(250));
         component.memory_changed(1 << 20, 1 << 20);
         for n in 0..(MAX_DESTINATIONS + 10) {
             component.outbound(&format!("h{n}.example.com"), n % 2 == 0);
@@ -411,6 +427,7 @@ mod tests {
         ));
         assert!(text.contains(r#"nimbus_request_duration_seconds_count{component="api",namespace="shop",workload="cart"} 2"#));
         assert!(text.contains(r#"nimbus_guest_cpu_seconds_total{component="api",namespace="shop",workload="cart"} 0.0015"#));
+        assert!(text.contains(r#"nimbus_guest_cpu_throttled_seconds_total{component="api",namespace="shop",workload="cart"} 0.25"#));
         assert!(text.contains(
             r#"nimbus_memory_peak_bytes{component="api",namespace="shop",workload="cart"} 1048576"#
         ));

@@ -1,7 +1,7 @@
 //! What one request cost, and the meter that charges an instance's CPU to
 //! the requests it is handling.
 
-use super::ComponentMetrics;
+use super::{ChargeCpu, ComponentMetrics};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
@@ -65,14 +65,17 @@ impl RequestUsage {
     }
 }
 
-/// Charges the CPU of one instance's polls: all of it to the component, and
-/// an even share to each request the instance is handling (exact when it
-/// handles one at a time, as every P2 instance does).
+/// Charges the CPU of one instance's polls: all of it to the component (and
+/// to its CPU budget, when it has a `cpuLimit`), and an even share to each
+/// request the instance is handling (exact when it handles one at a time,
+/// as every P2 instance does).
 ///
 /// A request counts as handled while its owner keeps its [`RequestUsage`]:
 /// until the response body ends when an access log wants the figures.
 pub struct WorkerMeter {
     metrics: Option<Arc<ComponentMetrics>>,
+    /// The component's CPU budget, when it has a limit.
+    budget: Option<Arc<dyn ChargeCpu>>,
     /// The instance's linear memory size, known once its store exists.
     memory: OnceLock<Arc<AtomicU64>>,
     active: Mutex<Vec<Weak<RequestUsage>>>,
@@ -85,10 +88,12 @@ pub struct WorkerMeter {
 }
 
 impl WorkerMeter {
-    /// The meter of one worker, reporting to `metrics` when accounting is on.
-    pub fn new(metrics: Option<Arc<ComponentMetrics>>) -> Self {
+    /// The meter of one worker, reporting to `metrics` when accounting is
+    /// on and charging `budget` when the component has a CPU limit.
+    pub fn new(metrics: Option<Arc<ComponentMetrics>>, budget: Option<Arc<dyn ChargeCpu>>) -> Self {
         Self {
             metrics,
+            budget,
             memory: OnceLock::new(),
             active: Mutex::default(),
             polling: AtomicBool::new(false),
@@ -130,6 +135,9 @@ impl WorkerMeter {
         if let Some(metrics) = &self.metrics {
             metrics.cpu_spent(nanos);
         }
+        if let Some(budget) = &self.budget {
+            budget.charge_cpu(nanos);
+        }
         let memory = self
             .memory
             .get()
@@ -159,7 +167,7 @@ mod tests {
 
     #[test]
     fn cpu_is_shared_among_live_requests_and_memory_peaks_follow_the_instance() {
-        let meter = Arc::new(WorkerMeter::new(None));
+        let meter = Arc::new(WorkerMeter::new(None, None));
         let memory = Arc::new(AtomicU64::new(1 << 20));
         meter.watch_memory(memory.clone());
         let first = Arc::new(RequestUsage::default());
@@ -174,5 +182,21 @@ mod tests {
         meter.charge(500);
         assert_eq!(first.cpu(), Duration::from_nanos(1_000 + 1_000 + 500));
         assert_eq!(first.memory_peak_bytes(), 3 << 20);
+    }
+
+    #[test]
+    fn a_cpu_budget_is_charged_every_poll() {
+        #[derive(Default)]
+        struct Budget(AtomicU64);
+        impl ChargeCpu for Budget {
+            fn charge_cpu(&self, nanos: u64) {
+                self.0.fetch_add(nanos, Ordering::Relaxed);
+            }
+        }
+        let budget = Arc::new(Budget::default());
+        let meter = WorkerMeter::new(None, Some(budget.clone() as Arc<dyn ChargeCpu>));
+        meter.charge(1_000);
+        meter.charge(250);
+        assert_eq!(budget.0.load(Ordering::Relaxed), 1_250);
     }
 }

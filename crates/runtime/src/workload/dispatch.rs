@@ -25,8 +25,14 @@
 //!   call, holds that loop but not the task around it. While requests run,
 //!   the deadline counts from the latest start; after the last answer, from
 //!   that answer, since a guest may still work after answering.
-//! - With accounting on, the worker's task runs inside a CPU meter
-//!   (`crate::metrics::Metered`): a poll of the task is the guest's CPU.
+//! - With accounting on, or a CPU limit, the worker's task runs inside a
+//!   CPU meter (`crate::metrics::Metered`): a poll of the task is the
+//!   guest's CPU.
+//! - A component over its CPU limit (`crate::limits::cpu`) makes no new
+//!   instance: a new worker first waits for the component's share, within
+//!   the request's deadline (504 past it) and only while its client stays.
+//!   A running instance is held at its epoch yields instead; requests that
+//!   reach its inbox meanwhile are handed back, as for any busy guest.
 
 use super::instance::{Admission, ComponentInstances, Instantiated, Phase, RequestContext, Worker};
 use crate::metrics::{Metered, WorkerMeter};
@@ -42,7 +48,9 @@ use std::time::Instant;
 use wasmtime::component::Accessor;
 use wasmtime::{AsContextMut, Store, format_err};
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::handler::{InstantiationError, Prepared, Proxy, TrapOrPanicError};
+use wasmtime_wasi_http::handler::{
+    ExpirationError, InstantiationError, Prepared, Proxy, TrapOrPanicError,
+};
 
 /// A request handed to a worker.
 pub(crate) type Request = http::Request<wasmtime_wasi_http::WasiBody>;
@@ -213,7 +221,7 @@ impl Shared {
     fn start_worker(self: &Arc<Self>, job: Job) {
         let shared = self.clone();
         if self.instances.metered() {
-            let meter = Arc::new(WorkerMeter::new(self.instances.metrics().cloned()));
+            let meter = Arc::new(self.instances.meter());
             if let Some(usage) = &job.context.usage {
                 // Its instance is created for it: that is its CPU too.
                 meter.request_started(usage);
@@ -259,6 +267,9 @@ impl Drop for Retirement<'_> {
 }
 
 async fn run_worker(shared: Arc<Shared>, first: Job, meter: Option<Arc<WorkerMeter>>) {
+    let Some(first) = wait_for_cpu_share(&shared, first).await else {
+        return;
+    };
     match shared.instances.instantiate(meter.clone()).await {
         Ok(instance) => serve(&shared, instance, first, meter).await,
         Err(error) => {
@@ -273,6 +284,29 @@ async fn run_worker(shared: Arc<Shared>, first: Job, meter: Option<Arc<WorkerMet
                 error: Arc::new(error),
             }
             .into()));
+        }
+    }
+}
+
+/// Waits, before a new instance is made, until the component is within its
+/// CPU share (at once when it has no limit or is within it). Gives the job
+/// back to run, or `None` when it ended here: its client left (it is
+/// dropped, as the dispatcher drops abandoned jobs), or its deadline passed
+/// (it is answered with an expiration, which its client sees as 504).
+async fn wait_for_cpu_share(shared: &Shared, job: Job) -> Option<Job> {
+    let Some(budget) = shared.instances.cpu_budget() else {
+        return Some(job);
+    };
+    if budget.delay().is_none() {
+        return Some(job);
+    }
+    let fate = job.context.fate.clone();
+    tokio::select! {
+        () = budget.clone().hold() => Some(job),
+        () = fate.abandoned() => None,
+        () = tokio::time::sleep(shared.instances.request_timeout()) => {
+            let _ = job.reply.send(Err(ExpirationError.into()));
+            None
         }
     }
 }

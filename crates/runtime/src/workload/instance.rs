@@ -12,6 +12,9 @@
 //!
 //! With accounting on, each instance's worker runs inside a CPU meter and
 //! its store grows memory through a metered limiter (see `crate::metrics`).
+//! A component with a CPU limit is metered too, accounting on or off: the
+//! meter charges its budget (`crate::limits::cpu`), and its stores hold
+//! at each epoch tick while it is over its share.
 //!
 //! Each request carries a [`RequestFate`] shared with the instance serving
 //! it. A client that leaves (the request or its response body dropped)
@@ -134,6 +137,11 @@ impl RequestFate {
     pub(crate) fn is_abandoned(&self) -> bool {
         self.abandoned.is_cancelled()
     }
+
+    /// Resolves when the client leaves.
+    pub(crate) async fn abandoned(&self) {
+        self.abandoned.cancelled().await;
+    }
 }
 
 /// The requests one instance is serving, and the wake-up of its
@@ -226,14 +234,31 @@ impl ComponentInstances {
         }
     }
 
-    /// Whether workers run inside a CPU meter.
+    /// Whether workers run inside a CPU meter: with accounting on, or a
+    /// CPU limit whose budget the meter charges.
     pub(crate) fn metered(&self) -> bool {
-        self.env.metrics.is_some()
+        self.env.metered()
     }
 
     /// The component's series, with accounting on.
     pub(crate) fn metrics(&self) -> Option<&Arc<ComponentMetrics>> {
         self.env.metrics.as_ref()
+    }
+
+    /// A new worker's CPU meter: the component's series and its CPU
+    /// budget, each when it has one.
+    pub(crate) fn meter(&self) -> WorkerMeter {
+        WorkerMeter::new(self.env.metrics.clone(), self.env.cpu_charge())
+    }
+
+    /// The component's CPU budget, when it has a CPU limit.
+    pub(crate) fn cpu_budget(&self) -> Option<&Arc<crate::limits::CpuBudget>> {
+        self.env.cpu_budget.as_ref()
+    }
+
+    /// Its request deadline.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.env.limits.request_timeout
     }
 
     /// A new store and instance; `meter` follows its memory.

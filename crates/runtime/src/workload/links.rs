@@ -489,8 +489,10 @@ impl LinkedCall {
     ) -> wasmtime::Result<(Vec<Val>, Vec<(u32, u32)>)> {
         let call = self.clone();
         let metrics = call.target.env.metrics.clone();
+        let budget = call.target.env.cpu_charge();
         let task = tokio_util::task::AbortOnDropHandle::new(crate::metrics::spawn_metered(
             metrics.as_ref(),
+            budget,
             async move { call_peer(&call, peer, args, handed, result_count).await },
         ));
         task.await.map_err(|e| {

@@ -134,8 +134,10 @@ impl Service {
         if task.is_none() {
             let run = self.supervisor.clone().supervise();
             let metrics = self.supervisor.env.metrics.clone();
+            let budget = self.supervisor.env.cpu_charge();
             *task = Some(AbortOnDropHandle::new(crate::metrics::spawn_metered(
                 metrics.as_ref(),
+                budget,
                 run,
             )));
         }

@@ -60,6 +60,8 @@ pub(crate) struct DevCommand {
     /// never watched.
     #[arg(long, value_name = "FILE")]
     pub(crate) log_file: Option<PathBuf>,
+    #[command(flatten)]
+    cpu: super::serve::CpuLimitArg,
 }
 
 /// Default listen address of `nimbus dev`.
@@ -88,12 +90,13 @@ impl DevCommand {
         super::ensure_project(&dir)?;
         let name = nimbus_project::workload::project_name(&dir);
         let mut project = Project::load(&dir)?;
-        let config = HostConfig {
+        let mut config = HostConfig {
             plugins: project.loaded.config.dev.plugin_defaults(&dir),
             accounting: crate::telemetry::metrics_exported(),
             guest_telemetry: crate::telemetry::guest_telemetry(),
             ..HostConfig::default()
         };
+        self.cpu.apply(&mut config);
         let router = Arc::new(DevRouter::new());
         let host = Host::new(config, router.clone())?;
         crate::telemetry::export_metrics(host.metrics());

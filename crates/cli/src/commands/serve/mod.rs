@@ -14,6 +14,7 @@ use nimbus_host::http::{DevRouter, DynamicRouter, Router};
 use nimbus_host::oci::PullPolicy;
 use nimbus_host::workload::Workload;
 use nimbus_host::{Host, HostConfig};
+use nimbus_model::CpuLimit;
 use nimbus_project::config::{Backend, DevConfig};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -111,6 +112,29 @@ pub(crate) struct LimitArgs {
     /// three quarters of the machine's memory).
     #[arg(long, value_name = "MIB")]
     memory_budget_mb: Option<u64>,
+    #[command(flatten)]
+    cpu: CpuLimitArg,
+}
+
+/// The default CPU limit per component, shared by `nimbus serve`,
+/// `nimbus host` and `nimbus dev`.
+#[derive(Args)]
+pub(crate) struct CpuLimitArg {
+    /// CPU each component may use across its instances, for components
+    /// that set no `cpuLimit`: cores (`0.5`, `2`) or millicores (`250m`).
+    /// Over it a component is held at its next yield, not killed. Default:
+    /// no limit.
+    #[arg(long = "cpu-limit", value_name = "CORES", value_parser = |s: &str| s.parse::<CpuLimit>())]
+    cpu_limit: Option<CpuLimit>,
+}
+
+impl CpuLimitArg {
+    /// Sets the host's default CPU limit, when given.
+    pub(crate) fn apply(&self, config: &mut HostConfig) {
+        if self.cpu_limit.is_some() {
+            config.limits.cpu_limit = self.cpu_limit;
+        }
+    }
 }
 
 impl LimitArgs {
@@ -125,6 +149,7 @@ impl LimitArgs {
             host: self.max_host_outbound_connections,
         };
         config.memory_budget_bytes = self.memory_budget_mb.map(|mb| mb.saturating_mul(1 << 20));
+        self.cpu.apply(config);
     }
 }
 

@@ -26,7 +26,7 @@ pub(crate) struct TopCommand {
     /// `nimbus serve` with --admin-addr).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
     admin_addr: String,
-    /// Column to sort by (keys while running: c r l p m i e n).
+    /// Column to sort by (keys while running: c t r l p m i e n).
     #[arg(long, value_enum, default_value = "cpu")]
     sort: SortKey,
     /// Time between refreshes.
@@ -37,7 +37,8 @@ pub(crate) struct TopCommand {
     once: bool,
     /// Output format: the table (`table`), or one sample as `json` or
     /// `yaml` (each component's rates, latency quantiles in seconds, CPU
-    /// percent, memory bytes, instances); json and yaml imply --once.
+    /// and throttled percent, memory bytes, instances); json and yaml imply
+    /// --once.
     #[arg(short, long, value_enum, default_value = "table")]
     output: super::OutputFormat,
 }
@@ -46,6 +47,7 @@ pub(crate) struct TopCommand {
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(super) enum SortKey {
     Cpu,
+    Throttled,
     Rps,
     P50,
     P99,
@@ -59,6 +61,7 @@ impl SortKey {
     pub(super) fn from_key(key: char) -> Option<Self> {
         Some(match key {
             'c' => Self::Cpu,
+            't' => Self::Throttled,
             'r' => Self::Rps,
             'l' => Self::P50,
             'p' => Self::P99,
@@ -136,6 +139,8 @@ nimbus_requests_total{class="2xx",component="api",namespace="shop",workload="car
 nimbus_requests_total{class="5xx",component="api",namespace="shop",workload="cart"} 10
 # TYPE nimbus_guest_cpu_seconds_total counter
 nimbus_guest_cpu_seconds_total{component="api",namespace="shop",workload="cart"} 0.5
+# TYPE nimbus_guest_cpu_throttled_seconds_total counter
+nimbus_guest_cpu_throttled_seconds_total{component="api",namespace="shop",workload="cart"} 1.5
 # TYPE nimbus_memory_bytes gauge
 nimbus_memory_bytes{component="api",namespace="shop",workload="cart"} 2097152
 # TYPE nimbus_request_duration_seconds histogram
@@ -159,11 +164,17 @@ nimbus_request_duration_seconds_count{component="api",namespace="shop",workload=
         assert_eq!(row.rps, 50.0);
         assert_eq!(row.errors_per_second, 5.0);
         assert_eq!(row.cpu_percent, 25.0);
+        assert_eq!(row.throttled_percent, 75.0);
         assert_eq!(row.memory_bytes, 2097152.0);
         assert!((row.p50.unwrap() - 0.001).abs() < 1e-9, "{:?}", row.p50);
         let p99 = row.p99.unwrap();
         assert!(p99 > 0.001 && p99 <= 0.01 + 1e-12, "{p99}");
-        assert!(render(&rows, "x", SortKey::Cpu).contains("shop/cart"));
+        let table = render(&rows, "x", SortKey::Throttled);
+        assert!(table.contains("shop/cart"), "{table}");
+        assert!(
+            table.contains("THROTTLED") && table.contains("75.0%"),
+            "{table}"
+        );
     }
 
     #[test]
@@ -181,6 +192,7 @@ nimbus_request_duration_seconds_count{component="api",namespace="shop",workload=
         assert_eq!(row["requestsPerSecond"], 50.0);
         assert_eq!(row["errorsPerSecond"], 5.0);
         assert_eq!(row["cpuPercent"], 25.0);
+        assert_eq!(row["throttledPercent"], 75.0);
         assert_eq!(row["memoryBytes"], 2097152);
         assert_eq!(row["instances"], 0);
         assert!((row["p50Seconds"].as_f64().unwrap() - 0.001).abs() < 1e-9);

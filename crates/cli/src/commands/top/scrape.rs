@@ -21,6 +21,8 @@ pub(super) struct Counters {
     pub(super) requests: f64,
     pub(super) errors: f64,
     pub(super) cpu_seconds: f64,
+    /// Wall time instances were held over the CPU limit, summed.
+    pub(super) throttled_seconds: f64,
     pub(super) memory_bytes: f64,
     pub(super) instances: f64,
     /// Cumulative histogram buckets: (upper bound, count).
@@ -103,6 +105,7 @@ pub(super) fn parse(text: &str) -> anyhow::Result<BTreeMap<RowKey, Counters>> {
                 }
             }
             "nimbus_guest_cpu_seconds_total" => entry.cpu_seconds = value,
+            "nimbus_guest_cpu_throttled_seconds_total" => entry.throttled_seconds = value,
             "nimbus_memory_bytes" => entry.memory_bytes = value,
             "nimbus_instances" => entry.instances = value,
             _ => {}

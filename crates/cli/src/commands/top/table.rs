@@ -15,6 +15,9 @@ pub(super) struct Row {
     pub(super) p50: Option<f64>,
     pub(super) p99: Option<f64>,
     pub(super) cpu_percent: f64,
+    /// Time held over the CPU limit per wall time, in percent (summed over
+    /// instances: two held the whole interval are 200).
+    pub(super) throttled_percent: f64,
     pub(super) memory_bytes: f64,
     pub(super) instances: f64,
     pub(super) errors_per_second: f64,
@@ -49,6 +52,7 @@ pub(super) fn rows(
                 p50: quantile(&latency, 0.5),
                 p99: quantile(&latency, 0.99),
                 cpu_percent: delta(|c| c.cpu_seconds) * 100.0,
+                throttled_percent: delta(|c| c.throttled_seconds) * 100.0,
                 memory_bytes: now.memory_bytes,
                 instances: now.instances,
                 errors_per_second: delta(|c| c.errors),
@@ -88,6 +92,7 @@ pub(super) fn sort_rows(rows: &mut [Row], sort: SortKey) {
     let by = |row: &Row| -> f64 {
         match sort {
             SortKey::Cpu => row.cpu_percent,
+            SortKey::Throttled => row.throttled_percent,
             SortKey::Rps => row.rps,
             SortKey::P50 => row.p50.unwrap_or(0.0),
             SortKey::P99 => row.p99.unwrap_or(0.0),
@@ -111,18 +116,28 @@ pub(super) fn render(rows: &[Row], addr: &str, sort: SortKey) -> String {
         rows.len()
     );
     out.push_str(&format!(
-        "{:<28} {:<16} {:>9} {:>9} {:>9} {:>7} {:>10} {:>5} {:>8}\n",
-        "WORKLOAD", "COMPONENT", "REQ/S", "P50", "P99", "CPU%", "MEMORY", "INST", "ERR/S"
+        "{:<28} {:<16} {:>9} {:>9} {:>9} {:>7} {:>9} {:>10} {:>5} {:>8}\n",
+        "WORKLOAD",
+        "COMPONENT",
+        "REQ/S",
+        "P50",
+        "P99",
+        "CPU%",
+        "THROTTLED",
+        "MEMORY",
+        "INST",
+        "ERR/S"
     ));
     for row in rows {
         out.push_str(&format!(
-            "{:<28} {:<16} {:>9.1} {:>9} {:>9} {:>7.1} {:>10} {:>5} {:>8.1}\n",
+            "{:<28} {:<16} {:>9.1} {:>9} {:>9} {:>7.1} {:>9} {:>10} {:>5} {:>8.1}\n",
             row.workload,
             row.component,
             row.rps,
             millis(row.p50),
             millis(row.p99),
             row.cpu_percent,
+            percent(row.throttled_percent),
             bytes(row.memory_bytes),
             row.instances,
             row.errors_per_second
@@ -157,6 +172,9 @@ struct ComponentSample {
     p99_seconds: Option<f64>,
     /// Guest CPU time per wall-clock time, in percent of one core.
     cpu_percent: f64,
+    /// Time its instances were held over its CPU limit per wall-clock
+    /// time, in percent, summed over instances (0 without a limit).
+    throttled_percent: f64,
     memory_bytes: u64,
     instances: u64,
     /// 5xx responses per second.
@@ -178,6 +196,7 @@ impl Sample {
                     p50_seconds: row.p50,
                     p99_seconds: row.p99,
                     cpu_percent: row.cpu_percent,
+                    throttled_percent: row.throttled_percent,
                     // Gauges of whole bytes and instances, read as floats.
                     memory_bytes: row.memory_bytes.max(0.0).round() as u64,
                     instances: row.instances.max(0.0).round() as u64,
@@ -198,6 +217,15 @@ pub(super) fn millis(seconds: Option<f64>) -> String {
     match seconds {
         Some(s) => format!("{:.1}ms", s * 1000.0),
         None => "-".into(),
+    }
+}
+
+/// A percentage, or `-` for none (most components are never held).
+pub(super) fn percent(p: f64) -> String {
+    if p > 0.0 {
+        format!("{p:.1}%")
+    } else {
+        "-".into()
     }
 }
 

@@ -6,9 +6,14 @@
 //! the engine's epoch: guests yield at every tick so a deadline can fire even
 //! inside an infinite loop, and the instance that missed it is discarded.
 //! Concurrency is bounded per workload with a semaphore and never queues
-//! beyond it.
+//! beyond it. CPU is shared out by `cpuLimit`: a component over its share
+//! is held at its next yield, never killed ([`cpu`]).
+
+pub mod cpu;
 
 use crate::workload::LocalResources;
+pub use cpu::CpuBudget;
+pub use nimbus_model::CpuLimit;
 use std::time::Duration;
 
 /// Host-wide defaults for limits a component does not set.
@@ -20,6 +25,9 @@ pub struct LimitDefaults {
     pub request_timeout: Duration,
     /// Concurrent requests per workload when `maxConcurrentRequests` is unset.
     pub max_concurrent_requests: u32,
+    /// The CPU share of a component that sets no `cpuLimit`; `None` (the
+    /// default): no limit.
+    pub cpu_limit: Option<CpuLimit>,
 }
 
 impl Default for LimitDefaults {
@@ -28,6 +36,7 @@ impl Default for LimitDefaults {
             memory_bytes: 256 << 20,
             request_timeout: Duration::from_secs(60),
             max_concurrent_requests: 1000,
+            cpu_limit: None,
         }
     }
 }
@@ -41,6 +50,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Concurrent requests the workload admits.
     pub max_concurrent_requests: u32,
+    /// The CPU all its instances may use together; `None`: no limit.
+    pub cpu: Option<CpuLimit>,
 }
 
 impl Limits {
@@ -66,7 +77,18 @@ impl Limits {
             max_concurrent_requests: resources
                 .max_concurrent_requests
                 .unwrap_or(defaults.max_concurrent_requests),
+            cpu: resources.cpu_limit.or(defaults.cpu_limit),
         }
+    }
+
+    /// The CPU budget its instances share, when it has a CPU limit; held
+    /// time is counted in `metrics` when given.
+    pub fn cpu_budget(
+        &self,
+        metrics: Option<std::sync::Arc<nimbus_observe::metrics::ComponentMetrics>>,
+    ) -> Option<std::sync::Arc<CpuBudget>> {
+        self.cpu
+            .map(|limit| std::sync::Arc::new(CpuBudget::new(limit, metrics)))
     }
 
     /// A store limiter enforcing the memory limit.
@@ -319,5 +341,23 @@ mod tests {
             Limits::resolve(&lr, &defaults, 1 << 30).memory_bytes,
             256 << 20
         );
+    }
+
+    #[test]
+    fn a_cpu_limit_comes_from_the_component_or_the_host_default() {
+        let mut defaults = LimitDefaults::default();
+        let mut lr = LocalResources::default();
+        let limits = Limits::resolve(&lr, &defaults, 1 << 30);
+        assert_eq!(limits.cpu, None);
+        assert!(limits.cpu_budget(None).is_none(), "no limit, no budget");
+        defaults.cpu_limit = Some("2".parse().unwrap());
+        let limits = Limits::resolve(&lr, &defaults, 1 << 30);
+        assert_eq!(limits.cpu.map(CpuLimit::millicores), Some(2000));
+        lr.cpu_limit = Some("250m".parse().unwrap());
+        let limits = Limits::resolve(&lr, &defaults, 1 << 30);
+        assert_eq!(limits.cpu.map(CpuLimit::millicores), Some(250));
+        let budget = limits.cpu_budget(None).expect("a budget");
+        assert_eq!(budget.limit().millicores(), 250);
+        assert_eq!(budget.delay(), None, "a new budget starts full");
     }
 }
