@@ -152,7 +152,7 @@ impl std::str::FromStr for CpuLimit {
 /// (`250m`): both read back as the same limit.
 impl fmt::Display for CpuLimit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.millicores % 1000 == 0 {
+        if self.millicores.is_multiple_of(1000) {
             write!(f, "{}", self.millicores / 1000)
         } else {
             write!(f, "{}m", self.millicores)
@@ -164,7 +164,7 @@ impl fmt::Display for CpuLimit {
 /// millicore string; both deserialize back to the same limit.
 impl Serialize for CpuLimit {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if self.millicores % 1000 == 0 {
+        if self.millicores.is_multiple_of(1000) {
             serializer.serialize_u32(self.millicores / 1000)
         } else {
             serializer.collect_str(self)

@@ -580,9 +580,12 @@ fn with_nats_down_no_host_is_judged_and_sigterm_still_exits() {
     let host = start_host(dir, &url, "h1", &["--drain-timeout", "2"]);
     let controller = start_controller(dir, &url, "c1");
     // The controller has heard the host.
-    eventually(dir, &["get", "hosts", "--nats", &url], Duration::from_secs(30), |out| {
-        out.contains("h1")
-    });
+    eventually(
+        dir,
+        &["get", "hosts", "--nats", &url],
+        Duration::from_secs(30),
+        |out| out.contains("h1"),
+    );
     nats.stop();
     // Four heartbeat windows (missed-heartbeats 2 at 1 s) without NATS.
     std::thread::sleep(Duration::from_secs(8));
