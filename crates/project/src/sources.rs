@@ -514,7 +514,7 @@ pub fn parse_values(text: &str, path: &Path) -> Result<BTreeMap<String, String>,
             return Err(ValuesError::PastedValue(number));
         }
         if value.is_empty() && looks_like_pasted_base64(key) {
-            // `cDRzc3cw=`: one `=` of padding, which would otherwise make
+            // `cGFzc3dvcmQ=`: one `=` of padding, which would otherwise make
             // a key of the pasted text, shown by `nimbus config show`.
             return Err(ValuesError::PastedKey(number));
         }
@@ -536,29 +536,25 @@ pub fn parse_values(text: &str, path: &Path) -> Result<BTreeMap<String, String>,
 }
 
 /// Whether the key of a `KEY=` line with nothing after the `=` is more
-/// likely a pasted base64 value (`cDRzc3cw=`, where the `=` is padding)
-/// than a name set to the empty string (`FOO=`, `feature_flag=`).
+/// likely a pasted base64 value (`cGFzc3dvcmQ=`, where the `=` is padding)
+/// than a name set to the empty string (`FOO=`, `apiV2Key=`, `log-level=`).
 ///
 /// A line of base64 with one `=` of padding parses as a valid key and an
 /// empty value; `nimbus config show` would then print the key, the pasted
-/// (maybe secret) text. Names and base64 differ in their letters: a name is
-/// one case, or its words are joined by `_`; a stretch of base64 of any
-/// length almost always mixes lower case, upper case and digits, without
-/// `_` (which only base64url has). So an empty value is accepted only after
-/// a plain name (`[A-Za-z_][A-Za-z0-9_]*`: no `.` or `-`, which base64url
-/// also has) that does not mix all three without an `_`. A value meant to
-/// be empty after any other key is written `KEY=""`.
-///
-/// A heuristic, with misses both ways, kept simple so that it is never a
-/// surprise: base64 of one case and no digit (`QUJD=`, "ABC") still reads
-/// as a name and is accepted, and a name like `myVar1=` must be written
-/// `myVar1=""`. The error names only the line, never its text.
+/// (maybe secret) text. Such a key has the shape of padded base64: its
+/// length plus the one `=` is a multiple of four, it is at least 11
+/// characters long (8 bytes encoded), it mixes lower case, upper case and
+/// digits, and it has no `_`, `.` or `-` (names join words with those;
+/// base64 has none of them). A name of that shape is rare; it can be set
+/// to the empty value as `KEY=""`. The error names only the line, never its
+/// text.
 fn looks_like_pasted_base64(key: &str) -> bool {
-    let plain_name = key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    let mixes_all_three = key.chars().any(|c| c.is_ascii_lowercase())
+    key.len() >= 11
+        && key.len() % 4 == 3
+        && key.chars().all(|c| c.is_ascii_alphanumeric())
+        && key.chars().any(|c| c.is_ascii_lowercase())
         && key.chars().any(|c| c.is_ascii_uppercase())
-        && key.chars().any(|c| c.is_ascii_digit());
-    !plain_name || (mixes_all_three && !key.contains('_'))
+        && key.chars().any(|c| c.is_ascii_digit())
 }
 
 /// A key as environment variables and config names spell them.
@@ -734,7 +730,7 @@ mod tests {
                 "line 1 looks like a pasted value",
             ),
             (
-                "A=1\ncDRzc3cw=\n".to_string(),
+                "A=1\ncGFzc3dvcmQ=\n".to_string(),
                 "line 2 looks like a pasted value",
             ),
             (format!("{SECRET}+/x=1\n"), "line 1 has no valid key"),
@@ -744,7 +740,7 @@ mod tests {
             write_private(&dir.path().join("s.env"), &text);
             let err = resolve_err("secrets:\n  s: { file: s.env }\n", dir.path());
             assert!(err.contains(expected), "{text:?} => {err}");
-            assert!(!err.contains(SECRET) && !err.contains("cDRzc3cw"), "{err}");
+            assert!(!err.contains(SECRET) && !err.contains("cGFzc3dv"), "{err}");
         }
 
         #[cfg(unix)]
@@ -756,19 +752,22 @@ mod tests {
         }
     }
 
-    /// `KEY=` sets the empty string after a plain name, but a line that
-    /// looks like base64 with one `=` of padding is refused, by its number
-    /// alone; `KEY=""` is the way to an empty value after any key.
+    /// `KEY=` sets the empty string after any name, but a line that looks
+    /// like base64 with one `=` of padding is refused, by its number alone;
+    /// `KEY=""` is the way to an empty value after a key of that shape.
     #[test]
-    fn an_empty_value_needs_a_plain_name() {
+    fn an_empty_value_is_refused_only_after_padded_base64() {
         let parse = |text: &str| parse_values(text, Path::new("s.env"));
         for accepted in [
             "FOO=",
             "foo_bar=",
             "export FOO=",
             "QUJD=",
-            "myVar1=\"\"",
-            "a.b=\"\"",
+            "myVar1=",
+            "apiV2Key=",
+            "a.b=",
+            "log-level=",
+            "cGFzc3dvcmQ=\"\"",
         ] {
             let values = parse(accepted).unwrap_or_else(|e| panic!("{accepted:?}: {e}"));
             assert_eq!(
@@ -777,12 +776,11 @@ mod tests {
                 "{accepted:?}"
             );
         }
+        // "password" and "secretToken123", base64 with one `=` of padding.
         for refused in [
-            "cDRzc3cw=",
-            "FOO=1\ncDRzc3cw=",
-            "myVar1=",
-            "a.b=",
-            "cDRz-c3cw=",
+            "cGFzc3dvcmQ=",
+            "FOO=1\ncGFzc3dvcmQ=",
+            "c2VjcmV0VG9rZW4xMjM=",
         ] {
             let err = parse(refused).unwrap_err();
             assert!(
@@ -792,12 +790,12 @@ mod tests {
             let shown = err.to_string();
             assert!(shown.contains("looks like a pasted value"), "{shown}");
             assert!(
-                !shown.contains("cDRz") && !shown.contains("myVar1"),
+                !shown.contains("cGFz") && !shown.contains("c2Vj"),
                 "{shown}"
             );
         }
         assert!(matches!(
-            parse("FOO=1\ncDRzc3cw="),
+            parse("FOO=1\ncGFzc3dvcmQ="),
             Err(ValuesError::PastedKey(2))
         ));
     }

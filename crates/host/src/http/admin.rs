@@ -7,9 +7,12 @@
 //!
 //! Its connections are bounded like the ingress's ([`IngressLimits::admin`]):
 //! with the ingress saturated, or the admin port itself flooded, probes get
-//! through again within seconds.
+//! through again within seconds; no admin connection lives longer than
+//! 30 s, so clients that stop reading cannot hold its slots either.
 
-use super::server::{ConnectionWatch, IngressLimits, WatchedBody, next_connection, run_watched};
+use super::server::{
+    ConnectionLimit, ConnectionWatch, IngressLimits, WatchedBody, next_connection, run_watched,
+};
 use crate::metrics::{CONTENT_TYPE, Metrics};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -36,6 +39,11 @@ impl Readiness {
         self.0.load(Ordering::Relaxed)
     }
 }
+
+/// The longest an admin connection stays open, busy or not: a scrape or a
+/// probe takes milliseconds, and a client that stops reading must not hold
+/// one of the few admin slots.
+const ADMIN_CONNECTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Serves the admin endpoint on `listener` until `shutdown` resolves, its
 /// connections bounded by `limits` (normally [`IngressLimits::admin`]).
@@ -79,13 +87,15 @@ pub async fn serve_admin(
         let (limits, metrics) = (limits.clone(), metrics.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            if let Some(which) = run_watched(connection, &watch, &limits, peer).await {
-                // Counted apart from the ingress's own closes.
-                metrics.limit_hit(if which == "ingress_idle" {
-                    "admin_idle"
-                } else {
-                    "admin_first_request"
-                });
+            // A client that never reads its answer keeps the connection
+            // busy, which the idle timer does not cover: an admin
+            // connection lives a bounded time whatever it does.
+            let watched = run_watched(connection, &watch, &limits, peer);
+            match tokio::time::timeout(ADMIN_CONNECTION_LIFETIME, watched).await {
+                Ok(Some(ConnectionLimit::FirstRequest)) => metrics.limit_hit("admin_first_request"),
+                Ok(Some(ConnectionLimit::Idle)) => metrics.limit_hit("admin_idle"),
+                Ok(None) => {}
+                Err(_) => metrics.limit_hit("admin_lifetime"),
             }
         });
     }

@@ -157,8 +157,10 @@ async fn serve_boxed(
         tokio::spawn(async move {
             let _permit = permit;
             metrics.connections().inc();
-            if let Some(which) = run_watched(connection, &watch, &limits, peer).await {
-                metrics.limit_hit(which);
+            match run_watched(connection, &watch, &limits, peer).await {
+                Some(ConnectionLimit::FirstRequest) => metrics.limit_hit("ingress_first_request"),
+                Some(ConnectionLimit::Idle) => metrics.limit_hit("ingress_idle"),
+                None => {}
             }
             metrics.connections().dec();
         });
@@ -169,6 +171,15 @@ async fn serve_boxed(
         .is_ok())
 }
 
+/// Which of [`IngressLimits`]' timeouts closed a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnectionLimit {
+    /// No complete request head within `first_request_timeout`.
+    FirstRequest,
+    /// No request in flight for `idle_timeout`.
+    Idle,
+}
+
 /// Runs `connection` until it ends or `watch` finds it idle past `limits`;
 /// returns the limit that closed it, if one did.
 pub(crate) async fn run_watched<C, E>(
@@ -176,7 +187,7 @@ pub(crate) async fn run_watched<C, E>(
     watch: &ConnectionWatch,
     limits: &IngressLimits,
     peer: std::net::SocketAddr,
-) -> Option<&'static str>
+) -> Option<ConnectionLimit>
 where
     C: Future<Output = Result<(), E>>,
     E: std::fmt::Display,
@@ -189,7 +200,7 @@ where
             None
         }
         which = watch.expired(limits) => {
-            tracing::debug!(%peer, limit = which, "connection closed: no request in time");
+            tracing::debug!(%peer, limit = ?which, "connection closed: no request in time");
             Some(which)
         }
     }
@@ -239,7 +250,7 @@ impl ConnectionWatch {
     /// Resolves, naming the limit, once the connection has been idle too
     /// long: before its first request, `first_request_timeout` after
     /// accept; after one, `idle_timeout` after the last response ended.
-    async fn expired(&self, limits: &IngressLimits) -> &'static str {
+    async fn expired(&self, limits: &IngressLimits) -> ConnectionLimit {
         loop {
             let deadline = {
                 let state = self.lock();
@@ -247,10 +258,13 @@ impl ConnectionWatch {
                     if state.served == 0 {
                         (
                             state.idle_since + limits.first_request_timeout,
-                            "ingress_first_request",
+                            ConnectionLimit::FirstRequest,
                         )
                     } else {
-                        (state.idle_since + limits.idle_timeout, "ingress_idle")
+                        (
+                            state.idle_since + limits.idle_timeout,
+                            ConnectionLimit::Idle,
+                        )
                     }
                 })
             };

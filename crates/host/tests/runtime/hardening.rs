@@ -744,7 +744,19 @@ async fn the_admin_endpoint_stays_reachable() {
     tokio::time::timeout(TIMEOUT, answered)
         .await
         .expect("the admin endpoint answers again");
-    for limit in ["admin_connections", "admin_first_request"] {
+    // A keep-alive connection that asked once, then idles, is closed too.
+    let mut idle = TcpStream::connect(admin).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: admin\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    assert!(
+        closed_by_server(&mut idle).await,
+        "an idle admin keep-alive held"
+    );
+    for limit in ["admin_connections", "admin_first_request", "admin_idle"] {
         let series = format!("nimbus_limit_events_total{{limit=\"{limit}\"}}");
         eventually(limit, || t.host.metrics().encode().contains(&series)).await;
     }

@@ -176,7 +176,7 @@ impl Metrics {
         let limit_events = IntCounterVec::new(
             opts(
                 "nimbus_limit_events_total",
-                "Times a host-wide limit acted, by limit: ingress_connections (a connection refused at the cap), ingress_first_request (closed before its first request head), ingress_idle (an idle keep-alive closed), admin_connections / admin_first_request / admin_idle (the same on the admin endpoint), outbound_connections (an outgoing connection refused at a cap), guest_output (guest stdout/stderr dropped over its budget).",
+                "Times a host-wide limit acted, by limit: ingress_connections (a connection refused at the cap), ingress_first_request (closed before its first request head), ingress_idle (an idle keep-alive closed), admin_connections / admin_first_request / admin_idle (the same on the admin endpoint), admin_lifetime (an admin connection closed after 30 s), outbound_connections (an outgoing connection refused at a cap), guest_output (guest stdout/stderr dropped over its budget).",
             ),
             &["limit"],
         )

@@ -23,21 +23,28 @@
 //!   it, it stays suspended in a sleep until the debt is paid
 //!   (`UpdateDeadline::YieldCustom`). The fiber keeps its state; the
 //!   worker thread goes on with other tasks. This holds every path a guest
-//!   runs on: HTTP workers, services, linked calls, message deliveries.
+//!   runs on (HTTP workers, services, linked calls, message deliveries)
+//!   once it meets a tick; a delivery or linked call held past its own
+//!   timeout fails as a slow one would.
 //!   Components that have no limit keep the plain yield and no meter: the
 //!   limit costs nothing where it is not set.
 //! - Before a new instance is made for an HTTP request
 //!   (`workload::dispatch`), where [`CpuBudget::hold`] is awaited: a P2
 //!   component answering many short requests, none of them long enough to
-//!   meet an epoch tick, waits there.
+//!   meet an epoch tick, waits there. Message deliveries and linked calls
+//!   have no such gate yet: short ones run until a longer one meets a tick.
+//!   The waiters all go when the debt is paid, so a burst of new instances
+//!   can overdraw the budget once; the average holds, the peaks do not.
 //!
 //! Held time is wall time, not CPU: the meter reads the thread clock only
-//! while the guest is polled. It is counted per instance held in
+//! while the guest is polled. It is counted per instance held, and per
+//! request waiting before an instance, in
 //! `nimbus_guest_cpu_throttled_seconds_total` ([`CpuBudget::throttled`]
 //! without accounting). The request deadline keeps running while a
 //! request is held: a component starved by its own limit answers 504, as it
 //! would on a machine that slow. A request held before its instance is
-//! made waits at most its deadline, then gets 504.
+//! made waits at most its deadline, then gets 504; what it waited is taken
+//! off the deadline its instance gives it.
 
 use nimbus_model::CpuLimit;
 use nimbus_observe::metrics::{ChargeCpu, ComponentMetrics};
@@ -49,6 +56,10 @@ use std::time::{Duration, Instant};
 pub const WINDOW: Duration = Duration::from_secs(1);
 
 const WINDOW_NANOS: u64 = WINDOW.as_nanos() as u64;
+
+/// The longest a hold sleeps before it is counted and the debt looked at
+/// again.
+const HOLD_SLICE: Duration = Duration::from_millis(100);
 
 /// One component's CPU budget, shared by all its instances.
 pub struct CpuBudget {
@@ -136,22 +147,18 @@ impl CpuBudget {
     }
 
     /// Waits until the component is within its share again (at once when
-    /// it is); the wait, cut short or not, is counted as held time.
+    /// it is); the wait, cut short or not, is counted as held time, slice by
+    /// slice, so that a long hold shows in the metric as it goes rather than
+    /// all at once when it ends.
     pub async fn hold(self: Arc<Self>) {
-        let Some(mut delay) = self.delay() else {
-            return;
-        };
-        let _held = Held {
-            budget: &self,
-            since: Instant::now(),
-        };
-        loop {
-            tokio::time::sleep(delay).await;
-            // Other instances may have run up more debt meanwhile.
-            match self.delay() {
-                Some(more) => delay = more,
-                None => return,
-            }
+        // Other instances may run up more debt meanwhile: look again after
+        // every slice.
+        while let Some(delay) = self.delay() {
+            let _held = Held {
+                budget: &self,
+                since: Instant::now(),
+            };
+            tokio::time::sleep(delay.min(HOLD_SLICE)).await;
         }
     }
 

@@ -301,8 +301,14 @@ async fn wait_for_cpu_share(shared: &Shared, job: Job) -> Option<Job> {
         return Some(job);
     }
     let fate = job.context.fate.clone();
+    let since = Instant::now();
     tokio::select! {
-        () = budget.clone().hold() => Some(job),
+        () = budget.clone().hold() => {
+            let mut job = job;
+            // The wait counts against its deadline.
+            job.context.held = since.elapsed();
+            Some(job)
+        }
         () = fate.abandoned() => None,
         () = tokio::time::sleep(shared.instances.request_timeout()) => {
             let _ = job.reply.send(Err(ExpirationError.into()));

@@ -81,6 +81,9 @@ pub(crate) struct RequestContext {
     /// Whether the client still wants the answer, and whether the instance
     /// died before sending all of it.
     pub(crate) fate: Arc<RequestFate>,
+    /// How long it waited for its component's CPU share before an instance
+    /// was made for it: that much of its deadline is spent.
+    pub(crate) held: Duration,
 }
 
 /// Why an instance whose clients all left is discarded.
@@ -417,7 +420,8 @@ impl Worker {
         {
             metrics.instance_reused();
         }
-        let deadline = tokio::time::sleep(self.env.limits.request_timeout);
+        let deadline =
+            tokio::time::sleep(self.env.limits.request_timeout.saturating_sub(context.held));
         async move {
             tokio::select! {
                 () = deadline => {}

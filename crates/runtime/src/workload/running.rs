@@ -141,6 +141,7 @@ impl HttpTarget {
             usage,
             trace_parent,
             fate,
+            held: std::time::Duration::ZERO,
         };
         let error = match self.handler.handle(context, request).await {
             Ok(response) => return Ok(response),
