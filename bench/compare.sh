@@ -71,11 +71,8 @@ for pair in "rounds:$rounds" "connections:$connections" "threads:$threads"; do
 done
 [ "$threads" -le "$connections" ] || { echo "error: wrk needs --connections >= --threads" >&2; exit 2; }
 
-for tool in cargo wrk python3; do
-    command -v "$tool" >/dev/null 2>&1 || { echo "error: \`$tool\` is required but not on PATH" >&2; exit 1; }
-done
-
-log() { printf '%s\n' "$*" >&2; }
+source "$ROOT/bench/lib.sh"
+require_tools cargo wrk python3
 
 # ---------------------------------------------------------------- cleanup
 work=$(mktemp -d "${TMPDIR:-/tmp}/nimbus-compare.XXXXXX")
@@ -83,23 +80,6 @@ server_pid=""
 wrk_pid=""
 finished=0
 
-stop_server() {
-    local pid=$1
-    [ -n "$pid" ] || return 0
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        local i
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            log "  server $pid ignored SIGTERM for 5 s; SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     local status=$?
@@ -107,7 +87,7 @@ cleanup() {
     if [ -n "$wrk_pid" ]; then
         kill -TERM "$wrk_pid" 2>/dev/null || true
     fi
-    stop_server "$server_pid"
+    stop_pid "$server_pid"
     if [ "$finished" = 1 ]; then
         rm -rf "$work"
     else
@@ -241,10 +221,6 @@ fi
 log "==> $pinning"
 
 # ---------------------------------------------------------------- one round
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
 # Prints the command line serving WORKLOAD with CONTESTANT on ADDR, one
 # argument per line.
 server_cmd() {
@@ -282,7 +258,7 @@ start_server() {
             sleep 0.05
         done
         if kill -0 "$server_pid" 2>/dev/null; then
-            stop_server "$server_pid"
+            stop_pid "$server_pid"
             server_pid=""
             echo "error: $contestant did not print its URL within 120 s; its output:" >&2
             cat "$log_file" >&2
@@ -334,7 +310,7 @@ run_round() {
     wrk_pid=$!
     wait "$wrk_pid" || { echo "error: wrk failed against $contestant:" >&2; cat "$work/$tag.wrk.txt" >&2; exit 1; }
     wrk_pid=""
-    stop_server "$server_pid"
+    stop_pid "$server_pid"
     server_pid=""
     grep -E '^Requests/sec' "$work/$tag.wrk.txt" | sed 's/^/    /' >&2 || true
     printf '%s\t%s\t%s\t%s\n' "$workload" "$contestant" "$round" "$work/$tag.wrk.txt" >>"$runs"

@@ -83,11 +83,8 @@ case "$spinner_kind" in
     *) echo "error: --spinner must be p2 or p3 (got \`$spinner_kind\`)" >&2; exit 2 ;;
 esac
 
-for tool in cargo wrk python3; do
-    command -v "$tool" >/dev/null 2>&1 || { echo "error: \`$tool\` is required but not on PATH" >&2; exit 1; }
-done
-
-log() { printf '%s\n' "$*" >&2; }
+source "$ROOT/bench/lib.sh"
+require_tools cargo wrk python3
 
 # ---------------------------------------------------------------- cleanup
 work=$(mktemp -d "${TMPDIR:-/tmp}/nimbus-cpu-limit.XXXXXX")
@@ -96,23 +93,6 @@ spin_pid=""
 wrk_pid=""
 finished=0
 
-stop_pid() {
-    local pid=$1
-    [ -n "$pid" ] || return 0
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        local i
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            log "  process $pid ignored SIGTERM for 5 s; SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     local status=$?
@@ -171,10 +151,6 @@ fi
 log "==> $pinning"
 
 # ---------------------------------------------------------------- helpers
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
 # The manifest of one mode: `limit` gives the spinner its cpuLimit.
 write_manifest() {
     local mode=$1 file=$2

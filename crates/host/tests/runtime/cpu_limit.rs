@@ -47,18 +47,6 @@ fn usage(t: &TestHost, name: &str) -> (f64, f64) {
     (cpu, held)
 }
 
-/// Waits until `done` holds (a hang guard, not a timing claim).
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let wait = async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    if tokio::time::timeout(TIMEOUT, wait).await.is_err() {
-        panic!("not within {TIMEOUT:?}: {what}");
-    }
-}
-
 /// Runs two requests to `path` of `guest`, a component that spins until
 /// its 3 s deadline, under `cpuLimit: 0.25`, beside an unlimited neighbour
 /// that must keep answering; checks the CPU the spinner got and that it

@@ -60,19 +60,6 @@ fn rss_bytes() -> u64 {
     kib * 1024
 }
 
-/// Waits until `done` holds; `what` names it if it never does (a hang
-/// guard, not a timing claim).
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let wait = async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    if tokio::time::timeout(TIMEOUT, wait).await.is_err() {
-        panic!("not within {TIMEOUT:?}: {what}");
-    }
-}
-
 /// Whether a metric line starting with `prefix` ends with `suffix` (a
 /// component's series, whose labels the test does not spell out).
 fn series_is(t: &TestHost, prefix: &str, suffix: &str) -> bool {

@@ -19,6 +19,19 @@ use tokio::net::{TcpListener, TcpStream};
 /// Every network wait in tests is bounded by this.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Waits until `done` holds; `what` names it if it never does within
+/// [`TIMEOUT`] (a hang guard, not a timing claim).
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let wait = async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    if tokio::time::timeout(TIMEOUT, wait).await.is_err() {
+        panic!("not within {TIMEOUT:?}: {what}");
+    }
+}
+
 /// The compiled-code cache shared by all test runs, so guests compile once.
 pub fn shared_cache_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("nimbus-compiled")
