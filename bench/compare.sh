@@ -248,30 +248,11 @@ start_server() {
         mapfile -t cmd < <(server_cmd "$contestant" "$workload" "$addr")
         "${server_pin[@]}" "${cmd[@]}" >"$log_file" 2>&1 &
         server_pid=$!
-        local deadline=$((SECONDS + 120))
-        while [ "$SECONDS" -lt "$deadline" ]; do
-            if grep -qF "http://$addr/" "$log_file"; then
-                url="http://$addr/"
-                return 0
-            fi
-            kill -0 "$server_pid" 2>/dev/null || break
-            sleep 0.05
-        done
-        if kill -0 "$server_pid" 2>/dev/null; then
-            stop_pid "$server_pid"
-            server_pid=""
-            echo "error: $contestant did not print its URL within 120 s; its output:" >&2
-            cat "$log_file" >&2
-            exit 1
+        if await_serving "$server_pid" "$log_file" "$addr" "$contestant"; then
+            url="http://$addr/"
+            return 0
         fi
-        wait "$server_pid" 2>/dev/null || true
         server_pid=""
-        if ! grep -qiE 'address (already )?in use|AddrInUse' "$log_file"; then
-            echo "error: $contestant exited before serving; its output:" >&2
-            cat "$log_file" >&2
-            exit 1
-        fi
-        log "  port of $addr was taken; retrying"
     done
     echo "error: $contestant: no free port after 3 tries" >&2
     exit 1

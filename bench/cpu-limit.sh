@@ -200,27 +200,8 @@ start_server() {
         "${server_pin[@]}" "$nimbus_bin" serve "$manifest" --addr "$addr" --admin-addr "$admin" \
             --cache-dir "$work/nimbus-cache" >"$log_file" 2>&1 &
         server_pid=$!
-        local deadline=$((SECONDS + 120))
-        while [ "$SECONDS" -lt "$deadline" ]; do
-            grep -qF "http://$addr/" "$log_file" && return 0
-            kill -0 "$server_pid" 2>/dev/null || break
-            sleep 0.05
-        done
-        if kill -0 "$server_pid" 2>/dev/null; then
-            stop_pid "$server_pid"
-            server_pid=""
-            echo "error: nimbus did not print its URL within 120 s; its output:" >&2
-            cat "$log_file" >&2
-            exit 1
-        fi
-        wait "$server_pid" 2>/dev/null || true
+        await_serving "$server_pid" "$log_file" "$addr" nimbus && return 0
         server_pid=""
-        if ! grep -qiE 'address (already )?in use|AddrInUse' "$log_file"; then
-            echo "error: nimbus exited before serving; its output:" >&2
-            cat "$log_file" >&2
-            exit 1
-        fi
-        log "  a port was taken; retrying"
     done
     echo "error: no free port after 3 tries" >&2
     exit 1

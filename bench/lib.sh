@@ -34,3 +34,32 @@ stop_pid() {
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
+
+# Waits (up to 120 s) for server PID, logging to LOG_FILE, to print
+# `http://ADDR/`. Returns 0 once it has, 1 when it exited because its port
+# was taken between probing and binding (the caller retries with another);
+# any other failure ends the script with the server's output. NAME says
+# which server in messages.
+await_serving() {
+    local pid=$1 log_file=$2 addr=$3 name=$4
+    local deadline=$((SECONDS + 120))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        grep -qF "http://$addr/" "$log_file" && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        stop_pid "$pid"
+        echo "error: $name did not print its URL within 120 s; its output:" >&2
+        cat "$log_file" >&2
+        exit 1
+    fi
+    wait "$pid" 2>/dev/null || true
+    if ! grep -qiE 'address (already )?in use|AddrInUse' "$log_file"; then
+        echo "error: $name exited before serving; its output:" >&2
+        cat "$log_file" >&2
+        exit 1
+    fi
+    log "  port of $addr was taken; retrying"
+    return 1
+}
