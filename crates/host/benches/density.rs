@@ -115,11 +115,13 @@ fn main() {
         let first_compile = first_200(&host, 0).await;
         let compiled_in_memory = first_200(&host, 1).await;
         host.stop_workload("density/w1").await.unwrap();
-        let disk_cached = {
+        let (new_host_time, disk_cached) = {
+            let started = Instant::now();
             let fresh = new_host(cache.path());
+            let new_host_time = started.elapsed();
             let t = first_200(&fresh, 0).await;
             assert_eq!(fresh.artifacts().compilations(), 0);
-            t
+            (new_host_time, t)
         };
 
         let one_route = throughput(&host, 1, seconds, 16).await;
@@ -142,6 +144,7 @@ fn main() {
         println!("| start → first 200, first compile | {:.1} ms |", first_compile.as_secs_f64() * 1e3);
         println!("| start → first 200, digest compiled in this host | {:.2} ms |", compiled_in_memory.as_secs_f64() * 1e3);
         println!("| start → first 200, fresh host, digest in disk cache | {:.2} ms |", disk_cached.as_secs_f64() * 1e3);
+        println!("| a fresh host itself (`Host::new`: engine, pool, linker) | {:.2} ms |", new_host_time.as_secs_f64() * 1e3);
         println!("| start {workloads} workloads (one component, own Host each) | {:.2} s |", start_all.as_secs_f64());
         println!("| extra RSS per workload | {:.1} KiB |", per_workload / 1024.0);
         println!("| req/s, 1 route | {one_route:.0} |");

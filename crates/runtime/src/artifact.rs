@@ -15,6 +15,12 @@
 //! under a random key kept in the directory (`key`, 0600). An entry whose
 //! tag does not verify (planted, copied from another host, corrupted) is
 //! discarded with a warning and compiled again.
+//!
+//! A host starting many workloads of one component file reads and hashes
+//! it once: the store remembers each file's [`FileStamp`] (device, inode,
+//! size, modification and change times) with the digest its bytes had, and
+//! [`ArtifactStore::compiled_file`] answers from memory while the stamp is
+//! unchanged. Any write to the file changes its stamp.
 
 use crate::engine::Engine;
 use sha2::{Digest as _, Sha256};
@@ -122,8 +128,11 @@ pub struct ArtifactStore {
     // One slot per digest; the slot's own lock makes concurrent requests for
     // the same bytes wait for a single compilation instead of racing.
     slots: Mutex<HashMap<Digest, Arc<Mutex<Option<Component>>>>>,
+    /// The digest each component file had when last read, by path.
+    files: Mutex<HashMap<PathBuf, (FileStamp, Digest)>>,
     compilations: AtomicU64,
     disk_hits: AtomicU64,
+    file_hits: AtomicU64,
 }
 
 impl fmt::Debug for ArtifactStore {
@@ -152,8 +161,10 @@ impl ArtifactStore {
             fingerprint,
             disk,
             slots: Mutex::default(),
+            files: Mutex::default(),
             compilations: AtomicU64::new(0),
             disk_hits: AtomicU64::new(0),
+            file_hits: AtomicU64::new(0),
         }
     }
 
@@ -167,28 +178,71 @@ impl ArtifactStore {
         self.disk_hits.load(Ordering::Relaxed)
     }
 
+    /// How many times [`Self::compiled_file`] answered without the file
+    /// being read.
+    pub fn file_hits(&self) -> u64 {
+        self.file_hits.load(Ordering::Relaxed)
+    }
+
     /// The compiled component for `bytes`: from memory, else from disk, else
     /// compiled now. Blocking; call from a blocking-capable thread.
     pub fn load(&self, bytes: &[u8]) -> Result<Artifact, ArtifactError> {
         let digest = Digest::of(bytes);
-        let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            slots.entry(digest).or_default().clone()
-        };
-        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = lock(&self.slots).entry(digest).or_default().clone();
+        let mut slot = lock(&slot);
         if let Some(component) = slot.as_ref() {
             return Ok(Artifact {
                 digest,
                 component: component.clone(),
             });
         }
-        validate_component_bytes(bytes)?;
+        // A verified disk entry was written after these very bytes compiled,
+        // so they need no validation again (it costs more than the load).
         let component = match self.load_from_disk(&digest) {
             Some(component) => component,
-            None => self.compile(&digest, bytes)?,
+            None => {
+                validate_component_bytes(bytes)?;
+                self.compile(&digest, bytes)?
+            }
         };
         *slot = Some(component.clone());
         Ok(Artifact { digest, component })
+    }
+
+    /// The compiled component of the file at `path` when this store has it
+    /// in memory and the file is unchanged since [`Self::remember_file`]
+    /// noted it; otherwise the file's current stamp (`None` when it has
+    /// none: not a regular file, or unreadable), to note after reading it.
+    /// Blocking (a `stat`).
+    pub fn compiled_file(&self, path: &Path) -> Result<Artifact, Option<FileStamp>> {
+        let stamp = FileStamp::of(path).ok_or(None)?;
+        let remembered = lock(&self.files).get(path).copied();
+        let Some((seen, digest)) = remembered else {
+            return Err(Some(stamp));
+        };
+        if seen != stamp {
+            return Err(Some(stamp));
+        }
+        let slot = lock(&self.slots).get(&digest).cloned();
+        let component = slot.and_then(|slot| lock(&slot).clone());
+        match component {
+            Some(component) => {
+                self.file_hits.fetch_add(1, Ordering::Relaxed);
+                Ok(Artifact { digest, component })
+            }
+            None => Err(Some(stamp)),
+        }
+    }
+
+    /// Notes that the file at `path`, as it was at `stamp` (taken before it
+    /// was read), held the component `digest`.
+    pub fn remember_file(&self, path: &Path, stamp: FileStamp, digest: Digest) {
+        let mut files = lock(&self.files);
+        // Bounded: a host naming ever-new files does not grow this forever.
+        if files.len() >= MAX_REMEMBERED_FILES && !files.contains_key(path) {
+            files.clear();
+        }
+        files.insert(path.to_path_buf(), (stamp, digest));
     }
 
     fn load_from_disk(&self, digest: &Digest) -> Option<Component> {
@@ -226,6 +280,40 @@ impl ArtifactStore {
             tracing::warn!(dir = %disk.dir.display(), %error, "cannot write compiled-code cache entry");
         }
         Ok(component)
+    }
+}
+
+/// How many component files [`ArtifactStore::remember_file`] keeps.
+const MAX_REMEMBERED_FILES: usize = 4096;
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What identifies one version of a file without reading it: any write
+/// changes the modification and change times, a replacement the inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    device: u64,
+    inode: u64,
+    len: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl FileStamp {
+    /// The stamp of the regular file at `path` (symbolic links followed),
+    /// if it is one.
+    pub fn of(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let metadata = std::fs::metadata(path).ok()?;
+        metadata.is_file().then(|| Self {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+            len: metadata.len(),
+            modified: (metadata.mtime(), metadata.mtime_nsec()),
+            changed: (metadata.ctime(), metadata.ctime_nsec()),
+        })
     }
 }
 

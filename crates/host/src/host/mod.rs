@@ -19,7 +19,7 @@ pub use config::HostConfig;
 pub use error::{HostError, WorkloadError};
 pub use nimbus_model::spec::SERVICE_NAME;
 
-use crate::artifact::ArtifactStore;
+use crate::artifact::{ArtifactStore, Digest};
 use crate::engine::Engine;
 use crate::http::access::{AccessRecord, LoggedBody};
 use crate::http::body::{ResponseBody, error_response};
@@ -32,10 +32,11 @@ use crate::wasi::{StoreState, build_linker};
 use crate::workload::running::RunningWorkload;
 use crate::workload::{NamedSources, Workload, WorkloadState, WorkloadStatus};
 use http_body_util::BodyExt as _;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tracing::Instrument as _;
-use wasmtime::component::Linker;
+use wasmtime::component::{InstancePre, Linker};
 
 /// A Nimbus host. Clone to share.
 #[derive(Clone)]
@@ -45,6 +46,10 @@ struct HostInner {
     engine: Engine,
     artifacts: ArtifactStore,
     linker: Linker<StoreState>,
+    /// Each component pre-linked against `linker` alone (no links to other
+    /// components, no own sockets), by digest: workloads of one component
+    /// share it (it is most of what a workload would otherwise hold).
+    shared_pres: std::sync::Mutex<HashMap<Digest, InstancePre<StoreState>>>,
     plugins: PluginRegistry,
     router: Arc<dyn Router>,
     limits: LimitDefaults,
@@ -112,6 +117,7 @@ impl Host {
             engine,
             artifacts,
             linker,
+            shared_pres: std::sync::Mutex::default(),
             plugins,
             router,
             limits: config.limits,

@@ -10,7 +10,7 @@ use crate::limits::Limits;
 use crate::loopback::VirtualNetwork;
 use crate::outbound::OutboundPolicy;
 use crate::plugins::{BindContext, ComponentHandle, PluginBindings, PluginError, ServeGuard};
-use crate::wasi::{ComponentEnv, Mount};
+use crate::wasi::{ComponentEnv, Mount, StoreState};
 use crate::workload::dispatch::Dispatcher;
 use crate::workload::instance::{ComponentInstances, HttpKind, ReusePolicy};
 use crate::workload::links::{self, ComponentInterfaces, LinkTarget};
@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use wasmtime::component::InstancePre;
 use wasmtime_wasi_http::handler::ProxyPre;
 
 impl Host {
@@ -67,6 +68,12 @@ impl Host {
         let mut artifacts = Vec::with_capacity(spec.components.len());
         let mut sources = Vec::new();
         for component in &spec.components {
+            if !spec.compose
+                && let Some(path) = local_image_path(&component.image)
+            {
+                artifacts.push(self.load_local(component, path).await?);
+                continue;
+            }
             let bytes = self.read_component(component).await?;
             if spec.compose {
                 sources.push(bytes.clone());
@@ -303,6 +310,46 @@ impl Host {
             })
     }
 
+    /// The compiled component of a local file: from memory without reading
+    /// the file again when it is unchanged since this host last read it
+    /// (many workloads of one file cost one read and one hash), otherwise
+    /// read and compiled (or found compiled) as any image.
+    async fn load_local(
+        &self,
+        spec: &ComponentSpec,
+        path: PathBuf,
+    ) -> Result<Artifact, WorkloadError> {
+        let host = self.clone();
+        let owned = path.clone();
+        let looked = tokio::task::spawn_blocking(move || host.0.artifacts.compiled_file(&owned));
+        // A stat of a user-named path is bounded as its read is.
+        let stamp = match tokio::time::timeout(crate::files::READ_TIMEOUT, looked).await {
+            Ok(Ok(Ok(artifact))) => return Ok(artifact),
+            Ok(Ok(Err(stamp))) => stamp,
+            Ok(Err(_)) | Err(_) => None,
+        };
+        let bytes = self.read_component(spec).await?;
+        let artifact = self.compile(&spec.name, bytes).await?;
+        if let Some(stamp) = stamp {
+            self.0
+                .artifacts
+                .remember_file(&path, stamp, artifact.digest);
+        }
+        Ok(artifact)
+    }
+
+    /// `artifact` pre-linked against the host's linker, made once per
+    /// digest.
+    fn shared_pre(&self, artifact: &Artifact) -> wasmtime::Result<InstancePre<StoreState>> {
+        let lock = || self.0.shared_pres.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pre) = lock().get(&artifact.digest) {
+            return Ok(pre.clone());
+        }
+        let pre = self.0.linker.instantiate_pre(&artifact.component)?;
+        lock().insert(artifact.digest, pre.clone());
+        Ok(pre)
+    }
+
     /// Compiles a component (or finds it compiled), off the async threads.
     async fn compile(&self, component: &str, bytes: Vec<u8>) -> Result<Artifact, WorkloadError> {
         let host = self.clone();
@@ -366,7 +413,7 @@ impl Host {
         // replaces wasmtime-wasi's wherever a component may open sockets.
         let own_tcp = loopback.is_some() || workload.spec.allows_sockets();
         let pre = if links.is_empty() && !own_tcp {
-            self.0.linker.instantiate_pre(&artifact.component)
+            self.shared_pre(artifact)
         } else {
             let mut linker = self.0.linker.clone();
             if own_tcp {

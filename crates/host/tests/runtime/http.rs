@@ -292,6 +292,61 @@ async fn same_bytes_compile_once_and_the_disk_cache_survives_restart() {
 }
 
 #[tokio::test]
+async fn an_unchanged_component_file_is_read_once_and_a_rewritten_one_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.wasm");
+    std::fs::copy(P2_HELLO, &file).unwrap();
+    let path = file.to_str().unwrap();
+    let t = TestHost::dynamic().await;
+    for name in ["a", "b", "c"] {
+        t.host
+            .start_workload(http_workload(name, path, &format!("{name}.test")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        t.host.artifacts().file_hits(),
+        2,
+        "the second and third workload of one unchanged file do not read it"
+    );
+    let p2_digest = t.host.workload_status("test/a").unwrap().components[0]
+        .digest
+        .clone();
+
+    // Rewritten in place with other bytes: the next start reads it again.
+    std::fs::write(&file, std::fs::read(P3_LEAN).unwrap()).unwrap();
+    t.host
+        .replace_workload(http_workload("a", path, "a.test"))
+        .await
+        .unwrap();
+    assert_eq!(t.host.artifacts().file_hits(), 2);
+    let a = t.host.workload_status("test/a").unwrap();
+    assert_ne!(a.components[0].digest, p2_digest);
+    assert_eq!(
+        t.get("a.test", "/").await,
+        (200, "hello from p3\n".to_string())
+    );
+    assert_eq!(t.get("b.test", "/").await.0, 200);
+
+    // Garbage is refused, and never remembered as the file's content.
+    std::fs::write(&file, b"\0asm garbage").unwrap();
+    let refused = t
+        .host
+        .replace_workload(http_workload("b", path, "b.test"))
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    std::fs::copy(P3_LEAN, &file).unwrap();
+    t.host
+        .replace_workload(http_workload("b", path, "b.test"))
+        .await
+        .unwrap();
+    assert_eq!(
+        t.get("b.test", "/").await,
+        (200, "hello from p3\n".to_string())
+    );
+}
+
+#[tokio::test]
 async fn start_is_idempotent_and_a_different_spec_needs_replace() {
     let t = TestHost::dynamic().await;
     let w = http_workload("idem", P2_HELLO, "idem.test");
