@@ -4,12 +4,14 @@
 #
 #   bash bench/compare.sh [--rounds 3] [--connections 32] [--duration 10s] [--threads 1]
 #   bash bench/compare.sh --smoke [--duration 2s]  # CI: dev builds, 1 round, no install, no docs
+#   bash bench/compare.sh --only p3lean[,p2,...]   # those workloads only; prints, no docs
 #
 # Workloads: `p2` (crates/test-programs' P2 hello guest, one instance per
 # request), `p3` (its P3 hello guest, instances reused) and `p3lean` (its
 # leanest P3 hello, `p3_lean`: no request, environment or header work, so
 # the host's per-request path is what is measured). Contestants:
-#   nimbus          `nimbus serve GUEST`
+#   nimbus          `nimbus serve GUEST` (accounting off, serve's default)
+#   nimbus accounting  the same with an admin listener, so accounting on
 #   wasmtime serve  wasmtime-cli at the version Cargo.toml pins for wasmtime,
 #                   installed into bench/.tools (flags: wasmtime_flags_* below)
 #   native          bench/native-hello, hyper with no WebAssembly at all
@@ -40,9 +42,12 @@ rounds=""
 connections=32
 duration=""
 threads=1
+only=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) smoke=1 ;;
+        --only) only=${2:?--only needs a value}; shift ;;
+        --only=*) only=${1#*=} ;;
         --rounds) rounds=${2:?--rounds needs a value}; shift ;;
         --rounds=*) rounds=${1#*=} ;;
         --connections) connections=${2:?--connections needs a value}; shift ;;
@@ -70,6 +75,16 @@ for pair in "rounds:$rounds" "connections:$connections" "threads:$threads"; do
     [[ "${pair#*:}" =~ ^[1-9][0-9]*$ ]] || { echo "error: --${pair%%:*} must be a positive integer (got \`${pair#*:}\`)" >&2; exit 2; }
 done
 [ "$threads" -le "$connections" ] || { echo "error: wrk needs --connections >= --threads" >&2; exit 2; }
+workloads=(p2 p3 p3lean)
+if [ -n "$only" ]; then
+    IFS=, read -r -a workloads <<<"$only"
+    for w in "${workloads[@]}"; do
+        case "$w" in
+            p2|p3|p3lean) ;;
+            *) echo "error: --only takes p2, p3 and p3lean, comma-separated (got \`$w\`)" >&2; exit 2 ;;
+        esac
+    done
+fi
 
 source "$ROOT/bench/lib.sh"
 require_tools cargo wrk python3
@@ -229,6 +244,11 @@ server_cmd() {
     guest=$(guest_of "$workload")
     case "$contestant" in
         nimbus) printf '%s\n' "$nimbus_bin" serve "$guest" --addr "$addr" --cache-dir "$work/nimbus-cache" ;;
+        # An admin listener turns accounting on (per-request guest CPU,
+        # memory and latency, the /metrics series).
+        "nimbus accounting")
+            printf '%s\n' "$nimbus_bin" serve "$guest" --addr "$addr" --cache-dir "$work/nimbus-cache" \
+                --admin-addr "127.0.0.1:$(free_port)" ;;
         "wasmtime serve")
             local -n flags="wasmtime_flags_$workload"
             printf '%s\n' "$wasmtime_bin" serve "${flags[@]}" --addr "$addr" "$guest" ;;
@@ -297,8 +317,8 @@ run_round() {
     printf '%s\t%s\t%s\t%s\n' "$workload" "$contestant" "$round" "$work/$tag.wrk.txt" >>"$runs"
 }
 
-contestants=(nimbus "wasmtime serve" native)
-for workload in p2 p3 p3lean; do
+contestants=(nimbus "nimbus accounting" "wasmtime serve" native)
+for workload in "${workloads[@]}"; do
     for ((round = 1; round <= rounds; round++)); do
         for contestant in "${contestants[@]}"; do
             if [ "$contestant" = "wasmtime serve" ] && [ "$have_wasmtime" = 0 ]; then
@@ -314,7 +334,7 @@ done
 
 # ---------------------------------------------------------------- report
 wrk_settings="wrk -t$threads -c$connections -d$duration --latency, after a 1 s warm-up"
-reproduce="bash bench/compare.sh --rounds $rounds --connections $connections --duration $duration --threads $threads"
+reproduce="bash bench/compare.sh${only:+ --only $only} --rounds $rounds --connections $connections --duration $duration --threads $threads"
 [ "$smoke" = 1 ] && reproduce="bash bench/compare.sh --smoke --rounds $rounds --connections $connections --duration $duration --threads $threads"
 cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -334,8 +354,8 @@ report="$work/report.md"
     echo "Run $(date -u '+%Y-%m-%d %H:%M UTC'), nimbus $commit ($nimbus_build; native-hello $profile profile)."
     echo
     echo "- Machine: ${cpu_model:-unknown CPU}, $ncpu cores, Linux $(uname -r); $pinning."
-    echo "- Load: $wrk_settings (wrk $wrk_version); $rounds round(s), contestants alternating (nimbus, wasmtime serve, native), a fresh server per round; medians over rounds. Latencies are wrk's percentiles; errors are non-2xx responses plus socket errors, summed over rounds."
-    echo "- nimbus: \`nimbus serve GUEST\`, defaults (P3: 128 requests per instance, 16 at a time)."
+    echo "- Load: $wrk_settings (wrk $wrk_version); $rounds round(s), contestants alternating (nimbus, nimbus accounting, wasmtime serve, native), a fresh server per round; medians over rounds. Latencies are wrk's percentiles; errors are non-2xx responses plus socket errors, summed over rounds."
+    echo "- nimbus: \`nimbus serve GUEST\`, defaults (P3: 128 requests per instance, 16 at a time), accounting off; nimbus accounting: the same with \`--admin-addr\`, which turns accounting on (per-request guest CPU, memory and latency, the /metrics series)."
     if [ "$have_wasmtime" = 1 ]; then
         echo "- wasmtime serve: wasmtime-cli $wasmtime_version, \`wasmtime serve ${wasmtime_flags_p2[*]} GUEST\` (p2), \`wasmtime serve ${wasmtime_flags_p3[*]} GUEST\` (p3, p3lean)."
     else
@@ -350,7 +370,7 @@ report="$work/report.md"
 echo
 cat "$report"
 
-if [ "$smoke" = 0 ]; then
+if [ "$smoke" = 0 ] && [ -z "$only" ]; then
     python3 bench/summarize.py update-docs docs/BENCHMARKS.md "$report"
     log "==> wrote the report into docs/BENCHMARKS.md"
 fi

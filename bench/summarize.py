@@ -8,7 +8,8 @@ and writes the report into docs/BENCHMARKS.md between its markers.
 RUNS_TSV has one line per wrk run, `workload<TAB>contestant<TAB>round<TAB>path
 of wrk's output`, or `workload<TAB>contestant<TAB>skip<TAB>reason` for a
 contestant that did not run. Workloads and contestants are listed in the order
-they first appear; `nimbus` is compared against every other contestant.
+they first appear; `nimbus` (accounting off) and `nimbus accounting` are each
+compared against every contestant that is not nimbus.
 """
 
 import re
@@ -17,10 +18,11 @@ import sys
 from collections import OrderedDict
 
 NIMBUS = "nimbus"
+NIMBUS_ACCOUNTING = "nimbus accounting"
 WASMTIME = "wasmtime serve"
 NATIVE = "native"
 # Table rows in this order; any other contestant after them.
-ORDER = {NIMBUS: 0, WASMTIME: 1, NATIVE: 2}
+ORDER = {NIMBUS: 0, NIMBUS_ACCOUNTING: 1, WASMTIME: 2, NATIVE: 3}
 
 BEGIN = "<!-- compare:begin -->"
 END = "<!-- compare:end -->"
@@ -120,14 +122,16 @@ def table(runs_tsv, labels):
             else:
                 lines.append(f"| {contestant} | skipped: {entry.get('skip', 'no runs')} | | | | |")
         lines.append("")
-        nimbus = medians.get(NIMBUS)
         parts = []
-        if nimbus:
+        for ours in (NIMBUS, NIMBUS_ACCOUNTING):
+            nimbus = medians.get(ours)
+            if not nimbus:
+                continue
             for other in medians:
-                if other == NIMBUS:
+                if other in (NIMBUS, NIMBUS_ACCOUNTING):
                     continue
                 o = medians[other]
-                part = f"nimbus / {other}: req/s {ratio(nimbus['rps'], o['rps'])}"
+                part = f"{ours} / {other}: req/s {ratio(nimbus['rps'], o['rps'])}"
                 if other == WASMTIME:
                     part += f", p99 {ratio(nimbus['p99'], o['p99'])}"
                 parts.append(part)

@@ -134,7 +134,7 @@ fn compare_harness_smoke() {
             table.contains(TABLE_HEADER),
             "{workload}: no table header\n{context}"
         );
-        for contestant in ["nimbus", "native"] {
+        for contestant in ["nimbus", "nimbus accounting", "native"] {
             let cells = row(table, contestant)
                 .unwrap_or_else(|| panic!("{workload}: no `{contestant}` row\n{context}"));
             assert!(

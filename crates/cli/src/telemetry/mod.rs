@@ -158,14 +158,13 @@ pub(crate) fn init(otlp_endpoint: Option<&str>, log: LogOptions) -> anyhow::Resu
                 .boxed()
         }
     };
-    // `None`, not an empty list, when nothing is exported: an empty list of
-    // layers answers "never" for every callsite, which would silence the
-    // stderr layer too; tracing-subscriber knows to look past a `None`.
-    let exporting = (!exporting.is_empty()).then_some(exporting);
-    let _ = tracing_subscriber::registry()
-        .with(exporting)
-        .with(log_lines)
-        .try_init();
+    // One list, the log lines in it: each callsite is then enabled exactly
+    // when some layer's filter wants it. (A `None` layer for "no exporter"
+    // counts as wanting everything, so every request span would be built
+    // and entered for nobody: about a sixth of a lean P3 request's cost.)
+    let mut layers = exporting;
+    layers.push(log_lines);
+    let _ = tracing_subscriber::registry().with(layers).try_init();
     Ok(telemetry)
 }
 

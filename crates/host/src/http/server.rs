@@ -21,11 +21,12 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 /// The largest request head (request line or pseudo-headers, and all
@@ -111,13 +112,14 @@ async fn serve_boxed(
     let metrics = host.metrics().clone();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // A client that never finishes its headers must not hold a connection
-    // (and a task) forever; the connection watch below also covers the time
-    // before hyper knows the protocol.
+    // (and a task) forever: the connection watch below closes it, the time
+    // before hyper knows the protocol included.
     builder
         .http1()
-        .timer(TokioTimer::new())
-        // Backstop only: the watch closes such connections first, counted.
-        .header_read_timeout(limits.first_request_timeout.max(limits.idle_timeout) * 2)
+        // No header-read timer of hyper's own: it would arm a timer for
+        // every request head, and the watch already closes a connection
+        // whose next head does not arrive (no request in flight).
+        .header_read_timeout(None)
         .max_buf_size(MAX_REQUEST_HEAD_BYTES);
     builder
         .http2()
@@ -207,43 +209,33 @@ where
 }
 
 /// What one connection is doing: requests in flight, and since when it has
-/// been idle.
+/// been idle. Kept in atomics, so that a request's start and end cost two
+/// atomic operations and wake nothing; the watch's one timer is re-armed
+/// only when it fires, never per request.
 pub(crate) struct ConnectionWatch {
-    state: Mutex<WatchState>,
-    changed: Notify,
-}
-
-struct WatchState {
-    in_flight: usize,
-    served: u64,
-    idle_since: Instant,
+    opened: Instant,
+    in_flight: AtomicUsize,
+    served: AtomicBool,
+    /// When the connection last had no request in flight, as nanoseconds
+    /// since `opened`.
+    idle_since: AtomicU64,
 }
 
 impl ConnectionWatch {
     pub(crate) fn new() -> Self {
         Self {
-            state: Mutex::new(WatchState {
-                in_flight: 0,
-                served: 0,
-                idle_since: Instant::now(),
-            }),
-            changed: Notify::new(),
+            opened: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            served: AtomicBool::new(false),
+            idle_since: AtomicU64::new(0),
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, WatchState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A request head arrived; the connection is busy until the returned
     /// guard (held by the response body) is dropped.
     pub(crate) fn request_started(self: &Arc<Self>) -> BusyGuard {
-        {
-            let mut state = self.lock();
-            state.in_flight += 1;
-            state.served += 1;
-        }
-        self.changed.notify_one();
+        self.served.store(true, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
         BusyGuard(self.clone())
     }
 
@@ -251,36 +243,30 @@ impl ConnectionWatch {
     /// long: before its first request, `first_request_timeout` after
     /// accept; after one, `idle_timeout` after the last response ended.
     async fn expired(&self, limits: &IngressLimits) -> ConnectionLimit {
+        let timer = tokio::time::sleep_until(self.opened + limits.first_request_timeout);
+        tokio::pin!(timer);
         loop {
-            let deadline = {
-                let state = self.lock();
-                (state.in_flight == 0).then(|| {
-                    if state.served == 0 {
-                        (
-                            state.idle_since + limits.first_request_timeout,
-                            ConnectionLimit::FirstRequest,
-                        )
-                    } else {
-                        (
-                            state.idle_since + limits.idle_timeout,
-                            ConnectionLimit::Idle,
-                        )
-                    }
-                })
+            timer.as_mut().await;
+            let now = Instant::now();
+            let next = if self.in_flight.load(Ordering::Acquire) > 0 {
+                // Busy: it goes idle no sooner than now, so it cannot expire
+                // within a whole idle timeout from now.
+                now + limits.idle_timeout
+            } else {
+                let (timeout, limit) = if self.served.load(Ordering::Relaxed) {
+                    (limits.idle_timeout, ConnectionLimit::Idle)
+                } else {
+                    (limits.first_request_timeout, ConnectionLimit::FirstRequest)
+                };
+                let idle_since =
+                    self.opened + Duration::from_nanos(self.idle_since.load(Ordering::Relaxed));
+                let deadline = idle_since + timeout;
+                if now >= deadline {
+                    return limit;
+                }
+                deadline
             };
-            let changed = self.changed.notified();
-            match deadline {
-                None => changed.await,
-                Some((deadline, limit)) => tokio::select! {
-                    () = tokio::time::sleep_until(deadline) => {
-                        let state = self.lock();
-                        if state.in_flight == 0 && Instant::now() >= deadline {
-                            return limit;
-                        }
-                    }
-                    () = changed => {}
-                },
-            }
+            timer.as_mut().reset(next);
         }
     }
 }
@@ -290,14 +276,12 @@ pub(crate) struct BusyGuard(Arc<ConnectionWatch>);
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
-        {
-            let mut state = self.0.lock();
-            state.in_flight -= 1;
-            if state.in_flight == 0 {
-                state.idle_since = Instant::now();
-            }
-        }
-        self.0.changed.notify_one();
+        let watch = &self.0;
+        let now = u64::try_from(watch.opened.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        // Written before the count drops, so a watch that sees no request
+        // in flight also sees when the last one ended.
+        watch.idle_since.fetch_max(now, Ordering::Relaxed);
+        watch.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -3,9 +3,13 @@
 //! Each instance is driven by one *worker*: a task that owns the instance's
 //! store and runs the guest's calls inside `Store::run_concurrent`, so that
 //! a P3 instance can serve several requests at once. A worker that may take
-//! one more request puts its *inbox* on the component's ready list. A new
-//! request goes to the inbox listed last (the warmest instance) or, when
-//! none is listed, to a new worker with a new instance. P2 instances serve
+//! more requests puts its *inbox* on the component's ready list with its
+//! *room* (how many more it may take now). A new request goes to the inbox
+//! listed last (the warmest instance), which leaves the list when its room
+//! is used up, or, when none is listed, to a new worker with a new
+//! instance. A worker starts every request that reached its inbox in one
+//! pass, so a burst that arrives while it waits for the CPU fills one
+//! instance instead of making one instance per request. P2 instances serve
 //! one request each, so their workers never list themselves.
 //!
 //! The rules a worker keeps, and why:
@@ -14,7 +18,9 @@
 //!   with the guest's export ready for another concurrent call, with no
 //!   request of its own having ended unanswered (the instance is suspect),
 //!   and with the event loop having yielded since its last request started
-//!   (that one may be busy on the CPU; a second would only wait behind it).
+//!   (that one may be busy on the CPU; a second would only wait behind it),
+//!   except for requests already waiting in its inbox, which start together
+//!   in the pass that takes the first of them.
 //! - A request that reaches its inbox when it no longer may start one (the
 //!   dispatcher took the inbox off the list just before the worker did), or
 //!   while its guest holds the CPU (the worker looks at each epoch yield),
@@ -89,6 +95,9 @@ struct Inbox {
     /// Whether it is on the ready list; changed only under that list's
     /// lock, by the worker or by the dispatcher taking it off.
     listed: AtomicBool,
+    /// How many jobs the dispatcher may leave in it before the worker looks
+    /// again; set by the worker when it lists itself.
+    room: AtomicUsize,
     /// The worker's task, woken when a request arrives.
     worker: AtomicWaker,
 }
@@ -175,8 +184,13 @@ impl Shared {
             }
             let inbox = {
                 let mut ready = lock(&self.ready);
-                let inbox = ready.pop();
-                if let Some(inbox) = &inbox {
+                let inbox = ready.last().cloned();
+                if let Some(inbox) = &inbox
+                    && inbox.waiting.load(Relaxed) + 1 >= inbox.room.load(Relaxed)
+                {
+                    // This job fills it: off the list until its worker
+                    // looks again.
+                    ready.pop();
                     inbox.listed.store(false, Relaxed);
                 }
                 inbox
@@ -192,8 +206,13 @@ impl Shared {
         }
     }
 
-    /// Puts `inbox` on the ready list or takes it off.
-    fn set_listed(&self, inbox: &Arc<Inbox>, listed: bool) {
+    /// Puts `inbox` on the ready list with `room` for that many more jobs
+    /// (0: takes it off).
+    fn set_listed(&self, inbox: &Arc<Inbox>, room: usize) {
+        let listed = room > 0;
+        if listed {
+            inbox.room.store(room, Relaxed);
+        }
         if inbox.listed.load(Relaxed) == listed {
             return;
         }
@@ -212,7 +231,7 @@ impl Shared {
 
     /// Takes `inbox` off the ready list and hands back what reached it.
     fn hand_back(self: &Arc<Self>, inbox: &Arc<Inbox>) {
-        self.set_listed(inbox, false);
+        self.set_listed(inbox, 0);
         for job in inbox.take_all() {
             self.dispatch(job);
         }
@@ -244,7 +263,7 @@ struct Leaving {
 
 impl Drop for Leaving {
     fn drop(&mut self) {
-        self.shared.set_listed(&self.inbox, false);
+        self.shared.set_listed(&self.inbox, 0);
         for job in self.inbox.close() {
             self.shared.dispatch(job);
         }
@@ -357,6 +376,9 @@ async fn serve(
         let mut next = Some(first);
         std::future::poll_fn(|cx| {
             inbox.worker.register(cx.waker());
+            // Jobs taken from the inbox in this pass: the rest that reached
+            // it meanwhile start beside them, not one per yield.
+            let mut batch = false;
             loop {
                 if let Some(job) = next.take()
                     && !job.context.fate.is_abandoned()
@@ -421,11 +443,17 @@ async fn serve(
                 let may_start = sound
                     && export_ready
                     && admission == Admission::Take
-                    && (running.is_empty() || yielded.load(Relaxed));
-                shared.set_listed(inbox, may_start);
+                    && (running.is_empty() || yielded.load(Relaxed) || batch);
+                let room = if may_start {
+                    worker.room(running.len(), started)
+                } else {
+                    0
+                };
+                shared.set_listed(inbox, room);
                 if may_start {
                     if let Some(job) = inbox.take() {
                         next = Some(job);
+                        batch = true;
                         continue;
                     }
                 } else {

@@ -400,6 +400,17 @@ impl Worker {
         }
     }
 
+    /// How many more requests the instance may be given now, serving
+    /// `concurrent` and having started `total`.
+    pub(crate) fn room(&self, concurrent: usize, total: usize) -> usize {
+        let by_concurrency = self
+            .reuse
+            .max_concurrent_per_instance
+            .saturating_sub(concurrent);
+        let by_reuse = self.reuse.max_requests_per_instance.saturating_sub(total);
+        by_concurrency.min(by_reuse)
+    }
+
     /// Records a request the instance starts; returns what ends it early:
     /// its deadline, or its client leaving.
     pub(crate) fn on_request_start(
