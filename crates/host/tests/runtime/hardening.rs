@@ -588,6 +588,24 @@ async fn slow_and_idle_connections_are_closed_and_the_cap_holds() {
     let n = stream.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     assert!(closed_by_server(&mut stream).await, "idle keep-alive held");
+    // One that answered once, then sends half of its next head and stalls:
+    // no request is in flight, so the idle timeout closes it (hyper arms no
+    // header timer of its own).
+    let mut stream = TcpStream::connect(t.addr).await.unwrap();
+    stream
+        .write_all(b"GET /ok HTTP/1.1\r\nhost: ok.test\r\n\r\n")
+        .await
+        .unwrap();
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    stream
+        .write_all(b"GET /ok HTTP/1.1\r\nhost: ok.te")
+        .await
+        .unwrap();
+    assert!(
+        closed_by_server(&mut stream).await,
+        "a stalled second head held"
+    );
     // Counted as the connection task ends, just after the close.
     for limit in ["ingress_first_request", "ingress_idle"] {
         let series = format!("nimbus_limit_events_total{{limit=\"{limit}\"}}");
