@@ -335,7 +335,7 @@ done
 # ---------------------------------------------------------------- report
 wrk_settings="wrk -t$threads -c$connections -d$duration --latency, after a 1 s warm-up"
 reproduce="bash bench/compare.sh${only:+ --only $only} --rounds $rounds --connections $connections --duration $duration --threads $threads"
-[ "$smoke" = 1 ] && reproduce="bash bench/compare.sh --smoke --rounds $rounds --connections $connections --duration $duration --threads $threads"
+[ "$smoke" = 1 ] && reproduce="bash bench/compare.sh --smoke${only:+ --only $only} --rounds $rounds --connections $connections --duration $duration --threads $threads"
 cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null || true)" ]; then

@@ -235,8 +235,15 @@ impl ArtifactStore {
     }
 
     /// Notes that the file at `path`, as it was at `stamp` (taken before it
-    /// was read), held the component `digest`.
+    /// was read), held the component `digest`, unless the stamp cannot be
+    /// trusted for it: the path names another file now (a symbolic link or
+    /// a rename swapped while it was read), or the file changed too
+    /// recently for its times to tell a second write in the same clock
+    /// tick from the first ([`FileStamp::settled`]). Blocking (a `stat`).
     pub fn remember_file(&self, path: &Path, stamp: FileStamp, digest: Digest) {
+        if FileStamp::of(path) != Some(stamp) || !stamp.settled(std::time::SystemTime::now()) {
+            return;
+        }
         let mut files = lock(&self.files);
         // Bounded: a host naming ever-new files does not grow this forever.
         if files.len() >= MAX_REMEMBERED_FILES && !files.contains_key(path) {
@@ -315,7 +322,25 @@ impl FileStamp {
             changed: (metadata.ctime(), metadata.ctime_nsec()),
         })
     }
+
+    /// Whether the file's last change is at least [`STAMP_SETTLE`] before
+    /// `now`: file times come from a coarse clock (milliseconds on Linux
+    /// file systems, seconds on some), so a same-size rewrite within one
+    /// tick of the last would leave the stamp as it was.
+    pub fn settled(&self, now: std::time::SystemTime) -> bool {
+        let latest = self.modified.max(self.changed);
+        let Ok(since_epoch) = now.duration_since(std::time::UNIX_EPOCH) else {
+            return false;
+        };
+        let latest_nanos = i128::from(latest.0) * 1_000_000_000 + i128::from(latest.1);
+        let now_nanos = i128::try_from(since_epoch.as_nanos()).unwrap_or(i128::MAX);
+        now_nanos - latest_nanos >= i128::try_from(STAMP_SETTLE.as_nanos()).unwrap_or(i128::MAX)
+    }
 }
+
+/// How long after its last change a file's stamp is trusted to identify
+/// its content (see [`FileStamp::settled`]).
+pub const STAMP_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The length of an entry's tag (HMAC-SHA256).
 const TAG_LEN: usize = 32;

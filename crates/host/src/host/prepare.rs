@@ -331,9 +331,13 @@ impl Host {
         let bytes = self.read_component(spec).await?;
         let artifact = self.compile(&spec.name, bytes).await?;
         if let Some(stamp) = stamp {
-            self.0
-                .artifacts
-                .remember_file(&path, stamp, artifact.digest);
+            let host = self.clone();
+            let digest = artifact.digest;
+            let noted = tokio::task::spawn_blocking(move || {
+                host.0.artifacts.remember_file(&path, stamp, digest);
+            });
+            // Only a memo: a stat that hangs is given up, not waited for.
+            let _ = tokio::time::timeout(Duration::from_secs(1), noted).await;
         }
         Ok(artifact)
     }

@@ -250,8 +250,9 @@ impl ConnectionWatch {
             let now = Instant::now();
             let next = if self.in_flight.load(Ordering::Acquire) > 0 {
                 // Busy: it goes idle no sooner than now, so it cannot expire
-                // within a whole idle timeout from now.
-                now + limits.idle_timeout
+                // within a whole idle timeout from now (a zero timeout must
+                // not make this a spin).
+                now + limits.idle_timeout.max(Duration::from_millis(10))
             } else {
                 let (timeout, limit) = if self.served.load(Ordering::Relaxed) {
                     (limits.idle_timeout, ConnectionLimit::Idle)

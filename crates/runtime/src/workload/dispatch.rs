@@ -440,11 +440,12 @@ async fn serve(
                 if admission == Admission::Never {
                     sound = false;
                 }
-                let may_start = sound
-                    && export_ready
-                    && admission == Admission::Take
-                    && (running.is_empty() || yielded.load(Relaxed) || batch);
-                let room = if may_start {
+                let admits = sound && export_ready && admission == Admission::Take;
+                // Listed for new jobs only once the guest has yielded since
+                // its last start; jobs already here start with the batch.
+                let may_list = admits && (running.is_empty() || yielded.load(Relaxed));
+                let may_start = may_list || (admits && batch);
+                let room = if may_list {
                     worker.room(running.len(), started)
                 } else {
                     0
