@@ -20,7 +20,9 @@
 //! it once: the store remembers each file's [`FileStamp`] (device, inode,
 //! size, modification and change times) with the digest its bytes had, and
 //! [`ArtifactStore::compiled_file`] answers from memory while the stamp is
-//! unchanged. Any write to the file changes its stamp.
+//! unchanged. Any write to the file changes its stamp; a stamp is only
+//! remembered once the file has been still for [`STAMP_SETTLE`] and the
+//! path still names it after the read.
 
 use crate::engine::Engine;
 use sha2::{Digest as _, Sha256};
