@@ -64,6 +64,7 @@ async fn spinner_is_held_to_its_share(guest: &str, path: &str) {
     assert_eq!(t.get("neighbour.test", "/").await.0, 200);
 
     let (cpu_before, held_before) = usage(&t, "spinner");
+    let (lane_before, process_before) = lane_and_process_ticks();
     let started = Instant::now();
     // Two at once: the limit is the component's, across its instances.
     let spins: Vec<_> = (0..2)
@@ -113,9 +114,49 @@ async fn spinner_is_held_to_its_share(guest: &str, path: &str) {
     );
     // Two instances held for most of three seconds each.
     assert!(held > 1.0, "held only {held:.3} s");
+    // It ran on the low-priority lane, not beside its neighbour: most of
+    // the process's CPU over the run was on the lane's threads.
+    let (lane_after, process_after) = lane_and_process_ticks();
+    let (lane, process) = (lane_after - lane_before, process_after - process_before);
+    assert!(
+        lane * 2 > process,
+        "the lane's threads ran {lane} of the process's {process} ticks"
+    );
     assert!(answered > 0);
     // The workload still answers once its debt is paid.
     assert_eq!(t.get("neighbour.test", "/").await.0, 200);
+}
+
+/// CPU clock ticks (user and system) so far of the threads of the
+/// CPU-limited lane (`limits::lane`, each in the idle scheduling class)
+/// and of the whole process.
+fn lane_and_process_ticks() -> (u64, u64) {
+    // Fields after the command name's closing parenthesis: state is the
+    // first, utime and stime the 12th and 13th, the policy the 39th.
+    fn fields(stat: &str) -> Vec<String> {
+        let after = &stat[stat.rfind(')').expect("a stat line") + 1..];
+        after.split_whitespace().map(str::to_owned).collect()
+    }
+    let ticks = |f: &[String]| f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    let mut lane = 0;
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let dir = task.unwrap().path();
+        let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if !name.starts_with("nimbus-cpu-lim") {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            continue; // it ended meanwhile
+        };
+        let f = fields(&stat);
+        // 5: SCHED_IDLE.
+        assert_eq!(f[38], "5", "a lane thread with scheduling policy {}", f[38]);
+        lane += ticks(&f);
+    }
+    let process = ticks(&fields(
+        &std::fs::read_to_string("/proc/self/stat").unwrap(),
+    ));
+    (lane, process)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

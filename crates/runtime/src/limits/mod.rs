@@ -7,9 +7,11 @@
 //! inside an infinite loop, and the instance that missed it is discarded.
 //! Concurrency is bounded per workload with a semaphore and never queues
 //! beyond it. CPU is shared out by `cpuLimit`: a component over its share
-//! is held at its next yield, never killed ([`cpu`]).
+//! is held at its next yield, never killed ([`cpu`]), and its instances
+//! run on low-priority threads of their own ([`lane`]).
 
 pub mod cpu;
+pub(crate) mod lane;
 
 use crate::workload::LocalResources;
 pub use cpu::CpuBudget;

@@ -38,7 +38,9 @@
 //!   instance: a new worker first waits for the component's share, within
 //!   the request's deadline (504 past it) and only while its client stays.
 //!   A running instance is held at its epoch yields instead; requests that
-//!   reach its inbox meanwhile are handed back, as for any busy guest.
+//!   reach its inbox meanwhile are handed back, as for any busy guest. Its
+//!   workers run on the low-priority threads of `crate::limits::lane`, so
+//!   the slices it runs between holds do not delay its neighbours.
 
 use super::instance::{Admission, ComponentInstances, Instantiated, Phase, RequestContext, Worker};
 use crate::metrics::{Metered, WorkerMeter};
@@ -245,8 +247,12 @@ impl Shared {
                 // Its instance is created for it: that is its CPU too.
                 meter.request_started(usage);
             }
-            let worker = run_worker(shared, job, Some(meter.clone()));
-            tokio::spawn(Metered::new(worker, meter));
+            let worker = Metered::new(run_worker(shared, job, Some(meter.clone())), meter);
+            if self.instances.cpu_budget().is_some() {
+                crate::limits::lane::spawn(worker);
+            } else {
+                tokio::spawn(worker);
+            }
         } else {
             tokio::spawn(run_worker(shared, job, None));
         }
