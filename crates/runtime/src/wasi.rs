@@ -26,6 +26,7 @@ use nimbus_plugin::{Plugin, PluginBindings, PluginCalls};
 use std::path::PathBuf;
 use std::sync::Arc;
 use wasmtime::component::{Accessor, Linker, Resource, ResourceTable};
+use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p3::bindings::http::client::HostWithStore;
 use wasmtime_wasi_http::p3::bindings::http::types::{Request, Response};
@@ -365,12 +366,19 @@ impl ComponentEnv {
             let workload = self.workload.clone();
             let component = self.component.clone();
             let metrics = self.outbound_slots.metrics().clone();
-            builder.socket_addr_check(move |addr, _use| {
-                let allowed = crate::limits::guest_descriptors_to_spare();
-                if !allowed {
+            let policy = self.outbound.clone();
+            builder.socket_addr_check(move |addr, use_| {
+                let outward = matches!(use_, SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend);
+                let allowed = if !crate::limits::guest_descriptors_to_spare() {
                     metrics.limit_hit("guest_sockets");
                     tracing::warn!(workload = %workload, component = %component, %addr, "wasi:sockets refused: the host is short of descriptors");
-                }
+                    false
+                } else if outward && !policy.permits_socket_address(addr) {
+                    tracing::warn!(workload = %workload, component = %component, %addr, "wasi:sockets refused: a restricted address no allowedHosts entry names");
+                    false
+                } else {
+                    true
+                };
                 Box::pin(std::future::ready(allowed))
             });
         }

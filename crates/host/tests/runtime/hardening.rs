@@ -334,6 +334,9 @@ pub(crate) async fn raw_tcp_sockets_count_against_the_outbound_caps() {
             interfaces: vec!["tcp".into()],
             ..Default::default()
         });
+    // The upstream is on loopback, which a socket reaches only when an
+    // entry names it (`a_raw_socket_reaches_a_restricted_address_only_when_named`).
+    resources(&mut workload).allowed_hosts = vec!["127.0.0.1".into()];
     t.host.start_workload(workload).await.unwrap();
     let before = open_descriptors();
     let path = format!("/sockets?count=1000&port={}", upstream.port());
@@ -369,6 +372,65 @@ pub(crate) async fn raw_tcp_sockets_count_against_the_outbound_caps() {
     tokio::time::timeout(TIMEOUT, freed)
         .await
         .expect("socket slots were given back");
+}
+
+/// Raw sockets and the address filter: a component that declares
+/// `wasi:sockets` cannot connect to a loopback (or private, link-local,
+/// metadata) address unless an `allowedHosts` entry names that IP literal
+/// or `localhost`; a host name in the list does not lift it.
+#[tokio::test]
+async fn a_raw_socket_reaches_a_restricted_address_only_when_named() {
+    let upstream = endless_upstream().await;
+    let t = host_with(config()).await;
+    let path = format!("/sockets?count=1&port={}", upstream.port());
+    for (name, allowed, answer) in [
+        (
+            "unnamed",
+            vec![],
+            "opened 0 error access-denied
+",
+        ),
+        (
+            "by-name",
+            vec!["*".to_string(), "upstream.test".to_string()],
+            "opened 0 error access-denied
+",
+        ),
+        (
+            "other-port",
+            vec!["127.0.0.1:1".to_string()],
+            "opened 0 error access-denied
+",
+        ),
+        (
+            "literal",
+            vec!["127.0.0.1".to_string()],
+            "opened 1 error none
+",
+        ),
+        (
+            "localhost",
+            vec![format!("localhost:{}", upstream.port())],
+            "opened 1 error none
+",
+        ),
+    ] {
+        let host = format!("{name}.test");
+        let mut workload = http_workload(name, P2_HOSTILE, &host);
+        workload
+            .spec
+            .host_interfaces
+            .push(nimbus_host::workload::HostInterface {
+                namespace: "wasi".into(),
+                package: "sockets".into(),
+                interfaces: vec!["tcp".into()],
+                ..Default::default()
+            });
+        resources(&mut workload).allowed_hosts = allowed;
+        t.host.start_workload(workload).await.unwrap();
+        let (status, body) = t.get(&host, &path).await;
+        assert_eq!((status, body.as_str()), (200, answer), "{name}");
+    }
 }
 
 /// Reads a response over raw HTTP/1.1 until the server closes: the bytes.

@@ -578,6 +578,8 @@ pub(crate) async fn sockets_are_denied_unless_the_workload_allows_them() {
         interfaces: vec!["tcp".into()],
         ..Default::default()
     });
+    // The upstream is on loopback: the address filter wants it named.
+    resources(&mut allowed).allowed_hosts = vec!["127.0.0.1".into()];
     t.host.start_workload(allowed).await.unwrap();
     let path = format!("/tcp?addr={upstream}");
     let (status, body) = t.get("nosock.test", &path).await;

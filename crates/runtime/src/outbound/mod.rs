@@ -74,6 +74,24 @@ impl OutboundPolicy {
     }
 }
 
+impl OutboundPolicy {
+    /// Whether a guest's own socket (`wasi:sockets`, which the workload
+    /// must declare) may connect or send to `addr`. A socket sees only
+    /// addresses, never names, so the allow-list's names cannot apply;
+    /// the address filter does: a public address is reachable, a
+    /// restricted one ([`is_restricted_ip`]: loopback, private, link-local
+    /// and the cloud metadata address among them) only when an entry names
+    /// that IP literal, or `localhost` for a loopback address.
+    pub fn permits_socket_address(&self, addr: std::net::SocketAddr) -> bool {
+        let (ip, port) = (addr.ip().to_canonical(), addr.port());
+        if !is_restricted_ip(ip) {
+            return true;
+        }
+        let explicit = |host: &str| self.check(host, port) == Decision::Allowed { explicit: true };
+        explicit(&ip.to_string()) || (ip.is_loopback() && explicit("localhost"))
+    }
+}
+
 /// Addresses a guest may reach only through an `allowedHosts` entry that
 /// is that IP literal: loopback, private, carrier-grade NAT, link-local
 /// (cloud metadata included), unspecified, broadcast, multicast, reserved
@@ -323,6 +341,38 @@ mod tests {
             policy.check("10.0.0.1", 80),
             Decision::Allowed { explicit: true }
         );
+    }
+
+    #[test]
+    fn sockets_reach_restricted_addresses_only_when_an_entry_names_them() {
+        let addr = |text: &str| text.parse::<std::net::SocketAddr>().unwrap();
+        let none = OutboundPolicy::default();
+        assert!(none.permits_socket_address(addr("93.184.216.34:443")));
+        for restricted in [
+            "127.0.0.1:6379",
+            "10.1.2.3:5432",
+            "169.254.169.254:80",
+            "[::1]:80",
+            "[::ffff:127.0.0.1]:80",
+            "0.0.0.0:80",
+        ] {
+            assert!(
+                !none.permits_socket_address(addr(restricted)),
+                "{restricted}"
+            );
+        }
+        // A name never lifts the filter, whatever it resolves to.
+        let named = OutboundPolicy::new(&["*", "db.internal", "*.svc"]).unwrap();
+        assert!(!named.permits_socket_address(addr("10.1.2.3:5432")));
+        // The IP literal does (on its port when it names one), as does
+        // `localhost` for loopback, in either family and the mapped form.
+        let literal = OutboundPolicy::new(&["10.1.2.3:5432", "localhost"]).unwrap();
+        assert!(literal.permits_socket_address(addr("10.1.2.3:5432")));
+        assert!(!literal.permits_socket_address(addr("10.1.2.3:22")));
+        assert!(literal.permits_socket_address(addr("127.0.0.1:6379")));
+        assert!(literal.permits_socket_address(addr("[::1]:6379")));
+        assert!(literal.permits_socket_address(addr("[::ffff:127.0.0.1]:6379")));
+        assert!(!literal.permits_socket_address(addr("169.254.169.254:80")));
     }
 
     #[test]
