@@ -38,6 +38,7 @@ fn main() {
             "otel/wit",
             "secrets/wit",
             "secrets/wit-2.1.0",
+            "tls/wit",
         ]
         .map(|wit| manifest_dir.join("../capabilities").join(wit)),
     ) {

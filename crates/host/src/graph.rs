@@ -522,6 +522,7 @@ mod tests {
                         "my:lib/math@1.0.0",
                         "wasi:keyvalue/atomics@0.2.0-draft",
                         "wasi:http/outgoing-handler@0.2.6",
+                        "wasi:tls/types@0.2.0-draft",
                     ],
                     &["wasi:http/incoming-handler@0.2.6"],
                 ),
@@ -558,6 +559,11 @@ mod tests {
             "one arrow per pair, one package folded: {mermaid}"
         );
         assert!(mermaid.contains("(api.example)"), "{mermaid}");
+        assert!(mermaid.contains("[(\"tls plugin\")]"), "{mermaid}");
+        assert!(
+            mermaid.contains("|\"wasi:tls/types@0.2.0-draft\"|"),
+            "{mermaid}"
+        );
         assert!(
             !mermaid.contains("wasi:cli"),
             "plumbing is not drawn: {mermaid}"

@@ -14,6 +14,7 @@
 //! | `nimbus-secrets`   | `wasmcloud:secrets/{store,reveal}@0.1.0-draft`           |
 //! | `nimbus-messaging` | `wasmcloud:messaging/{consumer,handler}@0.2.0`           |
 //! | `nimbus-otel`      | `wasi:otel/{types,tracing,logs,metrics}@0.2.0-rc.2`      |
+//! | `nimbus-tls`       | `wasi:tls/types@0.2.0-draft` (experimental, opt-in)      |
 //!
 //! Adding a capability is one new crate plus one line in [`builtin`];
 //! docs/ARCHITECTURE.md walks through the key-value plugin.
@@ -34,6 +35,7 @@ pub use nimbus_logging as logging;
 pub use nimbus_messaging as messaging;
 pub use nimbus_otel as otel;
 pub use nimbus_secrets as secrets;
+pub use nimbus_tls as tls;
 
 /// The plugins every host carries. The one registration point. Guest
 /// telemetry (`wasi:otel`) goes to `telemetry`.
@@ -59,6 +61,7 @@ pub(crate) fn builtin(
             nats,
         )),
         Arc::new(otel::OtelPlugin::new(telemetry.clone())),
+        Arc::new(tls::TlsPlugin),
     ]
 }
 

@@ -82,6 +82,13 @@ impl HostPattern {
         if self.port.is_some_and(|p| p != port) {
             return None;
         }
+        self.matches_host(host)
+    }
+
+    /// [`matches`](Self::matches) for a destination whose port is not
+    /// known (a TLS server name): an entry with a port matches its host on
+    /// any port.
+    pub fn matches_host(&self, host: &str) -> Option<bool> {
         match &self.host {
             HostMatch::Any => Some(false),
             HostMatch::Suffix(suffix) => host.ends_with(suffix.as_str()).then_some(false),

@@ -75,6 +75,21 @@ pub const HOST_PACKAGES: &[&str] = &[
     "wasi:http/",
 ];
 
+/// Packages the host provides as experimental drafts, with the host
+/// interface entry (`namespace:package`) a workload opts in with: they may
+/// change, and a component importing one starts only where its workload
+/// lists that entry.
+pub const EXPERIMENTAL_PACKAGES: &[(&str, &str)] = &[("wasi:tls/", "wasi:tls")];
+
+/// The opt-in entry of `interface` when it is experimental (see
+/// [`EXPERIMENTAL_PACKAGES`]).
+pub fn experimental(interface: &str) -> Option<&'static str> {
+    EXPERIMENTAL_PACKAGES
+        .iter()
+        .find(|(package, _)| interface.starts_with(package))
+        .map(|(_, entry)| *entry)
+}
+
 /// Whether the host itself provides `interface` (see [`HOST_PACKAGES`]).
 pub fn host_provided(interface: &str) -> bool {
     HOST_PACKAGES.iter().any(|p| interface.starts_with(p))

@@ -10,6 +10,7 @@
 //! are not timed.
 
 use nimbus_observe::metrics::ComponentMetrics;
+use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument as _;
 
@@ -17,16 +18,25 @@ use tracing::Instrument as _;
 #[derive(Clone, Copy)]
 pub struct PluginCalls<'a> {
     parent: Option<&'a nimbus_observe::trace::Parent>,
-    metrics: Option<&'a ComponentMetrics>,
+    metrics: Option<&'a Arc<ComponentMetrics>>,
 }
 
 impl<'a> PluginCalls<'a> {
     /// Calls under `parent`, counted in `metrics` (with accounting on).
     pub fn new(
         parent: Option<&'a nimbus_observe::trace::Parent>,
-        metrics: Option<&'a ComponentMetrics>,
+        metrics: Option<&'a Arc<ComponentMetrics>>,
     ) -> Self {
         Self { parent, metrics }
+    }
+
+    /// The same context and series, owned: for a call whose work goes on
+    /// after its host function returned (a TLS handshake the guest polls).
+    pub fn detach(&self) -> DetachedCalls {
+        DetachedCalls {
+            parent: self.parent.cloned(),
+            metrics: self.metrics.cloned(),
+        }
     }
 
     /// The trace context the calls go under: the work the instance is
@@ -114,5 +124,25 @@ impl Observation {
         if let (Some(metrics), Some(started)) = (calls.metrics, self.started) {
             metrics.plugin_call(self.interface, ok, started.elapsed());
         }
+    }
+}
+
+/// [`PluginCalls`] that own what they point to (see [`PluginCalls::detach`]).
+#[derive(Clone, Default)]
+pub struct DetachedCalls {
+    parent: Option<nimbus_observe::trace::Parent>,
+    metrics: Option<Arc<ComponentMetrics>>,
+}
+
+impl DetachedCalls {
+    /// [`PluginCalls::observe`], for work that outlives the store borrow.
+    pub async fn observe<T, E>(
+        &self,
+        interface: &'static str,
+        function: &'static str,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let calls = PluginCalls::new(self.parent.as_ref(), self.metrics.as_ref());
+        calls.observe(interface, function, call).await
     }
 }

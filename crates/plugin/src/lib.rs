@@ -21,7 +21,7 @@
 //! (`stream<u8>` bodies in and out), the per-host backend pool, and the NATS
 //! connections plugins share.
 
-pub use calls::{Observation, PluginCalls};
+pub use calls::{DetachedCalls, Observation, PluginCalls};
 use nimbus_model::secret::Secret;
 use nimbus_model::sources::NamedSources;
 use nimbus_model::spec::{HostInterface, WorkloadSpec};
@@ -55,6 +55,18 @@ pub trait PluginState: Send + 'static {
     /// The resource table, the plugin bindings and what plugin calls are
     /// traced and counted by, for host functions that need all three.
     fn plugin_parts(&mut self) -> (&mut ResourceTable, &PluginBindings, PluginCalls<'_>);
+
+    /// [`plugin_parts`](Self::plugin_parts) with this store's
+    /// [`StoreSlots`], for host functions that keep state of their own per
+    /// instance (a TLS context, say).
+    fn plugin_slots(
+        &mut self,
+    ) -> (
+        &mut ResourceTable,
+        &PluginBindings,
+        &mut StoreSlots,
+        PluginCalls<'_>,
+    );
 
     /// `namespace/name` of the workload and the component's name.
     fn ids(&self) -> (&str, &str);
@@ -343,6 +355,49 @@ impl PluginBindings {
     }
 }
 
+/// What plugins keep in one store (one instance), by plugin id: state
+/// their host functions change, made on first use. Empty in a store whose
+/// guest never calls such a plugin.
+#[derive(Default)]
+pub struct StoreSlots {
+    // A handful of entries at most: a scan beats hashing.
+    entries: Vec<(&'static str, Box<dyn Any + Send>)>,
+}
+
+impl StoreSlots {
+    /// Plugin `id`'s state in this store, made by `make` the first time.
+    pub fn get_or_insert_with<S: Any + Send>(
+        &mut self,
+        id: &'static str,
+        make: impl FnOnce() -> S,
+    ) -> &mut S {
+        let index = match self.entries.iter().position(|(entry, _)| *entry == id) {
+            Some(index) if self.entries[index].1.is::<S>() => index,
+            // Another type under the id: a plugin changed what it keeps.
+            Some(index) => {
+                self.entries[index].1 = Box::new(make());
+                index
+            }
+            None => {
+                self.entries.push((id, Box::new(make())));
+                self.entries.len() - 1
+            }
+        };
+        self.entries[index]
+            .1
+            .downcast_mut()
+            .expect("the slot holds an S: checked or just made")
+    }
+}
+
+impl std::fmt::Debug for StoreSlots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.entries.iter().map(|(id, _)| id))
+            .finish()
+    }
+}
+
 impl std::fmt::Debug for PluginBindings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
@@ -360,6 +415,17 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn store_slots_keep_each_plugins_state_from_its_first_use() {
+        let mut slots = StoreSlots::default();
+        *slots.get_or_insert_with("tls", || 1u32) += 1;
+        assert_eq!(*slots.get_or_insert_with("tls", || 100u32), 2);
+        assert_eq!(*slots.get_or_insert_with("other", || 7u32), 7);
+        // A different type under the same id starts afresh.
+        assert_eq!(slots.get_or_insert_with("tls", || "new"), &"new");
+        assert_eq!(format!("{slots:?}"), r#"["tls", "other"]"#);
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //! (`scripts/check-module-cycles.py` allows this one pair).
 
 use crate::outbound::{InMemoryTarget, LocalWorkloads, OutboundHooks, OutboundPolicy};
-use nimbus_plugin::{Plugin, PluginBindings, PluginCalls};
+use nimbus_plugin::{Plugin, PluginBindings, PluginCalls, StoreSlots};
 use std::path::PathBuf;
 use std::sync::Arc;
 use wasmtime::component::{Accessor, Linker, Resource, ResourceTable};
@@ -42,6 +42,8 @@ pub struct StoreState {
     pub(crate) limits: crate::metrics::MeteredLimiter,
     /// Instances of the components this one links to, created on first call.
     pub(crate) peers: crate::workload::links::Peers,
+    /// What plugins keep per instance (`PluginState::plugin_slots`).
+    plugin_slots: StoreSlots,
 }
 
 impl StoreState {
@@ -79,6 +81,23 @@ impl nimbus_plugin::PluginState for StoreState {
         (&mut self.table, &self.env.bindings, calls)
     }
 
+    fn plugin_slots(
+        &mut self,
+    ) -> (
+        &mut ResourceTable,
+        &PluginBindings,
+        &mut StoreSlots,
+        PluginCalls<'_>,
+    ) {
+        let calls = plugin_calls(&self.hooks, &self.env);
+        (
+            &mut self.table,
+            &self.env.bindings,
+            &mut self.plugin_slots,
+            calls,
+        )
+    }
+
     fn ids(&self) -> (&str, &str) {
         (&self.env.workload, &self.env.component)
     }
@@ -91,7 +110,7 @@ impl nimbus_plugin::PluginState for StoreState {
 /// What a store's plugin calls are traced and counted by (a free function,
 /// so `plugin_parts` can borrow the table mutably beside it).
 fn plugin_calls<'a>(hooks: &'a OutboundHooks, env: &'a ComponentEnv) -> PluginCalls<'a> {
-    PluginCalls::new(hooks.trace_parent.as_ref(), env.metrics.as_deref())
+    PluginCalls::new(hooks.trace_parent.as_ref(), env.metrics.as_ref())
 }
 
 impl WasiView for StoreState {
@@ -411,6 +430,7 @@ impl ComponentEnv {
                 self.memory_budget.clone(),
             ),
             peers: Default::default(),
+            plugin_slots: StoreSlots::default(),
         })
     }
 }

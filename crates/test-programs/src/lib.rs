@@ -13,6 +13,7 @@ include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 
 pub mod otlp;
 pub mod servers;
+pub mod tls_echo;
 pub mod wit;
 
 /// A bench's `--name VALUE` option from the command line, or `default`

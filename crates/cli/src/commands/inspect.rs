@@ -39,6 +39,9 @@ struct Item {
     name: String,
     kind: &'static str,
     functions: Vec<String>,
+    /// An experimental interface's opt-in host interface entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    experimental: Option<&'static str>,
 }
 
 impl InspectCommand {
@@ -109,15 +112,20 @@ impl PackageWorld for wit_component::DecodedWasm {
 
 fn item(resolve: &Resolve, key: &WorldKey, item: &WorldItem) -> Option<Item> {
     match item {
-        WorldItem::Interface { id, .. } => Some(Item {
-            name: resolve.name_world_key(key),
-            kind: "interface",
-            functions: resolve.interfaces[*id].functions.keys().cloned().collect(),
-        }),
+        WorldItem::Interface { id, .. } => {
+            let name = resolve.name_world_key(key);
+            Some(Item {
+                experimental: nimbus_model::links::experimental(&name),
+                name,
+                kind: "interface",
+                functions: resolve.interfaces[*id].functions.keys().cloned().collect(),
+            })
+        }
         WorldItem::Function(f) => Some(Item {
             name: f.name.clone(),
             kind: "function",
             functions: Vec::new(),
+            experimental: None,
         }),
         WorldItem::Type { .. } => None,
     }
@@ -137,6 +145,11 @@ fn print_text(report: &Report) -> Result<(), crate::StdoutError> {
     outln!("world component {{")?;
     for (direction, items) in [("import", &report.imports), ("export", &report.exports)] {
         for item in items.iter() {
+            if let Some(entry) = item.experimental {
+                outln!(
+                    "  // experimental: served only to workloads listing a `{entry}` host interface"
+                )?;
+            }
             match item.kind {
                 "function" => outln!("  {direction} {}: func;", item.name)?,
                 _ if item.functions.is_empty() => outln!("  {direction} {};", item.name)?,

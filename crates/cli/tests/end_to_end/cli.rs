@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use test_programs::{P2_HELLO, P3_HELLO};
+use test_programs::{P2_HELLO, P2_TLS, P3_HELLO};
 
 fn nimbus() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nimbus"));
@@ -97,6 +97,38 @@ fn inspect_lists_imports_and_exports() {
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
         json
     );
+}
+
+/// An experimental import (`wasi:tls`) is labelled, with the host
+/// interface entry that opts in, in text and in JSON; others are not.
+#[test]
+fn inspect_labels_experimental_imports() {
+    let out = nimbus().args(["inspect", P2_TLS]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let tls = lines
+        .iter()
+        .position(|l| l.starts_with("  import wasi:tls/types@0.2.0-draft;"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(
+        lines[tls - 1],
+        "  // experimental: served only to workloads listing a `wasi:tls` host interface"
+    );
+    assert_eq!(text.matches("experimental").count(), 1, "{text}");
+
+    let out = nimbus()
+        .args(["inspect", "-o", "json", P2_TLS])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let labelled: Vec<(&str, &str)> = json["imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| Some((i["name"].as_str()?, i["experimental"].as_str()?)))
+        .collect();
+    assert_eq!(labelled, [("wasi:tls/types@0.2.0-draft", "wasi:tls")]);
 }
 
 #[test]

@@ -22,6 +22,7 @@ mod oci;
 mod otel;
 mod plugins;
 mod service;
+mod tls;
 
 /// Every guest program in crates/test-programs has a test here that runs
 /// it: `foreach_guest!` names each guest, and each name must be one of the
@@ -54,6 +55,7 @@ mod every_guest_has_a_test {
         pub(crate) use crate::service::a_p3_service_runs_its_async_run_and_is_restarted as p3_service;
         pub(crate) use crate::service::components_reach_the_service_over_the_virtual_loopback as p2_service;
         pub(crate) use crate::service::components_reach_the_service_over_the_virtual_loopback as p2_service_client;
+        pub(crate) use crate::tls::a_guest_talks_tls_to_a_server_it_trusts_and_each_failure_reaches_it as p2_tls;
     }
 
     macro_rules! has_a_test {
