@@ -11,9 +11,6 @@ use crate::common;
 
 use bytes::Bytes;
 use common::*;
-use nimbus_host::HostConfig;
-use nimbus_host::http::DynamicRouter;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use test_programs::{P2_BEHAVIORS, P2_HELLO, P2_HOSTILE, P3_HELLO};
 
@@ -23,18 +20,6 @@ const LIMIT: f64 = 0.25;
 /// What a component at `LIMIT` may save up and spend at once: one window
 /// (`limits::cpu::WINDOW`, 1 s) at the limit.
 const BURST_SECONDS: f64 = LIMIT;
-
-async fn accounting_host() -> TestHost {
-    TestHost::start_with(
-        HostConfig {
-            cache_dir: Some(shared_cache_dir()),
-            accounting: true,
-            ..HostConfig::default()
-        },
-        Arc::new(DynamicRouter::new()),
-    )
-    .await
-}
 
 /// Guest CPU and held seconds of workload `name`'s component so far.
 fn usage(t: &TestHost, name: &str) -> (f64, f64) {

@@ -325,15 +325,7 @@ pub(crate) async fn raw_tcp_sockets_count_against_the_outbound_caps() {
     })
     .await;
     let mut workload = http_workload("sockets", P2_HOSTILE, "sockets.test");
-    workload
-        .spec
-        .host_interfaces
-        .push(nimbus_host::workload::HostInterface {
-            namespace: "wasi".into(),
-            package: "sockets".into(),
-            interfaces: vec!["tcp".into()],
-            ..Default::default()
-        });
+    grant_tcp_sockets(&mut workload);
     // The upstream is on loopback, which a socket reaches only when an
     // entry names it (`a_raw_socket_reaches_a_restricted_address_only_when_named`).
     resources(&mut workload).allowed_hosts = vec!["127.0.0.1".into()];
@@ -417,15 +409,7 @@ async fn a_raw_socket_reaches_a_restricted_address_only_when_named() {
     ] {
         let host = format!("{name}.test");
         let mut workload = http_workload(name, P2_HOSTILE, &host);
-        workload
-            .spec
-            .host_interfaces
-            .push(nimbus_host::workload::HostInterface {
-                namespace: "wasi".into(),
-                package: "sockets".into(),
-                interfaces: vec!["tcp".into()],
-                ..Default::default()
-            });
+        grant_tcp_sockets(&mut workload);
         resources(&mut workload).allowed_hosts = allowed;
         t.host.start_workload(workload).await.unwrap();
         let (status, body) = t.get(&host, &path).await;

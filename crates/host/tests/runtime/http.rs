@@ -6,7 +6,7 @@ use crate::common;
 use bytes::Bytes;
 use common::*;
 use nimbus_host::http::DevRouter;
-use nimbus_host::workload::{HostInterface, HostPathVolume, Volume, VolumeMount};
+use nimbus_host::workload::{HostPathVolume, Volume, VolumeMount};
 use nimbus_host::{HostConfig, WorkloadError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,15 +50,7 @@ async fn p2_and_p3_hello_route_by_host() {
 /// reused instances (what `bench/compare.sh` measures as `p3lean`).
 #[tokio::test]
 pub(crate) async fn the_lean_p3_hello_answers_from_reused_instances() {
-    let t = TestHost::start_with(
-        nimbus_host::HostConfig {
-            accounting: true,
-            cache_dir: Some(shared_cache_dir()),
-            ..nimbus_host::HostConfig::default()
-        },
-        std::sync::Arc::new(nimbus_host::http::DynamicRouter::new()),
-    )
-    .await;
+    let t = accounting_host().await;
     t.host
         .start_workload(http_workload("lean", P3_LEAN, "lean.test"))
         .await
@@ -572,12 +564,7 @@ pub(crate) async fn sockets_are_denied_unless_the_workload_allows_them() {
         .await
         .unwrap();
     let mut allowed = http_workload("sock", P2_BEHAVIORS, "sock.test");
-    allowed.spec.host_interfaces.push(HostInterface {
-        namespace: "wasi".into(),
-        package: "sockets".into(),
-        interfaces: vec!["tcp".into()],
-        ..Default::default()
-    });
+    grant_tcp_sockets(&mut allowed);
     // The upstream is on loopback: the address filter wants it named.
     resources(&mut allowed).allowed_hosts = vec!["127.0.0.1".into()];
     t.host.start_workload(allowed).await.unwrap();

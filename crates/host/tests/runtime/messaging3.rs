@@ -11,10 +11,7 @@ use crate::common;
 use bytes::Bytes;
 use common::*;
 use futures::StreamExt;
-use nimbus_host::HostConfig;
-use nimbus_host::http::DynamicRouter;
 use nimbus_host::workload::{HostInterface, Workload};
-use std::sync::Arc;
 use std::time::Duration;
 use test_programs::servers::{Kind, Server};
 use test_programs::{P2_MSG_HANDLER, P3_MESSAGING};
@@ -177,15 +174,7 @@ async fn messages_that_find_no_slot_within_the_admission_wait_are_shed_and_count
         return;
     };
     let url = nats.url();
-    let t = TestHost::start_with(
-        HostConfig {
-            cache_dir: Some(shared_cache_dir()),
-            accounting: true,
-            ..HostConfig::default()
-        },
-        Arc::new(DynamicRouter::new()),
-    )
-    .await;
+    let t = accounting_host().await;
     t.host
         .start_workload(p3_workload(
             &[("url", &url)],

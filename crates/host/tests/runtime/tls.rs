@@ -6,11 +6,8 @@
 
 use crate::accounting::{sample, scrape};
 use crate::common::*;
-use nimbus_host::HostConfig;
-use nimbus_host::http::DynamicRouter;
 use nimbus_host::workload::{HostInterface, Workload};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use test_programs::P2_TLS;
 use test_programs::tls_echo::TlsEcho;
 
@@ -18,12 +15,7 @@ use test_programs::tls_echo::TlsEcho;
 /// and (when `tls` is given) a `wasi:tls` entry with that config.
 fn tls_workload(name: &str, tls: Option<&[(&str, &str)]>, allowed: &[&str]) -> Workload {
     let mut workload = http_workload(name, P2_TLS, &format!("{name}.test"));
-    workload.spec.host_interfaces.push(HostInterface {
-        namespace: "wasi".into(),
-        package: "sockets".into(),
-        interfaces: vec!["tcp".into()],
-        ..Default::default()
-    });
+    grant_tcp_sockets(&mut workload);
     if let Some(config) = tls {
         workload.spec.host_interfaces.push(HostInterface {
             namespace: "wasi".into(),
@@ -47,15 +39,7 @@ pub(crate) async fn a_guest_talks_tls_to_a_server_it_trusts_and_each_failure_rea
     let bundle = dir.path().join("ca.pem");
     std::fs::write(&bundle, &server.ca_pem).unwrap();
     let bundle = bundle.to_str().unwrap();
-    let t = TestHost::start_with(
-        HostConfig {
-            cache_dir: Some(shared_cache_dir()),
-            accounting: true,
-            ..HostConfig::default()
-        },
-        Arc::new(DynamicRouter::new()),
-    )
-    .await;
+    let t = accounting_host().await;
     let port = server.addr.port();
     let start = async |workload| t.host.start_workload(workload).await;
     let ask = async |workload: &str, name: &str| {

@@ -117,6 +117,33 @@ pub fn component(name: &str, guest: &str, env: &[(&str, &str)]) -> ComponentSpec
     }
 }
 
+/// A host with accounting on (per-component metrics), a dynamic router
+/// and the shared compile cache.
+pub async fn accounting_host() -> TestHost {
+    TestHost::start_with(
+        HostConfig {
+            cache_dir: Some(shared_cache_dir()),
+            accounting: true,
+            ..HostConfig::default()
+        },
+        Arc::new(DynamicRouter::new()),
+    )
+    .await
+}
+
+/// Grants the workload `wasi:sockets` TCP (a `wasi:sockets` host interface).
+pub fn grant_tcp_sockets(workload: &mut Workload) {
+    workload
+        .spec
+        .host_interfaces
+        .push(nimbus_host::workload::HostInterface {
+            namespace: "wasi".into(),
+            package: "sockets".into(),
+            interfaces: vec!["tcp".into()],
+            ..Default::default()
+        });
+}
+
 /// Mutable access to the first component's local resources.
 pub fn resources(workload: &mut Workload) -> &mut LocalResources {
     &mut workload.spec.components[0].local_resources
