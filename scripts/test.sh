@@ -15,6 +15,8 @@ for pair in nats-server:nats-server redis-server:redis-server docker-registry:do
     bin=${pair%%:*}; pkg=${pair##*:}
     command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# PostgreSQL's server lives in a versioned directory, not on PATH.
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         apt-get update -qq

@@ -39,6 +39,7 @@ fn main() {
             "secrets/wit",
             "secrets/wit-2.1.0",
             "tls/wit",
+            "postgres/wit",
         ]
         .map(|wit| manifest_dir.join("../capabilities").join(wit)),
     ) {

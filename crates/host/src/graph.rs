@@ -523,6 +523,8 @@ mod tests {
                         "wasi:keyvalue/atomics@0.2.0-draft",
                         "wasi:http/outgoing-handler@0.2.6",
                         "wasi:tls/types@0.2.0-draft",
+                        "wasmcloud:postgres/types@0.1.1-draft",
+                        "wasmcloud:postgres/query@0.1.1-draft",
                     ],
                     &["wasi:http/incoming-handler@0.2.6"],
                 ),
@@ -562,6 +564,12 @@ mod tests {
         assert!(mermaid.contains("[(\"tls plugin\")]"), "{mermaid}");
         assert!(
             mermaid.contains("|\"wasi:tls/types@0.2.0-draft\"|"),
+            "{mermaid}"
+        );
+        #[cfg(feature = "postgres")]
+        assert!(
+            mermaid.contains("[(\"postgres plugin\")]")
+                && mermaid.contains("|\"wasmcloud:postgres/{types,query}@0.1.1-draft\"|"),
             "{mermaid}"
         );
         assert!(

@@ -15,6 +15,7 @@
 //! | `nimbus-messaging` | `wasmcloud:messaging/{consumer,handler}@0.2.0`           |
 //! | `nimbus-otel`      | `wasi:otel/{types,tracing,logs,metrics}@0.2.0-rc.2`      |
 //! | `nimbus-tls`       | `wasi:tls/types@0.2.0-draft` (experimental, opt-in)      |
+//! | `nimbus-postgres`  | `wasmcloud:postgres/{types,query,prepared}@0.1.1-draft`  |
 //!
 //! Adding a capability is one new crate plus one line in [`builtin`];
 //! docs/ARCHITECTURE.md walks through the key-value plugin.
@@ -34,6 +35,8 @@ pub use nimbus_keyvalue as keyvalue;
 pub use nimbus_logging as logging;
 pub use nimbus_messaging as messaging;
 pub use nimbus_otel as otel;
+#[cfg(feature = "postgres")]
+pub use nimbus_postgres as postgres;
 pub use nimbus_secrets as secrets;
 pub use nimbus_tls as tls;
 
@@ -62,6 +65,11 @@ pub(crate) fn builtin(
         )),
         Arc::new(otel::OtelPlugin::new(telemetry.clone())),
         Arc::new(tls::TlsPlugin),
+        #[cfg(feature = "postgres")]
+        Arc::new(postgres::PostgresPlugin::new(
+            defaults.get("postgres"),
+            defaults.secret("postgres", "url"),
+        )),
     ]
 }
 

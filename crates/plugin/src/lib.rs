@@ -18,8 +18,9 @@
 //! Beside the trait: the bind context a plugin resolves its settings from,
 //! [`PluginCalls`] (the span and metrics every backend call goes through;
 //! [`Observation`] for component-model `async` host functions), [`streams`]
-//! (`stream<u8>` bodies in and out), the per-host backend pool, and the NATS
-//! connections plugins share.
+//! (`stream<u8>` bodies in and out), the per-host backend pool, the NATS
+//! connections plugins share, and the trusted [`roots`] of plugins that
+//! speak TLS.
 
 pub use calls::{DetachedCalls, Observation, PluginCalls};
 use nimbus_model::secret::Secret;
@@ -43,6 +44,7 @@ pub use nats::{NatsConnection, NatsConnections};
 pub struct NatsConnections {}
 mod pool;
 pub use pool::BackendPool;
+pub mod roots;
 pub mod streams;
 
 /// What a plugin's host functions may ask of the store they run in.

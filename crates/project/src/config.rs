@@ -230,6 +230,16 @@ pub struct DevConfig {
     /// nothing more specific is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_nats_url: Option<String>,
+    /// wash: the PostgreSQL server `wasmcloud:postgres` workloads use
+    /// unless they name their own (`postgres://user:pass@host:port`; the
+    /// workload's `database` picks the database). Held as a secret: it
+    /// usually carries a password, and `config show` redacts it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "secret_string"
+    )]
+    pub postgres_url: Option<nimbus_model::secret::Secret>,
     /// wash's `wasi_config`: merged into `workload.config`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub wasi_config: BTreeMap<String, String>,
@@ -246,6 +256,14 @@ pub struct DevConfig {
     /// When `service_image` is pulled: `always`, `ifNotPresent`, `never`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_pull_policy: Option<nimbus_model::PullPolicy>,
+}
+
+/// A string read straight into a [`Secret`](nimbus_model::secret::Secret).
+fn secret_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<nimbus_model::secret::Secret>, D::Error> {
+    let text: Option<String> = serde::Deserialize::deserialize(deserializer)?;
+    Ok(text.map(nimbus_model::secret::Secret::new))
 }
 
 /// `dev:` keys wash has that Nimbus accepts and does not act on, with why.
@@ -303,7 +321,6 @@ pub const DEV_KEYS_WITHOUT_EFFECT: &[(&str, &str)] = &[
         "http_connection_wait",
         "a request finding the connection caps full fails at once",
     ),
-    ("postgres_url", "`wasmcloud:postgres` is not supported yet"),
     (
         "wasi_otel",
         "`wasi:otel` is always served; guest telemetry goes where the host's OTLP settings send its own",
@@ -367,11 +384,14 @@ impl DevConfig {
             (&MESSAGING, &self.messaging),
         ] {
             if let Some(choice) = choice {
-                defaults.0.insert(
+                defaults.settings.insert(
                     backends.capability.to_string(),
                     backends.settings_for(choice, base),
                 );
             }
+        }
+        if let Some(url) = &self.postgres_url {
+            defaults.set_secret("postgres", "url", url.clone());
         }
         defaults
     }
@@ -999,6 +1019,7 @@ impl ProjectConfig {
         opt(&mut d.keyvalue, o.keyvalue);
         opt(&mut d.blobstore, o.blobstore);
         opt(&mut d.messaging, o.messaging);
+        opt(&mut d.postgres_url, o.postgres_url);
         // wash's backend keys were folded into the three above per file.
         d.wasi_config.extend(o.wasi_config);
         // The service is one choice: a file that names any part of it
@@ -1281,9 +1302,12 @@ wit:
         );
         // wash's backend keys, in wash's order, under the model's names.
         let defaults = config.dev.plugin_defaults(Path::new("/p"));
-        assert_eq!(defaults.0["keyvalue"]["backend"], "filesystem");
-        assert_eq!(defaults.0["blobstore"]["backend"], "filesystem");
-        assert_eq!(defaults.0["messaging"]["url"], "nats://127.0.0.1:4222");
+        assert_eq!(defaults.settings["keyvalue"]["backend"], "filesystem");
+        assert_eq!(defaults.settings["blobstore"]["backend"], "filesystem");
+        assert_eq!(
+            defaults.settings["messaging"]["url"],
+            "nats://127.0.0.1:4222"
+        );
         // The same unknown key in Nimbus's own file is an error.
         let err = parse(
             "dev:
@@ -1305,6 +1329,37 @@ wit:
     }
 
     #[test]
+    fn wash_postgres_url_is_a_secret_host_default() {
+        let (config, warnings) = parse_wash(
+            "dev:
+  postgres_url: postgres://app:hunter2@127.0.0.1:5432
+",
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let defaults = config.dev.plugin_defaults(Path::new("/p"));
+        assert_eq!(
+            defaults
+                .secret("postgres", "url")
+                .map(|url| url.expose().to_string()),
+            Some("postgres://app:hunter2@127.0.0.1:5432".to_string())
+        );
+        for shown in [
+            serde_yaml_ng::to_string(&config).unwrap(),
+            format!("{config:?}"),
+            format!("{defaults:?}"),
+        ] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+        // The project's file wins over the user's.
+        let mut user = config.clone();
+        user.merge(parse_wash("dev:\n  postgres_url: postgres://other@db:5432\n").0);
+        assert_eq!(
+            user.dev.postgres_url.map(|url| url.expose().to_string()),
+            Some("postgres://other@db:5432".to_string())
+        );
+    }
+
+    #[test]
     fn wash_key_value_backends_follow_wash_precedence() {
         let defaults = |text: &str| parse_wash(text).0.dev.plugin_defaults(Path::new("/p"));
         let kv = defaults(
@@ -1315,15 +1370,15 @@ wit:
   data_nats_url: nats://127.0.0.1:3
 ",
         );
-        assert_eq!(kv.0["keyvalue"]["url"], "redis://127.0.0.1:2");
-        assert_eq!(kv.0["blobstore"]["url"], "nats://127.0.0.1:3");
+        assert_eq!(kv.settings["keyvalue"]["url"], "redis://127.0.0.1:2");
+        assert_eq!(kv.settings["blobstore"]["url"], "nats://127.0.0.1:3");
         let kv = defaults(
             "dev:
   wasi_keyvalue_path: kv
   wasi_keyvalue_nats_url: nats://127.0.0.1:1
 ",
         );
-        assert_eq!(kv.0["keyvalue"]["url"], "nats://127.0.0.1:1");
+        assert_eq!(kv.settings["keyvalue"]["url"], "nats://127.0.0.1:1");
         // Nimbus's own key wins over wash's.
         let kv = defaults(
             "dev:
@@ -1331,8 +1386,8 @@ wit:
   wasi_keyvalue_path: kv
 ",
         );
-        assert_eq!(kv.0["keyvalue"]["backend"], "memory");
-        assert!(!kv.0.contains_key("messaging"));
+        assert_eq!(kv.settings["keyvalue"]["backend"], "memory");
+        assert!(!kv.settings.contains_key("messaging"));
     }
 
     /// A project's backend replaces the user's whichever spelling (wash's
@@ -1345,7 +1400,7 @@ wit:
         let (project, _) = parse_wash("dev:\n  wasi_keyvalue_path: kv\n  service_file: s.wasm\n");
         user.merge(project);
         let defaults = user.dev.plugin_defaults(Path::new("/p"));
-        assert_eq!(defaults.0["keyvalue"]["backend"], "filesystem");
+        assert_eq!(defaults.settings["keyvalue"]["backend"], "filesystem");
         assert_eq!(user.dev.service_file.as_deref(), Some(Path::new("s.wasm")));
         assert_eq!(user.dev.service_image, None);
     }

@@ -1,5 +1,6 @@
 //! Real backing servers for tests: `redis-server`, `nats-server` (with
-//! JetStream) and an OCI registry (`docker-registry`), each started on a
+//! JetStream), an OCI registry (`docker-registry`) and PostgreSQL (a fresh
+//! cluster made by `initdb` in a temporary directory), each started on a
 //! free loopback port and stopped when its handle drops.
 //!
 //! A server binary that is missing fails the test under CI (`CI=true`);
@@ -23,7 +24,15 @@ pub enum Kind {
     Nats,
     /// `docker-registry serve`: an OCI distribution registry over plain HTTP.
     Registry,
+    /// PostgreSQL (Debian's `postgresql` package): a cluster of its own,
+    /// user [`POSTGRES_USER`] with password [`POSTGRES_PASSWORD`].
+    Postgres,
 }
+
+/// The superuser of a [`Kind::Postgres`] server's cluster.
+pub const POSTGRES_USER: &str = "nimbus";
+/// That user's password (the cluster asks for it over TCP: scram-sha-256).
+pub const POSTGRES_PASSWORD: &str = "nimbus-test-password";
 
 impl Kind {
     fn binary(self) -> &'static str {
@@ -31,6 +40,15 @@ impl Kind {
             Self::Redis => "redis-server",
             Self::Nats => "nats-server",
             Self::Registry => "docker-registry",
+            Self::Postgres => "postgres",
+        }
+    }
+
+    /// The Debian package that installs it.
+    fn package(self) -> &'static str {
+        match self {
+            Self::Postgres => "postgresql",
+            other => other.binary(),
         }
     }
 }
@@ -51,11 +69,25 @@ impl std::fmt::Debug for Server {
     }
 }
 
-/// Finds `binary` on PATH (or in /usr/sbin, where Debian puts nats-server).
+/// Finds `binary` on PATH (or in /usr/sbin, where Debian puts nats-server,
+/// or in PostgreSQL's versioned directory, newest first).
 fn find(binary: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut postgres_dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|entries| entries.flatten().map(|e| e.path().join("bin")).collect())
+        .unwrap_or_default();
+    postgres_dirs.sort_by_key(|dir| {
+        std::cmp::Reverse(
+            dir.parent()
+                .and_then(|p| p.file_name())
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse::<u32>().ok())
+                .unwrap_or(0),
+        )
+    });
     std::env::split_paths(&path)
         .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
+        .chain(postgres_dirs)
         .map(|dir| dir.join(binary))
         .find(|candidate| candidate.is_file())
 }
@@ -68,7 +100,8 @@ fn available(kind: Kind) -> bool {
         return true;
     }
     let hint = format!(
-        "`{binary}` is not installed; install it with `apt-get install {binary}` (or run ./scripts/test.sh as root)"
+        "`{binary}` is not installed; install it with `apt-get install {}` (or run ./scripts/test.sh as root)",
+        kind.package()
     );
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{hint}: CI must run the service-backed tests");
@@ -98,8 +131,89 @@ impl Server {
             guard: None,
             extra: Vec::new(),
         };
+        if kind == Kind::Postgres {
+            server.init_postgres();
+        }
         server.launch();
         Some(server)
+    }
+
+    /// Restarts a PostgreSQL server with TLS on (`ssl=on`), serving
+    /// `cert_pem` with `key_pem` (see `tls_echo::TestCertificate`).
+    pub fn enable_postgres_tls(&mut self, cert_pem: &str, key_pem: &str) {
+        assert_eq!(
+            self.kind,
+            Kind::Postgres,
+            "TLS is set up for PostgreSQL only"
+        );
+        let dir = self.data.path().to_path_buf();
+        let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+        std::fs::write(&cert, cert_pem).expect("write the server certificate");
+        std::fs::write(&key, key_pem).expect("write the server key");
+        // The server refuses a key others can read.
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+            .expect("make the key private");
+        if is_root() {
+            let status = Command::new("chown")
+                .arg("postgres:postgres")
+                .args([&cert, &key])
+                .status()
+                .expect("run chown");
+            assert!(status.success(), "chown the TLS files to `postgres`");
+        }
+        self.extra = vec![
+            "-c".into(),
+            "ssl=on".into(),
+            "-c".into(),
+            format!("ssl_cert_file={}", cert.display()),
+            "-c".into(),
+            format!("ssl_key_file={}", key.display()),
+        ];
+        self.restart();
+    }
+
+    /// Makes the PostgreSQL cluster in the data directory: owned by the
+    /// `postgres` system user when the tests run as root (the server
+    /// refuses to run as root), password authentication over TCP.
+    fn init_postgres(&mut self) {
+        let dir = self.data.path();
+        let password_file = dir.join("password");
+        std::fs::write(&password_file, POSTGRES_PASSWORD).expect("write the password file");
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir)
+                .status()
+                .expect("run chown");
+            assert!(
+                status.success(),
+                "chown the PostgreSQL data directory to `postgres`"
+            );
+        }
+        let initdb = find("initdb").expect("initdb beside postgres");
+        let output = as_postgres_user(&initdb)
+            .arg("-D")
+            .arg(dir.join("cluster"))
+            .args([
+                "-U",
+                POSTGRES_USER,
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ])
+            .arg(format!("--pwfile={}", password_file.display()))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run initdb");
+        assert!(
+            output.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // The password was only needed by initdb.
+        let _ = std::fs::remove_file(&password_file);
     }
 
     /// Starts a cluster of `size` `nats-server`s with JetStream, routed to
@@ -148,6 +262,10 @@ impl Server {
             Kind::Redis => format!("redis://127.0.0.1:{}", self.port),
             Kind::Nats => format!("nats://127.0.0.1:{}", self.port),
             Kind::Registry => format!("127.0.0.1:{}", self.port),
+            Kind::Postgres => format!(
+                "postgres://{POSTGRES_USER}@127.0.0.1:{}/postgres",
+                self.port
+            ),
         }
     }
 
@@ -225,15 +343,52 @@ impl Server {
                 .expect("write the registry config");
                 vec!["serve".into(), config.display().to_string()]
             }
+            Kind::Postgres => vec![
+                "-D".into(),
+                format!("{data}/cluster"),
+                "-p".into(),
+                port,
+                "-k".into(),
+                data,
+                "-c".into(),
+                "listen_addresses=127.0.0.1".into(),
+                "-c".into(),
+                "fsync=off".into(),
+            ]
+            .into_iter()
+            .chain(self.extra.iter().cloned())
+            .collect(),
         };
         let binary = find(self.kind.binary()).expect("checked in start");
+        let mut command = vec![binary.into_os_string()];
+        if self.kind == Kind::Postgres && is_root() {
+            // setpriv execs the server itself, so the guard's signal reaches it.
+            let setpriv: Vec<std::ffi::OsString> = [
+                "setpriv",
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+            ]
+            .map(Into::into)
+            .into();
+            command.splice(0..0, setpriv);
+        }
+        // SIGINT is PostgreSQL's fast shutdown (SIGTERM waits for clients).
+        let signal = if self.kind == Kind::Postgres {
+            "INT"
+        } else {
+            "TERM"
+        };
         // The guard shell starts the server, then waits on its stdin: when
         // the test closes it (or dies), the server is killed.
         let mut guard = Command::new("sh")
             .arg("-c")
-            .arg(r#""$@" >/dev/null 2>&1 & pid=$!; read _ignored; kill $pid; wait $pid"#)
+            .arg(format!(
+                r#""$@" >/dev/null 2>&1 & pid=$!; read _ignored; kill -s {signal} $pid; wait $pid"#
+            ))
             .arg("sh")
-            .arg(binary)
+            .args(command)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -249,6 +404,64 @@ impl Server {
             std::thread::sleep(Duration::from_millis(25));
         }
         self.guard = Some(guard);
+        if self.kind == Kind::Postgres {
+            self.wait_until_postgres_accepts(deadline);
+        }
+    }
+
+    /// The port opens before the cluster has finished starting: wait for
+    /// `pg_isready` to say it accepts connections.
+    fn wait_until_postgres_accepts(&self, deadline: Instant) {
+        let Some(ready) = find("pg_isready") else {
+            return;
+        };
+        loop {
+            let accepted = Command::new(&ready)
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-t", "1"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success());
+            if accepted {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "PostgreSQL did not accept connections within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn is_root() -> bool {
+    // Without a libc binding: the effective uid is in /proc.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("Uid:"))
+                .and_then(|line| line.split_whitespace().nth(2).map(|uid| uid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// A command for `program` run as the `postgres` user when we are root.
+fn as_postgres_user(program: &std::path::Path) -> Command {
+    if is_root() {
+        let mut command = Command::new("setpriv");
+        command
+            .args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+            ])
+            .arg(program);
+        command
+    } else {
+        Command::new(program)
     }
 }
 

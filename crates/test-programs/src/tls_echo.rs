@@ -7,18 +7,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-/// A running TLS server; it stops when dropped.
-pub struct TlsEcho {
-    /// Where it listens (127.0.0.1).
-    pub addr: SocketAddr,
-    /// Its certificate authority, PEM: what a client must trust.
+/// A server certificate for some names, signed by a fresh certificate
+/// authority of its own.
+pub struct TestCertificate {
+    /// The authority, PEM: what a client must trust.
     pub ca_pem: String,
-    task: tokio::task::JoinHandle<()>,
+    /// The server's certificate, PEM.
+    pub cert_pem: String,
+    /// The server's private key, PEM (PKCS #8).
+    pub key_pem: String,
+    cert_der: rustls::pki_types::CertificateDer<'static>,
+    key_der: Vec<u8>,
 }
 
-impl TlsEcho {
-    /// Starts a server whose certificate names `names`, signed by a fresh CA.
-    pub async fn start(names: &[&str]) -> Self {
+impl TestCertificate {
+    /// A certificate naming `names`, signed by a new CA.
+    pub fn issue(names: &[&str]) -> Self {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -33,14 +37,37 @@ impl TlsEcho {
             .unwrap()
             .signed_by(&leaf_key, &issuer)
             .unwrap();
+        Self {
+            ca_pem: ca_cert.pem(),
+            cert_pem: leaf.pem(),
+            key_pem: leaf_key.serialize_pem(),
+            cert_der: leaf.der().clone(),
+            key_der: leaf_key.serialize_der(),
+        }
+    }
+}
+
+/// A running TLS server; it stops when dropped.
+pub struct TlsEcho {
+    /// Where it listens (127.0.0.1).
+    pub addr: SocketAddr,
+    /// Its certificate authority, PEM: what a client must trust.
+    pub ca_pem: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsEcho {
+    /// Starts a server whose certificate names `names`, signed by a fresh CA.
+    pub async fn start(names: &[&str]) -> Self {
+        let issued = TestCertificate::issue(names);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
             .with_single_cert(
-                vec![leaf.der().clone()],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+                vec![issued.cert_der.clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(issued.key_der.clone())),
             )
             .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
@@ -65,7 +92,7 @@ impl TlsEcho {
         });
         Self {
             addr,
-            ca_pem: ca_cert.pem(),
+            ca_pem: issued.ca_pem,
             task,
         }
     }

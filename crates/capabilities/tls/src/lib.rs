@@ -28,12 +28,11 @@
 
 use nimbus_model::host_pattern::HostPattern;
 use nimbus_plugin::{BindContext, Binding, DetachedCalls, PluginError, PluginState};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -46,9 +45,6 @@ const ID: &str = "tls";
 
 /// How long a handshake may take before the guest gets an error.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The largest `caBundle` file read.
-const CA_BUNDLE_LIMIT: u64 = 4 << 20;
 
 /// Provides `wasi:tls` to workloads that opt in.
 #[derive(Default)]
@@ -107,24 +103,11 @@ impl<T: PluginState> nimbus_plugin::Plugin<T> for TlsPlugin {
                 ));
             }
         };
-        let mut roots = if system_roots {
-            system_roots_store().clone()
-        } else {
-            rustls::RootCertStore::empty()
-        };
-        if let Some(path) = config.get("caBundle") {
-            for cert in ca_bundle(Path::new(path))? {
-                roots
-                    .add(cert)
-                    .map_err(|e| PluginError::new(ID, format!("caBundle `{path}`: {e}")))?;
-            }
-        }
-        if roots.is_empty() {
-            return Err(PluginError::new(
-                ID,
-                "no trusted roots: the system has none and no caBundle is given",
-            ));
-        }
+        let bundle = config
+            .get("caBundle")
+            .map(|path| ("caBundle", Path::new(path)));
+        let roots = nimbus_plugin::roots::trusted_roots(system_roots, bundle)
+            .map_err(|e| PluginError::new(ID, e))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let client = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -156,43 +139,6 @@ fn allowed_hosts<'a>(ctx: &'a BindContext<'_>) -> &'a [String] {
         .map(|c| &c.local_resources)
         .or(spec.service.as_ref().map(|s| &s.local_resources))
         .map_or(&[], |resources| &resources.allowed_hosts)
-}
-
-/// The system's trusted roots, read once per process; none where the
-/// system store cannot be read (each unreadable source, and the count of
-/// certificates that do not parse, is logged).
-fn system_roots_store() -> &'static rustls::RootCertStore {
-    static ROOTS: OnceLock<rustls::RootCertStore> = OnceLock::new();
-    ROOTS.get_or_init(|| {
-        let found = rustls_native_certs::load_native_certs();
-        for error in &found.errors {
-            tracing::warn!(%error, "wasi:tls: a system root store could not be read");
-        }
-        let mut roots = rustls::RootCertStore::empty();
-        let (_, ignored) = roots.add_parsable_certificates(found.certs);
-        if ignored > 0 {
-            tracing::debug!(
-                ignored,
-                "wasi:tls: system roots that do not parse are left out"
-            );
-        }
-        roots
-    })
-}
-
-/// The certificates of a PEM file.
-fn ca_bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, PluginError> {
-    let fail =
-        |message: String| PluginError::new(ID, format!("caBundle `{}`: {message}", path.display()));
-    let bytes = nimbus_model::files::read_bounded_blocking(path, CA_BUNDLE_LIMIT)
-        .map_err(|e| fail(e.to_string()))?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail(format!("not PEM certificates: {e}")))?;
-    if certs.is_empty() {
-        return Err(fail("no certificate in it".into()));
-    }
-    Ok(certs)
 }
 
 /// What a component was granted: how it validates, and which names it may

@@ -306,6 +306,7 @@ mod tests {
             "http-kv-counter",
             "http-blobstore",
             "http-middleware",
+            "http-postgres",
         ] {
             assert!(names.contains(&required.to_string()), "missing {required}");
         }

@@ -403,6 +403,68 @@ fn http_kv_counter_template_counts_and_a_filesystem_store_survives_a_restart() {
 }
 
 #[test]
+fn http_postgres_template_stores_lists_and_deletes_notes_and_survives_a_database_restart() {
+    use test_programs::servers::{Kind, POSTGRES_PASSWORD, POSTGRES_USER, Server as Backing};
+    let Some(mut database) = Backing::start(Kind::Postgres) else {
+        return;
+    };
+    let (_parent, dir) = new_project("http-postgres", "notes");
+    let config = dir.join(".nimbus/config.yaml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "postgres_url: postgres://postgres:postgres@127.0.0.1:5432",
+        &format!(
+            "postgres_url: postgres://{POSTGRES_USER}:{POSTGRES_PASSWORD}@{}",
+            database.addr()
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+    // The URL is a secret: `config show` does not print it.
+    let (shown, _) = succeeds_in(&dir, &["config", "show"]);
+    assert!(shown.contains("postgres_url: <redacted>"), "{shown}");
+    assert!(!shown.contains(POSTGRES_PASSWORD), "{shown}");
+
+    let server = Server::start(&dir, &["dev", "--addr", "127.0.0.1:0"], &[], FIRST_BUILD);
+    assert_eq!(server.get("/notes"), (200, "[]".into()));
+    assert_eq!(
+        request(&server.addr, "POST", "/notes", "buy \"milk\""),
+        (201, "{\"id\":1}".into())
+    );
+    assert_eq!(
+        request(&server.addr, "POST", "/notes", "call home"),
+        (201, "{\"id\":2}".into())
+    );
+    assert_eq!(
+        server.get("/notes"),
+        (
+            200,
+            r#"[{"id":1,"body":"buy \"milk\""},{"id":2,"body":"call home"}]"#.into()
+        )
+    );
+    assert_eq!(
+        request(&server.addr, "DELETE", "/notes/1", ""),
+        (204, String::new())
+    );
+    assert_eq!(
+        server.get("/notes/1"),
+        (404, r#"{"error":"no such note"}"#.into())
+    );
+
+    // The database goes away: a clear 503; it comes back: answered again.
+    database.stop();
+    let (status, body) = server.get("/notes/2");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.starts_with(r#"{"error":"database unavailable: "#),
+        "{body}"
+    );
+    database.restart();
+    assert_eq!(
+        server.get("/notes/2"),
+        (200, r#"{"id":2,"body":"call home"}"#.into())
+    );
+}
+
+#[test]
 fn http_blobstore_template_uploads_downloads_lists_and_deletes() {
     let (_parent, dir) = new_project("http-blobstore", "files");
     let store = tempfile::tempdir().unwrap();

@@ -72,6 +72,17 @@ pub(crate) struct HostArgs {
     /// (default) or `nats://…`.
     #[arg(long, value_name = "BACKEND", value_parser = |s: &str| nimbus_model::backends::parse_shorthand("messaging", s))]
     messaging: Option<Backend>,
+    /// PostgreSQL server for `wasmcloud:postgres` workloads that name none:
+    /// `postgres://user:password@host:port` (a workload's `database` picks
+    /// the database). Kept as a secret; prefer the environment variable to
+    /// keep the password off the command line.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "NIMBUS_POSTGRES_URL",
+        hide_env_values = true
+    )]
+    postgres_url: Option<String>,
     /// Deliver a workload's outgoing HTTP request to another workload served
     /// here in memory, without TCP (its `allowedHosts` still apply).
     #[arg(long)]
@@ -162,6 +173,10 @@ impl HostArgs {
             keyvalue: self.keyvalue.clone(),
             blobstore: self.blobstore.clone(),
             messaging: self.messaging.clone(),
+            postgres_url: self
+                .postgres_url
+                .clone()
+                .map(nimbus_model::secret::Secret::new),
             ..DevConfig::default()
         };
         let mut config = HostConfig {
