@@ -40,6 +40,7 @@ fn main() {
             "secrets/wit-2.1.0",
             "tls/wit",
             "postgres/wit",
+            "postgres/wit-0.2.0",
         ]
         .map(|wit| manifest_dir.join("../capabilities").join(wit)),
     ) {

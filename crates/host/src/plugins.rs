@@ -15,7 +15,7 @@
 //! | `nimbus-messaging` | `wasmcloud:messaging/{consumer,handler}@0.2.0`           |
 //! | `nimbus-otel`      | `wasi:otel/{types,tracing,logs,metrics}@0.2.0-rc.2`      |
 //! | `nimbus-tls`       | `wasi:tls/types@0.2.0-draft` (experimental, opt-in)      |
-//! | `nimbus-postgres`  | `wasmcloud:postgres/{types,query,prepared}@0.1.1-draft`  |
+//! | `nimbus-postgres`  | `wasmcloud:postgres/{types,query,prepared}@{0.1.1-draft,0.2.0}` |
 //!
 //! Adding a capability is one new crate plus one line in [`builtin`];
 //! docs/ARCHITECTURE.md walks through the key-value plugin.

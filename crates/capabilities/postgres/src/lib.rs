@@ -1,4 +1,5 @@
-//! `wasmcloud:postgres/{types,query,prepared}@0.1.1-draft` on PostgreSQL.
+//! `wasmcloud:postgres/{types,query,prepared}` on PostgreSQL: `0.1.1-draft`
+//! (P2 guests) and `0.2.0` (P3 guests, `async` functions; see `v2.rs`).
 //!
 //! A workload reaches a database through its `wasmcloud:postgres` host
 //! interface entry; the host may give a default server (`--postgres-url`,
@@ -46,7 +47,8 @@
 //! runs them. The mapping between `pg-value` and column types is
 //! [`values`]'.
 
-mod values;
+mod v2;
+pub mod values;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures::TryStreamExt as _;
@@ -70,6 +72,18 @@ mod bindings {
     });
 }
 
+/// `wasmcloud:postgres@0.2.0` (P3): here rather than in `v2` so that the
+/// codec's `values::v2` and the host functions in `v2` both use it without
+/// depending on each other.
+mod bindings_v2 {
+    wasmtime::component::bindgen!({
+        path: "wit-0.2.0",
+        world: "wasmcloud:postgres/imports",
+        imports: { default: store | trappable },
+        additional_derives: [PartialEq],
+    });
+}
+
 /// The interface's types (`pg-value` and what it is made of).
 pub use bindings::wasmcloud::postgres::types;
 pub use bindings::wasmcloud::postgres::types::{
@@ -77,7 +91,7 @@ pub use bindings::wasmcloud::postgres::types::{
     StatementPrepareError,
 };
 use bindings::wasmcloud::postgres::{prepared, query};
-pub use values::{float_of, hashable_f32, hashable_f64};
+pub use values::v1::{float_of, hashable_f32, hashable_f64};
 
 const ID: &str = "postgres";
 const QUERY: &str = "wasmcloud:postgres/query";
@@ -162,6 +176,9 @@ impl<T: PluginState> nimbus_plugin::Plugin<T> for PostgresPlugin {
             "wasmcloud:postgres/types@0.1.1-draft",
             "wasmcloud:postgres/query@0.1.1-draft",
             "wasmcloud:postgres/prepared@0.1.1-draft",
+            "wasmcloud:postgres/types@0.2.0",
+            "wasmcloud:postgres/query@0.2.0",
+            "wasmcloud:postgres/prepared@0.2.0",
         ]
     }
 
@@ -175,7 +192,8 @@ impl<T: PluginState> nimbus_plugin::Plugin<T> for PostgresPlugin {
         }
         types::add_to_linker::<T, HasPostgres>(linker, view::<T>)?;
         query::add_to_linker::<T, HasPostgres>(linker, view::<T>)?;
-        prepared::add_to_linker::<T, HasPostgres>(linker, view::<T>)
+        prepared::add_to_linker::<T, HasPostgres>(linker, view::<T>)?;
+        v2::add_to_linker::<T>(linker, view::<T>)
     }
 
     fn bind(&self, ctx: &BindContext<'_>) -> Result<Binding, PluginError> {
@@ -233,11 +251,11 @@ impl<T: PluginState> nimbus_plugin::Plugin<T> for PostgresPlugin {
             target = %database.target,
             "postgres bound"
         );
-        Ok(Arc::new(PostgresBinding {
+        Ok(Arc::new(PostgresBinding(Arc::new(Shared {
             database,
             prepared: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(1),
-        }))
+        }))))
     }
 
     fn unbind(&self, workload: &str) {
@@ -458,7 +476,7 @@ impl Database {
         &self.target
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Client, String> {
+    async fn client(&self) -> Result<deadpool_postgres::Client, Failure> {
         self.pool.get().await.map_err(|e| {
             let why = match e {
                 deadpool_postgres::PoolError::Timeout(_) => {
@@ -467,7 +485,7 @@ impl Database {
                 deadpool_postgres::PoolError::Backend(e) => describe_error(&e),
                 other => other.to_string(),
             };
-            format!("cannot reach the database {}: {why}", self.target)
+            Failure::Connection(format!("cannot reach the database {}: {why}", self.target))
         })
     }
 
@@ -476,91 +494,146 @@ impl Database {
     async fn bounded<R>(
         &self,
         client: deadpool_postgres::Client,
-        work: impl AsyncFnOnce(&deadpool_postgres::Client) -> R,
-    ) -> Result<R, String> {
+        work: impl AsyncFnOnce(&deadpool_postgres::Client) -> Result<R, Failure>,
+    ) -> Result<R, Failure> {
         let limit = self.statement_timeout + HOST_GRACE;
         match tokio::time::timeout(limit, work(&client)).await {
-            Ok(result) => Ok(result),
+            Ok(result) => result,
             Err(_) => {
                 // Not back into the pool: it may still be mid-statement.
                 drop(deadpool_postgres::Object::take(client));
-                Err(format!(
+                Err(Failure::Timeout(format!(
                     "the database {} did not answer within {} ms",
                     self.target,
                     limit.as_millis()
-                ))
+                )))
             }
         }
     }
 
-    /// One parameterized statement; its rows, each column by name.
-    pub async fn query(&self, sql: &str, params: &[PgValue]) -> Result<Vec<ResultRow>, QueryError> {
-        let client = self.client().await.map_err(QueryError::Unexpected)?;
+    /// One parameterized statement: its column names and rows, each column
+    /// read as a `C`.
+    async fn rows<P, C>(
+        &self,
+        sql: &str,
+        params: &[P],
+    ) -> Result<(Vec<String>, Vec<Vec<C>>), Failure>
+    where
+        P: ToSql + Sync,
+        C: for<'a> FromSql<'a>,
+    {
+        let client = self.client().await?;
         let max = self.max_result_bytes;
         self.bounded(client, async |client| {
-            let statement = client.prepare_cached(sql).await.map_err(query_error)?;
-            check_params(statement.params(), params).map_err(QueryError::InvalidParams)?;
+            let statement = client.prepare_cached(sql).await.map_err(Failure::of)?;
+            check_params(statement.params(), params)?;
             let columns: Vec<String> = statement
                 .columns()
                 .iter()
                 .map(|c| c.name().to_string())
                 .collect();
             let rows = client
-                .query_raw(&statement, params.iter().map(values::Param))
+                .query_raw(&statement, params.iter())
                 .await
-                .map_err(query_error)?;
+                .map_err(Failure::of)?;
             futures::pin_mut!(rows);
             let mut result = Vec::new();
             let mut size = 0usize;
-            while let Some(row) = rows.try_next().await.map_err(query_error)? {
-                let mut entries = Vec::with_capacity(columns.len());
+            while let Some(row) = rows.try_next().await.map_err(Failure::of)? {
+                let mut values = Vec::with_capacity(columns.len());
                 for (index, name) in columns.iter().enumerate() {
-                    let RawLength(length) = row.try_get(index).map_err(|e| {
-                        QueryError::Unexpected(format!("column `{name}`: {}", source_text(&e)))
-                    })?;
+                    let column_error = |e: tokio_postgres::Error| {
+                        Failure::Conversion(format!("column `{name}`: {}", source_text(&e)))
+                    };
+                    let RawLength(length) = row.try_get(index).map_err(column_error)?;
                     size += length + 8;
-                    let values::Column(value) = row.try_get(index).map_err(|e| {
-                        QueryError::Unexpected(format!("column `{name}`: {}", source_text(&e)))
-                    })?;
-                    entries.push(ResultRowEntry {
-                        column_name: name.clone(),
-                        value,
-                    });
+                    values.push(row.try_get::<_, C>(index).map_err(column_error)?);
                 }
                 if size > max {
-                    return Err(QueryError::Unexpected(format!(
+                    return Err(Failure::TooLarge(format!(
                         "the result is over {max} bytes (max_result_bytes); page it with LIMIT"
                     )));
                 }
-                result.push(entries);
+                result.push(values);
             }
-            Ok(result)
+            Ok((columns, result))
         })
         .await
-        .map_err(QueryError::Unexpected)?
+    }
+
+    /// One parameterized statement; its rows, each column by name.
+    pub async fn query(&self, sql: &str, params: &[PgValue]) -> Result<Vec<ResultRow>, QueryError> {
+        let params: Vec<values::v1::Param<'_>> = params.iter().map(values::v1::Param).collect();
+        let (columns, rows) = self
+            .rows::<_, values::v1::Column>(sql, &params)
+            .await
+            .map_err(Failure::into_v1)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                columns
+                    .iter()
+                    .zip(row)
+                    .map(|(name, values::v1::Column(value))| ResultRowEntry {
+                        column_name: name.clone(),
+                        value,
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    async fn batch_raw(&self, sql: &str) -> Result<(), Failure> {
+        let client = self.client().await?;
+        self.bounded(client, async |client| {
+            client.batch_execute(sql).await.map_err(Failure::of)
+        })
+        .await
     }
 
     /// Statements without parameters, run as one batch.
     pub async fn batch(&self, sql: &str) -> Result<(), QueryError> {
-        let client = self.client().await.map_err(QueryError::Unexpected)?;
-        self.bounded(client, async |client| {
-            client.batch_execute(sql).await.map_err(query_error)
-        })
-        .await
-        .map_err(QueryError::Unexpected)?
+        self.batch_raw(sql).await.map_err(Failure::into_v1)
     }
 
-    /// Prepares `sql` to learn its parameter types.
-    pub async fn prepare(&self, sql: &str) -> Result<Vec<Type>, String> {
+    async fn prepare_raw(&self, sql: &str) -> Result<Vec<Type>, Failure> {
         let client = self.client().await?;
         self.bounded(client, async |client| {
             client
                 .prepare_cached(sql)
                 .await
                 .map(|statement| statement.params().to_vec())
-                .map_err(|e| describe_error(&e))
+                .map_err(Failure::of)
         })
-        .await?
+        .await
+    }
+
+    /// Prepares `sql` to learn its parameter types.
+    pub async fn prepare(&self, sql: &str) -> Result<Vec<Type>, String> {
+        self.prepare_raw(sql)
+            .await
+            .map_err(|failure| failure.text())
+    }
+
+    async fn execute_raw<P: ToSql + Sync>(
+        &self,
+        sql: &str,
+        types: &[Type],
+        params: &[P],
+    ) -> Result<u64, Failure> {
+        check_params(types, params)?;
+        let client = self.client().await?;
+        self.bounded(client, async |client| {
+            let statement = client
+                .prepare_typed_cached(sql, types)
+                .await
+                .map_err(Failure::of)?;
+            client
+                .execute_raw(&statement, params.iter())
+                .await
+                .map_err(Failure::of)
+        })
+        .await
     }
 
     /// Runs a statement prepared before with `types`; the rows it changed.
@@ -570,39 +643,85 @@ impl Database {
         types: &[Type],
         params: &[PgValue],
     ) -> Result<u64, QueryError> {
-        check_params(types, params).map_err(QueryError::InvalidParams)?;
-        let client = self.client().await.map_err(QueryError::Unexpected)?;
-        self.bounded(client, async |client| {
-            let statement = client
-                .prepare_typed_cached(sql, types)
-                .await
-                .map_err(query_error)?;
-            client
-                .execute_raw(&statement, params.iter().map(values::Param))
-                .await
-                .map_err(query_error)
-        })
-        .await
-        .map_err(QueryError::Unexpected)?
+        let params: Vec<values::v1::Param<'_>> = params.iter().map(values::v1::Param).collect();
+        self.execute_raw(sql, types, &params)
+            .await
+            .map_err(Failure::into_v1)
+    }
+}
+
+/// Why a call failed, before it is put in one interface version's error
+/// type.
+#[derive(Debug)]
+enum Failure {
+    /// The parameters do not fit the statement (count or a value).
+    Params(String),
+    /// The server refused or failed the statement.
+    Database(Box<tokio_postgres::error::DbError>),
+    /// The server could not be reached, or the connection broke.
+    Connection(String),
+    /// The host's bound on the call ran out.
+    Timeout(String),
+    /// A column with no `pg-value`.
+    Conversion(String),
+    /// A result over `max_result_bytes`.
+    TooLarge(String),
+}
+
+impl Failure {
+    /// A client error: the server's own errors are about the statement,
+    /// except classes 08 (connection exception) and 57P (the server is
+    /// going away), which are about the connection.
+    fn of(error: tokio_postgres::Error) -> Self {
+        match error.as_db_error() {
+            Some(db)
+                if !db.code().code().starts_with("08") && !db.code().code().starts_with("57P") =>
+            {
+                Self::Database(Box::new(db.clone()))
+            }
+            _ => Self::Connection(describe_error(&error)),
+        }
+    }
+
+    /// One line saying what happened.
+    fn text(&self) -> String {
+        match self {
+            Self::Database(db) => describe_db_error(db),
+            Self::Params(text)
+            | Self::Connection(text)
+            | Self::Timeout(text)
+            | Self::Conversion(text)
+            | Self::TooLarge(text) => text.clone(),
+        }
+    }
+
+    /// As `0.1.1-draft` says it: the statement's own faults are
+    /// `invalid-query`, parameters `invalid-params`, the rest `unexpected`.
+    fn into_v1(self) -> QueryError {
+        match self {
+            Self::Params(text) => QueryError::InvalidParams(text),
+            Self::Database(db) => QueryError::InvalidQuery(describe_db_error(&db)),
+            other => QueryError::Unexpected(other.text()),
+        }
     }
 }
 
 /// Checks the count, then encodes each parameter once for its type, so a
 /// value that does not fit is named by its number before anything runs.
-fn check_params(types: &[Type], params: &[PgValue]) -> Result<(), String> {
+fn check_params<P: ToSql>(types: &[Type], params: &[P]) -> Result<(), Failure> {
     if types.len() != params.len() {
-        return Err(format!(
+        return Err(Failure::Params(format!(
             "the statement takes {} parameter(s), {} given",
             types.len(),
             params.len()
-        ));
+        )));
     }
     let mut scratch = bytes::BytesMut::new();
     for (index, (ty, param)) in types.iter().zip(params).enumerate() {
         scratch.clear();
-        values::Param(param)
-            .to_sql_checked(ty, &mut scratch)
-            .map_err(|e| format!("parameter ${} (`{}`): {e}", index + 1, ty.name()))?;
+        param.to_sql_checked(ty, &mut scratch).map_err(|e| {
+            Failure::Params(format!("parameter ${} (`{}`): {e}", index + 1, ty.name()))
+        })?;
     }
     Ok(())
 }
@@ -630,20 +749,23 @@ fn source_text(error: &tokio_postgres::Error) -> String {
         .unwrap_or_else(|| error.to_string())
 }
 
-/// A database error as one line: SQLSTATE, message, detail and hint; the
-/// client's own errors (a lost connection) as they are.
+/// A server error as one line: severity, SQLSTATE, message, detail, hint.
+fn describe_db_error(db: &tokio_postgres::error::DbError) -> String {
+    let mut line = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+    if let Some(detail) = db.detail() {
+        line.push_str(&format!(" ({detail})"));
+    }
+    if let Some(hint) = db.hint() {
+        line.push_str(&format!("; hint: {hint}"));
+    }
+    line
+}
+
+/// A client error as one line: the server's (see [`describe_db_error`]),
+/// or the client's own (a lost connection) as it is.
 fn describe_error(error: &tokio_postgres::Error) -> String {
     match error.as_db_error() {
-        Some(db) => {
-            let mut line = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
-            if let Some(detail) = db.detail() {
-                line.push_str(&format!(" ({detail})"));
-            }
-            if let Some(hint) = db.hint() {
-                line.push_str(&format!("; hint: {hint}"));
-            }
-            line
-        }
+        Some(db) => describe_db_error(db),
         None if error.is_closed() => {
             "the connection to the database was lost; the next call reconnects".into()
         }
@@ -657,23 +779,10 @@ fn describe_error(error: &tokio_postgres::Error) -> String {
     }
 }
 
-/// The statement's own faults (SQL the server rejects) are `invalid-query`;
-/// a lost connection or a server going away is `unexpected`.
-fn query_error(error: tokio_postgres::Error) -> QueryError {
-    let text = describe_error(&error);
-    match error.as_db_error() {
-        // Class 08 (connection exception) and 57P (operator intervention:
-        // the server is shutting down) are about the connection, not the SQL.
-        Some(db) if db.code().code().starts_with("08") || db.code().code().starts_with("57P") => {
-            QueryError::Unexpected(text)
-        }
-        Some(_) => QueryError::InvalidQuery(text),
-        None => QueryError::Unexpected(text),
-    }
-}
+/// What one component's calls go to, shared by its instances.
+struct PostgresBinding(Arc<Shared>);
 
-/// What one component's calls go to.
-struct PostgresBinding {
+struct Shared {
     database: Arc<Database>,
     prepared: Mutex<HashMap<String, Prepared>>,
     next_token: AtomicU64,
@@ -686,9 +795,33 @@ struct Prepared {
     types: Arc<[Type]>,
 }
 
-impl PostgresBinding {
+impl Shared {
     fn statements(&self) -> MutexGuard<'_, HashMap<String, Prepared>> {
         self.prepared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Prepares `sql` and keeps it under a new token.
+    async fn prepare(&self, sql: String) -> Result<String, Failure> {
+        if self.statements().len() >= MAX_PREPARED {
+            return Err(Failure::TooLarge(format!(
+                "this component holds {MAX_PREPARED} prepared statements, the most it may"
+            )));
+        }
+        let types = self.database.prepare_raw(&sql).await?;
+        let token = format!("stmt-{}", self.next_token.fetch_add(1, Ordering::Relaxed));
+        self.statements().insert(
+            token.clone(),
+            Prepared {
+                sql: sql.into(),
+                types: types.into(),
+            },
+        );
+        Ok(token)
+    }
+
+    /// The statement prepared under `token`, if this component made it.
+    fn statement(&self, token: &str) -> Option<Prepared> {
+        self.statements().get(token).cloned()
     }
 }
 
@@ -698,8 +831,8 @@ struct PostgresView<'a> {
 }
 
 impl PostgresView<'_> {
-    fn binding(&self) -> wasmtime::Result<&PostgresBinding> {
-        self.binding.ok_or_else(|| {
+    fn binding(&self) -> wasmtime::Result<&Arc<Shared>> {
+        self.binding.map(|binding| &binding.0).ok_or_else(|| {
             wasmtime::format_err!("wasmcloud:postgres is not bound for this component")
         })
     }
@@ -734,30 +867,12 @@ impl prepared::Host for PostgresView<'_> {
         &mut self,
         statement: String,
     ) -> wasmtime::Result<Result<String, StatementPrepareError>> {
-        let binding = self.binding()?;
+        let shared = self.binding()?;
         let prepare = async {
-            if binding.statements().len() >= MAX_PREPARED {
-                return Err(StatementPrepareError::Unexpected(format!(
-                    "this component holds {MAX_PREPARED} prepared statements, the most it may"
-                )));
-            }
-            let types = binding
-                .database
-                .prepare(&statement)
+            shared
+                .prepare(statement)
                 .await
-                .map_err(StatementPrepareError::Unexpected)?;
-            let token = format!(
-                "stmt-{}",
-                binding.next_token.fetch_add(1, Ordering::Relaxed)
-            );
-            binding.statements().insert(
-                token.clone(),
-                Prepared {
-                    sql: statement.into(),
-                    types: types.into(),
-                },
-            );
-            Ok(token)
+                .map_err(|failure| StatementPrepareError::Unexpected(failure.text()))
         };
         Ok(self.calls.observe(PREPARED, "prepare", prepare).await)
     }
@@ -767,14 +882,12 @@ impl prepared::Host for PostgresView<'_> {
         token: String,
         params: Vec<PgValue>,
     ) -> wasmtime::Result<Result<u64, PreparedStatementExecError>> {
-        let binding = self.binding()?;
+        let shared = self.binding()?;
         let exec = async {
-            let statement = binding
-                .statements()
-                .get(&token)
-                .cloned()
+            let statement = shared
+                .statement(&token)
                 .ok_or(PreparedStatementExecError::UnknownPreparedQuery)?;
-            binding
+            shared
                 .database
                 .execute(&statement.sql, &statement.types, &params)
                 .await

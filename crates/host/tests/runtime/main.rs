@@ -54,6 +54,7 @@ mod every_guest_has_a_test {
         pub(crate) use crate::plugins::messaging_on_memory as p2_msg_handler;
         pub(crate) use crate::plugins::secrets_2_1_serve_a_p3_guest_through_async_calls as p3_secrets;
         pub(crate) use crate::postgres::a_guest_queries_postgres_with_parameters_types_errors_and_prepared_statements as p2_postgres;
+        pub(crate) use crate::postgres::a_p3_guest_gets_rows_as_a_stream_and_typed_errors as p3_postgres;
         pub(crate) use crate::service::a_p3_service_runs_its_async_run_and_is_restarted as p3_service;
         pub(crate) use crate::service::components_reach_the_service_over_the_virtual_loopback as p2_service;
         pub(crate) use crate::service::components_reach_the_service_over_the_virtual_loopback as p2_service_client;

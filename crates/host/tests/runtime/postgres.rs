@@ -10,14 +10,19 @@ use bytes::Bytes;
 use nimbus_host::secret::Secret;
 use nimbus_host::workload::{HostInterface, NamedSources, SourceRef, Workload};
 use std::collections::BTreeMap;
-use test_programs::P2_POSTGRES;
 use test_programs::servers::{Kind, POSTGRES_PASSWORD, Server};
+use test_programs::{P2_POSTGRES, P3_POSTGRES};
 
 /// The `p2_postgres` guest as workload `name` at `name.test`, reaching the
 /// server at `url` with `config`; the password comes from the secret
 /// source `db`.
 fn postgres_workload(name: &str, url: &str, config: &[(&str, &str)]) -> Workload {
-    let mut workload = http_workload(name, P2_POSTGRES, &format!("{name}.test"));
+    guest_workload(P2_POSTGRES, name, url, config)
+}
+
+/// [`postgres_workload`] with another guest.
+fn guest_workload(guest: &str, name: &str, url: &str, config: &[(&str, &str)]) -> Workload {
+    let mut workload = http_workload(name, guest, &format!("{name}.test"));
     let mut settings: BTreeMap<String, String> = config
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -305,4 +310,94 @@ async fn postgres_settings_are_checked_when_the_workload_starts() {
     }
     let message = refused(nowhere).await;
     assert!(message.contains("no database server"), "{message}");
+}
+
+#[tokio::test]
+pub(crate) async fn a_p3_guest_gets_rows_as_a_stream_and_typed_errors() {
+    let Some(mut server) = Server::start(Kind::Postgres) else {
+        return;
+    };
+    let t = accounting_host().await;
+    t.host.set_sources(sources(POSTGRES_PASSWORD));
+    t.host
+        .start_workload(guest_workload(
+            P3_POSTGRES,
+            "pg3",
+            &server_url(&server),
+            &[("database", "postgres"), ("statement_timeout_ms", "1000")],
+        ))
+        .await
+        .unwrap();
+    let run = async |path: &str, body: &str| post(&t, "pg3", path, body).await;
+
+    let schema = "CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE);";
+    assert_eq!(run("/batch", schema).await, (200, "ok".into()));
+    let insert =
+        "INSERT INTO items (name) VALUES ($1), ($2) RETURNING id, name\ntext:apple\ntext:pear";
+    assert_eq!(
+        run("/query", insert).await,
+        (
+            200,
+            "id=PgValue::Int8(1), name=PgValue::Text(\"apple\")\n\
+             id=PgValue::Int8(2), name=PgValue::Text(\"pear\")\n\
+             done=Ok(())"
+                .into()
+        )
+    );
+    // No rows: the stream ends at once, the future still says how it ended.
+    assert_eq!(
+        run("/query", "SELECT id FROM items WHERE name = $1\ntext:plum").await,
+        (200, "done=Ok(())".into())
+    );
+
+    // The server's error, field by field.
+    let (status, body) = run("/query", "INSERT INTO items (name) VALUES ($1)\ntext:apple").await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.starts_with("Error::QueryFailed(DbError { code: \"23505\", severity: \"ERROR\""),
+        "{body}"
+    );
+    assert!(
+        body.contains("(\"constraint\", \"items_name_key\")"),
+        "{body}"
+    );
+    assert_eq!(
+        run("/query", "SELECT $1::int2\nint4:70000").await,
+        (
+            500,
+            "Error::InvalidParams(\"parameter $1 (`int2`): 70000 does not fit in `int2`\")".into()
+        )
+    );
+    assert_eq!(
+        run("/query", "SELECT pg_sleep(5)").await,
+        (500, "Error::Timeout".into())
+    );
+
+    let (status, token) = run("/prepare", "DELETE FROM items WHERE name = $1").await;
+    assert_eq!(status, 200, "{token}");
+    assert_eq!(
+        run(&format!("/exec?token={token}"), "text:pear").await,
+        (200, "1".into())
+    );
+    assert_eq!(
+        run("/exec?token=stmt-999", "").await,
+        (500, "Error::UnknownPreparedStatement".into())
+    );
+
+    // Counted like the P2 calls.
+    let metrics = scrape(&t.host.metrics().encode());
+    let labels = [
+        ("workload", "pg3"),
+        ("interface", "wasmcloud:postgres/query"),
+        ("outcome", "ok"),
+    ];
+    assert_eq!(
+        sample(&metrics, "nimbus_plugin_calls_total", &labels),
+        Some(3.0)
+    );
+
+    server.stop();
+    let (status, body) = run("/query", "SELECT 1").await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.starts_with("Error::ConnectionFailed("), "{body}");
 }
