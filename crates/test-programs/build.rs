@@ -41,6 +41,7 @@ fn main() {
             "tls/wit",
             "postgres/wit",
             "postgres/wit-0.2.0",
+            "websocket/wit",
         ]
         .map(|wit| manifest_dir.join("../capabilities").join(wit)),
     ) {

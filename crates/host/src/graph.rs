@@ -533,10 +533,23 @@ mod tests {
                 "auth".to_string(),
                 world(&[P3_HANDLER], &["wasi:http/handler@0.3.0"]),
             ),
-            ("lib".to_string(), world(&[], &["my:lib/math@1.0.0"])),
+            (
+                "lib".to_string(),
+                world(
+                    &["nimbus:websocket/connections@0.1.0"],
+                    &["my:lib/math@1.0.0", "nimbus:websocket/handler@0.1.0"],
+                ),
+            ),
         ]);
         let graph = WorkloadGraph::build(&workload, &worlds).unwrap();
         let mermaid = graph.mermaid();
+        // The WebSocket plugin calls the handler in and is called out to.
+        assert!(mermaid.contains("[(\"websocket plugin\")]"), "{mermaid}");
+        assert!(
+            mermaid.contains("-->|\"nimbus:websocket/handler@0.1.0\"| n3")
+                && mermaid.contains("n3 -->|\"nimbus:websocket/connections@0.1.0\"|"),
+            "{mermaid}"
+        );
         assert!(
             mermaid.contains("n0([\"HTTP ingress: app.test\"])"),
             "{mermaid}"

@@ -16,11 +16,13 @@
 //! | `nimbus-otel`      | `wasi:otel/{types,tracing,logs,metrics}@0.2.0-rc.2`      |
 //! | `nimbus-tls`       | `wasi:tls/types@0.2.0-draft` (experimental, opt-in)      |
 //! | `nimbus-postgres`  | `wasmcloud:postgres/{types,query,prepared}@{0.1.1-draft,0.2.0}` |
+//! | `nimbus-websocket` | `nimbus:websocket/{connections,handler}@0.1.0` (WebSocket upgrades) |
 //!
 //! Adding a capability is one new crate plus one line in [`builtin`];
 //! docs/ARCHITECTURE.md walks through the key-value plugin.
 
 use crate::wasi::StoreState;
+use nimbus_plugin::upgrade::ConnectionUpgrades;
 pub use nimbus_plugin::{
     BindContext, Binding, ComponentHandle, NatsConnections, NewStore, Plugin, PluginBindings,
     PluginCalls, PluginDefaults, PluginError, PluginState, ServeGuard, timeout_setting,
@@ -39,6 +41,7 @@ pub use nimbus_otel as otel;
 pub use nimbus_postgres as postgres;
 pub use nimbus_secrets as secrets;
 pub use nimbus_tls as tls;
+pub use nimbus_websocket as websocket;
 
 /// The plugins every host carries. The one registration point. Guest
 /// telemetry (`wasi:otel`) goes to `telemetry`.
@@ -70,6 +73,7 @@ pub(crate) fn builtin(
             defaults.get("postgres"),
             defaults.secret("postgres", "url"),
         )),
+        Arc::new(websocket::WebSocketPlugin::new(defaults.get("websocket"))),
     ]
 }
 
@@ -83,6 +87,8 @@ pub(crate) struct PluginRegistry {
     plugins: Vec<Arc<dyn Plugin<StoreState>>>,
     by_interface: HashMap<&'static str, usize>,
     by_export: HashMap<&'static str, usize>,
+    /// The plugins that take connections out of HTTP.
+    upgrades: Vec<Arc<dyn ConnectionUpgrades>>,
 }
 
 /// How a component's imports and exports fall to plugins.
@@ -105,10 +111,15 @@ impl PluginRegistry {
                 by_export.insert(*export, index);
             }
         }
+        let upgrades = plugins
+            .iter()
+            .filter_map(|plugin| plugin.upgrades())
+            .collect();
         Self {
             plugins,
             by_interface,
             by_export,
+            upgrades,
         }
     }
 
@@ -155,6 +166,26 @@ impl PluginRegistry {
             imports: lookup(needed),
             exports: lookup(driven),
         })
+    }
+
+    /// The plugin that takes `protocol` upgrades (the `Upgrade` header's
+    /// token) for `workload`, if one does.
+    pub(crate) fn upgrade_for(
+        &self,
+        protocol: &str,
+        workload: &str,
+    ) -> Option<&Arc<dyn ConnectionUpgrades>> {
+        self.upgrades.iter().find(|upgrades| {
+            upgrades.protocol().eq_ignore_ascii_case(protocol) && upgrades.serves(workload)
+        })
+    }
+
+    /// The protocol a plugin takes out of HTTP for `workload`, if one does.
+    pub(crate) fn upgrade_protocol_of(&self, workload: &str) -> Option<&'static str> {
+        self.upgrades
+            .iter()
+            .find(|upgrades| upgrades.serves(workload))
+            .map(|upgrades| upgrades.protocol())
     }
 
     /// Whether a plugin provides `interface`.

@@ -160,6 +160,22 @@ pub fn message_span(workload: &str, component: &str, subject: &str) -> Span {
     )
 }
 
+/// The span of one call of a component's WebSocket handler (`event` is
+/// `on-open`, `on-message` or `on-close`): the root of what the call does.
+pub fn websocket_span(workload: &str, component: &str, event: &str, connection: u64) -> Span {
+    tracing::info_span!(
+        target: TARGET,
+        parent: None,
+        "websocket",
+        otel.name = %format_args!("websocket {event}"),
+        otel.kind = "server",
+        otel.status_code = Empty,
+        nimbus.websocket.connection = connection,
+        nimbus.workload = workload,
+        nimbus.component = component,
+    )
+}
+
 /// The span of one plugin call, under `parent`.
 pub fn plugin_span(parent: Option<&Parent>, interface: &str, function: &str) -> Span {
     let span = tracing::info_span!(

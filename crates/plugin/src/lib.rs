@@ -19,8 +19,9 @@
 //! [`PluginCalls`] (the span and metrics every backend call goes through;
 //! [`Observation`] for component-model `async` host functions), [`streams`]
 //! (`stream<u8>` bodies in and out), the per-host backend pool, the NATS
-//! connections plugins share, and the trusted [`roots`] of plugins that
-//! speak TLS.
+//! connections plugins share, the trusted [`roots`] of plugins that
+//! speak TLS, and the [`upgrade`] hook of plugins that take connections
+//! out of HTTP.
 
 pub use calls::{DetachedCalls, Observation, PluginCalls};
 use nimbus_model::secret::Secret;
@@ -46,6 +47,7 @@ mod pool;
 pub use pool::BackendPool;
 pub mod roots;
 pub mod streams;
+pub mod upgrade;
 
 /// What a plugin's host functions may ask of the store they run in.
 ///
@@ -118,6 +120,12 @@ pub trait Plugin<T: PluginState>: Send + Sync + 'static {
     /// Called when a workload that bound this plugin stops; pooled
     /// connections stay open for other workloads.
     fn unbind(&self, _workload: &str) {}
+
+    /// The HTTP upgrades it takes over (WebSockets), if any; asked once,
+    /// when the host is built.
+    fn upgrades(&self) -> Option<Arc<dyn upgrade::ConnectionUpgrades>> {
+        None
+    }
 }
 
 /// What a plugin keeps for one bound component; its host functions downcast it.

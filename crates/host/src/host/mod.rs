@@ -224,6 +224,7 @@ impl Host {
         self.0.plugins.unbind(id);
         self.0.metrics.forget(id);
         self.0.metrics.set_workloads(self.0.workloads.len());
+        running.stop_serving();
         if let Some(service) = &running.service {
             service.stop();
         }
@@ -323,6 +324,20 @@ impl Host {
                 None,
             );
         };
+        if let Some(protocol) = crate::http::upgrade::requested_protocol(&parts)
+            && let Some(upgrades) = self.0.plugins.upgrade_for(protocol, &id)
+        {
+            let response = crate::http::upgrade::take_over(upgrades, parts, id.clone()).await;
+            return (response, Some(id));
+        }
+        if !workload.has_http_handler()
+            && let Some(protocol) = self.0.plugins.upgrade_protocol_of(&id)
+        {
+            return (
+                crate::http::upgrade::upgrade_required(&id, protocol),
+                Some(id),
+            );
+        }
         let response = workload
             .handle(http::Request::from_parts(parts, body), usage)
             .await;
@@ -351,12 +366,18 @@ impl Host {
             service.start();
         }
         let running = Arc::new(running);
-        let replaced = self
+        let replaced = match self
             .0
             .workloads
             .pin()
             .insert(running.id.clone(), running.clone())
-            .is_some();
+        {
+            Some(old) => {
+                old.stop_serving();
+                true
+            }
+            None => false,
+        };
         self.0.metrics.set_workloads(self.0.workloads.len());
         tracing::info!(workload = %running.id, replaced, "workload running");
         Ok(running.status(WorkloadState::Running))

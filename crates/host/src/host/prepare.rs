@@ -170,12 +170,14 @@ impl Host {
             .collect();
         let mut components = Vec::new();
         let mut served = Vec::new();
+        let mut takes_upgrades = false;
         let mut handlers = Vec::new();
         for index in links::exporters_first(&plan, &plain) {
             let prepared = self
                 .prepare_component(plan_for(index, &targets, None)?)
                 .await?;
             let limit = prepared.limits.max_concurrent_requests;
+            takes_upgrades |= prepared.takes_upgrades;
             if let Some(target) = prepared.record(index, &mut components, &mut served, &mut targets)
             {
                 handlers.push((index, target, limit));
@@ -223,7 +225,8 @@ impl Host {
             })?;
             http = Some(Arc::new(target));
         }
-        if http.is_none() && spec.http_interface().is_some() {
+        // A workload whose only handler takes WebSockets still routes HTTP.
+        if http.is_none() && spec.http_interface().is_some() && !takes_upgrades {
             return Err(WorkloadError::NoHttpHandler(id.to_string()));
         }
         components.sort_by_key(|(index, _)| *index);
@@ -554,7 +557,9 @@ impl Host {
             ))
         });
         let mut served = Vec::new();
+        let mut takes_upgrades = false;
         for (plugin, exports) in &resolution.exports {
+            takes_upgrades |= plugin.upgrades().is_some();
             let ctx = BindContext {
                 workload: id,
                 component: &spec.name,
@@ -622,6 +627,7 @@ impl Host {
             http: target,
             limits,
             served,
+            takes_upgrades,
             link_target,
         })
     }
@@ -654,6 +660,9 @@ struct PreparedComponent {
     http: Option<HttpTarget>,
     limits: Limits,
     served: Vec<ServeGuard>,
+    /// Whether a plugin that takes connections out of HTTP (WebSockets)
+    /// serves one of its exports.
+    takes_upgrades: bool,
     /// How other components of the workload reach it, if any import from it.
     link_target: Option<Arc<LinkTarget>>,
 }

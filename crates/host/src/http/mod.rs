@@ -1,11 +1,12 @@
 //! HTTP ingress: the server accepting connections ([`server`]), the access
 //! log ([`access`]) and the admin endpoint ([`admin`]: metrics, health,
-//! readiness), with the runtime's routers ([`router`]) and the bodies and
+//! readiness), protocol upgrades handed to plugins ([`upgrade`]), with the runtime's routers ([`router`]) and the bodies and
 //! error responses a workload answers with ([`body`]).
 
 pub mod access;
 pub mod admin;
 pub mod server;
+pub(crate) mod upgrade;
 
 pub use nimbus_runtime::http::{body, router};
 pub use router::{DevRouter, DynamicRouter, RouteError, Router};

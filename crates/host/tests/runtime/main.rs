@@ -24,6 +24,7 @@ mod plugins;
 mod postgres;
 mod service;
 mod tls;
+mod websocket;
 
 /// Every guest program in crates/test-programs has a test here that runs
 /// it: `foreach_guest!` names each guest, and each name must be one of the
@@ -59,6 +60,7 @@ mod every_guest_has_a_test {
         pub(crate) use crate::service::components_reach_the_service_over_the_virtual_loopback as p2_service;
         pub(crate) use crate::service::components_reach_the_service_over_the_virtual_loopback as p2_service_client;
         pub(crate) use crate::tls::a_guest_talks_tls_to_a_server_it_trusts_and_each_failure_reaches_it as p2_tls;
+        pub(crate) use crate::websocket::websocket_connections_open_talk_close_and_hit_each_limit as p2_websocket;
     }
 
     macro_rules! has_a_test {

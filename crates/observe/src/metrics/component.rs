@@ -1,7 +1,7 @@
 //! One component's series: resolved once when the component starts, so
 //! the request path only touches atomics.
 
-use super::{MAX_DESTINATIONS, OUTCOMES};
+use super::{MAX_DESTINATIONS, OUTCOMES, WebSocketEnd};
 use prometheus::{Counter, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge};
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -24,6 +24,9 @@ pub struct ComponentMetrics {
     pub(super) instance_reuses: IntCounter,
     pub(super) instances_discarded: IntCounter,
     pub(super) messages_shed: IntCounter,
+    pub(super) websocket_open: IntGauge,
+    pub(super) websocket_messages: [IntCounter; 2],
+    pub(super) websocket_ends: [IntCounter; WebSocketEnd::ALL.len()],
     pub(super) outbound: IntCounterVec,
     pub(super) destinations: Mutex<HashSet<(String, &'static str)>>,
     pub(super) plugin_calls: IntCounterVec,
@@ -48,6 +51,23 @@ impl ComponentMetrics {
     #[inline]
     pub fn message_shed(&self) {
         self.messages_shed.inc();
+    }
+
+    /// A WebSocket connection opened; open until the returned guard drops.
+    pub fn websocket_opened(self: &std::sync::Arc<Self>) -> WebSocketOpen {
+        self.websocket_open.inc();
+        WebSocketOpen(self.clone())
+    }
+
+    /// A WebSocket message went in (to the handler) or out (to the client).
+    #[inline]
+    pub fn websocket_message(&self, inbound: bool) {
+        self.websocket_messages[usize::from(!inbound)].inc();
+    }
+
+    /// A WebSocket upgrade or connection ended this way.
+    pub fn websocket_ended(&self, end: WebSocketEnd) {
+        self.websocket_ends[end as usize].inc();
     }
 
     /// `nanos` of guest CPU were spent.
@@ -158,5 +178,14 @@ impl InFlight<'_> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.metrics.in_flight.dec();
+    }
+}
+
+/// Keeps one WebSocket connection counted as open.
+pub struct WebSocketOpen(std::sync::Arc<ComponentMetrics>);
+
+impl Drop for WebSocketOpen {
+    fn drop(&mut self) {
+        self.0.websocket_open.dec();
     }
 }

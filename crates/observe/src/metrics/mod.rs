@@ -26,7 +26,7 @@ mod component;
 mod cpu;
 mod usage;
 
-pub use component::{ComponentMetrics, InFlight};
+pub use component::{ComponentMetrics, InFlight, WebSocketOpen};
 pub use cpu::{ChargeCpu, Metered, spawn_metered};
 pub use usage::RequestUsage;
 pub use usage::WorkerMeter;
@@ -55,6 +55,63 @@ const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 const OUTCOMES: [&str; 2] = ["ok", "error"];
 
+const WEBSOCKET_DIRECTIONS: [&str; 2] = ["in", "out"];
+
+/// How a WebSocket upgrade or connection ended (the `reason` label of
+/// `nimbus_websocket_connections_ended_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebSocketEnd {
+    /// Refused before it opened: by the handler's `on-open`, or a bad
+    /// upgrade request.
+    Refused,
+    /// Refused before it opened: the workload was at `max_connections`.
+    OverLimit,
+    /// The client closed it.
+    Client,
+    /// A component closed it.
+    Component,
+    /// Nothing went either way for `idle_timeout`.
+    Idle,
+    /// A message was over `max_message_bytes`.
+    TooLarge,
+    /// A handler trapped or missed its deadline.
+    HandlerFailed,
+    /// The connection dropped without a closing handshake.
+    Dropped,
+    /// The workload stopped or was replaced.
+    Stopped,
+}
+
+impl WebSocketEnd {
+    /// Every end, in label order.
+    pub const ALL: [WebSocketEnd; 9] = [
+        Self::Refused,
+        Self::OverLimit,
+        Self::Client,
+        Self::Component,
+        Self::Idle,
+        Self::TooLarge,
+        Self::HandlerFailed,
+        Self::Dropped,
+        Self::Stopped,
+    ];
+
+    /// Its `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Refused => "refused",
+            Self::OverLimit => "over_limit",
+            Self::Client => "client",
+            Self::Component => "component",
+            Self::Idle => "idle",
+            Self::TooLarge => "too_large",
+            Self::HandlerFailed => "handler_failed",
+            Self::Dropped => "dropped",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
 /// The host's metrics. Cheap to share (`Arc`).
 pub struct Metrics {
     registry: Registry,
@@ -70,6 +127,9 @@ pub struct Metrics {
     instance_reuses: IntCounterVec,
     instances_discarded: IntCounterVec,
     messages_shed: IntCounterVec,
+    websocket_open: IntGaugeVec,
+    websocket_messages: IntCounterVec,
+    websocket_ends: IntCounterVec,
     outbound: IntCounterVec,
     plugin_calls: IntCounterVec,
     plugin_duration: HistogramVec,
@@ -226,6 +286,20 @@ impl Metrics {
                 "Subscribed messages dropped because the component had no free slot within its admission wait.",
                 &[],
             ),
+            websocket_open: gauge(
+                "nimbus_websocket_connections",
+                "WebSocket connections open to the component's handler now.",
+            ),
+            websocket_messages: counter(
+                "nimbus_websocket_messages_total",
+                "WebSocket messages of the component's workload, by direction: in (delivered to the handler) or out (written to the client).",
+                &["direction"],
+            ),
+            websocket_ends: counter(
+                "nimbus_websocket_connections_ended_total",
+                "WebSocket upgrades and connections the component's handler took, by how they ended: refused (by on-open, or a bad upgrade request), over_limit (max_connections), client (the client closed), component (a component closed), idle (idle_timeout), too_large (a message over max_message_bytes), handler_failed (a trap or missed deadline), dropped (no closing handshake), stopped (the workload stopped or was replaced).",
+                &["reason"],
+            ),
             outbound: counter(
                 "nimbus_outbound_requests_total",
                 "Outgoing HTTP requests of the component, by destination host and decision (allowed or denied).",
@@ -276,6 +350,15 @@ impl Metrics {
             instance_reuses: self.instance_reuses.with_label_values(&labels),
             instances_discarded: self.instances_discarded.with_label_values(&labels),
             messages_shed: self.messages_shed.with_label_values(&labels),
+            websocket_open: self.websocket_open.with_label_values(&labels),
+            websocket_messages: WEBSOCKET_DIRECTIONS.map(|direction| {
+                self.websocket_messages
+                    .with_label_values(&[namespace, name, component, direction])
+            }),
+            websocket_ends: WebSocketEnd::ALL.map(|end| {
+                self.websocket_ends
+                    .with_label_values(&[namespace, name, component, end.label()])
+            }),
             outbound: self.outbound.clone(),
             destinations: Mutex::default(),
             plugin_calls: self.plugin_calls.clone(),
@@ -309,6 +392,7 @@ impl Metrics {
                 &self.memory,
                 &self.memory_peak,
                 &self.instances,
+                &self.websocket_open,
             ] {
                 let _ = vec.remove_label_values(&labels);
             }
@@ -319,6 +403,16 @@ impl Metrics {
                 &self.messages_shed,
             ] {
                 let _ = vec.remove_label_values(&labels);
+            }
+            for direction in WEBSOCKET_DIRECTIONS {
+                let _ = self
+                    .websocket_messages
+                    .remove_label_values(&[namespace, name, comp, direction]);
+            }
+            for end in WebSocketEnd::ALL {
+                let _ =
+                    self.websocket_ends
+                        .remove_label_values(&[namespace, name, comp, end.label()]);
             }
             let _ = self.duration.remove_label_values(&labels);
             let _ = self.cpu.remove_label_values(&labels);

@@ -190,8 +190,10 @@ pub struct RunningWorkload {
     pub(crate) started_at: SystemTime,
     /// The long-lived service, started when the workload is published.
     pub service: Option<Service>,
-    /// What plugins drive for this workload (subscriptions); dropped with it.
-    _served: Vec<nimbus_plugin::ServeGuard>,
+    /// What plugins drive for this workload (subscriptions, WebSocket
+    /// handlers); stopped by [`stop_serving`](Self::stop_serving) or when
+    /// it is dropped.
+    served: std::sync::Mutex<Vec<nimbus_plugin::ServeGuard>>,
     /// `emptyDir` volumes, removed when the workload is dropped.
     _scratch: Vec<tempfile::TempDir>,
 }
@@ -229,13 +231,21 @@ impl RunningWorkload {
             max_concurrent: parts.max_concurrent,
             started_at: SystemTime::now(),
             service: parts.service,
-            _served: parts.served,
+            served: std::sync::Mutex::new(parts.served),
             _scratch: parts.scratch,
         }
     }
 }
 
 impl RunningWorkload {
+    /// Stops what plugins drive for it. The host calls this when the
+    /// workload stops or is replaced: the workload table frees a removed
+    /// entry only once no reader can still see it, which may be much later.
+    pub fn stop_serving(&self) {
+        let served = std::mem::take(&mut *self.served.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(served);
+    }
+
     /// The workload's status, reported as being in `state`.
     pub fn status(&self, state: WorkloadState) -> WorkloadStatus {
         WorkloadStatus {
@@ -250,6 +260,11 @@ impl RunningWorkload {
                 .unwrap_or(0),
             service: self.service.as_ref().map(Service::status),
         }
+    }
+
+    /// Whether a component of the workload serves plain HTTP requests.
+    pub fn has_http_handler(&self) -> bool {
+        self.http.is_some()
     }
 
     /// Serves one request through the workload's HTTP component (or its
