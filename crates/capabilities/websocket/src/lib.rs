@@ -231,7 +231,7 @@ impl<T: PluginState> nimbus_plugin::Plugin<T> for WebSocketPlugin {
             .hub
             .endpoints()
             .insert(workload.clone(), endpoint.clone());
-        if let Some(previous) = replaced
+        if let Some(previous) = &replaced
             && previous.component != endpoint.component
             && !previous.stopped.is_cancelled()
         {
@@ -246,6 +246,7 @@ impl<T: PluginState> nimbus_plugin::Plugin<T> for WebSocketPlugin {
             hub: self.hub.clone(),
             workload,
             endpoint,
+            displaced: replaced.as_ref().map(Arc::downgrade),
         })))
     }
 
@@ -333,6 +334,10 @@ struct EndpointGuard {
     hub: Arc<Hub>,
     workload: Arc<str>,
     endpoint: Arc<Endpoint>,
+    /// The running version's endpoint this one took the place of when it
+    /// was prepared: put back if this version never runs (its start
+    /// failed), so the running one keeps its connections coming.
+    displaced: Option<std::sync::Weak<Endpoint>>,
 }
 
 impl Drop for EndpointGuard {
@@ -344,7 +349,15 @@ impl Drop for EndpointGuard {
             .get(&self.workload)
             .is_some_and(|current| Arc::ptr_eq(current, &self.endpoint))
         {
-            endpoints.remove(&self.workload);
+            match self
+                .displaced
+                .as_ref()
+                .and_then(std::sync::Weak::upgrade)
+                .filter(|previous| !previous.stopped.is_cancelled())
+            {
+                Some(previous) => endpoints.insert(self.workload.clone(), previous),
+                None => endpoints.remove(&self.workload),
+            };
         }
     }
 }
@@ -407,7 +420,29 @@ impl ConnectionUpgrades for Upgrades {
         &self,
         request: UpgradeRequest,
     ) -> Pin<Box<dyn Future<Output = UpgradeAnswer> + Send>> {
-        Box::pin(session::upgrade(self.0.clone(), request))
+        // On a task of its own: a client that leaves during `on-open` drops
+        // the host's future, and an accepted connection must still end
+        // with `on-close`.
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        tokio::spawn({
+            let hub = self.0.clone();
+            async move {
+                if let Err(UpgradeAnswer::Switch { start, .. }) =
+                    answer.send(session::upgrade(hub, request).await)
+                {
+                    start(Box::pin(async {
+                        Err(std::io::Error::other("the client left during on-open"))
+                    }));
+                }
+            }
+        });
+        Box::pin(async move {
+            answered.await.unwrap_or_else(|_| UpgradeAnswer::Refuse {
+                status: 500,
+                message: "the WebSocket handler failed".into(),
+                headers: Vec::new(),
+            })
+        })
     }
 }
 
@@ -507,12 +542,17 @@ impl connections::Host for ConnectionsView<'_> {
                 connection.outgoing.send(Outgoing::Close(code, reason)),
             )
             .await;
-            connection.close_asked.notify_one();
-            match queued {
-                Ok(_) => Ok(()),
-                // The session closes the connection itself once woken.
-                Err(_) => Err(types::Error::Busy),
+            if queued.is_err() {
+                // The writer sends the close frame once the queue drains,
+                // when the session ends.
+                tracing::debug!(
+                    workload = %binding.workload,
+                    connection = id,
+                    "the close frame could not be queued; it goes out once the queue drains"
+                );
             }
+            connection.close_asked.notify_one();
+            Ok(())
         };
         Ok(self.calls.observe(CONNECTIONS, "close", close).await)
     }

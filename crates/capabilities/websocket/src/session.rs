@@ -57,7 +57,7 @@ pub(crate) trait Driver: Send + Sync {
         id: u64,
         path_with_query: String,
         headers: Vec<(String, Vec<u8>)>,
-    ) -> BoxFuture<Result<Result<(), u16>, CallFailure>>;
+    ) -> BoxFuture<Result<Result<Option<String>, u16>, CallFailure>>;
 
     fn on_message(
         &self,
@@ -133,7 +133,7 @@ impl<T: PluginState> Driver for HandlerDriver<T> {
         id: u64,
         path_with_query: String,
         headers: Vec<(String, Vec<u8>)>,
-    ) -> BoxFuture<Result<Result<(), u16>, CallFailure>> {
+    ) -> BoxFuture<Result<Result<Option<String>, u16>, CallFailure>> {
         self.call(("on-open", id), move |store, instance| {
             Box::pin(async move {
                 instance
@@ -230,16 +230,33 @@ pub(crate) async fn upgrade(hub: Arc<Hub>, request: UpgradeRequest) -> UpgradeAn
     let (sender, queue) = mpsc::channel(QUEUE_DEPTH);
     let connection = Arc::new(Connection::new(sender));
     // In the table before `on-open`, so the handler may greet the client
-    // (those messages leave right after the 101).
-    hub.add(&request.workload, id, connection.clone());
+    // (those messages leave right after the 101); out of it whenever this
+    // is dropped: refused, the client gone mid-`on-open`, or ended.
+    let registered = Registration::new(&hub, &request.workload, id, connection.clone());
+    let offered: Vec<String> = offered_protocols(&request.headers)
+        .map(str::to_string)
+        .collect();
     let opened = endpoint
         .driver
         .on_open(id, request.path_with_query, request.headers)
         .await;
-    match opened {
-        Ok(Ok(())) => {}
+    let protocol = match opened {
+        Ok(Ok(None)) => None,
+        Ok(Ok(Some(chosen))) => {
+            if !offered.contains(&chosen) {
+                endpoint.ended(WebSocketEnd::HandlerFailed);
+                tracing::warn!(
+                    workload = %request.workload,
+                    component = %endpoint.component,
+                    connection = id,
+                    protocol = chosen,
+                    "WebSocket on-open chose a subprotocol the client did not offer; refused the connection"
+                );
+                return refuse(500, "the WebSocket handler failed".into());
+            }
+            Some(chosen)
+        }
         Ok(Err(status)) => {
-            hub.remove(&request.workload, id);
             endpoint.ended(WebSocketEnd::Refused);
             let status = if (400..=599).contains(&status) {
                 status
@@ -252,7 +269,6 @@ pub(crate) async fn upgrade(hub: Arc<Hub>, request: UpgradeRequest) -> UpgradeAn
             );
         }
         Err(failure) => {
-            hub.remove(&request.workload, id);
             endpoint.ended(WebSocketEnd::HandlerFailed);
             tracing::warn!(
                 workload = %request.workload,
@@ -263,21 +279,38 @@ pub(crate) async fn upgrade(hub: Arc<Hub>, request: UpgradeRequest) -> UpgradeAn
             );
             return refuse(500, "the WebSocket handler failed".into());
         }
-    }
+    };
     let session = Session {
         hub,
         endpoint,
         workload: request.workload,
         id,
         connection,
+        _registered: registered,
         _permit: permit,
     };
+    let mut headers = vec![("sec-websocket-accept", accept)];
+    if let Some(protocol) = protocol {
+        headers.push(("sec-websocket-protocol", protocol));
+    }
     UpgradeAnswer::Switch {
-        headers: vec![("sec-websocket-accept", accept)],
+        headers,
         start: Box::new(move |pending| {
             tokio::spawn(session.run(pending, queue));
         }),
     }
+}
+
+/// The subprotocols the client offered (`Sec-WebSocket-Protocol`, every
+/// header line, comma-separated).
+fn offered_protocols(headers: &[(String, Vec<u8>)]) -> impl Iterator<Item = &str> {
+    headers
+        .iter()
+        .filter(|(name, _)| name == "sec-websocket-protocol")
+        .filter_map(|(_, value)| std::str::from_utf8(value).ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
 }
 
 /// Whether `key` is base64 of 16 bytes, as RFC 6455 asks.
@@ -297,7 +330,32 @@ struct Session {
     workload: Arc<str>,
     id: u64,
     connection: Arc<Connection>,
+    _registered: Registration,
     _permit: OwnedSemaphorePermit,
+}
+
+/// A connection's entry in the hub, removed when this drops.
+struct Registration {
+    hub: Arc<Hub>,
+    workload: Arc<str>,
+    id: u64,
+}
+
+impl Registration {
+    fn new(hub: &Arc<Hub>, workload: &Arc<str>, id: u64, connection: Arc<Connection>) -> Self {
+        hub.add(workload, id, connection);
+        Self {
+            hub: hub.clone(),
+            workload: workload.clone(),
+            id,
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.hub.remove(&self.workload, self.id);
+    }
 }
 
 /// How a connection ended: the metric's reason, and the code and reason
@@ -377,7 +435,7 @@ impl Session {
         let writer = tokio::spawn(write_queue(
             sink,
             (queue, finished),
-            activity.clone(),
+            (self.connection.clone(), activity.clone()),
             self.endpoint.metrics.clone(),
         ));
         let ending = self.read(&mut frames, &activity).await;
@@ -550,7 +608,7 @@ impl Activity {
 async fn write_queue<S>(
     mut sink: futures::stream::SplitSink<WebSocketStream<S>, Message>,
     (mut queue, mut finished): (mpsc::Receiver<Outgoing>, oneshot::Receiver<()>),
-    activity: Arc<Activity>,
+    (connection, activity): (Arc<Connection>, Arc<Activity>),
     metrics: Option<Arc<nimbus_observe::metrics::ComponentMetrics>>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -602,6 +660,15 @@ async fn write_queue<S>(
             closed = true;
         }
         activity.touch();
+    }
+    // A component's close that found the queue full goes out now.
+    if !closed && let Some((code, reason)) = connection.closed_with() {
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.into(),
+            })))
+            .await;
     }
     // Flushes the answer to a client's close, or a close of ours.
     let _ = sink.close().await;

@@ -183,6 +183,14 @@ impl Host {
                 handlers.push((index, target, limit));
             }
         }
+        // Upgrades go straight to the plugin: an auth middleware would be
+        // bypassed, so the two do not mix.
+        if takes_upgrades && let Some(first) = spec.middleware.first() {
+            return Err(WorkloadError::Middleware {
+                component: first.clone(),
+                message: "WebSocket upgrades do not pass through middleware, so a workload with middleware cannot have a WebSocket handler (put the handler in a workload of its own)".into(),
+            });
+        }
         handlers.sort_by_key(|(index, _, _)| *index);
         let mut handlers = handlers.into_iter();
         let mut max_concurrent = self.0.limits.max_concurrent_requests;

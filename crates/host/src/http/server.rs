@@ -150,6 +150,12 @@ async fn serve_boxed(
                 }
             }
         });
+        // The permit rides with the socket, so a connection upgraded out of
+        // HTTP (a WebSocket) still holds its place under the cap.
+        let stream = CountedStream {
+            stream,
+            _permit: permit,
+        };
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
@@ -157,7 +163,6 @@ async fn serve_boxed(
         let limits = limits.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            let _permit = permit;
             metrics.connections().inc();
             match run_watched(connection, &watch, &limits, peer).await {
                 Some(ConnectionLimit::FirstRequest) => metrics.limit_hit("ingress_first_request"),
@@ -171,6 +176,53 @@ async fn serve_boxed(
     Ok(tokio::time::timeout(drain_timeout, graceful.shutdown())
         .await
         .is_ok())
+}
+
+/// A client's socket with its place under the connection cap, given back
+/// when the socket closes (after an upgrade too).
+struct CountedStream {
+    stream: tokio::net::TcpStream,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl tokio::io::AsyncRead for CountedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CountedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 /// Which of [`IngressLimits`]' timeouts closed a connection.

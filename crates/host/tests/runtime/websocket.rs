@@ -7,7 +7,7 @@ use crate::common::*;
 use futures::{SinkExt as _, StreamExt as _};
 use nimbus_host::workload::{HostInterface, Workload};
 use std::time::Duration;
-use test_programs::P2_WEBSOCKET;
+use test_programs::{P2_WEBSOCKET, P3_MW_LOGGING};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -251,7 +251,7 @@ pub(crate) async fn websocket_connections_open_talk_close_and_hit_each_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-pub(crate) async fn an_idle_websocket_connection_is_closed_and_pings_keep_one_open() {
+pub(crate) async fn idle_connections_close_subprotocols_are_chosen_and_bad_setups_refused() {
     let t = accounting_host().await;
     t.host
         .start_workload(websocket_workload("quiet", &[("idle_timeout_ms", "400")]))
@@ -272,6 +272,79 @@ pub(crate) async fn an_idle_websocket_connection_is_closed_and_pings_keep_one_op
     );
     pinging.send(Message::text("awake")).await.unwrap();
     assert_eq!(text(&mut pinging).await, "echo: awake");
+
+    // A subprotocol the handler picks from those offered is answered; one
+    // never offered refuses the connection.
+    let mut request = "ws://quiet.test/proto".into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "chat.v1, chat.v2".parse().unwrap(),
+    );
+    let stream = TcpStream::connect(t.addr).await.unwrap();
+    let (_client, response) = client_async(request, stream).await.unwrap();
+    assert_eq!(
+        response.headers().get("sec-websocket-protocol").unwrap(),
+        "chat.v2"
+    );
+    assert_eq!(
+        open(
+            &t,
+            "quiet.test",
+            "/badproto",
+            &[("sec-websocket-protocol", "chat.v1")]
+        )
+        .await
+        .err(),
+        Some(500)
+    );
+
+    // Middleware would be bypassed by upgrades: the two do not mix.
+    let mut layered = websocket_workload("layered", &[]);
+    layered
+        .spec
+        .components
+        .push(component("mw", P3_MW_LOGGING, &[("MW_NAME", "mw")]));
+    layered.spec.middleware = vec!["mw".into()];
+    let error = t
+        .host
+        .start_workload(layered)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("do not pass through middleware"), "{error}");
+
+    // A replacement that fails to start leaves the running version serving
+    // (its handler had been put in place while it was prepared).
+    t.host
+        .start_workload(websocket_workload("steady", &[]))
+        .await
+        .unwrap();
+    let mut early = open(&t, "steady.test", "/", &[]).await.unwrap();
+    let mut broken = websocket_workload("steady", &[("max_connections", "5")]);
+    broken
+        .spec
+        .components
+        .push(component("mw", P3_MW_LOGGING, &[("MW_NAME", "mw")]));
+    broken.spec.middleware = vec!["mw".into()];
+    assert!(t.host.replace_workload(broken).await.is_err());
+    early.send(Message::text("still")).await.unwrap();
+    assert_eq!(text(&mut early).await, "echo: still");
+    let mut later = open(&t, "steady.test", "/", &[]).await.unwrap();
+    later.send(Message::text("new")).await.unwrap();
+    assert_eq!(text(&mut later).await, "echo: new");
+
+    // A replacement that starts closes the old version's connections.
+    t.host
+        .replace_workload(websocket_workload("steady", &[("max_connections", "5")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        closed(&mut later).await,
+        (1001, "the workload stopped".into())
+    );
+    let mut replaced = open(&t, "steady.test", "/", &[]).await.unwrap();
+    replaced.send(Message::text("v2")).await.unwrap();
+    assert_eq!(text(&mut replaced).await, "echo: v2");
 
     // A bad setting names itself and fails the start.
     let error = t

@@ -3,7 +3,9 @@
 //!
 //! - `on-open`: a path starting `/refuse` answers 403, `/teapot` 418,
 //!   `/odd` 200 (not an error status: the host makes it 403); `/greet`
-//!   sends `welcome ID` before the connection is open; `/trap` traps.
+//!   sends `welcome ID X` (X: the `x-greeting` header) before the
+//!   connection is open; `/trap` traps; `/proto` picks the last
+//!   subprotocol offered, `/badproto` one never offered.
 //! - `on-message`, text: `broadcast:X` sends `X from ID` to every open
 //!   connection; `close:CODE` closes this connection with CODE and reason
 //!   `asked` (an error is sent back); `big:N` sends N bytes back (an error
@@ -33,7 +35,7 @@ impl Guest for Handler {
         id: ConnectionId,
         path_with_query: String,
         headers: Vec<(String, Vec<u8>)>,
-    ) -> Result<(), u16> {
+    ) -> Result<Option<String>, u16> {
         let path = path_with_query.as_str();
         if path.starts_with("/refuse") {
             return Err(403);
@@ -55,7 +57,19 @@ impl Guest for Handler {
                 .unwrap_or_default();
             text(id, format!("welcome {id} {agent}"));
         }
-        Ok(())
+        let offered = headers
+            .iter()
+            .filter(|(name, _)| name == "sec-websocket-protocol")
+            .flat_map(|(_, value)| String::from_utf8_lossy(value).split(',').map(|p| p.trim().to_string()).collect::<Vec<_>>())
+            .collect::<Vec<_>>();
+        if path.starts_with("/proto") {
+            // The last one offered (not the first, to show it is chosen).
+            return Ok(offered.last().cloned());
+        }
+        if path.starts_with("/badproto") {
+            return Ok(Some("never-offered".into()));
+        }
+        Ok(None)
     }
 
     fn on_message(id: ConnectionId, message: Message) -> Result<(), String> {
