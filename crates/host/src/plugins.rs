@@ -180,6 +180,14 @@ impl PluginRegistry {
         })
     }
 
+    /// Closes the connections plugins took out of HTTP, for a stopping
+    /// ingress; resolves once they have ended.
+    pub(crate) async fn drain_upgrades(&self) {
+        for upgrades in &self.upgrades {
+            upgrades.drain().await;
+        }
+    }
+
     /// The protocol a plugin takes out of HTTP for `workload`, if one does.
     pub(crate) fn upgrade_protocol_of(&self, workload: &str) -> Option<&'static str> {
         self.upgrades

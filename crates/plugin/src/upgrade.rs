@@ -100,4 +100,11 @@ pub trait ConnectionUpgrades: Send + Sync + 'static {
         &self,
         request: UpgradeRequest,
     ) -> Pin<Box<dyn Future<Output = UpgradeAnswer> + Send>>;
+
+    /// Closes every connection it took over, because the host's ingress is
+    /// shutting down; resolves once they have all ended (the host bounds
+    /// the wait by its drain timeout).
+    fn drain(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async {})
+    }
 }

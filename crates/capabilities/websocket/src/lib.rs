@@ -264,6 +264,10 @@ struct Hub {
     endpoints: Mutex<HashMap<Arc<str>, Arc<Endpoint>>>,
     /// Each workload's connections, by id (so in the order they opened).
     connections: Mutex<HashMap<Arc<str>, OpenConnections>>,
+    /// The sessions, so a stopping ingress can wait for them to close.
+    sessions: tokio_util::task::TaskTracker,
+    /// Set when the host's ingress is shutting down.
+    draining: AtomicBool,
 }
 
 /// One workload's connections, by id.
@@ -442,6 +446,21 @@ impl ConnectionUpgrades for Upgrades {
                 message: "the WebSocket handler failed".into(),
                 headers: Vec::new(),
             })
+        })
+    }
+
+    fn drain(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let hub = self.0.clone();
+        Box::pin(async move {
+            hub.draining.store(true, Ordering::Release);
+            let endpoints: Vec<_> = hub.endpoints().values().cloned().collect();
+            for endpoint in endpoints {
+                endpoint.stopped.cancel();
+            }
+            hub.sessions.close();
+            hub.sessions.wait().await;
+            hub.sessions.reopen();
+            hub.draining.store(false, Ordering::Release);
         })
     }
 }

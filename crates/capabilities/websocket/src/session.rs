@@ -296,7 +296,8 @@ pub(crate) async fn upgrade(hub: Arc<Hub>, request: UpgradeRequest) -> UpgradeAn
     UpgradeAnswer::Switch {
         headers,
         start: Box::new(move |pending| {
-            tokio::spawn(session.run(pending, queue));
+            let sessions = session.hub.sessions.clone();
+            sessions.spawn(session.run(pending, queue));
         }),
     }
 }
@@ -481,8 +482,13 @@ impl Session {
             let frame = tokio::select! {
                 biased;
                 _ = self.endpoint.stopped.cancelled() => {
-                    self.close(1001, "the workload stopped");
-                    return Ending::new(WebSocketEnd::Stopped, 1001, "the workload stopped");
+                    let reason = if self.hub.draining.load(Ordering::Acquire) {
+                        "the host is shutting down"
+                    } else {
+                        "the workload stopped"
+                    };
+                    self.close(1001, reason);
+                    return Ending::new(WebSocketEnd::Stopped, 1001, reason);
                 }
                 _ = self.connection.close_asked.notified() => {
                     let (code, reason) = self.connection.closed_with().unwrap_or((1000, String::new()));

@@ -254,6 +254,12 @@ impl Host {
         all
     }
 
+    /// Closes the connections plugins took out of HTTP (WebSockets), for a
+    /// stopping ingress; resolves once they have ended.
+    pub(crate) async fn drain_upgraded(&self) {
+        self.0.plugins.drain_upgrades().await;
+    }
+
     /// Routes and serves one HTTP request.
     pub async fn handle<B>(&self, request: http::Request<B>) -> http::Response<ResponseBody>
     where

@@ -173,9 +173,12 @@ async fn serve_boxed(
         });
     }
     drop(listener);
-    Ok(tokio::time::timeout(drain_timeout, graceful.shutdown())
-        .await
-        .is_ok())
+    // Upgraded connections (WebSockets) are out of hyper's hands: their
+    // plugin closes them, within the same drain time.
+    let drained = async {
+        tokio::join!(graceful.shutdown(), host.drain_upgraded());
+    };
+    Ok(tokio::time::timeout(drain_timeout, drained).await.is_ok())
 }
 
 /// A client's socket with its place under the connection cap, given back

@@ -346,9 +346,17 @@ pub(crate) async fn idle_connections_close_subprotocols_are_chosen_and_bad_setup
     replaced.send(Message::text("v2")).await.unwrap();
     assert_eq!(text(&mut replaced).await, "echo: v2");
 
+    // The ingress shutting down closes every connection with 1001.
+    let mut last = open(&t, "steady.test", "/", &[]).await.unwrap();
+    let host = t.host.clone();
+    drop(t);
+    assert_eq!(
+        closed(&mut last).await,
+        (1001, "the host is shutting down".into())
+    );
+
     // A bad setting names itself and fails the start.
-    let error = t
-        .host
+    let error = host
         .start_workload(websocket_workload("typo", &[("max_conections", "3")]))
         .await
         .unwrap_err()
