@@ -118,12 +118,21 @@ pub(crate) fn upgrade_required(
     response
 }
 
+/// Adds a plugin's headers; one that is not a valid header is left out and
+/// logged (`HeaderName::from_static` would panic on an upper-case name).
 fn add_headers(response: &mut http::Response<ResponseBody>, headers: Vec<(&'static str, String)>) {
     for (name, value) in headers {
-        if let Ok(value) = http::HeaderValue::from_str(&value) {
-            response
-                .headers_mut()
-                .insert(http::HeaderName::from_static(name), value);
+        match (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            (Ok(name), Ok(value)) => {
+                response.headers_mut().insert(name, value);
+            }
+            _ => tracing::warn!(
+                header = name,
+                "a plugin's upgrade header is not valid HTTP; left out"
+            ),
         }
     }
 }
@@ -134,6 +143,22 @@ mod tests {
 
     fn parts(request: http::request::Builder) -> http::request::Parts {
         request.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn a_plugin_header_that_is_not_valid_http_is_left_out() {
+        let mut response = error_response(http::StatusCode::FORBIDDEN, "no");
+        add_headers(
+            &mut response,
+            vec![
+                ("Sec-WebSocket-Version", "13".into()),
+                ("bad name", "x".into()),
+                ("x-bad-value", "a\nb".into()),
+            ],
+        );
+        assert_eq!(response.headers()["sec-websocket-version"], "13");
+        assert!(!response.headers().contains_key("x-bad-value"));
+        assert_eq!(response.headers().len(), 2, "content-type and the good one");
     }
 
     #[test]
