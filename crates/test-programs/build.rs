@@ -42,6 +42,7 @@ fn main() {
             "postgres/wit",
             "postgres/wit-0.2.0",
             "websocket/wit",
+            "nats/wit",
         ]
         .map(|wit| manifest_dir.join("../capabilities").join(wit)),
     ) {

@@ -17,6 +17,7 @@
 //! | `nimbus-tls`       | `wasi:tls/types@0.2.0-draft` (experimental, opt-in)      |
 //! | `nimbus-postgres`  | `wasmcloud:postgres/{types,query,prepared}@{0.1.1-draft,0.2.0}` |
 //! | `nimbus-websocket` | `nimbus:websocket/{connections,handler}@0.1.0` (WebSocket upgrades) |
+//! | `nimbus-nats`      | `wasmcloud:nats/{core,jetstream,kv}@0.1.0` and its handlers (P3) |
 //!
 //! Adding a capability is one new crate plus one line in [`builtin`];
 //! docs/ARCHITECTURE.md walks through the key-value plugin.
@@ -36,6 +37,8 @@ pub use nimbus_config as config;
 pub use nimbus_keyvalue as keyvalue;
 pub use nimbus_logging as logging;
 pub use nimbus_messaging as messaging;
+#[cfg(feature = "nats")]
+pub use nimbus_nats as nats;
 pub use nimbus_otel as otel;
 #[cfg(feature = "postgres")]
 pub use nimbus_postgres as postgres;
@@ -74,7 +77,22 @@ pub(crate) fn builtin(
             defaults.secret("postgres", "url"),
         )),
         Arc::new(websocket::WebSocketPlugin::new(defaults.get("websocket"))),
+        #[cfg(feature = "nats")]
+        Arc::new(nats::NatsPlugin::new(nats_defaults(defaults))),
     ]
+}
+
+/// `wasmcloud:nats`'s defaults: its own, or else the host's messaging NATS
+/// server as the one workloads use when they name none.
+#[cfg(feature = "nats")]
+fn nats_defaults(defaults: &PluginDefaults) -> std::collections::BTreeMap<String, String> {
+    let mut own = defaults.get("nats");
+    if !own.contains_key("servers")
+        && let Some(url) = defaults.get("messaging").get("url")
+    {
+        own.insert("servers".into(), url.clone());
+    }
+    own
 }
 
 /// An import no plugin (and not the host) provides.

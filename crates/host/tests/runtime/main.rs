@@ -18,6 +18,7 @@ mod links;
 mod local_calls;
 mod messaging3;
 mod middleware;
+mod nats;
 mod oci;
 mod otel;
 mod plugins;
@@ -50,6 +51,7 @@ mod every_guest_has_a_test {
         pub(crate) use crate::middleware::auth_middleware_short_circuits_and_edits_headers_inward as p3_mw_auth;
         pub(crate) use crate::middleware::p2_and_p3_middleware_mix_in_one_chain as p2_mw_forward;
         pub(crate) use crate::middleware::three_middlewares_wrap_the_handler_in_onion_order as p3_mw_logging;
+        pub(crate) use crate::nats::a_p3_component_speaks_core_nats_jetstream_and_key_value as p3_nats;
         pub(crate) use crate::otel::guest_spans_logs_and_metrics_join_the_request_trace as p2_otel;
         pub(crate) use crate::plugins::logging_reaches_tracing_and_secrets_are_served_but_never_logged as p2_plugins;
         pub(crate) use crate::plugins::messaging_on_memory as p2_msg_handler;
