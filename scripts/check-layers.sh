@@ -25,7 +25,7 @@ forbid() { # forbid CRATE "DEPENDENCY..." [cargo tree flags...]
         fi
     done
 }
-capabilities=(nimbus-config nimbus-keyvalue nimbus-blobstore nimbus-logging nimbus-secrets nimbus-messaging nimbus-otel nimbus-tls nimbus-postgres nimbus-websocket nimbus-nats)
+capabilities=(nimbus-config nimbus-keyvalue nimbus-blobstore nimbus-logging nimbus-secrets nimbus-messaging nimbus-otel nimbus-tls nimbus-postgres nimbus-websocket nimbus-nats nimbus-webgpu)
 
 forbid nimbus-model "wasmtime hyper tokio"
 forbid nimbus-observe "wasmtime nimbus-runtime"

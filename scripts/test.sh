@@ -17,6 +17,10 @@ for pair in nats-server:nats-server redis-server:redis-server docker-registry:do
 done
 # PostgreSQL's server lives in a versioned directory, not on PATH.
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
+# wasi:webgpu's test runs on Mesa's software Vulkan driver (lavapipe),
+# through the Vulkan loader.
+ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || missing+=(mesa-vulkan-drivers)
+ls /usr/lib/*/libvulkan.so.1 >/dev/null 2>&1 || missing+=(libvulkan1)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         apt-get update -qq

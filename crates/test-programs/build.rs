@@ -43,6 +43,7 @@ fn main() {
             "postgres/wit-0.2.0",
             "websocket/wit",
             "nats/wit",
+            "webgpu/wit",
         ]
         .map(|wit| manifest_dir.join("../capabilities").join(wit)),
     ) {

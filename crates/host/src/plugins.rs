@@ -17,6 +17,7 @@
 //! | `nimbus-tls`       | `wasi:tls/types@0.2.0-draft` (experimental, opt-in)      |
 //! | `nimbus-postgres`  | `wasmcloud:postgres/{types,query,prepared}@{0.1.1-draft,0.2.0}` |
 //! | `nimbus-websocket` | `nimbus:websocket/{connections,handler}@0.1.0` (WebSocket upgrades) |
+//! | `nimbus-webgpu`    | `wasi:webgpu/webgpu@0.3.0-rc.2` (experimental, granted per workload) |
 //! | `nimbus-nats`      | `wasmcloud:nats/{core,jetstream,kv}@0.1.0` and its handlers (P3) |
 //!
 //! Adding a capability is one new crate plus one line in [`builtin`];
@@ -44,6 +45,8 @@ pub use nimbus_otel as otel;
 pub use nimbus_postgres as postgres;
 pub use nimbus_secrets as secrets;
 pub use nimbus_tls as tls;
+#[cfg(feature = "webgpu")]
+pub use nimbus_webgpu as webgpu;
 pub use nimbus_websocket as websocket;
 
 /// The plugins every host carries. The one registration point. Guest
@@ -79,6 +82,8 @@ pub(crate) fn builtin(
         Arc::new(websocket::WebSocketPlugin::new(defaults.get("websocket"))),
         #[cfg(feature = "nats")]
         Arc::new(nats::NatsPlugin::new(nats_defaults(defaults))),
+        #[cfg(feature = "webgpu")]
+        Arc::new(webgpu::WebGpuPlugin),
     ]
 }
 

@@ -79,7 +79,8 @@ pub const HOST_PACKAGES: &[&str] = &[
 /// interface entry (`namespace:package`) a workload opts in with: they may
 /// change, and a component importing one starts only where its workload
 /// lists that entry.
-pub const EXPERIMENTAL_PACKAGES: &[(&str, &str)] = &[("wasi:tls/", "wasi:tls")];
+pub const EXPERIMENTAL_PACKAGES: &[(&str, &str)] =
+    &[("wasi:tls/", "wasi:tls"), ("wasi:webgpu/", "wasi:webgpu")];
 
 /// The opt-in entry of `interface` when it is experimental (see
 /// [`EXPERIMENTAL_PACKAGES`]).

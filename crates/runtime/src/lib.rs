@@ -25,6 +25,7 @@
 //!   instances, requests), as Prometheus text (`nimbus-observe`'s, plus the
 //!   store limiter that reports memory); [`trace`]: request spans.
 //! - [`http`]: the routers and the bodies a workload answers with.
+//! - `gpu` (the `webgpu` feature): the store's side of `wasi:webgpu`.
 //!
 //! The host on top (`nimbus-host`: `Host`, workload preparation, the plugin
 //! registry, the ingress server) puts these together; the capabilities
@@ -37,6 +38,8 @@ mod compiled_out_tests;
 pub mod compose;
 pub mod engine;
 pub mod files;
+#[cfg(feature = "webgpu")]
+mod gpu;
 pub mod guest_output;
 pub mod http;
 pub mod limits;

@@ -25,6 +25,7 @@ mod plugins;
 mod postgres;
 mod service;
 mod tls;
+mod webgpu;
 mod websocket;
 
 /// Every guest program in crates/test-programs has a test here that runs
@@ -62,6 +63,7 @@ mod every_guest_has_a_test {
         pub(crate) use crate::service::components_reach_the_service_over_the_virtual_loopback as p2_service;
         pub(crate) use crate::service::components_reach_the_service_over_the_virtual_loopback as p2_service_client;
         pub(crate) use crate::tls::a_guest_talks_tls_to_a_server_it_trusts_and_each_failure_reaches_it as p2_tls;
+        pub(crate) use crate::webgpu::a_granted_component_runs_a_compute_shader_on_the_gpu as p3_webgpu;
         pub(crate) use crate::websocket::websocket_connections_open_talk_close_and_hit_each_limit as p2_websocket;
     }
 
