@@ -78,7 +78,7 @@ enum Command {
     /// Show or check the project config.
     Config(commands::config::ConfigCommand),
     /// Serve a component or a workload manifest over HTTP.
-    Serve(commands::serve::ServeCommand),
+    Serve(Box<commands::serve::ServeCommand>),
     /// Show a component's imports and exports.
     Inspect(commands::inspect::InspectCommand),
     /// Draw how a workload's components, middleware and plugins are wired.

@@ -46,7 +46,7 @@ pub mod status;
 pub use component::{ComponentError, ComponentWorld, component_world, validate_component_bytes};
 pub use cpu_limit::{CpuLimit, CpuLimitError};
 pub use host_pattern::{HostPattern, HostPatternError};
-pub use load::{LoadError, load_manifest_file, local_image_path};
+pub use load::{LoadError, load_component_plugins_file, load_manifest_file, local_image_path};
 pub use manifest::{
     API_VERSION, Manifest, ManifestDocument, ManifestError, parse_manifest, validate_workload,
 };

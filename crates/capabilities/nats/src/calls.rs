@@ -21,6 +21,15 @@ use wasmtime::component::{Accessor, Resource};
 const LISTING_CAP: usize = 1000;
 /// A fetch's wait when the guest passes 0.
 const DEFAULT_FETCH_WAIT: Duration = Duration::from_secs(1);
+/// The longest a fetch waits for its first message (the server holds the
+/// pull that long, so it is bounded for every guest's sake).
+const MAX_FETCH_WAIT: Duration = Duration::from_secs(60);
+/// The most messages one fetch takes (each is held until settled).
+const MAX_FETCH_BATCH: u32 = 256;
+/// The most message bytes one scan reads.
+const MAX_SCAN_BYTES: usize = 8 * 1024 * 1024;
+/// How long settling a message may take.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A delivered JetStream message and whether it has been settled.
 #[allow(unreachable_pub)] // bindgen re-exports it
@@ -230,13 +239,23 @@ pub(crate) fn guest_message(message: &async_nats::Message) -> NatsMessage {
 }
 
 /// Checks a subject to publish on: its shape, then the grant (or, for a
-/// reply, that this instance was handed it).
+/// reply, that this instance was handed it as a request's inbox); and the
+/// reply subject a publish names, which must be granted like any subject.
 fn publishable(
     view: &mut NatsView<'_>,
     binding: &NatsBinding,
     subject: &str,
+    reply_to: Option<&str>,
 ) -> Result<(), NatsError> {
     check_subject(subject).map_err(NatsError::Unexpected)?;
+    if let Some(reply) = reply_to {
+        check_subject(reply).map_err(NatsError::Unexpected)?;
+        binding
+            .settings
+            .grant
+            .publish(reply)
+            .map_err(|refusal| denied(refusal, DeniedResource::Subject, reply))?;
+    }
     match binding.settings.grant.publish(subject) {
         Ok(()) => Ok(()),
         Err(refusal) => {
@@ -250,6 +269,13 @@ fn publishable(
             }
         }
     }
+}
+
+/// Whether a delivered message's reply subject may be answered although
+/// it is outside the grant: a request inbox only, never a reserved API
+/// subject a publisher put there.
+pub(crate) fn answerable(reply: &str) -> bool {
+    reply.starts_with("_INBOX.") && !reply.contains(['*', '>']) && check_subject(reply).is_ok()
 }
 
 fn payload_fits(
@@ -270,8 +296,14 @@ impl<T> core::HostWithStore<T> for HasNats {
         msg: NatsMessage,
     ) -> wasmtime::Result<Result<(), NatsError>> {
         let binding = binding(accessor)?;
-        let checked =
-            accessor.with(|mut access| publishable(&mut access.get(), &binding, &msg.subject));
+        let checked = accessor.with(|mut access| {
+            publishable(
+                &mut access.get(),
+                &binding,
+                &msg.subject,
+                msg.reply_to.as_deref(),
+            )
+        });
         if let Err(error) = checked {
             return Ok(Err(error));
         }
@@ -315,8 +347,14 @@ impl<T> core::HostWithStore<T> for HasNats {
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<NatsMessage, NatsError>> {
         let binding = binding(accessor)?;
-        let checked =
-            accessor.with(|mut access| publishable(&mut access.get(), &binding, &msg.subject));
+        let checked = accessor.with(|mut access| {
+            publishable(
+                &mut access.get(),
+                &binding,
+                &msg.subject,
+                msg.reply_to.as_deref(),
+            )
+        });
         if let Err(error) = checked {
             return Ok(Err(error));
         }
@@ -395,36 +433,40 @@ async fn settle<T>(
     kind: Option<js::AckKind>,
 ) -> wasmtime::Result<Result<(), NatsError>> {
     let (message, settled) = handle_parts(accessor, &handle)?;
+    let already = || NatsError::Unexpected("the message is already settled".into());
+    let final_settlement = !matches!(kind, Some(js::AckKind::Progress));
+    // Claimed before sending (so two settlements cannot both go out) and
+    // given back when sending fails, so the guest can try again.
+    if final_settlement && settled.swap(true, Ordering::AcqRel) {
+        return Ok(Err(already()));
+    }
+    if !final_settlement && settled.load(Ordering::Acquire) {
+        return Ok(Err(already()));
+    }
     let call = async {
-        let Some(kind) = kind else {
+        match kind {
             // ack-sync: the double ack.
-            if settled.swap(true, Ordering::AcqRel) {
-                return Err(NatsError::Unexpected(
-                    "the message is already settled".into(),
-                ));
-            }
-            return message
+            None => message
                 .double_ack()
                 .await
-                .map_err(|e| NatsError::Jetstream(format!("the ack was not confirmed: {e}")));
-        };
-        let final_settlement = !matches!(kind, js::AckKind::Progress);
-        if final_settlement && settled.swap(true, Ordering::AcqRel) {
-            return Err(NatsError::Unexpected(
-                "the message is already settled".into(),
-            ));
+                .map_err(|e| NatsError::Jetstream(format!("the ack was not confirmed: {e}"))),
+            Some(kind) => message
+                .ack_with(kind)
+                .await
+                .map_err(|e| NatsError::Connection(e.to_string())),
         }
-        if !final_settlement && settled.load(Ordering::Acquire) {
-            return Err(NatsError::Unexpected(
-                "the message is already settled".into(),
-            ));
-        }
-        message
-            .ack_with(kind)
-            .await
-            .map_err(|e| NatsError::Connection(e.to_string()))
     };
-    Ok(observed(accessor, JETSTREAM, function, call).await)
+    let outcome = observed(
+        accessor,
+        JETSTREAM,
+        function,
+        bounded(SETTLE_TIMEOUT, "settling the message", call),
+    )
+    .await;
+    if outcome.is_err() && final_settlement {
+        settled.store(false, Ordering::Release);
+    }
+    Ok(outcome)
 }
 
 impl<T> jetstream::HostMessageHandleWithStore<T> for HasNats {
@@ -629,7 +671,8 @@ impl Taken {
         while let Some(message) = pulled.next().await {
             match message {
                 Ok(message) => {
-                    self.bytes += message.payload.len() as u64;
+                    // What the server counts: the whole message.
+                    self.bytes += message.length as u64;
                     self.messages.push(message);
                 }
                 Err(e) => {
@@ -710,8 +753,10 @@ impl<T> jetstream::HostPullConsumerWithStore<T> for HasNats {
         })?;
         let wait = match timeout_ms {
             0 => DEFAULT_FETCH_WAIT,
-            ms => Duration::from_millis(ms.into()),
+            ms => Duration::from_millis(ms.into()).min(MAX_FETCH_WAIT),
         };
+        let batch = batch.min(MAX_FETCH_BATCH);
+        let max_bytes = max_bytes.min(i64::MAX as u64);
         let limit = wait + binding.limit();
         let call = bounded(limit, "the fetch", fetch(&consumer, batch, max_bytes, wait));
         let (messages, stop) =
@@ -775,8 +820,14 @@ impl<T> jetstream::HostWithStore<T> for HasNats {
         msg: NatsMessage,
     ) -> wasmtime::Result<Result<jetstream::PublishAck, NatsError>> {
         let binding = binding(accessor)?;
-        let checked =
-            accessor.with(|mut access| publishable(&mut access.get(), &binding, &msg.subject));
+        let checked = accessor.with(|mut access| {
+            publishable(
+                &mut access.get(),
+                &binding,
+                &msg.subject,
+                msg.reply_to.as_deref(),
+            )
+        });
         if let Err(error) = checked {
             return Ok(Err(error));
         }
@@ -863,14 +914,20 @@ impl<T> jetstream::HostWithStore<T> for HasNats {
                 .last_sequence;
             let wanted = (max_count as usize).min(LISTING_CAP);
             let mut found = Vec::new();
+            let mut bytes = 0usize;
             let mut sequence = start_sequence.max(1);
             // Bounded lookups: deleted and ungranted messages are skipped.
             let mut lookups = 0;
-            while found.len() < wanted && sequence <= last && lookups < LISTING_CAP * 10 {
+            while found.len() < wanted
+                && sequence <= last
+                && lookups < LISTING_CAP * 10
+                && bytes < MAX_SCAN_BYTES
+            {
                 lookups += 1;
                 if let Some(message) = raw_message(&stream, sequence).await?
                     && binding.settings.grant.subject(&message.subject).is_ok()
                 {
+                    bytes += message.payload.len();
                     found.push(stored(message));
                 }
                 sequence += 1;
@@ -910,6 +967,21 @@ impl<T> jetstream::HostWithStore<T> for HasNats {
                 return Err(NatsError::Unexpected(format!(
                     "consumer `{consumer}` is a push consumer; open a pull consumer"
                 )));
+            }
+            // Its messages are the grant's only if its filter is: a consumer
+            // of the whole stream, or of subjects outside the grant, is not
+            // this binding's to read. The host's own consumers are not
+            // either.
+            let filter = &opened.cached_info().config.filter_subject;
+            if consumer.starts_with("nimbus-")
+                || filter.is_empty()
+                || binding.settings.grant.subject(filter).is_err()
+            {
+                return Err(denied(
+                    Refusal::NotGranted,
+                    DeniedResource::Stream,
+                    &format!("{stream_name}/{consumer}"),
+                ));
             }
             Ok(opened)
         };

@@ -253,7 +253,12 @@ async fn core_loop<T: PluginState>(
                     component.component(),
                     &message.subject,
                 );
-                let reply = message.reply.as_ref().map(|r| r.to_string());
+                // Only a request's inbox may be answered outside the grant.
+                let reply = message
+                    .reply
+                    .as_ref()
+                    .map(|r| r.to_string())
+                    .filter(|r| crate::calls::answerable(r));
                 let guest = guest_message(&message);
                 run(
                     &component,
@@ -291,16 +296,20 @@ fn durable_name(workload: &str, component: &str, subscription: &JetStreamSubscri
     if let Some(queue) = &subscription.queue {
         return queue.clone();
     }
-    use std::hash::{DefaultHasher, Hash, Hasher};
-    let mut hasher = DefaultHasher::new();
-    (
+    // FNV-1a: the name must stay the same across hosts and releases.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [
         workload,
         component,
         &subscription.stream,
         &subscription.filter,
-    )
-        .hash(&mut hasher);
-    format!("nimbus-{:016x}", hasher.finish())
+    ] {
+        for byte in part.bytes().chain([0]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("nimbus-{hash:016x}")
 }
 
 async fn consumer(
@@ -334,7 +343,7 @@ async fn consumer(
         max_ack_pending: settings.max_ack_pending.unwrap_or_default(),
         ..Default::default()
     };
-    stream
+    let consumer: js::consumer::Consumer<js::consumer::pull::Config> = stream
         .get_or_create_consumer(durable, config)
         .await
         .map_err(|e| {
@@ -342,7 +351,19 @@ async fn consumer(
                 "consumer `{durable}` on stream `{}`: {e}",
                 subscription.stream
             )
-        })
+        })?;
+    // An existing consumer is taken as it is: one made for other subjects
+    // (an operator's, another workload's) must not feed this handler.
+    let existing = &consumer.cached_info().config;
+    if existing.filter_subject != subscription.filter
+        || existing.ack_policy != js::consumer::AckPolicy::Explicit
+    {
+        return Err(format!(
+            "consumer `{durable}` on stream `{}` exists with filter `{}` and ack policy {:?}, not `{}` with explicit acks; name another queue group",
+            subscription.stream, existing.filter_subject, existing.ack_policy, subscription.filter
+        ));
+    }
+    Ok(consumer)
 }
 
 async fn jetstream_loop<T: PluginState>(
@@ -497,15 +518,30 @@ async fn kv_loop<T: PluginState>(
                 .get_key_value(&bucket)
                 .await
                 .map_err(|e| format!("bucket `{bucket}`: {e}"))?;
-            match last {
-                Some(revision) => store.watch_from_revision(&watch.filter, revision + 1).await,
-                None => store.watch(&watch.filter).await,
-            }
-            .map_err(|e| format!("watching `{bucket}`: {e}"))
+            // From now on: the bucket's last revision is where it starts,
+            // so a watch broken before its first change loses nothing.
+            let from = match last {
+                Some(revision) => revision,
+                None => {
+                    let status = store
+                        .status()
+                        .await
+                        .map_err(|e| format!("bucket `{bucket}`: {e}"))?;
+                    status.info.state.last_sequence
+                }
+            };
+            store
+                .watch_from_revision(&watch.filter, from + 1)
+                .await
+                .map(|entries| (entries, from))
+                .map_err(|e| format!("watching `{bucket}`: {e}"))
         }
         .await;
         let mut entries = match watching {
-            Ok(entries) => entries,
+            Ok((entries, from)) => {
+                last = Some(from);
+                entries
+            }
             Err(error) => {
                 tracing::warn!(
                     workload,

@@ -91,6 +91,8 @@ const KV: &str = "wasmcloud:nats/kv@0.1.0";
 /// How long connecting to a server may take before a call fails (the
 /// client keeps trying in the background).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Messages a subscription may hold waiting for its handler.
+const SUBSCRIPTION_CAPACITY: usize = 4096;
 
 /// Serves `wasmcloud:nats`.
 pub struct NatsPlugin {
@@ -232,7 +234,10 @@ impl Connection {
                 let mut options = async_nats::ConnectOptions::new()
                     .retry_on_initial_connect()
                     .connection_timeout(CONNECT_TIMEOUT)
-                    .request_timeout(Some(CONNECT_TIMEOUT));
+                    .request_timeout(Some(CONNECT_TIMEOUT))
+                    // Messages a subscription holds before its handler takes
+                    // them: beyond it the client drops (core is at most once).
+                    .subscription_capacity(SUBSCRIPTION_CAPACITY);
                 if let Some(name) = &self.name {
                     options = options.name(name);
                 }
@@ -248,7 +253,7 @@ impl Connection {
                 options
                     .connect(self.servers.as_str())
                     .await
-                    .map_err(|e| format!("cannot connect to NATS at {}: {e}", self.servers))
+                    .map_err(|e| format!("cannot connect to NATS: {e}"))
             })
             .await?;
         Ok(client.clone())

@@ -23,7 +23,7 @@ const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
 
 /// Keys that are wasmCloud's but that this host does not implement: named
 /// in the error, so nobody thinks they took effect.
-const NOT_SUPPORTED: [&str; 10] = [
+const NOT_SUPPORTED: [&str; 12] = [
     "creds",
     "creds-file",
     "jwt",
@@ -34,9 +34,11 @@ const NOT_SUPPORTED: [&str; 10] = [
     "tls-key",
     "tls-first",
     "subscription-capacity-bytes",
+    "subscription-capacity",
+    "inbox-prefix",
 ];
 
-const KNOWN: [&str; 21] = [
+const KNOWN: [&str; 19] = [
     "servers",
     "name",
     "subject-allow",
@@ -48,13 +50,11 @@ const KNOWN: [&str; 21] = [
     "max-in-flight",
     "max-deliver",
     "max-ack-pending",
-    "subscription-capacity",
     "core-subscriptions",
     "jetstream-subscriptions",
     "kv-watches",
     "component",
     "jetstream-domain",
-    "inbox-prefix",
     "token",
     "username",
     "password",
@@ -343,7 +343,6 @@ impl Settings {
             .map(Duration::from_millis)
             .unwrap_or(DEFAULT_ACK_WAIT);
         let max_in_flight = positive(&config, "max-in-flight")?
-            .or(positive(&config, "subscription-capacity")?)
             .map(|n| n as usize)
             .unwrap_or(DEFAULT_MAX_IN_FLIGHT);
         // 0 is the server's unlimited, as in wasmCloud.
@@ -388,6 +387,12 @@ impl Settings {
 }
 
 fn granted(grant: &Grant, subject: &str, entry: &str) -> Result<(), PluginError> {
+    // A leading wildcard would match the reserved spaces too.
+    if subject.starts_with(['*', '>']) {
+        return Err(error(format!(
+            "subscription `{entry}`: `{subject}` starts with a wildcard, which would take the host's own subjects too; start it with a literal token"
+        )));
+    }
     check_subject(subject).map_err(|e| error(format!("subscription `{entry}`: {e}")))?;
     grant.subject(subject).map_err(|refusal| {
         error(format!(

@@ -48,6 +48,11 @@ pub struct HostConfig {
     /// Where guests' own spans, logs and metrics (`wasi:otel`) go: the
     /// exporters the embedder built, or nowhere (the default).
     pub guest_telemetry: crate::plugins::otel::GuestTelemetry,
+    /// Host component plugins: components (a file or an OCI image, with
+    /// their own `localResources`) whose exported interfaces every
+    /// workload may import; each runs as one instance in a store of its
+    /// own, restarted after a trap. None by default.
+    pub component_plugins: Vec<crate::workload::ComponentSpec>,
 }
 
 impl Default for HostConfig {
@@ -66,6 +71,7 @@ impl Default for HostConfig {
             outbound: crate::outbound::OutboundLimits::default(),
             memory_budget_bytes: None,
             guest_telemetry: Default::default(),
+            component_plugins: Vec::new(),
         }
     }
 }

@@ -122,6 +122,14 @@ pub enum WorkloadError {
         /// What is wrong.
         message: String,
     },
+    /// A host component plugin could not be loaded.
+    #[error("host component plugin `{plugin}`: {message}")]
+    ComponentPlugin {
+        /// The plugin's name.
+        plugin: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A host-side failure (e.g. a panicked compile thread).
     #[error("internal error: {0}")]
     Internal(String),

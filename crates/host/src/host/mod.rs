@@ -11,6 +11,7 @@
 //! a `RunningWorkload`: reading, compiling, linking, binding plugins);
 //! this module holds the host itself, its lifecycle and its request path.
 
+mod component_plugins;
 mod config;
 mod error;
 mod prepare;
@@ -71,6 +72,8 @@ struct HostInner {
     metrics: Arc<Metrics>,
     accounting: bool,
     access_log: bool,
+    /// Components whose exports every workload may import.
+    component_plugins: component_plugins::ComponentPlugins,
 }
 
 /// The workloads of one host as destinations of outgoing HTTP requests
@@ -140,6 +143,7 @@ impl Host {
             metrics: Arc::new(Metrics::new()),
             accounting: config.accounting || config.access_log,
             access_log: config.access_log,
+            component_plugins: component_plugins::ComponentPlugins::new(config.component_plugins),
         })))
     }
 

@@ -95,6 +95,24 @@ impl Host {
             })
             .collect();
         let mut plan = links::plan(&interfaces)?;
+        // Imports no component of the workload exports, that a host
+        // component plugin does, go to the plugin.
+        let host_plugins = self.component_plugins().await?;
+        let plugin_links: Vec<Vec<(String, Arc<LinkTarget>)>> = interfaces
+            .iter()
+            .zip(&plan)
+            .map(|(component, linked)| {
+                component
+                    .imports
+                    .iter()
+                    .filter(|import| !linked.iter().any(|(interface, _)| interface == *import))
+                    .filter_map(|import| {
+                        let plugin = host_plugins.iter().find(|p| p.exports.contains(import))?;
+                        Some((import.clone(), plugin.target.clone()))
+                    })
+                    .collect()
+            })
+            .collect();
         // `compose: true`: each root and what it links to become one
         // component, compiled in place of the root; the parts inside it are
         // not run on their own.
@@ -147,6 +165,7 @@ impl Host {
                     })?;
                     Ok((interface.clone(), target))
                 })
+                .chain(plugin_links[index].iter().cloned().map(Ok))
                 .collect::<Result<Vec<_>, WorkloadError>>()
         };
         let imported_from = |index: usize| plan.iter().flatten().any(|(_, e)| *e == index);
@@ -297,7 +316,10 @@ impl Host {
 
     /// Reads one component's bytes: a local file, or an image pulled from
     /// its registry (digest-checked, cached by content).
-    async fn read_component(&self, spec: &ComponentSpec) -> Result<Vec<u8>, WorkloadError> {
+    pub(super) async fn read_component(
+        &self,
+        spec: &ComponentSpec,
+    ) -> Result<Vec<u8>, WorkloadError> {
         let Some(path) = local_image_path(&spec.image) else {
             let policy = spec.image_pull_policy.unwrap_or(self.0.pull_policy);
             let pulled = self
@@ -325,7 +347,7 @@ impl Host {
     /// the file again when it is unchanged since this host last read it
     /// (many workloads of one file cost one read and one hash), otherwise
     /// read and compiled (or found compiled) as any image.
-    async fn load_local(
+    pub(super) async fn load_local(
         &self,
         spec: &ComponentSpec,
         path: PathBuf,
@@ -366,7 +388,11 @@ impl Host {
     }
 
     /// Compiles a component (or finds it compiled), off the async threads.
-    async fn compile(&self, component: &str, bytes: Vec<u8>) -> Result<Artifact, WorkloadError> {
+    pub(super) async fn compile(
+        &self,
+        component: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Artifact, WorkloadError> {
         let host = self.clone();
         tokio::task::spawn_blocking(move || host.0.artifacts.load(&bytes))
             .await
@@ -378,7 +404,7 @@ impl Host {
     }
 
     /// Links and binds one compiled component of a workload.
-    async fn prepare_component(
+    pub(super) async fn prepare_component(
         &self,
         plan: ComponentPlan<'_>,
     ) -> Result<PreparedComponent, WorkloadError> {
@@ -642,26 +668,26 @@ impl Host {
 }
 
 /// What preparing one component of a workload needs.
-struct ComponentPlan<'a> {
-    workload: &'a Workload,
-    id: &'a Arc<str>,
-    spec: &'a ComponentSpec,
-    artifact: &'a Artifact,
-    volume_dirs: &'a HashMap<String, PathBuf>,
+pub(super) struct ComponentPlan<'a> {
+    pub(super) workload: &'a Workload,
+    pub(super) id: &'a Arc<str>,
+    pub(super) spec: &'a ComponentSpec,
+    pub(super) artifact: &'a Artifact,
+    pub(super) volume_dirs: &'a HashMap<String, PathBuf>,
     /// Its imports other components satisfy: `(interface, exporter)`.
-    links: Vec<(String, Arc<LinkTarget>)>,
+    pub(super) links: Vec<(String, Arc<LinkTarget>)>,
     /// Whether other components import from it.
-    imported: bool,
+    pub(super) imported: bool,
     /// For a middleware: the next layer inward.
-    inward: Option<Arc<Inward>>,
+    pub(super) inward: Option<Arc<Inward>>,
     /// The workload's virtual loopback network, when it has a service.
-    loopback: Option<Arc<VirtualNetwork>>,
+    pub(super) loopback: Option<Arc<VirtualNetwork>>,
     /// Whether this is the workload's service (run through `wasi:cli/run`).
-    service: bool,
+    pub(super) service: bool,
 }
 
 /// One component, compiled, linked and bound, not yet serving.
-struct PreparedComponent {
+pub(super) struct PreparedComponent {
     status: ComponentStatus,
     /// For the service: its `run` export and the environment it runs in.
     command: Option<(Command, Arc<ComponentEnv>)>,
@@ -676,6 +702,12 @@ struct PreparedComponent {
 }
 
 impl PreparedComponent {
+    /// How importers reach it, and what built-in plugins drive on it (a
+    /// host component plugin is kept as only that).
+    pub(super) fn into_link_target(self) -> (Option<Arc<LinkTarget>>, Vec<ServeGuard>) {
+        (self.link_target, self.served)
+    }
+
     /// Files the component (the `index`-th of its workload) with the
     /// others; returns its HTTP layer, if it serves one.
     fn record(

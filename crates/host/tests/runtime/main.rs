@@ -7,6 +7,7 @@ mod common;
 mod accounting;
 mod bad_components;
 mod blobstore_v1;
+mod component_plugins;
 mod compose;
 mod config;
 mod cpu_limit;
@@ -35,6 +36,8 @@ mod websocket;
 mod every_guest_has_a_test {
     mod tests {
         pub(crate) use crate::blobstore_v1::a_p3_component_streams_objects_through_wasmcloud_blobstore as p3_blobstore;
+        pub(crate) use crate::component_plugins::workloads_import_a_host_component_plugin_that_restarts_after_a_trap as p2_vault_plugin;
+        pub(crate) use crate::component_plugins::workloads_import_a_host_component_plugin_that_restarts_after_a_trap as p2_vault_user;
         pub(crate) use crate::config::wasi_config_serves_component_config_and_named_sources as p2_config;
         pub(crate) use crate::grpc::a_guest_calls_a_grpc_server_over_h2c_and_reads_its_trailers as p2_grpc;
         pub(crate) use crate::hardening::a_p3_response_cut_by_the_deadline_is_visibly_incomplete as p3_hostile;

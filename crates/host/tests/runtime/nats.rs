@@ -91,6 +91,7 @@ async fn provision(client: &async_nats::Client) -> jetstream::Context {
     stream
         .create_consumer(jetstream::consumer::pull::Config {
             durable_name: Some("worker".into()),
+            filter_subject: "orders.>".into(),
             ack_policy: jetstream::consumer::AckPolicy::Explicit,
             ack_wait: Duration::from_secs(30),
             ..Default::default()
@@ -100,6 +101,16 @@ async fn provision(client: &async_nats::Client) -> jetstream::Context {
     // The stream a bucket is, made directly: async-nats's
     // `create_key_value` reads account info in a shape nats-server 2.9
     // does not send.
+    // A consumer of the whole stream: not for a binding granted some
+    // subjects only.
+    stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some("everything".into()),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     js.create_stream(jetstream::stream::Config {
         name: "KV_config".into(),
         subjects: vec!["$KV.config.>".into()],
@@ -184,6 +195,16 @@ pub(crate) async fn a_p3_component_speaks_core_nats_jetstream_and_key_value() {
     assert!(body.contains("Reserved"), "{body}");
     let (_, body) = call(&t, "POST", "/publish?subject=app.*", "x").await;
     assert!(body.contains("WildcardNotAllowed"), "{body}");
+    // A reply subject names where answers go: it is checked like any
+    // subject, so a handler cannot be made to publish into the host's API.
+    let (_, body) = call(
+        &t,
+        "POST",
+        "/publish?subject=app.echo&reply=$JS.API.STREAM.DELETE.ORDERS",
+        "x",
+    )
+    .await;
+    assert!(body.contains("Reserved"), "{body}");
     let (_, body) = call(
         &t,
         "POST",
@@ -318,6 +339,17 @@ pub(crate) async fn a_p3_component_speaks_core_nats_jetstream_and_key_value() {
     )
     .await;
     assert!(body.contains("NotFound"), "{body}");
+    let (_, body) = call(
+        &t,
+        "POST",
+        "/js/fetch?stream=ORDERS&consumer=everything&batch=1&timeout_ms=100",
+        "",
+    )
+    .await;
+    assert!(
+        body.contains("NotGranted") && body.contains("ORDERS/everything"),
+        "{body}"
+    );
 
     // Key-value: revisions, create and compare-and-swap with the current
     // revision on conflict, tombstones, history, keys, status.
@@ -541,6 +573,14 @@ pub(crate) async fn bad_wasmcloud_nats_settings_stop_the_start_with_the_key_name
                 ("jetstream-subscriptions", "ORDERS"),
             ],
             "expected STREAM:filter",
+        ),
+        (
+            vec![
+                ("servers", "nats://127.0.0.1:1"),
+                ("subject-allow", ">"),
+                ("core-subscriptions", "*.host.*.workload.stop"),
+            ],
+            "starts with a wildcard",
         ),
         (
             vec![("servers", "nats://127.0.0.1:1"), ("tls-ca", "/ca.pem")],

@@ -63,6 +63,9 @@ pub struct LinkTarget {
     /// Every resource type its exported interfaces define, by
     /// `(interface, resource)`: where to find it and the code importers see.
     resources: HashMap<(String, String), (ComponentExportIndex, u32)>,
+    /// For a host component plugin: its one instance, which every importer
+    /// of every workload calls (see [`LinkTarget::shared`]).
+    shared: Option<PeerSlot>,
 }
 
 impl LinkTarget {
@@ -99,6 +102,32 @@ impl LinkTarget {
             pre,
             env,
             resources,
+            shared: None,
+        }
+    }
+
+    /// The component as a host component plugin: one instance that every
+    /// importer of every workload calls, in a store of its own (its
+    /// environment, limits and allowed hosts), started on the first call
+    /// and started afresh on the call after one that trapped or missed its
+    /// deadline (`limits.request_timeout`, per call). Calls are taken one
+    /// at a time.
+    pub fn shared(mut self) -> Self {
+        self.shared = Some(PeerSlot::default());
+        self
+    }
+
+    /// The component's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where an importer's calls go: the shared instance, or the importer's
+    /// own instance of the exporter in link slot `slot`.
+    fn peer(&self, store: &mut StoreState, slot: usize) -> PeerSlot {
+        match &self.shared {
+            Some(shared) => shared.clone(),
+            None => store.peers.slot(slot),
         }
     }
 
@@ -170,11 +199,14 @@ pub fn add_to_linker(
                     else {
                         return Err(mismatch(format!("resource `{name}`")));
                     };
+                    let owner = target.clone();
                     instance
                         .resource_async(
                             name,
                             ResourceType::host_dynamic(code),
-                            move |store, rep| Box::new(drop_handle(store, slot, rep)),
+                            move |store, rep| {
+                                Box::new(drop_handle(store, owner.clone(), slot, rep))
+                            },
                         )
                         .map_err(|e| mismatch(format!("resource `{name}` ({e})")))?;
                 }
@@ -319,10 +351,11 @@ fn swap_resources(
 /// store (kept in place in the values, to be swapped in order later).
 fn take_handles(
     mut store: impl AsContextMut<Data = StoreState>,
+    target: &LinkTarget,
     slot: usize,
     args: &mut [Val],
 ) -> wasmtime::Result<(PeerSlot, Vec<ResourceDynamic>)> {
-    let peer = store.as_context_mut().data_mut().peers.slot(slot);
+    let peer = target.peer(store.as_context_mut().data_mut(), slot);
     let mut handed = Vec::new();
     for arg in args {
         swap_resources(arg, &mut |resource| {
@@ -383,9 +416,30 @@ async fn call_peer(
         .get_func(&mut live.store, call.export)
         .ok_or_else(|| wasmtime::format_err!("linked function vanished"))?;
     let mut outputs = vec![Val::Bool(false); result_count];
-    func.call_async(&mut live.store, &args, &mut outputs)
-        .await
-        .map_err(|error| error.context(call.describe()))?;
+    let called = func.call_async(&mut live.store, &args, &mut outputs);
+    let outcome = if target.shared.is_some() {
+        // A long-lived instance: each call has the deadline on its own.
+        let deadline = target.env.limits.request_timeout;
+        let outcome = tokio::time::timeout(deadline, called)
+            .await
+            .unwrap_or_else(|_| {
+                Err(wasmtime::format_err!(
+                    "it did not answer within its deadline of {} ms",
+                    deadline.as_millis()
+                ))
+            });
+        if let Err(error) = &outcome {
+            tracing::warn!(
+                plugin = %target.name,
+                error = %format!("{error:#}"),
+                "host component plugin failed; a fresh instance takes the next call"
+            );
+        }
+        outcome
+    } else {
+        called.await
+    };
+    outcome.map_err(|error| error.context(call.describe()))?;
     let mut returned = Vec::new();
     for output in &mut outputs {
         swap_resources(output, &mut |resource| {
@@ -439,8 +493,13 @@ struct LinkedCall {
 
 impl LinkedCall {
     fn describe(&self) -> String {
+        let kind = if self.target.shared.is_some() {
+            "host component plugin"
+        } else {
+            "linked component"
+        };
         format!(
-            "call from component `{}` into linked component `{}`",
+            "call from component `{}` into {kind} `{}`",
             self.importer, self.target.name
         )
     }
@@ -453,7 +512,7 @@ impl LinkedCall {
         results: &mut [Val],
     ) -> wasmtime::Result<()> {
         let mut args = params.to_vec();
-        let (peer, handed) = take_handles(&mut store, self.slot, &mut args)?;
+        let (peer, handed) = take_handles(&mut store, &self.target, self.slot, &mut args)?;
         // A plain function's host call runs on the importer's fiber, outside
         // its event loop, so the exporter can be driven right here.
         let (outputs, returned) = call_peer(self, peer, args, handed, results.len()).await?;
@@ -468,8 +527,8 @@ impl LinkedCall {
         results: &mut [Val],
     ) -> wasmtime::Result<()> {
         let mut args = params.to_vec();
-        let (peer, handed) =
-            accessor.with(|mut access| take_handles(&mut access, self.slot, &mut args))?;
+        let (peer, handed) = accessor
+            .with(|mut access| take_handles(&mut access, &self.target, self.slot, &mut args))?;
         let (outputs, returned) = self
             .call_peer_detached(peer, args, handed, results.len())
             .await?;
@@ -504,10 +563,11 @@ impl LinkedCall {
 /// The importer dropped its handle: drop the exporter's resource.
 async fn drop_handle(
     mut store: StoreContextMut<'_, StoreState>,
+    target: Arc<LinkTarget>,
     slot: usize,
     rep: u32,
 ) -> wasmtime::Result<()> {
-    let peer = store.data_mut().peers.slot(slot);
+    let peer = target.peer(store.data_mut(), slot);
     let mut guard = peer.lock().await;
     if let Some(live) = guard.as_mut()
         && let Some(resource) = live.handles.remove(&rep)

@@ -95,6 +95,12 @@ pub(crate) struct HostArgs {
     /// guest CPU, peak memory and workload (turns accounting on).
     #[arg(long)]
     access_log: bool,
+    /// Host component plugins: a YAML file of `plugins:`, each a component
+    /// (`name`, `image`: a file or an OCI reference, `localResources`)
+    /// whose exported interfaces every workload may import. Each runs as
+    /// one instance in a store of its own, started afresh after a trap.
+    #[arg(long, value_name = "FILE")]
+    component_plugins: Option<PathBuf>,
     #[command(flatten)]
     registry: super::oci::RegistryArgs,
     #[command(flatten)]
@@ -188,6 +194,9 @@ impl HostArgs {
             guest_telemetry: crate::telemetry::guest_telemetry(),
             ..HostConfig::default()
         };
+        if let Some(path) = &self.component_plugins {
+            config.component_plugins = nimbus_model::load_component_plugins_file(path)?;
+        }
         self.limits.apply(&mut config);
         if self.no_cache {
             config.cache_dir = None;
