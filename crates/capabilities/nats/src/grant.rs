@@ -38,7 +38,9 @@ impl Grant {
     /// Is `subject` (a literal subject, or a pattern to subscribe to)
     /// inside the grant and outside the reserved spaces?
     pub(crate) fn subject(&self, subject: &str) -> Result<(), Refusal> {
-        if is_reserved(subject) {
+        // A pattern starting with a wildcard matches the reserved spaces
+        // too, whatever the grant.
+        if is_reserved(subject) || subject.starts_with(['*', '>']) {
             return Err(Refusal::Reserved);
         }
         if self.subjects.iter().any(|allowed| covers(allowed, subject)) {
@@ -164,6 +166,14 @@ mod tests {
         ] {
             assert_eq!(g.publish(subject), Err(Refusal::Reserved), "{subject}");
         }
+    }
+
+    #[test]
+    fn patterns_starting_with_a_wildcard_are_reserved_whatever_the_grant() {
+        let g = grant(&[">"]);
+        assert_eq!(g.subject(">"), Err(Refusal::Reserved));
+        assert_eq!(g.subject("*.host.*.workload.stop"), Err(Refusal::Reserved));
+        assert_eq!(g.subject("app.>"), Ok(()));
     }
 
     #[test]

@@ -249,6 +249,11 @@ fn check_queue(entry: &str, queue: &str, durable: bool) -> Result<(), PluginErro
             "subscription `{entry}` has an empty or blank queue group"
         )));
     }
+    if durable && queue.starts_with("nimbus-") {
+        return Err(error(format!(
+            "subscription `{entry}`: queue groups starting with `nimbus-` name the host's own consumers"
+        )));
+    }
     if durable && queue.contains(['.', '*', '>', '/', '\\']) {
         return Err(error(format!(
             "subscription `{entry}`: the queue group names a durable consumer, so it cannot hold `.`, `*`, `>`, `/` or `\\`"

@@ -20,8 +20,7 @@
 use super::{Host, WorkloadError};
 use crate::plugins::ServeGuard;
 use crate::workload::links::LinkTarget;
-use crate::workload::{ComponentSpec, Workload, WorkloadSpec, local_image_path};
-use std::collections::HashMap;
+use crate::workload::{ComponentSpec, Workload, WorkloadSpec, local_image_path, validate_workload};
 use std::sync::Arc;
 use wasmtime::component::types::ComponentItem;
 
@@ -101,20 +100,6 @@ impl Host {
                 self.compile(&spec.name, bytes).await?
             }
         };
-        let engine = self.0.engine.wasmtime();
-        let exports: Vec<String> = artifact
-            .component
-            .component_type()
-            .exports(engine)
-            .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
-            .map(|(name, _)| name.to_string())
-            .collect();
-        if exports.is_empty() {
-            return Err(WorkloadError::ComponentPlugin {
-                plugin: spec.name.clone(),
-                message: "exports no interface, so no workload could use it".into(),
-            });
-        }
         let workload = Workload {
             namespace: NAMESPACE.into(),
             name: spec.name.clone(),
@@ -123,22 +108,40 @@ impl Host {
                 ..Default::default()
             },
         };
-        let id: Arc<str> = Arc::from(workload.id());
-        let prepared = self
-            .prepare_component(super::prepare::ComponentPlan {
-                workload: &workload,
-                id: &id,
-                spec,
-                artifact: &artifact,
-                volume_dirs: &HashMap::new(),
-                links: Vec::new(),
-                imported: true,
-                inward: None,
-                loopback: None,
-                service: false,
-            })
+        validate_workload(&workload, "plugin")?;
+        let engine = self.0.engine.wasmtime();
+        let refuse = |message: String| WorkloadError::ComponentPlugin {
+            plugin: spec.name.clone(),
+            message,
+        };
+        let mut exports = Vec::new();
+        for (name, item) in artifact.component.component_type().exports(engine) {
+            let ComponentItem::ComponentInstance(instance) = item.ty else {
+                continue;
+            };
+            // What the host itself serves (WASI, HTTP handlers) is never
+            // taken from a plugin.
+            if nimbus_model::links::host_provided(name) {
+                continue;
+            }
+            if let Some((resource, _)) = instance
+                .exports(engine)
+                .find(|(_, item)| matches!(item.ty, ComponentItem::Resource(_)))
+            {
+                return Err(refuse(format!(
+                    "exports resource `{resource}` in `{name}`; a host component plugin serves plain values only (its handles would not survive a restart, and would be shared by every workload)"
+                )));
+            }
+            exports.push(name.to_string());
+        }
+        if exports.is_empty() {
+            return Err(refuse(
+                "exports no interface a workload could import".into(),
+            ));
+        }
+        let (target, served) = self
+            .prepare_plugin_component(&workload, spec, &artifact)
             .await?;
-        let (target, served) = prepared.into_link_target();
         let target = target
             .and_then(Arc::into_inner)
             .ok_or_else(|| WorkloadError::Internal("a plugin's link target is shared".into()))?;

@@ -34,6 +34,15 @@ impl Host {
         workload: Workload,
     ) -> Result<RunningWorkload, WorkloadError> {
         validate_workload(&workload, "spec")?;
+        if workload.namespace == super::component_plugins::NAMESPACE {
+            return Err(WorkloadError::Invalid(ManifestError {
+                path: "metadata.namespace".into(),
+                message: format!(
+                    "`{}` is the host's own (its component plugins run there)",
+                    workload.namespace
+                ),
+            }));
+        }
         let id: Arc<str> = Arc::from(workload.id());
         let mut scratch = Vec::new();
         let mut volume_dirs: HashMap<String, PathBuf> = HashMap::new();
@@ -95,24 +104,7 @@ impl Host {
             })
             .collect();
         let mut plan = links::plan(&interfaces)?;
-        // Imports no component of the workload exports, that a host
-        // component plugin does, go to the plugin.
         let host_plugins = self.component_plugins().await?;
-        let plugin_links: Vec<Vec<(String, Arc<LinkTarget>)>> = interfaces
-            .iter()
-            .zip(&plan)
-            .map(|(component, linked)| {
-                component
-                    .imports
-                    .iter()
-                    .filter(|import| !linked.iter().any(|(interface, _)| interface == *import))
-                    .filter_map(|import| {
-                        let plugin = host_plugins.iter().find(|p| p.exports.contains(import))?;
-                        Some((import.clone(), plugin.target.clone()))
-                    })
-                    .collect()
-            })
-            .collect();
         // `compose: true`: each root and what it links to become one
         // component, compiled in place of the root; the parts inside it are
         // not run on their own.
@@ -153,6 +145,8 @@ impl Host {
         }
         let mut targets: Vec<Option<Arc<LinkTarget>>> = vec![None; spec.components.len()];
         let links_of = |index: usize, targets: &[Option<Arc<LinkTarget>>]| {
+            let linked = plan[index].iter().map(|(interface, _)| interface.as_str());
+            let plugin_links = plugin_links(host_plugins, engine, &artifacts[index], linked);
             plan[index]
                 .iter()
                 .map(|(interface, exporter)| {
@@ -165,7 +159,7 @@ impl Host {
                     })?;
                     Ok((interface.clone(), target))
                 })
-                .chain(plugin_links[index].iter().cloned().map(Ok))
+                .chain(plugin_links.into_iter().map(Ok))
                 .collect::<Result<Vec<_>, WorkloadError>>()
         };
         let imported_from = |index: usize| plan.iter().flatten().any(|(_, e)| *e == index);
@@ -278,7 +272,7 @@ impl Host {
                         spec: &service_spec,
                         artifact: &artifact,
                         volume_dirs: &volume_dirs,
-                        links: Vec::new(),
+                        links: plugin_links(host_plugins, engine, &artifact, std::iter::empty()),
                         imported: false,
                         inward: None,
                         loopback: loopback.clone(),
@@ -404,7 +398,34 @@ impl Host {
     }
 
     /// Links and binds one compiled component of a workload.
-    pub(super) async fn prepare_component(
+    /// Prepares a host component plugin as the only component of
+    /// `workload` (see `component_plugins`): how importers reach it, and
+    /// what built-in plugins drive on it.
+    pub(super) async fn prepare_plugin_component(
+        &self,
+        workload: &Workload,
+        spec: &ComponentSpec,
+        artifact: &Artifact,
+    ) -> Result<(Option<Arc<LinkTarget>>, Vec<ServeGuard>), WorkloadError> {
+        let id: Arc<str> = Arc::from(workload.id());
+        let prepared = self
+            .prepare_component(ComponentPlan {
+                workload,
+                id: &id,
+                spec,
+                artifact,
+                volume_dirs: &HashMap::new(),
+                links: Vec::new(),
+                imported: true,
+                inward: None,
+                loopback: None,
+                service: false,
+            })
+            .await?;
+        Ok((prepared.link_target, prepared.served))
+    }
+
+    async fn prepare_component(
         &self,
         plan: ComponentPlan<'_>,
     ) -> Result<PreparedComponent, WorkloadError> {
@@ -667,27 +688,53 @@ impl Host {
     }
 }
 
+/// The imports of `artifact`, not among `linked`, that a host component
+/// plugin exports: `(interface, plugin)`. Read off the component as it will
+/// run (a composed root has its parts' imports).
+fn plugin_links<'a>(
+    plugins: &[super::component_plugins::LoadedPlugin],
+    engine: &wasmtime::Engine,
+    artifact: &Artifact,
+    linked: impl Iterator<Item = &'a str> + Clone,
+) -> Vec<(String, Arc<LinkTarget>)> {
+    if plugins.is_empty() {
+        return Vec::new();
+    }
+    artifact
+        .component
+        .component_type()
+        .imports(engine)
+        .filter(|(import, _)| !linked.clone().any(|l| l == *import))
+        .filter_map(|(import, _)| {
+            let plugin = plugins
+                .iter()
+                .find(|p| p.exports.iter().any(|e| e == import))?;
+            Some((import.to_string(), plugin.target.clone()))
+        })
+        .collect()
+}
+
 /// What preparing one component of a workload needs.
-pub(super) struct ComponentPlan<'a> {
-    pub(super) workload: &'a Workload,
-    pub(super) id: &'a Arc<str>,
-    pub(super) spec: &'a ComponentSpec,
-    pub(super) artifact: &'a Artifact,
-    pub(super) volume_dirs: &'a HashMap<String, PathBuf>,
+struct ComponentPlan<'a> {
+    workload: &'a Workload,
+    id: &'a Arc<str>,
+    spec: &'a ComponentSpec,
+    artifact: &'a Artifact,
+    volume_dirs: &'a HashMap<String, PathBuf>,
     /// Its imports other components satisfy: `(interface, exporter)`.
-    pub(super) links: Vec<(String, Arc<LinkTarget>)>,
+    links: Vec<(String, Arc<LinkTarget>)>,
     /// Whether other components import from it.
-    pub(super) imported: bool,
+    imported: bool,
     /// For a middleware: the next layer inward.
-    pub(super) inward: Option<Arc<Inward>>,
+    inward: Option<Arc<Inward>>,
     /// The workload's virtual loopback network, when it has a service.
-    pub(super) loopback: Option<Arc<VirtualNetwork>>,
+    loopback: Option<Arc<VirtualNetwork>>,
     /// Whether this is the workload's service (run through `wasi:cli/run`).
-    pub(super) service: bool,
+    service: bool,
 }
 
 /// One component, compiled, linked and bound, not yet serving.
-pub(super) struct PreparedComponent {
+struct PreparedComponent {
     status: ComponentStatus,
     /// For the service: its `run` export and the environment it runs in.
     command: Option<(Command, Arc<ComponentEnv>)>,
@@ -702,12 +749,6 @@ pub(super) struct PreparedComponent {
 }
 
 impl PreparedComponent {
-    /// How importers reach it, and what built-in plugins drive on it (a
-    /// host component plugin is kept as only that).
-    pub(super) fn into_link_target(self) -> (Option<Arc<LinkTarget>>, Vec<ServeGuard>) {
-        (self.link_target, self.served)
-    }
-
     /// Files the component (the `index`-th of its workload) with the
     /// others; returns its HTTP layer, if it serves one.
     fn record(

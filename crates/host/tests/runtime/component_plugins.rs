@@ -163,3 +163,37 @@ pub(crate) async fn a_plugin_that_cannot_load_fails_the_start_with_its_name() {
     let text = format!("{error:#}");
     assert!(text.contains("host component plugin `broken`"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+pub(crate) async fn plugins_serve_plain_values_and_their_namespace_is_the_hosts() {
+    // A plugin exporting a resource is refused: its handles would be shared
+    // by every workload and lost at each restart.
+    let config = HostConfig {
+        cache_dir: Some(shared_cache_dir()),
+        component_plugins: vec![component("counters", test_programs::P2_LINK_LIB, &[])],
+        ..Default::default()
+    };
+    let t = TestHost::start_with(config, Arc::new(DynamicRouter::new())).await;
+    let error = t
+        .host
+        .start_workload(http_workload("app", P2_VAULT_USER, "app.test"))
+        .await
+        .unwrap_err();
+    let text = format!("{error:#}");
+    assert!(
+        text.contains("host component plugin `counters`")
+            && text.contains("exports resource `counter`"),
+        "{text}"
+    );
+
+    // A workload cannot take the plugins' namespace.
+    let t = host_with_plugin(&[], &[]).await;
+    let mut squatter = http_workload("vault", P2_VAULT_USER, "squat.test");
+    squatter.namespace = "host-plugins".into();
+    let error = t.host.start_workload(squatter).await.unwrap_err();
+    let text = format!("{error:#}");
+    assert!(
+        text.contains("metadata.namespace") && text.contains("host's own"),
+        "{text}"
+    );
+}

@@ -39,7 +39,7 @@ use crate::wasi::{ComponentEnv, StoreState};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use wasmtime::component::types::{ComponentFunc, ComponentItem};
+use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
 use wasmtime::component::{
     Accessor, Component, ComponentExportIndex, Instance, InstancePre, Linker, ResourceAny,
     ResourceDynamic, ResourceType, Val,
@@ -214,6 +214,14 @@ pub fn add_to_linker(
                     let Some((export, exported)) = target.export_func(interface, name) else {
                         return Err(mismatch(format!("function `{name}`")));
                     };
+                    // A shared plugin serves every workload: a call that
+                    // cannot be lowered would cost the others their
+                    // instance, so its types must match in full.
+                    if target.shared.is_some() && !same_signature(&ty, &exported) {
+                        return Err(mismatch(format!(
+                            "function `{name}` with the types it exports"
+                        )));
+                    }
                     if exported.params().len() != ty.params().len()
                         || exported.results().len() != ty.results().len()
                     {
@@ -251,6 +259,55 @@ pub fn add_to_linker(
         }
     }
     Ok(())
+}
+
+/// Whether two functions take and return values of the same shape
+/// (types of different components never compare equal, so by structure).
+fn same_signature(a: &ComponentFunc, b: &ComponentFunc) -> bool {
+    a.params().len() == b.params().len()
+        && a.results().len() == b.results().len()
+        && a.params()
+            .zip(b.params())
+            .all(|((_, x), (_, y))| same_shape(&x, &y))
+        && a.results()
+            .zip(b.results())
+            .all(|(x, y)| same_shape(&x, &y))
+}
+
+/// Whether two value types have the same structure: names of fields,
+/// cases and flags included. Resources, streams and futures never match:
+/// they cannot cross between stores of different workloads.
+fn same_shape(a: &Type, b: &Type) -> bool {
+    let both = |a: Option<Type>, b: Option<Type>| match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => same_shape(&a, &b),
+        _ => false,
+    };
+    match (a, b) {
+        (Type::List(a), Type::List(b)) => same_shape(&a.ty(), &b.ty()),
+        (Type::Option(a), Type::Option(b)) => same_shape(&a.ty(), &b.ty()),
+        (Type::Result(a), Type::Result(b)) => both(a.ok(), b.ok()) && both(a.err(), b.err()),
+        (Type::Tuple(a), Type::Tuple(b)) => {
+            a.types().len() == b.types().len()
+                && a.types().zip(b.types()).all(|(x, y)| same_shape(&x, &y))
+        }
+        (Type::Record(a), Type::Record(b)) => {
+            a.fields().len() == b.fields().len()
+                && a.fields()
+                    .zip(b.fields())
+                    .all(|(x, y)| x.name == y.name && same_shape(&x.ty, &y.ty))
+        }
+        (Type::Variant(a), Type::Variant(b)) => {
+            a.cases().len() == b.cases().len()
+                && a.cases()
+                    .zip(b.cases())
+                    .all(|(x, y)| x.name == y.name && both(x.ty, y.ty))
+        }
+        (Type::Enum(a), Type::Enum(b)) => a.names().eq(b.names()),
+        (Type::Flags(a), Type::Flags(b)) => a.names().eq(b.names()),
+        (Type::Own(_) | Type::Borrow(_) | Type::Future(_) | Type::Stream(_), _) => false,
+        (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+    }
 }
 
 /// The exporter instances one importing store talks to, by link slot.
@@ -416,30 +473,9 @@ async fn call_peer(
         .get_func(&mut live.store, call.export)
         .ok_or_else(|| wasmtime::format_err!("linked function vanished"))?;
     let mut outputs = vec![Val::Bool(false); result_count];
-    let called = func.call_async(&mut live.store, &args, &mut outputs);
-    let outcome = if target.shared.is_some() {
-        // A long-lived instance: each call has the deadline on its own.
-        let deadline = target.env.limits.request_timeout;
-        let outcome = tokio::time::timeout(deadline, called)
-            .await
-            .unwrap_or_else(|_| {
-                Err(wasmtime::format_err!(
-                    "it did not answer within its deadline of {} ms",
-                    deadline.as_millis()
-                ))
-            });
-        if let Err(error) = &outcome {
-            tracing::warn!(
-                plugin = %target.name,
-                error = %format!("{error:#}"),
-                "host component plugin failed; a fresh instance takes the next call"
-            );
-        }
-        outcome
-    } else {
-        called.await
-    };
-    outcome.map_err(|error| error.context(call.describe()))?;
+    func.call_async(&mut live.store, &args, &mut outputs)
+        .await
+        .map_err(|error| error.context(call.describe()))?;
     let mut returned = Vec::new();
     for output in &mut outputs {
         swap_resources(output, &mut |resource| {
@@ -511,6 +547,11 @@ impl LinkedCall {
         params: &[Val],
         results: &mut [Val],
     ) -> wasmtime::Result<()> {
+        if self.target.shared.is_some() {
+            let outputs = self.call_shared(params.to_vec(), results.len()).await?;
+            results.clone_from_slice(&outputs);
+            return Ok(());
+        }
         let mut args = params.to_vec();
         let (peer, handed) = take_handles(&mut store, &self.target, self.slot, &mut args)?;
         // A plain function's host call runs on the importer's fiber, outside
@@ -526,6 +567,11 @@ impl LinkedCall {
         params: &[Val],
         results: &mut [Val],
     ) -> wasmtime::Result<()> {
+        if self.target.shared.is_some() {
+            let outputs = self.call_shared(params.to_vec(), results.len()).await?;
+            results.clone_from_slice(&outputs);
+            return Ok(());
+        }
         let mut args = params.to_vec();
         let (peer, handed) = accessor
             .with(|mut access| take_handles(&mut access, &self.target, self.slot, &mut args))?;
@@ -533,6 +579,84 @@ impl LinkedCall {
             .call_peer_detached(peer, args, handed, results.len())
             .await?;
         accessor.with(|mut access| give_handles(&mut access, outputs, returned, results))
+    }
+
+    /// A call into a host component plugin's one instance, on a task of its
+    /// own that the importer going away does not abort (an instance left
+    /// halfway would cost every other importer it), bounded by the
+    /// plugin's deadline alone, and metered as the plugin's.
+    async fn call_shared(
+        self: &Arc<Self>,
+        args: Vec<Val>,
+        result_count: usize,
+    ) -> wasmtime::Result<Vec<Val>> {
+        let call = self.clone();
+        let metrics = call.target.env.metrics.clone();
+        let budget = call.target.env.cpu_charge();
+        let task = crate::metrics::spawn_metered(metrics.as_ref(), budget, async move {
+            call.run_shared(args, result_count).await
+        });
+        task.await.map_err(|e| {
+            wasmtime::format_err!("{}: the call's task failed: {e}", self.describe())
+        })?
+    }
+
+    /// The plugin's side of [`call_shared`](Self::call_shared): the one
+    /// instance (started, within the deadline, when there is none) is out
+    /// of its slot while it runs, and goes back only when the call
+    /// succeeded; after a trap, an error or a missed deadline the next
+    /// call starts a fresh one.
+    async fn run_shared(&self, args: Vec<Val>, result_count: usize) -> wasmtime::Result<Vec<Val>> {
+        let target = &self.target;
+        let slot = target.shared.as_ref().ok_or_else(|| {
+            wasmtime::format_err!("`{}` is not a host component plugin", target.name)
+        })?;
+        let deadline = target.env.limits.request_timeout;
+        let late = |what: &str| {
+            wasmtime::format_err!(
+                "host component plugin `{}` did not {what} within its deadline of {} ms",
+                target.name,
+                deadline.as_millis()
+            )
+        };
+        let mut guard = slot.lock().await;
+        let mut live = match guard.take() {
+            Some(live) => live,
+            None => tokio::time::timeout(deadline, Peer::start(target))
+                .await
+                .map_err(|_| late("start"))?
+                .map_err(|e| {
+                    e.context(format!(
+                        "cannot start host component plugin `{}`",
+                        target.name
+                    ))
+                })?,
+        };
+        let func = live
+            .instance
+            .get_func(&mut live.store, self.export)
+            .ok_or_else(|| wasmtime::format_err!("plugin function vanished"))?;
+        let mut outputs = vec![Val::Bool(false); result_count];
+        let outcome = tokio::time::timeout(
+            deadline,
+            func.call_async(&mut live.store, &args, &mut outputs),
+        )
+        .await
+        .unwrap_or_else(|_| Err(late("answer")));
+        match outcome {
+            Ok(()) => {
+                *guard = Some(live);
+                Ok(outputs)
+            }
+            Err(error) => {
+                tracing::warn!(
+                    plugin = %target.name,
+                    error = %format!("{error:#}"),
+                    "host component plugin failed; a fresh instance takes the next call"
+                );
+                Err(error.context(self.describe()))
+            }
+        }
     }
 
     /// Runs the exporter's side on a task of its own: wasmtime refuses to
