@@ -43,4 +43,12 @@ pub(crate) async fn a_granted_component_runs_a_compute_shader_on_the_gpu() {
         return;
     }
     assert_eq!((status, body.as_str()), (200, "2,4,6,80000"));
+
+    // A guest mistake the GPU crate answers with a panic fails that request
+    // only; the host and the workload go on.
+    let (status, _) = request(t.addr, Some("gpu.test"), "GET", "/misuse", Bytes::new()).await;
+    assert_ne!(status, 200);
+    let (status, body) =
+        request(t.addr, Some("gpu.test"), "GET", "/double?n=5", Bytes::new()).await;
+    assert_eq!((status, body.as_str()), (200, "10"));
 }

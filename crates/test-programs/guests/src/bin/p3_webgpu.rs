@@ -2,7 +2,8 @@
 //! (wasip3 0.9): `GET /double?n=1,2,3` doubles the numbers in a WGSL
 //! compute shader on the host's GPU and answers them (`2,4,6`); `503 no GPU
 //! adapter` when the host has no Vulkan device; `502` with the error for
-//! anything else that fails.
+//! anything else that fails. `GET /misuse` ends a compute pass twice, a
+//! guest mistake the host must survive.
 
 #[path = "../shared/p3_response.rs"]
 mod response;
@@ -113,6 +114,20 @@ async fn double(input: &[u32]) -> Result<Vec<u32>, String> {
         .collect())
 }
 
+/// Ends one compute pass twice.
+async fn misuse() -> Result<(), String> {
+    let adapter = gpu::get_gpu()
+        .request_adapter(None)
+        .await
+        .ok_or_else(|| NO_ADAPTER.to_string())?;
+    let device = adapter.request_device(None).await.map_err(err)?;
+    let encoder = device.create_command_encoder(None);
+    let pass = encoder.begin_compute_pass(None);
+    pass.end();
+    pass.end();
+    Ok(())
+}
+
 struct Service;
 
 wasip3::http::service::export!(Service);
@@ -124,6 +139,13 @@ impl wasip3::exports::http::handler::Guest for Service {
             .split_once("n=")
             .map(|(_, list)| list.split(',').filter_map(|n| n.parse().ok()).collect())
             .unwrap_or_default();
+        if path_and_query.starts_with("/misuse") {
+            let (status, body) = match misuse().await {
+                Ok(()) => (200, "survived".to_string()),
+                Err(error) => (502, error),
+            };
+            return Ok(text_response(status, body.into_bytes()));
+        }
         let (status, body) = if numbers.is_empty() {
             (400, "give numbers: /double?n=1,2,3".to_string())
         } else {
