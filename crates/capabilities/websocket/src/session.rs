@@ -494,6 +494,10 @@ impl Session {
                     let (code, reason) = self.connection.closed_with().unwrap_or((1000, String::new()));
                     return Ending { end: WebSocketEnd::Component, code, reason };
                 }
+                // Frames that already arrived come before the idle timer: a
+                // host that was stalled past the deadline must not close a
+                // connection whose client kept talking.
+                frame = frames.next() => frame,
                 _ = tokio::time::sleep_until(idle_at) => {
                     if activity.last() + settings.idle_timeout > Instant::now() {
                         continue;
@@ -501,7 +505,6 @@ impl Session {
                     self.close(1001, "idle");
                     return Ending::new(WebSocketEnd::Idle, 1001, "idle");
                 }
-                frame = frames.next() => frame,
             };
             activity.touch();
             let message = match frame {
