@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs Nimbus's whole test suite on a fresh machine: installs what is
 # missing (the wasm32-wasip2 target; as root, the system services the
-# tests and benchmarks use), then checks formatting and lints and runs
+# tests and benchmarks use and Node.js; the TypeScript and Python
+# templates' packages into npm's and pip's caches), then checks
+# formatting and lints and runs
 # every test with cargo-nextest (cargo test where nextest is absent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +13,7 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
 fi
 
 missing=()
-for pair in nats-server:nats-server redis-server:redis-server docker-registry:docker-registry wrk:wrk python3:python3; do
+for pair in nats-server:nats-server redis-server:redis-server docker-registry:docker-registry wrk:wrk python3:python3 node:nodejs npm:npm; do
     bin=${pair%%:*}; pkg=${pair##*:}
     command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg")
 done
@@ -21,6 +23,9 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 # through the Vulkan loader.
 ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || missing+=(mesa-vulkan-drivers)
 ls /usr/lib/*/libvulkan.so.1 >/dev/null 2>&1 || missing+=(libvulkan1)
+# The Python templates build in a virtual environment, filled by pip.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         apt-get update -qq
@@ -28,6 +33,36 @@ if [ ${#missing[@]} -gt 0 ]; then
     else
         echo "note: not root; install these system packages for the service-backed tests: ${missing[*]}" >&2
     fi
+fi
+
+# The TypeScript and Python templates' packages (componentize-js, jco,
+# rolldown, TypeScript with everything they depend on; componentize-py), at
+# the versions the templates pin, into npm's and pip's caches: each
+# template test then installs them into its own project from the cache.
+templates=crates/cli/templates
+if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
+    node_major=$(node -p 'process.versions.node.split(".")[0]')
+    if [ "$node_major" -lt 20 ]; then
+        echo "note: Node.js $node_major is older than the TypeScript templates need (20)" >&2
+    fi
+    npm_packages=$(node -e '
+        const deps = require(process.argv[1]).devDependencies;
+        console.log(Object.entries(deps).map(([name, version]) => `${name}@${version}`).join(" "));
+    ' "$PWD/$templates/typescript/_common/package.json")
+    warm=$(mktemp -d)
+    # shellcheck disable=SC2086 # one word per package
+    npm install --prefix "$warm" --no-save --no-audit --no-fund --loglevel=error $npm_packages >/dev/null
+    rm -rf "$warm"
+else
+    echo "note: no Node.js; the TypeScript template tests will fail" >&2
+fi
+if python3 -m pip --version >/dev/null 2>&1; then
+    warm=$(mktemp -d)
+    python3 -m pip download --quiet --disable-pip-version-check --dest "$warm" \
+        --requirement "$templates/python/_common/requirements.txt"
+    rm -rf "$warm"
+else
+    echo "note: no pip; the Python template tests will fail" >&2
 fi
 
 # A CI run starts cold and ends: incremental state would only take disk.

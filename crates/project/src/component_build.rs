@@ -1,8 +1,11 @@
-//! Building a project's component: run the configured command (default:
-//! cargo for `wasm32-wasip2`, release), find what it produced, and check it
-//! is a WebAssembly component.
+//! Building a project's component: install what its toolchain needs
+//! ([`crate::toolchain`]), run the configured command (default: cargo for
+//! `wasm32-wasip2`, release), find what it produced, and check it is a
+//! WebAssembly component.
 
 use crate::config::{BuildConfig, RustBuild};
+use crate::toolchain::{SetupStep, Toolchain};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,10 +15,8 @@ pub const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// Where the build's output goes.
 pub enum Output<'a> {
-    /// Straight to this process's stdout/stderr (`nimbus build`).
-    Inherit,
     /// Both to this process's stderr, so that its stdout carries only the
-    /// result (`nimbus build -o json`).
+    /// result (`nimbus build`).
     Stderr,
     /// Captured and returned, shown only on failure.
     Capture,
@@ -63,6 +64,9 @@ pub enum BuildError {
         /// Captured stdout and stderr.
         output: String,
     },
+    /// The project's toolchain (Node.js, Python) is not installed.
+    #[error("{0}")]
+    Toolchain(String),
     /// The Rust target is missing and could not be installed.
     #[error(
         "the {WASM_TARGET} Rust target is not installed and `rustup target add {WASM_TARGET}` failed: {0}; run it yourself, then build again"
@@ -124,44 +128,61 @@ pub fn build_command(build: &BuildConfig) -> String {
     parts.join(" ")
 }
 
-/// Builds the component of the project in `dir`.
-pub fn build(dir: &Path, config: &BuildConfig, output: Output) -> Result<Built, BuildError> {
+/// Builds the component of the project in `dir`: first what its
+/// toolchain needs installed ([`Toolchain::setup_steps`]), then the build
+/// command.
+pub fn build(dir: &Path, config: &BuildConfig, mut output: Output) -> Result<Built, BuildError> {
+    // Absolute: the toolchain's programs and PATH entries are named from
+    // it and run from inside it (`nimbus build -C proj`).
+    let dir = &std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let command = build_command(config);
     if command.starts_with("cargo ") && command.contains(WASM_TARGET) {
         ensure_rust_target()?;
     }
     let started = Instant::now();
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(&command)
-        .current_dir(dir)
-        .envs(&config.env);
-    let spawn_error = |source| BuildError::Spawn {
+    let toolchain = Toolchain::detect(dir, &command);
+    if let Some(toolchain) = toolchain {
+        install_dependencies(dir, toolchain, config, &mut output)?;
+    }
+    // By its path: the shell must run even where `PATH` is what is wrong.
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg(&command).current_dir(dir);
+    if toolchain.is_some() {
+        // componentize-py is Rust: a caller's RUST_BACKTRACE would bury a
+        // Python error under its stack frames.
+        cmd.env_remove("RUST_BACKTRACE");
+    }
+    cmd.envs(&config.env);
+    let build_path = config
+        .env
+        .get("PATH")
+        .map(OsString::from)
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_default();
+    let build_path = match toolchain {
+        Some(toolchain) => toolchain.path_variable(dir, build_path),
+        None => build_path,
+    };
+    cmd.env("PATH", &build_path);
+    let (status, captured) = run(cmd, &mut output).map_err(|source| BuildError::Spawn {
         command: command.clone(),
         source,
-    };
-    let (status, captured) = match output {
-        Output::Inherit => (cmd.status().map_err(spawn_error)?, String::new()),
-        Output::Stderr => {
-            cmd.stdout(std::io::stderr());
-            (cmd.status().map_err(spawn_error)?, String::new())
-        }
-        Output::Capture => {
-            // Colours survive capture so errors read as they would in a terminal.
-            cmd.env("CARGO_TERM_COLOR", "always").stdin(Stdio::null());
-            let out = cmd.output().map_err(spawn_error)?;
-            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-            text.push_str(&String::from_utf8_lossy(&out.stderr));
-            (out.status, text)
-        }
-        Output::Stream { on_line, colour } => {
-            cmd.env("CARGO_TERM_COLOR", if colour { "always" } else { "never" })
-                .stdin(Stdio::null());
-            stream_lines(cmd, on_line).map_err(spawn_error)?
-        }
-    };
+    })?;
     let duration = started.elapsed();
     if !status.success() {
+        // The shell's "command not found" for the command's own program:
+        // say what is missing. (A program the command runs in turn, a
+        // script's tool, is the toolchain's to report.)
+        let program = command.split_whitespace().next().unwrap_or_default();
+        if let (Some(toolchain), Some(127)) = (toolchain, status.code()) {
+            if !program.contains(['/', '=']) && !on_path(program, &build_path) {
+                return Err(BuildError::Toolchain(toolchain.missing(program)));
+            }
+            // npm and the tools in node_modules/.bin are scripts run by node.
+            if toolchain == Toolchain::Node && !on_path("node", &build_path) {
+                return Err(BuildError::Toolchain(toolchain.missing("node")));
+            }
+        }
         return Err(BuildError::Failed {
             command,
             status,
@@ -182,6 +203,140 @@ pub fn build(dir: &Path, config: &BuildConfig, output: Output) -> Result<Built, 
         size: bytes.len() as u64,
         duration,
     })
+}
+
+/// Runs the toolchain's install steps that are due, with a progress line
+/// each, and records success.
+fn install_dependencies(
+    dir: &Path,
+    toolchain: Toolchain,
+    config: &BuildConfig,
+    output: &mut Output,
+) -> Result<(), BuildError> {
+    let steps = toolchain.setup_steps(dir);
+    if steps.is_empty() {
+        return Ok(());
+    }
+    for step in steps {
+        let SetupStep {
+            description,
+            command: mut step_command,
+            line,
+            makes_environment,
+        } = step;
+        say(output, &format!("{description} ({line})"));
+        // An installer must never wait for an answer nobody will type.
+        step_command.envs(&config.env).env("PIP_NO_INPUT", "1");
+        let program = step_command.get_program().to_string_lossy().into_owned();
+        let (status, captured) = run(step_command, output).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                BuildError::Toolchain(toolchain.missing(&program))
+            } else {
+                BuildError::Spawn {
+                    command: line.clone(),
+                    source,
+                }
+            }
+        })?;
+        if status.success() {
+            continue;
+        }
+        if makes_environment {
+            // A half-made environment would be taken as made next time.
+            let _ = std::fs::remove_dir_all(dir.join(".venv"));
+            let cause = captured.lines().rev().find(|l| !l.trim().is_empty());
+            return Err(BuildError::Toolchain(Toolchain::venv_failed(
+                cause.unwrap_or_default(),
+            )));
+        }
+        if toolchain == Toolchain::Node && status.code() == Some(127) {
+            // npm is a script run by node: node itself is missing.
+            return Err(BuildError::Toolchain(toolchain.missing("node")));
+        }
+        return Err(BuildError::Failed {
+            command: line,
+            status,
+            output: captured,
+        });
+    }
+    toolchain.setup_done(dir);
+    Ok(())
+}
+
+/// Whether `program`, a bare name, is a file in one of `path`'s folders.
+fn on_path(program: &str, path: &std::ffi::OsStr) -> bool {
+    std::env::split_paths(path).any(|folder| folder.join(program).is_file())
+}
+
+/// Before anything else of a build (the WIT fetch included): a project
+/// whose toolchain has dependencies to install, and is itself not
+/// installed, fails here in one line.
+pub fn check_toolchain(dir: &Path, config: &BuildConfig) -> Result<(), BuildError> {
+    let Some(toolchain) = Toolchain::detect(dir, &build_command(config)) else {
+        return Ok(());
+    };
+    for step in toolchain.setup_steps(dir) {
+        let program = Path::new(step.command.get_program());
+        // A program named by its path (the environment's own python) was
+        // made by an earlier step.
+        if program.components().count() > 1 {
+            continue;
+        }
+        let probe = Command::new(program)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let missing = match probe {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Some(program.to_string_lossy().into_owned())
+            }
+            // npm without node: its `#!/usr/bin/env node` finds nothing.
+            Ok(status) if status.code() == Some(127) => Some("node".to_string()),
+            _ => None,
+        };
+        if let Some(missing) = missing {
+            return Err(BuildError::Toolchain(toolchain.missing(&missing)));
+        }
+    }
+    Ok(())
+}
+
+/// Runs `cmd` with its output where `output` says; its status and, when
+/// captured, what it printed.
+fn run(
+    mut cmd: Command,
+    output: &mut Output,
+) -> std::io::Result<(std::process::ExitStatus, String)> {
+    match output {
+        Output::Stderr => {
+            cmd.stdout(std::io::stderr()).stdin(Stdio::null());
+            Ok((cmd.status()?, String::new()))
+        }
+        Output::Capture => {
+            // Colours survive capture so errors read as they would in a terminal.
+            cmd.env("CARGO_TERM_COLOR", "always").stdin(Stdio::null());
+            let out = cmd.output()?;
+            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&out.stderr));
+            Ok((out.status, text))
+        }
+        Output::Stream { on_line, colour } => {
+            cmd.env("CARGO_TERM_COLOR", if *colour { "always" } else { "never" })
+                .stdin(Stdio::null());
+            stream_lines(cmd, &mut **on_line)
+        }
+    }
+}
+
+/// A progress line of the build's own, where the build's output goes.
+fn say(output: &mut Output, line: &str) {
+    match output {
+        Output::Stderr => eprintln!("{line}"),
+        Output::Capture => {}
+        Output::Stream { on_line, .. } => on_line(line),
+    }
 }
 
 /// The largest dep-info file read: a few thousand paths take a few hundred
@@ -349,6 +504,25 @@ pub fn find_component(dir: &Path, config: &BuildConfig) -> Result<PathBuf, Build
             )))
         };
     }
+    if let Some(toolchain) = Toolchain::detect(dir, &build_command(config)) {
+        // The newest component where such builds put theirs.
+        let newest = toolchain
+            .output_dirs()
+            .iter()
+            .filter_map(|sub| std::fs::read_dir(dir.join(sub)).ok())
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|e| e == "wasm"))
+            .filter_map(|path| Some((std::fs::metadata(&path).ok()?.modified().ok()?, path)))
+            .max();
+        return newest.map(|(_, path)| path).ok_or_else(|| {
+            BuildError::NotFound(format!(
+                "no .wasm file in {}; set `build.component_path` in .nimbus/config.yaml",
+                toolchain.output_dirs().join(" or ")
+            ))
+        });
+    }
     let metadata = Command::new("cargo")
         .args(["metadata", "--no-deps", "--format-version", "1"])
         .current_dir(dir)
@@ -509,5 +683,62 @@ mod tests {
         };
         let err = build(dir.path(), &config, Output::Capture).unwrap_err();
         assert!(matches!(err, BuildError::NotComponent { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_node_or_python_build_is_found_as_the_newest_wasm_in_dist_or_build() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("requirements.txt"), "").unwrap();
+        let config = BuildConfig {
+            command: Some("make".into()),
+            ..Default::default()
+        };
+        let err = find_component(dir.path(), &config).unwrap_err().to_string();
+        assert!(err.contains("no .wasm file in dist or build"), "{err}");
+        for (sub, age) in [("dist", 60), ("build", 0)] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+            let file = dir.path().join(sub).join("app.wasm");
+            std::fs::write(&file, b"").unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&file)
+                .unwrap()
+                .set_modified(std::time::SystemTime::now() - Duration::from_secs(age))
+                .unwrap();
+        }
+        std::fs::write(dir.path().join("build/notes.txt"), "").unwrap();
+        assert_eq!(
+            find_component(dir.path(), &config).unwrap(),
+            dir.path().join("build/app.wasm")
+        );
+    }
+
+    #[test]
+    fn a_build_command_the_shell_cannot_find_names_the_toolchain() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("package.json"), "{}").unwrap();
+        // Installed already; the build command's program is missing: the
+        // shell's exit 127 becomes the toolchain's one line.
+        std::fs::create_dir_all(dir.path().join("node_modules")).unwrap();
+        crate::toolchain::Toolchain::Node.setup_done(dir.path());
+        let config = BuildConfig {
+            command: Some("no-such-program-anywhere --build".into()),
+            ..Default::default()
+        };
+        let err = build(dir.path(), &config, Output::Capture).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            crate::toolchain::Toolchain::Node.missing("no-such-program-anywhere")
+        );
+        assert!(err.to_string().contains("add it to package.json"), "{err}");
+        // A program the command's own program runs in turn is not blamed
+        // on the toolchain: the failure comes with what it printed.
+        let config = BuildConfig {
+            command: Some("sh -c 'no-such-program-anywhere'".into()),
+            ..Default::default()
+        };
+        let err = build(dir.path(), &config, Output::Capture).unwrap_err();
+        assert!(matches!(err, BuildError::Failed { .. }), "{err}");
+        assert!(err.output().unwrap().contains("not found"), "{err:?}");
     }
 }

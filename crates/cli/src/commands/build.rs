@@ -50,17 +50,16 @@ impl BuildCommand {
         let dir = super::project_dir(self.project_dir.as_deref())?;
         super::ensure_project(&dir)?;
         let loaded = super::load_project_config(&dir)?;
+        component_build::check_toolchain(&dir, &loaded.config.build)?;
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
             .block_on(super::wit::fetch_missing(&dir, &loaded.config.wit))?;
         let command = component_build::build_command(&loaded.config.build);
         eprintln!("building: {command}");
-        let output = match self.output {
-            super::OutputFormat::Table => Output::Inherit,
-            super::OutputFormat::Json | super::OutputFormat::Yaml => Output::Stderr,
-        };
-        let built = component_build::build(&dir, &loaded.config.build, output)?;
+        // The toolchain's own output goes to stderr (componentize-py, npm
+        // scripts print to stdout): stdout carries only the result.
+        let built = component_build::build(&dir, &loaded.config.build, Output::Stderr)?;
         if !super::print_structured(self.output, &Report::new(&built, command))? {
             outln!(
                 "{} ({}, built in {:.1}s)",

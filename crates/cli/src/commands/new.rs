@@ -1,18 +1,52 @@
-//! `nimbus new`: start a project from a template embedded in the binary,
-//! from a local directory, or from a git repository (`--git URL
-//! [--subfolder PATH]`).
+//! `nimbus new`: start a project from a template embedded in the binary
+//! (Rust, TypeScript or Python: `--lang`), from a local directory, or from
+//! a git repository (`--git URL [--subfolder PATH]`).
 //!
-//! Files are copied with `{{project-name}}` replaced by the project's name
-//! and `{{crate_name}}` by its underscore form; a file named `gitignore` at
-//! the template root becomes `.gitignore` (a real `.gitignore` inside this
-//! repository would apply to the template sources themselves).
+//! Embedded templates live under `templates/LANGUAGE/NAME`; a language's
+//! `_common` folder holds the files all its templates share (the Python
+//! HTTP helper, TypeScript's build setup), written first so a template's
+//! own file of the same name wins. Files are copied with `{{project-name}}`
+//! replaced by the project's name and `{{crate_name}}` by its underscore
+//! form; a file named `gitignore` at the template root becomes `.gitignore`
+//! (a real `.gitignore` inside this repository would apply to the template
+//! sources themselves).
 
 use anyhow::{Context as _, bail, ensure};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use include_dir::{Dir, include_dir};
 use std::path::{Path, PathBuf};
 
 static TEMPLATES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
+
+/// The folder of a language's shared template files.
+const COMMON: &str = "_common";
+
+/// The languages with embedded templates; each has the same template names
+/// answering the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Language {
+    /// Rust with wstd or wit-bindgen, built by cargo.
+    Rust,
+    /// TypeScript with the Fetch API, built by componentize-js.
+    #[value(alias = "ts")]
+    Typescript,
+    /// Python, built by componentize-py.
+    #[value(alias = "py")]
+    Python,
+}
+
+impl Language {
+    const ALL: [Language; 3] = [Language::Rust, Language::Typescript, Language::Python];
+
+    /// Its folder under `templates/`, and its name on the command line.
+    fn name(self) -> &'static str {
+        match self {
+            Language::Rust => "rust",
+            Language::Typescript => "typescript",
+            Language::Python => "python",
+        }
+    }
+}
 
 /// Arguments of `nimbus new`.
 #[derive(Args)]
@@ -22,7 +56,10 @@ pub(crate) struct NewCommand {
     template: Option<String>,
     /// The project name and directory (default: the template name).
     name: Option<String>,
-    /// List the embedded templates.
+    /// The language of the embedded template.
+    #[arg(long, value_enum, default_value = "rust")]
+    lang: Language,
+    /// List the embedded templates, by language.
     #[arg(long)]
     list: bool,
     /// Use the template in this local directory.
@@ -42,11 +79,15 @@ pub(crate) struct NewCommand {
 impl NewCommand {
     pub(crate) fn execute(self) -> anyhow::Result<()> {
         if self.list {
-            for (name, summary) in embedded_templates() {
-                outln!("{name:<18} {summary}")?;
+            for language in Language::ALL {
+                outln!("{}:", language.name())?;
+                for (name, summary) in embedded_templates(language) {
+                    outln!("  {name:<18} {summary}")?;
+                }
             }
             return Ok(());
         }
+        let language = self.lang;
         let external = self.path.is_some() || self.git.is_some();
         // With an external template the one positional argument is the name.
         let (template, name) = if external {
@@ -55,7 +96,7 @@ impl NewCommand {
             let Some(template) = self.template.clone() else {
                 bail!(
                     "name a template: {} (or use --path / --git)",
-                    embedded_names().join(", ")
+                    embedded_names(language).join(", ")
                 );
             };
             let name = self.name.clone().unwrap_or_else(|| template.clone());
@@ -74,13 +115,11 @@ impl NewCommand {
         let mut checkout = None;
         match (&template, &self.path, &self.git) {
             (Some(template), None, None) => {
-                let dir = TEMPLATES.get_dir(template.as_str()).with_context(|| {
-                    format!(
-                        "no template named `{template}`; available: {}",
-                        embedded_names().join(", ")
-                    )
-                })?;
-                write_embedded(dir, Path::new(template), &target, &vars)?;
+                let dir = embedded_template(language, template)?;
+                if let Some(common) = TEMPLATES.get_dir(Path::new(language.name()).join(COMMON)) {
+                    write_embedded(common, common.path(), &target, &vars)?;
+                }
+                write_embedded(dir, dir.path(), &target, &vars)?;
             }
             (_, Some(path), None) => {
                 let root = match &self.subfolder {
@@ -143,8 +182,47 @@ fn validate_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn embedded_names() -> Vec<String> {
-    embedded_templates().into_iter().map(|(n, _)| n).collect()
+fn embedded_names(language: Language) -> Vec<String> {
+    embedded_templates(language)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
+}
+
+/// The embedded template `name` of `language`; unknown names say which
+/// exist, and which other language has it.
+fn embedded_template(language: Language, name: &str) -> anyhow::Result<&'static Dir<'static>> {
+    // One plain folder name: not `.`, `..`, a path, or the shared files.
+    let plain = matches!(
+        Path::new(name).components().collect::<Vec<_>>().as_slice(),
+        [std::path::Component::Normal(only)] if *only == name
+    );
+    let lookup = |language: Language| {
+        (plain && name != COMMON)
+            .then(|| TEMPLATES.get_dir(Path::new(language.name()).join(name)))
+            .flatten()
+    };
+    if let Some(dir) = lookup(language) {
+        return Ok(dir);
+    }
+    let elsewhere: Vec<&str> = Language::ALL
+        .into_iter()
+        .filter(|other| lookup(*other).is_some())
+        .map(Language::name)
+        .collect();
+    if elsewhere.is_empty() {
+        bail!(
+            "no template named `{name}`; available in {}: {}",
+            language.name(),
+            embedded_names(language).join(", ")
+        );
+    }
+    bail!(
+        "no {} template named `{name}`; it exists for {} (`--lang {}`)",
+        language.name(),
+        elsewhere.join(", "),
+        elsewhere[0]
+    );
 }
 
 /// The first sentence of a README's first paragraph after the title, as
@@ -180,12 +258,22 @@ fn summary(readme: &str) -> String {
     plain.replace('`', "")
 }
 
-/// Embedded templates with their description ([`summary`] of the README).
-fn embedded_templates() -> Vec<(String, String)> {
-    let mut list: Vec<(String, String)> = TEMPLATES
+/// A language's embedded templates with their description ([`summary`] of
+/// the README).
+fn embedded_templates(language: Language) -> Vec<(String, String)> {
+    let Some(root) = TEMPLATES.get_dir(language.name()) else {
+        return Vec::new();
+    };
+    let mut list: Vec<(String, String)> = root
         .dirs()
+        .filter(|dir| dir.path().file_name().is_some_and(|n| n != COMMON))
         .map(|dir| {
-            let name = dir.path().to_string_lossy().into_owned();
+            let name = dir
+                .path()
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             let summary = dir
                 .get_file(dir.path().join("README.md"))
                 .and_then(|f| f.contents_utf8())
@@ -289,38 +377,119 @@ mod tests {
             ),
             "A thing for Nimbus, written in Rust with wstd"
         );
-        for (name, description) in embedded_templates() {
-            assert!(!description.is_empty(), "{name}");
-            assert!(!description.contains(['[', '`']), "{name}: {description}");
-            assert!(description.contains("Nimbus"), "{name}: {description}");
+        for language in Language::ALL {
+            for (name, description) in embedded_templates(language) {
+                assert!(!description.is_empty(), "{name}");
+                assert!(!description.contains(['[', '`']), "{name}: {description}");
+                assert!(description.contains("Nimbus"), "{name}: {description}");
+            }
         }
+    }
+
+    /// A template's files, its language's shared ones included.
+    fn files_of(language: Language, name: &str) -> Vec<PathBuf> {
+        fn walk(dir: &Dir<'_>, files: &mut Vec<PathBuf>) {
+            for entry in dir.entries() {
+                match entry {
+                    include_dir::DirEntry::Dir(sub) => walk(sub, files),
+                    include_dir::DirEntry::File(file) => files.push(
+                        file.path()
+                            .strip_prefix(dir_root(file.path()))
+                            .unwrap()
+                            .into(),
+                    ),
+                }
+            }
+        }
+        // `LANGUAGE/NAME/…` → `LANGUAGE/NAME`.
+        fn dir_root(path: &Path) -> PathBuf {
+            path.iter().take(2).collect()
+        }
+        let mut files = Vec::new();
+        for dir in [COMMON, name] {
+            if let Some(dir) = TEMPLATES.get_dir(Path::new(language.name()).join(dir)) {
+                walk(dir, &mut files);
+            }
+        }
+        files
     }
 
     #[test]
     fn every_embedded_template_has_the_required_files() {
-        let names = embedded_names();
-        for required in [
+        let everywhere = [
             "http-hello-world",
             "http-client",
             "http-handler",
             "http-kv-counter",
-            "http-blobstore",
-            "http-middleware",
-            "http-postgres",
-        ] {
-            assert!(names.contains(&required.to_string()), "missing {required}");
-        }
-        for name in names {
-            for file in [
-                "README.md",
-                "gitignore",
-                ".nimbus/config.yaml",
-                "wit/world.wit",
-                "Cargo.toml",
-            ] {
-                let path = Path::new(&name).join(file);
-                assert!(TEMPLATES.get_file(&path).is_some(), "{}", path.display());
+        ];
+        let rust_only = ["http-blobstore", "http-middleware", "http-postgres"];
+        for language in Language::ALL {
+            let names = embedded_names(language);
+            for required in everywhere {
+                assert!(
+                    names.contains(&required.to_string()),
+                    "{language:?} lacks {required}"
+                );
             }
+            if language == Language::Rust {
+                for required in rust_only {
+                    assert!(names.contains(&required.to_string()), "missing {required}");
+                }
+            }
+            let toolchain_files: &[&str] = match language {
+                Language::Rust => &["Cargo.toml"],
+                Language::Typescript => &["package.json", "tsconfig.json", "src/index.ts"],
+                Language::Python => &["requirements.txt", "app.py", "wasi_http.py"],
+            };
+            for name in names {
+                let files = files_of(language, &name);
+                for file in [
+                    "README.md",
+                    "gitignore",
+                    ".nimbus/config.yaml",
+                    "wit/world.wit",
+                ]
+                .iter()
+                .chain(toolchain_files)
+                {
+                    assert!(
+                        files.contains(&PathBuf::from(file)),
+                        "{}/{name} lacks {file}",
+                        language.name()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_template_of_another_language_is_pointed_to() {
+        let error = embedded_template(Language::Python, "http-postgres")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "no python template named `http-postgres`; it exists for rust (`--lang rust`)"
+        );
+        let error = embedded_template(Language::Typescript, "_common")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error
+                .starts_with("no template named `_common`; available in typescript: http-client, "),
+            "{error}"
+        );
+        for odd in [
+            "../rust/http-handler",
+            ".",
+            "",
+            "./http-handler",
+            "http-handler/",
+        ] {
+            assert!(
+                embedded_template(Language::Typescript, odd).is_err(),
+                "`{odd}` was taken"
+            );
         }
     }
 

@@ -11,6 +11,7 @@ mod config;
 mod dev;
 mod golden;
 mod graph;
+mod languages;
 mod observability;
 mod oci;
 mod serve;

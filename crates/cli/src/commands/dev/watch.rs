@@ -3,9 +3,10 @@
 //! Each local project is watched for what its build reads: the sources the
 //! toolchain reported (cargo's dep-info), its `Cargo.toml`/`Cargo.lock`, its
 //! `wit/` folder, and its `watch:` globs; a build the toolchain does not
-//! describe (a custom command before or without dep-info) falls back to
-//! every file of the project that git does not ignore. Never watched: the
-//! toolchain's outputs (target dirs, the cargo home), git-ignored paths,
+//! describe (a custom command before or without dep-info, every TypeScript
+//! or Python build) falls back to every file of the project that git does
+//! not ignore. Never watched: the toolchain's outputs and installs (target
+//! dirs, the cargo home, `node_modules`, `.venv`), git-ignored paths,
 //! nimbus's own output files (a redirected stdout or stderr, `--log-file`)
 //! and the directories components write into (volumes, filesystem
 //! backends).
@@ -25,7 +26,21 @@ use std::time::SystemTime;
 
 /// Directories whose contents never rebuild, wherever they are: build
 /// outputs, VCS data, dependencies, editors' state.
-const IGNORED_DIRS: [&str; 6] = ["target", ".git", "node_modules", "gen", ".idea", ".vscode"];
+const IGNORED_DIRS: [&str; 8] = [
+    "target",
+    ".git",
+    "node_modules",
+    ".venv",
+    "__pycache__",
+    "gen",
+    ".idea",
+    ".vscode",
+];
+
+/// Lock files the toolchains write themselves during a build (cargo, npm's
+/// install before a TypeScript build): what they wrote is what the next
+/// build starts from, not an edit.
+const LOCK_FILES: [&str; 2] = ["Cargo.lock", "package-lock.json"];
 
 /// Most directories walked per project when the whole project is watched.
 const MAX_WALKED_DIRS: usize = 20_000;
@@ -207,11 +222,11 @@ impl WatchSet {
         project.whole_tree = project.files.is_empty();
         self.rescan(index);
         let project = &mut self.projects[index];
-        // Cargo writes the lock file itself during a build: what it wrote
-        // is what the next build starts from.
-        let lock = project.dir.join("Cargo.lock");
-        let lock_now = fingerprint(&lock);
-        project.seen.insert(lock.clone(), lock_now);
+        for lock in LOCK_FILES {
+            let lock = project.dir.join(lock);
+            let lock_now = fingerprint(&lock);
+            project.seen.insert(lock, lock_now);
+        }
         let mut written_meanwhile = false;
         for path in project.known_inputs() {
             if project.seen.contains_key(&path) {

@@ -23,8 +23,22 @@ pub fn nimbus() -> Command {
         .env("XDG_CACHE_HOME", format!("{tmp}/xdg-cache"))
         // Every generated project builds into one target dir, so wstd and
         // friends compile once for the whole suite.
-        .env("CARGO_TARGET_DIR", format!("{tmp}/projects-target"));
+        .env("CARGO_TARGET_DIR", format!("{tmp}/projects-target"))
+        // pip's cache would follow XDG_CACHE_HOME: keep the caller's, which
+        // the test script warmed with the Python templates' packages.
+        .env("PIP_CACHE_DIR", pip_cache());
     cmd
+}
+
+/// Where pip caches for the user running the tests.
+fn pip_cache() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PIP_CACHE_DIR") {
+        return dir.into();
+    }
+    match std::env::var_os("XDG_CACHE_HOME") {
+        Some(cache) => PathBuf::from(cache).join("pip"),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/pip"),
+    }
 }
 
 /// Runs `nimbus ARGS` in `dir`, expects failure, returns stderr after
@@ -53,6 +67,27 @@ pub fn succeeds_in(dir: &Path, args: &[&str]) -> (String, String) {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{args:?} failed:\n{stderr}");
     (stdout, stderr)
+}
+
+/// An HTTP server on loopback answering every connection with 200 and
+/// `body`; its address.
+pub fn fixed_upstream(body: &'static str) -> std::net::SocketAddr {
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = upstream.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in upstream.incoming().map_while(Result::ok) {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    addr
 }
 
 /// `nimbus new TEMPLATE NAME` inside a fresh temporary directory.
