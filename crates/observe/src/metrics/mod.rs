@@ -248,7 +248,7 @@ impl Metrics {
         )
         .expect("valid metric");
         register(Box::new(connections.clone()), MetricType::GAUGE);
-        Self {
+        let mut metrics = Self {
             requests,
             duration,
             in_flight: gauge(
@@ -317,6 +317,41 @@ impl Metrics {
             series: Mutex::default(),
             catalog: catalog.into_inner(),
             registry,
+        };
+        metrics.register_process();
+        metrics
+    }
+
+    /// The process as a whole: `nimbus_build_info` (the version, value 1)
+    /// and, on Linux, the standard `process_*` families read from /proc
+    /// (resident and virtual memory, open and maximum descriptors, CPU
+    /// seconds, threads, start time).
+    fn register_process(&mut self) {
+        let build = IntGaugeVec::new(
+            opts(
+                "nimbus_build_info",
+                "Always 1; its labels name the Nimbus version serving.",
+            ),
+            &["version"],
+        )
+        .expect("valid metric");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let mut collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![Box::new(build)];
+        #[cfg(target_os = "linux")]
+        collectors.push(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
+        for collector in collectors {
+            for desc in collector.desc() {
+                let kind = if desc.fq_name.ends_with("_total") {
+                    MetricType::COUNTER
+                } else {
+                    MetricType::GAUGE
+                };
+                self.catalog
+                    .push((desc.fq_name.clone(), desc.help.clone(), kind));
+            }
+            self.registry.register(collector).expect("unique metric");
         }
     }
 
@@ -540,6 +575,35 @@ mod tests {
 
     /// The metric names the Grafana dashboard and the docs use are the ones
     /// the host exports.
+    #[test]
+    fn the_build_and_on_linux_the_process_are_exported() {
+        let metrics = Metrics::new();
+        let text = metrics.encode();
+        let build = format!(
+            "nimbus_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&build), "{text}");
+        #[cfg(target_os = "linux")]
+        for family in [
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_max_fds",
+            "process_start_time_seconds",
+        ] {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("{family} ")))
+                .unwrap_or_else(|| panic!("{family} missing:\n{text}"));
+            let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+            assert!(value > 0.0, "{line}");
+            assert!(
+                metrics.families().iter().any(|(name, _, _)| name == family),
+                "{family} is not in the catalog"
+            );
+        }
+    }
+
     #[test]
     fn the_dashboard_and_the_docs_name_real_metrics() {
         let metrics = Metrics::new();
