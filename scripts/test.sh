@@ -2,7 +2,8 @@
 # Runs Nimbus's whole test suite on a fresh machine: installs what is
 # missing (the wasm32-wasip2 target; as root, the system services the
 # tests and benchmarks use and Node.js; the TypeScript and Python
-# templates' packages into npm's and pip's caches), then checks
+# templates' packages into npm's and pip's caches; Chromium and the
+# console's browser check), then checks
 # formatting and lints and runs
 # every test with cargo-nextest (cargo test where nextest is absent).
 set -euo pipefail
@@ -26,6 +27,8 @@ ls /usr/lib/*/libvulkan.so.1 >/dev/null 2>&1 || missing+=(libvulkan1)
 # The Python templates build in a virtual environment, filled by pip.
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+# The web console's test drives Debian's Chromium (through Playwright).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         apt-get update -qq
@@ -53,8 +56,10 @@ if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
     # shellcheck disable=SC2086 # one word per package
     npm install --prefix "$warm" --no-save --no-audit --no-fund --loglevel=error $npm_packages >/dev/null
     rm -rf "$warm"
+    # The console's browser check: playwright-core, as its lock file says.
+    npm ci --prefix crates/cli/tests/console --no-audit --no-fund --loglevel=error >/dev/null
 else
-    echo "note: no Node.js; the TypeScript template tests will fail" >&2
+    echo "note: no Node.js; the TypeScript template and console tests will fail" >&2
 fi
 if python3 -m pip --version >/dev/null 2>&1; then
     warm=$(mktemp -d)

@@ -61,16 +61,7 @@ pub fn generate_host_id() -> String {
     format!("{name}-{}", nuid::next().to_string().to_lowercase())
 }
 
-/// The machine's host name.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".into())
-}
+pub use nimbus_host::host::hostname;
 
 fn memory_bytes() -> u64 {
     nimbus_host::limits::physical_memory_bytes().unwrap_or(0)
@@ -228,6 +219,10 @@ impl Agent {
         let operation = message.subject.as_str().strip_prefix(&prefix).unwrap_or("");
         match operation {
             "heartbeat" => self.respond(reply, &Reply::Ok(self.heartbeat())).await,
+            "metrics" => {
+                let text = self.host.metrics().encode();
+                self.respond(reply, &Reply::Ok(text)).await
+            }
             "workload.start" => {
                 let (workload, result) =
                     match parse::<WorkloadStartRequest>(operation, &message.payload) {

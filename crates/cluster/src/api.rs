@@ -33,6 +33,12 @@ pub fn status_subject(host_id: &str) -> String {
     format!("runtime.host.{host_id}.workload.status")
 }
 
+/// Subject of a host's `metrics` request: the reply is its Prometheus text
+/// (`Reply<String>`), what `nimbus top --nats` reads.
+pub fn metrics_subject(host_id: &str) -> String {
+    format!("runtime.host.{host_id}.metrics")
+}
+
 /// Everything a host answers: `runtime.host.<id>.>`.
 pub fn host_wildcard(host_id: &str) -> String {
     format!("runtime.host.{host_id}.>")

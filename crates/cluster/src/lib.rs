@@ -15,6 +15,8 @@
 //! - [`store`]: desired state and status in the key-value bucket.
 //! - [`controller`]: the reconciler: a leader lease, placement across
 //!   hosts, rescheduling when heartbeats stop, status written back.
+//! - [`overview`]: the cluster as a host's console shows it, and the host
+//!   ping.
 //! - [`events`]: what happened to a resource (placements, failures), a
 //!   short list kept in its status for `nimbus describe` and `nimbus logs`.
 
@@ -24,4 +26,5 @@ pub mod api;
 pub mod connect;
 pub mod controller;
 pub mod events;
+pub mod overview;
 pub mod store;

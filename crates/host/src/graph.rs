@@ -413,6 +413,99 @@ impl WorkloadGraph {
     }
 }
 
+/// The wiring as data, for the console to draw: nodes and labelled edges.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GraphView {
+    /// Ingress, components, plugins, outbound.
+    pub nodes: Vec<NodeView>,
+    /// Who uses whom, through what.
+    pub edges: Vec<EdgeView>,
+}
+
+/// One node of a [`GraphView`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NodeView {
+    /// `n0`, `n1`, …
+    pub id: String,
+    /// `ingress`, `middleware`, `handler`, `component`, `service`,
+    /// `plugin` or `outbound`.
+    pub kind: &'static str,
+    /// What `nimbus graph` writes in the node.
+    pub label: String,
+    /// The component the node is, whose figures it shows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+    /// A middleware's place in the chain, 1 outermost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order: Option<usize>,
+    /// A plugin node's plugin id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+}
+
+/// One edge of a [`GraphView`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EdgeView {
+    /// The using node's id.
+    pub from: String,
+    /// The used node's id.
+    pub to: String,
+    /// The interfaces, folded as in `nimbus graph`.
+    pub label: String,
+}
+
+impl WorkloadGraph {
+    /// The graph as data.
+    pub fn view(&self) -> GraphView {
+        let nodes = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                let mut view = NodeView {
+                    id: format!("n{i}"),
+                    kind: "",
+                    label: self.node_label(i),
+                    component: None,
+                    order: None,
+                    plugin: None,
+                };
+                match node {
+                    Node::Ingress(_) => view.kind = "ingress",
+                    Node::Outbound => view.kind = "outbound",
+                    Node::Plugin(id) => {
+                        view.kind = "plugin";
+                        view.plugin = Some(id.clone());
+                    }
+                    Node::Component { name, role } => {
+                        view.component = Some(name.clone());
+                        view.kind = match role {
+                            Role::Middleware(order) => {
+                                view.order = Some(*order);
+                                "middleware"
+                            }
+                            Role::Handler => "handler",
+                            Role::Component => "component",
+                            Role::Service => "service",
+                        };
+                    }
+                }
+                view
+            })
+            .collect();
+        let edges = self
+            .edges
+            .iter()
+            .map(|edge| EdgeView {
+                from: format!("n{}", edge.from),
+                to: format!("n{}", edge.to),
+                label: edge.label(),
+            })
+            .collect();
+        GraphView { nodes, edges }
+    }
+}
+
 /// Mermaid labels are quoted; quotes inside become `#quot;`.
 fn escape_mermaid(text: &str) -> String {
     text.replace('"', "#quot;")
@@ -599,6 +692,34 @@ mod tests {
             })
             .collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{ascii}");
+
+        // The console's data: the same nodes, kinds and edges.
+        let view = graph.view();
+        let kinds: Vec<(&str, Option<&str>)> = view
+            .nodes
+            .iter()
+            .map(|n| (n.kind, n.component.as_deref()))
+            .collect();
+        assert_eq!(
+            &kinds[..4],
+            &[
+                ("ingress", None),
+                ("middleware", Some("auth")),
+                ("handler", Some("app")),
+                ("component", Some("lib"))
+            ]
+        );
+        assert_eq!(view.nodes[1].order, Some(1));
+        let keyvalue = view
+            .nodes
+            .iter()
+            .find(|n| n.plugin.as_deref() == Some("keyvalue"))
+            .expect("keyvalue plugin node");
+        assert_eq!(keyvalue.kind, "plugin");
+        assert!(view.edges.iter().any(|e| e.from == "n2"
+            && e.to == keyvalue.id
+            && e.label == "wasi:keyvalue/{store,atomics}@0.2.0-draft"));
+        assert_eq!(view.edges.len(), mermaid.matches("-->").count());
     }
 
     #[test]

@@ -186,6 +186,16 @@ impl ArtifactStore {
         self.file_hits.load(Ordering::Relaxed)
     }
 
+    /// The component compiled from the bytes of `digest` (`sha256:…`), if
+    /// this store holds it in memory.
+    pub fn compiled(&self, digest: &str) -> Option<Component> {
+        let slot = lock(&self.slots)
+            .iter()
+            .find(|(d, _)| d.to_string() == digest)
+            .map(|(_, slot)| slot.clone())?;
+        lock(&slot).clone()
+    }
+
     /// The compiled component for `bytes`: from memory, else from disk, else
     /// compiled now. Blocking; call from a blocking-capable thread.
     pub fn load(&self, bytes: &[u8]) -> Result<Artifact, ArtifactError> {

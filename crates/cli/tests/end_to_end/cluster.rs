@@ -373,6 +373,59 @@ fn a_deployment_spreads_over_hosts_and_survives_host_loss_and_nats_restarts() {
         assert!(table.contains(&host.addr), "{table}");
     }
 
+    // The console of one host shows the whole cluster.
+    let admin = console_addr(&hosts[0]);
+    let (code, body) = request(&admin, "GET", "/api/cluster", "");
+    assert_eq!(code, 200, "{body}");
+    let cluster: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(cluster["member"], true, "{cluster}");
+    assert_eq!(cluster["hostId"], "h0", "{cluster}");
+    assert!(cluster["error"].is_null(), "{cluster}");
+    let ready: Vec<&str> = cluster["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["ready"] == true)
+        .filter_map(|h| h["id"].as_str())
+        .collect();
+    assert_eq!(ready, ["h0", "h1", "h2"], "{cluster}");
+    let web = cluster["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == "shop/web")
+        .unwrap_or_else(|| panic!("{cluster}"));
+    assert_eq!(
+        (web["desired"].as_u64(), web["ready"].as_u64()),
+        (Some(3), Some(3)),
+        "{web}"
+    );
+    assert_eq!(web["placements"].as_array().unwrap().len(), 3, "{web}");
+    assert!(
+        web["placements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["hostReady"] == true),
+        "{web}"
+    );
+
+    // `nimbus top --nats` reads every host: one row per host.
+    for host in &hosts {
+        assert_eq!(curl(&host.addr, "web.test").0, 200);
+    }
+    let (top, _) = succeeds_in(dir, &["top", "--nats", &url, "-o", "json"]);
+    let top: Value = serde_json::from_str(&top).unwrap_or_else(|e| panic!("{e}: {top}"));
+    let mut rows: Vec<&str> = top["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["workload"] == "shop/web")
+        .filter_map(|c| c["host"].as_str())
+        .collect();
+    rows.sort_unstable();
+    assert_eq!(rows, ["h0", "h1", "h2"], "{top}");
+
     // Applying the same file again changes nothing.
     let (stdout, _) = succeeds_in(dir, &["apply", "-f", "web.yaml", "--nats", &url]);
     assert_eq!(stdout.trim(), "workloaddeployment/shop/web unchanged");

@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod compose;
 mod config;
+mod console;
 mod dev;
 mod golden;
 mod graph;

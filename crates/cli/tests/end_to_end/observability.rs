@@ -9,17 +9,6 @@ use common::*;
 use std::time::Duration;
 use test_programs::P2_BEHAVIORS;
 
-fn admin_addr(server: &Server) -> String {
-    server.wait_for_stderr("Admin endpoint on http://", 1, Duration::from_secs(10));
-    let stderr = server.stderr();
-    stderr
-        .split("Admin endpoint on http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("no admin address in:\n{stderr}"))
-        .to_string()
-}
-
 #[test]
 fn admin_endpoint_access_log_and_top() {
     let dir = tempfile::tempdir().unwrap();
@@ -37,7 +26,7 @@ fn admin_endpoint_access_log_and_top() {
         &[],
         Duration::from_secs(120),
     );
-    let admin = admin_addr(&server);
+    let admin = console_addr(&server);
     assert_eq!(request(&admin, "GET", "/healthz", "").0, 200);
     assert_eq!(request(&admin, "GET", "/readyz", "").0, 200);
     assert_eq!(request(&admin, "GET", "/nope", "").0, 404);

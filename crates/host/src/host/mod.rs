@@ -39,6 +39,17 @@ use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 use wasmtime::component::{InstancePre, Linker};
 
+/// The machine's host name.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// A Nimbus host. Clone to share.
 #[derive(Clone)]
 pub struct Host(Arc<HostInner>);
@@ -72,6 +83,12 @@ struct HostInner {
     metrics: Arc<Metrics>,
     accounting: bool,
     access_log: bool,
+    /// The last requests of each workload, kept once a console asked
+    /// ([`Host::keep_recent_requests`]).
+    recent_requests: Arc<crate::http::access::RecentRequests>,
+    keep_recent: std::sync::atomic::AtomicBool,
+    /// When the host was built.
+    started_at: std::time::SystemTime,
     /// Components whose exports every workload may import.
     component_plugins: component_plugins::ComponentPlugins,
 }
@@ -143,6 +160,9 @@ impl Host {
             metrics: Arc::new(Metrics::new()),
             accounting: config.accounting || config.access_log,
             access_log: config.access_log,
+            recent_requests: Arc::default(),
+            keep_recent: std::sync::atomic::AtomicBool::new(false),
+            started_at: std::time::SystemTime::now(),
             component_plugins: component_plugins::ComponentPlugins::new(config.component_plugins),
         })))
     }
@@ -227,6 +247,7 @@ impl Host {
         self.0.router.workload_unbound(id);
         self.0.plugins.unbind(id);
         self.0.metrics.forget(id);
+        self.0.recent_requests.forget(id);
         self.0.metrics.set_workloads(self.0.workloads.len());
         running.stop_serving();
         if let Some(service) = &running.service {
@@ -234,6 +255,54 @@ impl Host {
         }
         tracing::info!(workload = id, "workload stopped");
         Ok(running.status(WorkloadState::Stopped))
+    }
+
+    /// Whether access-log lines are written (and kept for the console).
+    pub fn access_log(&self) -> bool {
+        self.0.access_log
+    }
+
+    /// Keeps each workload's last requests from now on (a console shows
+    /// them), whether or not the access log is written.
+    pub fn keep_recent_requests(&self) {
+        self.0
+            .keep_recent
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The last requests of each workload (see [`Self::keep_recent_requests`]).
+    pub fn recent_requests(&self) -> &crate::http::access::RecentRequests {
+        &self.0.recent_requests
+    }
+
+    /// When the host was built.
+    pub fn started_at(&self) -> std::time::SystemTime {
+        self.0.started_at
+    }
+
+    /// The limits a component with `resources` runs under on this host.
+    pub fn effective_limits(
+        &self,
+        resources: &nimbus_model::spec::LocalResources,
+    ) -> crate::limits::Limits {
+        crate::limits::Limits::resolve(resources, &self.0.limits, self.0.max_memory_bytes)
+    }
+
+    /// The running workload `id`: its spec and the components it runs.
+    pub fn running_workload(&self, id: &str) -> Option<Arc<RunningWorkload>> {
+        self.0.workloads.pin().get(id).cloned()
+    }
+
+    /// The top-level imports and exports of the component whose bytes
+    /// have `digest` (`sha256:…`), if this host compiled it.
+    pub fn component_world(&self, digest: &str) -> Option<nimbus_model::ComponentWorld> {
+        let component = self.0.artifacts.compiled(digest)?;
+        let engine = self.0.engine.wasmtime();
+        let ty = component.component_type();
+        Some(nimbus_model::ComponentWorld {
+            imports: ty.imports(engine).map(|(n, _)| n.to_string()).collect(),
+            exports: ty.exports(engine).map(|(n, _)| n.to_string()).collect(),
+        })
     }
 
     /// Status of one workload, if it runs.
@@ -270,11 +339,19 @@ impl Host {
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        if !self.0.access_log {
+        let keep_recent = self
+            .0
+            .keep_recent
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if !self.0.access_log && !keep_recent {
             return self.route(request, None).await.0;
         }
         // Logged even when the client leaves before the answer (499).
-        let mut pending = crate::http::access::PendingRecord::new(AccessRecord::start(&request));
+        let mut pending = crate::http::access::PendingRecord::new(AccessRecord::start(
+            &request,
+            self.0.access_log,
+            keep_recent.then(|| self.0.recent_requests.clone()),
+        ));
         let usage = pending.usage();
         let (response, workload) = self.route(request, Some(usage)).await;
         let record = pending.answered(response.status(), workload);

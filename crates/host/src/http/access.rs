@@ -4,12 +4,17 @@
 //! Lines go to the `nimbus::access` tracing target at INFO level, so they
 //! reach whatever the embedder subscribed (the CLI's log, or OpenTelemetry).
 //! The query string is never logged: it may carry tokens.
+//!
+//! The last requests of each workload are also kept in memory
+//! ([`RecentRequests`]) while a console shows them, with or without the
+//! log.
 
 use super::body::ResponseBody;
 use crate::metrics::RequestUsage;
 use bytes::Bytes;
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -27,12 +32,20 @@ pub(crate) struct AccessRecord {
     pub(crate) usage: Arc<RequestUsage>,
     /// The workload that answered, `-` when none did (no route).
     workload: Option<Arc<str>>,
+    /// Whether to write the line (the access log is on).
+    log: bool,
+    /// Where the workload's last lines are kept, if they are.
+    recent: Option<Arc<RecentRequests>>,
 }
 
 impl AccessRecord {
     /// Starts the record of `request`: its method, host (the URI's
     /// authority, else the `Host` header) and path, and the clock.
-    pub(crate) fn start<B>(request: &http::Request<B>) -> Self {
+    pub(crate) fn start<B>(
+        request: &http::Request<B>,
+        log: bool,
+        recent: Option<Arc<RecentRequests>>,
+    ) -> Self {
         let host = request
             .uri()
             .authority()
@@ -53,6 +66,8 @@ impl AccessRecord {
             started: Instant::now(),
             usage: Arc::default(),
             workload: None,
+            log,
+            recent,
         }
     }
 
@@ -79,19 +94,106 @@ impl AccessRecord {
     }
 
     fn write(self, complete: bool) {
+        let duration = self.started.elapsed();
+        if let (Some(workload), Some(recent)) = (&self.workload, &self.recent) {
+            recent.push(
+                workload,
+                RecentRequest {
+                    at_ms: unix_ms(std::time::SystemTime::now()),
+                    method: self.method.to_string(),
+                    host: self.host.clone(),
+                    path: self.path.clone(),
+                    status: self.status,
+                    duration_us: duration.as_micros() as u64,
+                    cpu_us: self.usage.cpu().as_micros() as u64,
+                    memory_peak_bytes: self.usage.memory_peak_bytes(),
+                    complete,
+                },
+            );
+        }
+        if !self.log {
+            return;
+        }
         tracing::info!(
             target: TARGET,
             method = %self.method,
             host = %self.host,
             path = %self.path,
             status = self.status,
-            duration_us = self.started.elapsed().as_micros() as u64,
+            duration_us = duration.as_micros() as u64,
             cpu_us = self.usage.cpu().as_micros() as u64,
             memory_peak_bytes = self.usage.memory_peak_bytes(),
             workload = %self.workload.as_deref().unwrap_or("-"),
             complete,
             "request"
         );
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_ms(at: std::time::SystemTime) -> u64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// How many lines are kept per workload.
+pub const RECENT_PER_WORKLOAD: usize = 50;
+
+/// One access-log line as the console shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecentRequest {
+    /// When it was answered, in milliseconds since the Unix epoch.
+    #[serde(rename = "at")]
+    pub at_ms: u64,
+    /// The method.
+    pub method: String,
+    /// The authority or `Host` header.
+    pub host: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The status sent (499: the client left first).
+    pub status: u16,
+    /// From routing to the end of the response body.
+    pub duration_us: u64,
+    /// Guest CPU the request cost.
+    pub cpu_us: u64,
+    /// Largest linear memory an instance serving it reached.
+    pub memory_peak_bytes: u64,
+    /// Whether the whole body was sent.
+    pub complete: bool,
+}
+
+/// The last [`RECENT_PER_WORKLOAD`] access-log lines of each workload,
+/// newest last; a stopped workload's lines go with it.
+#[derive(Debug, Default)]
+pub struct RecentRequests(Mutex<HashMap<Arc<str>, VecDeque<RecentRequest>>>);
+
+impl RecentRequests {
+    fn push(&self, workload: &Arc<str>, line: RecentRequest) {
+        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let lines = all.entry(workload.clone()).or_default();
+        if lines.len() == RECENT_PER_WORKLOAD {
+            lines.pop_front();
+        }
+        lines.push_back(line);
+    }
+
+    /// The lines of `workload`, newest first.
+    pub fn of(&self, workload: &str) -> Vec<RecentRequest> {
+        let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        all.get(workload)
+            .map(|lines| lines.iter().rev().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Forgets a stopped workload's lines.
+    pub(crate) fn forget(&self, workload: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(workload);
     }
 }
 

@@ -3,13 +3,21 @@
 //! - `/metrics`: every metric in the Prometheus text format;
 //! - `/healthz`: 200 while the process answers at all;
 //! - `/readyz`: 200 once the host serves traffic, 503 before that and while
-//!   it drains.
+//!   it drains;
+//! - `/` and `/api/...`: the web console and its JSON ([`super::console`]),
+//!   when the endpoint has one.
+//!
+//! With a token ([`AdminEndpoint::with_token`]: the CLI requires one on a
+//! non-loopback address), `/metrics` and `/api/...` need
+//! `Authorization: Bearer TOKEN`; the pages, `/healthz` and `/readyz` carry
+//! no data and stay open (probes send no tokens).
 //!
 //! Its connections are bounded like the ingress's ([`IngressLimits::admin`]):
 //! with the ingress saturated, or the admin port itself flooded, probes get
 //! through again within seconds; no admin connection lives longer than
 //! 30 s, so clients that stop reading cannot hold its slots either.
 
+use super::console::{self, Console};
 use super::server::{
     ConnectionLimit, ConnectionWatch, IngressLimits, WatchedBody, next_connection, run_watched,
 };
@@ -17,6 +25,7 @@ use crate::metrics::{CONTENT_TYPE, Metrics};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use nimbus_model::Secret;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,6 +49,60 @@ impl Readiness {
     }
 }
 
+/// What the admin endpoint serves: metrics and probes, and optionally the
+/// console and a token guarding the data.
+#[derive(Debug)]
+pub struct AdminEndpoint {
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+    console: Option<Console>,
+    token: Option<Secret>,
+}
+
+impl AdminEndpoint {
+    /// Metrics and probes only.
+    pub fn new(metrics: Arc<Metrics>, readiness: Readiness) -> Self {
+        Self {
+            metrics,
+            readiness,
+            console: None,
+            token: None,
+        }
+    }
+
+    /// Serves `console` at `/` and `/api/...`.
+    pub fn with_console(mut self, console: Console) -> Self {
+        self.console = Some(console);
+        self
+    }
+
+    /// Requires `token` as a bearer token for `/metrics` and `/api/...`.
+    pub fn with_token(mut self, token: Secret) -> Self {
+        self.token = Some(token);
+        self
+    }
+
+    /// Whether `request` carries the token (always, when none is set).
+    fn authorized<B>(&self, request: &http::Request<B>) -> bool {
+        use subtle::ConstantTimeEq as _;
+        let Some(token) = &self.token else {
+            return true;
+        };
+        request
+            .headers()
+            .get_all(http::header::AUTHORIZATION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .filter_map(|value| {
+                let (scheme, credentials) = value.trim().split_once(' ')?;
+                scheme
+                    .eq_ignore_ascii_case("bearer")
+                    .then(|| credentials.trim())
+            })
+            .any(|given| bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())))
+    }
+}
+
 /// The longest an admin connection stays open, busy or not: a scrape or a
 /// probe takes milliseconds, and a client that stops reading must not hold
 /// one of the few admin slots.
@@ -49,12 +112,13 @@ const ADMIN_CONNECTION_LIFETIME: std::time::Duration = std::time::Duration::from
 /// connections bounded by `limits` (normally [`IngressLimits::admin`]).
 pub async fn serve_admin(
     listener: TcpListener,
-    metrics: Arc<Metrics>,
-    readiness: Readiness,
+    endpoint: AdminEndpoint,
     limits: IngressLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let mut shutdown = std::pin::pin!(shutdown);
+    let endpoint = Arc::new(endpoint);
+    let metrics = endpoint.metrics.clone();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -74,11 +138,14 @@ pub async fn serve_admin(
         };
         let watch = Arc::new(ConnectionWatch::new());
         let service = hyper::service::service_fn({
-            let (metrics, readiness, watch) = (metrics.clone(), readiness.clone(), watch.clone());
+            let (endpoint, watch) = (endpoint.clone(), watch.clone());
             move |request| {
                 let busy = watch.request_started();
-                let body = answer(&request, &metrics, &readiness);
-                async move { Ok::<_, Infallible>(body.map(|body| WatchedBody { body, _busy: busy })) }
+                let endpoint = endpoint.clone();
+                async move {
+                    let body = endpoint.answer(&request).await;
+                    Ok::<_, Infallible>(body.map(|body| WatchedBody { body, _busy: busy }))
+                }
             }
         });
         let connection = builder
@@ -101,41 +168,75 @@ pub async fn serve_admin(
     }
 }
 
-fn answer<B>(
-    request: &http::Request<B>,
-    metrics: &Metrics,
-    readiness: &Readiness,
-) -> http::Response<Full<Bytes>> {
-    let text = |status: http::StatusCode, content_type: &'static str, body: String| {
-        let mut response = http::Response::new(Full::new(Bytes::from(body)));
-        *response.status_mut() = status;
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static(content_type),
-        );
-        response
-    };
-    const PLAIN: &str = "text/plain; charset=utf-8";
-    if request.method() != http::Method::GET && request.method() != http::Method::HEAD {
-        return text(
-            http::StatusCode::METHOD_NOT_ALLOWED,
-            PLAIN,
-            "only GET\n".into(),
-        );
-    }
-    match request.uri().path() {
-        "/metrics" => text(http::StatusCode::OK, CONTENT_TYPE, metrics.encode()),
-        "/healthz" => text(http::StatusCode::OK, PLAIN, "ok\n".into()),
-        "/readyz" if readiness.get() => text(http::StatusCode::OK, PLAIN, "ready\n".into()),
-        "/readyz" => text(
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            PLAIN,
-            "not ready\n".into(),
-        ),
-        _ => text(
+impl AdminEndpoint {
+    async fn answer<B>(&self, request: &http::Request<B>) -> http::Response<Full<Bytes>> {
+        const PLAIN: &str = "text/plain; charset=utf-8";
+        let text = |status: http::StatusCode, content_type: &'static str, body: String| {
+            let mut response = http::Response::new(Full::new(Bytes::from(body)));
+            *response.status_mut() = status;
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static(content_type),
+            );
+            response
+        };
+        let path = request.uri().path();
+        let is_data = path == "/metrics" || Console::is_data(path);
+        if is_data && !self.authorized(request) {
+            let mut response = if Console::is_data(path) {
+                console::error(
+                    http::StatusCode::UNAUTHORIZED,
+                    "this admin endpoint needs its token: Authorization: Bearer TOKEN",
+                )
+            } else {
+                text(
+                    http::StatusCode::UNAUTHORIZED,
+                    PLAIN,
+                    "this admin endpoint needs its token: Authorization: Bearer TOKEN\n".into(),
+                )
+            };
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer"),
+            );
+            return response;
+        }
+        if request.method() != http::Method::GET && request.method() != http::Method::HEAD {
+            let mut response = text(
+                http::StatusCode::METHOD_NOT_ALLOWED,
+                PLAIN,
+                "only GET and HEAD\n".into(),
+            );
+            response.headers_mut().insert(
+                http::header::ALLOW,
+                http::HeaderValue::from_static("GET, HEAD"),
+            );
+            return response;
+        }
+        match path {
+            "/metrics" => return text(http::StatusCode::OK, CONTENT_TYPE, self.metrics.encode()),
+            "/healthz" => return text(http::StatusCode::OK, PLAIN, "ok\n".into()),
+            "/readyz" if self.readiness.get() => {
+                return text(http::StatusCode::OK, PLAIN, "ready\n".into());
+            }
+            "/readyz" => {
+                return text(
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    PLAIN,
+                    "not ready\n".into(),
+                );
+            }
+            _ => {}
+        }
+        if let Some(console) = &self.console
+            && let Some(response) = console.answer(path).await
+        {
+            return response;
+        }
+        text(
             http::StatusCode::NOT_FOUND,
             PLAIN,
-            "not found: try /metrics, /healthz or /readyz\n".into(),
-        ),
+            "not found: try /, /metrics, /healthz or /readyz\n".into(),
+        )
     }
 }

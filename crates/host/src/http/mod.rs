@@ -1,10 +1,11 @@
 //! HTTP ingress: the server accepting connections ([`server`]), the access
 //! log ([`access`]) and the admin endpoint ([`admin`]: metrics, health,
-//! readiness), protocol upgrades handed to plugins ([`upgrade`]), with the runtime's routers ([`router`]) and the bodies and
+//! readiness, the web console of [`console`]), protocol upgrades handed to plugins ([`upgrade`]), with the runtime's routers ([`router`]) and the bodies and
 //! error responses a workload answers with ([`body`]).
 
 pub mod access;
 pub mod admin;
+pub mod console;
 pub mod server;
 pub(crate) mod upgrade;
 

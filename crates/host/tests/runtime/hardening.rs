@@ -717,7 +717,7 @@ async fn slow_and_idle_connections_are_closed_and_the_cap_holds() {
 /// is refused past its own cap and closed after its first-request timeout.
 #[tokio::test]
 async fn the_admin_endpoint_stays_reachable() {
-    use nimbus_host::http::admin::{Readiness, serve_admin};
+    use nimbus_host::http::admin::{AdminEndpoint, Readiness, serve_admin};
     let t = host_with(HostConfig {
         ingress: IngressLimits {
             max_connections: 4,
@@ -735,8 +735,7 @@ async fn the_admin_endpoint_stays_reachable() {
     };
     tokio::spawn(serve_admin(
         listener,
-        t.host.metrics().clone(),
-        Readiness::default(),
+        AdminEndpoint::new(t.host.metrics().clone(), Readiness::default()),
         limits,
         std::future::pending(),
     ));

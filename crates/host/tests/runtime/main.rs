@@ -10,6 +10,7 @@ mod blobstore_v1;
 mod component_plugins;
 mod compose;
 mod config;
+mod console;
 mod cpu_limit;
 mod grpc;
 mod hardening;

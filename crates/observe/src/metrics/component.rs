@@ -12,6 +12,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 pub struct ComponentMetrics {
     pub(super) labels: [String; 3],
     pub(super) requests: [IntCounter; 5],
+    /// Answers 503 and 504, counted apart as well as in their class.
+    pub(super) unavailable: IntCounter,
+    pub(super) timed_out: IntCounter,
     pub(super) duration: Histogram,
     pub(super) in_flight: IntGauge,
     pub(super) cpu: Counter,
@@ -169,6 +172,11 @@ impl InFlight<'_> {
     pub fn finish(self, status: http::StatusCode) {
         let class = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
         self.metrics.requests[class].inc();
+        match status {
+            http::StatusCode::SERVICE_UNAVAILABLE => self.metrics.unavailable.inc(),
+            http::StatusCode::GATEWAY_TIMEOUT => self.metrics.timed_out.inc(),
+            _ => {}
+        }
         self.metrics
             .duration
             .observe(self.started.elapsed().as_secs_f64());

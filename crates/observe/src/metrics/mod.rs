@@ -24,10 +24,12 @@
 
 mod component;
 mod cpu;
+mod reading;
 mod usage;
 
 pub use component::{ComponentMetrics, InFlight, WebSocketOpen};
 pub use cpu::{ChargeCpu, Metered, spawn_metered};
+pub use reading::{ComponentReading, quantile};
 pub use usage::RequestUsage;
 pub use usage::WorkerMeter;
 
@@ -116,6 +118,7 @@ impl WebSocketEnd {
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
+    requests_by_status: IntCounterVec,
     duration: HistogramVec,
     in_flight: IntGaugeVec,
     cpu: CounterVec,
@@ -192,6 +195,11 @@ impl Metrics {
             "HTTP requests a component answered, by status class (1xx to 5xx).",
             &["class"],
         );
+        let requests_by_status = counter(
+            "nimbus_requests_by_status_total",
+            "HTTP requests a component answered 503 (unavailable: over capacity, or no instance) or 504 (past its deadline), by status; also counted in nimbus_requests_total's 5xx class.",
+            &["status"],
+        );
         let duration = HistogramVec::new(
             HistogramOpts::new(
                 "nimbus_request_duration_seconds",
@@ -250,6 +258,7 @@ impl Metrics {
         register(Box::new(connections.clone()), MetricType::GAUGE);
         let mut metrics = Self {
             requests,
+            requests_by_status,
             duration,
             in_flight: gauge(
                 "nimbus_requests_in_flight",
@@ -373,6 +382,12 @@ impl Metrics {
                 self.requests
                     .with_label_values(&[namespace, name, component, class])
             }),
+            unavailable: self
+                .requests_by_status
+                .with_label_values(&[namespace, name, component, "503"]),
+            timed_out: self
+                .requests_by_status
+                .with_label_values(&[namespace, name, component, "504"]),
             duration: self.duration.with_label_values(&labels),
             in_flight: self.in_flight.with_label_values(&labels),
             cpu: self.cpu.with_label_values(&labels),
@@ -421,6 +436,11 @@ impl Metrics {
                 let _ = self
                     .requests
                     .remove_label_values(&[namespace, name, comp, class]);
+            }
+            for status in ["503", "504"] {
+                let _ = self
+                    .requests_by_status
+                    .remove_label_values(&[namespace, name, comp, status]);
             }
             for vec in [
                 &self.in_flight,

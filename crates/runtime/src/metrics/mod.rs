@@ -6,6 +6,7 @@ mod memory;
 
 pub(crate) use memory::MeteredLimiter;
 pub use nimbus_observe::metrics::{
-    CONTENT_TYPE, ChargeCpu, ComponentMetrics, MetricType, Metrics, RequestUsage,
+    CONTENT_TYPE, ChargeCpu, ComponentMetrics, ComponentReading, MetricType, Metrics, RequestUsage,
+    quantile,
 };
 pub(crate) use nimbus_observe::metrics::{Metered, WorkerMeter, spawn_metered};

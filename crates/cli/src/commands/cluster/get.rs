@@ -10,8 +10,7 @@
 
 use super::{BucketRef, NatsArgs, parse_duration};
 use clap::{Args, ValueEnum};
-use futures::StreamExt as _;
-use nimbus_cluster::api::{self, HostHeartbeat, Reply};
+use nimbus_cluster::api;
 use nimbus_cluster::connect::Persistence;
 use nimbus_cluster::store::{Kind, ResourceStatus};
 use nimbus_host::workload::API_VERSION;
@@ -92,27 +91,9 @@ impl GetCommand {
     }
 
     async fn hosts(&self, client: async_nats::Client) -> anyhow::Result<()> {
-        let inbox = client.new_inbox();
-        let mut answers = client.subscribe(inbox.clone()).await?;
-        client
-            .publish_with_reply(api::HOSTS_PING, inbox, "".into())
-            .await?;
-        let mut hosts = Vec::new();
-        let deadline = tokio::time::sleep(self.wait);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                () = &mut deadline => break,
-                Some(message) = answers.next() => {
-                    if let Ok(Reply::Ok(heartbeat)) =
-                        serde_json::from_slice::<Reply<HostHeartbeat>>(&message.payload)
-                    {
-                        hosts.push(heartbeat);
-                    }
-                }
-            }
-        }
-        hosts.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut hosts = nimbus_cluster::overview::ping_hosts(&client, self.wait)
+            .await
+            .map_err(anyhow::Error::msg)?;
         if let Some(id) = &self.name {
             hosts.retain(|h| h.id == *id);
             if hosts.is_empty() {

@@ -41,9 +41,15 @@ pub(crate) struct HostCommand {
     /// How long to let in-flight requests finish on shutdown, in seconds.
     #[arg(long, default_value_t = 30)]
     drain_timeout: u64,
-    /// Serve `/metrics`, `/healthz` and `/readyz` here; `off` for none.
+    /// Serve the web console, `/metrics`, `/healthz` and `/readyz` here;
+    /// `off` for none.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
     admin_addr: crate::commands::admin::AdminAddr,
+    #[command(flatten)]
+    admin_token: crate::commands::admin::AdminTokenArg,
+    /// The desired-state bucket the console's cluster view reads.
+    #[command(flatten)]
+    bucket: super::BucketRef,
     #[command(flatten)]
     host: crate::commands::serve::HostArgs,
 }
@@ -81,7 +87,6 @@ impl HostCommand {
         let host = Host::new(config, Arc::new(DynamicRouter::new()))?;
         crate::telemetry::export_metrics(host.metrics());
         let readiness = Readiness::default();
-        crate::commands::admin::start(self.admin_addr, &host, &readiness).await?;
         let listener = tokio::net::TcpListener::bind(self.http_addr)
             .await
             .with_context(|| format!("cannot listen on {}", self.http_addr))?;
@@ -90,6 +95,18 @@ impl HostCommand {
             .nats
             .connect(&format!("nimbus-host-{id}"), Persistence::Retry)
             .await?;
+        let cluster = nimbus_cluster::overview::ConsoleCluster {
+            client: client.clone(),
+            bucket: self.bucket.settings(self.nats.timeout()),
+            host_id: id.clone(),
+        };
+        let admin = crate::commands::admin::AdminOptions {
+            addr: self.admin_addr,
+            token: &self.admin_token,
+            cluster: Some(Arc::new(cluster)),
+            fall_back_to_free_port: false,
+        };
+        crate::commands::admin::start(admin, &host, &readiness).await?;
         let settings = AgentSettings {
             host_id: id.clone(),
             labels,

@@ -31,6 +31,14 @@ pub(crate) struct NatsArgs {
         default_value = "nats://127.0.0.1:4222"
     )]
     url: String,
+    #[command(flatten)]
+    connection: NatsConnection,
+}
+
+/// How to connect to NATS, once the URL is known: credentials, TLS and the
+/// timeout (`nimbus top --nats` has a URL of its own, with no default).
+#[derive(Args, Clone)]
+pub(crate) struct NatsConnection {
     /// A JWT credentials file (`.creds`: user JWT and nkey seed).
     #[arg(long = "nats-creds", value_name = "FILE")]
     creds: Option<PathBuf>,
@@ -79,11 +87,26 @@ impl NatsArgs {
 
     /// The timeout of the connection and of each request.
     pub(crate) fn timeout(&self) -> Duration {
+        self.connection.timeout
+    }
+
+    pub(crate) async fn connect(
+        &self,
+        name: &str,
+        persistence: Persistence,
+    ) -> anyhow::Result<async_nats::Client> {
+        self.connection.connect(&self.url, name, persistence).await
+    }
+}
+
+impl NatsConnection {
+    /// The timeout of the connection and of each request.
+    pub(crate) fn timeout(&self) -> Duration {
         self.timeout
     }
 
-    pub(crate) fn settings(&self, name: &str) -> NatsSettings {
-        let mut settings = NatsSettings::new(self.url.clone());
+    pub(crate) fn settings(&self, url: &str, name: &str) -> NatsSettings {
+        let mut settings = NatsSettings::new(url.to_string());
         settings.creds_file = self.creds.clone();
         settings.nkey_file = self.nkey.clone();
         settings.user = self
@@ -101,10 +124,11 @@ impl NatsArgs {
 
     pub(crate) async fn connect(
         &self,
+        url: &str,
         name: &str,
         persistence: Persistence,
     ) -> anyhow::Result<async_nats::Client> {
-        Ok(nimbus_cluster::connect::connect(&self.settings(name), persistence).await?)
+        Ok(nimbus_cluster::connect::connect(&self.settings(url, name), persistence).await?)
     }
 }
 
@@ -149,6 +173,15 @@ pub(crate) struct BucketRef {
 }
 
 impl BucketRef {
+    /// The bucket's settings, each operation bounded by `timeout`.
+    pub(crate) fn settings(&self, timeout: Duration) -> BucketSettings {
+        BucketSettings {
+            bucket: self.bucket.clone(),
+            replicas: self.bucket_replicas,
+            timeout,
+        }
+    }
+
     pub(crate) async fn open(
         &self,
         client: async_nats::Client,

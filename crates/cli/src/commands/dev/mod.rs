@@ -62,6 +62,12 @@ pub(crate) struct DevCommand {
     pub(crate) log_file: Option<PathBuf>,
     #[command(flatten)]
     cpu: super::serve::CpuLimitArg,
+    /// Serve the web console, `/metrics`, `/healthz` and `/readyz` here (a
+    /// free port when this one is taken); `off` for none.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
+    admin_addr: super::admin::AdminAddr,
+    #[command(flatten)]
+    admin_token: super::admin::AdminTokenArg,
 }
 
 /// Default listen address of `nimbus dev`.
@@ -92,7 +98,7 @@ impl DevCommand {
         let mut project = Project::load(&dir)?;
         let mut config = HostConfig {
             plugins: project.loaded.config.dev.plugin_defaults(&dir),
-            accounting: crate::telemetry::metrics_exported(),
+            accounting: self.admin_addr.0.is_some() || crate::telemetry::metrics_exported(),
             guest_telemetry: crate::telemetry::guest_telemetry(),
             ..HostConfig::default()
         };
@@ -101,6 +107,16 @@ impl DevCommand {
         let host = Host::new(config, router.clone())?;
         crate::telemetry::export_metrics(host.metrics());
         host.set_sources(project.sources.clone());
+        let admin = super::admin::AdminOptions {
+            addr: self.admin_addr,
+            token: &self.admin_token,
+            cluster: None,
+            fall_back_to_free_port: true,
+        };
+        // Always ready: `nimbus dev` answers 503 itself while it builds.
+        let readiness = nimbus_host::http::admin::Readiness::default();
+        readiness.set(true);
+        super::admin::start(admin, &host, &readiness).await?;
 
         let addr = match self.addr {
             Some(addr) => addr,

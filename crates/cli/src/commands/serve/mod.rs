@@ -39,10 +39,12 @@ pub(crate) struct ServeCommand {
     /// How long to let in-flight requests finish after Ctrl-C, in seconds.
     #[arg(long, default_value_t = 30)]
     drain_timeout: u64,
-    /// Serve `/metrics`, `/healthz` and `/readyz` here (turns per-component
-    /// accounting on); `off` by default.
+    /// Serve the web console, `/metrics`, `/healthz` and `/readyz` here
+    /// (turns per-component accounting on); `off` by default.
     #[arg(long, value_name = "ADDR", default_value = "off")]
     admin_addr: super::admin::AdminAddr,
+    #[command(flatten)]
+    admin_token: super::admin::AdminTokenArg,
     #[command(flatten)]
     host: HostArgs,
     #[command(flatten)]
@@ -245,7 +247,13 @@ impl ServeCommand {
         let host = Host::new(config, router)?;
         crate::telemetry::export_metrics(host.metrics());
         let readiness = Readiness::default();
-        super::admin::start(self.admin_addr, &host, &readiness).await?;
+        let admin = super::admin::AdminOptions {
+            addr: self.admin_addr,
+            token: &self.admin_token,
+            cluster: None,
+            fall_back_to_free_port: false,
+        };
+        super::admin::start(admin, &host, &readiness).await?;
         for workload in workloads {
             let id = workload.id();
             let status = host

@@ -5,12 +5,15 @@
 //! difference between two scrapes, so the first table appears after one
 //! interval. On a terminal, keys re-sort the table while it runs.
 //! `-o json|yaml` prints that one sample as data and exits, as `--once`.
+//! With `--nats`, every host of a cluster is read over NATS instead, one
+//! row per host and component.
 
 use super::cluster::parse_duration;
 use clap::{Args, ValueEnum};
 use http_body_util::Empty;
 use keys::{Key, RawMode, wait_for_key};
-use scrape::{metrics_url, scrape};
+use scrape::{Counters, RowKey, metrics_url, scrape, scrape_cluster};
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 use table::{Sample, render, rows, sort_rows};
@@ -26,6 +29,12 @@ pub(crate) struct TopCommand {
     /// `nimbus serve` with --admin-addr).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
     admin_addr: String,
+    /// Read every host of the cluster at this NATS URL instead of one admin
+    /// endpoint: one row per host and component.
+    #[arg(long = "nats", value_name = "URL", conflicts_with = "admin_addr")]
+    nats: Option<String>,
+    #[command(flatten)]
+    nats_connection: super::cluster::NatsConnection,
     /// Column to sort by (keys while running: c t r l p m i e n).
     #[arg(long, value_enum, default_value = "cpu")]
     sort: SortKey,
@@ -80,12 +89,37 @@ impl TopCommand {
     }
 
     async fn run(mut self) -> anyhow::Result<()> {
-        let url = metrics_url(&self.admin_addr)?;
-        // One client for every scrape, so its connection is reused.
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http::<Empty<bytes::Bytes>>();
-        let mut previous = (Instant::now(), scrape(&client, &url).await?);
+        let source = match &self.nats {
+            Some(url) => {
+                let client = self
+                    .nats_connection
+                    .connect(
+                        url,
+                        "nimbus-top",
+                        nimbus_cluster::connect::Persistence::Once,
+                    )
+                    .await?;
+                Source::Cluster {
+                    client,
+                    timeout: self.nats_connection.timeout(),
+                }
+            }
+            None => Source::Admin {
+                url: metrics_url(&self.admin_addr)?,
+                // One client for every scrape, so its connection is reused.
+                client: Box::new(
+                    hyper_util::client::legacy::Client::builder(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .build_http::<Empty<bytes::Bytes>>(),
+                ),
+            },
+        };
+        let shown = match &self.nats {
+            Some(url) => format!("cluster at {url}"),
+            None => self.admin_addr.clone(),
+        };
+        let mut previous = (Instant::now(), source.read().await?);
         let data = self.output != super::OutputFormat::Table;
         let once = self.once || data;
         let interactive = !once && std::io::stdout().is_terminal();
@@ -101,16 +135,16 @@ impl TopCommand {
             } else {
                 tokio::time::sleep(self.interval).await;
             }
-            let now = (Instant::now(), scrape(&client, &url).await?);
+            let now = (Instant::now(), source.read().await?);
             let elapsed = now.0.duration_since(previous.0).as_secs_f64().max(1e-3);
             let mut rows = rows(&previous.1, &now.1, elapsed);
             sort_rows(&mut rows, self.sort);
             if data {
-                let sample = Sample::new(&rows, &self.admin_addr, self.sort, elapsed);
+                let sample = Sample::new(&rows, &shown, self.sort, elapsed);
                 super::print_structured(self.output, &sample)?;
                 return Ok(());
             }
-            let table = render(&rows, &self.admin_addr, self.sort);
+            let table = render(&rows, &shown, self.sort);
             let mut out = std::io::stdout().lock();
             if interactive {
                 // Clear and home; raw mode needs \r\n line ends.
@@ -123,6 +157,34 @@ impl TopCommand {
                 return Ok(());
             }
             previous = now;
+        }
+    }
+}
+
+/// Where `nimbus top` reads its figures.
+enum Source {
+    /// One host's admin endpoint.
+    Admin {
+        client: Box<
+            hyper_util::client::legacy::Client<
+                hyper_util::client::legacy::connect::HttpConnector,
+                Empty<bytes::Bytes>,
+            >,
+        >,
+        url: http::Uri,
+    },
+    /// Every host of a cluster, over NATS.
+    Cluster {
+        client: async_nats::Client,
+        timeout: Duration,
+    },
+}
+
+impl Source {
+    async fn read(&self) -> anyhow::Result<BTreeMap<RowKey, Counters>> {
+        match self {
+            Self::Admin { client, url } => scrape(client, url).await,
+            Self::Cluster { client, timeout } => scrape_cluster(client, *timeout).await,
         }
     }
 }
@@ -153,7 +215,7 @@ nimbus_request_duration_seconds_count{component="api",namespace="shop",workload=
 
     #[test]
     fn rates_and_quantiles_come_from_the_difference_of_two_scrapes() {
-        let after = parse(SCRAPE).unwrap();
+        let after = parse(SCRAPE, "").unwrap();
         let rows = rows(&BTreeMap::new(), &after, 2.0);
         assert_eq!(rows.len(), 1);
         let row = &rows[0];
@@ -179,7 +241,7 @@ nimbus_request_duration_seconds_count{component="api",namespace="shop",workload=
 
     #[test]
     fn a_sample_as_data_has_every_column_in_base_units() {
-        let after = parse(SCRAPE).unwrap();
+        let after = parse(SCRAPE, "").unwrap();
         let busy = rows(&BTreeMap::new(), &after, 2.0);
         let sample = table::Sample::new(&busy, "127.0.0.1:9090", SortKey::Rps, 2.0);
         let json = serde_json::to_value(&sample).unwrap();

@@ -29,8 +29,9 @@ pub(super) struct Counters {
     pub(super) latency: Vec<(f64, f64)>,
 }
 
-/// `namespace/workload`, component.
-pub(super) type RowKey = (String, String);
+/// The host (empty when one admin endpoint is read), `namespace/workload`,
+/// component.
+pub(super) type RowKey = (String, String, String);
 
 pub(super) fn metrics_url(addr: &str) -> anyhow::Result<http::Uri> {
     let base = if addr.contains("://") {
@@ -45,6 +46,38 @@ pub(super) fn metrics_url(addr: &str) -> anyhow::Result<http::Uri> {
     };
     url.parse()
         .with_context(|| format!("`{addr}` is not an address (HOST:PORT) or URL"))
+}
+
+/// Every host of a cluster, asked over NATS for its metrics (the host
+/// API's `metrics` request), by host and component. Hosts are found with a
+/// ping each time, so hosts that join or leave show.
+pub(super) async fn scrape_cluster(
+    client: &async_nats::Client,
+    timeout: Duration,
+) -> anyhow::Result<BTreeMap<RowKey, Counters>> {
+    use nimbus_cluster::api::{Reply, metrics_subject};
+    let hosts = nimbus_cluster::overview::ping_hosts(client, nimbus_cluster::overview::PING_WAIT)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let asks = hosts.iter().map(|host| async move {
+        let ask = client.request(metrics_subject(&host.id), "".into());
+        let answer = match tokio::time::timeout(timeout, ask).await {
+            Ok(Ok(message)) => message,
+            // A host that stops answering between the ping and the ask is
+            // left out of this sample, not an error of the whole view.
+            _ => return None,
+        };
+        let text = serde_json::from_slice::<Reply<String>>(&answer.payload)
+            .ok()?
+            .into_result()
+            .ok()?;
+        parse(&text, &host.id).ok()
+    });
+    let mut all = BTreeMap::new();
+    for counters in futures::future::join_all(asks).await.into_iter().flatten() {
+        all.extend(counters);
+    }
+    Ok(all)
 }
 
 /// One scrape of `/metrics`, by component.
@@ -68,11 +101,11 @@ pub(super) async fn scrape(
         bail!("{url} answered {status}");
     }
     let text = String::from_utf8_lossy(&body);
-    parse(&text).with_context(|| format!("{url} did not return Prometheus metrics"))
+    parse(&text, "").with_context(|| format!("{url} did not return Prometheus metrics"))
 }
 
-/// The components in a Prometheus text exposition.
-pub(super) fn parse(text: &str) -> anyhow::Result<BTreeMap<RowKey, Counters>> {
+/// The components in a Prometheus text exposition of `host`.
+pub(super) fn parse(text: &str, host: &str) -> anyhow::Result<BTreeMap<RowKey, Counters>> {
     use prometheus_parse::Value;
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))?;
     let mut components: BTreeMap<RowKey, Counters> = BTreeMap::new();
@@ -85,7 +118,11 @@ pub(super) fn parse(text: &str) -> anyhow::Result<BTreeMap<RowKey, Counters>> {
             continue;
         };
         let entry = components
-            .entry((format!("{namespace}/{workload}"), component.to_string()))
+            .entry((
+                host.to_string(),
+                format!("{namespace}/{workload}"),
+                component.to_string(),
+            ))
             .or_default();
         let value = match &sample.value {
             Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,

@@ -4,11 +4,14 @@
 use super::SortKey;
 use super::scrape::{Counters, RowKey};
 use clap::ValueEnum as _;
+use nimbus_host::metrics::quantile;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// One row of the table.
 pub(super) struct Row {
+    /// The host, reading a cluster; empty otherwise.
+    pub(super) host: String,
     pub(super) workload: String,
     pub(super) component: String,
     pub(super) rps: f64,
@@ -30,8 +33,9 @@ pub(super) fn rows(
 ) -> Vec<Row> {
     after
         .iter()
-        .map(|((workload, component), now)| {
-            let then = before.get(&(workload.clone(), component.clone()));
+        .map(|(key, now)| {
+            let (host, workload, component) = key;
+            let then = before.get(key);
             let delta =
                 |f: fn(&Counters) -> f64| (f(now) - then.map(f).unwrap_or(0.0)).max(0.0) / seconds;
             let latency: Vec<(f64, f64)> = now
@@ -46,6 +50,7 @@ pub(super) fn rows(
                 })
                 .collect();
             Row {
+                host: host.clone(),
                 workload: workload.clone(),
                 component: component.clone(),
                 rps: delta(|c| c.requests),
@@ -59,33 +64,6 @@ pub(super) fn rows(
             }
         })
         .collect()
-}
-
-/// The `q` quantile of cumulative buckets, interpolated linearly inside the
-/// bucket it falls in (as Prometheus' `histogram_quantile` does).
-pub(super) fn quantile(buckets: &[(f64, f64)], q: f64) -> Option<f64> {
-    let total = buckets.iter().map(|(_, c)| *c).fold(0.0, f64::max);
-    if total <= 0.0 {
-        return None;
-    }
-    let rank = q * total;
-    let mut lower = (0.0, 0.0);
-    for &(bound, count) in buckets {
-        if count >= rank {
-            if bound.is_infinite() {
-                return Some(lower.0);
-            }
-            let width = count - lower.1;
-            let fraction = if width > 0.0 {
-                (rank - lower.1) / width
-            } else {
-                1.0
-            };
-            return Some(lower.0 + (bound - lower.0) * fraction);
-        }
-        lower = (bound, count);
-    }
-    Some(lower.0)
 }
 
 pub(super) fn sort_rows(rows: &mut [Row], sort: SortKey) {
@@ -103,9 +81,9 @@ pub(super) fn sort_rows(rows: &mut [Row], sort: SortKey) {
         }
     };
     rows.sort_by(|a, b| {
-        by(b)
-            .total_cmp(&by(a))
-            .then_with(|| (&a.workload, &a.component).cmp(&(&b.workload, &b.component)))
+        by(b).total_cmp(&by(a)).then_with(|| {
+            (&a.workload, &a.component, &a.host).cmp(&(&b.workload, &b.component, &b.host))
+        })
     });
 }
 
@@ -115,6 +93,16 @@ pub(super) fn render(rows: &[Row], addr: &str, sort: SortKey) -> String {
         "nimbus top: {addr}, {} components, sorted by {sorted}\n",
         rows.len()
     );
+    // A cluster's rows say which host they are from.
+    let host_width = rows.iter().map(|r| r.host.len()).max().unwrap_or(0);
+    let host_column = |host: &str| {
+        if host_width == 0 {
+            String::new()
+        } else {
+            format!("{host:<width$} ", width = host_width.max(4))
+        }
+    };
+    out.push_str(&host_column("HOST"));
     out.push_str(&format!(
         "{:<28} {:<16} {:>9} {:>9} {:>9} {:>7} {:>9} {:>10} {:>5} {:>8}\n",
         "WORKLOAD",
@@ -129,6 +117,7 @@ pub(super) fn render(rows: &[Row], addr: &str, sort: SortKey) -> String {
         "ERR/S"
     ));
     for row in rows {
+        out.push_str(&host_column(&row.host));
         out.push_str(&format!(
             "{:<28} {:<16} {:>9.1} {:>9} {:>9} {:>7.1} {:>9} {:>10} {:>5} {:>8.1}\n",
             row.workload,
@@ -163,6 +152,9 @@ pub(super) struct Sample {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ComponentSample {
+    /// The host, reading a cluster.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    host: String,
     /// `namespace/name`.
     workload: String,
     component: String,
@@ -190,6 +182,7 @@ impl Sample {
             components: rows
                 .iter()
                 .map(|row| ComponentSample {
+                    host: row.host.clone(),
                     workload: row.workload.clone(),
                     component: row.component.clone(),
                     requests_per_second: row.rps,
@@ -235,17 +228,5 @@ pub(super) fn bytes(n: f64) -> String {
         format!("{:.1}MiB", n / MIB)
     } else {
         format!("{:.0}KiB", n / 1024.0)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantiles_interpolate_within_a_bucket() {
-        let buckets = [(0.1, 0.0), (0.2, 10.0), (f64::INFINITY, 10.0)];
-        assert!((quantile(&buckets, 0.5).unwrap() - 0.15).abs() < 1e-9);
-        assert_eq!(quantile(&[(0.1, 0.0)], 0.5), None);
     }
 }

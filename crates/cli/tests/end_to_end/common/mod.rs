@@ -286,6 +286,19 @@ impl Drop for Server {
     }
 }
 
+/// The admin endpoint's address a serving command printed at start.
+pub fn console_addr(server: &Server) -> String {
+    const LINE: &str = "Console on http://";
+    server.wait_for_stderr(LINE, 1, Duration::from_secs(10));
+    let stderr = server.stderr();
+    stderr
+        .split(LINE)
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no console address in:\n{stderr}"))
+        .to_string()
+}
+
 /// One HTTP/1.0 request; the body ends when the server closes.
 pub fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     let (status, _, body) = request_with_headers(addr, method, path, &[], body);
