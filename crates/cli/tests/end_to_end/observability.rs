@@ -179,3 +179,86 @@ fn admin_endpoint_access_log_and_top() {
 
     assert!(server.interrupt(), "serve exits cleanly after Ctrl-C");
 }
+
+/// The admin endpoint off loopback needs a token, and a token comes from a
+/// source (never the command line); each mistake is one line.
+#[test]
+fn an_admin_endpoint_off_loopback_needs_a_token_from_a_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = fails_in(
+        dir.path(),
+        &[
+            "serve",
+            P2_BEHAVIORS,
+            "--addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "0.0.0.0:0",
+        ],
+    );
+    assert!(
+        line.contains("reachable from other machines") && line.contains("--admin-token"),
+        "{line}"
+    );
+    let line = fails_in(
+        dir.path(),
+        &[
+            "serve",
+            P2_BEHAVIORS,
+            "--addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--admin-token",
+            "env:NIMBUS_TEST_UNSET_TOKEN_VARIABLE",
+        ],
+    );
+    assert!(
+        line.contains("env:NIMBUS_TEST_UNSET_TOKEN_VARIABLE") && line.contains("not set"),
+        "{line}"
+    );
+    let out = nimbus()
+        .args(["serve", P2_BEHAVIORS, "--admin-token", "hunter2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("env:NAME or file:PATH"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // With a token from a file it starts and says so (on loopback: tests
+    // listen nowhere else).
+    let token = dir.path().join("token");
+    write_private(&token, "file-token-1\n");
+    let server = Server::start(
+        dir.path(),
+        &[
+            "serve",
+            P2_BEHAVIORS,
+            "--addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--admin-token",
+            &format!("file:{}", token.display()),
+        ],
+        &[],
+        Duration::from_secs(120),
+    );
+    let admin = console_addr(&server);
+    assert!(
+        server.stderr().contains("need the bearer token"),
+        "{}",
+        server.stderr()
+    );
+    assert_eq!(request(&admin, "GET", "/metrics", "").0, 401);
+    let (status, _, _) = request_with_headers(
+        &admin,
+        "GET",
+        "/metrics",
+        &[("Authorization", "Bearer file-token-1")],
+        "",
+    );
+    assert_eq!(status, 200);
+    assert!(!server.stderr().contains("file-token-1"));
+}

@@ -65,6 +65,7 @@ struct ComponentSummary {
     name: String,
     digest: String,
     http: Option<HttpKind>,
+    limits: LimitsView,
     figures: Figures,
 }
 
@@ -121,6 +122,23 @@ struct LimitsView {
 #[derive(Debug, Serialize)]
 pub struct HistoryView {
     points: Vec<Point>,
+}
+
+/// The local resources of component `name` (or the service) of `workload`.
+fn resources_of<'a>(
+    workload: &'a nimbus_model::Workload,
+    name: &str,
+) -> Option<&'a nimbus_model::LocalResources> {
+    let spec = &workload.spec;
+    spec.components
+        .iter()
+        .find(|c| c.name == name)
+        .map(|c| &c.local_resources)
+        .or_else(|| {
+            (name == crate::host::SERVICE_NAME)
+                .then(|| spec.service.as_ref().map(|s| &s.local_resources))
+                .flatten()
+        })
 }
 
 fn figures_of(latest: &Latest, workload: &str, component: &str) -> Figures {
@@ -196,6 +214,7 @@ impl Console {
             .into_iter()
             .map(|status| {
                 let (namespace, name) = split_id(&status.id);
+                let running = self.host.running_workload(&status.id);
                 let components = status
                     .components
                     .iter()
@@ -203,6 +222,10 @@ impl Console {
                         name: c.name.clone(),
                         digest: c.digest.clone(),
                         http: c.http,
+                        limits: running
+                            .as_ref()
+                            .map(|r| self.limits_of(&r.workload, &c.name))
+                            .unwrap_or_default(),
                         figures: figures_of(&latest, &status.id, &c.name),
                     })
                     .collect();
@@ -296,6 +319,21 @@ impl Console {
         })
     }
 
+    /// The limits component `name` of `workload` runs under.
+    fn limits_of(&self, workload: &nimbus_model::Workload, name: &str) -> LimitsView {
+        let Some(resources) = resources_of(workload, name) else {
+            return LimitsView::default();
+        };
+        let limits = self.host.effective_limits(resources);
+        LimitsView {
+            memory_bytes: Some(limits.memory_bytes as u64),
+            cpu_cores: limits.cpu.map(|c| c.cores()),
+            timeout_ms: Some(limits.request_timeout.as_millis() as u64),
+            max_concurrent_requests: Some(limits.max_concurrent_requests),
+            allowed_hosts: resources.allowed_hosts.clone(),
+        }
+    }
+
     fn component_detail(
         &self,
         workload: &nimbus_model::Workload,
@@ -303,29 +341,7 @@ impl Console {
         worlds: &BTreeMap<String, ComponentWorld>,
         latest: &Latest,
     ) -> ComponentDetail {
-        let spec = &workload.spec;
-        let resources = spec
-            .components
-            .iter()
-            .find(|c| c.name == component.name)
-            .map(|c| &c.local_resources)
-            .or_else(|| {
-                (component.name == crate::host::SERVICE_NAME)
-                    .then(|| spec.service.as_ref().map(|s| &s.local_resources))
-                    .flatten()
-            });
-        let limits = resources
-            .map(|resources| {
-                let limits = self.host.effective_limits(resources);
-                LimitsView {
-                    memory_bytes: Some(limits.memory_bytes as u64),
-                    cpu_cores: limits.cpu.map(|c| c.cores()),
-                    timeout_ms: Some(limits.request_timeout.as_millis() as u64),
-                    max_concurrent_requests: Some(limits.max_concurrent_requests),
-                    allowed_hosts: resources.allowed_hosts.clone(),
-                }
-            })
-            .unwrap_or_default();
+        let resources = resources_of(workload, &component.name);
         // Keys only: values may be anything the operator put there.
         let config_keys = resources
             .map(|r| r.config.keys().cloned().collect())
@@ -337,7 +353,7 @@ impl Console {
             http: component.http,
             imports: world.imports,
             exports: world.exports,
-            limits,
+            limits: self.limits_of(workload, &component.name),
             config_keys,
             figures: figures_of(latest, &workload.id(), &component.name),
         }
