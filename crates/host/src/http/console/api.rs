@@ -48,15 +48,9 @@ pub struct WorkloadsView {
 }
 
 #[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
 struct WorkloadSummary {
-    id: String,
-    namespace: String,
-    name: String,
-    state: WorkloadState,
-    hosts: Vec<String>,
-    started_at: u64,
-    figures: Figures,
+    #[serde(flatten)]
+    head: WorkloadHead,
     components: Vec<ComponentSummary>,
 }
 
@@ -74,7 +68,7 @@ struct ComponentSummary {
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadDetail {
     #[serde(flatten)]
-    summary: WorkloadSummaryHead,
+    head: WorkloadHead,
     middleware: Vec<String>,
     components: Vec<ComponentDetail>,
     graph: Option<GraphView>,
@@ -83,9 +77,10 @@ pub struct WorkloadDetail {
     history: Vec<Point>,
 }
 
+/// What every view of a workload starts with.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct WorkloadSummaryHead {
+struct WorkloadHead {
     id: String,
     namespace: String,
     name: String,
@@ -156,8 +151,23 @@ fn split_id(id: &str) -> (String, String) {
     }
 }
 
-fn started_ms(status: &WorkloadStatus) -> u64 {
-    status.started_at.saturating_mul(1000)
+impl WorkloadHead {
+    fn of(status: &WorkloadStatus, latest: &Latest) -> Self {
+        let (namespace, name) = split_id(&status.id);
+        Self {
+            id: status.id.clone(),
+            namespace,
+            name,
+            state: status.state,
+            hosts: status.hosts.clone(),
+            started_at: status.started_at.saturating_mul(1000),
+            figures: latest
+                .workloads
+                .get(&status.id)
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
 }
 
 impl Console {
@@ -213,7 +223,6 @@ impl Console {
             .workloads()
             .into_iter()
             .map(|status| {
-                let (namespace, name) = split_id(&status.id);
                 let running = self.host.running_workload(&status.id);
                 let components = status
                     .components
@@ -230,17 +239,7 @@ impl Console {
                     })
                     .collect();
                 WorkloadSummary {
-                    figures: latest
-                        .workloads
-                        .get(&status.id)
-                        .cloned()
-                        .unwrap_or_default(),
-                    started_at: started_ms(&status),
-                    id: status.id,
-                    namespace,
-                    name,
-                    state: status.state,
-                    hosts: status.hosts,
+                    head: WorkloadHead::of(&status, &latest),
                     components,
                 }
             })
@@ -295,21 +294,8 @@ impl Console {
                 }
             },
         };
-        let (namespace, name) = split_id(&status.id);
         Some(WorkloadDetail {
-            summary: WorkloadSummaryHead {
-                figures: latest
-                    .workloads
-                    .get(&status.id)
-                    .cloned()
-                    .unwrap_or_default(),
-                started_at: started_ms(&status),
-                id: status.id.clone(),
-                namespace,
-                name,
-                state: status.state,
-                hosts: status.hosts.clone(),
-            },
+            head: WorkloadHead::of(&status, &latest),
             middleware: spec.middleware.clone(),
             components,
             graph,
