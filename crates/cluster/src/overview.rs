@@ -13,6 +13,10 @@ use std::time::Duration;
 /// How long the console waits for hosts to answer a ping.
 pub const PING_WAIT: Duration = Duration::from_millis(500);
 
+/// How long reading the desired state may take, so the view answers within
+/// the console's own bound (3 s) with what it has.
+const STORE_WAIT: Duration = Duration::from_millis(2000);
+
 /// Every host's heartbeat that answers [`api::HOSTS_PING`] within `wait`,
 /// sorted by id.
 pub async fn ping_hosts(
@@ -110,13 +114,20 @@ pub async fn cluster_view(
         errors.push(e);
         Vec::new()
     });
-    let (resources, statuses) = match read_store(client, bucket).await {
-        Ok(read) => read,
-        Err(e) => {
-            errors.push(format!("cannot read the desired state: {e}"));
-            Default::default()
-        }
-    };
+    let (resources, statuses) =
+        match tokio::time::timeout(STORE_WAIT, read_store(client, bucket)).await {
+            Ok(Ok(read)) => read,
+            Ok(Err(e)) => {
+                errors.push(format!("cannot read the desired state: {e}"));
+                Default::default()
+            }
+            Err(_) => {
+                errors.push(format!(
+                    "the desired state did not answer within {STORE_WAIT:?}"
+                ));
+                Default::default()
+            }
+        };
     let ready: BTreeSet<&str> = live.iter().map(|h| h.id.as_str()).collect();
     let mut hosts: Vec<HostView> = live
         .iter()
@@ -191,7 +202,7 @@ pub async fn cluster_view(
 type Read = (BTreeMap<String, Resource>, BTreeMap<String, ResourceStatus>);
 
 async fn read_store(client: &async_nats::Client, bucket: &BucketSettings) -> Result<Read, String> {
-    let store = Store::open(client.clone(), bucket)
+    let store = Store::open_existing(client.clone(), bucket)
         .await
         .map_err(|e| e.to_string())?;
     let resources = store.resources().await.map_err(|e| e.to_string())?;

@@ -334,6 +334,27 @@ impl Store {
         })
     }
 
+    /// Opens the bucket if it exists; never creates it (for readers that
+    /// must not write, such as a host's console).
+    pub async fn open_existing(
+        client: async_nats::Client,
+        settings: &BucketSettings,
+    ) -> Result<Self, StoreError> {
+        let mut js = jetstream::new(client);
+        js.set_timeout(settings.timeout);
+        let kv = timed(settings.timeout, js.get_key_value(&settings.bucket))
+            .await
+            .map_err(|message| StoreError::Bucket {
+                bucket: settings.bucket.clone(),
+                message,
+            })?;
+        Ok(Self {
+            kv,
+            bucket: settings.bucket.clone(),
+            timeout: settings.timeout,
+        })
+    }
+
     pub(crate) fn kv(&self) -> &kv::Store {
         &self.kv
     }

@@ -263,11 +263,16 @@ impl Host {
     }
 
     /// Keeps each workload's last requests from now on (a console shows
-    /// them), whether or not the access log is written.
-    pub fn keep_recent_requests(&self) {
-        self.0
+    /// them), whether or not the access log is written; `false` stops and
+    /// forgets them.
+    pub fn keep_recent_requests(&self, keep: bool) {
+        let was = self
+            .0
             .keep_recent
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+            .swap(keep, std::sync::atomic::Ordering::Relaxed);
+        if was && !keep {
+            self.0.recent_requests.retain(|_| false);
+        }
     }
 
     /// The last requests of each workload (see [`Self::keep_recent_requests`]).

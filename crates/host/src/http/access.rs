@@ -101,8 +101,8 @@ impl AccessRecord {
                 RecentRequest {
                     at_ms: unix_ms(std::time::SystemTime::now()),
                     method: self.method.to_string(),
-                    host: self.host.clone(),
-                    path: self.path.clone(),
+                    host: cut(&self.host),
+                    path: cut(&self.path),
                     status: self.status,
                     duration_us: duration.as_micros() as u64,
                     cpu_us: self.usage.cpu().as_micros() as u64,
@@ -139,6 +139,21 @@ pub(crate) fn unix_ms(at: std::time::SystemTime) -> u64 {
 
 /// How many lines are kept per workload.
 pub const RECENT_PER_WORKLOAD: usize = 50;
+
+/// Longest host or path kept in a recent line, in bytes: a request head
+/// may carry 64 KiB of path, fifty of which the console need not hold.
+const RECENT_TEXT_BYTES: usize = 1024;
+
+fn cut(text: &str) -> String {
+    if text.len() <= RECENT_TEXT_BYTES {
+        return text.to_string();
+    }
+    let mut end = RECENT_TEXT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
 
 /// One access-log line as the console shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -186,6 +201,14 @@ impl RecentRequests {
         all.get(workload)
             .map(|lines| lines.iter().rev().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Keeps the lines of the workloads `keep` says yes to.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|id, _| keep(id));
     }
 
     /// Forgets a stopped workload's lines.

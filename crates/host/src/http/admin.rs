@@ -10,7 +10,10 @@
 //! With a token ([`AdminEndpoint::with_token`]: the CLI requires one on a
 //! non-loopback address), `/metrics` and `/api/...` need
 //! `Authorization: Bearer TOKEN`; the pages, `/healthz` and `/readyz` carry
-//! no data and stay open (probes send no tokens).
+//! no data and stay open (probes send no tokens). Without a token, only
+//! requests naming the host by an IP address or `localhost` are answered
+//! (`/healthz` and `/readyz` excepted): a web page whose domain was made
+//! to resolve to 127.0.0.1 (DNS rebinding) cannot read the console.
 //!
 //! Its connections are bounded like the ingress's ([`IngressLimits::admin`]):
 //! with the ingress saturated, or the admin port itself flooded, probes get
@@ -80,6 +83,23 @@ impl AdminEndpoint {
     pub fn with_token(mut self, token: Secret) -> Self {
         self.token = Some(token);
         self
+    }
+
+    /// Whether `request` may be answered without a token: its `Host` (if
+    /// any) is an IP address or `localhost`, never another domain name.
+    fn host_is_direct<B>(request: &http::Request<B>) -> bool {
+        let Some(host) = request.uri().host().map(str::to_string).or_else(|| {
+            let value = request.headers().get(http::header::HOST)?;
+            let authority: http::uri::Authority = value.to_str().ok()?.parse().ok()?;
+            Some(authority.host().to_string())
+        }) else {
+            // No Host at all (HTTP/1.0): not a browser's request.
+            return request.headers().get(http::header::HOST).is_none();
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        host.parse::<std::net::IpAddr>().is_ok()
+            || host.eq_ignore_ascii_case("localhost")
+            || host.to_ascii_lowercase().ends_with(".localhost")
     }
 
     /// Whether `request` carries the token (always, when none is set).
@@ -181,6 +201,14 @@ impl AdminEndpoint {
             response
         };
         let path = request.uri().path();
+        let is_probe = path == "/healthz" || path == "/readyz";
+        if self.token.is_none() && !is_probe && !Self::host_is_direct(request) {
+            return text(
+                http::StatusCode::MISDIRECTED_REQUEST,
+                PLAIN,
+                "this admin endpoint answers requests for localhost or an IP address only\n".into(),
+            );
+        }
         let is_data = path == "/metrics" || Console::is_data(path);
         if is_data && !self.authorized(request) {
             let mut response = if Console::is_data(path) {

@@ -63,7 +63,7 @@ async fn get(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, http::HeaderMap, String) {
-    get_with_headers(admin, "admin", path, headers).await
+    get_with_headers(admin, "127.0.0.1", path, headers).await
 }
 
 async fn api(admin: SocketAddr, path: &str) -> Value {
@@ -200,6 +200,23 @@ async fn the_console_api_has_its_shapes_and_follows_traffic() {
         assert!(!body.is_empty());
     }
 
+    // Without a token, only a request naming the host by address or as
+    // localhost is answered: a rebound domain name is not.
+    for (host, status) in [
+        ("evil.example", 421),
+        ("localhost:9090", 200),
+        ("[::1]", 200),
+    ] {
+        let (got, _, body) = get_with_headers(admin, host, "/api/host", &[]).await;
+        assert_eq!(got, status, "{host}: {body}");
+    }
+    assert_eq!(
+        get_with_headers(admin, "evil.example", "/healthz", &[])
+            .await
+            .0,
+        200
+    );
+
     // Traffic, then the figures that count it.
     for _ in 0..5 {
         let (status, body) = t
@@ -318,7 +335,7 @@ async fn the_console_api_has_its_shapes_and_follows_traffic() {
     assert_eq!(get(admin, "/api/nothing", &[]).await.0, 404);
     let (status, headers, _) = exchange(
         admin,
-        Some("admin"),
+        Some("127.0.0.1"),
         "POST",
         "/api/host",
         &[],
@@ -345,6 +362,15 @@ async fn with_a_token_the_data_needs_it_and_the_pages_and_probes_do_not() {
         .with_token(nimbus_model::Secret::new(TOKEN));
     let admin = serve(endpoint).await;
     let bearer = format!("Bearer {TOKEN}");
+    // With a token, any host name may be used (the token is the guard).
+    let (status, _, _) = get_with_headers(
+        admin,
+        "console.example",
+        "/api/host",
+        &[("authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(status, 200);
     for path in ["/api/host", "/api/workloads", "/metrics"] {
         for headers in [
             vec![],

@@ -530,6 +530,18 @@ impl Metrics {
         self.registry.gather()
     }
 
+    /// The `process_*` families alone (on Linux; none elsewhere): what
+    /// `gather` reports of the process, without reading every series.
+    pub fn gather_process(&self) -> Vec<prometheus::proto::MetricFamily> {
+        #[cfg(target_os = "linux")]
+        {
+            use prometheus::core::Collector as _;
+            prometheus::process_collector::ProcessCollector::for_self().collect()
+        }
+        #[cfg(not(target_os = "linux"))]
+        Vec::new()
+    }
+
     /// Every metric in the Prometheus text format (version 0.0.4).
     pub fn encode(&self) -> String {
         let mut out = Vec::new();

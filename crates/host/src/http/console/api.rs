@@ -193,7 +193,7 @@ impl Console {
 
     fn process(&self) -> ProcessView {
         let mut view = ProcessView::default();
-        for family in self.host.metrics().gather() {
+        for family in self.host.metrics().gather_process() {
             let Some(metric) = family.get_metric().first() else {
                 continue;
             };

@@ -36,7 +36,7 @@ const STYLE_CSS: &str = include_str!("assets/style.css");
 
 /// Scripts, styles and requests only from the console itself; never
 /// framed.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The console of one host. Cheap to share (`Arc`).
 pub struct Console {
@@ -57,11 +57,25 @@ impl Console {
     /// The console of `host`; its sampler starts now, on the current tokio
     /// runtime, and stops when the console is dropped.
     pub fn new(host: Host) -> Self {
-        host.keep_recent_requests();
-        let sampler = Sampler::start(host.metrics().clone(), {
-            let host = host.clone();
-            move || entry_components(&host)
-        });
+        let sampler = Sampler::start(
+            host.metrics().clone(),
+            {
+                let host = host.clone();
+                move || entry_components(&host)
+            },
+            {
+                // Recent requests are kept while someone watches, for the
+                // workloads that run.
+                let host = host.clone();
+                move |watched| {
+                    host.keep_recent_requests(watched);
+                    if watched {
+                        host.recent_requests()
+                            .retain(|id| host.running_workload(id).is_some());
+                    }
+                }
+            },
+        );
         Self {
             host,
             sampler,
@@ -103,6 +117,7 @@ impl Console {
             _ => {}
         }
         self.sampler.viewed();
+        self.host.keep_recent_requests(true);
         Some(match path {
             "/api/host" => json(http::StatusCode::OK, &self.host_view()),
             "/api/workloads" => json(http::StatusCode::OK, &self.workloads_view()),

@@ -84,6 +84,11 @@ struct Delta {
 
 impl Delta {
     fn between(before: Option<&ComponentReading>, now: &ComponentReading) -> Self {
+        // Series that went back started anew (the workload was stopped and
+        // started again between two samples): count from zero.
+        let before = before.filter(|b| {
+            now.requests_total() >= b.requests_total() && now.cpu_seconds >= b.cpu_seconds
+        });
         let since = |then: f64, now: f64| (now - then).max(0.0);
         let count = |f: fn(&ComponentReading) -> u64| {
             since(before.map(f).unwrap_or(0) as f64, f(now) as f64)
@@ -261,6 +266,8 @@ pub type Entries = HashMap<String, String>;
 pub struct Sampler {
     metrics: Arc<Metrics>,
     entries: Box<dyn Fn() -> Entries + Send + Sync>,
+    /// Told every tick whether the console is being watched.
+    on_tick: Box<dyn Fn(bool) + Send + Sync>,
     state: Mutex<State>,
     /// Seconds since the sampler's start of the last look (+1; 0: never).
     viewed_at: AtomicU64,
@@ -269,13 +276,17 @@ pub struct Sampler {
 
 impl Sampler {
     /// A sampler of `metrics`, sampling every second on a task of its own
-    /// for as long as the returned handle lives.
-    /// `entries` says each workload's entry component when asked.
+    /// for as long as the returned handle lives. `entries` says each
+    /// workload's entry component when asked; `on_tick` is told every
+    /// second whether someone watches the console.
     pub fn start(
         metrics: Arc<Metrics>,
         entries: impl Fn() -> Entries + Send + Sync + 'static,
+        on_tick: impl Fn(bool) + Send + Sync + 'static,
     ) -> Arc<Self> {
-        let sampler = Arc::new(Self::new(metrics, entries));
+        let mut sampler = Self::new(metrics, entries);
+        sampler.on_tick = Box::new(on_tick);
+        let sampler = Arc::new(sampler);
         let weak: Weak<Self> = Arc::downgrade(&sampler);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -285,9 +296,17 @@ impl Sampler {
                 let Some(sampler) = weak.upgrade() else {
                     return;
                 };
-                if sampler.should_sample() {
+                let watched = sampler.watched();
+                (sampler.on_tick)(watched);
+                if watched || sampler.metrics.component_count() <= SAMPLE_UNWATCHED_UP_TO {
                     let entries = (sampler.entries)();
                     sampler.sample(Instant::now(), &entries);
+                } else {
+                    // Rates after a pause are measured from the next
+                    // sample, not averaged over the pause.
+                    let mut state = sampler.lock();
+                    state.previous.clear();
+                    state.previous_at = None;
                 }
             }
         });
@@ -298,6 +317,7 @@ impl Sampler {
         Self {
             metrics,
             entries: Box::new(entries),
+            on_tick: Box::new(|_| {}),
             state: Mutex::default(),
             viewed_at: AtomicU64::new(0),
             started: Instant::now(),
@@ -310,12 +330,12 @@ impl Sampler {
         self.viewed_at.store(now, Ordering::Relaxed);
     }
 
-    fn should_sample(&self) -> bool {
-        if self.metrics.component_count() <= SAMPLE_UNWATCHED_UP_TO {
-            return true;
-        }
+    /// Whether the console was looked at in the last [`WATCHED_FOR`].
+    pub fn watched(&self) -> bool {
         let viewed = self.viewed_at.load(Ordering::Relaxed);
-        viewed != 0 && self.started.elapsed().as_secs() + 1 - viewed <= WATCHED_FOR.as_secs()
+        viewed != 0
+            && (self.started.elapsed().as_secs() + 1).saturating_sub(viewed)
+                <= WATCHED_FOR.as_secs()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -500,6 +520,19 @@ mod tests {
         assert_eq!(quiet.host.requests_per_second, 0.0);
         assert_eq!(quiet.host.p99_seconds, None);
         assert_eq!(sampler.workload_history("shop/cart").len(), 2);
+
+        // A workload stopped and started between two samples counts from
+        // zero again, rather than going negative.
+        metrics.forget("shop/cart");
+        let again = metrics.component("shop/cart", "auth");
+        for _ in 0..3 {
+            again.request().finish(http::StatusCode::OK);
+        }
+        sampler.sample(start + Duration::from_millis(3500), &entries);
+        assert_eq!(
+            sampler.latest().workloads["shop/cart"].requests_per_second,
+            6.0
+        );
 
         // A stopped workload's history goes with it.
         metrics.forget("shop/cart");
