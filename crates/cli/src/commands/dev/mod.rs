@@ -107,16 +107,6 @@ impl DevCommand {
         let host = Host::new(config, router.clone())?;
         crate::telemetry::export_metrics(host.metrics());
         host.set_sources(project.sources.clone());
-        let admin = super::admin::AdminOptions {
-            addr: self.admin_addr,
-            token: &self.admin_token,
-            cluster: None,
-            fall_back_to_free_port: true,
-        };
-        // Always ready: `nimbus dev` answers 503 itself while it builds.
-        let readiness = nimbus_host::http::admin::Readiness::default();
-        readiness.set(true);
-        super::admin::start(admin, &host, &readiness).await?;
 
         let addr = match self.addr {
             Some(addr) => addr,
@@ -137,6 +127,17 @@ impl DevCommand {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let addr = listener.local_addr()?;
+        // The console after the main address: a port in use is the one error.
+        let admin = super::admin::AdminOptions {
+            addr: self.admin_addr,
+            token: &self.admin_token,
+            cluster: None,
+            fall_back_to_free_port: true,
+        };
+        // Always ready: `nimbus dev` answers 503 itself while it builds.
+        let readiness = nimbus_host::http::admin::Readiness::default();
+        readiness.set(true);
+        super::admin::start(admin, &host, &readiness).await?;
         if project.loaded.config.workload.allowed_hosts.is_none() {
             eprintln!(
                 "note: no `workload.allowedHosts`: under `nimbus dev` components may call any public host, as under `wash dev`; a deployed workload may call only the hosts it lists"
