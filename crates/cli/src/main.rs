@@ -93,9 +93,9 @@ enum Command {
     Host(Box<commands::cluster::host::HostCommand>),
     /// Run the cluster's reconciler (several may run; one leads).
     Controller(commands::cluster::controller::ControllerCommand),
-    /// Store Workloads and WorkloadDeployments as the cluster's desired state.
+    /// Store Workloads, WorkloadDeployments and WorkloadReplicaSets as the cluster's desired state.
     Apply(commands::cluster::apply::ApplyCommand),
-    /// List hosts, workloads or deployments.
+    /// List hosts, workloads, deployments or replica sets.
     Get(commands::cluster::get::GetCommand),
     /// Show one deployment, workload or host in full, with its events.
     ///
@@ -123,8 +123,19 @@ enum Command {
     /// OTLP with --otlp-endpoint), tagged with the workload and component;
     /// a host also logs there why a start failed.
     Logs(commands::cluster::logs::LogsCommand),
-    /// Remove a workload or deployment from desired state.
+    /// Remove a workload, deployment or replica set from desired state.
     Delete(commands::cluster::apply::DeleteCommand),
+    /// Set how many replicas a deployment or replica set wants.
+    Scale(commands::cluster::scale::ScaleCommand),
+    /// Follow, undo or list a deployment's rollouts.
+    ///
+    /// A changed template rolls host by host (`deployPolicy:
+    /// RollingUpdate`, the default; `spec.rollingUpdate.maxUnavailable`
+    /// and `maxSurge` say how many replicas move at once), each host's new
+    /// version serving before the next host moves. A template that fails
+    /// to start stops the rollout; the hosts not yet moved keep serving the
+    /// previous one.
+    Rollout(commands::cluster::rollout::RolloutCommand),
     /// Watch what each workload's components cost, live, from a host's
     /// admin endpoint.
     Top(commands::top::TopCommand),
@@ -198,6 +209,8 @@ fn main() -> ExitCode {
         Command::Describe(cmd) => cmd.execute(),
         Command::Logs(cmd) => cmd.execute(),
         Command::Delete(cmd) => cmd.execute(),
+        Command::Scale(cmd) => cmd.execute(),
+        Command::Rollout(cmd) => cmd.execute(),
         Command::Top(cmd) => cmd.execute(),
         Command::Wit(cmd) => cmd.execute(),
         Command::Completions { shell } => completions(shell),

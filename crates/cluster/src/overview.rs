@@ -89,16 +89,10 @@ struct DeploymentView {
     desired: u32,
     ready: u32,
     message: Option<String>,
-    placements: Vec<PlacementView>,
+    /// Each host's share; `hostReady` only if the controller saw it in
+    /// time and it answered the ping.
+    placements: Vec<Placement>,
     events: Vec<crate::events::Event>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PlacementView {
-    #[serde(flatten)]
-    placement: Placement,
-    host_ready: bool,
 }
 
 /// The cluster now, as host `host_id` sees it: hosts that answer within
@@ -178,9 +172,9 @@ pub async fn cluster_view(
                     .map(|s| {
                         s.placements
                             .iter()
-                            .map(|p| PlacementView {
-                                host_ready: ready.contains(p.host.as_str()),
-                                placement: p.clone(),
+                            .map(|p| Placement {
+                                host_ready: p.host_ready && ready.contains(p.host.as_str()),
+                                ..p.clone()
                             })
                             .collect()
                     })

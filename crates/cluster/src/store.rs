@@ -15,6 +15,7 @@ use crate::events::Event;
 use async_nats::jetstream::{self, kv};
 
 use futures::{StreamExt as _, TryStreamExt as _};
+use nimbus_model::rollout::DeployPolicy;
 use nimbus_model::{ManifestDocument, Workload};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -33,8 +34,11 @@ pub(crate) const LEASE_KEY: &str = "lease.controller";
 pub enum Kind {
     /// One workload, one replica.
     Workload,
-    /// A workload template with `replicas`.
+    /// A workload template with `replicas`, rolled out per its
+    /// deploy policy.
     WorkloadDeployment,
+    /// A workload template with `replicas`, changed everywhere at once.
+    WorkloadReplicaSet,
 }
 
 impl Kind {
@@ -43,6 +47,7 @@ impl Kind {
         match self {
             Self::Workload => "Workload",
             Self::WorkloadDeployment => "WorkloadDeployment",
+            Self::WorkloadReplicaSet => "WorkloadReplicaSet",
         }
     }
 }
@@ -61,6 +66,38 @@ pub struct Resource {
     pub workload: Workload,
     /// The manifest document as applied (JSON form), for `get -o yaml`.
     pub manifest: serde_json::Value,
+    /// How a changed template reaches the replicas. (A resource stored
+    /// before policies existed reads as a rolling update.)
+    #[serde(default)]
+    pub policy: DeployPolicy,
+    /// The template's revision: 1 when created, bumped by every change of
+    /// the workload (not by scaling), as `nimbus rollout history` lists.
+    #[serde(default = "first_revision")]
+    pub revision: u64,
+    /// Earlier templates, oldest first, at most [`MAX_HISTORY`], for
+    /// `nimbus rollout undo`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Revision>,
+}
+
+fn first_revision() -> u64 {
+    1
+}
+
+/// Earlier templates kept per resource (Kubernetes'
+/// `revisionHistoryLimit` default).
+pub const MAX_HISTORY: usize = 10;
+
+/// An earlier template of a resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Revision {
+    /// Its revision number.
+    pub revision: u64,
+    /// The workload it ran.
+    pub workload: Workload,
+    /// Its manifest's `spec.template` (JSON form), put back by an undo.
+    pub template: serde_json::Value,
 }
 
 impl Resource {
@@ -78,6 +115,7 @@ impl Resource {
         let kind = match document.kind.as_str() {
             "Workload" => Kind::Workload,
             "WorkloadDeployment" => Kind::WorkloadDeployment,
+            "WorkloadReplicaSet" => Kind::WorkloadReplicaSet,
             other => return Err(StoreError::Invalid(format!("kind: unknown kind `{other}`"))),
         };
         Ok(Self {
@@ -86,8 +124,54 @@ impl Resource {
             replicas: document.replicas,
             workload: document.workload,
             manifest,
+            policy: document.policy,
+            revision: first_revision(),
+            history: Vec::new(),
         })
     }
+
+    /// Its template as a [`Revision`], for the history.
+    fn as_revision(&self) -> Revision {
+        Revision {
+            revision: self.revision,
+            workload: self.workload.clone(),
+            template: self
+                .manifest
+                .pointer("/spec/template")
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Becomes `next` applied over it: the generation bumped, and, when the
+    /// workload changed, a new revision with this one kept in the history.
+    fn succeeded_by(&self, mut next: Resource) -> Resource {
+        next.generation = self.generation + 1;
+        next.history = self.history.clone();
+        if next.workload == self.workload {
+            next.revision = self.revision;
+        } else {
+            next.revision = self.revision + 1;
+            push_history(&mut next.history, self.as_revision());
+        }
+        next
+    }
+}
+
+fn push_history(history: &mut Vec<Revision>, revision: Revision) {
+    history.retain(|r| r.revision != revision.revision);
+    history.push(revision);
+    let excess = history.len().saturating_sub(MAX_HISTORY);
+    history.drain(..excess);
+}
+
+/// What `nimbus rollout undo` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undone {
+    /// The revision whose template is back.
+    pub restored: u64,
+    /// The revision number it now runs as.
+    pub revision: u64,
 }
 
 /// One host's share of a resource.
@@ -100,6 +184,44 @@ pub struct Placement {
     pub replicas: u32,
     /// Whether the host runs the current generation.
     pub current: bool,
+    /// Whether the host sent its last heartbeat in time: a host that
+    /// missed one is `NotReady` at once, and its replicas are not counted
+    /// ready. (Statuses stored before this field read as ready.)
+    #[serde(default = "yes")]
+    pub host_ready: bool,
+    /// Why this host's share is not ready, as the host or the controller
+    /// said (a failed start, a missed heartbeat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Where a resource's move to its current template stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RolloutState {
+    /// Every replica runs the current template.
+    #[default]
+    Complete,
+    /// Replicas are moving to it, host by host.
+    Progressing,
+    /// The current template failed to start (or was rejected); the hosts
+    /// not yet moved keep the previous one, and no more move until it
+    /// starts or the template changes.
+    Stopped,
+}
+
+impl RolloutState {
+    /// `Complete`, `Progressing` or `Stopped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "Complete",
+            Self::Progressing => "Progressing",
+            Self::Stopped => "Stopped",
+        }
+    }
 }
 
 /// Where a resource stands: the STATUS column of `nimbus get` and the
@@ -154,9 +276,10 @@ pub struct Rejection {
 
 /// What the controller observed of a resource.
 ///
-/// The fields added since the first release (`phase`, `rejected`) have
-/// defaults, so statuses stored by an older controller still read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The fields added since the first release (`phase`, `rejected`,
+/// `updated`, `available`, `revision`, `rollout`) have defaults, so
+/// statuses stored by an older controller still read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceStatus {
     /// Generation this status describes.
@@ -166,8 +289,20 @@ pub struct ResourceStatus {
     pub phase: Phase,
     /// Replicas wanted.
     pub desired: u32,
-    /// Replicas running the current spec on live hosts.
+    /// Replicas running the current spec on ready hosts.
     pub ready: u32,
+    /// Replicas running the current spec, on ready hosts or not.
+    #[serde(default)]
+    pub updated: u32,
+    /// Replicas serving on ready hosts, whichever template they run.
+    #[serde(default)]
+    pub available: u32,
+    /// The template revision this status describes.
+    #[serde(default)]
+    pub revision: u64,
+    /// Where the move to that revision stands.
+    #[serde(default)]
+    pub rollout: RolloutState,
     /// Where they run, by host id.
     pub placements: Vec<Placement>,
     /// Why not all are ready, if they are not (with phase `Failed`, the
@@ -365,7 +500,7 @@ impl Store {
 
     /// Stores `resource` unless the same manifest is already stored. A
     /// resource of the other kind under the same id is refused.
-    pub async fn apply(&self, mut resource: Resource) -> Result<Applied, StoreError> {
+    pub async fn apply(&self, resource: Resource) -> Result<Applied, StoreError> {
         let id = resource.id();
         let key = desired_key(&id);
         let existing = self.entry(&key).await?;
@@ -393,13 +528,133 @@ impl Store {
                 {
                     return Ok(Applied::Unchanged);
                 }
-                resource.generation = stored.generation + 1;
+                let resource = stored.succeeded_by(resource);
                 let update = self.kv.update(&key, encode(&resource).into(), revision);
                 self.write(&key, update, |e| {
                     e.kind() == kv::UpdateErrorKind::WrongLastRevision
                 })
                 .await?;
                 Ok(Applied::Configured)
+            }
+        }
+    }
+
+    /// Sets the replicas of resource `id` of `kind` (`nimbus scale`), in
+    /// its manifest too; returns how many it had, or `None` if there is no
+    /// such resource.
+    pub async fn scale(
+        &self,
+        id: &str,
+        kind: Kind,
+        replicas: u32,
+    ) -> Result<Option<u32>, StoreError> {
+        self.modify(id, kind, |stored| {
+            if kind == Kind::Workload {
+                return Err(StoreError::Invalid(format!(
+                    "{id} is a Workload, which runs one replica; make it a WorkloadDeployment to scale it"
+                )));
+            }
+            let before = stored.replicas;
+            let mut next = stored.clone();
+            next.replicas = replicas;
+            if let Some(spec) = next
+                .manifest
+                .get_mut("spec")
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                spec.insert("replicas".into(), replicas.into());
+            }
+            Ok((stored.succeeded_by(next), before))
+        })
+        .await
+    }
+
+    /// Puts back an earlier template of deployment `id` (`nimbus rollout
+    /// undo`): revision `to`, or the one before the current. It runs as a
+    /// new revision, rolled out like any change; the replicas stay.
+    pub async fn undo(&self, id: &str, to: Option<u64>) -> Result<Option<Undone>, StoreError> {
+        self.modify(id, Kind::WorkloadDeployment, |stored| {
+            let earlier = match to {
+                Some(number) => stored.history.iter().find(|r| r.revision == number),
+                None => stored.history.last(),
+            };
+            let Some(earlier) = earlier else {
+                let known: Vec<String> = stored
+                    .history
+                    .iter()
+                    .map(|r| r.revision.to_string())
+                    .collect();
+                return Err(StoreError::Invalid(match (to, known.is_empty()) {
+                    (_, true) => format!(
+                        "{id} has no earlier revision (it runs revision {})",
+                        stored.revision
+                    ),
+                    (Some(number), false) if number == stored.revision => {
+                        format!("{id} runs revision {number} already")
+                    }
+                    (Some(number), false) => format!(
+                        "{id} has no revision {number}; earlier revisions: {}",
+                        known.join(", ")
+                    ),
+                    (None, false) => format!("{id} has no earlier revision"),
+                }));
+            };
+            let restored = earlier.revision;
+            let mut next = stored.clone();
+            next.workload = earlier.workload.clone();
+            if let Some(spec) = next
+                .manifest
+                .get_mut("spec")
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                spec.insert("template".into(), earlier.template.clone());
+            }
+            let mut next = stored.succeeded_by(next);
+            // The template restored is current again, not history.
+            next.history.retain(|r| r.revision != restored);
+            let undone = Undone {
+                restored,
+                revision: next.revision,
+            };
+            Ok((next, undone))
+        })
+        .await
+    }
+
+    /// Reads resource `id` of `kind`, lets `change` make its successor, and
+    /// writes that unless another writer got there first (then reads and
+    /// tries again, a few times). `None` if there is no such resource.
+    async fn modify<T>(
+        &self,
+        id: &str,
+        kind: Kind,
+        change: impl Fn(&Resource) -> Result<(Resource, T), StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let key = desired_key(id);
+        let mut attempts = 0;
+        loop {
+            let Some((revision, stored)) = self.entry(&key).await? else {
+                return Ok(None);
+            };
+            let stored: Resource = decode(&key, &stored)?;
+            if stored.kind != kind {
+                return Err(StoreError::Invalid(format!(
+                    "{id} is a {}, not a {}",
+                    stored.kind.as_str(),
+                    kind.as_str()
+                )));
+            }
+            let (next, result) = change(&stored)?;
+            let update = self.kv.update(&key, encode(&next).into(), revision);
+            match self
+                .write(&key, update, |e| {
+                    e.kind() == kv::UpdateErrorKind::WrongLastRevision
+                })
+                .await
+            {
+                Ok(_) => return Ok(Some(result)),
+                Err(StoreError::Conflict(_)) if attempts < 3 => attempts += 1,
+                Err(e) => return Err(e),
             }
         }
     }
@@ -603,6 +858,8 @@ mod tests {
         let old = br#"{"observedGeneration":3,"desired":2,"ready":1,"placements":[{"host":"h0","replicas":1,"current":true}],"message":"1 of 2 replicas ready"}"#;
         let status: ResourceStatus = decode("status.shop/web", old).unwrap();
         assert_eq!(status.phase, Phase::Pending);
+        assert!(status.placements[0].host_ready);
+        assert_eq!(status.rollout, RolloutState::Complete);
         assert_eq!(status.rejected, None);
         assert_eq!(status.ready, 1);
         assert!(status.events.is_empty());
@@ -622,7 +879,7 @@ mod tests {
                 host: "h0".into(),
                 reason: "not a component".into(),
             }),
-            events: Vec::new(),
+            ..ResourceStatus::default()
         };
         let json: serde_json::Value = serde_json::from_slice(&encode(&status)).unwrap();
         assert_eq!(json["phase"], "Failed");
@@ -633,5 +890,64 @@ mod tests {
             decode::<ResourceStatus>("k", &encode(&status)).unwrap(),
             status
         );
+    }
+
+    fn deployment(image: &str, replicas: u32) -> Resource {
+        let workload = Workload::single_http_component("shop", "web", image, "web.test");
+        let manifest = serde_json::json!({
+            "kind": "WorkloadDeployment",
+            "spec": { "replicas": replicas, "template": { "spec": { "image": image } } }
+        });
+        Resource {
+            kind: Kind::WorkloadDeployment,
+            generation: 1,
+            replicas,
+            workload,
+            manifest,
+            policy: DeployPolicy::default(),
+            revision: 1,
+            history: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_changed_template_is_a_new_revision_and_scaling_is_not() {
+        let first = deployment("/a.wasm", 3);
+        let scaled = first.succeeded_by(deployment("/a.wasm", 5));
+        assert_eq!((scaled.generation, scaled.revision), (2, 1));
+        assert!(scaled.history.is_empty());
+        let changed = scaled.succeeded_by(deployment("/b.wasm", 5));
+        assert_eq!((changed.generation, changed.revision), (3, 2));
+        assert_eq!(changed.history.len(), 1);
+        assert_eq!(changed.history[0].revision, 1);
+        assert_eq!(changed.history[0].workload, first.workload);
+        assert_eq!(
+            changed.history[0].template,
+            serde_json::json!({ "spec": { "image": "/a.wasm" } })
+        );
+        // The history is bounded, oldest dropped first.
+        let mut latest = changed;
+        for i in 0..(MAX_HISTORY + 5) {
+            latest = latest.succeeded_by(deployment(&format!("/v{i}.wasm"), 5));
+        }
+        assert_eq!(latest.history.len(), MAX_HISTORY);
+        assert_eq!(latest.history.last().unwrap().revision, latest.revision - 1);
+        assert_eq!(
+            latest.history[0].revision,
+            latest.revision - MAX_HISTORY as u64
+        );
+    }
+
+    #[test]
+    fn a_resource_stored_before_revisions_reads_as_revision_one() {
+        let mut json = serde_json::to_value(deployment("/a.wasm", 2)).unwrap();
+        let object = json.as_object_mut().unwrap();
+        for field in ["policy", "revision", "history"] {
+            object.remove(field);
+        }
+        let resource: Resource = decode("desired.shop/web", &encode(&json)).unwrap();
+        assert_eq!(resource.revision, 1);
+        assert_eq!(resource.policy, DeployPolicy::default());
+        assert!(resource.history.is_empty());
     }
 }

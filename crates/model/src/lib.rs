@@ -23,6 +23,8 @@
 //! - [`links`]: which import links to which component, and what the host
 //!   provides itself.
 //! - [`plugin_defaults`]: host-level settings per plugin.
+//! - [`rollout`]: how a replicated workload moves to a changed template
+//!   (`deployPolicy`, `rollingUpdate`).
 //! - [`backends`]: which capability keeps its data in which backend, and
 //!   the one resolver of backend settings and their one-string form.
 //! - [`status`]: what a host reports about what it runs.
@@ -38,6 +40,7 @@ pub mod links;
 pub mod load;
 pub mod manifest;
 pub mod plugin_defaults;
+pub mod rollout;
 pub mod secret;
 pub mod sources;
 pub mod spec;

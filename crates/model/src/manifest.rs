@@ -13,6 +13,7 @@
 //! fields wasmCloud has that mean nothing here (`hostId`, `poolSize`,
 //! `kubernetes`, …) each give a notice rather than pass in silence.
 
+use super::rollout::{DeployPolicy, RollingUpdate};
 use super::spec::{LocalResources, Workload, WorkloadSpec};
 use serde::Deserialize;
 use std::collections::BTreeSet;
@@ -65,6 +66,11 @@ pub struct ManifestDocument {
     pub workload: Workload,
     /// Desired replicas (1 for a plain `Workload`).
     pub replicas: u32,
+    /// How a changed template reaches the replicas (`spec.deployPolicy`
+    /// and `spec.rollingUpdate` of a `WorkloadDeployment`; a
+    /// `WorkloadReplicaSet`, like a plain `Workload`, changes everywhere
+    /// at once).
+    pub policy: DeployPolicy,
 }
 
 /// The largest manifest parsed, in bytes: a bound on the work one
@@ -122,6 +128,9 @@ struct RawReplicatedSpec {
     template: Option<RawTemplate>,
     /// `RollingUpdate` or `Recreate` (deployments only).
     deploy_policy: Option<String>,
+    /// How many replicas a rolling update replaces at once (Nimbus's,
+    /// after Kubernetes' `strategy.rollingUpdate`; deployments only).
+    rolling_update: Option<RollingUpdate>,
     /// wasmCloud `Artifact` references (deployments only): accepted.
     artifacts: Option<serde_yaml_ng::Value>,
     /// The Kubernetes Service in front (deployments only): accepted.
@@ -262,8 +271,8 @@ fn parse_document(
         .spec
         .ok_or_else(|| ManifestError::new("spec", "missing"))?;
     let mut ignored = Vec::new();
-    let (spec, spec_path, replicas) = match kind.as_str() {
-        "Workload" => (spec, "spec", 1),
+    let (spec, spec_path, replicas, policy) = match kind.as_str() {
+        "Workload" => (spec, "spec", 1, DeployPolicy::Recreate),
         "Artifact" => {
             return Err(ManifestError::new(
                 "kind",
@@ -293,6 +302,11 @@ fn parse_document(
                         .to_string(),
                 );
             }
+            let policy = replicated_policy(
+                &kind,
+                replicated.deploy_policy.as_deref(),
+                replicated.rolling_update,
+            )?;
             let template = replicated
                 .template
                 .and_then(|t| t.spec)
@@ -301,6 +315,7 @@ fn parse_document(
                 template,
                 "spec.template.spec",
                 replicated.replicas.unwrap_or(1),
+                policy,
             )
         }
         other => {
@@ -333,9 +348,56 @@ fn parse_document(
             kind,
             workload,
             replicas,
+            policy,
         },
         ignored,
     ))
+}
+
+/// The deploy policy of a `WorkloadDeployment` (`deployPolicy`, default
+/// `RollingUpdate`, with `rollingUpdate`'s shares) or a
+/// `WorkloadReplicaSet` (which has neither: it changes at once).
+fn replicated_policy(
+    kind: &str,
+    deploy_policy: Option<&str>,
+    rolling_update: Option<RollingUpdate>,
+) -> Result<DeployPolicy, ManifestError> {
+    if kind == "WorkloadReplicaSet" {
+        if deploy_policy.is_some() {
+            return Err(ManifestError::new(
+                "spec.deployPolicy",
+                "a WorkloadReplicaSet has no deploy policy (it changes every replica at once); use a WorkloadDeployment",
+            ));
+        }
+        if rolling_update.is_some() {
+            return Err(ManifestError::new(
+                "spec.rollingUpdate",
+                "a WorkloadReplicaSet does not roll; use a WorkloadDeployment",
+            ));
+        }
+        return Ok(DeployPolicy::Recreate);
+    }
+    match deploy_policy {
+        None | Some("RollingUpdate") => {
+            let rolling = rolling_update.unwrap_or_default();
+            rolling
+                .check()
+                .map_err(|message| ManifestError::new("spec.rollingUpdate", message))?;
+            Ok(DeployPolicy::RollingUpdate(rolling))
+        }
+        Some("Recreate") if rolling_update.is_some() => Err(ManifestError::new(
+            "spec.rollingUpdate",
+            "only a `RollingUpdate` deploy policy takes it",
+        )),
+        Some("Recreate") => Ok(DeployPolicy::Recreate),
+        Some(other) => Err(ManifestError::new(
+            "spec.deployPolicy",
+            format!(
+                "unknown policy `{}`; expected `RollingUpdate` or `Recreate`",
+                other.escape_debug()
+            ),
+        )),
+    }
 }
 
 /// Deserializes `value` as `T`, reporting the failing field's full path
@@ -718,6 +780,74 @@ spec:
             host: hello.example.com
             host-aliases: "www.example.com, alt.example.com"
 "#;
+
+    #[test]
+    fn deploy_policies_and_rolling_update_shares() {
+        use crate::rollout::{DeployPolicy, RollingUpdate, Share};
+        let with = |extra: &str, kind: &str| {
+            let text = format!(
+                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: {kind}\nmetadata: {{name: a}}\nspec:\n  replicas: 4\n{extra}  template:\n    spec:\n      components: [{{name: a, image: x}}]\n"
+            );
+            parse_manifest(&text).map(|m| m.documents[0].policy)
+        };
+        // wasmCloud's default, with Kubernetes' default shares.
+        assert_eq!(
+            with("", "WorkloadDeployment"),
+            Ok(DeployPolicy::RollingUpdate(RollingUpdate::default()))
+        );
+        assert_eq!(
+            with("  deployPolicy: Recreate\n", "WorkloadDeployment"),
+            Ok(DeployPolicy::Recreate)
+        );
+        assert_eq!(
+            with(
+                "  deployPolicy: RollingUpdate\n  rollingUpdate: {maxUnavailable: 0, maxSurge: '50%'}\n",
+                "WorkloadDeployment"
+            ),
+            Ok(DeployPolicy::RollingUpdate(RollingUpdate {
+                max_unavailable: Share::Count(0),
+                max_surge: Share::Percent(50),
+            }))
+        );
+        // A replica set changes at once; a plain workload too.
+        assert_eq!(with("", "WorkloadReplicaSet"), Ok(DeployPolicy::Recreate));
+        let refused = [
+            (
+                "  deployPolicy: Rolling\n",
+                "WorkloadDeployment",
+                "spec.deployPolicy",
+            ),
+            (
+                "  rollingUpdate: {maxUnavailable: 0, maxSurge: 0}\n",
+                "WorkloadDeployment",
+                "spec.rollingUpdate",
+            ),
+            (
+                "  rollingUpdate: {maxSurge: '150%'}\n",
+                "WorkloadDeployment",
+                "spec.rollingUpdate.maxSurge",
+            ),
+            (
+                "  rollingUpdate: {maxSurges: 1}\n",
+                "WorkloadDeployment",
+                "spec.rollingUpdate.maxSurges",
+            ),
+            (
+                "  deployPolicy: Recreate\n  rollingUpdate: {maxSurge: 1}\n",
+                "WorkloadDeployment",
+                "spec.rollingUpdate",
+            ),
+            (
+                "  deployPolicy: RollingUpdate\n",
+                "WorkloadReplicaSet",
+                "spec.deployPolicy",
+            ),
+        ];
+        for (extra, kind, path) in refused {
+            let err = with(extra, kind).unwrap_err();
+            assert_eq!(err.path, path, "{extra}: {err}");
+        }
+    }
 
     #[test]
     fn reads_a_wasmcloud_workload_deployment() {

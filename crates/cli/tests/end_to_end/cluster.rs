@@ -6,6 +6,7 @@ use crate::common;
 
 use common::*;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -34,6 +35,12 @@ fn start_host(dir: &Path, nats: &str, id: &str, extra: &[&str]) -> Server {
 }
 
 fn start_controller(dir: &Path, nats: &str, id: &str) -> Server {
+    start_controller_missing(dir, nats, id, 2)
+}
+
+/// A controller that moves a host's replicas after `missed` heartbeats.
+fn start_controller_missing(dir: &Path, nats: &str, id: &str, missed: u32) -> Server {
+    let missed = missed.to_string();
     Server::start_when(
         dir,
         &[
@@ -45,7 +52,7 @@ fn start_controller(dir: &Path, nats: &str, id: &str) -> Server {
             "--heartbeat-interval",
             "1s",
             "--missed-heartbeats",
-            "2",
+            &missed,
             "--lease-ttl",
             "2s",
         ],
@@ -858,7 +865,7 @@ fn describe_and_logs_tell_where_replicas_run_and_why_not() {
         "{described}"
     );
     assert!(
-        described.contains("Replicas:        1 desired, 0 ready\n"),
+        described.contains("Replicas:        1 desired, 0 updated, 0 available, 0 ready\n"),
         "{described}"
     );
     assert!(described.contains("Placements:\n  <none>\n"), "{described}");
@@ -927,7 +934,7 @@ fn describe_and_logs_tell_where_replicas_run_and_why_not() {
         ],
     );
     assert!(
-        described.contains("Replicas:        2 desired, 2 ready\n"),
+        described.contains("Replicas:        2 desired, 2 updated, 2 available, 2 ready\n"),
         "{described}"
     );
     for (i, host) in hosts.iter().enumerate() {
@@ -939,7 +946,13 @@ fn describe_and_logs_tell_where_replicas_run_and_why_not() {
             .collect();
         assert_eq!(
             placement,
-            [format!("h{i}").as_str(), "1", "current", host.addr.as_str()],
+            [
+                format!("h{i}").as_str(),
+                "1",
+                "current",
+                "Ready",
+                host.addr.as_str()
+            ],
             "{described}"
         );
     }
@@ -1000,4 +1013,377 @@ fn describe_and_logs_tell_where_replicas_run_and_why_not() {
         stderr.contains("WorkloadDeployment shop/web was deleted"),
         "{stderr}"
     );
+}
+
+/// A deployment of the config-reading guest whose template says which
+/// `version` it is (`GET /config?key=version` answers it), rolled
+/// `rolling` (the `spec:` lines of its deploy policy).
+fn versioned(image: &str, version: &str, replicas: u32, rolling: &str) -> String {
+    format!(
+        r#"apiVersion: runtime.wasmcloud.dev/v1alpha1
+kind: WorkloadDeployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  replicas: {replicas}
+{rolling}  template:
+    spec:
+      hostInterfaces:
+        - namespace: wasi
+          package: http
+          interfaces: [incoming-handler]
+          config:
+            host: web.test
+      components:
+        - name: web
+          image: {image}
+          localResources:
+            config:
+              version: "{version}"
+"#
+    )
+}
+
+/// One `GET /config?key=version` to `addr` as `web.test`, on its own
+/// connection: the body, or why there was none (a status other than 200,
+/// a refused or cut connection).
+fn version_at(addr: &str) -> Result<String, String> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(b"GET /config?key=version HTTP/1.0\r\nHost: web.test\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| format!("read: {e}"))?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("not an HTTP response: {response:?}"))?;
+    if head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200") {
+        Ok(body.to_string())
+    } else {
+        Err(format!("{}: {body}", head.lines().next().unwrap_or("")))
+    }
+}
+
+/// What a load thread saw: answers counted by body, and the failures.
+type Seen = (BTreeMap<String, u64>, Vec<String>);
+
+/// Requests through every host, one thread per host, until stopped: every
+/// answer counted by body, every failure kept.
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<Seen>>,
+}
+
+impl Load {
+    fn start(addrs: &[String]) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = addrs
+            .iter()
+            .map(|addr| {
+                let (addr, stop) = (addr.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut answers = BTreeMap::<String, u64>::new();
+                    let mut failures = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        match version_at(&addr) {
+                            Ok(body) => *answers.entry(body).or_default() += 1,
+                            Err(e) => failures.push(format!("{addr}: {e}")),
+                        }
+                    }
+                    (answers, failures)
+                })
+            })
+            .collect();
+        Self { stop, threads }
+    }
+
+    /// Stops it: the answers by body, and the failures.
+    fn finish(self) -> Seen {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut answers = BTreeMap::new();
+        let mut failures = Vec::new();
+        for thread in self.threads {
+            let (a, f) = thread.join().unwrap();
+            for (body, n) in a {
+                *answers.entry(body).or_default() += n;
+            }
+            failures.extend(f);
+        }
+        (answers, failures)
+    }
+}
+
+#[test]
+fn rolling_updates_drop_nothing_stop_on_a_bad_version_and_undo() {
+    let Some(nats) = Backing::start(Kind::Nats) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let url = nats.url();
+    let mut hosts: Vec<Server> = (0..3)
+        .map(|i| start_host(dir, &url, &format!("h{i}"), &[]))
+        .collect();
+    // Replicas move only after 10 missed heartbeats: long enough to see a
+    // host that missed one shown NotReady first.
+    let _controller = start_controller_missing(dir, &url, "c1", 10);
+    let one_at_a_time = "  rollingUpdate:\n    maxUnavailable: 0\n    maxSurge: 1\n";
+    let image = test_programs::P2_CONFIG;
+    let apply = |text: String| {
+        std::fs::write(dir.join("web.yaml"), text).unwrap();
+        succeeds_in(dir, &["apply", "-f", "web.yaml", "--nats", &url]).0
+    };
+    apply(versioned(image, "1", 3, one_at_a_time));
+    let rollout = |args: &[&str]| {
+        let mut all = vec!["rollout"];
+        all.extend(args);
+        all.extend(["web", "-n", "shop", "--nats", &url, "--nats-timeout", "20s"]);
+        all.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let status_args = rollout(&["status", "--timeout", "90s"]);
+    let status_args: Vec<&str> = status_args.iter().map(String::as_str).collect();
+    let (done, _) = succeeds_in(dir, &status_args);
+    assert!(
+        done.contains("successfully rolled out (revision 1"),
+        "{done}"
+    );
+    let addrs: Vec<String> = hosts.iter().map(|h| h.addr.clone()).collect();
+    for addr in &addrs {
+        assert_eq!(version_at(addr).as_deref(), Ok("1"));
+    }
+
+    // Version 2 rolls host by host under load through all three hosts:
+    // not one request fails.
+    let load = Load::start(&addrs);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        apply(versioned(image, "2", 3, one_at_a_time)).trim(),
+        "workloaddeployment/shop/web configured"
+    );
+    let (done, _) = succeeds_in(dir, &status_args);
+    assert!(
+        done.contains("successfully rolled out (revision 2"),
+        "{done}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let (answers, failures) = load.finish();
+    assert!(
+        failures.is_empty(),
+        "{} requests failed during the rollout, first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    assert!(answers.get("1").is_some_and(|n| *n > 0), "{answers:?}");
+    assert!(answers.get("2").is_some_and(|n| *n > 0), "{answers:?}");
+    eprintln!("answers during the rollout: {answers:?}");
+    for addr in &addrs {
+        assert_eq!(version_at(addr).as_deref(), Ok("2"));
+    }
+    // Each host was updated once, one after another.
+    let status = status_of(dir, &url, "web").unwrap();
+    let updated: Vec<&str> = status["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"] == "Updated")
+        .filter_map(|e| e["host"].as_str())
+        .collect();
+    assert_eq!(updated.len(), 3, "{status}");
+    assert_eq!(status["revision"], 2, "{status}");
+
+    // A version that is not a component: the first host rejects it, the
+    // rollout stops, and every host keeps serving version 2.
+    let broken = dir.join("broken.wasm");
+    std::fs::write(&broken, b"not a component").unwrap();
+    apply(versioned(broken.to_str().unwrap(), "3", 3, one_at_a_time));
+    let out = nimbus()
+        .args(&status_args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("rollout of deployment shop/web (revision 3) stopped"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the previous template keeps serving"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    // (The host that rejected it reports its old version again with its
+    // next heartbeat.)
+    let status = wait_status(dir, &url, "web", Duration::from_secs(10), |s| {
+        s["available"] == 3
+    });
+    assert_eq!(status["rollout"], "Stopped", "{status}");
+    assert_eq!(status["phase"], "Failed", "{status}");
+    for addr in &addrs {
+        assert_eq!(version_at(addr).as_deref(), Ok("2"));
+    }
+
+    // Undo: back to revision 2's template, as revision 4.
+    let undo = rollout(&["undo"]);
+    let undo: Vec<&str> = undo.iter().map(String::as_str).collect();
+    let (said, _) = succeeds_in(dir, &undo);
+    assert_eq!(
+        said.trim(),
+        "workloaddeployment/shop/web rolled back to revision 2 (now revision 4)"
+    );
+    let (done, _) = succeeds_in(dir, &status_args);
+    assert!(
+        done.contains("successfully rolled out (revision 4"),
+        "{done}"
+    );
+    let history = rollout(&["history"]);
+    let history: Vec<&str> = history.iter().map(String::as_str).collect();
+    let (listed, _) = succeeds_in(dir, &history);
+    let revisions: Vec<&str> = listed
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(revisions, ["1", "3", "4"], "{listed}");
+    assert!(line_with(&listed, "current").starts_with('4'), "{listed}");
+    let bad = rollout(&["undo", "--to-revision", "9"]);
+    let bad: Vec<&str> = bad.iter().map(String::as_str).collect();
+    let error = fails_in(dir, &bad);
+    assert!(
+        error.contains("has no revision 9; earlier revisions: 1, 3"),
+        "{error}"
+    );
+
+    // Scaling changes the count, not the template: nothing rolls.
+    let (said, _) = succeeds_in(
+        dir,
+        &[
+            "scale",
+            "deployment",
+            "web",
+            "-n",
+            "shop",
+            "--replicas",
+            "5",
+            "--nats",
+            &url,
+        ],
+    );
+    assert_eq!(
+        said.trim(),
+        "workloaddeployment/shop/web scaled from 3 to 5 replicas"
+    );
+    let status = wait_status(dir, &url, "web", Duration::from_secs(30), |s| {
+        s["ready"] == 5
+    });
+    assert_eq!(status["revision"], 4, "{status}");
+    let total: u64 = placements(&status).iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 5, "{status}");
+    let shown = get_json(dir, &url, "deployments");
+    assert_eq!(shown[0]["spec"]["replicas"], 5, "{shown}");
+    let error = fails_in(
+        dir,
+        &[
+            "scale",
+            "replicaset",
+            "web",
+            "-n",
+            "shop",
+            "--replicas",
+            "1",
+            "--nats",
+            &url,
+        ],
+    );
+    assert!(
+        error.contains("shop/web is a WorkloadDeployment, not a WorkloadReplicaSet"),
+        "{error}"
+    );
+
+    // A WorkloadReplicaSet is applied, listed and scaled.
+    let set = versioned(image, "1", 2, "")
+        .replace("kind: WorkloadDeployment", "kind: WorkloadReplicaSet")
+        .replace("name: web\n  namespace", "name: pool\n  namespace")
+        .replace("host: web.test", "host: pool.test")
+        .replace("- name: web", "- name: pool");
+    std::fs::write(dir.join("pool.yaml"), set).unwrap();
+    let (said, _) = succeeds_in(dir, &["apply", "-f", "pool.yaml", "--nats", &url]);
+    assert_eq!(said.trim(), "workloadreplicaset/shop/pool created");
+    succeeds_in(
+        dir,
+        &[
+            "scale",
+            "rs",
+            "pool",
+            "-n",
+            "shop",
+            "--replicas",
+            "3",
+            "--nats",
+            &url,
+        ],
+    );
+    eventually(
+        dir,
+        &["get", "replicasets", "-n", "shop", "--nats", &url],
+        Duration::from_secs(30),
+        |table| line_with(table, "pool").contains(" 3/3 "),
+    );
+
+    // A host that stops: NotReady at its first missed heartbeat, its
+    // replicas no longer counted ready, long before they move.
+    hosts[2].kill();
+    let killed = Instant::now();
+    let status = wait_status(dir, &url, "web", Duration::from_secs(10), |s| {
+        s["placements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["host"] == "h2" && p["hostReady"] == false)
+    });
+    let noticed = killed.elapsed();
+    eprintln!("h2 shown NotReady {noticed:?} after kill -9");
+    let on_h2: u64 = placements(&status)
+        .iter()
+        .filter(|(h, _)| h == "h2")
+        .map(|(_, n)| n)
+        .sum();
+    assert!(on_h2 > 0, "{status}");
+    assert_eq!(status["ready"].as_u64(), Some(5 - on_h2), "{status}");
+    assert_eq!(status["phase"], "Pending", "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("host h2 missed a heartbeat")),
+        "{status}"
+    );
+    let (table, _) = succeeds_in(dir, &["get", "hosts", "--nats", &url]);
+    assert!(line_with(&table, "h2").contains("NotReady"), "{table}");
+    let (described, _) = succeeds_in(
+        dir,
+        &[
+            "describe",
+            "deployment",
+            "web",
+            "-n",
+            "shop",
+            "--nats",
+            &url,
+        ],
+    );
+    assert!(
+        line_with(&described, "HostNotReady").contains("h2"),
+        "{described}"
+    );
+    // After ten missed heartbeats they move to the other hosts.
+    wait_status(dir, &url, "web", Duration::from_secs(30), |s| {
+        s["ready"] == 5
+    });
 }

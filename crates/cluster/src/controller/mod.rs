@@ -35,11 +35,13 @@ use crate::api::{
     WorkloadStopResponse,
 };
 use crate::events::{self, EventType};
-use crate::store::{self, Phase, Placement, Rejection, Resource, ResourceStatus, Store};
+use crate::store::{
+    self, Phase, Placement, Rejection, Resource, ResourceStatus, RolloutState, Store,
+};
 use async_nats::jetstream::kv;
 use futures::StreamExt as _;
 use placement::{Action, HostView, Want};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -127,6 +129,26 @@ struct ObservedHost {
     workloads: BTreeMap<String, (String, u32)>,
 }
 
+impl ObservedHost {
+    /// Whether its last heartbeat came in time: within one interval and a
+    /// half (a late heartbeat is not a missed one).
+    fn is_ready(&self) -> bool {
+        self.last_seen.elapsed() <= self.interval.mul_f32(1.5)
+    }
+}
+
+/// What live hosts run of one resource, as its status counts it.
+#[derive(Default)]
+struct Observed {
+    placements: Vec<Placement>,
+    /// Replicas on the current spec, on ready hosts.
+    ready: u32,
+    /// Replicas on the current spec, on any live host.
+    updated: u32,
+    /// Replicas serving on ready hosts, on any spec.
+    available: u32,
+}
+
 struct Desired {
     resource: Resource,
     spec_hash: String,
@@ -203,6 +225,8 @@ struct State {
     term: u64,
     /// Whether the events stored before this term have been read back.
     events_seeded: bool,
+    /// Hosts that missed their last heartbeat (not yet given up).
+    quiet: BTreeSet<String>,
 }
 
 impl Controller {
@@ -317,6 +341,10 @@ impl Controller {
                     };
                     self.stats.hosts_lost.fetch_add(lost as u64, Ordering::Relaxed);
                     dirty |= lost > 0;
+                    // Judged only while this controller hears heartbeats.
+                    if hearing && !starved {
+                        dirty |= state.readiness_changed();
+                    }
                     let ready = lease.is_leader()
                         && hearing
                         && state.desired_ready
@@ -395,6 +423,7 @@ impl State {
             events: HashMap::new(),
             term: 0,
             events_seeded: false,
+            quiet: BTreeSet::new(),
         }
     }
 
@@ -420,6 +449,10 @@ impl State {
     /// Each desired resource's status where it differs from the one last
     /// written (which it then becomes). A resource that no live host can
     /// take gets a `FailedScheduling` event when it becomes so.
+    ///
+    /// Replicas count as ready only on a host whose last heartbeat came in
+    /// time ([`ObservedHost::is_ready`]); a host that missed one is shown
+    /// not ready at once, long before its replicas are moved.
     fn changed_statuses(
         &mut self,
         targets: &HashMap<String, BTreeMap<String, u32>>,
@@ -429,26 +462,9 @@ impl State {
         self.rejected.retain(|id, _| self.desired.contains_key(id));
         let mut changed = Vec::new();
         for (id, desired) in &self.desired {
-            let mut placements = Vec::new();
-            let mut ready = 0;
-            for (host_id, host) in &self.hosts {
-                // Requests in flight are assumed for placement, not reported.
-                if self.pending.contains_key(&(host_id.clone(), id.clone())) {
-                    continue;
-                }
-                if let Some((hash, replicas)) = host.workloads.get(id) {
-                    let current = *hash == desired.spec_hash;
-                    if current {
-                        ready += replicas;
-                    }
-                    placements.push(Placement {
-                        host: host_id.clone(),
-                        replicas: *replicas,
-                        current,
-                    });
-                }
-            }
+            let seen = self.observed(id, &desired.spec_hash);
             let wanted = desired.resource.replicas;
+            let revision = desired.resource.revision;
             // Only a rejection of the current spec counts: a spec changed
             // since is placed as usual.
             let rejected = self
@@ -456,16 +472,47 @@ impl State {
                 .get(id)
                 .filter(|r| r.spec_hash == desired.spec_hash);
             let unplaceable = targets.get(id).is_none_or(|t| t.is_empty()) && wanted > 0;
+            let failure = seen.placements.iter().find_map(|p| {
+                let key = (p.host.clone(), id.clone());
+                let (_, error) = self.failures.get(&key)?;
+                Some((p.host.as_str(), error.as_str()))
+            });
+            let not_ready: Vec<&Placement> = seen
+                .placements
+                .iter()
+                .filter(|p| !p.host_ready && p.replicas > 0)
+                .collect();
+            let previous_serving = seen
+                .placements
+                .iter()
+                .filter(|p| !p.current)
+                .map(|p| p.replicas)
+                .sum::<u32>();
+            let rollout = if rejected.is_some() || (failure.is_some() && previous_serving > 0) {
+                RolloutState::Stopped
+            } else if previous_serving > 0 || seen.updated < wanted {
+                RolloutState::Progressing
+            } else {
+                RolloutState::Complete
+            };
             let phase = if rejected.is_some() {
                 Phase::Failed
-            } else if ready == wanted {
+            } else if seen.ready == wanted {
                 Phase::Ready
             } else {
                 Phase::Pending
             };
             let message = if let Some(rejection) = rejected {
-                Some(rejection.reason.clone())
-            } else if ready == wanted {
+                Some(if previous_serving > 0 {
+                    format!(
+                        "{}; the rollout stopped and the previous template keeps serving {}",
+                        rejection.reason,
+                        replicas_text(previous_serving)
+                    )
+                } else {
+                    rejection.reason.clone()
+                })
+            } else if seen.ready == wanted && previous_serving == 0 {
                 None
             } else if unplaceable {
                 let selector = &desired.resource.workload.spec.host_selector;
@@ -477,13 +524,30 @@ impl State {
                         selector_text(selector)
                     )
                 })
+            } else if let Some((host, error)) = failure {
+                Some(if previous_serving > 0 {
+                    format!(
+                        "rollout of revision {revision} stopped: host {host}: {error}; the previous template keeps serving {}",
+                        replicas_text(previous_serving)
+                    )
+                } else {
+                    format!("host {host}: {error}")
+                })
+            } else if !not_ready.is_empty() {
+                let hosts: Vec<&str> = not_ready.iter().map(|p| p.host.as_str()).collect();
+                let replicas: u32 = not_ready.iter().map(|p| p.replicas).sum();
+                Some(format!(
+                    "{} missed a heartbeat; {} not counted ready",
+                    hosts_text(&hosts),
+                    replicas_text(replicas)
+                ))
+            } else if previous_serving > 0 {
+                Some(format!(
+                    "rolling out revision {revision}: {} of {wanted} updated",
+                    seen.updated
+                ))
             } else {
-                let failure = self
-                    .failures
-                    .iter()
-                    .find(|((_, failed), _)| failed == id)
-                    .map(|((host, _), (_, error))| format!("host {host}: {error}"));
-                Some(failure.unwrap_or_else(|| format!("{ready} of {wanted} replicas ready")))
+                Some(format!("{} of {wanted} replicas ready", seen.ready))
             };
             let before = self.statuses.get(id).and_then(|s| s.message.as_ref());
             if let Some(message) = &message
@@ -498,8 +562,12 @@ impl State {
                 observed_generation: desired.resource.generation,
                 phase,
                 desired: wanted,
-                ready,
-                placements,
+                ready: seen.ready,
+                updated: seen.updated,
+                available: seen.available,
+                revision,
+                rollout,
+                placements: seen.placements,
                 message,
                 rejected: rejected.cloned(),
                 events: self.events.get(id).cloned().unwrap_or_default(),
@@ -513,15 +581,106 @@ impl State {
         changed
     }
 
+    /// What live hosts run of resource `id` (whose current spec is
+    /// `spec_hash`): each host's share, and the counts of the status.
+    fn observed(&self, id: &str, spec_hash: &str) -> Observed {
+        let mut seen = Observed::default();
+        for (host_id, host) in &self.hosts {
+            let host_ready = host.is_ready();
+            let key = (host_id.clone(), id.to_string());
+            let failed = self.failures.get(&key).map(|(_, error)| error.clone());
+            let Some((hash, replicas)) = host.workloads.get(id) else {
+                if let Some(error) = failed {
+                    // A start that failed where nothing of it runs.
+                    seen.placements.push(Placement {
+                        host: host_id.clone(),
+                        replicas: 0,
+                        current: false,
+                        host_ready,
+                        message: Some(error),
+                    });
+                }
+                continue;
+            };
+            match self.pending.get(&key) {
+                // In flight: assumed for placement, not reported; but an
+                // update or a resize is served by what ran before.
+                Some(Change::Update { .. } | Change::Resize { .. }) => {
+                    if host_ready {
+                        seen.available += replicas;
+                    }
+                    continue;
+                }
+                Some(_) => continue,
+                None => {}
+            }
+            let current = hash == spec_hash;
+            if current {
+                seen.updated += replicas;
+                if host_ready {
+                    seen.ready += replicas;
+                }
+            }
+            if host_ready {
+                seen.available += replicas;
+            }
+            let message = failed.or_else(|| {
+                (!host_ready).then(|| "host missed its last heartbeat (NotReady)".to_string())
+            });
+            seen.placements.push(Placement {
+                host: host_id.clone(),
+                replicas: *replicas,
+                current,
+                host_ready,
+                message,
+            });
+        }
+        seen
+    }
+
+    /// Hosts whose readiness changed since the last call (for the tick:
+    /// a host going quiet is shown at once); a `NotReady` event for each
+    /// resource with replicas on a host that went quiet.
+    fn readiness_changed(&mut self) -> bool {
+        let quiet: BTreeSet<String> = self
+            .hosts
+            .iter()
+            .filter(|(_, host)| !host.is_ready())
+            .map(|(id, _)| id.clone())
+            .collect();
+        if quiet == self.quiet {
+            return false;
+        }
+        let newly: Vec<String> = quiet.difference(&self.quiet).cloned().collect();
+        for host_id in newly {
+            tracing::warn!(host = %host_id, "host missed a heartbeat; its replicas are not counted ready");
+            let held: Vec<(String, u32)> = self.hosts[&host_id]
+                .workloads
+                .iter()
+                .map(|(id, (_, replicas))| (id.clone(), *replicas))
+                .collect();
+            for (workload, replicas) in held {
+                let message = format!(
+                    "host {host_id} missed a heartbeat; its {} not counted ready",
+                    replicas_text(replicas)
+                );
+                let event = events::Event::new(EventType::Warning, "HostNotReady", &message);
+                self.record(&workload, event.on_host(&host_id));
+            }
+        }
+        self.quiet = quiet;
+        true
+    }
+
     /// The requests this pass sends: placement's actions, less those
     /// already in flight, those waiting out a failed start, and starts of a
     /// spec a host rejected for good. Each is assumed done (the reply or a
     /// heartbeat corrects this). Returned with placement's targets, for the
     /// statuses.
     fn commands(&mut self) -> (Vec<Command>, HashMap<String, BTreeMap<String, u32>>) {
-        let plan = self.plan();
         let now = Instant::now();
         self.failures.retain(|_, (until, _)| *until > now);
+        let plan = self.plan();
         let mut commands = Vec::new();
         for action in plan.actions {
             let key = match &action {
@@ -592,6 +751,7 @@ impl State {
 
     /// Placement over what is desired and what live hosts run.
     fn plan(&self) -> placement::Plan {
+        let replacing = self.replacing();
         let wants: Vec<Want<'_>> = self
             .desired
             .iter()
@@ -600,6 +760,8 @@ impl State {
                 spec_hash: &d.spec_hash,
                 replicas: d.resource.replicas,
                 selector: &d.resource.workload.spec.host_selector,
+                in_flight: d.resource.policy.in_flight(d.resource.replicas),
+                replacing: replacing.get(id.as_str()).copied().unwrap_or(0),
             })
             .collect();
         let views: BTreeMap<String, HostView<'_>> = self
@@ -614,6 +776,29 @@ impl State {
             })
             .collect();
         placement::plan(&wants, &views)
+    }
+
+    /// Replicas in the middle of their replacement, by resource id: on
+    /// hosts with an update in flight, and on hosts where a start failed
+    /// and waits to be tried again (so a version that fails to start holds
+    /// a rolling update back: the hosts not yet moved keep the old one).
+    fn replacing(&self) -> HashMap<&str, u32> {
+        let held = |host: &str, id: &str| {
+            self.hosts
+                .get(host)
+                .and_then(|h| h.workloads.get(id))
+                .map_or(1, |(_, replicas)| (*replicas).max(1))
+        };
+        let mut replacing: HashMap<&str, u32> = HashMap::new();
+        let updating = self
+            .pending
+            .iter()
+            .filter(|(_, change)| matches!(change, Change::Update { .. }))
+            .map(|(key, _)| key);
+        for (host, id) in updating.chain(self.failures.keys()) {
+            *replacing.entry(id.as_str()).or_default() += held(host, id);
+        }
+        replacing
     }
 
     /// Whether a host rejected workload `id`'s current spec for good.
@@ -822,6 +1007,14 @@ impl State {
 fn selector_text(selector: &BTreeMap<String, String>) -> String {
     let pairs: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
     pairs.join(",")
+}
+
+/// `host h1`, `hosts h1, h2`.
+fn hosts_text(hosts: &[&str]) -> String {
+    match hosts {
+        [one] => format!("host {one}"),
+        many => format!("hosts {}", many.join(", ")),
+    }
 }
 
 /// `1 replica`, `3 replicas`.
@@ -1041,6 +1234,9 @@ mod tests {
             replicas,
             workload,
             manifest: serde_json::Value::Null,
+            policy: nimbus_model::rollout::DeployPolicy::Recreate,
+            revision: 1,
+            history: Vec::new(),
         }
     }
 
@@ -1267,9 +1463,8 @@ mod tests {
             desired: 1,
             ready: 0,
             placements: Vec::new(),
-            message: None,
-            rejected: None,
             events: vec![events::Event::new(EventType::Warning, "FailedStart", "old")],
+            ..ResourceStatus::default()
         };
         // A seed from an earlier term is ignored.
         let stale = Event::Seed {
@@ -1481,5 +1676,130 @@ mod tests {
         let (_, status) = state.changed_statuses(&targets).remove(0);
         assert_eq!((status.phase, status.ready), (Phase::Ready, 2));
         assert_eq!(status.message, None);
+    }
+
+    /// `shop/web` at 2 replicas, rolled one at a time, running its first
+    /// template on h0 and h1; then changed. Returns the state and the new
+    /// spec's hash.
+    fn mid_rollout() -> (State, String) {
+        let mut first = resource("web", 2, &[]);
+        first.policy = nimbus_model::rollout::DeployPolicy::default();
+        let mut state = state(vec![first.clone()]);
+        let old = state.desired["shop/web"].spec_hash.clone();
+        for host in state.hosts.values_mut() {
+            host.workloads.insert("shop/web".into(), (old.clone(), 1));
+        }
+        let mut changed = first;
+        changed.workload.spec.components[0].image = "/b.wasm".into();
+        changed.generation = 2;
+        changed.revision = 2;
+        let new = api::spec_hash(&changed.workload);
+        state.apply(
+            Event::Put("shop/web".into(), Box::new(changed)),
+            RETRY,
+            &ControllerStats::default(),
+        );
+        (state, new)
+    }
+
+    #[test]
+    fn a_rolling_update_moves_one_host_and_waits_for_it() {
+        let (mut state, new) = mid_rollout();
+        let (commands, targets) = state.commands();
+        assert_eq!(starts(&commands), [("h0".to_string(), new.clone())]);
+        // While h0 updates, h1 does not move; h1 still serves.
+        let (commands, _) = state.commands();
+        assert!(commands.is_empty());
+        let (_, status) = state.changed_statuses(&targets).remove(0);
+        assert_eq!(status.rollout, RolloutState::Progressing);
+        assert_eq!((status.updated, status.available), (0, 2));
+        assert_eq!(
+            status.message.as_deref(),
+            Some("rolling out revision 2: 0 of 2 updated")
+        );
+        // h0 answers: it serves the new version; now h1 moves.
+        let mut reply = started(1);
+        if let Outcome::Started(started) = &mut reply {
+            started.spec_hash = new.clone();
+            started.host_revision = 5;
+        }
+        done(&mut state, "h0", Change::Update { generation: 2 }, reply);
+        let (commands, targets) = state.commands();
+        assert_eq!(starts(&commands), [("h1".to_string(), new.clone())]);
+        let (_, status) = state.changed_statuses(&targets).remove(0);
+        assert_eq!((status.updated, status.ready), (1, 1));
+    }
+
+    #[test]
+    fn a_version_that_fails_to_start_stops_the_rollout() {
+        let (mut state, new) = mid_rollout();
+        let (commands, _) = state.commands();
+        assert_eq!(starts(&commands), [("h0".to_string(), new)]);
+        done(
+            &mut state,
+            "h0",
+            Change::Update { generation: 2 },
+            Outcome::Failed("instantiation failed: trap".into()),
+        );
+        // The host still runs the old version (its heartbeat says so).
+        let old = state.hosts["h1"].workloads["shop/web"].0.clone();
+        state
+            .hosts
+            .get_mut("h0")
+            .unwrap()
+            .workloads
+            .insert("shop/web".into(), (old, 1));
+        // Nobody else moves while h0 fails.
+        let (commands, targets) = state.commands();
+        assert!(starts(&commands).is_empty(), "moved on");
+        let (_, status) = state.changed_statuses(&targets).remove(0);
+        assert_eq!(status.rollout, RolloutState::Stopped);
+        assert_eq!(status.available, 2);
+        assert_eq!(
+            status.message.as_deref(),
+            Some(
+                "rollout of revision 2 stopped: host h0: instantiation failed: trap; the previous template keeps serving 2 replicas"
+            )
+        );
+        let h0 = status.placements.iter().find(|p| p.host == "h0").unwrap();
+        assert_eq!(h0.message.as_deref(), Some("instantiation failed: trap"));
+    }
+
+    #[test]
+    fn a_host_that_misses_one_heartbeat_is_not_ready_at_once() {
+        let mut state = state(vec![resource("web", 2, &[])]);
+        let current = state.desired["shop/web"].spec_hash.clone();
+        for host in state.hosts.values_mut() {
+            host.workloads
+                .insert("shop/web".into(), (current.clone(), 1));
+        }
+        assert!(!state.readiness_changed());
+        let (_, targets) = state.commands();
+        let (_, status) = state.changed_statuses(&targets).remove(0);
+        assert_eq!((status.phase, status.ready), (Phase::Ready, 2));
+        // h1's heartbeat (1 s interval) is 2 s late: one missed.
+        state.hosts.get_mut("h1").unwrap().last_seen -= Duration::from_secs(2);
+        assert!(state.readiness_changed());
+        assert!(!state.readiness_changed(), "said once");
+        let (commands, targets) = state.commands();
+        assert!(commands.is_empty(), "not moved yet");
+        let (_, status) = state.changed_statuses(&targets).remove(0);
+        assert_eq!((status.phase, status.ready), (Phase::Pending, 1));
+        assert_eq!(
+            status.message.as_deref(),
+            Some("host h1 missed a heartbeat; 1 replica not counted ready")
+        );
+        let h1 = status.placements.iter().find(|p| p.host == "h1").unwrap();
+        assert!(!h1.host_ready);
+        let last = status.events.last().unwrap();
+        assert_eq!(
+            (last.reason.as_str(), last.host.as_deref()),
+            ("HostNotReady", Some("h1"))
+        );
+        // It answers again: ready again.
+        state.hosts.get_mut("h1").unwrap().last_seen = Instant::now();
+        assert!(state.readiness_changed());
+        let (_, status) = state.changed_statuses(&targets).remove(0);
+        assert_eq!((status.phase, status.ready), (Phase::Ready, 2));
     }
 }

@@ -9,7 +9,12 @@
 //!   spread across hosts first and share a host only when they must;
 //! - excess replicas leave the host holding most of this resource;
 //! - a host running an older spec gets the new one (the host swaps it in
-//!   atomically);
+//!   atomically, the old version serving until the new one does); under a
+//!   rolling update at most `in_flight` replicas are being replaced at
+//!   once, counting those already in the middle of it (`replacing`), and
+//!   always at least one host's worth, hosts taken in id order, so a
+//!   rollout moves host by host and a host whose new version fails to
+//!   start holds the rest back;
 //! - anything a host runs that is no longer desired is stopped.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -21,6 +26,12 @@ pub(crate) struct Want<'a> {
     pub(crate) spec_hash: &'a str,
     pub(crate) replicas: u32,
     pub(crate) selector: &'a BTreeMap<String, String>,
+    /// Replicas that may be replaced at once (a rolling update), or `None`
+    /// for all of them.
+    pub(crate) in_flight: Option<u32>,
+    /// Replicas in the middle of their replacement now (an update in
+    /// flight, or one that failed and waits to be tried again).
+    pub(crate) replacing: u32,
 }
 
 /// What one live host runs: workload id → (spec hash, replicas).
@@ -107,6 +118,7 @@ pub(crate) fn plan(wants: &[Want<'_>], hosts: &BTreeMap<String, HostView<'_>>) -
             *load.get_mut(host).expect("live host") += 1;
             total += 1;
         }
+        let mut replacing = want.replacing;
         for (host_id, host) in hosts {
             let want_here = target.get(host_id).copied().unwrap_or(0);
             match host.workloads.get(want.id) {
@@ -116,6 +128,21 @@ pub(crate) fn plan(wants: &[Want<'_>], hosts: &BTreeMap<String, HostView<'_>>) -
                 }),
                 Some((hash, replicas)) if *hash == want.spec_hash && *replicas == want_here => {}
                 _ if want_here == 0 => {}
+                Some((hash, replicas)) if *hash != want.spec_hash => {
+                    // An update: within the rolling update's room.
+                    let moving = (*replicas).max(want_here);
+                    if let Some(room) = want.in_flight {
+                        if replacing > 0 && replacing.saturating_add(moving) > room {
+                            continue;
+                        }
+                        replacing = replacing.saturating_add(moving);
+                    }
+                    plan.actions.push(Action::Start {
+                        host: host_id.clone(),
+                        id: want.id.to_string(),
+                        replicas: want_here,
+                    });
+                }
                 _ => plan.actions.push(Action::Start {
                     host: host_id.clone(),
                     id: want.id.to_string(),
@@ -207,7 +234,94 @@ mod tests {
             spec_hash: "h1",
             replicas,
             selector,
+            in_flight: None,
+            replacing: 0,
         }
+    }
+
+    /// The hosts an update is sent to.
+    fn updated_hosts(plan: &Plan) -> Vec<&str> {
+        plan.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Start { host, .. } => Some(host.as_str()),
+                Action::Stop { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rolling_update_moves_host_by_host_within_its_room() {
+        let mut f = Fixture::new(&[("a", &[]), ("b", &[]), ("c", &[]), ("d", &[])]);
+        for host in ["a", "b", "c", "d"] {
+            f.run(host, "ns/web", "h1", 1);
+        }
+        let none = BTreeMap::new();
+        let rolling = |in_flight, replacing| Want {
+            spec_hash: "h2",
+            in_flight: Some(in_flight),
+            replacing,
+            ..want("ns/web", 4, &none)
+        };
+        // Room for one: the first host only.
+        assert_eq!(updated_hosts(&plan(&[rolling(1, 0)], &f.views())), ["a"]);
+        // One in the middle of it already: nobody else moves.
+        assert!(plan(&[rolling(1, 1)], &f.views()).actions.is_empty());
+        // Room for two: two hosts at once.
+        assert_eq!(
+            updated_hosts(&plan(&[rolling(2, 0)], &f.views())),
+            ["a", "b"]
+        );
+        // All at once without a rolling update.
+        let recreate = Want {
+            spec_hash: "h2",
+            ..want("ns/web", 4, &none)
+        };
+        assert_eq!(updated_hosts(&plan(&[recreate], &f.views())).len(), 4);
+        // A host holding more than the room still moves, alone.
+        let mut g = Fixture::new(&[("a", &[]), ("b", &[])]);
+        g.run("a", "ns/web", "h1", 3);
+        g.run("b", "ns/web", "h1", 3);
+        let big = Want {
+            spec_hash: "h2",
+            in_flight: Some(1),
+            ..want("ns/web", 6, &none)
+        };
+        assert_eq!(updated_hosts(&plan(&[big], &g.views())), ["a"]);
+        // Host by host to the end: each step applied as the hosts would.
+        let mut steps = Vec::new();
+        loop {
+            let step = plan(&[rolling(1, 0)], &f.views());
+            if step.actions.is_empty() {
+                break;
+            }
+            steps.push(updated_hosts(&step).join(","));
+            f.apply(&step, "h2");
+        }
+        assert_eq!(steps, ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn new_replicas_during_a_rollout_start_on_the_new_spec_at_once() {
+        let mut f = Fixture::new(&[("a", &[]), ("b", &[]), ("c", &[])]);
+        f.run("a", "ns/web", "h1", 1);
+        f.run("b", "ns/web", "h1", 1);
+        let none = BTreeMap::new();
+        let scaled = Want {
+            spec_hash: "h2",
+            in_flight: Some(1),
+            replacing: 1,
+            ..want("ns/web", 3, &none)
+        };
+        // No room to replace, but `c` is new: it starts the new spec.
+        assert_eq!(
+            plan(&[scaled], &f.views()).actions,
+            [Action::Start {
+                host: "c".into(),
+                id: "ns/web".into(),
+                replicas: 1
+            }]
+        );
     }
 
     #[test]

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 /// Arguments of `nimbus apply`.
 #[derive(Args)]
 pub(crate) struct ApplyCommand {
-    /// The manifest: `Workload` and `WorkloadDeployment` documents
+    /// The manifest: `Workload`, `WorkloadDeployment` and
+    /// `WorkloadReplicaSet` documents
     /// (`apiVersion: runtime.wasmcloud.dev/v1alpha1`).
     #[arg(short = 'f', long = "filename")]
     file: PathBuf,
@@ -37,10 +38,11 @@ fn read_resources(file: &Path) -> anyhow::Result<Vec<Resource>> {
         .collect()
 }
 
-fn kind_label(kind: Kind) -> &'static str {
+pub(crate) fn kind_label(kind: Kind) -> &'static str {
     match kind {
         Kind::Workload => "workload",
         Kind::WorkloadDeployment => "workloaddeployment",
+        Kind::WorkloadReplicaSet => "workloadreplicaset",
     }
 }
 
@@ -74,7 +76,7 @@ impl ApplyCommand {
 /// Arguments of `nimbus delete`.
 #[derive(Args)]
 pub(crate) struct DeleteCommand {
-    /// `workload` or `deployment` (or use `-f`).
+    /// `workload`, `deployment` or `replicaset` (or use `-f`).
     #[arg(value_enum, required_unless_present = "file", requires = "name")]
     kind: Option<ResourceKind>,
     /// Its name.

@@ -19,6 +19,7 @@ use nimbus_cluster::api::{self, HOSTGROUP_LABEL, HostHeartbeat, Reply};
 use nimbus_cluster::connect::Persistence;
 use nimbus_cluster::events::{Event, MAX_EVENTS};
 use nimbus_cluster::store::{Kind, Resource, ResourceStatus, Store};
+use nimbus_model::rollout::DeployPolicy;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
@@ -33,6 +34,14 @@ enum Target {
         alias = "workloaddeployments"
     )]
     Deployment,
+    #[value(
+        name = "replicaset",
+        alias = "replicasets",
+        alias = "rs",
+        alias = "workloadreplicaset",
+        alias = "workloadreplicasets"
+    )]
+    ReplicaSet,
     #[value(alias = "workloads", alias = "wl")]
     Workload,
     #[value(alias = "hosts")]
@@ -42,7 +51,7 @@ enum Target {
 /// Arguments of `nimbus describe`.
 #[derive(Args)]
 pub(crate) struct DescribeCommand {
-    /// `deployment`, `workload` or `host`.
+    /// `deployment`, `replicaset`, `workload` or `host`.
     #[arg(value_enum)]
     what: Target,
     /// Its name (a host: its id, as `nimbus get hosts` lists it).
@@ -79,6 +88,7 @@ impl DescribeCommand {
                 self.host(client).await?
             }
             Target::Deployment => self.resource(client, Kind::WorkloadDeployment).await?,
+            Target::ReplicaSet => self.resource(client, Kind::WorkloadReplicaSet).await?,
             Target::Workload => self.resource(client, Kind::Workload).await?,
         };
         out!("{text}")?;
@@ -251,6 +261,19 @@ fn render_resource(
         _ => resource.generation.to_string(),
     };
     field(&mut out, "Generation", generation);
+    if resource.kind != Kind::Workload {
+        field(&mut out, "Revision", resource.revision);
+        let policy = match &resource.policy {
+            DeployPolicy::RollingUpdate(rolling) => format!(
+                "RollingUpdate (maxUnavailable {}, maxSurge {}: {} replaced at once)",
+                rolling.max_unavailable,
+                rolling.max_surge,
+                rolling.in_flight(resource.replicas)
+            ),
+            DeployPolicy::Recreate => "all at once".into(),
+        };
+        field(&mut out, "Deploy policy", policy);
+    }
     field(&mut out, "Host selector", pairs(&spec.host_selector));
     out.push_str("Components:\n");
     let components: Vec<Vec<String>> = spec
@@ -304,8 +327,18 @@ fn render_resource(
     field(
         &mut out,
         "Replicas",
-        format!("{} desired, {} ready", status.desired, status.ready),
+        format!(
+            "{} desired, {} updated, {} available, {} ready",
+            status.desired, status.updated, status.available, status.ready
+        ),
     );
+    if resource.kind != Kind::Workload {
+        field(
+            &mut out,
+            "Rollout",
+            format!("{} (revision {})", status.rollout.as_str(), status.revision),
+        );
+    }
     match &status.rejected {
         Some(rejection) => field(
             &mut out,
@@ -333,10 +366,22 @@ fn render_resource(
                     None => "(not answering)".into(),
                 };
                 let spec = if p.current { "current" } else { "outdated" };
-                vec![p.host.clone(), p.replicas.to_string(), spec.into(), http]
+                let host_status = if p.host_ready { "Ready" } else { "NotReady" };
+                vec![
+                    p.host.clone(),
+                    p.replicas.to_string(),
+                    spec.into(),
+                    host_status.into(),
+                    http,
+                    p.message.clone().unwrap_or_default(),
+                ]
             })
             .collect();
-        out.push_str(&table("  ", &["HOST", "REPLICAS", "SPEC", "HTTP"], &rows));
+        out.push_str(&table(
+            "  ",
+            &["HOST", "REPLICAS", "SPEC", "HOST STATUS", "HTTP", "MESSAGE"],
+            &rows,
+        ));
     }
     let events: Vec<(Option<&str>, &Event)> = status.events.iter().map(|e| (None, e)).collect();
     events_section(&mut out, &events, now);
@@ -475,6 +520,9 @@ mod tests {
             replicas: 2,
             workload,
             manifest: serde_json::Value::Null,
+            policy: DeployPolicy::default(),
+            revision: 3,
+            history: Vec::new(),
         }
     }
 
@@ -545,16 +593,24 @@ mod tests {
             phase: Phase::Pending,
             desired: 2,
             ready: 1,
+            updated: 1,
+            available: 1,
+            revision: 3,
+            rollout: nimbus_cluster::store::RolloutState::Stopped,
             placements: vec![
                 Placement {
                     host: "h0".into(),
                     replicas: 1,
                     current: true,
+                    host_ready: true,
+                    message: None,
                 },
                 Placement {
                     host: "h1".into(),
                     replicas: 1,
                     current: false,
+                    host_ready: false,
+                    message: Some("no such image".into()),
                 },
             ],
             message: Some("host h1: no such image".into()),
@@ -582,13 +638,13 @@ mod tests {
         let text = render_resource(&resource(), Some(&status), &hosts, at(600));
         assert!(
             text.contains(
-                "Replicas:        2 desired, 1 ready\nStatus:          Pending\nMessage:         host h1: no such image\n"
+                "Replicas:        2 desired, 1 updated, 1 available, 1 ready\nRollout:         Stopped (revision 3)\nStatus:          Pending\nMessage:         host h1: no such image\n"
             ),
             "{text}"
         );
         assert!(
             text.contains(
-                "Placements:\n  HOST  REPLICAS  SPEC      HTTP\n  h0    1         current   127.0.0.1:8001\n  h1    1         outdated  (not answering)\n"
+                "Placements:\n  HOST  REPLICAS  SPEC      HOST STATUS  HTTP             MESSAGE\n  h0    1         current   Ready        127.0.0.1:8001\n  h1    1         outdated  NotReady     (not answering)  no such image\n"
             ),
             "{text}"
         );
@@ -626,12 +682,12 @@ mod tests {
                 host: "h1".into(),
                 reason: "image: not a regular file".into(),
             }),
-            events: Vec::new(),
+            ..ResourceStatus::default()
         };
         let text = render_resource(&resource(), Some(&status), &BTreeMap::new(), at(600));
         assert!(
             text.contains(
-                "Replicas:        2 desired, 0 ready\nStatus:          Failed (host h1 rejected this spec; it is not placed again until the spec changes)\nMessage:         image: not a regular file\n"
+                "Replicas:        2 desired, 0 updated, 0 available, 0 ready\nRollout:         Complete (revision 0)\nStatus:          Failed (host h1 rejected this spec; it is not placed again until the spec changes)\nMessage:         image: not a regular file\n"
             ),
             "{text}"
         );
@@ -665,6 +721,10 @@ mod tests {
             placements: Vec::new(),
             message: None,
             rejected: None,
+            updated: 2,
+            available: 2,
+            revision: 3,
+            rollout: nimbus_cluster::store::RolloutState::Complete,
             events: vec![
                 event(
                     EventType::Normal,

@@ -1,8 +1,9 @@
-//! `nimbus get hosts|workloads|deployments`: what the cluster holds, as a
+//! `nimbus get hosts|workloads|deployments|replicasets`: what the cluster holds, as a
 //! table or as JSON/YAML.
 //!
 //! Hosts answer a ping (`runtime.hosts.ping`) with their heartbeat; the
-//! command collects answers for `--wait`. Workloads and deployments come
+//! command collects answers for `--wait`. A host the controller placed
+//! replicas on that does not answer is listed `NotReady`. Workloads and deployments come
 //! from the desired-state bucket, each with the status the controller wrote
 //! (its phase in the STATUS column: `Pending`, `Ready`, or `Failed` for a
 //! spec a host rejected for good; with its recent events in `-o json|yaml`;
@@ -12,9 +13,10 @@ use super::{BucketRef, NatsArgs, parse_duration};
 use clap::{Args, ValueEnum};
 use nimbus_cluster::api;
 use nimbus_cluster::connect::Persistence;
-use nimbus_cluster::store::{Kind, ResourceStatus};
+use nimbus_cluster::store::{Kind, ResourceStatus, Store};
 use nimbus_host::workload::API_VERSION;
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -30,6 +32,14 @@ enum What {
         alias = "workloaddeployments"
     )]
     Deployments,
+    #[value(
+        name = "replicasets",
+        alias = "replicaset",
+        alias = "rs",
+        alias = "workloadreplicaset",
+        alias = "workloadreplicasets"
+    )]
+    ReplicaSets,
 }
 
 use crate::commands::OutputFormat as Format;
@@ -87,6 +97,7 @@ impl GetCommand {
             What::Hosts => self.hosts(client).await,
             What::Workloads => self.resources(client, Kind::Workload).await,
             What::Deployments => self.resources(client, Kind::WorkloadDeployment).await,
+            What::ReplicaSets => self.resources(client, Kind::WorkloadReplicaSet).await,
         }
     }
 
@@ -103,7 +114,14 @@ impl GetCommand {
                 );
             }
         }
-        if hosts.is_empty() && self.output == Format::Table {
+        // Hosts the controller placed replicas on that did not answer: shown
+        // NotReady in the table (only what answered is in JSON and YAML).
+        let silent = if self.output == Format::Table && self.name.is_none() {
+            self.silent_hosts(client, &hosts).await
+        } else {
+            Vec::new()
+        };
+        if hosts.is_empty() && silent.is_empty() && self.output == Format::Table {
             outln!("No hosts answered within {} ms.", self.wait.as_millis())?;
             return Ok(());
         }
@@ -120,6 +138,7 @@ impl GetCommand {
                         .collect();
                     vec![
                         h.id.clone(),
+                        "Ready".into(),
                         h.labels
                             .get(api::HOSTGROUP_LABEL)
                             .cloned()
@@ -131,9 +150,15 @@ impl GetCommand {
                         labels.join(","),
                     ]
                 });
+                let silent = silent.iter().map(|id| {
+                    let mut row = vec![id.clone(), "NotReady".into()];
+                    row.extend(std::iter::repeat_n("-".to_string(), 6));
+                    row
+                });
                 print_table(
                     &[
                         "ID",
+                        "STATUS",
                         "GROUP",
                         "HTTP",
                         "WORKLOADS",
@@ -141,11 +166,39 @@ impl GetCommand {
                         "VERSION",
                         "LABELS",
                     ],
-                    rows,
+                    rows.chain(silent),
                 )?;
             }
         }
         Ok(())
+    }
+
+    /// Hosts that statuses place replicas on but that did not answer. The
+    /// bucket is read if it exists, within the NATS timeout; if it cannot
+    /// be, no host is added.
+    async fn silent_hosts(
+        &self,
+        client: async_nats::Client,
+        answered: &[api::HostHeartbeat],
+    ) -> Vec<String> {
+        let settings = self.bucket.settings(self.nats.timeout());
+        let statuses = async {
+            let store = Store::open_existing(client, &settings).await?;
+            store.statuses().await
+        };
+        let Ok(statuses) = statuses.await else {
+            return Vec::new();
+        };
+        let named: BTreeSet<String> = statuses
+            .values()
+            .flat_map(|s| &s.placements)
+            .filter(|p| p.replicas > 0)
+            .map(|p| p.host.clone())
+            .collect();
+        named
+            .into_iter()
+            .filter(|id| answered.iter().all(|h| h.id != *id))
+            .collect()
     }
 
     async fn resources(&self, client: async_nats::Client, kind: Kind) -> anyhow::Result<()> {
@@ -202,7 +255,11 @@ impl GetCommand {
                         .map(|st| {
                             st.placements
                                 .iter()
-                                .map(|p| format!("{}×{}", p.host, p.replicas))
+                                .filter(|p| p.replicas > 0)
+                                .map(|p| {
+                                    let marker = if p.host_ready { "" } else { "(NotReady)" };
+                                    format!("{}×{}{marker}", p.host, p.replicas)
+                                })
                                 .collect()
                         })
                         .unwrap_or_default();
@@ -214,6 +271,8 @@ impl GetCommand {
                             || "-".to_string(),
                             |st| format!("{}/{}", st.ready, st.desired),
                         ),
+                        status.map_or_else(|| "-".to_string(), |st| st.updated.to_string()),
+                        status.map_or_else(|| "-".to_string(), |st| st.available.to_string()),
                         s.metadata.generation.to_string(),
                         if hosts.is_empty() {
                             "-".into()
@@ -229,6 +288,8 @@ impl GetCommand {
                         "NAME",
                         "STATUS",
                         "READY",
+                        "UP-TO-DATE",
+                        "AVAILABLE",
                         "GENERATION",
                         "HOSTS",
                         "MESSAGE",

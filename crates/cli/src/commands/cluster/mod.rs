@@ -1,6 +1,7 @@
 //! Cluster subcommands: `host` and `controller` (long-running), `apply`,
-//! `get`, `delete` (one-shot, against the desired-state bucket), and
-//! `describe` and `logs` (one resource or host, with its recent events).
+//! `get`, `delete`, `scale` and `rollout` (one-shot, against the
+//! desired-state bucket), and `describe` and `logs` (one resource or host,
+//! with its recent events).
 //!
 //! The flags they share: [`NatsArgs`] (every one), [`BucketArgs`] (the
 //! commands that write desired state: `apply`, `controller`) and
@@ -12,6 +13,8 @@ pub(crate) mod describe;
 pub(crate) mod get;
 pub(crate) mod host;
 pub(crate) mod logs;
+pub(crate) mod rollout;
+pub(crate) mod scale;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
@@ -225,6 +228,14 @@ pub(crate) enum ResourceKind {
         alias = "workloaddeployments"
     )]
     Deployment,
+    #[value(
+        name = "replicaset",
+        alias = "replicasets",
+        alias = "rs",
+        alias = "workloadreplicaset",
+        alias = "workloadreplicasets"
+    )]
+    ReplicaSet,
 }
 
 impl ResourceKind {
@@ -232,6 +243,7 @@ impl ResourceKind {
         match self {
             Self::Workload => Kind::Workload,
             Self::Deployment => Kind::WorkloadDeployment,
+            Self::ReplicaSet => Kind::WorkloadReplicaSet,
         }
     }
 }
