@@ -103,6 +103,7 @@ fn main() {
                 http_address: None,
                 heartbeat_interval: interval,
                 max_instances: 0,
+            memory_budget: None,
             };
             let host = new_host(cache.path());
             let client = client(&url).await;

@@ -33,6 +33,10 @@ pub struct AgentSettings {
     pub heartbeat_interval: Duration,
     /// Most component instances alive at once (reported as capacity).
     pub max_instances: u32,
+    /// Memory the host may promise its workloads, in bytes; `None`: no
+    /// budget. A start that does not fit is refused (the controller places
+    /// it elsewhere).
+    pub memory_budget: Option<u64>,
 }
 
 /// Why the agent stopped.
@@ -78,6 +82,8 @@ struct Agent {
     capacity: Capacity,
     // What the controller placed here, by workload id: (spec hash, replicas).
     placed: Mutex<HashMap<String, (String, u32)>>,
+    // Memory promised to each workload placed here, by id.
+    reserved: Mutex<HashMap<String, u64>>,
     // Serialises requests per workload id.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     revision: AtomicU64,
@@ -121,9 +127,11 @@ pub async fn run(
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             memory_bytes: memory_bytes(),
             max_instances: settings.max_instances,
+            ..Capacity::default()
         },
         settings,
         placed: Mutex::new(HashMap::new()),
+        reserved: Mutex::new(HashMap::new()),
         locks: Mutex::new(HashMap::new()),
         revision: AtomicU64::new(0),
     });
@@ -173,14 +181,18 @@ impl Agent {
         // Only what has been placed completely: a workload the runtime
         // already runs but whose start has not returned yet is still a
         // request in flight, reported by its reply.
+        let load = self.host.workload_load();
         let workloads: Vec<HeartbeatWorkload> = statuses
             .iter()
             .filter_map(|status| {
                 let (spec_hash, replicas) = placed.get(&status.id)?.clone();
+                let served = load.get(&status.id).copied().unwrap_or_default();
                 Some(HeartbeatWorkload {
                     id: status.id.clone(),
                     spec_hash,
                     replicas,
+                    requests: served.requests,
+                    cpu_millis: (served.cpu_seconds * 1000.0) as u64,
                 })
             })
             .collect();
@@ -192,7 +204,11 @@ impl Agent {
             labels: self.settings.labels.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             http_address: self.settings.http_address.clone(),
-            capacity: self.capacity.clone(),
+            capacity: Capacity {
+                memory_budget_bytes: self.settings.memory_budget.unwrap_or(0),
+                memory_reserved_bytes: self.reserved_total(None),
+                ..self.capacity.clone()
+            },
             workload_count: workloads.len() as u32,
             component_count: statuses.iter().map(|s| s.components.len() as u32).sum(),
             replica_count: workloads.iter().map(|w| w.replicas).sum(),
@@ -305,6 +321,19 @@ impl Agent {
             .placed()
             .get(&id)
             .is_some_and(|(placed, _)| *placed == hash);
+        let need = self.memory_need(&request.workload);
+        if !same && let Some(budget) = self.settings.memory_budget {
+            let others = self.reserved_total(Some(&id));
+            if others.saturating_add(need) > budget {
+                let free = budget.saturating_sub(others);
+                return Err(StartError::Failed(format!(
+                    "not enough memory on this host: the workload reserves {} MiB, {} MiB of its {} MiB budget is free",
+                    need >> 20,
+                    free >> 20,
+                    budget >> 20
+                )));
+            }
+        }
         let status = match self.host.workload_status(&id) {
             Some(status) if same => Ok(status),
             Some(_) => self.host.replace_workload(request.workload).await,
@@ -319,6 +348,7 @@ impl Agent {
         })?;
         self.placed()
             .insert(id.clone(), (hash.clone(), request.replicas));
+        self.reserved_map().insert(id.clone(), need);
         let host_revision = self.revision.fetch_add(1, Ordering::SeqCst) + 1;
         tracing::info!(workload = %id, replicas = request.replicas, "workload placed");
         Ok(HostWorkload {
@@ -339,12 +369,37 @@ impl Agent {
             Err(e) => return Err(e.to_string()),
         };
         self.placed().remove(&id);
+        self.reserved_map().remove(&id);
         let host_revision = self.revision.fetch_add(1, Ordering::SeqCst) + 1;
         Ok(WorkloadStopResponse {
             workload_id: id,
             was_running,
             host_revision,
         })
+    }
+
+    /// The memory `workload` reserves: the memory limit of each of its
+    /// components (and its service), as this host resolves it.
+    fn memory_need(&self, workload: &nimbus_model::Workload) -> u64 {
+        let components = workload.spec.components.iter().map(|c| &c.local_resources);
+        let service = workload.spec.service.iter().map(|s| &s.local_resources);
+        components
+            .chain(service)
+            .map(|resources| self.host.effective_limits(resources).memory_bytes as u64)
+            .sum()
+    }
+
+    fn reserved_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.reserved.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Memory promised to the workloads here, but `except` one.
+    fn reserved_total(&self, except: Option<&str>) -> u64 {
+        self.reserved_map()
+            .iter()
+            .filter(|(id, _)| Some(id.as_str()) != except)
+            .map(|(_, bytes)| *bytes)
+            .sum()
     }
 
     fn status(&self, id: &str) -> Result<HostWorkload, String> {

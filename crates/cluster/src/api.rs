@@ -171,6 +171,13 @@ pub struct HeartbeatWorkload {
     pub spec_hash: String,
     /// Replicas held here.
     pub replicas: u32,
+    /// Requests it has answered here since it started (a counter: the
+    /// controller's autoscaler turns two heartbeats into a rate).
+    #[serde(default)]
+    pub requests: u64,
+    /// Guest CPU it has used here since it started, in milliseconds.
+    #[serde(default)]
+    pub cpu_millis: u64,
 }
 
 /// What a host can take.
@@ -183,6 +190,24 @@ pub struct Capacity {
     pub memory_bytes: u64,
     /// Most component instances alive at once.
     pub max_instances: u32,
+    /// Memory the host may promise its workloads, in bytes (`0`: no
+    /// budget).
+    #[serde(default)]
+    pub memory_budget_bytes: u64,
+    /// Memory promised to the workloads it runs, in bytes: each reserves
+    /// the memory limit of every component.
+    #[serde(default)]
+    pub memory_reserved_bytes: u64,
+}
+
+impl Capacity {
+    /// Memory still free to promise, or `None` without a budget.
+    pub fn memory_free_bytes(&self) -> Option<u64> {
+        (self.memory_budget_bytes > 0).then(|| {
+            self.memory_budget_bytes
+                .saturating_sub(self.memory_reserved_bytes)
+        })
+    }
 }
 
 /// A host's heartbeat: who it is, what it can take and what it runs.

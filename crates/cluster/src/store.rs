@@ -15,6 +15,7 @@ use crate::events::Event;
 use async_nats::jetstream::{self, kv};
 
 use futures::{StreamExt as _, TryStreamExt as _};
+use nimbus_model::autoscaling::Autoscaling;
 use nimbus_model::rollout::DeployPolicy;
 use nimbus_model::{ManifestDocument, Workload};
 use serde::{Deserialize, Serialize};
@@ -70,6 +71,10 @@ pub struct Resource {
     /// before policies existed reads as a rolling update.)
     #[serde(default)]
     pub policy: DeployPolicy,
+    /// Replicas that follow the load: the controller sets `replicas`
+    /// within its bounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
     /// The template's revision: 1 when created, bumped by every change of
     /// the workload (not by scaling), as `nimbus rollout history` lists.
     #[serde(default = "first_revision")]
@@ -125,6 +130,7 @@ impl Resource {
             workload: document.workload,
             manifest,
             policy: document.policy,
+            autoscaling: document.autoscaling,
             revision: first_revision(),
             history: Vec::new(),
         })
@@ -155,6 +161,16 @@ impl Resource {
             push_history(&mut next.history, self.as_revision());
         }
         next
+    }
+}
+
+/// Sets `spec.replicas` in a manifest's JSON form.
+fn set_manifest_replicas(manifest: &mut serde_json::Value, replicas: u32) {
+    if let Some(spec) = manifest
+        .get_mut("spec")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        spec.insert("replicas".into(), replicas.into());
     }
 }
 
@@ -500,7 +516,7 @@ impl Store {
 
     /// Stores `resource` unless the same manifest is already stored. A
     /// resource of the other kind under the same id is refused.
-    pub async fn apply(&self, resource: Resource) -> Result<Applied, StoreError> {
+    pub async fn apply(&self, mut resource: Resource) -> Result<Applied, StoreError> {
         let id = resource.id();
         let key = desired_key(&id);
         let existing = self.entry(&key).await?;
@@ -521,6 +537,12 @@ impl Store {
                         stored.kind.as_str(),
                         resource.kind.as_str()
                     )));
+                }
+                // Autoscaled before and after: the count the controller set
+                // stays (within the new bounds); the file's is where it starts.
+                if let (Some(autoscaling), Some(_)) = (&resource.autoscaling, &stored.autoscaling) {
+                    resource.replicas = autoscaling.clamp(stored.replicas);
+                    set_manifest_replicas(&mut resource.manifest, resource.replicas);
                 }
                 if stored.manifest == resource.manifest
                     && stored.workload == resource.workload
@@ -557,13 +579,7 @@ impl Store {
             let before = stored.replicas;
             let mut next = stored.clone();
             next.replicas = replicas;
-            if let Some(spec) = next
-                .manifest
-                .get_mut("spec")
-                .and_then(serde_json::Value::as_object_mut)
-            {
-                spec.insert("replicas".into(), replicas.into());
-            }
+            set_manifest_replicas(&mut next.manifest, replicas);
             Ok((stored.succeeded_by(next), before))
         })
         .await
@@ -905,6 +921,7 @@ mod tests {
             workload,
             manifest,
             policy: DeployPolicy::default(),
+            autoscaling: None,
             revision: 1,
             history: Vec::new(),
         }

@@ -51,6 +51,7 @@ async fn the_host_api_answers_every_request_and_survives_bad_ones() {
         http_address: Some("127.0.0.1:9".into()),
         heartbeat_interval: Duration::from_millis(200),
         max_instances: 10,
+        memory_budget: None,
     };
     let shutdown = tokio_util_like_shutdown();
     let agent = tokio::spawn(agent::run(

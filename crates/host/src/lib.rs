@@ -38,7 +38,7 @@ pub mod host;
 pub mod http;
 pub mod plugins;
 
-pub use host::{Host, HostConfig, HostError, WorkloadError};
+pub use host::{Host, HostConfig, HostError, WorkloadError, WorkloadLoad};
 // The runtime's modules, where the host's users have always found them.
 pub use nimbus_runtime::{
     artifact, compose, engine, files, guest_output, limits, loopback, metrics, oci, outbound,

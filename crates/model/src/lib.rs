@@ -23,6 +23,7 @@
 //! - [`links`]: which import links to which component, and what the host
 //!   provides itself.
 //! - [`plugin_defaults`]: host-level settings per plugin.
+//! - [`autoscaling`]: replicas that follow the load (`spec.autoscaling`).
 //! - [`rollout`]: how a replicated workload moves to a changed template
 //!   (`deployPolicy`, `rollingUpdate`).
 //! - [`backends`]: which capability keeps its data in which backend, and
@@ -30,6 +31,7 @@
 //! - [`status`]: what a host reports about what it runs.
 //! - [`component`]: a component's validity, imports and exports.
 
+pub mod autoscaling;
 pub mod backends;
 pub mod component;
 pub mod cpu_limit;

@@ -13,6 +13,7 @@
 //! fields wasmCloud has that mean nothing here (`hostId`, `poolSize`,
 //! `kubernetes`, …) each give a notice rather than pass in silence.
 
+use super::autoscaling::Autoscaling;
 use super::rollout::{DeployPolicy, RollingUpdate};
 use super::spec::{LocalResources, Workload, WorkloadSpec};
 use serde::Deserialize;
@@ -71,6 +72,8 @@ pub struct ManifestDocument {
     /// `WorkloadReplicaSet`, like a plain `Workload`, changes everywhere
     /// at once).
     pub policy: DeployPolicy,
+    /// Replicas that follow the load (`spec.autoscaling`), if asked for.
+    pub autoscaling: Option<Autoscaling>,
 }
 
 /// The largest manifest parsed, in bytes: a bound on the work one
@@ -131,6 +134,9 @@ struct RawReplicatedSpec {
     /// How many replicas a rolling update replaces at once (Nimbus's,
     /// after Kubernetes' `strategy.rollingUpdate`; deployments only).
     rolling_update: Option<RollingUpdate>,
+    /// Replicas that follow the load (Nimbus's, after Kubernetes'
+    /// HorizontalPodAutoscaler).
+    autoscaling: Option<Autoscaling>,
     /// wasmCloud `Artifact` references (deployments only): accepted.
     artifacts: Option<serde_yaml_ng::Value>,
     /// The Kubernetes Service in front (deployments only): accepted.
@@ -271,8 +277,8 @@ fn parse_document(
         .spec
         .ok_or_else(|| ManifestError::new("spec", "missing"))?;
     let mut ignored = Vec::new();
-    let (spec, spec_path, replicas, policy) = match kind.as_str() {
-        "Workload" => (spec, "spec", 1, DeployPolicy::Recreate),
+    let (spec, spec_path, replicas, policy, autoscaling) = match kind.as_str() {
+        "Workload" => (spec, "spec", 1, DeployPolicy::Recreate, None),
         "Artifact" => {
             return Err(ManifestError::new(
                 "kind",
@@ -311,11 +317,22 @@ fn parse_document(
                 .template
                 .and_then(|t| t.spec)
                 .ok_or_else(|| ManifestError::new("spec.template.spec", "missing"))?;
+            if let Some(autoscaling) = &replicated.autoscaling {
+                autoscaling.check().map_err(|(field, message)| {
+                    ManifestError::new(format!("spec.autoscaling.{field}"), message)
+                })?;
+            }
+            // Autoscaled, the replicas start within the bounds.
+            let replicas = replicated.replicas.unwrap_or(1);
+            let replicas = replicated
+                .autoscaling
+                .map_or(replicas, |a| a.clamp(replicas));
             (
                 template,
                 "spec.template.spec",
-                replicated.replicas.unwrap_or(1),
+                replicas,
                 policy,
+                replicated.autoscaling,
             )
         }
         other => {
@@ -349,6 +366,7 @@ fn parse_document(
             workload,
             replicas,
             policy,
+            autoscaling,
         },
         ignored,
     ))
@@ -780,6 +798,46 @@ spec:
             host: hello.example.com
             host-aliases: "www.example.com, alt.example.com"
 "#;
+
+    #[test]
+    fn autoscaling_is_read_checked_and_bounds_the_replicas() {
+        let with = |autoscaling: &str| {
+            let text = format!(
+                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: WorkloadDeployment\nmetadata: {{name: a}}\nspec:\n  replicas: 9\n  autoscaling: {autoscaling}\n  template:\n    spec:\n      components: [{{name: a, image: x}}]\n"
+            );
+            parse_manifest(&text).map(|m| (m.documents[0].replicas, m.documents[0].autoscaling))
+        };
+        let (replicas, autoscaling) =
+            with("{minReplicas: 2, maxReplicas: 4, targetRequestsPerSecond: 50, targetCpu: 500m}")
+                .unwrap();
+        assert_eq!(replicas, 4, "clamped to maxReplicas");
+        let autoscaling = autoscaling.unwrap();
+        assert_eq!(autoscaling.target_requests_per_second, Some(50.0));
+        assert_eq!(autoscaling.target_cpu.unwrap().millicores(), 500);
+        assert_eq!(autoscaling.scale_down_stabilization_seconds, 300);
+        for (text, path) in [
+            (
+                "{maxReplicas: 3}",
+                "spec.autoscaling.targetRequestsPerSecond",
+            ),
+            (
+                "{minReplicas: 0, maxReplicas: 3, targetRequestsPerSecond: 5}",
+                "spec.autoscaling.minReplicas",
+            ),
+            (
+                "{minReplicas: 4, maxReplicas: 3, targetRequestsPerSecond: 5}",
+                "spec.autoscaling.maxReplicas",
+            ),
+            (
+                "{maxReplicas: 3, targetCPU: 1}",
+                "spec.autoscaling.targetCPU",
+            ),
+            ("{minReplicas: 1}", "spec.autoscaling"),
+        ] {
+            let err = with(text).unwrap_err();
+            assert_eq!(err.path, path, "{text}: {err}");
+        }
+    }
 
     #[test]
     fn deploy_policies_and_rolling_update_shares() {

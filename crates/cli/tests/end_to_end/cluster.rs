@@ -171,11 +171,14 @@ fn rejections(status: &Value) -> u64 {
         .sum()
 }
 
+/// Where replicas run: (host, replicas), hosts holding none (a failed
+/// start shown with its message) left out.
 fn placements(status: &Value) -> Vec<(String, u64)> {
     let mut all: Vec<(String, u64)> = status["placements"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|p| p["replicas"] != 0)
         .map(|p| {
             (
                 p["host"].as_str().unwrap().to_string(),
@@ -1386,4 +1389,190 @@ fn rolling_updates_drop_nothing_stop_on_a_bad_version_and_undo() {
     wait_status(dir, &url, "web", Duration::from_secs(30), |s| {
         s["ready"] == 5
     });
+}
+
+#[test]
+fn autoscaling_follows_the_load_up_and_back_down() {
+    let Some(nats) = Backing::start(Kind::Nats) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let url = nats.url();
+    let hosts: Vec<Server> = (0..3)
+        .map(|i| start_host(dir, &url, &format!("h{i}"), &[]))
+        .collect();
+    let _controller = start_controller(dir, &url, "c1");
+    let autoscaling = "  autoscaling:\n    minReplicas: 1\n    maxReplicas: 3\n    targetRequestsPerSecond: 20\n    scaleDownStabilizationSeconds: 4\n";
+    std::fs::write(
+        dir.join("web.yaml"),
+        versioned(test_programs::P2_CONFIG, "1", 1, autoscaling),
+    )
+    .unwrap();
+    succeeds_in(dir, &["apply", "-f", "web.yaml", "--nats", &url]);
+    let status = wait_status(dir, &url, "web", Duration::from_secs(60), |s| {
+        s["ready"] == 1
+    });
+    let (first, _) = placements(&status)[0].clone();
+    // Hosts are h0, h1, h2, in order.
+    let addr = hosts[first[1..].parse::<usize>().unwrap()].addr.clone();
+
+    // About 80 requests a second, all to the host that has it: four times
+    // what one replica should carry, so up to the maximum of 3.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = std::thread::spawn({
+        let (stop, addr) = (stop.clone(), addr.clone());
+        move || {
+            let mut failures = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Err(e) = version_at(&addr) {
+                    failures.push(e);
+                }
+                std::thread::sleep(Duration::from_millis(12));
+            }
+            failures
+        }
+    });
+    let loaded = Instant::now();
+    let status = wait_status(dir, &url, "web", Duration::from_secs(30), |s| {
+        s["ready"] == 3
+    });
+    eprintln!("scaled to 3 {:?} after the load began", loaded.elapsed());
+    let autoscaled = status["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["reason"] == "Autoscaled")
+        .unwrap_or_else(|| panic!("{status}"));
+    let message = autoscaled["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("scaled from 1 to 3 replicas: "),
+        "{message}"
+    );
+    assert!(
+        message.contains("(target 20 req/s per replica)"),
+        "{message}"
+    );
+    // A steady load: the count holds.
+    let steady = Instant::now();
+    while steady.elapsed() < Duration::from_secs(5) {
+        let status = status_of(dir, &url, "web").unwrap();
+        assert_eq!(status["desired"], 3, "flapped under steady load: {status}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let failures = load.join().unwrap();
+    assert!(failures.is_empty(), "{failures:?}");
+
+    // No load: back to the minimum once the window has passed, never
+    // below it.
+    let idle = Instant::now();
+    let status = wait_status(dir, &url, "web", Duration::from_secs(30), |s| {
+        assert!(s["desired"].as_u64() >= Some(1), "{s}");
+        s["desired"] == 1 && s["ready"] == 1
+    });
+    let took = idle.elapsed();
+    eprintln!("back to 1 {took:?} after the load stopped");
+    assert!(
+        took >= Duration::from_secs(4),
+        "scaled down within the stabilization window ({took:?}): {status}"
+    );
+    let shown = get_json(dir, &url, "deployments");
+    assert_eq!(shown[0]["spec"]["replicas"], 1, "{shown}");
+    // Applying the file again keeps what the autoscaler set.
+    let (said, _) = succeeds_in(dir, &["apply", "-f", "web.yaml", "--nats", &url]);
+    assert_eq!(said.trim(), "workloaddeployment/shop/web unchanged");
+}
+
+#[test]
+fn placement_respects_each_hosts_memory_budget() {
+    let Some(nats) = Backing::start(Kind::Nats) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let url = nats.url();
+    // Each workload here reserves the host's default memory limit (256
+    // MiB) unless it declares one.
+    let _h0 = start_host(dir, &url, "h0", &["--memory-budget", "600M"]);
+    let _h1 = start_host(dir, &url, "h1", &["--memory-budget", "100M"]);
+    let _controller = start_controller(dir, &url, "c1");
+    let apply = |name: &str, memory: Option<u32>| {
+        let mut text = deployment(name, test_programs::P2_HELLO, &format!("{name}.test"), 1);
+        if let Some(mb) = memory {
+            text = text.replace(
+                &format!("image: {}\n", test_programs::P2_HELLO),
+                &format!(
+                    "image: {}\n          localResources:\n            memoryLimitMb: {mb}\n",
+                    test_programs::P2_HELLO
+                ),
+            );
+        }
+        std::fs::write(dir.join(format!("{name}.yaml")), text).unwrap();
+        let file = format!("{name}.yaml");
+        succeeds_in(dir, &["apply", "-f", &file, "--nats", &url]);
+    };
+    apply("first", None);
+    let status = wait_status(dir, &url, "first", Duration::from_secs(30), |s| {
+        s["ready"] == 1
+    });
+    assert_eq!(placements(&status), [("h0".to_string(), 1)]);
+    // Spreading picks h1, which cannot hold 256 MiB and refuses; the
+    // controller places it on h0 instead.
+    apply("second", None);
+    let status = wait_status(dir, &url, "second", Duration::from_secs(30), |s| {
+        s["ready"] == 1
+    });
+    assert_eq!(placements(&status), [("h0".to_string(), 1)], "{status}");
+    let refused = status["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["reason"] == "FailedStart")
+        .unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(refused["host"], "h1", "{status}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("not enough memory on this host: the workload reserves 256 MiB, 100 MiB of its 100 MiB budget is free"),
+        "{status}"
+    );
+    // 512 MiB fits nowhere: not tried, and the status says why.
+    apply("huge", Some(512));
+    let status = wait_status(dir, &url, "huge", Duration::from_secs(30), |s| {
+        s["message"].as_str().is_some_and(|m| m.contains("MiB"))
+    });
+    assert_eq!(
+        status["message"],
+        "no live host has the 512 MiB of memory it reserves free; 0 of 1 replicas ready",
+        "{status}"
+    );
+    assert!(
+        !status["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"] == "FailedStart"),
+        "{status}"
+    );
+    // A small one fits the small host.
+    apply("small", Some(32));
+    let status = wait_status(dir, &url, "small", Duration::from_secs(30), |s| {
+        s["ready"] == 1
+    });
+    assert_eq!(placements(&status), [("h1".to_string(), 1)], "{status}");
+    // The hosts report what they promised.
+    let hosts = get_json(dir, &url, "hosts");
+    let reserved = |id: &str| {
+        hosts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["id"] == id)
+            .unwrap()["capacity"]["memoryReservedBytes"]
+            .as_u64()
+    };
+    assert_eq!(reserved("h0"), Some(512 << 20), "{hosts}");
+    assert_eq!(reserved("h1"), Some(32 << 20), "{hosts}");
 }

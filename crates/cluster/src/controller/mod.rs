@@ -27,6 +27,7 @@
 //! nor a later one places that spec again. A changed spec is placed as
 //! usual.
 
+mod autoscale;
 mod lease;
 mod placement;
 
@@ -122,6 +123,8 @@ pub struct Controller {
 
 struct ObservedHost {
     instance: String,
+    /// Memory still free to promise, or `None` without a budget.
+    free_memory: Option<u64>,
     labels: BTreeMap<String, String>,
     interval: Duration,
     last_seen: Instant,
@@ -227,6 +230,13 @@ struct State {
     events_seeded: bool,
     /// Hosts that missed their last heartbeat (not yet given up).
     quiet: BTreeSet<String>,
+    /// Resources the last plan could not place in full for want of memory
+    /// on matching hosts, with what each needs.
+    no_room: HashMap<String, u64>,
+    /// The rates hosts' counters give, for autoscaling.
+    rates: autoscale::Rates,
+    /// Each autoscaled resource's recent recommendations.
+    scaling: HashMap<String, autoscale::History>,
 }
 
 impl Controller {
@@ -377,6 +387,17 @@ impl Controller {
         events: &mpsc::UnboundedSender<Event>,
         permits: &Arc<tokio::sync::Semaphore>,
     ) {
+        // Autoscaling first, so this pass places what the load asks for;
+        // the new count is written back as `nimbus scale` writes it.
+        for (id, kind, replicas) in state.autoscale(Instant::now()) {
+            let (store, permits) = (self.store.clone(), permits.clone());
+            tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                if let Err(e) = store.scale(&id, kind, replicas).await {
+                    tracing::warn!("cannot write the autoscaled replicas of {id}: {e}");
+                }
+            });
+        }
         let (commands, targets) = state.commands();
         for command in commands {
             self.stats.commands.fetch_add(1, Ordering::Relaxed);
@@ -424,6 +445,9 @@ impl State {
             term: 0,
             events_seeded: false,
             quiet: BTreeSet::new(),
+            rates: autoscale::Rates::default(),
+            scaling: HashMap::new(),
+            no_room: HashMap::new(),
         }
     }
 
@@ -434,6 +458,8 @@ impl State {
     fn begin_term(&mut self) -> u64 {
         self.term += 1;
         self.events.clear();
+        // A scale-down waits a whole window from now.
+        self.scaling.clear();
         self.rejected.clear();
         self.events_seeded = false;
         self.term
@@ -471,7 +497,11 @@ impl State {
                 .rejected
                 .get(id)
                 .filter(|r| r.spec_hash == desired.spec_hash);
-            let unplaceable = targets.get(id).is_none_or(|t| t.is_empty()) && wanted > 0;
+            let failing = self.failures.keys().any(|(_, failed)| failed == id);
+            let no_room = self.no_room.get(id).copied();
+            let unplaceable =
+                (targets.get(id).is_none_or(|t| t.is_empty()) && wanted > 0 && !failing)
+                    || no_room.is_some();
             let failure = seen.placements.iter().find_map(|p| {
                 let key = (p.host.clone(), id.clone());
                 let (_, error) = self.failures.get(&key)?;
@@ -514,6 +544,12 @@ impl State {
                 })
             } else if seen.ready == wanted && previous_serving == 0 {
                 None
+            } else if let Some(bytes) = no_room {
+                Some(format!(
+                    "no live host has the {} MiB of memory it reserves free; {} of {wanted} replicas ready",
+                    bytes >> 20,
+                    seen.ready
+                ))
             } else if unplaceable {
                 let selector = &desired.resource.workload.spec.host_selector;
                 Some(if selector.is_empty() {
@@ -681,6 +717,7 @@ impl State {
         let now = Instant::now();
         self.failures.retain(|_, (until, _)| *until > now);
         let plan = self.plan();
+        self.no_room = plan.no_room;
         let mut commands = Vec::new();
         for action in plan.actions {
             let key = match &action {
@@ -762,6 +799,13 @@ impl State {
                 selector: &d.resource.workload.spec.host_selector,
                 in_flight: d.resource.policy.in_flight(d.resource.replicas),
                 replacing: replacing.get(id.as_str()).copied().unwrap_or(0),
+                memory_need: declared_memory(&d.resource.workload),
+                avoid: self
+                    .failures
+                    .keys()
+                    .filter(|(_, failed)| failed == id)
+                    .map(|(host, _)| host.as_str())
+                    .collect(),
             })
             .collect();
         let views: BTreeMap<String, HostView<'_>> = self
@@ -771,6 +815,7 @@ impl State {
                 let view = HostView {
                     labels: &h.labels,
                     workloads: &h.workloads,
+                    free_memory: h.free_memory,
                 };
                 (id.clone(), view)
             })
@@ -801,6 +846,66 @@ impl State {
         replacing
     }
 
+    /// Autoscaled resources whose load asks for other replicas now: their
+    /// desired count changed here, an `Autoscaled` event recorded, and
+    /// returned (id, kind, replicas) to be written back.
+    fn autoscale(&mut self, now: Instant) -> Vec<(String, store::Kind, u32)> {
+        let mut changes = Vec::new();
+        let mut scaled = Vec::new();
+        for (id, desired) in &mut self.desired {
+            let Some(policy) = desired.resource.autoscaling else {
+                continue;
+            };
+            let running: Vec<(&str, Duration)> = self
+                .hosts
+                .iter()
+                .filter(|(_, host)| host.workloads.contains_key(id))
+                .map(|(host_id, host)| (host_id.as_str(), host.interval))
+                .collect();
+            // A rate older than three heartbeats is not the load now.
+            let fresh = running.iter().map(|(_, i)| *i).max().unwrap_or_default() * 3;
+            let hosts = running.iter().map(|(host, _)| *host);
+            let Some(load) = self.rates.load(id, hosts, fresh, now) else {
+                continue;
+            };
+            let history = self
+                .scaling
+                .entry(id.clone())
+                .or_insert_with(|| autoscale::History::new(now));
+            let from = desired.resource.replicas;
+            let Some(to) = autoscale::decide(&policy, from, load, history, now) else {
+                continue;
+            };
+            desired.resource.replicas = to;
+            let mut targets = Vec::new();
+            if let Some(rps) = policy.target_requests_per_second {
+                targets.push(format!("{rps} req/s"));
+            }
+            if let Some(cpu) = policy.target_cpu {
+                targets.push(format!("{cpu} CPU"));
+            }
+            let message = format!(
+                "scaled from {from} to {to} replicas: {:.1} req/s, {:.2} CPU cores over all (target {} per replica)",
+                load.0,
+                load.1,
+                targets.join(" and ")
+            );
+            tracing::info!(workload = %id, "{message}");
+            scaled.push((id.clone(), message));
+            changes.push((id.clone(), desired.resource.kind, to));
+        }
+        self.scaling.retain(|id, _| {
+            self.desired
+                .get(id)
+                .is_some_and(|d| d.resource.autoscaling.is_some())
+        });
+        for (id, message) in scaled {
+            let event = events::Event::new(EventType::Normal, "Autoscaled", &message);
+            self.record(&id, event);
+        }
+        changes
+    }
+
     /// Whether a host rejected workload `id`'s current spec for good.
     fn is_rejected(&self, id: &str) -> bool {
         match (self.rejected.get(id), self.desired.get(id)) {
@@ -829,16 +934,31 @@ impl State {
             );
             return false;
         }
+        let now = Instant::now();
+        for w in &heartbeat.workloads {
+            let (requests, cpu) = (w.requests, w.cpu_millis);
+            self.rates.observe(
+                &heartbeat.id,
+                &heartbeat.instance,
+                &w.id,
+                requests,
+                cpu,
+                now,
+            );
+        }
         let workloads: BTreeMap<String, (String, u32)> = heartbeat
             .workloads
             .into_iter()
             .map(|w| (w.id, (w.spec_hash, w.replicas)))
             .collect();
+        self.rates
+            .retain_host(&heartbeat.id, |id| workloads.contains_key(id));
         let interval = Duration::from_millis(heartbeat.interval_ms.max(1));
         match self.hosts.get_mut(&heartbeat.id) {
             Some(host) if host.instance == heartbeat.instance => {
                 host.last_seen = Instant::now();
                 host.interval = interval;
+                host.free_memory = heartbeat.capacity.memory_free_bytes();
                 let mut changed = host.labels != heartbeat.labels;
                 host.labels = heartbeat.labels;
                 // A heartbeat taken before a reply we already applied is stale.
@@ -868,6 +988,7 @@ impl State {
                 self.hosts.insert(
                     heartbeat.id,
                     ObservedHost {
+                        free_memory: heartbeat.capacity.memory_free_bytes(),
                         instance: heartbeat.instance,
                         labels: heartbeat.labels,
                         interval,
@@ -893,6 +1014,7 @@ impl State {
             let Some(host) = self.hosts.remove(id) else {
                 continue;
             };
+            self.rates.retain_host(id, |_| false);
             for (workload, (_, replicas)) in host.workloads {
                 let message = format!(
                     "host {id} missed {missed} heartbeats; moving its {} elsewhere",
@@ -1007,6 +1129,21 @@ impl State {
 fn selector_text(selector: &BTreeMap<String, String>) -> String {
     let pairs: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
     pairs.join(",")
+}
+
+/// The memory a workload's spec declares (`memoryLimitMb` of each
+/// component and its service), in bytes: what placement reserves on a
+/// host with a budget. (A host also counts its defaults for what declares
+/// none, and refuses what does not fit.)
+fn declared_memory(workload: &nimbus_model::Workload) -> u64 {
+    let components = workload.spec.components.iter().map(|c| &c.local_resources);
+    let service = workload.spec.service.iter().map(|s| &s.local_resources);
+    components
+        .chain(service)
+        .filter_map(|r| r.memory_limit_mb)
+        .filter_map(|mb| u64::try_from(mb).ok())
+        .map(|mb| mb.saturating_mul(1 << 20))
+        .fold(0, u64::saturating_add)
 }
 
 /// `host h1`, `hosts h1, h2`.
@@ -1235,6 +1372,7 @@ mod tests {
             workload,
             manifest: serde_json::Value::Null,
             policy: nimbus_model::rollout::DeployPolicy::Recreate,
+            autoscaling: None,
             revision: 1,
             history: Vec::new(),
         }

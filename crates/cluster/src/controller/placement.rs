@@ -6,7 +6,10 @@
 //! - replicas already placed on a matching host stay there (no churn);
 //! - missing replicas go one at a time to the matching host with the fewest
 //!   replicas of this resource, then the fewest replicas overall, so they
-//!   spread across hosts first and share a host only when they must;
+//!   spread across hosts first and share a host only when they must; a
+//!   host new to the resource must have the memory it reserves free (its
+//!   heartbeat says how much), and a host whose start of it just failed
+//!   is passed over while that failure stands;
 //! - excess replicas leave the host holding most of this resource;
 //! - a host running an older spec gets the new one (the host swaps it in
 //!   atomically, the old version serving until the new one does); under a
@@ -32,6 +35,10 @@ pub(crate) struct Want<'a> {
     /// Replicas in the middle of their replacement now (an update in
     /// flight, or one that failed and waits to be tried again).
     pub(crate) replacing: u32,
+    /// Memory a host reserves for it, in bytes (what the spec declares).
+    pub(crate) memory_need: u64,
+    /// Hosts not to start it on anew (a start there just failed).
+    pub(crate) avoid: BTreeSet<&'a str>,
 }
 
 /// What one live host runs: workload id → (spec hash, replicas).
@@ -39,6 +46,8 @@ pub(crate) struct Want<'a> {
 pub(crate) struct HostView<'a> {
     pub(crate) labels: &'a BTreeMap<String, String>,
     pub(crate) workloads: &'a BTreeMap<String, (String, u32)>,
+    /// Memory still free to promise, or `None` without a budget.
+    pub(crate) free_memory: Option<u64>,
 }
 
 /// A command for one host.
@@ -60,6 +69,9 @@ pub(crate) struct Plan {
     pub(crate) actions: Vec<Action>,
     /// Resource id → (host → replicas) it should have.
     pub(crate) targets: HashMap<String, BTreeMap<String, u32>>,
+    /// Resources short of replicas because no matching host had the memory
+    /// free for them, with what they need.
+    pub(crate) no_room: HashMap<String, u64>,
 }
 
 fn matches(labels: &BTreeMap<String, String>, selector: &BTreeMap<String, String>) -> bool {
@@ -76,6 +88,10 @@ pub(crate) fn plan(wants: &[Want<'_>], hosts: &BTreeMap<String, HostView<'_>>) -
                 h.workloads.values().map(|(_, r)| *r as u64).sum(),
             )
         })
+        .collect();
+    let mut free: HashMap<&str, Option<u64>> = hosts
+        .iter()
+        .map(|(id, h)| (id.as_str(), h.free_memory))
         .collect();
     let mut plan = Plan::default();
     let wanted: BTreeSet<&str> = wants.iter().map(|w| w.id).collect();
@@ -109,11 +125,33 @@ pub(crate) fn plan(wants: &[Want<'_>], hosts: &BTreeMap<String, HostView<'_>>) -
             *load.get_mut(host.as_str()).expect("live host") -= 1;
             total -= 1;
         }
-        while total < want.replicas && !matching.is_empty() {
-            let host = *matching
+        while total < want.replicas {
+            // A host holding it already takes another replica for nothing;
+            // a new one must have room, and not have just failed it.
+            let room = |h: &&&str| {
+                target.contains_key(**h)
+                    || (!want.avoid.contains(**h)
+                        && free[**h].is_none_or(|bytes| bytes >= want.memory_need))
+            };
+            let Some(host) = matching
                 .iter()
+                .filter(room)
                 .min_by_key(|h| (target.get(**h).copied().unwrap_or(0), load[**h], **h))
-                .expect("matching is not empty");
+                .copied()
+            else {
+                let full = matching
+                    .iter()
+                    .any(|h| !want.avoid.contains(*h) && !target.contains_key(*h));
+                if full {
+                    plan.no_room.insert(want.id.to_string(), want.memory_need);
+                }
+                break;
+            };
+            if !target.contains_key(host)
+                && let Some(Some(bytes)) = free.get_mut(host)
+            {
+                *bytes = bytes.saturating_sub(want.memory_need);
+            }
             *target.entry(host.to_string()).or_default() += 1;
             *load.get_mut(host).expect("live host") += 1;
             total += 1;
@@ -172,6 +210,8 @@ mod tests {
     struct Fixture {
         labels: BTreeMap<String, BTreeMap<String, String>>,
         runs: BTreeMap<String, BTreeMap<String, (String, u32)>>,
+        /// Free memory of hosts with a budget.
+        free: BTreeMap<String, u64>,
     }
 
     impl Fixture {
@@ -187,7 +227,11 @@ mod tests {
                 .iter()
                 .map(|(id, _)| (id.to_string(), BTreeMap::new()))
                 .collect();
-            Self { labels, runs }
+            Self {
+                labels,
+                runs,
+                free: BTreeMap::new(),
+            }
         }
 
         fn run(&mut self, host: &str, id: &str, hash: &str, replicas: u32) {
@@ -202,6 +246,7 @@ mod tests {
                     let view = HostView {
                         labels,
                         workloads: &self.runs[id],
+                        free_memory: self.free.get(id).copied(),
                     };
                     (id.clone(), view)
                 })
@@ -236,6 +281,8 @@ mod tests {
             selector,
             in_flight: None,
             replacing: 0,
+            memory_need: 0,
+            avoid: BTreeSet::new(),
         }
     }
 
@@ -425,5 +472,50 @@ mod tests {
             .collect();
         assert_eq!(loads.iter().sum::<u32>(), 150);
         assert!(loads.iter().all(|l| *l == 15), "{loads:?}");
+    }
+
+    #[test]
+    fn a_host_without_room_or_that_just_failed_is_passed_over() {
+        let mut f = Fixture::new(&[("a", &[]), ("b", &[]), ("c", &[])]);
+        f.free.insert("a".into(), 10 << 20);
+        f.free.insert("b".into(), 100 << 20);
+        let none = BTreeMap::new();
+        let big = Want {
+            memory_need: 64 << 20,
+            ..want("ns/web", 2, &none)
+        };
+        // `a` has no room; `b` and `c` (no budget) take one each.
+        let plan = plan(std::slice::from_ref(&big), &f.views());
+        assert_eq!(updated_hosts(&plan), ["b", "c"]);
+        assert!(plan.no_room.is_empty());
+        // Three wanted: `b` and `c` take a second one (no more memory for
+        // a host that holds it already).
+        let three = Want {
+            replicas: 3,
+            ..big.clone()
+        };
+        let placed = super::plan(&[three], &f.views()).targets["ns/web"].clone();
+        assert_eq!(placed.values().sum::<u32>(), 3);
+        assert!(!placed.contains_key("a"), "{placed:?}");
+        // Two resources of 64 MiB: `b` holds only one of them (both
+        // replicas of the first).
+        let other = Want {
+            id: "ns/api",
+            replicas: 1,
+            ..big.clone()
+        };
+        let mut g = Fixture::new(&[("b", &[])]);
+        g.free.insert("b".into(), 100 << 20);
+        let plan = super::plan(&[big.clone(), other], &g.views());
+        assert_eq!(plan.targets["ns/web"].values().sum::<u32>(), 2);
+        assert!(plan.targets["ns/api"].is_empty());
+        assert_eq!(plan.no_room.get("ns/api"), Some(&(64 << 20)));
+        // A host whose start just failed is passed over for another.
+        let avoiding = Want {
+            avoid: ["b"].into(),
+            ..want("ns/web", 1, &none)
+        };
+        let plan = super::plan(&[avoiding], &f.views());
+        assert_eq!(updated_hosts(&plan), ["a"]);
     }
 }

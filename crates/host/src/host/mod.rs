@@ -122,6 +122,15 @@ impl std::fmt::Debug for Host {
     }
 }
 
+/// What one workload has served since it started ([`Host::workload_load`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WorkloadLoad {
+    /// Requests answered.
+    pub requests: u64,
+    /// Guest CPU seconds over all its components.
+    pub cpu_seconds: f64,
+}
+
 impl Host {
     /// Builds a host routing with `router`.
     pub fn new(config: HostConfig, router: Arc<dyn Router>) -> Result<Self, HostError> {
@@ -308,6 +317,55 @@ impl Host {
             imports: ty.imports(engine).map(|(n, _)| n.to_string()).collect(),
             exports: ty.exports(engine).map(|(n, _)| n.to_string()).collect(),
         })
+    }
+
+    /// Each running workload's entry component (the outermost middleware,
+    /// else the component serving HTTP), by workload id: the one whose
+    /// requests are the workload's requests, counted once through a chain.
+    pub fn entry_components(&self) -> std::collections::HashMap<String, String> {
+        self.0
+            .workloads
+            .pin()
+            .iter()
+            .filter_map(|(id, running)| {
+                let entry = running
+                    .workload
+                    .spec
+                    .middleware
+                    .first()
+                    .cloned()
+                    .or_else(|| {
+                        running
+                            .status(WorkloadState::Running)
+                            .components
+                            .into_iter()
+                            .find(|c| c.http.is_some())
+                            .map(|c| c.name)
+                    })?;
+                Some((id.to_string(), entry))
+            })
+            .collect()
+    }
+
+    /// What each running workload has served since it started, by id:
+    /// requests answered through its entry component and guest CPU over
+    /// all its components (a cluster's autoscaler turns these into rates).
+    pub fn workload_load(&self) -> std::collections::HashMap<String, WorkloadLoad> {
+        let entries = self.entry_components();
+        let mut load: std::collections::HashMap<String, WorkloadLoad> = entries
+            .keys()
+            .map(|id| (id.clone(), WorkloadLoad::default()))
+            .collect();
+        for reading in self.0.metrics.readings() {
+            let Some(totals) = load.get_mut(&reading.workload) else {
+                continue;
+            };
+            totals.cpu_seconds += reading.cpu_seconds;
+            if entries.get(&reading.workload) == Some(&reading.component) {
+                totals.requests += reading.requests.iter().sum::<u64>();
+            }
+        }
+        load
     }
 
     /// Status of one workload, if it runs.

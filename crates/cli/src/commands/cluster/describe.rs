@@ -274,6 +274,26 @@ fn render_resource(
         };
         field(&mut out, "Deploy policy", policy);
     }
+    if let Some(autoscaling) = &resource.autoscaling {
+        let mut targets = Vec::new();
+        if let Some(rps) = autoscaling.target_requests_per_second {
+            targets.push(format!("{rps} req/s"));
+        }
+        if let Some(cpu) = autoscaling.target_cpu {
+            targets.push(format!("{cpu} CPU"));
+        }
+        field(
+            &mut out,
+            "Autoscaling",
+            format!(
+                "{} to {} replicas at {} per replica; down after {} s of lower load",
+                autoscaling.min_replicas,
+                autoscaling.max_replicas,
+                targets.join(" and "),
+                autoscaling.scale_down_stabilization_seconds
+            ),
+        );
+    }
     field(&mut out, "Host selector", pairs(&spec.host_selector));
     out.push_str("Components:\n");
     let components: Vec<Vec<String>> = spec
@@ -521,6 +541,7 @@ mod tests {
             workload,
             manifest: serde_json::Value::Null,
             policy: DeployPolicy::default(),
+            autoscaling: None,
             revision: 3,
             history: Vec::new(),
         }
@@ -542,6 +563,7 @@ mod tests {
                 cpus: 2,
                 memory_bytes: 1 << 30,
                 max_instances: 100,
+                ..Capacity::default()
             },
             workload_count: workloads.len() as u32,
             component_count: 1,
@@ -704,11 +726,15 @@ mod tests {
                     id: "shop/web".into(),
                     spec_hash: current,
                     replicas: 2,
+                    requests: 10,
+                    cpu_millis: 3,
                 },
                 HeartbeatWorkload {
                     id: "shop/old".into(),
                     spec_hash: "sha256:0".into(),
                     replicas: 1,
+                    requests: 0,
+                    cpu_millis: 0,
                 },
             ],
         );

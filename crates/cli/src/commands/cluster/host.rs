@@ -38,6 +38,12 @@ pub(crate) struct HostCommand {
     /// Time between heartbeats.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     heartbeat_interval: Duration,
+    /// Memory this host may promise its workloads (each reserves the
+    /// memory limit of every component, one instance each): `512M`, `4G`.
+    /// Reported to the controller, which places elsewhere what does not
+    /// fit; a start that does not fit is refused. Default: no budget.
+    #[arg(long, value_name = "SIZE", value_parser = crate::commands::serve::component_flags::parse_size)]
+    memory_budget: Option<u64>,
     /// How long to let in-flight requests finish on shutdown, in seconds.
     #[arg(long, default_value_t = 30)]
     drain_timeout: u64,
@@ -113,6 +119,7 @@ impl HostCommand {
             http_address: Some(http_addr.to_string()),
             heartbeat_interval: self.heartbeat_interval,
             max_instances,
+            memory_budget: self.memory_budget,
         };
         let signal = crate::commands::shutdown_signal();
         readiness.set(true);

@@ -255,6 +255,7 @@ mod tests {
             workload: Workload::single_http_component("shop", "web", "/a.wasm", "web.test"),
             manifest: serde_json::Value::Null,
             policy: Default::default(),
+            autoscaling: None,
             revision: 2,
             history: Vec::new(),
         }

@@ -286,7 +286,7 @@ fn utf8(path: &Path) -> Result<String, String> {
 /// A size in bytes: digits, then an optional unit, any case: `B`, or `K`,
 /// `M`, `G`, `T`, each alone or followed by `B` or `iB`, all powers of 1024
 /// (as the manifest's `memoryLimitMb` counts MiB).
-fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let trimmed = text.trim();
     let split = trimmed
         .find(|c: char| !c.is_ascii_digit())

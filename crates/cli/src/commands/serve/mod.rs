@@ -5,7 +5,7 @@
 //! flags in `component_flags` (`--env`, `--dir`, …) as a manifest would
 //! set it up.
 
-mod component_flags;
+pub(crate) mod component_flags;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};

@@ -61,7 +61,7 @@ impl Console {
             host.metrics().clone(),
             {
                 let host = host.clone();
-                move || entry_components(&host)
+                move || host.entry_components()
             },
             {
                 // Recent requests are kept while someone watches, for the
@@ -157,29 +157,6 @@ impl Console {
 
 /// Each workload's entry component: the outermost middleware, else the
 /// component serving HTTP.
-fn entry_components(host: &Host) -> sampler::Entries {
-    host.workloads()
-        .into_iter()
-        .filter_map(|status| {
-            let running = host.running_workload(&status.id)?;
-            let entry = running
-                .workload
-                .spec
-                .middleware
-                .first()
-                .cloned()
-                .or_else(|| {
-                    status
-                        .components
-                        .iter()
-                        .find(|c| c.http.is_some())
-                        .map(|c| c.name.clone())
-                })?;
-            Some((status.id, entry))
-        })
-        .collect()
-}
-
 fn respond(
     status: http::StatusCode,
     content_type: &'static str,

@@ -894,10 +894,13 @@
 
     function placementChip(p) {
       const down = p.hostReady === false, old = p.current === false;
+      const failed = !down && typeof p.message === 'string' && p.message !== '';
+      const title = [down ? 'host not ready' : 'host ready', old ? 'previous generation' : '', p.message || '']
+        .filter(Boolean).join(', ');
       return h('span', {
-        class: `chip${down ? ' bad' : ''}${old ? ' old' : ''}`,
-        title: `${down ? 'host not ready' : 'host ready'}${old ? ', previous generation' : ''}`,
-        text: `${p.host}×${p.replicas}${down ? ' (not ready)' : ''}`,
+        class: `chip${down || failed ? ' bad' : ''}${old ? ' old' : ''}`,
+        title,
+        text: `${p.host}×${p.replicas}${down ? ' (not ready)' : failed ? ' (failed)' : ''}`,
       });
     }
     /** The `n` latest events, newest first (ISO timestamps sort as text). */
