@@ -104,6 +104,7 @@ fn main() {
                 heartbeat_interval: interval,
                 max_instances: 0,
             memory_budget: None,
+            cpu_budget_millis: None,
             };
             let host = new_host(cache.path());
             let client = client(&url).await;

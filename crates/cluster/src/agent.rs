@@ -9,8 +9,8 @@
 //! the reply the controller records as an event.
 
 use crate::api::{
-    self, Capacity, HeartbeatWorkload, HostHeartbeat, HostWorkload, Reply, WorkloadStartRequest,
-    WorkloadStatusRequest, WorkloadStopRequest, WorkloadStopResponse,
+    self, Capacity, HeartbeatWorkload, HostHeartbeat, HostWorkload, Reply, Reservation,
+    WorkloadStartRequest, WorkloadStatusRequest, WorkloadStopRequest, WorkloadStopResponse,
 };
 use futures::StreamExt as _;
 use nimbus_host::{Host, WorkloadError};
@@ -37,6 +37,9 @@ pub struct AgentSettings {
     /// budget. A start that does not fit is refused (the controller places
     /// it elsewhere).
     pub memory_budget: Option<u64>,
+    /// CPU the host may promise its workloads, in millicores; `None`: no
+    /// budget.
+    pub cpu_budget_millis: Option<u64>,
 }
 
 /// Why the agent stopped.
@@ -82,8 +85,11 @@ struct Agent {
     capacity: Capacity,
     // What the controller placed here, by workload id: (spec hash, replicas).
     placed: Mutex<HashMap<String, (String, u32)>>,
+    // Workloads parked here (scaled to zero), by id: their spec hash, to
+    // report one a request started again.
+    parked: Mutex<HashMap<String, String>>,
     // Memory promised to each workload placed here, by id.
-    reserved: Mutex<HashMap<String, u64>>,
+    reserved: Mutex<HashMap<String, Reservation>>,
     // Serialises requests per workload id.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     revision: AtomicU64,
@@ -132,6 +138,7 @@ pub async fn run(
         settings,
         placed: Mutex::new(HashMap::new()),
         reserved: Mutex::new(HashMap::new()),
+        parked: Mutex::new(HashMap::new()),
         locks: Mutex::new(HashMap::new()),
         revision: AtomicU64::new(0),
     });
@@ -177,7 +184,19 @@ impl Agent {
         // worst reported under an older revision, never a newer one.
         let revision = self.revision.load(Ordering::SeqCst);
         let statuses = self.host.workloads();
-        let placed = self.placed();
+        let mut placed = self.placed();
+        // A parked workload a request started again runs one replica here.
+        {
+            let mut parked = self.parked_map();
+            for status in &statuses {
+                if !placed.contains_key(&status.id)
+                    && let Some(hash) = parked.remove(&status.id)
+                {
+                    tracing::info!(workload = %status.id, "a request woke a parked workload");
+                    placed.insert(status.id.clone(), (hash, 1));
+                }
+            }
+        }
         // Only what has been placed completely: a workload the runtime
         // already runs but whose start has not returned yet is still a
         // request in flight, reported by its reply.
@@ -197,6 +216,7 @@ impl Agent {
             })
             .collect();
         drop(placed);
+        let reserved = self.reserved_total(None);
         HostHeartbeat {
             id: self.settings.host_id.clone(),
             instance: self.instance.clone(),
@@ -206,7 +226,9 @@ impl Agent {
             http_address: self.settings.http_address.clone(),
             capacity: Capacity {
                 memory_budget_bytes: self.settings.memory_budget.unwrap_or(0),
-                memory_reserved_bytes: self.reserved_total(None),
+                memory_reserved_bytes: reserved.memory_bytes,
+                cpu_budget_millis: self.settings.cpu_budget_millis.unwrap_or(0),
+                cpu_reserved_millis: reserved.cpu_millis,
                 ..self.capacity.clone()
             },
             workload_count: workloads.len() as u32,
@@ -321,16 +343,33 @@ impl Agent {
             .placed()
             .get(&id)
             .is_some_and(|(placed, _)| *placed == hash);
-        let need = self.memory_need(&request.workload);
-        if !same && let Some(budget) = self.settings.memory_budget {
+        let need = self.reservation(&request.workload);
+        if !same {
             let others = self.reserved_total(Some(&id));
-            if others.saturating_add(need) > budget {
-                let free = budget.saturating_sub(others);
+            let free_memory = self
+                .settings
+                .memory_budget
+                .map(|budget| budget.saturating_sub(others.memory_bytes));
+            let free_cpu = self
+                .settings
+                .cpu_budget_millis
+                .map(|budget| budget.saturating_sub(others.cpu_millis));
+            if let Some(short) = need.shortfall(free_memory, free_cpu) {
+                // What is free of each budget that falls short.
+                let mut free = Vec::new();
+                if let (Some(memory), Some(budget)) = (free_memory, self.settings.memory_budget)
+                    && memory < need.memory_bytes
+                {
+                    free.push(format!("{} MiB of its {} MiB", memory >> 20, budget >> 20));
+                }
+                if let (Some(cpu), Some(budget)) = (free_cpu, self.settings.cpu_budget_millis)
+                    && cpu < need.cpu_millis
+                {
+                    free.push(format!("{cpu}m of its {budget}m CPU"));
+                }
                 return Err(StartError::Failed(format!(
-                    "not enough memory on this host: the workload reserves {} MiB, {} MiB of its {} MiB budget is free",
-                    need >> 20,
-                    free >> 20,
-                    budget >> 20
+                    "not enough room on this host: the workload reserves {short}; {} free",
+                    free.join(" and ")
                 )));
             }
         }
@@ -349,6 +388,7 @@ impl Agent {
         self.placed()
             .insert(id.clone(), (hash.clone(), request.replicas));
         self.reserved_map().insert(id.clone(), need);
+        self.parked_map().remove(&id);
         let host_revision = self.revision.fetch_add(1, Ordering::SeqCst) + 1;
         tracing::info!(workload = %id, replicas = request.replicas, "workload placed");
         Ok(HostWorkload {
@@ -363,6 +403,26 @@ impl Agent {
         let id = request.workload_id;
         let lock = self.lock_for(&id);
         let _serial = lock.lock().await;
+        let hash = self.placed().get(&id).map(|(hash, _)| hash.clone());
+        if request.park {
+            let parked = match self.host.park_workload(&id).await {
+                Ok(_) => true,
+                Err(WorkloadError::NotFound(_)) => false,
+                Err(e) => return Err(e.to_string()),
+            };
+            self.placed().remove(&id);
+            self.reserved_map().remove(&id);
+            if let (true, Some(hash)) = (parked, hash) {
+                self.parked_map().insert(id.clone(), hash);
+            }
+            let host_revision = self.revision.fetch_add(1, Ordering::SeqCst) + 1;
+            return Ok(WorkloadStopResponse {
+                workload_id: id,
+                was_running: parked,
+                host_revision,
+            });
+        }
+        self.parked_map().remove(&id);
         let was_running = match self.host.stop_workload(&id).await {
             Ok(_) => true,
             Err(WorkloadError::NotFound(_)) => false,
@@ -378,28 +438,39 @@ impl Agent {
         })
     }
 
-    /// The memory `workload` reserves: the memory limit of each of its
-    /// components (and its service), as this host resolves it.
-    fn memory_need(&self, workload: &nimbus_model::Workload) -> u64 {
+    /// What `workload` reserves: the memory limit of each of its
+    /// components (and its service), as this host resolves it, and the
+    /// CPU limit of each that has one.
+    fn reservation(&self, workload: &nimbus_model::Workload) -> Reservation {
         let components = workload.spec.components.iter().map(|c| &c.local_resources);
         let service = workload.spec.service.iter().map(|s| &s.local_resources);
         components
             .chain(service)
-            .map(|resources| self.host.effective_limits(resources).memory_bytes as u64)
-            .sum()
+            .map(|resources| {
+                let limits = self.host.effective_limits(resources);
+                Reservation {
+                    memory_bytes: limits.memory_bytes as u64,
+                    cpu_millis: limits.cpu.map_or(0, |cpu| u64::from(cpu.millicores())),
+                }
+            })
+            .fold(Reservation::default(), Reservation::plus)
     }
 
-    fn reserved_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+    fn parked_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.parked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn reserved_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Reservation>> {
         self.reserved.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Memory promised to the workloads here, but `except` one.
-    fn reserved_total(&self, except: Option<&str>) -> u64 {
+    /// What the workloads here reserve, but `except` one.
+    fn reserved_total(&self, except: Option<&str>) -> Reservation {
         self.reserved_map()
             .iter()
             .filter(|(id, _)| Some(id.as_str()) != except)
-            .map(|(_, bytes)| *bytes)
-            .sum()
+            .map(|(_, reserved)| *reserved)
+            .fold(Reservation::default(), Reservation::plus)
     }
 
     fn status(&self, id: &str) -> Result<HostWorkload, String> {

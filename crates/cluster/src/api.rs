@@ -124,6 +124,10 @@ fn one() -> u32 {
 pub struct WorkloadStopRequest {
     /// `namespace/name`.
     pub workload_id: String,
+    /// Scale to zero: stop it but keep its routes, so the next request to
+    /// this host starts it again (the host then reports it running).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub park: bool,
 }
 
 /// Ask a host about one workload.
@@ -198,6 +202,14 @@ pub struct Capacity {
     /// the memory limit of every component.
     #[serde(default)]
     pub memory_reserved_bytes: u64,
+    /// CPU the host may promise its workloads, in millicores (`0`: no
+    /// budget).
+    #[serde(default)]
+    pub cpu_budget_millis: u64,
+    /// CPU promised to the workloads it runs, in millicores: each reserves
+    /// the `cpuLimit` of every component that sets one.
+    #[serde(default)]
+    pub cpu_reserved_millis: u64,
 }
 
 impl Capacity {
@@ -207,6 +219,47 @@ impl Capacity {
             self.memory_budget_bytes
                 .saturating_sub(self.memory_reserved_bytes)
         })
+    }
+
+    /// CPU still free to promise, in millicores, or `None` without a
+    /// budget.
+    pub fn cpu_free_millis(&self) -> Option<u64> {
+        (self.cpu_budget_millis > 0).then(|| {
+            self.cpu_budget_millis
+                .saturating_sub(self.cpu_reserved_millis)
+        })
+    }
+}
+
+/// What a workload reserves on a host: memory and CPU.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reservation {
+    /// Bytes of memory.
+    pub memory_bytes: u64,
+    /// Millicores of CPU.
+    pub cpu_millis: u64,
+}
+
+impl Reservation {
+    /// Both parts added.
+    pub fn plus(self, other: Self) -> Self {
+        Self {
+            memory_bytes: self.memory_bytes.saturating_add(other.memory_bytes),
+            cpu_millis: self.cpu_millis.saturating_add(other.cpu_millis),
+        }
+    }
+
+    /// What of `self` does not fit in `free_memory` and `free_cpu` (each
+    /// `None`: no budget), said for a person; `None` if it all fits.
+    pub fn shortfall(&self, free_memory: Option<u64>, free_cpu: Option<u64>) -> Option<String> {
+        let mut short = Vec::new();
+        if free_memory.is_some_and(|free| free < self.memory_bytes) {
+            short.push(format!("{} MiB of memory", self.memory_bytes >> 20));
+        }
+        if free_cpu.is_some_and(|free| free < self.cpu_millis) {
+            short.push(format!("{}m of CPU", self.cpu_millis));
+        }
+        (!short.is_empty()).then(|| short.join(" and "))
     }
 }
 

@@ -52,6 +52,7 @@ async fn the_host_api_answers_every_request_and_survives_bad_ones() {
         heartbeat_interval: Duration::from_millis(200),
         max_instances: 10,
         memory_budget: None,
+        cpu_budget_millis: None,
     };
     let shutdown = tokio_util_like_shutdown();
     let agent = tokio::spawn(agent::run(

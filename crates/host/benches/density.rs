@@ -3,6 +3,8 @@
 //! - time from `start_workload` to the first 200: first compile, digest
 //!   already compiled in this host, and digest in the on-disk cache of a
 //!   fresh host;
+//! - scale to zero: a parked workload's next request, held while the host
+//!   starts it again, to its 200 (the wake latency);
 //! - idle host resident memory;
 //! - starting N workloads (default 10,000) of one component, each on its own
 //!   Host name: total time and extra resident memory per workload;
@@ -114,6 +116,15 @@ fn main() {
         let idle_rss = rss_bytes();
         let first_compile = first_200(&host, 0).await;
         let compiled_in_memory = first_200(&host, 1).await;
+        // Scale to zero: parked, then woken by its next request.
+        host.park_workload("density/w1").await.unwrap();
+        let wake = {
+            let started = Instant::now();
+            let response = host.handle(request("w1.density")).await;
+            assert_eq!(response.status(), 200);
+            response.into_body().collect().await.unwrap();
+            started.elapsed()
+        };
         host.stop_workload("density/w1").await.unwrap();
         let (new_host_time, disk_cached) = {
             let started = Instant::now();
@@ -144,6 +155,7 @@ fn main() {
         println!("| start → first 200, first compile | {:.1} ms |", first_compile.as_secs_f64() * 1e3);
         println!("| start → first 200, digest compiled in this host | {:.2} ms |", compiled_in_memory.as_secs_f64() * 1e3);
         println!("| start → first 200, fresh host, digest in disk cache | {:.2} ms |", disk_cached.as_secs_f64() * 1e3);
+        println!("| parked (scaled to zero) → its next request answered | {:.2} ms ({:.2}x of a start with the digest compiled) |", wake.as_secs_f64() * 1e3, wake.as_secs_f64() / compiled_in_memory.as_secs_f64());
         println!("| a fresh host itself (`Host::new`: engine, pool, linker) | {:.2} ms |", new_host_time.as_secs_f64() * 1e3);
         println!("| start {workloads} workloads (one component, own Host each) | {:.2} s |", start_all.as_secs_f64());
         println!("| extra RSS per workload | {:.1} KiB |", per_workload / 1024.0);

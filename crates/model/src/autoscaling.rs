@@ -6,7 +6,10 @@
 //! figures hosts already report. Scaling up is immediate; scaling down
 //! waits out `scaleDownStabilizationSeconds` (the highest recommendation
 //! in that window wins), and a load within 10% of the target changes
-//! nothing, so a steady load never flaps.
+//! nothing, so a steady load never flaps. With `minReplicas: 0` a
+//! deployment that served no request for `scaleToZeroAfterSeconds` scales
+//! to zero: stopped everywhere, its routes kept, and the next request to a
+//! host that ran it starts it there again.
 //!
 //! ```
 //! use nimbus_model::autoscaling::Autoscaling;
@@ -32,7 +35,7 @@ pub const MAX_REPLICAS: u32 = 10_000;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Autoscaling {
-    /// Never fewer (at least 1).
+    /// Never fewer; 0 lets an idle deployment scale to zero.
     #[serde(default = "one")]
     pub min_replicas: u32,
     /// Never more.
@@ -46,6 +49,10 @@ pub struct Autoscaling {
     /// How long the load must stay lower before replicas are removed.
     #[serde(default = "five_minutes")]
     pub scale_down_stabilization_seconds: u32,
+    /// With `minReplicas: 0`, how long without a request before it scales
+    /// to zero.
+    #[serde(default = "five_minutes")]
+    pub scale_to_zero_after_seconds: u32,
 }
 
 fn one() -> u32 {
@@ -57,15 +64,12 @@ fn five_minutes() -> u32 {
 }
 
 impl Autoscaling {
-    /// Its rules: a target, `1 <= minReplicas <= maxReplicas <=`
+    /// Its rules: a target, `minReplicas <= maxReplicas`, `1 <= maxReplicas <=`
     /// [`MAX_REPLICAS`], a positive finite request target. The error is
     /// `(field, message)`.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
-        if self.min_replicas == 0 {
-            return Err((
-                "minReplicas",
-                "must be at least 1 (scaling to zero is not supported yet)".into(),
-            ));
+        if self.max_replicas == 0 {
+            return Err(("maxReplicas", "must be at least 1".into()));
         }
         if self.max_replicas < self.min_replicas {
             return Err((
@@ -93,6 +97,11 @@ impl Autoscaling {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// Whether an idle deployment scales to zero (`minReplicas: 0`).
+    pub fn scales_to_zero(&self) -> bool {
+        self.min_replicas == 0
     }
 
     /// `replicas` kept within `minReplicas..=maxReplicas`.
@@ -145,6 +154,7 @@ mod tests {
             target_requests_per_second: target_rps,
             target_cpu: target_cpu.map(|c| c.parse().unwrap()),
             scale_down_stabilization_seconds: 300,
+            scale_to_zero_after_seconds: 300,
         }
     }
 
@@ -171,9 +181,13 @@ mod tests {
     fn bad_policies_name_their_field() {
         let mut p = policy(Some(10.0), None);
         p.min_replicas = 0;
-        assert_eq!(p.check().unwrap_err().0, "minReplicas");
+        assert_eq!(p.check(), Ok(()), "scales to zero");
+        assert!(p.scales_to_zero());
         let mut p = policy(Some(10.0), None);
         p.max_replicas = 0;
+        assert_eq!(p.check().unwrap_err().0, "maxReplicas");
+        p.min_replicas = 3;
+        p.max_replicas = 2;
         assert_eq!(p.check().unwrap_err().0, "maxReplicas");
         assert_eq!(
             policy(None, None).check().unwrap_err().0,

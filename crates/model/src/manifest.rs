@@ -821,8 +821,8 @@ spec:
                 "spec.autoscaling.targetRequestsPerSecond",
             ),
             (
-                "{minReplicas: 0, maxReplicas: 3, targetRequestsPerSecond: 5}",
-                "spec.autoscaling.minReplicas",
+                "{minReplicas: 0, maxReplicas: 0, targetRequestsPerSecond: 5}",
+                "spec.autoscaling.maxReplicas",
             ),
             (
                 "{minReplicas: 4, maxReplicas: 3, targetRequestsPerSecond: 5}",

@@ -1166,8 +1166,10 @@ fn rolling_updates_drop_nothing_stop_on_a_bad_version_and_undo() {
     // not one request fails.
     let load = Load::start(&addrs);
     std::thread::sleep(Duration::from_millis(500));
+    // The image changes: the hello guest answers every path alike.
+    let hello = "hello from p2\n";
     assert_eq!(
-        apply(versioned(image, "2", 3, one_at_a_time)).trim(),
+        apply(versioned(test_programs::P2_HELLO, "2", 3, one_at_a_time)).trim(),
         "workloaddeployment/shop/web configured"
     );
     let (done, _) = succeeds_in(dir, &status_args);
@@ -1184,10 +1186,11 @@ fn rolling_updates_drop_nothing_stop_on_a_bad_version_and_undo() {
         failures.first()
     );
     assert!(answers.get("1").is_some_and(|n| *n > 0), "{answers:?}");
-    assert!(answers.get("2").is_some_and(|n| *n > 0), "{answers:?}");
+    assert!(answers.get(hello).is_some_and(|n| *n > 0), "{answers:?}");
+    assert_eq!(answers.len(), 2, "{answers:?}");
     eprintln!("answers during the rollout: {answers:?}");
     for addr in &addrs {
-        assert_eq!(version_at(addr).as_deref(), Ok("2"));
+        assert_eq!(version_at(addr).as_deref(), Ok(hello));
     }
     // Each host was updated once, one after another.
     let status = status_of(dir, &url, "web").unwrap();
@@ -1202,7 +1205,7 @@ fn rolling_updates_drop_nothing_stop_on_a_bad_version_and_undo() {
     assert_eq!(status["revision"], 2, "{status}");
 
     // A version that is not a component: the first host rejects it, the
-    // rollout stops, and every host keeps serving version 2.
+    // rollout stops, and every host keeps serving the hello image.
     let broken = dir.join("broken.wasm");
     std::fs::write(&broken, b"not a component").unwrap();
     apply(versioned(broken.to_str().unwrap(), "3", 3, one_at_a_time));
@@ -1230,7 +1233,7 @@ fn rolling_updates_drop_nothing_stop_on_a_bad_version_and_undo() {
     assert_eq!(status["rollout"], "Stopped", "{status}");
     assert_eq!(status["phase"], "Failed", "{status}");
     for addr in &addrs {
-        assert_eq!(version_at(addr).as_deref(), Ok("2"));
+        assert_eq!(version_at(addr).as_deref(), Ok(hello));
     }
 
     // Undo: back to revision 2's template, as revision 4.
@@ -1494,16 +1497,28 @@ fn placement_respects_each_hosts_memory_budget() {
     let url = nats.url();
     // Each workload here reserves the host's default memory limit (256
     // MiB) unless it declares one.
-    let _h0 = start_host(dir, &url, "h0", &["--memory-budget", "600M"]);
-    let _h1 = start_host(dir, &url, "h1", &["--memory-budget", "100M"]);
+    let _h0 = start_host(dir, &url, "h0", &["--capacity-memory", "600M"]);
+    let _h1 = start_host(
+        dir,
+        &url,
+        "h1",
+        &["--capacity-memory", "100M", "--capacity-cpu", "500m"],
+    );
     let _controller = start_controller(dir, &url, "c1");
-    let apply = |name: &str, memory: Option<u32>| {
+    let apply_with = |name: &str, memory: Option<u32>, cpu: Option<&str>| {
         let mut text = deployment(name, test_programs::P2_HELLO, &format!("{name}.test"), 1);
+        let mut resources = String::new();
         if let Some(mb) = memory {
+            resources.push_str(&format!("            memoryLimitMb: {mb}\n"));
+        }
+        if let Some(cpu) = cpu {
+            resources.push_str(&format!("            cpuLimit: {cpu}\n"));
+        }
+        if !resources.is_empty() {
             text = text.replace(
                 &format!("image: {}\n", test_programs::P2_HELLO),
                 &format!(
-                    "image: {}\n          localResources:\n            memoryLimitMb: {mb}\n",
+                    "image: {}\n          localResources:\n{resources}",
                     test_programs::P2_HELLO
                 ),
             );
@@ -1512,6 +1527,7 @@ fn placement_respects_each_hosts_memory_budget() {
         let file = format!("{name}.yaml");
         succeeds_in(dir, &["apply", "-f", &file, "--nats", &url]);
     };
+    let apply = |name: &str, memory: Option<u32>| apply_with(name, memory, None);
     apply("first", None);
     let status = wait_status(dir, &url, "first", Duration::from_secs(30), |s| {
         s["ready"] == 1
@@ -1535,7 +1551,7 @@ fn placement_respects_each_hosts_memory_budget() {
         refused["message"]
             .as_str()
             .unwrap()
-            .contains("not enough memory on this host: the workload reserves 256 MiB, 100 MiB of its 100 MiB budget is free"),
+            .contains("not enough room on this host: the workload reserves 256 MiB of memory; 100 MiB of its 100 MiB free"),
         "{status}"
     );
     // 512 MiB fits nowhere: not tried, and the status says why.
@@ -1575,4 +1591,99 @@ fn placement_respects_each_hosts_memory_budget() {
     };
     assert_eq!(reserved("h0"), Some(512 << 20), "{hosts}");
     assert_eq!(reserved("h1"), Some(32 << 20), "{hosts}");
+
+    // A whole core fits only h0 (h1 offers 500m): placed there at once,
+    // though spreading would pick h1.
+    apply_with("busy", Some(8), Some("1"));
+    let status = wait_status(dir, &url, "busy", Duration::from_secs(30), |s| {
+        s["ready"] == 1
+    });
+    assert_eq!(placements(&status), [("h0".to_string(), 1)], "{status}");
+    assert!(
+        !status["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"] == "FailedStart"),
+        "{status}"
+    );
+    let hosts = get_json(dir, &url, "hosts");
+    let h0 = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["id"] == "h0")
+        .unwrap();
+    assert_eq!(h0["capacity"]["cpuReservedMillis"], 1000, "{hosts}");
+}
+
+#[test]
+fn an_idle_deployment_scales_to_zero_and_its_next_request_wakes_it() {
+    let Some(nats) = Backing::start(Kind::Nats) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let url = nats.url();
+    let hosts: Vec<Server> = (0..2)
+        .map(|i| start_host(dir, &url, &format!("h{i}"), &[]))
+        .collect();
+    let _controller = start_controller(dir, &url, "c1");
+    let autoscaling = "  autoscaling:\n    minReplicas: 0\n    maxReplicas: 2\n    targetRequestsPerSecond: 50\n    scaleDownStabilizationSeconds: 1\n    scaleToZeroAfterSeconds: 3\n";
+    std::fs::write(
+        dir.join("web.yaml"),
+        versioned(test_programs::P2_CONFIG, "1", 1, autoscaling),
+    )
+    .unwrap();
+    succeeds_in(dir, &["apply", "-f", "web.yaml", "--nats", &url]);
+    let status = wait_status(dir, &url, "web", Duration::from_secs(60), |s| {
+        s["ready"] == 1
+    });
+    let (host_id, _) = placements(&status)[0].clone();
+    // Hosts are h0 and h1, in order.
+    let addr = hosts[host_id[1..].parse::<usize>().unwrap()].addr.clone();
+    assert_eq!(version_at(&addr).as_deref(), Ok("1"));
+
+    // Idle for three seconds: scaled to zero, stopped on its host.
+    let parked = |s: &Value| {
+        s["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["reason"] == "Parked"))
+    };
+    let status = wait_status(dir, &url, "web", Duration::from_secs(30), |s| {
+        s["desired"] == 0 && s["placements"].as_array().is_some_and(Vec::is_empty) && parked(s)
+    });
+    assert_eq!(status["phase"], "Ready", "{status}");
+    assert_eq!(
+        status["message"],
+        "scaled to zero while idle; a request to a host that ran it starts it again",
+        "{status}"
+    );
+    assert!(
+        replicas_on_hosts(dir, &url, "shop/web").is_empty(),
+        "still running somewhere"
+    );
+
+    // The next request to that host is held, the host starts it from its
+    // compiled cache, and the request is answered.
+    let asked = Instant::now();
+    assert_eq!(version_at(&addr).as_deref(), Ok("1"));
+    eprintln!("woken and answered in {:?}", asked.elapsed());
+    // The controller learns of it from the host's heartbeat: one replica.
+    let status = wait_status(dir, &url, "web", Duration::from_secs(10), |s| {
+        s["desired"] == 1 && s["ready"] == 1
+    });
+    let woken = status["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"] == "Autoscaled")
+        .filter_map(|e| e["message"].as_str())
+        .find(|m| m.starts_with("woken by a request"))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(
+        woken,
+        format!("woken by a request on host {host_id}: scaled from 0 to 1 replicas")
+    );
+    assert_eq!(placements(&status), [(host_id.clone(), 1)], "{status}");
 }

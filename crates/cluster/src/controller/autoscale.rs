@@ -113,6 +113,8 @@ pub(crate) struct History {
     /// When the first recommendation of this run was made.
     since: Instant,
     recent: VecDeque<(Instant, u32)>,
+    /// Since when the load has been nothing at all (for scaling to zero).
+    idle_since: Option<Instant>,
 }
 
 impl History {
@@ -120,6 +122,7 @@ impl History {
         Self {
             since: now,
             recent: VecDeque::new(),
+            idle_since: None,
         }
     }
 }
@@ -134,7 +137,19 @@ pub(crate) fn decide(
     history: &mut History,
     now: Instant,
 ) -> Option<u32> {
-    let recommended = policy.recommend(current, Some(load.0), Some(load.1))?;
+    let mut recommended = policy.recommend(current, Some(load.0), Some(load.1))?;
+    if recommended == 0 {
+        // Not one request (a deployment that may scale to zero): to zero
+        // once idle long enough; meanwhile as low as one replica.
+        let idle_since = *history.idle_since.get_or_insert(now);
+        let idle_for = Duration::from_secs(u64::from(policy.scale_to_zero_after_seconds));
+        if current > 0 && now.duration_since(idle_since) >= idle_for {
+            return Some(0);
+        }
+        recommended = 1;
+    } else {
+        history.idle_since = None;
+    }
     let window = Duration::from_secs(u64::from(policy.scale_down_stabilization_seconds));
     history.recent.push_back((now, recommended));
     while history
@@ -175,6 +190,7 @@ mod tests {
             target_requests_per_second: Some(10.0),
             target_cpu: None,
             scale_down_stabilization_seconds: 10,
+            scale_to_zero_after_seconds: 20,
         }
     }
 
@@ -238,5 +254,29 @@ mod tests {
         assert_eq!(decide(&p, 4, (0.0, 0.0), &mut fresh, at(111)), Some(1));
         // Bounds that changed apply at once.
         assert_eq!(decide(&p, 9, (90.0, 0.0), &mut fresh, at(112)), Some(4));
+    }
+
+    #[test]
+    fn an_idle_deployment_scales_to_zero_only_when_allowed_and_idle_long_enough() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut zero = policy();
+        zero.min_replicas = 0;
+        let mut history = History::new(t0);
+        // Idle: down to one after the window, to zero after 20 s idle.
+        assert_eq!(decide(&zero, 2, (0.0, 0.0), &mut history, at(0)), None);
+        assert_eq!(decide(&zero, 2, (0.0, 0.0), &mut history, at(11)), Some(1));
+        assert_eq!(decide(&zero, 1, (0.0, 0.0), &mut history, at(15)), None);
+        // A request meanwhile starts the idle time over.
+        assert_eq!(decide(&zero, 1, (0.5, 0.0), &mut history, at(16)), None);
+        assert_eq!(decide(&zero, 1, (0.0, 0.0), &mut history, at(17)), None);
+        assert_eq!(decide(&zero, 1, (0.0, 0.0), &mut history, at(36)), None);
+        assert_eq!(decide(&zero, 1, (0.0, 0.0), &mut history, at(37)), Some(0));
+        // Without minReplicas 0 it never goes below one.
+        let mut history = History::new(t0);
+        for s in 0..100 {
+            let to = decide(&policy(), 1, (0.0, 0.0), &mut history, at(s));
+            assert_eq!(to, None, "at {s}");
+        }
     }
 }

@@ -125,6 +125,8 @@ struct ObservedHost {
     instance: String,
     /// Memory still free to promise, or `None` without a budget.
     free_memory: Option<u64>,
+    /// CPU still free to promise (millicores), or `None` without a budget.
+    free_cpu: Option<u64>,
     labels: BTreeMap<String, String>,
     interval: Duration,
     last_seen: Instant,
@@ -207,6 +209,8 @@ enum Change {
     Update { generation: u64 },
     /// Stop it.
     Stop,
+    /// Park it (scaled to zero).
+    Park,
 }
 
 struct State {
@@ -230,9 +234,9 @@ struct State {
     events_seeded: bool,
     /// Hosts that missed their last heartbeat (not yet given up).
     quiet: BTreeSet<String>,
-    /// Resources the last plan could not place in full for want of memory
+    /// Resources the last plan could not place in full for want of room
     /// on matching hosts, with what each needs.
-    no_room: HashMap<String, u64>,
+    no_room: HashMap<String, api::Reservation>,
     /// The rates hosts' counters give, for autoscaling.
     rates: autoscale::Rates,
     /// Each autoscaled resource's recent recommendations.
@@ -542,12 +546,29 @@ impl State {
                 } else {
                     rejection.reason.clone()
                 })
+            } else if wanted == 0
+                && desired
+                    .resource
+                    .autoscaling
+                    .is_some_and(|a| a.scales_to_zero())
+            {
+                Some(
+                    "scaled to zero while idle; a request to a host that ran it starts it again"
+                        .to_string(),
+                )
             } else if seen.ready == wanted && previous_serving == 0 {
                 None
-            } else if let Some(bytes) = no_room {
+            } else if let Some(need) = no_room {
+                let mut parts = Vec::new();
+                if need.memory_bytes > 0 {
+                    parts.push(format!("{} MiB of memory", need.memory_bytes >> 20));
+                }
+                if need.cpu_millis > 0 {
+                    parts.push(format!("{}m of CPU", need.cpu_millis));
+                }
                 Some(format!(
-                    "no live host has the {} MiB of memory it reserves free; {} of {wanted} replicas ready",
-                    bytes >> 20,
+                    "no live host has the {} it reserves free; {} of {wanted} replicas ready",
+                    parts.join(" and "),
                     seen.ready
                 ))
             } else if unplaceable {
@@ -721,7 +742,7 @@ impl State {
         let mut commands = Vec::new();
         for action in plan.actions {
             let key = match &action {
-                Action::Start { host, id, .. } | Action::Stop { host, id } => {
+                Action::Start { host, id, .. } | Action::Stop { host, id, .. } => {
                     (host.clone(), id.clone())
                 }
             };
@@ -745,9 +766,12 @@ impl State {
                         }),
                     }
                 }
-                Action::Stop { host, id } => Command::Stop {
+                Action::Stop { host, id, park } => Command::Stop {
                     host,
-                    request: WorkloadStopRequest { workload_id: id },
+                    request: WorkloadStopRequest {
+                        workload_id: id,
+                        park,
+                    },
                 },
             };
             let change = match &command {
@@ -764,6 +788,7 @@ impl State {
                         },
                     }
                 }
+                Command::Stop { request, .. } if request.park => Change::Park,
                 Command::Stop { .. } => Change::Stop,
             };
             // Assume it done, so the rest of this pass and the next ones
@@ -799,13 +824,14 @@ impl State {
                 selector: &d.resource.workload.spec.host_selector,
                 in_flight: d.resource.policy.in_flight(d.resource.replicas),
                 replacing: replacing.get(id.as_str()).copied().unwrap_or(0),
-                memory_need: declared_memory(&d.resource.workload),
+                need: declared_reservation(&d.resource.workload),
                 avoid: self
                     .failures
                     .keys()
                     .filter(|(_, failed)| failed == id)
                     .map(|(host, _)| host.as_str())
                     .collect(),
+                park_when_idle: d.resource.autoscaling.is_some_and(|a| a.min_replicas == 0),
             })
             .collect();
         let views: BTreeMap<String, HostView<'_>> = self
@@ -816,6 +842,7 @@ impl State {
                     labels: &h.labels,
                     workloads: &h.workloads,
                     free_memory: h.free_memory,
+                    free_cpu: h.free_cpu,
                 };
                 (id.clone(), view)
             })
@@ -862,6 +889,24 @@ impl State {
                 .filter(|(_, host)| host.workloads.contains_key(id))
                 .map(|(host_id, host)| (host_id.as_str(), host.interval))
                 .collect();
+            if desired.resource.replicas == 0 {
+                // Scaled to zero: a request that started it on a host that
+                // had it wakes the deployment.
+                let Some((host, _)) = running.first() else {
+                    continue;
+                };
+                let to = policy.min_replicas.max(1);
+                desired.resource.replicas = to;
+                // Its load is counted afresh from here.
+                self.scaling
+                    .insert(id.clone(), autoscale::History::new(now));
+                let message =
+                    format!("woken by a request on host {host}: scaled from 0 to {to} replicas");
+                tracing::info!(workload = %id, "{message}");
+                scaled.push((id.clone(), message));
+                changes.push((id.clone(), desired.resource.kind, to));
+                continue;
+            }
             // A rate older than three heartbeats is not the load now.
             let fresh = running.iter().map(|(_, i)| *i).max().unwrap_or_default() * 3;
             let hosts = running.iter().map(|(host, _)| *host);
@@ -884,12 +929,19 @@ impl State {
             if let Some(cpu) = policy.target_cpu {
                 targets.push(format!("{cpu} CPU"));
             }
-            let message = format!(
-                "scaled from {from} to {to} replicas: {:.1} req/s, {:.2} CPU cores over all (target {} per replica)",
-                load.0,
-                load.1,
-                targets.join(" and ")
-            );
+            let message = if to == 0 {
+                format!(
+                    "scaled from {from} to zero: no request for {} s",
+                    policy.scale_to_zero_after_seconds
+                )
+            } else {
+                format!(
+                    "scaled from {from} to {to} replicas: {:.1} req/s, {:.2} CPU cores over all (target {} per replica)",
+                    load.0,
+                    load.1,
+                    targets.join(" and ")
+                )
+            };
             tracing::info!(workload = %id, "{message}");
             scaled.push((id.clone(), message));
             changes.push((id.clone(), desired.resource.kind, to));
@@ -959,6 +1011,7 @@ impl State {
                 host.last_seen = Instant::now();
                 host.interval = interval;
                 host.free_memory = heartbeat.capacity.memory_free_bytes();
+                host.free_cpu = heartbeat.capacity.cpu_free_millis();
                 let mut changed = host.labels != heartbeat.labels;
                 host.labels = heartbeat.labels;
                 // A heartbeat taken before a reply we already applied is stale.
@@ -989,6 +1042,7 @@ impl State {
                     heartbeat.id,
                     ObservedHost {
                         free_memory: heartbeat.capacity.memory_free_bytes(),
+                        free_cpu: heartbeat.capacity.cpu_free_millis(),
                         instance: heartbeat.instance,
                         labels: heartbeat.labels,
                         interval,
@@ -1131,19 +1185,25 @@ fn selector_text(selector: &BTreeMap<String, String>) -> String {
     pairs.join(",")
 }
 
-/// The memory a workload's spec declares (`memoryLimitMb` of each
-/// component and its service), in bytes: what placement reserves on a
-/// host with a budget. (A host also counts its defaults for what declares
-/// none, and refuses what does not fit.)
-fn declared_memory(workload: &nimbus_model::Workload) -> u64 {
+/// What a workload's spec declares it needs: the `memoryLimitMb` and the
+/// `cpuLimit` of each component and its service. Placement reserves it on
+/// a host with a budget. (A host also counts its defaults for what
+/// declares none, and refuses what does not fit.)
+fn declared_reservation(workload: &nimbus_model::Workload) -> api::Reservation {
     let components = workload.spec.components.iter().map(|c| &c.local_resources);
     let service = workload.spec.service.iter().map(|s| &s.local_resources);
     components
         .chain(service)
-        .filter_map(|r| r.memory_limit_mb)
-        .filter_map(|mb| u64::try_from(mb).ok())
-        .map(|mb| mb.saturating_mul(1 << 20))
-        .fold(0, u64::saturating_add)
+        .map(|resources| api::Reservation {
+            memory_bytes: resources
+                .memory_limit_mb
+                .and_then(|mb| u64::try_from(mb).ok())
+                .map_or(0, |mb| mb.saturating_mul(1 << 20)),
+            cpu_millis: resources
+                .cpu_limit
+                .map_or(0, |cpu| u64::from(cpu.millicores())),
+        })
+        .fold(api::Reservation::default(), api::Reservation::plus)
 }
 
 /// `host h1`, `hosts h1, h2`.
@@ -1180,7 +1240,7 @@ fn outcome_event(host: &str, change: Option<Change>, outcome: &Outcome) -> Optio
                     "Updated",
                     format!("host {host} runs generation {generation} ({replicas})"),
                 ),
-                Some(Change::Stop) => return None,
+                Some(Change::Stop | Change::Park) => return None,
                 Some(Change::Place) | None => (
                     EventType::Normal,
                     "Placed",
@@ -1188,12 +1248,19 @@ fn outcome_event(host: &str, change: Option<Change>, outcome: &Outcome) -> Optio
                 ),
             }
         }
+        Outcome::Stopped(_) if matches!(change, Some(Change::Park)) => (
+            EventType::Normal,
+            "Parked",
+            format!(
+                "scaled to zero: parked on host {host}, whose routes to it stay; its next request there starts it"
+            ),
+        ),
         Outcome::Stopped(_) => (
             EventType::Normal,
             "Stopped",
             format!("removed from host {host}"),
         ),
-        Outcome::Failed(error) if matches!(change, Some(Change::Stop)) => (
+        Outcome::Failed(error) if matches!(change, Some(Change::Stop | Change::Park)) => (
             EventType::Warning,
             "FailedStop",
             format!("host {host} failed to stop: {error}"),

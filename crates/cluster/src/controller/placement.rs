@@ -20,6 +20,7 @@
 //!   start holds the rest back;
 //! - anything a host runs that is no longer desired is stopped.
 
+use crate::api::Reservation;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A desired resource, reduced to what placement needs.
@@ -35,10 +36,13 @@ pub(crate) struct Want<'a> {
     /// Replicas in the middle of their replacement now (an update in
     /// flight, or one that failed and waits to be tried again).
     pub(crate) replacing: u32,
-    /// Memory a host reserves for it, in bytes (what the spec declares).
-    pub(crate) memory_need: u64,
+    /// What a host reserves for it (the memory and CPU the spec declares).
+    pub(crate) need: Reservation,
     /// Hosts not to start it on anew (a start there just failed).
     pub(crate) avoid: BTreeSet<&'a str>,
+    /// At zero replicas, park it where it runs rather than stop it (it
+    /// scales to zero: its routes stay and a request starts it again).
+    pub(crate) park_when_idle: bool,
 }
 
 /// What one live host runs: workload id → (spec hash, replicas).
@@ -48,6 +52,8 @@ pub(crate) struct HostView<'a> {
     pub(crate) workloads: &'a BTreeMap<String, (String, u32)>,
     /// Memory still free to promise, or `None` without a budget.
     pub(crate) free_memory: Option<u64>,
+    /// CPU still free to promise (millicores), or `None` without a budget.
+    pub(crate) free_cpu: Option<u64>,
 }
 
 /// A command for one host.
@@ -59,8 +65,13 @@ pub(crate) enum Action {
         id: String,
         replicas: u32,
     },
-    /// Stop `id`.
-    Stop { host: String, id: String },
+    /// Stop `id`; `park`: keep its routes, so a request starts it again
+    /// (scaled to zero).
+    Stop {
+        host: String,
+        id: String,
+        park: bool,
+    },
 }
 
 /// Placement's result: the actions, and per resource the target per host.
@@ -69,9 +80,9 @@ pub(crate) struct Plan {
     pub(crate) actions: Vec<Action>,
     /// Resource id → (host → replicas) it should have.
     pub(crate) targets: HashMap<String, BTreeMap<String, u32>>,
-    /// Resources short of replicas because no matching host had the memory
-    /// free for them, with what they need.
-    pub(crate) no_room: HashMap<String, u64>,
+    /// Resources short of replicas because no matching host had room for
+    /// them, with what they need.
+    pub(crate) no_room: HashMap<String, Reservation>,
 }
 
 fn matches(labels: &BTreeMap<String, String>, selector: &BTreeMap<String, String>) -> bool {
@@ -89,9 +100,9 @@ pub(crate) fn plan(wants: &[Want<'_>], hosts: &BTreeMap<String, HostView<'_>>) -
             )
         })
         .collect();
-    let mut free: HashMap<&str, Option<u64>> = hosts
+    let mut free: HashMap<&str, (Option<u64>, Option<u64>)> = hosts
         .iter()
-        .map(|(id, h)| (id.as_str(), h.free_memory))
+        .map(|(id, h)| (id.as_str(), (h.free_memory, h.free_cpu)))
         .collect();
     let mut plan = Plan::default();
     let wanted: BTreeSet<&str> = wants.iter().map(|w| w.id).collect();
@@ -129,9 +140,9 @@ pub(crate) fn plan(wants: &[Want<'_>], hosts: &BTreeMap<String, HostView<'_>>) -
             // A host holding it already takes another replica for nothing;
             // a new one must have room, and not have just failed it.
             let room = |h: &&&str| {
+                let (memory, cpu) = free[**h];
                 target.contains_key(**h)
-                    || (!want.avoid.contains(**h)
-                        && free[**h].is_none_or(|bytes| bytes >= want.memory_need))
+                    || (!want.avoid.contains(**h) && want.need.shortfall(memory, cpu).is_none())
             };
             let Some(host) = matching
                 .iter()
@@ -143,14 +154,19 @@ pub(crate) fn plan(wants: &[Want<'_>], hosts: &BTreeMap<String, HostView<'_>>) -
                     .iter()
                     .any(|h| !want.avoid.contains(*h) && !target.contains_key(*h));
                 if full {
-                    plan.no_room.insert(want.id.to_string(), want.memory_need);
+                    plan.no_room.insert(want.id.to_string(), want.need);
                 }
                 break;
             };
             if !target.contains_key(host)
-                && let Some(Some(bytes)) = free.get_mut(host)
+                && let Some((memory, cpu)) = free.get_mut(host)
             {
-                *bytes = bytes.saturating_sub(want.memory_need);
+                if let Some(bytes) = memory {
+                    *bytes = bytes.saturating_sub(want.need.memory_bytes);
+                }
+                if let Some(millis) = cpu {
+                    *millis = millis.saturating_sub(want.need.cpu_millis);
+                }
             }
             *target.entry(host.to_string()).or_default() += 1;
             *load.get_mut(host).expect("live host") += 1;
@@ -163,6 +179,7 @@ pub(crate) fn plan(wants: &[Want<'_>], hosts: &BTreeMap<String, HostView<'_>>) -
                 Some(_) if want_here == 0 => plan.actions.push(Action::Stop {
                     host: host_id.clone(),
                     id: want.id.to_string(),
+                    park: want.replicas == 0 && want.park_when_idle,
                 }),
                 Some((hash, replicas)) if *hash == want.spec_hash && *replicas == want_here => {}
                 _ if want_here == 0 => {}
@@ -196,6 +213,7 @@ pub(crate) fn plan(wants: &[Want<'_>], hosts: &BTreeMap<String, HostView<'_>>) -
                 plan.actions.push(Action::Stop {
                     host: host_id.clone(),
                     id: id.clone(),
+                    park: false,
                 });
             }
         }
@@ -212,6 +230,8 @@ mod tests {
         runs: BTreeMap<String, BTreeMap<String, (String, u32)>>,
         /// Free memory of hosts with a budget.
         free: BTreeMap<String, u64>,
+        /// Free CPU (millicores) of hosts with a budget.
+        free_cpu: BTreeMap<String, u64>,
     }
 
     impl Fixture {
@@ -231,6 +251,7 @@ mod tests {
                 labels,
                 runs,
                 free: BTreeMap::new(),
+                free_cpu: BTreeMap::new(),
             }
         }
 
@@ -247,6 +268,7 @@ mod tests {
                         labels,
                         workloads: &self.runs[id],
                         free_memory: self.free.get(id).copied(),
+                        free_cpu: self.free_cpu.get(id).copied(),
                     };
                     (id.clone(), view)
                 })
@@ -258,7 +280,7 @@ mod tests {
             for action in &plan.actions {
                 match action {
                     Action::Start { host, id, replicas } => self.run(host, id, hash, *replicas),
-                    Action::Stop { host, id } => {
+                    Action::Stop { host, id, .. } => {
                         self.runs.get_mut(host).unwrap().remove(id);
                     }
                 }
@@ -281,8 +303,9 @@ mod tests {
             selector,
             in_flight: None,
             replacing: 0,
-            memory_need: 0,
+            need: Reservation::default(),
             avoid: BTreeSet::new(),
+            park_when_idle: false,
         }
     }
 
@@ -481,7 +504,10 @@ mod tests {
         f.free.insert("b".into(), 100 << 20);
         let none = BTreeMap::new();
         let big = Want {
-            memory_need: 64 << 20,
+            need: Reservation {
+                memory_bytes: 64 << 20,
+                cpu_millis: 0,
+            },
             ..want("ns/web", 2, &none)
         };
         // `a` has no room; `b` and `c` (no budget) take one each.
@@ -509,7 +535,10 @@ mod tests {
         let plan = super::plan(&[big.clone(), other], &g.views());
         assert_eq!(plan.targets["ns/web"].values().sum::<u32>(), 2);
         assert!(plan.targets["ns/api"].is_empty());
-        assert_eq!(plan.no_room.get("ns/api"), Some(&(64 << 20)));
+        assert_eq!(
+            plan.no_room.get("ns/api").map(|n| n.memory_bytes),
+            Some(64 << 20)
+        );
         // A host whose start just failed is passed over for another.
         let avoiding = Want {
             avoid: ["b"].into(),
@@ -517,5 +546,31 @@ mod tests {
         };
         let plan = super::plan(&[avoiding], &f.views());
         assert_eq!(updated_hosts(&plan), ["a"]);
+    }
+
+    #[test]
+    fn cpu_budgets_count_like_memory() {
+        let mut f = Fixture::new(&[("a", &[]), ("b", &[])]);
+        f.free_cpu.insert("a".into(), 500);
+        f.free_cpu.insert("b".into(), 2000);
+        let none = BTreeMap::new();
+        let heavy = Want {
+            need: Reservation {
+                memory_bytes: 0,
+                cpu_millis: 1000,
+            },
+            ..want("ns/web", 1, &none)
+        };
+        assert_eq!(updated_hosts(&plan(&[heavy], &f.views())), ["b"]);
+        let heavier = Want {
+            need: Reservation {
+                memory_bytes: 0,
+                cpu_millis: 3000,
+            },
+            ..want("ns/web", 1, &none)
+        };
+        let plan = plan(&[heavier], &f.views());
+        assert!(plan.actions.is_empty());
+        assert_eq!(plan.no_room["ns/web"].cpu_millis, 3000);
     }
 }

@@ -68,6 +68,9 @@ struct HostInner {
     // Per-component memory limits never exceed what the engine can reserve.
     max_memory_bytes: usize,
     workloads: papaya::HashMap<Arc<str>, Arc<RunningWorkload>>,
+    /// Workloads stopped while idle whose routes stay bound: the first
+    /// request to one starts it again ([`Host::park_workload`]).
+    parked: papaya::HashMap<Arc<str>, Arc<Parked>>,
     lifecycle: tokio::sync::Mutex<()>,
     // Named config/secret sources; replaced whole (the dev loop reloads them).
     sources: arc_swap::ArcSwap<NamedSources>,
@@ -122,6 +125,21 @@ impl std::fmt::Debug for Host {
     }
 }
 
+/// A workload parked while idle: its spec, to start it again.
+struct Parked {
+    workload: Workload,
+    /// One start at a time; the requests that arrive meanwhile wait for it.
+    waking: tokio::sync::Mutex<()>,
+    /// Requests that may wait for the start at once; more get 503.
+    waiting: Semaphore,
+}
+
+/// Requests that may wait at once for a parked workload to start.
+const MAX_WAITING_FOR_WAKE: usize = 1024;
+
+/// How long a request waits for a parked workload to start.
+const WAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What one workload has served since it started ([`Host::workload_load`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct WorkloadLoad {
@@ -152,6 +170,7 @@ impl Host {
             limits: config.limits,
             max_memory_bytes: config.engine.max_memory_bytes,
             workloads: papaya::HashMap::new(),
+            parked: papaya::HashMap::new(),
             lifecycle: tokio::sync::Mutex::new(()),
             sources: arc_swap::ArcSwap::from_pointee(NamedSources::default()),
             local: config
@@ -243,9 +262,97 @@ impl Host {
         self.publish(running)
     }
 
-    /// Stops a workload; in-flight requests finish.
+    /// Stops a workload but keeps its routes (scale to zero): the next
+    /// request to them starts it again from the compiled cache, held until
+    /// it serves (at most 10 s, at most 1024 requests waiting; more get
+    /// 503). In-flight requests finish.
+    pub async fn park_workload(&self, id: &str) -> Result<WorkloadStatus, WorkloadError> {
+        let _guard = self.0.lifecycle.lock().await;
+        let running = self
+            .0
+            .workloads
+            .pin()
+            .remove(id)
+            .cloned()
+            .ok_or_else(|| WorkloadError::NotFound(id.to_string()))?;
+        let parked = Parked {
+            workload: running.workload.clone(),
+            waking: tokio::sync::Mutex::new(()),
+            waiting: Semaphore::new(MAX_WAITING_FOR_WAKE),
+        };
+        self.0
+            .parked
+            .pin()
+            .insert(running.id.clone(), Arc::new(parked));
+        self.0.plugins.unbind(id);
+        self.0.metrics.forget(id);
+        self.0.recent_requests.forget(id);
+        self.0.metrics.set_workloads(self.0.workloads.len());
+        running.stop_serving();
+        if let Some(service) = &running.service {
+            service.stop();
+        }
+        tracing::info!(
+            workload = id,
+            "workload parked; its routes stay and the next request starts it"
+        );
+        Ok(running.status(WorkloadState::Stopped))
+    }
+
+    /// Whether workload `id` is parked ([`Host::park_workload`]).
+    pub fn is_parked(&self, id: &str) -> bool {
+        self.0.parked.pin().contains_key(id)
+    }
+
+    /// Starts parked workload `id` for a request (one start at a time,
+    /// the others waiting for it), within [`WAKE_TIMEOUT`]. `Ok(None)`: it
+    /// is not parked.
+    async fn wake(&self, id: &str) -> Result<Option<Arc<RunningWorkload>>, String> {
+        let Some(parked) = self.0.parked.pin().get(id).cloned() else {
+            return Ok(None);
+        };
+        let Ok(_waiting) = parked.waiting.try_acquire() else {
+            return Err(format!(
+                "workload `{id}` is starting and {MAX_WAITING_FOR_WAKE} requests already wait for it"
+            ));
+        };
+        let start = async {
+            let _one = parked.waking.lock().await;
+            if let Some(running) = self.0.workloads.pin().get(id).cloned() {
+                return Ok(running);
+            }
+            let began = std::time::Instant::now();
+            self.start_workload(parked.workload.clone())
+                .await
+                .map_err(|e| format!("workload `{id}` could not start: {e}"))?;
+            tracing::info!(
+                workload = id,
+                took_ms = began.elapsed().as_millis() as u64,
+                "woke a parked workload for a request"
+            );
+            self.0
+                .workloads
+                .pin()
+                .get(id)
+                .cloned()
+                .ok_or_else(|| format!("workload `{id}` stopped while starting"))
+        };
+        match tokio::time::timeout(WAKE_TIMEOUT, start).await {
+            Ok(result) => result.map(Some),
+            Err(_) => Err(format!(
+                "workload `{id}` did not start within {} s",
+                WAKE_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
+    /// Stops a workload (or forgets a parked one, unbinding its routes);
+    /// in-flight requests finish.
     pub async fn stop_workload(&self, id: &str) -> Result<WorkloadStatus, WorkloadError> {
         let _guard = self.0.lifecycle.lock().await;
+        if self.0.parked.pin().remove(id).is_some() {
+            self.0.router.workload_unbound(id);
+        }
         let running = self
             .0
             .workloads
@@ -465,14 +572,27 @@ impl Host {
             }
         };
         span.record("nimbus.workload", &*id);
-        let Some(workload) = self.0.workloads.pin().get(&id).cloned() else {
-            return (
-                error_response(
-                    http::StatusCode::SERVICE_UNAVAILABLE,
-                    &format!("workload `{id}` is not running"),
-                ),
-                None,
-            );
+        let running = self.0.workloads.pin().get(&id).cloned();
+        let workload = match running {
+            Some(workload) => workload,
+            // Parked (scaled to zero): this request starts it.
+            None => match self.wake(&id).await {
+                Ok(Some(workload)) => workload,
+                Ok(None) => {
+                    let message = format!("workload `{id}` is not running");
+                    return (
+                        error_response(http::StatusCode::SERVICE_UNAVAILABLE, &message),
+                        None,
+                    );
+                }
+                Err(message) => {
+                    tracing::warn!(workload = %id, "{message}");
+                    return (
+                        error_response(http::StatusCode::SERVICE_UNAVAILABLE, &message),
+                        None,
+                    );
+                }
+            },
         };
         if let Some(protocol) = crate::http::upgrade::requested_protocol(&parts)
             && let Some(upgrades) = self.0.plugins.upgrade_for(protocol, &id)
@@ -516,6 +636,8 @@ impl Host {
             service.start();
         }
         let running = Arc::new(running);
+        // Started again: no longer parked.
+        self.0.parked.pin().remove(&running.id);
         let replaced = match self
             .0
             .workloads

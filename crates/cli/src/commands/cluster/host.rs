@@ -38,12 +38,19 @@ pub(crate) struct HostCommand {
     /// Time between heartbeats.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     heartbeat_interval: Duration,
-    /// Memory this host may promise its workloads (each reserves the
-    /// memory limit of every component, one instance each): `512M`, `4G`.
-    /// Reported to the controller, which places elsewhere what does not
-    /// fit; a start that does not fit is refused. Default: no budget.
+    /// Memory this host offers the cluster for placement (`512M`, `4G`):
+    /// each workload placed here reserves the memory limit of every
+    /// component, one instance each. Reported in heartbeats; the
+    /// controller places elsewhere what does not fit, and a start that does
+    /// not fit is refused. Default: no limit on placement. (Unlike
+    /// `--memory-budget-mb`, which bounds the memory instances hold live.)
     #[arg(long, value_name = "SIZE", value_parser = crate::commands::serve::component_flags::parse_size)]
-    memory_budget: Option<u64>,
+    capacity_memory: Option<u64>,
+    /// CPU this host offers the cluster for placement, in cores (`2`,
+    /// `1500m`): each workload placed here reserves the `cpuLimit` of every
+    /// component that sets one. Default: no limit on placement.
+    #[arg(long, value_name = "CORES")]
+    capacity_cpu: Option<nimbus_model::CpuLimit>,
     /// How long to let in-flight requests finish on shutdown, in seconds.
     #[arg(long, default_value_t = 30)]
     drain_timeout: u64,
@@ -119,7 +126,8 @@ impl HostCommand {
             http_address: Some(http_addr.to_string()),
             heartbeat_interval: self.heartbeat_interval,
             max_instances,
-            memory_budget: self.memory_budget,
+            memory_budget: self.capacity_memory,
+            cpu_budget_millis: self.capacity_cpu.map(|cpu| u64::from(cpu.millicores())),
         };
         let signal = crate::commands::shutdown_signal();
         readiness.set(true);
