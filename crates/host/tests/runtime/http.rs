@@ -376,6 +376,35 @@ async fn start_is_idempotent_and_a_different_spec_needs_replace() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_parked_workload_keeps_its_routes_and_its_next_requests_start_it() {
+    let t = TestHost::dynamic().await;
+    let w = http_workload("idle", P2_HELLO, "idle.test");
+    t.host.start_workload(w).await.unwrap();
+    assert_eq!(t.get("idle.test", "/").await.0, 200);
+    let parked = t.host.park_workload("test/idle").await.unwrap();
+    assert_eq!(parked.state, nimbus_host::workload::WorkloadState::Stopped);
+    assert!(t.host.is_parked("test/idle"));
+    assert!(t.host.workload_status("test/idle").is_none());
+    // Requests arriving together: one start, every one answered.
+    let answers = futures::future::join_all((0..8).map(|_| t.get("idle.test", "/"))).await;
+    for answer in answers {
+        assert_eq!(answer, (200, "hello from p2\n".to_string()));
+    }
+    assert!(!t.host.is_parked("test/idle"));
+    assert!(t.host.workload_status("test/idle").is_some());
+    // Stopping a parked workload unbinds its routes.
+    t.host.park_workload("test/idle").await.unwrap();
+    t.host.stop_workload("test/idle").await.unwrap_err();
+    assert!(!t.host.is_parked("test/idle"));
+    assert_eq!(t.get("idle.test", "/").await.0, 404);
+    // Parking what does not run says so.
+    assert!(matches!(
+        t.host.park_workload("test/idle").await,
+        Err(WorkloadError::NotFound(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replace_under_load_loses_no_request() {
     let t = TestHost::dynamic().await;
     let mut v1 = http_workload("swap", P2_HELLO, "swap.test");
