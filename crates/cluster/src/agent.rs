@@ -15,10 +15,10 @@ use crate::api::{
 use futures::StreamExt as _;
 use nimbus_host::{Host, WorkloadError};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Who the host is and how it reports.
 #[derive(Debug, Clone)]
@@ -79,6 +79,8 @@ struct Agent {
     client: async_nats::Client,
     settings: AgentSettings,
     started_at: u64,
+    /// The agent's monotonic clock starts here (heartbeats' `sampledAtMs`).
+    clock: Instant,
     instance: String,
     // Facts of the machine, read once.
     hostname: String,
@@ -88,7 +90,10 @@ struct Agent {
     // Workloads parked here (scaled to zero), by id: their spec hash, to
     // report one a request started again.
     parked: Mutex<HashMap<String, String>>,
-    // Memory promised to each workload placed here, by id.
+    // Parked workloads a request started again, until the controller
+    // places or stops them here.
+    woken: Mutex<HashSet<String>>,
+    // Memory and CPU promised to each workload placed here, by id.
     reserved: Mutex<HashMap<String, Reservation>>,
     // Serialises requests per workload id.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -127,6 +132,7 @@ pub async fn run(
         started_at: SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
+        clock: Instant::now(),
         instance: nuid::next().to_string(),
         hostname: hostname(),
         capacity: Capacity {
@@ -139,6 +145,7 @@ pub async fn run(
         placed: Mutex::new(HashMap::new()),
         reserved: Mutex::new(HashMap::new()),
         parked: Mutex::new(HashMap::new()),
+        woken: Mutex::new(HashSet::new()),
         locks: Mutex::new(HashMap::new()),
         revision: AtomicU64::new(0),
     });
@@ -185,8 +192,9 @@ impl Agent {
         let revision = self.revision.load(Ordering::SeqCst);
         let statuses = self.host.workloads();
         let mut placed = self.placed();
-        // A parked workload a request started again runs one replica here.
-        {
+        // A parked workload a request started again runs one replica here,
+        // holding what it reserves, and is reported woken.
+        let parked = {
             let mut parked = self.parked_map();
             for status in &statuses {
                 if !placed.contains_key(&status.id)
@@ -194,29 +202,42 @@ impl Agent {
                 {
                     tracing::info!(workload = %status.id, "a request woke a parked workload");
                     placed.insert(status.id.clone(), (hash, 1));
+                    self.woken_set().insert(status.id.clone());
+                    if let Some(running) = self.host.running_workload(&status.id) {
+                        let need = self.reservation(&running.workload);
+                        self.reserved_map().insert(status.id.clone(), need);
+                    }
                 }
             }
-        }
+            parked.retain(|id, _| self.host.is_parked(id));
+            parked
+                .iter()
+                .map(|(id, hash)| (id.clone(), hash.clone()))
+                .collect()
+        };
         // Only what has been placed completely: a workload the runtime
         // already runs but whose start has not returned yet is still a
-        // request in flight, reported by its reply.
+        // request in flight, reported by its reply. Counters only where
+        // the host counts them: a missing one is not a zero.
         let load = self.host.workload_load();
+        let woken = self.woken_set().clone();
         let workloads: Vec<HeartbeatWorkload> = statuses
             .iter()
             .filter_map(|status| {
                 let (spec_hash, replicas) = placed.get(&status.id)?.clone();
-                let served = load.get(&status.id).copied().unwrap_or_default();
+                let served = load.get(&status.id);
                 Some(HeartbeatWorkload {
                     id: status.id.clone(),
                     spec_hash,
                     replicas,
-                    requests: served.requests,
-                    cpu_millis: (served.cpu_seconds * 1000.0) as u64,
+                    requests: served.and_then(|s| s.requests),
+                    cpu_millis: served.map(|s| (s.cpu_seconds * 1000.0) as u64),
+                    woken: woken.contains(&status.id),
                 })
             })
             .collect();
         drop(placed);
-        let reserved = self.reserved_total(None);
+        let reserved = self.reserved_total();
         HostHeartbeat {
             id: self.settings.host_id.clone(),
             instance: self.instance.clone(),
@@ -233,11 +254,15 @@ impl Agent {
             },
             workload_count: workloads.len() as u32,
             component_count: statuses.iter().map(|s| s.components.len() as u32).sum(),
-            replica_count: workloads.iter().map(|w| w.replicas).sum(),
+            replica_count: workloads
+                .iter()
+                .fold(0u32, |sum, w| sum.saturating_add(w.replicas)),
             interval_ms: self.settings.heartbeat_interval.as_millis() as u64,
             started_at: self.started_at,
             revision,
             workloads,
+            parked,
+            sampled_at_ms: Some(self.clock.elapsed().as_millis() as u64),
         }
     }
 
@@ -344,41 +369,26 @@ impl Agent {
             .get(&id)
             .is_some_and(|(placed, _)| *placed == hash);
         let need = self.reservation(&request.workload);
-        if !same {
-            let others = self.reserved_total(Some(&id));
-            let free_memory = self
-                .settings
-                .memory_budget
-                .map(|budget| budget.saturating_sub(others.memory_bytes));
-            let free_cpu = self
-                .settings
-                .cpu_budget_millis
-                .map(|budget| budget.saturating_sub(others.cpu_millis));
-            if let Some(short) = need.shortfall(free_memory, free_cpu) {
-                // What is free of each budget that falls short.
-                let mut free = Vec::new();
-                if let (Some(memory), Some(budget)) = (free_memory, self.settings.memory_budget)
-                    && memory < need.memory_bytes
-                {
-                    free.push(format!("{} MiB of its {} MiB", memory >> 20, budget >> 20));
-                }
-                if let (Some(cpu), Some(budget)) = (free_cpu, self.settings.cpu_budget_millis)
-                    && cpu < need.cpu_millis
-                {
-                    free.push(format!("{cpu}m of its {budget}m CPU"));
-                }
-                return Err(StartError::Failed(format!(
-                    "not enough room on this host: the workload reserves {short}; {} free",
-                    free.join(" and ")
-                )));
-            }
-        }
+        // Reserved before the start, so two starts at once cannot both take
+        // the last room; given back if the start fails.
+        let before = if same {
+            None
+        } else {
+            Some(self.reserve(&id, need).map_err(StartError::Failed)?)
+        };
         let status = match self.host.workload_status(&id) {
             Some(status) if same => Ok(status),
             Some(_) => self.host.replace_workload(request.workload).await,
             None => self.host.start_workload(request.workload).await,
         }
         .map_err(|e: WorkloadError| {
+            if let Some(before) = before {
+                let mut reserved = self.reserved_map();
+                match before {
+                    Some(previous) => reserved.insert(id.clone(), previous),
+                    None => reserved.remove(&id),
+                };
+            }
             if e.is_permanent() {
                 StartError::Rejected(e.to_string())
             } else {
@@ -389,6 +399,7 @@ impl Agent {
             .insert(id.clone(), (hash.clone(), request.replicas));
         self.reserved_map().insert(id.clone(), need);
         self.parked_map().remove(&id);
+        self.woken_set().remove(&id);
         let host_revision = self.revision.fetch_add(1, Ordering::SeqCst) + 1;
         tracing::info!(workload = %id, replicas = request.replicas, "workload placed");
         Ok(HostWorkload {
@@ -404,6 +415,7 @@ impl Agent {
         let lock = self.lock_for(&id);
         let _serial = lock.lock().await;
         let hash = self.placed().get(&id).map(|(hash, _)| hash.clone());
+        self.woken_set().remove(&id);
         if request.park {
             let parked = match self.host.park_workload(&id).await {
                 Ok(_) => true,
@@ -456,6 +468,49 @@ impl Agent {
             .fold(Reservation::default(), Reservation::plus)
     }
 
+    /// Takes `need` for workload `id` (in place of what it held) if the
+    /// budgets have room beside the other workloads; returns what `id`
+    /// held before, or why it does not fit.
+    fn reserve(&self, id: &str, need: Reservation) -> Result<Option<Reservation>, String> {
+        let mut reserved = self.reserved_map();
+        let others = reserved
+            .iter()
+            .filter(|(held_by, _)| held_by.as_str() != id)
+            .map(|(_, held)| *held)
+            .fold(Reservation::default(), Reservation::plus);
+        let free_memory = self
+            .settings
+            .memory_budget
+            .map(|budget| budget.saturating_sub(others.memory_bytes));
+        let free_cpu = self
+            .settings
+            .cpu_budget_millis
+            .map(|budget| budget.saturating_sub(others.cpu_millis));
+        if let Some(short) = need.shortfall(free_memory, free_cpu) {
+            // What is free of each budget that falls short.
+            let mut free = Vec::new();
+            if let (Some(memory), Some(budget)) = (free_memory, self.settings.memory_budget)
+                && memory < need.memory_bytes
+            {
+                free.push(format!("{} MiB of its {} MiB", memory >> 20, budget >> 20));
+            }
+            if let (Some(cpu), Some(budget)) = (free_cpu, self.settings.cpu_budget_millis)
+                && cpu < need.cpu_millis
+            {
+                free.push(format!("{cpu}m of its {budget}m CPU"));
+            }
+            return Err(format!(
+                "not enough room on this host: the workload reserves {short}; {} free",
+                free.join(" and ")
+            ));
+        }
+        Ok(reserved.insert(id.to_string(), need))
+    }
+
+    fn woken_set(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.woken.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn parked_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
         self.parked.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -464,12 +519,11 @@ impl Agent {
         self.reserved.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// What the workloads here reserve, but `except` one.
-    fn reserved_total(&self, except: Option<&str>) -> Reservation {
+    /// What the workloads here reserve.
+    fn reserved_total(&self) -> Reservation {
         self.reserved_map()
-            .iter()
-            .filter(|(id, _)| Some(id.as_str()) != except)
-            .map(|(_, reserved)| *reserved)
+            .values()
+            .copied()
             .fold(Reservation::default(), Reservation::plus)
     }
 

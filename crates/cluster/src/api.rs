@@ -176,12 +176,19 @@ pub struct HeartbeatWorkload {
     /// Replicas held here.
     pub replicas: u32,
     /// Requests it has answered here since it started (a counter: the
-    /// controller's autoscaler turns two heartbeats into a rate).
-    #[serde(default)]
-    pub requests: u64,
-    /// Guest CPU it has used here since it started, in milliseconds.
-    #[serde(default)]
-    pub cpu_millis: u64,
+    /// controller's autoscaler turns two heartbeats into a rate); absent
+    /// where the host does not count them (it serves no HTTP, or an older
+    /// host), which is not the same as none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
+    /// Guest CPU it has used here since it started, in milliseconds;
+    /// absent where the host does not count it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_millis: Option<u64>,
+    /// A request started it here after it was parked (scaled to zero), and
+    /// the controller has not placed or stopped it here since.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub woken: bool,
 }
 
 /// What a host can take.
@@ -299,6 +306,15 @@ pub struct HostHeartbeat {
     pub revision: u64,
     /// What runs, sorted by id.
     pub workloads: Vec<HeartbeatWorkload>,
+    /// Workloads parked here (scaled to zero: routes kept, a request starts
+    /// them): id → [`spec_hash`] of the spec a request would start.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parked: BTreeMap<String, String>,
+    /// When the counters were read: milliseconds on the host's own
+    /// monotonic clock (since its agent started), so rates do not depend
+    /// on when heartbeats reach the controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled_at_ms: Option<u64>,
 }
 
 /// A workload's identity for change detection: the sha256 of its JSON

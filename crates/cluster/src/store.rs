@@ -522,7 +522,7 @@ impl Store {
         let existing = self.entry(&key).await?;
         match existing {
             None => {
-                let create = self.kv.create(&key, encode(&resource).into());
+                let create = self.kv.create(&key, encode_resource(&mut resource)?.into());
                 self.write(&key, create, |e| {
                     e.kind() == kv::CreateErrorKind::AlreadyExists
                 })
@@ -544,14 +544,19 @@ impl Store {
                     resource.replicas = autoscaling.clamp(stored.replicas);
                     set_manifest_replicas(&mut resource.manifest, resource.replicas);
                 }
+                // The decoded policies too: a record stored before they
+                // were read holds the defaults, whatever its manifest says.
                 if stored.manifest == resource.manifest
                     && stored.workload == resource.workload
                     && stored.replicas == resource.replicas
+                    && stored.policy == resource.policy
+                    && stored.autoscaling == resource.autoscaling
                 {
                     return Ok(Applied::Unchanged);
                 }
-                let resource = stored.succeeded_by(resource);
-                let update = self.kv.update(&key, encode(&resource).into(), revision);
+                let mut resource = stored.succeeded_by(resource);
+                let bytes = encode_resource(&mut resource)?;
+                let update = self.kv.update(&key, bytes.into(), revision);
                 self.write(&key, update, |e| {
                     e.kind() == kv::UpdateErrorKind::WrongLastRevision
                 })
@@ -616,6 +621,12 @@ impl Store {
                 }));
             };
             let restored = earlier.revision;
+            if earlier.workload == stored.workload {
+                return Err(StoreError::Invalid(format!(
+                    "{id}: revision {restored} has the template revision {} runs; nothing to undo",
+                    stored.revision
+                )));
+            }
             let mut next = stored.clone();
             next.workload = earlier.workload.clone();
             if let Some(spec) = next
@@ -660,8 +671,10 @@ impl Store {
                     kind.as_str()
                 )));
             }
-            let (next, result) = change(&stored)?;
-            let update = self.kv.update(&key, encode(&next).into(), revision);
+            let (mut next, result) = change(&stored)?;
+            let update = self
+                .kv
+                .update(&key, encode_resource(&mut next)?.into(), revision);
             match self
                 .write(&key, update, |e| {
                     e.kind() == kv::UpdateErrorKind::WrongLastRevision
@@ -851,6 +864,31 @@ pub(crate) fn desired_filter() -> String {
     format!("{DESIRED}>")
 }
 
+/// Most bytes one stored resource may take: NATS's default largest
+/// message (1 MiB), less room for the headers.
+const MAX_RESOURCE_BYTES: usize = 1000 * 1024;
+
+/// `resource` encoded to fit one KV entry: its oldest templates are
+/// dropped from its history until it does; an error if it does not fit
+/// even without them.
+fn encode_resource(resource: &mut Resource) -> Result<Vec<u8>, StoreError> {
+    loop {
+        let bytes = encode(resource);
+        if bytes.len() <= MAX_RESOURCE_BYTES {
+            return Ok(bytes);
+        }
+        if resource.history.is_empty() {
+            return Err(StoreError::Invalid(format!(
+                "{} is {} KiB stored; a resource may take at most {} KiB",
+                resource.id(),
+                bytes.len() / 1024,
+                MAX_RESOURCE_BYTES / 1024
+            )));
+        }
+        resource.history.remove(0);
+    }
+}
+
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
@@ -966,5 +1004,36 @@ mod tests {
         assert_eq!(resource.revision, 1);
         assert_eq!(resource.policy, DeployPolicy::default());
         assert!(resource.history.is_empty());
+    }
+
+    #[test]
+    fn a_large_history_gives_way_to_fit_one_entry() {
+        // Each template carries 300 KiB of config: three fit, five do not.
+        let big = |tag: &str| {
+            let mut resource = deployment(&format!("/{tag}.wasm"), 1);
+            let config = &mut resource.workload.spec.components[0].local_resources;
+            let value = format!("{tag}{}", "x".repeat(300 * 1024));
+            config.environment.config.insert("BLOB".into(), value);
+            resource
+        };
+        let mut latest = big("v0");
+        for tag in ["v1", "v2", "v3", "v4"] {
+            latest = latest.succeeded_by(big(tag));
+        }
+        assert_eq!(latest.history.len(), 4);
+        let bytes = encode_resource(&mut latest).unwrap();
+        assert!(bytes.len() <= MAX_RESOURCE_BYTES);
+        // The newest earlier templates stay, the oldest went.
+        let kept: Vec<u64> = latest.history.iter().map(|r| r.revision).collect();
+        assert_eq!(kept, vec![3, 4]);
+        // One template alone too large is an error naming the resource.
+        let mut huge = deployment("/a.wasm", 1);
+        let config = &mut huge.workload.spec.components[0].local_resources;
+        config
+            .environment
+            .config
+            .insert("BLOB".into(), "x".repeat(2 << 20));
+        let error = encode_resource(&mut huge).unwrap_err().to_string();
+        assert!(error.contains("shop/web is 2048 KiB stored"), "{error}");
     }
 }

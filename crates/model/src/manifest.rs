@@ -351,6 +351,24 @@ fn parse_document(
         spec,
     };
     validate_workload(&workload, spec_path)?;
+    if let Some(autoscaling) = &autoscaling
+        && workload.spec.http_interface().is_none()
+    {
+        // Only HTTP requests are counted, and only they wake a parked
+        // workload.
+        if autoscaling.target_requests_per_second.is_some() {
+            return Err(ManifestError::new(
+                "spec.autoscaling.targetRequestsPerSecond",
+                "counts HTTP requests, and the workload serves no HTTP (no wasi:http host interface); use targetCpu",
+            ));
+        }
+        if autoscaling.scales_to_zero() {
+            return Err(ManifestError::new(
+                "spec.autoscaling.minReplicas",
+                "0 needs a workload that serves HTTP (a wasi:http host interface): only an HTTP request wakes a workload scaled to zero",
+            ));
+        }
+    }
     ignored.extend(
         workload
             .spec
@@ -803,7 +821,7 @@ spec:
     fn autoscaling_is_read_checked_and_bounds_the_replicas() {
         let with = |autoscaling: &str| {
             let text = format!(
-                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: WorkloadDeployment\nmetadata: {{name: a}}\nspec:\n  replicas: 9\n  autoscaling: {autoscaling}\n  template:\n    spec:\n      components: [{{name: a, image: x}}]\n"
+                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: WorkloadDeployment\nmetadata: {{name: a}}\nspec:\n  replicas: 9\n  autoscaling: {autoscaling}\n  template:\n    spec:\n      components: [{{name: a, image: x}}]\n      hostInterfaces: [{{namespace: wasi, package: http, interfaces: [incoming-handler], config: {{host: a.test}}}}]\n"
             );
             parse_manifest(&text).map(|m| (m.documents[0].replicas, m.documents[0].autoscaling))
         };
@@ -835,6 +853,27 @@ spec:
             ("{minReplicas: 1}", "spec.autoscaling"),
         ] {
             let err = with(text).unwrap_err();
+            assert_eq!(err.path, path, "{text}: {err}");
+        }
+        // Without HTTP: requests are not counted and nothing would wake it.
+        let no_http = |autoscaling: &str| {
+            let text = format!(
+                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: WorkloadDeployment\nmetadata: {{name: a}}\nspec:\n  autoscaling: {autoscaling}\n  template:\n    spec:\n      components: [{{name: a, image: x}}]\n"
+            );
+            parse_manifest(&text).map(|m| m.documents[0].replicas)
+        };
+        assert_eq!(no_http("{maxReplicas: 3, targetCpu: 500m}").unwrap(), 1);
+        for (text, path) in [
+            (
+                "{maxReplicas: 3, targetRequestsPerSecond: 5}",
+                "spec.autoscaling.targetRequestsPerSecond",
+            ),
+            (
+                "{minReplicas: 0, maxReplicas: 3, targetCpu: 1}",
+                "spec.autoscaling.minReplicas",
+            ),
+        ] {
+            let err = no_http(text).unwrap_err();
             assert_eq!(err.path, path, "{text}: {err}");
         }
     }

@@ -1686,4 +1686,38 @@ fn an_idle_deployment_scales_to_zero_and_its_next_request_wakes_it() {
         format!("woken by a request on host {host_id}: scaled from 0 to 1 replicas")
     );
     assert_eq!(placements(&status), [(host_id.clone(), 1)], "{status}");
+
+    // Idle again: parked again, and the host says so in its heartbeat.
+    wait_status(dir, &url, "web", Duration::from_secs(30), |s| {
+        s["desired"] == 0 && s["placements"].as_array().is_some_and(Vec::is_empty)
+    });
+    let parked_on_holder = |want: bool| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let hosts = get_json(dir, &url, "hosts");
+            let holder = hosts
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|h| h["id"] == host_id.as_str())
+                .cloned()
+                .unwrap();
+            if holder["parked"]["shop/web"].is_string() == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "parked is not {want}: {hosts}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    parked_on_holder(true);
+    // Deleted while parked: the host drops its routes too, so a request
+    // does not bring it back.
+    succeeds_in(dir, &["delete", "-f", "web.yaml", "--nats", &url]);
+    parked_on_holder(false);
+    let answer = version_at(&addr).unwrap_err();
+    assert!(answer.contains(" 404 "), "{answer}");
+    assert!(
+        replicas_on_hosts(dir, &url, "shop/web").is_empty(),
+        "a deleted deployment came back"
+    );
 }

@@ -132,9 +132,23 @@ struct ObservedHost {
     last_seen: Instant,
     revision: u64,
     workloads: BTreeMap<String, (String, u32)>,
+    /// Workloads parked here: id → spec hash.
+    parked: BTreeMap<String, String>,
+    /// Workloads a request started here after they were parked.
+    woken: BTreeSet<String>,
 }
 
 impl ObservedHost {
+    /// Takes `need` off what is free to promise (a start sent here).
+    fn take(&mut self, need: api::Reservation) {
+        if let Some(memory) = &mut self.free_memory {
+            *memory = memory.saturating_sub(need.memory_bytes);
+        }
+        if let Some(cpu) = &mut self.free_cpu {
+            *cpu = cpu.saturating_sub(need.cpu_millis);
+        }
+    }
+
     /// Whether its last heartbeat came in time: within one interval and a
     /// half (a late heartbeat is not a missed one).
     fn is_ready(&self) -> bool {
@@ -213,13 +227,21 @@ enum Change {
     Park,
 }
 
+/// A request a host failed, tried again after `until`.
+struct Failure {
+    until: Instant,
+    error: String,
+    /// It was an update of what the host ran (a rolling update's step).
+    update: bool,
+}
+
 struct State {
     hosts: BTreeMap<String, ObservedHost>,
     desired: BTreeMap<String, Desired>,
     desired_ready: bool,
     /// Requests in flight, by (host, workload id).
     pending: HashMap<(String, String), Change>,
-    failures: HashMap<(String, String), (Instant, String)>,
+    failures: HashMap<(String, String), Failure>,
     /// Workloads a host rejected for good, by id: the spec hash rejected,
     /// the host and why. Not placed again until their spec changes. Written
     /// with the status and read back from it when a term begins, so a
@@ -361,6 +383,7 @@ impl Controller {
                     }
                     let ready = lease.is_leader()
                         && hearing
+                        && !starved
                         && state.desired_ready
                         && state.events_seeded
                         && observing_since.elapsed() >= warm_up;
@@ -502,14 +525,20 @@ impl State {
                 .get(id)
                 .filter(|r| r.spec_hash == desired.spec_hash);
             let failing = self.failures.keys().any(|(_, failed)| failed == id);
+            // A rollout stops on a new template failing to start where the
+            // old one runs, not on a lost request or a full new host.
+            let update_failed = self
+                .failures
+                .iter()
+                .any(|((_, failed), failure)| failed == id && failure.update);
             let no_room = self.no_room.get(id).copied();
             let unplaceable =
                 (targets.get(id).is_none_or(|t| t.is_empty()) && wanted > 0 && !failing)
                     || no_room.is_some();
             let failure = seen.placements.iter().find_map(|p| {
                 let key = (p.host.clone(), id.clone());
-                let (_, error) = self.failures.get(&key)?;
-                Some((p.host.as_str(), error.as_str()))
+                let failure = self.failures.get(&key)?;
+                Some((p.host.as_str(), failure.error.as_str()))
             });
             let not_ready: Vec<&Placement> = seen
                 .placements
@@ -520,9 +549,8 @@ impl State {
                 .placements
                 .iter()
                 .filter(|p| !p.current)
-                .map(|p| p.replicas)
-                .sum::<u32>();
-            let rollout = if rejected.is_some() || (failure.is_some() && previous_serving > 0) {
+                .fold(0u32, |sum, p| sum.saturating_add(p.replicas));
+            let rollout = if rejected.is_some() || (update_failed && previous_serving > 0) {
                 RolloutState::Stopped
             } else if previous_serving > 0 || seen.updated < wanted {
                 RolloutState::Progressing
@@ -592,7 +620,9 @@ impl State {
                 })
             } else if !not_ready.is_empty() {
                 let hosts: Vec<&str> = not_ready.iter().map(|p| p.host.as_str()).collect();
-                let replicas: u32 = not_ready.iter().map(|p| p.replicas).sum();
+                let replicas = not_ready
+                    .iter()
+                    .fold(0u32, |sum, p| sum.saturating_add(p.replicas));
                 Some(format!(
                     "{} missed a heartbeat; {} not counted ready",
                     hosts_text(&hosts),
@@ -645,7 +675,7 @@ impl State {
         for (host_id, host) in &self.hosts {
             let host_ready = host.is_ready();
             let key = (host_id.clone(), id.to_string());
-            let failed = self.failures.get(&key).map(|(_, error)| error.clone());
+            let failed = self.failures.get(&key).map(|f| f.error.clone());
             let Some((hash, replicas)) = host.workloads.get(id) else {
                 if let Some(error) = failed {
                     // A start that failed where nothing of it runs.
@@ -664,7 +694,7 @@ impl State {
                 // update or a resize is served by what ran before.
                 Some(Change::Update { .. } | Change::Resize { .. }) => {
                     if host_ready {
-                        seen.available += replicas;
+                        seen.available = seen.available.saturating_add(*replicas);
                     }
                     continue;
                 }
@@ -673,13 +703,13 @@ impl State {
             }
             let current = hash == spec_hash;
             if current {
-                seen.updated += replicas;
+                seen.updated = seen.updated.saturating_add(*replicas);
                 if host_ready {
-                    seen.ready += replicas;
+                    seen.ready = seen.ready.saturating_add(*replicas);
                 }
             }
             if host_ready {
-                seen.available += replicas;
+                seen.available = seen.available.saturating_add(*replicas);
             }
             let message = failed.or_else(|| {
                 (!host_ready).then(|| "host missed its last heartbeat (NotReady)".to_string())
@@ -736,7 +766,7 @@ impl State {
     /// statuses.
     fn commands(&mut self) -> (Vec<Command>, HashMap<String, BTreeMap<String, u32>>) {
         let now = Instant::now();
-        self.failures.retain(|_, (until, _)| *until > now);
+        self.failures.retain(|_, failure| failure.until > now);
         let plan = self.plan();
         self.no_room = plan.no_room;
         let mut commands = Vec::new();
@@ -794,14 +824,30 @@ impl State {
             // Assume it done, so the rest of this pass and the next ones
             // place around it (the reply or a heartbeat corrects this).
             if let Some(host) = self.hosts.get_mut(&key.0) {
+                host.woken.remove(&key.1);
                 match &command {
                     Command::Start { request, .. } => {
-                        let hash = self.desired[&key.1].spec_hash.clone();
+                        let desired = &self.desired[&key.1];
+                        if !host.workloads.contains_key(&key.1) {
+                            // What it reserves is taken until the host's
+                            // heartbeat says so itself.
+                            let need = declared_reservation(&desired.resource.workload);
+                            host.take(need);
+                        }
+                        host.parked.remove(&key.1);
                         host.workloads
-                            .insert(key.1.clone(), (hash, request.replicas));
+                            .insert(key.1.clone(), (desired.spec_hash.clone(), request.replicas));
                     }
-                    Command::Stop { .. } => {
-                        host.workloads.remove(&key.1);
+                    Command::Stop { request, .. } => {
+                        let ran = host.workloads.remove(&key.1);
+                        match ran {
+                            Some((hash, _)) if request.park => {
+                                host.parked.insert(key.1.clone(), hash);
+                            }
+                            _ => {
+                                host.parked.remove(&key.1);
+                            }
+                        }
                     }
                 }
             }
@@ -841,6 +887,8 @@ impl State {
                 let view = HostView {
                     labels: &h.labels,
                     workloads: &h.workloads,
+                    parked: &h.parked,
+                    ready: h.is_ready(),
                     free_memory: h.free_memory,
                     free_cpu: h.free_cpu,
                 };
@@ -867,7 +915,12 @@ impl State {
             .iter()
             .filter(|(_, change)| matches!(change, Change::Update { .. }))
             .map(|(key, _)| key);
-        for (host, id) in updating.chain(self.failures.keys()) {
+        let failed_updates = self
+            .failures
+            .iter()
+            .filter(|(_, failure)| failure.update)
+            .map(|(key, _)| key);
+        for (host, id) in updating.chain(failed_updates) {
             *replacing.entry(id.as_str()).or_default() += held(host, id);
         }
         replacing
@@ -890,18 +943,35 @@ impl State {
                 .map(|(host_id, host)| (host_id.as_str(), host.interval))
                 .collect();
             if desired.resource.replicas == 0 {
-                // Scaled to zero: a request that started it on a host that
-                // had it wakes the deployment.
-                let Some((host, _)) = running.first() else {
+                if !policy.scales_to_zero() {
+                    // Scaled to zero by hand: it stays so.
                     continue;
+                }
+                // Scaled to zero: a request that started it on a host
+                // where it was parked wakes the deployment, and so does
+                // finding it parked nowhere (a host left or restarted, or
+                // it was applied at zero): one replica then holds its
+                // routes until it is idle again.
+                let woken = self.hosts.iter().find(|(host_id, host)| {
+                    host.woken.contains(id)
+                        && host.workloads.contains_key(id)
+                        && !self.pending.contains_key(&((*host_id).clone(), id.clone()))
+                });
+                let held = self.hosts.values().any(|host| {
+                    host.workloads.contains_key(id)
+                        || host.parked.get(id) == Some(&desired.spec_hash)
+                });
+                let reason = match woken {
+                    Some((host, _)) => format!("woken by a request on host {host}"),
+                    None if !held => "parked on no live host, so nothing would wake it".to_string(),
+                    None => continue,
                 };
                 let to = policy.min_replicas.max(1);
                 desired.resource.replicas = to;
                 // Its load is counted afresh from here.
                 self.scaling
                     .insert(id.clone(), autoscale::History::new(now));
-                let message =
-                    format!("woken by a request on host {host}: scaled from 0 to {to} replicas");
+                let message = format!("{reason}: scaled from 0 to {to} replicas");
                 tracing::info!(workload = %id, "{message}");
                 scaled.push((id.clone(), message));
                 changes.push((id.clone(), desired.resource.kind, to));
@@ -935,10 +1005,16 @@ impl State {
                     policy.scale_to_zero_after_seconds
                 )
             } else {
+                let figure = |value: Option<f64>, unit: &str, digits: usize| {
+                    value.map_or_else(
+                        || format!("{unit} not counted"),
+                        |v| format!("{v:.digits$} {unit}"),
+                    )
+                };
                 format!(
-                    "scaled from {from} to {to} replicas: {:.1} req/s, {:.2} CPU cores over all (target {} per replica)",
-                    load.0,
-                    load.1,
+                    "scaled from {from} to {to} replicas: {}, {} over all (target {} per replica)",
+                    figure(load.0, "req/s", 1),
+                    figure(load.1, "CPU cores", 2),
                     targets.join(" and ")
                 )
             };
@@ -987,36 +1063,50 @@ impl State {
             return false;
         }
         let now = Instant::now();
+        let interval = Duration::from_millis(heartbeat.interval_ms.max(1));
         for w in &heartbeat.workloads {
-            let (requests, cpu) = (w.requests, w.cpu_millis);
-            self.rates.observe(
-                &heartbeat.id,
-                &heartbeat.instance,
-                &w.id,
-                requests,
-                cpu,
-                now,
-            );
+            let reading = autoscale::Reading {
+                requests: w.requests,
+                cpu_millis: w.cpu_millis,
+                host_ms: heartbeat.sampled_at_ms,
+            };
+            let source = (heartbeat.id.as_str(), heartbeat.instance.as_str());
+            self.rates.observe(source, &w.id, reading, now, interval);
         }
+        let woken: BTreeSet<String> = heartbeat
+            .workloads
+            .iter()
+            .filter(|w| w.woken)
+            .map(|w| w.id.clone())
+            .collect();
         let workloads: BTreeMap<String, (String, u32)> = heartbeat
             .workloads
             .into_iter()
             .map(|w| (w.id, (w.spec_hash, w.replicas)))
             .collect();
+        let parked = heartbeat.parked;
         self.rates
             .retain_host(&heartbeat.id, |id| workloads.contains_key(id));
-        let interval = Duration::from_millis(heartbeat.interval_ms.max(1));
         match self.hosts.get_mut(&heartbeat.id) {
             Some(host) if host.instance == heartbeat.instance => {
                 host.last_seen = Instant::now();
                 host.interval = interval;
                 host.free_memory = heartbeat.capacity.memory_free_bytes();
                 host.free_cpu = heartbeat.capacity.cpu_free_millis();
+                // Starts in flight here may not be counted by the host yet.
+                for ((pending_host, id), change) in &self.pending {
+                    if *pending_host == heartbeat.id
+                        && matches!(change, Change::Place)
+                        && let Some(desired) = self.desired.get(id)
+                    {
+                        host.take(declared_reservation(&desired.resource.workload));
+                    }
+                }
                 let mut changed = host.labels != heartbeat.labels;
                 host.labels = heartbeat.labels;
                 // A heartbeat taken before a reply we already applied is stale.
                 if heartbeat.revision >= host.revision {
-                    let mut workloads = workloads;
+                    let (mut workloads, mut parked, mut woken) = (workloads, parked, woken);
                     // Requests in flight were assumed done when sent; a
                     // heartbeat taken before the host got them must not
                     // undo that, or placement would pick another host.
@@ -1026,10 +1116,17 @@ impl State {
                                 Some(assumed) => workloads.insert(id.clone(), assumed.clone()),
                                 None => workloads.remove(id),
                             };
+                            match host.parked.get(id) {
+                                Some(assumed) => parked.insert(id.clone(), assumed.clone()),
+                                None => parked.remove(id),
+                            };
+                            woken.remove(id);
                         }
                     }
-                    if host.workloads != workloads {
+                    if host.workloads != workloads || host.parked != parked || host.woken != woken {
                         host.workloads = workloads;
+                        host.parked = parked;
+                        host.woken = woken;
                         changed = true;
                     }
                 }
@@ -1049,6 +1146,8 @@ impl State {
                         last_seen: Instant::now(),
                         revision: heartbeat.revision,
                         workloads,
+                        parked,
+                        woken,
                     },
                 );
                 true
@@ -1159,6 +1258,9 @@ impl State {
                     Outcome::Stopped(reply) => {
                         observed.revision = observed.revision.max(reply.host_revision);
                         observed.workloads.remove(&id);
+                        if !(reply.was_running && matches!(change, Some(Change::Park))) {
+                            observed.parked.remove(&id);
+                        }
                     }
                     Outcome::Rejected { .. } => {
                         observed.workloads.remove(&id);
@@ -1169,8 +1271,12 @@ impl State {
                         observed.workloads.remove(&id);
                         stats.command_failures.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(host = %host, workload = %id, "{error}");
-                        self.failures
-                            .insert((host, id), (Instant::now() + retry_after, error));
+                        let failure = Failure {
+                            until: Instant::now() + retry_after,
+                            error,
+                            update: matches!(change, Some(Change::Update { .. })),
+                        };
+                        self.failures.insert((host, id), failure);
                     }
                 }
             }
@@ -1248,13 +1354,18 @@ fn outcome_event(host: &str, change: Option<Change>, outcome: &Outcome) -> Optio
                 ),
             }
         }
-        Outcome::Stopped(_) if matches!(change, Some(Change::Park)) => (
-            EventType::Normal,
-            "Parked",
-            format!(
-                "scaled to zero: parked on host {host}, whose routes to it stay; its next request there starts it"
-            ),
-        ),
+        Outcome::Stopped(reply) if matches!(change, Some(Change::Park)) => {
+            if !reply.was_running {
+                return None;
+            }
+            (
+                EventType::Normal,
+                "Parked",
+                format!(
+                    "scaled to zero: parked on host {host}, whose routes to it stay; its next request there starts it"
+                ),
+            )
+        }
         Outcome::Stopped(_) => (
             EventType::Normal,
             "Stopped",
@@ -1466,6 +1577,8 @@ mod tests {
                 started_at: 0,
                 revision: 0,
                 workloads: Vec::new(),
+                parked: BTreeMap::new(),
+                sampled_at_ms: None,
             };
             let subject = api::operator_heartbeat_subject(id);
             // On another host's subject it is not taken.
@@ -2006,5 +2119,120 @@ mod tests {
         assert!(state.readiness_changed());
         let (_, status) = state.changed_statuses(&targets).remove(0);
         assert_eq!((status.phase, status.ready), (Phase::Ready, 2));
+    }
+
+    fn scales_to_zero(replicas: u32, min_replicas: u32) -> Resource {
+        let mut web = resource("web", replicas, &[]);
+        web.autoscaling = Some(nimbus_model::autoscaling::Autoscaling {
+            min_replicas,
+            max_replicas: 3,
+            target_requests_per_second: Some(10.0),
+            target_cpu: None,
+            scale_down_stabilization_seconds: 10,
+            scale_to_zero_after_seconds: 5,
+        });
+        web
+    }
+
+    #[test]
+    fn a_deployment_at_zero_wakes_on_a_woken_report_or_when_parked_nowhere() {
+        // Applied at zero, parked nowhere: one replica holds its routes.
+        let mut state = state(vec![scales_to_zero(0, 0)]);
+        let scaled = state.autoscale(Instant::now());
+        assert_eq!(scaled.len(), 1);
+        assert_eq!(scaled[0].2, 1);
+        let event = state.events["shop/web"].last().unwrap();
+        assert_eq!(
+            event.message,
+            "parked on no live host, so nothing would wake it: scaled from 0 to 1 replicas"
+        );
+        // Parked on h0, and h1 still runs it (its park was skipped or has
+        // not been heard of): no wake.
+        let mut state = state_at_zero(scales_to_zero(0, 0));
+        assert!(state.autoscale(Instant::now()).is_empty());
+        // h1 says a request woke it: the deployment wakes.
+        state
+            .hosts
+            .get_mut("h1")
+            .unwrap()
+            .woken
+            .insert("shop/web".into());
+        let scaled = state.autoscale(Instant::now());
+        assert_eq!(scaled.iter().map(|c| c.2).collect::<Vec<_>>(), vec![1]);
+        let event = state.events["shop/web"].last().unwrap();
+        assert!(
+            event.message.starts_with("woken by a request on host h1"),
+            "{}",
+            event.message
+        );
+        // Scaled to zero by hand (it may not scale to zero): it stays so,
+        // whatever a host reports.
+        let mut state = state_at_zero(scales_to_zero(0, 1));
+        state
+            .hosts
+            .get_mut("h1")
+            .unwrap()
+            .woken
+            .insert("shop/web".into());
+        assert!(state.autoscale(Instant::now()).is_empty());
+    }
+
+    /// `resource` at zero replicas, parked on h0 and still running on h1.
+    fn state_at_zero(resource: Resource) -> State {
+        let mut state = state(vec![resource]);
+        let current = state.desired["shop/web"].spec_hash.clone();
+        let h0 = state.hosts.get_mut("h0").unwrap();
+        h0.parked.insert("shop/web".into(), current.clone());
+        let h1 = state.hosts.get_mut("h1").unwrap();
+        h1.workloads.insert("shop/web".into(), (current, 1));
+        state
+    }
+
+    #[test]
+    fn parked_copies_of_a_deleted_deployment_are_stopped_and_trims_park() {
+        let mut state = state_at_zero(scales_to_zero(0, 0));
+        // At zero, h1's copy is parked too; h0's parked copy stays.
+        let (commands, _) = state.commands();
+        let stops: Vec<(&str, bool)> = commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::Stop { host, request } => Some((host.as_str(), request.park)),
+                Command::Start { .. } => None,
+            })
+            .collect();
+        assert_eq!(stops, vec![("h1", true)]);
+        assert_eq!(
+            state.hosts["h1"].parked.get("shop/web"),
+            state.hosts["h0"].parked.get("shop/web"),
+            "assumed parked while the request is in flight"
+        );
+        done(
+            &mut state,
+            "h1",
+            Change::Park,
+            Outcome::Stopped(WorkloadStopResponse {
+                workload_id: "shop/web".into(),
+                was_running: true,
+                host_revision: 1,
+            }),
+        );
+        assert_eq!(state.events["shop/web"].last().unwrap().reason, "Parked");
+        // Deleted: both parked copies are stopped, routes and all.
+        state.apply(
+            Event::Delete("shop/web".into()),
+            RETRY,
+            &ControllerStats::default(),
+        );
+        let (commands, _) = state.commands();
+        let mut stops: Vec<(&str, bool)> = commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::Stop { host, request } => Some((host.as_str(), request.park)),
+                Command::Start { .. } => None,
+            })
+            .collect();
+        stops.sort();
+        assert_eq!(stops, vec![("h0", false), ("h1", false)]);
+        assert!(state.hosts.values().all(|h| h.parked.is_empty()));
     }
 }

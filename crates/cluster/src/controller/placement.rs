@@ -8,9 +8,11 @@
 //!   replicas of this resource, then the fewest replicas overall, so they
 //!   spread across hosts first and share a host only when they must; a
 //!   host new to the resource must have the memory it reserves free (its
-//!   heartbeat says how much), and a host whose start of it just failed
-//!   is passed over while that failure stands;
-//! - excess replicas leave the host holding most of this resource;
+//!   heartbeat says how much) and have sent its last heartbeat in time,
+//!   and a host whose start of it just failed is passed over while that
+//!   failure stands;
+//! - excess replicas leave the host holding most of this resource (parked
+//!   there, routes kept, if it scales to zero);
 //! - a host running an older spec gets the new one (the host swaps it in
 //!   atomically, the old version serving until the new one does); under a
 //!   rolling update at most `in_flight` replicas are being replaced at
@@ -18,7 +20,10 @@
 //!   always at least one host's worth, hosts taken in id order, so a
 //!   rollout moves host by host and a host whose new version fails to
 //!   start holds the rest back;
-//! - anything a host runs that is no longer desired is stopped.
+//! - anything a host runs that is no longer desired is stopped, and so is
+//!   a parked copy that no longer would be woken as it is (the resource
+//!   is gone, no longer scales to zero, changed its spec or its selector
+//!   no longer matches the host).
 
 use crate::api::Reservation;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -50,6 +55,11 @@ pub(crate) struct Want<'a> {
 pub(crate) struct HostView<'a> {
     pub(crate) labels: &'a BTreeMap<String, String>,
     pub(crate) workloads: &'a BTreeMap<String, (String, u32)>,
+    /// Workloads parked there: id → spec hash.
+    pub(crate) parked: &'a BTreeMap<String, String>,
+    /// Whether its last heartbeat came in time (a host that missed one is
+    /// given nothing new).
+    pub(crate) ready: bool,
     /// Memory still free to promise, or `None` without a budget.
     pub(crate) free_memory: Option<u64>,
     /// CPU still free to promise (millicores), or `None` without a budget.
@@ -105,7 +115,7 @@ pub(crate) fn plan(wants: &[Want<'_>], hosts: &BTreeMap<String, HostView<'_>>) -
         .map(|(id, h)| (id.as_str(), (h.free_memory, h.free_cpu)))
         .collect();
     let mut plan = Plan::default();
-    let wanted: BTreeSet<&str> = wants.iter().map(|w| w.id).collect();
+    let wanted: HashMap<&str, &Want<'_>> = wants.iter().map(|w| (w.id, w)).collect();
     for want in wants {
         let matching: Vec<&str> = hosts
             .iter()
@@ -142,7 +152,9 @@ pub(crate) fn plan(wants: &[Want<'_>], hosts: &BTreeMap<String, HostView<'_>>) -
             let room = |h: &&&str| {
                 let (memory, cpu) = free[**h];
                 target.contains_key(**h)
-                    || (!want.avoid.contains(**h) && want.need.shortfall(memory, cpu).is_none())
+                    || (hosts[**h].ready
+                        && !want.avoid.contains(**h)
+                        && want.need.shortfall(memory, cpu).is_none())
             };
             let Some(host) = matching
                 .iter()
@@ -150,9 +162,9 @@ pub(crate) fn plan(wants: &[Want<'_>], hosts: &BTreeMap<String, HostView<'_>>) -
                 .min_by_key(|h| (target.get(**h).copied().unwrap_or(0), load[**h], **h))
                 .copied()
             else {
-                let full = matching
-                    .iter()
-                    .any(|h| !want.avoid.contains(*h) && !target.contains_key(*h));
+                let full = matching.iter().any(|h| {
+                    hosts[*h].ready && !want.avoid.contains(*h) && !target.contains_key(*h)
+                });
                 if full {
                     plan.no_room.insert(want.id.to_string(), want.need);
                 }
@@ -179,7 +191,7 @@ pub(crate) fn plan(wants: &[Want<'_>], hosts: &BTreeMap<String, HostView<'_>>) -
                 Some(_) if want_here == 0 => plan.actions.push(Action::Stop {
                     host: host_id.clone(),
                     id: want.id.to_string(),
-                    park: want.replicas == 0 && want.park_when_idle,
+                    park: want.park_when_idle && matches(host.labels, want.selector),
                 }),
                 Some((hash, replicas)) if *hash == want.spec_hash && *replicas == want_here => {}
                 _ if want_here == 0 => {}
@@ -209,7 +221,21 @@ pub(crate) fn plan(wants: &[Want<'_>], hosts: &BTreeMap<String, HostView<'_>>) -
     }
     for (host_id, host) in hosts {
         for id in host.workloads.keys() {
-            if !wanted.contains(id.as_str()) {
+            if !wanted.contains_key(id.as_str()) {
+                plan.actions.push(Action::Stop {
+                    host: host_id.clone(),
+                    id: id.clone(),
+                    park: false,
+                });
+            }
+        }
+        for (id, hash) in host.parked {
+            let wakes_as_is = wanted.get(id.as_str()).is_some_and(|want| {
+                want.park_when_idle
+                    && *hash == want.spec_hash
+                    && matches(host.labels, want.selector)
+            });
+            if !wakes_as_is && !host.workloads.contains_key(id) {
                 plan.actions.push(Action::Stop {
                     host: host_id.clone(),
                     id: id.clone(),
@@ -232,6 +258,10 @@ mod tests {
         free: BTreeMap<String, u64>,
         /// Free CPU (millicores) of hosts with a budget.
         free_cpu: BTreeMap<String, u64>,
+        /// What each host holds parked: id → spec hash.
+        parked: BTreeMap<String, BTreeMap<String, String>>,
+        /// Hosts that missed their last heartbeat.
+        not_ready: BTreeSet<String>,
     }
 
     impl Fixture {
@@ -247,11 +277,17 @@ mod tests {
                 .iter()
                 .map(|(id, _)| (id.to_string(), BTreeMap::new()))
                 .collect();
+            let parked = hosts
+                .iter()
+                .map(|(id, _)| (id.to_string(), BTreeMap::new()))
+                .collect();
             Self {
                 labels,
                 runs,
                 free: BTreeMap::new(),
                 free_cpu: BTreeMap::new(),
+                parked,
+                not_ready: BTreeSet::new(),
             }
         }
 
@@ -267,6 +303,8 @@ mod tests {
                     let view = HostView {
                         labels,
                         workloads: &self.runs[id],
+                        parked: &self.parked[id],
+                        ready: !self.not_ready.contains(id),
                         free_memory: self.free.get(id).copied(),
                         free_cpu: self.free_cpu.get(id).copied(),
                     };
@@ -280,8 +318,13 @@ mod tests {
             for action in &plan.actions {
                 match action {
                     Action::Start { host, id, replicas } => self.run(host, id, hash, *replicas),
-                    Action::Stop { host, id, .. } => {
-                        self.runs.get_mut(host).unwrap().remove(id);
+                    Action::Stop { host, id, park } => {
+                        let ran = self.runs.get_mut(host).unwrap().remove(id);
+                        let parked = self.parked.get_mut(host).unwrap();
+                        match ran {
+                            Some((hash, _)) if *park => parked.insert(id.clone(), hash),
+                            _ => parked.remove(id),
+                        };
                     }
                 }
             }
@@ -572,5 +615,83 @@ mod tests {
         let plan = plan(&[heavier], &f.views());
         assert!(plan.actions.is_empty());
         assert_eq!(plan.no_room["ns/web"].cpu_millis, 3000);
+    }
+
+    #[test]
+    fn a_deployment_that_scales_to_zero_is_parked_when_trimmed_and_stale_copies_go() {
+        let mut f = Fixture::new(&[("a", &[]), ("b", &[]), ("c", &[])]);
+        for host in ["a", "b", "c"] {
+            f.run(host, "ns/web", "h1", 1);
+        }
+        let none = BTreeMap::new();
+        let zero = |replicas| Want {
+            park_when_idle: true,
+            ..want("ns/web", replicas, &none)
+        };
+        // Down to one: the others are parked, keeping their routes.
+        let down = plan(&[zero(1)], &f.views());
+        assert_eq!(down.actions.len(), 2, "{:?}", down.actions);
+        assert!(
+            down.actions
+                .iter()
+                .all(|a| matches!(a, Action::Stop { park: true, .. }))
+        );
+        f.apply(&down, "h1");
+        assert_eq!(
+            f.parked
+                .values()
+                .filter(|p| p.contains_key("ns/web"))
+                .count(),
+            2
+        );
+        // Parked copies of the current spec stay; nothing else happens.
+        assert!(plan(&[zero(1)], &f.views()).actions.is_empty());
+        // Without scaling to zero, a trim stops.
+        f.run("a", "ns/api", "h1", 1);
+        f.run("b", "ns/api", "h1", 1);
+        let api = plan(&[zero(1), want("ns/api", 1, &none)], &f.views());
+        assert!(api.actions.contains(&Action::Stop {
+            host: "a".into(),
+            id: "ns/api".into(),
+            park: false
+        }));
+        // A changed spec, or the resource gone: the parked copies stop.
+        let changed = Want {
+            spec_hash: "h2",
+            ..zero(1)
+        };
+        let stale = plan(&[changed], &f.views());
+        let stopped: Vec<_> = stale
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::Stop { park: false, id, .. } if id == "ns/web"))
+            .collect();
+        assert_eq!(stopped.len(), 2, "{:?}", stale.actions);
+        let gone = plan(&[], &f.views());
+        let parked_stops = gone
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::Stop { park: false, id, host } if id == "ns/web" && host != "c"))
+            .count();
+        assert_eq!(parked_stops, 2, "{:?}", gone.actions);
+    }
+
+    #[test]
+    fn a_host_that_missed_a_heartbeat_is_given_nothing_new() {
+        let mut f = Fixture::new(&[("a", &[]), ("b", &[])]);
+        f.run("a", "ns/web", "h1", 1);
+        f.not_ready.insert("b".into());
+        let none = BTreeMap::new();
+        let plan = plan(&[want("ns/web", 2, &none)], &f.views());
+        // Its replica stays where it is; the second waits for a ready host.
+        assert_eq!(
+            plan.actions,
+            vec![Action::Start {
+                host: "a".into(),
+                id: "ns/web".into(),
+                replicas: 2
+            }]
+        );
+        assert!(plan.no_room.is_empty());
     }
 }

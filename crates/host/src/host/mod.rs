@@ -71,6 +71,8 @@ struct HostInner {
     /// Workloads stopped while idle whose routes stay bound: the first
     /// request to one starts it again ([`Host::park_workload`]).
     parked: papaya::HashMap<Arc<str>, Arc<Parked>>,
+    /// Bounds the wakes under way at once ([`MAX_WAKES_AT_ONCE`]).
+    wakes: Semaphore,
     lifecycle: tokio::sync::Mutex<()>,
     // Named config/secret sources; replaced whole (the dev loop reloads them).
     sources: arc_swap::ArcSwap<NamedSources>,
@@ -128,23 +130,40 @@ impl std::fmt::Debug for Host {
 /// A workload parked while idle: its spec, to start it again.
 struct Parked {
     workload: Workload,
-    /// One start at a time; the requests that arrive meanwhile wait for it.
-    waking: tokio::sync::Mutex<()>,
+    /// The start under way, or the last one: the requests that arrive
+    /// meanwhile wait for the same start, which goes on when they give up.
+    start: std::sync::Mutex<Option<WakeStart>>,
     /// Requests that may wait for the start at once; more get 503.
     waiting: Semaphore,
 }
 
+/// A start of a parked workload, shared by the requests waiting for it.
+type WakeStart = futures::future::Shared<futures::future::BoxFuture<'static, WakeResult>>;
+
+/// How a wake ended: the error and when, so requests arriving just after
+/// a failure get it at once rather than each trying again.
+type WakeResult = Result<(), (String, std::time::Instant)>;
+
 /// Requests that may wait at once for a parked workload to start.
 const MAX_WAITING_FOR_WAKE: usize = 1024;
 
-/// How long a request waits for a parked workload to start.
+/// How long a request waits for a parked workload to start (the start
+/// itself goes on).
 const WAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// After a failed wake, how long requests get its error before a new start
+/// is tried.
+const WAKE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Parked workloads starting at once on one host; more wait their turn
+/// (within their requests' wait).
+const MAX_WAKES_AT_ONCE: usize = 16;
 
 /// What one workload has served since it started ([`Host::workload_load`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct WorkloadLoad {
-    /// Requests answered.
-    pub requests: u64,
+    /// Requests answered; `None` for a workload that serves no HTTP.
+    pub requests: Option<u64>,
     /// Guest CPU seconds over all its components.
     pub cpu_seconds: f64,
 }
@@ -171,6 +190,7 @@ impl Host {
             max_memory_bytes: config.engine.max_memory_bytes,
             workloads: papaya::HashMap::new(),
             parked: papaya::HashMap::new(),
+            wakes: Semaphore::new(MAX_WAKES_AT_ONCE),
             lifecycle: tokio::sync::Mutex::new(()),
             sources: arc_swap::ArcSwap::from_pointee(NamedSources::default()),
             local: config
@@ -277,7 +297,7 @@ impl Host {
             .ok_or_else(|| WorkloadError::NotFound(id.to_string()))?;
         let parked = Parked {
             workload: running.workload.clone(),
-            waking: tokio::sync::Mutex::new(()),
+            start: std::sync::Mutex::new(None),
             waiting: Semaphore::new(MAX_WAITING_FOR_WAKE),
         };
         self.0
@@ -304,9 +324,24 @@ impl Host {
         self.0.parked.pin().contains_key(id)
     }
 
-    /// Starts parked workload `id` for a request (one start at a time,
-    /// the others waiting for it), within [`WAKE_TIMEOUT`]. `Ok(None)`: it
-    /// is not parked.
+    /// The ids of the parked workloads, sorted.
+    pub fn parked_workloads(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .0
+            .parked
+            .pin()
+            .keys()
+            .map(|id| id.to_string())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Starts parked workload `id` for a request and returns it running,
+    /// waiting at most [`WAKE_TIMEOUT`]. Requests arriving meanwhile wait
+    /// for the same start, which goes on if they give up; after a failed
+    /// start, requests get its error for [`WAKE_RETRY_AFTER`]. `Ok(None)`:
+    /// it is not parked.
     async fn wake(&self, id: &str) -> Result<Option<Arc<RunningWorkload>>, String> {
         let Some(parked) = self.0.parked.pin().get(id).cloned() else {
             return Ok(None);
@@ -316,34 +351,100 @@ impl Host {
                 "workload `{id}` is starting and {MAX_WAITING_FOR_WAKE} requests already wait for it"
             ));
         };
-        let start = async {
-            let _one = parked.waking.lock().await;
-            if let Some(running) = self.0.workloads.pin().get(id).cloned() {
-                return Ok(running);
+        let start = {
+            let mut slot = parked.start.lock().unwrap_or_else(|e| e.into_inner());
+            let reusable = match slot.as_ref().map(|start| start.peek()) {
+                // Under way, or failed just now.
+                Some(None) => true,
+                Some(Some(Err((_, at)))) => at.elapsed() < WAKE_RETRY_AFTER,
+                Some(Some(Ok(()))) | None => false,
+            };
+            if !reusable {
+                *slot = Some(self.begin_wake(id, &parked));
             }
-            let began = std::time::Instant::now();
-            self.start_workload(parked.workload.clone())
-                .await
-                .map_err(|e| format!("workload `{id}` could not start: {e}"))?;
-            tracing::info!(
-                workload = id,
-                took_ms = began.elapsed().as_millis() as u64,
-                "woke a parked workload for a request"
-            );
-            self.0
-                .workloads
-                .pin()
-                .get(id)
-                .cloned()
-                .ok_or_else(|| format!("workload `{id}` stopped while starting"))
+            slot.clone().expect("set above")
         };
-        match tokio::time::timeout(WAKE_TIMEOUT, start).await {
-            Ok(result) => result.map(Some),
-            Err(_) => Err(format!(
-                "workload `{id}` did not start within {} s",
-                WAKE_TIMEOUT.as_secs()
-            )),
+        let outcome = match tokio::time::timeout(WAKE_TIMEOUT, start).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                return Err(format!(
+                    "workload `{id}` did not start within {} s",
+                    WAKE_TIMEOUT.as_secs()
+                ));
+            }
+        };
+        // Running now, whoever started it.
+        if let Some(running) = self.0.workloads.pin().get(id).cloned() {
+            return Ok(Some(running));
         }
+        match outcome {
+            Err((message, _)) => Err(message),
+            Ok(()) => Err(format!("workload `{id}` stopped while it started")),
+        }
+    }
+
+    /// Spawns the start of parked workload `id`, shared by its waiters.
+    fn begin_wake(&self, id: &str, parked: &Arc<Parked>) -> WakeStart {
+        use futures::FutureExt as _;
+        let (host, id, parked) = (self.clone(), id.to_string(), parked.clone());
+        let task = tokio::spawn(async move {
+            let began = std::time::Instant::now();
+            let result = host.start_parked(&id, &parked).await;
+            match &result {
+                Ok(()) => tracing::info!(
+                    workload = %id,
+                    took_ms = began.elapsed().as_millis() as u64,
+                    "woke a parked workload for a request"
+                ),
+                Err(message) => tracing::warn!(workload = %id, "{message}"),
+            }
+            result.map_err(|message| (message, std::time::Instant::now()))
+        });
+        async move {
+            task.await.unwrap_or_else(|e| {
+                Err((
+                    format!("the start of a parked workload failed: {e}"),
+                    std::time::Instant::now(),
+                ))
+            })
+        }
+        .boxed()
+        .shared()
+    }
+
+    /// Starts `parked` (workload `id`) and puts it in place, unless it was
+    /// stopped, started or parked anew meanwhile.
+    async fn start_parked(&self, id: &str, parked: &Arc<Parked>) -> Result<(), String> {
+        let _turn = self
+            .0
+            .wakes
+            .acquire()
+            .await
+            .map_err(|_| "the host is shutting down".to_string())?;
+        if self.0.workloads.pin().contains_key(id) {
+            return Ok(());
+        }
+        let running = self
+            .prepare(parked.workload.clone())
+            .await
+            .map_err(|e| format!("workload `{id}` could not start: {e}"))?;
+        let _guard = self.0.lifecycle.lock().await;
+        // Prepared without the lock: a stop, a new start or a new park
+        // meanwhile wins over this wake.
+        let still_parked = self
+            .0
+            .parked
+            .pin()
+            .get(id)
+            .is_some_and(|now| Arc::ptr_eq(now, parked));
+        if !still_parked {
+            return Err(format!(
+                "workload `{id}` was stopped or changed while it started"
+            ));
+        }
+        self.publish(running)
+            .map(|_| ())
+            .map_err(|e| format!("workload `{id}` could not start: {e}"))
     }
 
     /// Stops a workload (or forgets a parked one, unbinding its routes);
@@ -455,24 +556,45 @@ impl Host {
     }
 
     /// What each running workload has served since it started, by id:
-    /// requests answered through its entry component and guest CPU over
-    /// all its components (a cluster's autoscaler turns these into rates).
+    /// requests answered through its entry component (for workloads that
+    /// serve HTTP) and guest CPU over all its components (a cluster's
+    /// autoscaler turns these into rates). Empty without
+    /// [`HostConfig::accounting`]: nothing is counted then.
     pub fn workload_load(&self) -> std::collections::HashMap<String, WorkloadLoad> {
+        if !self.0.accounting {
+            return std::collections::HashMap::new();
+        }
         let entries = self.entry_components();
-        let mut load: std::collections::HashMap<String, WorkloadLoad> = entries
+        let mut load: std::collections::HashMap<String, WorkloadLoad> = self
+            .0
+            .workloads
+            .pin()
             .keys()
-            .map(|id| (id.clone(), WorkloadLoad::default()))
+            .map(|id| {
+                let totals = WorkloadLoad {
+                    requests: entries.contains_key(&**id).then_some(0),
+                    cpu_seconds: 0.0,
+                };
+                (id.to_string(), totals)
+            })
             .collect();
         for reading in self.0.metrics.readings() {
             let Some(totals) = load.get_mut(&reading.workload) else {
                 continue;
             };
             totals.cpu_seconds += reading.cpu_seconds;
-            if entries.get(&reading.workload) == Some(&reading.component) {
-                totals.requests += reading.requests.iter().sum::<u64>();
+            if entries.get(&reading.workload) == Some(&reading.component)
+                && let Some(requests) = &mut totals.requests
+            {
+                *requests += reading.requests.iter().sum::<u64>();
             }
         }
         load
+    }
+
+    /// Whether per-component figures are counted ([`HostConfig::accounting`]).
+    pub fn accounting(&self) -> bool {
+        self.0.accounting
     }
 
     /// Status of one workload, if it runs.

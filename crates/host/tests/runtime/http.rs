@@ -397,6 +397,28 @@ async fn a_parked_workload_keeps_its_routes_and_its_next_requests_start_it() {
     t.host.stop_workload("test/idle").await.unwrap_err();
     assert!(!t.host.is_parked("test/idle"));
     assert_eq!(t.get("idle.test", "/").await.0, 404);
+    // A stop while a request's wake is starting it wins: the wake does not
+    // bring it back (whichever comes first, it ends stopped, unrouted).
+    for pause_ms in [0, 1, 2, 5] {
+        let w = http_workload("idle", P2_HELLO, "idle.test");
+        t.host.start_workload(w).await.unwrap();
+        t.host.park_workload("test/idle").await.unwrap();
+        assert_eq!(t.host.parked_workloads(), vec!["test/idle".to_string()]);
+        let addr = t.addr;
+        let woken = tokio::spawn(async move {
+            request(addr, Some("idle.test"), "GET", "/", Bytes::new()).await
+        });
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        let _ = t.host.stop_workload("test/idle").await;
+        let (status, _) = woken.await.unwrap();
+        assert!(status == 200 || status == 404 || status == 503, "{status}");
+        assert!(
+            t.host.workload_status("test/idle").is_none(),
+            "after {pause_ms} ms"
+        );
+        assert!(t.host.parked_workloads().is_empty());
+        assert_eq!(t.get("idle.test", "/").await.0, 404);
+    }
     // Parking what does not run says so.
     assert!(matches!(
         t.host.park_workload("test/idle").await,

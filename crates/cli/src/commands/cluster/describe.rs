@@ -572,6 +572,8 @@ mod tests {
             started_at: 1_000,
             revision: 1,
             workloads,
+            parked: BTreeMap::new(),
+            sampled_at_ms: None,
         }
     }
 
@@ -726,15 +728,17 @@ mod tests {
                     id: "shop/web".into(),
                     spec_hash: current,
                     replicas: 2,
-                    requests: 10,
-                    cpu_millis: 3,
+                    requests: Some(10),
+                    cpu_millis: Some(3),
+                    woken: false,
                 },
                 HeartbeatWorkload {
                     id: "shop/old".into(),
                     spec_hash: "sha256:0".into(),
                     replicas: 1,
-                    requests: 0,
-                    cpu_millis: 0,
+                    requests: None,
+                    cpu_millis: None,
+                    woken: false,
                 },
             ],
         );

@@ -94,8 +94,14 @@ impl HostCommand {
             "set the `{HOSTGROUP_LABEL}` label with --group"
         );
         labels.insert(HOSTGROUP_LABEL.into(), self.group.clone());
+        anyhow::ensure!(
+            self.capacity_memory != Some(0),
+            "--capacity-memory must be more than 0; leave it out for no limit"
+        );
         let mut config = self.host.config()?;
-        config.accounting = self.admin_addr.0.is_some() || crate::telemetry::metrics_exported();
+        // Always counted: the controller's autoscaler reads the counters
+        // from heartbeats, and a host not counting would look idle.
+        config.accounting = true;
         let max_instances = config.engine.pool_instances;
         let host = Host::new(config, Arc::new(DynamicRouter::new()))?;
         crate::telemetry::export_metrics(host.metrics());
