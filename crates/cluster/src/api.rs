@@ -259,14 +259,26 @@ impl Reservation {
     /// What of `self` does not fit in `free_memory` and `free_cpu` (each
     /// `None`: no budget), said for a person; `None` if it all fits.
     pub fn shortfall(&self, free_memory: Option<u64>, free_cpu: Option<u64>) -> Option<String> {
-        let mut short = Vec::new();
-        if free_memory.is_some_and(|free| free < self.memory_bytes) {
-            short.push(format!("{} MiB of memory", self.memory_bytes >> 20));
+        let memory = free_memory.is_some_and(|free| free < self.memory_bytes);
+        let cpu = free_cpu.is_some_and(|free| free < self.cpu_millis);
+        (memory || cpu).then(|| self.parts(memory, cpu))
+    }
+
+    /// What it reserves, as a user reads it: `512 MiB of memory and 250m
+    /// of CPU`, each only where it is more than nothing.
+    pub fn describe(&self) -> String {
+        self.parts(self.memory_bytes > 0, self.cpu_millis > 0)
+    }
+
+    fn parts(&self, memory: bool, cpu: bool) -> String {
+        let mut parts = Vec::new();
+        if memory {
+            parts.push(format!("{} MiB of memory", self.memory_bytes >> 20));
         }
-        if free_cpu.is_some_and(|free| free < self.cpu_millis) {
-            short.push(format!("{}m of CPU", self.cpu_millis));
+        if cpu {
+            parts.push(format!("{}m of CPU", self.cpu_millis));
         }
-        (!short.is_empty()).then(|| short.join(" and "))
+        parts.join(" and ")
     }
 }
 

@@ -109,6 +109,18 @@ impl Autoscaling {
         replicas.clamp(self.min_replicas, self.max_replicas.max(self.min_replicas))
     }
 
+    /// The targets per replica, as a user reads them: `50 req/s and 500m CPU`.
+    pub fn targets_text(&self) -> String {
+        let mut targets = Vec::new();
+        if let Some(rps) = self.target_requests_per_second {
+            targets.push(format!("{rps} req/s"));
+        }
+        if let Some(cpu) = self.target_cpu {
+            targets.push(format!("{cpu} CPU"));
+        }
+        targets.join(" and ")
+    }
+
     /// The replicas the load asks for, given `current` replicas and the
     /// whole deployment's requests per second and guest CPU cores (each
     /// `None` when not known): the larger of what each target asks, within

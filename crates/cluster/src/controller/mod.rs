@@ -587,16 +587,9 @@ impl State {
             } else if seen.ready == wanted && previous_serving == 0 {
                 None
             } else if let Some(need) = no_room {
-                let mut parts = Vec::new();
-                if need.memory_bytes > 0 {
-                    parts.push(format!("{} MiB of memory", need.memory_bytes >> 20));
-                }
-                if need.cpu_millis > 0 {
-                    parts.push(format!("{}m of CPU", need.cpu_millis));
-                }
                 Some(format!(
                     "no live host has the {} it reserves free; {} of {wanted} replicas ready",
-                    parts.join(" and "),
+                    need.describe(),
                     seen.ready
                 ))
             } else if unplaceable {
@@ -992,13 +985,6 @@ impl State {
                 continue;
             };
             desired.resource.replicas = to;
-            let mut targets = Vec::new();
-            if let Some(rps) = policy.target_requests_per_second {
-                targets.push(format!("{rps} req/s"));
-            }
-            if let Some(cpu) = policy.target_cpu {
-                targets.push(format!("{cpu} CPU"));
-            }
             let message = if to == 0 {
                 format!(
                     "scaled from {from} to zero: no request for {} s",
@@ -1015,7 +1001,7 @@ impl State {
                     "scaled from {from} to {to} replicas: {}, {} over all (target {} per replica)",
                     figure(load.0, "req/s", 1),
                     figure(load.1, "CPU cores", 2),
-                    targets.join(" and ")
+                    policy.targets_text()
                 )
             };
             tracing::info!(workload = %id, "{message}");

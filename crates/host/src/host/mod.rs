@@ -288,6 +288,32 @@ impl Host {
     /// 503). In-flight requests finish.
     pub async fn park_workload(&self, id: &str) -> Result<WorkloadStatus, WorkloadError> {
         let _guard = self.0.lifecycle.lock().await;
+        let workload = self
+            .0
+            .workloads
+            .pin()
+            .get(id)
+            .map(|running| running.workload.clone())
+            .ok_or_else(|| WorkloadError::NotFound(id.to_string()))?;
+        // Parked before it stops: a request arriving meanwhile wakes it.
+        let parked = Parked {
+            workload,
+            start: std::sync::Mutex::new(None),
+            waiting: Semaphore::new(MAX_WAITING_FOR_WAKE),
+        };
+        self.0.parked.pin().insert(id.into(), Arc::new(parked));
+        let running = self.take_down(id)?;
+        tracing::info!(
+            workload = id,
+            "workload parked; its routes stay and the next request starts it"
+        );
+        Ok(running.status(WorkloadState::Stopped))
+    }
+
+    /// Takes running workload `id` out of service, its routes aside: its
+    /// plugins' bindings, figures and service go; in-flight requests
+    /// finish. Called under the lifecycle lock.
+    fn take_down(&self, id: &str) -> Result<Arc<RunningWorkload>, WorkloadError> {
         let running = self
             .0
             .workloads
@@ -295,15 +321,6 @@ impl Host {
             .remove(id)
             .cloned()
             .ok_or_else(|| WorkloadError::NotFound(id.to_string()))?;
-        let parked = Parked {
-            workload: running.workload.clone(),
-            start: std::sync::Mutex::new(None),
-            waiting: Semaphore::new(MAX_WAITING_FOR_WAKE),
-        };
-        self.0
-            .parked
-            .pin()
-            .insert(running.id.clone(), Arc::new(parked));
         self.0.plugins.unbind(id);
         self.0.metrics.forget(id);
         self.0.recent_requests.forget(id);
@@ -312,11 +329,7 @@ impl Host {
         if let Some(service) = &running.service {
             service.stop();
         }
-        tracing::info!(
-            workload = id,
-            "workload parked; its routes stay and the next request starts it"
-        );
-        Ok(running.status(WorkloadState::Stopped))
+        Ok(running)
     }
 
     /// Whether workload `id` is parked ([`Host::park_workload`]).
@@ -451,25 +464,12 @@ impl Host {
     /// in-flight requests finish.
     pub async fn stop_workload(&self, id: &str) -> Result<WorkloadStatus, WorkloadError> {
         let _guard = self.0.lifecycle.lock().await;
-        if self.0.parked.pin().remove(id).is_some() {
+        let was_parked = self.0.parked.pin().remove(id).is_some();
+        let taken = self.take_down(id);
+        if was_parked || taken.is_ok() {
             self.0.router.workload_unbound(id);
         }
-        let running = self
-            .0
-            .workloads
-            .pin()
-            .remove(id)
-            .cloned()
-            .ok_or_else(|| WorkloadError::NotFound(id.to_string()))?;
-        self.0.router.workload_unbound(id);
-        self.0.plugins.unbind(id);
-        self.0.metrics.forget(id);
-        self.0.recent_requests.forget(id);
-        self.0.metrics.set_workloads(self.0.workloads.len());
-        running.stop_serving();
-        if let Some(service) = &running.service {
-            service.stop();
-        }
+        let running = taken?;
         tracing::info!(workload = id, "workload stopped");
         Ok(running.status(WorkloadState::Stopped))
     }

@@ -275,13 +275,6 @@ fn render_resource(
         field(&mut out, "Deploy policy", policy);
     }
     if let Some(autoscaling) = &resource.autoscaling {
-        let mut targets = Vec::new();
-        if let Some(rps) = autoscaling.target_requests_per_second {
-            targets.push(format!("{rps} req/s"));
-        }
-        if let Some(cpu) = autoscaling.target_cpu {
-            targets.push(format!("{cpu} CPU"));
-        }
         field(
             &mut out,
             "Autoscaling",
@@ -289,7 +282,7 @@ fn render_resource(
                 "{} to {} replicas at {} per replica; down after {} s of lower load",
                 autoscaling.min_replicas,
                 autoscaling.max_replicas,
-                targets.join(" and "),
+                autoscaling.targets_text(),
                 autoscaling.scale_down_stabilization_seconds
             ),
         );
