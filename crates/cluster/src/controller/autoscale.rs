@@ -395,33 +395,22 @@ mod tests {
         let mut zero = policy();
         zero.min_replicas = 0;
         let mut history = History::new(t0);
-        // Idle: down to one after the window, to zero after 20 s idle.
-        assert_eq!(decide(&zero, 2, known(0.0, 0.0), &mut history, at(0)), None);
-        assert_eq!(
-            decide(&zero, 2, known(0.0, 0.0), &mut history, at(11)),
-            Some(1)
-        );
-        assert_eq!(
-            decide(&zero, 1, known(0.0, 0.0), &mut history, at(15)),
-            None
-        );
-        // A request meanwhile starts the idle time over.
-        assert_eq!(
-            decide(&zero, 1, known(0.5, 0.0), &mut history, at(16)),
-            None
-        );
-        assert_eq!(
-            decide(&zero, 1, known(0.0, 0.0), &mut history, at(17)),
-            None
-        );
-        assert_eq!(
-            decide(&zero, 1, known(0.0, 0.0), &mut history, at(36)),
-            None
-        );
-        assert_eq!(
-            decide(&zero, 1, known(0.0, 0.0), &mut history, at(37)),
-            Some(0)
-        );
+        // (replicas, req/s, second, decision), in order. Idle: down to one
+        // after the window, to zero after 20 s idle; a request meanwhile
+        // (second 16) starts the idle time over.
+        let steps = [
+            (2, 0.0, 0, None),
+            (2, 0.0, 11, Some(1)),
+            (1, 0.0, 15, None),
+            (1, 0.5, 16, None),
+            (1, 0.0, 17, None),
+            (1, 0.0, 36, None),
+            (1, 0.0, 37, Some(0)),
+        ];
+        for (current, rps, second, expected) in steps {
+            let decided = decide(&zero, current, known(rps, 0.0), &mut history, at(second));
+            assert_eq!(decided, expected, "at {second} s");
+        }
         // Without minReplicas 0 it never goes below one.
         let mut history = History::new(t0);
         for s in 0..100 {

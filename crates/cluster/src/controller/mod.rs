@@ -2137,12 +2137,7 @@ mod tests {
         let mut state = state_at_zero(scales_to_zero(0, 0));
         assert!(state.autoscale(Instant::now()).is_empty());
         // h1 says a request woke it: the deployment wakes.
-        state
-            .hosts
-            .get_mut("h1")
-            .unwrap()
-            .woken
-            .insert("shop/web".into());
+        woken_on(&mut state, "h1");
         let scaled = state.autoscale(Instant::now());
         assert_eq!(scaled.iter().map(|c| c.2).collect::<Vec<_>>(), vec![1]);
         let event = state.events["shop/web"].last().unwrap();
@@ -2154,13 +2149,27 @@ mod tests {
         // Scaled to zero by hand (it may not scale to zero): it stays so,
         // whatever a host reports.
         let mut state = state_at_zero(scales_to_zero(0, 1));
-        state
-            .hosts
-            .get_mut("h1")
-            .unwrap()
-            .woken
-            .insert("shop/web".into());
+        woken_on(&mut state, "h1");
         assert!(state.autoscale(Instant::now()).is_empty());
+    }
+
+    /// Host `host` reports a request woke `shop/web` there.
+    fn woken_on(state: &mut State, host: &str) {
+        let host = state.hosts.get_mut(host).unwrap();
+        host.woken.insert("shop/web".into());
+    }
+
+    /// The stops among `commands`: (host, whether it parks).
+    fn stops(commands: &[Command]) -> Vec<(&str, bool)> {
+        let mut stops: Vec<(&str, bool)> = commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::Stop { host, request } => Some((host.as_str(), request.park)),
+                Command::Start { .. } => None,
+            })
+            .collect();
+        stops.sort();
+        stops
     }
 
     /// `resource` at zero replicas, parked on h0 and still running on h1.
@@ -2179,14 +2188,7 @@ mod tests {
         let mut state = state_at_zero(scales_to_zero(0, 0));
         // At zero, h1's copy is parked too; h0's parked copy stays.
         let (commands, _) = state.commands();
-        let stops: Vec<(&str, bool)> = commands
-            .iter()
-            .filter_map(|c| match c {
-                Command::Stop { host, request } => Some((host.as_str(), request.park)),
-                Command::Start { .. } => None,
-            })
-            .collect();
-        assert_eq!(stops, vec![("h1", true)]);
+        assert_eq!(stops(&commands), vec![("h1", true)]);
         assert_eq!(
             state.hosts["h1"].parked.get("shop/web"),
             state.hosts["h0"].parked.get("shop/web"),
@@ -2210,15 +2212,7 @@ mod tests {
             &ControllerStats::default(),
         );
         let (commands, _) = state.commands();
-        let mut stops: Vec<(&str, bool)> = commands
-            .iter()
-            .filter_map(|c| match c {
-                Command::Stop { host, request } => Some((host.as_str(), request.park)),
-                Command::Start { .. } => None,
-            })
-            .collect();
-        stops.sort();
-        assert_eq!(stops, vec![("h0", false), ("h1", false)]);
+        assert_eq!(stops(&commands), vec![("h0", false), ("h1", false)]);
         assert!(state.hosts.values().all(|h| h.parked.is_empty()));
     }
 }
