@@ -76,14 +76,17 @@ fn new_dev_edit_reload_and_broken_build_keep_serving() {
     let good = std::fs::read_to_string(&main_rs).unwrap();
     std::fs::write(&main_rs, format!("{good}\nfn broken( {{\n")).unwrap();
     server.wait_for_stderr("✗ build of demo failed", 1, REBUILD);
+    // Its own line, after the failure's: read on the stderr thread, so
+    // waited for rather than raced.
+    server.wait_for_stderr(
+        "still serving the last good version",
+        1,
+        Duration::from_secs(5),
+    );
     let stderr = server.stderr();
     assert!(
         stderr.contains("error"),
         "compiler output missing:\n{stderr}"
-    );
-    assert!(
-        stderr.contains("still serving the last good version"),
-        "{stderr}"
     );
     assert_eq!(server.get("/"), (200, "Hello again from demo!\n".into()));
 
