@@ -193,23 +193,30 @@ impl Agent {
         let statuses = self.host.workloads();
         let mut placed = self.placed();
         // A parked workload a request started again runs one replica here,
-        // holding what it reserves, and is reported woken.
+        // holding what it reserves, and is reported woken. Judged on the
+        // host as it is now, not on the snapshot above: a wake or a park
+        // finishing meanwhile must not be lost or mistaken.
         let parked = {
             let mut parked = self.parked_map();
-            for status in &statuses {
-                if !placed.contains_key(&status.id)
-                    && let Some(hash) = parked.remove(&status.id)
-                {
-                    tracing::info!(workload = %status.id, "a request woke a parked workload");
-                    placed.insert(status.id.clone(), (hash, 1));
-                    self.woken_set().insert(status.id.clone());
-                    if let Some(running) = self.host.running_workload(&status.id) {
-                        let need = self.reservation(&running.workload);
-                        self.reserved_map().insert(status.id.clone(), need);
-                    }
+            let mut woke = Vec::new();
+            parked.retain(|id, hash| {
+                if self.host.is_parked(id) {
+                    return true;
                 }
+                if !placed.contains_key(id)
+                    && let Some(running) = self.host.running_workload(id)
+                {
+                    woke.push((id.clone(), hash.clone(), running));
+                }
+                false
+            });
+            for (id, hash, running) in woke {
+                tracing::info!(workload = %id, "a request woke a parked workload");
+                let need = self.reservation(&running.workload);
+                self.reserved_map().insert(id.clone(), need);
+                self.woken_set().insert(id.clone());
+                placed.insert(id, (hash, 1));
             }
-            parked.retain(|id, _| self.host.is_parked(id));
             parked
                 .iter()
                 .map(|(id, hash)| (id.clone(), hash.clone()))
@@ -422,11 +429,16 @@ impl Agent {
                 Err(WorkloadError::NotFound(_)) => false,
                 Err(e) => return Err(e.to_string()),
             };
-            self.placed().remove(&id);
-            self.reserved_map().remove(&id);
-            if let (true, Some(hash)) = (parked, hash) {
-                self.parked_map().insert(id.clone(), hash);
+            {
+                // One step for a heartbeat (which takes them in this order):
+                // never both placed and parked, nor neither.
+                let mut placed = self.placed();
+                placed.remove(&id);
+                if let (true, Some(hash)) = (parked, hash) {
+                    self.parked_map().insert(id.clone(), hash);
+                }
             }
+            self.reserved_map().remove(&id);
             let host_revision = self.revision.fetch_add(1, Ordering::SeqCst) + 1;
             return Ok(WorkloadStopResponse {
                 workload_id: id,
@@ -434,12 +446,13 @@ impl Agent {
                 host_revision,
             });
         }
-        self.parked_map().remove(&id);
         let was_running = match self.host.stop_workload(&id).await {
             Ok(_) => true,
             Err(WorkloadError::NotFound(_)) => false,
             Err(e) => return Err(e.to_string()),
         };
+        // Reported parked until its routes are gone.
+        self.parked_map().remove(&id);
         self.placed().remove(&id);
         self.reserved_map().remove(&id);
         let host_revision = self.revision.fetch_add(1, Ordering::SeqCst) + 1;

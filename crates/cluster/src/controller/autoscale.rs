@@ -176,6 +176,11 @@ pub(crate) fn decide(
     if !known {
         return (recommended > current).then_some(recommended);
     }
+    // Idle is no request at all where requests are counted, whatever the
+    // target (a cheap request may not move the CPU counter).
+    if recommended == 0 && load.0.is_some_and(|rps| rps > 0.0) {
+        recommended = 1;
+    }
     if recommended == 0 {
         // Not one request (a deployment that may scale to zero): to zero
         // once idle long enough; meanwhile as low as one replica.
@@ -331,6 +336,26 @@ mod tests {
         assert_eq!(decide(&p, 1, (None, Some(1.4)), &mut history, far), Some(3));
         let mut zero = policy();
         zero.min_replicas = 0;
+        // A CPU target alone: requests still say it is not idle.
+        let mut by_cpu = zero;
+        by_cpu.target_requests_per_second = None;
+        by_cpu.target_cpu = Some("500m".parse().unwrap());
+        let mut history = History::new(t0);
+        for s in [0, 100, 1000] {
+            let at = t0 + Duration::from_secs(s);
+            let busy = decide(&by_cpu, 1, (Some(3.0), Some(0.0)), &mut history, at);
+            assert_eq!(busy, None, "at {s}");
+        }
+        let idle = t0 + Duration::from_secs(2000);
+        assert_eq!(
+            decide(&by_cpu, 1, known(0.0, 0.0), &mut history, idle),
+            None
+        );
+        let later = idle + Duration::from_secs(25);
+        assert_eq!(
+            decide(&by_cpu, 1, known(0.0, 0.0), &mut history, later),
+            Some(0)
+        );
         let mut history = History::new(t0);
         for s in [0, 100, 1000] {
             let at = t0 + Duration::from_secs(s);

@@ -42,7 +42,7 @@ use crate::store::{
 use async_nats::jetstream::kv;
 use futures::StreamExt as _;
 use placement::{Action, HostView, Want};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -136,6 +136,9 @@ struct ObservedHost {
     parked: BTreeMap<String, String>,
     /// Workloads a request started here after they were parked.
     woken: BTreeSet<String>,
+    /// Whether its heartbeats list what it holds parked (older hosts do
+    /// not: nothing is concluded from their silence).
+    reports_parked: bool,
 }
 
 impl ObservedHost {
@@ -263,6 +266,13 @@ struct State {
     rates: autoscale::Rates,
     /// Each autoscaled resource's recent recommendations.
     scaling: HashMap<String, autoscale::History>,
+    /// Wakes (host, workload id) already acted on: a host reports one
+    /// until it is next told to start or stop the workload, and one report
+    /// is one wake.
+    wakes_seen: HashSet<(String, String)>,
+    /// When this controller began to lead (or was made): a deployment is
+    /// judged parked nowhere only once every host has had time to say.
+    term_began: Instant,
 }
 
 impl Controller {
@@ -475,6 +485,8 @@ impl State {
             rates: autoscale::Rates::default(),
             scaling: HashMap::new(),
             no_room: HashMap::new(),
+            wakes_seen: HashSet::new(),
+            term_began: Instant::now(),
         }
     }
 
@@ -484,6 +496,7 @@ impl State {
     /// read back ([`Event::Seed`] with the term returned).
     fn begin_term(&mut self) -> u64 {
         self.term += 1;
+        self.term_began = Instant::now();
         self.events.clear();
         // A scale-down waits a whole window from now.
         self.scaling.clear();
@@ -935,39 +948,69 @@ impl State {
                 .filter(|(_, host)| host.workloads.contains_key(id))
                 .map(|(host_id, host)| (host_id.as_str(), host.interval))
                 .collect();
-            if desired.resource.replicas == 0 {
-                if !policy.scales_to_zero() {
-                    // Scaled to zero by hand: it stays so.
-                    continue;
+            if policy.scales_to_zero() {
+                // Wakes not yet acted on: a request started it on a host
+                // where it was parked. Such a copy serves where requests
+                // come, so it counts as a replica (at zero or above).
+                let woken: Vec<String> = self
+                    .hosts
+                    .iter()
+                    .filter(|(host_id, host)| {
+                        let key = ((*host_id).clone(), id.clone());
+                        host.woken.contains(id)
+                            && host.workloads.contains_key(id)
+                            && !self.pending.contains_key(&key)
+                            && !self.wakes_seen.contains(&key)
+                    })
+                    .map(|(host_id, _)| host_id.clone())
+                    .collect();
+                for host in &woken {
+                    self.wakes_seen.insert((host.clone(), id.clone()));
                 }
-                // Scaled to zero: a request that started it on a host
-                // where it was parked wakes the deployment, and so does
-                // finding it parked nowhere (a host left or restarted, or
-                // it was applied at zero): one replica then holds its
-                // routes until it is idle again.
-                let woken = self.hosts.iter().find(|(host_id, host)| {
-                    host.woken.contains(id)
-                        && host.workloads.contains_key(id)
-                        && !self.pending.contains_key(&((*host_id).clone(), id.clone()))
-                });
+                let from = desired.resource.replicas;
+                let serving = self
+                    .hosts
+                    .values()
+                    .filter_map(|host| host.workloads.get(id))
+                    .fold(0u32, |sum, (_, replicas)| sum.saturating_add(*replicas));
+                // Parked nowhere (its hosts restarted or left, or it was
+                // applied at zero): judged only once every host has had
+                // time to say what it holds, and only from hosts that say.
+                let longest = self.hosts.values().map(|h| h.interval).max();
+                let settled = now.duration_since(self.term_began)
+                    >= longest.unwrap_or(Duration::from_secs(1)) * 3
+                    && self.hosts.values().all(|host| host.reports_parked);
                 let held = self.hosts.values().any(|host| {
                     host.workloads.contains_key(id)
                         || host.parked.get(id) == Some(&desired.spec_hash)
                 });
-                let reason = match woken {
-                    Some((host, _)) => format!("woken by a request on host {host}"),
-                    None if !held => "parked on no live host, so nothing would wake it".to_string(),
-                    None => continue,
+                let wake = if let Some(host) = woken.first() {
+                    let to = policy.clamp(serving.max(from).max(1));
+                    Some((format!("woken by a request on host {host}"), to))
+                } else if from == 0 && settled && !held {
+                    let reason = "parked on no live host, so nothing would wake it";
+                    Some((reason.to_string(), policy.min_replicas.max(1)))
+                } else {
+                    None
                 };
-                let to = policy.min_replicas.max(1);
-                desired.resource.replicas = to;
-                // Its load is counted afresh from here.
-                self.scaling
-                    .insert(id.clone(), autoscale::History::new(now));
-                let message = format!("{reason}: scaled from 0 to {to} replicas");
-                tracing::info!(workload = %id, "{message}");
-                scaled.push((id.clone(), message));
-                changes.push((id.clone(), desired.resource.kind, to));
+                if let Some((reason, to)) = wake
+                    && to != from
+                {
+                    desired.resource.replicas = to;
+                    // Its load is counted afresh from here, and nothing
+                    // is removed for a whole window.
+                    self.scaling
+                        .insert(id.clone(), autoscale::History::new(now));
+                    let message = format!("{reason}: scaled from {from} to {to} replicas");
+                    tracing::info!(workload = %id, "{message}");
+                    scaled.push((id.clone(), message));
+                    changes.push((id.clone(), desired.resource.kind, to));
+                    continue;
+                }
+            }
+            if desired.resource.replicas == 0 {
+                // Scaled to zero (by the autoscaler, or by hand): only a
+                // wake above changes that.
                 continue;
             }
             // A rate older than three heartbeats is not the load now.
@@ -1115,12 +1158,18 @@ impl State {
                         host.woken = woken;
                         changed = true;
                     }
+                    // A wake the host no longer reports is done with.
+                    self.wakes_seen
+                        .retain(|(h, id)| *h != heartbeat.id || host.woken.contains(id));
                 }
+                host.reports_parked = heartbeat.sampled_at_ms.is_some();
                 host.revision = host.revision.max(heartbeat.revision);
                 changed
             }
             _ => {
                 tracing::info!(host = %heartbeat.id, labels = ?heartbeat.labels, "host joined");
+                // A new process: its wakes are new.
+                self.wakes_seen.retain(|(h, _)| *h != heartbeat.id);
                 self.hosts.insert(
                     heartbeat.id,
                     ObservedHost {
@@ -1134,6 +1183,7 @@ impl State {
                         workloads,
                         parked,
                         woken,
+                        reports_parked: heartbeat.sampled_at_ms.is_some(),
                     },
                 );
                 true
@@ -1154,6 +1204,7 @@ impl State {
                 continue;
             };
             self.rates.retain_host(id, |_| false);
+            self.wakes_seen.retain(|(h, _)| h != id);
             for (workload, (_, replicas)) in host.workloads {
                 let message = format!(
                     "host {id} missed {missed} heartbeats; moving its {} elsewhere",
@@ -1564,7 +1615,7 @@ mod tests {
                 revision: 0,
                 workloads: Vec::new(),
                 parked: BTreeMap::new(),
-                sampled_at_ms: None,
+                sampled_at_ms: Some(0),
             };
             let subject = api::operator_heartbeat_subject(id);
             // On another host's subject it is not taken.
@@ -2122,9 +2173,12 @@ mod tests {
 
     #[test]
     fn a_deployment_at_zero_wakes_on_a_woken_report_or_when_parked_nowhere() {
-        // Applied at zero, parked nowhere: one replica holds its routes.
+        // Applied at zero, parked nowhere: one replica holds its routes,
+        // once every host has had three heartbeats to say what it holds.
         let mut state = state(vec![scales_to_zero(0, 0)]);
-        let scaled = state.autoscale(Instant::now());
+        assert!(state.autoscale(Instant::now()).is_empty());
+        let settled = Instant::now() + Duration::from_secs(4);
+        let scaled = state.autoscale(settled);
         assert_eq!(scaled.len(), 1);
         assert_eq!(scaled[0].2, 1);
         let event = state.events["shop/web"].last().unwrap();
@@ -2146,6 +2200,19 @@ mod tests {
             "{}",
             event.message
         );
+        // One report is one wake: back at zero (its park lost on the way),
+        // the same report wakes nothing.
+        state.desired.get_mut("shop/web").unwrap().resource.replicas = 0;
+        assert!(state.autoscale(Instant::now()).is_empty());
+        // Above zero, a copy a request woke on another host counts too.
+        state.desired.get_mut("shop/web").unwrap().resource.replicas = 1;
+        let current = state.desired["shop/web"].spec_hash.clone();
+        let h0 = state.hosts.get_mut("h0").unwrap();
+        h0.parked.clear();
+        h0.workloads.insert("shop/web".into(), (current, 1));
+        woken_on(&mut state, "h0");
+        let scaled = state.autoscale(Instant::now());
+        assert_eq!(scaled.iter().map(|c| c.2).collect::<Vec<_>>(), vec![2]);
         // Scaled to zero by hand (it may not scale to zero): it stays so,
         // whatever a host reports.
         let mut state = state_at_zero(scales_to_zero(0, 1));
@@ -2155,8 +2222,8 @@ mod tests {
 
     /// Host `host` reports a request woke `shop/web` there.
     fn woken_on(state: &mut State, host: &str) {
-        let host = state.hosts.get_mut(host).unwrap();
-        host.woken.insert("shop/web".into());
+        let observed = state.hosts.get_mut(host).unwrap();
+        observed.woken.insert("shop/web".into());
     }
 
     /// The stops among `commands`: (host, whether it parks).

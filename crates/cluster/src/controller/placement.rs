@@ -122,14 +122,19 @@ pub(crate) fn plan(wants: &[Want<'_>], hosts: &BTreeMap<String, HostView<'_>>) -
             .filter(|(_, h)| matches(h.labels, want.selector))
             .map(|(id, _)| id.as_str())
             .collect();
+        // What a host reports is taken at most at what is wanted (plus
+        // one, to be trimmed): a host cannot make the trim below run long.
+        let most = want.replicas.saturating_add(1);
         let mut target: BTreeMap<String, u32> = matching
             .iter()
             .filter_map(|h| {
                 let (_, replicas) = hosts[*h].workloads.get(want.id)?;
-                Some((h.to_string(), *replicas))
+                Some((h.to_string(), (*replicas).min(most)))
             })
             .collect();
-        let mut total: u32 = target.values().sum();
+        let mut total = target
+            .values()
+            .fold(0u32, |sum, replicas| sum.saturating_add(*replicas));
         while total > want.replicas {
             let Some(host) = target
                 .iter()

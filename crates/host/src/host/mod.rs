@@ -357,7 +357,8 @@ impl Host {
     /// it is not parked.
     async fn wake(&self, id: &str) -> Result<Option<Arc<RunningWorkload>>, String> {
         let Some(parked) = self.0.parked.pin().get(id).cloned() else {
-            return Ok(None);
+            // Woken between the caller's look and this one.
+            return Ok(self.0.workloads.pin().get(id).cloned());
         };
         let Ok(_waiting) = parked.waiting.try_acquire() else {
             return Err(format!(
@@ -758,8 +759,6 @@ impl Host {
             service.start();
         }
         let running = Arc::new(running);
-        // Started again: no longer parked.
-        self.0.parked.pin().remove(&running.id);
         let replaced = match self
             .0
             .workloads
@@ -772,6 +771,9 @@ impl Host {
             }
             None => false,
         };
+        // Started again: no longer parked (once it runs, so a request
+        // finds it in one place or the other).
+        self.0.parked.pin().remove(&running.id);
         self.0.metrics.set_workloads(self.0.workloads.len());
         tracing::info!(workload = %running.id, replaced, "workload running");
         Ok(running.status(WorkloadState::Running))
