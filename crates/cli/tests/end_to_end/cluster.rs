@@ -1394,6 +1394,29 @@ fn rolling_updates_drop_nothing_stop_on_a_bad_version_and_undo() {
     });
 }
 
+/// Applies version 1 of `web` with `autoscaling` (its YAML under `spec:`)
+/// and waits for its one replica: the host it went to (`hosts` are `h0`,
+/// `h1`, … in order) and that host's HTTP address.
+fn apply_autoscaled(
+    dir: &Path,
+    url: &str,
+    hosts: &[Server],
+    autoscaling: &str,
+) -> (String, String) {
+    std::fs::write(
+        dir.join("web.yaml"),
+        versioned(test_programs::P2_CONFIG, "1", 1, autoscaling),
+    )
+    .unwrap();
+    succeeds_in(dir, &["apply", "-f", "web.yaml", "--nats", url]);
+    let status = wait_status(dir, url, "web", Duration::from_secs(60), |s| {
+        s["ready"] == 1
+    });
+    let (host_id, _) = placements(&status)[0].clone();
+    let addr = hosts[host_id[1..].parse::<usize>().unwrap()].addr.clone();
+    (host_id, addr)
+}
+
 #[test]
 fn autoscaling_follows_the_load_up_and_back_down() {
     let Some(nats) = Backing::start(Kind::Nats) else {
@@ -1407,18 +1430,7 @@ fn autoscaling_follows_the_load_up_and_back_down() {
         .collect();
     let _controller = start_controller(dir, &url, "c1");
     let autoscaling = "  autoscaling:\n    minReplicas: 1\n    maxReplicas: 3\n    targetRequestsPerSecond: 20\n    scaleDownStabilizationSeconds: 4\n";
-    std::fs::write(
-        dir.join("web.yaml"),
-        versioned(test_programs::P2_CONFIG, "1", 1, autoscaling),
-    )
-    .unwrap();
-    succeeds_in(dir, &["apply", "-f", "web.yaml", "--nats", &url]);
-    let status = wait_status(dir, &url, "web", Duration::from_secs(60), |s| {
-        s["ready"] == 1
-    });
-    let (first, _) = placements(&status)[0].clone();
-    // Hosts are h0, h1, h2, in order.
-    let addr = hosts[first[1..].parse::<usize>().unwrap()].addr.clone();
+    let (_, addr) = apply_autoscaled(dir, &url, &hosts, autoscaling);
 
     // About 80 requests a second, all to the host that has it: four times
     // what one replica should carry, so up to the maximum of 3.
@@ -1630,18 +1642,7 @@ fn an_idle_deployment_scales_to_zero_and_its_next_request_wakes_it() {
         .collect();
     let _controller = start_controller(dir, &url, "c1");
     let autoscaling = "  autoscaling:\n    minReplicas: 0\n    maxReplicas: 2\n    targetRequestsPerSecond: 50\n    scaleDownStabilizationSeconds: 1\n    scaleToZeroAfterSeconds: 3\n";
-    std::fs::write(
-        dir.join("web.yaml"),
-        versioned(test_programs::P2_CONFIG, "1", 1, autoscaling),
-    )
-    .unwrap();
-    succeeds_in(dir, &["apply", "-f", "web.yaml", "--nats", &url]);
-    let status = wait_status(dir, &url, "web", Duration::from_secs(60), |s| {
-        s["ready"] == 1
-    });
-    let (host_id, _) = placements(&status)[0].clone();
-    // Hosts are h0 and h1, in order.
-    let addr = hosts[host_id[1..].parse::<usize>().unwrap()].addr.clone();
+    let (host_id, addr) = apply_autoscaled(dir, &url, &hosts, autoscaling);
     assert_eq!(version_at(&addr).as_deref(), Ok("1"));
 
     // Idle for three seconds: scaled to zero, stopped on its host.

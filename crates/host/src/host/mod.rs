@@ -373,10 +373,10 @@ impl Host {
                 Some(Some(Err((_, at)))) => at.elapsed() < WAKE_RETRY_AFTER,
                 Some(Some(Ok(()))) | None => false,
             };
-            if !reusable {
-                *slot = Some(self.begin_wake(id, &parked));
+            match slot.as_ref() {
+                Some(start) if reusable => start.clone(),
+                _ => slot.insert(self.begin_wake(id, &parked)).clone(),
             }
-            slot.clone().expect("set above")
         };
         let outcome = match tokio::time::timeout(WAKE_TIMEOUT, start).await {
             Ok(outcome) => outcome,
