@@ -883,7 +883,7 @@ impl State {
                     .filter(|(_, failed)| failed == id)
                     .map(|(host, _)| host.as_str())
                     .collect(),
-                park_when_idle: d.resource.autoscaling.is_some_and(|a| a.min_replicas == 0),
+                park_when_idle: d.resource.autoscaling.is_some_and(|a| a.scales_to_zero()),
             })
             .collect();
         let views: BTreeMap<String, HostView<'_>> = self
