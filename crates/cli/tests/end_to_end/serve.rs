@@ -10,7 +10,7 @@
 
 use crate::common::*;
 use std::time::Duration;
-use test_programs::{P2_BEHAVIORS, P2_CONFIG, P2_HELLO};
+use test_programs::{P2_BEHAVIORS, P2_CONFIG, P2_HELLO, P3_HELLO};
 
 #[test]
 fn env_and_config_flags_reach_the_component() {
@@ -229,4 +229,27 @@ fn a_component_file_is_read_under_the_cap_given() {
         );
         assert!(!line.contains("larger than the limit"), "{command}: {line}");
     }
+}
+
+/// Ctrl-C with P3 instances alive (kept for reuse) stops them as part of
+/// the shutdown: none is reported as failed, or as a worker that panicked.
+#[test]
+fn shutdown_with_live_instances_reports_no_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &["serve", P3_HELLO, "--addr", "127.0.0.1:0"],
+        &[],
+        Duration::from_secs(120),
+    );
+    for _ in 0..3 {
+        assert_eq!(server.get("/").0, 200);
+    }
+    let (clean, stderr) = server.interrupt_and_stderr();
+    assert!(clean, "Ctrl-C must exit 0; stderr:\n{stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("after a failure"),
+        "{stderr}"
+    );
 }

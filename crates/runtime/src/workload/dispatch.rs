@@ -276,7 +276,8 @@ impl Drop for Leaving {
     }
 }
 
-/// Hands the store to `Worker::retire` on every way out, a panic included.
+/// Hands the store to `Worker::retire` on every way out: a panic, or the
+/// worker's task dropped (the runtime shutting down).
 struct Retirement<'a> {
     worker: &'a Worker,
     store: Option<Store<StoreState>>,
@@ -285,8 +286,12 @@ struct Retirement<'a> {
 impl Drop for Retirement<'_> {
     fn drop(&mut self) {
         if let Some(store) = self.store.take() {
-            self.worker
-                .retire(store, Err(format_err!("the instance's worker panicked")));
+            let why = if std::thread::panicking() {
+                "the instance's worker panicked"
+            } else {
+                super::instance::DROPPED
+            };
+            self.worker.retire(store, Err(format_err!("{why}")));
         }
     }
 }

@@ -88,6 +88,9 @@ pub(crate) struct RequestContext {
 
 /// Why an instance whose clients all left is discarded.
 pub(crate) const ABANDONED: &str = "every client it was serving left";
+/// Why an instance whose worker's task was dropped (not panicked) retires:
+/// the runtime shut down under it.
+pub(crate) const DROPPED: &str = "its worker was stopped with the runtime";
 
 /// What became of one request, shared by its response body and the
 /// instance serving it.
@@ -452,13 +455,15 @@ impl Worker {
             self.life.abort_live();
         }
         if let Err(error) = &result
-            && error.to_string() == ABANDONED
+            && let why = error.to_string()
+            && (why == ABANDONED || why == DROPPED)
         {
-            // Not the guest's failure: nobody was waiting for its work.
+            // Not the guest's failure: nobody was waiting for its work, or
+            // the host is shutting down.
             tracing::debug!(
                 workload = %self.env.workload,
                 component = %self.env.component,
-                "instance discarded: {ABANDONED}"
+                "instance discarded: {why}"
             );
             drop(store);
             return;

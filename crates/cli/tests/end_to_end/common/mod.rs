@@ -106,6 +106,8 @@ pub struct Server {
     pub addr: String,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
+    /// Reads stderr until the process's end closes it.
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -137,7 +139,7 @@ impl Server {
         let stdout = child.stdout.take().unwrap();
         let stderr_pipe = child.stderr.take().unwrap();
         let stderr = Arc::new(Mutex::new(String::new()));
-        std::thread::spawn({
+        let stderr_reader = std::thread::spawn({
             let stderr = stderr.clone();
             move || {
                 for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
@@ -167,6 +169,7 @@ impl Server {
             addr: String::new(),
             stdout: stdout_text,
             stderr,
+            stderr_reader: Some(stderr_reader),
         };
         let deadline = Instant::now() + wait;
         loop {
@@ -259,6 +262,19 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Sends SIGINT, and returns whether the process exited with status 0
+    /// and all it wrote to stderr, to its last line.
+    pub fn interrupt_and_stderr(mut self) -> (bool, String) {
+        let reader = self.stderr_reader.take();
+        let stderr = self.stderr.clone();
+        let clean = self.interrupt();
+        if let Some(reader) = reader {
+            reader.join().unwrap();
+        }
+        let stderr = stderr.lock().unwrap().clone();
+        (clean, stderr)
     }
 
     /// Sends SIGINT and returns whether the process exited with status 0.
