@@ -31,6 +31,10 @@
 //!   call, holds that loop but not the task around it. While requests run,
 //!   the deadline counts from the latest start; after the last answer, from
 //!   that answer, since a guest may still work after answering.
+//! - After a pass of the event loop that answered requests, it runs the
+//!   loop again at once, a few times within a short bound
+//!   (`FINISHING_PASSES`, `FINISHING_TIME`): the answers' bodies then end
+//!   before their connection tasks write them, one write per response.
 //! - With accounting on, or a CPU limit, the worker's task runs inside a
 //!   CPU meter (`crate::metrics::Metered`): a poll of the task is the
 //!   guest's CPU.
@@ -354,7 +358,7 @@ async fn wait_for_cpu_share(shared: &Shared, job: Job) -> Option<Job> {
 /// after it answers; a response whose end came later left in two writes
 /// (head and body, then the last chunk), a second wakeup of the client.
 /// Under `wrk -c32` on P3 lean: 1.9 writes per response before, 1.0 after,
-/// and 37% more requests per second (docs/BENCHMARKS.md, round 3).
+/// and 27% more requests per second (docs/BENCHMARKS.md, round 3).
 const FINISHING_PASSES: u32 = 16;
 /// The time bound of those passes: a pass that runs guest code for long
 /// (a guest computing after its answer) ends them, so neighbours wait no
