@@ -104,12 +104,12 @@ impl ComponentMetrics {
         self.instances_created.inc();
     }
 
-    /// An instance was dropped; `failed` when it trapped or missed a
-    /// deadline.
+    /// An instance was dropped; `discarded` when mid-work: it trapped,
+    /// missed a deadline, or every client it was serving left.
     #[inline]
-    pub fn instance_dropped(&self, failed: bool) {
+    pub fn instance_dropped(&self, discarded: bool) {
         self.instances.dec();
-        if failed {
+        if discarded {
             self.instances_discarded.inc();
         }
     }

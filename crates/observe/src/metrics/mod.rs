@@ -287,7 +287,7 @@ impl Metrics {
             ),
             instances_discarded: counter(
                 "nimbus_instances_discarded_total",
-                "Instances dropped after a trap or a missed deadline.",
+                "Instances dropped mid-work: after a trap or a missed deadline, or when every client they served left.",
                 &[],
             ),
             messages_shed: counter(

@@ -46,7 +46,9 @@
 //!   workers run on the low-priority threads of `crate::limits::lane`, so
 //!   the slices it runs between holds do not delay its neighbours.
 
-use super::instance::{Admission, ComponentInstances, Instantiated, Phase, RequestContext, Worker};
+use super::instance::{
+    Admission, ComponentInstances, Instantiated, Phase, RequestContext, Retired, Worker,
+};
 use crate::metrics::{Metered, WorkerMeter};
 use crate::wasi::StoreState;
 use futures::channel::oneshot;
@@ -291,11 +293,11 @@ impl Drop for Retirement<'_> {
     fn drop(&mut self) {
         if let Some(store) = self.store.take() {
             let why = if std::thread::panicking() {
-                "the instance's worker panicked"
+                Retired::Failed(format_err!("the instance's worker panicked"))
             } else {
-                super::instance::DROPPED
+                Retired::Dropped
             };
-            self.worker.retire(store, Err(format_err!("{why}")));
+            self.worker.retire(store, why);
         }
     }
 }
@@ -509,7 +511,7 @@ async fn serve(
         .await
     };
 
-    let result = {
+    let why = {
         let store = retirement
             .store
             .as_mut()
@@ -521,16 +523,14 @@ async fn serve(
             let mut finishing: Option<(u32, Instant)> = None;
             loop {
                 if let Poll::Ready(result) = run.as_mut().poll(cx) {
-                    return Poll::Ready(result.and_then(|inner| inner));
+                    return Poll::Ready(Retired::from(result.and_then(|inner| inner)));
                 }
                 let (phase, since) = *lock(&progress);
                 if expiration.poll(cx, phase, since).is_ready() {
                     return Poll::Ready(match phase {
-                        Phase::Idle => Ok(()),
-                        _ if expiration.abandoned() => {
-                            Err(format_err!("{}", super::instance::ABANDONED))
-                        }
-                        _ => Err(format_err!("guest timed out")),
+                        Phase::Idle => Retired::Done,
+                        _ if expiration.abandoned() => Retired::Abandoned,
+                        _ => Retired::Failed(format_err!("guest timed out")),
                     });
                 }
                 if !looked_again && !yielded.swap(true, Relaxed) {
@@ -566,5 +566,5 @@ async fn serve(
         .store
         .take()
         .expect("the store stays until the worker retires");
-    worker.retire(store, result);
+    worker.retire(store, why);
 }

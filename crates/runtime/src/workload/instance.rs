@@ -86,11 +86,31 @@ pub(crate) struct RequestContext {
     pub(crate) held: Duration,
 }
 
-/// Why an instance whose clients all left is discarded.
-pub(crate) const ABANDONED: &str = "every client it was serving left";
-/// Why an instance whose worker's task was dropped (not panicked) retires:
-/// the runtime shut down under it.
-pub(crate) const DROPPED: &str = "its worker was stopped with the runtime";
+/// How an instance's service ended. Every end but `Done` discards it
+/// mid-work (and counts so); only a failure is the guest's, logged as a
+/// warning.
+#[derive(Debug)]
+pub(crate) enum Retired {
+    /// Its work is done: idle past its reuse window, or its one request
+    /// answered.
+    Done,
+    /// It trapped, missed its deadline, or its worker panicked.
+    Failed(wasmtime::Error),
+    /// Every client it was serving left before it answered.
+    Abandoned,
+    /// Its worker's task was dropped (not panicked): the runtime shut down
+    /// under it.
+    Dropped,
+}
+
+impl From<wasmtime::Result<()>> for Retired {
+    fn from(result: wasmtime::Result<()>) -> Self {
+        match result {
+            Ok(()) => Self::Done,
+            Err(error) => Self::Failed(error),
+        }
+    }
+}
 
 /// What became of one request, shared by its response body and the
 /// instance serving it.
@@ -444,37 +464,35 @@ impl Worker {
         }
     }
 
-    /// The instance's end: `result` says whether it failed.
-    pub(crate) fn retire(&self, store: Store<StoreState>, result: wasmtime::Result<()>) {
+    /// The instance's end, and why.
+    pub(crate) fn retire(&self, store: Store<StoreState>, why: Retired) {
+        let discarded = !matches!(why, Retired::Done);
         if let Some(metrics) = &self.metrics {
-            metrics.instance_dropped(result.is_err());
+            metrics.instance_dropped(discarded);
         }
-        if result.is_err() {
+        if discarded {
             // Before the store goes: dropping it ends the response streams,
             // which must then read as cut short, not as complete.
             self.life.abort_live();
         }
-        if let Err(error) = &result
-            && let why = error.to_string()
-            && (why == ABANDONED || why == DROPPED)
-        {
+        let (workload, component) = (&self.env.workload, &self.env.component);
+        match why {
+            Retired::Done => {}
             // Not the guest's failure: nobody was waiting for its work, or
             // the host is shutting down.
-            tracing::debug!(
-                workload = %self.env.workload,
-                component = %self.env.component,
-                "instance discarded: {why}"
-            );
-            drop(store);
-            return;
-        }
-        if let Err(error) = result {
-            tracing::warn!(
-                workload = %self.env.workload,
-                component = %self.env.component,
+            Retired::Abandoned => tracing::debug!(
+                %workload, %component,
+                "instance discarded: every client it was serving left"
+            ),
+            Retired::Dropped => tracing::debug!(
+                %workload, %component,
+                "instance discarded: its worker was stopped with the runtime"
+            ),
+            Retired::Failed(error) => tracing::warn!(
+                %workload, %component,
                 error = %format!("{error:#}"),
                 "instance discarded after a failure"
-            );
+            ),
         }
         drop(store);
     }
