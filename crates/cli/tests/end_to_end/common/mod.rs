@@ -271,7 +271,15 @@ impl Server {
         let stderr = self.stderr.clone();
         let clean = self.interrupt();
         if let Some(reader) = reader {
-            reader.join().unwrap();
+            // The pipe ends with the process, unless something it started
+            // holds it open: then read what has come, without waiting on.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !reader.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if reader.is_finished() {
+                reader.join().unwrap();
+            }
         }
         let stderr = stderr.lock().unwrap().clone();
         (clean, stderr)
