@@ -186,8 +186,27 @@ struct CountedStream {
     _permit: tokio::sync::OwnedSemaphorePermit,
     /// The listener's open connections, this one included.
     open: Arc<AtomicUsize>,
-    /// Whether the write about to be made has already been held once.
-    write_held: bool,
+    /// When the write about to be made was held back, if it was.
+    held_at: Option<std::time::Instant>,
+    /// The last write left bytes unwritten (the socket was full): the rest
+    /// goes out when the socket takes it, not held once more.
+    write_incomplete: bool,
+}
+
+/// A hold that lasted longer than this turns holds off on its thread for
+/// [`HOLDS_OFF`]: something on the thread polls for long (a guest computing
+/// outside the HTTP workers, say), and each hold would wait behind it. A
+/// pass of short tasks under load lasts up to a couple of milliseconds
+/// (61 P2 requests' worth); one with a guest's epoch slice in it, 10 ms.
+const HOLD_LIMIT: std::time::Duration = std::time::Duration::from_millis(5);
+/// How long holds stay off on a thread after a hold there lasted too long,
+/// or after a guest ran long there (`nimbus_runtime::workload::long_polls`).
+const HOLDS_OFF: std::time::Duration = std::time::Duration::from_secs(1);
+
+thread_local! {
+    /// Until when writes polled on this thread are not held.
+    static HOLDS_OFF_UNTIL: std::cell::Cell<Option<std::time::Instant>> =
+        const { std::cell::Cell::new(None) };
 }
 
 impl CountedStream {
@@ -203,7 +222,8 @@ impl CountedStream {
             stream,
             _permit: permit,
             open,
-            write_held: false,
+            held_at: None,
+            write_incomplete: false,
         }
     }
 
@@ -217,18 +237,50 @@ impl CountedStream {
     /// out back to back at the end of the scheduler's pass, and a client
     /// woken by the first is still awake for the rest. The hold ends when
     /// the runtime's worker runs out of ready tasks, or at its next I/O
-    /// poll (every 61 tasks), so no response waits behind more than one
-    /// pass. A lone connection has nobody to gather with, and its writes are
-    /// never held.
+    /// poll (every 61 tasks). Those tasks are short unless a guest computes
+    /// on the thread in long slices: then nothing is held there (a worker
+    /// that polled a guest for long says so; a hold that lasted too long
+    /// says so too), for [`HOLDS_OFF`]. A lone connection has nobody to
+    /// gather with, and its writes are never held; nor is the rest of a
+    /// write the socket could not take whole.
     fn hold_write(&mut self, cx: &mut Context<'_>) -> bool {
-        if std::mem::take(&mut self.write_held) || self.open.load(Ordering::Relaxed) < 2 {
+        if let Some(held_at) = self.held_at.take() {
+            let now = std::time::Instant::now();
+            if now.saturating_duration_since(held_at) > HOLD_LIMIT {
+                HOLDS_OFF_UNTIL.with(|until| until.set(Some(now + HOLDS_OFF)));
+            }
+            return false;
+        }
+        if self.write_incomplete || self.open.load(Ordering::Relaxed) < 2 {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        let off = HOLDS_OFF_UNTIL.with(|until| until.get().is_some_and(|until| now < until));
+        if off || nimbus_runtime::workload::long_polls::within(HOLDS_OFF, now) {
             return false;
         }
         // tokio's `yield_now` wakes the task once its worker has no task
         // ready; outside a runtime it wakes it at once.
         let mut yielded = std::pin::pin!(tokio::task::yield_now());
-        self.write_held = yielded.as_mut().poll(cx).is_pending();
-        self.write_held
+        if yielded.as_mut().poll(cx).is_pending() {
+            self.held_at = Some(now);
+            return true;
+        }
+        false
+    }
+
+    /// Notes whether `polled`, a write of `len` bytes, left some unwritten.
+    fn written(
+        &mut self,
+        polled: Poll<std::io::Result<usize>>,
+        len: usize,
+    ) -> Poll<std::io::Result<usize>> {
+        self.write_incomplete = match &polled {
+            Poll::Ready(Ok(written)) => *written < len,
+            Poll::Ready(Err(_)) => false,
+            Poll::Pending => true,
+        };
+        polled
     }
 }
 
@@ -257,7 +309,8 @@ impl tokio::io::AsyncWrite for CountedStream {
         if self.hold_write(cx) {
             return Poll::Pending;
         }
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.written(polled, buf.len())
     }
 
     fn poll_write_vectored(
@@ -268,7 +321,9 @@ impl tokio::io::AsyncWrite for CountedStream {
         if self.hold_write(cx) {
             return Poll::Pending;
         }
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        let len = bufs.iter().map(|buf| buf.len()).sum();
+        self.written(polled, len)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -492,36 +547,42 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn writes_are_held_once_while_other_connections_are_open() {
-        let open = Arc::new(AtomicUsize::new(0));
-        let (mut first, mut first_client) = connection(&open).await;
-        let (mut second, mut second_client) = connection(&open).await;
-        assert_eq!(open.load(Ordering::Relaxed), 2);
+        // On a worker of the runtime, where a held write waits for the end
+        // of the worker's pass (the test's own body runs outside any).
+        tokio::spawn(async {
+            let open = Arc::new(AtomicUsize::new(0));
+            let (mut first, mut first_client) = connection(&open).await;
+            let (mut second, mut second_client) = connection(&open).await;
+            assert_eq!(open.load(Ordering::Relaxed), 2);
 
-        assert_eq!(
-            write_counting_polls(&mut first, b"one").await,
-            2,
-            "held once"
-        );
-        assert_eq!(read_exactly(&mut first_client, 3).await, b"one");
-        assert_eq!(
-            write_counting_polls(&mut first, b"two").await,
-            2,
-            "each write is held"
-        );
-        assert_eq!(read_exactly(&mut first_client, 3).await, b"two");
+            assert_eq!(
+                write_counting_polls(&mut first, b"one").await,
+                2,
+                "held once"
+            );
+            assert_eq!(read_exactly(&mut first_client, 3).await, b"one");
+            assert_eq!(
+                write_counting_polls(&mut first, b"two").await,
+                2,
+                "each write is held"
+            );
+            assert_eq!(read_exactly(&mut first_client, 3).await, b"two");
 
-        drop(first);
-        assert_eq!(
-            open.load(Ordering::Relaxed),
-            1,
-            "a closed connection is uncounted"
-        );
-        assert_eq!(
-            write_counting_polls(&mut second, b"alone").await,
-            1,
-            "a lone one is not held"
-        );
-        assert_eq!(read_exactly(&mut second_client, 5).await, b"alone");
+            drop(first);
+            assert_eq!(
+                open.load(Ordering::Relaxed),
+                1,
+                "a closed connection is uncounted"
+            );
+            assert_eq!(
+                write_counting_polls(&mut second, b"alone").await,
+                1,
+                "a lone one is not held"
+            );
+            assert_eq!(read_exactly(&mut second_client, 5).await, b"alone");
+        })
+        .await
+        .unwrap();
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -531,5 +592,103 @@ mod tests {
         let (_second, _second_client) = connection(&open).await;
         assert_eq!(write_counting_polls(&mut first, b"one").await, 2);
         assert_eq!(read_exactly(&mut first_client, 3).await, b"one");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_hold_that_lasts_too_long_turns_holds_off_on_its_thread() {
+        let open = Arc::new(AtomicUsize::new(0));
+        let (mut first, mut first_client) = connection(&open).await;
+        let (_second, _second_client) = connection(&open).await;
+        // While the write is held, another task on the thread polls for
+        // long (as a guest computing in epoch slices would).
+        let mut polls = 0;
+        let write = std::future::poll_fn(|cx| {
+            polls += 1;
+            if polls == 1 {
+                tokio::spawn(async { std::thread::sleep(HOLD_LIMIT * 5) });
+            }
+            Pin::new(&mut first).poll_write(cx, b"one")
+        });
+        tokio::time::timeout(Duration::from_secs(10), write)
+            .await
+            .expect("the held write is released")
+            .unwrap();
+        assert_eq!(polls, 2, "held once, behind the long poll");
+        assert_eq!(read_exactly(&mut first_client, 3).await, b"one");
+        assert_eq!(
+            write_counting_polls(&mut first, b"two").await,
+            1,
+            "holds are off on this thread after one lasted too long"
+        );
+        assert_eq!(read_exactly(&mut first_client, 3).await, b"two");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn writes_are_not_held_on_a_thread_where_a_guest_ran_long() {
+        let open = Arc::new(AtomicUsize::new(0));
+        let (mut first, mut first_client) = connection(&open).await;
+        let (_second, _second_client) = connection(&open).await;
+        let began = std::time::Instant::now();
+        nimbus_runtime::workload::long_polls::record(
+            began,
+            began + nimbus_runtime::workload::long_polls::LONG_POLL * 2,
+        );
+        assert_eq!(write_counting_polls(&mut first, b"one").await, 1);
+        assert_eq!(read_exactly(&mut first_client, 3).await, b"one");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_rest_of_a_write_the_socket_could_not_take_is_not_held() {
+        let open = Arc::new(AtomicUsize::new(0));
+        let (mut first, mut first_client) = connection(&open).await;
+        let (_second, _second_client) = connection(&open).await;
+        // More than a loopback socket's buffers hold while nobody reads.
+        let big = vec![7u8; 64 << 20];
+        let written = tokio::time::timeout(
+            Duration::from_secs(10),
+            std::future::poll_fn(|cx| Pin::new(&mut first).poll_write(cx, &big)),
+        )
+        .await
+        .expect("a write of what the socket takes")
+        .unwrap();
+        assert!(written < big.len(), "the socket took all {written} bytes");
+        let rest = &big[written..];
+        let polled =
+            std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut first).poll_write(cx, rest))).await;
+        assert!(
+            first.held_at.is_none(),
+            "the rest went to the socket, not held ({polled:?})"
+        );
+        // Once the client reads, everything arrives.
+        let reader = tokio::spawn(async move {
+            let mut all = Vec::new();
+            let mut chunk = vec![0u8; 1 << 20];
+            while all.len() < big.len() {
+                let n = first_client.read(&mut chunk).await.unwrap();
+                assert_ne!(n, 0, "the connection closed early");
+                all.extend_from_slice(&chunk[..n]);
+            }
+            all
+        });
+        let mut sent = written;
+        if let Poll::Ready(Ok(n)) = polled {
+            sent += n;
+        }
+        let whole = vec![7u8; 64 << 20];
+        while sent < whole.len() {
+            sent += tokio::time::timeout(
+                Duration::from_secs(10),
+                std::future::poll_fn(|cx| Pin::new(&mut first).poll_write(cx, &whole[sent..])),
+            )
+            .await
+            .expect("the socket drains")
+            .unwrap();
+        }
+        let received = tokio::time::timeout(Duration::from_secs(10), reader)
+            .await
+            .expect("the client reads everything")
+            .unwrap();
+        assert_eq!(received.len(), whole.len());
+        assert!(received.iter().all(|byte| *byte == 7));
     }
 }

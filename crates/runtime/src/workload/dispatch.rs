@@ -517,7 +517,7 @@ async fn serve(
             .as_mut()
             .expect("the store stays until the worker retires");
         let mut run = std::pin::pin!(store.run_concurrent(event_loop));
-        std::future::poll_fn(|cx| {
+        let mut passes = std::pin::pin!(std::future::poll_fn(|cx| {
             let mut looked_again = false;
             // Passes run so far, and since when, after a pass that answered.
             let mut finishing: Option<(u32, Instant)> = None;
@@ -558,6 +558,14 @@ async fn serve(
                 }
                 return Poll::Pending;
             }
+        }));
+        // Timed, so that the ingress holds no write back behind a guest
+        // that computes in long slices on this thread (`long_polls`).
+        std::future::poll_fn(|cx| {
+            let began = Instant::now();
+            let polled = passes.as_mut().poll(cx);
+            super::long_polls::record(began, Instant::now());
+            polled
         })
         .await
     };

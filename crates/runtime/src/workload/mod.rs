@@ -1,12 +1,14 @@
 //! Workloads: the model users write ([`spec`], from `nimbus-model`), how a running workload serves requests ([`running`]), how
 //! its component instances are managed ([`instance`]), how HTTP middleware
 //! layers call inward ([`middleware`]), how components of one workload
-//! call each other's interfaces ([`links`]), and how its long-lived service
-//! is supervised ([`service`]).
+//! call each other's interfaces ([`links`]), how its long-lived service
+//! is supervised ([`service`]), and which threads lately ran guest code for
+//! long in one poll ([`long_polls`]).
 
 pub mod dispatch;
 pub mod instance;
 pub mod links;
+pub mod long_polls;
 pub mod middleware;
 pub mod running;
 pub mod service;

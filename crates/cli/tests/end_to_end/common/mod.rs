@@ -279,6 +279,13 @@ impl Server {
             }
             if reader.is_finished() {
                 reader.join().unwrap();
+            } else {
+                // Said in the text itself, so that an assertion on what the
+                // output lacks, or on its last line, cannot mislead.
+                stderr
+                    .lock()
+                    .unwrap()
+                    .push_str("\n[test harness: stderr still open 10 s after exit; output may be cut short]\n");
             }
         }
         let stderr = stderr.lock().unwrap().clone();
