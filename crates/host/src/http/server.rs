@@ -19,6 +19,7 @@ use crate::http::body::ResponseBody;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use nimbus_runtime::workload::long_polls;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -193,21 +194,13 @@ struct CountedStream {
     write_incomplete: bool,
 }
 
-/// A hold that lasted longer than this turns holds off on its thread for
-/// [`HOLDS_OFF`]: something on the thread polls for long (a guest computing
-/// outside the HTTP workers, say), and each hold would wait behind it. A
-/// pass of short tasks under load lasts up to a couple of milliseconds
-/// (61 P2 requests' worth); one with a guest's epoch slice in it, 10 ms.
-const HOLD_LIMIT: std::time::Duration = std::time::Duration::from_millis(5);
-/// How long holds stay off on a thread after a hold there lasted too long,
-/// or after a guest ran long there (`nimbus_runtime::workload::long_polls`).
+/// How long holds stay off on a thread after a long poll there: a guest's
+/// worker polled for long, or a hold itself lasted long, which says that
+/// something else on the thread did (`nimbus_runtime::workload::long_polls`).
+/// A pass of short tasks under load lasts up to a couple of milliseconds
+/// (61 P2 requests' worth), under that module's bound; one with a guest's
+/// epoch slice in it, 10 ms, over it.
 const HOLDS_OFF: std::time::Duration = std::time::Duration::from_secs(1);
-
-thread_local! {
-    /// Until when writes polled on this thread are not held.
-    static HOLDS_OFF_UNTIL: std::cell::Cell<Option<std::time::Instant>> =
-        const { std::cell::Cell::new(None) };
-}
 
 impl CountedStream {
     /// Counts a new connection of the listener whose open connections
@@ -245,18 +238,15 @@ impl CountedStream {
     /// write the socket could not take whole.
     fn hold_write(&mut self, cx: &mut Context<'_>) -> bool {
         if let Some(held_at) = self.held_at.take() {
-            let now = std::time::Instant::now();
-            if now.saturating_duration_since(held_at) > HOLD_LIMIT {
-                HOLDS_OFF_UNTIL.with(|until| until.set(Some(now + HOLDS_OFF)));
-            }
+            // A hold as long as a long poll waited behind one.
+            long_polls::record(held_at, std::time::Instant::now());
             return false;
         }
         if self.write_incomplete || self.open.load(Ordering::Relaxed) < 2 {
             return false;
         }
         let now = std::time::Instant::now();
-        let off = HOLDS_OFF_UNTIL.with(|until| until.get().is_some_and(|until| now < until));
-        if off || nimbus_runtime::workload::long_polls::within(HOLDS_OFF, now) {
+        if long_polls::within(HOLDS_OFF, now) {
             return false;
         }
         // tokio's `yield_now` wakes the task once its worker has no task
@@ -521,6 +511,19 @@ mod tests {
         (CountedStream::new(accepted, permit, open.clone()), client)
     }
 
+    /// Two accepted connections of one listener (each with its client end),
+    /// and the listener's count of open connections.
+    async fn two_connections() -> (
+        Arc<AtomicUsize>,
+        (CountedStream, tokio::net::TcpStream),
+        (CountedStream, tokio::net::TcpStream),
+    ) {
+        let open = Arc::new(AtomicUsize::new(0));
+        let first = connection(&open).await;
+        let second = connection(&open).await;
+        (open, first, second)
+    }
+
     /// Writes `bytes` with as many polls as it takes; returns the polls.
     async fn write_counting_polls(stream: &mut CountedStream, bytes: &[u8]) -> usize {
         let mut polls = 0;
@@ -550,9 +553,8 @@ mod tests {
         // On a worker of the runtime, where a held write waits for the end
         // of the worker's pass (the test's own body runs outside any).
         tokio::spawn(async {
-            let open = Arc::new(AtomicUsize::new(0));
-            let (mut first, mut first_client) = connection(&open).await;
-            let (mut second, mut second_client) = connection(&open).await;
+            let (open, (mut first, mut first_client), (mut second, mut second_client)) =
+                two_connections().await;
             assert_eq!(open.load(Ordering::Relaxed), 2);
 
             assert_eq!(
@@ -587,25 +589,21 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn held_writes_are_released_on_a_current_thread_runtime_too() {
-        let open = Arc::new(AtomicUsize::new(0));
-        let (mut first, mut first_client) = connection(&open).await;
-        let (_second, _second_client) = connection(&open).await;
+        let (_open, (mut first, mut first_client), _second) = two_connections().await;
         assert_eq!(write_counting_polls(&mut first, b"one").await, 2);
         assert_eq!(read_exactly(&mut first_client, 3).await, b"one");
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_hold_that_lasts_too_long_turns_holds_off_on_its_thread() {
-        let open = Arc::new(AtomicUsize::new(0));
-        let (mut first, mut first_client) = connection(&open).await;
-        let (_second, _second_client) = connection(&open).await;
+        let (_open, (mut first, mut first_client), _second) = two_connections().await;
         // While the write is held, another task on the thread polls for
         // long (as a guest computing in epoch slices would).
         let mut polls = 0;
         let write = std::future::poll_fn(|cx| {
             polls += 1;
             if polls == 1 {
-                tokio::spawn(async { std::thread::sleep(HOLD_LIMIT * 5) });
+                tokio::spawn(async { std::thread::sleep(long_polls::LONG_POLL * 5) });
             }
             Pin::new(&mut first).poll_write(cx, b"one")
         });
@@ -625,23 +623,16 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn writes_are_not_held_on_a_thread_where_a_guest_ran_long() {
-        let open = Arc::new(AtomicUsize::new(0));
-        let (mut first, mut first_client) = connection(&open).await;
-        let (_second, _second_client) = connection(&open).await;
+        let (_open, (mut first, mut first_client), _second) = two_connections().await;
         let began = std::time::Instant::now();
-        nimbus_runtime::workload::long_polls::record(
-            began,
-            began + nimbus_runtime::workload::long_polls::LONG_POLL * 2,
-        );
+        long_polls::record(began, began + long_polls::LONG_POLL * 2);
         assert_eq!(write_counting_polls(&mut first, b"one").await, 1);
         assert_eq!(read_exactly(&mut first_client, 3).await, b"one");
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn the_rest_of_a_write_the_socket_could_not_take_is_not_held() {
-        let open = Arc::new(AtomicUsize::new(0));
-        let (mut first, mut first_client) = connection(&open).await;
-        let (_second, _second_client) = connection(&open).await;
+        let (_open, (mut first, mut first_client), _second) = two_connections().await;
         // More than a loopback socket's buffers hold while nobody reads.
         let big = vec![7u8; 64 << 20];
         let written = tokio::time::timeout(
@@ -660,10 +651,11 @@ mod tests {
             "the rest went to the socket, not held ({polled:?})"
         );
         // Once the client reads, everything arrives.
+        let total = big.len();
         let reader = tokio::spawn(async move {
             let mut all = Vec::new();
             let mut chunk = vec![0u8; 1 << 20];
-            while all.len() < big.len() {
+            while all.len() < total {
                 let n = first_client.read(&mut chunk).await.unwrap();
                 assert_ne!(n, 0, "the connection closed early");
                 all.extend_from_slice(&chunk[..n]);
@@ -674,11 +666,10 @@ mod tests {
         if let Poll::Ready(Ok(n)) = polled {
             sent += n;
         }
-        let whole = vec![7u8; 64 << 20];
-        while sent < whole.len() {
+        while sent < total {
             sent += tokio::time::timeout(
                 Duration::from_secs(10),
-                std::future::poll_fn(|cx| Pin::new(&mut first).poll_write(cx, &whole[sent..])),
+                std::future::poll_fn(|cx| Pin::new(&mut first).poll_write(cx, &big[sent..])),
             )
             .await
             .expect("the socket drains")
@@ -688,7 +679,7 @@ mod tests {
             .await
             .expect("the client reads everything")
             .unwrap();
-        assert_eq!(received.len(), whole.len());
+        assert_eq!(received.len(), total);
         assert!(received.iter().all(|byte| *byte == 7));
     }
 }

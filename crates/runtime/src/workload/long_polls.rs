@@ -1,11 +1,14 @@
-//! Which threads have lately run guest code for a long stretch within one
-//! poll of a task.
+//! Which threads have lately run a long poll: guest code for a long
+//! stretch within one poll of a task, or anything else long enough that a
+//! write held on the thread waited as long.
 //!
-//! A task that shares a thread with such a guest waits behind its slices
-//! (an epoch tick, 10 ms, each). The ingress asks here before it holds a
+//! A task that shares a thread with such a poll waits behind it (a
+//! guest's epoch tick, 10 ms). The ingress asks here before it holds a
 //! response's write back for the end of the scheduler's pass (see
-//! `CountedStream` in `nimbus-host`): behind long slices that pass is long
-//! too, and the hold would delay the response by as much.
+//! `CountedStream` in `nimbus-host`): behind long polls that pass is long
+//! too, and the hold would delay the response by as much. The dispatcher's
+//! workers record their polls; the ingress records its holds, which
+//! catches long polls of tasks that record nothing (services, messaging).
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -22,8 +25,8 @@ thread_local! {
     static LAST_LONG_POLL: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-/// Records a poll, on this thread, of a task that runs guest code: it
-/// began at `began` and ended at `ended`.
+/// Records a stretch on this thread that began at `began` and ended at
+/// `ended`: a poll of a task that runs guest code, or a held write's wait.
 pub fn record(began: Instant, ended: Instant) {
     if ended.saturating_duration_since(began) > LONG_POLL {
         LAST_LONG_POLL.with(|last| last.set(Some(ended)));
