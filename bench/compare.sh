@@ -28,6 +28,10 @@
 # the tests: building `-p nimbus-cli` alone resolves dependency features
 # differently from the test build, so it would recompile part of the tree and
 # replace target/debug/nimbus under the tests that run after it).
+# BENCH_WASMTIME_BIN=PATH serves the wasmtime contestant with that binary
+# (it must report the pinned version) instead of installing one into
+# bench/.tools: for instance a wasmtime-cli built with the same LTO settings
+# as nimbus's release profile, to see what the compiler settings alone buy.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -118,6 +122,18 @@ trap 'exit 143' TERM
 target_dir=$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 
+# The release profile's code generation settings, as cargo resolves them from
+# Cargo.toml and the CARGO_PROFILE_RELEASE_* variables, for the report.
+release_profile_settings() {
+    python3 - <<'PY'
+import os, tomllib
+release = tomllib.load(open("Cargo.toml", "rb")).get("profile", {}).get("release", {})
+lto = os.environ.get("CARGO_PROFILE_RELEASE_LTO", release.get("lto", "false (thin-local)"))
+units = os.environ.get("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", release.get("codegen-units", 16))
+print(f"lto = {lto}, codegen-units = {units}")
+PY
+}
+
 log "==> building the guests (cargo build -p test-programs)"
 cargo build -p test-programs
 guests="$target_dir/guests/wasm32-wasip2/release"
@@ -140,6 +156,9 @@ else
     cargo build "${profile_args[@]}" -p nimbus-cli -p native-hello
     nimbus_bin="$bin_dir/nimbus"
     nimbus_build="$profile profile"
+    if [ "$profile" = release ]; then
+        nimbus_build="$nimbus_build: $(release_profile_settings)"
+    fi
 fi
 native_bin="$bin_dir/native-hello"
 for f in "$guests/p2_hello.wasm" "$guests/p3_hello.wasm" "$guests/p3_lean.wasm" "$nimbus_bin" "$native_bin"; do
@@ -157,11 +176,20 @@ print(m.group(1))
 EOF
 )
 tools="$ROOT/bench/.tools"
-wasmtime_bin="$tools/bin/wasmtime"
+wasmtime_bin="${BENCH_WASMTIME_BIN:-$tools/bin/wasmtime}"
+if [ -n "${BENCH_WASMTIME_BIN:-}" ]; then
+    wasmtime_build="\`$wasmtime_bin\` (BENCH_WASMTIME_BIN)"
+else
+    wasmtime_build="installed by \`cargo install --locked\` with wasmtime's own release profile (lto = false, codegen-units = 16)"
+fi
 installed_wasmtime() {
     # `wasmtime --version` prints e.g. `wasmtime 48.0.8 (abc123 2025-01-01)`.
     [ -x "$wasmtime_bin" ] && "$wasmtime_bin" --version 2>/dev/null | awk '{print $2; exit}'
 }
+if [ -n "${BENCH_WASMTIME_BIN:-}" ] && [ "$(installed_wasmtime || true)" != "$wasmtime_version" ]; then
+    echo "error: BENCH_WASMTIME_BIN=$wasmtime_bin does not report wasmtime $wasmtime_version" >&2
+    exit 1
+fi
 have_wasmtime=0
 wasmtime_skip=""
 if [ "$(installed_wasmtime || true)" = "$wasmtime_version" ]; then
@@ -357,7 +385,7 @@ report="$work/report.md"
     echo "- Load: $wrk_settings (wrk $wrk_version); $rounds round(s), contestants alternating (nimbus, nimbus accounting, wasmtime serve, native), a fresh server per round; medians over rounds. Latencies are wrk's percentiles; errors are non-2xx responses plus socket errors, summed over rounds."
     echo "- nimbus: \`nimbus serve GUEST\`, defaults (P3: 128 requests per instance, 16 at a time), accounting off; nimbus accounting: the same with \`--admin-addr\`, which turns accounting on (per-request guest CPU, memory and latency, the /metrics series)."
     if [ "$have_wasmtime" = 1 ]; then
-        echo "- wasmtime serve: wasmtime-cli $wasmtime_version, \`wasmtime serve ${wasmtime_flags_p2[*]} GUEST\` (p2), \`wasmtime serve ${wasmtime_flags_p3[*]} GUEST\` (p3, p3lean)."
+        echo "- wasmtime serve: wasmtime-cli $wasmtime_version, $wasmtime_build; \`wasmtime serve ${wasmtime_flags_p2[*]} GUEST\` (p2), \`wasmtime serve ${wasmtime_flags_p3[*]} GUEST\` (p3, p3lean)."
     else
         echo "- wasmtime serve: skipped ($wasmtime_skip)."
     fi
