@@ -205,7 +205,10 @@ elif [ "$smoke" = 1 ]; then
 else
     log "==> installing wasmtime-cli $wasmtime_version into bench/.tools (a long compile, once)"
     # Built in cargo's own temporary directory, not this workspace's target.
+    # With wasmtime's own release profile, as the report says: no
+    # CARGO_PROFILE_RELEASE_* meant for nimbus reaches it.
     env -u CARGO_TARGET_DIR -u CARGO_BUILD_TARGET_DIR \
+        -u CARGO_PROFILE_RELEASE_LTO -u CARGO_PROFILE_RELEASE_CODEGEN_UNITS \
         cargo install --locked "wasmtime-cli@$wasmtime_version" --root "$tools"
     [ "$(installed_wasmtime || true)" = "$wasmtime_version" ] ||
         { echo "error: $wasmtime_bin does not report version $wasmtime_version after installing" >&2; exit 1; }
