@@ -118,6 +118,35 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# ---------------------------------------------------------------- wasmtime
+# The wasmtime version every wasmtime-* crate is pinned to in Cargo.toml.
+wasmtime_version=$(python3 - Cargo.toml <<'EOF'
+import re, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+m = re.search(r'^wasmtime\s*=\s*\{[^}]*?\bversion\s*=\s*"=?([0-9][^"]*)"', text, re.M | re.S)
+if not m:
+    sys.exit("error: cannot find the pinned `wasmtime = { version = ... }` in Cargo.toml")
+print(m.group(1))
+EOF
+)
+tools="$ROOT/bench/.tools"
+wasmtime_bin="${BENCH_WASMTIME_BIN:-$tools/bin/wasmtime}"
+installed_wasmtime() {
+    # `wasmtime --version` prints e.g. `wasmtime 48.0.8 (abc123 2025-01-01)`.
+    [ -x "$wasmtime_bin" ] && "$wasmtime_bin" --version 2>/dev/null | awk '{print $2; exit}'
+}
+# Checked before the builds, so that a wrong binary fails in seconds, not
+# after a release build.
+if [ -n "${BENCH_WASMTIME_BIN:-}" ]; then
+    if [ "$(installed_wasmtime || true)" != "$wasmtime_version" ]; then
+        echo "error: BENCH_WASMTIME_BIN=$wasmtime_bin does not report wasmtime $wasmtime_version" >&2
+        exit 1
+    fi
+    wasmtime_build="\`$wasmtime_bin\` (BENCH_WASMTIME_BIN)"
+else
+    wasmtime_build="installed by \`cargo install --locked\` with wasmtime's own release profile (lto = false, codegen-units = 16)"
+fi
+
 # ---------------------------------------------------------------- builds
 target_dir=$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
@@ -165,31 +194,6 @@ for f in "$guests/p2_hello.wasm" "$guests/p3_hello.wasm" "$guests/p3_lean.wasm" 
     [ -f "$f" ] || { echo "error: expected build output $f is missing" >&2; exit 1; }
 done
 
-# The wasmtime version every wasmtime-* crate is pinned to in Cargo.toml.
-wasmtime_version=$(python3 - Cargo.toml <<'EOF'
-import re, sys
-text = open(sys.argv[1], encoding="utf-8").read()
-m = re.search(r'^wasmtime\s*=\s*\{[^}]*?\bversion\s*=\s*"=?([0-9][^"]*)"', text, re.M | re.S)
-if not m:
-    sys.exit("error: cannot find the pinned `wasmtime = { version = ... }` in Cargo.toml")
-print(m.group(1))
-EOF
-)
-tools="$ROOT/bench/.tools"
-wasmtime_bin="${BENCH_WASMTIME_BIN:-$tools/bin/wasmtime}"
-if [ -n "${BENCH_WASMTIME_BIN:-}" ]; then
-    wasmtime_build="\`$wasmtime_bin\` (BENCH_WASMTIME_BIN)"
-else
-    wasmtime_build="installed by \`cargo install --locked\` with wasmtime's own release profile (lto = false, codegen-units = 16)"
-fi
-installed_wasmtime() {
-    # `wasmtime --version` prints e.g. `wasmtime 48.0.8 (abc123 2025-01-01)`.
-    [ -x "$wasmtime_bin" ] && "$wasmtime_bin" --version 2>/dev/null | awk '{print $2; exit}'
-}
-if [ -n "${BENCH_WASMTIME_BIN:-}" ] && [ "$(installed_wasmtime || true)" != "$wasmtime_version" ]; then
-    echo "error: BENCH_WASMTIME_BIN=$wasmtime_bin does not report wasmtime $wasmtime_version" >&2
-    exit 1
-fi
 have_wasmtime=0
 wasmtime_skip=""
 if [ "$(installed_wasmtime || true)" = "$wasmtime_version" ]; then
