@@ -663,10 +663,16 @@ impl Host {
     {
         let (parts, body) = request.into_parts();
         let span = crate::trace::request_span(&parts, crate::http::router::request_host);
-        let (response, id) = self
-            .route_parts(parts, body, usage, &span)
-            .instrument(span.clone())
-            .await;
+        // Instrumented only when some layer wants the span: wrapping moves
+        // the whole request future (kilobytes, in a per-request memcpy)
+        // for a span nobody records.
+        let (response, id) = if span.is_disabled() {
+            self.route_parts(parts, body, usage, &span).await
+        } else {
+            self.route_parts(parts, body, usage, &span)
+                .instrument(span.clone())
+                .await
+        };
         crate::trace::record_status(&span, response.status());
         (response, id)
     }

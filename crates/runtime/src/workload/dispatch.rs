@@ -132,6 +132,12 @@ impl Inbox {
     }
 
     fn take(&self) -> Option<Job> {
+        // The worker looks on every pass of its event loop, mostly to find
+        // nothing: no lock for that. A job left here after this look wakes
+        // the worker, which looks again.
+        if self.waiting.load(Relaxed) == 0 {
+            return None;
+        }
         let mut jobs = lock(&self.jobs);
         let job = jobs.queue.pop_front();
         self.waiting.store(jobs.queue.len(), Relaxed);

@@ -32,7 +32,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 use wasmtime::{Store, StoreContextMut};
 use wasmtime_wasi_http::handler::{Proxy, ProxyPre};
 
@@ -118,8 +117,13 @@ impl From<wasmtime::Result<()>> for Retired {
 pub(crate) struct RequestFate {
     /// The response was sent whole (or failed on its own).
     finished: AtomicBool,
-    /// The client left before the end.
-    abandoned: CancellationToken,
+    /// The client left before the end. A flag and a waker rather than a
+    /// `CancellationToken` or a `Notify`: those take a lock on every look
+    /// or wait, and every request is looked at and waited on.
+    abandoned: AtomicBool,
+    /// Who waits in [`RequestFate::abandoned`]: one task at a time, the
+    /// worker that is about to start the request or is running it.
+    left: futures::task::AtomicWaker,
     /// The instance failed while the request was live: its response body,
     /// however it ends, is incomplete.
     aborted: AtomicBool,
@@ -143,7 +147,8 @@ impl RequestFate {
         if self.finished.load(Ordering::Acquire) {
             return;
         }
-        self.abandoned.cancel();
+        self.abandoned.store(true, Ordering::Release);
+        self.left.wake();
         let instance = self
             .instance
             .lock()
@@ -161,12 +166,22 @@ impl RequestFate {
 
     /// Whether the client left before the answer.
     pub(crate) fn is_abandoned(&self) -> bool {
-        self.abandoned.is_cancelled()
+        self.abandoned.load(Ordering::Acquire)
     }
 
-    /// Resolves when the client leaves.
+    /// Resolves when the client leaves. One waiter at a time (see `left`).
     pub(crate) async fn abandoned(&self) {
-        self.abandoned.cancelled().await;
+        std::future::poll_fn(|cx| {
+            // Registered before the flag is read, so a leave between the
+            // two still wakes this task.
+            self.left.register(cx.waker());
+            if self.is_abandoned() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
     }
 }
 
@@ -444,7 +459,7 @@ impl Worker {
         if let Some(authority) = context.called_as {
             store.data_mut().record_called_as(authority);
         }
-        let abandoned = context.fate.abandoned.clone();
+        let fate = context.fate.clone();
         self.life.adopt(context.fate);
         // An instance serving several requests at once (P3) traces the
         // calls it makes under the request it started last.
@@ -458,8 +473,10 @@ impl Worker {
             tokio::time::sleep(self.env.limits.request_timeout.saturating_sub(context.held));
         async move {
             tokio::select! {
+                // No random order: either ends the request the same way.
+                biased;
+                () = fate.abandoned() => {}
                 () = deadline => {}
-                () = abandoned.cancelled_owned() => {}
             }
         }
     }

@@ -1,7 +1,7 @@
 //! A started workload and how it serves one HTTP request.
 //!
-//! A request first passes the workload's admission semaphore (excess gets
-//! 503 at once, never an unbounded queue), then goes to the HTTP component's
+//! A request first passes the workload's admission gate (excess gets 503 at
+//! once, never an unbounded queue), then goes to the HTTP component's
 //! `Dispatcher`. Guest failures become clear status codes: a missed
 //! deadline 504, a trap 500, an instance that cannot be created 503; the host
 //! log carries the details with the workload's id.
@@ -18,9 +18,9 @@ use http_body_util::BodyExt;
 use nimbus_model::status::{ComponentStatus, WorkloadState, WorkloadStatus};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument as _;
 use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError};
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
@@ -79,16 +79,17 @@ impl HttpTarget {
         let fate = Arc::new(RequestFate::default());
         // Dropped before an answer: the client left while the guest worked.
         let mut watch = AbandonOnDrop(Some(fate.clone()));
-        let result = self
-            .dispatch_untracked(
-                workload,
-                request,
-                usage,
-                crate::trace::Parent::of(&span),
-                fate.clone(),
-            )
-            .instrument(span.clone())
-            .await;
+        let trace_parent = crate::trace::Parent::of(&span);
+        // As in the host's routing: instrumented only when the span is
+        // wanted, since wrapping moves the whole future.
+        let result = if span.is_disabled() {
+            self.dispatch_untracked(workload, request, usage, trace_parent, fate.clone())
+                .await
+        } else {
+            self.dispatch_untracked(workload, request, usage, trace_parent, fate.clone())
+                .instrument(span.clone())
+                .await
+        };
         let result = match result {
             Ok(response) => {
                 let remaining = body_length(&response, head_request);
@@ -185,8 +186,7 @@ pub struct RunningWorkload {
     pub workload: Workload,
     pub(crate) components: Vec<ComponentStatus>,
     pub(crate) http: Option<Arc<HttpTarget>>,
-    pub(crate) admission: Arc<Semaphore>,
-    pub(crate) max_concurrent: u32,
+    admission: Arc<AdmissionGate>,
     pub(crate) started_at: SystemTime,
     /// The long-lived service, started when the workload is published.
     pub service: Option<Service>,
@@ -227,8 +227,10 @@ impl RunningWorkload {
             workload: parts.workload,
             components: parts.components,
             http: parts.http,
-            admission: Arc::new(Semaphore::new(parts.max_concurrent as usize)),
-            max_concurrent: parts.max_concurrent,
+            admission: Arc::new(AdmissionGate {
+                in_flight: AtomicU32::new(0),
+                max: parts.max_concurrent,
+            }),
             started_at: SystemTime::now(),
             service: parts.service,
             served: std::sync::Mutex::new(parts.served),
@@ -284,7 +286,7 @@ impl RunningWorkload {
                 &format!("workload `{}` has no HTTP handler", self.id),
             );
         };
-        let Ok(permit) = self.admission.clone().try_acquire_owned() else {
+        let Some(permit) = AdmissionGate::admit(&self.admission) else {
             if let Some(metrics) = &http.metrics {
                 metrics
                     .request()
@@ -294,7 +296,7 @@ impl RunningWorkload {
                 http::StatusCode::SERVICE_UNAVAILABLE,
                 &format!(
                     "workload `{}` is at its limit of {} concurrent requests",
-                    self.id, self.max_concurrent
+                    self.id, self.admission.max
                 ),
             );
         };
@@ -453,11 +455,42 @@ impl http_body::Body for FateBody {
     }
 }
 
+/// A workload's limit on the requests it serves at once. A request past it
+/// is refused, never queued, so a counter is all it takes (tokio's
+/// `Semaphore` would take its waiters' lock on every release, once per
+/// request).
+struct AdmissionGate {
+    in_flight: AtomicU32,
+    max: u32,
+}
+
+/// One admitted request's place under its workload's [`AdmissionGate`],
+/// given back when dropped.
+struct AdmissionPermit(Arc<AdmissionGate>);
+
+impl AdmissionGate {
+    /// A place for one more request, or `None` at the limit.
+    fn admit(gate: &Arc<Self>) -> Option<AdmissionPermit> {
+        gate.in_flight
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |n| {
+                (n < gate.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| AdmissionPermit(gate.clone()))
+    }
+}
+
+impl Drop for AdmissionPermit {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Release);
+    }
+}
+
 /// A response body holding the workload's admission permit until the body
 /// is fully sent, so streaming responses count against concurrency too.
 struct PermitBody {
     inner: WasiBody,
-    _permit: OwnedSemaphorePermit,
+    _permit: AdmissionPermit,
 }
 
 impl http_body::Body for PermitBody {
