@@ -157,6 +157,54 @@ async fn deadline_stops_an_infinite_loop_while_others_keep_answering() {
     assert_eq!(t.get("loop3.test", "/").await.0, 200);
 }
 
+/// A P3 instance serves several requests at once, each under its own
+/// deadline: the one past it gets 504 while the same instance goes on
+/// answering the one it took on later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_p3_request_past_its_deadline_gets_504_while_its_instance_answers_a_newer_one() {
+    let t = accounting_host().await;
+    let mut w = http_workload("waits", P3_HELLO, "waits.test");
+    resources(&mut w).timeout_ms = Some(3_000);
+    t.host.start_workload(w).await.unwrap();
+    let addr = t.addr;
+    // Deadline at 3 s; it would wait 10.
+    let overdue = tokio::spawn(async move {
+        request(
+            addr,
+            Some("waits.test"),
+            "GET",
+            "/sleep?ms=10000",
+            Bytes::new(),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    // Started about 1 s later: answers at about 3.5 s, after the first
+    // one's deadline and before its own (4 s).
+    let (status, body) = request(
+        addr,
+        Some("waits.test"),
+        "GET",
+        "/sleep?ms=2500",
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "slept 2500\n"));
+    let (status, body) = overdue.await.unwrap();
+    assert_eq!(status, 504, "{body}");
+    let metrics = crate::accounting::scrape(&t.host.metrics().encode());
+    assert_eq!(
+        crate::accounting::sample(
+            &metrics,
+            "nimbus_instances_created_total",
+            &[("workload", "waits")]
+        ),
+        Some(1.0),
+        "both requests were served by one instance"
+    );
+    assert_eq!(t.get("waits.test", "/").await.0, 200);
+}
+
 #[tokio::test]
 async fn memory_bomb_is_stopped_at_the_limit() {
     let t = TestHost::dynamic().await;

@@ -29,8 +29,11 @@
 //! - Deadlines and the idle timeout (`instance::Expiration`) are polled
 //!   outside the event loop: a guest spinning in a loop, or a slow host
 //!   call, holds that loop but not the task around it. While requests run,
-//!   the deadline counts from the latest start; after the last answer, from
-//!   that answer, since a guest may still work after answering.
+//!   the instance's deadline counts from the latest start; after the last
+//!   answer, from that answer, since a guest may still work after
+//!   answering. Each request also ends at its own deadline (504) while the
+//!   instance serves newer ones; one timer per instance watches all of
+//!   these (`instance::Expiration::poll`), none per request.
 //! - After a pass of the event loop that answered requests, it runs the
 //!   loop again at once, a few times within a short bound
 //!   (`FINISHING_PASSES`, `FINISHING_TIME`): the answers' bodies then end
@@ -432,6 +435,7 @@ async fn serve(
                     if let (Some(meter), Some(usage)) = (&meter, &context.usage) {
                         meter.request_started(usage);
                     }
+                    let start = Instant::now();
                     let prepared = accessor.with(|mut store| {
                         let prepared = Prepared::new(
                             store.as_context_mut(),
@@ -440,10 +444,9 @@ async fn serve(
                             <StoreState as WasiHttpView>::http,
                             reply,
                         )?;
-                        let ends = worker.on_request_start(store.as_context_mut(), context);
+                        let ends = worker.on_request_start(store.as_context_mut(), context, start);
                         Ok::<_, wasmtime::Error>((prepared, ends))
                     });
-                    let start = Instant::now();
                     starts.push(start);
                     *lock(&progress) = (Phase::Serving, start);
                     running.push(async move {

@@ -23,12 +23,16 @@
 //! epoch tick of the disconnect. An instance that fails marks its live
 //! requests aborted, so that a response body cut short ends in an error
 //! (HTTP/1.1: no terminating chunk; HTTP/2: a reset) instead of looking
-//! complete.
+//! complete. A request not answered by its deadline is ended (504) and
+//! marked overdue, while its instance goes on serving those it took on
+//! later (it takes no new ones after such a miss). One timer per instance
+//! watches those deadlines and the instance's own ([`Expiration::poll`]),
+//! so that no request arms a timer of its own.
 
 use crate::metrics::{ComponentMetrics, RequestUsage, WorkerMeter};
 use crate::wasi::{ComponentEnv, StoreState};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -121,12 +125,19 @@ pub(crate) struct RequestFate {
     /// `CancellationToken` or a `Notify`: those take a lock on every look
     /// or wait, and every request is looked at and waited on.
     abandoned: AtomicBool,
-    /// Who waits in [`RequestFate::abandoned`]: one task at a time, the
-    /// worker that is about to start the request or is running it.
+    /// Who waits in [`RequestFate::abandoned`] or on [`RequestEnds`]: one
+    /// task at a time, the worker that is about to start the request or is
+    /// running it.
     left: futures::task::AtomicWaker,
     /// The instance failed while the request was live: its response body,
     /// however it ends, is incomplete.
     aborted: AtomicBool,
+    /// Its deadline is watched: started, not yet answered (see
+    /// [`RequestEnds`]).
+    timed: AtomicBool,
+    /// Its deadline passed before it was answered; set by its instance's
+    /// [`Expiration`], which wakes it through `left`.
+    overdue: AtomicBool,
     /// The instance serving it, once one has started it.
     instance: Mutex<Option<Weak<InstanceLife>>>,
 }
@@ -169,6 +180,17 @@ impl RequestFate {
         self.abandoned.load(Ordering::Acquire)
     }
 
+    /// Whether its deadline passed before it was answered.
+    pub(crate) fn is_overdue(&self) -> bool {
+        self.overdue.load(Ordering::Acquire)
+    }
+
+    /// Its deadline passed before the answer: end it (504).
+    fn mark_overdue(&self) {
+        self.overdue.store(true, Ordering::Release);
+        self.left.wake();
+    }
+
     /// Resolves when the client leaves. One waiter at a time (see `left`).
     pub(crate) async fn abandoned(&self) {
         std::future::poll_fn(|cx| {
@@ -187,34 +209,101 @@ impl RequestFate {
 
 /// The requests one instance is serving, and the wake-up of its
 /// expiration when they may all have been abandoned.
-#[derive(Default)]
 pub(crate) struct InstanceLife {
-    requests: Mutex<Vec<Arc<RequestFate>>>,
+    requests: Mutex<Vec<LiveRequest>>,
     /// Some request was abandoned and the expiration has to look: it
     /// is polled on every turn of a busy worker, which must not take the
     /// lock unless there is something to judge.
     abandoned: AtomicBool,
     expiration: futures::task::AtomicWaker,
+    /// The earliest deadline of the requests started since the expiration
+    /// last looked, in nanoseconds from `base` (`u64::MAX`: none). An
+    /// atomic, not a timer per request: see [`Expiration::poll`].
+    soonest: AtomicU64,
+    base: Instant,
+}
+
+/// A request its instance serves, with when it must be answered by.
+struct LiveRequest {
+    fate: Arc<RequestFate>,
+    deadline: Instant,
+}
+
+impl Default for InstanceLife {
+    fn default() -> Self {
+        Self {
+            requests: Mutex::default(),
+            abandoned: AtomicBool::new(false),
+            expiration: futures::task::AtomicWaker::new(),
+            soonest: AtomicU64::new(u64::MAX),
+            base: Instant::now(),
+        }
+    }
 }
 
 impl InstanceLife {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<RequestFate>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<LiveRequest>> {
         self.requests.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn adopt(self: &Arc<Self>, fate: Arc<RequestFate>) {
+    /// Takes on a request that must be answered by `deadline` (`None`:
+    /// never, its timeout being past what an `Instant` can hold).
+    fn adopt(self: &Arc<Self>, fate: Arc<RequestFate>, deadline: Option<Instant>) {
         *fate.instance.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::downgrade(self));
         let abandoned = fate.is_abandoned();
+        if let Some(deadline) = deadline {
+            fate.timed.store(true, Ordering::Release);
+            let nanos = deadline.saturating_duration_since(self.base).as_nanos();
+            self.soonest.fetch_min(
+                u64::try_from(nanos).unwrap_or(u64::MAX - 1),
+                Ordering::Relaxed,
+            );
+        }
         {
             // Finished requests go here, so a long-lived instance holds only
             // the ones it may still be serving.
             let mut requests = self.lock();
-            requests.retain(|fate| fate.live());
-            requests.push(fate);
+            requests.retain(|request| request.fate.live());
+            requests.push(LiveRequest {
+                fate,
+                deadline: deadline.unwrap_or_else(far_future),
+            });
         }
         if abandoned {
             self.check_abandoned();
         }
+    }
+
+    /// The earliest deadline of the requests started since the last call.
+    fn take_soonest(&self) -> Option<Instant> {
+        // Looked at on every poll of a busy worker: no write unless there
+        // is something to take.
+        if self.soonest.load(Ordering::Relaxed) == u64::MAX {
+            return None;
+        }
+        match self.soonest.swap(u64::MAX, Ordering::Relaxed) {
+            u64::MAX => None,
+            nanos => self.base.checked_add(Duration::from_nanos(nanos)),
+        }
+    }
+
+    /// Ends the unanswered requests whose deadline is `now` or earlier;
+    /// returns the earliest deadline of the others.
+    fn expire_overdue(&self, now: Instant) -> Option<Instant> {
+        let mut requests = self.lock();
+        requests.retain(|request| request.fate.live());
+        let mut next: Option<Instant> = None;
+        for request in requests
+            .iter()
+            .filter(|r| r.fate.timed.load(Ordering::Acquire))
+        {
+            if request.deadline <= now {
+                request.fate.mark_overdue();
+            } else {
+                next = Some(next.map_or(request.deadline, |n| n.min(request.deadline)));
+            }
+        }
+        next
     }
 
     /// Whether every request the instance still serves was abandoned by
@@ -226,14 +315,14 @@ impl InstanceLife {
             return false;
         }
         let mut requests = self.lock();
-        requests.retain(|fate| fate.live());
-        let any = requests.iter().any(|f| f.is_abandoned());
+        requests.retain(|request| request.fate.live());
+        let any = requests.iter().any(|r| r.fate.is_abandoned());
         if any {
             // Judge again on later polls: the requests still served may
             // finish and leave only abandoned ones.
             self.abandoned.store(true, Ordering::Release);
         }
-        any && requests.iter().all(|f| f.is_abandoned())
+        any && requests.iter().all(|r| r.fate.is_abandoned())
     }
 
     /// Has the expiration look again.
@@ -244,8 +333,8 @@ impl InstanceLife {
 
     /// The instance failed: every live request's response is incomplete.
     fn abort_live(&self) {
-        for fate in self.lock().iter().filter(|f| f.live()) {
-            fate.aborted.store(true, Ordering::Release);
+        for request in self.lock().iter().filter(|r| r.fate.live()) {
+            request.fate.aborted.store(true, Ordering::Release);
         }
     }
 }
@@ -323,7 +412,7 @@ impl ComponentInstances {
             expiration: Expiration {
                 idle_timeout: self.reuse.idle_timeout,
                 request_timeout: timeout,
-                sleep: Box::pin(tokio::time::sleep(Duration::MAX / 4)),
+                sleep: Box::pin(tokio::time::sleep_until(far_future().into())),
                 life: life.clone(),
                 discarded: false,
             },
@@ -392,7 +481,15 @@ impl Expiration {
 
 impl Expiration {
     /// Ready when the instance should go: every client it serves left,
-    /// or `phase`'s timeout has run out since `since`.
+    /// or `phase`'s timeout has run out since `since`. Also ends, each at
+    /// its own deadline, the requests that outlive it while the instance
+    /// serves newer ones.
+    ///
+    /// One timer for all of that, armed no later than the earliest moment
+    /// anything may be due and allowed to fire early: it then looks, ends
+    /// what is overdue and re-arms. Deadlines mostly move later (a newer
+    /// request, a later answer), so a busy instance touches tokio's timer
+    /// wheel about once per request timeout rather than once per request.
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>, phase: Phase, since: Instant) -> Poll<()> {
         self.life.expiration.register(cx.waker());
         if phase != Phase::Idle && self.life.all_abandoned() {
@@ -403,14 +500,69 @@ impl Expiration {
             Phase::Idle => self.idle_timeout,
             Phase::Serving | Phase::Finishing => self.request_timeout,
         };
-        let Some(deadline) = since.checked_add(timeout) else {
-            return Poll::Pending;
-        };
-        let deadline = tokio::time::Instant::from_std(deadline);
-        if self.sleep.deadline() != deadline {
-            self.sleep.as_mut().reset(deadline);
+        let phase_deadline = since.checked_add(timeout);
+        let soonest = earliest(phase_deadline, self.life.take_soonest());
+        if let Some(soonest) = soonest
+            && soonest < self.sleep.deadline().into_std()
+        {
+            self.sleep.as_mut().reset(soonest.into());
         }
-        self.sleep.as_mut().poll(cx)
+        while self.sleep.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            if phase_deadline.is_some_and(|deadline| deadline <= now) {
+                // Its requests went down with it by their deadline: each is
+                // then answered 504, not as if the guest had failed.
+                self.life.expire_overdue(now);
+                return Poll::Ready(());
+            }
+            let next = earliest(phase_deadline, self.life.expire_overdue(now));
+            self.sleep
+                .as_mut()
+                .reset(next.unwrap_or_else(far_future).into());
+        }
+        Poll::Pending
+    }
+}
+
+/// The earlier of two optional moments.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A moment no timer here reaches: about 30 years away.
+fn far_future() -> Instant {
+    let now = Instant::now();
+    now.checked_add(Duration::from_secs(30 * 365 * 86_400))
+        .unwrap_or(now)
+}
+
+/// Resolves when a started request must end before its answer: its client
+/// left, or its deadline passed (its instance's [`Expiration`] looks).
+/// Dropped when the request is answered, which ends the watch on its
+/// deadline.
+pub(crate) struct RequestEnds(Arc<RequestFate>);
+
+impl Future for RequestEnds {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // Registered before the flags are read, so that a mark between the
+        // two still wakes this task.
+        self.0.left.register(cx.waker());
+        if self.0.is_abandoned() || self.0.is_overdue() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for RequestEnds {
+    fn drop(&mut self) {
+        self.0.timed.store(false, Ordering::Release);
     }
 }
 
@@ -449,18 +601,21 @@ impl Worker {
         by_concurrency.min(by_reuse)
     }
 
-    /// Records a request the instance starts; returns what ends it early:
-    /// its deadline, or its client leaving.
+    /// Records a request the instance starts at `start`; returns what ends
+    /// it early: its deadline, or its client leaving.
     pub(crate) fn on_request_start(
         &self,
         mut store: StoreContextMut<'_, StoreState>,
         context: RequestContext,
-    ) -> impl Future<Output = ()> + Send + Sync + use<> {
+        start: Instant,
+    ) -> RequestEnds {
         if let Some(authority) = context.called_as {
             store.data_mut().record_called_as(authority);
         }
         let fate = context.fate.clone();
-        self.life.adopt(context.fate);
+        let deadline =
+            start.checked_add(self.env.limits.request_timeout.saturating_sub(context.held));
+        self.life.adopt(context.fate, deadline);
         // An instance serving several requests at once (P3) traces the
         // calls it makes under the request it started last.
         store.data_mut().set_trace_parent(context.trace_parent);
@@ -469,16 +624,7 @@ impl Worker {
         {
             metrics.instance_reused();
         }
-        let deadline =
-            tokio::time::sleep(self.env.limits.request_timeout.saturating_sub(context.held));
-        async move {
-            tokio::select! {
-                // No random order: either ends the request the same way.
-                biased;
-                () = fate.abandoned() => {}
-                () = deadline => {}
-            }
-        }
+        RequestEnds(fate)
     }
 
     /// The instance's end, and why.

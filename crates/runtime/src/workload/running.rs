@@ -20,7 +20,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 use tracing::Instrument as _;
 use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError};
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
@@ -83,10 +83,10 @@ impl HttpTarget {
         // As in the host's routing: instrumented only when the span is
         // wanted, since wrapping moves the whole future.
         let result = if span.is_disabled() {
-            self.dispatch_untracked(workload, request, usage, trace_parent, fate.clone())
+            self.dispatch_untracked(workload, request, usage, trace_parent, &fate)
                 .await
         } else {
-            self.dispatch_untracked(workload, request, usage, trace_parent, fate.clone())
+            self.dispatch_untracked(workload, request, usage, trace_parent, &fate)
                 .instrument(span.clone())
                 .await
         };
@@ -129,9 +129,8 @@ impl HttpTarget {
         request: http::Request<WasiBody>,
         usage: Option<Arc<RequestUsage>>,
         trace_parent: Option<crate::trace::Parent>,
-        fate: Arc<RequestFate>,
+        fate: &Arc<RequestFate>,
     ) -> Result<http::Response<WasiBody>, DispatchFailure> {
-        let started = Instant::now();
         let called_as = if self.middleware {
             request_authority(&request)
         } else {
@@ -141,17 +140,18 @@ impl HttpTarget {
             called_as,
             usage,
             trace_parent,
-            fate,
+            fate: fate.clone(),
             held: std::time::Duration::ZERO,
         };
         let error = match self.handler.handle(context, request).await {
             Ok(response) => return Ok(response),
             Err(error) => error,
         };
-        let elapsed = started.elapsed();
         let failure = |status, message| Err(DispatchFailure { status, message });
-        if error.downcast_ref::<ExpirationError>().is_some() || elapsed >= self.timeout {
-            tracing::warn!(workload, component = %self.component, elapsed_ms = elapsed.as_millis() as u64, "request deadline exceeded; instance discarded");
+        // Overdue: its deadline ended it, or ended the instance it was on
+        // (a guest spinning past it).
+        if error.downcast_ref::<ExpirationError>().is_some() || fate.is_overdue() {
+            tracing::warn!(workload, component = %self.component, timeout_ms = self.timeout.as_millis() as u64, "request deadline exceeded");
             return failure(
                 http::StatusCode::GATEWAY_TIMEOUT,
                 format!(
