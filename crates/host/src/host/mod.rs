@@ -25,7 +25,7 @@ use crate::engine::Engine;
 use crate::http::access::{AccessRecord, LoggedBody};
 use crate::http::body::{ResponseBody, error_response};
 use crate::http::router::Router;
-use crate::limits::LimitDefaults;
+use crate::limits::{Cap, LimitDefaults};
 use crate::metrics::{Metrics, RequestUsage};
 use crate::oci::{PullPolicy, Registry};
 use crate::plugins::PluginRegistry;
@@ -81,7 +81,7 @@ struct HostInner {
     registry: Registry,
     ingress: crate::http::IngressLimits,
     /// Outgoing connections open across the host (`OutboundLimits::host`).
-    outbound_host: Arc<Semaphore>,
+    outbound_host: Arc<Cap>,
     outbound: crate::outbound::OutboundLimits,
     memory_budget: Arc<crate::limits::MemoryBudget>,
     pull_policy: PullPolicy,
@@ -134,7 +134,7 @@ struct Parked {
     /// meanwhile wait for the same start, which goes on when they give up.
     start: std::sync::Mutex<Option<WakeStart>>,
     /// Requests that may wait for the start at once; more get 503.
-    waiting: Semaphore,
+    waiting: Arc<Cap>,
 }
 
 /// A start of a parked workload, shared by the requests waiting for it.
@@ -196,7 +196,7 @@ impl Host {
             local: config
                 .local_workload_calls
                 .then(|| Arc::new(HostWorkloads(weak.clone()))),
-            outbound_host: Arc::new(Semaphore::new(config.outbound.effective_host_limit())),
+            outbound_host: Arc::new(Cap::new(config.outbound.effective_host_limit())),
             outbound: config.outbound,
             ingress: config.ingress,
             memory_budget: Arc::new(match config.memory_budget_bytes {
@@ -299,7 +299,7 @@ impl Host {
         let parked = Parked {
             workload,
             start: std::sync::Mutex::new(None),
-            waiting: Semaphore::new(MAX_WAITING_FOR_WAKE),
+            waiting: Arc::new(Cap::new(MAX_WAITING_FOR_WAKE)),
         };
         self.0.parked.pin().insert(id.into(), Arc::new(parked));
         let running = self.take_down(id)?;
@@ -360,7 +360,7 @@ impl Host {
             // Woken between the caller's look and this one.
             return Ok(self.0.workloads.pin().get(id).cloned());
         };
-        let Ok(_waiting) = parked.waiting.try_acquire() else {
+        let Some(_waiting) = parked.waiting.try_claim() else {
             return Err(format!(
                 "workload `{id}` is starting and {MAX_WAITING_FOR_WAKE} requests already wait for it"
             ));

@@ -24,6 +24,7 @@ use super::console::{self, Console};
 use super::server::{
     ConnectionLimit, ConnectionWatch, IngressLimits, WatchedBody, next_connection, run_watched,
 };
+use crate::limits::Cap;
 use crate::metrics::{CONTENT_TYPE, Metrics};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -33,7 +34,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 /// Whether the host is ready for traffic, as `/readyz` reports it. Clone to
 /// share; starts not ready.
@@ -139,7 +139,7 @@ pub async fn serve_admin(
     let mut shutdown = std::pin::pin!(shutdown);
     let endpoint = Arc::new(endpoint);
     let metrics = endpoint.metrics.clone();
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let permits = Arc::new(Cap::new(limits.max_connections));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -151,7 +151,7 @@ pub async fn serve_admin(
         .timer(TokioTimer::new())
         .max_header_list_size(super::MAX_REQUEST_HEAD_BYTES as u32);
     while let Some((stream, peer)) = next_connection(&listener, &mut shutdown, "admin").await {
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        let Some(permit) = permits.try_claim() else {
             metrics.limit_hit("admin_connections");
             drop(stream);
             continue;

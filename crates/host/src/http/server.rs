@@ -16,6 +16,7 @@
 
 use crate::host::Host;
 use crate::http::body::ResponseBody;
+use crate::limits::{Cap, CapClaim};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -27,7 +28,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 /// The largest request head (request line or pseudo-headers, and all
@@ -109,7 +109,7 @@ async fn serve_boxed(
             "connection cap lowered to half the file-descriptor limit (raise `ulimit -n` for more)"
         );
     }
-    let permits = Arc::new(Semaphore::new(max_connections));
+    let permits = Arc::new(Cap::new(max_connections));
     let metrics = host.metrics().clone();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // A client that never finishes its headers must not hold a connection
@@ -130,7 +130,7 @@ async fn serve_boxed(
     let graceful = GracefulShutdown::new();
     let open_connections = Arc::new(AtomicUsize::new(0));
     while let Some((stream, peer)) = next_connection(&listener, &mut shutdown, "ingress").await {
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        let Some(permit) = permits.try_claim() else {
             // Closing at once costs nothing but the accept; queueing would
             // hold the descriptor the cap exists to save.
             metrics.limit_hit("ingress_connections");
@@ -184,7 +184,7 @@ async fn serve_boxed(
 /// when the socket closes (after an upgrade too).
 struct CountedStream {
     stream: tokio::net::TcpStream,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _permit: CapClaim,
     /// The listener's open connections, this one included.
     open: Arc<AtomicUsize>,
     /// When the write about to be made was held back, if it was.
@@ -205,11 +205,7 @@ const HOLDS_OFF: std::time::Duration = std::time::Duration::from_secs(1);
 impl CountedStream {
     /// Counts a new connection of the listener whose open connections
     /// `open` counts.
-    fn new(
-        stream: tokio::net::TcpStream,
-        permit: tokio::sync::OwnedSemaphorePermit,
-        open: Arc<AtomicUsize>,
-    ) -> Self {
+    fn new(stream: tokio::net::TcpStream, permit: CapClaim, open: Arc<AtomicUsize>) -> Self {
         open.fetch_add(1, Ordering::Relaxed);
         Self {
             stream,
@@ -507,7 +503,7 @@ mod tests {
             .await
             .unwrap();
         let (accepted, _) = listener.accept().await.unwrap();
-        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let permit = Arc::new(Cap::new(1)).try_claim().unwrap();
         (CountedStream::new(accepted, permit, open.clone()), client)
     }
 

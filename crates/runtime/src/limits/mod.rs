@@ -5,15 +5,17 @@
 //! trap; the host is unaffected). The request deadline is enforced through
 //! the engine's epoch: guests yield at every tick so a deadline can fire even
 //! inside an infinite loop, and the instance that missed it is discarded.
-//! Concurrency is bounded per workload with a semaphore and never queues
+//! Concurrency is bounded per workload with a [`Cap`] and never queues
 //! beyond it. CPU is shared out by `cpuLimit`: a component over its share
 //! is held at its next yield, never killed ([`cpu`]), and its instances
 //! run on low-priority threads of their own ([`lane`]).
 
+pub mod cap;
 pub mod cpu;
 pub(crate) mod lane;
 
 use crate::workload::LocalResources;
+pub use cap::{Cap, CapClaim};
 pub use cpu::CpuBudget;
 pub use nimbus_model::CpuLimit;
 use std::time::Duration;

@@ -21,6 +21,7 @@ mod hooks;
 pub use hooks::{InMemoryResponse, InMemoryTarget, LocalWorkloads};
 pub(crate) use hooks::{OutboundHooks, request_authority};
 
+use crate::limits::{Cap, CapClaim};
 use std::net::IpAddr;
 use std::sync::Arc;
 use wasmtime_wasi_http::Error as HttpError;
@@ -180,35 +181,32 @@ impl OutboundLimits {
 /// `connection-limit-reached` instead of queueing.
 #[derive(Clone)]
 pub struct OutboundSlots {
-    component: Arc<tokio::sync::Semaphore>,
-    host: Arc<tokio::sync::Semaphore>,
+    component: Arc<Cap>,
+    host: Arc<Cap>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for OutboundSlots {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutboundSlots")
-            .field("component_free", &self.component.available_permits())
-            .field("host_free", &self.host.available_permits())
+            .field("component_free", &self.component.available())
+            .field("host_free", &self.host.available())
             .finish()
     }
 }
 
 /// An open outgoing connection's claim on both caps.
-pub(crate) struct Slot(
-    #[allow(dead_code)] tokio::sync::OwnedSemaphorePermit,
-    #[allow(dead_code)] tokio::sync::OwnedSemaphorePermit,
-);
+pub(crate) struct Slot(#[allow(dead_code)] CapClaim, #[allow(dead_code)] CapClaim);
 
 impl OutboundSlots {
     /// A component's slots under `limits`, sharing the host's `host` cap.
     pub fn new(
         limits: &OutboundLimits,
-        host: Arc<tokio::sync::Semaphore>,
+        host: Arc<Cap>,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         Self {
-            component: Arc::new(tokio::sync::Semaphore::new(limits.per_component)),
+            component: Arc::new(Cap::new(limits.per_component)),
             host,
             metrics,
         }
@@ -218,7 +216,7 @@ impl OutboundSlots {
     /// and benches that build a component environment by hand).
     pub fn standalone() -> Self {
         let limits = OutboundLimits::default();
-        let host = Arc::new(tokio::sync::Semaphore::new(limits.host));
+        let host = Arc::new(Cap::new(limits.host));
         Self::new(&limits, host, Arc::default())
     }
 
@@ -240,12 +238,12 @@ impl OutboundSlots {
     }
 
     fn claim(&self, workload: &str, component: &str, what: &str) -> Option<Slot> {
-        let component_slot = self.component.clone().try_acquire_owned();
-        let host_slot = self.host.clone().try_acquire_owned();
+        let component_slot = self.component.try_claim();
+        let host_slot = self.host.try_claim();
         match (component_slot, host_slot) {
-            (Ok(c), Ok(h)) => Some(Slot(c, h)),
+            (Some(c), Some(h)) => Some(Slot(c, h)),
             (c, _) => {
-                let which = if c.is_err() { "component" } else { "host" };
+                let which = if c.is_none() { "component" } else { "host" };
                 self.metrics.limit_hit("outbound_connections");
                 tracing::warn!(
                     workload,

@@ -11,6 +11,7 @@ use super::instance::{RequestContext, RequestFate};
 use super::service::Service;
 use super::spec::Workload;
 use crate::http::body::{ResponseBody, error_response};
+use crate::limits::{Cap, CapClaim};
 use crate::metrics::{ComponentMetrics, RequestUsage};
 use crate::outbound::{InMemoryResponse, InMemoryTarget, request_authority};
 use bytes::Bytes;
@@ -18,7 +19,6 @@ use http_body_util::BodyExt;
 use nimbus_model::status::{ComponentStatus, WorkloadState, WorkloadStatus};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 use tracing::Instrument as _;
@@ -186,7 +186,8 @@ pub struct RunningWorkload {
     pub workload: Workload,
     pub(crate) components: Vec<ComponentStatus>,
     pub(crate) http: Option<Arc<HttpTarget>>,
-    admission: Arc<AdmissionGate>,
+    /// Its limit on the requests it serves at once.
+    admission: Arc<Cap>,
     pub(crate) started_at: SystemTime,
     /// The long-lived service, started when the workload is published.
     pub service: Option<Service>,
@@ -227,10 +228,7 @@ impl RunningWorkload {
             workload: parts.workload,
             components: parts.components,
             http: parts.http,
-            admission: Arc::new(AdmissionGate {
-                in_flight: AtomicU32::new(0),
-                max: parts.max_concurrent,
-            }),
+            admission: Arc::new(Cap::new(parts.max_concurrent as usize)),
             started_at: SystemTime::now(),
             service: parts.service,
             served: std::sync::Mutex::new(parts.served),
@@ -286,7 +284,7 @@ impl RunningWorkload {
                 &format!("workload `{}` has no HTTP handler", self.id),
             );
         };
-        let Some(permit) = AdmissionGate::admit(&self.admission) else {
+        let Some(permit) = self.admission.try_claim() else {
             if let Some(metrics) = &http.metrics {
                 metrics
                     .request()
@@ -296,7 +294,8 @@ impl RunningWorkload {
                 http::StatusCode::SERVICE_UNAVAILABLE,
                 &format!(
                     "workload `{}` is at its limit of {} concurrent requests",
-                    self.id, self.admission.max
+                    self.id,
+                    self.admission.max()
                 ),
             );
         };
@@ -455,42 +454,11 @@ impl http_body::Body for FateBody {
     }
 }
 
-/// A workload's limit on the requests it serves at once. A request past it
-/// is refused, never queued, so a counter is all it takes (tokio's
-/// `Semaphore` would take its waiters' lock on every release, once per
-/// request).
-struct AdmissionGate {
-    in_flight: AtomicU32,
-    max: u32,
-}
-
-/// One admitted request's place under its workload's [`AdmissionGate`],
-/// given back when dropped.
-struct AdmissionPermit(Arc<AdmissionGate>);
-
-impl AdmissionGate {
-    /// A place for one more request, or `None` at the limit.
-    fn admit(gate: &Arc<Self>) -> Option<AdmissionPermit> {
-        gate.in_flight
-            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |n| {
-                (n < gate.max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| AdmissionPermit(gate.clone()))
-    }
-}
-
-impl Drop for AdmissionPermit {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Release);
-    }
-}
-
 /// A response body holding the workload's admission permit until the body
 /// is fully sent, so streaming responses count against concurrency too.
 struct PermitBody {
     inner: WasiBody,
-    _permit: AdmissionPermit,
+    _permit: CapClaim,
 }
 
 impl http_body::Body for PermitBody {
