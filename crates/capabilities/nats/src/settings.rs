@@ -243,6 +243,23 @@ fn positive(config: &BTreeMap<String, String>, key: &str) -> Result<Option<u64>,
     }
 }
 
+/// `max-in-flight`: core messages handled at once, 1 up to what a tokio
+/// semaphore holds (past that it would panic where deliveries start).
+fn max_in_flight(config: &BTreeMap<String, String>) -> Result<usize, PluginError> {
+    let Some(asked) = positive(config, "max-in-flight")? else {
+        return Ok(DEFAULT_MAX_IN_FLIGHT);
+    };
+    usize::try_from(asked)
+        .ok()
+        .filter(|n| *n <= tokio::sync::Semaphore::MAX_PERMITS)
+        .ok_or_else(|| {
+            error(format!(
+                "`max-in-flight` must be at most {}",
+                tokio::sync::Semaphore::MAX_PERMITS
+            ))
+        })
+}
+
 fn check_queue(entry: &str, queue: &str, durable: bool) -> Result<(), PluginError> {
     if queue.is_empty() || queue.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(error(format!(
@@ -347,9 +364,7 @@ impl Settings {
         let ack_wait = positive(&config, "ack-wait-ms")?
             .map(Duration::from_millis)
             .unwrap_or(DEFAULT_ACK_WAIT);
-        let max_in_flight = positive(&config, "max-in-flight")?
-            .map(|n| n as usize)
-            .unwrap_or(DEFAULT_MAX_IN_FLIGHT);
+        let max_in_flight = max_in_flight(&config)?;
         // 0 is the server's unlimited, as in wasmCloud.
         let max_deliver = match number::<i64>(&config, "max-deliver")? {
             Some(0) => -1,
@@ -499,4 +514,33 @@ fn kv_watches(raw: Option<&String>, grant: &Grant) -> Result<Vec<KvWatch>, Plugi
             Ok(KvWatch { bucket, filter })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(value: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([("max-in-flight".to_string(), value.to_string())])
+    }
+
+    #[test]
+    fn max_in_flight_is_bounded_by_what_a_semaphore_holds() {
+        assert_eq!(
+            max_in_flight(&BTreeMap::new()).unwrap(),
+            DEFAULT_MAX_IN_FLIGHT
+        );
+        assert_eq!(max_in_flight(&config("8")).unwrap(), 8);
+        let most = tokio::sync::Semaphore::MAX_PERMITS;
+        assert_eq!(max_in_flight(&config(&most.to_string())).unwrap(), most);
+        let error = max_in_flight(&config(&u64::MAX.to_string())).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("`max-in-flight` must be at most"),
+            "{error}"
+        );
+        assert!(max_in_flight(&config("0")).is_err());
+        assert!(max_in_flight(&config("lots")).is_err());
+    }
 }

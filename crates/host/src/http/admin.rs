@@ -144,7 +144,12 @@ pub async fn serve_admin(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.first_request_timeout.max(limits.idle_timeout) * 2)
+        .header_read_timeout(
+            limits
+                .first_request_timeout
+                .max(limits.idle_timeout)
+                .saturating_mul(2),
+        )
         .max_buf_size(super::MAX_REQUEST_HEAD_BYTES);
     builder
         .http2()

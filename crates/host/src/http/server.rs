@@ -395,7 +395,7 @@ impl ConnectionWatch {
     /// long: before its first request, `first_request_timeout` after
     /// accept; after one, `idle_timeout` after the last response ended.
     async fn expired(&self, limits: &IngressLimits) -> ConnectionLimit {
-        let timer = tokio::time::sleep_until(self.opened + limits.first_request_timeout);
+        let timer = tokio::time::sleep_until(later(self.opened, limits.first_request_timeout));
         tokio::pin!(timer);
         loop {
             timer.as_mut().await;
@@ -404,16 +404,18 @@ impl ConnectionWatch {
                 // Busy: it goes idle no sooner than now, so it cannot expire
                 // within a whole idle timeout from now (a zero timeout must
                 // not make this a spin).
-                now + limits.idle_timeout.max(Duration::from_millis(10))
+                later(now, limits.idle_timeout.max(Duration::from_millis(10)))
             } else {
                 let (timeout, limit) = if self.served.load(Ordering::Relaxed) {
                     (limits.idle_timeout, ConnectionLimit::Idle)
                 } else {
                     (limits.first_request_timeout, ConnectionLimit::FirstRequest)
                 };
-                let idle_since =
-                    self.opened + Duration::from_nanos(self.idle_since.load(Ordering::Relaxed));
-                let deadline = idle_since + timeout;
+                let idle_since = later(
+                    self.opened,
+                    Duration::from_nanos(self.idle_since.load(Ordering::Relaxed)),
+                );
+                let deadline = later(idle_since, timeout);
                 if now >= deadline {
                     return limit;
                 }
@@ -422,6 +424,14 @@ impl ConnectionWatch {
             timer.as_mut().reset(next);
         }
     }
+}
+
+/// `at + wait`, or about 30 years on where that is past what an `Instant`
+/// holds: a timeout configured as good as forever must not panic the
+/// connection's task.
+fn later(at: Instant, wait: Duration) -> Instant {
+    at.checked_add(wait)
+        .unwrap_or_else(|| at + Duration::from_secs(30 * 365 * 86_400))
 }
 
 /// Marks a connection busy while a response is being sent.

@@ -562,6 +562,60 @@ async fn closed_by_server(stream: &mut TcpStream) -> bool {
     tokio::time::timeout(TIMEOUT, read).await.is_ok()
 }
 
+/// Connection timeouts configured as good as forever (`--idle-timeout` or
+/// `--first-request-timeout` at their largest) keep connections open: the
+/// deadlines computed from them saturate instead of panicking the
+/// connection's task.
+#[tokio::test]
+async fn connection_timeouts_past_what_an_instant_holds_keep_connections_open() {
+    let forever_idle = host_with(HostConfig {
+        ingress: IngressLimits {
+            max_connections: 100,
+            first_request_timeout: Duration::from_millis(200),
+            idle_timeout: Duration::MAX,
+        },
+        ..config()
+    })
+    .await;
+    serve(&forever_idle, "ok", P2_BEHAVIORS, |_| {}).await;
+    let stream = TcpStream::connect(forever_idle.addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    for _ in 0..2 {
+        let request = http::Request::builder()
+            .uri("/ok")
+            .header(http::header::HOST, "ok.test")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let response = tokio::time::timeout(TIMEOUT, sender.send_request(request))
+            .await
+            .expect("answered in time")
+            .expect("the connection is still open");
+        assert_eq!(response.status(), 200);
+        let _ = response.into_body().collect().await;
+        // Past the first-request timeout, the watch works out the idle
+        // deadline of this kept-alive connection.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+
+    let forever_first = host_with(HostConfig {
+        ingress: IngressLimits {
+            max_connections: 100,
+            first_request_timeout: Duration::MAX,
+            idle_timeout: Duration::MAX,
+        },
+        ..config()
+    })
+    .await;
+    serve(&forever_first, "ok", P2_BEHAVIORS, |_| {}).await;
+    assert_eq!(
+        forever_first.get("ok.test", "/ok").await,
+        (200, "ok\n".into())
+    );
+}
+
 /// Finding 4: a connection that sends nothing, one byte, or part of the
 /// HTTP/2 preface is closed after the first-request timeout, an idle
 /// keep-alive after the idle timeout; past the connection cap new
