@@ -288,6 +288,53 @@ async fn outbound_is_deny_all_and_private_addresses_need_an_exact_entry() {
     assert!(body.contains("HttpRequestDenied"), "{body}");
 }
 
+/// A server that answers as soon as it has a request's head, then closes
+/// the connection without reading the body (as hyper does when the body is
+/// not yet in its buffer).
+async fn answers_before_the_body() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_request_body_written_after_the_server_answered_and_closed_is_taken() {
+    let server = answers_before_the_body().await;
+    let t = TestHost::dynamic().await;
+    let mut workload = http_workload("late", P2_BEHAVIORS, "late.test");
+    resources(&mut workload).allowed_hosts = vec![server.to_string()];
+    t.host.start_workload(workload).await.unwrap();
+    let (status, body) = t
+        .get("late.test", &format!("/post-late?addr={server}&ms=300"))
+        .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "write: ok, finish: ok, response: 200\n"),
+        "the guest's late write must not fail because the server answered first"
+    );
+}
+
 #[tokio::test]
 async fn same_bytes_compile_once_and_the_disk_cache_survives_restart() {
     let cache = tempfile::tempdir().unwrap();

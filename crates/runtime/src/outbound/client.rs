@@ -138,7 +138,7 @@ enum Version {
 async fn exchange<S>(
     stream: S,
     version: Version,
-    mut request: http::Request<WasiBody>,
+    request: http::Request<WasiBody>,
     connect_timeout: Duration,
     first_byte_timeout: Duration,
     slot: Slot,
@@ -147,6 +147,10 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
     let io = hyper_util::rt::TokioIo::new(stream);
+    // An answer may come, and the connection end, before the guest has
+    // written all of its body: what it writes after that is taken and
+    // thrown away rather than failing its write.
+    let mut request = request.map(super::leftover::RequestBody::new);
     let response = match version {
         Version::Http1 => {
             // HTTP/1.1 sends the path; the authority is in `host`.

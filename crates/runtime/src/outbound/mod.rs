@@ -13,10 +13,13 @@
 //!
 //! This module holds the policy and the connection caps; [`hooks`] applies
 //! them to each outgoing request, and [`client`] sends one that goes out
-//! over the network (HTTP/1.1, or HTTP/2 when the request asks for it).
+//! over the network (HTTP/1.1, or HTTP/2 when the request asks for it);
+//! [`leftover`] keeps taking a request body the server answered without
+//! reading.
 
 mod client;
 mod hooks;
+mod leftover;
 
 pub use hooks::{InMemoryResponse, InMemoryTarget, LocalWorkloads};
 pub(crate) use hooks::{OutboundHooks, request_authority};

@@ -9,6 +9,9 @@
 //! - `/grow?mb=N`: allocates and touches N MiB (memory limit tests)
 //! - `/trap`: panics, i.e. traps
 //! - `/fetch?url=URL`: outgoing GET; 502 with the WASI `error-code` name on failure
+//! - `/post-late?addr=HOST:PORT&ms=N`: outgoing POST to `http://HOST:PORT/`
+//!   whose body is written N ms after the request went out; says how the
+//!   write, then the response, went
 //! - `/env?name=X`: value of env var X, or 404 `unset`
 //! - `/read?path=P`, `/write?path=P`: filesystem access (body = new contents)
 //! - `/sleep?ms=N`: asynchronous sleep
@@ -48,6 +51,11 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
             Some(url) => fetch(&url).await,
             None => text(StatusCode::BAD_REQUEST, "missing url\n"),
         },
+        "/post-late" => {
+            let addr = param("addr").unwrap_or_default();
+            let ms: u64 = param("ms").and_then(|v| v.parse().ok()).unwrap_or(0);
+            text(StatusCode::OK, post_late(&addr, ms))
+        }
         "/env" => match param("name").and_then(|name| std::env::var(name).ok()) {
             Some(value) => text(StatusCode::OK, value),
             None => text(StatusCode::NOT_FOUND, "unset\n"),
@@ -153,6 +161,42 @@ async fn fetch(url: &str) -> Result<Response<Body>, Error> {
             format!("error: {}\n", render_error(&err)),
         ),
     }
+}
+
+/// A POST whose body the guest writes `ms` after handing the request to
+/// the host, with raw `wasi:http` calls so the delay is exact: the server
+/// may have answered, and closed, by then. Returns `write: ..., finish:
+/// ..., response: ...`.
+fn post_late(addr: &str, ms: u64) -> String {
+    use wasip2::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
+    let request = OutgoingRequest::new(Fields::new());
+    let _ = request.set_method(&Method::Post);
+    let _ = request.set_scheme(Some(&Scheme::Http));
+    let _ = request.set_authority(Some(addr));
+    let _ = request.set_path_with_query(Some("/"));
+    let body = request.body().expect("the body is taken once");
+    let response = match wasip2::http::outgoing_handler::handle(request, None) {
+        Ok(response) => response,
+        Err(code) => return format!("handle: {code:?}\n"),
+    };
+    wasip2::clocks::monotonic_clock::subscribe_duration(ms * 1_000_000).block();
+    let stream = body.write().expect("the stream is taken once");
+    let write = match stream.blocking_write_and_flush(b"late body") {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("{e:?}"),
+    };
+    drop(stream);
+    let finish = match OutgoingBody::finish(body, None) {
+        Ok(()) => "ok".to_string(),
+        Err(code) => format!("{code:?}"),
+    };
+    response.subscribe().block();
+    let response = match response.get() {
+        Some(Ok(Ok(response))) => format!("{}", response.status()),
+        Some(Ok(Err(code))) => format!("{code:?}"),
+        other => format!("{other:?}"),
+    };
+    format!("write: {write}, finish: {finish}, response: {response}\n")
 }
 
 /// Debug rendering of an error that leads with the WASI `error-code` variant
