@@ -23,7 +23,11 @@ use wstd::http::{Body, Client, Error, ErrorCode, Request, Response, StatusCode};
 #[wstd::http_server]
 async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
     let query = request.uri().query().unwrap_or("").to_string();
-    let number = |name: &str| -> u64 { param(&query, name).and_then(|v| v.parse().ok()).unwrap_or(0) };
+    let number = |name: &str| -> u64 {
+        param(&query, name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
     match request.uri().path() {
         "/fields" => {
             let value = vec![b'a'; number("kb") as usize * 1024];
@@ -101,7 +105,11 @@ fn param(query: &str, name: &str) -> Option<String> {
         .split('&')
         .position(|pair| pair.split_once('=').is_some_and(|(k, _)| k == name))?;
     let rest: Vec<&str> = query.split('&').skip(start).collect();
-    let joined = if name == "url" { rest.join("&") } else { rest[0].to_string() };
+    let joined = if name == "url" {
+        rest.join("&")
+    } else {
+        rest[0].to_string()
+    };
     joined.split_once('=').map(|(_, v)| v.to_string())
 }
 
@@ -111,20 +119,26 @@ fn open_sockets(count: u64, port: u16) -> (usize, String) {
     use wasip2::sockets::network::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
     use wasip2::sockets::{instance_network, tcp_create_socket};
     let network = instance_network::instance_network();
-    let address = IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address: (127, 0, 0, 1) });
+    let address = IpSocketAddress::Ipv4(Ipv4SocketAddress {
+        port,
+        address: (127, 0, 0, 1),
+    });
     let mut kept = Vec::new();
     for _ in 0..count {
-        let connected = tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4).and_then(|socket| {
-            socket.start_connect(&network, address)?;
-            loop {
-                match socket.finish_connect() {
-                    // Streams first: they must be dropped before their socket.
-                    Ok(streams) => return Ok((streams, socket)),
-                    Err(wasip2::sockets::network::ErrorCode::WouldBlock) => socket.subscribe().block(),
-                    Err(code) => return Err(code),
+        let connected =
+            tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4).and_then(|socket| {
+                socket.start_connect(&network, address)?;
+                loop {
+                    match socket.finish_connect() {
+                        // Streams first: they must be dropped before their socket.
+                        Ok(streams) => return Ok((streams, socket)),
+                        Err(wasip2::sockets::network::ErrorCode::WouldBlock) => {
+                            socket.subscribe().block()
+                        }
+                        Err(code) => return Err(code),
+                    }
                 }
-            }
-        });
+            });
         match connected {
             Ok(connection) => kept.push(connection),
             Err(code) => return (kept.len(), code.name().to_string()),

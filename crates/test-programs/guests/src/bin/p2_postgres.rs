@@ -89,7 +89,10 @@ fn param(line: &str) -> Result<PgValue, String> {
     let (kind, value) = line
         .split_once(':')
         .ok_or_else(|| format!("parameter `{line}` is not TYPE:VALUE"))?;
-    let number = |v: &str| v.parse::<i64>().map_err(|_| format!("`{v}` is not an integer"));
+    let number = |v: &str| {
+        v.parse::<i64>()
+            .map_err(|_| format!("`{v}` is not an integer"))
+    };
     Ok(match kind {
         "null" => PgValue::Null,
         "int8" => PgValue::Int8(number(value)?),
@@ -97,7 +100,9 @@ fn param(line: &str) -> Result<PgValue, String> {
         "int2" => PgValue::Int2(number(value)? as i16),
         "bool" => PgValue::Bool(value == "true"),
         "float8" => {
-            let float: f64 = value.parse().map_err(|_| format!("`{value}` is not a float"))?;
+            let float: f64 = value
+                .parse()
+                .map_err(|_| format!("`{value}` is not a float"))?;
             PgValue::Float8(hashable(float))
         }
         "numeric" => PgValue::Numeric(value.into()),
@@ -124,12 +129,7 @@ fn param(line: &str) -> Result<PgValue, String> {
                 time: time(clock)?,
             })
         }
-        "int8-array" => PgValue::Int8Array(
-            value
-                .split(',')
-                .map(number)
-                .collect::<Result<_, _>>()?,
-        ),
+        "int8-array" => PgValue::Int8Array(value.split(',').map(number).collect::<Result<_, _>>()?),
         "text-array" => PgValue::TextArray(value.split(',').map(String::from).collect()),
         other => return Err(format!("unknown parameter type `{other}`")),
     })

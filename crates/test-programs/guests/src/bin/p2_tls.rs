@@ -45,7 +45,8 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
 
 /// Connects, shakes hands, sends `ping\n` and reads one line back.
 fn exchange(port: u16, name: &str) -> Result<String, String> {
-    let (socket, input, output) = connect(port).map_err(|code| format!("connect: {}", code.name()))?;
+    let (socket, input, output) =
+        connect(port).map_err(|code| format!("connect: {}", code.name()))?;
     let handshake = ClientHandshake::new(name, input, output);
     let future = ClientHandshake::finish(handshake);
     let (connection, input, output) = loop {
@@ -66,7 +67,10 @@ fn exchange(port: u16, name: &str) -> Result<String, String> {
 fn connect(port: u16) -> Result<(TcpSocket, InputStream, OutputStream), ErrorCode> {
     let network = instance_network::instance_network();
     let socket = tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4)?;
-    let address = IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address: (127, 0, 0, 1) });
+    let address = IpSocketAddress::Ipv4(Ipv4SocketAddress {
+        port,
+        address: (127, 0, 0, 1),
+    });
     socket.start_connect(&network, address)?;
     loop {
         match socket.finish_connect() {
@@ -85,16 +89,22 @@ fn write_all(output: &OutputStream, mut bytes: &[u8]) -> Result<(), String> {
             continue;
         }
         let n = bytes.len().min(room as usize);
-        output.write(&bytes[..n]).map_err(|e| stream_error("write", e))?;
+        output
+            .write(&bytes[..n])
+            .map_err(|e| stream_error("write", e))?;
         bytes = &bytes[n..];
     }
-    output.blocking_flush().map_err(|e| stream_error("flush", e))
+    output
+        .blocking_flush()
+        .map_err(|e| stream_error("flush", e))
 }
 
 fn read_line(input: &InputStream) -> Result<String, String> {
     let mut line = Vec::new();
     while !line.ends_with(b"\n") && line.len() < 4096 {
-        let chunk = input.blocking_read(4096).map_err(|e| stream_error("read", e))?;
+        let chunk = input
+            .blocking_read(4096)
+            .map_err(|e| stream_error("read", e))?;
         line.extend_from_slice(&chunk);
     }
     Ok(String::from_utf8_lossy(&line).trim_end().to_string())

@@ -60,7 +60,12 @@ impl Guest for Handler {
         let offered = headers
             .iter()
             .filter(|(name, _)| name == "sec-websocket-protocol")
-            .flat_map(|(_, value)| String::from_utf8_lossy(value).split(',').map(|p| p.trim().to_string()).collect::<Vec<_>>())
+            .flat_map(|(_, value)| {
+                String::from_utf8_lossy(value)
+                    .split(',')
+                    .map(|p| p.trim().to_string())
+                    .collect::<Vec<_>>()
+            })
             .collect::<Vec<_>>();
         if path.starts_with("/proto") {
             // The last one offered (not the first, to show it is chosen).

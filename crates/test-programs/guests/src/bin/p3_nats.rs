@@ -50,10 +50,10 @@ wit_bindgen_p3::generate!({
 });
 
 use exports::wasmcloud::nats::{core_handler, jetstream_handler, kv_handler};
+use wasmcloud::nats::core;
 use wasmcloud::nats::jetstream::{self, MessageHandle};
 use wasmcloud::nats::kv::{self, Entry};
 use wasmcloud::nats::types::{HeaderEntry, NatsMessage};
-use wasmcloud::nats::core;
 
 struct Guest;
 
@@ -146,42 +146,75 @@ async fn route(path: &str, param: &dyn Fn(&str) -> Option<String>, body: Vec<u8>
         "/js/publish" => {
             let mut msg = message(&text("subject"), body);
             if let Some(id) = param("id") {
-                msg.headers = Some(vec![HeaderEntry { name: "Nats-Msg-Id".into(), value: id }]);
+                msg.headers = Some(vec![HeaderEntry {
+                    name: "Nats-Msg-Id".into(),
+                    value: id,
+                }]);
             }
             if let Some(header) = param("header") {
-                msg.headers = Some(vec![HeaderEntry { name: header, value: "x".into() }]);
+                msg.headers = Some(vec![HeaderEntry {
+                    name: header,
+                    value: "x".into(),
+                }]);
             }
             let ack = jetstream::publish(msg).await.map_err(err)?;
-            Ok(format!("{} {} duplicate={}", ack.stream_name, ack.sequence, ack.duplicate))
+            Ok(format!(
+                "{} {} duplicate={}",
+                ack.stream_name, ack.sequence, ack.duplicate
+            ))
         }
         "/js/get" => {
-            let stored = jetstream::get_by_sequence(text("stream"), number("seq")).await.map_err(err)?;
-            Ok(format!("{} {}", stored.subject, String::from_utf8_lossy(&stored.data)))
+            let stored = jetstream::get_by_sequence(text("stream"), number("seq"))
+                .await
+                .map_err(err)?;
+            Ok(format!(
+                "{} {}",
+                stored.subject,
+                String::from_utf8_lossy(&stored.data)
+            ))
         }
         "/js/scan" => {
             let found = jetstream::scan(text("stream"), number("start"), number("count") as u32)
                 .await
                 .map_err(err)?;
-            Ok(found.iter().map(|m| format!("{}:{}\n", m.sequence, m.subject)).collect())
+            Ok(found
+                .iter()
+                .map(|m| format!("{}:{}\n", m.sequence, m.subject))
+                .collect())
         }
         "/js/info" => {
-            let info = jetstream::get_stream_info(text("stream")).await.map_err(err)?;
-            Ok(format!("{} {} {} {}", info.name, info.messages, info.first_sequence, info.last_sequence))
+            let info = jetstream::get_stream_info(text("stream"))
+                .await
+                .map_err(err)?;
+            Ok(format!(
+                "{} {} {} {}",
+                info.name, info.messages, info.first_sequence, info.last_sequence
+            ))
         }
         "/js/subjects" => {
             let subjects = jetstream::list_stream_subjects(text("stream"), text("filter"))
                 .await
                 .map_err(err)?;
-            let mut lines: Vec<String> = subjects.iter().map(|s| format!("{}={}\n", s.subject, s.count)).collect();
+            let mut lines: Vec<String> = subjects
+                .iter()
+                .map(|s| format!("{}={}\n", s.subject, s.count))
+                .collect();
             lines.sort();
             Ok(lines.concat())
         }
         "/js/consumer" => {
-            let info = jetstream::get_consumer_info(text("stream"), text("consumer")).await.map_err(err)?;
-            Ok(format!("{} {} {}", info.name, info.num_pending, info.num_ack_pending))
+            let info = jetstream::get_consumer_info(text("stream"), text("consumer"))
+                .await
+                .map_err(err)?;
+            Ok(format!(
+                "{} {} {}",
+                info.name, info.num_pending, info.num_ack_pending
+            ))
         }
         "/js/fetch" => {
-            let consumer = jetstream::open_pull_consumer(text("stream"), text("consumer")).await.map_err(err)?;
+            let consumer = jetstream::open_pull_consumer(text("stream"), text("consumer"))
+                .await
+                .map_err(err)?;
             let batch = consumer
                 .fetch(number("batch") as u32, number("timeout_ms") as u32)
                 .await
@@ -215,28 +248,54 @@ async fn route(path: &str, param: &dyn Fn(&str) -> Option<String>, body: Vec<u8>
             match &path[4..] {
                 "get" => {
                     let entry = bucket.get(key).await.map_err(err)?;
-                    Ok(format!("{} {}", entry.revision, String::from_utf8_lossy(&entry.value)))
+                    Ok(format!(
+                        "{} {}",
+                        entry.revision,
+                        String::from_utf8_lossy(&entry.value)
+                    ))
                 }
                 "put" => Ok(bucket.put(key, body).await.map_err(err)?.to_string()),
                 "create" => Ok(bucket.create(key, body).await.map_err(err)?.to_string()),
-                "update" => Ok(bucket.update(key, body, number("rev")).await.map_err(err)?.to_string()),
-                "delete" => bucket.delete(key).await.map(|()| String::new()).map_err(err),
+                "update" => Ok(bucket
+                    .update(key, body, number("rev"))
+                    .await
+                    .map_err(err)?
+                    .to_string()),
+                "delete" => bucket
+                    .delete(key)
+                    .await
+                    .map(|()| String::new())
+                    .map_err(err),
                 "purge" => bucket.purge(key).await.map(|()| String::new()).map_err(err),
                 "keys" => {
                     let page = bucket.keys().await.map_err(err)?;
-                    Ok(format!("{} truncated={}", page.keys.join(","), page.truncated))
+                    Ok(format!(
+                        "{} truncated={}",
+                        page.keys.join(","),
+                        page.truncated
+                    ))
                 }
                 "history" => {
                     let entries = bucket.history(key).await.map_err(err)?;
                     Ok(entries
                         .iter()
-                        .map(|e| format!("{}:{:?}:{}", e.revision, e.operation, String::from_utf8_lossy(&e.value)))
+                        .map(|e| {
+                            format!(
+                                "{}:{:?}:{}",
+                                e.revision,
+                                e.operation,
+                                String::from_utf8_lossy(&e.value)
+                            )
+                        })
                         .collect::<Vec<_>>()
                         .join(" "))
                 }
                 "status" => {
                     let status = bucket.status().await.map_err(err)?;
-                    Ok(format!("{} values={} history={}", status.bucket, status.values, status.history))
+                    Ok(format!(
+                        "{} values={} history={}",
+                        status.bucket, status.values, status.history
+                    ))
                 }
                 _ => Err("no such kv call".into()),
             }

@@ -112,7 +112,10 @@ fn param(line: &str) -> Result<PgValue, String> {
     let (kind, value) = line
         .split_once(':')
         .ok_or_else(|| format!("parameter `{line}` is not TYPE:VALUE"))?;
-    let number = |v: &str| v.parse::<i64>().map_err(|_| format!("`{v}` is not an integer"));
+    let number = |v: &str| {
+        v.parse::<i64>()
+            .map_err(|_| format!("`{v}` is not an integer"))
+    };
     Ok(match kind {
         "null" => PgValue::Null,
         "int8" => PgValue::Int8(number(value)?),
