@@ -18,6 +18,7 @@
 //! - [`sources`]: named config and secret sources and resolving them.
 //! - [`secret`]: a value that is never printed.
 //! - [`files`]: bounded reads of user-named files.
+//! - [`time`]: moments reached from configured durations, without panics.
 //! - [`forms`]: the string-or-map shapes of wasmCloud's YAML.
 //! - [`host_pattern`]: `allowedHosts` entries.
 //! - [`links`]: which import links to which component, and what the host
@@ -47,6 +48,7 @@ pub mod secret;
 pub mod sources;
 pub mod spec;
 pub mod status;
+pub mod time;
 
 pub use component::{ComponentError, ComponentWorld, component_world, validate_component_bytes};
 pub use cpu_limit::{CpuLimit, CpuLimitError};

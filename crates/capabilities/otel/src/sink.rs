@@ -278,7 +278,7 @@ impl GuestTelemetry {
         };
         let (done, answer) = std::sync::mpsc::sync_channel(1);
         // A control message waits for room, like the items before it.
-        let deadline = Instant::now() + timeout;
+        let deadline = nimbus_model::time::deadline(Instant::now(), timeout);
         let mut message = Some(message(done));
         while let Some(m) = message.take() {
             match shared.sender.try_send(m) {
@@ -470,13 +470,13 @@ struct Worker {
 
 impl Worker {
     fn run(mut self, receiver: Receiver<Message>) {
-        let mut due = Instant::now() + self.interval;
+        let mut due = nimbus_model::time::deadline(Instant::now(), self.interval);
         loop {
             // A steady stream never times out: the interval is checked
             // between messages too.
             if Instant::now() >= due {
                 self.export_all();
-                due = Instant::now() + self.interval;
+                due = nimbus_model::time::deadline(Instant::now(), self.interval);
             }
             match receiver.recv_timeout(due.saturating_duration_since(Instant::now())) {
                 Ok(Message::Span(origin, span, bytes)) => {

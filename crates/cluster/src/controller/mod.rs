@@ -1309,7 +1309,7 @@ impl State {
                         stats.command_failures.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(host = %host, workload = %id, "{error}");
                         let failure = Failure {
-                            until: Instant::now() + retry_after,
+                            until: nimbus_model::time::deadline(Instant::now(), retry_after),
                             error,
                             update: matches!(change, Some(Change::Update { .. })),
                         };

@@ -426,12 +426,10 @@ impl ConnectionWatch {
     }
 }
 
-/// `at + wait`, or about 30 years on where that is past what an `Instant`
-/// holds: a timeout configured as good as forever must not panic the
-/// connection's task.
+/// `at + wait`, saturating: a timeout configured as good as forever must
+/// not panic the connection's task.
 fn later(at: Instant, wait: Duration) -> Instant {
-    at.checked_add(wait)
-        .unwrap_or_else(|| at + Duration::from_secs(30 * 365 * 86_400))
+    nimbus_model::time::deadline(at.into_std(), wait).into()
 }
 
 /// Marks a connection busy while a response is being sent.

@@ -9,7 +9,6 @@
 use crate::accounting::{sample, scrape};
 use crate::common;
 
-use bytes::Bytes;
 use common::*;
 use std::time::{Duration, Instant};
 use test_programs::{P2_BEHAVIORS, P2_HELLO, P2_HOSTILE, P3_HELLO};
@@ -53,13 +52,7 @@ async fn spinner_is_held_to_its_share(guest: &str, path: &str) {
     let started = Instant::now();
     // Two at once: the limit is the component's, across its instances.
     let spins: Vec<_> = (0..2)
-        .map(|_| {
-            let addr = t.addr;
-            let path = path.to_string();
-            tokio::spawn(async move {
-                request(addr, Some("spinner.test"), "GET", &path, Bytes::new()).await
-            })
-        })
+        .map(|_| spawn_get(t.addr, "spinner.test", path))
         .collect();
     eventually("the spinner was held over its limit", || {
         usage(&t, "spinner").1 > held_before

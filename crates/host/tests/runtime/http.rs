@@ -133,12 +133,8 @@ async fn deadline_stops_an_infinite_loop_while_others_keep_answering() {
         .unwrap();
 
     let addr = t.addr;
-    let spinning = tokio::spawn(async move {
-        request(addr, Some("loop.test"), "GET", "/loop", Bytes::new()).await
-    });
-    let spinning_p3 = tokio::spawn(async move {
-        request(addr, Some("loop3.test"), "GET", "/loop", Bytes::new()).await
-    });
+    let spinning = spawn_get(addr, "loop.test", "/loop");
+    let spinning_p3 = spawn_get(addr, "loop3.test", "/loop");
     tokio::time::sleep(Duration::from_millis(200)).await;
     for _ in 0..5 {
         assert_eq!(
@@ -168,16 +164,7 @@ async fn a_p3_request_past_its_deadline_gets_504_while_its_instance_answers_a_ne
     t.host.start_workload(w).await.unwrap();
     let addr = t.addr;
     // Deadline at 3 s; it would wait 10.
-    let overdue = tokio::spawn(async move {
-        request(
-            addr,
-            Some("waits.test"),
-            "GET",
-            "/sleep?ms=10000",
-            Bytes::new(),
-        )
-        .await
-    });
+    let overdue = spawn_get(addr, "waits.test", "/sleep?ms=10000");
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     // Started about 1 s later: answers at about 3.5 s, after the first
     // one's deadline and before its own (4 s).
@@ -500,9 +487,7 @@ async fn a_parked_workload_keeps_its_routes_and_its_next_requests_start_it() {
         t.host.park_workload("test/idle").await.unwrap();
         assert_eq!(t.host.parked_workloads(), vec!["test/idle".to_string()]);
         let addr = t.addr;
-        let woken = tokio::spawn(async move {
-            request(addr, Some("idle.test"), "GET", "/", Bytes::new()).await
-        });
+        let woken = spawn_get(addr, "idle.test", "/");
         tokio::time::sleep(Duration::from_millis(pause_ms)).await;
         let _ = t.host.stop_workload("test/idle").await;
         let (status, _) = woken.await.unwrap();
@@ -535,16 +520,7 @@ async fn replace_under_load_loses_no_request() {
 
     // An in-flight request on the old version of `slow` finishes on it.
     let addr = t.addr;
-    let in_flight = tokio::spawn(async move {
-        request(
-            addr,
-            Some("slow.test"),
-            "GET",
-            "/sleep?ms=800",
-            Bytes::new(),
-        )
-        .await
-    });
+    let in_flight = spawn_get(addr, "slow.test", "/sleep?ms=800");
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut clients = Vec::new();
@@ -597,18 +573,7 @@ async fn excess_concurrency_gets_503_without_queueing() {
     t.host.start_workload(w).await.unwrap();
     let addr = t.addr;
     let slow: Vec<_> = (0..2)
-        .map(|_| {
-            tokio::spawn(async move {
-                request(
-                    addr,
-                    Some("busy.test"),
-                    "GET",
-                    "/sleep?ms=1500",
-                    Bytes::new(),
-                )
-                .await
-            })
-        })
+        .map(|_| spawn_get(addr, "busy.test", "/sleep?ms=1500"))
         .collect();
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (status, body) = t.get("busy.test", "/ok").await;
@@ -773,16 +738,7 @@ async fn shutdown_drains_in_flight_requests() {
         },
         Duration::from_secs(20),
     ));
-    let in_flight = tokio::spawn(async move {
-        request(
-            addr,
-            Some("drain.test"),
-            "GET",
-            "/sleep?ms=700",
-            Bytes::new(),
-        )
-        .await
-    });
+    let in_flight = spawn_get(addr, "drain.test", "/sleep?ms=700");
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.send(()).unwrap();
     assert_eq!(

@@ -223,10 +223,11 @@ pub(crate) struct InstanceLife {
     base: Instant,
 }
 
-/// A request its instance serves, with when it must be answered by.
+/// A request its instance serves, with when it must be answered by
+/// (`None`: its timeout is past what an `Instant` holds).
 struct LiveRequest {
     fate: Arc<RequestFate>,
-    deadline: Instant,
+    deadline: Option<Instant>,
 }
 
 impl Default for InstanceLife {
@@ -264,10 +265,7 @@ impl InstanceLife {
             // the ones it may still be serving.
             let mut requests = self.lock();
             requests.retain(|request| request.fate.live());
-            requests.push(LiveRequest {
-                fate,
-                deadline: deadline.unwrap_or_else(far_future),
-            });
+            requests.push(LiveRequest { fate, deadline });
         }
         if abandoned {
             self.check_abandoned();
@@ -297,10 +295,13 @@ impl InstanceLife {
             .iter()
             .filter(|r| r.fate.timed.load(Ordering::Acquire))
         {
-            if request.deadline <= now {
+            let Some(deadline) = request.deadline else {
+                continue;
+            };
+            if deadline <= now {
                 request.fate.mark_overdue();
             } else {
-                next = Some(next.map_or(request.deadline, |n| n.min(request.deadline)));
+                next = Some(next.map_or(deadline, |n| n.min(deadline)));
             }
         }
         next
@@ -532,11 +533,9 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-/// A moment no timer here reaches: about 30 years away.
+/// A moment no timer here reaches.
 fn far_future() -> Instant {
-    let now = Instant::now();
-    now.checked_add(Duration::from_secs(30 * 365 * 86_400))
-        .unwrap_or(now)
+    nimbus_model::time::deadline(Instant::now(), nimbus_model::time::FOREVER)
 }
 
 /// Resolves when a started request must end before its answer: its client

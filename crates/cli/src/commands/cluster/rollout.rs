@@ -208,7 +208,7 @@ fn progress(id: &str, resource: &Resource, status: Option<&ResourceStatus>) -> P
 
 async fn status(target: &Target, timeout: Duration, no_wait: bool) -> anyhow::Result<()> {
     let (store, id, _) = target.open("nimbus-rollout").await?;
-    let deadline = Instant::now() + timeout;
+    let deadline = nimbus_model::time::deadline(Instant::now(), timeout);
     let mut last = String::new();
     loop {
         let resource = store

@@ -228,7 +228,11 @@ impl DevCommand {
             // Let a burst of writes (an editor's save, a formatter) settle,
             // but not forever: something writing nonstop (a log) must not
             // hold a real edit back.
-            let settle_until = tokio::time::Instant::now() + debounce * 10;
+            let settle_until: tokio::time::Instant = nimbus_model::time::deadline(
+                std::time::Instant::now(),
+                debounce.saturating_mul(10),
+            )
+            .into();
             loop {
                 tokio::select! {
                     event = events.recv() => match event {

@@ -14,7 +14,7 @@ pub(super) enum Key {
 pub(super) async fn wait_for_key(timeout: Duration) -> anyhow::Result<Option<Key>> {
     tokio::task::spawn_blocking(move || {
         use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
-        let deadline = Instant::now() + timeout;
+        let deadline = nimbus_model::time::deadline(Instant::now(), timeout);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || !event::poll(left)? {

@@ -149,6 +149,17 @@ pub fn resources(workload: &mut Workload) -> &mut LocalResources {
     &mut workload.spec.components[0].local_resources
 }
 
+/// A GET of `path` on `host` in a task of its own: a request a test lets
+/// run while it does something else.
+pub fn spawn_get(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+) -> tokio::task::JoinHandle<(u16, String)> {
+    let (host, path) = (host.to_string(), path.to_string());
+    tokio::spawn(async move { request(addr, Some(&host), "GET", &path, Bytes::new()).await })
+}
+
 /// One HTTP/1.1 request over a fresh connection; `host: None` sends no Host header.
 pub async fn request(
     addr: SocketAddr,
