@@ -476,7 +476,8 @@ async fn deliver_jetstream<T: PluginState>(
         (AckMode::Manual, true) => None,
         // Failed: again soon, a little later each time.
         (_, false) => {
-            let delay = Duration::from_millis(100 * delivered as u64).min(MAX_BACKOFF);
+            let delay =
+                Duration::from_millis((delivered as u64).saturating_mul(100)).min(MAX_BACKOFF);
             Some(js::AckKind::Nak(Some(delay)))
         }
     };
