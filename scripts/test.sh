@@ -76,6 +76,8 @@ if [ "${CI:-}" = true ]; then
 fi
 
 cargo fmt --all --check
+# The test guests are a workspace of their own, outside `--all`.
+cargo fmt --check --manifest-path crates/test-programs/guests/Cargo.toml
 bash scripts/check-layers.sh
 python3 scripts/check-module-cycles.py
 
