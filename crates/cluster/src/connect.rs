@@ -65,8 +65,12 @@ pub enum Persistence {
 /// Why a NATS connection could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    /// A credentials or key file could not be read.
-    #[error("cannot read `{}`: {source}", path.display())]
+    /// A credentials or key file could not be read (not a regular file,
+    /// too large, slow or missing).
+    #[error(transparent)]
+    CredentialsFile(nimbus_model::files::FileError),
+    /// A credentials file's content was refused.
+    #[error("cannot use `{}`: {source}", path.display())]
     Credentials {
         /// The file.
         path: PathBuf,
@@ -84,6 +88,16 @@ pub enum ConnectError {
         /// What went wrong.
         message: String,
     },
+}
+
+/// The most a credentials or nkey file may hold: a `.creds` file is a JWT
+/// and a seed, a few kilobytes.
+const MAX_CREDENTIALS_BYTES: u64 = 64 * 1024;
+
+/// Reads a user-named credentials file: a regular file, bounded in size.
+fn read_credentials(path: &std::path::Path) -> Result<String, ConnectError> {
+    nimbus_model::files::read_text_bounded(path, MAX_CREDENTIALS_BYTES)
+        .map_err(ConnectError::CredentialsFile)
 }
 
 /// Connects with `settings`.
@@ -106,20 +120,16 @@ pub async fn connect(
         .request_timeout(Some(settings.timeout))
         .require_tls(settings.require_tls);
     if let Some(path) = &settings.creds_file {
-        options =
-            options
-                .credentials_file(path)
-                .await
-                .map_err(|source| ConnectError::Credentials {
-                    path: path.clone(),
-                    source,
-                })?;
+        let creds = read_credentials(path)?;
+        options = options
+            .credentials(&creds)
+            .map_err(|source| ConnectError::Credentials {
+                path: path.clone(),
+                source,
+            })?;
     }
     if let Some(path) = &settings.nkey_file {
-        let seed = std::fs::read_to_string(path).map_err(|source| ConnectError::Credentials {
-            path: path.clone(),
-            source,
-        })?;
+        let seed = read_credentials(path)?;
         options = options.nkey(seed.trim().to_string());
     }
     if let Some((user, password)) = &settings.user {
@@ -175,6 +185,24 @@ mod tests {
             error.to_string().contains("/nonexistent/user.creds"),
             "{error}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_creds_or_nkey_file_that_is_no_regular_file_is_refused_at_once() {
+        for (creds, path) in [(true, "/dev/zero"), (false, "/dev/zero"), (true, "/")] {
+            let mut settings = NatsSettings::new("nats://127.0.0.1:1");
+            if creds {
+                settings.creds_file = Some(path.into());
+            } else {
+                settings.nkey_file = Some(path.into());
+            }
+            let error = connect(&settings, Persistence::Once).await.unwrap_err();
+            assert!(
+                matches!(error, ConnectError::CredentialsFile(_))
+                    && error.to_string().contains(path),
+                "{error}"
+            );
+        }
     }
 
     #[test]

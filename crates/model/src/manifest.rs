@@ -192,6 +192,20 @@ pub fn parse_manifest(text: &str) -> Result<Manifest, ManifestError> {
         let (doc, ignored) = parse_document(index, value)
             .map_err(|e| ManifestError::new(format!("{prefix}{}", e.path), e.message))?;
         let label = format!("{}/{}", doc.workload.namespace, doc.workload.name);
+        if let Some(first) = documents.iter().find(|d: &&ManifestDocument| {
+            d.kind == doc.kind
+                && d.workload.namespace == doc.workload.namespace
+                && d.workload.name == doc.workload.name
+        }) {
+            return Err(ManifestError::new(
+                format!("{prefix}metadata.name"),
+                format!(
+                    "{} {label} is already defined by document {}",
+                    doc.kind,
+                    first.index + 1
+                ),
+            ));
+        }
         notices.extend(ignored.into_iter().map(|field| format!("{label}: {field}")));
         documents.push(doc);
     }
@@ -995,6 +1009,26 @@ spec:
         let ids: Vec<_> = docs.iter().map(|d| d.workload.id()).collect();
         assert_eq!(ids, ["ns/a", "default/b"]);
         assert_eq!(docs.iter().map(|d| d.index).collect::<Vec<_>>(), [0, 1]);
+    }
+
+    #[test]
+    fn a_workload_defined_twice_is_refused_naming_both_documents() {
+        let doc = "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {name: a}\nspec:\n  components: [{name: a, image: ./a.wasm}]\n";
+        let err = parse_manifest(&format!("{doc}---\n{doc}")).unwrap_err();
+        assert_eq!(err.path, "document 2: metadata.name");
+        assert!(
+            err.message
+                .contains("Workload default/a is already defined by document 1"),
+            "{err}"
+        );
+        let other_namespace = doc.replace("{name: a}", "{name: a, namespace: b}");
+        assert_eq!(
+            parse_manifest(&format!("{doc}---\n{other_namespace}"))
+                .unwrap()
+                .documents
+                .len(),
+            2
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 pub(crate) struct ComposeCommand {
     /// A workload manifest (`.yaml`); its first workload is composed.
     manifest: PathBuf,
-    /// Where to write the composed component.
+    /// Where to write the composed component (`-`: standard output).
     #[arg(short, long)]
     output: PathBuf,
     /// The component to compose around (default: the one component that
@@ -25,6 +25,13 @@ pub(crate) struct ComposeCommand {
 
 impl ComposeCommand {
     pub(crate) fn execute(self) -> anyhow::Result<()> {
+        let to_stdout = self.output.as_os_str() == "-";
+        if !to_stdout && same_file(&self.output, &self.manifest) {
+            bail!(
+                "`{}` is the manifest being composed: write the component somewhere else",
+                self.output.display()
+            );
+        }
         let documents = super::read_manifest(&self.manifest)?;
         let Some(workload) = documents.into_iter().next().map(|doc| doc.workload) else {
             bail!("`{}` holds no workload", self.manifest.display());
@@ -56,9 +63,7 @@ impl ComposeCommand {
             }
         };
         let composition = compose::compose(&parts, &root)?;
-        std::fs::write(&self.output, &composition.bytes)
-            .with_context(|| format!("cannot write `{}`", self.output.display()))?;
-        outln!(
+        let summary = format!(
             "composed `{root}` with {} into {} ({} bytes)",
             composition
                 .absorbed
@@ -66,9 +71,40 @@ impl ComposeCommand {
                 .map(|n| format!("`{n}`"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            self.output.display(),
+            if to_stdout {
+                "standard output".to_string()
+            } else {
+                self.output.display().to_string()
+            },
             composition.bytes.len()
-        )?;
+        );
+        if to_stdout {
+            use std::io::Write as _;
+            let mut stdout = std::io::stdout().lock();
+            match stdout
+                .write_all(&composition.bytes)
+                .and_then(|()| stdout.flush())
+            {
+                // A reader that stopped early (`| head -c1`) is not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                result => result.context("cannot write the component to standard output")?,
+            }
+            eprintln!("{summary}");
+            return Ok(());
+        }
+        std::fs::write(&self.output, &composition.bytes)
+            .with_context(|| format!("cannot write `{}`", self.output.display()))?;
+        outln!("{summary}")?;
         Ok(())
+    }
+}
+
+/// Whether `a` and `b` name one existing file (through links, `..` or
+/// another spelling).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }

@@ -134,6 +134,13 @@ pub(crate) fn init(otlp_endpoint: Option<&str>, log: LogOptions) -> anyhow::Resu
 
     let log_lines = match &log.file {
         Some(path) => {
+            // A FIFO would block the open until a reader came, a device
+            // (/dev/full) would lose the lines without a word.
+            if let Ok(metadata) = std::fs::metadata(path)
+                && !metadata.is_file()
+            {
+                anyhow::bail!("the log file {} is not a regular file", path.display());
+            }
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)

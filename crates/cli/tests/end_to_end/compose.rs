@@ -69,3 +69,25 @@ fn compose_explains_what_it_cannot_do_in_one_line() {
     );
     assert!(!dir.path().join("out.wasm").exists());
 }
+
+#[test]
+fn compose_never_overwrites_its_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = manifest(
+        dir.path(),
+        &[
+            ("app", test_programs::P2_LINK_APP),
+            ("lib", test_programs::P2_LINK_LIB),
+        ],
+    );
+    let before = std::fs::read_to_string(&path).unwrap();
+    let error = fails_in(
+        dir.path(),
+        &["compose", "workload.yaml", "-o", "./workload.yaml"],
+    );
+    assert_eq!(
+        error.trim(),
+        "error: `./workload.yaml` is the manifest being composed: write the component somewhere else"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+}

@@ -688,6 +688,9 @@ impl Host {
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
+        if let Some((status, reason)) = crate::http::malformed::refusal(&parts) {
+            return (error_response(status, reason), None);
+        }
         let id = match self.0.router.route(&parts) {
             Ok(id) => id,
             Err(error) => {

@@ -54,8 +54,7 @@ impl AccessRecord {
                 request
                     .headers()
                     .get(http::header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(str::to_string)
+                    .map(|h| one_field(h.as_bytes()))
             })
             .unwrap_or_else(|| "-".to_string());
         Self {
@@ -128,6 +127,24 @@ impl AccessRecord {
             "request"
         );
     }
+}
+
+/// `raw`, a value the client chose, as one access-log field: bytes that
+/// could end the field or forge another (spaces, controls, quotes, `=`)
+/// and non-ASCII bytes are percent-encoded.
+fn one_field(raw: &[u8]) -> String {
+    let mut field = String::with_capacity(raw.len());
+    for &byte in raw {
+        if byte.is_ascii_graphic() && !matches!(byte, b'"' | b'\\' | b'=' | b'%') {
+            field.push(char::from(byte));
+        } else {
+            field.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    if field.is_empty() {
+        field.push('-');
+    }
+    field
 }
 
 /// Milliseconds since the Unix epoch.
@@ -306,5 +323,22 @@ impl Drop for LoggedBody {
         if let Some(record) = self.record.take() {
             record.emit(http_body::Body::is_end_stream(&self.inner));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_chosen_value_stays_one_field() {
+        assert_eq!(one_field(b"example.com:8080"), "example.com:8080");
+        assert_eq!(
+            one_field(b"x path=/admin status=200"),
+            "x%20path%3D/admin%20status%3D200"
+        );
+        assert_eq!(one_field(b"a\tb\"c\\d%e"), "a%09b%22c%5Cd%25e");
+        assert_eq!(one_field("hé".as_bytes()), "h%C3%A9");
+        assert_eq!(one_field(b""), "-");
     }
 }

@@ -186,6 +186,8 @@ pub async fn serve_admin(
             match tokio::time::timeout(ADMIN_CONNECTION_LIFETIME, watched).await {
                 Ok(Some(ConnectionLimit::FirstRequest)) => metrics.limit_hit("admin_first_request"),
                 Ok(Some(ConnectionLimit::Idle)) => metrics.limit_hit("admin_idle"),
+                // Its plain socket reports no stalls: the lifetime bounds them.
+                Ok(Some(ConnectionLimit::WriteStalled)) => metrics.limit_hit("admin_idle"),
                 Ok(None) => {}
                 Err(_) => metrics.limit_hit("admin_lifetime"),
             }

@@ -11,8 +11,10 @@
 //! host keeps descriptors for its admin endpoint, outbound calls and
 //! files); a connection must deliver its first complete request head
 //! (protocol detection and the HTTP/2 preface included) within
-//! `first_request_timeout`; and one with no request in flight is closed
-//! after `idle_timeout`.
+//! `first_request_timeout`; one with no request in flight is closed
+//! after `idle_timeout`; and one whose client stopped reading its response
+//! (the socket took no byte of a pending write) is closed after the same
+//! `idle_timeout`, at least [`MIN_WRITE_STALL`].
 
 use crate::host::Host;
 use crate::http::body::ResponseBody;
@@ -30,6 +32,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
+/// The shortest time a client that stopped reading keeps its connection:
+/// a tiny idle timeout must not cut off a client that is merely slow.
+pub const MIN_WRITE_STALL: Duration = Duration::from_secs(1);
+
 /// The largest request head (request line or pseudo-headers, and all
 /// header fields) the ingress takes, in HTTP/1.1 and HTTP/2 alike; a larger
 /// one is answered 431. hyper's own HTTP/1.1 bound (about 400 KiB) would
@@ -44,7 +50,9 @@ pub struct IngressLimits {
     pub max_connections: usize,
     /// From accept to the first complete request head.
     pub first_request_timeout: Duration,
-    /// How long a connection with no request in flight stays open.
+    /// How long a connection with no request in flight stays open, and
+    /// how long one stays open whose client takes none of its response
+    /// (at least [`MIN_WRITE_STALL`]).
     pub idle_timeout: Duration,
 }
 
@@ -154,7 +162,7 @@ async fn serve_boxed(
         });
         // The permit rides with the socket, so a connection upgraded out of
         // HTTP (a WebSocket) still holds its place under the cap.
-        let stream = CountedStream::new(stream, permit, open_connections.clone());
+        let stream = CountedStream::new(stream, permit, open_connections.clone(), watch.clone());
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
@@ -166,6 +174,7 @@ async fn serve_boxed(
             match run_watched(connection, &watch, &limits, peer).await {
                 Some(ConnectionLimit::FirstRequest) => metrics.limit_hit("ingress_first_request"),
                 Some(ConnectionLimit::Idle) => metrics.limit_hit("ingress_idle"),
+                Some(ConnectionLimit::WriteStalled) => metrics.limit_hit("ingress_write_stalled"),
                 None => {}
             }
             metrics.connections().dec();
@@ -192,6 +201,9 @@ struct CountedStream {
     /// The last write left bytes unwritten (the socket was full): the rest
     /// goes out when the socket takes it, not held once more.
     write_incomplete: bool,
+    /// Told when the socket stops taking writes and when it takes one
+    /// again.
+    watch: Arc<ConnectionWatch>,
 }
 
 /// How long holds stay off on a thread after a long poll there: a guest's
@@ -205,7 +217,12 @@ const HOLDS_OFF: std::time::Duration = std::time::Duration::from_secs(1);
 impl CountedStream {
     /// Counts a new connection of the listener whose open connections
     /// `open` counts.
-    fn new(stream: tokio::net::TcpStream, permit: CapClaim, open: Arc<AtomicUsize>) -> Self {
+    fn new(
+        stream: tokio::net::TcpStream,
+        permit: CapClaim,
+        open: Arc<AtomicUsize>,
+        watch: Arc<ConnectionWatch>,
+    ) -> Self {
         open.fetch_add(1, Ordering::Relaxed);
         Self {
             stream,
@@ -213,6 +230,7 @@ impl CountedStream {
             open,
             held_at: None,
             write_incomplete: false,
+            watch,
         }
     }
 
@@ -266,6 +284,11 @@ impl CountedStream {
             Poll::Ready(Err(_)) => false,
             Poll::Pending => true,
         };
+        match &polled {
+            Poll::Pending => self.watch.write_blocked(),
+            Poll::Ready(Ok(written)) if *written > 0 => self.watch.write_progressed(),
+            Poll::Ready(_) => {}
+        }
         polled
     }
 }
@@ -332,6 +355,8 @@ pub(crate) enum ConnectionLimit {
     FirstRequest,
     /// No request in flight for `idle_timeout`.
     Idle,
+    /// A response's client took none of it for `idle_timeout`.
+    WriteStalled,
 }
 
 /// Runs `connection` until it ends or `watch` finds it idle past `limits`;
@@ -371,6 +396,9 @@ pub(crate) struct ConnectionWatch {
     /// When the connection last had no request in flight, as nanoseconds
     /// since `opened`.
     idle_since: AtomicU64,
+    /// Since when the socket has taken none of a pending write, as
+    /// nanoseconds since `opened` plus one; 0 while writes go through.
+    stalled_since: AtomicU64,
 }
 
 impl ConnectionWatch {
@@ -380,6 +408,24 @@ impl ConnectionWatch {
             in_flight: AtomicUsize::new(0),
             served: AtomicBool::new(false),
             idle_since: AtomicU64::new(0),
+            stalled_since: AtomicU64::new(0),
+        }
+    }
+
+    /// The socket took none of a write: the client may have stopped
+    /// reading. Only the first such write since the last progress reads
+    /// the clock.
+    fn write_blocked(&self) {
+        if self.stalled_since.load(Ordering::Relaxed) == 0 {
+            let since = u64::try_from(self.opened.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+            self.stalled_since.store(since + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// The socket took bytes again.
+    fn write_progressed(&self) {
+        if self.stalled_since.load(Ordering::Relaxed) != 0 {
+            self.stalled_since.store(0, Ordering::Relaxed);
         }
     }
 
@@ -393,9 +439,15 @@ impl ConnectionWatch {
 
     /// Resolves, naming the limit, once the connection has been idle too
     /// long: before its first request, `first_request_timeout` after
-    /// accept; after one, `idle_timeout` after the last response ended.
+    /// accept; after one, `idle_timeout` after the last response ended;
+    /// while a response is sent, once its client has taken none of it for
+    /// `idle_timeout` (at least [`MIN_WRITE_STALL`]), which is noticed
+    /// within twice that.
     async fn expired(&self, limits: &IngressLimits) -> ConnectionLimit {
-        let timer = tokio::time::sleep_until(later(self.opened, limits.first_request_timeout));
+        // The idle timeout may be the shorter: a connection that served
+        // its first request early is looked at no later than that.
+        let first_look = limits.first_request_timeout.min(limits.idle_timeout);
+        let timer = tokio::time::sleep_until(later(self.opened, first_look));
         tokio::pin!(timer);
         loop {
             timer.as_mut().await;
@@ -404,7 +456,18 @@ impl ConnectionWatch {
                 // Busy: it goes idle no sooner than now, so it cannot expire
                 // within a whole idle timeout from now (a zero timeout must
                 // not make this a spin).
-                later(now, limits.idle_timeout.max(Duration::from_millis(10)))
+                let again = later(now, limits.idle_timeout.max(Duration::from_millis(10)));
+                match self.stalled_since.load(Ordering::Relaxed) {
+                    0 => again,
+                    stamp => {
+                        let stalled_at = later(self.opened, Duration::from_nanos(stamp - 1));
+                        let deadline = later(stalled_at, limits.idle_timeout.max(MIN_WRITE_STALL));
+                        if now >= deadline {
+                            return ConnectionLimit::WriteStalled;
+                        }
+                        deadline.min(again)
+                    }
+                }
             } else {
                 let (timeout, limit) = if self.served.load(Ordering::Relaxed) {
                     (limits.idle_timeout, ConnectionLimit::Idle)
@@ -512,7 +575,15 @@ mod tests {
             .unwrap();
         let (accepted, _) = listener.accept().await.unwrap();
         let permit = Arc::new(Cap::new(1)).try_claim().unwrap();
-        (CountedStream::new(accepted, permit, open.clone()), client)
+        (
+            CountedStream::new(
+                accepted,
+                permit,
+                open.clone(),
+                Arc::new(ConnectionWatch::new()),
+            ),
+            client,
+        )
     }
 
     /// Two accepted connections of one listener (each with its client end),

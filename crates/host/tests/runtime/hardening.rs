@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use nimbus_host::http::{DynamicRouter, IngressLimits};
 use nimbus_host::outbound::OutboundLimits;
-use nimbus_host::workload::LocalResources;
+use nimbus_host::workload::{HostPathVolume, LocalResources, Volume, VolumeMount};
 use nimbus_host::{HostConfig, WorkloadError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -560,6 +560,154 @@ async fn closed_by_server(stream: &mut TcpStream) -> bool {
         }
     };
     tokio::time::timeout(TIMEOUT, read).await.is_ok()
+}
+
+/// A client that asks for a large response and then reads none of it
+/// loses its connection once the socket has taken nothing for the idle
+/// timeout (at least a second), instead of holding it, and its place under
+/// the connection cap, for as long as it likes.
+#[tokio::test]
+async fn a_client_that_stops_reading_its_response_loses_the_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = 16 << 20;
+    std::fs::write(dir.path().join("big"), vec![b'x'; size]).unwrap();
+    let t = host_with(HostConfig {
+        ingress: IngressLimits {
+            max_connections: 100,
+            first_request_timeout: Duration::from_millis(300),
+            idle_timeout: Duration::from_millis(300),
+        },
+        ..config()
+    })
+    .await;
+    let mut workload = http_workload("big", P2_BEHAVIORS, "big.test");
+    workload.spec.volumes.push(Volume {
+        name: "data".into(),
+        host_path: Some(HostPathVolume {
+            path: dir.path().display().to_string(),
+        }),
+        empty_dir: None,
+    });
+    resources(&mut workload).volume_mounts.push(VolumeMount {
+        name: "data".into(),
+        mount_path: "/data".into(),
+        read_only: None,
+    });
+    t.host.start_workload(workload).await.unwrap();
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(t.addr).await.unwrap();
+    stream
+        .write_all(b"GET /read?path=/data/big HTTP/1.1\r\nhost: big.test\r\n\r\n")
+        .await
+        .unwrap();
+    // Time for the response to fill both sockets' buffers and stall, then
+    // for the stall to be noticed (within twice its one-second bound).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 64 << 10];
+    let read_all = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received += n,
+            }
+        }
+    };
+    tokio::time::timeout(TIMEOUT, read_all)
+        .await
+        .expect("the connection ends");
+    assert!(
+        received < size,
+        "all {received} bytes arrived: the stalled connection was kept open"
+    );
+    assert_eq!(t.get("big.test", "/ok").await.0, 200);
+}
+
+/// Requests no component could take (no Host, two, an invalid one, a
+/// target that is not a path, CONNECT) are answered by the host with 400
+/// or 501 and the reason; they no longer reach the component, which failed
+/// on them with a 500 and lost its instance.
+#[tokio::test]
+async fn requests_without_one_valid_host_or_a_path_are_refused_before_the_component() {
+    // Everything to one workload, as `nimbus serve COMPONENT.wasm` routes:
+    // no router refuses these first.
+    let t = TestHost::start_with(config(), Arc::new(nimbus_host::http::DevRouter::new())).await;
+    serve(&t, "ok", P2_BEHAVIORS, |_| {}).await;
+    for (head, status, reason) in [
+        ("GET /ok HTTP/1.1\r\n", "400", "no Host header"),
+        ("GET /ok HTTP/1.0\r\n", "400", "no Host header"),
+        (
+            "GET /ok HTTP/1.1\r\nhost: ok.test\r\nhost: ok.test\r\n",
+            "400",
+            "more than one Host",
+        ),
+        ("GET /ok HTTP/1.1\r\nhost: \r\n", "400", "not a host[:port]"),
+        (
+            "GET /ok HTTP/1.1\r\nhost: [::1\r\n",
+            "400",
+            "not a host[:port]",
+        ),
+        (
+            "GET /ok HTTP/1.1\r\nhost: a\tb/c?d#e\r\n",
+            "400",
+            "not a host[:port]",
+        ),
+        ("GET ok HTTP/1.1\r\nhost: ok.test\r\n", "400", "not a path"),
+        (
+            "CONNECT ok.test:443 HTTP/1.1\r\nhost: ok.test:443\r\n",
+            "501",
+            "CONNECT",
+        ),
+    ] {
+        let mut stream = TcpStream::connect(t.addr).await.unwrap();
+        stream
+            .write_all(format!("{head}connection: close\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut answer))
+            .await
+            .expect("answered")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.split(' ').nth(1) == Some(status) && answer.contains(reason),
+            "{head:?}: {answer}"
+        );
+    }
+    assert_eq!(t.get("ok.test", "/ok").await, (200, "ok\n".into()));
+}
+
+/// An idle timeout shorter than the first-request timeout closes an idle
+/// keep-alive connection by itself: the watch first looks at the shorter
+/// of the two, not only once the first-request timeout has passed.
+#[tokio::test]
+async fn an_idle_timeout_shorter_than_the_first_request_timeout_holds() {
+    let t = host_with(HostConfig {
+        ingress: IngressLimits {
+            max_connections: 100,
+            first_request_timeout: Duration::from_secs(120),
+            idle_timeout: Duration::from_millis(300),
+        },
+        ..config()
+    })
+    .await;
+    serve(&t, "ok", P2_BEHAVIORS, |_| {}).await;
+    let mut stream = TcpStream::connect(t.addr).await.unwrap();
+    stream
+        .write_all(b"GET /ok HTTP/1.1\r\nhost: ok.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Within the common bound, which is half the first-request timeout.
+    assert!(
+        closed_by_server(&mut stream).await,
+        "the idle keep-alive connection was held until the first-request timeout"
+    );
 }
 
 /// Connection timeouts configured as good as forever (`--idle-timeout` or

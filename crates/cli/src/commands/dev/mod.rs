@@ -44,8 +44,9 @@ pub(crate) struct DevCommand {
     /// 127.0.0.1:8000).
     #[arg(long)]
     addr: Option<SocketAddr>,
-    /// How long edits must settle before a rebuild, in milliseconds.
-    #[arg(long, default_value_t = 300)]
+    /// How long edits must settle before a rebuild, in milliseconds (at
+    /// most a minute).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     debounce_ms: u64,
     /// How long to let in-flight requests finish after Ctrl-C, in seconds.
     #[arg(long, default_value_t = 10)]
@@ -241,6 +242,8 @@ impl DevCommand {
                     },
                     _ = tokio::time::sleep(debounce) => break,
                     _ = tokio::time::sleep_until(settle_until) => break,
+                    // Ctrl-C does not wait for edits to settle.
+                    _ = stop_rx.wait_for(|stop| *stop) => break,
                 }
             }
             let changes = watch.take_changes();

@@ -80,6 +80,10 @@ pub(super) async fn scrape_cluster(
     Ok(all)
 }
 
+/// The largest `/metrics` answer read: a host's text for many thousands
+/// of components is a few megabytes.
+const MAX_METRICS_BYTES: usize = 64 << 20;
+
 /// One scrape of `/metrics`, by component.
 pub(super) async fn scrape(
     client: &HttpClient,
@@ -88,7 +92,17 @@ pub(super) async fn scrape(
     let fetch = async {
         let response = client.get(url.clone()).await?;
         let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
+        let body = http_body_util::Limited::new(response.into_body(), MAX_METRICS_BYTES)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    anyhow::anyhow!("its answer is larger than {} MiB", MAX_METRICS_BYTES >> 20)
+                } else {
+                    anyhow::anyhow!(e)
+                }
+            })?
+            .to_bytes();
         Ok::<_, anyhow::Error>((status, body))
     };
     let (status, body) = tokio::time::timeout(SCRAPE_TIMEOUT, fetch)
