@@ -149,7 +149,16 @@ pub async fn run(
         locks: Mutex::new(HashMap::new()),
         revision: AtomicU64::new(0),
     });
-    tracing::info!(host = %agent.settings.host_id, "host joined the cluster");
+    // The client retries its first connection in the background: the
+    // subscriptions above were only queued if NATS is not reachable yet.
+    if client.connection_state() == async_nats::connection::State::Connected {
+        tracing::info!(host = %agent.settings.host_id, "host joined the cluster");
+    } else {
+        tracing::warn!(
+            host = %agent.settings.host_id,
+            "NATS is not reachable yet: the host keeps trying and joins the cluster once it connects"
+        );
+    }
     let heartbeats = tokio::spawn(agent.clone().heartbeat_loop());
     tokio::pin!(shutdown);
     loop {

@@ -167,6 +167,9 @@ const WASMCLOUD_KINDS: &[&str] = &[
 
 /// Parses every document of a YAML manifest.
 pub fn parse_manifest(text: &str) -> Result<Manifest, ManifestError> {
+    // Editors on Windows may start the file with a byte-order mark, which
+    // the YAML parser takes for content.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     check_yaml_bounds(text, MAX_MANIFEST_BYTES, MAX_NESTING_DEPTH)
         .map_err(|error| ManifestError::new("(yaml)", error.to_string()))?;
     let mut documents = Vec::new();
@@ -1009,6 +1012,12 @@ spec:
         let ids: Vec<_> = docs.iter().map(|d| d.workload.id()).collect();
         assert_eq!(ids, ["ns/a", "default/b"]);
         assert_eq!(docs.iter().map(|d| d.index).collect::<Vec<_>>(), [0, 1]);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_content() {
+        let text = "\u{feff}apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Workload\nmetadata: {name: a}\nspec:\n  components: [{name: a, image: ./a.wasm}]\n";
+        assert_eq!(parse_manifest(text).unwrap().documents.len(), 1);
     }
 
     #[test]

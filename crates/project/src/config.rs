@@ -679,12 +679,14 @@ pub fn user_config_path() -> Option<PathBuf> {
     dirs::config_dir().map(|d| d.join("nimbus").join("config.yaml"))
 }
 
-/// The project config file of `project_dir`, if any.
+/// The project config file of `project_dir`, if any: the first of
+/// [`PROJECT_CONFIG_PATHS`] that exists, whatever it is, so that reading it
+/// says so when it is no regular file rather than passing it over.
 pub fn project_config_path(project_dir: &Path) -> Option<PathBuf> {
     PROJECT_CONFIG_PATHS
         .iter()
         .map(|p| project_dir.join(p))
-        .find(|p| p.is_file())
+        .find(|p| p.exists())
 }
 
 /// Reads and validates one config file; warnings are returned with it.
@@ -888,7 +890,7 @@ fn strip_location(message: &str) -> String {
 /// Loads the project config of `project_dir` merged over the user config at
 /// `user_file` (pass [`user_config_path`] for the usual one).
 pub fn load(project_dir: &Path, user_file: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
-    let user_file = user_file.filter(|p| p.is_file()).map(Path::to_path_buf);
+    let user_file = user_file.filter(|p| p.exists()).map(Path::to_path_buf);
     let project_file = project_config_path(project_dir);
     let (mut config, mut warnings) = match &user_file {
         Some(path) => read_config_file(path)?,
@@ -1058,6 +1060,26 @@ mod tests {
 
     fn parse_wash(text: &str) -> (ProjectConfig, Vec<String>) {
         parse_config(text, Path::new("p/.wash/config.yaml")).unwrap()
+    }
+
+    #[test]
+    fn a_config_path_that_is_no_regular_file_is_an_error_not_ignored() {
+        for make in ["dir", "link to /dev/zero"] {
+            let project = tempfile::tempdir().unwrap();
+            let path = project.path().join(".nimbus/config.yaml");
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            if make == "dir" {
+                std::fs::create_dir(&path).unwrap();
+            } else {
+                std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+            }
+            let err = load(project.path(), None).err().map(|e| e.to_string());
+            assert!(
+                err.as_deref()
+                    .is_some_and(|e| e.contains("config.yaml") && e.contains("not a regular file")),
+                "{make}: {err:?}"
+            );
+        }
     }
 
     #[test]

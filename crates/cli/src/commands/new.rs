@@ -112,21 +112,40 @@ impl NewCommand {
         );
         let vars = Vars::new(&name);
 
+        let made = self.make(template.as_deref(), language, &target, &vars);
+        if made.is_err() {
+            // Nothing half-made is left behind.
+            let _ = std::fs::remove_dir_all(&target);
+        }
+        made?;
+        outln!("Created {}", target.display())?;
+        outln!("Next:\n  cd {}\n  nimbus dev", target.display())?;
+        Ok(())
+    }
+
+    /// Writes the project into `target` from the template chosen.
+    fn make(
+        &self,
+        template: Option<&str>,
+        language: Language,
+        target: &Path,
+        vars: &Vars,
+    ) -> anyhow::Result<()> {
         let mut checkout = None;
-        match (&template, &self.path, &self.git) {
+        match (template, &self.path, &self.git) {
             (Some(template), None, None) => {
                 let dir = embedded_template(language, template)?;
                 if let Some(common) = TEMPLATES.get_dir(Path::new(language.name()).join(COMMON)) {
-                    write_embedded(common, common.path(), &target, &vars)?;
+                    write_embedded(common, common.path(), target, vars)?;
                 }
-                write_embedded(dir, dir.path(), &target, &vars)?;
+                write_embedded(dir, dir.path(), target, vars)?;
             }
             (_, Some(path), None) => {
                 let root = match &self.subfolder {
                     Some(sub) => path.join(sub),
                     None => path.clone(),
                 };
-                copy_dir(&root, &target, &vars)?;
+                copy_dir(&root, target, vars)?;
             }
             (_, None, Some(url)) => {
                 let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
@@ -135,14 +154,12 @@ impl NewCommand {
                     Some(sub) => temp.path().join(sub),
                     None => temp.path().to_path_buf(),
                 };
-                copy_dir(&root, &target, &vars)?;
+                copy_dir(&root, target, vars)?;
                 checkout = Some(temp);
             }
             _ => unreachable!("clap keeps --path and --git apart"),
         }
         drop(checkout);
-        outln!("Created {}", target.display())?;
-        outln!("Next:\n  cd {}\n  nimbus dev", target.display())?;
         Ok(())
     }
 }
@@ -319,10 +336,32 @@ fn write_file(path: &Path, contents: &[u8], vars: &Vars) -> anyhow::Result<()> {
     std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// The largest file a template directory may hold.
+const MAX_TEMPLATE_FILE_BYTES: u64 = 16 << 20;
+
 fn copy_dir(root: &Path, target: &Path, vars: &Vars) -> anyhow::Result<()> {
     ensure!(
-        root.is_dir(),
+        root.exists(),
         "template directory `{}` does not exist",
+        root.display()
+    );
+    ensure!(
+        root.is_dir(),
+        "template directory `{}` is not a directory",
+        root.display()
+    );
+    // A project made inside its own template would be copied into itself.
+    let inside = std::path::absolute(target)
+        .ok()
+        .zip(std::fs::canonicalize(root).ok())
+        .is_some_and(|(target, root)| {
+            let parent = target.parent().and_then(|p| std::fs::canonicalize(p).ok());
+            parent.is_some_and(|parent| parent.starts_with(&root))
+        });
+    ensure!(
+        !inside,
+        "`{}` is inside the template directory `{}`: create the project somewhere else",
+        target.display(),
         root.display()
     );
     fn walk(dir: &Path, root: &Path, target: &Path, vars: &Vars) -> anyhow::Result<()> {
@@ -339,8 +378,8 @@ fn copy_dir(root: &Path, target: &Path, vars: &Vars) -> anyhow::Result<()> {
                 walk(&path, root, target, vars)?;
             } else if file_type.is_file() {
                 let relative = path.strip_prefix(root).unwrap_or(&path);
-                let contents = std::fs::read(&path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let contents =
+                    nimbus_model::files::read_bounded_blocking(&path, MAX_TEMPLATE_FILE_BYTES)?;
                 write_file(&target.join(output_name(relative)), &contents, vars)?;
             }
             // Symlinks are skipped: a template must not point outside itself.
@@ -350,16 +389,67 @@ fn copy_dir(root: &Path, target: &Path, vars: &Vars) -> anyhow::Result<()> {
     walk(root, root, target, vars)
 }
 
+/// The longest a template clone may take.
+const CLONE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Clones `url` into `into` with git, bounded: a server that stops sending
+/// (under 1 KB/s for 30 s over HTTP) fails the clone, and the whole clone
+/// gets [`CLONE_TIMEOUT`].
 fn clone(url: &str, into: &Path) -> anyhow::Result<()> {
-    let output = std::process::Command::new("git")
+    use std::io::Read as _;
+    let mut child = std::process::Command::new("git")
+        .args([
+            "-c",
+            "http.lowSpeedLimit=1000",
+            "-c",
+            "http.lowSpeedTime=30",
+        ])
         .args(["clone", "--depth", "1", "--quiet", "--", url])
         .arg(into)
         .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .context("cannot run git (is it installed?)")?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let reason = stderr.lines().last().unwrap_or("unknown error").trim();
+    // Read while it runs, so a chatty git never blocks on a full pipe.
+    let mut stderr_pipe = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        // Only the end is kept: the last line says why git failed.
+        let mut tail = Vec::new();
+        let mut chunk = [0u8; 8192];
+        while let Some(Ok(n @ 1..)) = stderr_pipe.as_mut().map(|pipe| pipe.read(&mut chunk)) {
+            tail.extend_from_slice(&chunk[..n]);
+            if tail.len() > 64 * 1024 {
+                tail.drain(..tail.len() - 64 * 1024);
+            }
+        }
+        String::from_utf8_lossy(&tail).into_owned()
+    });
+    let deadline = std::time::Instant::now() + CLONE_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().context("cannot wait for git")? {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "cannot clone `{url}`: not done within {} s",
+                CLONE_TIMEOUT.as_secs()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let stderr = reader.join().unwrap_or_default();
+    if !status.success() {
+        // git's own verdict, else its last word (a remote's message).
+        let reason = stderr
+            .lines()
+            .find_map(|line| line.strip_prefix("fatal: "))
+            .or_else(|| stderr.lines().last())
+            .unwrap_or("unknown error")
+            .trim();
         bail!("cannot clone `{url}`: {reason}");
     }
     Ok(())

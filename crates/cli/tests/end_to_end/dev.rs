@@ -460,6 +460,34 @@ fn new_refuses_bad_names_unknown_templates_and_existing_dirs() {
     }
 }
 
+/// A template directory is copied with bounds: never into itself, no
+/// file past the size limit, and nothing half-made left after a refusal.
+#[test]
+fn new_from_a_path_refuses_its_own_inside_and_huge_files() {
+    let template = tempfile::tempdir().unwrap();
+    std::fs::write(template.path().join("README.md"), "# {{project-name}}\n").unwrap();
+    let path = template.path().display().to_string();
+    let err = fails_in(template.path(), &["new", "--path", &path, "inside"]);
+    assert!(err.contains("is inside the template directory"), "{err}");
+    assert!(!template.path().join("inside").exists());
+
+    std::fs::File::create(template.path().join("huge.bin"))
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let err = fails_in(out.path(), &["new", "--path", &path, "huge"]);
+    assert!(err.contains("huge.bin") && err.contains("larger"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        !out.path().join("huge").exists(),
+        "a half-made project was left"
+    );
+
+    let err = fails_in(out.path(), &["new", "--path", "/dev/null", "dev"]);
+    assert!(err.contains("is not a directory"), "{err}");
+}
+
 #[test]
 fn new_from_a_local_path_and_from_git_with_subfolder() {
     let source = tempfile::tempdir().unwrap();
