@@ -162,6 +162,26 @@ fn bad_flag_values_are_one_line_each() {
 }
 
 #[test]
+fn the_admin_endpoint_on_the_serving_address_is_refused_before_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = fails_in(
+        dir.path(),
+        &[
+            "serve",
+            P2_HELLO,
+            "--addr",
+            "127.0.0.1:18991",
+            "--admin-addr",
+            "127.0.0.1:18991",
+        ],
+    );
+    assert_eq!(
+        line.trim(),
+        "error: --admin-addr 127.0.0.1:18991 is the address requests are served on (--addr): give the admin endpoint another port, or `off`"
+    );
+}
+
+#[test]
 fn component_flags_with_a_manifest_say_to_use_the_manifest() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("w.yaml");

@@ -223,6 +223,12 @@ impl ServeCommand {
     async fn run(self) -> anyhow::Result<()> {
         let limit = self.host.registry.limit.bytes();
         let workloads = load_workloads(&self.path, &self.component, limit)?;
+        if self.addr.port() != 0 && self.admin_addr.0 == Some(self.addr) {
+            anyhow::bail!(
+                "--admin-addr {} is the address requests are served on (--addr): give the admin endpoint another port, or `off`",
+                self.addr
+            );
+        }
         // Bound first: a port in use is reported at once, not after every
         // component has compiled.
         let listener = tokio::net::TcpListener::bind(self.addr)
