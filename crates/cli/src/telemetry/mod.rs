@@ -105,6 +105,18 @@ pub(crate) fn init(otlp_endpoint: Option<&str>, log: LogOptions) -> anyhow::Resu
         Ok(filter)
     };
 
+    if let Some(endpoint) = otlp_endpoint {
+        let uri = endpoint.parse::<http::Uri>().ok();
+        let usable = uri.as_ref().is_some_and(|uri| {
+            matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some()
+        });
+        if !usable {
+            anyhow::bail!(
+                "--otlp-endpoint `{}` is not an http:// or https:// URL (for example http://127.0.0.1:4317)",
+                endpoint.escape_debug()
+            );
+        }
+    }
     let endpoint_flag = otlp_endpoint.is_some();
     let wanted = [Signal::Traces, Signal::Metrics, Signal::Logs].map(|s| s.wanted(endpoint_flag));
     #[cfg(feature = "otlp")]

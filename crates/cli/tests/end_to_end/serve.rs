@@ -155,6 +155,7 @@ fn bad_flag_values_are_one_line_each() {
         (&["--memory-limit", "1000000"], "not a whole number of MiB"),
         (&["--timeout", "5h"], "unknown unit"),
         (&["--allow-host", "*."], "wildcard"),
+        (&["--memory-budget-mb", "0"], "not in 1.."),
     ] {
         let line = refused(args);
         assert!(line.contains(needle), "{args:?}: {line}");

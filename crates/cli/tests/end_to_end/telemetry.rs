@@ -385,6 +385,24 @@ fn without_otel_nothing_is_propagated_and_other_protocols_are_refused() {
     );
 }
 
+#[test]
+fn an_otlp_endpoint_that_is_no_url_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for endpoint in ["notaurl", "127.0.0.1:4317", "ftp://collector:21"] {
+        let line = fails_in(
+            dir.path(),
+            &["--otlp-endpoint", endpoint, "serve", P2_BEHAVIORS],
+        );
+        assert_eq!(line.trim().lines().count(), 1, "{line}");
+        assert!(
+            line.contains(&format!(
+                "--otlp-endpoint `{endpoint}` is not an http:// or https:// URL"
+            )),
+            "{line}"
+        );
+    }
+}
+
 /// `nimbus serve P2_BEHAVIORS` exporting traces only, with `envs`.
 fn serve_exporting_traces(dir: &std::path::Path, envs: &[(&str, &str)]) -> Server {
     let mut all = vec![

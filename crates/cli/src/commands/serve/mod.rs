@@ -129,7 +129,7 @@ pub(crate) struct LimitArgs {
     max_host_outbound_connections: usize,
     /// Linear memory all instances may hold together, in MiB (default:
     /// three quarters of the machine's memory).
-    #[arg(long, value_name = "MIB")]
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
     memory_budget_mb: Option<u64>,
     #[command(flatten)]
     cpu: CpuLimitArg,
