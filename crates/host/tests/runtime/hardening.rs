@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use nimbus_host::http::{DynamicRouter, IngressLimits};
 use nimbus_host::outbound::OutboundLimits;
-use nimbus_host::workload::{HostPathVolume, LocalResources, Volume, VolumeMount};
+use nimbus_host::workload::LocalResources;
 use nimbus_host::{HostConfig, WorkloadError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +28,20 @@ fn config() -> HostConfig {
 
 async fn host_with(config: HostConfig) -> TestHost {
     TestHost::start_with(config, Arc::new(DynamicRouter::new())).await
+}
+
+/// A host whose connections get `first_request` for their first request
+/// head and `idle` between requests, at most 100 at once.
+async fn host_with_timeouts(first_request: Duration, idle: Duration) -> TestHost {
+    host_with(HostConfig {
+        ingress: IngressLimits {
+            max_connections: 100,
+            first_request_timeout: first_request,
+            idle_timeout: idle,
+        },
+        ..config()
+    })
+    .await
 }
 
 /// A host writing the access log, and the log it writes.
@@ -571,28 +585,9 @@ async fn a_client_that_stops_reading_its_response_loses_the_connection() {
     let dir = tempfile::tempdir().unwrap();
     let size = 16 << 20;
     std::fs::write(dir.path().join("big"), vec![b'x'; size]).unwrap();
-    let t = host_with(HostConfig {
-        ingress: IngressLimits {
-            max_connections: 100,
-            first_request_timeout: Duration::from_millis(300),
-            idle_timeout: Duration::from_millis(300),
-        },
-        ..config()
-    })
-    .await;
+    let t = host_with_timeouts(Duration::from_millis(300), Duration::from_millis(300)).await;
     let mut workload = http_workload("big", P2_BEHAVIORS, "big.test");
-    workload.spec.volumes.push(Volume {
-        name: "data".into(),
-        host_path: Some(HostPathVolume {
-            path: dir.path().display().to_string(),
-        }),
-        empty_dir: None,
-    });
-    resources(&mut workload).volume_mounts.push(VolumeMount {
-        name: "data".into(),
-        mount_path: "/data".into(),
-        read_only: None,
-    });
+    mount_dir(&mut workload, dir.path(), "/data", None);
     t.host.start_workload(workload).await.unwrap();
 
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -685,15 +680,7 @@ async fn requests_without_one_valid_host_or_a_path_are_refused_before_the_compon
 /// of the two, not only once the first-request timeout has passed.
 #[tokio::test]
 async fn an_idle_timeout_shorter_than_the_first_request_timeout_holds() {
-    let t = host_with(HostConfig {
-        ingress: IngressLimits {
-            max_connections: 100,
-            first_request_timeout: Duration::from_secs(120),
-            idle_timeout: Duration::from_millis(300),
-        },
-        ..config()
-    })
-    .await;
+    let t = host_with_timeouts(Duration::from_secs(120), Duration::from_millis(300)).await;
     serve(&t, "ok", P2_BEHAVIORS, |_| {}).await;
     let mut stream = TcpStream::connect(t.addr).await.unwrap();
     stream
@@ -716,15 +703,7 @@ async fn an_idle_timeout_shorter_than_the_first_request_timeout_holds() {
 /// connection's task.
 #[tokio::test]
 async fn connection_timeouts_past_what_an_instant_holds_keep_connections_open() {
-    let forever_idle = host_with(HostConfig {
-        ingress: IngressLimits {
-            max_connections: 100,
-            first_request_timeout: Duration::from_millis(200),
-            idle_timeout: Duration::MAX,
-        },
-        ..config()
-    })
-    .await;
+    let forever_idle = host_with_timeouts(Duration::from_millis(200), Duration::MAX).await;
     serve(&forever_idle, "ok", P2_BEHAVIORS, |_| {}).await;
     let stream = TcpStream::connect(forever_idle.addr).await.unwrap();
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -748,15 +727,7 @@ async fn connection_timeouts_past_what_an_instant_holds_keep_connections_open() 
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
 
-    let forever_first = host_with(HostConfig {
-        ingress: IngressLimits {
-            max_connections: 100,
-            first_request_timeout: Duration::MAX,
-            idle_timeout: Duration::MAX,
-        },
-        ..config()
-    })
-    .await;
+    let forever_first = host_with_timeouts(Duration::MAX, Duration::MAX).await;
     serve(&forever_first, "ok", P2_BEHAVIORS, |_| {}).await;
     assert_eq!(
         forever_first.get("ok.test", "/ok").await,
@@ -770,15 +741,7 @@ async fn connection_timeouts_past_what_an_instant_holds_keep_connections_open() 
 /// connections are closed at once, and the host still serves.
 #[tokio::test]
 async fn slow_and_idle_connections_are_closed_and_the_cap_holds() {
-    let t = host_with(HostConfig {
-        ingress: IngressLimits {
-            max_connections: 100,
-            first_request_timeout: Duration::from_millis(300),
-            idle_timeout: Duration::from_millis(300),
-        },
-        ..config()
-    })
-    .await;
+    let t = host_with_timeouts(Duration::from_millis(300), Duration::from_millis(300)).await;
     serve(&t, "ok", P2_BEHAVIORS, |_| {}).await;
     for sent in [
         &b""[..],

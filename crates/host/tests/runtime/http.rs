@@ -6,7 +6,6 @@ use crate::common;
 use bytes::Bytes;
 use common::*;
 use nimbus_host::http::DevRouter;
-use nimbus_host::workload::{HostPathVolume, Volume, VolumeMount};
 use nimbus_host::{HostConfig, WorkloadError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -613,18 +612,7 @@ async fn volumes_are_read_only_unless_declared_writable() {
     let t = TestHost::dynamic().await;
     let with_mount = |name: &str, read_only: Option<bool>| {
         let mut w = http_workload(name, P2_BEHAVIORS, &format!("{name}.test"));
-        w.spec.volumes.push(Volume {
-            name: "data".into(),
-            host_path: Some(HostPathVolume {
-                path: dir.path().display().to_string(),
-            }),
-            empty_dir: None,
-        });
-        resources(&mut w).volume_mounts.push(VolumeMount {
-            name: "data".into(),
-            mount_path: "/data".into(),
-            read_only,
-        });
+        mount_dir(&mut w, dir.path(), "/data", read_only);
         w
     };
     t.host.start_workload(with_mount("ro", None)).await.unwrap();

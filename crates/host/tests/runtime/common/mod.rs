@@ -95,6 +95,33 @@ impl Drop for TestHost {
     }
 }
 
+/// Mounts host directory `dir` into every component of `workload` at
+/// `mount_path` (read-only unless `read_only` says `Some(false)`).
+pub fn mount_dir(
+    workload: &mut Workload,
+    dir: &std::path::Path,
+    mount_path: &str,
+    read_only: Option<bool>,
+) {
+    workload.spec.volumes.push(nimbus_host::workload::Volume {
+        name: "data".into(),
+        host_path: Some(nimbus_host::workload::HostPathVolume {
+            path: dir.display().to_string(),
+        }),
+        empty_dir: None,
+    });
+    for component in &mut workload.spec.components {
+        component
+            .local_resources
+            .volume_mounts
+            .push(nimbus_host::workload::VolumeMount {
+                name: "data".into(),
+                mount_path: mount_path.into(),
+                read_only,
+            });
+    }
+}
+
 /// A one-component workload serving HTTP on `host`.
 pub fn http_workload(name: &str, guest: &str, host: &str) -> Workload {
     Workload::single_http_component("test", name, &format!("file://{guest}"), host)
