@@ -149,9 +149,11 @@ pub async fn run(
         locks: Mutex::new(HashMap::new()),
         revision: AtomicU64::new(0),
     });
-    // The client retries its first connection in the background: the
-    // subscriptions above were only queued if NATS is not reachable yet.
-    if client.connection_state() == async_nats::connection::State::Connected {
+    // The client retries its first connection in the background, so the
+    // subscriptions above may only be queued: a round trip says whether
+    // NATS is there.
+    let reached = tokio::time::timeout(Duration::from_secs(3), client.flush()).await;
+    if matches!(reached, Ok(Ok(()))) {
         tracing::info!(host = %agent.settings.host_id, "host joined the cluster");
     } else {
         tracing::warn!(

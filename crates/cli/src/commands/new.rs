@@ -351,12 +351,17 @@ fn copy_dir(root: &Path, target: &Path, vars: &Vars) -> anyhow::Result<()> {
         root.display()
     );
     // A project made inside its own template would be copied into itself.
+    // The target's nearest existing ancestor says where it will be, links
+    // resolved.
     let inside = std::path::absolute(target)
         .ok()
         .zip(std::fs::canonicalize(root).ok())
         .is_some_and(|(target, root)| {
-            let parent = target.parent().and_then(|p| std::fs::canonicalize(p).ok());
-            parent.is_some_and(|parent| parent.starts_with(&root))
+            let existing = target
+                .ancestors()
+                .skip(1)
+                .find_map(|a| std::fs::canonicalize(a).ok());
+            existing.is_some_and(|existing| existing.starts_with(&root))
         });
     ensure!(
         !inside,

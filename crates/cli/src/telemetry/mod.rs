@@ -146,12 +146,15 @@ pub(crate) fn init(otlp_endpoint: Option<&str>, log: LogOptions) -> anyhow::Resu
 
     let log_lines = match &log.file {
         Some(path) => {
-            // A FIFO would block the open until a reader came, a device
-            // (/dev/full) would lose the lines without a word.
-            if let Ok(metadata) = std::fs::metadata(path)
-                && !metadata.is_file()
-            {
-                anyhow::bail!("the log file {} is not a regular file", path.display());
+            // A FIFO would block the open until a reader came; a directory
+            // or a socket cannot take lines. Devices (/dev/null, /dev/stderr)
+            // may.
+            if let Ok(metadata) = std::fs::metadata(path) {
+                use std::os::unix::fs::FileTypeExt as _;
+                let kind = metadata.file_type();
+                if kind.is_fifo() || kind.is_socket() || kind.is_dir() {
+                    anyhow::bail!("the log file {} is not a file or a device", path.display());
+                }
             }
             let file = std::fs::OpenOptions::new()
                 .create(true)

@@ -4,9 +4,11 @@
 //!
 //! - `CONNECT`: hyper turns a 2xx answer to it into a tunnel, so the
 //!   component's body would never be sent. 501.
-//! - no authority, or more than one `Host`, or one that is not a valid
-//!   authority (RFC 9112 section 3.2 asks for 400). The URI's authority
-//!   (absolute form, HTTP/2's `:authority`) counts before `Host`.
+//! - an HTTP/1.1 or HTTP/2 request with no authority, or more than one
+//!   `Host`, or one that is not a valid authority (RFC 9112 section 3.2
+//!   asks for 400). The URI's authority (absolute form, HTTP/2's
+//!   `:authority`) counts before `Host`. HTTP/1.0 has no `Host` to require
+//!   (load balancers' health checks send none): such a request goes on.
 //! - a request target that is not a path (`GET ok HTTP/1.1`), except
 //!   `OPTIONS *`. 400.
 
@@ -33,6 +35,9 @@ pub(crate) fn refusal(parts: &Parts) -> Option<(StatusCode, &'static str)> {
         return None;
     }
     let Some(host) = host else {
+        if parts.version <= http::Version::HTTP_10 {
+            return None;
+        }
         return Some((StatusCode::BAD_REQUEST, "no Host header"));
     };
     let valid = std::str::from_utf8(host.as_bytes())
@@ -53,7 +58,10 @@ mod tests {
     use super::*;
 
     fn parts(method: &str, uri: &str, hosts: &[&[u8]]) -> Parts {
-        let mut builder = http::Request::builder().method(method).uri(uri);
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .version(http::Version::HTTP_11);
         for host in hosts {
             builder = builder.header(
                 http::header::HOST,
@@ -75,6 +83,9 @@ mod tests {
         ] {
             assert_eq!(refusal(&parts(method, uri, hosts)), None, "{method} {uri}");
         }
+        let mut http10 = parts("GET", "/", &[]);
+        http10.version = http::Version::HTTP_10;
+        assert_eq!(refusal(&http10), None, "HTTP/1.0 needs no Host");
     }
 
     #[test]

@@ -482,7 +482,17 @@ impl ConnectionWatch {
                 if now >= deadline {
                     return limit;
                 }
-                deadline
+                if limit == ConnectionLimit::FirstRequest {
+                    // A first request may still come and end well before
+                    // this deadline: its idle time is then looked at no
+                    // later than an idle timeout from now.
+                    deadline.min(later(
+                        now,
+                        limits.idle_timeout.max(Duration::from_millis(100)),
+                    ))
+                } else {
+                    deadline
+                }
             };
             timer.as_mut().reset(next);
         }

@@ -246,6 +246,9 @@ impl DevCommand {
                     _ = stop_rx.wait_for(|stop| *stop) => break,
                 }
             }
+            if *stop_rx.borrow() {
+                break;
+            }
             let changes = watch.take_changes();
             let mut targets: Vec<usize> = std::mem::take(&mut again);
             targets.extend(changes.projects.iter().copied());
