@@ -250,8 +250,9 @@ fn check_payload(client: &async_nats::Client, bytes: usize) -> Result<(), Messag
 impl Broker for NatsBroker {
     async fn publish(&self, message: Message) -> Result<(), MessagingError> {
         check_subject(&message.subject, false)?;
-        // Publishing only queues; the flush tells the guest whether the
-        // server took it, and the timeout bounds both during an outage.
+        // Publishing only queues; the flush waits until the message is
+        // written to the server's socket (core NATS sends no acknowledgement),
+        // and the timeout bounds both during an outage.
         let publish = async {
             let client = self
                 .connection
@@ -273,7 +274,9 @@ impl Broker for NatsBroker {
         tokio::time::timeout(self.connection.timeout(), publish)
             .await
             .map_err(|_| {
-                MessagingError::Unreachable("nats: the server did not acknowledge in time".into())
+                MessagingError::Unreachable(
+                    "nats: the message could not be written to the server in time".into(),
+                )
             })?
     }
 

@@ -129,8 +129,7 @@ pub(crate) async fn a_p3_component_requests_publishes_and_handles_with_streamed_
 
     // A published body reaches a plain NATS subscriber whole.
     let observer = async_nats::connect(url.as_str()).await.unwrap();
-    let mut seen = observer.subscribe("seen").await.unwrap();
-    observer.flush().await.unwrap();
+    let mut seen = subscribe_confirmed(&observer, "seen").await;
     assert_eq!(
         call(&t, "/publish?subject=seen", "streamed body").await,
         (204, String::new())
@@ -189,8 +188,7 @@ async fn messages_that_find_no_slot_within_the_admission_wait_are_shed_and_count
     assert_eq!(first_answer(&t, "echo.up", "?").await.0, 200);
 
     let observer = async_nats::connect(url.as_str()).await.unwrap();
-    let mut finished = observer.subscribe("finished").await.unwrap();
-    observer.flush().await.unwrap();
+    let mut finished = subscribe_confirmed(&observer, "finished").await;
     for _ in 0..3 {
         observer.publish("slow.job", "800".into()).await.unwrap();
     }

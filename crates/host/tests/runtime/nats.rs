@@ -134,8 +134,7 @@ pub(crate) async fn a_p3_component_speaks_core_nats_jetstream_and_key_value() {
     let url = nats.url();
     let client = async_nats::connect(&url).await.unwrap();
     let js = provision(&client).await;
-    let mut seen = client.subscribe("seen.>").await.unwrap();
-    client.flush().await.unwrap();
+    let mut seen = subscribe_confirmed(&client, "seen.>").await;
 
     let t = TestHost::dynamic().await;
     t.host
@@ -462,8 +461,7 @@ pub(crate) async fn jetstream_deliveries_come_again_after_a_trap_an_error_and_a_
     let url = nats.url();
     let client = async_nats::connect(&url).await.unwrap();
     let js = provision(&client).await;
-    let mut seen = client.subscribe("seen.js").await.unwrap();
-    client.flush().await.unwrap();
+    let mut seen = subscribe_confirmed(&client, "seen.js").await;
 
     let t = TestHost::dynamic().await;
     t.host
@@ -506,8 +504,7 @@ pub(crate) async fn jetstream_deliveries_come_again_after_a_trap_an_error_and_a_
     drop(seen);
     nats.restart();
     let client = async_nats::connect(&url).await.unwrap();
-    let mut seen = client.subscribe("seen.js").await.unwrap();
-    client.flush().await.unwrap();
+    let mut seen = subscribe_confirmed(&client, "seen.js").await;
     let js = jetstream::new(client.clone());
     js.publish("orders.d", "after".into())
         .await

@@ -318,8 +318,7 @@ async fn pub_sub_fans_out_to_every_plain_subscriber() {
             .unwrap();
     }
     let observer = async_nats::connect(url.as_str()).await.unwrap();
-    let mut seen = observer.subscribe("events.seen").await.unwrap();
-    observer.flush().await.unwrap();
+    let mut seen = subscribe_confirmed(&observer, "events.seen").await;
     // Both handlers must have subscribed: publish until both answered once.
     let mut names = std::collections::BTreeSet::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

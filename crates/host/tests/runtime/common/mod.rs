@@ -176,6 +176,28 @@ pub fn resources(workload: &mut Workload) -> &mut LocalResources {
     &mut workload.spec.components[0].local_resources
 }
 
+/// Subscribes `client` to `subject` and returns once the server holds the
+/// subscription. `flush` only writes the SUB out, so a message another
+/// connection publishes next could still reach the server before it.
+pub async fn subscribe_confirmed(
+    client: &async_nats::Client,
+    subject: &str,
+) -> async_nats::Subscriber {
+    let subscriber = client
+        .subscribe(subject.to_string())
+        .await
+        .expect("subscribe");
+    // The server takes one connection's commands in order: its "no
+    // responders" answer to a request sent after the SUB proves it took it.
+    let probe = client.request(client.new_inbox(), Bytes::new());
+    match tokio::time::timeout(Duration::from_secs(5), probe).await {
+        Ok(Err(error)) if error.kind() == async_nats::RequestErrorKind::NoResponders => {}
+        Ok(other) => panic!("the subscription probe got {other:?}, not `no responders`"),
+        Err(_) => panic!("NATS did not answer the subscription probe within 5 s"),
+    }
+    subscriber
+}
+
 /// A GET of `path` on `host` in a task of its own: a request a test lets
 /// run while it does something else.
 pub fn spawn_get(
