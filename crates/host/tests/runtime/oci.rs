@@ -3,6 +3,8 @@
 //! policies over the content-addressed cache, and the refusals (a tampered
 //! layer, a pinned digest that does not match, a non-Wasm artifact, an
 //! oversized layer), then a workload started from an image reference.
+//! Registries written here cover what `docker-registry` cannot play: one
+//! that asks for a token, and hostile ones that never stop answering.
 
 use crate::common;
 
@@ -12,6 +14,7 @@ use nimbus_host::{HostConfig, http::DynamicRouter};
 use std::sync::Arc;
 use test_programs::P2_HELLO;
 use test_programs::servers::{Kind, Server};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 fn registry(server: &Server, cache: &std::path::Path) -> Registry {
     Registry::new(RegistrySettings {
@@ -228,4 +231,229 @@ async fn a_workload_runs_from_an_image_reference() {
     again.spec.components[0].image = reference;
     t.host.start_workload(again).await.unwrap();
     assert_eq!(t.get("again.test", "/").await.0, 200);
+}
+
+/// What a [`hand_made_registry`] sends.
+enum Answer {
+    /// A status, header lines and a whole body.
+    Whole(u16, Vec<String>, Vec<u8>),
+    /// A status and header lines, then bytes until the client goes away.
+    Endless(u16, Vec<String>),
+}
+
+/// A registry written for one test on a free loopback port (plain HTTP):
+/// `answer` is given each request's target and its head in lower case.
+/// Returns `127.0.0.1:PORT`.
+async fn hand_made_registry(
+    answer: impl Fn(&str, &str) -> Answer + Send + Sync + 'static,
+) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let answer = Arc::new(answer);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let (status, headers, body) = match answer(&target, &head.to_ascii_lowercase()) {
+                    Answer::Whole(status, headers, body) => (status, headers, Some(body)),
+                    Answer::Endless(status, headers) => (status, headers, None),
+                };
+                let mut response = format!("HTTP/1.1 {status} Hand-made\r\nconnection: close\r\n");
+                for header in headers {
+                    response.push_str(&header);
+                    response.push_str("\r\n");
+                }
+                if let Some(body) = &body {
+                    response.push_str(&format!("content-length: {}\r\n", body.len()));
+                }
+                response.push_str("\r\n");
+                if socket.write_all(response.as_bytes()).await.is_err() {
+                    return;
+                }
+                match body {
+                    Some(body) => {
+                        let _ = socket.write_all(&body).await;
+                    }
+                    None => {
+                        let chunk = vec![b'x'; 64 * 1024];
+                        while socket.write_all(&chunk).await.is_ok() {}
+                    }
+                }
+            });
+        }
+    });
+    addr.to_string()
+}
+
+fn hand_made_settings(registry: &str, cache: &std::path::Path) -> RegistrySettings {
+    RegistrySettings {
+        insecure: vec![registry.to_string()],
+        cache_dir: Some(cache.to_path_buf()),
+        // Past this a pull that was not cut off by its bounds would fail
+        // with `Timeout`, not the error the tests look for.
+        timeout: std::time::Duration::from_secs(30),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_that_never_stops_answering_is_cut_off_at_a_bound() {
+    let addr: Arc<std::sync::OnceLock<String>> = Arc::default();
+    let realm = addr.clone();
+    let registry = hand_made_registry(move |target, _| {
+        if target.starts_with("/v2/nimbus/endless/manifests/") {
+            Answer::Endless(
+                200,
+                vec!["content-type: application/vnd.oci.image.manifest.v1+json".into()],
+            )
+        } else if target.starts_with("/v2/nimbus/private/") {
+            let realm = realm.get().unwrap();
+            Answer::Whole(
+                401,
+                vec![format!(
+                    r#"www-authenticate: Bearer realm="http://{realm}/token",service="hand-made""#
+                )],
+                Vec::new(),
+            )
+        } else if target.starts_with("/token") {
+            Answer::Endless(200, vec!["content-type: application/json".into()])
+        } else {
+            Answer::Endless(404, vec!["content-type: text/plain".into()])
+        }
+    })
+    .await;
+    addr.set(registry.clone()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let client = Registry::new(hand_made_settings(&registry, cache.path()));
+    for (image, expected) in [
+        ("endless", "its manifest is larger than 4194304 bytes"),
+        ("private", "its token answer is larger than 65536 bytes"),
+        ("gone", "the registry answered 404 Not Found: xxxx"),
+    ] {
+        let reference = format!("{registry}/nimbus/{image}:1");
+        let error = client
+            .pull(&reference, PullPolicy::Always)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, OciError::Registry { .. }), "{error}");
+        assert!(error.to_string().contains(expected), "{error}");
+        // An error body is kept to one short line.
+        assert!(error.to_string().len() < 600, "{error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_that_asks_for_a_token_or_a_password_gets_one() {
+    let component = hello();
+    let layer_digest = nimbus_host::artifact::Digest::of(&component).to_string();
+    let config = br#"{"architecture":"wasm","os":"wasip2","layerDigests":[]}"#.to_vec();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": nimbus_host::oci::WASM_CONFIG_MEDIA_TYPE,
+            "digest": nimbus_host::artifact::Digest::of(&config).to_string(),
+            "size": config.len(),
+        },
+        "layers": [{
+            "mediaType": "application/wasm",
+            "digest": layer_digest,
+            "size": component.len(),
+        }],
+    })
+    .to_string()
+    .into_bytes();
+    let addr: Arc<std::sync::OnceLock<String>> = Arc::default();
+    let realm = addr.clone();
+    let tokens_given = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let given = tokens_given.clone();
+    // `nimbus:secret` in base64, as a Basic authorization header carries it.
+    let basic = "authorization: basic bmltynvzonnly3jlda==";
+    let content = {
+        let (component, manifest) = (component.clone(), manifest.clone());
+        move |target: &str| {
+            if target.contains("/manifests/") {
+                Answer::Whole(
+                    200,
+                    vec!["content-type: application/vnd.oci.image.manifest.v1+json".into()],
+                    manifest.clone(),
+                )
+            } else {
+                Answer::Whole(200, Vec::new(), component.clone())
+            }
+        }
+    };
+    let registry = hand_made_registry(move |target, head| {
+        if target.starts_with("/token?") {
+            // The realm is asked with the user's password for this
+            // repository's pull scope.
+            if !head.contains(basic) || !target.contains("scope=repository%3Animbus%2Fbearer%3Apull")
+            {
+                return Answer::Whole(401, Vec::new(), b"{}".to_vec());
+            }
+            given.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Answer::Whole(200, Vec::new(), br#"{"token":"t0ken"}"#.to_vec());
+        }
+        if target.starts_with("/v2/nimbus/bearer/") {
+            if !head.contains("authorization: bearer t0ken") {
+                let realm = realm.get().unwrap();
+                return Answer::Whole(
+                    401,
+                    vec![format!(
+                        r#"www-authenticate: Bearer realm="http://{realm}/token",service="hand-made",scope="repository:nimbus/bearer:pull""#
+                    )],
+                    Vec::new(),
+                );
+            }
+            return content(target);
+        }
+        if target.starts_with("/v2/nimbus/basic/") {
+            if !head.contains(basic) {
+                return Answer::Whole(
+                    401,
+                    vec![r#"www-authenticate: Basic realm="hand-made""#.into()],
+                    Vec::new(),
+                );
+            }
+            return content(target);
+        }
+        Answer::Whole(404, Vec::new(), Vec::new())
+    })
+    .await;
+    addr.set(registry.clone()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut settings = hand_made_settings(&registry, cache.path());
+    let anonymous = Registry::new(settings.clone());
+    settings.credentials = Some(nimbus_host::oci::Credentials {
+        username: "nimbus".into(),
+        password: nimbus_host::secret::Secret::new("secret"),
+    });
+    let with_password = Registry::new(settings);
+    for image in ["bearer", "basic"] {
+        let reference = format!("{registry}/nimbus/{image}:1");
+        let pulled = with_password
+            .pull(&reference, PullPolicy::Always)
+            .await
+            .unwrap_or_else(|e| panic!("{image}: {e}"));
+        assert_eq!(pulled.bytes, component, "{image}");
+        assert_eq!(pulled.digest, layer_digest, "{image}");
+        // Without the password the registry's refusal is the error.
+        let error = anonymous
+            .pull(&reference, PullPolicy::Always)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("401"), "{image}: {error}");
+    }
+    // One token served the manifest and the layer.
+    assert_eq!(tokens_given.load(std::sync::atomic::Ordering::Relaxed), 1);
 }

@@ -1,12 +1,13 @@
-//! The OCI client behind [`Registry`]: push and pull with oci-client, the
-//! checks every pull makes, and the content-addressed cache.
+//! The OCI client behind [`Registry`]: push with oci-client, pull through
+//! [`super::fetch`] (every body read bounded), the checks every pull
+//! makes, and the content-addressed cache.
 
+use super::fetch;
 use super::{
     OciError, PullPolicy, Pulled, Pushed, RegistrySettings, WASM_CONFIG_MEDIA_TYPE,
     WASM_LAYER_MEDIA_TYPE,
 };
 use crate::artifact::Digest;
-use futures::TryStreamExt as _;
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
 use oci_client::manifest::OciImageManifest;
 use oci_client::secrets::RegistryAuth;
@@ -48,6 +49,8 @@ struct ComponentInfo {
 /// A client for Wasm artifacts in OCI registries.
 pub struct Registry {
     client: Client,
+    /// The pull's HTTP client, or why it could not be made.
+    http: Result<reqwest::Client, String>,
     settings: RegistrySettings,
 }
 
@@ -65,33 +68,52 @@ impl Registry {
         // The HTTP client takes the process's rustls provider: ours is ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = client(&settings, settings.insecure.clone());
-        Self { client, settings }
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(settings.timeout)
+            .user_agent(concat!("nimbus/", env!("CARGO_PKG_VERSION")))
+            // Pulls are few and far between: a pooled connection would
+            // mostly be one the registry has closed meanwhile, which fails
+            // the next request instead of reconnecting.
+            .pool_max_idle_per_host(0)
+            .build()
+            .map_err(|e| e.to_string());
+        Self {
+            client,
+            http,
+            settings,
+        }
     }
 
-    /// Runs `attempt` with the client and credentials for `image`'s
-    /// registry; a loopback registry not named insecure that answers TLS in
-    /// plain HTTP is tried again over plain HTTP (Docker treats 127.0.0.0/8
-    /// registries as insecure), anonymously: credentials go in the clear
-    /// only to registries named insecure.
+    /// Runs `attempt` with the client, credentials and URL scheme for
+    /// `image`'s registry; a loopback registry not named insecure that
+    /// answers TLS in plain HTTP is tried again over plain HTTP (Docker
+    /// treats 127.0.0.0/8 registries as insecure), anonymously: credentials
+    /// go in the clear only to registries named insecure.
     async fn with_client<T, F>(
         &self,
         image: &Reference,
-        attempt: impl Fn(Client, RegistryAuth) -> F,
+        attempt: impl Fn(Client, RegistryAuth, &'static str) -> F,
     ) -> Result<T, OciError>
     where
         F: Future<Output = Result<T, OciError>>,
     {
-        let result = attempt(self.client.clone(), self.auth(image)).await;
         let registry = image.resolve_registry();
+        let named_insecure = self.settings.insecure.iter().any(|r| r == registry);
+        let scheme = if named_insecure { "http" } else { "https" };
+        let result = attempt(self.client.clone(), self.auth(image), scheme).await;
         match result {
             Err(OciError::Unreachable {
                 plain_http: true, ..
-            }) if is_loopback_registry(registry)
-                && !self.settings.insecure.iter().any(|r| r == registry) =>
-            {
+            }) if is_loopback_registry(registry) && !named_insecure => {
                 let mut insecure = self.settings.insecure.clone();
                 insecure.push(registry.to_string());
-                attempt(client(&self.settings, insecure), RegistryAuth::Anonymous).await
+                attempt(
+                    client(&self.settings, insecure),
+                    RegistryAuth::Anonymous,
+                    "http",
+                )
+                .await
             }
             other => other,
         }
@@ -135,7 +157,7 @@ impl Registry {
         )];
         let manifest = OciImageManifest::build(&layers, &config, None);
         let registry_error = registry_error(reference, &image);
-        let push = |client: Client, auth: RegistryAuth| {
+        let push = |client: Client, auth: RegistryAuth, _scheme| {
             let (config, manifest) = (config.clone(), manifest.clone());
             let (image, layers, digest) = (&image, &layers, digest.clone());
             async move {
@@ -169,7 +191,7 @@ impl Registry {
             return Err(OciError::NotCached(reference.to_string()));
         }
         let fetch =
-            |client: Client, auth: RegistryAuth| self.fetch(client, auth, &image, reference);
+            |_client, auth: RegistryAuth, scheme| self.fetch(auth, scheme, &image, reference);
         let pulled = self
             .bounded(reference, self.with_client(&image, fetch))
             .await?;
@@ -192,20 +214,21 @@ impl Registry {
 
     async fn fetch(
         &self,
-        client: Client,
         auth: RegistryAuth,
+        scheme: &'static str,
         image: &Reference,
         reference: &str,
     ) -> Result<Pulled, OciError> {
-        let registry_error = registry_error(reference, image);
+        let http = self.http.as_ref().map_err(|e| OciError::Registry {
+            reference: reference.to_string(),
+            message: format!("cannot set up an HTTP client: {e}"),
+        })?;
+        let mut session = fetch::Session::new(http, scheme, image, reference, auth);
         let media_error = |message: String| OciError::MediaType {
             reference: reference.to_string(),
             message,
         };
-        let (raw, _) = client
-            .pull_manifest_raw(image, &auth, MANIFEST_MEDIA_TYPES)
-            .await
-            .map_err(registry_error)?;
+        let raw = session.manifest(MANIFEST_MEDIA_TYPES).await?;
         let manifest_digest = Digest::of(&raw).to_string();
         if let Some(pinned) = image.digest()
             && pinned != manifest_digest
@@ -248,21 +271,9 @@ impl Registry {
         if declared > limit {
             return Err(too_large(declared));
         }
-        let mut stream = client
-            .pull_blob_stream(image, layer)
-            .await
-            .map_err(registry_error)?;
-        let mut bytes = Vec::with_capacity(declared as usize);
-        // The declared size is the registry's word: count what arrives too.
-        while let Some(chunk) = stream.try_next().await.map_err(|e| OciError::Registry {
-            reference: reference.to_string(),
-            message: format!("reading the component layer: {e}"),
-        })? {
-            if (bytes.len() + chunk.len()) as u64 > limit {
-                return Err(too_large((bytes.len() + chunk.len()) as u64));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        // The declared size is the registry's word: the session counts what
+        // arrives too.
+        let bytes = session.blob(&layer.digest, limit).await?;
         let digest = Digest::of(&bytes).to_string();
         if digest != layer.digest {
             return Err(OciError::Digest {
@@ -352,13 +363,12 @@ impl Registry {
     }
 }
 
-/// Turns oci-client's error into ours, naming the image.
 /// An oci-client for `settings`, speaking plain HTTP to the `insecure`
 /// registries.
 fn client(settings: &RegistrySettings, insecure: Vec<String>) -> Client {
     Client::new(ClientConfig {
         protocol: ClientProtocol::HttpsExcept(insecure),
-        connect_timeout: Some(Duration::from_secs(10)),
+        connect_timeout: Some(CONNECT_TIMEOUT),
         read_timeout: Some(settings.timeout),
         ..Default::default()
     })
@@ -376,53 +386,18 @@ fn is_loopback_registry(registry: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Whether `error` is a TLS handshake answered with something that is not
-/// TLS (what reaching a plain-HTTP server over HTTPS gives), as opposed to
-/// a TLS failure such as an untrusted certificate. I/O errors wrap their
-/// cause (often an I/O error in turn) without handing it on as their
-/// source: look inside them.
-fn is_plain_http_answer(error: &(dyn std::error::Error + 'static)) -> bool {
-    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
-        return matches!(tls, rustls::Error::InvalidMessage(_));
-    }
-    match error
-        .downcast_ref::<std::io::Error>()
-        .and_then(std::io::Error::get_ref)
-    {
-        Some(inner) => is_plain_http_answer(inner),
-        None => false,
-    }
-}
+/// How long reaching a registry may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The error for a failed registry call: a transport failure with every
-/// cause (the request error alone says only "error sending request"),
-/// anything else as the registry said it.
+/// The error for a failed oci-client call: a transport failure as
+/// [`fetch::transport_error`] says it, anything else as the registry said it.
 fn registry_error<'a>(
     reference: &'a str,
     image: &'a Reference,
 ) -> impl Fn(oci_client::errors::OciDistributionError) -> OciError + Copy + 'a {
     move |e| match &e {
         oci_client::errors::OciDistributionError::RequestError(request) => {
-            let mut message = String::new();
-            let mut plain_http = false;
-            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(request);
-            while let Some(error) = cause {
-                plain_http |= is_plain_http_answer(error);
-                let text = error.to_string();
-                if !text.is_empty() && !message.ends_with(&text) {
-                    if !message.is_empty() {
-                        message.push_str(": ");
-                    }
-                    message.push_str(&text);
-                }
-                cause = error.source();
-            }
-            OciError::Unreachable {
-                reference: reference.to_string(),
-                registry: image.resolve_registry().to_string(),
-                message,
-                plain_http,
-            }
+            fetch::transport_error(reference, image, request)
         }
         _ => OciError::Registry {
             reference: reference.to_string(),

@@ -178,6 +178,8 @@ mod client;
 #[cfg(not(feature = "oci"))]
 mod compiled_out;
 #[cfg(feature = "oci")]
+mod fetch;
+#[cfg(feature = "oci")]
 pub use client::Registry;
 #[cfg(not(feature = "oci"))]
 pub use compiled_out::Registry;

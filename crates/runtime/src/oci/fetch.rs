@@ -1,0 +1,423 @@
+//! The pull side of the OCI client: a manifest and a blob fetched over the
+//! distribution API with every response body read against a bound.
+//!
+//! oci-client reads manifests, token answers and error bodies whole, so a
+//! registry that streams without end could exhaust the host's memory
+//! before the pull's time bound ran out. Here a manifest may be at most
+//! [`MAX_MANIFEST_BYTES`], a token answer or error body at most
+//! [`MAX_SMALL_BODY_BYTES`], a layer at most the caller's limit.
+//!
+//! Authorization follows the registry's challenge: a request is first sent
+//! as it is; a `401` with `WWW-Authenticate: Bearer realm=…` sends us to
+//! the realm for a pull token (with the user's name and password when
+//! there are any), a `Basic` challenge takes the name and password
+//! directly, and a docker identity token is sent as the bearer token.
+//! Redirects (blob stores behind CDNs) are followed by reqwest, which drops
+//! the `Authorization` header when a redirect leaves the registry's host.
+
+use super::OciError;
+use oci_client::Reference;
+use oci_client::secrets::RegistryAuth;
+use reqwest::header::{self, HeaderValue};
+use reqwest::{Response, StatusCode};
+
+/// Largest manifest accepted: what the distribution spec asks registries to
+/// take at least, and far more than a one-layer Wasm artifact needs.
+const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+/// Largest token answer read, and how much of an error body is kept.
+const MAX_SMALL_BODY_BYTES: usize = 64 * 1024;
+
+/// One pull's conversation with one registry repository.
+pub(super) struct Session<'a> {
+    http: &'a reqwest::Client,
+    /// `http[s]://registry/v2/repository`.
+    base: String,
+    image: &'a Reference,
+    reference: &'a str,
+    credentials: RegistryAuth,
+    /// What the registry's challenge asked for, once it asked.
+    authorization: Option<Authorization>,
+}
+
+/// How requests are authorized after the registry's challenge.
+enum Authorization {
+    Bearer(String),
+    Basic(String, String),
+}
+
+impl<'a> Session<'a> {
+    /// A session for `image` over `scheme` (`http` or `https`).
+    pub(super) fn new(
+        http: &'a reqwest::Client,
+        scheme: &str,
+        image: &'a Reference,
+        reference: &'a str,
+        credentials: RegistryAuth,
+    ) -> Self {
+        Self {
+            http,
+            base: format!(
+                "{scheme}://{}/v2/{}",
+                image.resolve_registry(),
+                image.repository()
+            ),
+            image,
+            reference,
+            credentials,
+            authorization: None,
+        }
+    }
+
+    /// The raw manifest the image's tag or digest names, of one of
+    /// `media_types`.
+    pub(super) async fn manifest(&mut self, media_types: &[&str]) -> Result<Vec<u8>, OciError> {
+        let target = self
+            .image
+            .digest()
+            .or(self.image.tag())
+            .unwrap_or("latest")
+            .to_string();
+        let url = format!("{}/manifests/{target}", self.base);
+        let response = self.get(&url, Some(&media_types.join(", "))).await?;
+        let response = self.success(response, "the manifest").await?;
+        read_bounded(response, MAX_MANIFEST_BYTES as u64)
+            .await
+            .map_err(|error| match error {
+                Bounded::Exceeded(size) => self.registry_error(format!(
+                    "its manifest is larger than {} bytes ({size} bytes or more)",
+                    MAX_MANIFEST_BYTES
+                )),
+                Bounded::Transport(e) => self.read_error("reading the manifest", &e),
+            })
+    }
+
+    /// The blob `digest`, refused beyond `limit` bytes (the size the caller
+    /// reports in [`OciError::TooLarge`] is what had arrived by then).
+    pub(super) async fn blob(&mut self, digest: &str, limit: u64) -> Result<Vec<u8>, OciError> {
+        let url = format!("{}/blobs/{digest}", self.base);
+        let response = self.get(&url, None).await?;
+        let response = self.success(response, "the component layer").await?;
+        read_bounded(response, limit)
+            .await
+            .map_err(|error| match error {
+                Bounded::Exceeded(size) => OciError::TooLarge {
+                    reference: self.reference.to_string(),
+                    size,
+                    limit,
+                },
+                Bounded::Transport(e) => self.read_error("reading the component layer", &e),
+            })
+    }
+
+    /// GETs `url`, answering the registry's challenge once if it makes one.
+    async fn get(&mut self, url: &str, accept: Option<&str>) -> Result<Response, OciError> {
+        let response = self.send(url, accept).await?;
+        if response.status() != StatusCode::UNAUTHORIZED || self.authorization.is_some() {
+            return Ok(response);
+        }
+        let Some(challenge) = response.headers().get(header::WWW_AUTHENTICATE).cloned() else {
+            return Ok(response);
+        };
+        let Some(authorization) = self.answer(&challenge).await? else {
+            return Ok(response);
+        };
+        self.authorization = Some(authorization);
+        self.send(url, accept).await
+    }
+
+    async fn send(&self, url: &str, accept: Option<&str>) -> Result<Response, OciError> {
+        let mut request = self.http.get(url);
+        if let Some(accept) = accept {
+            request = request.header(header::ACCEPT, accept);
+        }
+        match &self.authorization {
+            Some(Authorization::Bearer(token)) => request = request.bearer_auth(token),
+            Some(Authorization::Basic(user, password)) => {
+                request = request.basic_auth(user, Some(password));
+            }
+            None => {}
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| transport_error(self.reference, self.image, &e))
+    }
+
+    /// The authorization that answers `challenge`, or `None` when there is
+    /// nothing to answer it with (an anonymous pull of a private image: the
+    /// 401 itself is the error to report).
+    async fn answer(&self, challenge: &HeaderValue) -> Result<Option<Authorization>, OciError> {
+        let Ok(challenge) = challenge.to_str() else {
+            return Ok(None);
+        };
+        let mut bearer_realm = None;
+        let mut basic = false;
+        for parsed in http_auth::ChallengeParser::new(challenge).flatten() {
+            if parsed.scheme.eq_ignore_ascii_case("bearer") {
+                let param = |name: &str| {
+                    parsed
+                        .params
+                        .iter()
+                        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                        .map(|(_, value)| value.to_unescaped())
+                };
+                if let Some(realm) = param("realm") {
+                    bearer_realm = Some((realm, param("service")));
+                    break;
+                }
+            } else if parsed.scheme.eq_ignore_ascii_case("basic") {
+                basic = true;
+            }
+        }
+        Ok(match (&self.credentials, bearer_realm) {
+            (RegistryAuth::Bearer(token), _) => Some(Authorization::Bearer(token.clone())),
+            (credentials, Some((realm, service))) => {
+                let token = self.token(&realm, service.as_deref(), credentials).await?;
+                Some(Authorization::Bearer(token))
+            }
+            (RegistryAuth::Basic(user, password), None) if basic => {
+                Some(Authorization::Basic(user.clone(), password.clone()))
+            }
+            _ => None,
+        })
+    }
+
+    /// A pull token from the challenge's `realm`.
+    async fn token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        credentials: &RegistryAuth,
+    ) -> Result<String, OciError> {
+        let scope = format!("repository:{}:pull", self.image.repository());
+        let mut query = vec![("scope", scope.as_str())];
+        if let Some(service) = service {
+            query.push(("service", service));
+        }
+        let mut url = reqwest::Url::parse(realm).map_err(|e| {
+            self.registry_error(format!("its token realm `{realm}` is not a URL ({e})"))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(
+                self.registry_error(format!("its token realm `{realm}` is not an http(s) URL"))
+            );
+        }
+        let sends_password = matches!(credentials, RegistryAuth::Basic(..));
+        if sends_password && url.scheme() == "http" && self.base.starts_with("https:") {
+            return Err(self.registry_error(format!(
+                "its token realm `{realm}` is plain HTTP; the password is not sent there in the clear"
+            )));
+        }
+        url.query_pairs_mut().extend_pairs(query);
+        let mut request = self.http.get(url);
+        if let RegistryAuth::Basic(user, password) = credentials {
+            request = request.basic_auth(user, Some(password));
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| transport_error(self.reference, self.image, &e))?;
+        let response = self.success(response, "a pull token").await?;
+        let body = read_bounded(response, MAX_SMALL_BODY_BYTES as u64)
+            .await
+            .map_err(|error| match error {
+                Bounded::Exceeded(_) => self.registry_error(format!(
+                    "its token answer is larger than {MAX_SMALL_BODY_BYTES} bytes"
+                )),
+                Bounded::Transport(e) => self.read_error("reading a pull token", &e),
+            })?;
+        #[derive(serde::Deserialize)]
+        struct TokenAnswer {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
+            self.registry_error(format!("its token answer is not a token document ({e})"))
+        })?;
+        answer
+            .token
+            .or(answer.access_token)
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| self.registry_error("its token answer holds no token".into()))
+    }
+
+    /// `response` if it succeeded, else the registry's reason, read from at
+    /// most [`MAX_SMALL_BODY_BYTES`] of its body.
+    async fn success(&self, response: Response, what: &str) -> Result<Response, OciError> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = read_prefix(response, MAX_SMALL_BODY_BYTES).await;
+        let reason = distribution_errors(&body).unwrap_or_else(|| {
+            let text = String::from_utf8_lossy(&body);
+            let line = text.lines().next().unwrap_or_default().trim();
+            line.chars().take(200).collect()
+        });
+        let mut message = format!("asking for {what}, the registry answered {status}");
+        if !reason.is_empty() {
+            message.push_str(": ");
+            message.push_str(&reason);
+        }
+        Err(self.registry_error(message))
+    }
+
+    fn registry_error(&self, message: String) -> OciError {
+        OciError::Registry {
+            reference: self.reference.to_string(),
+            message,
+        }
+    }
+
+    /// A body that broke off while being read: the registry was reached,
+    /// so this is a registry error, with every cause.
+    fn read_error(&self, doing: &str, error: &reqwest::Error) -> OciError {
+        self.registry_error(format!("{doing}: {}", causes(error).0))
+    }
+}
+
+enum Bounded {
+    /// More than the bound arrived: how much had arrived by then.
+    Exceeded(u64),
+    Transport(reqwest::Error),
+}
+
+/// The whole body of `response`, refused once it passes `limit` bytes (or
+/// at once when its declared length does).
+async fn read_bounded(mut response: Response, limit: u64) -> Result<Vec<u8>, Bounded> {
+    let declared = response.content_length().unwrap_or(0);
+    if declared > limit {
+        return Err(Bounded::Exceeded(declared));
+    }
+    let mut body = Vec::with_capacity(declared as usize);
+    while let Some(chunk) = response.chunk().await.map_err(Bounded::Transport)? {
+        let size = (body.len() + chunk.len()) as u64;
+        if size > limit {
+            return Err(Bounded::Exceeded(size));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Up to `limit` bytes of `response`'s body; the rest, and any error
+/// reading it, are left (the status already says what went wrong).
+async fn read_prefix(mut response: Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = limit - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            _ => break,
+        }
+    }
+    body
+}
+
+/// The distribution API's error document (`{"errors": [{"code",
+/// "message"}]}`) in one line, if `body` is one.
+fn distribution_errors(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Document {
+        errors: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    let document: Document = serde_json::from_slice(body).ok()?;
+    let lines: Vec<String> = document
+        .errors
+        .iter()
+        .map(
+            |entry| match (entry.code.is_empty(), entry.message.is_empty()) {
+                (false, false) => format!("{}: {}", entry.code, entry.message),
+                (false, true) => entry.code.clone(),
+                _ => entry.message.clone(),
+            },
+        )
+        .filter(|line| !line.is_empty())
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("; "))
+}
+
+/// A failed HTTP exchange as [`OciError::Unreachable`], with every cause
+/// (the request error alone says only "error sending request").
+pub(super) fn transport_error(
+    reference: &str,
+    image: &Reference,
+    request: &reqwest::Error,
+) -> OciError {
+    let (message, plain_http) = causes(request);
+    OciError::Unreachable {
+        reference: reference.to_string(),
+        registry: image.resolve_registry().to_string(),
+        message,
+        plain_http,
+    }
+}
+
+/// `error` and its causes in one line, and whether one of them says the
+/// server answered TLS in plain HTTP.
+fn causes(error: &reqwest::Error) -> (String, bool) {
+    let mut message = String::new();
+    let mut plain_http = false;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = cause {
+        plain_http |= is_plain_http_answer(error);
+        let text = error.to_string();
+        if !text.is_empty() && !message.ends_with(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+        cause = error.source();
+    }
+    (message, plain_http)
+}
+
+/// Whether `error` is a TLS handshake answered with something that is not
+/// TLS (what reaching a plain-HTTP server over HTTPS gives), as opposed to
+/// a TLS failure such as an untrusted certificate. I/O errors wrap their
+/// cause (often an I/O error in turn) without handing it on as their
+/// source: look inside them.
+fn is_plain_http_answer(error: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+        return matches!(tls, rustls::Error::InvalidMessage(_));
+    }
+    match error
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref)
+    {
+        Some(inner) => is_plain_http_answer(inner),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::distribution_errors;
+
+    #[test]
+    fn distribution_error_documents_read_as_one_line() {
+        assert_eq!(
+            distribution_errors(
+                br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}"#
+            )
+            .as_deref(),
+            Some("MANIFEST_UNKNOWN: manifest unknown")
+        );
+        assert_eq!(
+            distribution_errors(br#"{"errors":[{"code":"DENIED"},{"message":"no"}]}"#).as_deref(),
+            Some("DENIED; no")
+        );
+        assert_eq!(distribution_errors(b"<html>502</html>"), None);
+        assert_eq!(distribution_errors(br#"{"errors":[]}"#), None);
+    }
+}
