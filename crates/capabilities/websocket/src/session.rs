@@ -537,6 +537,17 @@ impl Session {
                     self.close(1009, "message too large");
                     return Ending::new(WebSocketEnd::TooLarge, 1009, "message too large");
                 }
+                // RFC 6455 7.4.1: 1002 for a protocol error, 1007 for text
+                // that is not UTF-8.
+                Some(Err(error @ (WsError::Protocol(_) | WsError::Utf8(_)))) => {
+                    let (code, reason) = match error {
+                        WsError::Utf8(_) => (1007, "text is not UTF-8"),
+                        _ => (1002, "protocol error"),
+                    };
+                    tracing::debug!(workload = %self.workload, connection = self.id, %error, "WebSocket client broke the protocol");
+                    self.close(code, reason);
+                    return Ending::new(WebSocketEnd::ProtocolError, code, reason);
+                }
                 Some(Err(error)) => {
                     tracing::debug!(workload = %self.workload, connection = self.id, %error, "WebSocket connection failed");
                     return Ending::new(WebSocketEnd::Dropped, 1006, "");

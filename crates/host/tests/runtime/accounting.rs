@@ -42,6 +42,30 @@ fn logged(log: &str, path: &str, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in: {line}"))
 }
 
+fn access_lines(log: &str, path: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("nimbus::access") && l.contains(&format!("path={path} ")))
+        .count()
+}
+
+/// The log once it holds more than `before` access-log lines for `path`:
+/// a line is written when the response body ends, which may be after the
+/// client has read it.
+async fn log_after(log: &Captured, path: &str, before: usize) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = log.text();
+        if access_lines(&text, path) > before {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new access-log line for {path} within 10 s:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 pub(crate) fn scrape(text: &str) -> Scrape {
     Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("valid Prometheus text")
 }
@@ -92,13 +116,16 @@ async fn guest_cpu_memory_and_requests_are_measured_per_component() {
     let mut reported = Vec::new();
     let mut errors = Vec::new();
     for _ in 0..3 {
+        let lines = access_lines(&log.text(), "/spin");
         let before = process_cpu();
         let (status, body) = test.get("acct.test", &format!("/spin?n={rounds}")).await;
         let truth = process_cpu() - before;
         assert_eq!(status, 200, "{body}");
-        // The line is written when the body ends; give the logger a moment.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let cpu = Duration::from_micros(logged(&log.text(), "/spin", "cpu_us"));
+        let cpu = Duration::from_micros(logged(
+            &log_after(&log, "/spin", lines).await,
+            "/spin",
+            "cpu_us",
+        ));
         let error = cpu.as_secs_f64() / truth.as_secs_f64() - 1.0;
         eprintln!("spin for ~50 ms: reported {cpu:?}, process spent {truth:?}");
         assert!(
@@ -123,20 +150,24 @@ async fn guest_cpu_memory_and_requests_are_measured_per_component() {
     );
 
     // An async sleep of 50 ms costs (nearly) nothing.
+    let lines = access_lines(&log.text(), "/sleep");
     let (status, _) = test.get("acct.test", "/sleep?ms=50").await;
     assert_eq!(status, 200);
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let text = log.text();
+    let text = log_after(&log, "/sleep", lines).await;
     assert!(logged(&text, "/sleep", "duration_us") >= 50_000);
     let slept = logged(&text, "/sleep", "cpu_us");
     eprintln!("sleep 50 ms: reported {slept} µs of CPU");
     assert!(slept < 5_000, "a 50 ms sleep reported {slept} µs of CPU");
 
     // 16 MiB of growth shows in the request's peak and the component's.
+    let lines = access_lines(&log.text(), "/grow");
     let (status, body) = test.get("acct.test", "/grow?mb=16").await;
     assert_eq!(status, 200, "{body}");
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let peak = logged(&log.text(), "/grow", "memory_peak_bytes");
+    let peak = logged(
+        &log_after(&log, "/grow", lines).await,
+        "/grow",
+        "memory_peak_bytes",
+    );
     assert!(peak >= 16 << 20, "peak {peak} after growing 16 MiB");
     assert_eq!(test.get("acct.test", "/nothing-here").await.0, 404);
 

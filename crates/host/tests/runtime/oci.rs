@@ -237,12 +237,14 @@ async fn a_workload_runs_from_an_image_reference() {
 enum Answer {
     /// A status, header lines and a whole body.
     Whole(u16, Vec<String>, Vec<u8>),
-    /// A status and header lines, then bytes until the client goes away.
-    Endless(u16, Vec<String>),
+    /// A status and header lines, then 16 MiB with no length said (far past
+    /// every bound of a pull, short of filling the test's memory when a
+    /// bound is missing).
+    Flood(u16, Vec<String>),
 }
 
 /// A registry written for one test on a free loopback port (plain HTTP):
-/// `answer` is given each request's target and its head in lower case.
+/// `answer` is given each request's target and its head.
 /// Returns `127.0.0.1:PORT`.
 async fn hand_made_registry(
     answer: impl Fn(&str, &str) -> Answer + Send + Sync + 'static,
@@ -264,9 +266,9 @@ async fn hand_made_registry(
                 }
                 let head = String::from_utf8_lossy(&head).into_owned();
                 let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-                let (status, headers, body) = match answer(&target, &head.to_ascii_lowercase()) {
+                let (status, headers, body) = match answer(&target, &head) {
                     Answer::Whole(status, headers, body) => (status, headers, Some(body)),
-                    Answer::Endless(status, headers) => (status, headers, None),
+                    Answer::Flood(status, headers) => (status, headers, None),
                 };
                 let mut response = format!("HTTP/1.1 {status} Hand-made\r\nconnection: close\r\n");
                 for header in headers {
@@ -286,7 +288,11 @@ async fn hand_made_registry(
                     }
                     None => {
                         let chunk = vec![b'x'; 64 * 1024];
-                        while socket.write_all(&chunk).await.is_ok() {}
+                        for _ in 0..256 {
+                            if socket.write_all(&chunk).await.is_err() {
+                                break;
+                            }
+                        }
                     }
                 }
             });
@@ -312,7 +318,7 @@ async fn a_registry_that_never_stops_answering_is_cut_off_at_a_bound() {
     let realm = addr.clone();
     let registry = hand_made_registry(move |target, _| {
         if target.starts_with("/v2/nimbus/endless/manifests/") {
-            Answer::Endless(
+            Answer::Flood(
                 200,
                 vec!["content-type: application/vnd.oci.image.manifest.v1+json".into()],
             )
@@ -325,10 +331,16 @@ async fn a_registry_that_never_stops_answering_is_cut_off_at_a_bound() {
                 )],
                 Vec::new(),
             )
+        } else if target.starts_with("/v2/nimbus/chatty/") {
+            let document = serde_json::json!({"errors": [{
+                "code": "DENIED",
+                "message": format!("line one\nline two\u{1b}[31m{}", "z".repeat(2000)),
+            }]});
+            Answer::Whole(403, Vec::new(), document.to_string().into_bytes())
         } else if target.starts_with("/token") {
-            Answer::Endless(200, vec!["content-type: application/json".into()])
+            Answer::Flood(200, vec!["content-type: application/json".into()])
         } else {
-            Answer::Endless(404, vec!["content-type: text/plain".into()])
+            Answer::Flood(404, vec!["content-type: text/plain".into()])
         }
     })
     .await;
@@ -339,6 +351,7 @@ async fn a_registry_that_never_stops_answering_is_cut_off_at_a_bound() {
         ("endless", "its manifest is larger than 4194304 bytes"),
         ("private", "its token answer is larger than 65536 bytes"),
         ("gone", "the registry answered 404 Not Found: xxxx"),
+        ("chatty", "403 Forbidden: DENIED: line one line two [31mzzz"),
     ] {
         let reference = format!("{registry}/nimbus/{image}:1");
         let error = client
@@ -348,12 +361,15 @@ async fn a_registry_that_never_stops_answering_is_cut_off_at_a_bound() {
         assert!(matches!(error, OciError::Registry { .. }), "{error}");
         assert!(error.to_string().contains(expected), "{error}");
         // An error body is kept to one short line.
-        assert!(error.to_string().len() < 600, "{error}");
+        let message = error.to_string();
+        assert!(message.len() < 600, "{message}");
+        assert!(!message.chars().any(char::is_control), "{message}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_that_asks_for_a_token_or_a_password_gets_one() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let component = hello();
     let layer_digest = nimbus_host::artifact::Digest::of(&component).to_string();
     let config = br#"{"architecture":"wasm","os":"wasip2","layerDigests":[]}"#.to_vec();
@@ -375,47 +391,65 @@ async fn a_registry_that_asks_for_a_token_or_a_password_gets_one() {
     .into_bytes();
     let addr: Arc<std::sync::OnceLock<String>> = Arc::default();
     let realm = addr.clone();
-    let tokens_given = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tokens_given = Arc::new(AtomicUsize::new(0));
     let given = tokens_given.clone();
-    // `nimbus:secret` in base64, as a Basic authorization header carries it.
-    let basic = "authorization: basic bmltynvzonnly3jlda==";
+    let password_to_registry = Arc::new(AtomicBool::new(false));
+    let password_seen = password_to_registry.clone();
+    // `nimbus:secret` in base64, as a Basic authorization header carries it
+    // (hyper writes header names in lower case).
+    let basic = "authorization: Basic bmltYnVzOnNlY3JldA==";
     let content = {
         let (component, manifest) = (component.clone(), manifest.clone());
-        move |target: &str| {
+        move |target: &str, said_digest: Option<String>| {
             if target.contains("/manifests/") {
-                Answer::Whole(
-                    200,
-                    vec!["content-type: application/vnd.oci.image.manifest.v1+json".into()],
-                    manifest.clone(),
-                )
+                let mut headers =
+                    vec!["content-type: application/vnd.oci.image.manifest.v1+json".to_string()];
+                headers.extend(said_digest.map(|d| format!("docker-content-digest: {d}")));
+                Answer::Whole(200, headers, manifest.clone())
             } else {
                 Answer::Whole(200, Vec::new(), component.clone())
             }
         }
     };
     let registry = hand_made_registry(move |target, head| {
+        let bearer_challenge = || {
+            let realm = realm.get().unwrap();
+            Answer::Whole(
+                401,
+                vec![format!(
+                    r#"www-authenticate: Bearer realm="http://{realm}/token",service="hand-made",scope="repository:nimbus/bearer:pull""#
+                )],
+                Vec::new(),
+            )
+        };
         if target.starts_with("/token?") {
-            // The realm is asked with the user's password for this
-            // repository's pull scope.
-            if !head.contains(basic) || !target.contains("scope=repository%3Animbus%2Fbearer%3Apull")
-            {
+            // The realm is asked with the user's password, for the pull
+            // scope of the repository being pulled.
+            let scoped = ["bearer", "rooted"].iter().any(|repo| {
+                target.contains(&format!("scope=repository%3Animbus%2F{repo}%3Apull"))
+            });
+            if !head.contains(basic) || !scoped {
                 return Answer::Whole(401, Vec::new(), b"{}".to_vec());
             }
-            given.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Answer::Whole(200, Vec::new(), br#"{"token":"t0ken"}"#.to_vec());
+            given.fetch_add(1, Ordering::Relaxed);
+            return Answer::Whole(200, Vec::new(), br#"{"token":"t0ken","expires_in":300}"#.to_vec());
         }
-        if target.starts_with("/v2/nimbus/bearer/") {
-            if !head.contains("authorization: bearer t0ken") {
-                let realm = realm.get().unwrap();
-                return Answer::Whole(
-                    401,
-                    vec![format!(
-                        r#"www-authenticate: Bearer realm="http://{realm}/token",service="hand-made",scope="repository:nimbus/bearer:pull""#
-                    )],
-                    Vec::new(),
-                );
+        if target == "/v2/" {
+            return bearer_challenge();
+        }
+        let authorized = head.contains("authorization: Bearer t0ken");
+        if target.starts_with("/v2/nimbus/bearer/") || target.starts_with("/v2/nimbus/rooted/") {
+            if head.contains(basic) {
+                password_seen.store(true, Ordering::Relaxed);
             }
-            return content(target);
+            if authorized {
+                return content(target, None);
+            }
+            // `rooted` challenges only at the API's root, as some do.
+            if target.starts_with("/v2/nimbus/rooted/") {
+                return Answer::Whole(401, Vec::new(), Vec::new());
+            }
+            return bearer_challenge();
         }
         if target.starts_with("/v2/nimbus/basic/") {
             if !head.contains(basic) {
@@ -425,7 +459,10 @@ async fn a_registry_that_asks_for_a_token_or_a_password_gets_one() {
                     Vec::new(),
                 );
             }
-            return content(target);
+            return content(target, None);
+        }
+        if target.starts_with("/v2/nimbus/lying/") {
+            return content(target, Some(format!("sha256:{}", "0".repeat(64))));
         }
         Answer::Whole(404, Vec::new(), Vec::new())
     })
@@ -439,7 +476,7 @@ async fn a_registry_that_asks_for_a_token_or_a_password_gets_one() {
         password: nimbus_host::secret::Secret::new("secret"),
     });
     let with_password = Registry::new(settings);
-    for image in ["bearer", "basic"] {
+    for image in ["bearer", "basic", "rooted"] {
         let reference = format!("{registry}/nimbus/{image}:1");
         let pulled = with_password
             .pull(&reference, PullPolicy::Always)
@@ -447,13 +484,23 @@ async fn a_registry_that_asks_for_a_token_or_a_password_gets_one() {
             .unwrap_or_else(|e| panic!("{image}: {e}"));
         assert_eq!(pulled.bytes, component, "{image}");
         assert_eq!(pulled.digest, layer_digest, "{image}");
-        // Without the password the registry's refusal is the error.
+        // Without the password the refusal is the error.
         let error = anonymous
             .pull(&reference, PullPolicy::Always)
             .await
             .unwrap_err();
         assert!(error.to_string().contains("401"), "{image}: {error}");
     }
-    // One token served the manifest and the layer.
-    assert_eq!(tokens_given.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // One token per pull served its manifest and its layer, and the
+    // password went to the token server, never to the registry itself.
+    assert_eq!(tokens_given.load(Ordering::Relaxed), 2);
+    assert!(!password_to_registry.load(Ordering::Relaxed));
+
+    // A manifest whose `Docker-Content-Digest` is not its digest is refused.
+    let lying = format!("{registry}/nimbus/lying:1");
+    let error = anonymous
+        .pull(&lying, PullPolicy::Always)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, OciError::Digest { .. }), "{error}");
 }

@@ -8,6 +8,7 @@ use futures::{SinkExt as _, StreamExt as _};
 use nimbus_host::workload::{HostInterface, Workload};
 use std::time::Duration;
 use test_programs::{P2_WEBSOCKET, P3_MW_LOGGING};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -201,6 +202,28 @@ pub(crate) async fn websocket_connections_open_talk_close_and_hit_each_limit() {
         format!("closed {id_a} 1009 message too large")
     );
 
+    // A client that breaks the protocol is closed with 1002, one that sends
+    // text that is not UTF-8 with 1007 (RFC 6455, 7.4.1).
+    for (frame, code, reason) in [
+        // Unmasked: a client must mask every frame.
+        (vec![0x81, 0x02, b'h', b'i'], 1002, "protocol error"),
+        // Masked (with a zero key), holding the byte 0xff.
+        (
+            vec![0x81, 0x81, 0, 0, 0, 0, 0xff],
+            1007,
+            "text is not UTF-8",
+        ),
+    ] {
+        let mut e = open(&t, "chat.test", "/greet", &[]).await.unwrap();
+        let id_e = id_in(&text(&mut e).await, 1);
+        e.get_mut().write_all(&frame).await.unwrap();
+        assert_eq!(closed(&mut e).await, (code, reason.into()));
+        assert_eq!(
+            text(&mut observer).await,
+            format!("closed {id_e} {code} {reason}")
+        );
+    }
+
     // A component closes a connection with its own code.
     let mut c = open(&t, "chat.test", "/greet", &[]).await.unwrap();
     let id_c = id_in(&text(&mut c).await, 1);
@@ -236,6 +259,7 @@ pub(crate) async fn websocket_connections_open_talk_close_and_hit_each_limit() {
     assert_eq!(ended("handler_failed"), 2.0);
     assert_eq!(ended("over_limit"), 1.0);
     assert_eq!(ended("too_large"), 1.0);
+    assert_eq!(ended("protocol_error"), 2.0);
     assert_eq!(ended("component"), 1.0);
     assert_eq!(ended("client"), 1.0);
     let inbound = sample(

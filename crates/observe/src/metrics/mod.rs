@@ -76,6 +76,9 @@ pub enum WebSocketEnd {
     Idle,
     /// A message was over `max_message_bytes`.
     TooLarge,
+    /// The client broke the protocol (an unmasked or malformed frame, text
+    /// that is not UTF-8): closed with 1002 or 1007.
+    ProtocolError,
     /// A handler trapped or missed its deadline.
     HandlerFailed,
     /// The connection dropped without a closing handshake.
@@ -86,13 +89,14 @@ pub enum WebSocketEnd {
 
 impl WebSocketEnd {
     /// Every end, in label order.
-    pub const ALL: [WebSocketEnd; 9] = [
+    pub const ALL: [WebSocketEnd; 10] = [
         Self::Refused,
         Self::OverLimit,
         Self::Client,
         Self::Component,
         Self::Idle,
         Self::TooLarge,
+        Self::ProtocolError,
         Self::HandlerFailed,
         Self::Dropped,
         Self::Stopped,
@@ -107,6 +111,7 @@ impl WebSocketEnd {
             Self::Component => "component",
             Self::Idle => "idle",
             Self::TooLarge => "too_large",
+            Self::ProtocolError => "protocol_error",
             Self::HandlerFailed => "handler_failed",
             Self::Dropped => "dropped",
             Self::Stopped => "stopped",

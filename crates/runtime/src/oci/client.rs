@@ -228,8 +228,20 @@ impl Registry {
             reference: reference.to_string(),
             message,
         };
-        let raw = session.manifest(MANIFEST_MEDIA_TYPES).await?;
+        let (raw, said_digest) = session.manifest(MANIFEST_MEDIA_TYPES).await?;
         let manifest_digest = Digest::of(&raw).to_string();
+        // A registry's `Docker-Content-Digest` must name what it sent (one
+        // in another algorithm cannot be checked here and is left).
+        if let Some(said) = said_digest
+            && said.starts_with("sha256:")
+            && said != manifest_digest
+        {
+            return Err(OciError::Digest {
+                reference: reference.to_string(),
+                expected: said,
+                actual: manifest_digest,
+            });
+        }
         if let Some(pinned) = image.digest()
             && pinned != manifest_digest
         {

@@ -30,6 +30,8 @@ const MAX_SMALL_BODY_BYTES: usize = 64 * 1024;
 /// One pull's conversation with one registry repository.
 pub(super) struct Session<'a> {
     http: &'a reqwest::Client,
+    /// `http[s]://registry/v2/`.
+    root: String,
     /// `http[s]://registry/v2/repository`.
     base: String,
     image: &'a Reference,
@@ -54,13 +56,11 @@ impl<'a> Session<'a> {
         reference: &'a str,
         credentials: RegistryAuth,
     ) -> Self {
+        let root = format!("{scheme}://{}/v2/", image.resolve_registry());
         Self {
             http,
-            base: format!(
-                "{scheme}://{}/v2/{}",
-                image.resolve_registry(),
-                image.repository()
-            ),
+            base: format!("{root}{}", image.repository()),
+            root,
             image,
             reference,
             credentials,
@@ -69,8 +69,12 @@ impl<'a> Session<'a> {
     }
 
     /// The raw manifest the image's tag or digest names, of one of
-    /// `media_types`.
-    pub(super) async fn manifest(&mut self, media_types: &[&str]) -> Result<Vec<u8>, OciError> {
+    /// `media_types`, and the digest the registry says it has
+    /// (`Docker-Content-Digest`), if it says one.
+    pub(super) async fn manifest(
+        &mut self,
+        media_types: &[&str],
+    ) -> Result<(Vec<u8>, Option<String>), OciError> {
         let target = self
             .image
             .digest()
@@ -79,8 +83,15 @@ impl<'a> Session<'a> {
             .to_string();
         let url = format!("{}/manifests/{target}", self.base);
         let response = self.get(&url, Some(&media_types.join(", "))).await?;
-        let response = self.success(response, "the manifest").await?;
-        read_bounded(response, MAX_MANIFEST_BYTES as u64)
+        let response = self
+            .success(response, "the manifest", "the registry")
+            .await?;
+        let said_digest = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
+        let body = read_bounded(response, MAX_MANIFEST_BYTES as u64)
             .await
             .map_err(|error| match error {
                 Bounded::Exceeded(size) => self.registry_error(format!(
@@ -88,7 +99,8 @@ impl<'a> Session<'a> {
                     MAX_MANIFEST_BYTES
                 )),
                 Bounded::Transport(e) => self.read_error("reading the manifest", &e),
-            })
+            })?;
+        Ok((body, said_digest))
     }
 
     /// The blob `digest`, refused beyond `limit` bytes (the size the caller
@@ -96,7 +108,9 @@ impl<'a> Session<'a> {
     pub(super) async fn blob(&mut self, digest: &str, limit: u64) -> Result<Vec<u8>, OciError> {
         let url = format!("{}/blobs/{digest}", self.base);
         let response = self.get(&url, None).await?;
-        let response = self.success(response, "the component layer").await?;
+        let response = self
+            .success(response, "the component layer", "the registry")
+            .await?;
         read_bounded(response, limit)
             .await
             .map_err(|error| match error {
@@ -115,14 +129,34 @@ impl<'a> Session<'a> {
         if response.status() != StatusCode::UNAUTHORIZED || self.authorization.is_some() {
             return Ok(response);
         }
-        let Some(challenge) = response.headers().get(header::WWW_AUTHENTICATE).cloned() else {
-            return Ok(response);
+        let challenge = match response.headers().get(header::WWW_AUTHENTICATE) {
+            Some(challenge) => challenge.clone(),
+            // Some registries challenge only at the API's root: ask there
+            // when there are credentials to answer with.
+            None if !matches!(self.credentials, RegistryAuth::Anonymous) => {
+                match self.root_challenge().await? {
+                    Some(challenge) => challenge,
+                    None => return Ok(response),
+                }
+            }
+            None => return Ok(response),
         };
         let Some(authorization) = self.answer(&challenge).await? else {
             return Ok(response);
         };
         self.authorization = Some(authorization);
         self.send(url, accept).await
+    }
+
+    /// The challenge the API's root (`/v2/`) makes, if it makes one.
+    async fn root_challenge(&self) -> Result<Option<HeaderValue>, OciError> {
+        let response = self
+            .http
+            .get(&self.root)
+            .send()
+            .await
+            .map_err(|e| transport_error(self.reference, self.image, &e))?;
+        Ok(response.headers().get(header::WWW_AUTHENTICATE).cloned())
     }
 
     async fn send(&self, url: &str, accept: Option<&str>) -> Result<Response, OciError> {
@@ -209,6 +243,7 @@ impl<'a> Session<'a> {
             )));
         }
         url.query_pairs_mut().extend_pairs(query);
+        let server = format!("the token server {}", url.host_str().unwrap_or_default());
         let mut request = self.http.get(url);
         if let RegistryAuth::Basic(user, password) = credentials {
             request = request.basic_auth(user, Some(password));
@@ -216,8 +251,8 @@ impl<'a> Session<'a> {
         let response = request
             .send()
             .await
-            .map_err(|e| transport_error(self.reference, self.image, &e))?;
-        let response = self.success(response, "a pull token").await?;
+            .map_err(|e| self.registry_error(format!("cannot reach {server}: {}", causes(&e).0)))?;
+        let response = self.success(response, "a pull token", &server).await?;
         let body = read_bounded(response, MAX_SMALL_BODY_BYTES as u64)
             .await
             .map_err(|error| match error {
@@ -241,20 +276,23 @@ impl<'a> Session<'a> {
             .ok_or_else(|| self.registry_error("its token answer holds no token".into()))
     }
 
-    /// `response` if it succeeded, else the registry's reason, read from at
+    /// `response` if it succeeded, else `server`'s reason, read from at
     /// most [`MAX_SMALL_BODY_BYTES`] of its body.
-    async fn success(&self, response: Response, what: &str) -> Result<Response, OciError> {
+    async fn success(
+        &self,
+        response: Response,
+        what: &str,
+        server: &str,
+    ) -> Result<Response, OciError> {
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
         let body = read_prefix(response, MAX_SMALL_BODY_BYTES).await;
-        let reason = distribution_errors(&body).unwrap_or_else(|| {
-            let text = String::from_utf8_lossy(&body);
-            let line = text.lines().next().unwrap_or_default().trim();
-            line.chars().take(200).collect()
-        });
-        let mut message = format!("asking for {what}, the registry answered {status}");
+        let reason = one_line(
+            &distribution_errors(&body).unwrap_or_else(|| String::from_utf8_lossy(&body).into()),
+        );
+        let mut message = format!("asking for {what}, {server} answered {status}");
         if !reason.is_empty() {
             message.push_str(": ");
             message.push_str(&reason);
@@ -289,7 +327,9 @@ async fn read_bounded(mut response: Response, limit: u64) -> Result<Vec<u8>, Bou
     if declared > limit {
         return Err(Bounded::Exceeded(declared));
     }
-    let mut body = Vec::with_capacity(declared as usize);
+    // The declared length is the server's word: reserve no more than a
+    // little of it before the bytes come.
+    let mut body = Vec::with_capacity(declared.min(1 << 20) as usize);
     while let Some(chunk) = response.chunk().await.map_err(Bounded::Transport)? {
         let size = (body.len() + chunk.len()) as u64;
         if size > limit {
@@ -314,6 +354,22 @@ async fn read_prefix(mut response: Response, limit: usize) -> Vec<u8> {
         }
     }
     body
+}
+
+/// `text` as one short line: control characters (line breaks included)
+/// become spaces, runs of spaces one, and it is cut at 300 characters.
+fn one_line(text: &str) -> String {
+    const MAX_CHARS: usize = 300;
+    let cleaned: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let words: Vec<&str> = cleaned.split_whitespace().collect();
+    let line = words.join(" ");
+    match line.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
 }
 
 /// The distribution API's error document (`{"errors": [{"code",
@@ -402,7 +458,15 @@ fn is_plain_http_answer(error: &(dyn std::error::Error + 'static)) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::distribution_errors;
+    use super::{distribution_errors, one_line};
+
+    #[test]
+    fn reasons_are_one_short_line() {
+        assert_eq!(one_line("  denied\r\n\x1b[31mred\t "), "denied [31mred");
+        let long = one_line(&"ab ".repeat(500));
+        assert_eq!(long.chars().count(), 301);
+        assert!(long.ends_with('…'));
+    }
 
     #[test]
     fn distribution_error_documents_read_as_one_line() {
