@@ -280,6 +280,17 @@ async fn results_pools_and_statements_are_bounded() {
         ],
     )
     .unwrap();
+    // The pool waits 300 ms for a connection, which a loaded machine may
+    // need more than to make the first (a server fork and SCRAM): make it
+    // before anything that is checked.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while let Err(error) = db.query("SELECT 1", &[]).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no connection within 20 s: {error:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 
     // A result over the cap is refused, not buffered.
     let big = db

@@ -954,7 +954,14 @@ fn describe_and_logs_tell_where_replicas_run_and_why_not() {
             "{described}"
         );
     }
-    assert!(!described.contains("Warning"), "{described}");
+    // A heartbeat late on a loaded machine may add a HostNotReady warning;
+    // nothing else may warn.
+    assert!(
+        !described
+            .lines()
+            .any(|l| l.contains("Warning") && !l.contains("HostNotReady")),
+        "{described}"
+    );
 
     // A host: what it runs against desired state, and the events naming it.
     let (described, _) = succeeds_in(dir, &["describe", "host", "h0", "--nats", &url]);

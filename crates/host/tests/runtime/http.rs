@@ -159,23 +159,23 @@ async fn deadline_stops_an_infinite_loop_while_others_keep_answering() {
 async fn a_p3_request_past_its_deadline_gets_504_while_its_instance_answers_a_newer_one() {
     let t = accounting_host().await;
     let mut w = http_workload("waits", P3_HELLO, "waits.test");
-    resources(&mut w).timeout_ms = Some(3_000);
+    resources(&mut w).timeout_ms = Some(6_000);
     t.host.start_workload(w).await.unwrap();
     let addr = t.addr;
-    // Deadline at 3 s; it would wait 10.
-    let overdue = spawn_get(addr, "waits.test", "/sleep?ms=10000");
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
-    // Started about 1 s later: answers at about 3.5 s, after the first
-    // one's deadline and before its own (4 s).
+    // Deadline at 6 s; it would wait 20.
+    let overdue = spawn_get(addr, "waits.test", "/sleep?ms=20000");
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    // Started about 3 s later: answers at about 7 s, after the first
+    // one's deadline and well before its own (9 s).
     let (status, body) = request(
         addr,
         Some("waits.test"),
         "GET",
-        "/sleep?ms=2500",
+        "/sleep?ms=4000",
         Bytes::new(),
     )
     .await;
-    assert_eq!((status, body.as_str()), (200, "slept 2500\n"));
+    assert_eq!((status, body.as_str()), (200, "slept 4000\n"));
     let (status, body) = overdue.await.unwrap();
     assert_eq!(status, 504, "{body}");
     let metrics = crate::accounting::scrape(&t.host.metrics().encode());
@@ -572,10 +572,18 @@ async fn excess_concurrency_gets_503_without_queueing() {
     t.host.start_workload(w).await.unwrap();
     let addr = t.addr;
     let slow: Vec<_> = (0..2)
-        .map(|_| spawn_get(addr, "busy.test", "/sleep?ms=1500"))
+        .map(|_| spawn_get(addr, "busy.test", "/sleep?ms=4000"))
         .collect();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let (status, body) = t.get("busy.test", "/ok").await;
+    // Once both slow requests are in, the next is refused at once; until
+    // then (a loaded machine may take a while to send them) it is served.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let (status, body) = loop {
+        let (status, body) = t.get("busy.test", "/ok").await;
+        if status != 200 || std::time::Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("concurrent"), "{body}");
     for s in slow {
@@ -726,12 +734,14 @@ async fn shutdown_drains_in_flight_requests() {
         },
         Duration::from_secs(20),
     ));
-    let in_flight = spawn_get(addr, "drain.test", "/sleep?ms=700");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The request gets a second to arrive (a loaded machine is slow), and
+    // is still running when the stop comes.
+    let in_flight = spawn_get(addr, "drain.test", "/sleep?ms=3000");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     stop.send(()).unwrap();
     assert_eq!(
         in_flight.await.unwrap(),
-        (200, "slept 700\n".into()),
+        (200, "slept 3000\n".into()),
         "the in-flight request finished"
     );
     let drained = tokio::time::timeout(TIMEOUT, server)
