@@ -504,6 +504,25 @@ impl Host {
 
         let lr = &spec.local_resources;
         let limits = Limits::resolve(lr, &self.0.limits, self.0.max_memory_bytes);
+        // A memory limit under what the component's memories start at would
+        // fail every instantiation: say so once, at start.
+        let initial_pages = artifact
+            .component
+            .resources_required()
+            .and_then(|required| required.max_initial_memory_size);
+        if let Some(pages) = initial_pages {
+            let needed = pages.saturating_mul(64 * 1024);
+            if needed > limits.memory_bytes as u64 {
+                return Err(WorkloadError::Invalid(ManifestError {
+                    path: format!("component `{}` memoryLimitMb", spec.name),
+                    message: format!(
+                        "its linear memory starts at {} KiB, over the limit of {} KiB",
+                        needed / 1024,
+                        limits.memory_bytes / 1024
+                    ),
+                }));
+            }
+        }
         let mut mounts = Vec::new();
         for mount in &lr.volume_mounts {
             let host_path =

@@ -192,6 +192,19 @@ async fn a_p3_request_past_its_deadline_gets_504_while_its_instance_answers_a_ne
 }
 
 #[tokio::test]
+async fn a_memory_limit_under_the_components_initial_memory_is_refused_at_start() {
+    let t = TestHost::dynamic().await;
+    let mut w = http_workload("tiny", P2_HELLO, "tiny.test");
+    resources(&mut w).memory_limit_mb = Some(1);
+    let error = t.host.start_workload(w).await.unwrap_err().to_string();
+    assert!(
+        error.contains("component `tiny` memoryLimitMb")
+            && error.contains("over the limit of 1024 KiB"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn memory_bomb_is_stopped_at_the_limit() {
     let t = TestHost::dynamic().await;
     let mut w = http_workload("mem", P2_BEHAVIORS, "mem.test");
