@@ -504,3 +504,50 @@ async fn a_registry_that_asks_for_a_token_or_a_password_gets_one() {
         .unwrap_err();
     assert!(matches!(error, OciError::Digest { .. }), "{error}");
 }
+
+/// A docker credential helper is a process the pull waits for off the
+/// async threads: one that hangs is cut by the pull's own time bound, even
+/// on a single-threaded runtime, and is still running when the pull gives
+/// up (the helper writes `started`, sleeps 20 s, then writes `finished`).
+#[tokio::test(flavor = "current_thread")]
+async fn a_hung_credential_helper_does_not_hold_the_pull() {
+    let dir = tempfile::tempdir().unwrap();
+    let helper = dir.path().join("docker-credential-nimbus-test-hang");
+    let marks = dir.path().display().to_string();
+    std::fs::write(
+        &helper,
+        format!("#!/bin/sh\ntouch '{marks}/started'\nsleep 20\ntouch '{marks}/finished'\n"),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"credsStore": "nimbus-test-hang"}"#,
+    )
+    .unwrap();
+    let path = std::env::var("PATH").unwrap_or_default();
+    // SAFETY: nextest runs each test in its own process, and this one sets
+    // the variables before starting anything that reads them.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("DOCKER_CONFIG", dir.path());
+        std::env::set_var("PATH", format!("{marks}:{path}"));
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let registry = Registry::new(RegistrySettings {
+        cache_dir: Some(cache.path().to_path_buf()),
+        timeout: std::time::Duration::from_secs(2),
+        ..Default::default()
+    });
+    let error = registry
+        .pull("127.0.0.1:9/nimbus/any:1", PullPolicy::Always)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, OciError::Timeout { .. }), "{error}");
+    assert!(dir.path().join("started").exists(), "the helper was asked");
+    assert!(
+        !dir.path().join("finished").exists(),
+        "the pull waited for the helper to finish"
+    );
+}

@@ -101,7 +101,8 @@ impl Registry {
         let registry = image.resolve_registry();
         let named_insecure = self.settings.insecure.iter().any(|r| r == registry);
         let scheme = if named_insecure { "http" } else { "https" };
-        let result = attempt(self.client.clone(), self.auth(image), scheme).await;
+        let auth = self.auth(image).await?;
+        let result = attempt(self.client.clone(), auth, scheme).await;
         match result {
             Err(OciError::Unreachable {
                 plain_http: true, ..
@@ -301,12 +302,45 @@ impl Registry {
         })
     }
 
-    fn auth(&self, image: &Reference) -> RegistryAuth {
+    /// The credentials for `image`'s registry: the settings', else the
+    /// docker config's (a credential helper is a process: it is waited for
+    /// on a thread of its own, and at most [`CREDENTIAL_HELPER_TIMEOUT`]).
+    async fn auth(&self, image: &Reference) -> Result<RegistryAuth, OciError> {
         if let Some(c) = &self.settings.credentials {
-            return RegistryAuth::Basic(c.username.clone(), c.password.expose().to_string());
+            return Ok(RegistryAuth::Basic(
+                c.username.clone(),
+                c.password.expose().to_string(),
+            ));
         }
-        let server = image.resolve_registry().trim_end_matches('/');
-        match docker_credential::get_credential(server) {
+        let server = image.resolve_registry().trim_end_matches('/').to_string();
+        // A thread of its own, not tokio's blocking pool: the runtime waits
+        // for its blocking tasks when it shuts down, so a helper that never
+        // answers would keep `nimbus` from exiting.
+        let (answer, lookup) = tokio::sync::oneshot::channel();
+        let asked = server.clone();
+        let spawned = std::thread::Builder::new()
+            .name("docker-credentials".into())
+            .spawn(move || {
+                let _ = answer.send(docker_credential::get_credential(&asked));
+            });
+        if spawned.is_err() {
+            return Ok(RegistryAuth::Anonymous);
+        }
+        let found = match tokio::time::timeout(CREDENTIAL_HELPER_TIMEOUT, lookup).await {
+            Ok(Ok(found)) => found,
+            // The lookup panicked: as if nothing were configured.
+            Ok(Err(_)) => return Ok(RegistryAuth::Anonymous),
+            Err(_) => {
+                return Err(OciError::Registry {
+                    reference: image.whole(),
+                    message: format!(
+                        "the docker credential helper for {server} did not answer within {} s",
+                        CREDENTIAL_HELPER_TIMEOUT.as_secs()
+                    ),
+                });
+            }
+        };
+        Ok(match found {
             Ok(docker_credential::DockerCredential::UsernamePassword(user, password)) => {
                 RegistryAuth::Basic(user, password)
             }
@@ -314,7 +348,7 @@ impl Registry {
                 RegistryAuth::Bearer(token)
             }
             Err(_) => RegistryAuth::Anonymous,
-        }
+        })
     }
 
     fn blob_path(&self, digest: &str) -> Option<PathBuf> {
@@ -400,6 +434,9 @@ fn is_loopback_registry(registry: &str) -> bool {
 
 /// How long reaching a registry may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a docker credential helper may take to answer (one may ask a
+/// desktop keychain, so it gets more than a connection).
+const CREDENTIAL_HELPER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The error for a failed oci-client call: a transport failure as
 /// [`fetch::transport_error`] says it, anything else as the registry said it.
