@@ -14,7 +14,7 @@ use nimbus_host::{HostConfig, http::DynamicRouter};
 use std::sync::Arc;
 use test_programs::P2_HELLO;
 use test_programs::servers::{Kind, Server};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 
 fn registry(server: &Server, cache: &std::path::Path) -> Registry {
     Registry::new(RegistrySettings {
@@ -256,15 +256,9 @@ async fn hand_made_registry(
         while let Ok((mut socket, _)) = listener.accept().await {
             let answer = answer.clone();
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&head).into_owned();
+                let Some(head) = read_request_head(&mut socket).await else {
+                    return;
+                };
                 let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
                 let (status, headers, body) = match answer(&target, &head) {
                     Answer::Whole(status, headers, body) => (status, headers, Some(body)),

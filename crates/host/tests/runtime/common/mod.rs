@@ -176,6 +176,22 @@ pub fn resources(workload: &mut Workload) -> &mut LocalResources {
     &mut workload.spec.components[0].local_resources
 }
 
+/// What a raw test server reads of a request: its head, up to the blank
+/// line (and whatever came in the same reads), or `None` when the client
+/// went away first.
+pub async fn read_request_head(stream: &mut TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt as _;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
 /// Subscribes `client` to `subject` and returns once the server holds the
 /// subscription. `flush` only writes the SUB out, so a message another
 /// connection publishes next could still reach the server before it.
