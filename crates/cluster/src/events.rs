@@ -83,7 +83,7 @@ impl Event {
         Self {
             event_type,
             reason: reason.to_string(),
-            message: one_line(message),
+            message: nimbus_model::text::one_line(message, MAX_MESSAGE),
             host: None,
             count: 1,
             first_timestamp: now.clone(),
@@ -182,26 +182,6 @@ fn parse_timestamp(text: &str) -> Option<u64> {
         .assume_utc()
         .unix_timestamp();
     u64::try_from(seconds).ok()
-}
-
-/// `text` on one line (line breaks and other control characters become
-/// spaces), at most [`MAX_MESSAGE`] bytes (cut at a character boundary,
-/// with `…`).
-fn one_line(text: &str) -> String {
-    let mut line: String = text
-        .trim()
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if line.len() > MAX_MESSAGE {
-        let mut end = MAX_MESSAGE;
-        while !line.is_char_boundary(end) {
-            end -= 1;
-        }
-        line.truncate(end);
-        line.push('…');
-    }
-    line
 }
 
 #[cfg(test)]

@@ -27,6 +27,15 @@ pub enum HostPatternError {
     /// A `*` inside a name.
     #[error("`{0}`: `*` is only allowed as the whole host or as a leading `*.`")]
     StarInName(String),
+    /// A character no host name has: a path, a user, a query, a space, or
+    /// a name not in its ASCII (`xn--`) form, which would never match.
+    #[error("`{text}` is not a host or host:port (`{found}` cannot appear in a host name)")]
+    BadCharacter {
+        /// What was written.
+        text: String,
+        /// The first character that cannot be in a host name.
+        found: char,
+    },
 }
 
 /// One `allowedHosts` entry.
@@ -71,6 +80,15 @@ impl HostPattern {
         } else {
             HostMatch::Exact(host.to_string())
         };
+        if let HostMatch::Exact(name) | HostMatch::Suffix(name) = &host
+            && let Some(found) = name.chars().find(|&c| !is_host_char(c))
+            && name.parse::<IpAddr>().is_err()
+        {
+            return Err(HostPatternError::BadCharacter {
+                text: text.to_string(),
+                found,
+            });
+        }
         Ok(Self { host, port })
     }
 
@@ -99,6 +117,12 @@ impl HostPattern {
     }
 }
 
+/// What a DNS name's labels are made of (`_` included: service names such
+/// as `_sip._tcp.example.com` have it).
+fn is_host_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')
+}
+
 /// Splits `host[:port]`, understanding `[v6]:port` and bare IPv6.
 fn split_host_port(text: &str) -> Option<(&str, Option<u16>)> {
     if let Some(rest) = text.strip_prefix('[') {
@@ -115,5 +139,39 @@ fn split_host_port(text: &str) -> Option<(&str, Option<u16>)> {
         Some((host, port)) if !host.is_empty() => Some((host, Some(port.parse().ok()?))),
         Some(_) => None,
         None => Some((text, None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_that_could_never_match_a_host_is_refused() {
+        for (entry, found) in [
+            ("http://example.com/path", '/'),
+            ("user@example.com", '@'),
+            ("example.com?x=1", '?'),
+            ("exa mple.com", ' '),
+            ("*.bücher.example", 'ü'),
+        ] {
+            match HostPattern::parse(entry) {
+                Err(HostPatternError::BadCharacter { found: got, .. }) => {
+                    assert_eq!(got, found, "{entry}")
+                }
+                other => panic!("{entry}: {other:?}"),
+            }
+        }
+        // A single trailing slash is the only path tolerated.
+        for good in [
+            "https://example.com/",
+            "_sip._tcp.example.com",
+            "xn--bcher-kva.example:443",
+            "*.example.com",
+            "[::1]:8080",
+            "10.0.0.1",
+        ] {
+            assert!(HostPattern::parse(good).is_ok(), "{good}");
+        }
     }
 }

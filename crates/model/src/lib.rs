@@ -19,8 +19,10 @@
 //! - [`secret`]: a value that is never printed.
 //! - [`files`]: bounded reads of user-named files.
 //! - [`time`]: moments reached from configured durations, without panics.
+//! - [`text`]: outside text made one bounded line.
 //! - [`forms`]: the string-or-map shapes of wasmCloud's YAML.
 //! - [`host_pattern`]: `allowedHosts` entries.
+//! - [`labels`]: host labels and `hostSelector`, in Kubernetes label syntax.
 //! - [`links`]: which import links to which component, and what the host
 //!   provides itself.
 //! - [`plugin_defaults`]: host-level settings per plugin.
@@ -39,6 +41,7 @@ pub mod cpu_limit;
 pub mod files;
 pub mod forms;
 pub mod host_pattern;
+pub mod labels;
 pub mod links;
 pub mod load;
 pub mod manifest;
@@ -48,6 +51,7 @@ pub mod secret;
 pub mod sources;
 pub mod spec;
 pub mod status;
+pub mod text;
 pub mod time;
 
 pub use component::{ComponentError, ComponentWorld, component_world, validate_component_bytes};

@@ -683,6 +683,11 @@ pub fn validate_workload(workload: &Workload, base: &str) -> Result<(), Manifest
     check_name("metadata.namespace", &workload.namespace)?;
     check_name("metadata.name", &workload.name)?;
     let spec = &workload.spec;
+    for (key, value) in &spec.host_selector {
+        crate::labels::check_label(key, value).map_err(|error| {
+            ManifestError::new(format!("{base}.hostSelector"), error.to_string())
+        })?;
+    }
     if spec.components.is_empty() && spec.service.is_none() {
         return Err(ManifestError::new(
             format!("{base}.components"),
@@ -1152,6 +1157,10 @@ spec:
             (
                 "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: WorkloadDeployment\nmetadata: {name: a}\nspec:\n  replicas: -2\n  template: {spec: {components: [{name: a, image: x}]}}",
                 "spec.replicas",
+            ),
+            (
+                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: WorkloadDeployment\nmetadata: {name: a}\nspec:\n  template: {spec: {hostSelector: {'a zone': b}, components: [{name: a, image: x}]}}",
+                "spec.template.spec.hostSelector",
             ),
         ];
         for (text, path) in cases {

@@ -629,7 +629,7 @@ impl Host {
     /// Routes and serves one HTTP request.
     pub async fn handle<B>(&self, request: http::Request<B>) -> http::Response<ResponseBody>
     where
-        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let keep_recent = self
@@ -658,7 +658,7 @@ impl Host {
         usage: Option<Arc<RequestUsage>>,
     ) -> (http::Response<ResponseBody>, Option<Arc<str>>)
     where
-        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let (parts, body) = request.into_parts();
@@ -685,7 +685,7 @@ impl Host {
         span: &tracing::Span,
     ) -> (http::Response<ResponseBody>, Option<Arc<str>>)
     where
-        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         if let Some((status, reason)) = crate::http::malformed::refusal(&parts) {

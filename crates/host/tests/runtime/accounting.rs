@@ -269,6 +269,53 @@ async fn traps_and_denied_outbound_requests_are_counted() {
     assert_eq!(outbound("allowed.invalid", "allowed"), Some(1.0));
 }
 
+/// A client that stops sending in the middle of its request body is counted
+/// as the client's doing (499, in the 4xx class), not as the component's
+/// failure: the component fails on the broken body, yet no 5xx and no
+/// warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_breaks_off_its_body_is_counted_499_not_a_component_failure() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let log = Captured::install_global();
+    let test = accounting_host().await;
+    test.host
+        .start_workload(http_workload("upload", P2_BEHAVIORS, "upload.test"))
+        .await
+        .unwrap();
+    let before = access_lines(&log.text(), "/write");
+    let mut stream = tokio::net::TcpStream::connect(test.addr).await.unwrap();
+    stream
+        .write_all(b"POST /write HTTP/1.1\r\nhost: upload.test\r\ncontent-length: 100000\r\n\r\n")
+        .await
+        .unwrap();
+    stream.write_all(&[b'a'; 1000]).await.unwrap();
+    // The rest of the body never comes: the client closes its side.
+    stream.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let text = log_after(&log, "/write", before).await;
+    assert_eq!(logged(&text, "/write", "status"), 499, "{text}");
+    assert!(
+        !text.contains("component failed"),
+        "a client's broken body was logged as the component's failure:\n{text}"
+    );
+    let metrics = scrape(&test.host.metrics().encode());
+    let class = |class: &'static str| {
+        sample(
+            &metrics,
+            "nimbus_requests_total",
+            &[
+                ("namespace", "test"),
+                ("workload", "upload"),
+                ("component", "upload"),
+                ("class", class),
+            ],
+        )
+    };
+    assert_eq!(class("4xx"), Some(1.0));
+    assert_eq!(class("5xx"), Some(0.0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_accounting_no_component_series_exist() {
     let test = TestHost::dynamic().await;

@@ -574,15 +574,42 @@ async fn replace_under_load_loses_no_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn excess_concurrency_gets_503_without_queueing() {
-    let t = TestHost::dynamic().await;
+    use crate::accounting::{sample, scrape};
+    // Accounting on, for the in-flight gauge: it shows when both slow
+    // requests hold their slots without taking one (a probe request would).
+    let t = TestHost::start_with(
+        HostConfig {
+            cache_dir: Some(shared_cache_dir()),
+            accounting: true,
+            ..HostConfig::default()
+        },
+        Arc::new(nimbus_host::http::DynamicRouter::new()),
+    )
+    .await;
     let mut w = http_workload("busy", P2_BEHAVIORS, "busy.test");
     resources(&mut w).max_concurrent_requests = Some(2);
     t.host.start_workload(w).await.unwrap();
     let addr = t.addr;
     let slow: Vec<_> = (0..2)
-        .map(|_| spawn_get(addr, "busy.test", "/sleep?ms=1500"))
+        .map(|_| spawn_get(addr, "busy.test", "/sleep?ms=3000"))
         .collect();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = scrape(&t.host.metrics().encode());
+        let in_flight = sample(
+            &metrics,
+            "nimbus_requests_in_flight",
+            &[("workload", "busy")],
+        );
+        if in_flight == Some(2.0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the two slow requests were not both in flight within 10 s ({in_flight:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let (status, body) = t.get("busy.test", "/ok").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("concurrent"), "{body}");

@@ -356,20 +356,12 @@ async fn read_prefix(mut response: Response, limit: usize) -> Vec<u8> {
     body
 }
 
-/// `text` as one short line: control characters (line breaks included)
-/// become spaces, runs of spaces one, and it is cut at 300 characters.
+/// How long a registry's reason may be in a message, in bytes.
+const MAX_REASON_BYTES: usize = 300;
+
+/// A registry's reason as one short line.
 fn one_line(text: &str) -> String {
-    const MAX_CHARS: usize = 300;
-    let cleaned: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let words: Vec<&str> = cleaned.split_whitespace().collect();
-    let line = words.join(" ");
-    match line.char_indices().nth(MAX_CHARS) {
-        Some((cut, _)) => format!("{}…", &line[..cut]),
-        None => line,
-    }
+    nimbus_model::text::one_line(text, MAX_REASON_BYTES)
 }
 
 /// The distribution API's error document (`{"errors": [{"code",

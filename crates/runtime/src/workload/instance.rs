@@ -140,12 +140,24 @@ pub(crate) struct RequestFate {
     overdue: AtomicBool,
     /// The instance serving it, once one has started it.
     instance: Mutex<Option<Weak<InstanceLife>>>,
+    /// Its body failed on the sender's side (see `running::sender_watched`).
+    sender_failed: AtomicBool,
 }
 
 impl RequestFate {
     /// The response body ended (or errored) on its own.
     pub(crate) fn finish(&self) {
         self.finished.store(true, Ordering::Release);
+    }
+
+    /// Its body failed on the sender's side: the client broke it off.
+    pub(crate) fn sender_broke_off(&self) {
+        self.sender_failed.store(true, Ordering::Release);
+    }
+
+    /// Whether its body failed on the sender's side.
+    pub(crate) fn sender_failed(&self) -> bool {
+        self.sender_failed.load(Ordering::Acquire)
     }
 
     /// Whether the instance failed while this request was live.

@@ -25,7 +25,8 @@
 //! failure in an inner layer reaches the layer outside it as that failure's
 //! 5xx response, and the host log names the failing component.
 
-use super::running::HttpTarget;
+use super::instance::RequestFate;
+use super::running::{HttpTarget, sender_watched};
 use crate::http::body::error_response;
 use crate::outbound::{InMemoryResponse, InMemoryTarget};
 use std::sync::Arc;
@@ -50,7 +51,13 @@ impl InMemoryTarget for Inward {
 
     fn serve(self: Arc<Self>, request: http::Request<WasiBody>) -> InMemoryResponse {
         Box::pin(async move {
-            match self.next.dispatch(&self.workload, request, None).await {
+            let fate = Arc::new(RequestFate::default());
+            let request = sender_watched(request, &fate);
+            match self
+                .next
+                .dispatch(&self.workload, request, None, fate)
+                .await
+            {
                 Ok(response) => response,
                 Err(failure) => error_response(failure.status, &failure.message),
             }

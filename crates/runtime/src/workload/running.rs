@@ -67,16 +67,17 @@ impl HttpTarget {
     /// Hands one request to this layer. Failures are logged with the
     /// component's name and mapped: a missed deadline 504, an instance that
     /// cannot be created 503, a trap 500.
+    /// `request`'s body is watched by `fate` (see [`sender_watched`]).
     pub(crate) async fn dispatch(
         &self,
         workload: &str,
         request: http::Request<WasiBody>,
         usage: Option<Arc<RequestUsage>>,
+        fate: Arc<RequestFate>,
     ) -> Result<http::Response<WasiBody>, DispatchFailure> {
         let in_flight = self.metrics.as_deref().map(ComponentMetrics::request);
         let span = crate::trace::component_span(workload, &self.component, &request);
         let head_request = request.method() == http::Method::HEAD;
-        let fate = Arc::new(RequestFate::default());
         // Dropped before an answer: the client left while the guest worked.
         let mut watch = AbandonOnDrop(Some(fate.clone()));
         let trace_parent = crate::trace::Parent::of(&span);
@@ -165,6 +166,16 @@ impl HttpTarget {
             return failure(
                 http::StatusCode::SERVICE_UNAVAILABLE,
                 format!("workload `{workload}` cannot create an instance right now"),
+            );
+        }
+        // The guest failed on a body its sender broke off (a client that
+        // hung up or reset the stream mid-upload): the sender's doing, not
+        // the component's, so neither a 5xx nor a warning.
+        if fate.sender_failed() {
+            tracing::debug!(workload, component = %self.component, error = %format!("{error:#}"), "request body broken off by its sender");
+            return failure(
+                SENDER_BROKE_OFF,
+                "the request's body ended before it was complete".to_string(),
             );
         }
         tracing::warn!(workload, component = %self.component, error = %format!("{error:#}"), "component failed while handling a request");
@@ -275,7 +286,7 @@ impl RunningWorkload {
         usage: Option<Arc<RequestUsage>>,
     ) -> http::Response<ResponseBody>
     where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<HttpError>,
     {
         let Some(http) = &self.http else {
@@ -299,11 +310,12 @@ impl RunningWorkload {
                 ),
             );
         };
-        let mut request = request.map(|body| body.map_err(Into::into).boxed_unsync());
+        let fate = Arc::new(RequestFate::default());
+        let mut request = sender_watched(request, &fate);
         if http.middleware {
             absolute_uri(&mut request);
         }
-        match http.dispatch(&self.id, request, usage).await {
+        match http.dispatch(&self.id, request, usage, fate).await {
             Ok(response) => response.map(|body| {
                 PermitBody {
                     inner: body,
@@ -447,6 +459,70 @@ impl http_body::Body for FateBody {
     fn is_end_stream(&self) -> bool {
         // Never claim the end early: an aborted instance's end is an error.
         self.inner.is_end_stream() && !self.fate.aborted()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The status of a request whose body its sender broke off, when the
+/// component failed on it (nginx's "client closed request"; a client that
+/// hung up never sees it, but logs and metrics count it as the client's).
+pub(crate) const SENDER_BROKE_OFF: http::StatusCode = match http::StatusCode::from_u16(499) {
+    Ok(status) => status,
+    Err(_) => unreachable!(),
+};
+
+/// `request` with a body that tells `fate` when it fails: an error from a
+/// request body is its sender's (the connection broke, the stream was
+/// reset, the calling component's body failed).
+pub(crate) fn sender_watched<B>(
+    request: http::Request<B>,
+    fate: &Arc<RequestFate>,
+) -> http::Request<WasiBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<HttpError>,
+{
+    request.map(|inner| {
+        SenderBody {
+            inner,
+            fate: fate.clone(),
+        }
+        .boxed_unsync()
+    })
+}
+
+/// See [`sender_watched`].
+struct SenderBody<B> {
+    inner: B,
+    fate: Arc<RequestFate>,
+}
+
+impl<B> http_body::Body for SenderBody<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<HttpError>,
+{
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, HttpError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Err(error))) => {
+                self.fate.sender_broke_off();
+                Poll::Ready(Some(Err(error.into())))
+            }
+            poll => poll.map(|frame| frame.map(|result| result.map_err(Into::into))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> http_body::SizeHint {

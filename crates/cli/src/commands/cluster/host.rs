@@ -26,7 +26,7 @@ pub(crate) struct HostCommand {
     #[arg(long)]
     id: Option<String>,
     /// Host group, reported as the `hostgroup` label.
-    #[arg(long, default_value = "default")]
+    #[arg(long, default_value = "default", value_parser = parse_group)]
     group: String,
     /// A label, `key=value`; repeat for several. Workloads pick hosts by
     /// label with `hostSelector`.
@@ -67,14 +67,24 @@ pub(crate) struct HostCommand {
     host: crate::commands::serve::HostArgs,
 }
 
+/// `--label KEY=VALUE`, in Kubernetes label syntax: what a workload's
+/// `hostSelector` can name.
 fn parse_label(text: &str) -> Result<(String, String), String> {
     let (key, value) = text
         .split_once('=')
         .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
-    if key.is_empty() {
-        return Err(format!("`{text}`: the key is empty"));
-    }
+    nimbus_model::labels::check_label(key, value).map_err(|error| error.to_string())?;
     Ok((key.to_string(), value.to_string()))
+}
+
+/// `--group`: the `hostgroup` label's value, so in label syntax too; not
+/// empty, which no `hostSelector` would mean.
+fn parse_group(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("names no group (leave --group out for `default`)".to_string());
+    }
+    nimbus_model::labels::check_label(HOSTGROUP_LABEL, text).map_err(|error| error.to_string())?;
+    Ok(text.to_string())
 }
 
 impl HostCommand {
@@ -173,5 +183,25 @@ impl HostCommand {
             }
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_group, parse_label};
+
+    #[test]
+    fn labels_and_the_group_are_what_a_host_selector_can_name() {
+        assert_eq!(
+            parse_label("topology.kubernetes.io/zone=eu-1"),
+            Ok(("topology.kubernetes.io/zone".into(), "eu-1".into()))
+        );
+        assert_eq!(parse_label("gpu="), Ok(("gpu".into(), String::new())));
+        for bad in ["a b=c", "=c", "zone=eu west", "zone"] {
+            assert!(parse_label(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_group("edge"), Ok("edge".into()));
+        assert!(parse_group("").unwrap_err().contains("names no group"));
+        assert!(parse_group("edge nodes").is_err());
     }
 }
