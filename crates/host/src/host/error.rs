@@ -114,6 +114,17 @@ pub enum WorkloadError {
     /// No workload with this id runs.
     #[error("workload `{0}` is not running")]
     NotFound(String),
+    /// Parking would make the workload miss what reaches it other than
+    /// HTTP requests, which alone wake a parked workload.
+    #[error(
+        "workload `{workload}` cannot scale to zero: {reason}, and only an HTTP request wakes a parked workload"
+    )]
+    NotParkable {
+        /// The workload id.
+        workload: String,
+        /// What it would miss.
+        reason: String,
+    },
     /// The workload's service cannot run.
     #[error("service of workload `{workload}`: {message}")]
     Service {

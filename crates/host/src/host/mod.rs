@@ -286,15 +286,42 @@ impl Host {
     /// request to them starts it again from the compiled cache, held until
     /// it serves (at most 10 s, at most 1024 requests waiting; more get
     /// 503). In-flight requests finish.
+    ///
+    /// A workload that something reaches other than through HTTP (a
+    /// subscription's messages, its long-lived service) is not parked: it
+    /// would miss that while parked.
     pub async fn park_workload(&self, id: &str) -> Result<WorkloadStatus, WorkloadError> {
         let _guard = self.0.lifecycle.lock().await;
-        let workload = self
+        let running = self
             .0
             .workloads
             .pin()
             .get(id)
-            .map(|running| running.workload.clone())
+            .cloned()
             .ok_or_else(|| WorkloadError::NotFound(id.to_string()))?;
+        let reason = if running.service.is_some() {
+            Some("its service would stop".to_string())
+        } else if !running.driven_by.is_empty() {
+            Some(format!(
+                "it would miss what {} delivers",
+                running
+                    .driven_by
+                    .iter()
+                    .map(|plugin| format!("`{plugin}`"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(WorkloadError::NotParkable {
+                workload: id.to_string(),
+                reason,
+            });
+        }
+        let workload = running.workload.clone();
+        drop(running);
         // Parked before it stops: a request arriving meanwhile wakes it.
         let parked = Parked {
             workload,

@@ -182,7 +182,7 @@ impl Host {
             .filter(|&i| !is_middleware(&spec.components[i].name) && !absorbed[i])
             .collect();
         let mut components = Vec::new();
-        let mut served = Vec::new();
+        let mut served = Served::default();
         let mut takes_upgrades = false;
         let mut handlers = Vec::new();
         for index in links::exporters_first(&plan, &plain) {
@@ -286,7 +286,7 @@ impl Host {
                         service.image
                     ),
                 })?;
-                served.extend(prepared.served);
+                served.add(prepared.served);
                 components.push(prepared.status);
                 Some(Service::new(
                     command,
@@ -303,7 +303,8 @@ impl Host {
             http,
             max_concurrent,
             service,
-            served,
+            served: served.guards,
+            driven_by: served.driven_by,
             scratch,
         }))
     }
@@ -422,7 +423,7 @@ impl Host {
                 service: false,
             })
             .await?;
-        Ok((prepared.link_target, prepared.served))
+        Ok((prepared.link_target, prepared.served.guards))
     }
 
     async fn prepare_component(
@@ -630,7 +631,7 @@ impl Host {
                 env.clone(),
             ))
         });
-        let mut served = Vec::new();
+        let mut served = Served::default();
         let mut takes_upgrades = false;
         for (plugin, exports) in &resolution.exports {
             takes_upgrades |= plugin.upgrades().is_some();
@@ -653,7 +654,14 @@ impl Host {
                 env.metrics.clone(),
                 env.cpu_charge(),
             );
-            served.extend(plugin.serve(&ctx, handle).map_err(plugin_error)?);
+            if let Some(guard) = plugin.serve(&ctx, handle).map_err(plugin_error)? {
+                served.guards.push(guard);
+                // A WebSocket arrives as an HTTP request, which wakes a
+                // parked workload; a subscription's message does not.
+                if plugin.upgrades().is_none() {
+                    served.driven_by.push(plugin.id());
+                }
+            }
         }
 
         let target = match (pre, kind) {
@@ -759,7 +767,7 @@ struct PreparedComponent {
     command: Option<(Command, Arc<ComponentEnv>)>,
     http: Option<HttpTarget>,
     limits: Limits,
-    served: Vec<ServeGuard>,
+    served: Served,
     /// Whether a plugin that takes connections out of HTTP (WebSockets)
     /// serves one of its exports.
     takes_upgrades: bool,
@@ -774,13 +782,33 @@ impl PreparedComponent {
         self,
         index: usize,
         components: &mut Vec<(usize, ComponentStatus)>,
-        served: &mut Vec<ServeGuard>,
+        served: &mut Served,
         targets: &mut [Option<Arc<LinkTarget>>],
     ) -> Option<HttpTarget> {
-        served.extend(self.served);
+        served.add(self.served);
         components.push((index, self.status));
         targets[index] = self.link_target;
         self.http
+    }
+}
+
+/// What plugins drive for a workload's components.
+#[derive(Default)]
+struct Served {
+    guards: Vec<ServeGuard>,
+    /// The ids of the plugins among them that deliver without an HTTP
+    /// request.
+    driven_by: Vec<&'static str>,
+}
+
+impl Served {
+    fn add(&mut self, other: Served) {
+        self.guards.extend(other.guards);
+        for plugin in other.driven_by {
+            if !self.driven_by.contains(&plugin) {
+                self.driven_by.push(plugin);
+            }
+        }
     }
 }
 

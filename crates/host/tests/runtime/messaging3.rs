@@ -221,3 +221,33 @@ async fn messages_that_find_no_slot_within_the_admission_wait_are_shed_and_count
         .unwrap();
     assert_eq!(&next.payload[..], b"10");
 }
+
+/// Only an HTTP request wakes a parked workload, so one with subscriptions
+/// is not parked: it keeps running and keeps answering its subject.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workload_with_subscriptions_is_not_parked() {
+    let t = TestHost::dynamic().await;
+    // The host's in-memory messaging: no server needed.
+    t.host
+        .start_workload(p3_workload(&[], &[("subscriptions", "echo.*")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        first_answer(&t, "echo.before", "hi").await,
+        (200, "before: hi".into())
+    );
+    let error = t.host.park_workload("test/m3").await.unwrap_err();
+    assert!(
+        matches!(error, nimbus_host::WorkloadError::NotParkable { .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "workload `test/m3` cannot scale to zero: it would miss what `messaging` delivers, and only an HTTP request wakes a parked workload"
+    );
+    assert!(!t.host.is_parked("test/m3"));
+    assert_eq!(
+        call(&t, "/request?subject=echo.after", "still").await,
+        (200, "after: still".into())
+    );
+}

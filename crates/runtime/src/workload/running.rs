@@ -206,6 +206,9 @@ pub struct RunningWorkload {
     /// handlers); stopped by [`stop_serving`](Self::stop_serving) or when
     /// it is dropped.
     served: std::sync::Mutex<Vec<nimbus_plugin::ServeGuard>>,
+    /// The plugins among them that deliver on their own rather than
+    /// through an HTTP request (subscriptions), by id.
+    pub driven_by: Vec<&'static str>,
     /// `emptyDir` volumes, removed when the workload is dropped.
     _scratch: Vec<tempfile::TempDir>,
 }
@@ -227,6 +230,8 @@ pub struct WorkloadParts {
     pub service: Option<Service>,
     /// What plugins drive for it (subscriptions); dropped with it.
     pub served: Vec<nimbus_plugin::ServeGuard>,
+    /// The plugins among them that deliver without an HTTP request.
+    pub driven_by: Vec<&'static str>,
     /// Its `emptyDir` volumes, removed with it.
     pub scratch: Vec<tempfile::TempDir>,
 }
@@ -243,6 +248,7 @@ impl RunningWorkload {
             started_at: SystemTime::now(),
             service: parts.service,
             served: std::sync::Mutex::new(parts.served),
+            driven_by: parts.driven_by,
             _scratch: parts.scratch,
         }
     }
