@@ -369,7 +369,13 @@ fn copy_dir(root: &Path, target: &Path, vars: &Vars) -> anyhow::Result<()> {
         target.display(),
         root.display()
     );
-    fn walk(dir: &Path, root: &Path, target: &Path, vars: &Vars) -> anyhow::Result<()> {
+    fn walk(
+        dir: &Path,
+        root: &Path,
+        resolved_root: &Path,
+        target: &Path,
+        vars: &Vars,
+    ) -> anyhow::Result<()> {
         for entry in
             std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?
         {
@@ -379,19 +385,35 @@ fn copy_dir(root: &Path, target: &Path, vars: &Vars) -> anyhow::Result<()> {
             if entry.file_name() == ".git" || entry.file_name() == "target" {
                 continue;
             }
+            let relative = path.strip_prefix(root).unwrap_or(&path);
             if file_type.is_dir() {
-                walk(&path, root, target, vars)?;
-            } else if file_type.is_file() {
-                let relative = path.strip_prefix(root).unwrap_or(&path);
+                walk(&path, root, resolved_root, target, vars)?;
+            } else if file_type.is_file() || linked_file_inside(&path, resolved_root) {
+                // A link to a file of the template itself is copied as that
+                // file; any other link is not followed (a template must not
+                // reach outside itself, nor loop).
                 let contents =
                     nimbus_model::files::read_bounded_blocking(&path, MAX_TEMPLATE_FILE_BYTES)?;
                 write_file(&target.join(output_name(relative)), &contents, vars)?;
+            } else if file_type.is_symlink() {
+                eprintln!(
+                    "warning: skipped `{}`: a link to a directory, to nothing, or to outside the template",
+                    relative.display()
+                );
             }
-            // Symlinks are skipped: a template must not point outside itself.
         }
         Ok(())
     }
-    walk(root, root, target, vars)
+    let resolved_root = std::fs::canonicalize(root)
+        .with_context(|| format!("cannot resolve `{}`", root.display()))?;
+    walk(root, root, &resolved_root, target, vars)
+}
+
+/// Whether `path` is a symbolic link to a regular file inside
+/// `resolved_root` (itself resolved).
+fn linked_file_inside(path: &Path, resolved_root: &Path) -> bool {
+    std::fs::canonicalize(path)
+        .is_ok_and(|resolved| resolved.starts_with(resolved_root) && resolved.is_file())
 }
 
 /// The longest a template clone may take.
@@ -585,6 +607,32 @@ mod tests {
                 embedded_template(Language::Typescript, odd).is_err(),
                 "`{odd}` was taken"
             );
+        }
+    }
+
+    #[test]
+    fn a_templates_links_to_its_own_files_are_copied_and_no_other_link_is_followed() {
+        use std::os::unix::fs::symlink;
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "not for the project").unwrap();
+        let template = tempfile::tempdir().unwrap();
+        let root = template.path();
+        std::fs::create_dir(root.join("docs")).unwrap();
+        std::fs::write(root.join("docs/guide.md"), "{{project-name}} guide").unwrap();
+        symlink("docs/guide.md", root.join("README.md")).unwrap();
+        symlink(outside.path().join("secret"), root.join("stolen")).unwrap();
+        symlink("docs", root.join("more-docs")).unwrap();
+        symlink("nowhere", root.join("dangling")).unwrap();
+        let project = tempfile::tempdir().unwrap();
+        let target = project.path().join("demo");
+        copy_dir(root, &target, &Vars::new("demo")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(target.join("README.md")).unwrap(),
+            "demo guide"
+        );
+        assert!(!target.join("README.md").is_symlink());
+        for skipped in ["stolen", "more-docs", "dangling"] {
+            assert!(!target.join(skipped).exists(), "{skipped} was copied");
         }
     }
 
