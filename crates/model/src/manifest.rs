@@ -24,16 +24,31 @@ pub const API_VERSION: &str = "runtime.wasmcloud.dev/v1alpha1";
 
 /// A manifest problem, with the path of the offending field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {message}")]
 pub struct ManifestError {
     /// Field path such as `spec.components[0].image` (prefixed with the
-    /// document number when the file has several).
+    /// document number when the file has several); empty when the problem
+    /// is the file's YAML itself.
     pub path: String,
     /// What is wrong.
     pub message: String,
 }
 
+impl std::fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
 impl ManifestError {
+    /// A problem with the YAML itself, before any field is read.
+    fn yaml(message: impl std::fmt::Display) -> Self {
+        Self::new("", format!("not valid YAML: {message}"))
+    }
+
     fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             path: path.into(),
@@ -171,13 +186,13 @@ pub fn parse_manifest(text: &str) -> Result<Manifest, ManifestError> {
     // the YAML parser takes for content.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     check_yaml_bounds(text, MAX_MANIFEST_BYTES, MAX_NESTING_DEPTH)
-        .map_err(|error| ManifestError::new("(yaml)", error.to_string()))?;
+        .map_err(|error| ManifestError::new("", error.to_string()))?;
     let mut documents = Vec::new();
     let mut notices = Vec::new();
     let all: Vec<serde_yaml_ng::Value> = serde_yaml_ng::Deserializer::from_str(text)
         .map(serde_yaml_ng::Value::deserialize)
         .collect::<Result<_, _>>()
-        .map_err(|e| ManifestError::new("(yaml)", e.to_string()))?;
+        .map_err(ManifestError::yaml)?;
     let many = all.iter().filter(|v| !v.is_null()).count() > 1;
     for (index, value) in all.into_iter().enumerate() {
         if value.is_null() {
@@ -1168,7 +1183,8 @@ spec:
             assert_eq!(err.path, path, "{text}\n=> {err}");
         }
         let err = parse_manifest("apiVersion: [").unwrap_err();
-        assert_eq!(err.path, "(yaml)");
+        assert_eq!(err.path, "");
+        assert!(err.to_string().starts_with("not valid YAML: "), "{err}");
     }
 
     const HEAD: &str = "apiVersion: runtime.wasmcloud.dev/v1alpha1\nmetadata: {name: a}\n";
@@ -1403,7 +1419,7 @@ status:
             ),
         ] {
             let err = parse_manifest(&deep).unwrap_err();
-            assert_eq!(err.path, "(yaml)");
+            assert_eq!(err.path, "");
             assert!(err.message.contains("nest deeper than 64"), "{err}");
         }
         let big = format!(
