@@ -18,7 +18,7 @@ pub enum HostPatternError {
     /// Nothing but a scheme or slashes.
     #[error("empty host")]
     Empty,
-    /// Not `host` or `host:port` (a bad port, a path, brackets unclosed).
+    /// Not `host` or `host:port` (a bad port, brackets unclosed).
     #[error("`{0}` is not a host or host:port")]
     NotAHost(String),
     /// `*.` followed by nothing, or a second `*`.
@@ -29,7 +29,9 @@ pub enum HostPatternError {
     StarInName(String),
     /// A character no host name has: a path, a user, a query, a space, or
     /// a name not in its ASCII (`xn--`) form, which would never match.
-    #[error("`{text}` is not a host or host:port (`{found}` cannot appear in a host name)")]
+    #[error(
+        "`{text}` is not a host or host:port (`{found}` cannot appear in a host name; write an internationalised name in its `xn--` form, and an address, not a range)"
+    )]
     BadCharacter {
         /// What was written.
         text: String,

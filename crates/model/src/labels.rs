@@ -58,14 +58,19 @@ fn is_label_name(text: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// Lowercase DNS labels of at most 63 characters, each beginning and
+/// ending with a letter or digit, joined by `.`; at most 253 in all.
 fn is_dns_subdomain(text: &str) -> bool {
     let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     text.len() <= 253
-        && edge(text.chars().next())
-        && edge(text.chars().last())
-        && text
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))
+        && text.split('.').all(|label| {
+            label.len() <= 63
+                && edge(label.chars().next())
+                && edge(label.chars().last())
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
 }
 
 #[cfg(test)]
@@ -96,6 +101,8 @@ mod tests {
                 LabelError::BadKeyPrefix("Example.com/zone".into()),
             ),
             ("a/b/c", "x", LabelError::BadKeyName("a/b/c".into())),
+            ("a..b/x", "x", LabelError::BadKeyPrefix("a..b/x".into())),
+            ("a.-b/x", "x", LabelError::BadKeyPrefix("a.-b/x".into())),
             ("zone", "eu west", LabelError::BadValue("eu west".into())),
             ("zone", "eu-", LabelError::BadValue("eu-".into())),
             ("zone", &long, LabelError::BadValue(long.clone())),

@@ -383,6 +383,24 @@ fn parse_document(
         spec,
     };
     validate_workload(&workload, spec_path)?;
+    // Checked where a manifest is read, not at every start: a host never
+    // reads the selector, so one stored before this check still runs.
+    for (key, value) in &workload.spec.host_selector {
+        crate::labels::check_label(key, value).map_err(|error| {
+            ManifestError::new(format!("{spec_path}.hostSelector"), error.to_string())
+        })?;
+    }
+    if let Some(autoscaling) = &autoscaling
+        && autoscaling.scales_to_zero()
+        && let Some(reason) = workload.spec.reached_other_than_by_http()
+    {
+        return Err(ManifestError::new(
+            "spec.autoscaling.minReplicas",
+            format!(
+                "0 would park the workload when idle, and {reason}; only an HTTP request wakes a parked workload"
+            ),
+        ));
+    }
     if let Some(autoscaling) = &autoscaling
         && workload.spec.http_interface().is_none()
     {
@@ -698,11 +716,6 @@ pub fn validate_workload(workload: &Workload, base: &str) -> Result<(), Manifest
     check_name("metadata.namespace", &workload.namespace)?;
     check_name("metadata.name", &workload.name)?;
     let spec = &workload.spec;
-    for (key, value) in &spec.host_selector {
-        crate::labels::check_label(key, value).map_err(|error| {
-            ManifestError::new(format!("{base}.hostSelector"), error.to_string())
-        })?;
-    }
     if spec.components.is_empty() && spec.service.is_none() {
         return Err(ManifestError::new(
             format!("{base}.components"),
@@ -1176,6 +1189,14 @@ spec:
             (
                 "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: WorkloadDeployment\nmetadata: {name: a}\nspec:\n  template: {spec: {hostSelector: {'a zone': b}, components: [{name: a, image: x}]}}",
                 "spec.template.spec.hostSelector",
+            ),
+            (
+                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: WorkloadDeployment\nmetadata: {name: a}\nspec:\n  autoscaling: {minReplicas: 0, maxReplicas: 2, targetRequestsPerSecond: 5}\n  template: {spec: {components: [{name: a, image: x}], hostInterfaces: [{namespace: wasi, package: http, interfaces: [incoming-handler], config: {host: a.test}}, {namespace: wasmcloud, package: messaging, interfaces: [consumer, handler]}]}}",
+                "spec.autoscaling.minReplicas",
+            ),
+            (
+                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: WorkloadDeployment\nmetadata: {name: a}\nspec:\n  autoscaling: {minReplicas: 0, maxReplicas: 2, targetRequestsPerSecond: 5}\n  template: {spec: {components: [{name: a, image: x}], service: {image: s.wasm}, hostInterfaces: [{namespace: wasi, package: http, interfaces: [incoming-handler], config: {host: a.test}}]}}",
+                "spec.autoscaling.minReplicas",
             ),
         ];
         for (text, path) in cases {

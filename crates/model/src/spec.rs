@@ -482,6 +482,28 @@ impl WorkloadSpec {
         fields
     }
 
+    /// What reaches the workload other than HTTP requests, if anything: a
+    /// long-lived service, or a message handler (`wasmcloud:messaging`'s
+    /// `handler`, `wasmcloud:nats`'s `*-handler`). Such a workload must not
+    /// be parked while idle, since only an HTTP request wakes it.
+    pub fn reached_other_than_by_http(&self) -> Option<String> {
+        if self.service.is_some() {
+            return Some("its service would stop".to_string());
+        }
+        self.host_interfaces
+            .iter()
+            .find(|i| {
+                (i.is("wasmcloud", "messaging") || i.is("wasmcloud", "nats"))
+                    && i.interfaces.iter().any(|name| name.ends_with("handler"))
+            })
+            .map(|i| {
+                format!(
+                    "it would miss the messages its {}:{} handler subscribes to",
+                    i.namespace, i.package
+                )
+            })
+    }
+
     /// The `wasi:http` host interface, if declared.
     pub fn http_interface(&self) -> Option<&HostInterface> {
         self.host_interfaces.iter().find(|i| i.is("wasi", "http"))

@@ -25,6 +25,7 @@ pub fn one_line(text: &str, max_bytes: usize) -> String {
             end -= 1;
         }
         line.truncate(end);
+        line.truncate(line.trim_end().len());
         line.push('…');
     }
     line
@@ -42,8 +43,9 @@ mod tests {
         );
         assert_eq!(one_line("no\nhost\r\n", 100), "no host");
         let long = one_line(&"ab ".repeat(500), 300);
-        assert_eq!(long.len(), 300 + '…'.len_utf8());
-        assert!(long.ends_with('…'));
+        // Cut after a word: no space before the `…`.
+        assert_eq!(long.len(), 299 + '…'.len_utf8());
+        assert!(long.ends_with("ab…"));
         let wide = one_line(&"é".repeat(100), 51);
         assert_eq!(wide, format!("{}…", "é".repeat(25)));
         assert_eq!(one_line("exactly", 7), "exactly");

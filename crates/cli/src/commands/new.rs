@@ -388,12 +388,17 @@ fn copy_dir(root: &Path, target: &Path, vars: &Vars) -> anyhow::Result<()> {
             let relative = path.strip_prefix(root).unwrap_or(&path);
             if file_type.is_dir() {
                 walk(&path, root, resolved_root, target, vars)?;
-            } else if file_type.is_file() || linked_file_inside(&path, resolved_root) {
-                // A link to a file of the template itself is copied as that
-                // file; any other link is not followed (a template must not
-                // reach outside itself, nor loop).
+            } else if file_type.is_file() {
                 let contents =
                     nimbus_model::files::read_bounded_blocking(&path, MAX_TEMPLATE_FILE_BYTES)?;
+                write_file(&target.join(output_name(relative)), &contents, vars)?;
+            } else if let Some(resolved) = linked_file_inside(&path, resolved_root) {
+                // A link to a file of the template itself is copied as that
+                // file, read where it resolved; any other link is not
+                // followed (a template must not reach outside itself, nor
+                // loop).
+                let contents =
+                    nimbus_model::files::read_bounded_blocking(&resolved, MAX_TEMPLATE_FILE_BYTES)?;
                 write_file(&target.join(output_name(relative)), &contents, vars)?;
             } else if file_type.is_symlink() {
                 eprintln!(
@@ -409,11 +414,16 @@ fn copy_dir(root: &Path, target: &Path, vars: &Vars) -> anyhow::Result<()> {
     walk(root, root, &resolved_root, target, vars)
 }
 
-/// Whether `path` is a symbolic link to a regular file inside
-/// `resolved_root` (itself resolved).
-fn linked_file_inside(path: &Path, resolved_root: &Path) -> bool {
-    std::fs::canonicalize(path)
-        .is_ok_and(|resolved| resolved.starts_with(resolved_root) && resolved.is_file())
+/// Where `path`, a symbolic link, resolves, when that is a regular file
+/// the template copies: inside `resolved_root` (itself resolved) and not
+/// under the `.git` or `target` it skips.
+fn linked_file_inside(path: &Path, resolved_root: &Path) -> Option<PathBuf> {
+    let resolved = std::fs::canonicalize(path).ok()?;
+    let inside = resolved.strip_prefix(resolved_root).ok()?;
+    let skipped = inside
+        .components()
+        .any(|part| part.as_os_str() == ".git" || part.as_os_str() == "target");
+    (!skipped && resolved.is_file()).then_some(resolved)
 }
 
 /// The longest a template clone may take.
@@ -623,6 +633,9 @@ mod tests {
         symlink(outside.path().join("secret"), root.join("stolen")).unwrap();
         symlink("docs", root.join("more-docs")).unwrap();
         symlink("nowhere", root.join("dangling")).unwrap();
+        std::fs::create_dir(root.join(".git")).unwrap();
+        std::fs::write(root.join(".git/config"), "url = https://token@example").unwrap();
+        symlink(".git/config", root.join("git-config")).unwrap();
         let project = tempfile::tempdir().unwrap();
         let target = project.path().join("demo");
         copy_dir(root, &target, &Vars::new("demo")).unwrap();
@@ -631,7 +644,7 @@ mod tests {
             "demo guide"
         );
         assert!(!target.join("README.md").is_symlink());
-        for skipped in ["stolen", "more-docs", "dangling"] {
+        for skipped in ["stolen", "more-docs", "dangling", "git-config", ".git"] {
             assert!(!target.join(skipped).exists(), "{skipped} was copied");
         }
     }

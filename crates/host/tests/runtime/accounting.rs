@@ -270,11 +270,11 @@ async fn traps_and_denied_outbound_requests_are_counted() {
 }
 
 /// A client that stops sending in the middle of its request body is counted
-/// as the client's doing (499, in the 4xx class), not as the component's
+/// as the client's doing (400, in the 4xx class), not as the component's
 /// failure: the component fails on the broken body, yet no 5xx and no
-/// warning.
+/// warning; the client, still reading, is told why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_breaks_off_its_body_is_counted_499_not_a_component_failure() {
+async fn a_client_that_breaks_off_its_body_gets_400_not_a_component_failure() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let log = Captured::install_global();
     let test = accounting_host().await;
@@ -293,8 +293,11 @@ async fn a_client_that_breaks_off_its_body_is_counted_499_not_a_component_failur
     stream.shutdown().await.unwrap();
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.contains("ended before it was complete"), "{answer}");
     let text = log_after(&log, "/write", before).await;
-    assert_eq!(logged(&text, "/write", "status"), 499, "{text}");
+    assert_eq!(logged(&text, "/write", "status"), 400, "{text}");
     assert!(
         !text.contains("component failed"),
         "a client's broken body was logged as the component's failure:\n{text}"

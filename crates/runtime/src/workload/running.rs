@@ -169,12 +169,13 @@ impl HttpTarget {
             );
         }
         // The guest failed on a body its sender broke off (a client that
-        // hung up or reset the stream mid-upload): the sender's doing, not
-        // the component's, so neither a 5xx nor a warning.
+        // hung up, reset the stream or sent malformed chunks mid-upload):
+        // the sender's doing, not the component's, so a 400 (which a
+        // client still there reads) and no warning.
         if fate.sender_failed() {
             tracing::debug!(workload, component = %self.component, error = %format!("{error:#}"), "request body broken off by its sender");
             return failure(
-                SENDER_BROKE_OFF,
+                http::StatusCode::BAD_REQUEST,
                 "the request's body ended before it was complete".to_string(),
             );
         }
@@ -471,14 +472,6 @@ impl http_body::Body for FateBody {
         self.inner.size_hint()
     }
 }
-
-/// The status of a request whose body its sender broke off, when the
-/// component failed on it (nginx's "client closed request"; a client that
-/// hung up never sees it, but logs and metrics count it as the client's).
-pub(crate) const SENDER_BROKE_OFF: http::StatusCode = match http::StatusCode::from_u16(499) {
-    Ok(status) => status,
-    Err(_) => unreachable!(),
-};
 
 /// `request` with a body that tells `fate` when it fails: an error from a
 /// request body is its sender's (the connection broke, the stream was
