@@ -102,6 +102,21 @@ pub fn read_text_bounded(path: &Path, limit: u64) -> Result<String, FileError> {
     })
 }
 
+/// Whether `path` is a regular file starting with WebAssembly's `\0asm`
+/// magic bytes (a component or a core module); `false` when it cannot be
+/// read, which the caller's own read then reports.
+pub fn is_wasm_file(path: &Path) -> bool {
+    use std::io::Read as _;
+    let Ok(file) = open_nonblocking(path) else {
+        return false;
+    };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let mut head = [0u8; 4];
+    (&file).read_exact(&mut head).is_ok() && &head == b"\0asm"
+}
+
 /// Opens for reading without waiting for a FIFO's writer (`O_NONBLOCK`);
 /// the flag is harmless for regular files, the only kind read afterwards.
 fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {

@@ -5,6 +5,10 @@
 /// Reads a manifest file and makes relative `file://` images and host-path
 /// volumes absolute against the manifest's directory.
 pub fn load_manifest_file(path: &std::path::Path) -> Result<crate::manifest::Manifest, LoadError> {
+    // Before the read: a component is often larger than a manifest may be.
+    if crate::files::is_wasm_file(path) {
+        return Err(LoadError::WebAssembly(path.to_path_buf()));
+    }
     let text = crate::files::read_text_bounded(path, crate::manifest::MAX_MANIFEST_BYTES as u64)
         .map_err(LoadError::Read)?;
     let mut manifest =
@@ -60,6 +64,12 @@ pub enum LoadError {
     /// The file could not be read (missing, not a regular file, too large).
     #[error(transparent)]
     Read(crate::files::FileError),
+    /// A WebAssembly file was given where a manifest was expected.
+    #[error(
+        "`{}` is a WebAssembly file, not a workload manifest (`.yaml`); `nimbus inspect` reads a component",
+        .0.display()
+    )]
+    WebAssembly(std::path::PathBuf),
     /// The file is not a valid manifest.
     #[error("invalid manifest `{}`: {source}", path.display())]
     Manifest {
@@ -178,5 +188,32 @@ mod component_plugin_tests {
         );
         let error = load("plugin: []\n").unwrap_err();
         assert!(error.contains("plugin"), "{error}");
+    }
+}
+
+#[cfg(test)]
+mod manifest_file_tests {
+    use super::*;
+
+    #[test]
+    fn a_webassembly_file_given_as_a_manifest_is_named_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        // Larger than a manifest may be, and not UTF-8: neither is reported.
+        let path = dir.path().join("app.yaml");
+        let mut bytes = b"\0asm\x0d\x00\x01\x00".to_vec();
+        bytes.resize(crate::manifest::MAX_MANIFEST_BYTES + 10, 0xff);
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(
+            load_manifest_file(&path).unwrap_err().to_string(),
+            format!(
+                "`{}` is a WebAssembly file, not a workload manifest (`.yaml`); `nimbus inspect` reads a component",
+                path.display()
+            )
+        );
+        std::fs::write(&path, "kind: [").unwrap();
+        assert!(matches!(
+            load_manifest_file(&path),
+            Err(LoadError::Manifest { .. })
+        ));
     }
 }
