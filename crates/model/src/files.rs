@@ -8,6 +8,8 @@
 //! goes through [`read_bounded_blocking`] (the runtime has an async form), which opens without blocking, refuses
 //! anything but a regular file, checks the size before reading, counts what
 //! it reads (a file can grow after the check) and gives up after a timeout.
+//! [`is_wasm_file`] only sniffs a file's first four bytes, opened the same
+//! way and regular files only.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -106,7 +108,6 @@ pub fn read_text_bounded(path: &Path, limit: u64) -> Result<String, FileError> {
 /// magic bytes (a component or a core module); `false` when it cannot be
 /// read, which the caller's own read then reports.
 pub fn is_wasm_file(path: &Path) -> bool {
-    use std::io::Read as _;
     let Ok(file) = open_nonblocking(path) else {
         return false;
     };

@@ -18,7 +18,8 @@ pub enum HostPatternError {
     /// Nothing but a scheme or slashes.
     #[error("empty host")]
     Empty,
-    /// Not `host` or `host:port` (a bad port, brackets unclosed).
+    /// Not `host` or `host:port` (a bad port, a path after a port,
+    /// brackets unclosed).
     #[error("`{0}` is not a host or host:port")]
     NotAHost(String),
     /// `*.` followed by nothing, or a second `*`.
@@ -30,7 +31,8 @@ pub enum HostPatternError {
     /// A character no host name has: a path, a user, a query, a space, or
     /// a name not in its ASCII (`xn--`) form, which would never match.
     #[error(
-        "`{text}` is not a host or host:port (`{found}` cannot appear in a host name; write an internationalised name in its `xn--` form, and an address, not a range)"
+        "`{text}` is not a host or host:port (`{found}` cannot appear in a host name{})",
+        bad_character_hint(*found)
     )]
     BadCharacter {
         /// What was written.
@@ -116,6 +118,15 @@ impl HostPattern {
                 (exact == host).then(|| host == "localhost" || host.parse::<IpAddr>().is_ok())
             }
         }
+    }
+}
+
+/// Advice for the characters people write for a reason.
+fn bad_character_hint(found: char) -> &'static str {
+    match found {
+        '/' => "; give a host, not a URL path or an address range",
+        c if !c.is_ascii() => "; write an internationalised name in its `xn--` form",
+        _ => "",
     }
 }
 

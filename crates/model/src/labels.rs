@@ -14,7 +14,7 @@ pub enum LabelError {
     BadKeyName(String),
     /// The `prefix/` of the key is not a DNS subdomain.
     #[error(
-        "label key `{0}`: its prefix must be a DNS subdomain (lowercase letters, digits, `-` and `.`, at most 253 characters)"
+        "label key `{0}`: its prefix must be a DNS subdomain (at most 253 characters: `.`-separated parts of at most 63 lowercase letters, digits and `-`, each beginning and ending with a letter or digit)"
     )]
     BadKeyPrefix(String),
     /// The value breaks the label-value rule.

@@ -66,7 +66,7 @@ pub enum LoadError {
     Read(crate::files::FileError),
     /// A WebAssembly file was given where a manifest was expected.
     #[error(
-        "`{}` is a WebAssembly file, not a workload manifest (`.yaml`); `nimbus inspect` reads a component",
+        "`{}` is a WebAssembly file, not a workload manifest (YAML); `nimbus inspect` reads a component",
         .0.display()
     )]
     WebAssembly(std::path::PathBuf),
@@ -206,7 +206,7 @@ mod manifest_file_tests {
         assert_eq!(
             load_manifest_file(&path).unwrap_err().to_string(),
             format!(
-                "`{}` is a WebAssembly file, not a workload manifest (`.yaml`); `nimbus inspect` reads a component",
+                "`{}` is a WebAssembly file, not a workload manifest (YAML); `nimbus inspect` reads a component",
                 path.display()
             )
         );

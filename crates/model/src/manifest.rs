@@ -926,6 +926,21 @@ spec:
             let err = no_http(text).unwrap_err();
             assert_eq!(err.path, path, "{text}: {err}");
         }
+        // A workload that only publishes (no subscriptions configured) may
+        // scale to zero; one that subscribes may not.
+        let messaging = |config: &str| {
+            let text = format!(
+                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: WorkloadDeployment\nmetadata: {{name: a}}\nspec:\n  autoscaling: {{minReplicas: 0, maxReplicas: 2, targetRequestsPerSecond: 5}}\n  template:\n    spec:\n      components: [{{name: a, image: x}}]\n      hostInterfaces:\n        - {{namespace: wasi, package: http, interfaces: [incoming-handler], config: {{host: a.test}}}}\n        - {{namespace: wasmcloud, package: messaging, interfaces: [consumer, handler], config: {config}}}\n"
+            );
+            parse_manifest(&text).map(|m| m.documents[0].replicas)
+        };
+        assert!(messaging("{}").is_ok());
+        assert!(messaging("{subscriptions: ' , '}").is_ok());
+        let err = messaging("{subscriptions: 'tasks.*'}").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "spec.autoscaling.minReplicas: 0 would park the workload when idle, and it would miss what its wasmcloud:messaging subscriptions deliver; only an HTTP request wakes a parked workload"
+        );
     }
 
     #[test]
@@ -1191,7 +1206,11 @@ spec:
                 "spec.template.spec.hostSelector",
             ),
             (
-                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: WorkloadDeployment\nmetadata: {name: a}\nspec:\n  autoscaling: {minReplicas: 0, maxReplicas: 2, targetRequestsPerSecond: 5}\n  template: {spec: {components: [{name: a, image: x}], hostInterfaces: [{namespace: wasi, package: http, interfaces: [incoming-handler], config: {host: a.test}}, {namespace: wasmcloud, package: messaging, interfaces: [consumer, handler]}]}}",
+                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: WorkloadDeployment\nmetadata: {name: a}\nspec:\n  autoscaling: {minReplicas: 0, maxReplicas: 2, targetRequestsPerSecond: 5}\n  template: {spec: {components: [{name: a, image: x}], hostInterfaces: [{namespace: wasi, package: http, interfaces: [incoming-handler], config: {host: a.test}}, {namespace: wasmcloud, package: messaging, interfaces: [consumer, handler], config: {subscriptions: 'tasks.>'}}]}}",
+                "spec.autoscaling.minReplicas",
+            ),
+            (
+                "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: WorkloadDeployment\nmetadata: {name: a}\nspec:\n  autoscaling: {minReplicas: 0, maxReplicas: 2, targetRequestsPerSecond: 5}\n  template: {spec: {components: [{name: a, image: x, localResources: {config: {jetstream_subscriptions: 'ORDERS:orders.>'}}}], hostInterfaces: [{namespace: wasi, package: http, interfaces: [incoming-handler], config: {host: a.test}}, {namespace: wasmcloud, package: nats, interfaces: [jetstream]}]}}",
                 "spec.autoscaling.minReplicas",
             ),
             (

@@ -483,25 +483,48 @@ impl WorkloadSpec {
     }
 
     /// What reaches the workload other than HTTP requests, if anything: a
-    /// long-lived service, or a message handler (`wasmcloud:messaging`'s
-    /// `handler`, `wasmcloud:nats`'s `*-handler`). Such a workload must not
-    /// be parked while idle, since only an HTTP request wakes it.
+    /// long-lived service, or subscriptions configured for its message
+    /// handler (`wasmcloud:messaging`'s `subscriptions`, `wasmcloud:nats`'s
+    /// `core-subscriptions`, `jetstream-subscriptions` or `kv-watches`, on
+    /// the entry or in a component's `localResources.config`). Such a
+    /// workload must not be parked while idle: only an HTTP request wakes
+    /// it. Subscriptions that come only from a `configFrom` source are not
+    /// seen here; the host refuses to park such a workload itself.
     pub fn reached_other_than_by_http(&self) -> Option<String> {
         if self.service.is_some() {
             return Some("its service would stop".to_string());
         }
-        self.host_interfaces
-            .iter()
-            .find(|i| {
-                (i.is("wasmcloud", "messaging") || i.is("wasmcloud", "nats"))
-                    && i.interfaces.iter().any(|name| name.ends_with("handler"))
-            })
-            .map(|i| {
-                format!(
-                    "it would miss the messages its {}:{} handler subscribes to",
-                    i.namespace, i.package
-                )
-            })
+        for entry in &self.host_interfaces {
+            let keys: &[&str] = if entry.is("wasmcloud", "messaging") {
+                &["subscriptions"]
+            } else if entry.is("wasmcloud", "nats") {
+                &[
+                    "core-subscriptions",
+                    "jetstream-subscriptions",
+                    "kv-watches",
+                ]
+            } else {
+                continue;
+            };
+            let subscribes = |config: &BTreeMap<String, String>| {
+                config.iter().any(|(key, value)| {
+                    keys.contains(&key.trim().replace('_', "-").as_str())
+                        && value.split(',').any(|item| !item.trim().is_empty())
+                })
+            };
+            if subscribes(&entry.config)
+                || self
+                    .components
+                    .iter()
+                    .any(|c| subscribes(&c.local_resources.config))
+            {
+                return Some(format!(
+                    "it would miss what its {}:{} subscriptions deliver",
+                    entry.namespace, entry.package
+                ));
+            }
+        }
+        None
     }
 
     /// The `wasi:http` host interface, if declared.

@@ -176,7 +176,7 @@ impl HttpTarget {
             tracing::debug!(workload, component = %self.component, error = %format!("{error:#}"), "request body broken off by its sender");
             return failure(
                 http::StatusCode::BAD_REQUEST,
-                "the request's body ended before it was complete".to_string(),
+                "the request's body was broken off or malformed".to_string(),
             );
         }
         tracing::warn!(workload, component = %self.component, error = %format!("{error:#}"), "component failed while handling a request");

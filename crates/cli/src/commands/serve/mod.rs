@@ -329,23 +329,15 @@ fn load_workloads(
     flags: &component_flags::ComponentFlags,
     limit: u64,
 ) -> anyhow::Result<Vec<Workload>> {
-    let mut head = [0u8; 4];
-    let is_wasm = {
-        use std::io::Read;
-        // Regular files only: opening a FIFO to sniff it would block.
-        let metadata =
-            std::fs::metadata(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-        anyhow::ensure!(
-            metadata.is_file(),
-            "`{}` is not a regular file",
-            path.display()
-        );
-        let mut file = std::fs::File::open(path)
-            .with_context(|| format!("cannot read `{}`", path.display()))?;
-        file.read(&mut head)
-            .map(|n| n == 4 && &head == b"\0asm")
-            .unwrap_or(false)
-    };
+    let metadata =
+        std::fs::metadata(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    anyhow::ensure!(
+        metadata.is_file(),
+        "`{}` is not a regular file",
+        path.display()
+    );
+    // Sniffed without blocking, should the file become a FIFO meanwhile.
+    let is_wasm = nimbus_model::files::is_wasm_file(path);
     let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     if is_wasm || extension == "wasm" {
         super::read_component(path, limit)?;
