@@ -66,8 +66,9 @@ pub(crate) struct DispatchFailure {
 impl HttpTarget {
     /// Hands one request to this layer. Failures are logged with the
     /// component's name and mapped: a missed deadline 504, an instance that
-    /// cannot be created 503, a trap 500.
-    /// `request`'s body is watched by `fate` (see [`sender_watched`]).
+    /// cannot be created 503, a failure on a body its sender broke off 400
+    /// (`request`'s body is watched by `fate`: see [`sender_watched`]), a
+    /// trap 500.
     pub(crate) async fn dispatch(
         &self,
         workload: &str,
