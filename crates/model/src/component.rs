@@ -1,6 +1,9 @@
 //! What a component is, read from its bytes without compiling it: whether
 //! it is a valid component at all, and its top-level imports and exports.
 
+/// The four bytes every WebAssembly file, module or component, starts with.
+pub const WASM_MAGIC: &[u8; 4] = b"\0asm";
+
 /// Why bytes are not a valid component.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ComponentError {
@@ -21,7 +24,7 @@ pub enum ComponentError {
 /// Checks the header and structure of `bytes` without compiling, so bad
 /// input gets a precise message before any expensive work.
 pub fn validate_component_bytes(bytes: &[u8]) -> Result<(), ComponentError> {
-    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+    if bytes.len() < 8 || !bytes.starts_with(WASM_MAGIC) {
         return Err(ComponentError::NotWasm);
     }
     if !wasmparser::Parser::is_component(bytes) {

@@ -115,7 +115,7 @@ pub fn is_wasm_file(path: &Path) -> bool {
         return false;
     }
     let mut head = [0u8; 4];
-    (&file).read_exact(&mut head).is_ok() && &head == b"\0asm"
+    (&file).read_exact(&mut head).is_ok() && &head == crate::component::WASM_MAGIC
 }
 
 /// Opens for reading without waiting for a FIFO's writer (`O_NONBLOCK`);

@@ -20,11 +20,7 @@ pub fn one_line(text: &str, max_bytes: usize) -> String {
         }
     }
     if line.len() > max_bytes {
-        let mut end = max_bytes;
-        while !line.is_char_boundary(end) {
-            end -= 1;
-        }
-        line.truncate(end);
+        line.truncate(line.floor_char_boundary(max_bytes));
         line.truncate(line.trim_end().len());
         line.push('…');
     }
