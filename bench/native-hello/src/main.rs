@@ -9,7 +9,8 @@
 //! the `date` header.
 //! Connections speak HTTP/1.1 with keep-alive, have `TCP_NODELAY` set, and
 //! run on tokio's multi-thread runtime (one worker per CPU the process may
-//! run on, so pinning it with `taskset` pins the workers).
+//! run on, so pinning it with `taskset` pins the workers), or, pinned to one
+//! CPU, on the main thread alone, as `nimbus serve` does.
 //!
 //! ```text
 //! native-hello [--addr] 127.0.0.1:8000
@@ -53,10 +54,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // One CPU, one thread: what `nimbus serve` does too, so the ceiling
+    // keeps whatever that is worth.
+    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    let mut builder = if one_cpu {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");

@@ -167,6 +167,28 @@ pub(crate) fn load_project_config(
     Ok(loaded)
 }
 
+/// A filesystem backend chosen by `what` (a flag or a config key) names a
+/// directory, resolved against `base`, that the plugin creates on first
+/// use: something there already that is not a directory (a file, a
+/// device) would fail every request that reaches the backend, so it is
+/// refused before anything starts.
+pub(crate) fn check_backend_directory(
+    what: &str,
+    choice: Option<&nimbus_project::config::Backend>,
+    base: &Path,
+) -> anyhow::Result<()> {
+    let Some(nimbus_project::config::Backend::Filesystem { path }) = choice else {
+        return Ok(());
+    };
+    match std::fs::metadata(base.join(path)) {
+        Ok(found) if !found.is_dir() => anyhow::bail!(
+            "{what} `{}` is not a directory: a filesystem backend keeps its data in one",
+            path.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// Bytes as a short human figure.
 pub(crate) fn human_size(bytes: u64) -> String {
     if bytes >= 1 << 20 {
@@ -176,20 +198,53 @@ pub(crate) fn human_size(bytes: u64) -> String {
     }
 }
 
-/// Runs a command's async body on a multi-threaded tokio runtime.
+/// Runs a command's async body on tokio: on the calling thread alone when
+/// one thread is what [`worker_threads`] finds, otherwise on that many
+/// worker threads.
 pub(crate) fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(
     body: F,
 ) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let setting = std::env::var("TOKIO_WORKER_THREADS").ok();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = worker_threads(setting.as_deref(), cpus).map_err(anyhow::Error::msg)?;
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    let runtime = builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    tracing::debug!(threads, cpus, "the async runtime's threads");
     let result = runtime.block_on(body);
     // Dropping a runtime waits for its blocking tasks without end (a file
     // read or a DNS lookup stuck on a dead server); the command is done, so
     // wait a little and leave.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     result
+}
+
+/// How many threads run a command's async tasks: what
+/// `TOKIO_WORKER_THREADS` says (tokio's own setting, which it would
+/// otherwise read itself and panic on a bad value), or one per CPU the
+/// process may run on (its affinity and its cgroup's quota, as std reads
+/// them). One means the calling thread alone: on one CPU, a worker thread
+/// beside the thread that waits for it only adds hand-offs between two
+/// threads sharing the core, and `nimbus serve` answered 9% (P3) to 20%
+/// (P2) more requests per second without it (docs/BENCHMARKS.md, round 10).
+fn worker_threads(setting: Option<&str>, cpus: usize) -> Result<usize, String> {
+    let Some(setting) = setting else {
+        return Ok(cpus.max(1));
+    };
+    match setting.trim().parse::<usize>() {
+        Ok(threads) if threads > 0 => Ok(threads),
+        _ => Err(format!(
+            "TOKIO_WORKER_THREADS is `{setting}`: it must be a whole number of threads, 1 or more"
+        )),
+    }
 }
 
 /// Where the commands that serve export their telemetry.
@@ -240,5 +295,52 @@ mod tests {
             super::ComponentLimitArgs::default().bytes(),
             nimbus_host::oci::RegistrySettings::default().max_layer_bytes
         );
+    }
+
+    /// A filesystem backend naming something that is not a directory is
+    /// refused at start; a directory, a path not made yet and the other
+    /// backends pass.
+    #[test]
+    fn a_filesystem_backend_must_name_a_directory() {
+        use nimbus_project::config::Backend;
+        let base = tempfile::tempdir().unwrap();
+        std::fs::write(base.path().join("file"), "x").unwrap();
+        let fs = |path: &str| Backend::Filesystem { path: path.into() };
+        let check = |choice: Option<&Backend>| {
+            super::check_backend_directory("--keyvalue", choice, base.path())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            check(Some(&fs("file"))),
+            Err(
+                "--keyvalue `file` is not a directory: a filesystem backend keeps its data in one"
+                    .to_string()
+            )
+        );
+        assert!(check(Some(&fs("/dev/zero"))).is_err());
+        assert_eq!(check(Some(&fs("."))), Ok(()));
+        assert_eq!(check(Some(&fs("not-yet"))), Ok(()));
+        assert_eq!(check(Some(&Backend::Memory)), Ok(()));
+        assert_eq!(check(None), Ok(()));
+    }
+
+    /// One thread per CPU unless `TOKIO_WORKER_THREADS` says otherwise; one
+    /// CPU (or a setting of 1) means the calling thread alone; a bad setting
+    /// is one line, not tokio's panic.
+    #[test]
+    fn the_runtime_has_a_thread_per_cpu_unless_tokio_worker_threads_says() {
+        use super::worker_threads;
+        assert_eq!(worker_threads(None, 1), Ok(1));
+        assert_eq!(worker_threads(None, 8), Ok(8));
+        assert_eq!(worker_threads(Some("1"), 8), Ok(1));
+        assert_eq!(worker_threads(Some(" 3 "), 1), Ok(3));
+        for bad in ["0", "-1", "two", ""] {
+            assert_eq!(
+                worker_threads(Some(bad), 4),
+                Err(format!(
+                    "TOKIO_WORKER_THREADS is `{bad}`: it must be a whole number of threads, 1 or more"
+                ))
+            );
+        }
     }
 }

@@ -274,3 +274,90 @@ fn shutdown_with_live_instances_reports_no_failure() {
         "{stderr}"
     );
 }
+
+/// With one worker thread (what `nimbus serve` takes on a one-CPU machine
+/// or container, here asked for through `TOKIO_WORKER_THREADS`), the whole
+/// runtime is the main thread: a request whose guest sleeps must still
+/// leave that thread to answer the others, P3 and P2 alike.
+#[test]
+fn on_one_thread_a_sleeping_request_holds_up_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &["serve", P3_HELLO, "--addr", "127.0.0.1:0"],
+        &[
+            ("TOKIO_WORKER_THREADS", "1"),
+            ("NIMBUS_LOG", "warn,nimbus=debug"),
+        ],
+        Duration::from_secs(120),
+    );
+    assert!(
+        server
+            .stderr()
+            .contains("the async runtime's threads threads=1"),
+        "{}",
+        server.stderr()
+    );
+    let addr = server.addr.clone();
+    let sleeper = std::thread::spawn(move || request(&addr, "GET", "/sleep?ms=5000", ""));
+    for _ in 0..20 {
+        assert_eq!(server.get("/").0, 200);
+    }
+    assert!(
+        !sleeper.is_finished(),
+        "twenty requests waited for the sleeping one"
+    );
+    assert_eq!(sleeper.join().unwrap(), (200, "slept 5000\n".to_string()));
+
+    let p2 = Server::start(
+        dir.path(),
+        &["serve", P2_BEHAVIORS, "--addr", "127.0.0.1:0"],
+        &[("TOKIO_WORKER_THREADS", "1")],
+        Duration::from_secs(120),
+    );
+    let addr = p2.addr.clone();
+    let sleeper = std::thread::spawn(move || request(&addr, "GET", "/sleep?ms=5000", ""));
+    for _ in 0..20 {
+        assert_eq!(p2.get("/ok"), (200, "ok\n".to_string()));
+    }
+    assert!(
+        !sleeper.is_finished(),
+        "twenty requests waited for the sleeping one"
+    );
+    assert_eq!(sleeper.join().unwrap().0, 200);
+}
+
+/// A bad `TOKIO_WORKER_THREADS` is one line, not tokio's panic.
+#[test]
+fn a_bad_tokio_worker_threads_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = nimbus()
+        .args(["serve", P3_HELLO, "--addr", "127.0.0.1:0"])
+        .env("TOKIO_WORKER_THREADS", "0")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.trim(),
+        "error: TOKIO_WORKER_THREADS is `0`: it must be a whole number of threads, 1 or more"
+    );
+}
+
+/// A filesystem backend flag naming a file (here the component itself) is
+/// refused before anything serves, not at the first request that reaches
+/// the backend.
+#[test]
+fn a_filesystem_backend_that_is_not_a_directory_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for flag in ["--keyvalue", "--blobstore"] {
+        let stderr = fails_in(dir.path(), &["serve", P2_HELLO, flag, P2_HELLO]);
+        assert_eq!(
+            stderr.trim(),
+            format!(
+                "error: {flag} `{P2_HELLO}` is not a directory: a filesystem backend keeps its data in one"
+            )
+        );
+    }
+}

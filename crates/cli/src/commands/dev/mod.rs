@@ -97,6 +97,13 @@ impl DevCommand {
         super::ensure_project(&dir)?;
         let name = nimbus_project::workload::project_name(&dir);
         let mut project = Project::load(&dir)?;
+        let dev = &project.loaded.config.dev;
+        for (key, choice) in [
+            ("dev.keyvalue", &dev.keyvalue),
+            ("dev.blobstore", &dev.blobstore),
+        ] {
+            super::check_backend_directory(key, choice.as_ref(), &dir)?;
+        }
         let mut config = HostConfig {
             plugins: project.loaded.config.dev.plugin_defaults(&dir),
             accounting: self.admin_addr.0.is_some() || crate::telemetry::metrics_exported(),

@@ -176,6 +176,12 @@ impl HostArgs {
     /// The host configuration these flags describe.
     pub(crate) fn config(&self) -> anyhow::Result<HostConfig> {
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        for (flag, choice) in [
+            ("--keyvalue", &self.keyvalue),
+            ("--blobstore", &self.blobstore),
+        ] {
+            super::check_backend_directory(flag, choice.as_ref(), &cwd)?;
+        }
         // The flags are the same selections as a project's `dev:` section.
         let backends = DevConfig {
             keyvalue: self.keyvalue.clone(),
