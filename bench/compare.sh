@@ -390,13 +390,13 @@ report="$work/report.md"
     echo
     echo "- Machine: ${cpu_model:-unknown CPU}, $ncpu cores, Linux $(uname -r); $pinning."
     echo "- Load: $wrk_settings (wrk $wrk_version); $rounds round(s), contestants alternating (nimbus, nimbus accounting, wasmtime serve, native), a fresh server per round; medians over rounds. Latencies are wrk's percentiles; errors are non-2xx responses plus socket errors, summed over rounds."
-    echo "- nimbus: \`nimbus serve GUEST\`, defaults (P3: 128 requests per instance, 16 at a time), accounting off; nimbus accounting: the same with \`--admin-addr\`, which turns accounting on (per-request guest CPU, memory and latency, the /metrics series)."
+    echo "- nimbus: \`nimbus serve GUEST\`, defaults (P3: 128 requests per instance, 16 at a time; pinned to one CPU, its runtime is the main thread alone), accounting off; nimbus accounting: the same with \`--admin-addr\`, which turns accounting on (per-request guest CPU, memory and latency, the /metrics series)."
     if [ "$have_wasmtime" = 1 ]; then
         echo "- wasmtime serve: wasmtime-cli $wasmtime_version, $wasmtime_build; \`wasmtime serve ${wasmtime_flags_p2[*]} GUEST\` (p2), \`wasmtime serve ${wasmtime_flags_p3[*]} GUEST\` (p3, p3lean)."
     else
         echo "- wasmtime serve: skipped ($wasmtime_skip)."
     fi
-    echo "- native: \`bench/native-hello\` (hyper 1, HTTP/1.1 keep-alive, \`TCP_NODELAY\`, multi-thread tokio), same status, content-type and body as the P2 guest."
+    echo "- native: \`bench/native-hello\` (hyper 1, HTTP/1.1 keep-alive, \`TCP_NODELAY\`, tokio: a worker thread per CPU, or the main thread alone when pinned to one CPU, as nimbus), same status, content-type and body as the P2 guest."
     echo "- Reproduce: \`$reproduce\`"
     echo
     cat "$tables"
