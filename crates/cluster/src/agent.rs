@@ -308,17 +308,17 @@ impl Agent {
                 let (workload, result) =
                     match parse::<WorkloadStartRequest>(operation, &message.payload) {
                         Ok(request) => (request.workload_id.clone(), self.start(request).await),
-                        Err(e) => ("?".to_string(), Err(StartError::Failed(e))),
+                        Err(e) => ("?".to_string(), Err(CommandError::Failed(e))),
                     };
                 // The controller records the failure with the resource; the
                 // host's own log says it too, where its operator looks.
                 let answer = match result {
                     Ok(started) => Reply::Ok(started),
-                    Err(StartError::Failed(error)) => {
+                    Err(CommandError::Failed(error)) => {
                         tracing::warn!(workload = %workload, "cannot start the workload (the controller tries again): {error}");
                         Reply::Error(error)
                     }
-                    Err(StartError::Rejected(error)) => {
+                    Err(CommandError::Rejected(error)) => {
                         tracing::warn!(workload = %workload, "workload rejected, it cannot run as given: {error}");
                         Reply::Rejected(error)
                     }
@@ -329,12 +329,20 @@ impl Agent {
                 let (workload, result) =
                     match parse::<WorkloadStopRequest>(operation, &message.payload) {
                         Ok(request) => (request.workload_id.clone(), self.stop(request).await),
-                        Err(e) => ("?".to_string(), Err(e)),
+                        Err(e) => ("?".to_string(), Err(CommandError::Failed(e))),
                     };
-                if let Err(error) = &result {
-                    tracing::warn!(workload = %workload, "cannot stop the workload: {error}");
-                }
-                self.respond(reply, &Reply::from(result)).await;
+                let answer = match result {
+                    Ok(stopped) => Reply::Ok(stopped),
+                    Err(CommandError::Failed(error)) => {
+                        tracing::warn!(workload = %workload, "cannot stop the workload: {error}");
+                        Reply::Error(error)
+                    }
+                    Err(CommandError::Rejected(error)) => {
+                        tracing::info!(workload = %workload, "not parked, it keeps running: {error}");
+                        Reply::Rejected(error)
+                    }
+                };
+                self.respond(reply, &answer).await;
             }
             "workload.status" => {
                 let result = parse::<WorkloadStatusRequest>(operation, &message.payload)
@@ -362,20 +370,20 @@ impl Agent {
             .clone()
     }
 
-    async fn start(&self, request: WorkloadStartRequest) -> Result<HostWorkload, StartError> {
+    async fn start(&self, request: WorkloadStartRequest) -> Result<HostWorkload, CommandError> {
         // The same checks `nimbus apply` makes: a peer on the bus is not
         // trusted to have made them (`a/b` + `c` must not become `a` + `b/c`).
         nimbus_host::workload::validate_workload(&request.workload, "spec")
-            .map_err(|e| StartError::Rejected(format!("invalid workload: {e}")))?;
+            .map_err(|e| CommandError::Rejected(format!("invalid workload: {e}")))?;
         let id = request.workload.id();
         if request.workload_id != id {
-            return Err(StartError::Rejected(format!(
+            return Err(CommandError::Rejected(format!(
                 "workloadId `{}` does not match the workload's `{id}`",
                 request.workload_id
             )));
         }
         if request.replicas == 0 {
-            return Err(StartError::Rejected(
+            return Err(CommandError::Rejected(
                 "replicas must be at least 1; stop the workload instead".into(),
             ));
         }
@@ -392,7 +400,7 @@ impl Agent {
         let before = if same {
             None
         } else {
-            Some(self.reserve(&id, need).map_err(StartError::Failed)?)
+            Some(self.reserve(&id, need).map_err(CommandError::Failed)?)
         };
         let status = match self.host.workload_status(&id) {
             Some(status) if same => Ok(status),
@@ -408,9 +416,9 @@ impl Agent {
                 };
             }
             if e.is_permanent() {
-                StartError::Rejected(e.to_string())
+                CommandError::Rejected(e.to_string())
             } else {
-                StartError::Failed(e.to_string())
+                CommandError::Failed(e.to_string())
             }
         })?;
         self.placed()
@@ -428,7 +436,13 @@ impl Agent {
         })
     }
 
-    async fn stop(&self, request: WorkloadStopRequest) -> Result<WorkloadStopResponse, String> {
+    /// Stops or parks a workload. A park the host refuses for as long as
+    /// the spec lasts ([`WorkloadError::NotParkable`]) is rejected, so the
+    /// controller keeps the workload running instead of asking again.
+    async fn stop(
+        &self,
+        request: WorkloadStopRequest,
+    ) -> Result<WorkloadStopResponse, CommandError> {
         let id = request.workload_id;
         let lock = self.lock_for(&id);
         let _serial = lock.lock().await;
@@ -438,7 +452,10 @@ impl Agent {
             let parked = match self.host.park_workload(&id).await {
                 Ok(_) => true,
                 Err(WorkloadError::NotFound(_)) => false,
-                Err(e) => return Err(e.to_string()),
+                Err(e @ WorkloadError::NotParkable { .. }) => {
+                    return Err(CommandError::Rejected(e.to_string()));
+                }
+                Err(e) => return Err(CommandError::Failed(e.to_string())),
             };
             {
                 // One step for a heartbeat (which takes them in this order):
@@ -460,7 +477,7 @@ impl Agent {
         let was_running = match self.host.stop_workload(&id).await {
             Ok(_) => true,
             Err(WorkloadError::NotFound(_)) => false,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(CommandError::Failed(e.to_string())),
         };
         // Reported parked until its routes are gone.
         self.parked_map().remove(&id);
@@ -566,11 +583,12 @@ impl Agent {
     }
 }
 
-/// Why a start failed: for now on this host, or for good.
-enum StartError {
+/// Why a start or a stop failed: for now on this host, or for good.
+enum CommandError {
     /// Try again later, or on another host.
     Failed(String),
-    /// The workload cannot run as given, anywhere.
+    /// The workload cannot run as given, anywhere; or, for a park, this
+    /// host will not park it while its spec lasts.
     Rejected(String),
 }
 

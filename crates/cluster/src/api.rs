@@ -75,7 +75,9 @@ pub enum Reply<T> {
     Error(String),
     /// The workload itself cannot run, on this host or any other (its
     /// image is too large, not a component, or needs what no host
-    /// provides): placing it elsewhere would fail the same way.
+    /// provides): placing it elsewhere would fail the same way. To a
+    /// park (`workload.stop` with `park`): the host will not park it while
+    /// its spec lasts, and it keeps running.
     Rejected(String),
 }
 

@@ -148,6 +148,33 @@ async fn the_host_api_answers_every_request_and_survives_bad_ones() {
         .await;
     assert_eq!(served.status(), 200);
 
+    // A park the host will not do (the workload's service would stop) is
+    // rejected, which tells the controller to keep it, and it runs on.
+    let mut with_service = hello("svc");
+    with_service.spec.service = Some(nimbus_host::workload::ServiceSpec {
+        image: format!("file://{}", test_programs::P2_SERVICE),
+        ..Default::default()
+    });
+    let start =
+        serde_json::json!({"workloadId": "ns/svc", "workload": with_service, "replicas": 1});
+    let started: Reply<HostWorkload> =
+        serde_json::from_value(ask(&client, api::start_subject("h1"), &start.to_string()).await)
+            .unwrap();
+    started.into_result().unwrap();
+    let park = r#"{"workloadId":"ns/svc","park":true}"#;
+    let reply = ask(&client, api::stop_subject("h1"), park).await;
+    assert_eq!(
+        reply["rejected"],
+        "workload `ns/svc` cannot scale to zero: its service would stop, and only an HTTP request wakes a parked workload",
+        "{reply}"
+    );
+    assert_eq!(host.workloads().len(), 2, "it runs on");
+    assert!(host.parked_workloads().is_empty());
+    let stop = r#"{"workloadId":"ns/svc"}"#;
+    let reply: Reply<WorkloadStopResponse> =
+        serde_json::from_value(ask(&client, api::stop_subject("h1"), stop).await).unwrap();
+    assert!(reply.into_result().unwrap().was_running);
+
     // A failing start is an error reply, not a crash.
     let broken = Workload::single_http_component("ns", "broken", "/nonexistent.wasm", "b.test");
     let request = serde_json::json!({"workloadId": "ns/broken", "workload": broken});

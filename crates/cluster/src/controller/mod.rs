@@ -207,6 +207,9 @@ enum Outcome {
     Started(HostWorkload),
     Stopped(WorkloadStopResponse),
     Failed(String),
+    /// A host refused to park the workload, for as long as its spec lasts
+    /// (why): it keeps running there.
+    ParkRefused(String),
     /// The workload cannot run anywhere as specified: why, and the spec
     /// (by hash) that was rejected.
     Rejected {
@@ -250,6 +253,11 @@ struct State {
     /// with the status and read back from it when a term begins, so a
     /// restarted or newly elected leader does not place them again either.
     rejected: HashMap<String, Rejection>,
+    /// Workloads a host refused to park (it would miss what a plugin
+    /// delivers, see `nimbus_host::WorkloadError::NotParkable`), by id: the
+    /// spec hash refused and why. While that spec lasts the autoscaler keeps
+    /// one replica instead of zero, so the park is not asked for again.
+    unparkable: HashMap<String, (String, String)>,
     statuses: HashMap<String, ResourceStatus>,
     /// Recent events, by resource id, oldest first.
     events: HashMap<String, Vec<events::Event>>,
@@ -477,6 +485,7 @@ impl State {
             pending: HashMap::new(),
             failures: HashMap::new(),
             rejected: HashMap::new(),
+            unparkable: HashMap::new(),
             statuses: HashMap::new(),
             events: HashMap::new(),
             term: 0,
@@ -526,6 +535,8 @@ impl State {
         self.statuses.retain(|id, _| self.desired.contains_key(id));
         self.events.retain(|id, _| self.desired.contains_key(id));
         self.rejected.retain(|id, _| self.desired.contains_key(id));
+        self.unparkable
+            .retain(|id, _| self.desired.contains_key(id));
         let mut changed = Vec::new();
         for (id, desired) in &self.desired {
             let seen = self.observed(id, &desired.spec_hash);
@@ -942,6 +953,12 @@ impl State {
             let Some(policy) = desired.resource.autoscaling else {
                 continue;
             };
+            // Why a host refused to park this spec, if one did.
+            let refused = self
+                .unparkable
+                .get(id)
+                .filter(|(hash, _)| *hash == desired.spec_hash)
+                .map(|(_, why)| why.clone());
             let running: Vec<(&str, Duration)> = self
                 .hosts
                 .iter()
@@ -987,6 +1004,8 @@ impl State {
                 let wake = if let Some(host) = woken.first() {
                     let to = policy.clamp(serving.max(from).max(1));
                     Some((format!("woken by a request on host {host}"), to))
+                } else if let (0, Some(why)) = (from, &refused) {
+                    Some((format!("cannot scale to zero ({why})"), 1))
                 } else if from == 0 && settled && !held {
                     let reason = "parked on no live host, so nothing would wake it";
                     Some((reason.to_string(), policy.min_replicas.max(1)))
@@ -1027,6 +1046,11 @@ impl State {
             let Some(to) = autoscale::decide(&policy, from, load, history, now) else {
                 continue;
             };
+            // A host refused to park this spec: one replica stays.
+            let to = if to == 0 && refused.is_some() { 1 } else { to };
+            if to == from {
+                continue;
+            }
             desired.resource.replicas = to;
             let message = if to == 0 {
                 format!(
@@ -1282,6 +1306,13 @@ impl State {
                         self.rejected.insert(id.clone(), rejection);
                     }
                 }
+                if let Outcome::ParkRefused(error) = &outcome {
+                    tracing::warn!(host = %host, workload = %id, "not scaled to zero, one replica kept: {error}");
+                    if let Some(desired) = self.desired.get(&id) {
+                        self.unparkable
+                            .insert(id.clone(), (desired.spec_hash.clone(), error.clone()));
+                    }
+                }
                 let Some(observed) = self.hosts.get_mut(&host) else {
                     return true;
                 };
@@ -1301,6 +1332,14 @@ impl State {
                     }
                     Outcome::Rejected { .. } => {
                         observed.workloads.remove(&id);
+                    }
+                    Outcome::ParkRefused(_) => {
+                        // It runs on where it ran (assumed parked while the
+                        // request was in flight); the host's next heartbeat
+                        // says how many replicas.
+                        if let Some(hash) = observed.parked.remove(&id) {
+                            observed.workloads.entry(id).or_insert((hash, 1));
+                        }
                     }
                     Outcome::Failed(error) => {
                         // Unknown what the host runs now; its next
@@ -1419,6 +1458,11 @@ fn outcome_event(host: &str, change: Option<Change>, outcome: &Outcome) -> Optio
             "FailedStart",
             format!("host {host} failed to start: {error}"),
         ),
+        Outcome::ParkRefused(error) => (
+            EventType::Warning,
+            "NotParkable",
+            format!("host {host} keeps it running instead of parking it: {error}"),
+        ),
         Outcome::Rejected { error, .. } => (
             EventType::Warning,
             "Rejected",
@@ -1497,9 +1541,10 @@ async fn send(
                     Err(e) => Outcome::Failed(format!("unreadable reply: {e}")),
                 }
             }
-            Command::Stop { .. } => {
+            Command::Stop { request, .. } => {
                 match serde_json::from_slice::<Reply<WorkloadStopResponse>>(&reply.payload) {
                     Ok(Reply::Ok(stopped)) => Outcome::Stopped(stopped),
+                    Ok(Reply::Rejected(error)) if request.park => Outcome::ParkRefused(error),
                     Ok(Reply::Error(error) | Reply::Rejected(error)) => Outcome::Failed(error),
                     Err(e) => Outcome::Failed(format!("unreadable reply: {e}")),
                 }
@@ -2248,6 +2293,79 @@ mod tests {
         let h1 = state.hosts.get_mut("h1").unwrap();
         h1.workloads.insert("shop/web".into(), (current, 1));
         state
+    }
+
+    /// A host that refuses to park a workload (a plugin drives it, and only
+    /// HTTP wakes a parked one) keeps it running: the controller wakes the
+    /// deployment to one replica, says why once, and does not ask again,
+    /// however idle it stays, until its spec changes.
+    #[test]
+    fn a_park_a_host_refuses_leaves_one_replica_and_is_not_asked_again() {
+        let mut state = state_at_zero(scales_to_zero(0, 0));
+        let (commands, _) = state.commands();
+        assert_eq!(stops(&commands), vec![("h1", true)]);
+        let why = "workload `shop/web` cannot scale to zero: it would miss what `messaging` delivers, and only an HTTP request wakes a parked workload";
+        done(
+            &mut state,
+            "h1",
+            Change::Park,
+            Outcome::ParkRefused(why.into()),
+        );
+        let event = state.events["shop/web"].last().unwrap();
+        assert_eq!(event.reason, "NotParkable");
+        assert!(event.message.ends_with(why), "{}", event.message);
+        assert!(
+            state.failures.is_empty(),
+            "a refusal is not a failure to retry"
+        );
+        let current = state.desired["shop/web"].spec_hash.clone();
+        assert_eq!(
+            state.hosts["h1"].workloads.get("shop/web"),
+            Some(&(current.clone(), 1)),
+            "it runs on where the park was refused"
+        );
+        assert!(!state.hosts["h1"].parked.contains_key("shop/web"));
+        // The next pass wakes the deployment to one replica, h1's copy.
+        let scaled = state.autoscale(Instant::now());
+        assert_eq!(scaled.iter().map(|c| c.2).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(
+            state.events["shop/web"].last().unwrap().message,
+            format!("cannot scale to zero ({why}): scaled from 0 to 1 replicas")
+        );
+        let (commands, _) = state.commands();
+        assert!(stops(&commands).is_empty(), "the park is not asked again");
+        assert!(
+            commands.is_empty(),
+            "h1's copy is the one replica: nothing placed"
+        );
+        // However idle it stays, the autoscaler keeps it at one: h1 counts
+        // no request, past the 5 s that scale it to zero otherwise.
+        let t0 = Instant::now();
+        let idle = |state: &mut State, at: Instant, host_ms: u64| {
+            let reading = autoscale::Reading {
+                requests: Some(7),
+                cpu_millis: None,
+                host_ms: Some(host_ms),
+            };
+            let beat = Duration::from_secs(1);
+            state
+                .rates
+                .observe(("h1", "i1"), "shop/web", reading, at, beat);
+        };
+        idle(&mut state, t0, 0);
+        idle(&mut state, t0, 1_000);
+        assert!(state.autoscale(t0).is_empty());
+        let later = t0 + Duration::from_secs(6);
+        idle(&mut state, later, 7_000);
+        assert!(state.autoscale(later).is_empty());
+        assert_eq!(state.desired["shop/web"].resource.replicas, 1);
+        // The refusal is what holds it: forgotten, the same idle scales it
+        // to zero.
+        state.unparkable.clear();
+        let after = later + Duration::from_secs(1);
+        idle(&mut state, after, 8_000);
+        let scaled = state.autoscale(after);
+        assert_eq!(scaled.iter().map(|c| c.2).collect::<Vec<_>>(), vec![0]);
     }
 
     #[test]
