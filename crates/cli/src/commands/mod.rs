@@ -180,10 +180,11 @@ pub(crate) fn check_backend_directory(
     let Some(nimbus_project::config::Backend::Filesystem { path }) = choice else {
         return Ok(());
     };
-    match std::fs::metadata(base.join(path)) {
+    let resolved = base.join(path);
+    match std::fs::metadata(&resolved) {
         Ok(found) if !found.is_dir() => anyhow::bail!(
             "{what} `{}` is not a directory: a filesystem backend keeps its data in one",
-            path.display()
+            resolved.display()
         ),
         _ => Ok(()),
     }
@@ -239,6 +240,12 @@ fn worker_threads(setting: Option<&str>, cpus: usize) -> Result<usize, String> {
     let Some(setting) = setting else {
         return Ok(cpus.max(1));
     };
+    if setting.trim().is_empty() {
+        return Err(
+            "TOKIO_WORKER_THREADS is set but empty: give a whole number of threads, 1 or more, or unset it"
+                .to_string(),
+        );
+    }
     match setting.trim().parse::<usize>() {
         Ok(threads) if threads > 0 => Ok(threads),
         _ => Err(format!(
@@ -312,10 +319,10 @@ mod tests {
         };
         assert_eq!(
             check(Some(&fs("file"))),
-            Err(
-                "--keyvalue `file` is not a directory: a filesystem backend keeps its data in one"
-                    .to_string()
-            )
+            Err(format!(
+                "--keyvalue `{}` is not a directory: a filesystem backend keeps its data in one",
+                base.path().join("file").display()
+            ))
         );
         assert!(check(Some(&fs("/dev/zero"))).is_err());
         assert_eq!(check(Some(&fs("."))), Ok(()));
@@ -334,7 +341,14 @@ mod tests {
         assert_eq!(worker_threads(None, 8), Ok(8));
         assert_eq!(worker_threads(Some("1"), 8), Ok(1));
         assert_eq!(worker_threads(Some(" 3 "), 1), Ok(3));
-        for bad in ["0", "-1", "two", ""] {
+        assert_eq!(
+            worker_threads(Some(" "), 4),
+            Err(
+                "TOKIO_WORKER_THREADS is set but empty: give a whole number of threads, 1 or more, or unset it"
+                    .to_string()
+            )
+        );
+        for bad in ["0", "-1", "two"] {
             assert_eq!(
                 worker_threads(Some(bad), 4),
                 Err(format!(

@@ -300,6 +300,9 @@ fn on_one_thread_a_sleeping_request_holds_up_no_other() {
     );
     let addr = server.addr.clone();
     let sleeper = std::thread::spawn(move || request(&addr, "GET", "/sleep?ms=5000", ""));
+    // Time for the sleeping request to reach its guest; the others must
+    // then all be answered while it sleeps.
+    std::thread::sleep(Duration::from_millis(500));
     for _ in 0..20 {
         assert_eq!(server.get("/").0, 200);
     }
@@ -317,6 +320,7 @@ fn on_one_thread_a_sleeping_request_holds_up_no_other() {
     );
     let addr = p2.addr.clone();
     let sleeper = std::thread::spawn(move || request(&addr, "GET", "/sleep?ms=5000", ""));
+    std::thread::sleep(Duration::from_millis(500));
     for _ in 0..20 {
         assert_eq!(p2.get("/ok"), (200, "ok\n".to_string()));
     }

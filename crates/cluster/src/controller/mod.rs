@@ -255,9 +255,17 @@ struct State {
     rejected: HashMap<String, Rejection>,
     /// Workloads a host refused to park (it would miss what a plugin
     /// delivers, see `nimbus_host::WorkloadError::NotParkable`), by id: the
-    /// spec hash refused and why. While that spec lasts the autoscaler keeps
-    /// one replica instead of zero, so the park is not asked for again.
-    unparkable: HashMap<String, (String, String)>,
+    /// spec hash of the copy refused. While that spec is the desired one,
+    /// the autoscaler keeps at least one replica and surplus copies are
+    /// stopped, not parked. Kept in memory only: a new leader learns it
+    /// again from the next refusal.
+    unparkable: HashMap<String, String>,
+    /// Deployments to wake to one replica because a host refused to park
+    /// their current spec (the autoscaler takes each once).
+    wake_refused: BTreeSet<String>,
+    /// Parks refused, by (host, workload id): not asked of that host again
+    /// before this moment, whatever placement wants.
+    park_backoff: HashMap<(String, String), Instant>,
     statuses: HashMap<String, ResourceStatus>,
     /// Recent events, by resource id, oldest first.
     events: HashMap<String, Vec<events::Event>>,
@@ -486,6 +494,8 @@ impl State {
             failures: HashMap::new(),
             rejected: HashMap::new(),
             unparkable: HashMap::new(),
+            wake_refused: BTreeSet::new(),
+            park_backoff: HashMap::new(),
             statuses: HashMap::new(),
             events: HashMap::new(),
             term: 0,
@@ -537,6 +547,7 @@ impl State {
         self.rejected.retain(|id, _| self.desired.contains_key(id));
         self.unparkable
             .retain(|id, _| self.desired.contains_key(id));
+        self.wake_refused.retain(|id| self.desired.contains_key(id));
         let mut changed = Vec::new();
         for (id, desired) in &self.desired {
             let seen = self.observed(id, &desired.spec_hash);
@@ -784,6 +795,7 @@ impl State {
     fn commands(&mut self) -> (Vec<Command>, HashMap<String, BTreeMap<String, u32>>) {
         let now = Instant::now();
         self.failures.retain(|_, failure| failure.until > now);
+        self.park_backoff.retain(|_, until| *until > now);
         let plan = self.plan();
         self.no_room = plan.no_room;
         let mut commands = Vec::new();
@@ -794,6 +806,11 @@ impl State {
                 }
             };
             if self.pending.contains_key(&key) || self.failures.contains_key(&key) {
+                continue;
+            }
+            if matches!(action, Action::Stop { park: true, .. })
+                && self.park_backoff.contains_key(&key)
+            {
                 continue;
             }
             if matches!(action, Action::Start { .. }) && self.is_rejected(&key.1) {
@@ -894,7 +911,8 @@ impl State {
                     .filter(|(_, failed)| failed == id)
                     .map(|(host, _)| host.as_str())
                     .collect(),
-                park_when_idle: d.resource.autoscaling.is_some_and(|a| a.scales_to_zero()),
+                park_when_idle: d.resource.autoscaling.is_some_and(|a| a.scales_to_zero())
+                    && self.unparkable.get(id.as_str()) != Some(&d.spec_hash),
             })
             .collect();
         let views: BTreeMap<String, HostView<'_>> = self
@@ -953,12 +971,9 @@ impl State {
             let Some(policy) = desired.resource.autoscaling else {
                 continue;
             };
-            // Why a host refused to park this spec, if one did.
-            let refused = self
-                .unparkable
-                .get(id)
-                .filter(|(hash, _)| *hash == desired.spec_hash)
-                .map(|(_, why)| why.clone());
+            // A host refused to park this spec: it keeps a replica.
+            let refused = self.unparkable.get(id) == Some(&desired.spec_hash);
+            let wake_refused = self.wake_refused.remove(id);
             let running: Vec<(&str, Duration)> = self
                 .hosts
                 .iter()
@@ -1004,8 +1019,9 @@ impl State {
                 let wake = if let Some(host) = woken.first() {
                     let to = policy.clamp(serving.max(from).max(1));
                     Some((format!("woken by a request on host {host}"), to))
-                } else if let (0, Some(why)) = (from, &refused) {
-                    Some((format!("cannot scale to zero ({why})"), 1))
+                } else if from == 0 && wake_refused {
+                    let reason = "a host refused to park it (see its NotParkable event)";
+                    Some((reason.to_string(), policy.min_replicas.max(1)))
                 } else if from == 0 && settled && !held {
                     let reason = "parked on no live host, so nothing would wake it";
                     Some((reason.to_string(), policy.min_replicas.max(1)))
@@ -1047,7 +1063,7 @@ impl State {
                 continue;
             };
             // A host refused to park this spec: one replica stays.
-            let to = if to == 0 && refused.is_some() { 1 } else { to };
+            let to = if to == 0 && refused { 1 } else { to };
             if to == from {
                 continue;
             }
@@ -1306,13 +1322,6 @@ impl State {
                         self.rejected.insert(id.clone(), rejection);
                     }
                 }
-                if let Outcome::ParkRefused(error) = &outcome {
-                    tracing::warn!(host = %host, workload = %id, "not scaled to zero, one replica kept: {error}");
-                    if let Some(desired) = self.desired.get(&id) {
-                        self.unparkable
-                            .insert(id.clone(), (desired.spec_hash.clone(), error.clone()));
-                    }
-                }
                 let Some(observed) = self.hosts.get_mut(&host) else {
                     return true;
                 };
@@ -1333,11 +1342,18 @@ impl State {
                     Outcome::Rejected { .. } => {
                         observed.workloads.remove(&id);
                     }
-                    Outcome::ParkRefused(_) => {
+                    Outcome::ParkRefused(error) => {
+                        tracing::warn!(host = %host, workload = %id, "the host refused to park it, and it runs on: {error}");
+                        let until = nimbus_model::time::deadline(Instant::now(), retry_after);
+                        self.park_backoff.insert((host, id.clone()), until);
                         // It runs on where it ran (assumed parked while the
-                        // request was in flight); the host's next heartbeat
-                        // says how many replicas.
+                        // request was in flight), as the spec it ran; the
+                        // host's next heartbeat says how many replicas.
                         if let Some(hash) = observed.parked.remove(&id) {
+                            if self.desired.get(&id).is_some_and(|d| d.spec_hash == hash) {
+                                self.wake_refused.insert(id.clone());
+                            }
+                            self.unparkable.insert(id.clone(), hash.clone());
                             observed.workloads.entry(id).or_insert((hash, 1));
                         }
                     }
@@ -2330,14 +2346,14 @@ mod tests {
         assert_eq!(scaled.iter().map(|c| c.2).collect::<Vec<_>>(), vec![1]);
         assert_eq!(
             state.events["shop/web"].last().unwrap().message,
-            format!("cannot scale to zero ({why}): scaled from 0 to 1 replicas")
+            "a host refused to park it (see its NotParkable event): scaled from 0 to 1 replicas"
         );
+        // h1's copy is the one replica: nothing placed, and h1 is not asked
+        // to park again. h0's parked copy, of a spec that no longer parks,
+        // is stopped, routes and all.
         let (commands, _) = state.commands();
-        assert!(stops(&commands).is_empty(), "the park is not asked again");
-        assert!(
-            commands.is_empty(),
-            "h1's copy is the one replica: nothing placed"
-        );
+        assert_eq!(stops(&commands), vec![("h0", false)]);
+        assert_eq!(commands.len(), 1, "nothing placed");
         // However idle it stays, the autoscaler keeps it at one: h1 counts
         // no request, past the 5 s that scale it to zero otherwise.
         let t0 = Instant::now();
@@ -2366,6 +2382,59 @@ mod tests {
         idle(&mut state, after, 8_000);
         let scaled = state.autoscale(after);
         assert_eq!(scaled.iter().map(|c| c.2).collect::<Vec<_>>(), vec![0]);
+    }
+
+    /// Copies on two hosts that both refuse to park: the deployment wakes
+    /// to one replica once, the surplus copy is stopped (not parked), and
+    /// neither host is asked to park it again, even were placement to want
+    /// it (the refusal forgotten) before the backoff ends.
+    #[test]
+    fn surplus_copies_of_a_spec_hosts_refused_to_park_are_stopped_not_parked() {
+        let mut state = state(vec![scales_to_zero(0, 0)]);
+        let current = state.desired["shop/web"].spec_hash.clone();
+        for host in ["h0", "h1"] {
+            let observed = state.hosts.get_mut(host).unwrap();
+            observed
+                .workloads
+                .insert("shop/web".into(), (current.clone(), 1));
+        }
+        let (commands, _) = state.commands();
+        assert_eq!(stops(&commands), vec![("h0", true), ("h1", true)]);
+        let why = "workload `shop/web` cannot scale to zero: its service would stop";
+        for host in ["h0", "h1"] {
+            done(
+                &mut state,
+                host,
+                Change::Park,
+                Outcome::ParkRefused(why.into()),
+            );
+        }
+        let scaled = state.autoscale(Instant::now());
+        assert_eq!(scaled.iter().map(|c| c.2).collect::<Vec<_>>(), vec![1]);
+        assert!(state.autoscale(Instant::now()).is_empty(), "one wake");
+        let (commands, _) = state.commands();
+        let stopped = stops(&commands);
+        assert_eq!(stopped.len(), 1, "one copy is surplus");
+        assert!(!stopped[0].1, "a surplus copy is stopped, not parked");
+        let (host, _) = stopped[0];
+        let host = host.to_string();
+        done(
+            &mut state,
+            &host,
+            Change::Stop,
+            Outcome::Stopped(WorkloadStopResponse {
+                workload_id: "shop/web".into(),
+                was_running: true,
+                host_revision: 2,
+            }),
+        );
+        assert!(state.commands().0.is_empty(), "one replica runs: settled");
+        // Forgotten (as by a new leader) and at zero again: placement
+        // would park the copy left, but that host refused moments ago.
+        state.unparkable.clear();
+        state.desired.get_mut("shop/web").unwrap().resource.replicas = 0;
+        let (commands, _) = state.commands();
+        assert!(stops(&commands).is_empty(), "{:?}", stops(&commands));
     }
 
     #[test]

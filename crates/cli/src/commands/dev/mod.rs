@@ -98,11 +98,14 @@ impl DevCommand {
         let name = nimbus_project::workload::project_name(&dir);
         let mut project = Project::load(&dir)?;
         let dev = &project.loaded.config.dev;
-        for (key, choice) in [
-            ("dev.keyvalue", &dev.keyvalue),
-            ("dev.blobstore", &dev.blobstore),
-        ] {
-            super::check_backend_directory(key, choice.as_ref(), &dir)?;
+        // Named by what they are: the project may set them with wash's
+        // keys (`wasi_keyvalue_path`, `wasi_blobstore_path`) as well.
+        let backends = [
+            ("the project's key-value backend", &dev.keyvalue),
+            ("the project's blobstore backend", &dev.blobstore),
+        ];
+        for (what, choice) in backends {
+            super::check_backend_directory(what, choice.as_ref(), &dir)?;
         }
         let mut config = HostConfig {
             plugins: project.loaded.config.dev.plugin_defaults(&dir),
