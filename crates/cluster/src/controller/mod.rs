@@ -912,7 +912,7 @@ impl State {
                     .map(|(host, _)| host.as_str())
                     .collect(),
                 park_when_idle: d.resource.autoscaling.is_some_and(|a| a.scales_to_zero())
-                    && self.unparkable.get(id.as_str()) != Some(&d.spec_hash),
+                    && !refused_to_park(&self.unparkable, id, &d.spec_hash),
             })
             .collect();
         let views: BTreeMap<String, HostView<'_>> = self
@@ -972,7 +972,7 @@ impl State {
                 continue;
             };
             // A host refused to park this spec: it keeps a replica.
-            let refused = self.unparkable.get(id) == Some(&desired.spec_hash);
+            let refused = refused_to_park(&self.unparkable, id, &desired.spec_hash);
             let wake_refused = self.wake_refused.remove(id);
             let running: Vec<(&str, Duration)> = self
                 .hosts
@@ -1375,6 +1375,15 @@ impl State {
         }
         true
     }
+}
+
+/// Whether a host refused to park the copy of `id` whose spec hash is
+/// `spec_hash` (`unparkable` as `State` keeps it): that spec then keeps a
+/// replica, and its surplus copies are stopped rather than parked.
+fn refused_to_park(unparkable: &HashMap<String, String>, id: &str, spec_hash: &str) -> bool {
+    unparkable
+        .get(id)
+        .is_some_and(|refused| refused == spec_hash)
 }
 
 /// `gpu=yes,zone=a`.

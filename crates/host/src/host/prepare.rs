@@ -110,18 +110,16 @@ impl Host {
         // not run on their own.
         let mut absorbed = vec![false; spec.components.len()];
         if spec.compose {
-            let parts: Vec<Part<'_>> = spec
-                .components
-                .iter()
-                .zip(&sources)
-                .map(|(c, bytes)| Part {
-                    name: &c.name,
-                    bytes,
-                })
-                .collect();
+            let named: Arc<Vec<(String, Vec<u8>)>> = Arc::new(
+                spec.components
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .zip(std::mem::take(&mut sources))
+                    .collect(),
+            );
             for root in links::roots(&plan) {
                 let name = &spec.components[root].name;
-                let composition = compose::compose(&parts, name)?;
+                let composition = self.compose(named.clone(), name).await?;
                 for part in &composition.absorbed {
                     if let Some(index) = spec.components.iter().position(|c| &c.name == part) {
                         absorbed[index] = true;
@@ -396,6 +394,27 @@ impl Host {
                 component: component.to_string(),
                 source,
             })
+    }
+
+    /// Composes `root` with the parts it links to, on the blocking pool:
+    /// encoding a composition is CPU work of its own, and on a host with
+    /// one CPU the runtime's thread would stop serving meanwhile.
+    async fn compose(
+        &self,
+        parts: Arc<Vec<(String, Vec<u8>)>>,
+        root: &str,
+    ) -> Result<compose::Composition, WorkloadError> {
+        let root = root.to_string();
+        tokio::task::spawn_blocking(move || {
+            let parts: Vec<Part<'_>> = parts
+                .iter()
+                .map(|(name, bytes)| Part { name, bytes })
+                .collect();
+            compose::compose(&parts, &root)
+        })
+        .await
+        .map_err(|e| WorkloadError::Internal(format!("compose task failed: {e}")))?
+        .map_err(WorkloadError::from)
     }
 
     /// Links and binds one compiled component of a workload.
