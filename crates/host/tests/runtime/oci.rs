@@ -3,8 +3,9 @@
 //! policies over the content-addressed cache, and the refusals (a tampered
 //! layer, a pinned digest that does not match, a non-Wasm artifact, an
 //! oversized layer), then a workload started from an image reference.
-//! Registries written here cover what `docker-registry` cannot play: one
-//! that asks for a token, and hostile ones that never stop answering.
+//! Registries written here cover what `docker-registry` cannot play: ones
+//! that ask for a token (for a password or a docker identity token), and
+//! hostile ones that never stop answering.
 
 use crate::common;
 
@@ -244,7 +245,8 @@ enum Answer {
 }
 
 /// A registry written for one test on a free loopback port (plain HTTP):
-/// `answer` is given each request's target and its head.
+/// `answer` is given each request's target and its head, followed by the
+/// body the head declares (a token exchange's form), if any.
 /// Returns `127.0.0.1:PORT`.
 async fn hand_made_registry(
     answer: impl Fn(&str, &str) -> Answer + Send + Sync + 'static,
@@ -256,9 +258,12 @@ async fn hand_made_registry(
         while let Ok((mut socket, _)) = listener.accept().await {
             let answer = answer.clone();
             tokio::spawn(async move {
-                let Some(head) = read_request_head(&mut socket).await else {
+                let Some(mut head) = read_request_head(&mut socket).await else {
                     return;
                 };
+                if read_declared_body(&mut socket, &mut head).await.is_none() {
+                    return;
+                }
                 let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
                 let (status, headers, body) = match answer(&target, &head) {
                     Answer::Whole(status, headers, body) => (status, headers, Some(body)),
@@ -293,6 +298,28 @@ async fn hand_made_registry(
         }
     });
     addr.to_string()
+}
+
+/// Reads the rest of the body `head` declares (`content-length`) onto it.
+async fn read_declared_body(socket: &mut tokio::net::TcpStream, head: &mut String) -> Option<()> {
+    use tokio::io::AsyncReadExt as _;
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let body_start = head.find("\r\n\r\n")? + 4;
+    let mut buf = [0u8; 4096];
+    while head.len() - body_start < length {
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => head.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    Some(())
 }
 
 fn hand_made_settings(registry: &str, cache: &std::path::Path) -> RegistrySettings {
@@ -497,6 +524,111 @@ async fn a_registry_that_asks_for_a_token_or_a_password_gets_one() {
         .await
         .unwrap_err();
     assert!(matches!(error, OciError::Digest { .. }), "{error}");
+}
+
+/// A docker identity token (`docker login` to ACR or with SSO leaves one in
+/// the docker config) is an OAuth2 refresh token: it is exchanged at the
+/// challenge's realm for an access token (a POST form, as docker and
+/// containerd send it) and never sent to the registry itself. The registry
+/// offers `Basic` and `Bearer` in headers of their own, `Basic` first: the
+/// `Bearer` one is still found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_docker_identity_token_is_exchanged_for_an_access_token() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let component = hello();
+    let config = br#"{"architecture":"wasm","os":"wasip2","layerDigests":[]}"#.to_vec();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": nimbus_host::oci::WASM_CONFIG_MEDIA_TYPE,
+            "digest": nimbus_host::artifact::Digest::of(&config).to_string(),
+            "size": config.len(),
+        },
+        "layers": [{
+            "mediaType": "application/wasm",
+            "digest": nimbus_host::artifact::Digest::of(&component).to_string(),
+            "size": component.len(),
+        }],
+    })
+    .to_string()
+    .into_bytes();
+    let addr: Arc<std::sync::OnceLock<String>> = Arc::default();
+    let realm = addr.clone();
+    let exchanges = Arc::new(AtomicUsize::new(0));
+    let exchanged = exchanges.clone();
+    let identity_to_registry = Arc::new(AtomicBool::new(false));
+    let identity_seen = identity_to_registry.clone();
+    let served = component.clone();
+    let registry = hand_made_registry(move |target, head| {
+        if target == "/token" {
+            let form = head.split("\r\n\r\n").nth(1).unwrap_or_default();
+            let fields: Vec<&str> = form.split('&').collect();
+            let expected = [
+                "grant_type=refresh_token",
+                "refresh_token=refresh-me",
+                "service=hand-made",
+                "scope=repository%3Animbus%2Fidentity%3Apull",
+            ];
+            if !head.starts_with("POST ") || !expected.iter().all(|f| fields.contains(f)) {
+                return Answer::Whole(400, Vec::new(), br#"{"error":"invalid_request"}"#.to_vec());
+            }
+            exchanged.fetch_add(1, Ordering::Relaxed);
+            return Answer::Whole(200, Vec::new(), br#"{"access_token":"acc3ss"}"#.to_vec());
+        }
+        if head.contains("refresh-me") {
+            identity_seen.store(true, Ordering::Relaxed);
+        }
+        if !head.contains("authorization: Bearer acc3ss") {
+            let realm = realm.get().unwrap();
+            return Answer::Whole(
+                401,
+                vec![
+                    r#"www-authenticate: Basic realm="hand-made""#.to_string(),
+                    format!(r#"www-authenticate: Bearer realm="http://{realm}/token",service="hand-made""#),
+                ],
+                Vec::new(),
+            );
+        }
+        if target.starts_with("/v2/nimbus/identity/manifests/") {
+            let headers = vec!["content-type: application/vnd.oci.image.manifest.v1+json".into()];
+            return Answer::Whole(200, headers, manifest.clone());
+        }
+        if target.starts_with("/v2/nimbus/identity/blobs/") {
+            return Answer::Whole(200, Vec::new(), served.clone());
+        }
+        Answer::Whole(404, Vec::new(), Vec::new())
+    })
+    .await;
+    addr.set(registry.clone()).unwrap();
+    let docker = tempfile::tempdir().unwrap();
+    std::fs::write(
+        docker.path().join("config.json"),
+        serde_json::json!({"auths": {registry.clone(): {"identitytoken": "refresh-me"}}})
+            .to_string(),
+    )
+    .unwrap();
+    // SAFETY: nextest runs each test in its own process, and this one sets
+    // the variable before starting anything that reads it.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("DOCKER_CONFIG", docker.path());
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let pulled = Registry::new(hand_made_settings(&registry, cache.path()))
+        .pull(&format!("{registry}/nimbus/identity:1"), PullPolicy::Always)
+        .await
+        .unwrap();
+    assert_eq!(pulled.bytes, component);
+    assert_eq!(
+        exchanges.load(Ordering::Relaxed),
+        1,
+        "one exchange per pull"
+    );
+    assert!(
+        !identity_to_registry.load(Ordering::Relaxed),
+        "the identity token reached the registry"
+    );
 }
 
 /// A docker credential helper is a process the pull waits for off the

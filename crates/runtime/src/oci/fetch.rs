@@ -7,18 +7,20 @@
 //! [`MAX_MANIFEST_BYTES`], a token answer or error body at most
 //! [`MAX_SMALL_BODY_BYTES`], a layer at most the caller's limit.
 //!
-//! Authorization follows the registry's challenge: a request is first sent
-//! as it is; a `401` with `WWW-Authenticate: Bearer realm=…` sends us to
-//! the realm for a pull token (with the user's name and password when
-//! there are any), a `Basic` challenge takes the name and password
-//! directly, and a docker identity token is sent as the bearer token.
+//! Authorization follows the registry's challenge, read from every
+//! `WWW-Authenticate` header of its `401`: a request is first sent as it
+//! is; a `Bearer realm=…` challenge sends us to the realm for a pull token
+//! (asked with the user's name and password when there are any, or in
+//! exchange for a docker identity token, an OAuth2 refresh token), a
+//! `Basic` challenge takes the name and password directly, and an identity
+//! token with no realm to exchange it at is sent as the bearer token.
 //! Redirects (blob stores behind CDNs) are followed by reqwest, which drops
 //! the `Authorization` header when a redirect leaves the registry's host.
 
 use super::OciError;
 use oci_client::Reference;
 use oci_client::secrets::RegistryAuth;
-use reqwest::header::{self, HeaderValue};
+use reqwest::header;
 use reqwest::{Response, StatusCode};
 
 /// Largest manifest accepted: what the distribution spec asks registries to
@@ -39,6 +41,60 @@ pub(super) struct Session<'a> {
     credentials: RegistryAuth,
     /// What the registry's challenge asked for, once it asked.
     authorization: Option<Authorization>,
+}
+
+/// What a registry's `401` asks for, from every `WWW-Authenticate` header
+/// it sent (a registry may offer `Basic` and `Bearer` in headers of their
+/// own, in either order) and every challenge within each.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Challenge {
+    /// The first `Bearer` challenge with a realm: where a token is asked for.
+    bearer_realm: Option<BearerRealm>,
+    /// Whether `Basic` is offered.
+    basic: bool,
+}
+
+/// A `Bearer` challenge's token server.
+#[derive(Debug, PartialEq, Eq)]
+struct BearerRealm {
+    realm: String,
+    service: Option<String>,
+}
+
+impl Challenge {
+    /// `None` when no `WWW-Authenticate` header was sent.
+    fn read(headers: &reqwest::header::HeaderMap) -> Option<Self> {
+        let mut headers = headers.get_all(header::WWW_AUTHENTICATE).iter().peekable();
+        headers.peek()?;
+        let mut challenge = Self::default();
+        // A value that is not text, or a challenge that does not parse, is
+        // passed over: the others may still be answered.
+        let values = headers.filter_map(|value| value.to_str().ok());
+        for value in values {
+            for parsed in http_auth::ChallengeParser::new(value).flatten() {
+                if parsed.scheme.eq_ignore_ascii_case("bearer") {
+                    let param = |name: &str| {
+                        parsed
+                            .params
+                            .iter()
+                            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                            .map(|(_, value)| value.to_unescaped())
+                    };
+                    if challenge.bearer_realm.is_none()
+                        && let Some(realm) = param("realm")
+                    {
+                        challenge.bearer_realm = Some(BearerRealm {
+                            realm,
+                            service: param("service"),
+                        });
+                    }
+                } else if parsed.scheme.eq_ignore_ascii_case("basic") {
+                    challenge.basic = true;
+                }
+            }
+        }
+        Some(challenge)
+    }
 }
 
 /// How requests are authorized after the registry's challenge.
@@ -129,8 +185,8 @@ impl<'a> Session<'a> {
         if response.status() != StatusCode::UNAUTHORIZED || self.authorization.is_some() {
             return Ok(response);
         }
-        let challenge = match response.headers().get(header::WWW_AUTHENTICATE) {
-            Some(challenge) => challenge.clone(),
+        let challenge = match Challenge::read(response.headers()) {
+            Some(challenge) => challenge,
             // Some registries challenge only at the API's root: ask there
             // when there are credentials to answer with.
             None if !matches!(self.credentials, RegistryAuth::Anonymous) => {
@@ -141,7 +197,7 @@ impl<'a> Session<'a> {
             }
             None => return Ok(response),
         };
-        let Some(authorization) = self.answer(&challenge).await? else {
+        let Some(authorization) = self.answer(challenge).await? else {
             return Ok(response);
         };
         self.authorization = Some(authorization);
@@ -149,14 +205,14 @@ impl<'a> Session<'a> {
     }
 
     /// The challenge the API's root (`/v2/`) makes, if it makes one.
-    async fn root_challenge(&self) -> Result<Option<HeaderValue>, OciError> {
+    async fn root_challenge(&self) -> Result<Option<Challenge>, OciError> {
         let response = self
             .http
             .get(&self.root)
             .send()
             .await
             .map_err(|e| transport_error(self.reference, self.image, &e))?;
-        Ok(response.headers().get(header::WWW_AUTHENTICATE).cloned())
+        Ok(Challenge::read(response.headers()))
     }
 
     async fn send(&self, url: &str, accept: Option<&str>) -> Result<Response, OciError> {
@@ -180,43 +236,30 @@ impl<'a> Session<'a> {
     /// The authorization that answers `challenge`, or `None` when there is
     /// nothing to answer it with (an anonymous pull of a private image: the
     /// 401 itself is the error to report).
-    async fn answer(&self, challenge: &HeaderValue) -> Result<Option<Authorization>, OciError> {
-        let Ok(challenge) = challenge.to_str() else {
-            return Ok(None);
-        };
-        let mut bearer_realm = None;
-        let mut basic = false;
-        for parsed in http_auth::ChallengeParser::new(challenge).flatten() {
-            if parsed.scheme.eq_ignore_ascii_case("bearer") {
-                let param = |name: &str| {
-                    parsed
-                        .params
-                        .iter()
-                        .find(|(key, _)| key.eq_ignore_ascii_case(name))
-                        .map(|(_, value)| value.to_unescaped())
-                };
-                if let Some(realm) = param("realm") {
-                    bearer_realm = Some((realm, param("service")));
-                    break;
-                }
-            } else if parsed.scheme.eq_ignore_ascii_case("basic") {
-                basic = true;
-            }
-        }
+    async fn answer(&self, challenge: Challenge) -> Result<Option<Authorization>, OciError> {
+        let Challenge {
+            bearer_realm,
+            basic,
+        } = challenge;
         Ok(match (&self.credentials, bearer_realm) {
-            (RegistryAuth::Bearer(token), _) => Some(Authorization::Bearer(token.clone())),
-            (credentials, Some((realm, service))) => {
+            (credentials, Some(BearerRealm { realm, service })) => {
                 let token = self.token(&realm, service.as_deref(), credentials).await?;
                 Some(Authorization::Bearer(token))
             }
             (RegistryAuth::Basic(user, password), None) if basic => {
                 Some(Authorization::Basic(user.clone(), password.clone()))
             }
+            // No token server to exchange it at: sent as it is.
+            (RegistryAuth::Bearer(identity), None) => Some(Authorization::Bearer(identity.clone())),
             _ => None,
         })
     }
 
-    /// A pull token from the challenge's `realm`.
+    /// A pull token from the challenge's `realm`: asked with the user's
+    /// name and password when there are any (GET), or in exchange for a
+    /// docker identity token, which is an OAuth2 refresh token (POST, as
+    /// docker and containerd do; the identity token itself never reaches
+    /// the registry).
     async fn token(
         &self,
         realm: &str,
@@ -236,18 +279,38 @@ impl<'a> Session<'a> {
                 self.registry_error(format!("its token realm `{realm}` is not an http(s) URL"))
             );
         }
-        let sends_password = matches!(credentials, RegistryAuth::Basic(..));
-        if sends_password && url.scheme() == "http" && self.base.starts_with("https:") {
-            return Err(self.registry_error(format!(
-                "its token realm `{realm}` is plain HTTP; the password is not sent there in the clear"
-            )));
+        if url.scheme() == "http" && self.base.starts_with("https:") {
+            let secret = match credentials {
+                RegistryAuth::Basic(..) => Some("the password"),
+                RegistryAuth::Bearer(_) => Some("the identity token"),
+                RegistryAuth::Anonymous => None,
+            };
+            if let Some(secret) = secret {
+                return Err(self.registry_error(format!(
+                    "its token realm `{realm}` is plain HTTP; {secret} is not sent there in the clear"
+                )));
+            }
         }
-        url.query_pairs_mut().extend_pairs(query);
         let server = format!("the token server {}", url.host_str().unwrap_or_default());
-        let mut request = self.http.get(url);
-        if let RegistryAuth::Basic(user, password) = credentials {
-            request = request.basic_auth(user, Some(password));
-        }
+        let request = match credentials {
+            RegistryAuth::Bearer(identity) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", identity.as_str()),
+                    ("client_id", "nimbus"),
+                ];
+                form.extend(query);
+                self.http.post(url).form(&form)
+            }
+            RegistryAuth::Basic(user, password) => {
+                url.query_pairs_mut().extend_pairs(query);
+                self.http.get(url).basic_auth(user, Some(password))
+            }
+            RegistryAuth::Anonymous => {
+                url.query_pairs_mut().extend_pairs(query);
+                self.http.get(url)
+            }
+        };
         let response = request
             .send()
             .await
@@ -450,7 +513,54 @@ fn is_plain_http_answer(error: &(dyn std::error::Error + 'static)) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{distribution_errors, one_line};
+    use super::{BearerRealm, Challenge, distribution_errors, one_line};
+    use reqwest::header::{HeaderMap, HeaderValue, WWW_AUTHENTICATE};
+
+    fn challenge(values: &[&[u8]]) -> Option<Challenge> {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(WWW_AUTHENTICATE, HeaderValue::from_bytes(value).unwrap());
+        }
+        Challenge::read(&headers)
+    }
+
+    #[test]
+    fn every_www_authenticate_header_is_read() {
+        let bearer = Some(BearerRealm {
+            realm: "https://auth.example/token".into(),
+            service: Some("registry.example".into()),
+        });
+        // Basic first in a header of its own: the Bearer after it counts.
+        assert_eq!(
+            challenge(&[
+                b"Basic realm=\"registry\"",
+                b"Bearer realm=\"https://auth.example/token\",service=\"registry.example\"",
+            ]),
+            Some(Challenge {
+                bearer_realm: bearer,
+                basic: true
+            })
+        );
+        // One that is not text or does not parse passes the next on.
+        assert_eq!(
+            challenge(&[b"\xffoops", b"Negotiate", b"Basic realm=x"]),
+            Some(Challenge {
+                bearer_realm: None,
+                basic: true
+            })
+        );
+        // The first Bearer realm is the one asked; a Bearer without one is
+        // passed over.
+        let first = challenge(&[
+            b"Bearer scope=x, Bearer realm=\"https://a/t\"",
+            b"Bearer realm=\"https://b/t\"",
+        ])
+        .and_then(|c| c.bearer_realm)
+        .map(|b| b.realm);
+        assert_eq!(first.as_deref(), Some("https://a/t"));
+        assert_eq!(challenge(&[]), None);
+        assert_eq!(challenge(&[b"Negotiate"]), Some(Challenge::default()));
+    }
 
     #[test]
     fn reasons_are_one_short_line() {
