@@ -528,9 +528,11 @@ async fn a_registry_that_asks_for_a_token_or_a_password_gets_one() {
 
 /// A docker identity token (`docker login` to ACR or with SSO leaves one in
 /// the docker config) is an OAuth2 refresh token: it is exchanged at the
-/// challenge's realm for an access token (a POST form, as docker and
-/// containerd send it) and never sent to the registry itself. The registry
-/// offers `Basic` and `Bearer` in headers of their own, `Basic` first: the
+/// challenge's realm for an access token (a POST form, as docker sends it),
+/// and sent to the registry itself only when the challenge names no realm.
+/// A token server that refuses the POST is asked with a GET (as containerd
+/// does); one that refuses both says so with a hint. The registry offers
+/// `Basic` and `Bearer` in headers of their own, `Basic` first: the
 /// `Bearer` one is still found.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_docker_identity_token_is_exchanged_for_an_access_token() {
@@ -560,44 +562,76 @@ async fn a_docker_identity_token_is_exchanged_for_an_access_token() {
     let identity_to_registry = Arc::new(AtomicBool::new(false));
     let identity_seen = identity_to_registry.clone();
     let served = component.clone();
+    // `:refresh-me` in base64: the identity token as a Basic password.
+    let identity_basic = "authorization: Basic OnJlZnJlc2gtbWU=";
     let registry = hand_made_registry(move |target, head| {
-        if target == "/token" {
-            let form = head.split("\r\n\r\n").nth(1).unwrap_or_default();
-            let fields: Vec<&str> = form.split('&').collect();
+        let form = head.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let fields: Vec<&str> = form.split('&').collect();
+        let posted = head.starts_with("POST ");
+        let exchange = |repository: &str| {
+            let scope = format!("scope=repository%3Animbus%2F{repository}%3Apull");
             let expected = [
                 "grant_type=refresh_token",
                 "refresh_token=refresh-me",
+                "client_id=nimbus",
                 "service=hand-made",
-                "scope=repository%3Animbus%2Fidentity%3Apull",
+                scope.as_str(),
             ];
-            if !head.starts_with("POST ") || !expected.iter().all(|f| fields.contains(f)) {
-                return Answer::Whole(400, Vec::new(), br#"{"error":"invalid_request"}"#.to_vec());
-            }
+            posted && expected.iter().all(|f| fields.contains(f))
+        };
+        let access = || {
             exchanged.fetch_add(1, Ordering::Relaxed);
-            return Answer::Whole(200, Vec::new(), br#"{"access_token":"acc3ss"}"#.to_vec());
+            Answer::Whole(200, Vec::new(), br#"{"access_token":"acc3ss"}"#.to_vec())
+        };
+        let invalid = |status| Answer::Whole(status, Vec::new(), br#"{"error":"invalid_grant"}"#.to_vec());
+        match target {
+            "/token" if exchange("identity") => return access(),
+            "/token" => return invalid(400),
+            // Takes no POST; a GET with the identity token as the password.
+            t if t.starts_with("/get-only?") => {
+                let scoped = t.contains("scope=repository%3Animbus%2Fget-only%3Apull");
+                return if !posted && scoped && head.contains(identity_basic) {
+                    access()
+                } else {
+                    invalid(404)
+                };
+            }
+            "/get-only" => return invalid(404),
+            // Refuses the token either way (it expired).
+            t if t.starts_with("/expired") => return invalid(if posted { 400 } else { 401 }),
+            _ => {}
         }
+        let repository = target.split('/').nth(3).unwrap_or_default();
+        let realm_path = match repository {
+            "get-only" => "get-only",
+            "expired" => "expired",
+            _ => "token",
+        };
         if head.contains("refresh-me") {
             identity_seen.store(true, Ordering::Relaxed);
         }
-        if !head.contains("authorization: Bearer acc3ss") {
+        // `no-realm` takes the identity token itself, as a registry with
+        // no token server must.
+        let authorized = head.contains("authorization: Bearer acc3ss")
+            || (repository == "no-realm" && head.contains("authorization: Bearer refresh-me"));
+        if !authorized {
             let realm = realm.get().unwrap();
+            let bearer = if repository == "no-realm" {
+                r#"www-authenticate: Bearer service="hand-made""#.to_string()
+            } else {
+                format!(r#"www-authenticate: Bearer realm="http://{realm}/{realm_path}",service="hand-made""#)
+            };
             return Answer::Whole(
                 401,
-                vec![
-                    r#"www-authenticate: Basic realm="hand-made""#.to_string(),
-                    format!(r#"www-authenticate: Bearer realm="http://{realm}/token",service="hand-made""#),
-                ],
+                vec![r#"www-authenticate: Basic realm="hand-made""#.to_string(), bearer],
                 Vec::new(),
             );
         }
-        if target.starts_with("/v2/nimbus/identity/manifests/") {
+        if target.contains("/manifests/") {
             let headers = vec!["content-type: application/vnd.oci.image.manifest.v1+json".into()];
             return Answer::Whole(200, headers, manifest.clone());
         }
-        if target.starts_with("/v2/nimbus/identity/blobs/") {
-            return Answer::Whole(200, Vec::new(), served.clone());
-        }
-        Answer::Whole(404, Vec::new(), Vec::new())
+        Answer::Whole(200, Vec::new(), served.clone())
     })
     .await;
     addr.set(registry.clone()).unwrap();
@@ -615,20 +649,38 @@ async fn a_docker_identity_token_is_exchanged_for_an_access_token() {
         std::env::set_var("DOCKER_CONFIG", docker.path());
     }
     let cache = tempfile::tempdir().unwrap();
-    let pulled = Registry::new(hand_made_settings(&registry, cache.path()))
-        .pull(&format!("{registry}/nimbus/identity:1"), PullPolicy::Always)
-        .await
-        .unwrap();
-    assert_eq!(pulled.bytes, component);
+    let pulls = Registry::new(hand_made_settings(&registry, cache.path()));
+    for repository in ["identity", "get-only", "no-realm"] {
+        let pulled = pulls
+            .pull(
+                &format!("{registry}/nimbus/{repository}:1"),
+                PullPolicy::Always,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{repository}: {e}"));
+        assert_eq!(pulled.bytes, component, "{repository}");
+        if repository != "no-realm" {
+            assert!(
+                !identity_to_registry.load(Ordering::Relaxed),
+                "{repository}: the identity token reached the registry"
+            );
+        }
+    }
     assert_eq!(
         exchanges.load(Ordering::Relaxed),
-        1,
+        2,
         "one exchange per pull"
     );
+    let error = pulls
+        .pull(&format!("{registry}/nimbus/expired:1"), PullPolicy::Always)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
-        !identity_to_registry.load(Ordering::Relaxed),
-        "the identity token reached the registry"
+        error.contains("401") && error.contains("`docker login` again"),
+        "{error}"
     );
+    assert!(!error.contains('\n'), "{error}");
 }
 
 /// A docker credential helper is a process the pull waits for off the

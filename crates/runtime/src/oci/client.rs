@@ -76,6 +76,23 @@ impl Registry {
             // mostly be one the registry has closed meanwhile, which fails
             // the next request instead of reconnecting.
             .pool_max_idle_per_host(0)
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                // A 307/308 re-sends a request's body (a token exchange's
+                // refresh token) wherever it points: never from TLS to
+                // plain HTTP.
+                let downgrade = attempt.url().scheme() == "http"
+                    && attempt
+                        .previous()
+                        .last()
+                        .is_some_and(|from| from.scheme() == "https");
+                if downgrade {
+                    attempt.error("a redirect from https to plain http")
+                } else if attempt.previous().len() >= MAX_REDIRECTS {
+                    attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+                } else {
+                    attempt.follow()
+                }
+            }))
             .build()
             .map_err(|e| e.to_string());
         Self {
@@ -434,6 +451,9 @@ fn is_loopback_registry(registry: &str) -> bool {
 
 /// How long reaching a registry may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Redirects a pull follows (blob stores behind CDNs redirect once or
+/// twice), as reqwest's own default.
+const MAX_REDIRECTS: usize = 10;
 /// How long a docker credential helper may take to answer (one may ask a
 /// desktop keychain, so it gets more than a connection).
 const CREDENTIAL_HELPER_TIMEOUT: Duration = Duration::from_secs(30);

@@ -15,7 +15,8 @@
 //! `Basic` challenge takes the name and password directly, and an identity
 //! token with no realm to exchange it at is sent as the bearer token.
 //! Redirects (blob stores behind CDNs) are followed by reqwest, which drops
-//! the `Authorization` header when a redirect leaves the registry's host.
+//! the `Authorization` header when a redirect leaves the registry's host;
+//! none is followed from https to plain http (`Registry::new`'s policy).
 
 use super::OciError;
 use oci_client::Reference;
@@ -257,9 +258,9 @@ impl<'a> Session<'a> {
 
     /// A pull token from the challenge's `realm`: asked with the user's
     /// name and password when there are any (GET), or in exchange for a
-    /// docker identity token, which is an OAuth2 refresh token (POST, as
-    /// docker and containerd do; the identity token itself never reaches
-    /// the registry).
+    /// docker identity token, which is an OAuth2 refresh token (a POST form,
+    /// as docker sends it; a token server that does not take the POST is
+    /// asked with a GET, as containerd falls back to).
     async fn token(
         &self,
         realm: &str,
@@ -292,30 +293,57 @@ impl<'a> Session<'a> {
             }
         }
         let server = format!("the token server {}", url.host_str().unwrap_or_default());
-        let request = match credentials {
+        let send = async |request: reqwest::RequestBuilder| {
+            request.send().await.map_err(|e| {
+                self.registry_error(format!("cannot reach {server}: {}", causes(&e).0))
+            })
+        };
+        let form_url = url.clone();
+        url.query_pairs_mut().extend_pairs(&query);
+        let response = match credentials {
             RegistryAuth::Bearer(identity) => {
-                let mut form = vec![
+                // `service` is a required field of the form, empty when the
+                // challenge named none.
+                let form = [
                     ("grant_type", "refresh_token"),
                     ("refresh_token", identity.as_str()),
                     ("client_id", "nimbus"),
+                    ("scope", scope.as_str()),
+                    ("service", service.unwrap_or_default()),
                 ];
-                form.extend(query);
-                self.http.post(url).form(&form)
+                let posted = send(self.http.post(form_url).form(&form)).await?;
+                let refused = matches!(
+                    posted.status(),
+                    StatusCode::BAD_REQUEST
+                        | StatusCode::UNAUTHORIZED
+                        | StatusCode::NOT_FOUND
+                        | StatusCode::METHOD_NOT_ALLOWED
+                );
+                if refused {
+                    send(self.http.get(url).basic_auth("", Some(identity))).await?
+                } else {
+                    posted
+                }
             }
             RegistryAuth::Basic(user, password) => {
-                url.query_pairs_mut().extend_pairs(query);
-                self.http.get(url).basic_auth(user, Some(password))
+                send(self.http.get(url).basic_auth(user, Some(password))).await?
             }
-            RegistryAuth::Anonymous => {
-                url.query_pairs_mut().extend_pairs(query);
-                self.http.get(url)
-            }
+            RegistryAuth::Anonymous => send(self.http.get(url)).await?,
         };
-        let response = request
-            .send()
+        let response = self
+            .success(response, "a pull token", &server)
             .await
-            .map_err(|e| self.registry_error(format!("cannot reach {server}: {}", causes(&e).0)))?;
-        let response = self.success(response, "a pull token", &server).await?;
+            .map_err(|error| match (error, credentials) {
+                (OciError::Registry { reference, message }, RegistryAuth::Bearer(_)) => {
+                    OciError::Registry {
+                        reference,
+                        message: format!(
+                            "{message} (for the docker config's identity token; if it expired, `docker login` again)"
+                        ),
+                    }
+                }
+                (error, _) => error,
+            })?;
         let body = read_bounded(response, MAX_SMALL_BODY_BYTES as u64)
             .await
             .map_err(|error| match error {
