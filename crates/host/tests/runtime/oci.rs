@@ -322,6 +322,27 @@ async fn read_declared_body(socket: &mut tokio::net::TcpStream, head: &mut Strin
     Some(())
 }
 
+/// The image manifest of a Wasm artifact whose one layer is `component`.
+fn wasm_manifest(component: &[u8]) -> Vec<u8> {
+    let config = br#"{"architecture":"wasm","os":"wasip2","layerDigests":[]}"#;
+    serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": nimbus_host::oci::WASM_CONFIG_MEDIA_TYPE,
+            "digest": nimbus_host::artifact::Digest::of(config).to_string(),
+            "size": config.len(),
+        },
+        "layers": [{
+            "mediaType": "application/wasm",
+            "digest": nimbus_host::artifact::Digest::of(component).to_string(),
+            "size": component.len(),
+        }],
+    })
+    .to_string()
+    .into_bytes()
+}
+
 fn hand_made_settings(registry: &str, cache: &std::path::Path) -> RegistrySettings {
     RegistrySettings {
         insecure: vec![registry.to_string()],
@@ -393,23 +414,7 @@ async fn a_registry_that_asks_for_a_token_or_a_password_gets_one() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let component = hello();
     let layer_digest = nimbus_host::artifact::Digest::of(&component).to_string();
-    let config = br#"{"architecture":"wasm","os":"wasip2","layerDigests":[]}"#.to_vec();
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {
-            "mediaType": nimbus_host::oci::WASM_CONFIG_MEDIA_TYPE,
-            "digest": nimbus_host::artifact::Digest::of(&config).to_string(),
-            "size": config.len(),
-        },
-        "layers": [{
-            "mediaType": "application/wasm",
-            "digest": layer_digest,
-            "size": component.len(),
-        }],
-    })
-    .to_string()
-    .into_bytes();
+    let manifest = wasm_manifest(&component);
     let addr: Arc<std::sync::OnceLock<String>> = Arc::default();
     let realm = addr.clone();
     let tokens_given = Arc::new(AtomicUsize::new(0));
@@ -538,23 +543,7 @@ async fn a_registry_that_asks_for_a_token_or_a_password_gets_one() {
 async fn a_docker_identity_token_is_exchanged_for_an_access_token() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let component = hello();
-    let config = br#"{"architecture":"wasm","os":"wasip2","layerDigests":[]}"#.to_vec();
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {
-            "mediaType": nimbus_host::oci::WASM_CONFIG_MEDIA_TYPE,
-            "digest": nimbus_host::artifact::Digest::of(&config).to_string(),
-            "size": config.len(),
-        },
-        "layers": [{
-            "mediaType": "application/wasm",
-            "digest": nimbus_host::artifact::Digest::of(&component).to_string(),
-            "size": component.len(),
-        }],
-    })
-    .to_string()
-    .into_bytes();
+    let manifest = wasm_manifest(&component);
     let addr: Arc<std::sync::OnceLock<String>> = Arc::default();
     let realm = addr.clone();
     let exchanges = Arc::new(AtomicUsize::new(0));
